@@ -1,0 +1,160 @@
+//! The CPU path: run.c's forward pass in plain f32, the readable reference for every other path.
+
+pub mod ops;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::trace::StepTrace;
+use crate::weights::Weights;
+use ops::{matmul, rmsnorm, rope, silu, softmax};
+
+/// Activations and the KV cache for one sequence.
+#[derive(Debug, Clone)]
+pub struct State {
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    xb2: Vec<f32>,
+    hb: Vec<f32>,
+    hb2: Vec<f32>,
+    q: Vec<f32>,
+    att: Vec<f32>,
+    logits: Vec<f32>,
+    /// `[layer, pos, kv_dim]`.
+    key_cache: Vec<f32>,
+    value_cache: Vec<f32>,
+}
+
+impl State {
+    pub fn new(c: &Config) -> State {
+        let cache = c.n_layers * c.seq_len * c.kv_dim();
+        State {
+            x: vec![0.0; c.dim],
+            xb: vec![0.0; c.dim],
+            xb2: vec![0.0; c.dim],
+            hb: vec![0.0; c.hidden_dim],
+            hb2: vec![0.0; c.hidden_dim],
+            q: vec![0.0; c.dim],
+            att: vec![0.0; c.n_heads * c.seq_len],
+            logits: vec![0.0; c.vocab_size],
+            key_cache: vec![0.0; cache],
+            value_cache: vec![0.0; cache],
+        }
+    }
+}
+
+/// Checks a token and position against the model before running it.
+pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
+    if token as usize >= c.vocab_size {
+        return Err(Error::TokenOutOfRange { id: token as i64, vocab_size: c.vocab_size });
+    }
+    if pos >= c.seq_len {
+        return Err(Error::PromptTooLong { tokens: pos + 1, seq_len: c.seq_len });
+    }
+    Ok(())
+}
+
+/// run.c `forward(token, pos)`: returns the logits; records attention and residuals into
+/// `trace` when given.
+pub fn forward<'s>(
+    w: &Weights,
+    s: &'s mut State,
+    token: u32,
+    pos: usize,
+    mut trace: Option<&mut StepTrace>,
+) -> Result<&'s mut [f32]> {
+    let c = &w.config;
+    check_step(c, token, pos)?;
+    let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
+    s.x.copy_from_slice(&w.tok_embeddings[token as usize * dim..(token as usize + 1) * dim]);
+
+    for l in 0..c.n_layers {
+        let lw = w.layer(l);
+        rmsnorm(&mut s.xb, &s.x, lw.rms_att);
+
+        let cache_at = l * c.seq_len * kv_dim + pos * kv_dim;
+        matmul(&mut s.q, &s.xb, lw.wq);
+        matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wk);
+        matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wv);
+        rope(&mut s.q, pos, hs);
+        rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, hs);
+
+        let layer_cache = l * c.seq_len * kv_dim;
+        for h in 0..c.n_heads {
+            let q = &s.q[h * hs..(h + 1) * hs];
+            let att = &mut s.att[h * c.seq_len..h * c.seq_len + pos + 1];
+            let kv_off = (h / c.kv_mul()) * hs;
+            let scale = (hs as f32).sqrt();
+            for (t, a) in att.iter_mut().enumerate() {
+                let k = &s.key_cache[layer_cache + t * kv_dim + kv_off..][..hs];
+                let mut score = 0f32;
+                for i in 0..hs {
+                    score += q[i] * k[i];
+                }
+                *a = score / scale;
+            }
+            softmax(att);
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.attn_row(l, h).copy_from_slice(att);
+            }
+            let xb = &mut s.xb[h * hs..(h + 1) * hs];
+            xb.fill(0.0);
+            for (t, &a) in att.iter().enumerate() {
+                let v = &s.value_cache[layer_cache + t * kv_dim + kv_off..][..hs];
+                for i in 0..hs {
+                    xb[i] += a * v[i];
+                }
+            }
+        }
+        matmul(&mut s.xb2, &s.xb, lw.wo);
+        add(&mut s.x, &s.xb2);
+
+        rmsnorm(&mut s.xb, &s.x, lw.rms_ffn);
+        matmul(&mut s.hb, &s.xb, lw.w1);
+        matmul(&mut s.hb2, &s.xb, lw.w3);
+        for (a, &b) in s.hb.iter_mut().zip(&s.hb2) {
+            *a = silu(*a) * b;
+        }
+        matmul(&mut s.xb, &s.hb, lw.w2);
+        add(&mut s.x, &s.xb);
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.resid_row(l).copy_from_slice(&s.x);
+        }
+    }
+    rmsnorm(&mut s.xb, &s.x, &w.rms_final);
+    matmul(&mut s.logits, &s.xb, w.classifier());
+    Ok(&mut s.logits)
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// The CPU backend: weights and one sequence's state.
+pub struct CpuBackend {
+    pub weights: Weights,
+    state: State,
+}
+
+impl CpuBackend {
+    pub fn new(weights: Weights) -> CpuBackend {
+        let state = State::new(&weights.config);
+        CpuBackend { weights, state }
+    }
+}
+
+impl crate::generate::Backend for CpuBackend {
+    fn config(&self) -> &Config {
+        &self.weights.config
+    }
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+    fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
+        forward(&self.weights, &mut self.state, token, pos, None)
+    }
+    fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
+        forward(&self.weights, &mut self.state, token, pos, Some(trace))
+    }
+}

@@ -1,0 +1,61 @@
+//! The crate's one error type. Every variant says which input is wrong and how, in words a
+//! user can act on; none of them is ever a panic.
+
+use std::fmt;
+
+/// What kind of input an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Model,
+    Tokenizer,
+    Adapter,
+}
+
+impl fmt::Display for InputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InputKind::Model => "model",
+            InputKind::Tokenizer => "tokenizer",
+            InputKind::Adapter => "adapter",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A file whose contents are not what its format requires.
+    #[error("{kind} file {file}: {what}")]
+    BadFile { kind: InputKind, file: String, what: String },
+    /// Two inputs that cannot be used together (e.g. a tokenizer for another model).
+    #[error("{0}")]
+    Mismatch(String),
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is out of range: the vocabulary has {vocab_size} tokens")]
+    TokenOutOfRange { id: i64, vocab_size: usize },
+    /// A prompt that does not fit in the model's context window.
+    #[error("the prompt is {tokens} tokens long but the model's context holds only {seq_len}")]
+    PromptTooLong { tokens: usize, seq_len: usize },
+    /// A setting outside its allowed range.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+    /// A failure of the GPU backend (no adapter, device lost, out of memory …).
+    #[error("GPU: {0}")]
+    Gpu(String),
+    /// Reading or writing a file failed.
+    #[error("{file}: {what}")]
+    Io { file: String, what: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn model(file: &str, what: impl Into<String>) -> Self {
+        Error::BadFile { kind: InputKind::Model, file: file.to_string(), what: what.into() }
+    }
+    pub fn tokenizer(file: &str, what: impl Into<String>) -> Self {
+        Error::BadFile { kind: InputKind::Tokenizer, file: file.to_string(), what: what.into() }
+    }
+    pub fn adapter(file: &str, what: impl Into<String>) -> Self {
+        Error::BadFile { kind: InputKind::Adapter, file: file.to_string(), what: what.into() }
+    }
+}

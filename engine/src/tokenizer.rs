@@ -1,0 +1,244 @@
+//! llama2.c `tokenizer.bin`: pieces with merge scores; encoding and decoding exactly as run.c.
+
+use std::collections::HashMap;
+
+use crate::bytes::Reader;
+use crate::error::{Error, InputKind, Result};
+use crate::BOS;
+
+/// Longest piece we accept, a guard against hostile length fields.
+const MAX_PIECE_BYTES: usize = 1 << 16;
+/// run.c starts its best-merge search at this score, so pieces at or below it never merge.
+const NO_MERGE_SCORE: f32 = -1e10;
+
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    pieces: Vec<Vec<u8>>,
+    scores: Vec<f32>,
+    /// Piece → lowest id with that piece.
+    lookup: HashMap<Vec<u8>, u32>,
+    max_token_length: usize,
+}
+
+/// The bytes a token prints as, after run.c's decode rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a [u8]),
+    /// A `<0xHH>` byte-fallback piece: one raw byte.
+    Byte(u8),
+}
+
+impl Piece<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Text(b) => b,
+            Piece::Byte(b) => std::slice::from_ref(b),
+        }
+    }
+
+    /// What run.c's `safe_printf` prints: single bytes that are neither printable ASCII nor
+    /// whitespace are dropped (they are pieces of multi-byte characters).
+    pub fn printable(&self) -> &[u8] {
+        let b = self.bytes();
+        match b {
+            [c] if !(c.is_ascii_graphic() || *c == b' ' || is_c_space(*c)) => &[],
+            _ => b,
+        }
+    }
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Parses a `<0xHH>` piece.
+fn byte_piece(p: &[u8]) -> Option<u8> {
+    match p {
+        [b'<', b'0', b'x', h, l, b'>'] => {
+            let hex = |c: u8| (c as char).to_digit(16);
+            Some((hex(*h)? * 16 + hex(*l)?) as u8)
+        }
+        _ => None,
+    }
+}
+
+impl Tokenizer {
+    /// Reads every entry of a `tokenizer.bin`. `file` names it in errors.
+    pub fn from_bytes(data: &[u8], file: &str) -> Result<Tokenizer> {
+        let bad = |what: String| Error::tokenizer(file, what);
+        let mut r = Reader::of_kind(data, file, InputKind::Tokenizer);
+        let max_len = r.i32()?;
+        if max_len <= 0 || max_len as usize > MAX_PIECE_BYTES {
+            return Err(bad(format!("max_token_length is {max_len}; this is not a llama2.c tokenizer")));
+        }
+        let (mut pieces, mut scores) = (Vec::new(), Vec::new());
+        while !r.at_end() {
+            let id = pieces.len();
+            let score = r.f32()?;
+            let len = r.i32()?;
+            if len < 0 || len as usize > MAX_PIECE_BYTES {
+                return Err(bad(format!("token {id} has length {len}")));
+            }
+            if score.is_nan() {
+                return Err(bad(format!("token {id} has a NaN score")));
+            }
+            pieces.push(r.take(len as usize)?.to_vec());
+            scores.push(score);
+        }
+        if pieces.len() < 3 {
+            return Err(bad(format!("has {} tokens; a vocabulary needs at least <unk>, BOS and EOS", pieces.len())));
+        }
+        let mut lookup = HashMap::with_capacity(pieces.len());
+        for (id, p) in pieces.iter().enumerate().rev() {
+            lookup.insert(p.clone(), id as u32);
+        }
+        Ok(Tokenizer { pieces, scores, lookup, max_token_length: max_len as usize })
+    }
+
+    /// Fails unless this tokenizer has exactly the model's vocabulary size.
+    pub fn check_vocab(&self, model_vocab: usize, tokenizer_file: &str, model_file: &str) -> Result<()> {
+        if self.vocab_size() != model_vocab {
+            return Err(Error::Mismatch(format!(
+                "tokenizer {tokenizer_file} has {} tokens but model {model_file} expects {model_vocab}: \
+                 they do not belong together",
+                self.vocab_size()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.pieces.len()
+    }
+    pub fn max_token_length(&self) -> usize {
+        self.max_token_length
+    }
+    pub fn piece(&self, id: u32) -> Option<&[u8]> {
+        self.pieces.get(id as usize).map(|p| p.as_slice())
+    }
+    pub fn score(&self, id: u32) -> Option<f32> {
+        self.scores.get(id as usize).copied()
+    }
+    fn id_of(&self, piece: &[u8]) -> Option<u32> {
+        self.lookup.get(piece).copied()
+    }
+
+    /// Encodes like run.c `encode(text, bos, eos)`: dummy prefix, code points or their bytes,
+    /// then best-score merges (leftmost on ties) until none applies.
+    pub fn encode(&self, text: &str, bos: bool, eos: bool) -> Vec<u32> {
+        let mut tokens = Vec::with_capacity(text.len() + 3);
+        if bos {
+            tokens.push(BOS);
+        }
+        let start = tokens.len();
+        if !text.is_empty() {
+            tokens.push(self.id_of(b" ").unwrap_or(b' ' as u32 + 3));
+        }
+        for ch in text.chars() {
+            let mut buf = [0u8; 4];
+            let bytes = ch.encode_utf8(&mut buf).as_bytes();
+            match self.id_of(bytes) {
+                Some(id) => tokens.push(id),
+                None => tokens.extend(bytes.iter().map(|&b| b as u32 + 3)),
+            }
+        }
+        self.merge(&mut tokens, start);
+        if eos {
+            tokens.push(crate::EOS);
+        }
+        tokens
+    }
+
+    /// Applies the best merge repeatedly to `tokens[start..]`.
+    fn merge(&self, tokens: &mut Vec<u32>, start: usize) {
+        let mut pair = Vec::with_capacity(2 * self.max_token_length + 2);
+        loop {
+            let mut best: Option<(f32, u32, usize)> = None;
+            for i in start..tokens.len().saturating_sub(1) {
+                pair.clear();
+                pair.extend_from_slice(&self.pieces[tokens[i] as usize]);
+                pair.extend_from_slice(&self.pieces[tokens[i + 1] as usize]);
+                if let Some(id) = self.id_of(&pair) {
+                    let score = self.scores[id as usize];
+                    if score > best.map_or(NO_MERGE_SCORE, |b| b.0) {
+                        best = Some((score, id, i));
+                    }
+                }
+            }
+            let Some((_, id, i)) = best else { break };
+            tokens[i] = id;
+            tokens.remove(i + 1);
+        }
+    }
+
+    /// Decodes `token` following `prev` as run.c does: after BOS a leading space is dropped;
+    /// `<0xHH>` pieces are raw bytes.
+    pub fn decode(&self, prev: u32, token: u32) -> Result<Piece<'_>> {
+        let mut p = self.piece(token).ok_or(Error::TokenOutOfRange {
+            id: token as i64,
+            vocab_size: self.vocab_size(),
+        })?;
+        if prev == BOS && p.first() == Some(&b' ') {
+            p = &p[1..];
+        }
+        Ok(match byte_piece(p) {
+            Some(b) => Piece::Byte(b),
+            None => Piece::Text(p),
+        })
+    }
+
+    /// Bytes of a whole token sequence (first token treated as following BOS context `prev`).
+    pub fn decode_all(&self, tokens: &[u32]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for w in tokens.windows(2) {
+            out.extend_from_slice(self.decode(w[0], w[1])?.bytes());
+        }
+        Ok(out)
+    }
+}
+
+/// Joins streamed bytes into UTF-8 text, holding back an incomplete character until its last
+/// byte arrives (so byte-fallback pieces show as the character the model wrote).
+#[derive(Debug, Default, Clone)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    /// Adds bytes and returns the text that is now complete. Invalid sequences become U+FFFD.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("checked valid"));
+                    match e.error_len() {
+                        Some(n) => {
+                            out.push('\u{FFFD}');
+                            self.pending.drain(..valid + n);
+                        }
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: a dangling partial character becomes U+FFFD.
+    pub fn finish(&mut self) -> String {
+        let s = if self.pending.is_empty() { String::new() } else { "\u{FFFD}".to_string() };
+        self.pending.clear();
+        s
+    }
+}
