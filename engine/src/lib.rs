@@ -10,6 +10,8 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod generate;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod randmodel;
 pub mod sampler;
 pub mod tokenizer;

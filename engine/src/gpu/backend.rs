@@ -1,0 +1,399 @@
+//! `GpuBackend`: weights, KV cache and activations resident on one device; every forward pass
+//! (one token, a batch, or a whole prompt) is recorded into one command buffer and one submit.
+
+use super::context::GpuContext;
+use super::kernels::{buffer, Kernels, Step, STEP_SLOT};
+use super::model::GpuWeights;
+use super::plan::Plan;
+use super::readback::{self, floats};
+use super::state::{choose_batch, Acts};
+use crate::config::Config;
+use crate::cpu::check_step;
+use crate::error::{Error, Result};
+use crate::trace::{Inspection, StepTrace};
+use crate::weights::Weights;
+
+/// Construction settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Largest weight chunk in bytes; `None` means the device's storage-binding limit. A tiny
+    /// value forces the row splitting that large embeddings need (tests use it).
+    pub max_weight_binding: Option<u64>,
+    /// Most positions processed together in a prefill or inspection chunk.
+    pub max_batch: usize,
+    /// Decode steps kept in flight by `generate` (the readback ring's length).
+    pub in_flight: usize,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions { max_weight_binding: None, max_batch: 128, in_flight: 4 }
+    }
+}
+
+/// Counters for the structural checks and `bench`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Queue submits.
+    pub submits: u64,
+    /// Bytes copied from the GPU to the CPU.
+    pub bytes_read: u64,
+    /// Tokens sampled on the GPU by `generate` (including any discarded after a stop).
+    pub sampled: u64,
+    /// Prompt positions run through a batched prefill.
+    pub prefilled: u64,
+}
+
+/// Attention and residual capture buffers (mappable), for `rows` rows per submit.
+pub(super) struct Capture {
+    pub rows: usize,
+    pub att: wgpu::Buffer,
+    pub resid: wgpu::Buffer,
+}
+
+/// Per-row results of a batch: `[rows, V]` logits, `[L, rows, H, S]` attention, `[L, rows, D]`.
+pub(super) struct Rows {
+    pub logits: Vec<f32>,
+    pub att: Vec<f32>,
+    pub resid: Vec<f32>,
+}
+
+pub struct GpuBackend {
+    pub(super) ctx: GpuContext,
+    pub(super) config: Config,
+    pub(super) kernels: Kernels,
+    pub(super) acts: Acts,
+    pub(super) plan: Plan,
+    pub(super) opts: GpuOptions,
+    pub(super) stats: GpuStats,
+    /// `[batch, V]` mappable copy of the logits.
+    pub(super) logits_rb: wgpu::Buffer,
+    /// Small mappable buffers, one per token in flight.
+    pub(super) ring: Vec<wgpu::Buffer>,
+    pub(super) capture: Option<Capture>,
+    host_logits: Vec<f32>,
+    _weights: GpuWeights,
+}
+
+/// Capture buffers are kept under this size; inspection chunks shrink to fit.
+const CAPTURE_BUDGET: u64 = 64 << 20;
+
+impl GpuBackend {
+    /// Opens a device and uploads `weights`.
+    pub async fn new_async(weights: &Weights, opts: GpuOptions) -> Result<GpuBackend> {
+        let ctx = GpuContext::new_async().await?;
+        Self::with_context(ctx, weights, opts).await
+    }
+
+    /// Blocking `new_async` for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new(weights: &Weights, opts: GpuOptions) -> Result<GpuBackend> {
+        pollster::block_on(Self::new_async(weights, opts))
+    }
+
+    /// Uploads `weights` to an existing device.
+    pub async fn with_context(ctx: GpuContext, weights: &Weights, opts: GpuOptions) -> Result<GpuBackend> {
+        let c = weights.config;
+        c.validate().map_err(Error::InvalidSetting)?;
+        let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+        let max_weight = opts.max_weight_binding.map_or(limit, |m| m.min(limit));
+        let batch = choose_batch(&c, &ctx.limits, opts.max_batch)?;
+        let in_flight = opts.in_flight.max(1);
+        let (kernels, gw, acts, plan, logits_rb, ring) = ctx
+            .scoped("loading the model onto the GPU", || -> Result<_> {
+                let kernels = Kernels::new(&ctx);
+                let gw = GpuWeights::upload(&ctx, weights, max_weight)?;
+                let acts = Acts::new(&ctx, &kernels, &c, batch);
+                let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts);
+                let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+                let logits_rb = buffer(&ctx, "logits readback", (batch * c.vocab_size * 4) as u64, rb);
+                let ring = (0..in_flight).map(|_| buffer(&ctx, "token readback", 8, rb)).collect();
+                Ok((kernels, gw, acts, plan, logits_rb, ring))
+            })
+            .await??;
+        Ok(GpuBackend {
+            ctx,
+            config: c,
+            kernels,
+            acts,
+            plan,
+            opts: GpuOptions { in_flight, ..opts },
+            stats: GpuStats::default(),
+            logits_rb,
+            ring,
+            capture: None,
+            host_logits: vec![0.0; c.vocab_size],
+            _weights: gw,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// "gpu (adapter name (backend))".
+    pub fn name(&self) -> String {
+        format!("gpu ({})", self.ctx.adapter)
+    }
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+    /// The options in force (`in_flight` at least 1).
+    pub fn options(&self) -> GpuOptions {
+        self.opts
+    }
+    pub fn stats(&self) -> GpuStats {
+        self.stats
+    }
+    pub fn reset_stats(&mut self) {
+        self.stats = GpuStats::default();
+    }
+    /// Rows per batch chunk actually used (limited by the device).
+    pub fn batch(&self) -> usize {
+        self.acts.batch
+    }
+
+    pub(super) fn write_step(&self, slot: usize, step: Step) {
+        self.ctx.queue.write_buffer(&self.acts.step, slot as u64 * STEP_SLOT, bytemuck::bytes_of(&step));
+    }
+
+    pub(super) fn write_tokens(&self, pos0: usize, tokens: &[u32]) {
+        self.ctx.queue.write_buffer(&self.acts.tokens, pos0 as u64 * 4, bytemuck::cast_slice(tokens));
+    }
+
+    pub(super) fn encoder(&self) -> wgpu::CommandEncoder {
+        self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tinylm") })
+    }
+
+    pub(super) fn submit(&mut self, enc: wgpu::CommandEncoder) -> wgpu::SubmissionIndex {
+        self.stats.submits += 1;
+        self.ctx.queue.submit([enc.finish()])
+    }
+
+    pub(super) async fn read(&mut self, buf: &wgpu::Buffer, bytes: u64, sub: wgpu::SubmissionIndex) -> Result<Vec<u8>> {
+        self.stats.bytes_read += bytes;
+        readback::read(&self.ctx, buf, bytes, sub).await
+    }
+
+    /// Records embedding and every layer for `rows` rows with the step in `slot`, copying
+    /// attention and residuals out after each layer when `capture` is given. Returns the open
+    /// pass so the caller can append the head.
+    pub(super) fn encode_body(&self, enc: &mut wgpu::CommandEncoder, slot: usize, rows: usize, capture: Option<&Capture>) -> wgpu::ComputePass<'static> {
+        let step = (&self.acts.step_bg, self.acts.slot(slot));
+        let k = &self.kernels;
+        let mut pass = begin(enc);
+        self.plan.embed(k, &mut pass, rows, step);
+        for l in 0..self.config.n_layers {
+            self.plan.layer(k, &mut pass, l, rows, step);
+            if let Some(cap) = capture {
+                drop(pass);
+                // Dense [L, rows, ...] so a one-row trace reads back only its own row.
+                let c = &self.config;
+                let att = (rows * c.n_heads * c.seq_len * 4) as u64;
+                enc.copy_buffer_to_buffer(&self.acts.att, 0, &cap.att, l as u64 * att, att);
+                let x = (rows * c.dim * 4) as u64;
+                enc.copy_buffer_to_buffer(&self.acts.x, 0, &cap.resid, l as u64 * x, x);
+                pass = begin(enc);
+            }
+        }
+        pass
+    }
+
+    /// Makes sure capture buffers exist; returns the rows per capturing submit.
+    fn ensure_capture(&mut self) -> usize {
+        if self.capture.is_none() {
+            let c = &self.config;
+            let per_row = (c.n_layers * (c.n_heads * c.seq_len + c.dim) * 4) as u64;
+            let rows = ((CAPTURE_BUDGET / per_row.max(1)) as usize).clamp(1, self.acts.batch);
+            let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+            let att = buffer(&self.ctx, "attention capture", (c.n_layers * rows * c.n_heads * c.seq_len * 4) as u64, rb);
+            let resid = buffer(&self.ctx, "residual capture", (c.n_layers * rows * c.dim * 4) as u64, rb);
+            self.capture = Some(Capture { rows, att, resid });
+        }
+        self.capture.as_ref().map_or(1, |c| c.rows)
+    }
+
+    /// Runs `tokens` at positions pos0.. as one batch (one submit) and reads back the logits of
+    /// every row, plus attention and residuals when `capture`.
+    pub(super) async fn run_rows(&mut self, pos0: usize, tokens: &[u32], capture: bool) -> Result<Rows> {
+        let c = self.config;
+        let rows = tokens.len();
+        self.write_tokens(pos0, tokens);
+        let last = (pos0 + rows - 1) as u32;
+        self.write_step(0, Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() });
+        self.write_step(self.acts.head_slot(), Step { n_rows: rows as u32, pos0: last, ..Step::default() });
+        let cap = if capture { self.capture.as_ref().map(|c| Capture { rows: c.rows, att: c.att.clone(), resid: c.resid.clone() }) } else { None };
+        let mut enc = self.encoder();
+        let mut pass = self.encode_body(&mut enc, 0, rows, cap.as_ref());
+        let head = (&self.acts.step_bg, self.acts.slot(self.acts.head_slot()));
+        self.plan.head(&self.kernels, &mut pass, rows, rows, head);
+        drop(pass);
+        let lbytes = (rows * c.vocab_size * 4) as u64;
+        enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.logits_rb, 0, lbytes);
+        let sub = self.submit(enc);
+        let logits_rb = self.logits_rb.clone();
+        let logits = floats(&self.read(&logits_rb, lbytes, sub.clone()).await?);
+        let (mut att, mut resid) = (Vec::new(), Vec::new());
+        if let Some(cap) = cap {
+            let abytes = (c.n_layers * rows * c.n_heads * c.seq_len * 4) as u64;
+            att = floats(&self.read(&cap.att, abytes, sub.clone()).await?);
+            resid = floats(&self.read(&cap.resid, (c.n_layers * rows * c.dim * 4) as u64, sub).await?);
+        }
+        self.ctx.check()?;
+        Ok(Rows { logits, att, resid })
+    }
+
+    /// run.c `forward(token, pos)` on the GPU; fills `trace` when given.
+    pub async fn forward_async(&mut self, token: u32, pos: usize, trace: Option<&mut StepTrace>) -> Result<&mut [f32]> {
+        check_step(&self.config, token, pos)?;
+        let capture = trace.is_some();
+        if capture {
+            self.ensure_capture();
+        }
+        let r = self.run_rows(pos, &[token], capture).await?;
+        self.host_logits.copy_from_slice(&r.logits[..self.config.vocab_size]);
+        if let Some(tr) = trace {
+            let c = self.config;
+            for l in 0..c.n_layers {
+                for h in 0..c.n_heads {
+                    let at = (l * c.n_heads + h) * c.seq_len;
+                    tr.attn_row(l, h).copy_from_slice(&r.att[at..at + pos + 1]);
+                }
+                let at = l * c.dim;
+                tr.resid_row(l).copy_from_slice(&r.resid[at..at + c.dim]);
+            }
+        }
+        Ok(&mut self.host_logits)
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        let c = &self.config;
+        if tokens.is_empty() {
+            return Err(Error::InvalidSetting("nothing to run: the token list is empty".into()));
+        }
+        if tokens.len() > c.seq_len {
+            return Err(Error::PromptTooLong { tokens: tokens.len(), seq_len: c.seq_len });
+        }
+        match tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            Some(&bad) => Err(Error::TokenOutOfRange { id: bad as i64, vocab_size: c.vocab_size }),
+            None => Ok(()),
+        }
+    }
+
+    /// The whole of `tokens` (positions 0..) batched, chunk by chunk, keeping everything: the
+    /// GPU twin of `trace::inspect`.
+    pub async fn inspect_async(&mut self, tokens: &[u32]) -> Result<Inspection> {
+        self.check_tokens(tokens)?;
+        let c = self.config;
+        let (n, l, h, d, v, s) = (tokens.len(), c.n_layers, c.n_heads, c.dim, c.vocab_size, c.seq_len);
+        let per = self.ensure_capture();
+        let mut out = Inspection {
+            config: c,
+            tokens: tokens.to_vec(),
+            logits: vec![0.0; n * v],
+            attn: vec![0.0; l * h * n * n],
+            resid: vec![0.0; l * n * d],
+        };
+        for start in (0..n).step_by(per) {
+            let chunk = &tokens[start..(start + per).min(n)];
+            let r = self.run_rows(start, chunk, true).await?;
+            out.logits[start * v..(start + chunk.len()) * v].copy_from_slice(&r.logits);
+            for li in 0..l {
+                let rows = chunk.len();
+                for t in 0..rows {
+                    let pos = start + t;
+                    for hi in 0..h {
+                        let src = ((li * rows + t) * h + hi) * s;
+                        let dst = ((li * h + hi) * n + pos) * n;
+                        out.attn[dst..dst + pos + 1].copy_from_slice(&r.att[src..src + pos + 1]);
+                    }
+                    let src = (li * rows + t) * d;
+                    let dst = (li * n + pos) * d;
+                    out.resid[dst..dst + d].copy_from_slice(&r.resid[src..src + d]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a prefill of `tokens` at positions 0.. in batch chunks, ending with the logits of
+    /// the last position in logits row 0 (an open pass is returned for the sampler).
+    pub(super) fn encode_prefill(&mut self, enc: &mut wgpu::CommandEncoder, tokens: &[u32], head: Step) -> wgpu::ComputePass<'static> {
+        let b = self.acts.batch;
+        self.write_tokens(0, tokens);
+        let n = tokens.len();
+        let chunks = n.div_ceil(b);
+        let mut last_rows = 0;
+        let mut pass = None;
+        for (i, start) in (0..n).step_by(b).enumerate() {
+            let rows = (n - start).min(b);
+            self.write_step(i, Step { n_rows: rows as u32, pos0: start as u32, ..Step::default() });
+            drop(pass.take());
+            pass = Some(self.encode_body(enc, i, rows, None));
+            last_rows = rows;
+            debug_assert!(i < chunks);
+        }
+        self.stats.prefilled += n as u64;
+        let head = Step { n_rows: 1, pos0: (n - 1) as u32, in_row0: (last_rows - 1) as u32, ..head };
+        let slot = self.acts.head_slot();
+        self.write_step(slot, head);
+        let mut pass = pass.unwrap_or_else(|| begin(enc));
+        self.plan.head(&self.kernels, &mut pass, last_rows, 1, (&self.acts.step_bg, self.acts.slot(slot)));
+        pass
+    }
+
+    /// Runs `tokens` from position 0 as a batched prefill in one submit; returns the logits of
+    /// the last position.
+    pub async fn prefill_async(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.check_tokens(tokens)?;
+        let mut enc = self.encoder();
+        drop(self.encode_prefill(&mut enc, tokens, Step::default()));
+        let bytes = (self.config.vocab_size * 4) as u64;
+        enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.logits_rb, 0, bytes);
+        let sub = self.submit(enc);
+        let rb = self.logits_rb.clone();
+        Ok(floats(&self.read(&rb, bytes, sub).await?))
+    }
+}
+
+/// A compute pass detached from the encoder's borrow (wgpu checks the nesting at run time).
+pub(super) fn begin(enc: &mut wgpu::CommandEncoder) -> wgpu::ComputePass<'static> {
+    enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl GpuBackend {
+    /// Blocking `prefill_async`.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        pollster::block_on(self.prefill_async(tokens))
+    }
+    /// Blocking `inspect_async`.
+    pub fn inspect(&mut self, tokens: &[u32]) -> Result<Inspection> {
+        pollster::block_on(self.inspect_async(tokens))
+    }
+}
+
+impl crate::generate::Backend for GpuBackend {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn name(&self) -> String {
+        GpuBackend::name(self)
+    }
+    fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
+        block(self.forward_async(token, pos, None))
+    }
+    fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
+        block(self.forward_async(token, pos, Some(trace)))
+    }
+}
+
+/// Waits for a future natively; the browser cannot block, so there the async methods are the API.
+#[cfg(not(target_arch = "wasm32"))]
+fn block<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    pollster::block_on(f)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn block<T>(_f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    Err(Error::Gpu("the browser cannot wait for the GPU synchronously: use the *_async methods".into()))
+}

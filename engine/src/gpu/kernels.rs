@@ -1,0 +1,213 @@
+//! The compute pipelines, one per WGSL entry point, created once per device. Every kernel
+//! takes its buffers and sizes in bind group 0 and the per-submit `Step` in group 1.
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+
+/// Bytes between `Step` slots in the step buffer (the dynamic-offset alignment).
+pub const STEP_SLOT: u64 = 256;
+
+/// The per-submit uniform, `Step` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Step {
+    pub n_rows: u32,
+    pub pos0: u32,
+    pub in_row0: u32,
+    pub mode: u32,
+    pub coin: f32,
+    pub temperature: f32,
+    pub topp: f32,
+    pub cutoff: f32,
+}
+
+/// How a kernel binds each buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Read,
+    Write,
+    Uniform,
+}
+
+/// A bind group layout and the pipelines of one WGSL file that share it.
+pub struct Kernel {
+    pub layout: wgpu::BindGroupLayout,
+    entries: Vec<(&'static str, wgpu::ComputePipeline)>,
+}
+
+impl Kernel {
+    fn new(ctx: &GpuContext, step: &wgpu::BindGroupLayout, name: &str, src: &str, slots: &[Slot], entries: &[&'static str]) -> Kernel {
+        let dev = &ctx.device;
+        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let layout_entries: Vec<_> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match s {
+                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                        Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
+        let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout), Some(step)],
+            immediate_size: 0,
+        });
+        let entries = entries
+            .iter()
+            .map(|&e| {
+                let p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(e),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(e),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (e, p)
+            })
+            .collect();
+        Kernel { layout, entries }
+    }
+
+    /// The pipeline of entry point `entry` (the first one for "").
+    pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
+        self.entries.iter().find(|(e, _)| entry.is_empty() || *e == entry).map(|(_, p)| p).unwrap_or(&self.entries[0].1)
+    }
+
+    /// A bind group with `buffers` bound whole, in binding order.
+    pub fn bind(&self, ctx: &GpuContext, label: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &self.layout, entries: &entries })
+    }
+}
+
+/// Every kernel of the forward pass and the sampler.
+pub struct Kernels {
+    pub step_layout: wgpu::BindGroupLayout,
+    pub embed: Kernel,
+    pub rmsnorm: Kernel,
+    /// Entry points `matvec` (one row) and `matmul` (a batch).
+    pub matmul: Kernel,
+    pub rope: Kernel,
+    pub attention: Kernel,
+    pub swiglu: Kernel,
+    /// Entry points `argmax` and `sample`.
+    pub sample: Kernel,
+}
+
+macro_rules! shader {
+    ($file:literal) => {
+        concat!(include_str!("../../../shaders/common.wgsl"), include_str!(concat!("../../../shaders/", $file)))
+    };
+}
+
+impl Kernels {
+    pub fn new(ctx: &GpuContext) -> Kernels {
+        use Slot::*;
+        let step_layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("step"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Step>() as u64),
+                },
+                count: None,
+            }],
+        });
+        let k = |name, src, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, &step_layout, name, src, slots, entries);
+        Kernels {
+            embed: k("embed", shader!("embed.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
+            rmsnorm: k("rmsnorm", shader!("rmsnorm.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
+            matmul: k("matmul", shader!("matmul.wgsl"), &[Read, Read, Write, Uniform], &["matvec", "matmul"]),
+            rope: k("rope", shader!("rope.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
+            attention: k("attention", shader!("attention.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
+            swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),
+            sample: k("sample", shader!("sample.wgsl"), &[Read, Write, Write, Uniform], &["argmax", "sample"]),
+            step_layout,
+        }
+    }
+}
+
+/// A uniform buffer holding `words` (u32 or f32 bit patterns), padded to 16 bytes.
+pub fn uniform(ctx: &GpuContext, label: &str, words: &[u32]) -> wgpu::Buffer {
+    let mut w = words.to_vec();
+    w.resize(words.len().div_ceil(4).max(1) * 4, 0);
+    ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(&w),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+/// A storage buffer initialised with `data`.
+pub fn storage<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, data: &[T], extra: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(data),
+        usage: wgpu::BufferUsages::STORAGE | extra,
+    })
+}
+
+/// An uninitialised (zeroed) buffer of `bytes`.
+pub fn buffer(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes.max(4), usage, mapped_at_creation: false })
+}
+
+/// The step buffer (`slots` Step slots) and its dynamic-offset bind group.
+pub fn step_buffer(ctx: &GpuContext, k: &Kernels, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
+    let buf = buffer(ctx, "step", slots as u64 * STEP_SLOT, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("step"),
+        layout: &k.step_layout,
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &buf,
+                offset: 0,
+                size: wgpu::BufferSize::new(std::mem::size_of::<Step>() as u64),
+            }),
+        }],
+    });
+    (buf, bg)
+}
+
+/// Records one dispatch.
+pub fn dispatch(
+    pass: &mut wgpu::ComputePass<'_>,
+    pipeline: &wgpu::ComputePipeline,
+    bg: &wgpu::BindGroup,
+    step: (&wgpu::BindGroup, u32),
+    groups: [u32; 3],
+) {
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, bg, &[]);
+    pass.set_bind_group(1, step.0, &[step.1]);
+    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+}
+
+/// Workgroups needed for `n` items at `per` items each.
+pub fn groups(n: usize, per: usize) -> u32 {
+    n.div_ceil(per) as u32
+}

@@ -1,0 +1,105 @@
+//! The model's weights on the GPU, uploaded once. Matrices are stored per layer (stacked
+//! tensors of big models exceed a buffer) and split by rows into chunks that each fit one
+//! storage binding. wq|wk|wv and w1|w3 are stacked per layer so each is one matmul.
+
+use std::ops::Range;
+
+use super::context::GpuContext;
+use super::kernels::storage;
+use super::split::split_rows;
+use crate::config::Config;
+use crate::error::Result;
+use crate::weights::Weights;
+
+/// Most rows one matmul dispatch covers: `matvec` gives 4 rows per workgroup and a dispatch
+/// dimension holds at most 65535 workgroups.
+pub const MAX_CHUNK_ROWS: usize = 65535 * 4;
+
+/// A row-major `[rows, cols]` matrix as row chunks, each its own buffer.
+pub struct Chunked {
+    pub parts: Vec<(wgpu::Buffer, Range<usize>)>,
+    pub cols: usize,
+}
+
+impl Chunked {
+    pub fn upload(ctx: &GpuContext, label: &str, data: &[f32], cols: usize, max_bytes: u64) -> Result<Chunked> {
+        let rows = data.len() / cols;
+        let parts = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?
+            .into_iter()
+            .map(|r| (storage(ctx, label, &data[r.start * cols..r.end * cols], wgpu::BufferUsages::empty()), r))
+            .collect();
+        Ok(Chunked { parts, cols })
+    }
+}
+
+pub struct GpuLayer {
+    pub rms_att: wgpu::Buffer,
+    pub rms_ffn: wgpu::Buffer,
+    /// `[dim + 2 kv_dim, dim]`: wq, wk, wv stacked.
+    pub wqkv: Chunked,
+    pub wo: Chunked,
+    /// `[2 hidden, dim]`: w1 then w3.
+    pub w13: Chunked,
+    pub w2: Chunked,
+}
+
+pub struct GpuWeights {
+    pub emb: Chunked,
+    /// `None` when the classifier is the embedding table.
+    pub cls: Option<Chunked>,
+    pub rms_final: wgpu::Buffer,
+    /// `[seq_len, head_size / 2, 2]` (cos, sin).
+    pub rope: wgpu::Buffer,
+    pub layers: Vec<GpuLayer>,
+}
+
+impl GpuWeights {
+    /// Uploads `w`, no weight chunk larger than `max_bytes`.
+    pub fn upload(ctx: &GpuContext, w: &Weights, max_bytes: u64) -> Result<GpuWeights> {
+        let c = &w.config;
+        let up = |label: &str, data: &[f32], cols| Chunked::upload(ctx, label, data, cols, max_bytes);
+        let vec = |label: &str, data: &[f32]| storage(ctx, label, data, wgpu::BufferUsages::empty());
+        let mut layers = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let lw = w.layer(l);
+            layers.push(GpuLayer {
+                rms_att: vec("rms_att", lw.rms_att),
+                rms_ffn: vec("rms_ffn", lw.rms_ffn),
+                wqkv: up("wqkv", &[lw.wq, lw.wk, lw.wv].concat(), c.dim)?,
+                wo: up("wo", lw.wo, c.dim)?,
+                w13: up("w13", &[lw.w1, lw.w3].concat(), c.dim)?,
+                w2: up("w2", lw.w2, c.hidden_dim)?,
+            });
+        }
+        Ok(GpuWeights {
+            emb: up("tok_embeddings", &w.tok_embeddings, c.dim)?,
+            cls: match &w.wcls {
+                Some(wcls) => Some(up("wcls", wcls, c.dim)?),
+                None => None,
+            },
+            rms_final: vec("rms_final", &w.rms_final),
+            rope: vec("rope", &rope_table(c)),
+            layers,
+        })
+    }
+
+    pub fn classifier(&self) -> &Chunked {
+        self.cls.as_ref().unwrap_or(&self.emb)
+    }
+}
+
+/// (cos, sin) of `pos · freq_j` for every position and pair, computed exactly as the CPU
+/// path's `ops::rope` does, so both paths rotate by bit-identical factors.
+pub fn rope_table(c: &Config) -> Vec<f32> {
+    let hs = c.head_size();
+    let mut t = Vec::with_capacity(c.seq_len * hs);
+    for pos in 0..c.seq_len {
+        for j in (0..hs).step_by(2) {
+            let freq = 1.0 / 10000f32.powf(j as f32 / hs as f32);
+            let (fci, fcr) = (pos as f32 * freq).sin_cos();
+            t.push(fcr);
+            t.push(fci);
+        }
+    }
+    t
+}

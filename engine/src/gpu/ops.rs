@@ -1,0 +1,179 @@
+//! Each kernel alone on host data, so tests can hold it against its CPU twin (cpu::ops,
+//! sampler). Not used by the backend itself; blocking, so native only.
+
+use super::context::GpuContext;
+use super::kernels::{buffer, dispatch, groups, step_buffer, storage, uniform, Kernel, Kernels, Step};
+use super::model::Chunked;
+use super::readback::{self, floats};
+use crate::config::Config;
+use crate::error::Result;
+
+/// A device with the kernels compiled, to run them one at a time.
+pub struct KernelLab {
+    ctx: GpuContext,
+    k: Kernels,
+    step: wgpu::Buffer,
+    step_bg: wgpu::BindGroup,
+}
+
+fn out_buf(ctx: &GpuContext, floats: usize) -> wgpu::Buffer {
+    use wgpu::BufferUsages as U;
+    buffer(ctx, "out", floats as u64 * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST)
+}
+
+impl KernelLab {
+    pub fn new() -> Result<KernelLab> {
+        let ctx = GpuContext::new()?;
+        let k = Kernels::new(&ctx);
+        let (step, step_bg) = step_buffer(&ctx, &k, 1);
+        ctx.check()?;
+        Ok(KernelLab { ctx, k, step, step_bg })
+    }
+
+    fn input<T: bytemuck::Pod>(&self, data: &[T]) -> wgpu::Buffer {
+        storage(&self.ctx, "in", data, wgpu::BufferUsages::COPY_SRC)
+    }
+
+    /// Dispatches `calls` (kernel, entry, buffers, workgroups) in order with `step`, then reads
+    /// `outs` back.
+    fn run(&self, step: Step, calls: &[(&Kernel, &str, Vec<&wgpu::Buffer>, [u32; 3])], outs: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+        self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+        let groups_bg: Vec<_> = calls.iter().map(|(k, _, b, _)| k.bind(&self.ctx, "lab", b)).collect();
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for ((k, entry, _, g), bg) in calls.iter().zip(&groups_bg) {
+                dispatch(&mut pass, k.pipeline(entry), bg, (&self.step_bg, 0), *g);
+            }
+        }
+        let rbs: Vec<_> = outs
+            .iter()
+            .map(|o| {
+                let rb = buffer(&self.ctx, "rb", o.size(), wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+                enc.copy_buffer_to_buffer(o, 0, &rb, 0, o.size());
+                rb
+            })
+            .collect();
+        let sub = self.ctx.queue.submit([enc.finish()]);
+        let out = rbs
+            .iter()
+            .map(|rb| pollster::block_on(readback::read(&self.ctx, rb, rb.size(), sub.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        self.ctx.check()?;
+        Ok(out)
+    }
+
+    fn rows(n: usize) -> Step {
+        Step { n_rows: n as u32, ..Step::default() }
+    }
+
+    /// Row-wise RMSNorm of `x` `[rows, g.len()]`.
+    pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
+        let rows = x.len() / g.len();
+        let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, x.len()));
+        let d = uniform(&self.ctx, "d", &[g.len() as u32]);
+        let r = self.run(Self::rows(rows), &[(&self.k.rmsnorm, "", vec![&xb, &gb, &o, &d], [rows as u32, 1, 1])], &[&o])?;
+        Ok(floats(&r[0]))
+    }
+
+    /// `init + W · x` per row (`init` zero when `None`), W `[m, k]` split into chunks of at
+    /// most `max_bytes`, rows of `x` read from `in_row0`; `batched` picks the tiled kernel.
+    pub fn matmul(&self, x: &[f32], w: &[f32], k: usize, init: Option<&[f32]>, in_row0: usize, rows: usize, batched: bool, max_bytes: u64) -> Result<Vec<f32>> {
+        let m = w.len() / k;
+        let chunks = Chunked::upload(&self.ctx, "w", w, k, max_bytes)?;
+        let xb = self.input(x);
+        let o = out_buf(&self.ctx, rows * m);
+        if let Some(init) = init {
+            self.ctx.queue.write_buffer(&o, 0, bytemuck::cast_slice(init));
+        }
+        let dims: Vec<_> = chunks
+            .parts
+            .iter()
+            .map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, init.is_some() as u32]))
+            .collect();
+        let calls: Vec<_> = chunks
+            .parts
+            .iter()
+            .zip(&dims)
+            .map(|((b, r), d)| {
+                let g = if batched { [groups(r.len(), 64), groups(rows, 16), 1] } else { [groups(r.len(), 4), rows as u32, 1] };
+                (&self.k.matmul, if batched { "matmul" } else { "matvec" }, vec![&xb, b, &o, d], g)
+            })
+            .collect();
+        let step = Step { n_rows: rows as u32, in_row0: in_row0 as u32, ..Step::default() };
+        Ok(floats(&self.run(step, &calls, &[&o])?[0]))
+    }
+
+    /// RoPE of `qkv` `[rows, dim + 2 kv_dim]` at positions pos0..: (q `[rows, dim]`, the cache
+    /// `[2, seq_len, kv_dim]` starting from `cache`).
+    pub fn rope(&self, qkv: &[f32], c: &Config, pos0: usize, cache: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let width = c.dim + 2 * c.kv_dim();
+        let rows = qkv.len() / width;
+        let (qb, table, kv) = (self.input(qkv), self.input(&super::model::rope_table(c)), self.input(cache));
+        let q = out_buf(&self.ctx, rows * c.dim);
+        let d = uniform(&self.ctx, "d", &[c.dim as u32, c.kv_dim() as u32, c.head_size() as u32, c.seq_len as u32]);
+        let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
+        let r = self.run(step, &[(&self.k.rope, "", vec![&qb, &table, &q, &kv, &d], [groups(width / 2, 64), rows as u32, 1])], &[&q, &kv])?;
+        Ok((floats(&r[0]), floats(&r[1])))
+    }
+
+    /// Attention of `q` `[rows, dim]` at positions pos0.. over `cache` `[2, seq_len, kv_dim]`:
+    /// (probabilities `[rows, n_heads, seq_len]`, output `[rows, dim]`).
+    pub fn attention(&self, q: &[f32], cache: &[f32], c: &Config, pos0: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let rows = q.len() / c.dim;
+        let (qb, kv) = (self.input(q), self.input(cache));
+        let att = out_buf(&self.ctx, rows * c.n_heads * c.seq_len);
+        let o = out_buf(&self.ctx, rows * c.dim);
+        let hs = c.head_size();
+        let d = uniform(
+            &self.ctx,
+            "d",
+            &[c.n_heads as u32, hs as u32, c.kv_dim() as u32, c.kv_mul() as u32, c.seq_len as u32, c.dim as u32, (hs as f32).sqrt().to_bits()],
+        );
+        let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
+        let r = self.run(step, &[(&self.k.attention, "", vec![&qb, &kv, &att, &o, &d], [c.n_heads as u32, rows as u32, 1])], &[&att, &o])?;
+        Ok((floats(&r[0]), floats(&r[1])))
+    }
+
+    /// silu(h1) ⊙ h3 for `h` `[rows, 2 hidden]`.
+    pub fn swiglu(&self, h: &[f32], hidden: usize) -> Result<Vec<f32>> {
+        let rows = h.len() / (2 * hidden);
+        let (hb, o) = (self.input(h), out_buf(&self.ctx, rows * hidden));
+        let d = uniform(&self.ctx, "d", &[hidden as u32]);
+        let r = self.run(Self::rows(rows), &[(&self.k.swiglu, "", vec![&hb, &o, &d], [groups(hidden, 64), rows as u32, 1])], &[&o])?;
+        Ok(floats(&r[0]))
+    }
+
+    /// Rows of `table` `[vocab, dim]` for `tokens`, the table split into chunks of `max_bytes`.
+    pub fn embed(&self, table: &[f32], dim: usize, tokens: &[u32], max_bytes: u64) -> Result<Vec<f32>> {
+        let rows = tokens.len();
+        let chunks = Chunked::upload(&self.ctx, "table", table, dim, max_bytes)?;
+        let (tb, x) = (self.input(tokens), out_buf(&self.ctx, rows * dim));
+        let dims: Vec<_> = chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &[r.start as u32, r.len() as u32, dim as u32])).collect();
+        let calls: Vec<_> = chunks
+            .parts
+            .iter()
+            .zip(&dims)
+            .map(|((b, _), d)| (&self.k.embed, "", vec![b, &tb, &x, d], [groups(dim, 64), rows as u32, 1]))
+            .collect();
+        Ok(floats(&self.run(Self::rows(rows), &calls, &[&x])?[0]))
+    }
+
+    /// The GPU sampler on `logits`: argmax at temperature 0, else softmax and multinomial or
+    /// top-p with `coin`. Returns (token, the probabilities it computed).
+    pub fn sample(&self, logits: &[f32], temperature: f32, topp: f32, coin: f32) -> Result<(u32, Vec<f32>)> {
+        let v = logits.len();
+        let (lb, probs) = (self.input(logits), out_buf(&self.ctx, v));
+        let tokens = out_buf(&self.ctx, 2);
+        let d = uniform(&self.ctx, "d", &[v as u32]);
+        let (entry, mode) = match (temperature == 0.0, topp <= 0.0 || topp >= 1.0) {
+            (true, _) => ("argmax", 0),
+            (false, true) => ("sample", 1),
+            (false, false) => ("sample", 2),
+        };
+        let cutoff = (1.0f32 - topp) / (v as f32 - 1.0);
+        let step = Step { mode, coin, temperature, topp, cutoff, ..Step::default() };
+        let r = self.run(step, &[(&self.k.sample, entry, vec![&lb, &probs, &tokens, &d], [1, 1, 1])], &[&tokens, &probs])?;
+        Ok((u32::from_le_bytes([r[0][4], r[0][5], r[0][6], r[0][7]]), floats(&r[1])))
+    }
+}

@@ -1,0 +1,142 @@
+//! The forward pass as bind groups made once at load, and the code that records it into a
+//! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
+
+use super::context::GpuContext;
+use super::kernels::{dispatch, groups, uniform, Kernels};
+use super::model::{Chunked, GpuWeights};
+use super::state::Acts;
+use crate::config::Config;
+
+/// One matmul over one weight chunk.
+struct Mm {
+    bg: wgpu::BindGroup,
+    rows: usize,
+}
+
+struct LayerPlan {
+    rms_att: wgpu::BindGroup,
+    qkv: Vec<Mm>,
+    rope: wgpu::BindGroup,
+    attn: wgpu::BindGroup,
+    wo: Vec<Mm>,
+    rms_ffn: wgpu::BindGroup,
+    w13: Vec<Mm>,
+    swiglu: wgpu::BindGroup,
+    w2: Vec<Mm>,
+}
+
+pub struct Plan {
+    config: Config,
+    embed: Vec<(wgpu::BindGroup, usize)>,
+    layers: Vec<LayerPlan>,
+    rms_final: wgpu::BindGroup,
+    cls: Vec<Mm>,
+    sample: wgpu::BindGroup,
+}
+
+/// Bind groups of `out (+)= W · x` over every chunk of `w`.
+fn matmuls(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, w: &Chunked, out: &wgpu::Buffer, out_stride: usize, acc: bool) -> Vec<Mm> {
+    w.parts
+        .iter()
+        .map(|(buf, r)| {
+            let dims = uniform(ctx, "matmul", &[r.len() as u32, w.cols as u32, out_stride as u32, r.start as u32, acc as u32]);
+            Mm { bg: k.matmul.bind(ctx, "matmul", &[x, buf, out, &dims]), rows: r.len() }
+        })
+        .collect()
+}
+
+fn rmsnorm(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, g: &wgpu::Buffer, o: &wgpu::Buffer, dim: usize) -> wgpu::BindGroup {
+    let dims = uniform(ctx, "rmsnorm", &[dim as u32]);
+    k.rmsnorm.bind(ctx, "rmsnorm", &[x, g, o, &dims])
+}
+
+impl Plan {
+    pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts) -> Plan {
+        let (d, kv, hs) = (c.dim, c.kv_dim(), c.head_size());
+        let rope_dims = uniform(ctx, "rope", &[d as u32, kv as u32, hs as u32, c.seq_len as u32]);
+        let attn_dims = uniform(
+            ctx,
+            "attention",
+            &[c.n_heads as u32, hs as u32, kv as u32, c.kv_mul() as u32, c.seq_len as u32, d as u32, (hs as f32).sqrt().to_bits()],
+        );
+        let swiglu_dims = uniform(ctx, "swiglu", &[c.hidden_dim as u32]);
+        let layers = w
+            .layers
+            .iter()
+            .zip(&a.kv)
+            .map(|(lw, cache)| LayerPlan {
+                rms_att: rmsnorm(ctx, k, &a.x, &lw.rms_att, &a.xn, d),
+                qkv: matmuls(ctx, k, &a.xn, &lw.wqkv, &a.qkv, d + 2 * kv, false),
+                rope: k.rope.bind(ctx, "rope", &[&a.qkv, &w.rope, &a.q, cache, &rope_dims]),
+                attn: k.attention.bind(ctx, "attention", &[&a.q, cache, &a.att, &a.ao, &attn_dims]),
+                wo: matmuls(ctx, k, &a.ao, &lw.wo, &a.x, d, true),
+                rms_ffn: rmsnorm(ctx, k, &a.x, &lw.rms_ffn, &a.xn, d),
+                w13: matmuls(ctx, k, &a.xn, &lw.w13, &a.hb, 2 * c.hidden_dim, false),
+                swiglu: k.swiglu.bind(ctx, "swiglu", &[&a.hb, &a.hg, &swiglu_dims]),
+                w2: matmuls(ctx, k, &a.hg, &lw.w2, &a.x, d, true),
+            })
+            .collect();
+        let embed = w
+            .emb
+            .parts
+            .iter()
+            .map(|(buf, r)| {
+                let dims = uniform(ctx, "embed", &[r.start as u32, r.len() as u32, d as u32]);
+                (k.embed.bind(ctx, "embed", &[buf, &a.tokens, &a.x, &dims]), r.len())
+            })
+            .collect();
+        let sample_dims = uniform(ctx, "sample", &[c.vocab_size as u32]);
+        Plan {
+            config: *c,
+            embed,
+            layers,
+            rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, d),
+            cls: matmuls(ctx, k, &a.xn, w.classifier(), &a.logits, c.vocab_size, false),
+            sample: k.sample.bind(ctx, "sample", &[&a.logits, &a.probs, &a.tokens, &sample_dims]),
+        }
+    }
+
+    fn matmul(k: &Kernels, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], rows: usize, step: (&wgpu::BindGroup, u32)) {
+        for mm in mms {
+            if rows == 1 {
+                dispatch(pass, k.matmul.pipeline("matvec"), &mm.bg, step, [groups(mm.rows, 4), 1, 1]);
+            } else {
+                dispatch(pass, k.matmul.pipeline("matmul"), &mm.bg, step, [groups(mm.rows, 64), groups(rows, 16), 1]);
+            }
+        }
+    }
+
+    /// x = embedding of the `rows` tokens at positions pos0.. (the step slot says which).
+    pub fn embed(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
+        for (bg, _) in &self.embed {
+            dispatch(pass, k.embed.pipeline(""), bg, step, [groups(self.config.dim, 64), rows as u32, 1]);
+        }
+    }
+
+    /// One transformer layer over `rows` rows: x += attention(x); x += ffn(x).
+    pub fn layer(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, l: usize, rows: usize, step: (&wgpu::BindGroup, u32)) {
+        let c = &self.config;
+        let lp = &self.layers[l];
+        let r = rows as u32;
+        dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
+        Self::matmul(k, pass, &lp.qkv, rows, step);
+        dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), r, 1]);
+        dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, r, 1]);
+        Self::matmul(k, pass, &lp.wo, rows, step);
+        dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_ffn, step, [r, 1, 1]);
+        Self::matmul(k, pass, &lp.w13, rows, step);
+        dispatch(pass, k.swiglu.pipeline(""), &lp.swiglu, step, [groups(c.hidden_dim, 64), r, 1]);
+        Self::matmul(k, pass, &lp.w2, rows, step);
+    }
+
+    /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
+    pub fn head(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, head_rows: usize, head: (&wgpu::BindGroup, u32)) {
+        dispatch(pass, k.rmsnorm.pipeline(""), &self.rms_final, head, [rows as u32, 1, 1]);
+        Self::matmul(k, pass, &self.cls, head_rows, head);
+    }
+
+    /// The next token from logits row 0 into tokens[pos0 + 1] (`argmax` or `sample`).
+    pub fn sample(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, entry: &str, head: (&wgpu::BindGroup, u32)) {
+        dispatch(pass, k.sample.pipeline(entry), &self.sample, head, [1, 1, 1]);
+    }
+}

@@ -1,0 +1,90 @@
+// attention.wgsl — causal multi-head attention over the KV cache, one workgroup per (head, row).
+//
+// Bindings (group 0): 0 `q` [n_rows, dim] read (after RoPE); 1 `kv` [2, seq_len, kv_dim] read:
+// this layer's keys then values; 2 `att` [n_rows, n_heads, seq_len] read_write: the softmax
+// probabilities (kept: the trace capture copies them); 3 `o` [n_rows, dim] read_write; 4 `d`.
+// Row t sits at position p = pos0 + t and sees keys 0..=p. Head h reads kv head h / kv_mul.
+// score_s = (q_h · k_s) / sqrt(head_size); probabilities = softmax(score) as run.c
+// (subtract the max, exp, sum, divide); o_h = Σ_s p_s v_s, summed in s order like the CPU.
+
+struct Dims { n_heads: u32, head_size: u32, kv_dim: u32, kv_mul: u32, seq_len: u32, dim: u32, scale: f32, _pad: u32 }
+
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> att: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+@group(0) @binding(4) var<uniform> d: Dims;
+
+var<workgroup> red: array<f32, 64>;
+
+fn reduce_max(v: f32, lane: u32) -> f32 {
+    red[lane] = v;
+    workgroupBarrier();
+    for (var w = 32u; w > 0u; w >>= 1u) {
+        if (lane < w) {
+            red[lane] = max(red[lane], red[lane + w]);
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(v: f32, lane: u32) -> f32 {
+    red[lane] = v;
+    workgroupBarrier();
+    for (var w = 32u; w > 0u; w >>= 1u) {
+        if (lane < w) {
+            red[lane] += red[lane + w];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let h = wg.x;
+    let t = wg.y;
+    let lane = lid.x;
+    let n = step.pos0 + t + 1u;
+    let hs = d.head_size;
+    let qo = t * d.dim + h * hs;
+    let ko = (h / d.kv_mul) * hs;
+    let ao = (t * d.n_heads + h) * d.seq_len;
+
+    var mx = bitcast<f32>(0xff800000u);
+    for (var s = lane; s < n; s += 64u) {
+        var dot = 0.0;
+        for (var i = 0u; i < hs; i++) {
+            dot += q[qo + i] * kv[s * d.kv_dim + ko + i];
+        }
+        let score = dot / d.scale;
+        att[ao + s] = score;
+        mx = max(mx, score);
+    }
+    let m = reduce_max(mx, lane);
+    var sum = 0.0;
+    for (var s = lane; s < n; s += 64u) {
+        let e = exp_acc(att[ao + s] - m);
+        att[ao + s] = e;
+        sum += e;
+    }
+    let total = reduce_sum(sum, lane);
+    for (var s = lane; s < n; s += 64u) {
+        att[ao + s] = att[ao + s] / total;
+    }
+    // Every lane reads every probability below.
+    storageBarrier();
+    let vo = d.seq_len * d.kv_dim + ko;
+    for (var i = lane; i < hs; i += 64u) {
+        var acc = 0.0;
+        for (var s = 0u; s < n; s++) {
+            acc += att[ao + s] * kv[vo + s * d.kv_dim + i];
+        }
+        o[qo + i] = acc;
+    }
+}
