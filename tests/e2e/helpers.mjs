@@ -1,0 +1,113 @@
+// Shared helpers for the browser tests: the static server, Chromium, the page and screenshots.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from './server.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO = resolve(here, '../..');
+export const DIST = join(REPO, 'dist');
+export const ARTIFACTS = join(here, 'artifacts');
+/** Shared reference data lives next to the repository (../shared/data). */
+export const SHARED_DATA = process.env.TINYLM_SHARED_DATA ?? resolve(REPO, '../shared/data');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+export function readShared(path) {
+  return readFileSync(join(SHARED_DATA, path), 'utf8');
+}
+
+/** Serves dist/ on a free 127.0.0.1 port. */
+export async function startServer() {
+  if (!existsSync(join(DIST, 'index.html'))) {
+    throw new Error(`${DIST}/index.html is missing: build first (trunk build --release)`);
+  }
+  return serve(DIST, 0);
+}
+
+/** Headless Chromium with a fresh profile; close() also deletes the profile. */
+export async function launchBrowser() {
+  const profile = await mkdtemp(join(tmpdir(), 'tinylm-e2e-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Opens the app and records what a test needs to check: console errors, uncaught exceptions,
+ * CSP violations (reported by the document itself) and every request URL.
+ */
+export async function openApp(context, url) {
+  const page = await context.newPage();
+  const log = { errors: [], requests: [], violations: [] };
+  page.on('console', (m) => {
+    if (m.type() === 'error') log.errors.push(m.text());
+  });
+  page.on('pageerror', (e) => log.errors.push(`uncaught: ${e.message}`));
+  page.on('request', (r) => log.requests.push(r.url()));
+  // Runs before the page's own scripts, outside the page's CSP.
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+    });
+  });
+  await page.goto(url);
+  return { page, log };
+}
+
+export async function cspViolations(page) {
+  return page.evaluate(() => window.__csp);
+}
+
+/** Waits until the status line reaches one of `states` (e.g. "ready", "done", "error"). */
+export async function waitForState(page, states, timeout = 60_000) {
+  const want = [].concat(states);
+  await page.waitForFunction(
+    (w) => w.includes(document.querySelector('[data-testid=status]')?.dataset.state),
+    want,
+    { timeout },
+  );
+  return page.locator('[data-testid=status]').getAttribute('data-state');
+}
+
+/** Fills the form, presses Generate and returns the story text once the run has ended. */
+export async function generate(page, { prompt = '', temperature, topp, seed, steps }) {
+  await waitForState(page, ['ready', 'done', 'error']);
+  await page.fill('[data-testid=prompt]', prompt);
+  await page.fill('[data-testid=temperature]', String(temperature));
+  await page.fill('[data-testid=topp]', String(topp));
+  await page.fill('[data-testid=seed]', String(seed));
+  await page.fill('[data-testid=steps]', String(steps));
+  await page.click('[data-testid=generate]');
+  const state = await waitForState(page, ['done', 'error']);
+  const status = await page.textContent('[data-testid=status]');
+  const text = await page.textContent('[data-testid=output]');
+  return { state, status, text };
+}
+
+/** Saves a full-page PNG under tests/e2e/artifacts/ and returns its path. */
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
