@@ -5,7 +5,7 @@
 // probabilities (kept: the trace capture copies them); 3 `o` [n_rows, dim] read_write; 4 `d`.
 // Row t sits at position p = pos0 + t and sees keys 0..=p. Head h reads kv head h / kv_mul.
 // score_s = (q_h · k_s) / sqrt(head_size); probabilities = softmax(score) as run.c
-// (subtract the max, exp, sum, divide); o_h = Σ_s p_s v_s, summed in s order like the CPU.
+// (subtract the max, exp, sum in s order, divide); o_h = Σ_s p_s v_s, in s order like the CPU.
 
 struct Dims { n_heads: u32, head_size: u32, kv_dim: u32, kv_mul: u32, seq_len: u32, dim: u32, scale: f32, _pad: u32 }
 
@@ -31,18 +31,30 @@ fn reduce_max(v: f32, lane: u32) -> f32 {
     return r;
 }
 
-fn reduce_sum(v: f32, lane: u32) -> f32 {
-    red[lane] = v;
-    workgroupBarrier();
-    for (var w = 32u; w > 0u; w >>= 1u) {
-        if (lane < w) {
-            red[lane] += red[lane + w];
+// Σ att[ao + s] for s < n in s order, by one lane from workgroup memory, so it rounds exactly
+// like the CPU's softmax loop. Lane l stages the entries it wrote itself (s ≡ l mod 64).
+const TILE: u32 = 1024u;
+var<workgroup> stage: array<f32, 1024>;
+
+fn sequential_sum(ao: u32, n: u32, lane: u32) -> f32 {
+    var acc = 0.0;
+    for (var t0 = 0u; t0 < n; t0 += TILE) {
+        let m = min(TILE, n - t0);
+        for (var i = lane; i < m; i += 64u) {
+            stage[i] = att[ao + t0 + i];
+        }
+        workgroupBarrier();
+        if (lane == 0u) {
+            for (var i = 0u; i < m; i++) {
+                acc += stage[i];
+            }
         }
         workgroupBarrier();
     }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
+    if (lane == 0u) {
+        red[0] = acc;
+    }
+    return workgroupUniformLoad(&red[0]);
 }
 
 @compute @workgroup_size(64)
@@ -67,13 +79,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
         mx = max(mx, score);
     }
     let m = reduce_max(mx, lane);
-    var sum = 0.0;
     for (var s = lane; s < n; s += 64u) {
-        let e = exp_acc(att[ao + s] - m);
-        att[ao + s] = e;
-        sum += e;
+        att[ao + s] = exp_acc(att[ao + s] - m);
     }
-    let total = reduce_sum(sum, lane);
+    let total = sequential_sum(ao, n, lane);
     for (var s = lane; s < n; s += 64u) {
         att[ao + s] = att[ao + s] / total;
     }

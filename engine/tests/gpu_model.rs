@@ -1,0 +1,144 @@
+//! The whole GPU forward pass against the CPU path: logits within 1e-4·max(1, max|logit|) and
+//! attention within 1e-5 at every position, for stories260K and random models of several
+//! shapes, batched (prefill/inspection) and token by token.
+
+mod common;
+use common::*;
+use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::gpu::{GpuBackend, GpuOptions};
+use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
+use tinylm_engine::trace::{inspect, Inspection};
+use tinylm_engine::{Config, Weights};
+
+fn gpu(w: &Weights, opts: GpuOptions) -> GpuBackend {
+    GpuBackend::new(w, opts).expect("a GPU adapter (lavapipe) is needed for the GPU tests")
+}
+
+/// Asserts the tolerances and prints the measured worst cases.
+fn assert_close(label: &str, got: &Inspection, want: &Inspection) {
+    let tol = 1e-4 * max_abs(&want.logits).max(1.0);
+    let dl = max_diff(&got.logits, &want.logits);
+    let da = max_diff(&got.attn, &want.attn);
+    let dr = max_diff(&got.resid, &want.resid);
+    println!(
+        "{label}: {} positions, logits max|Δ| {dl:.2e} (tolerance {tol:.2e}), attention {da:.2e}, residual {dr:.2e} (max |x| {:.1})",
+        want.len(),
+        max_abs(&want.resid)
+    );
+    assert!(dl <= tol, "{label}: logits differ by {dl} > {tol}");
+    assert!(da <= 1e-5, "{label}: attention differs by {da}");
+    assert!(dr <= 1e-4 * max_abs(&want.resid).max(1.0), "{label}: residuals differ by {dr}");
+}
+
+fn check_batched(label: &str, w: Weights, n: usize, opts: GpuOptions) {
+    let tokens = random_tokens(99, n, w.config.vocab_size);
+    let mut g = gpu(&w, opts);
+    let got = g.inspect(&tokens).unwrap();
+    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    assert_close(label, &got, &want);
+}
+
+fn named(name: &str) -> Weights {
+    let (c, seed) = named_shape(name).unwrap();
+    random_weights(&c, seed).unwrap()
+}
+
+fn custom(h: [i32; 7], tied: bool) -> Weights {
+    let c = Config::from_header(h, tied, "test shape").unwrap();
+    random_weights(&c, 5).unwrap()
+}
+
+#[test]
+fn stories260k_all_512_positions() {
+    let w = stories260k();
+    // The reference greedy story first, then random tokens to fill the context.
+    let mut tokens = ids(&reference_json()["greedy_empty_prompt_256_steps"]["ids"]);
+    tokens.extend(random_tokens(3, 512 - tokens.len() + 1, 512).into_iter().skip(1));
+    assert_eq!(tokens.len(), 512);
+    let mut g = gpu(&w, GpuOptions::default());
+    let got = g.inspect(&tokens).unwrap();
+    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    assert_close("stories260K batched", &got, &want);
+}
+
+#[test]
+fn stories260k_matches_the_llama2c_attention_fixture() {
+    let f = "reference/stories260K_attention.safetensors";
+    let (_, t) = fixture(f, "tokens");
+    let tokens: Vec<u32> = t.iter().map(|&t| t as u32).collect();
+    let got = gpu(&stories260k(), GpuOptions::default()).inspect(&tokens).unwrap();
+    let (_, logits) = fixture(f, "llama2c.logits");
+    let (_, attn) = fixture(f, "llama2c.attn");
+    let tol = 1e-4 * max_abs(&logits).max(1.0);
+    assert!(max_diff(&got.logits, &logits) <= tol, "logits {}", max_diff(&got.logits, &logits));
+    assert!(max_diff(&got.attn, &attn) <= 1e-5, "attention {}", max_diff(&got.attn, &attn));
+}
+
+#[test]
+fn micro_all_positions() {
+    check_batched("micro", named("micro"), 32, GpuOptions::default());
+}
+
+#[test]
+fn tiny64_all_positions() {
+    check_batched("tiny64", named("tiny64"), 256, GpuOptions::default());
+}
+
+/// s15m (stories15M's shape, 32000 vocab) on 32 positions only, to keep lavapipe fast.
+#[test]
+fn s15m_32_positions() {
+    check_batched("s15m (32 of 256 positions)", named("s15m"), 32, GpuOptions::default());
+}
+
+#[test]
+fn untied_classifier_all_positions() {
+    check_batched("untied 96/200/2/4/2/300/64", custom([96, 200, 2, 4, 2, 300, 64], false), 64, GpuOptions::default());
+}
+
+#[test]
+fn gqa_ratio_3_head_size_48_all_positions() {
+    check_batched("gqa3 hs48 288/500/2/6/2/200/80", custom([288, 500, 2, 6, 2, 200, 80], true), 80, GpuOptions::default());
+}
+
+/// Weight chunks of at most 4 KB (so every matrix and the embedding split into many row
+/// chunks, ragged at the end) and prefill chunks of 7 rows: still the CPU's results.
+#[test]
+fn tiny_binding_limit_and_small_batches_still_match() {
+    let opts = GpuOptions { max_weight_binding: Some(4096), max_batch: 7, ..GpuOptions::default() };
+    check_batched("tiny64, 4 KB weight chunks, batch 7", named("tiny64"), 100, opts);
+    check_batched("untied, 4 KB weight chunks, batch 7", custom([96, 200, 2, 4, 2, 300, 64], false), 64, opts);
+}
+
+#[test]
+fn token_by_token_equals_batched_and_prefill() {
+    let w = named("tiny64");
+    let tokens = random_tokens(11, 40, w.config.vocab_size);
+    let mut g = gpu(&w, GpuOptions { max_batch: 16, ..GpuOptions::default() });
+    let batched = g.inspect(&tokens).unwrap();
+    let stepwise = inspect(&mut g, &tokens).unwrap();
+    assert_close("tiny64 token-by-token vs batched", &stepwise, &batched);
+    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    assert_close("tiny64 token-by-token vs CPU", &stepwise, &want);
+    for n in [1, 16, 17, 40] {
+        let last = g.prefill(&tokens[..n]).unwrap();
+        let d = max_diff(&last, stepwise.logits_at(n - 1));
+        let tol = 1e-4 * max_abs(stepwise.logits_at(n - 1)).max(1.0);
+        println!("prefill of {n} vs token by token: logits max|Δ| {d:.2e}");
+        assert!(d <= tol, "prefill {n}: {d} > {tol}");
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    use tinylm_engine::generate::Backend;
+    use tinylm_engine::Error;
+    let w = named("micro");
+    let mut g = gpu(&w, GpuOptions::default());
+    assert!(matches!(g.forward(64, 0), Err(Error::TokenOutOfRange { .. })));
+    assert!(matches!(g.forward(1, 32), Err(Error::PromptTooLong { .. })));
+    assert!(matches!(g.inspect(&[]), Err(Error::InvalidSetting(_))));
+    assert!(matches!(g.inspect(&[1; 33]), Err(Error::PromptTooLong { .. })));
+    assert!(matches!(g.prefill(&[1, 99]), Err(Error::TokenOutOfRange { .. })));
+    // Still usable afterwards.
+    assert_eq!(g.forward(1, 0).unwrap().len(), 64);
+}
