@@ -1,6 +1,7 @@
 // embed.wgsl — token embedding lookup from one row-chunk of the embedding table.
 //
-// Bindings (group 0): 0 `table` [rows, dim] read: embedding rows row0 .. row0 + rows;
+// Bindings (group 0): 0 `table` [dim, rows] read: embedding rows row0 .. row0 + rows, stored
+// transposed like every weight chunk (the tied classifier shares it);
 // 1 `tokens` [seq_len + 1] u32 read: the token at each position; 2 `x` [n_rows, dim] read_write;
 // 3 `d` uniform. Computes x[t, :] = table[tokens[pos0 + t] - row0, :] for the rows whose token
 // falls in this chunk; the table is split in chunks that fit a storage binding, and the token
@@ -24,5 +25,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (tok < d.row0 || tok >= d.row0 + d.rows) {
         return;
     }
-    x[t * d.dim + i] = table[(tok - d.row0) * d.dim + i];
+    x[t * d.dim + i] = table[i * d.rows + tok - d.row0];
 }

@@ -1,12 +1,14 @@
 // matmul.wgsl — out = W · x for a row-chunk of a weight matrix, over a batch of rows.
 //
 // Bindings (group 0): 0 `x` [*, k] read: input rows, row t read at in_row0 + t;
-// 1 `w` [m, k] read: rows col0 .. col0 + m of a row-major [out, in] matrix (one storage-sized
-// chunk); 2 `out` [n_rows, out_stride] read_write; 3 `d` uniform.
-// Computes out[t, col0 + j] = (accumulate ? out[t, col0 + j] : 0) + Σ_i w[j, i] · x[in_row0 + t, i].
-// `accumulate` fuses the residual add (x += W·y) into the matmul.
-// Entry points: `matvec` for one row (decode; a 64-lane reduction per output) and `matmul`
-// for a batch (prefill; 16 rows × 64 outputs per workgroup, tiles in workgroup memory).
+// 1 `w` [k, m] read: rows col0 .. col0 + m of a row-major [out, in] matrix (one storage-sized
+// chunk), stored TRANSPOSED, so consecutive outputs are adjacent in memory;
+// 2 `out` [n_rows, out_stride] read_write; 3 `d` uniform.
+// Computes out[t, col0 + j] = (accumulate ? out[t, col0 + j] : 0) + Σ_i W[j, i] · x[in_row0 + t, i],
+// the sum taken in i order like the CPU's loop. `accumulate` fuses the residual add (x += W·y).
+// Entry points: `matvec` for one row (decode: one lane per output, no barriers, reads
+// coalesced across lanes) and `matmul` for a batch (prefill: 16 rows × 64 outputs per
+// workgroup, tiles in workgroup memory).
 
 struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, _p0: u32, _p1: u32, _p2: u32 }
 
@@ -24,37 +26,24 @@ fn store(t: u32, j: u32, v: f32) {
     }
 }
 
-var<workgroup> part: array<f32, 256>;
-
-// Workgroup = 4 outputs × 64 lanes; dispatch (ceil(m / 4), n_rows).
-@compute @workgroup_size(64, 4)
-fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
-    let j = wg.x * 4u + lid.y;
-    let t = wg.y;
+// One lane per output; dispatch (ceil(m / 64), n_rows).
+@compute @workgroup_size(64)
+fn matvec(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let t = gid.y;
+    if (j >= d.m) {
+        return;
+    }
+    let xo = (step.in_row0 + t) * d.k;
     var acc = 0.0;
-    if (j < d.m) {
-        let xo = (step.in_row0 + t) * d.k;
-        let wo = j * d.k;
-        for (var i = lid.x; i < d.k; i += 64u) {
-            acc += w[wo + i] * x[xo + i];
-        }
+    for (var i = 0u; i < d.k; i++) {
+        acc += w[i * d.m + j] * x[xo + i];
     }
-    let slot = lid.y * 64u + lid.x;
-    part[slot] = acc;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            part[slot] += part[slot + s];
-        }
-        workgroupBarrier();
-    }
-    if (lid.x == 0u && j < d.m) {
-        store(t, j, part[slot]);
-    }
+    store(t, j, acc);
 }
 
 var<workgroup> xs: array<f32, 256>;   // [16 rows][16 k]
-var<workgroup> ws: array<f32, 1024>;  // [64 outputs][16 k]
+var<workgroup> ws: array<f32, 1024>;  // [16 k][64 outputs]
 
 // Workgroup = 16 × 16 lanes computing 16 rows × 64 outputs; dispatch (ceil(m / 64), ceil(n_rows / 16)).
 @compute @workgroup_size(16, 16)
@@ -72,11 +61,11 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         xs[ty * 16u + tx] = xv;
         for (var e = 0u; e < 4u; e++) {
             let idx = e * 256u + ty * 16u + tx;
-            let r = j0 + idx / 16u;
-            let c = k0 + idx % 16u;
+            let r = j0 + idx % 64u;
+            let c = k0 + idx / 64u;
             var wv = 0.0;
             if (r < d.m && c < d.k) {
-                wv = w[r * d.k + c];
+                wv = w[c * d.m + r];
             }
             ws[idx] = wv;
         }
@@ -84,7 +73,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         for (var c = 0u; c < 16u; c++) {
             let xc = xs[ty * 16u + c];
             for (var e = 0u; e < 4u; e++) {
-                acc[e] += ws[(tx + 16u * e) * 16u + c] * xc;
+                acc[e] += ws[c * 64u + tx + 16u * e] * xc;
             }
         }
         workgroupBarrier();

@@ -13,12 +13,12 @@ struct Dims { dim: u32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 @group(0) @binding(3) var<uniform> d: Dims;
 
-const LANES: u32 = 256u;
+const LANES: u32 = 64u;
 const TILE: u32 = 2048u;
 var<workgroup> sq: array<f32, 2048>;
 var<workgroup> total: f32;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     let base = wg.x * d.dim;
     var ss = 0.0;

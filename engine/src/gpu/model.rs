@@ -11,11 +11,13 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::weights::Weights;
 
-/// Most rows one matmul dispatch covers: `matvec` gives 4 rows per workgroup and a dispatch
+/// Most rows one matmul dispatch covers: `matvec` gives 64 rows per workgroup and a dispatch
 /// dimension holds at most 65535 workgroups.
-pub const MAX_CHUNK_ROWS: usize = 65535 * 4;
+pub const MAX_CHUNK_ROWS: usize = 65535 * 64;
 
-/// A row-major `[rows, cols]` matrix as row chunks, each its own buffer.
+/// A row-major `[rows, cols]` matrix as row chunks, each its own buffer holding the chunk
+/// transposed (`[cols, chunk rows]`): a lane per output then reads memory adjacent to its
+/// neighbours' (coalesced) while summing its dot product in the CPU's order.
 pub struct Chunked {
     pub parts: Vec<(wgpu::Buffer, Range<usize>)>,
     pub cols: usize,
@@ -26,10 +28,22 @@ impl Chunked {
         let rows = data.len() / cols;
         let parts = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?
             .into_iter()
-            .map(|r| (storage(ctx, label, &data[r.start * cols..r.end * cols], wgpu::BufferUsages::empty()), r))
+            .map(|r| (storage(ctx, label, &transpose(&data[r.start * cols..r.end * cols], cols), wgpu::BufferUsages::empty()), r))
             .collect();
         Ok(Chunked { parts, cols })
     }
+}
+
+/// `[rows, cols]` to `[cols, rows]`.
+pub fn transpose(m: &[f32], cols: usize) -> Vec<f32> {
+    let rows = m.len() / cols;
+    let mut t = vec![0.0; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
 }
 
 pub struct GpuLayer {
