@@ -1,6 +1,7 @@
 //! llama2.c `tokenizer.bin`: pieces with merge scores; encoding and decoding exactly as run.c.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::bytes::Reader;
 use crate::error::{Error, InputKind, Result};
@@ -132,6 +133,17 @@ impl Tokenizer {
             tokens.push(BOS);
         }
         let start = tokens.len();
+        tokens.extend(self.encode_unmerged(text));
+        self.merge(&mut tokens, start);
+        if eos {
+            tokens.push(crate::EOS);
+        }
+        tokens
+    }
+
+    /// The dummy prefix, then each code point as its piece or as its bytes (id = byte + 3).
+    fn encode_unmerged(&self, text: &str) -> Vec<u32> {
+        let mut tokens = Vec::with_capacity(text.len() + 1);
         if !text.is_empty() {
             tokens.push(self.id_of(b" ").unwrap_or(b' ' as u32 + 3));
         }
@@ -143,19 +155,54 @@ impl Tokenizer {
                 None => tokens.extend(bytes.iter().map(|&b| b as u32 + 3)),
             }
         }
-        self.merge(&mut tokens, start);
-        if eos {
-            tokens.push(crate::EOS);
-        }
         tokens
     }
 
-    /// Applies the best merge repeatedly to `tokens[start..]`.
+    /// Applies the best merge repeatedly to `tokens[start..]`: a heap of candidate pairs keyed
+    /// by (score, leftmost), with stale entries skipped, so long texts encode in O(n log n) and
+    /// the merges are exactly run.c's (see `merge_reference`).
     fn merge(&self, tokens: &mut Vec<u32>, start: usize) {
+        let mut seq = Merging::new(&tokens[start..]);
+        let mut heap = BinaryHeap::new();
+        for i in 0..seq.ids.len().saturating_sub(1) {
+            self.push_pair(&mut heap, &seq, i, i + 1);
+        }
+        while let Some(c) = heap.pop() {
+            if !seq.is_current(&c) {
+                continue;
+            }
+            seq.merge(c.left, c.right, c.merged);
+            if let Some(p) = seq.prev(c.left) {
+                self.push_pair(&mut heap, &seq, p, c.left);
+            }
+            if let Some(n) = seq.next(c.left) {
+                self.push_pair(&mut heap, &seq, c.left, n);
+            }
+        }
+        tokens.truncate(start);
+        tokens.extend(seq.into_tokens());
+    }
+
+    fn push_pair(&self, heap: &mut BinaryHeap<Candidate>, seq: &Merging, left: usize, right: usize) {
+        let (a, b) = (seq.ids[left], seq.ids[right]);
+        let mut pair = self.pieces[a as usize].clone();
+        pair.extend_from_slice(&self.pieces[b as usize]);
+        if let Some(id) = self.id_of(&pair) {
+            let score = self.scores[id as usize];
+            if score > NO_MERGE_SCORE {
+                heap.push(Candidate { score, left, right, a, b, merged: id });
+            }
+        }
+    }
+
+    /// run.c's merge loop as written: scan all pairs for the best score, merge, repeat.
+    /// Quadratic; kept as the reference the fast `merge` is tested against.
+    pub fn encode_reference(&self, text: &str) -> Vec<u32> {
+        let mut tokens = self.encode_unmerged(text);
         let mut pair = Vec::with_capacity(2 * self.max_token_length + 2);
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
-            for i in start..tokens.len().saturating_sub(1) {
+            for i in 0..tokens.len().saturating_sub(1) {
                 pair.clear();
                 pair.extend_from_slice(&self.pieces[tokens[i] as usize]);
                 pair.extend_from_slice(&self.pieces[tokens[i + 1] as usize]);
@@ -166,7 +213,7 @@ impl Tokenizer {
                     }
                 }
             }
-            let Some((_, id, i)) = best else { break };
+            let Some((_, id, i)) = best else { return tokens };
             tokens[i] = id;
             tokens.remove(i + 1);
         }
@@ -240,5 +287,76 @@ impl Utf8Stream {
         let s = if self.pending.is_empty() { String::new() } else { "\u{FFFD}".to_string() };
         self.pending.clear();
         s
+    }
+}
+
+/// A mergeable adjacent pair, ordered by score then by leftmost position.
+#[derive(Debug)]
+struct Candidate {
+    score: f32,
+    left: usize,
+    right: usize,
+    /// The token ids the pair had when pushed; a later merge makes the entry stale.
+    a: u32,
+    b: u32,
+    merged: u32,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.score.total_cmp(&o.score).then(o.left.cmp(&self.left))
+    }
+}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl PartialEq for Candidate {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+
+/// Tokens in a linked list; a merge keeps the left node, so node order is sequence order.
+struct Merging {
+    ids: Vec<u32>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    alive: Vec<bool>,
+}
+
+const NONE: usize = usize::MAX;
+
+impl Merging {
+    fn new(ids: &[u32]) -> Merging {
+        let n = ids.len();
+        Merging {
+            ids: ids.to_vec(),
+            next: (1..=n).map(|i| if i < n { i } else { NONE }).collect(),
+            prev: (0..n).map(|i| if i > 0 { i - 1 } else { NONE }).collect(),
+            alive: vec![true; n],
+        }
+    }
+    fn next(&self, i: usize) -> Option<usize> {
+        Some(self.next[i]).filter(|&n| n != NONE)
+    }
+    fn prev(&self, i: usize) -> Option<usize> {
+        Some(self.prev[i]).filter(|&p| p != NONE)
+    }
+    fn is_current(&self, c: &Candidate) -> bool {
+        self.alive[c.left] && self.next[c.left] == c.right && self.ids[c.left] == c.a && self.ids[c.right] == c.b
+    }
+    fn merge(&mut self, left: usize, right: usize, id: u32) {
+        self.ids[left] = id;
+        self.alive[right] = false;
+        self.next[left] = self.next[right];
+        if let Some(n) = self.next(right) {
+            self.prev[n] = left;
+        }
+    }
+    fn into_tokens(self) -> Vec<u32> {
+        self.ids.into_iter().zip(self.alive).filter(|(_, a)| *a).map(|(t, _)| t).collect()
     }
 }

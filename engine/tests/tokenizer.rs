@@ -94,3 +94,28 @@ fn llama2_tokenizer_loads_with_32000_tokens() {
     assert!(tok.check_vocab(512, "tokenizer.bin", "stories260K.bin").is_err());
     assert!(tok.check_vocab(32000, "tokenizer.bin", "s15m.bin").is_ok());
 }
+
+mod fast_merge {
+    use super::common;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// The heap-based merge makes exactly run.c's merges (the quadratic reference loop).
+        #[test]
+        fn equals_the_reference_loop(text in "[a-zA-Z ,.!'\\n]{0,120}|\\PC{0,30}") {
+            let tok = common::tok512();
+            prop_assert_eq!(tok.encode(&text, false, false), tok.encode_reference(&text));
+        }
+    }
+
+    #[test]
+    fn equals_the_reference_on_a_book_page() {
+        let tok = common::tok512();
+        let text = String::from_utf8(common::read("corpora/gutenberg/the_tale_of_peter_rabbit_pg14304.txt")).unwrap();
+        let page = &text[..3000];
+        assert_eq!(tok.encode(page, true, false)[1..], tok.encode_reference(page)[..]);
+        let llama = tinylm_engine::Tokenizer::from_bytes(&common::read("tokenizers/llama2/tokenizer.bin"), "t").unwrap();
+        assert_eq!(llama.encode(page, false, false), llama.encode_reference(page));
+    }
+}
