@@ -1,0 +1,85 @@
+//! `tinylm generate`: llama2.c `run`'s generate mode, byte for byte on stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tinylm_engine::generate::Generation;
+use tinylm_engine::{Result, Sampler};
+
+use crate::{backend, load, out};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model checkpoint (llama2.c v0, v1 or v2).
+    pub model: PathBuf,
+    /// tokenizer.bin with the model's vocabulary.
+    #[arg(short = 'z', long)]
+    pub tokenizer: PathBuf,
+    /// 0 is greedy; negative counts as 0 (as run.c).
+    #[arg(short = 't', long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Top-p (nucleus) threshold; outside [0, 1] counts as 0.9 (as run.c).
+    #[arg(short = 'p', long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub topp: f32,
+    /// RNG seed; 0 or absent takes the clock (as run.c).
+    #[arg(short = 's', long, default_value_t = 0, allow_negative_numbers = true)]
+    pub seed: i64,
+    /// Forward passes including the prompt; 0, negative or above the context means the context.
+    #[arg(short = 'n', long, default_value_t = 256, allow_negative_numbers = true)]
+    pub steps: i64,
+    /// Prompt text.
+    #[arg(short = 'i', long, default_value = "")]
+    pub prompt: String,
+}
+
+/// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
+/// clock's seconds when the result is 0.
+pub fn resolve_seed(seed: i64) -> u64 {
+    match seed as u64 {
+        0 => SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs() as u32 as u64),
+        s => s,
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (weights, _) = load::model(&a.model)?;
+    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let mut sampler = Sampler::from_cli(a.temperature, a.topp, resolve_seed(a.seed))?;
+    let prompt = tok.encode(&a.prompt, true, false);
+    let steps = a.steps.max(0) as usize;
+    let mut gen = Generation::new(prompt, steps, &weights.config)?;
+    let mut model = backend::make_backend(weights, "cpu")?;
+
+    let mut start: Option<Instant> = None;
+    while let Some(step) = gen.step(model.as_mut(), &mut sampler)? {
+        // Flushed per token, as run.c; a closed pipe ends the run.
+        if !out::write(tok.decode(step.prev, step.token)?.printable())? {
+            return Ok(());
+        }
+        // As run.c: time from the first emitted token, the first pass being slower.
+        start.get_or_insert_with(Instant::now);
+    }
+    out::write(b"\n")?;
+    report_speed(gen.positions(), start);
+    Ok(())
+}
+
+/// run.c's `achieved tok/s` line: (pos − 1) tokens over the time since the first emission.
+fn report_speed(pos: usize, start: Option<Instant>) {
+    let Some(start) = start.filter(|_| pos > 1) else { return };
+    let secs = start.elapsed().as_secs_f64();
+    let _ = writeln!(std::io::stderr(), "achieved tok/s: {:.6}", (pos - 1) as f64 / secs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_seed;
+
+    #[test]
+    fn seeds_follow_run_c() {
+        assert_eq!(resolve_seed(133742), 133742);
+        assert_eq!(resolve_seed(-1), u64::MAX, "atoi's -1 stored in an unsigned long long");
+        assert_ne!(resolve_seed(0), 0, "0 takes the clock");
+    }
+}

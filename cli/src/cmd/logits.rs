@@ -1,0 +1,104 @@
+//! `tinylm logits`: everything the model computes over a token sequence, as safetensors in the
+//! layout of the reference fixture `stories260K_attention.safetensors`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use tinylm_engine::trace::{inspect, Inspection};
+use tinylm_engine::{Error, Result};
+
+use crate::{backend, load, out};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model checkpoint (llama2.c v0, v1 or v2).
+    pub model: PathBuf,
+    /// Token ids separated by spaces or commas, BOS included ("1 403 407").
+    #[arg(long, required_unless_present = "prompt", conflicts_with = "prompt")]
+    pub tokens: Option<String>,
+    /// Text to encode (with BOS) instead of --tokens; needs --tokenizer.
+    #[arg(short = 'i', long, requires = "tokenizer")]
+    pub prompt: Option<String>,
+    /// tokenizer.bin for --prompt.
+    #[arg(short = 'z', long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Output .safetensors file.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+}
+
+/// Parses "1 403 407" or "1,403,407".
+pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(|_| Error::InvalidSetting(format!("`{t}` in --tokens is not a token id"))))
+        .collect()
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (weights, _) = load::model(&a.model)?;
+    let tokens = match (&a.tokens, &a.prompt, &a.tokenizer) {
+        (Some(t), _, _) => parse_tokens(t)?,
+        (None, Some(text), Some(tp)) => load::tokenizer_for(tp, &weights, &a.model)?.encode(text, true, false),
+        _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
+    };
+    let mut model = backend::make_backend(weights, "cpu")?;
+    let ins = inspect(model.as_mut(), &tokens)?;
+    load::write_file(&a.output, &to_safetensors(&ins, &a.model)?)?;
+    let c = &ins.config;
+    out::line(&format!(
+        "wrote {}: logits [{t}, {}], attn [{}, {}, {t}, {t}], resid [{}, {t}, {}], tokens [{t}]",
+        a.output.display(), c.vocab_size, c.n_layers, c.n_heads, c.n_layers, c.dim, t = ins.len()
+    ))
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serializes `logits [T,V]`, `attn [L,H,T,T]`, `resid [L,T,D]` (f32) and `tokens [T]` (i32).
+pub fn to_safetensors(ins: &Inspection, model: &Path) -> Result<Vec<u8>> {
+    let c = &ins.config;
+    let t = ins.len();
+    let tokens: Vec<u8> = ins.tokens.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
+    let parts = [
+        ("logits", Dtype::F32, vec![t, c.vocab_size], f32_bytes(&ins.logits)),
+        ("attn", Dtype::F32, vec![c.n_layers, c.n_heads, t, t], f32_bytes(&ins.attn)),
+        ("resid", Dtype::F32, vec![c.n_layers, t, c.dim], f32_bytes(&ins.resid)),
+        ("tokens", Dtype::I32, vec![t], tokens),
+    ];
+    let views = parts
+        .iter()
+        .map(|(name, dtype, shape, data)| Ok((*name, TensorView::new(*dtype, shape.clone(), data).map_err(st_err)?)))
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, Some(metadata(ins, model))).map_err(st_err)
+}
+
+fn metadata(ins: &Inspection, model: &Path) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert("model".into(), load::name(model));
+    m.insert("config".into(), serde_json::to_string(&ins.config).unwrap_or_default());
+    m.insert("attn".into(), "post-softmax attn[l, h, t, s] for s <= t; zeros for s > t".into());
+    m.insert("resid".into(), "residual stream after layer l's FFN add, before the final RMSNorm".into());
+    m.insert("producer".into(), format!("tinylm {} (cpu)", env!("CARGO_PKG_VERSION")));
+    m
+}
+
+fn st_err(e: safetensors::SafeTensorError) -> Error {
+    Error::InvalidSetting(format!("cannot build the safetensors output: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tokens;
+
+    #[test]
+    fn token_lists() {
+        assert_eq!(parse_tokens("1 403 407").unwrap(), [1, 403, 407]);
+        assert_eq!(parse_tokens(" 1,403, 407 ").unwrap(), [1, 403, 407]);
+        assert!(parse_tokens("1 x").unwrap_err().to_string().contains("`x`"));
+        assert!(parse_tokens("-3").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! One module per subcommand: its clap arguments and its `run`.
+
+pub mod decode;
+pub mod encode;
+pub mod generate;
+pub mod info;
+pub mod logits;
+pub mod make_model;

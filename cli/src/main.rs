@@ -1,0 +1,64 @@
+//! `tinylm`: the TinyLM Lab command line. Each subcommand lives in `cmd/`; files are read and
+//! backends created in `load` and `backend` so later subcommands share them.
+
+mod backend;
+mod cmd;
+mod load;
+mod out;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tinylm", version, about = "Run and inspect llama2.c models (TinyLM Lab)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text exactly as llama2.c `run` does.
+    Generate(cmd::generate::Args),
+    /// Write logits, attention and residuals of a token sequence to a safetensors file.
+    Logits(cmd::logits::Args),
+    /// Print the token ids of a text (BOS first).
+    Encode(cmd::encode::Args),
+    /// Print the text of token ids.
+    Decode(cmd::decode::Args),
+    /// Write a deterministic random model (shared/docs/reference-models.md).
+    MakeModel(cmd::make_model::Args),
+    /// Describe a model file.
+    Info(cmd::info::Args),
+}
+
+fn run(cli: Cli) -> tinylm_engine::Result<()> {
+    match cli.command {
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Logits(a) => cmd::logits::run(a),
+        Command::Encode(a) => cmd::encode::run(a),
+        Command::Decode(a) => cmd::decode::run(a),
+        Command::MakeModel(a) => cmd::make_model::run(a),
+        Command::Info(a) => cmd::info::run(a),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap formats its own "error: …" with usage; help and version are not failures.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
