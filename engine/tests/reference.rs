@@ -8,8 +8,11 @@ use tinylm_engine::trace::inspect;
 use tinylm_engine::Sampler;
 
 fn greedy(prompt: &str, steps: usize) -> (Vec<u32>, String) {
+    greedy_on(CpuBackend::reference(stories260k()), prompt, steps)
+}
+
+fn greedy_on(mut b: CpuBackend, prompt: &str, steps: usize) -> (Vec<u32>, String) {
     let tok = tok512();
-    let mut b = CpuBackend::new(stories260k());
     let mut s = Sampler::new(0.0, 0.9, 1).unwrap();
     let mut g = Generation::new(tok.encode(prompt, true, false), steps, &b.weights.config).unwrap();
     let mut text = Vec::new();
@@ -26,6 +29,8 @@ fn greedy_256_from_bos_matches_reference_text_and_ids() {
     assert_eq!(ids, common::ids(&r["greedy_empty_prompt_256_steps"]["ids"]));
     let expected = String::from_utf8(read("reference/stories260K_greedy_256.txt")).unwrap();
     assert_eq!(format!("{text}\n"), expected);
+    let (fast_ids, _) = greedy_on(CpuBackend::new(stories260k()), "", 256);
+    assert_eq!(fast_ids, ids, "fast kernels give the same story");
 }
 
 #[test]
@@ -50,7 +55,7 @@ fn sentencepiece_encodings() {
 fn logits_first_8_positions() {
     let r = &reference_json()["logits_first_8_positions_of_empty_prompt_run"];
     let tokens = ids(&r["input_ids"]);
-    let mut b = CpuBackend::new(stories260k());
+    let mut b = CpuBackend::reference(stories260k());
     let ins = inspect(&mut b, &tokens).unwrap();
     for (t, row) in r["logits"].as_array().unwrap().iter().enumerate() {
         let want: Vec<f32> = row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
@@ -65,8 +70,14 @@ fn attention_fixture_logits_attention_residuals() {
     let f = "reference/stories260K_attention.safetensors";
     let (_, tokens) = fixture(f, "tokens");
     let tokens: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
-    let mut b = CpuBackend::new(stories260k());
-    let ins = inspect(&mut b, &tokens).unwrap();
+    for b in [CpuBackend::reference(stories260k()), CpuBackend::new(stories260k())] {
+        attention_fixture_on(b, &tokens);
+    }
+}
+
+fn attention_fixture_on(mut b: CpuBackend, tokens: &[u32]) {
+    let f = "reference/stories260K_attention.safetensors";
+    let ins = inspect(&mut b, tokens).unwrap();
     for src in ["llama2c", "np64"] {
         let (shape, logits) = fixture(f, &format!("{src}.logits"));
         assert_eq!(shape, [16, 512]);
@@ -81,7 +92,7 @@ fn attention_fixture_logits_attention_residuals() {
         assert_eq!(shape, [5, 16, 64]);
         let d = max_diff(&ins.resid, &resid);
         assert!(d <= 1e-5 * max_abs(&resid).max(1.0), "{src} residual: {d}");
-        println!("{src}: logits Δ {:.2e}, attention Δ {:.2e}, residual Δ {d:.2e}",
+        println!("{} vs {src}: logits Δ {:.2e}, attention Δ {:.2e}, residual Δ {d:.2e}", tinylm_engine::generate::Backend::name(&b),
             max_diff(&ins.logits, &logits), max_diff(&ins.attn, &attn));
     }
 }

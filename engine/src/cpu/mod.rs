@@ -1,12 +1,13 @@
 //! The CPU path: run.c's forward pass in plain f32, the readable reference for every other path.
 
+pub mod fast;
 pub mod ops;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::trace::StepTrace;
 use crate::weights::Weights;
-use ops::{matmul, rmsnorm, rope, silu, softmax};
+use ops::{rmsnorm, rope, silu, softmax};
 
 /// Activations and the KV cache for one sequence.
 #[derive(Debug, Clone)]
@@ -53,15 +54,46 @@ pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
     Ok(())
 }
 
-/// run.c `forward(token, pos)`: returns the logits; records attention and residuals into
-/// `trace` when given.
+/// Which matrix–vector kernel the forward pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// run.c's scalar loops, the reference.
+    Reference,
+    /// SIMD and threads (`fast.rs`), tested against the reference.
+    Fast,
+}
+
+impl Kernels {
+    fn matmul(self) -> fn(&mut [f32], &[f32], &[f32]) {
+        match self {
+            Kernels::Reference => ops::matmul,
+            Kernels::Fast => fast::matmul,
+        }
+    }
+}
+
+/// run.c `forward(token, pos)` with the reference kernels: returns the logits; records
+/// attention and residuals into `trace` when given.
 pub fn forward<'s>(
+    w: &Weights,
+    s: &'s mut State,
+    token: u32,
+    pos: usize,
+    trace: Option<&mut StepTrace>,
+) -> Result<&'s mut [f32]> {
+    forward_with(Kernels::Reference, w, s, token, pos, trace)
+}
+
+/// `forward` on the chosen kernels.
+pub fn forward_with<'s>(
+    kernels: Kernels,
     w: &Weights,
     s: &'s mut State,
     token: u32,
     pos: usize,
     mut trace: Option<&mut StepTrace>,
 ) -> Result<&'s mut [f32]> {
+    let matmul = kernels.matmul();
     let c = &w.config;
     check_step(c, token, pos)?;
     let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
@@ -134,13 +166,22 @@ fn add(x: &mut [f32], y: &[f32]) {
 /// The CPU backend: weights and one sequence's state.
 pub struct CpuBackend {
     pub weights: Weights,
+    pub kernels: Kernels,
     state: State,
 }
 
 impl CpuBackend {
+    /// The fast kernels (what users run).
     pub fn new(weights: Weights) -> CpuBackend {
+        CpuBackend::with_kernels(weights, Kernels::Fast)
+    }
+    /// The scalar reference kernels.
+    pub fn reference(weights: Weights) -> CpuBackend {
+        CpuBackend::with_kernels(weights, Kernels::Reference)
+    }
+    pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
         let state = State::new(&weights.config);
-        CpuBackend { weights, state }
+        CpuBackend { weights, kernels, state }
     }
 }
 
@@ -149,12 +190,15 @@ impl crate::generate::Backend for CpuBackend {
         &self.weights.config
     }
     fn name(&self) -> String {
-        "cpu".into()
+        match self.kernels {
+            Kernels::Reference => "cpu (reference)".into(),
+            Kernels::Fast => format!("cpu ({})", fast::kernel_name()),
+        }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward(&self.weights, &mut self.state, token, pos, None)
+        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, None)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
-        forward(&self.weights, &mut self.state, token, pos, Some(trace))
+        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, Some(trace))
     }
 }
