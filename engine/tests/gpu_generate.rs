@@ -185,3 +185,19 @@ fn backend_choice_opens_the_gpu_here_and_the_cpu_on_request() {
         assert_eq!(b.generate(&[1], 256, &mut s, |_| true).unwrap(), want, "{choice}");
     }
 }
+
+#[test]
+fn bench_reports_both_backends() {
+    use tinylm_engine::gpu::bench::bench;
+    for choice in [BackendChoice::Cpu, BackendChoice::Gpu] {
+        let r = bench(stories260k(), choice, GpuOptions::default(), 64, 32).unwrap();
+        println!("{r:?}");
+        assert_eq!((r.prefill_tokens, r.decode_tokens), (64, 32));
+        assert!(r.load_s > 0.0 && r.prefill_tok_s > 0.0 && r.decode_tok_s > 0.0);
+        if choice == BackendChoice::Gpu {
+            assert_eq!((r.submits_per_token, r.bytes_per_token), (1.0, 4.0));
+        } else {
+            assert_eq!((r.submits_per_token, r.bytes_per_token), (0.0, 0.0));
+        }
+    }
+}

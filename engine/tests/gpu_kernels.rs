@@ -3,7 +3,7 @@
 //! in CI).
 
 use tinylm_engine::cpu::ops;
-use tinylm_engine::gpu::ops::KernelLab;
+use tinylm_engine::gpu::ops::{KernelLab, Matmul};
 use tinylm_engine::randmodel::det_uniform;
 use tinylm_engine::sampler::{argmax, sample_mult, sample_topp, softmax};
 use tinylm_engine::Config;
@@ -58,7 +58,7 @@ fn matvec_and_tiled_matmul_match_cpu() {
         let w = rand("w", m * k, 1.0);
         let want = cpu_matmul(&x, &w, k, rows, 1);
         for batched in [false, true] {
-            let got = lab.matmul(&x, &w, k, None, 1, rows, batched, 1 << 27).unwrap();
+            let got = lab.matmul(&x, &w, None, Matmul { k, in_row0: 1, rows, batched, max_bytes: 1 << 27 }).unwrap();
             let d = max_diff(&got, &want);
             assert!(d <= 1e-5 * max_abs(&want).max(1.0), "{rows}x{k}x{m} batched {batched}: {d}");
         }
@@ -74,11 +74,11 @@ fn matmul_accumulates_and_splits_rows_into_chunks() {
     let init = rand("init", rows * m, 2.0);
     let mut want = cpu_matmul(&x, &w, k, rows, 0);
     for (a, b) in want.iter_mut().zip(&init) {
-        *a = b + *a;
+        *a += b;
     }
     // 600 bytes per chunk: 4 rows of 37 floats, so 26 chunks with a ragged last one.
     for batched in [false, true] {
-        let got = lab.matmul(&x, &w, k, Some(&init), 0, rows, batched, 600).unwrap();
+        let got = lab.matmul(&x, &w, Some(&init), Matmul { k, in_row0: 0, rows, batched, max_bytes: 600 }).unwrap();
         let d = max_diff(&got, &want);
         assert!(d <= 1e-5 * max_abs(&want), "batched {batched}: {d}");
     }

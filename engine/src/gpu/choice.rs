@@ -44,9 +44,11 @@ impl fmt::Display for BackendChoice {
 }
 
 /// Either backend behind one type.
+// One per session, so the size gap between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyBackend {
     Cpu(CpuBackend),
-    Gpu(Box<GpuBackend>),
+    Gpu(GpuBackend),
 }
 
 impl AnyBackend {
@@ -59,12 +61,12 @@ impl AnyBackend {
             BackendChoice::Gpu => {
                 let g = GpuBackend::new_async(&weights, opts).await?;
                 let why = format!("{}: requested", g.name());
-                Ok((AnyBackend::Gpu(Box::new(g)), why))
+                Ok((AnyBackend::Gpu(g), why))
             }
             BackendChoice::Auto => match GpuBackend::new_async(&weights, opts).await {
                 Ok(g) => {
                     let why = format!("{}: a GPU adapter is available", g.name());
-                    Ok((AnyBackend::Gpu(Box::new(g)), why))
+                    Ok((AnyBackend::Gpu(g), why))
                 }
                 Err(e) => Ok((AnyBackend::Cpu(CpuBackend::new(weights)), format!("cpu: no usable GPU ({e})"))),
             },
@@ -117,7 +119,7 @@ impl AnyBackend {
     fn inner(&mut self) -> &mut dyn Backend {
         match self {
             AnyBackend::Cpu(c) => c,
-            AnyBackend::Gpu(g) => g.as_mut(),
+            AnyBackend::Gpu(g) => g,
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   get blocking twins through pollster.
 
 mod backend;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 mod choice;
 mod context;
 mod fast;

@@ -8,6 +8,20 @@ use super::readback::{self, floats};
 use crate::config::Config;
 use crate::error::Result;
 
+/// The shape of a `KernelLab::matmul` call.
+#[derive(Debug, Clone, Copy)]
+pub struct Matmul {
+    /// Input width (columns of W).
+    pub k: usize,
+    /// First row of x read.
+    pub in_row0: usize,
+    pub rows: usize,
+    /// The tiled prefill kernel instead of the one-row `matvec`.
+    pub batched: bool,
+    /// Largest weight chunk in bytes.
+    pub max_bytes: u64,
+}
+
 /// A device with the kernels compiled, to run them one at a time.
 pub struct KernelLab {
     ctx: GpuContext,
@@ -77,8 +91,9 @@ impl KernelLab {
     }
 
     /// `init + W · x` per row (`init` zero when `None`), W `[m, k]` split into chunks of at
-    /// most `max_bytes`, rows of `x` read from `in_row0`; `batched` picks the tiled kernel.
-    pub fn matmul(&self, x: &[f32], w: &[f32], k: usize, init: Option<&[f32]>, in_row0: usize, rows: usize, batched: bool, max_bytes: u64) -> Result<Vec<f32>> {
+    /// most `mm.max_bytes`, `mm.rows` rows of `x` read from `mm.in_row0`.
+    pub fn matmul(&self, x: &[f32], w: &[f32], init: Option<&[f32]>, mm: Matmul) -> Result<Vec<f32>> {
+        let Matmul { k, in_row0, rows, batched, max_bytes } = mm;
         let m = w.len() / k;
         let chunks = Chunked::upload(&self.ctx, "w", w, k, max_bytes)?;
         let xb = self.input(x);
