@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs everything TinyLM Lab needs on Debian 12 (run as root), from package registries only.
+# Idempotent: each tool is installed only when missing or at the wrong version, so re-runs
+# take seconds. Non-interactive (works with CI=true and no stdin).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+APT_PACKAGES=(chromium chromium-driver mesa-vulkan-drivers libvulkan1)
+
+apt_missing() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+    done
+}
+
+install_apt() {
+    local want=("${APT_PACKAGES[@]}")
+    command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
+    local missing
+    missing=$(apt_missing "${want[@]}")
+    if [[ -z "$missing" ]]; then
+        echo "apt packages: already installed"
+        return
+    fi
+    [[ $(id -u) -eq 0 ]] || die "missing apt packages ($missing); run this script as root"
+    log "apt-get install $missing"
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q $missing </dev/null
+}
+
+install_rust_tools() {
+    command -v cargo >/dev/null || die "Rust is not installed: install rustup with Rust 1.95 first"
+    if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+        echo "wasm32-unknown-unknown: already installed"
+    else
+        log "rustup target add wasm32-unknown-unknown"
+        rustup target add wasm32-unknown-unknown
+    fi
+    if [[ "$(trunk --version 2>/dev/null)" == "trunk $TRUNK_VERSION" ]]; then
+        echo "trunk $TRUNK_VERSION: already installed"
+    else
+        log "cargo install trunk $TRUNK_VERSION (about 8 minutes on 2 cores, once)"
+        cargo install --locked trunk --version "$TRUNK_VERSION" </dev/null
+    fi
+    if [[ "$(wasm-bindgen --version 2>/dev/null)" == "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+        echo "wasm-bindgen $WASM_BINDGEN_VERSION: already installed"
+    else
+        # Not --locked: its lock file names a webpki-roots version the registry no longer has.
+        log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes, once)"
+        cargo install --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" </dev/null
+    fi
+}
+
+# npm tools pinned by package-lock.json: binaryen@132 (wasm-opt) and playwright-core.
+install_node_tools() {
+    local want_pw have_pw have_opt
+    want_pw=$(node -p "require('./package.json').devDependencies['playwright-core']")
+    have_pw=$(node -p "try { require('./node_modules/playwright-core/package.json').version } catch { '' }")
+    have_opt=$(wasm-opt --version 2>/dev/null || true)
+    if [[ "$have_pw" == "$want_pw" && "$have_opt" == *"version 132"* ]]; then
+        echo "npm tools: already installed (playwright-core $have_pw, $have_opt)"
+    else
+        log "npm ci (binaryen, playwright-core)"
+        npm ci --no-audit --no-fund </dev/null
+    fi
+}
+
+install_apt
+install_rust_tools
+install_node_tools
+log "cargo fetch (so Trunk can build with --offline)"
+cargo fetch </dev/null
+echo "setup: done"

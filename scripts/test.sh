@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every test of TinyLM Lab: setup, native engine/CLI tests, clippy, the release web build,
+# and the browser tests (headless Chromium against a static server the tests start themselves).
+# Every step runs even after a failure; the exit status is non-zero if any step failed.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+ensure_runtime_dir
+
+declare -a SUMMARY=()
+FAILED=0
+
+# step NAME COMMAND...: runs and times one step, recording the outcome for the summary.
+step() {
+    local name=$1
+    shift
+    log "$name: $*"
+    local t0=$SECONDS
+    if "$@"; then
+        SUMMARY+=("$(printf 'PASS  %-28s %4ds' "$name" $((SECONDS - t0)))")
+    else
+        SUMMARY+=("$(printf 'FAIL  %-28s %4ds' "$name" $((SECONDS - t0)))")
+        FAILED=1
+    fi
+}
+
+skip() {
+    SUMMARY+=("$(printf 'SKIP  %-28s  (%s)' "$1" "$2")")
+    FAILED=1
+}
+
+summary() {
+    printf '\n==> summary (%ds in all)\n' "$SECONDS"
+    printf '%s\n' "${SUMMARY[@]}"
+    if ((FAILED)); then echo "RESULT: FAILED"; else echo "RESULT: all tests passed"; fi
+}
+
+step "setup" bash scripts/setup.sh
+if [[ ${SUMMARY[-1]} == FAIL* ]]; then
+    summary
+    exit 1
+fi
+
+# The app is wasm-only (built by Trunk below); everything else runs natively.
+step "cargo test (engine, cli)" cargo test --workspace --exclude tinylm-app
+# Lints deny warnings. TINYLM_CLIPPY=0 skips them (they cost a cold check build each).
+if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
+    step "clippy (engine, cli)" cargo clippy --workspace --exclude tinylm-app --all-targets -- -D warnings
+    # --no-deps: only the app's own code here; the engine is linted natively above.
+    step "clippy (app, wasm32)" cargo clippy -p tinylm-app --target wasm32-unknown-unknown --no-deps -- -D warnings
+fi
+
+rm -rf dist
+step "trunk build --release" trunk build --release --offline
+if [[ -f dist/index.html ]]; then
+    step "browser tests (e2e)" node --test --test-concurrency=1 tests/e2e/
+    wasm=$(gzip -9c dist/*_bg.wasm | wc -c)
+    js=$(cat dist/app-*.js dist/boot.js | gzip -9c | wc -c)
+    SUMMARY+=("$(printf 'info  gzipped wasm %d B, js %d B' "$wasm" "$js")")
+else
+    skip "browser tests (e2e)" "no dist/index.html"
+fi
+
+summary
+exit "$FAILED"
