@@ -119,6 +119,22 @@ describe('TinyLM Lab page', () => {
     await page.close();
   });
 
+  test('works from a sub-path (every URL is relative)', async () => {
+    const sub = await startServer('/some/lab/');
+    try {
+      const { page, log } = await openApp(browser.context, sub.url);
+      const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 24 });
+      assert.equal(r.state, 'done', r.status);
+      assert.ok(greedy256.startsWith(r.text) && r.text.length > 60, r.text);
+      const outside = log.requests.filter((u) => !new URL(u).pathname.startsWith('/some/lab/'));
+      assert.deepEqual(outside, [], 'requests outside the sub-path');
+      assert.deepEqual(log.errors, []);
+      await page.close();
+    } finally {
+      await sub.close();
+    }
+  });
+
   test('a missing model file is reported in plain words', async () => {
     const page = await browser.context.newPage();
     await page.route('**/models/stories260K.bin', (route) => route.fulfill({ status: 404, body: 'gone' }));

@@ -19,12 +19,12 @@ export function readShared(path) {
   return readFileSync(join(SHARED_DATA, path), 'utf8');
 }
 
-/** Serves dist/ on a free 127.0.0.1 port. */
-export async function startServer() {
+/** Serves dist/ on a free 127.0.0.1 port, under the URL path `prefix`. */
+export async function startServer(prefix = '/') {
   if (!existsSync(join(DIST, 'index.html'))) {
     throw new Error(`${DIST}/index.html is missing: build first (trunk build --release)`);
   }
-  return serve(DIST, 0);
+  return serve(DIST, 0, '127.0.0.1', prefix);
 }
 
 /** Headless Chromium with a fresh profile; close() also deletes the profile. */

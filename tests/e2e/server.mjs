@@ -34,12 +34,13 @@ function fileFor(root, urlPath) {
   return full === root || full.startsWith(root + sep) ? full : null;
 }
 
-async function handle(root, req, res) {
+async function handle(root, prefix, req, res) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { Allow: 'GET, HEAD' }).end();
     return;
   }
-  let file = fileFor(root, req.url);
+  const inside = req.url.startsWith(prefix);
+  let file = inside ? fileFor(root, '/' + req.url.slice(prefix.length)) : null;
   let info = file && (await stat(file).catch(() => null));
   if (info?.isDirectory()) {
     file = join(file, 'index.html');
@@ -59,18 +60,21 @@ async function handle(root, req, res) {
   else createReadStream(file).pipe(res);
 }
 
-/** Starts serving `dir`; resolves to { url, close }. */
-export function serve(dir, port = 0, host = '127.0.0.1') {
+/**
+ * Starts serving `dir` under the URL path `prefix` (e.g. "/lab/" to mimic a sub-path deploy);
+ * resolves to { url, close }.
+ */
+export function serve(dir, port = 0, host = '127.0.0.1', prefix = '/') {
   const root = resolve(dir);
   const server = createServer((req, res) => {
-    handle(root, req, res).catch(() => res.writeHead(500).end());
+    handle(root, prefix, req, res).catch(() => res.writeHead(500).end());
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {
       const { port: p } = server.address();
       ok({
-        url: `http://${host}:${p}/`,
+        url: `http://${host}:${p}${prefix}`,
         close: () => new Promise((done) => server.close(done)),
       });
     });
