@@ -27,7 +27,7 @@ mod tests {
     fn cpu_is_made_and_others_are_refused_by_name() {
         let (c, seed) = named_shape("micro").unwrap();
         let w = random_weights(&c, seed).unwrap();
-        assert_eq!(make_backend(w.clone(), "cpu").unwrap().name(), "cpu");
+        assert!(make_backend(w.clone(), "cpu").unwrap().name().starts_with("cpu"));
         let err = make_backend(w, "gpu").err().unwrap().to_string();
         assert!(err.contains("`gpu`") && err.contains("cpu"), "{err}");
     }
