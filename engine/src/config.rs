@@ -49,13 +49,13 @@ impl Config {
         if [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len].contains(&0) {
             return Err("every size in the header must be positive".into());
         }
-        if c.dim % c.n_heads != 0 {
+        if !c.dim.is_multiple_of(c.n_heads) {
             return Err(format!("n_heads {} does not divide dim {}", c.n_heads, c.dim));
         }
-        if c.n_heads % c.n_kv_heads != 0 {
+        if !c.n_heads.is_multiple_of(c.n_kv_heads) {
             return Err(format!("n_kv_heads {} does not divide n_heads {}", c.n_kv_heads, c.n_heads));
         }
-        if c.head_size() % 2 != 0 {
+        if !c.head_size().is_multiple_of(2) {
             return Err(format!("head size {} is odd; RoPE rotates pairs", c.head_size()));
         }
         let big = [

@@ -16,7 +16,7 @@ const QUANTIZED: [Tensor; 9] = [
 pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
     let (config, mut r) = read_header(data, file)?;
     let gs = r.i32()?;
-    if gs <= 0 || config.dim % gs as usize != 0 {
+    if gs <= 0 || !config.dim.is_multiple_of(gs as usize) {
         return Err(Error::model(file, format!("group size {gs} must be positive and divide dim {}", config.dim)));
     }
     let gs = gs as usize;
@@ -50,7 +50,7 @@ pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
 /// The group size llama2.c's exporter picks: 64, halved until it divides dim.
 pub fn default_group_size(dim: usize) -> usize {
     let mut gs = 64;
-    while dim % gs != 0 {
+    while !dim.is_multiple_of(gs) {
         gs /= 2;
     }
     gs
@@ -73,7 +73,7 @@ fn quantize(w: &[f32], gs: usize) -> (Vec<u8>, Vec<f32>) {
 
 pub fn write_v2(w: &Weights, group_size: usize) -> Result<Vec<u8>> {
     let c = &w.config;
-    if group_size == 0 || c.dim % group_size != 0 {
+    if group_size == 0 || !c.dim.is_multiple_of(group_size) {
         return Err(Error::InvalidSetting(format!("group size {group_size} must divide dim {}", c.dim)));
     }
     let mut out = header(c, 2, Some(group_size));
