@@ -5,10 +5,10 @@
 // chunk), stored TRANSPOSED, so consecutive outputs are adjacent in memory;
 // 2 `out` [n_rows, out_stride] read_write; 3 `d` uniform.
 // Computes out[t, col0 + j] = (accumulate ? out[t, col0 + j] : 0) + Σ_i W[j, i] · x[in_row0 + t, i],
-// the sum taken in i order like the CPU's loop. `accumulate` fuses the residual add (x += W·y).
-// Entry points: `matvec` for one row (decode: one lane per output, no barriers, reads
-// coalesced across lanes) and `matmul` for a batch (prefill: 16 rows × 64 outputs per
-// workgroup, tiles in workgroup memory).
+// `accumulate` fuses the residual add (x += W·y).
+// Entry points: `matvec` for one row (decode: 16 outputs × 16 k-slices per workgroup) and
+// `matmul` for a batch (prefill: 16 rows × 64 outputs per workgroup, tiles in workgroup
+// memory, each output summed in i order like the CPU's scalar loop).
 
 struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, _p0: u32, _p1: u32, _p2: u32 }
 
@@ -26,20 +26,32 @@ fn store(t: u32, j: u32, v: f32) {
     }
 }
 
-// One lane per output; dispatch (ceil(m / 64), n_rows).
-@compute @workgroup_size(64)
-fn matvec(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let t = gid.y;
-    if (j >= d.m) {
-        return;
-    }
-    let xo = (step.in_row0 + t) * d.k;
+// 16 outputs × 16 k-slices per workgroup: lane (x, y) sums k ≡ y (mod 16) for output x, so
+// each step reads 16 rows of 16 adjacent floats (coalesced), and a big GPU gets 16 lanes per
+// output to hide memory latency; one barrier, then lane y = 0 adds the 16 partial sums in
+// slice order. Dispatch (ceil(m / 16), n_rows).
+var<workgroup> part: array<f32, 256>;
+
+@compute @workgroup_size(16, 16)
+fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let j = wg.x * 16u + lid.x;
+    let t = wg.y;
     var acc = 0.0;
-    for (var i = 0u; i < d.k; i++) {
-        acc += w[i * d.m + j] * x[xo + i];
+    if (j < d.m) {
+        let xo = (step.in_row0 + t) * d.k;
+        for (var i = lid.y; i < d.k; i += 16u) {
+            acc += w[i * d.m + j] * x[xo + i];
+        }
     }
-    store(t, j, acc);
+    part[lid.y * 16u + lid.x] = acc;
+    workgroupBarrier();
+    if (lid.y == 0u && j < d.m) {
+        var sum = 0.0;
+        for (var y = 0u; y < 16u; y++) {
+            sum += part[y * 16u + lid.x];
+        }
+        store(t, j, sum);
+    }
 }
 
 var<workgroup> xs: array<f32, 256>;   // [16 rows][16 k]

@@ -201,3 +201,18 @@ fn bench_reports_both_backends() {
         }
     }
 }
+
+/// Speed on the big shapes (random weights; s110m is 438 MB, so the embedding/classifier and
+/// the model as a whole exceed WebGPU's default binding and buffer limits unless split).
+/// Slow on lavapipe: `cargo test --release -p tinylm-engine --test gpu_generate -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_large_shapes() {
+    use tinylm_engine::gpu::bench::bench;
+    for name in ["s15m", "s42m", "s110m"] {
+        let (c, seed) = named_shape(name).unwrap();
+        let r = bench(random_weights(&c, seed).unwrap(), BackendChoice::Gpu, GpuOptions::default(), 256, 128).unwrap();
+        println!("{name}: {r:?}");
+        assert_eq!((r.submits_per_token, r.bytes_per_token), (1.0, 4.0));
+    }
+}

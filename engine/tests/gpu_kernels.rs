@@ -229,8 +229,10 @@ fn softmax_multinomial_and_top_p_match_cpu() {
                 let (want, wp) = cpu_sample(&logits, *temperature, *topp, coin);
                 let (got, gp) = lab.sample(&logits, *temperature, *topp, coin).unwrap();
                 // Relative: an absolute bound would hide a uniform error in the softmax total.
+                // 4e-6: WGSL's division may be 2.5 ulp off (NVIDIA's is), and exp(l / t)
+                // multiplies that by |l / t| (up to ~25 here).
                 let rel = gp.iter().zip(&wp).fold(0f32, |m, (g, w)| m.max(((g - w) / w.max(f32::MIN_POSITIVE)).abs()));
-                assert!(rel <= 1e-6, "probabilities differ by {rel:e} relative");
+                assert!(rel <= 4e-6, "probabilities differ by {rel:e} relative");
                 checked += 1;
                 if got != want {
                     let near = cpu_picks_near(&logits, *temperature, *topp, coin, 1e-4);

@@ -11,13 +11,13 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::weights::Weights;
 
-/// Most rows one matmul dispatch covers: `matvec` gives 64 rows per workgroup and a dispatch
+/// Most rows one matmul dispatch covers: `matvec` gives 16 rows per workgroup and a dispatch
 /// dimension holds at most 65535 workgroups.
-pub const MAX_CHUNK_ROWS: usize = 65535 * 64;
+pub const MAX_CHUNK_ROWS: usize = 65535 * 16;
 
 /// A row-major `[rows, cols]` matrix as row chunks, each its own buffer holding the chunk
-/// transposed (`[cols, chunk rows]`): a lane per output then reads memory adjacent to its
-/// neighbours' (coalesced) while summing its dot product in the CPU's order.
+/// transposed (`[cols, chunk rows]`), so lanes working on adjacent outputs read adjacent
+/// memory (coalesced) while each walks its dot product along k.
 pub struct Chunked {
     pub parts: Vec<(wgpu::Buffer, Range<usize>)>,
     pub cols: usize,

@@ -111,7 +111,7 @@ impl KernelLab {
             .iter()
             .zip(&dims)
             .map(|((b, r), d)| {
-                let g = if batched { [groups(r.len(), 64), groups(rows, 16), 1] } else { [groups(r.len(), 64), rows as u32, 1] };
+                let g = if batched { [groups(r.len(), 64), groups(rows, 16), 1] } else { [groups(r.len(), 16), rows as u32, 1] };
                 (&self.k.matmul, if batched { "matmul" } else { "matvec" }, vec![&xb, b, &o, d], g)
             })
             .collect();

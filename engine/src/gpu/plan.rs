@@ -99,7 +99,7 @@ impl Plan {
     fn matmul(k: &Kernels, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], rows: usize, step: (&wgpu::BindGroup, u32)) {
         for mm in mms {
             if rows == 1 {
-                dispatch(pass, k.matmul.pipeline("matvec"), &mm.bg, step, [groups(mm.rows, 64), 1, 1]);
+                dispatch(pass, k.matmul.pipeline("matvec"), &mm.bg, step, [groups(mm.rows, 16), 1, 1]);
             } else {
                 dispatch(pass, k.matmul.pipeline("matmul"), &mm.bg, step, [groups(mm.rows, 64), groups(rows, 16), 1]);
             }
