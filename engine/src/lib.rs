@@ -10,6 +10,7 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod generate;
+pub mod lora;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod randmodel;

@@ -5,6 +5,7 @@ pub mod ops;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::lora::{Adapter, Target};
 use crate::trace::StepTrace;
 use crate::weights::Weights;
 use ops::{rmsnorm, rope, silu, softmax};
@@ -91,9 +92,28 @@ pub fn forward_with<'s>(
     s: &'s mut State,
     token: u32,
     pos: usize,
+    trace: Option<&mut StepTrace>,
+) -> Result<&'s mut [f32]> {
+    forward_adapted(kernels, w, None, s, token, pos, trace)
+}
+
+/// `forward_with` plus an unmerged LoRA adapter, added after each projection it adapts
+/// (`y += s·B(A x)`); with `None` every operation is exactly `forward_with`'s.
+pub fn forward_adapted<'s>(
+    kernels: Kernels,
+    w: &Weights,
+    adapter: Option<&Adapter>,
+    s: &'s mut State,
+    token: u32,
+    pos: usize,
     mut trace: Option<&mut StepTrace>,
 ) -> Result<&'s mut [f32]> {
     let matmul = kernels.matmul();
+    let lora = |l, t, x: &[f32], y: &mut [f32]| {
+        if let Some(a) = adapter {
+            a.apply(l, t, x, y);
+        }
+    };
     let c = &w.config;
     check_step(c, token, pos)?;
     let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
@@ -107,6 +127,9 @@ pub fn forward_with<'s>(
         matmul(&mut s.q, &s.xb, lw.wq);
         matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wk);
         matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wv);
+        lora(l, Target::Q, &s.xb, &mut s.q);
+        lora(l, Target::K, &s.xb, &mut s.key_cache[cache_at..cache_at + kv_dim]);
+        lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
         rope(&mut s.q, pos, hs);
         rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, hs);
 
@@ -138,15 +161,19 @@ pub fn forward_with<'s>(
             }
         }
         matmul(&mut s.xb2, &s.xb, lw.wo);
+        lora(l, Target::O, &s.xb, &mut s.xb2);
         add(&mut s.x, &s.xb2);
 
         rmsnorm(&mut s.xb, &s.x, lw.rms_ffn);
         matmul(&mut s.hb, &s.xb, lw.w1);
         matmul(&mut s.hb2, &s.xb, lw.w3);
+        lora(l, Target::Gate, &s.xb, &mut s.hb);
+        lora(l, Target::Up, &s.xb, &mut s.hb2);
         for (a, &b) in s.hb.iter_mut().zip(&s.hb2) {
             *a = silu(*a) * b;
         }
         matmul(&mut s.xb, &s.hb, lw.w2);
+        lora(l, Target::Down, &s.hb, &mut s.xb);
         add(&mut s.x, &s.xb);
         if let Some(tr) = trace.as_deref_mut() {
             tr.resid_row(l).copy_from_slice(&s.x);

@@ -1,0 +1,45 @@
+//! Generation, logits and inspection with an unmerged adapter: the CPU backend with the
+//! adapter applied after each projection (`cpu::forward_adapted`).
+
+use super::Adapter;
+use crate::config::Config;
+use crate::cpu::{forward_adapted, Kernels, State};
+use crate::error::Result;
+use crate::generate::Backend;
+use crate::trace::StepTrace;
+use crate::weights::Weights;
+
+pub struct LoraCpuBackend {
+    pub weights: Weights,
+    pub adapter: Adapter,
+    pub kernels: Kernels,
+    state: State,
+}
+
+impl LoraCpuBackend {
+    /// The fast kernels; fails with `Mismatch` when the adapter was made for another shape.
+    pub fn new(weights: Weights, adapter: Adapter) -> Result<LoraCpuBackend> {
+        LoraCpuBackend::with_kernels(weights, adapter, Kernels::Fast)
+    }
+
+    pub fn with_kernels(weights: Weights, adapter: Adapter, kernels: Kernels) -> Result<LoraCpuBackend> {
+        adapter.check_base(&weights.config)?;
+        let state = State::new(&weights.config);
+        Ok(LoraCpuBackend { weights, adapter, kernels, state })
+    }
+}
+
+impl Backend for LoraCpuBackend {
+    fn config(&self) -> &Config {
+        &self.weights.config
+    }
+    fn name(&self) -> String {
+        format!("cpu + LoRA r{}", self.adapter.config.r)
+    }
+    fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
+        forward_adapted(self.kernels, &self.weights, Some(&self.adapter), &mut self.state, token, pos, None)
+    }
+    fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
+        forward_adapted(self.kernels, &self.weights, Some(&self.adapter), &mut self.state, token, pos, Some(trace))
+    }
+}
