@@ -68,7 +68,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
     let ko = (h / d.kv_mul) * hs;
     let ao = (t * d.n_heads + h) * d.seq_len;
 
-    var mx = bitcast<f32>(0xff800000u);
+    var mx = F32_LOWEST;
     for (var s = lane; s < n; s += 64u) {
         var dot = 0.0;
         for (var i = 0u; i < hs; i++) {

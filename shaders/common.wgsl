@@ -23,6 +23,9 @@ struct Step {
 
 @group(1) @binding(0) var<uniform> step: Step;
 
+// The lowest finite f32: the start of a running maximum (inf cannot be written in WGSL).
+const F32_LOWEST: f32 = -0x1.fffffep+127f;
+
 // e^x to about 1 ulp. WGSL's builtin exp only promises 3 + 2|x| ulp and some drivers (Mesa
 // llvmpipe) are ~3e-5 relative off, enough to flip top-p cuts against the CPU's expf.
 // x = k ln2 + r with ln2 split in two (the high part has 16 trailing zero bits, so k * LN2_HI
@@ -32,7 +35,9 @@ fn exp_acc(x: f32) -> f32 {
         return 0.0;
     }
     if (x > 88.8) {
-        return bitcast<f32>(0x7f800000u);
+        // The largest f32 rather than inf: WGSL rejects constant expressions that overflow
+        // (Chromium's compiler enforces it), and no caller needs more than "huge".
+        return 0x1.fffffep+127f;
     }
     let k = round(x * 1.4426950408889634);
     let r = (x - k * 0.693145751953125) - k * 1.4286068203094173e-6;

@@ -175,7 +175,7 @@ fn first_max(from_probs: bool, lane: u32) -> u32 {
 
 // probs = softmax(logits / temperature): subtract the max, exp, sum in index order, divide.
 fn softmax(lane: u32) {
-    var mx = bitcast<f32>(0xff800000u);
+    var mx = F32_LOWEST;
     for (var i = lane; i < d.vocab; i += LANES) {
         mx = max(mx, logits[i] / step.temperature);
     }

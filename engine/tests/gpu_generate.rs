@@ -1,5 +1,6 @@
 //! The fast GPU generation path (batched prefill, sampling on the GPU, tokens in flight)
 //! against the reference fixtures and the CPU path's `Generation`.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::*;

@@ -1,6 +1,7 @@
 //! Each WGSL kernel against its CPU twin (cpu::ops, sampler) on random inputs of awkward
 //! sizes (not multiples of any workgroup size). Runs on whatever adapter wgpu finds (lavapipe
 //! in CI).
+#![cfg(not(target_arch = "wasm32"))]
 
 use tinylm_engine::cpu::ops;
 use tinylm_engine::gpu::ops::{KernelLab, Matmul};

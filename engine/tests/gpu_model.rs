@@ -1,6 +1,7 @@
 //! The whole GPU forward pass against the CPU path: logits within 1e-4·max(1, max|logit|) and
 //! attention within 1e-5 at every position, for stories260K and random models of several
 //! shapes, batched (prefill/inspection) and token by token.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::*;

@@ -1,0 +1,83 @@
+//! The GPU path on WebGPU in a real browser (headless Chromium; its SwiftShader adapter),
+//! against the CPU path compiled to the same wasm and the stories260K reference. Run with
+//! (webdriver.json in engine/ supplies Chromium and --enable-unsafe-webgpu):
+//!
+//! ```sh
+//! WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver \
+//!   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+//!   cargo test -p tinylm-engine --target wasm32-unknown-unknown --test gpu_browser
+//! ```
+//! (About 50 s on 2 cores; SwiftShader is slow, hence the timeout above the runner's 20 s
+//! default. Add `-- --nocapture` to see the measured differences.)
+#![cfg(target_arch = "wasm32")]
+
+use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::generate::{Generation, Step};
+use tinylm_engine::gpu::{GpuBackend, GpuOptions};
+use tinylm_engine::randmodel::random_tokens;
+use tinylm_engine::trace::inspect;
+use tinylm_engine::{checkpoint, Sampler, Weights};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
+const REFERENCE: &str = include_str!("../../../shared/data/reference/stories260K_reference.json");
+
+fn weights() -> Weights {
+    checkpoint::read(MODEL, "stories260K.bin").unwrap().0
+}
+
+fn reference_greedy() -> Vec<u32> {
+    let v: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
+    v["greedy_empty_prompt_256_steps"]["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+async fn gpu(w: &Weights) -> GpuBackend {
+    GpuBackend::new_async(w, GpuOptions::default()).await.expect("a WebGPU adapter (Chromium needs --enable-unsafe-webgpu)")
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_inspection_matches_the_cpu_path() {
+    let w = weights();
+    let tokens = random_tokens(3, 160, 512);
+    let mut g = gpu(&w).await;
+    let got = g.inspect_async(&tokens).await.unwrap();
+    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    let tol = 1e-4 * want.logits.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let (dl, da) = (max_diff(&got.logits, &want.logits), max_diff(&got.attn, &want.attn));
+    console_log!("{}: 160 positions, logits max|Δ| {dl:.2e} (tolerance {tol:.2e}), attention {da:.2e}", g.name());
+    assert!(dl <= tol, "logits {dl}");
+    assert!(da <= 1e-5, "attention {da}");
+}
+
+async fn generate(g: &mut GpuBackend, steps: usize, s: &mut Sampler) -> Vec<u32> {
+    g.generate_async(&[1], steps, s, |_: Step| true).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_greedy_generation_matches_the_reference() {
+    let mut g = gpu(&weights()).await;
+    let mut s = Sampler::new(0.0, 0.9, 1).unwrap();
+    let ids = generate(&mut g, 256, &mut s).await;
+    assert_eq!(ids, reference_greedy());
+    assert_eq!((g.stats().submits, g.stats().bytes_read), (256, 1024));
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_sampling_equals_the_cpu_path() {
+    let w = weights();
+    let mut cs = Sampler::new(1.0, 0.9, 133742).unwrap();
+    let mut cpu = CpuBackend::new(w.clone());
+    let mut gen = Generation::new(vec![1], 200, &w.config).unwrap();
+    while gen.step(&mut cpu, &mut cs).unwrap().is_some() {}
+    let mut gs = Sampler::new(1.0, 0.9, 133742).unwrap();
+    let got = generate(&mut gpu(&w).await, 200, &mut gs).await;
+    assert_eq!(got, gen.tokens);
+    assert_eq!(gs.rng, cs.rng);
+}
