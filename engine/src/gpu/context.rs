@@ -56,7 +56,8 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| record(&sink, e.to_string())));
         let sink = fault.clone();
         device.set_device_lost_callback(move |reason, msg| {
-            record(&sink, format!("device lost ({reason:?}): {msg}"))
+            let detail = if msg.is_empty() { String::new() } else { format!(": {msg}") };
+            record(&sink, format!("the GPU device was lost ({reason:?}){detail}"))
         });
         let name = if info.name.is_empty() { "WebGPU adapter".to_string() } else { info.name.clone() };
         let adapter = format!("{name} ({:?})", info.backend);

@@ -64,9 +64,13 @@ impl Pending {
     /// Waits for the mapping (natively by polling the device for this submission).
     pub async fn wait(self, ctx: &GpuContext) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
-        ctx.device
-            .poll(wgpu::PollType::Wait { submission_index: Some(self.submission), timeout: None })
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        if let Err(e) = ctx.device.poll(wgpu::PollType::Wait { submission_index: Some(self.submission), timeout: None }) {
+            // A recorded fault (device lost, validation) says more than the failed wait; a
+            // non-blocking poll first delivers any pending device-lost callback.
+            let _ = ctx.device.poll(wgpu::PollType::Poll);
+            ctx.check()?;
+            return Err(Error::Gpu(format!("waiting for the GPU: {e}")));
+        }
         #[cfg(target_arch = "wasm32")]
         let _ = self.submission;
         let r = self.rx.await;
