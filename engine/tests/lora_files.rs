@@ -30,8 +30,11 @@ fn reference_files() -> (Value, Vec<u8>) {
     (cfg, read(&format!("{DIR}/adapter_model.safetensors")))
 }
 
-/// A safetensors file of `(key, shape, f32 values)`.
-fn st_file(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+/// `(key, shape, f32 values)`.
+type Named = (String, Vec<usize>, Vec<f32>);
+
+/// A safetensors file of named f32 tensors.
+fn st_file(tensors: &[Named]) -> Vec<u8> {
     st_file_typed(tensors.iter().map(|(k, s, v)| (k.clone(), safetensors::Dtype::F32, s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect())
 }
 
@@ -44,7 +47,7 @@ fn st_file_typed(tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>
 }
 
 /// The reference adapter's tensors, as `(key, shape, values)`.
-fn reference_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+fn reference_tensors() -> Vec<Named> {
     let (_, st) = reference_files();
     let f = safetensors::SafeTensors::deserialize(&st).unwrap();
     let mut names = f.names();
@@ -196,7 +199,7 @@ fn bad_tensors_are_adapter_errors_or_mismatches() {
     let (cfg, st) = reference_files();
     let cfg = cfg_bytes(&cfg);
     let t = reference_tensors();
-    let edit = |f: &dyn Fn(&mut Vec<(String, Vec<usize>, Vec<f32>)>)| {
+    let edit = |f: &dyn Fn(&mut Vec<Named>)| {
         let mut t = t.clone();
         f(&mut t);
         load(&cfg, &st_file(&t), &w.config)
@@ -253,6 +256,14 @@ fn an_adapter_for_another_model_is_a_mismatch() {
     let other = tiny();
     assert!(matches!(LoraCpuBackend::new(other.clone(), ad.clone()), Err(Error::Mismatch(_))));
     assert!(matches!(ad.merged(&other), Err(Error::Mismatch(_))));
+    // An adapter edited into an inconsistent layout is refused, not indexed out of bounds.
+    let mut broken = ad.clone();
+    broken.modules[3].a.pop();
+    assert!(matches!(LoraCpuBackend::new(w.clone(), broken.clone()), Err(Error::BadFile { kind: InputKind::Adapter, .. })));
+    let batch = tinylm_engine::lora::Batch::single(vec![1, 2, 3]).unwrap();
+    assert!(tinylm_engine::lora::loss_and_grads(&tinylm_engine::lora::Base::new(&w), &broken, &batch).is_err());
+    broken.modules.pop();
+    assert!(broken.merged(&w).is_err());
 }
 
 proptest! {

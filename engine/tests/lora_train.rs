@@ -83,8 +83,8 @@ fn bad_data_settings_are_errors() {
     let c = tiny_config();
     let ok = vec![1u32; 12];
     let invalid = |r: Result<Dataset, Error>| assert!(matches!(r, Err(Error::InvalidSetting(_))), "{r:?}");
-    invalid(Dataset::from_token_lists(&[ok.clone()], 1, &c));
-    invalid(Dataset::from_token_lists(&[ok.clone()], 13, &c));
+    invalid(Dataset::from_token_lists(std::slice::from_ref(&ok), 1, &c));
+    invalid(Dataset::from_token_lists(std::slice::from_ref(&ok), 13, &c));
     invalid(Dataset::from_token_lists(&[vec![1, 2]], 3, &c));
     invalid(Dataset::from_token_lists(&[], 3, &c));
     assert!(matches!(Dataset::from_token_lists(&[vec![1, 37, 2]], 3, &c), Err(Error::TokenOutOfRange { id: 37, .. })));

@@ -133,8 +133,10 @@ impl<F: Real> Adapter<F> {
         self.modules.iter_mut().flat_map(|m| [&mut m.a, &mut m.b])
     }
 
-    /// Fails with `Mismatch` unless the adapter fits a model of shape `c`.
+    /// Fails with `Mismatch` unless the adapter fits a model of shape `c` (and with an adapter
+    /// error if its modules are not laid out as `zeros` lays them out).
     pub fn check_base(&self, c: &Config) -> Result<()> {
+        self.check_layout()?;
         let b = &self.base;
         let key = |c: &Config| (c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads);
         if key(b) != key(c) {
@@ -144,6 +146,20 @@ impl<F: Real> Adapter<F> {
                 b.dim, b.hidden_dim, b.n_layers, b.n_heads, b.n_kv_heads,
                 c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads
             )));
+        }
+        Ok(())
+    }
+
+    /// Module `i` is `(layer i / targets, targets[i mod targets])` with `[r, in]` and `[out, r]`.
+    fn check_layout(&self) -> Result<()> {
+        let (c, n_t) = (&self.config, self.config.targets.len());
+        let ok = n_t > 0 && self.modules.len() == self.base.n_layers * n_t
+            && self.modules.iter().enumerate().all(|(i, m)| {
+                let (o, n_in) = m.target.shape(&self.base);
+                m.layer == i / n_t && m.target == c.targets[i % n_t] && m.a.len() == c.r * n_in && m.b.len() == o * c.r
+            });
+        if !ok {
+            return Err(Error::adapter("adapter", "its modules do not match its rank, targets and layers"));
         }
         Ok(())
     }

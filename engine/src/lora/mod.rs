@@ -19,7 +19,7 @@ pub use adapter::{Adapter, Module};
 pub use backend::LoraCpuBackend;
 pub use data::{Batch, Dataset};
 pub use kernels::AdamW;
-pub use model::{forward, loss, loss_and_grads, Activations, Base, BaseBuf};
+pub use model::{forward, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs};
 pub use peft::{hf_tensors, peft_key, read_peft, write_peft, HfTensor, PeftFiles, CONFIG_FILE, WEIGHTS_FILE};
 pub use real::Real;
 pub use train::{memory_report, MemoryReport, StepReport, TrainConfig, Trainer};

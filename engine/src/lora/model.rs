@@ -119,11 +119,11 @@ fn attn_shape(c: &Config, batch: usize, seq: usize) -> AttnShape {
 fn project<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, l: usize, t: Target, x: &[F], y: &mut [F], u: &mut Vec<F>) {
     let (_, n_in) = t.shape(&base.config);
     k::matmul(y, x, base.layer(t.tensor(), l), n_in);
-    if let Some(i) = ad.and_then(|a| a.index(l, t)) {
-        let p = ad.map(|a| a.pair(i)).expect("index implies adapter");
+    let Some(ad) = ad else { return };
+    if let Some(i) = ad.index(l, t) {
         let rows = y.len() / t.shape(&base.config).0;
-        *u = vec![F::ZERO; rows * p.r];
-        k::lora(y, u, x, p);
+        *u = vec![F::ZERO; rows * ad.config.r];
+        k::lora(y, u, x, ad.pair(i));
     }
 }
 

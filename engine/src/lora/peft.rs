@@ -164,7 +164,7 @@ pub fn read_peft(config_json: &[u8], safetensors: &[u8], base: &Config, files: [
 }
 
 /// Every key must name a targeted module of a layer the model has.
-fn check_keys(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, c: &LoraConfig, base: &Config, file: &str) -> Result<()> {
+fn check_keys(tensors: &Tensors, c: &LoraConfig, base: &Config, file: &str) -> Result<()> {
     for key in tensors.keys() {
         let Some((layer, target)) = parse_key(key) else {
             return Err(Error::adapter(file, format!("unexpected tensor `{key}` (only LoRA A/B weights of Llama projections are supported)")));
@@ -260,7 +260,7 @@ fn check_unsupported(obj: &serde_json::Map<String, serde_json::Value>) -> std::r
         None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
         Some(serde_json::Value::Object(m)) => !m.is_empty(),
         Some(serde_json::Value::Array(a)) => !a.is_empty(),
-        Some(serde_json::Value::String(s)) => !s.is_empty() && !(k == "bias" && s == "none"),
+        Some(serde_json::Value::String(s)) => !(s.is_empty() || (k == "bias" && s == "none")),
         Some(_) => true,
     };
     for k in ["use_dora", "fan_in_fan_out", "bias", "rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save", "lora_bias"] {
@@ -271,9 +271,12 @@ fn check_unsupported(obj: &serde_json::Map<String, serde_json::Value>) -> std::r
     Ok(())
 }
 
+/// A file's tensors by key: shape and values.
+type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// All tensors of a safetensors file as f32 (F32, F16, BF16 and F64 accepted), refusing
 /// non-finite values.
-fn read_tensors(bytes: &[u8], file: &str) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+fn read_tensors(bytes: &[u8], file: &str) -> Result<Tensors> {
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| Error::adapter(file, format!("not a valid safetensors file: {e}")))?;
     let mut out = BTreeMap::new();

@@ -10,18 +10,12 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Optimizer settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct TrainConfig {
     pub adamw: AdamW,
     /// Scale the gradients down to this global L2 norm when above it (torch's
     /// `clip_grad_norm_`); `None` (the default) leaves them alone.
     pub clip_norm: Option<f64>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig { adamw: AdamW::default(), clip_norm: None }
-    }
 }
 
 impl TrainConfig {
