@@ -1,12 +1,5 @@
-//! TinyLM Lab in the browser: loads stories260K from this site and writes stories on the CPU.
-
-mod engine_host;
-mod fetch;
-mod runner;
-mod settings;
-mod ui;
+//! The page: the UI of TinyLM Lab. The engine runs in the worker (`src/bin/worker.rs`).
 
 fn main() {
-    console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(ui::App);
+    tinylm_app::page::start();
 }

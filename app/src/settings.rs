@@ -1,14 +1,6 @@
 //! The generation settings as typed in the form, checked into numbers with plain-words errors.
 
-/// Sampling settings for one run (ranges are checked again by the engine's `Sampler`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
-    pub temperature: f32,
-    pub topp: f32,
-    pub seed: u64,
-    /// 0 means the whole context, as in run.c.
-    pub steps: usize,
-}
+pub use crate::protocol::Settings;
 
 /// The raw text of the form fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,4 +39,27 @@ fn whole<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, String> {
     text.trim()
         .parse::<T>()
         .map_err(|_| format!("{name} must be a whole number ≥ 0, not \"{}\".", text.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(t: &str, p: &str, seed: &str, steps: &str) -> Form {
+        Form { temperature: t.into(), topp: p.into(), seed: seed.into(), steps: steps.into() }
+    }
+
+    #[test]
+    fn good_forms_parse() {
+        let s = form(" 1.0", "0.9", "133742", "256").parse(512).unwrap();
+        assert_eq!(s, Settings { temperature: 1.0, topp: 0.9, seed: 133742, steps: 256 });
+    }
+
+    #[test]
+    fn bad_forms_say_what_is_wrong() {
+        assert_eq!(form("1", "0.9", "0", "8").parse(512).unwrap_err(), "Seed must be at least 1.");
+        assert!(form("warm", "0.9", "1", "8").parse(512).unwrap_err().starts_with("Temperature must be a number"));
+        assert!(form("1", "0.9", "1", "-3").parse(512).unwrap_err().starts_with("Steps must be a whole number"));
+        assert!(form("1", "0.9", "1", "600").parse(512).unwrap_err().contains("at most 512"));
+    }
 }

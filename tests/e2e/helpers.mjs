@@ -27,8 +27,12 @@ export async function startServer(prefix = '/') {
   return serve(DIST, 0, '127.0.0.1', prefix);
 }
 
-/** Headless Chromium with a fresh profile; close() also deletes the profile. */
-export async function launchBrowser() {
+/**
+ * Headless Chromium with a fresh profile; close() also deletes the profile. `webgpu: true` adds
+ * --enable-unsafe-webgpu, which gives a SwiftShader (software) WebGPU adapter; without it
+ * Chromium offers no adapter here.
+ */
+export async function launchBrowser({ webgpu = false } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'tinylm-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -40,6 +44,7 @@ export async function launchBrowser() {
       '--disable-component-update',
       '--disable-sync',
       '--no-first-run',
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
   });
   return {

@@ -1,0 +1,9 @@
+//! TinyLM Lab in the browser. Two programs share this crate: the page (`bin app`, a Leptos UI)
+//! and the engine worker (`bin worker`), which loads models and writes stories off the page's
+//! thread. They talk only through the typed messages in `protocol`.
+
+pub mod link;
+pub mod page;
+pub mod protocol;
+pub mod settings;
+pub mod worker;

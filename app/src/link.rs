@@ -1,0 +1,193 @@
+//! Reproducible links: the model, prompt and settings in the URL's fragment (`#model=…&seed=…`).
+//! The fragment never leaves the browser, so a shared prompt is not sent to any server.
+
+use crate::protocol::{Choice, Source};
+
+/// Everything a link restores. Numbers stay text: the form checks them like typed input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub model: ModelRef,
+    pub prompt: String,
+    pub temperature: String,
+    pub topp: String,
+    pub seed: String,
+    pub steps: String,
+    pub backend: Choice,
+    pub present: bool,
+}
+
+/// How a link names its model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    Bundled,
+    /// Same-origin paths, loaded again when the link opens.
+    Url { model: String, tokenizer: Option<String> },
+    /// A file on the sender's computer: the link can only name it.
+    File { model: String },
+}
+
+impl ModelRef {
+    pub fn of(source: &Source) -> ModelRef {
+        match source {
+            Source::Bundled => ModelRef::Bundled,
+            Source::Url { model, tokenizer } => ModelRef::Url { model: model.clone(), tokenizer: tokenizer.clone() },
+            Source::Files { model, .. } => ModelRef::File { model: model.clone() },
+        }
+    }
+}
+
+impl Default for LinkState {
+    fn default() -> Self {
+        LinkState {
+            model: ModelRef::Bundled,
+            prompt: String::new(),
+            temperature: "1.0".into(),
+            topp: "0.9".into(),
+            seed: "42".into(),
+            steps: "256".into(),
+            backend: Choice::Auto,
+            present: false,
+        }
+    }
+}
+
+/// The bundled model's name in links.
+pub const BUNDLED: &str = "stories260K";
+
+impl LinkState {
+    /// `key=value&…`, without the leading `#`.
+    pub fn encode(&self) -> String {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        match &self.model {
+            ModelRef::Bundled => pairs.push(("model", BUNDLED)),
+            ModelRef::Url { model, tokenizer } => {
+                pairs.push(("model_url", model));
+                if let Some(t) = tokenizer {
+                    pairs.push(("tokenizer_url", t));
+                }
+            }
+            ModelRef::File { model } => pairs.push(("model_file", model)),
+        }
+        pairs.extend([
+            ("prompt", self.prompt.as_str()),
+            ("t", &self.temperature),
+            ("p", &self.topp),
+            ("seed", &self.seed),
+            ("steps", &self.steps),
+        ]);
+        if self.backend != Choice::Auto {
+            pairs.push(("backend", self.backend.key()));
+        }
+        if self.present {
+            pairs.push(("present", "1"));
+        }
+        pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// Reads a fragment (with or without `#`); missing or unknown keys keep their defaults.
+    pub fn decode(fragment: &str) -> LinkState {
+        let mut s = LinkState::default();
+        let (mut url, mut tok, mut file) = (None, None, None);
+        for pair in fragment.trim_start_matches('#').split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = decode(v);
+            match k {
+                "model_url" => url = Some(v),
+                "tokenizer_url" => tok = Some(v),
+                "model_file" => file = Some(v),
+                "prompt" => s.prompt = v,
+                "t" => s.temperature = v,
+                "p" => s.topp = v,
+                "seed" => s.seed = v,
+                "steps" => s.steps = v,
+                "backend" => s.backend = Choice::from_key(&v).unwrap_or_default(),
+                "present" => s.present = v == "1",
+                _ => {}
+            }
+        }
+        s.model = match (url, file) {
+            (Some(model), _) => ModelRef::Url { model, tokenizer: tok },
+            (None, Some(model)) => ModelRef::File { model },
+            _ => ModelRef::Bundled,
+        };
+        s
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (UTF-8 bytes).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Undoes `encode` (and `+` as space); malformed escapes are kept as typed.
+pub fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |j: usize| bytes.get(j).and_then(|&c| (c as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_restores_what_it_saved() {
+        let s = LinkState {
+            model: ModelRef::Url { model: "models/my model.bin".into(), tokenizer: Some("models/tok.bin".into()) },
+            prompt: "Once upon a time, a 🐉 said \"hi\" & left=1\n".into(),
+            temperature: "0.8".into(),
+            topp: "0.95".into(),
+            seed: "133742".into(),
+            steps: "0".into(),
+            backend: Choice::Cpu,
+            present: true,
+        };
+        let text = s.encode();
+        assert!(!text.contains(' ') && !text.contains('🐉') && !text.contains('\n'), "{text}");
+        assert_eq!(LinkState::decode(&format!("#{text}")), s);
+    }
+
+    #[test]
+    fn defaults_fill_what_a_link_lacks() {
+        let s = LinkState::decode("#seed=7&junk&backend=nonsense&prompt=a+b%2");
+        assert_eq!(s.seed, "7");
+        assert_eq!(s.prompt, "a b%2");
+        assert_eq!(s.backend, Choice::Auto);
+        assert_eq!(s.model, ModelRef::Bundled);
+        assert_eq!(s.temperature, "1.0");
+        assert_eq!(LinkState::decode(""), LinkState::default());
+    }
+
+    #[test]
+    fn encoding_matches_encode_uri_component_on_ascii() {
+        assert_eq!(encode("a b/c?d=e&f"), "a%20b%2Fc%3Fd%3De%26f");
+        assert_eq!(encode("é"), "%C3%A9");
+        assert_eq!(decode("%C3%A9"), "é");
+    }
+}

@@ -1,0 +1,79 @@
+//! What the buttons and keys do: each checks the page's state, updates it and messages the worker.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsValue;
+
+use super::client::send;
+use super::state::{Ctx, Status};
+use crate::link::{LinkState, ModelRef};
+use crate::protocol::{Choice, Source, ToWorker};
+
+/// Starts a run with the form's settings, unless one is running or the form is invalid.
+pub fn generate(ctx: Ctx) {
+    if !ctx.can_generate() {
+        return;
+    }
+    let Some(model) = ctx.active_entry() else { return };
+    let settings = match ctx.form.numbers().parse(model.config.seq_len) {
+        Ok(s) => s,
+        Err(message) => return ctx.status.set(Status::Error(message)),
+    };
+    let run = ctx.run_id.get_untracked() + 1;
+    ctx.run_id.set(run);
+    ctx.out_prompt.set(String::new());
+    ctx.out_story.set(String::new());
+    ctx.stats.set(None);
+    ctx.status.set(Status::Running(Default::default()));
+    // The address bar always holds the settings of the last story.
+    super::browser::replace_hash(&link_state(ctx).encode());
+    send(&ToWorker::Generate { run, prompt: ctx.form.prompt.get_untracked(), settings }, &[]);
+}
+
+pub fn stop(ctx: Ctx) {
+    if ctx.running() {
+        send(&ToWorker::Stop { run: ctx.run_id.get_untracked() }, &[]);
+    }
+}
+
+/// Loads a new model; a running story is stopped first.
+pub fn load(ctx: Ctx, source: Source, files: &[JsValue]) {
+    stop(ctx);
+    ctx.status.set(Status::Loading("Loading the model".into()));
+    send(&ToWorker::Load { source, choice: ctx.choice.get_untracked() }, files);
+}
+
+/// Switches to a model of the menu, or the active one to another backend.
+pub fn select(ctx: Ctx, model: u32, choice: Choice) {
+    stop(ctx);
+    ctx.choice.set(choice);
+    ctx.status.set(Status::Loading("Switching".into()));
+    send(&ToWorker::Select { model, choice }, &[]);
+}
+
+/// The link that reproduces the current form with the active model.
+pub fn link_state(ctx: Ctx) -> LinkState {
+    let f = ctx.form;
+    LinkState {
+        model: ctx.active_entry().map_or(ModelRef::Bundled, |m| ModelRef::of(&m.source)),
+        prompt: f.prompt.get_untracked(),
+        temperature: f.temperature.get_untracked(),
+        topp: f.topp.get_untracked(),
+        seed: f.seed.get_untracked(),
+        steps: f.steps.get_untracked(),
+        backend: ctx.choice.get_untracked(),
+        present: ctx.present.get_untracked(),
+    }
+}
+
+/// Puts the link in the address bar and on the clipboard, and shows it for copying by hand.
+pub fn copy_link(ctx: Ctx) {
+    let hash = link_state(ctx).encode();
+    super::browser::replace_hash(&hash);
+    let url = super::browser::current_url();
+    super::browser::copy_text(&url);
+    ctx.link.set(Some(url));
+}
+
+pub fn toggle_present(ctx: Ctx) {
+    ctx.present.update(|p| *p = !*p);
+}

@@ -1,0 +1,16 @@
+//! The page: a Leptos UI that sends work to the engine worker and shows what comes back.
+
+mod actions;
+mod app;
+mod browser;
+mod client;
+mod controls;
+mod keys;
+mod models;
+pub mod pick;
+mod state;
+
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

@@ -1,0 +1,140 @@
+//! The page's state: every field is a cheap `Copy` signal handle shared by the components.
+
+use leptos::prelude::*;
+
+use crate::link::LinkState;
+use crate::protocol::{BackendInfo, Choice, ModelEntry, RunStats};
+use crate::settings::Form;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Starting the worker, downloading or checking a model.
+    Loading(String),
+    Ready(String),
+    Running(RunStats),
+    Done { stats: RunStats, stopped: bool },
+    Error(String),
+}
+
+impl Status {
+    /// A stable word for tests and styling.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Status::Loading(_) => "loading",
+            Status::Ready(_) => "ready",
+            Status::Running(_) => "running",
+            Status::Done { .. } => "done",
+            Status::Error(_) => "error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Status::Loading(label) => format!("{label}…"),
+            Status::Ready(m) | Status::Error(m) => m.clone(),
+            Status::Running(s) => format!("Writing… {}", describe(s)),
+            Status::Done { stats, stopped: false } => format!("Done: {}", describe(stats)),
+            Status::Done { stats, stopped: true } => format!("Stopped: {}", describe(stats)),
+        }
+    }
+}
+
+/// "256 tokens in 0.52 s · 493.1 tok/s".
+fn describe(s: &RunStats) -> String {
+    let rate = s.tok_per_s.map_or("–".to_string(), |r| format!("{r:.1}"));
+    format!("{} tokens in {:.2} s · {rate} tok/s", s.tokens, s.elapsed_ms / 1000.0)
+}
+
+/// Download or check progress: `done` of `total` bytes (unknown total: a busy bar).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub label: String,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+pub struct FormSignals {
+    pub prompt: RwSignal<String>,
+    pub temperature: RwSignal<String>,
+    pub topp: RwSignal<String>,
+    pub seed: RwSignal<String>,
+    pub steps: RwSignal<String>,
+}
+
+impl FormSignals {
+    fn new(s: &LinkState) -> Self {
+        FormSignals {
+            prompt: RwSignal::new(s.prompt.clone()),
+            temperature: RwSignal::new(s.temperature.clone()),
+            topp: RwSignal::new(s.topp.clone()),
+            seed: RwSignal::new(s.seed.clone()),
+            steps: RwSignal::new(s.steps.clone()),
+        }
+    }
+
+    pub fn numbers(&self) -> Form {
+        Form {
+            temperature: self.temperature.get_untracked(),
+            topp: self.topp.get_untracked(),
+            seed: self.seed.get_untracked(),
+            steps: self.steps.get_untracked(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub models: RwSignal<Vec<ModelEntry>>,
+    pub active: RwSignal<Option<u32>>,
+    pub backend: RwSignal<Option<BackendInfo>>,
+    pub choice: RwSignal<Choice>,
+    pub status: RwSignal<Status>,
+    pub progress: RwSignal<Option<Progress>>,
+    /// Bumped by Generate; messages of older runs are ignored.
+    pub run_id: RwSignal<u64>,
+    pub out_prompt: RwSignal<String>,
+    pub out_story: RwSignal<String>,
+    pub stats: RwSignal<Option<RunStats>>,
+    pub form: FormSignals,
+    pub present: RwSignal<bool>,
+    /// The last link made by "Copy link".
+    pub link: RwSignal<Option<String>>,
+    /// A model named by the opening link, loaded once the bundled one is ready.
+    pub link_model: StoredValue<Option<crate::link::ModelRef>>,
+}
+
+impl Ctx {
+    pub fn new(opened: &LinkState) -> Ctx {
+        Ctx {
+            models: RwSignal::new(Vec::new()),
+            active: RwSignal::new(None),
+            backend: RwSignal::new(None),
+            choice: RwSignal::new(opened.backend),
+            status: RwSignal::new(Status::Loading("Starting the engine".into())),
+            progress: RwSignal::new(None),
+            run_id: RwSignal::new(0),
+            out_prompt: RwSignal::new(String::new()),
+            out_story: RwSignal::new(String::new()),
+            stats: RwSignal::new(None),
+            form: FormSignals::new(opened),
+            present: RwSignal::new(opened.present),
+            link: RwSignal::new(None),
+            link_model: StoredValue::new(Some(opened.model.clone())),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.status.with(|s| matches!(s, Status::Running(_)))
+    }
+    pub fn loading(&self) -> bool {
+        self.status.with(|s| matches!(s, Status::Loading(_)))
+    }
+    pub fn can_generate(&self) -> bool {
+        self.active.with(Option::is_some) && !self.running() && !self.loading()
+    }
+    pub fn active_entry(&self) -> Option<ModelEntry> {
+        let id = self.active.get()?;
+        self.models.with(|m| m.iter().find(|e| e.id == id).cloned())
+    }
+}

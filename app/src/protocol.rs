@@ -1,0 +1,168 @@
+//! The messages between the page and the engine worker. Both sides use these enums; on the wire
+//! each message is JSON text (small and typed), with picked `File`s travelling beside it.
+
+use serde::{Deserialize, Serialize};
+use tinylm_engine::Config;
+
+/// Which backend the reader asked for in the selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Choice {
+    #[default]
+    Auto,
+    WebGpu,
+    Cpu,
+}
+
+impl Choice {
+    pub const ALL: [Choice; 3] = [Choice::Auto, Choice::WebGpu, Choice::Cpu];
+
+    /// Stable word for links and form values.
+    pub fn key(self) -> &'static str {
+        match self {
+            Choice::Auto => "auto",
+            Choice::WebGpu => "webgpu",
+            Choice::Cpu => "cpu",
+        }
+    }
+    pub fn from_key(key: &str) -> Option<Choice> {
+        Choice::ALL.into_iter().find(|c| c.key() == key)
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Choice::Auto => "Auto",
+            Choice::WebGpu => "WebGPU",
+            Choice::Cpu => "CPU",
+        }
+    }
+}
+
+/// Sampling settings for one run (ranges are checked again by the engine's `Sampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub temperature: f32,
+    pub topp: f32,
+    pub seed: u64,
+    /// 0 means the whole context, as in run.c.
+    pub steps: usize,
+}
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// stories260K and tok512, shipped with the site.
+    Bundled,
+    /// Same-origin paths relative to the page (e.g. `models/my.bin`).
+    Url { model: String, tokenizer: Option<String> },
+    /// Picked or dropped files; the `File` objects travel beside the message.
+    Files { model: String, tokenizer: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Reads, checks and switches to a new model.
+    Load { source: Source, choice: Choice },
+    /// Switches to a model loaded before, or to another backend for it.
+    Select { model: u32, choice: Choice },
+    Generate { run: u64, prompt: String, settings: Settings },
+    /// Stops run `run` (and any older one) at the next token.
+    Stop { run: u64 },
+}
+
+/// A model in the menu.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    pub id: u32,
+    /// Shown in the menu, e.g. "stories260K".
+    pub name: String,
+    pub source: Source,
+    pub config: Config,
+    pub format: String,
+    pub params: u64,
+    pub model_bytes: u64,
+    pub tokenizer_name: String,
+    pub tokenizer_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendKind {
+    WebGpu,
+    Cpu,
+}
+
+/// The backend in use and, in plain words, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub kind: BackendKind,
+    /// The adapter or CPU kernel, e.g. "google swiftshader" or "simd128".
+    pub detail: String,
+    pub reason: String,
+}
+
+/// Figures of one run so far.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Forward passes done (prompt included), as run.c's `pos`.
+    pub tokens: usize,
+    /// Tokens the model chose (not forced by the prompt).
+    pub generated: usize,
+    pub elapsed_ms: f64,
+    /// From the request to the first chosen token.
+    pub first_token_ms: Option<f64>,
+    /// Chosen tokens after the first, per second of time since the first (run.c's measure).
+    pub tok_per_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The worker listens now; messages sent before this are held by the page.
+    Started,
+    Progress { label: String, done: u64, total: Option<u64> },
+    /// A model is active; `models` is the whole menu.
+    Loaded { models: Vec<ModelEntry>, active: u32, backend: BackendInfo },
+    /// Loading failed; the model that was active (if any) still is.
+    LoadFailed { message: String, active: Option<u32> },
+    /// Text since the last message: `prompt` echoes prompt tokens, `story` is new text.
+    Text { run: u64, prompt: String, story: String, stats: RunStats },
+    Finished { run: u64, stats: RunStats, stopped: bool },
+    RunFailed { run: u64, message: String },
+}
+
+macro_rules! json_codec {
+    ($t:ty) => {
+        impl $t {
+            pub fn to_json(&self) -> String {
+                serde_json::to_string(self).unwrap_or_default()
+            }
+            pub fn from_json(text: &str) -> Result<Self, String> {
+                serde_json::from_str(text).map_err(|e| format!("bad message: {e}"))
+            }
+        }
+    };
+}
+json_codec!(ToWorker);
+json_codec!(FromWorker);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_survive_the_wire() {
+        let m = ToWorker::Load {
+            source: Source::Url { model: "models/a b.bin".into(), tokenizer: None },
+            choice: Choice::WebGpu,
+        };
+        assert_eq!(ToWorker::from_json(&m.to_json()).unwrap(), m);
+        let r = FromWorker::Text { run: 3, prompt: String::new(), story: "🐉 \"hi\"\n".into(), stats: RunStats::default() };
+        assert_eq!(FromWorker::from_json(&r.to_json()).unwrap(), r);
+        assert!(ToWorker::from_json("{\"Nope\":1}").is_err());
+    }
+
+    #[test]
+    fn choice_keys_round_trip() {
+        for c in Choice::ALL {
+            assert_eq!(Choice::from_key(c.key()), Some(c));
+        }
+        assert_eq!(Choice::from_key("gpu"), None);
+    }
+}
