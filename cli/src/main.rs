@@ -32,6 +32,8 @@ enum Command {
     MakeModel(cmd::make_model::Args),
     /// Describe a model file.
     Info(cmd::info::Args),
+    /// Measure load, prefill and decode speed on each backend, side by side.
+    Bench(cmd::bench::Args),
 }
 
 fn run(cli: Cli) -> tinylm_engine::Result<()> {
@@ -42,6 +44,7 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::Decode(a) => cmd::decode::run(a),
         Command::MakeModel(a) => cmd::make_model::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     }
 }
 

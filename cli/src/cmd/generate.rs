@@ -31,6 +31,9 @@ pub struct Args {
     /// Prompt text.
     #[arg(short = 'i', long, default_value = "")]
     pub prompt: String,
+    /// cpu (run.c exactly), gpu (wgpu; same greedy story, sampling equal up to float sums) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
 }
 
 /// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
@@ -48,28 +51,51 @@ pub fn run(a: Args) -> Result<()> {
     let mut sampler = Sampler::from_cli(a.temperature, a.topp, resolve_seed(a.seed))?;
     let prompt = tok.encode(&a.prompt, true, false);
     let steps = a.steps.max(0) as usize;
-    let mut gen = Generation::new(prompt, steps, &weights.config)?;
-    let mut model = backend::make_backend(weights, "cpu")?;
+    // Checks the prompt against the model before any backend is opened.
+    Generation::new(prompt.clone(), steps, &weights.config)?;
+    let (mut model, why) = backend::open(weights, &a.backend)?;
+    if a.backend != "cpu" {
+        let _ = writeln!(std::io::stderr(), "backend: {why}");
+    }
 
     let mut start: Option<Instant> = None;
-    while let Some(step) = gen.step(model.as_mut(), &mut sampler)? {
+    let mut emitted = 0usize;
+    let mut failure = None;
+    model.generate(&prompt, steps, &mut sampler, |step| {
         // Flushed per token, as run.c; a closed pipe ends the run.
-        if !out::write(tok.decode(step.prev, step.token)?.printable())? {
-            return Ok(());
+        let piece = match tok.decode(step.prev, step.token) {
+            Ok(p) => p,
+            Err(e) => {
+                failure = Some(e);
+                return false;
+            }
+        };
+        match out::write(piece.printable()) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                failure = Some(e);
+                return false;
+            }
         }
-        // As run.c: time from the first emitted token, the first pass being slower.
+        emitted += 1;
+        // As run.c: time from the first emission, the first pass being slower.
         start.get_or_insert_with(Instant::now);
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
     }
     out::write(b"\n")?;
-    report_speed(gen.positions(), start);
+    report_speed(emitted, start);
     Ok(())
 }
 
-/// run.c's `achieved tok/s` line: (pos − 1) tokens over the time since the first emission.
-fn report_speed(pos: usize, start: Option<Instant>) {
-    let Some(start) = start.filter(|_| pos > 1) else { return };
+/// run.c's `achieved tok/s` line: tokens after the first emission over the time since it.
+fn report_speed(emitted: usize, start: Option<Instant>) {
+    let Some(start) = start.filter(|_| emitted > 1) else { return };
     let secs = start.elapsed().as_secs_f64();
-    let _ = writeln!(std::io::stderr(), "achieved tok/s: {:.6}", (pos - 1) as f64 / secs);
+    let _ = writeln!(std::io::stderr(), "achieved tok/s: {:.6}", (emitted - 1) as f64 / secs);
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub struct Args {
     /// Output .safetensors file.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
+    /// cpu, gpu (one batched inspection pass) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
 }
 
 /// Parses "1 403 407" or "1,403,407".
@@ -44,8 +47,11 @@ pub fn run(a: Args) -> Result<()> {
         (None, Some(text), Some(tp)) => load::tokenizer_for(tp, &weights, &a.model)?.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
     };
-    let mut model = backend::make_backend(weights, "cpu")?;
-    let ins = inspect(model.as_mut(), &tokens)?;
+    let (mut model, _) = backend::open(weights, &a.backend)?;
+    let ins = match model.gpu() {
+        Some(g) => g.inspect(&tokens)?,
+        None => inspect(&mut model, &tokens)?,
+    };
     load::write_file(&a.output, &to_safetensors(&ins, &a.model)?)?;
     let c = &ins.config;
     out::line(&format!(

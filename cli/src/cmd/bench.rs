@@ -1,0 +1,190 @@
+//! `tinylm bench`: load time, prefill and decode speed, GPU submits and readback per token, and
+//! peak memory, for each backend (and CPU thread count) side by side in one run; medians.
+
+use std::path::PathBuf;
+
+use tinylm_engine::gpu::bench::{bench, BenchReport};
+use tinylm_engine::gpu::{BackendChoice, GpuOptions};
+use tinylm_engine::randmodel::{named_shape, random_weights};
+use tinylm_engine::{Error, Result, Weights};
+
+use crate::{load, out};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model checkpoint; or use --shape for a deterministic random model.
+    #[arg(required_unless_present = "shape", conflicts_with = "shape")]
+    pub model: Option<PathBuf>,
+    /// A named random shape instead of a file: micro, tiny64, s15m, s42m, s110m.
+    #[arg(long)]
+    pub shape: Option<String>,
+    /// Tokenizer (accepted for symmetry with generate; benchmarks use token ids).
+    #[arg(short = 'z', long)]
+    pub tokenizer: Option<PathBuf>,
+    /// cpu, gpu, auto, or all (the CPU at each --threads count, then the GPU).
+    #[arg(long, default_value = "all")]
+    pub backend: String,
+    /// Tokens to decode greedily from BOS.
+    #[arg(short = 'n', long, default_value_t = 256)]
+    pub steps: usize,
+    /// Prompt positions for the prefill measurement.
+    #[arg(long, default_value_t = 64)]
+    pub prompt_len: usize,
+    /// CPU thread counts to measure, e.g. "1,2".
+    #[arg(long, default_value = "1,2")]
+    pub threads: String,
+    /// Runs per configuration; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One configuration's medians.
+#[derive(serde::Serialize)]
+struct Row {
+    backend: String,
+    reason: String,
+    threads: Option<usize>,
+    runs: usize,
+    load_ms: f64,
+    prefill_tokens: usize,
+    prefill_tok_s: f64,
+    decode_tokens: usize,
+    decode_tok_s: f64,
+    submits_per_token: f64,
+    bytes_per_token: f64,
+    peak_rss_mb: Option<f64>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (weights, label) = model(&a)?;
+    if a.runs == 0 {
+        return Err(Error::InvalidSetting("--runs must be at least 1".into()));
+    }
+    let mut rows = Vec::new();
+    for (choice, threads) in plan(&a)? {
+        rows.push(measure(&weights, choice, threads, &a)?);
+    }
+    let c = weights.config;
+    let header = format!(
+        "machine: {}\nmodel: {label} (dim {}, hidden {}, layers {}, heads {}/{}, vocab {}, {:.1} MB f32)\n\
+         prefill {} positions, decode {} tokens from BOS, median of {} runs",
+        machine(), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
+        c.n_params() as f64 * 4e-6, a.prompt_len, a.steps, a.runs
+    );
+    if a.json {
+        let v = serde_json::json!({ "machine": machine(), "model": label, "config": c, "runs": a.runs, "results": rows });
+        out::line(&serde_json::to_string_pretty(&v).expect("plain data serializes"))
+    } else {
+        out::line(&header)?;
+        out::line(&table(&rows))
+    }
+}
+
+fn model(a: &Args) -> Result<(Weights, String)> {
+    match (&a.model, &a.shape) {
+        (Some(p), _) => Ok((load::model(p)?.0, load::name(p))),
+        (None, Some(s)) => {
+            let (c, seed) = named_shape(s)?;
+            Ok((random_weights(&c, seed)?, format!("random {s} (seed {seed})")))
+        }
+        (None, None) => Err(Error::InvalidSetting("give a model file or --shape".into())),
+    }
+}
+
+/// The configurations to measure, in order.
+fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
+    let threads: Vec<usize> = a
+        .threads
+        .split(',')
+        .map(|t| t.trim().parse().ok().filter(|&n: &usize| n >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::InvalidSetting(format!("--threads `{}` must list counts like 1,2", a.threads)))?;
+    let cpu = threads.iter().map(|&t| (BackendChoice::Cpu, Some(t)));
+    Ok(match a.backend.as_str() {
+        "all" => cpu.chain([(BackendChoice::Gpu, None)]).collect(),
+        "cpu" => cpu.collect(),
+        other => vec![(other.parse()?, None)],
+    })
+}
+
+fn measure(w: &Weights, choice: BackendChoice, threads: Option<usize>, a: &Args) -> Result<Row> {
+    reset_peak_rss();
+    let once = || bench(w.clone(), choice, GpuOptions::default(), a.prompt_len, a.steps);
+    let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
+    for _ in 0..a.runs {
+        reports.push(match threads {
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::InvalidSetting(format!("cannot start {n} threads: {e}")))?
+                .install(once)?,
+            None => once()?,
+        });
+    }
+    let med = |f: fn(&BenchReport) -> f64| median(reports.iter().map(f).collect());
+    let first = &reports[0];
+    Ok(Row {
+        backend: first.backend.clone(),
+        reason: first.reason.clone(),
+        threads,
+        runs: a.runs,
+        load_ms: med(|r| r.load_s) * 1e3,
+        prefill_tokens: first.prefill_tokens,
+        prefill_tok_s: med(|r| r.prefill_tok_s),
+        decode_tokens: first.decode_tokens,
+        decode_tok_s: med(|r| r.decode_tok_s),
+        submits_per_token: med(|r| r.submits_per_token),
+        bytes_per_token: med(|r| r.bytes_per_token),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<46} {:>7} {:>9} {:>13} {:>12} {:>11} {:>9} {:>8}",
+        "backend", "threads", "load ms", "prefill tok/s", "decode tok/s", "submits/tok", "bytes/tok", "peak MB"
+    );
+    for r in rows {
+        let threads = r.threads.map_or("-".into(), |t| t.to_string());
+        let peak = r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
+        s += &format!(
+            "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>9.1} {:>8}",
+            r.backend, threads, r.load_ms, r.prefill_tok_s, r.decode_tok_s, r.submits_per_token, r.bytes_per_token, peak
+        );
+        if r.backend.starts_with("cpu") && r.reason.contains("no usable GPU") {
+            s += &format!("\n  ({})", r.reason);
+        }
+    }
+    s
+}
+
+/// The processor's name and core count, to label the figures.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+/// Resets the kernel's peak-RSS mark (Linux), so each configuration reports its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory since the last reset (Linux `VmHWM`).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
