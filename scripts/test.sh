@@ -43,6 +43,10 @@ fi
 
 # The app is wasm-only (built by Trunk below); everything else runs natively.
 step "cargo test (engine, cli)" cargo test --workspace --exclude tinylm-app
+# The engine's GPU path on WebGPU in headless Chromium (SwiftShader), compared with the CPU path.
+step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
+    CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test -p tinylm-engine --target wasm32-unknown-unknown --test gpu_browser
 # Lints deny warnings. TINYLM_CLIPPY=0 skips them (they cost a cold check build each).
 if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
     step "clippy (engine, cli)" cargo clippy --workspace --exclude tinylm-app --all-targets -- -D warnings
