@@ -143,3 +143,102 @@ fn bad_input_is_an_error_not_a_panic() {
     // Still usable afterwards.
     assert_eq!(g.forward(1, 0).unwrap().len(), 64);
 }
+
+/// The fused decode dispatches (matvec.wgsl: RMSNorm into the q|k|v, w1|w3 and classifier
+/// matvecs, SwiGLU into w2, vec4 loads) token by token, against the unfused kernels and the
+/// CPU; and the dispatch count of one token, counted by hand for stories260K (5 layers, one
+/// chunk per matrix): unfused 1 + 5·9 + 2 + 1, fused 1 + 5·6 + 1 + 1.
+#[test]
+fn fused_decode_matches_the_unfused_kernels_and_the_cpu() {
+    let cases = [
+        ("stories260K", stories260k(), Some((49, 33))),
+        ("untied 96/200/2/4/2/300/64", custom([96, 200, 2, 4, 2, 300, 64], false), None),
+        ("gqa3 hs48 288/500/2/6/2/200/80", custom([288, 500, 2, 6, 2, 200, 80], true), None),
+    ];
+    for (label, w, counts) in cases {
+        let tokens = random_tokens(7, 24, w.config.vocab_size);
+        let mut fused = gpu(&w, GpuOptions::default());
+        let mut plain = gpu(&w, GpuOptions { fused: false, ..GpuOptions::default() });
+        assert!(fused.is_fused() && !plain.is_fused(), "{label}: fusion should be on by default only");
+        assert!(fused.dispatches_per_token() < plain.dispatches_per_token());
+        if let Some(c) = counts {
+            assert_eq!((plain.dispatches_per_token(), fused.dispatches_per_token()), c, "{label}");
+        }
+        let got = inspect(&mut fused, &tokens).unwrap();
+        let unfused = inspect(&mut plain, &tokens).unwrap();
+        let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+        assert_close(&format!("{label} fused vs CPU"), &got, &want);
+        assert_close(&format!("{label} unfused vs CPU"), &unfused, &want);
+        assert_close(&format!("{label} fused vs unfused"), &got, &unfused);
+    }
+}
+
+/// Shapes matvec.wgsl cannot take (a vocabulary of 301 rows is not vec4-aligned; weight
+/// chunks of 5 rows) fall back to the unfused kernels and still match the CPU.
+#[test]
+fn unaligned_shapes_fall_back_to_the_unfused_kernels() {
+    let w = custom([96, 200, 2, 4, 2, 301, 32], true);
+    let g = gpu(&w, GpuOptions::default());
+    assert!(!g.is_fused(), "301 classifier rows cannot be read as vec4");
+    let chunked = gpu(&named("tiny64"), GpuOptions { max_weight_binding: Some(4096), ..GpuOptions::default() });
+    assert!(!chunked.is_fused(), "w2's 5-row chunks cannot be read as vec4");
+    let tokens = random_tokens(5, 20, 301);
+    let got = inspect(&mut gpu(&w, GpuOptions::default()), &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    assert_close("vocab 301 (unfused) token by token", &got, &want);
+}
+
+/// The optional f16 classifier: off by default; refused with `Error::Gpu` where the adapter
+/// lacks shader-f16 (or the unfused path is asked for); where the adapter has it, the GPU on
+/// the original weights matches the CPU on weights whose classifier is rounded to f16 — so
+/// the GPU really reads half floats, and sums them like the f32 path.
+#[test]
+fn f16_classifier_is_refused_without_shader_f16_else_reads_half_floats() {
+    use tinylm_engine::gpu::{f16_round, GpuContext};
+    use tinylm_engine::Error;
+    let w = custom([96, 200, 2, 4, 2, 300, 64], false);
+    assert!(!gpu(&w, GpuOptions::default()).is_f16_classifier(), "off by default");
+    let opts = GpuOptions { f16_classifier: true, ..GpuOptions::default() };
+    let has = GpuContext::new().unwrap().offers_shader_f16();
+    match GpuBackend::new(&w, opts) {
+        Err(Error::Gpu(msg)) => {
+            assert!(!has, "refused although the adapter offers shader-f16: {msg}");
+            assert!(msg.contains("shader-f16"), "{msg}");
+            println!("f16 classifier refused as it should be here: {msg}");
+        }
+        Ok(mut g) => {
+            assert!(has && g.is_f16_classifier());
+            let mut rounded = w.clone();
+            rounded.wcls.as_mut().unwrap().iter_mut().for_each(|v| *v = f16_round(*v));
+            let tokens = random_tokens(3, 24, w.config.vocab_size);
+            let got = inspect(&mut g, &tokens).unwrap();
+            let want = inspect(&mut CpuBackend::new(rounded), &tokens).unwrap();
+            assert_close("f16 classifier vs CPU with an f16-rounded classifier", &got, &want);
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+    let unfused = GpuBackend::new(&w, GpuOptions { fused: false, ..opts });
+    assert!(matches!(unfused, Err(Error::Gpu(_))), "the f16 classifier needs the fused path");
+}
+
+/// f16 rounding by hand: exact values, ties to even, subnormals, overflow.
+#[test]
+fn f16_rounding_matches_hand_computed_values() {
+    use tinylm_engine::gpu::{f16_bits, f16_value};
+    let cases: [(f32, u16); 9] = [
+        (1.0, 0x3c00),
+        (-2.0, 0xc000),
+        (65504.0, 0x7bff),
+        (65520.0, 0x7c00),                   // rounds up to infinity
+        (1.0 + 1.0 / 2048.0, 0x3c00),        // tie, to even (down)
+        (1.0 + 3.0 / 2048.0, 0x3c02),        // tie, to even (up)
+        (2f32.powi(-24), 0x0001),            // smallest subnormal
+        (2f32.powi(-14), 0x0400),            // smallest normal
+        (0.1, 0x2e66),
+    ];
+    for (v, bits) in cases {
+        assert_eq!(f16_bits(v), bits, "{v}");
+    }
+    assert_eq!(f16_value(0x3555), 0.333_251_95);
+    assert_eq!(f16_value(0x0001), 2f32.powi(-24));
+}

@@ -23,11 +23,18 @@ pub struct GpuOptions {
     pub max_batch: usize,
     /// Decode steps kept in flight by `generate` (the readback ring's length).
     pub in_flight: usize,
+    /// Fused one-row (decode) dispatches — RMSNorm and SwiGLU folded into the following
+    /// matvec, vec4 loads — where the shapes allow; off runs the unfused kernels everywhere.
+    pub fused: bool,
+    /// The decode classifier reads an f16 copy of its weights (half the bytes of the largest
+    /// matvec; logits then carry f16 rounding). Needs WebGPU's `shader-f16` and the fused
+    /// path; refused with `Error::Gpu` where either is missing. Off by default.
+    pub f16_classifier: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { max_weight_binding: None, max_batch: 128, in_flight: 4 }
+        GpuOptions { max_weight_binding: None, max_batch: 128, in_flight: 4, fused: true, f16_classifier: false }
     }
 }
 
@@ -81,7 +88,8 @@ const CAPTURE_BUDGET: u64 = 64 << 20;
 impl GpuBackend {
     /// Opens a device and uploads `weights`.
     pub async fn new_async(weights: &Weights, opts: GpuOptions) -> Result<GpuBackend> {
-        let ctx = GpuContext::new_async().await?;
+        let want = if opts.f16_classifier { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
+        let ctx = GpuContext::with_features_async(want).await?;
         Self::with_context(ctx, weights, opts).await
     }
 
@@ -99,18 +107,24 @@ impl GpuBackend {
         let max_weight = opts.max_weight_binding.map_or(limit, |m| m.min(limit));
         let batch = choose_batch(&c, &ctx.limits, opts.max_batch)?;
         let in_flight = opts.in_flight.max(1);
+        if opts.f16_classifier && !ctx.device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Gpu(format!("the f16 classifier needs WebGPU's shader-f16 feature, which {} does not offer", ctx.adapter)));
+        }
         let (kernels, gw, acts, plan, logits_rb, ring) = ctx
             .scoped("loading the model onto the GPU", || -> Result<_> {
                 let kernels = Kernels::new(&ctx);
-                let gw = GpuWeights::upload(&ctx, weights, max_weight)?;
+                let gw = GpuWeights::upload(&ctx, weights, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
-                let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts);
+                let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused);
                 let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
                 let logits_rb = buffer(&ctx, "logits readback", (batch * c.vocab_size * 4) as u64, rb);
                 let ring = (0..in_flight).map(|_| buffer(&ctx, "token readback", 8, rb)).collect();
                 Ok((kernels, gw, acts, plan, logits_rb, ring))
             })
             .await??;
+        if opts.f16_classifier && !plan.is_f16_classifier() {
+            return Err(Error::Gpu("the f16 classifier needs the fused decode path (GpuOptions::fused, vec4-aligned weight chunks)".into()));
+        }
         Ok(GpuBackend {
             ctx,
             config: c,
@@ -140,6 +154,19 @@ impl GpuBackend {
     /// The options in force (`in_flight` at least 1).
     pub fn options(&self) -> GpuOptions {
         self.opts
+    }
+    /// Whether one-row passes run the fused dispatches (`GpuOptions::fused` and shapes that
+    /// allow them: vec4-aligned weight chunks, inputs of at most 2816 floats).
+    pub fn is_fused(&self) -> bool {
+        self.plan.is_fused()
+    }
+    /// Whether the decode classifier reads f16 weights (`GpuOptions::f16_classifier`).
+    pub fn is_f16_classifier(&self) -> bool {
+        self.plan.is_f16_classifier()
+    }
+    /// Compute dispatches in one decoded token's pass (all in one compute pass, one submit).
+    pub fn dispatches_per_token(&self) -> usize {
+        self.plan.decode_dispatches()
     }
     pub fn stats(&self) -> GpuStats {
         self.stats

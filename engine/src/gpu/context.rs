@@ -13,6 +13,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     /// What the adapter says about itself ("llvmpipe (LLVM 15…)", backend).
     pub adapter: String,
+    /// What the adapter could enable (the device has only what was asked for, see `features`).
+    pub adapter_features: wgpu::Features,
     /// The limits the device was created with (WebGPU's defaults).
     pub limits: wgpu::Limits,
     fault: Arc<Mutex<Option<String>>>,
@@ -32,6 +34,11 @@ impl GpuContext {
     /// Finds an adapter and opens a device with WebGPU's default limits (never more, so what
     /// runs here runs on any WebGPU device).
     pub async fn new_async() -> Result<GpuContext> {
+        Self::with_features_async(wgpu::Features::empty()).await
+    }
+
+    /// `new_async`, enabling those of `want` the adapter offers (e.g. SHADER_F16).
+    pub async fn with_features_async(want: wgpu::Features) -> Result<GpuContext> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -41,11 +48,12 @@ impl GpuContext {
             .await
             .map_err(|e| gpu_err(format!("no GPU adapter: {e}")))?;
         let info = adapter.get_info();
+        let adapter_features = adapter.features();
         let limits = wgpu::Limits::default();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tinylm"),
-                required_features: wgpu::Features::empty(),
+                required_features: want & adapter_features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -61,13 +69,24 @@ impl GpuContext {
         });
         let name = if info.name.is_empty() { "WebGPU adapter".to_string() } else { info.name.clone() };
         let adapter = format!("{name} ({:?})", info.backend);
-        Ok(GpuContext { device, queue, adapter, limits, fault })
+        Ok(GpuContext { device, queue, adapter, adapter_features, limits, fault })
     }
 
     /// Blocking `new_async` for native callers.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<GpuContext> {
         pollster::block_on(Self::new_async())
+    }
+
+    /// Whether the adapter offers WebGPU's `shader-f16` (for `GpuOptions::f16_classifier`).
+    pub fn offers_shader_f16(&self) -> bool {
+        self.adapter_features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Blocking `with_features_async`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_features(want: wgpu::Features) -> Result<GpuContext> {
+        pollster::block_on(Self::with_features_async(want))
     }
 
     /// The first asynchronous error wgpu reported, if any (it stays reported: a device that

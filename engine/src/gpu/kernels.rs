@@ -107,6 +107,10 @@ pub struct Kernels {
     pub rmsnorm: Kernel,
     /// Entry points `matvec` (one row) and `matmul` (a batch).
     pub matmul: Kernel,
+    /// The decode matvec with its producer fused in: entry points `plain`, `norm`, `swiglu`.
+    pub matvec: Kernel,
+    /// The same over f16 weights, on devices opened with SHADER_F16 (the f16 classifier).
+    pub matvec_f16: Option<Kernel>,
     pub rope: Kernel,
     pub attention: Kernel,
     pub swiglu: Kernel,
@@ -118,6 +122,17 @@ macro_rules! shader {
     ($file:literal) => {
         concat!(include_str!("../../../shaders/common.wgsl"), include_str!(concat!("../../../shaders/", $file)))
     };
+}
+
+const MATVEC_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
+const MATVEC_ENTRIES: &[&str] = &["plain", "norm", "swiglu"];
+
+/// matvec.wgsl with its weight type `W4` defined: f32, or f16 (`enable` must come first).
+fn matvec_src(f16: bool) -> String {
+    let (enable, ty) = if f16 { ("enable f16;\n", "f16") } else { ("", "f32") };
+    let common = include_str!("../../../shaders/common.wgsl");
+    let body = include_str!("../../../shaders/matvec.wgsl");
+    format!("{enable}{common}alias W4 = vec4<{ty}>;\n{body}")
 }
 
 impl Kernels {
@@ -136,11 +151,17 @@ impl Kernels {
                 count: None,
             }],
         });
-        let k = |name, src, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, &step_layout, name, src, slots, entries);
+        let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, &step_layout, name, src, slots, entries);
         Kernels {
             embed: k("embed", shader!("embed.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             rmsnorm: k("rmsnorm", shader!("rmsnorm.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             matmul: k("matmul", shader!("matmul.wgsl"), &[Read, Read, Write, Uniform], &["matvec", "matmul"]),
+            matvec: k("matvec", matvec_src(false).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES),
+            matvec_f16: ctx
+                .device
+                .features()
+                .contains(wgpu::Features::SHADER_F16)
+                .then(|| k("matvec f16", matvec_src(true).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES)),
             rope: k("rope", shader!("rope.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
             attention: k("attention", shader!("attention.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
             swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),

@@ -29,4 +29,4 @@ mod state;
 pub use backend::{GpuBackend, GpuOptions, GpuStats};
 pub use choice::{AnyBackend, BackendChoice};
 pub use context::GpuContext;
-pub use model::rope_table;
+pub use model::{f16_bits, f16_round, f16_value, rope_table};

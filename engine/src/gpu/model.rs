@@ -34,6 +34,60 @@ impl Chunked {
     }
 }
 
+impl Chunked {
+    /// As `upload`, each chunk stored as IEEE half floats (f16 bits, two per word).
+    pub fn upload_f16(ctx: &GpuContext, label: &str, data: &[f32], cols: usize, max_bytes: u64) -> Result<Chunked> {
+        let rows = data.len() / cols;
+        let parts = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?
+            .into_iter()
+            .map(|r| {
+                let mut half: Vec<u16> = transpose(&data[r.start * cols..r.end * cols], cols).into_iter().map(f16_bits).collect();
+                half.resize(half.len().div_ceil(2) * 2, 0);
+                (storage(ctx, label, &half, wgpu::BufferUsages::empty()), r)
+            })
+            .collect();
+        Ok(Chunked { parts, cols })
+    }
+}
+
+/// `v` rounded to the nearest IEEE half float (ties to even), as its bits.
+pub fn f16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 112; // rebiased to f16's 15
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    // Normal: drop 13 mantissa bits; subnormal: shift the full 24-bit significand further.
+    let (m, shift, base) = if e > 0 { (man, 13, (e as u32) << 10) } else if e >= -10 { (man | 0x80_0000, (14 - e) as u32, 0) } else { return sign };
+    let (r, rem, half) = (base | (m >> shift), m & ((1 << shift) - 1), 1u32 << (shift - 1));
+    // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+    let r = if rem > half || (rem == half && r & 1 == 1) { r + 1 } else { r };
+    sign | r as u16
+}
+
+/// The value of half-float bits.
+pub fn f16_value(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let (e, m) = (((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f32);
+    match e {
+        0 => sign * m * 2f32.powi(-24),
+        31 if m == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        _ => sign * (1.0 + m / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+/// `v` rounded to the nearest half float, as an f32.
+pub fn f16_round(v: f32) -> f32 {
+    f16_value(f16_bits(v))
+}
+
 /// `[rows, cols]` to `[cols, rows]`.
 pub fn transpose(m: &[f32], cols: usize) -> Vec<f32> {
     let rows = m.len() / cols;
@@ -61,6 +115,8 @@ pub struct GpuWeights {
     pub emb: Chunked,
     /// `None` when the classifier is the embedding table.
     pub cls: Option<Chunked>,
+    /// The classifier again in f16, for the decode path (`GpuOptions::f16_classifier`).
+    pub cls_f16: Option<Chunked>,
     pub rms_final: wgpu::Buffer,
     /// `[seq_len, head_size / 2, 2]` (cos, sin).
     pub rope: wgpu::Buffer,
@@ -69,7 +125,8 @@ pub struct GpuWeights {
 
 impl GpuWeights {
     /// Uploads `w`, no weight chunk larger than `max_bytes`.
-    pub fn upload(ctx: &GpuContext, w: &Weights, max_bytes: u64) -> Result<GpuWeights> {
+    /// `f16_cls`: also upload the classifier in f16.
+    pub fn upload(ctx: &GpuContext, w: &Weights, max_bytes: u64, f16_cls: bool) -> Result<GpuWeights> {
         let c = &w.config;
         let up = |label: &str, data: &[f32], cols| Chunked::upload(ctx, label, data, cols, max_bytes);
         let vec = |label: &str, data: &[f32]| storage(ctx, label, data, wgpu::BufferUsages::empty());
@@ -90,6 +147,10 @@ impl GpuWeights {
             cls: match &w.wcls {
                 Some(wcls) => Some(up("wcls", wcls, c.dim)?),
                 None => None,
+            },
+            cls_f16: match f16_cls {
+                true => Some(Chunked::upload_f16(ctx, "wcls f16", w.wcls.as_deref().unwrap_or(&w.tok_embeddings), c.dim, max_bytes)?),
+                false => None,
             },
             rms_final: vec("rms_final", &w.rms_final),
             rope: vec("rope", &rope_table(c)),

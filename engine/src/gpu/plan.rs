@@ -2,7 +2,7 @@
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
 use super::context::GpuContext;
-use super::kernels::{dispatch, groups, uniform, Kernels};
+use super::kernels::{dispatch, groups, uniform, Kernel, Kernels};
 use super::model::{Chunked, GpuWeights};
 use super::state::Acts;
 use crate::config::Config;
@@ -25,8 +25,30 @@ struct LayerPlan {
     w2: Vec<Mm>,
 }
 
+/// One layer's decode dispatches with producers fused in (matvec.wgsl): RMSNorm into the
+/// q|k|v and w1|w3 matvecs, SwiGLU into the w2 matvec.
+struct FusedLayer {
+    qkv: Vec<Mm>,
+    wo: Vec<Mm>,
+    w13: Vec<Mm>,
+    w2: Vec<Mm>,
+}
+
+/// The one-row (decode) path: 6 dispatches per layer instead of 9, and the final RMSNorm
+/// fused into the classifier.
+struct Fused {
+    layers: Vec<FusedLayer>,
+    cls: Vec<Mm>,
+    /// `cls` reads the f16 copy of the classifier (matvec.wgsl over vec4<f16>).
+    cls_f16: bool,
+}
+
+/// Longest input matvec.wgsl stages in workgroup memory (its MAXK).
+const FUSED_MAX_K: usize = 2816;
+
 pub struct Plan {
     config: Config,
+    fused: Option<Fused>,
     embed: Vec<(wgpu::BindGroup, usize)>,
     layers: Vec<LayerPlan>,
     rms_final: wgpu::BindGroup,
@@ -45,13 +67,53 @@ fn matmuls(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, w: &Chunked, out: &w
         .collect()
 }
 
+/// Bind groups of matvec.wgsl (`out (+)= W · in`, `in` made from `x` and the gains `g`).
+fn fused_mm(ctx: &GpuContext, k: &Kernel, x: &wgpu::Buffer, g: &wgpu::Buffer, w: &Chunked, out: &wgpu::Buffer, out_stride: usize, acc: bool) -> Vec<Mm> {
+    w.parts
+        .iter()
+        .map(|(buf, r)| {
+            let dims = uniform(ctx, "matvec", &[r.len() as u32, w.cols as u32, out_stride as u32, r.start as u32, acc as u32]);
+            Mm { bg: k.bind(ctx, "matvec", &[x, buf, out, &dims, g]), rows: r.len() }
+        })
+        .collect()
+}
+
+/// matvec.wgsl needs vec4-aligned chunks and an input that fits its workgroup memory.
+fn fusable(w: &Chunked) -> bool {
+    w.cols <= FUSED_MAX_K && w.parts.iter().all(|(_, r)| r.len() % 4 == 0)
+}
+
+fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts) -> Option<Fused> {
+    let all = w.layers.iter().flat_map(|l| [&l.wqkv, &l.wo, &l.w13, &l.w2]).chain([w.classifier()]);
+    if !all.into_iter().all(fusable) {
+        return None;
+    }
+    let (d, kv) = (c.dim, c.kv_dim());
+    let layers = w
+        .layers
+        .iter()
+        .map(|lw| FusedLayer {
+            qkv: fused_mm(ctx, &k.matvec, &a.x, &lw.rms_att, &lw.wqkv, &a.qkv, d + 2 * kv, false),
+            wo: fused_mm(ctx, &k.matvec, &a.ao, &a.ao, &lw.wo, &a.x, d, true),
+            w13: fused_mm(ctx, &k.matvec, &a.x, &lw.rms_ffn, &lw.w13, &a.hb, 2 * c.hidden_dim, false),
+            w2: fused_mm(ctx, &k.matvec, &a.hb, &a.hb, &lw.w2, &a.x, d, true),
+        })
+        .collect();
+    let (cls, cls_f16) = match (&w.cls_f16, &k.matvec_f16) {
+        (Some(half), Some(kh)) if fusable(half) => (fused_mm(ctx, kh, &a.x, &w.rms_final, half, &a.logits, c.vocab_size, false), true),
+        _ => (fused_mm(ctx, &k.matvec, &a.x, &w.rms_final, w.classifier(), &a.logits, c.vocab_size, false), false),
+    };
+    Some(Fused { layers, cls, cls_f16 })
+}
+
 fn rmsnorm(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, g: &wgpu::Buffer, o: &wgpu::Buffer, dim: usize) -> wgpu::BindGroup {
     let dims = uniform(ctx, "rmsnorm", &[dim as u32]);
     k.rmsnorm.bind(ctx, "rmsnorm", &[x, g, o, &dims])
 }
 
 impl Plan {
-    pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts) -> Plan {
+    /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow.
+    pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
         let (d, kv, hs) = (c.dim, c.kv_dim(), c.head_size());
         let rope_dims = uniform(ctx, "rope", &[d as u32, kv as u32, hs as u32, c.seq_len as u32]);
         let attn_dims = uniform(
@@ -88,6 +150,7 @@ impl Plan {
         let sample_dims = uniform(ctx, "sample", &[c.vocab_size as u32]);
         Plan {
             config: *c,
+            fused: if fuse { fused(ctx, k, c, w, a) } else { None },
             embed,
             layers,
             rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, d),
@@ -106,6 +169,34 @@ impl Plan {
         }
     }
 
+    /// Whether one-row passes use the fused dispatches.
+    pub fn is_fused(&self) -> bool {
+        self.fused.is_some()
+    }
+
+    /// Dispatches one decoded token records: embedding, layers, head and sampler.
+    pub fn decode_dispatches(&self) -> usize {
+        let mats = |q: &[Mm], o: &[Mm], h: &[Mm], d: &[Mm]| q.len() + o.len() + h.len() + d.len();
+        let body = match &self.fused {
+            // rope + attention besides the four matvecs; the final RMSNorm is in the classifier.
+            Some(f) => f.layers.iter().map(|l| mats(&l.qkv, &l.wo, &l.w13, &l.w2) + 2).sum::<usize>() + f.cls.len(),
+            // two RMSNorms, rope, attention, SwiGLU; then the final RMSNorm.
+            None => self.layers.iter().map(|l| mats(&l.qkv, &l.wo, &l.w13, &l.w2) + 5).sum::<usize>() + 1 + self.cls.len(),
+        };
+        self.embed.len() + body + 1
+    }
+
+    /// Whether the one-row classifier reads f16 weights.
+    pub fn is_f16_classifier(&self) -> bool {
+        self.fused.as_ref().is_some_and(|f| f.cls_f16)
+    }
+
+    fn fused_mm(k: &Kernel, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], entry: &str, step: (&wgpu::BindGroup, u32)) {
+        for mm in mms {
+            dispatch(pass, k.pipeline(entry), &mm.bg, step, [groups(mm.rows, 64), 1, 1]);
+        }
+    }
+
     /// x = embedding of the `rows` tokens at positions pos0.. (the step slot says which).
     pub fn embed(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
         for (bg, _) in &self.embed {
@@ -118,6 +209,16 @@ impl Plan {
         let c = &self.config;
         let lp = &self.layers[l];
         let r = rows as u32;
+        if let (Some(f), 1) = (&self.fused, rows) {
+            let fl = &f.layers[l];
+            Self::fused_mm(&k.matvec, pass, &fl.qkv, "norm", step);
+            dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), 1, 1]);
+            dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, 1, 1]);
+            Self::fused_mm(&k.matvec, pass, &fl.wo, "plain", step);
+            Self::fused_mm(&k.matvec, pass, &fl.w13, "norm", step);
+            Self::fused_mm(&k.matvec, pass, &fl.w2, "swiglu", step);
+            return;
+        }
         dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
         Self::matmul(k, pass, &lp.qkv, rows, step);
         dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), r, 1]);
@@ -131,6 +232,10 @@ impl Plan {
 
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
     pub fn head(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, head_rows: usize, head: (&wgpu::BindGroup, u32)) {
+        if let (Some(f), 1, 1) = (&self.fused, rows, head_rows) {
+            let kernel = if f.cls_f16 { k.matvec_f16.as_ref().unwrap_or(&k.matvec) } else { &k.matvec };
+            return Self::fused_mm(kernel, pass, &f.cls, "norm", head);
+        }
         dispatch(pass, k.rmsnorm.pipeline(""), &self.rms_final, head, [rows as u32, 1, 1]);
         Self::matmul(k, pass, &self.cls, head_rows, head);
     }

@@ -1,0 +1,104 @@
+// matvec.wgsl — the decode (one row) matvec with its input's producer fused in, vec4 loads.
+//
+// Bindings (group 0): 0 `x` read: the input row (in_row0) — the residual stream for `norm`,
+// the stacked [w1·x, w3·x] row for `swiglu`, the finished input for `plain`; 1 `w` [k, m / 4]
+// W4 read: a row chunk of a [out, in] matrix stored TRANSPOSED (as in matmul.wgsl), m a
+// multiple of 4; 2 `out` read_write; 3 `d` uniform (matmul.wgsl's Dims); 4 `g` [k] read:
+// the RMSNorm gains (`norm` only).
+// out[col0 + j] = (accumulate ? out[col0 + j] : 0) + Σ_i W[j, i] · in_i, where `in` is staged
+// once per workgroup in workgroup memory:
+//   plain:  in_i = x_i
+//   norm:   in_i = g_i * (s * x_i), s = 1/sqrt(mean(x²) + 1e-5) — rmsnorm.wgsl's arithmetic,
+//           the squares summed in index order by one lane so it rounds like the CPU;
+//   swiglu: in_i = silu(x_i) * x_{k+i} — swiglu.wgsl's arithmetic.
+// So RMSNorm → matvec and SwiGLU → matvec are one dispatch each. Lane (x, y) sums k ≡ y
+// (mod 16) for outputs 4(wg·16 + x) .. +3 with one vec4 load per step.
+// Dispatch (ceil(m / 64), 1). The plan uses it only when k <= MAXK.
+// `W4`, the weights' vec4 type, is defined by the loader: vec4<f32>, or vec4<f16> (with
+// `enable f16`) for the optional half-precision classifier; the sums stay f32 either way.
+
+struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, _p0: u32, _p1: u32, _p2: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<W4>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> d: Dims;
+@group(0) @binding(4) var<storage, read> g: array<f32>;
+
+const MAXK: u32 = 2816u;
+const LANES: u32 = 256u;
+var<workgroup> xs: array<f32, MAXK>;
+var<workgroup> part: array<vec4<f32>, 256>;
+var<workgroup> total: f32;
+
+fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) {
+    let j4 = wg.x * 16u + lid.x;
+    let m4 = d.m / 4u;
+    var acc = vec4<f32>(0.0);
+    if (j4 < m4) {
+        for (var i = lid.y; i < d.k; i += 16u) {
+            acc += vec4<f32>(w[i * m4 + j4]) * xs[i];
+        }
+    }
+    part[lid.y * 16u + lid.x] = acc;
+    workgroupBarrier();
+    if (lid.y == 0u && j4 < m4) {
+        var sum = vec4<f32>(0.0);
+        for (var y = 0u; y < 16u; y++) {
+            sum += part[y * 16u + lid.x];
+        }
+        for (var e = 0u; e < 4u; e++) {
+            let at = d.col0 + j4 * 4u + e;
+            if (d.accumulate != 0u) {
+                out[at] = out[at] + sum[e];
+            } else {
+                out[at] = sum[e];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn plain(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let xo = step.in_row0 * d.k;
+    for (var i = lane; i < d.k; i += LANES) {
+        xs[i] = x[xo + i];
+    }
+    workgroupBarrier();
+    dot_rows(lid, wg);
+}
+
+@compute @workgroup_size(16, 16)
+fn norm(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let xo = step.in_row0 * d.k;
+    for (var i = lane; i < d.k; i += LANES) {
+        let v = x[xo + i];
+        xs[i] = v * v;
+    }
+    workgroupBarrier();
+    if (lane == 0u) {
+        var ss = 0.0;
+        for (var i = 0u; i < d.k; i++) {
+            ss += xs[i];
+        }
+        total = ss;
+    }
+    let s = 1.0 / sqrt(workgroupUniformLoad(&total) / f32(d.k) + 1e-5);
+    for (var i = lane; i < d.k; i += LANES) {
+        xs[i] = g[i] * (s * x[xo + i]);
+    }
+    workgroupBarrier();
+    dot_rows(lid, wg);
+}
+
+@compute @workgroup_size(16, 16)
+fn swiglu(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let xo = step.in_row0 * 2u * d.k;
+    for (var i = lane; i < d.k; i += LANES) {
+        let a = x[xo + i];
+        let b = x[xo + d.k + i];
+        xs[i] = a * (1.0 / (1.0 + exp_acc(-a))) * b;
+    }
+    workgroupBarrier();
+    dot_rows(lid, wg);
+}
