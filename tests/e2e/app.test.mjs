@@ -1,14 +1,23 @@
-// The app page in headless Chromium, against llama2.c's reference outputs for stories260K.
+// The app page in headless Chromium without WebGPU (the CPU path), against llama2.c's reference
+// outputs for stories260K and against the native CLI.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer, waitForState,
+  bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer,
+  statusText, tinylm, waitForState,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
 const reference = JSON.parse(readShared('reference/stories260K_reference.json'));
 
-describe('TinyLM Lab page', () => {
+/** What `tinylm generate` prints for stories260K, minus the trailing newline. */
+function cliStory({ prompt = '', temperature, topp, seed, steps }) {
+  const args = ['generate', bundledPath('stories260K.bin'), '-z', bundledPath('tok512.bin'),
+    '-t', String(temperature), '-p', String(topp), '-s', String(seed), '-n', String(steps), '-i', prompt];
+  return tinylm(args).toString('utf8').replace(/\n$/, '');
+}
+
+describe('TinyLM Lab page (CPU path)', () => {
   let server;
   let browser;
   before(async () => {
@@ -30,16 +39,28 @@ describe('TinyLM Lab page', () => {
     assert.ok(log.requests.length > 3, 'the request log should not be empty');
   }
 
-  test('loads, shows the model shape, and makes no errors', async () => {
+  test('loads in a worker, shows the model, the CPU backend and why', async () => {
     const { page, log } = await openApp(browser.context, server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     const model = await page.textContent('[data-testid=model]');
     assert.match(model, /dim \/ hidden\s*64 \/ 172/);
     assert.match(model, /heads \/ kv heads\s*8 \/ 4/);
     assert.match(model, /context\s*512 tokens/);
+    assert.match(model, /tokenizer\s*tok512\.bin, 6\.2 KB/);
+    const menu = await page.locator('[data-testid=model-select] option').allTextContents();
+    assert.deepEqual(menu, ['stories260K — 260 K parameters, 1.06 MB (bundled)']);
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'cpu');
+    assert.match(await page.textContent('[data-testid=backend]'), /^CPU — WebAssembly, simd128$/);
+    assert.match(await page.textContent('[data-testid=backend-reason]'),
+      /^Using the CPU because WebGPU found no graphics adapter it can use here/);
+    assert.equal(await page.inputValue('[data-testid=backend-choice]'), 'auto');
     assert.equal(await page.isEnabled('[data-testid=generate]'), true);
-    const urls = log.requests.map((u) => new URL(u).pathname);
-    assert.ok(urls.includes('/models/stories260K.bin'), urls.join(' '));
+    // The engine and the model files are fetched by the worker, from this site.
+    const paths = log.requests.map((u) => new URL(u).pathname);
+    for (const p of ['/worker_loader.js', '/worker.js', '/worker_bg.wasm', '/models/stories260K.bin', '/models/tok512.bin']) {
+      assert.ok(paths.includes(p), `${p} not requested: ${paths.join(' ')}`);
+    }
+    await screenshot(page, 'idle-cpu');
     await assertClean(page, log);
     await page.close();
   });
@@ -50,7 +71,11 @@ describe('TinyLM Lab page', () => {
     assert.equal(r.state, 'done', r.status);
     assert.equal(r.text, greedy256);
     assert.match(r.status, /^Done: 256 tokens in [\d.]+ s · [\d.]+ tok\/s$/);
-    await screenshot(page, 'greedy-256');
+    assert.equal(await page.textContent('[data-testid=figure-backend]'), 'CPU');
+    assert.match(await page.textContent('[data-testid=ttft]'), /^\d+ ms$/);
+    assert.match(await page.textContent('[data-testid=tok-s]'), /^\d+\.\d$/);
+    assert.equal(await page.textContent('[data-testid=tokens]'), '256');
+    await screenshot(page, 'done-cpu');
     await assertClean(page, log);
     await page.close();
   });
@@ -65,15 +90,39 @@ describe('TinyLM Lab page', () => {
     await page.close();
   });
 
-  test('seeded sampling (t=1, p=0.9, seed 133742) gives the documented llama2.c story', async () => {
+  test('seeded sampling equals `tinylm generate` byte for byte', async () => {
     const { page, log } = await openApp(browser.context, server.url);
-    const r = await generate(page, { temperature: 1, topp: 0.9, seed: 133742, steps: 256 });
+    const cases = [
+      { temperature: 1, topp: 0.9, seed: 133742, steps: 256 },
+      { temperature: 1, topp: 0.9, seed: 7, steps: 256, prompt: 'Tom had a red kite' },
+      { temperature: 0.8, topp: 1, seed: 99, steps: 200 },
+    ];
+    for (const c of cases) {
+      const expected = cliStory(c);
+      // run.c drops lone non-printable bytes where the page shows UTF-8: keep to ASCII stories.
+      assert.match(expected, /^[\x20-\x7e\n]+$/, `seed ${c.seed} should give a plain ASCII story`);
+      const r = await generate(page, c);
+      assert.equal(r.state, 'done', r.status);
+      assert.equal(r.text, expected, `seed ${c.seed}`);
+    }
+    // The documented llama2.c story for this seed.
+    assert.ok(cliStory(cases[0]).startsWith('Once upon a time, there was a little boy named Timmy'));
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('byte-fallback pieces are joined into characters (🐉 is four byte tokens)', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    const c = { prompt: 'The 🐉 and the cat', temperature: 0, topp: 0.9, seed: 1, steps: 40 };
+    const r = await generate(page, c);
     assert.equal(r.state, 'done', r.status);
-    assert.ok(
-      r.text.startsWith('Once upon a time, there was a little boy named Timmy'),
-      `story began: ${JSON.stringify(r.text.slice(0, 80))}`,
-    );
-    await screenshot(page, 'sampled-133742');
+    assert.ok(r.text.startsWith('The 🐉 and the cat'), r.text);
+    assert.equal(await page.textContent('#output .echo'), 'The 🐉 and the cat');
+    assert.ok(!r.text.includes('\ufffd'), 'no replacement characters');
+    // run.c (and the CLI) drop the four lone bytes; otherwise the text is the same.
+    const cli = cliStory(c);
+    assert.ok(!cli.includes('🐉'));
+    assert.equal(r.text.replace('🐉', ''), cli);
     await assertClean(page, log);
     await page.close();
   });
@@ -88,6 +137,7 @@ describe('TinyLM Lab page', () => {
     assert.match(r.status, /top-p 1.5 must be between 0 and 1/);
     r = await generate(page, { temperature: 0, topp: 0.9, seed: 7, steps: 9999 });
     assert.match(r.status, /Steps must be at most 512/);
+    await screenshot(page, 'error-setting');
     r = await generate(page, { temperature: 0, topp: 0.9, seed: 7, steps: 20 });
     assert.equal(r.state, 'done', r.status);
     assert.ok(greedy256.startsWith(r.text) && r.text.length > 40, r.text);
@@ -101,8 +151,9 @@ describe('TinyLM Lab page', () => {
     const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
+    assert.match(csp, /worker-src 'self'/);
     assert.match(csp, /connect-src 'self'/);
-    assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*/);
+    assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*|blob:|data:/);
     assert.equal(await page.locator('script:not([src])').count(), 0, 'no inline scripts in the page');
     await assertClean(page, log);
     // A control: an injected inline script must be blocked and reported.
@@ -119,7 +170,7 @@ describe('TinyLM Lab page', () => {
     await page.close();
   });
 
-  test('works from a sub-path (every URL is relative)', async () => {
+  test('works from a sub-path (every URL is relative, the worker included)', async () => {
     const sub = await startServer('/some/lab/');
     try {
       const { page, log } = await openApp(browser.context, sub.url);
@@ -128,6 +179,7 @@ describe('TinyLM Lab page', () => {
       assert.ok(greedy256.startsWith(r.text) && r.text.length > 60, r.text);
       const outside = log.requests.filter((u) => !new URL(u).pathname.startsWith('/some/lab/'));
       assert.deepEqual(outside, [], 'requests outside the sub-path');
+      assert.ok(log.requests.some((u) => u.endsWith('/some/lab/worker_bg.wasm')));
       assert.deepEqual(log.errors, []);
       await page.close();
     } finally {
@@ -136,15 +188,21 @@ describe('TinyLM Lab page', () => {
   });
 
   test('a missing model file is reported in plain words', async () => {
-    const page = await browser.context.newPage();
-    await page.route('**/models/stories260K.bin', (route) => route.fulfill({ status: 404, body: 'gone' }));
-    await page.goto(server.url);
-    assert.equal(await waitForState(page, ['ready', 'error']), 'error');
-    assert.equal(
-      await page.textContent('[data-testid=status]'),
-      'Could not download models/stories260K.bin: the server answered 404 Not Found.',
-    );
-    assert.equal(await page.isEnabled('[data-testid=generate]'), false);
-    await page.close();
+    const broken = await startServer('/', {
+      'models/stories260K.bin': (req, res) => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('gone'),
+    });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(broken.url);
+      assert.equal(await waitForState(page, ['ready', 'error']), 'error');
+      assert.equal(
+        await statusText(page),
+        'Could not download models/stories260K.bin: the server answered 404 Not Found.',
+      );
+      assert.equal(await page.isEnabled('[data-testid=generate]'), false);
+      await page.close();
+    } finally {
+      await broken.close();
+    }
   });
 });

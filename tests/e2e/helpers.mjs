@@ -1,4 +1,6 @@
-// Shared helpers for the browser tests: the static server, Chromium, the page and screenshots.
+// Shared helpers for the browser tests: the static server, Chromium, the page, screenshots and
+// the native CLI (the reference the page is compared with).
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,12 +21,29 @@ export function readShared(path) {
   return readFileSync(join(SHARED_DATA, path), 'utf8');
 }
 
-/** Serves dist/ on a free 127.0.0.1 port, under the URL path `prefix`. */
-export async function startServer(prefix = '/') {
+export const sharedPath = (path) => join(SHARED_DATA, path);
+export const bundledPath = (name) => join(REPO, 'public/models', name);
+
+/** Serves dist/ on a free 127.0.0.1 port, under the URL path `prefix` (extra routes: see serve). */
+export async function startServer(prefix = '/', extra = {}) {
   if (!existsSync(join(DIST, 'index.html'))) {
     throw new Error(`${DIST}/index.html is missing: build first (trunk build --release)`);
   }
-  return serve(DIST, 0, '127.0.0.1', prefix);
+  return serve(DIST, 0, '127.0.0.1', prefix, extra);
+}
+
+let cliPath = process.env.TINYLM_CLI;
+/**
+ * Runs the native CLI `tinylm` with `args` and returns its stdout as a Buffer. Builds it first
+ * (debug; `cargo test` has usually built it already, so this is a no-op). TINYLM_CLI overrides.
+ */
+export function tinylm(args) {
+  if (!cliPath) {
+    const target = process.env.CARGO_TARGET_DIR ?? join(REPO, 'target');
+    execFileSync('cargo', ['build', '--quiet', '-p', 'tinylm-cli'], { cwd: REPO, stdio: 'inherit' });
+    cliPath = join(target, 'debug', 'tinylm');
+  }
+  return execFileSync(cliPath, args, { cwd: REPO, maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /**
@@ -107,6 +126,32 @@ export async function generate(page, { prompt = '', temperature, topp, seed, ste
   const status = await page.textContent('[data-testid=status]');
   const text = await page.textContent('[data-testid=output]');
   return { state, status, text };
+}
+
+/** Text of the status line. */
+export async function statusText(page) {
+  return page.textContent('[data-testid=status]');
+}
+
+/**
+ * Records, inside the page, how late each input event's handler runs after the event was made
+ * (`performance.now() - event.timeStamp`) and every long task of the main thread.
+ */
+export async function watchResponsiveness(page) {
+  await page.evaluate(() => {
+    window.__lag = [];
+    window.__long = [];
+    for (const type of ['click', 'keydown', 'input', 'pointerdown']) {
+      window.addEventListener(type, (e) => window.__lag.push([type, performance.now() - e.timeStamp]), true);
+    }
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__long.push(e.duration);
+    }).observe({ type: 'longtask', buffered: false });
+  });
+}
+
+export async function responsiveness(page) {
+  return page.evaluate(() => ({ lag: window.__lag, long: window.__long }));
 }
 
 /** Saves a full-page PNG under tests/e2e/artifacts/ and returns its path. */

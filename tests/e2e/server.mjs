@@ -1,7 +1,9 @@
 // A tiny static file server for the built site (dist/), used by the browser tests and by
-// scripts/serve.sh. Binds 127.0.0.1 only; port 0 picks a free port.
+// scripts/serve.sh. Binds 127.0.0.1 only; port 0 picks a free port. Every response carries the
+// page's own Content-Security-Policy (read from index.html), so the engine worker's scripts and
+// fetches run under the same policy as the page.
 import { createServer } from 'node:http';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,13 +36,29 @@ function fileFor(root, urlPath) {
   return full === root || full.startsWith(root + sep) ? full : null;
 }
 
-async function handle(root, prefix, req, res) {
+/** The CSP of the page's meta tag, or null when there is none. */
+function pageCsp(root) {
+  try {
+    const html = readFileSync(join(root, 'index.html'), 'utf8');
+    return html.match(/http-equiv="Content-Security-Policy"\s+content="([^"]+)"/)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+async function handle(root, prefix, extra, req, res) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { Allow: 'GET, HEAD' }).end();
     return;
   }
   const inside = req.url.startsWith(prefix);
-  let file = inside ? fileFor(root, '/' + req.url.slice(prefix.length)) : null;
+  const rel = inside ? req.url.slice(prefix.length).split('?')[0] : null;
+  const route = rel !== null ? extra[rel] : undefined;
+  if (typeof route === 'function') {
+    route(req, res);
+    return;
+  }
+  let file = typeof route === 'string' ? route : inside ? fileFor(root, '/' + rel) : null;
   let info = file && (await stat(file).catch(() => null));
   if (info?.isDirectory()) {
     file = join(file, 'index.html');
@@ -62,12 +80,18 @@ async function handle(root, prefix, req, res) {
 
 /**
  * Starts serving `dir` under the URL path `prefix` (e.g. "/lab/" to mimic a sub-path deploy);
- * resolves to { url, close }.
+ * resolves to { url, close, hits }. `extra` maps paths below the prefix to a file on disk or to
+ * a handler `(req, res) => …` (tests use it for generated models and broken downloads). `hits`
+ * counts requests per path.
  */
-export function serve(dir, port = 0, host = '127.0.0.1', prefix = '/') {
+export function serve(dir, port = 0, host = '127.0.0.1', prefix = '/', extra = {}) {
   const root = resolve(dir);
+  const csp = pageCsp(root);
+  const hits = new Map();
   const server = createServer((req, res) => {
-    handle(root, prefix, req, res).catch(() => res.writeHead(500).end());
+    hits.set(req.url, (hits.get(req.url) ?? 0) + 1);
+    if (csp) res.setHeader('Content-Security-Policy', csp);
+    handle(root, prefix, extra, req, res).catch(() => res.writeHead(500).end());
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);
@@ -75,7 +99,11 @@ export function serve(dir, port = 0, host = '127.0.0.1', prefix = '/') {
       const { port: p } = server.address();
       ok({
         url: `http://${host}:${p}${prefix}`,
-        close: () => new Promise((done) => server.close(done)),
+        hits,
+        close: () => {
+          server.closeAllConnections();
+          return new Promise((done) => server.close(done));
+        },
       });
     });
   });

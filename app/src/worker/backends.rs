@@ -31,7 +31,7 @@ pub async fn open(
         Ok((b, why)) => (b, why.strip_prefix("cpu: no usable GPU (").map(|r| r.trim_end_matches(')').to_string())),
         Err(e) => (AnyBackend::Cpu(CpuBackend::new(again()?)), Some(e.to_string())),
     };
-    let info = describe(&backend, choice, missing.or(failure)).await;
+    let info = describe(&backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
     Ok((backend, info))
 }
 
@@ -46,6 +46,18 @@ fn webgpu_missing() -> Option<String> {
     } else {
         "WebGPU needs a secure page (https or localhost)".into()
     })
+}
+
+/// A GPU failure in words: the engine's text is kept, after a sentence a reader can follow.
+fn plain(failure: &str) -> String {
+    let detail = failure.trim_start_matches("GPU: ");
+    if detail.contains("no GPU adapter") {
+        "WebGPU found no graphics adapter it can use here (it may be switched off in this browser, \
+         or the graphics chip is not supported)"
+            .into()
+    } else {
+        format!("WebGPU failed to start ({detail})")
+    }
 }
 
 async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<String>) -> BackendInfo {
