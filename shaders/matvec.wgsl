@@ -31,7 +31,8 @@ var<workgroup> xs: array<f32, MAXK>;
 var<workgroup> part: array<vec4<f32>, 256>;
 var<workgroup> total: f32;
 
-fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) {
+// Σ_i W[j, i] · xs[i] for this lane's 4 outputs, complete in lanes with lid.y = 0.
+fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) -> vec4<f32> {
     let j4 = wg.x * 16u + lid.x;
     let m4 = d.m / 4u;
     var acc = vec4<f32>(0.0);
@@ -42,34 +43,43 @@ fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) {
     }
     part[lid.y * 16u + lid.x] = acc;
     workgroupBarrier();
-    if (lid.y == 0u && j4 < m4) {
-        var sum = vec4<f32>(0.0);
+    var sum = vec4<f32>(0.0);
+    if (lid.y == 0u) {
         for (var y = 0u; y < 16u; y++) {
             sum += part[y * 16u + lid.x];
         }
-        for (var e = 0u; e < 4u; e++) {
-            let at = d.col0 + j4 * 4u + e;
-            if (d.accumulate != 0u) {
-                out[at] = out[at] + sum[e];
-            } else {
-                out[at] = sum[e];
-            }
+    }
+    return sum;
+}
+
+// The lane's first output column (col0 + 4 j4) when it holds finished sums, else none.
+fn owner(lid: vec3<u32>, wg: vec3<u32>) -> bool {
+    return lid.y == 0u && wg.x * 16u + lid.x < d.m / 4u;
+}
+
+fn store4(wg: vec3<u32>, lid: vec3<u32>, sum: vec4<f32>) {
+    if (!owner(lid, wg)) {
+        return;
+    }
+    for (var e = 0u; e < 4u; e++) {
+        let at = d.col0 + (wg.x * 16u + lid.x) * 4u + e;
+        if (d.accumulate != 0u) {
+            out[at] = out[at] + sum[e];
+        } else {
+            out[at] = sum[e];
         }
     }
 }
 
-@compute @workgroup_size(16, 16)
-fn plain(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+fn stage_plain(lane: u32) {
     let xo = step.in_row0 * d.k;
     for (var i = lane; i < d.k; i += LANES) {
         xs[i] = x[xo + i];
     }
     workgroupBarrier();
-    dot_rows(lid, wg);
 }
 
-@compute @workgroup_size(16, 16)
-fn norm(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+fn stage_norm(lane: u32) {
     let xo = step.in_row0 * d.k;
     for (var i = lane; i < d.k; i += LANES) {
         let v = x[xo + i];
@@ -88,11 +98,9 @@ fn norm(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id
         xs[i] = g[i] * (s * x[xo + i]);
     }
     workgroupBarrier();
-    dot_rows(lid, wg);
 }
 
-@compute @workgroup_size(16, 16)
-fn swiglu(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+fn stage_swiglu(lane: u32) {
     let xo = step.in_row0 * 2u * d.k;
     for (var i = lane; i < d.k; i += LANES) {
         let a = x[xo + i];
@@ -100,5 +108,22 @@ fn swiglu(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_
         xs[i] = a * (1.0 / (1.0 + exp_acc(-a))) * b;
     }
     workgroupBarrier();
-    dot_rows(lid, wg);
+}
+
+@compute @workgroup_size(16, 16)
+fn plain(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    stage_plain(lane);
+    store4(wg, lid, dot_rows(lid, wg));
+}
+
+@compute @workgroup_size(16, 16)
+fn norm(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    stage_norm(lane);
+    store4(wg, lid, dot_rows(lid, wg));
+}
+
+@compute @workgroup_size(16, 16)
+fn swiglu(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    stage_swiglu(lane);
+    store4(wg, lid, dot_rows(lid, wg));
 }

@@ -111,6 +111,8 @@ pub struct Kernels {
     pub matvec: Kernel,
     /// The same over f16 weights, on devices opened with SHADER_F16 (the f16 classifier).
     pub matvec_f16: Option<Kernel>,
+    /// matvec.wgsl + matvec_rope.wgsl: entry point `norm_rope` (RMSNorm, q|k|v, RoPE, cache).
+    pub matvec_rope: Kernel,
     pub rope: Kernel,
     pub attention: Kernel,
     pub swiglu: Kernel,
@@ -157,6 +159,12 @@ impl Kernels {
             rmsnorm: k("rmsnorm", shader!("rmsnorm.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             matmul: k("matmul", shader!("matmul.wgsl"), &[Read, Read, Write, Uniform], &["matvec", "matmul"]),
             matvec: k("matvec", matvec_src(false).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES),
+            matvec_rope: k(
+                "matvec rope",
+                (matvec_src(false) + include_str!("../../../shaders/matvec_rope.wgsl")).as_str(),
+                &[Read, Read, Write, Uniform, Read, Read, Write, Uniform],
+                &["norm_rope"],
+            ),
             matvec_f16: ctx
                 .device
                 .features()

@@ -3,7 +3,7 @@
 
 use super::context::GpuContext;
 use super::kernels::{dispatch, groups, uniform, Kernel, Kernels};
-use super::model::{Chunked, GpuWeights};
+use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
 use crate::config::Config;
 
@@ -25,8 +25,8 @@ struct LayerPlan {
     w2: Vec<Mm>,
 }
 
-/// One layer's decode dispatches with producers fused in (matvec.wgsl): RMSNorm into the
-/// q|k|v and w1|w3 matvecs, SwiGLU into the w2 matvec.
+/// One layer's decode dispatches with producers and consumers fused in (matvec.wgsl): RMSNorm
+/// and RoPE with the cache write around the q|k|v matvec, RMSNorm into w1|w3, SwiGLU into w2.
 struct FusedLayer {
     qkv: Vec<Mm>,
     wo: Vec<Mm>,
@@ -34,7 +34,7 @@ struct FusedLayer {
     w2: Vec<Mm>,
 }
 
-/// The one-row (decode) path: 6 dispatches per layer instead of 9, and the final RMSNorm
+/// The one-row (decode) path: 5 dispatches per layer instead of 9, and the final RMSNorm
 /// fused into the classifier.
 struct Fused {
     layers: Vec<FusedLayer>,
@@ -68,7 +68,9 @@ fn matmuls(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, w: &Chunked, out: &w
 }
 
 /// Bind groups of matvec.wgsl (`out (+)= W · in`, `in` made from `x` and the gains `g`).
-fn fused_mm(ctx: &GpuContext, k: &Kernel, x: &wgpu::Buffer, g: &wgpu::Buffer, w: &Chunked, out: &wgpu::Buffer, out_stride: usize, acc: bool) -> Vec<Mm> {
+/// `out` is (buffer, row stride, accumulate).
+fn fused_mm(ctx: &GpuContext, k: &Kernel, (x, g): (&wgpu::Buffer, &wgpu::Buffer), w: &Chunked, out: (&wgpu::Buffer, usize, bool)) -> Vec<Mm> {
+    let (out, out_stride, acc) = out;
     w.parts
         .iter()
         .map(|(buf, r)| {
@@ -83,25 +85,38 @@ fn fusable(w: &Chunked) -> bool {
     w.cols <= FUSED_MAX_K && w.parts.iter().all(|(_, r)| r.len() % 4 == 0)
 }
 
-fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts) -> Option<Fused> {
+/// Bind groups of matvec_rope.wgsl: q = rope(wq · rmsnorm(x)), k and v into `cache` at pos.
+fn qkv_rope(ctx: &GpuContext, k: &Kernels, lw: &GpuLayer, (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer), cache: &wgpu::Buffer, a: &Acts) -> Vec<Mm> {
+    let w = &lw.wqkv;
+    w.parts
+        .iter()
+        .map(|(buf, r)| {
+            let dims = uniform(ctx, "matvec rope", &[r.len() as u32, w.cols as u32, 0, r.start as u32, 0]);
+            Mm { bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]), rows: r.len() }
+        })
+        .collect()
+}
+
+fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, rope_dims: &wgpu::Buffer) -> Option<Fused> {
     let all = w.layers.iter().flat_map(|l| [&l.wqkv, &l.wo, &l.w13, &l.w2]).chain([w.classifier()]);
     if !all.into_iter().all(fusable) {
         return None;
     }
-    let (d, kv) = (c.dim, c.kv_dim());
+    let d = c.dim;
     let layers = w
         .layers
         .iter()
-        .map(|lw| FusedLayer {
-            qkv: fused_mm(ctx, &k.matvec, &a.x, &lw.rms_att, &lw.wqkv, &a.qkv, d + 2 * kv, false),
-            wo: fused_mm(ctx, &k.matvec, &a.ao, &a.ao, &lw.wo, &a.x, d, true),
-            w13: fused_mm(ctx, &k.matvec, &a.x, &lw.rms_ffn, &lw.w13, &a.hb, 2 * c.hidden_dim, false),
-            w2: fused_mm(ctx, &k.matvec, &a.hb, &a.hb, &lw.w2, &a.x, d, true),
+        .zip(&a.kv)
+        .map(|(lw, cache)| FusedLayer {
+            qkv: qkv_rope(ctx, k, lw, (&w.rope, rope_dims), cache, a),
+            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true)),
+            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false)),
+            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true)),
         })
         .collect();
     let (cls, cls_f16) = match (&w.cls_f16, &k.matvec_f16) {
-        (Some(half), Some(kh)) if fusable(half) => (fused_mm(ctx, kh, &a.x, &w.rms_final, half, &a.logits, c.vocab_size, false), true),
-        _ => (fused_mm(ctx, &k.matvec, &a.x, &w.rms_final, w.classifier(), &a.logits, c.vocab_size, false), false),
+        (Some(half), Some(kh)) if fusable(half) => (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true),
+        _ => (fused_mm(ctx, &k.matvec, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
     };
     Some(Fused { layers, cls, cls_f16 })
 }
@@ -150,7 +165,7 @@ impl Plan {
         let sample_dims = uniform(ctx, "sample", &[c.vocab_size as u32]);
         Plan {
             config: *c,
-            fused: if fuse { fused(ctx, k, c, w, a) } else { None },
+            fused: if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None },
             embed,
             layers,
             rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, d),
@@ -178,8 +193,8 @@ impl Plan {
     pub fn decode_dispatches(&self) -> usize {
         let mats = |q: &[Mm], o: &[Mm], h: &[Mm], d: &[Mm]| q.len() + o.len() + h.len() + d.len();
         let body = match &self.fused {
-            // rope + attention besides the four matvecs; the final RMSNorm is in the classifier.
-            Some(f) => f.layers.iter().map(|l| mats(&l.qkv, &l.wo, &l.w13, &l.w2) + 2).sum::<usize>() + f.cls.len(),
+            // attention besides the four matvecs; the final RMSNorm is in the classifier.
+            Some(f) => f.layers.iter().map(|l| mats(&l.qkv, &l.wo, &l.w13, &l.w2) + 1).sum::<usize>() + f.cls.len(),
             // two RMSNorms, rope, attention, SwiGLU; then the final RMSNorm.
             None => self.layers.iter().map(|l| mats(&l.qkv, &l.wo, &l.w13, &l.w2) + 5).sum::<usize>() + 1 + self.cls.len(),
         };
@@ -211,8 +226,7 @@ impl Plan {
         let r = rows as u32;
         if let (Some(f), 1) = (&self.fused, rows) {
             let fl = &f.layers[l];
-            Self::fused_mm(&k.matvec, pass, &fl.qkv, "norm", step);
-            dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), 1, 1]);
+            Self::fused_mm(&k.matvec_rope, pass, &fl.qkv, "norm_rope", step);
             dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, 1, 1]);
             Self::fused_mm(&k.matvec, pass, &fl.wo, "plain", step);
             Self::fused_mm(&k.matvec, pass, &fl.w13, "norm", step);
