@@ -217,3 +217,27 @@ fn bench_large_shapes() {
         assert_eq!((r.submits_per_token, r.bytes_per_token), (1.0, 4.0));
     }
 }
+
+/// Decode speed of each path on one shape, for the profile (`TINYLM_SHAPE`, default s15m):
+/// the unfused kernels, the fused decode dispatches, and those with the f16 classifier where
+/// the adapter offers shader-f16. Greedy tokens must not change with fusion.
+/// `TINYLM_SHAPE=s15m cargo test --release -p tinylm-engine --test gpu_generate -- --ignored --nocapture decode_speed`.
+#[test]
+#[ignore]
+fn decode_speed_by_path() {
+    use tinylm_engine::gpu::bench::bench;
+    use tinylm_engine::gpu::GpuContext;
+    let name = std::env::var("TINYLM_SHAPE").unwrap_or_else(|_| "s15m".into());
+    let (c, seed) = named_shape(&name).unwrap();
+    let w = random_weights(&c, seed).unwrap();
+    let mut paths = vec![("unfused", GpuOptions { fused: false, ..GpuOptions::default() }), ("fused", GpuOptions::default())];
+    if GpuContext::new().unwrap().offers_shader_f16() {
+        paths.push(("fused + f16 classifier", GpuOptions { f16_classifier: true, ..GpuOptions::default() }));
+    }
+    for (label, opts) in paths {
+        let dispatches = gpu(&w, opts).dispatches_per_token();
+        let mut speeds: Vec<f64> = (0..3).map(|_| bench(w.clone(), BackendChoice::Gpu, opts, 64, 64).unwrap().decode_tok_s).collect();
+        speeds.sort_by(f64::total_cmp);
+        println!("{name} {label}: {dispatches} dispatches/token, decode {:.1} tok/s (median of 3)", speeds[1]);
+    }
+}
