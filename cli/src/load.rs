@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use tinylm_engine::checkpoint::{self, Format};
+use tinylm_engine::lora::{read_peft, Adapter, CONFIG_FILE, WEIGHTS_FILE};
 use tinylm_engine::{Error, Result, Tokenizer, Weights};
 
 /// A path as it appears in messages.
@@ -33,4 +34,20 @@ pub fn tokenizer_for(path: &Path, w: &Weights, model_path: &Path) -> Result<Toke
 /// Reads a tokenizer on its own (encode/decode need no model).
 pub fn tokenizer(path: &Path) -> Result<Tokenizer> {
     Tokenizer::from_bytes(&read_file(path, "tokenizer")?, &name(path))
+}
+
+/// Reads a PEFT adapter directory (`adapter_config.json` + `adapter_model.safetensors`) and
+/// checks it was made for a model of `w`'s shape.
+pub fn adapter(dir: &Path, w: &Weights) -> Result<Adapter> {
+    let (cfg, st) = (dir.join(CONFIG_FILE), dir.join(WEIGHTS_FILE));
+    let cfg_bytes = read_file(&cfg, "adapter config")?;
+    let st_bytes = read_file(&st, "adapter weights")?;
+    let ad = read_peft(&cfg_bytes, &st_bytes, &w.config, [&name(&cfg), &name(&st)])?;
+    ad.check_base(&w.config)?;
+    Ok(ad)
+}
+
+/// `adapter` for an optional `--adapter`.
+pub fn adapter_opt(dir: Option<&Path>, w: &Weights) -> Result<Option<Adapter>> {
+    dir.map(|d| adapter(d, w)).transpose()
 }

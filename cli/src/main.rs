@@ -32,8 +32,12 @@ enum Command {
     MakeModel(cmd::make_model::Args),
     /// Describe a model file.
     Info(cmd::info::Args),
-    /// Measure load, prefill and decode speed on each backend, side by side.
+    /// Measure load, prefill and decode speed on each backend, side by side (or a LoRA training step).
     Bench(cmd::bench::Args),
+    /// Fine-tune a LoRA adapter on text or token ids (CPU); writes a PEFT adapter directory.
+    Finetune(cmd::finetune::Args),
+    /// Merge a LoRA adapter into the model's weights and write a checkpoint.
+    Merge(cmd::merge::Args),
 }
 
 fn run(cli: Cli) -> tinylm_engine::Result<()> {
@@ -45,6 +49,8 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::MakeModel(a) => cmd::make_model::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Finetune(a) => cmd::finetune::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
     }
 }
 

@@ -1,14 +1,18 @@
 //! `tinylm bench`: load time, prefill and decode speed, GPU submits and readback per token, and
 //! peak memory, for each backend (and CPU thread count) side by side in one run; medians.
+//! `--adapter` measures generation with a LoRA adapter; `--finetune` one LoRA training step.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
+use tinylm_engine::generate::Backend;
 use tinylm_engine::gpu::bench::{bench, BenchReport};
 use tinylm_engine::gpu::{BackendChoice, GpuOptions};
-use tinylm_engine::randmodel::{named_shape, random_weights};
-use tinylm_engine::{Error, Result, Weights};
+use tinylm_engine::lora::{self, parse_targets, Adapter, Base, Batch, LoraConfig, TrainConfig, Trainer};
+use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
+use tinylm_engine::{Error, Result, Sampler, Weights, BOS};
 
-use crate::{load, out};
+use crate::{backend, load, out};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +43,24 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Generate with this PEFT LoRA adapter (CPU: unmerged; GPU: merged into the weights).
+    #[arg(long, conflicts_with = "finetune")]
+    pub adapter: Option<PathBuf>,
+    /// Time one LoRA training step (CPU, f32, AdamW) instead of generation: median over --runs steps.
+    #[arg(long)]
+    pub finetune: bool,
+    /// --finetune: LoRA rank.
+    #[arg(long, default_value_t = 4, requires = "finetune")]
+    pub rank: usize,
+    /// --finetune: adapted projections.
+    #[arg(long, default_value = "q_proj,v_proj", requires = "finetune")]
+    pub targets: String,
+    /// --finetune: sequences per step.
+    #[arg(long, default_value_t = 1, requires = "finetune")]
+    pub batch: usize,
+    /// --finetune: tokens per sequence.
+    #[arg(long, default_value_t = 64, requires = "finetune")]
+    pub seq: usize,
 }
 
 /// One configuration's medians.
@@ -63,19 +85,24 @@ pub fn run(a: Args) -> Result<()> {
     if a.runs == 0 {
         return Err(Error::InvalidSetting("--runs must be at least 1".into()));
     }
+    if a.finetune {
+        return finetune(&weights, &label, &a);
+    }
+    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
     let mut rows = Vec::new();
     for (choice, threads) in plan(&a)? {
-        rows.push(measure(&weights, choice, threads, &a)?);
+        rows.push(measure(&weights, adapter.as_ref(), choice, threads, &a)?);
     }
     let c = weights.config;
     let header = format!(
-        "machine: {}\nmodel: {label} (dim {}, hidden {}, layers {}, heads {}/{}, vocab {}, {:.1} MB f32)\n\
+        "machine: {}\nmodel: {label}{} (dim {}, hidden {}, layers {}, heads {}/{}, vocab {}, {:.1} MB f32)\n\
          prefill {} positions, decode {} tokens from BOS, median of {} runs",
-        machine(), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
+        machine(), a.adapter.as_ref().map_or(String::new(), |d| format!(" + LoRA adapter {}", d.display())), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
         c.n_params() as f64 * 4e-6, a.prompt_len, a.steps, a.runs
     );
     if a.json {
-        let v = serde_json::json!({ "machine": machine(), "model": label, "config": c, "runs": a.runs, "results": rows });
+        let adapter = a.adapter.as_deref().map(load::name);
+        let v = serde_json::json!({ "machine": machine(), "model": label, "adapter": adapter, "config": c, "runs": a.runs, "results": rows });
         out::line(&serde_json::to_string_pretty(&v).expect("plain data serializes"))
     } else {
         out::line(&header)?;
@@ -110,9 +137,18 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
     })
 }
 
-fn measure(w: &Weights, choice: BackendChoice, threads: Option<usize>, a: &Args) -> Result<Row> {
+fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Option<usize>, a: &Args) -> Result<Row> {
+    // The GPU has no LoRA kernels: it runs the merged weights, as `generate --adapter` does.
+    let merged = match (ad, choice) {
+        (Some(ad), BackendChoice::Gpu | BackendChoice::Auto) => Some(ad.merged(w)?),
+        _ => None,
+    };
     reset_peak_rss();
-    let once = || bench(w.clone(), choice, GpuOptions::default(), a.prompt_len, a.steps);
+    let once = || match (ad, &merged) {
+        (_, Some(m)) => bench(m.clone(), choice, GpuOptions::default(), a.prompt_len, a.steps),
+        (Some(ad), None) => bench_lora_cpu(w.clone(), ad.clone(), a.prompt_len, a.steps),
+        (None, None) => bench(w.clone(), choice, GpuOptions::default(), a.prompt_len, a.steps),
+    };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
     for _ in 0..a.runs {
         reports.push(match threads {
@@ -140,6 +176,104 @@ fn measure(w: &Weights, choice: BackendChoice, threads: Option<usize>, a: &Args)
         bytes_per_token: med(|r| r.bytes_per_token),
         peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// The engine's `bench` for the CPU with an unmerged adapter: load, prefill position by
+/// position, greedy decode from BOS after a short warm-up.
+fn bench_lora_cpu(w: Weights, ad: Adapter, prompt_len: usize, decode: usize) -> Result<BenchReport> {
+    let seq = w.config.seq_len;
+    let prompt = random_tokens(1, prompt_len.clamp(1, seq), w.config.vocab_size);
+    let t = Instant::now();
+    let (mut b, why) = backend::open_adapted(w, "cpu", Some(ad))?;
+    let load_s = t.elapsed().as_secs_f64();
+    let mut s = Sampler::new(0.0, 0.9, 1)?;
+    b.generate(&[BOS], 3, &mut s, |_| true)?;
+    let t = Instant::now();
+    for (pos, &tok) in prompt.iter().enumerate() {
+        b.forward(tok, pos)?;
+    }
+    let prefill_tok_s = prompt.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    let t = Instant::now();
+    let decoded = b.generate(&[BOS], decode.clamp(1, seq), &mut s, |_| true)?.len() - 1;
+    let decode_tok_s = decoded as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    Ok(BenchReport {
+        backend: b.name(),
+        reason: why,
+        load_s,
+        prefill_tokens: prompt.len(),
+        prefill_tok_s,
+        decode_tokens: decoded,
+        decode_tok_s,
+        submits_per_token: 0.0,
+        bytes_per_token: 0.0,
+    })
+}
+
+/// `--finetune`'s result: one training step's medians and memory.
+#[derive(serde::Serialize)]
+struct TrainRow {
+    model: String,
+    targets: Vec<&'static str>,
+    rank: usize,
+    batch: usize,
+    seq: usize,
+    lora_params: usize,
+    runs: usize,
+    step_ms: f64,
+    tokens_per_s: f64,
+    peak_rss_mb: Option<f64>,
+    /// The step's own high-water mark as `lora::memory_report` computes it.
+    computed_peak_mb: f64,
+}
+
+fn finetune(w: &Weights, label: &str, a: &Args) -> Result<()> {
+    let lora = LoraConfig::new(a.rank, 8.0, false, parse_targets(&a.targets)?)?;
+    reset_peak_rss();
+    let times = time_steps(w, &lora, a.batch, a.seq, a.runs)?;
+    let step_ms = median(times);
+    let mem = lora::memory_report(&w.config, &lora, a.batch, a.seq);
+    let row = TrainRow {
+        model: label.to_string(),
+        targets: lora.targets.iter().map(|t| t.peft_name()).collect(),
+        rank: lora.r,
+        batch: a.batch,
+        seq: a.seq,
+        lora_params: Adapter::<f32>::zeros(&w.config, lora.clone())?.n_params(),
+        runs: a.runs,
+        step_ms,
+        tokens_per_s: (a.batch * a.seq) as f64 / (step_ms * 1e-3),
+        peak_rss_mb: peak_rss_mb(),
+        computed_peak_mb: mem.peak() as f64 / (1u64 << 20) as f64,
+    };
+    if a.json {
+        let v = serde_json::json!({ "machine": machine(), "config": w.config, "finetune": row });
+        return out::line(&serde_json::to_string_pretty(&v).expect("plain data serializes"));
+    }
+    let peak = row.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
+    out::line(&format!(
+        "machine: {}\nLoRA training step (CPU, f32, AdamW), median of {} steps after one warm-up\n\
+         model: {}\ntargets {}, r {}, batch {} x {} tokens, {} LoRA parameters\n\
+         step {:.2} ms ({:.0} tokens/s), peak RSS {peak} MB (computed for the step: {:.1} MB)",
+        machine(), row.runs, row.model, row.targets.join(","), row.rank, row.batch, row.seq, row.lora_params,
+        row.step_ms, row.tokens_per_s, row.computed_peak_mb
+    ))
+}
+
+/// Milliseconds of each of `runs` training steps on random tokens, after one warm-up step.
+fn time_steps(w: &Weights, lora: &LoraConfig, batch: usize, seq: usize, runs: usize) -> Result<Vec<f64>> {
+    let c = &w.config;
+    let tokens = (0..batch).flat_map(|b| random_tokens(b as u64 + 1, seq, c.vocab_size)).collect();
+    let batch = Batch::new(batch, seq, tokens)?;
+    let base = Base::new(w);
+    let mut t = Trainer::new(Adapter::<f32>::peft_default(c, lora.clone(), 0)?, TrainConfig::default())?;
+    t.step(&base, &batch)?;
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            t.step(&base, &batch)?;
+            Ok(start.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

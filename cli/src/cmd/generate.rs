@@ -34,6 +34,9 @@ pub struct Args {
     /// cpu (run.c exactly), gpu (wgpu; same greedy story, sampling equal up to float sums) or auto.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// A PEFT LoRA adapter directory (`tinylm finetune`'s output); merged into the weights on the GPU.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 /// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
@@ -53,7 +56,8 @@ pub fn run(a: Args) -> Result<()> {
     let steps = a.steps.max(0) as usize;
     // Checks the prompt against the model before any backend is opened.
     Generation::new(prompt.clone(), steps, &weights.config)?;
-    let (mut model, why) = backend::open(weights, &a.backend)?;
+    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
     if a.backend != "cpu" {
         let _ = writeln!(std::io::stderr(), "backend: {why}");
     }

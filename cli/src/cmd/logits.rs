@@ -30,6 +30,9 @@ pub struct Args {
     /// cpu, gpu (one batched inspection pass) or auto.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// A PEFT LoRA adapter directory; unmerged on the CPU, merged into the weights on the GPU.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 /// Parses "1 403 407" or "1,403,407".
@@ -47,12 +50,13 @@ pub fn run(a: Args) -> Result<()> {
         (None, Some(text), Some(tp)) => load::tokenizer_for(tp, &weights, &a.model)?.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
     };
-    let (mut model, _) = backend::open(weights, &a.backend)?;
+    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    let (mut model, _) = backend::open_adapted(weights, &a.backend, adapter)?;
     let ins = match model.gpu() {
         Some(g) => g.inspect(&tokens)?,
         None => inspect(&mut model, &tokens)?,
     };
-    load::write_file(&a.output, &to_safetensors(&ins, &a.model)?)?;
+    load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref())?)?;
     let c = &ins.config;
     out::line(&format!(
         "wrote {}: logits [{t}, {}], attn [{}, {}, {t}, {t}], resid [{}, {t}, {}], tokens [{t}]",
@@ -65,7 +69,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 /// Serializes `logits [T,V]`, `attn [L,H,T,T]`, `resid [L,T,D]` (f32) and `tokens [T]` (i32).
-pub fn to_safetensors(ins: &Inspection, model: &Path) -> Result<Vec<u8>> {
+pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>) -> Result<Vec<u8>> {
     let c = &ins.config;
     let t = ins.len();
     let tokens: Vec<u8> = ins.tokens.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
@@ -79,12 +83,15 @@ pub fn to_safetensors(ins: &Inspection, model: &Path) -> Result<Vec<u8>> {
         .iter()
         .map(|(name, dtype, shape, data)| Ok((*name, TensorView::new(*dtype, shape.clone(), data).map_err(st_err)?)))
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata(ins, model))).map_err(st_err)
+    safetensors::serialize(views, Some(metadata(ins, model, adapter))).map_err(st_err)
 }
 
-fn metadata(ins: &Inspection, model: &Path) -> HashMap<String, String> {
+fn metadata(ins: &Inspection, model: &Path, adapter: Option<&Path>) -> HashMap<String, String> {
     let mut m = HashMap::new();
     m.insert("model".into(), load::name(model));
+    if let Some(dir) = adapter {
+        m.insert("adapter".into(), load::name(dir));
+    }
     m.insert("config".into(), serde_json::to_string(&ins.config).unwrap_or_default());
     m.insert("attn".into(), "post-softmax attn[l, h, t, s] for s <= t; zeros for s > t".into());
     m.insert("resid".into(), "residual stream after layer l's FFN add, before the final RMSNorm".into());

@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod decode;
 pub mod encode;
+pub mod finetune;
 pub mod generate;
 pub mod info;
 pub mod logits;
 pub mod make_model;
+pub mod merge;

@@ -1,0 +1,242 @@
+//! `tinylm finetune`, `merge` and `--adapter` against the PEFT reference
+//! (shared/data/reference/stories260K_lora_qv_r4): losses, trained adapter, logits, merging.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+const FIXTURE: &str = "reference/stories260K_lora_qv_r4";
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    data(&format!("{FIXTURE}/{rel}"))
+}
+
+/// A tensor of the fixture's lora_reference.safetensors.
+fn reference(key: &str) -> (Vec<usize>, Vec<f32>) {
+    tensor(&std::fs::read(fixture("lora_reference.safetensors")).unwrap(), key)
+}
+
+/// The fixture's 64 input ids as `--tokens` takes them.
+fn fixture_ids() -> String {
+    let (_, t) = reference("tokens");
+    t.iter().map(|v| (*v as u32).to_string()).collect::<Vec<_>>().join(" ")
+}
+
+/// The fixture's training run: det init (seed 1234, B bound 0.05), q,v r 4 alpha 8, AdamW as torch.
+fn fixture_args(out: &Path, steps: &str) -> Vec<String> {
+    let args = [
+        "finetune", &s(&model()), "--tokens", &fixture_ids(), "--targets", "q_proj,v_proj", "--rank", "4",
+        "--alpha", "8", "--steps", steps, "--lr", "1e-2", "--beta1", "0.9", "--beta2", "0.999", "--eps", "1e-8",
+        "--weight-decay", "0.01", "--init", "det", "--init-seed", "1234", "--b-bound", "0.05", "-o", &s(out),
+    ];
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    serde_json::from_slice(&std::fs::read(dir.join("losses.json")).unwrap()).unwrap()
+}
+
+/// Every tensor of `dir`'s adapter against the same key of `want_dir`'s: same keys and shapes,
+/// values within `rel` of the reference's largest magnitude, per tensor.
+fn assert_adapters_match(dir: &Path, want_dir: &Path, rel: f32) {
+    let got = std::fs::read(dir.join("adapter_model.safetensors")).unwrap();
+    let want = std::fs::read(want_dir.join("adapter_model.safetensors")).unwrap();
+    let keys = |bytes: &[u8]| {
+        let mut k: Vec<String> = safetensors::SafeTensors::deserialize(bytes).unwrap().names().into_iter().map(str::to_string).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&got), keys(&want));
+    for key in &keys(&got) {
+        let ((gs, g), (ws, w)) = (tensor(&got, key), tensor(&want, key));
+        assert_eq!(gs, ws, "{key}");
+        let d = max_diff(&g, &w) / max_abs(&w);
+        assert!(d <= rel, "{key}: relative difference {d:e} > {rel:e}");
+    }
+}
+
+#[test]
+fn finetune_reproduces_the_peft_losses_and_adapter() {
+    let dir = scratch("ft-fixture");
+    let out = tinylm(&fixture_args(&dir, "5"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no progress bar when stderr is not a terminal");
+    let (_, want) = reference("losses");
+    let got = losses(&dir);
+    assert_eq!(got.len(), 6, "the loss before each of 5 steps and after the last");
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        let w = *w as f64;
+        assert!((g - w).abs() <= 1e-5 * w, "loss {k}: {g} vs PEFT {w}");
+    }
+    assert_adapters_match(&dir, &fixture("adapter_final"), 1e-3);
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["r"].as_u64(), cfg["lora_alpha"].as_f64()), (Some(4), Some(8.0)));
+    assert_eq!(cfg["target_modules"], serde_json::json!(["q_proj", "v_proj"]));
+}
+
+#[test]
+fn init_adapter_continues_from_a_peft_directory() {
+    // adapter_init is the det init, so starting from it retraces the fixture's run.
+    let dir = scratch("ft-init-adapter");
+    ok(&[
+        "finetune", &s(&model()), "--tokens", &fixture_ids(), "--steps", "5", "--lr", "1e-2", "--init-adapter",
+        &s(&fixture("adapter_init")), "-o", &s(&dir),
+    ]);
+    let (_, want) = reference("losses");
+    for (g, w) in losses(&dir).iter().zip(&want) {
+        assert!((g - *w as f64).abs() <= 1e-5 * *w as f64, "{g} vs {w}");
+    }
+    assert_adapters_match(&dir, &fixture("adapter_final"), 1e-3);
+}
+
+/// `tinylm logits` of the fixture's ids, with extra arguments; returns `logits`.
+fn logits(model: &Path, extra: &[&str], name: &str) -> Vec<f32> {
+    let out = scratch("ft-logits").join(name);
+    let mut args = vec!["logits".to_string(), s(model), "--tokens".into(), fixture_ids(), "-o".into(), s(&out)];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    ok(&args);
+    let (shape, v) = tensor(&std::fs::read(&out).unwrap(), "logits");
+    assert_eq!(shape, [64, 512]);
+    v
+}
+
+#[test]
+fn logits_with_the_fixture_adapters_match_peft() {
+    for (which, key) in [("adapter_final", "logits_final"), ("adapter_init", "logits_init")] {
+        let got = logits(&model(), &["--adapter", &s(&fixture(which))], &format!("{which}.safetensors"));
+        let (shape, want) = reference(key);
+        assert_eq!(shape, [1, 64, 512]);
+        let tol = 1e-5 * max_abs(&want).max(1.0);
+        let d = max_diff(&got, &want);
+        assert!(d <= tol, "{key}: max |Δ| {d:e} > {tol:e}");
+    }
+    let (_, base) = reference("logits_base");
+    let plain = logits(&model(), &[], "base.safetensors");
+    assert!(max_diff(&plain, &base) <= 1e-5 * max_abs(&base).max(1.0), "without --adapter: the base model");
+}
+
+#[test]
+fn merged_checkpoints_give_the_unmerged_logits() {
+    let dir = scratch("ft-merge");
+    let adapted = logits(&model(), &["--adapter", &s(&fixture("adapter_final"))], "unmerged.safetensors");
+    let base = logits(&model(), &[], "plain.safetensors");
+    for format in ["v0", "v1"] {
+        let merged = dir.join(format!("merged-{format}.bin"));
+        ok(&["merge", &s(&model()), "--adapter", &s(&fixture("adapter_final")), "-o", &s(&merged), "--format", format]);
+        let got = logits(&merged, &[], &format!("merged-{format}.safetensors"));
+        let d = max_diff(&got, &adapted);
+        assert!(d <= 1e-4, "{format}: merged vs unmerged logits {d:e}");
+        assert!(max_diff(&got, &base) > 0.1, "{format}: the merge changed the model");
+    }
+}
+
+/// Greedy text of `model`, with extra arguments.
+fn greedy(model: &Path, extra: &[&str]) -> String {
+    let (m, z) = (s(model), s(&tok512()));
+    let mut args = vec!["generate", &m, "-z", &z, "-t", "0", "-n", "60"];
+    args.extend_from_slice(extra);
+    String::from_utf8(ok(&args)).unwrap()
+}
+
+#[test]
+fn generate_with_an_adapter_changes_the_story() {
+    let plain = greedy(&model(), &[]);
+    let final_dir = s(&fixture("adapter_final"));
+    let adapted = greedy(&model(), &["--adapter", &final_dir]);
+    assert!(adapted.starts_with("Once upon a time"), "{adapted}");
+    assert_ne!(adapted, plain);
+    // The merged model tells the same greedy story.
+    let merged = scratch("ft-gen").join("merged.bin");
+    ok(&["merge", &s(&model()), "--adapter", &final_dir, "-o", &s(&merged)]);
+    assert_eq!(greedy(&merged, &[]), adapted);
+}
+
+fn text_run(dir: &Path, seed: &str, extra: &[&str]) -> Vec<f64> {
+    let text = data("corpora/gutenberg/the_tale_of_peter_rabbit_pg14304.txt");
+    let mut args = vec![
+        "finetune".to_string(), s(&model()), "-z".into(), s(&tok512()), "--text-file".into(), s(&text),
+        "--data-seed".into(), seed.into(), "-o".into(), s(dir),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    ok(&args);
+    losses(dir)
+}
+
+#[test]
+fn text_file_training_lowers_the_loss_and_repeats_exactly() {
+    let run = ["--batch", "2", "--seq", "32", "--steps", "3", "--lr", "1e-2", "--rank", "4", "--alpha", "8"];
+    let (a, b) = (scratch("ft-text-a"), scratch("ft-text-b"));
+    let first = text_run(&a, "1234", &run);
+    assert_eq!(first.len(), 4);
+    assert!(first[3] < first[0], "loss went {first:?}");
+    text_run(&b, "1234", &run);
+    for f in ["losses.json", "adapter_model.safetensors", "adapter_config.json"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs between runs");
+    }
+    assert_ne!(text_run(&scratch("ft-text-c"), "99", &run)[0], first[0], "another seed, another first batch");
+    // On the same data (step 0's batch, --steps 0) the trained adapter beats its start.
+    let again = text_run(&scratch("ft-text-d"), "1234", &["--batch", "2", "--seq", "32", "--steps", "0", "--init-adapter", &s(&a)]);
+    assert!(again.len() == 1 && again[0] < first[0] - 0.05, "{} vs {}", again[0], first[0]);
+}
+
+#[test]
+fn bad_adapters_and_settings_fail_cleanly() {
+    let dir = scratch("ft-bad");
+    let m = s(&model());
+    let ids = fixture_ids();
+    // An adapter directory without its weights.
+    let half = dir.join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::copy(fixture("adapter_final/adapter_config.json"), half.join("adapter_config.json")).unwrap();
+    let err = fails(&["logits", &m, "--tokens", "1 2", "-o", &s(&dir.join("x")), "--adapter", &s(&half)]);
+    assert!(err.contains("adapter_model.safetensors"), "{err}");
+    let err = fails(&["generate", &m, "-z", &s(&tok512()), "--adapter", &s(&dir.join("none"))]);
+    assert!(err.contains("adapter_config.json"), "{err}");
+    // The fixture's adapter on a model of another shape.
+    let micro = dir.join("micro.bin");
+    ok(&["make-model", "--shape", "micro", "-o", &s(&micro)]);
+    let final_dir = s(&fixture("adapter_final"));
+    let err = fails(&["logits", &s(&micro), "--tokens", "1 2", "-o", &s(&dir.join("y")), "--adapter", &final_dir]);
+    assert!(err.contains("another model"), "{err}");
+    let err = fails(&["merge", &s(&micro), "--adapter", &final_dir, "-o", &s(&dir.join("m.bin"))]);
+    assert!(err.contains("another model") && !dir.join("m.bin").exists(), "{err}");
+    // Settings.
+    let out = s(&dir.join("out"));
+    let ft = |extra: &[&str]| {
+        let mut a = vec!["finetune", &m, "--steps", "1", "-o", &out];
+        a.extend_from_slice(extra);
+        if !extra.contains(&"--tokens") {
+            a.extend_from_slice(&["--tokens", &ids]);
+        }
+        fails(&a)
+    };
+    assert!(ft(&["--rank", "0"]).contains("rank 0"));
+    assert!(ft(&["--targets", "q_proj,x_proj"]).contains("`x_proj`"));
+    assert!(ft(&["--backend", "gpu"]).contains("GPU training is not available yet; use --backend cpu"));
+    assert!(ft(&["--lr", "-1"]).contains("learning rate"));
+    assert!(ft(&["--b-bound", "0.1"]).contains("--init det"));
+    assert!(ft(&["--seq", "600"]).contains("context"));
+    assert!(ft(&["--tokens", "1 2 3;"]).contains("empty"));
+    assert!(ft(&["--rank", "4", "--init-adapter", &final_dir]).contains("--rank"));
+    assert!(!dir.join("out").exists(), "nothing written on error");
+    let err = fails(&["finetune", &m, "--text-file", "x.txt", "-o", &out]);
+    assert!(err.contains("--tokenizer"), "{err}");
+}
+
+#[test]
+fn bench_times_a_training_step() {
+    let out = ok(&["bench", &s(&model()), "--finetune", "--runs", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let row = &v["finetune"];
+    assert_eq!((row["rank"].as_u64(), row["batch"].as_u64(), row["seq"].as_u64()), (Some(4), Some(1), Some(64)));
+    assert_eq!(row["lora_params"].as_u64(), Some(5 * (4 * 64 + 64 * 4 + 4 * 64 + 32 * 4)));
+    assert!(row["step_ms"].as_f64().unwrap() > 0.0, "{row}");
+    let out = ok(&["bench", &s(&model()), "--backend", "cpu", "--threads", "1", "--runs", "1", "-n", "8",
+        "--adapter", &s(&fixture("adapter_final"))]);
+    assert!(String::from_utf8(out).unwrap().contains("LoRA"));
+}
