@@ -1,0 +1,291 @@
+// Loading models (file picker, drag and drop, a path on this site), errors in plain words with the
+// app working afterwards, an s15m-shaped model streaming while the page stays responsive,
+// presentation mode and reproducible links. CPU path (no WebGPU flag).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, responsiveness, screenshot,
+  sharedPath, startServer, statusText, tinylm, waitForState, watchResponsiveness,
+} from './helpers.mjs';
+
+const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
+const LLAMA2_TOKENIZER = sharedPath('tokenizers/llama2/tokenizer.bin');
+
+describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
+  let server;
+  let browser;
+  let tmp;
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'tinylm-models-'));
+    // A random model of stories15M's shape (dim 288, 6 layers, 32000-token table), with a
+    // 1024-token context instead of 256 so a run streams for several seconds even on a fast CPU.
+    tinylm(['make-model', '--config', '288,768,6,6,6,32000,1024', '--seed', '15', '-o', join(tmp, 's15m.bin')]);
+    const model = readFileSync(bundledPath('stories260K.bin'));
+    writeFileSync(join(tmp, 'corrupt.bin'), model.subarray(0, model.length - 1000));
+    writeFileSync(join(tmp, 'photo.bin'), Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
+    server = await startServer('/', {
+      'extra/s15m.bin': join(tmp, 's15m.bin'),
+      'extra/tokenizer.bin': LLAMA2_TOKENIZER,
+      // Announces 6 GB and never sends them: the worker must refuse before reading.
+      'extra/huge.bin': (req, res) => {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(6e9) });
+        res.write(Buffer.alloc(4096));
+        setTimeout(() => res.destroy(), 3000);
+      },
+    });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function assertClean(page, log) {
+    assert.deepEqual(log.errors, [], 'console errors');
+    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
+    const origin = new URL(server.url).origin;
+    assert.deepEqual(log.requests.filter((u) => new URL(u).origin !== origin), [], 'requests to other origins');
+  }
+
+  /** The bundled model still writes the reference story. */
+  async function stillWorks(page) {
+    const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 40 });
+    assert.equal(r.state, 'done', r.status);
+    assert.ok(greedy256.startsWith(r.text) && r.text.length > 100, r.text);
+  }
+
+  /** A raw mouse click in the middle of `selector`. */
+  async function clickAt(page, selector) {
+    await page.locator(selector).scrollIntoViewIfNeeded();
+    const b = await page.locator(selector).boundingBox();
+    await page.mouse.click(b.x + b.width / 2, b.y + b.height / 2);
+  }
+
+  async function menu(page) {
+    return page.locator('[data-testid=model-select] option').allTextContents();
+  }
+
+  async function pick(page, files) {
+    await page.setInputFiles('[data-testid=files]', files);
+    return waitForState(page, ['ready', 'error']);
+  }
+
+  async function loadFromSite(page, model, tokenizer = '') {
+    await page.fill('[data-testid=model-url]', model);
+    await page.fill('[data-testid=tokenizer-url]', tokenizer);
+    await page.click('[data-testid=load-url]');
+    return waitForState(page, ['ready', 'error'], 120_000);
+  }
+
+  test('a damaged model file is refused in words, and stories still come', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready']);
+    assert.equal(await pick(page, [join(tmp, 'corrupt.bin'), bundledPath('tok512.bin')]), 'error');
+    assert.match(await statusText(page), /^“corrupt\.bin” is not a model file this app can read \(.+\)\. Pick a llama2\.c checkpoint/);
+    await screenshot(page, 'error-corrupt-model');
+    assert.deepEqual(await menu(page), ['stories260K — 260 K parameters, 1.06 MB (bundled)']);
+    await stillWorks(page);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('a tokenizer of another model is refused in words, and stories still come', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready']);
+    assert.equal(await pick(page, [bundledPath('stories260K.bin'), LLAMA2_TOKENIZER]), 'error');
+    assert.equal(await statusText(page),
+      'The tokenizer “tokenizer.bin” does not match the model “stories260K.bin”: the tokenizer knows '
+      + '32000 word pieces but the model was trained with 512. Pick the tokenizer that came with the model.');
+    await screenshot(page, 'error-tokenizer-mismatch');
+    await stillWorks(page);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('a file of the wrong type, one too large, and one from another site are refused', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready']);
+    assert.equal(await pick(page, [join(tmp, 'photo.bin')]), 'error');
+    assert.match(await statusText(page), /^“photo\.bin” is not a model file: it looks like a picture\./);
+    assert.equal(await loadFromSite(page, 'extra/huge.bin'), 'error');
+    assert.match(await statusText(page), /^“extra\/huge\.bin” is 6\.0 GB: too large for this device\./);
+    await page.fill('[data-testid=model-url]', 'https://example.com/stories.bin');
+    await page.click('[data-testid=load-url]');
+    assert.equal(await waitForState(page, ['error']), 'error');
+    assert.match(await statusText(page), /is on another site\. For your privacy this page only loads models from its own site/);
+    await stillWorks(page);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('drag and drop loads a model; the menu keeps both and switches back', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready']);
+    // A dropped text file is named for what it is.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['Once upon a time'], 'story.txt'));
+      document.querySelector('[data-testid=drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    assert.equal(await waitForState(page, ['error']), 'error');
+    assert.match(await statusText(page), /^“story\.txt” is not a model file: it looks like a text file\./);
+    // The real pair, dropped together.
+    await page.evaluate(async () => {
+      const dt = new DataTransfer();
+      for (const name of ['tok512.bin', 'stories260K.bin']) {
+        const blob = await (await fetch(`models/${name}`)).blob();
+        dt.items.add(new File([blob], name));
+      }
+      document.querySelector('[data-testid=drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready', await statusText(page));
+    assert.deepEqual(await menu(page), [
+      'stories260K — 260 K parameters, 1.06 MB (bundled)',
+      'stories260K (2) — 260 K parameters, 1.06 MB (your file)',
+    ]);
+    assert.equal(await page.inputValue('[data-testid=model-select]'), '1');
+    await stillWorks(page);
+    await page.selectOption('[data-testid=model-select]', '0');
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await stillWorks(page);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('s15m from this site: progress, then the page stays responsive while it streams; Esc stops', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready']);
+    await watchResponsiveness(page);
+    await page.fill('[data-testid=model-url]', 'extra/s15m.bin');
+    await page.fill('[data-testid=tokenizer-url]', 'extra/tokenizer.bin');
+    await page.click('[data-testid=load-url]');
+    await page.waitForSelector('[data-testid=progress]');
+    await screenshot(page, 'loading');
+    assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
+    const model = await page.textContent('[data-testid=model]');
+    assert.match(model, /dim \/ hidden\s*288 \/ 768/);
+    assert.match(model, /vocabulary\s*32000/);
+    assert.match(model, /context\s*1024 tokens/);
+    assert.match(model, /tokenizer\s*tokenizer\.bin, 434 KB/);
+    assert.match((await menu(page))[1], /^s15m — 15\.2 M parameters, 6\d\.\d\d MB \(from this site\)$/);
+
+    await page.fill('[data-testid=temperature]', '1');
+    await page.fill('[data-testid=steps]', '0');
+    await page.click('[data-testid=generate]');
+    const length = () => page.evaluate(() => document.querySelector('[data-testid=output]').textContent.length);
+    await page.waitForFunction(() => document.querySelector('[data-testid=output]').textContent.length > 30, null, { timeout: 60_000 });
+    const before = await length();
+    // Interactions while tokens stream: each must be handled within 100 ms. Raw mouse and keys
+    // (no waiting for the page to be idle first), as a person's input arrives.
+    await clickAt(page, '[data-testid=prompt]');
+    await page.keyboard.type('a dog');
+    await clickAt(page, '[data-testid=present]');
+    await page.waitForSelector('.app.present');
+    await screenshot(page, 'generating-present');
+    await clickAt(page, '[data-testid=present]');
+    await page.waitForSelector('.app:not(.present)');
+    await screenshot(page, 'generating');
+    await page.waitForFunction((n) => document.querySelector('[data-testid=output]').textContent.length > n + 20, before, { timeout: 60_000 });
+    assert.equal(await waitForState(page, ['running']), 'running', 'still streaming after the interactions');
+    const { lag, long } = await responsiveness(page);
+    assert.ok(lag.length >= 8, `input events seen: ${JSON.stringify(lag)}`);
+    for (const [type, ms] of lag) assert.ok(ms < 100, `${type} handled after ${ms.toFixed(1)} ms`);
+    assert.deepEqual(long.filter((ms) => ms >= 100), [], `long main-thread tasks: ${long.join(', ')}`);
+    // A control: a page thread blocked for 300 ms must show up in the same measurements.
+    const seed = await page.locator('[data-testid=seed]').boundingBox();
+    await page.evaluate(() => setTimeout(() => {
+      const t = performance.now();
+      while (performance.now() - t < 300);
+    }, 20));
+    await new Promise((ok) => setTimeout(ok, 80));
+    await page.mouse.click(seed.x + seed.width / 2, seed.y + seed.height / 2);
+    await new Promise((ok) => setTimeout(ok, 400)); // long-task entries are delivered late
+    const control = await responsiveness(page);
+    assert.ok(control.lag.slice(lag.length).some(([, ms]) => ms >= 100), `control lag ${JSON.stringify(control.lag.slice(lag.length))}`);
+    assert.ok(control.long.some((ms) => ms >= 250), 'control long task not seen');
+    await page.keyboard.press('Escape');
+    assert.equal(await waitForState(page, ['done']), 'done');
+    assert.match(await statusText(page), /^Stopped: \d+ tokens/);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('presentation mode: large type, high contrast, Enter writes, Esc stops, focus is visible', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready']);
+    await page.click('[data-testid=present]');
+    assert.equal(await page.getAttribute('[data-testid=present]', 'aria-pressed'), 'true');
+    const look = await page.evaluate(() => {
+      const out = getComputedStyle(document.querySelector('[data-testid=output]'));
+      const app = getComputedStyle(document.querySelector('[data-testid=app]'));
+      return { size: parseFloat(out.fontSize), color: out.color, ground: app.backgroundColor,
+        model: getComputedStyle(document.querySelector('[data-testid=model]')).display };
+    });
+    assert.ok(look.size >= 32, `story type ${look.size}px`);
+    assert.equal(look.color, 'rgb(255, 255, 255)');
+    assert.equal(look.ground, 'rgb(0, 0, 0)');
+    assert.equal(look.model, 'none');
+    await page.fill('[data-testid=temperature]', '0');
+    await page.fill('[data-testid=steps]', '256');
+    // Enter from the prompt box writes the story.
+    await page.focus('[data-testid=prompt]');
+    await page.keyboard.press('Enter');
+    assert.equal(await waitForState(page, ['done', 'error']), 'done');
+    assert.equal(await page.textContent('[data-testid=output]'), greedy256);
+    assert.equal(await page.inputValue('[data-testid=prompt]'), '', 'Enter must not add a line');
+    // Keyboard focus shows a thick outline.
+    await page.keyboard.press('Tab');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineWidth);
+    assert.ok(parseFloat(outline) >= 3, `focus outline ${outline}`);
+    await screenshot(page, 'presentation');
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('a copied link restores model, prompt and settings and reproduces the story', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    const settings = { prompt: 'The little dog', temperature: 1, topp: 0.9, seed: 4242, steps: 200 };
+    const first = await generate(page, settings);
+    assert.equal(first.state, 'done', first.status);
+    await page.click('[data-testid=copy-link]');
+    const link = await page.inputValue('[data-testid=link]');
+    assert.equal(new URL(link).hash,
+      '#model=stories260K&prompt=The%20little%20dog&t=1&p=0.9&seed=4242&steps=200');
+    assert.equal(page.url(), link, 'the address bar holds the link too');
+
+    const other = await openApp(browser.context, link);
+    await waitForState(other.page, ['ready']);
+    for (const [id, want] of [['prompt', 'The little dog'], ['temperature', '1'], ['topp', '0.9'], ['seed', '4242'], ['steps', '200']]) {
+      assert.equal(await other.page.inputValue(`[data-testid=${id}]`), want, id);
+    }
+    await other.page.click('[data-testid=generate]');
+    assert.equal(await waitForState(other.page, ['done', 'error']), 'done');
+    assert.equal(await other.page.textContent('[data-testid=output]'), first.text);
+    await assertClean(other.page, other.log);
+    await other.page.close();
+
+    // A model from this site travels in the link and is loaded again.
+    assert.equal(await loadFromSite(page, 'extra/s15m.bin', 'extra/tokenizer.bin'), 'ready');
+    const small = { prompt: 'Hi', temperature: 0, topp: 0.9, seed: 3, steps: 12 };
+    const s15 = await generate(page, small);
+    assert.equal(s15.state, 'done', s15.status);
+    await page.click('[data-testid=copy-link]');
+    const link2 = await page.inputValue('[data-testid=link]');
+    assert.match(link2, /#model_url=extra%2Fs15m\.bin&tokenizer_url=extra%2Ftokenizer\.bin&prompt=Hi&/);
+    const third = await openApp(browser.context, link2);
+    await third.page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 2, null, { timeout: 120_000 });
+    assert.equal(await waitForState(third.page, ['ready', 'error'], 120_000), 'ready');
+    assert.equal(await third.page.inputValue('[data-testid=model-select]'), '1');
+    await third.page.click('[data-testid=generate]');
+    assert.equal(await waitForState(third.page, ['done', 'error']), 'done');
+    assert.equal(await third.page.textContent('[data-testid=output]'), s15.text);
+    await assertClean(third.page, third.log);
+    await third.page.close();
+    await assertClean(page, log);
+    await page.close();
+  });
+});
