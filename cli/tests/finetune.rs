@@ -240,3 +240,16 @@ fn bench_times_a_training_step() {
         "--adapter", &s(&fixture("adapter_final"))]);
     assert!(String::from_utf8(out).unwrap().contains("LoRA"));
 }
+
+#[test]
+fn gpu_runs_the_adapter_merged() {
+    let final_dir = s(&fixture("adapter_final"));
+    let got = logits(&model(), &["--adapter", &final_dir, "--backend", "gpu"], "gpu.safetensors");
+    let (_, want) = reference("logits_final");
+    let d = max_diff(&got, &want);
+    assert!(d <= 1e-4 * max_abs(&want).max(1.0), "GPU with the merged adapter vs PEFT: {d:e}");
+    let (m, z) = (s(&model()), s(&tok512()));
+    let out = tinylm(&["generate", &m, "-z", &z, "-t", "0", "-n", "60", "--adapter", &final_dir, "--backend", "gpu"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("merged"));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), greedy(&model(), &["--adapter", &final_dir]));
+}
