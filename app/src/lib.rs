@@ -3,7 +3,9 @@
 //! thread. They talk only through the typed messages in `protocol`.
 
 pub mod link;
+#[cfg(target_arch = "wasm32")]
 pub mod page;
+pub mod pick;
 pub mod protocol;
 pub mod settings;
 pub mod worker;

@@ -7,7 +7,6 @@ mod client;
 mod controls;
 mod keys;
 mod models;
-pub mod pick;
 mod state;
 
 pub fn start() {

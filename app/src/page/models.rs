@@ -6,7 +6,8 @@ use wasm_bindgen::JsValue;
 use web_sys::{DragEvent, File, FileList, HtmlInputElement};
 
 use super::state::{Ctx, Status};
-use super::{actions, browser, pick};
+use super::{actions, browser};
+use crate::pick;
 use crate::protocol::{BackendKind, Choice, ModelEntry, Source};
 
 #[component]

@@ -1,0 +1,104 @@
+// The app with WebGPU: headless Chromium with --enable-unsafe-webgpu offers a SwiftShader
+// (software) adapter, which the engine worker uses through wgpu. The greedy story must be
+// run.c's; the backend selector switches between WebGPU and the CPU.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer, statusText, waitForState,
+} from './helpers.mjs';
+
+const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
+// SwiftShader runs stories260K at some 10-40 tokens/s on two busy cores.
+const SLOW = 240_000;
+
+describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser({ webgpu: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function assertClean(page, log) {
+    assert.deepEqual(log.errors, [], 'console errors');
+    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
+    const origin = new URL(server.url).origin;
+    assert.deepEqual(log.requests.filter((u) => new URL(u).origin !== origin), [], 'requests to other origins');
+  }
+
+  async function backend(page) {
+    return {
+      kind: await page.getAttribute('[data-testid=backend]', 'data-kind'),
+      name: await page.textContent('[data-testid=backend]'),
+      reason: await page.textContent('[data-testid=backend-reason]'),
+    };
+  }
+
+  test('Auto picks WebGPU, and the greedy story (t=0, 256 steps) equals run.c', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready', await statusText(page));
+    const b = await backend(page);
+    assert.equal(b.kind, 'webgpu');
+    assert.match(b.name, /^WebGPU — .*swiftshader/i);
+    assert.equal(b.reason, 'WebGPU works in this browser, so the graphics processor writes the story.');
+    await screenshot(page, 'idle-webgpu');
+    await page.fill('[data-testid=temperature]', '0');
+    await page.fill('[data-testid=steps]', '256');
+    await page.click('[data-testid=generate]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=output]').textContent.length > 20, null, { timeout: SLOW });
+    await screenshot(page, 'generating-webgpu');
+    assert.equal(await waitForState(page, ['done', 'error'], SLOW), 'done', await statusText(page));
+    assert.equal(await page.textContent('[data-testid=output]'), greedy256);
+    assert.match(await statusText(page), /^Done: 256 tokens in [\d.]+ s · [\d.]+ tok\/s$/);
+    assert.equal(await page.textContent('[data-testid=figure-backend]'), 'WebGPU');
+    assert.match(await page.textContent('[data-testid=ttft]'), /^\d+ ms$/);
+    await screenshot(page, 'done-webgpu');
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('the selector switches to the CPU and back, with the same greedy story', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready'], 60_000);
+    await page.selectOption('[data-testid=backend-choice]', 'cpu');
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    let b = await backend(page);
+    assert.equal(b.kind, 'cpu');
+    assert.equal(b.reason, 'You chose the CPU.');
+    const cpu = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 48 });
+    assert.equal(cpu.state, 'done', cpu.status);
+    assert.ok(greedy256.startsWith(cpu.text) && cpu.text.length > 120, cpu.text);
+    await page.selectOption('[data-testid=backend-choice]', 'webgpu');
+    assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready');
+    b = await backend(page);
+    assert.equal(b.kind, 'webgpu');
+    assert.equal(b.reason, 'You chose WebGPU: the graphics processor writes the story.');
+    await page.click('[data-testid=generate]');
+    assert.equal(await waitForState(page, ['done', 'error'], SLOW), 'done');
+    assert.equal(await page.textContent('[data-testid=output]'), cpu.text);
+    // The link keeps the choice.
+    await page.click('[data-testid=copy-link]');
+    assert.match(await page.inputValue('[data-testid=link]'), /&backend=webgpu$/);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('Esc stops a story on the GPU', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    await waitForState(page, ['ready'], 60_000);
+    await page.fill('[data-testid=steps]', '512');
+    await page.click('[data-testid=generate]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=output]').textContent.length > 10, null, { timeout: SLOW });
+    await page.keyboard.press('Escape');
+    assert.equal(await waitForState(page, ['done', 'error'], 60_000), 'done');
+    const status = await statusText(page);
+    const tokens = Number(status.match(/^Stopped: (\d+) tokens/)?.[1]);
+    assert.ok(tokens > 0 && tokens < 512, status);
+    await assertClean(page, log);
+    await page.close();
+  });
+});
