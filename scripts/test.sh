@@ -43,6 +43,9 @@ fi
 
 # The app is wasm-only (built by Trunk below); everything else runs natively.
 step "cargo test (engine, cli)" cargo test --workspace --exclude tinylm-app
+# The app's pure parts (protocol, links, form checks, the worker's model store) natively; the
+# page itself is wasm-only and is tested in the browser below.
+step "cargo test (app, native)" cargo test -p tinylm-app --lib
 # The engine's GPU path on WebGPU in headless Chromium (SwiftShader), compared with the CPU path.
 step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
     CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -58,9 +61,10 @@ rm -rf dist
 step "trunk build --release" trunk build --release --offline
 if [[ -f dist/index.html ]]; then
     step "browser tests (e2e)" node --test --test-concurrency=1 tests/e2e/
-    wasm=$(gzip -9c dist/*_bg.wasm | wc -c)
-    js=$(cat dist/app-*.js dist/boot.js | gzip -9c | wc -c)
-    SUMMARY+=("$(printf 'info  gzipped wasm %d B, js %d B' "$wasm" "$js")")
+    page_wasm=$(gzip -9c dist/app-*_bg.wasm | wc -c)
+    worker_wasm=$(gzip -9c dist/worker_bg.wasm | wc -c)
+    js=$(cat dist/app-*.js dist/boot.js dist/worker.js dist/worker_loader.js | gzip -9c | wc -c)
+    SUMMARY+=("$(printf 'info  gzipped: page wasm %d B, worker wasm %d B, js %d B' "$page_wasm" "$worker_wasm" "$js")")
 else
     skip "browser tests (e2e)" "no dist/index.html"
 fi
