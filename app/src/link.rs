@@ -114,6 +114,41 @@ impl LinkState {
     }
 }
 
+/// What to load after the bundled model when the page opens: models remembered from earlier in
+/// this tab's session, then the link's model; `target` is the one to end up using.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Restore {
+    pub queue: Vec<Source>,
+    pub target: Option<Source>,
+    /// A file the link names, which only its sender has.
+    pub missing_file: Option<String>,
+}
+
+/// `link` is None when the page opened without a fragment.
+pub fn restore_plan(link: Option<&ModelRef>, remembered: Vec<Source>, remembered_active: Option<Source>) -> Restore {
+    let mut queue: Vec<Source> = Vec::new();
+    for s in remembered {
+        if matches!(s, Source::Url { .. }) && !queue.contains(&s) {
+            queue.push(s);
+        }
+    }
+    let mut plan = Restore { target: remembered_active, ..Restore::default() };
+    match link {
+        None => {}
+        Some(ModelRef::Bundled) => plan.target = Some(Source::Bundled),
+        Some(ModelRef::Url { model, tokenizer }) => {
+            let s = Source::Url { model: model.clone(), tokenizer: tokenizer.clone() };
+            if !queue.contains(&s) {
+                queue.push(s.clone());
+            }
+            plan.target = Some(s);
+        }
+        Some(ModelRef::File { model }) => plan.missing_file = Some(model.clone()),
+    }
+    plan.queue = queue;
+    plan
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (UTF-8 bytes).
 pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -182,6 +217,23 @@ mod tests {
         assert_eq!(s.model, ModelRef::Bundled);
         assert_eq!(s.temperature, "1.0");
         assert_eq!(LinkState::decode(""), LinkState::default());
+    }
+
+    #[test]
+    fn a_reload_brings_back_remembered_models_and_the_links_one() {
+        let url = |m: &str| Source::Url { model: m.into(), tokenizer: Some("t.bin".into()) };
+        let files = Source::Files { model: "f.bin".into(), tokenizer: None };
+        let p = restore_plan(None, vec![url("a"), files.clone(), url("a"), url("b")], Some(url("b")));
+        assert_eq!(p.queue, [url("a"), url("b")]);
+        assert_eq!(p.target, Some(url("b")));
+        let link = ModelRef::Url { model: "c".into(), tokenizer: Some("t.bin".into()) };
+        let p = restore_plan(Some(&link), vec![url("a")], Some(url("a")));
+        assert_eq!((p.queue, p.target), (vec![url("a"), url("c")], Some(url("c"))));
+        let p = restore_plan(Some(&ModelRef::Bundled), vec![url("a")], Some(url("a")));
+        assert_eq!((p.queue, p.target), (vec![url("a")], Some(Source::Bundled)));
+        let p = restore_plan(Some(&ModelRef::File { model: "mine.bin".into() }), vec![], Some(files));
+        assert_eq!(p.missing_file.as_deref(), Some("mine.bin"));
+        assert!(p.queue.is_empty());
     }
 
     #[test]

@@ -246,7 +246,17 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await page.close();
   });
 
-  test('a copied link restores model, prompt and settings and reproduces the story', async () => {
+  test('a link naming a file from the sender’s computer says so, and the bundled model works', async () => {
+    const { page, log } = await openApp(browser.context, `${server.url}#model_file=my%20model.bin&seed=5&t=0`);
+    assert.equal(await waitForState(page, ['error', 'ready']), 'error');
+    assert.match(await statusText(page), /^This link was made with the model file “my model\.bin” from the sender's computer\./);
+    assert.equal(await page.inputValue('[data-testid=seed]'), '5');
+    await stillWorks(page);
+    await assertClean(page, log);
+    await page.close();
+  });
+
+  test('a copied link restores model, prompt and settings and reproduces the story; the tab remembers models', async () => {
     const { page, log } = await openApp(browser.context, server.url);
     const settings = { prompt: 'The little dog', temperature: 1, topp: 0.9, seed: 4242, steps: 200 };
     const first = await generate(page, settings);
@@ -285,6 +295,20 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     assert.equal(await third.page.textContent('[data-testid=output]'), s15.text);
     await assertClean(third.page, third.log);
     await third.page.close();
+
+    // The tab remembers models loaded from this site: a reload without a link brings s15m back
+    // into the menu, in use, next to the bundled model.
+    await page.goto(server.url);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 2, null, { timeout: 120_000 });
+    assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready');
+    assert.equal(await page.inputValue('[data-testid=model-select]'), '1');
+    assert.match((await menu(page)).join('|'), /^stories260K .*\|s15m .*\(from this site\)$/);
+    // Loading the same path again selects it instead of keeping a second copy.
+    await page.selectOption('[data-testid=model-select]', '0');
+    await waitForState(page, ['ready']);
+    assert.equal(await loadFromSite(page, 'extra/s15m.bin', 'extra/tokenizer.bin'), 'ready');
+    assert.equal((await menu(page)).length, 2);
+    assert.equal(await page.inputValue('[data-testid=model-select]'), '1');
     await assertClean(page, log);
     await page.close();
   });

@@ -5,13 +5,16 @@ use leptos::prelude::*;
 use super::controls::Controls;
 use super::models::ModelCard;
 use super::state::Ctx;
-use super::{actions, browser, client, keys};
-use crate::link::LinkState;
+use super::{actions, browser, client, keys, memory};
+use crate::link::{restore_plan, LinkState};
 
 #[component]
 pub fn App() -> impl IntoView {
-    let opened = LinkState::decode(&browser::hash());
-    let ctx = Ctx::new(&opened);
+    let hash = browser::hash();
+    let opened = LinkState::decode(&hash);
+    let remembered = memory::load();
+    let link = (!hash.is_empty()).then_some(&opened.model);
+    let ctx = Ctx::new(&opened, restore_plan(link, remembered.models, remembered.active));
     client::start(ctx, 0);
     keys::install(ctx);
     let class = move || if ctx.present.get() { "app present" } else { "app" };

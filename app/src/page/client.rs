@@ -9,7 +9,6 @@ use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use super::state::{Ctx, Progress, Status};
-use crate::link::ModelRef;
 use crate::protocol::{FromWorker, Source, ToWorker};
 
 /// Trunk's loader shim for the worker binary, next to the page.
@@ -121,13 +120,14 @@ fn receive(ctx: Ctx, msg: FromWorker) {
             if ctx.loading() {
                 ctx.status.set(Status::Ready(format!("Ready: {name}. Press Generate.")));
             }
-            load_link_model(ctx);
+            super::memory::save(&ctx.models.get_untracked(), active);
+            continue_restore(ctx);
         }
         FromWorker::LoadFailed { message, active } => {
             ctx.active.set(active);
             ctx.progress.set(None);
             ctx.status.set(Status::Error(message));
-            load_link_model(ctx);
+            continue_restore(ctx);
         }
         FromWorker::Text { run, prompt, story, stats } if run == ctx.run_id.get_untracked() => {
             if !prompt.is_empty() {
@@ -153,17 +153,28 @@ fn receive(ctx: Ctx, msg: FromWorker) {
     }
 }
 
-/// After the first model is in, a link that named a downloadable model loads it (once).
-fn load_link_model(ctx: Ctx) {
-    let Some(model) = ctx.link_model.try_update_value(Option::take).flatten() else { return };
-    match model {
-        ModelRef::Bundled => {}
-        ModelRef::Url { model, tokenizer } => {
-            super::actions::load(ctx, Source::Url { model, tokenizer }, &[]);
-        }
-        ModelRef::File { model } => ctx.status.set(Status::Error(format!(
-            "This link was made with the model file “{model}” from the sender's computer. Load that \
-             file with “Choose files” to get the same story; until then stories260K is used."
-        ))),
+/// After each load, the next model to restore; at the end, the one to use. A file named by the
+/// link can only be asked for.
+fn continue_restore(ctx: Ctx) {
+    let mut plan = ctx.restore.get_value();
+    if !plan.queue.is_empty() {
+        let next = plan.queue.remove(0);
+        ctx.restore.set_value(plan);
+        return super::actions::load(ctx, next, &[]);
+    }
+    let target = plan.target.take();
+    let missing = plan.missing_file.take();
+    ctx.restore.set_value(Default::default());
+    let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
+    if let Some(id) = found.filter(|&id| Some(id) != ctx.active.get_untracked()) {
+        // Its Loaded reply comes back here with nothing left to do but the note below.
+        ctx.restore.set_value(crate::link::Restore { missing_file: missing, ..Default::default() });
+        return super::actions::select(ctx, id, ctx.choice.get_untracked());
+    }
+    if let Some(name) = missing {
+        ctx.status.set(Status::Error(format!(
+            "This link was made with the model file “{name}” from the sender's computer. Load that \
+             file with “Choose files” to get the same story; until then another model is used."
+        )));
     }
 }

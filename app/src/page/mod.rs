@@ -6,6 +6,7 @@ mod browser;
 mod client;
 mod controls;
 mod keys;
+mod memory;
 mod models;
 mod state;
 

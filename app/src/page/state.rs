@@ -100,12 +100,12 @@ pub struct Ctx {
     pub present: RwSignal<bool>,
     /// The last link made by "Copy link".
     pub link: RwSignal<Option<String>>,
-    /// A model named by the opening link, loaded once the bundled one is ready.
-    pub link_model: StoredValue<Option<crate::link::ModelRef>>,
+    /// Models to load once the bundled one is ready (remembered ones, the link's).
+    pub restore: StoredValue<crate::link::Restore>,
 }
 
 impl Ctx {
-    pub fn new(opened: &LinkState) -> Ctx {
+    pub fn new(opened: &LinkState, restore: crate::link::Restore) -> Ctx {
         Ctx {
             models: RwSignal::new(Vec::new()),
             active: RwSignal::new(None),
@@ -120,7 +120,7 @@ impl Ctx {
             form: FormSignals::new(opened),
             present: RwSignal::new(opened.present),
             link: RwSignal::new(None),
-            link_model: StoredValue::new(Some(opened.model.clone())),
+            restore: StoredValue::new(restore),
         }
     }
 
