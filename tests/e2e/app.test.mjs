@@ -1,9 +1,11 @@
 // The app page in headless Chromium without WebGPU (the CPU path), against llama2.c's reference
 // outputs for stories260K and against the native CLI.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer,
+  DIST, bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer,
   statusText, tinylm, waitForState,
 } from './helpers.mjs';
 
@@ -184,6 +186,34 @@ describe('TinyLM Lab page (CPU path)', () => {
       await page.close();
     } finally {
       await sub.close();
+    }
+  });
+
+  test('an engine that crashes is restarted, and the page keeps working', async () => {
+    const loader = readFileSync(join(DIST, 'worker_loader.js'), 'utf8');
+    let served = 0;
+    const flaky = await startServer('/', {
+      // The first engine dies as it starts (as one that ran out of memory would); later ones work.
+      'worker_loader.js': (req, res) => {
+        served += 1;
+        res.writeHead(200, { 'Content-Type': 'text/javascript' });
+        res.end(served === 1 ? 'throw new Error("simulated engine crash");' : loader);
+      },
+    });
+    try {
+      const { page, log } = await openApp(browser.context, flaky.url);
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 1);
+      assert.equal(await waitForState(page, ['error', 'ready']), 'error');
+      assert.match(await statusText(page), /^The engine stopped unexpectedly \(.*simulated engine crash\).*It was restarted with stories260K\.$/);
+      await screenshot(page, 'error-engine-restarted');
+      const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 30 });
+      assert.equal(r.state, 'done', r.status);
+      assert.ok(greedy256.startsWith(r.text) && r.text.length > 60, r.text);
+      assert.equal(served, 2);
+      assert.deepEqual(log.errors.filter((e) => !e.includes('simulated engine crash')), []);
+      await page.close();
+    } finally {
+      await flaky.close();
     }
   });
 

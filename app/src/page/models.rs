@@ -168,7 +168,7 @@ fn Loader(ctx: Ctx) -> impl IntoView {
                 <button id="load-url" data-testid="load-url" type="submit" class="secondary" disabled=busy>"Load"</button>
             </form>
             <ProgressBar ctx />
-            <p class="hint">"Loaded models stay in the menu until you close this tab. Files never leave your device."</p>
+            <p class="hint">"Models from this site stay in the menu while this tab is open, reloads included; picked files until you reload. Files never leave your device."</p>
         </details>
     }
 }
