@@ -96,6 +96,8 @@ pub struct BackendInfo {
     /// The adapter or CPU kernel, e.g. "google swiftshader" or "simd128".
     pub detail: String,
     pub reason: String,
+    /// Time to open the backend with this model (device, uploads, pipelines).
+    pub start_ms: f64,
 }
 
 /// Figures of one run so far.

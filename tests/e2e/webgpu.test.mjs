@@ -45,6 +45,7 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
     assert.equal(b.kind, 'webgpu');
     assert.match(b.name, /^WebGPU — .*swiftshader/i);
     assert.equal(b.reason, 'WebGPU works in this browser, so the graphics processor writes the story.');
+    assert.match(await page.textContent('[data-testid=backend-start]'), /^Started in \d+\.\d s\.$/);
     await screenshot(page, 'idle-webgpu');
     await page.fill('[data-testid=temperature]', '0');
     await page.fill('[data-testid=steps]', '256');

@@ -119,6 +119,9 @@ fn BackendPanel(ctx: Ctx) -> impl IntoView {
             <p id="backend-reason" data-testid="backend-reason" class="hint">
                 {move || ctx.backend.with(|b| b.as_ref().map(|b| b.reason.clone()).unwrap_or_default())}
             </p>
+            <p data-testid="backend-start" class="hint">
+                {move || ctx.backend.with(|b| b.as_ref().map(|b| format!("Started in {:.1} s.", b.start_ms / 1000.0)).unwrap_or_default())}
+            </p>
         </div>
     }
 }

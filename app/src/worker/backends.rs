@@ -8,7 +8,7 @@ use tinylm_engine::Weights;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use super::host::scope;
+use super::host::{now_ms, scope};
 use crate::protocol::{BackendInfo, BackendKind, Choice};
 
 /// Opens `weights` on the backend `choice` asks for. WebGPU falls back to the CPU when it
@@ -26,13 +26,15 @@ pub async fn open(
         Choice::Auto => BackendChoice::Auto,
         Choice::WebGpu => BackendChoice::Gpu,
     };
+    let t0 = now_ms();
     let (backend, failure) = match AnyBackend::open_async(weights, want, GpuOptions::default()).await {
         // Auto reports a GPU failure in its reason: "cpu: no usable GPU (…)".
         Ok((b, why)) => (b, why.strip_prefix("cpu: no usable GPU (").map(|r| r.trim_end_matches(')').to_string())),
         Err(e) => (AnyBackend::Cpu(CpuBackend::new(again()?)), Some(e.to_string())),
     };
+    let start_ms = now_ms() - t0;
     let info = describe(&backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
-    Ok((backend, info))
+    Ok((backend, BackendInfo { start_ms, ..info }))
 }
 
 /// Why WebGPU cannot even be tried here, if so.
@@ -63,6 +65,7 @@ fn plain(failure: &str) -> String {
 async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<String>) -> BackendInfo {
     match backend {
         AnyBackend::Gpu(_) => BackendInfo {
+            start_ms: 0.0,
             kind: BackendKind::WebGpu,
             detail: adapter_label().await.unwrap_or_else(|| "WebGPU adapter".into()),
             reason: match choice {
@@ -71,6 +74,7 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
             },
         },
         AnyBackend::Cpu(c) => BackendInfo {
+            start_ms: 0.0,
             kind: BackendKind::Cpu,
             detail: format!("WebAssembly, {}", c.name().trim_start_matches("cpu (").trim_end_matches(')')),
             reason: match (choice, gpu_problem) {
