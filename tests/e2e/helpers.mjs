@@ -11,7 +11,8 @@ import { serve } from './server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '../..');
-export const DIST = join(REPO, 'dist');
+/** The built site; TINYLM_DIST lets parallel work use its own `trunk build --dist DIR`. */
+export const DIST = resolve(REPO, process.env.TINYLM_DIST ?? 'dist');
 export const ARTIFACTS = join(here, 'artifacts');
 /** Shared reference data lives next to the repository (../shared/data). */
 export const SHARED_DATA = process.env.TINYLM_SHARED_DATA ?? resolve(REPO, '../shared/data');
