@@ -107,3 +107,6 @@ pub fn inspect<B: Backend + ?Sized>(b: &mut B, tokens: &[u32]) -> Result<Inspect
     }
     Ok(out)
 }
+
+mod views;
+pub use views::{logit_lens, next_tokens, odds, rollout, Candidate, NextTokens, Odds, Top1};

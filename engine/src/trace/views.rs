@@ -1,0 +1,178 @@
+//! Numbers derived from an `Inspection` for teaching views: the logit lens, attention rollout,
+//! and the next-token distribution as the sampler reshapes it. Shared by the worker and the page
+//! so the page never re-implements the sampler's rules.
+
+use serde::{Deserialize, Serialize};
+
+use super::Inspection;
+use crate::cpu::{fast, ops};
+use crate::error::{Error, Result};
+use crate::sampler::{argmax, softmax, topp_keep};
+use crate::weights::Weights;
+
+/// The likeliest token of a distribution and its probability.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Top1 {
+    pub id: u32,
+    pub prob: f32,
+}
+
+/// Logit lens: the final RMSNorm and the classifier applied to the residual after every layer.
+/// Returns `[L, T]` row-major (layer-major). The last layer's row is the model's own output:
+/// the same operations on the same numbers as the CPU forward pass.
+pub fn logit_lens(w: &Weights, ins: &Inspection) -> Result<Vec<Top1>> {
+    if w.config != ins.config {
+        return Err(Error::InvalidSetting("the logit lens needs the weights of the inspected model".into()));
+    }
+    let c = &ins.config;
+    let (mut xb, mut logits) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
+    let mut out = Vec::with_capacity(c.n_layers * ins.len());
+    for l in 0..c.n_layers {
+        for t in 0..ins.len() {
+            ops::rmsnorm(&mut xb, ins.resid_at(l, t), &w.rms_final);
+            fast::matmul(&mut logits, &xb, w.classifier());
+            let id = argmax(&logits);
+            softmax(&mut logits);
+            out.push(Top1 { id: id as u32, prob: logits[id] });
+        }
+    }
+    Ok(out)
+}
+
+/// Attention rollout (Abnar & Zuidema, 2020), an approximation of how information flows: each
+/// layer's attention averaged over heads and mixed half-and-half with the identity (the residual
+/// path), multiplied up through the layers. Returns `[L, T, T]`: row t of layer l says how much
+/// of position t after layer l traces back to each input position. Rows sum to 1.
+pub fn rollout(ins: &Inspection) -> Vec<f32> {
+    let (l, h, n) = (ins.config.n_layers, ins.config.n_heads, ins.len());
+    let mut out = vec![0f32; l * n * n];
+    let mut mixed = vec![0f32; n * n];
+    for li in 0..l {
+        mixed.fill(0.0);
+        for hi in 0..h {
+            for t in 0..n {
+                for (m, &a) in mixed[t * n..t * n + t + 1].iter_mut().zip(ins.attn_row(li, hi, t)) {
+                    *m += 0.5 * a / h as f32;
+                }
+            }
+        }
+        for t in 0..n {
+            mixed[t * n + t] += 0.5;
+        }
+        let (done, rest) = out.split_at_mut(li * n * n);
+        let cur = &mut rest[..n * n];
+        if li == 0 {
+            cur.copy_from_slice(&mixed);
+            continue;
+        }
+        let prev = &done[(li - 1) * n * n..];
+        // Both factors are lower triangular: (A·R)[t][s] sums k over s..=t.
+        for t in 0..n {
+            for k in 0..=t {
+                let a = mixed[t * n + k];
+                if a == 0.0 {
+                    continue;
+                }
+                for s in 0..=k {
+                    cur[t * n + s] += a * prev[k * n + s];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One candidate next token.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: u32,
+    pub logit: f32,
+    /// The model's own probability (temperature 1, no cut).
+    pub prob: f32,
+    /// The probability the sampler draws it with under the chosen temperature and top-p.
+    pub reshaped: f32,
+    /// Whether the sampler can choose it at all (survives the top-p cut).
+    pub kept: bool,
+}
+
+/// The next-token distribution at one position, before and after the sampler's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextTokens {
+    /// The `k` likeliest tokens by the model's own probability, likeliest first.
+    pub top: Vec<Candidate>,
+    /// How many tokens the sampler can choose from.
+    pub kept: usize,
+    /// Their total probability under the temperature, before renormalising.
+    pub kept_mass: f32,
+}
+
+/// The distribution the sampler of run.c draws from for `logits` with `temperature` and `topp`,
+/// using its own code: temperature 0 is argmax; top-p in (0, 1) keeps `topp_keep`'s set.
+pub fn next_tokens(logits: &[f32], temperature: f32, topp: f32, k: usize) -> Result<NextTokens> {
+    if logits.is_empty() {
+        return Err(Error::InvalidSetting("no logits to show".into()));
+    }
+    if !(temperature >= 0.0 && temperature.is_finite()) || !(0.0..=1.0).contains(&topp) {
+        return Err(Error::InvalidSetting(format!("temperature {temperature} / top-p {topp} out of range")));
+    }
+    let mut model = logits.to_vec();
+    softmax(&mut model);
+    let (reshaped, kept, kept_mass) = reshape(logits, temperature, topp);
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_by(|&a, &b| model[b as usize].total_cmp(&model[a as usize]).then(a.cmp(&b)));
+    let top = order
+        .into_iter()
+        .take(k)
+        .map(|id| {
+            let i = id as usize;
+            Candidate { id, logit: logits[i], prob: model[i], reshaped: reshaped[i], kept: kept[i] }
+        })
+        .collect();
+    Ok(NextTokens { top, kept: kept.iter().filter(|&&k| k).count(), kept_mass })
+}
+
+/// Per token: the sampling probability and whether it is in the kept set; and the kept mass.
+fn reshape(logits: &[f32], temperature: f32, topp: f32) -> (Vec<f32>, Vec<bool>, f32) {
+    let n = logits.len();
+    let mut p = vec![0f32; n];
+    let mut kept = vec![false; n];
+    if temperature == 0.0 {
+        let i = argmax(logits);
+        p[i] = 1.0;
+        kept[i] = true;
+        return (p, kept, 1.0);
+    }
+    // As `Sampler::sample`: divide in place, then softmax.
+    let mut probs: Vec<f32> = logits.iter().map(|&l| l / temperature).collect();
+    softmax(&mut probs);
+    if topp <= 0.0 || topp >= 1.0 {
+        return (probs.clone(), vec![true; n], 1.0);
+    }
+    let mut set = Vec::new();
+    let (count, mass) = topp_keep(&probs, topp, &mut set);
+    for &(i, q) in &set[..count] {
+        p[i as usize] = q / mass;
+        kept[i as usize] = true;
+    }
+    (p, kept, mass)
+}
+
+/// How the model rated a token it was given or chose.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Odds {
+    /// The model's probability (temperature 1).
+    pub prob: f32,
+    /// 1 for the likeliest token; ties share the better rank.
+    pub rank: usize,
+}
+
+/// The probability and rank of token `id` under `logits`.
+pub fn odds(logits: &[f32], id: u32) -> Result<Odds> {
+    let Some(&mine) = logits.get(id as usize) else {
+        return Err(Error::TokenOutOfRange { id: id as i64, vocab_size: logits.len() });
+    };
+    let mut p = logits.to_vec();
+    softmax(&mut p);
+    let rank = 1 + logits.iter().filter(|&&l| l > mine).count();
+    Ok(Odds { prob: p[id as usize], rank })
+}
