@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tinylm_engine::lora::{
-    self, parse_targets, write_peft, AdamW, Adapter, Base, Dataset, LoraConfig, TrainConfig, Trainer,
-    CONFIG_FILE, WEIGHTS_FILE,
+    self, parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, Base, Dataset, LoraConfig,
+    OptimizerState, TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
 };
 use tinylm_engine::{Error, Result, Tokenizer, Weights};
 
@@ -85,13 +85,15 @@ pub struct Args {
     /// Bound of the initial B with --init det [default: 0.05].
     #[arg(long, conflicts_with = "init_adapter", allow_negative_numbers = true)]
     pub b_bound: Option<f64>,
-    /// Continue from this PEFT adapter directory (its rank, alpha and targets; fresh AdamW moments).
+    /// Continue from this PEFT adapter directory (its rank, alpha and targets). When it holds
+    /// optimizer.safetensors (written by finetune), AdamW's moments and step count resume from
+    /// it and the data continues at the next batch; otherwise the moments start fresh.
     #[arg(long)]
     pub init_adapter: Option<PathBuf>,
     /// cpu (or auto, which trains on the CPU); GPU training does not exist yet.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
-    /// Output directory: adapter_config.json, adapter_model.safetensors, losses.json.
+    /// Output directory: adapter_config.json, adapter_model.safetensors, optimizer.safetensors, losses.json.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
 }
@@ -106,16 +108,20 @@ pub fn run(a: Args) -> Result<()> {
     let data = dataset(&a, &weights, tok.as_ref())?;
     let batch = a.batch.unwrap_or(if a.tokens.is_some() { data.len() } else { 4 });
     let adamw = AdamW { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weight_decay: a.weight_decay };
-    let trainer = Trainer::new(adapter, TrainConfig { adamw, clip_norm: a.clip_norm })?;
+    let config = TrainConfig { adamw, clip_norm: a.clip_norm };
+    let trainer = match initial_optimizer(&a, &adapter)? {
+        Some(state) => Trainer::restore(adapter, config, state)?,
+        None => Trainer::new(adapter, config)?,
+    };
     // The first batch is built now so that a bad --batch fails before anything is written.
     data.batch(batch, 0, a.data_seed)?;
     std::fs::create_dir_all(&a.output)
         .map_err(|e| Error::Io { file: load::name(&a.output), what: format!("cannot create the output directory: {e}") })?;
     out::line(&describe(&trainer.adapter, &data, batch, a.steps))?;
     let (trainer, losses) = train(trainer, &weights, &data, batch, &a)?;
-    write_outputs(&a.output, &trainer.adapter, &losses, &load::name(&a.model))?;
+    write_outputs(&a.output, &trainer.adapter, &trainer.optimizer_state(), &losses, &load::name(&a.model))?;
     out::line(&format!(
-        "loss {:.6} -> {:.6} over {} steps; wrote {}/{{{CONFIG_FILE}, {WEIGHTS_FILE}, {LOSSES_FILE}}}",
+        "loss {:.6} -> {:.6} over {} steps; wrote {}/{{{CONFIG_FILE}, {WEIGHTS_FILE}, {OPTIMIZER_FILE}, {LOSSES_FILE}}}",
         losses[0], losses[losses.len() - 1], a.steps, a.output.display()
     ))
 }
@@ -148,6 +154,15 @@ fn initial_adapter(a: &Args, w: &Weights) -> Result<Adapter> {
             Adapter::det(&w.config, lora, a.init_seed, bound)
         }
     }
+}
+
+/// AdamW's saved state from --init-adapter's directory, if it has one.
+fn initial_optimizer(a: &Args, adapter: &Adapter) -> Result<Option<OptimizerState>> {
+    let Some(path) = a.init_adapter.as_ref().map(|d| d.join(OPTIMIZER_FILE)).filter(|p| p.exists()) else {
+        return Ok(None);
+    };
+    let bytes = load::read_file(&path, "optimizer state")?;
+    read_optimizer(&bytes, adapter, &load::name(&path)).map(Some)
 }
 
 /// The training windows of --tokens or --text-file.
@@ -190,27 +205,30 @@ fn describe(ad: &Adapter, data: &Dataset, batch: usize, steps: u32) -> String {
 }
 
 /// Runs the steps. `losses[k]` is the loss after k updates on step k's batch: before each
-/// step's update, and after the last one on the batch a next step would take.
+/// step's update, and after the last one on the batch a next step would take. A resumed
+/// trainer continues the batch order where it stopped.
 fn train(mut t: Trainer, w: &Weights, data: &Dataset, batch: usize, a: &Args) -> Result<(Trainer, Vec<f64>)> {
     let base = Base::new(w);
     let mut losses = Vec::with_capacity(a.steps as usize + 1);
     let mut bar = Progress::new(a.steps);
+    let first = t.steps_done() as u64;
     for step in 0..a.steps {
-        let report = data.batch(batch, step as u64, a.data_seed).and_then(|b| t.step(&base, &b));
+        let report = data.batch(batch, first + step as u64, a.data_seed).and_then(|b| t.step(&base, &b));
         let report = report.inspect_err(|_| bar.finish())?;
         losses.push(report.loss);
         bar.update(step + 1, report.loss);
     }
     bar.finish();
-    let next = data.batch(batch, a.steps as u64, a.data_seed)?;
+    let next = data.batch(batch, first + a.steps as u64, a.data_seed)?;
     losses.push(lora::loss(&base, Some(&t.adapter), &next)?);
     Ok((t, losses))
 }
 
-fn write_outputs(dir: &Path, ad: &Adapter, losses: &[f64], base_model: &str) -> Result<()> {
+fn write_outputs(dir: &Path, ad: &Adapter, opt: &OptimizerState, losses: &[f64], base_model: &str) -> Result<()> {
     let files = write_peft(ad, base_model)?;
     load::write_file(&dir.join(CONFIG_FILE), files.config_json.as_bytes())?;
     load::write_file(&dir.join(WEIGHTS_FILE), &files.safetensors)?;
+    load::write_file(&dir.join(OPTIMIZER_FILE), &write_optimizer(opt)?)?;
     let json = serde_json::to_string(losses).map_err(|e| Error::InvalidSetting(format!("losses: {e}")))?;
     load::write_file(&dir.join(LOSSES_FILE), format!("{json}\n").as_bytes())
 }

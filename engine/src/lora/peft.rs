@@ -272,11 +272,11 @@ fn check_unsupported(obj: &serde_json::Map<String, serde_json::Value>) -> std::r
 }
 
 /// A file's tensors by key: shape and values.
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub(crate) type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// All tensors of a safetensors file as f32 (F32, F16, BF16 and F64 accepted), refusing
 /// non-finite values.
-fn read_tensors(bytes: &[u8], file: &str) -> Result<Tensors> {
+pub(crate) fn read_tensors(bytes: &[u8], file: &str) -> Result<Tensors> {
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| Error::adapter(file, format!("not a valid safetensors file: {e}")))?;
     let mut out = BTreeMap::new();

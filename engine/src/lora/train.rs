@@ -75,6 +75,20 @@ impl<F: Real> Trainer<F> {
         self.step
     }
 
+    /// AdamW's moments and step count, to save beside the adapter for a later resume.
+    pub fn optimizer_state(&self) -> OptimizerState<F> {
+        OptimizerState { step: self.step, m: self.m.clone(), v: self.v.clone() }
+    }
+
+    /// A trainer continuing from `state` (saved by [`Trainer::optimizer_state`]) with `adapter`
+    /// at that point: the next step is the same as the saved trainer's next step.
+    pub fn restore(adapter: Adapter<F>, config: TrainConfig, state: OptimizerState<F>) -> Result<Trainer<F>> {
+        config.validate()?;
+        state.check_fits(&adapter)?;
+        let OptimizerState { step, m, v } = state;
+        Ok(Trainer { adapter, config, m, v, step })
+    }
+
     /// One full-batch step: loss and gradients, optional clipping, AdamW on every A and B.
     pub fn step(&mut self, base: &Base<F>, batch: &Batch) -> Result<StepReport> {
         let (loss, mut grads) = loss_and_grads(base, &self.adapter, batch)?;
@@ -95,6 +109,35 @@ impl<F: Real> Trainer<F> {
             adamw(p, g, m, v, self.step, &self.config.adamw);
         }
         Ok(StepReport { step: self.step, loss, grad_norm })
+    }
+}
+
+/// AdamW's state: the first and second moments (shaped as the adapter, llama2.c layout) and the
+/// number of steps taken (the bias corrections depend on it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerState<F = f32> {
+    pub step: u32,
+    pub m: Adapter<F>,
+    pub v: Adapter<F>,
+}
+
+impl<F: Real> OptimizerState<F> {
+    /// Fresh moments for `adapter`.
+    pub fn zeros(adapter: &Adapter<F>) -> OptimizerState<F> {
+        OptimizerState { step: 0, m: adapter.zeros_like(), v: adapter.zeros_like() }
+    }
+
+    /// Fails unless both moments have the adapter's rank, targets and shapes.
+    pub fn check_fits(&self, adapter: &Adapter<F>) -> Result<()> {
+        let same = |x: &Adapter<F>| {
+            x.config == adapter.config && x.base == adapter.base
+                && x.modules.len() == adapter.modules.len()
+                && x.tensors().zip(adapter.tensors()).all(|(p, q)| p.len() == q.len())
+        };
+        if !(same(&self.m) && same(&self.v)) {
+            return Err(Error::Mismatch("the optimizer state was saved for another adapter (rank, targets or model differ)".into()));
+        }
+        Ok(())
     }
 }
 
