@@ -11,7 +11,21 @@ use tinylm_engine::Sampler;
 #[test]
 fn matvec_matches_reference_on_awkward_sizes() {
     println!("kernel: {}", fast::kernel_name());
-    for &(rows, cols) in &[(1, 1), (3, 7), (5, 8), (4, 16), (7, 17), (33, 95), (172, 64), (513, 288), (600, 300)] {
+    for &(rows, cols) in &[
+        (1, 1),
+        (3, 7),
+        (5, 8),
+        (4, 16),
+        (7, 17),
+        (33, 95),
+        (172, 64),
+        (513, 288),
+        (600, 300),
+        (512, 64),
+        (64, 172),
+        (16, 255),
+        (24, 256),
+    ] {
         let w = det_uniform(1, "w", rows * cols, 1.0, 0.0);
         let x = det_uniform(2, "x", cols, 1.0, 0.0);
         let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
@@ -19,7 +33,11 @@ fn matvec_matches_reference_on_awkward_sizes() {
         fast::matmul(&mut b, &x, &w);
         // Sums of `cols` products of magnitude ≤ 1 reordered: a few ulps of the partial sums.
         let tol = 4.0 * f32::EPSILON * cols as f32;
-        assert!(max_diff(&a, &b) <= tol, "{rows}x{cols}: {}", max_diff(&a, &b));
+        assert!(
+            max_diff(&a, &b) <= tol,
+            "{rows}x{cols}: {}",
+            max_diff(&a, &b)
+        );
     }
 }
 
@@ -35,6 +53,78 @@ fn threaded_matvec_matches_reference() {
     assert!(max_diff(&a, &b) <= 4.0 * f32::EPSILON * cols as f32);
 }
 
+#[test]
+fn attention_matches_reference() {
+    // Head sizes on the SIMD path (multiples of 8 up to 64) and off it; position counts around
+    // the eight-at-a-time blocks; keys and values interleaved with another head (stride 2·hs).
+    for hs in [8, 16, 24, 48, 64, 12, 72] {
+        for n in [1, 2, 7, 8, 9, 33, 256] {
+            let stride = 2 * hs;
+            let q = det_uniform(5, "q", hs, 2.0, 0.0);
+            let k = det_uniform(6, "k", n * stride, 2.0, 0.0);
+            let v = det_uniform(7, "v", n * stride, 1.0, 0.0);
+            let (mut att_r, mut att_f) = (vec![0.0; n], vec![0.0; n]);
+            let (mut out_r, mut out_f) = (vec![0.0; hs], vec![7.0; hs]);
+            ops::attend(&q, &k[hs..], &v[hs..], stride, &mut att_r, &mut out_r);
+            fast::attend(&q, &k[hs..], &v[hs..], stride, &mut att_f, &mut out_f);
+            assert!(
+                max_diff(&att_r, &att_f) <= 1e-6,
+                "hs {hs} n {n}: att {}",
+                max_diff(&att_r, &att_f)
+            );
+            assert!(
+                max_diff(&out_r, &out_f) <= 1e-5,
+                "hs {hs} n {n}: out {}",
+                max_diff(&out_r, &out_f)
+            );
+        }
+    }
+}
+
+#[test]
+fn softmax_matches_reference_with_extremes() {
+    let mut cases = vec![
+        vec![0.0; 13],
+        vec![-100.0, 0.0, 50.0, -1e30, 3.0, 3.0, 2.5, -7.0, 1.0],
+        det_uniform(8, "s", 257, 30.0, 0.0),
+    ];
+    cases.push((0..40).map(|i| i as f32 * 3.0 - 60.0).collect());
+    for x in cases {
+        let (mut r, mut f) = (x.clone(), x.clone());
+        ops::softmax(&mut r);
+        fast::softmax(&mut f);
+        assert!(max_diff(&r, &f) <= 1e-6, "{x:?}: {}", max_diff(&r, &f));
+        assert!((f.iter().sum::<f32>() - 1.0).abs() <= 1e-5);
+    }
+}
+
+#[test]
+fn swiglu_matches_reference() {
+    let h = det_uniform(9, "h", 173, 20.0, 0.0);
+    let g = det_uniform(10, "g", 173, 3.0, 0.0);
+    let (mut r, mut f) = (h.clone(), h.clone());
+    ops::swiglu(&mut r, &g);
+    fast::swiglu(&mut f, &g);
+    for (a, b) in r.iter().zip(&f) {
+        assert!((a - b).abs() <= 1e-6 * a.abs().max(1e-3), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn rope_table_is_bit_identical() {
+    for (hs, len) in [(8, 32), (48, 288), (64, 512)] {
+        for pos in [0, 1, 17, 255, 1023] {
+            let v = det_uniform(11, "v", len, 1.0, 0.0);
+            let (mut a, mut b) = (v.clone(), v);
+            let mut table = vec![(0.0, 0.0); hs / 2];
+            ops::rope(&mut a, pos, hs);
+            ops::rope_table(&mut table, pos, hs);
+            ops::rope_turn(&mut b, &table);
+            assert_eq!(a, b, "hs {hs} pos {pos}");
+        }
+    }
+}
+
 fn compare(name: &str, shape: &str, n: usize) {
     let (c, seed) = named_shape(shape).unwrap();
     let w = random_weights(&c, seed).unwrap();
@@ -43,7 +133,10 @@ fn compare(name: &str, shape: &str, n: usize) {
     let f = inspect(&mut CpuBackend::with_kernels(w, Kernels::Fast), &tokens).unwrap();
     let tol = 1e-5 * max_abs(&r.logits).max(1.0);
     let d = max_diff(&r.logits, &f.logits);
-    println!("{name}: fast vs reference logits Δ {d:.2e} (tol {tol:.2e}), attention Δ {:.2e}", max_diff(&r.attn, &f.attn));
+    println!(
+        "{name}: fast vs reference logits Δ {d:.2e} (tol {tol:.2e}), attention Δ {:.2e}",
+        max_diff(&r.attn, &f.attn)
+    );
     assert!(d <= tol);
     assert!(max_diff(&r.attn, &f.attn) <= 1e-5);
     for t in 0..n {

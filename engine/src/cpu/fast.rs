@@ -31,12 +31,83 @@ fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the processor supports AVX2 and FMA (checked at run time).
-        return unsafe { x86::rows(out, x, w) };
+        return unsafe { x86::matvec(out, x, w) };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return wasm::rows(out, x, w);
     #[allow(unreachable_code)]
     portable::rows(out, x, w)
+}
+
+/// One head's attention over positions `0..att.len()`: `att = softmax(q·k_t / sqrt(hs))`,
+/// `out = Σ_t att[t]·v_t`, with `hs = q.len()` and position `t`'s key and value at
+/// `keys[t·stride..]` and `values[t·stride..]` (as `ops::attend`).
+pub fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    stride: usize,
+    att: &mut [f32],
+    out: &mut [f32],
+) {
+    let hs = q.len();
+    let span = att.len().saturating_sub(1) * stride + hs;
+    assert!(
+        keys.len() >= span && values.len() >= span && out.len() == hs,
+        "attend: cache slices too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() && hs.is_multiple_of(8) && (8..=64).contains(&hs) {
+        // SAFETY: AVX2+FMA checked; every key and value read lies within `span` (asserted).
+        return unsafe { x86_attend(q, keys, values, stride, att, out) };
+    }
+    super::ops::attend(q, keys, values, stride, att, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn x86_attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    stride: usize,
+    att: &mut [f32],
+    out: &mut [f32],
+) {
+    // A fixed number of 8-float chunks per head keeps q and the sums in registers.
+    macro_rules! by_chunks {
+        ($($c:literal)*) => {
+            match q.len() / 8 {
+                $($c => {
+                    x86::scores::<$c>(q, k.as_ptr(), stride, att);
+                    x86::softmax(att);
+                    x86::weighted_sum::<$c>(att, v.as_ptr(), stride, out);
+                })*
+                _ => unreachable!("head sizes 8..=64 only"),
+            }
+        };
+    }
+    by_chunks!(1 2 3 4 5 6 7 8)
+}
+
+/// In-place softmax (vectorised `exp`, within a few ulps of `ops::softmax`).
+pub fn softmax(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2+FMA checked at run time.
+        return unsafe { x86::softmax(x) };
+    }
+    super::ops::softmax(x)
+}
+
+/// SwiGLU in place: `h = silu(h) · g`.
+pub fn swiglu(h: &mut [f32], g: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2+FMA checked at run time.
+        return unsafe { x86::swiglu(h, g) };
+    }
+    super::ops::swiglu(h, g)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -70,7 +141,8 @@ mod portable {
                     acc[k] += r[k] * xs[k];
                 }
             }
-            let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            let mut s =
+                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
             for (a, b) in tail.iter().zip(&x[n - n % 8..]) {
                 s += a * b;
             }
@@ -80,103 +152,35 @@ mod portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// Four rows at a time share each load of x; two accumulators per row hide FMA latency.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
-        let n = x.len();
-        let mut r = 0;
-        while r + 4 <= out.len() {
-            let rows4 = &w[r * n..(r + 4) * n];
-            let s = dot4(rows4, x, n);
-            out[r..r + 4].copy_from_slice(&s);
-            r += 4;
-        }
-        for i in r..out.len() {
-            out[i] = dot1(&w[i * n..(i + 1) * n], x);
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot4(w: &[f32], x: &[f32], n: usize) -> [f32; 4] {
-        let body = n - n % 8;
-        let p = w.as_ptr();
-        let xp = x.as_ptr();
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut j = 0;
-        while j < body {
-            let xv = _mm256_loadu_ps(xp.add(j));
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(k * n + j)), xv, *a);
-            }
-            j += 8;
-        }
-        let mut s = [0f32; 4];
-        for k in 0..4 {
-            s[k] = hsum(acc[k]);
-            for t in body..n {
-                s[k] += w[k * n + t] * x[t];
-            }
-        }
-        s
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot1(row: &[f32], x: &[f32]) -> f32 {
-        let n = x.len();
-        let body = n - n % 16;
-        let (p, xp) = (row.as_ptr(), x.as_ptr());
-        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut j = 0;
-        while j < body {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(j)), _mm256_loadu_ps(xp.add(j)), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(j + 8)), _mm256_loadu_ps(xp.add(j + 8)), a1);
-            j += 16;
-        }
-        let mut s = hsum(_mm256_add_ps(a0, a1));
-        for t in body..n {
-            s += row[t] * x[t];
-        }
-        s
-    }
-}
+#[path = "fast_x86.rs"]
+mod x86;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use std::arch::wasm32::*;
 
-    /// Two rows at a time share each load of x; two accumulators per row.
+    /// Rows in memory order; four accumulators (16 floats per step) hide the add latency
+    /// (simd128 has no fused multiply-add).
     pub fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
         let n = x.len();
-        let body = n - n % 8;
+        let body = n - n % 16;
         for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
-            let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+            let mut acc = [f32x4_splat(0.0); 4];
             let mut j = 0;
             while j < body {
-                // SAFETY: j + 8 <= body <= n, within both slices.
-                unsafe {
-                    let r0 = v128_load(row.as_ptr().add(j) as *const v128);
-                    let r1 = v128_load(row.as_ptr().add(j + 4) as *const v128);
-                    let x0 = v128_load(x.as_ptr().add(j) as *const v128);
-                    let x1 = v128_load(x.as_ptr().add(j + 4) as *const v128);
-                    a0 = f32x4_add(a0, f32x4_mul(r0, x0));
-                    a1 = f32x4_add(a1, f32x4_mul(r1, x1));
+                for (k, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: j + 16 <= body <= n, within both slices.
+                    let (r, xv) = unsafe {
+                        (
+                            v128_load(row.as_ptr().add(j + 4 * k) as *const v128),
+                            v128_load(x.as_ptr().add(j + 4 * k) as *const v128),
+                        )
+                    };
+                    *a = f32x4_add(*a, f32x4_mul(r, xv));
                 }
-                j += 8;
+                j += 16;
             }
-            let a = f32x4_add(a0, a1);
+            let a = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
             let mut s = (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a))
                 + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a));
             for t in body..n {

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
 use crate::trace::StepTrace;
 use crate::weights::Weights;
-use ops::{rmsnorm, rope, silu, softmax};
+use ops::{rmsnorm, rope, rope_table, rope_turn};
 
 /// Activations and the KV cache for one sequence.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct State {
     q: Vec<f32>,
     att: Vec<f32>,
     logits: Vec<f32>,
+    /// RoPE's (sin, cos) per pair of a head at the current position (fast kernels).
+    rope: Vec<(f32, f32)>,
     /// `[layer, pos, kv_dim]`.
     key_cache: Vec<f32>,
     value_cache: Vec<f32>,
@@ -38,6 +40,7 @@ impl State {
             q: vec![0.0; c.dim],
             att: vec![0.0; c.n_heads * c.seq_len],
             logits: vec![0.0; c.vocab_size],
+            rope: vec![(0.0, 0.0); c.head_size() / 2],
             key_cache: vec![0.0; cache],
             value_cache: vec![0.0; cache],
         }
@@ -47,13 +50,21 @@ impl State {
 /// Checks a token and position against the model before running it.
 pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
     if token as usize >= c.vocab_size {
-        return Err(Error::TokenOutOfRange { id: token as i64, vocab_size: c.vocab_size });
+        return Err(Error::TokenOutOfRange {
+            id: token as i64,
+            vocab_size: c.vocab_size,
+        });
     }
     if pos >= c.seq_len {
-        return Err(Error::PromptTooLong { tokens: pos + 1, seq_len: c.seq_len });
+        return Err(Error::PromptTooLong {
+            tokens: pos + 1,
+            seq_len: c.seq_len,
+        });
     }
     Ok(())
 }
+
+type AttendFn = fn(&[f32], &[f32], &[f32], usize, &mut [f32], &mut [f32]);
 
 /// Which matrix–vector kernel the forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +80,18 @@ impl Kernels {
         match self {
             Kernels::Reference => ops::matmul,
             Kernels::Fast => fast::matmul,
+        }
+    }
+    fn attend(self) -> AttendFn {
+        match self {
+            Kernels::Reference => ops::attend,
+            Kernels::Fast => fast::attend,
+        }
+    }
+    fn swiglu(self) -> fn(&mut [f32], &[f32]) {
+        match self {
+            Kernels::Reference => ops::swiglu,
+            Kernels::Fast => fast::swiglu,
         }
     }
 }
@@ -108,7 +131,7 @@ pub fn forward_adapted<'s>(
     pos: usize,
     mut trace: Option<&mut StepTrace>,
 ) -> Result<&'s mut [f32]> {
-    let matmul = kernels.matmul();
+    let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
     let lora = |l, t, x: &[f32], y: &mut [f32]| {
         if let Some(a) = adapter {
             a.apply(l, t, x, y);
@@ -118,6 +141,9 @@ pub fn forward_adapted<'s>(
     check_step(c, token, pos)?;
     let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
     s.x.copy_from_slice(&w.tok_embeddings[token as usize * dim..(token as usize + 1) * dim]);
+    if kernels == Kernels::Fast {
+        rope_table(&mut s.rope, pos, hs);
+    }
 
     for l in 0..c.n_layers {
         let lw = w.layer(l);
@@ -126,38 +152,51 @@ pub fn forward_adapted<'s>(
         let cache_at = l * c.seq_len * kv_dim + pos * kv_dim;
         matmul(&mut s.q, &s.xb, lw.wq);
         matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wk);
-        matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wv);
+        matmul(
+            &mut s.value_cache[cache_at..cache_at + kv_dim],
+            &s.xb,
+            lw.wv,
+        );
         lora(l, Target::Q, &s.xb, &mut s.q);
-        lora(l, Target::K, &s.xb, &mut s.key_cache[cache_at..cache_at + kv_dim]);
-        lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
-        rope(&mut s.q, pos, hs);
-        rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, hs);
+        lora(
+            l,
+            Target::K,
+            &s.xb,
+            &mut s.key_cache[cache_at..cache_at + kv_dim],
+        );
+        lora(
+            l,
+            Target::V,
+            &s.xb,
+            &mut s.value_cache[cache_at..cache_at + kv_dim],
+        );
+        match kernels {
+            Kernels::Reference => {
+                rope(&mut s.q, pos, hs);
+                rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, hs);
+            }
+            Kernels::Fast => {
+                rope_turn(&mut s.q, &s.rope);
+                rope_turn(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.rope);
+            }
+        }
 
-        let layer_cache = l * c.seq_len * kv_dim;
+        let layer_cache = &s.key_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
+        let layer_values = &s.value_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
         for h in 0..c.n_heads {
-            let q = &s.q[h * hs..(h + 1) * hs];
             let att = &mut s.att[h * c.seq_len..h * c.seq_len + pos + 1];
             let kv_off = (h / c.kv_mul()) * hs;
-            let scale = (hs as f32).sqrt();
-            for (t, a) in att.iter_mut().enumerate() {
-                let k = &s.key_cache[layer_cache + t * kv_dim + kv_off..][..hs];
-                let mut score = 0f32;
-                for i in 0..hs {
-                    score += q[i] * k[i];
-                }
-                *a = score / scale;
-            }
-            softmax(att);
+            let (q, xb) = (&s.q[h * hs..(h + 1) * hs], &mut s.xb[h * hs..(h + 1) * hs]);
+            attend(
+                q,
+                &layer_cache[kv_off..],
+                &layer_values[kv_off..],
+                kv_dim,
+                att,
+                xb,
+            );
             if let Some(tr) = trace.as_deref_mut() {
                 tr.attn_row(l, h).copy_from_slice(att);
-            }
-            let xb = &mut s.xb[h * hs..(h + 1) * hs];
-            xb.fill(0.0);
-            for (t, &a) in att.iter().enumerate() {
-                let v = &s.value_cache[layer_cache + t * kv_dim + kv_off..][..hs];
-                for i in 0..hs {
-                    xb[i] += a * v[i];
-                }
             }
         }
         matmul(&mut s.xb2, &s.xb, lw.wo);
@@ -169,9 +208,7 @@ pub fn forward_adapted<'s>(
         matmul(&mut s.hb2, &s.xb, lw.w3);
         lora(l, Target::Gate, &s.xb, &mut s.hb);
         lora(l, Target::Up, &s.xb, &mut s.hb2);
-        for (a, &b) in s.hb.iter_mut().zip(&s.hb2) {
-            *a = silu(*a) * b;
-        }
+        swiglu(&mut s.hb, &s.hb2);
         matmul(&mut s.xb, &s.hb, lw.w2);
         lora(l, Target::Down, &s.hb, &mut s.xb);
         add(&mut s.x, &s.xb);
@@ -208,7 +245,11 @@ impl CpuBackend {
     }
     pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
         let state = State::new(&weights.config);
-        CpuBackend { weights, kernels, state }
+        CpuBackend {
+            weights,
+            kernels,
+            state,
+        }
     }
 }
 
@@ -223,9 +264,28 @@ impl crate::generate::Backend for CpuBackend {
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, None)
+        forward_with(
+            self.kernels,
+            &self.weights,
+            &mut self.state,
+            token,
+            pos,
+            None,
+        )
     }
-    fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, Some(trace))
+    fn forward_traced(
+        &mut self,
+        token: u32,
+        pos: usize,
+        trace: &mut StepTrace,
+    ) -> Result<&mut [f32]> {
+        forward_with(
+            self.kernels,
+            &self.weights,
+            &mut self.state,
+            token,
+            pos,
+            Some(trace),
+        )
     }
 }

@@ -40,6 +40,63 @@ pub fn rope(v: &mut [f32], pos: usize, hs: usize) {
     }
 }
 
+/// One head's attention as run.c: `att[t] = q·k_t / sqrt(hs)`, softmax, `out = Σ_t att[t]·v_t`;
+/// position `t`'s key and value start at `keys[t·stride..]` and `values[t·stride..]`.
+pub fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    stride: usize,
+    att: &mut [f32],
+    out: &mut [f32],
+) {
+    let hs = q.len();
+    let scale = (hs as f32).sqrt();
+    for (t, a) in att.iter_mut().enumerate() {
+        let k = &keys[t * stride..][..hs];
+        let mut score = 0f32;
+        for i in 0..hs {
+            score += q[i] * k[i];
+        }
+        *a = score / scale;
+    }
+    softmax(att);
+    out.fill(0.0);
+    for (t, &a) in att.iter().enumerate() {
+        let v = &values[t * stride..][..hs];
+        for i in 0..hs {
+            out[i] += a * v[i];
+        }
+    }
+}
+
+/// SwiGLU in place: `h = silu(h) · g`.
+pub fn swiglu(h: &mut [f32], g: &[f32]) {
+    for (a, &b) in h.iter_mut().zip(g) {
+        *a = silu(*a) * b;
+    }
+}
+
+/// `rope`'s (sin, cos) for each pair `j = 0, 2, …` of a head at `pos`: the same values, computed
+/// once per token instead of once per layer and head.
+pub fn rope_table(table: &mut [(f32, f32)], pos: usize, hs: usize) {
+    for (p, e) in table.iter_mut().enumerate() {
+        let freq = 1.0 / 10000f32.powf((2 * p) as f32 / hs as f32);
+        *e = (pos as f32 * freq).sin_cos();
+    }
+}
+
+/// `rope` with a `rope_table` (bit for bit the same result).
+pub fn rope_turn(v: &mut [f32], table: &[(f32, f32)]) {
+    for head in v.chunks_exact_mut(2 * table.len()) {
+        for (pair, &(fci, fcr)) in head.chunks_exact_mut(2).zip(table) {
+            let (v0, v1) = (pair[0], pair[1]);
+            pair[0] = v0 * fcr - v1 * fci;
+            pair[1] = v0 * fci + v1 * fcr;
+        }
+    }
+}
+
 /// `a / (1 + e^(-a))`.
 pub fn silu(a: f32) -> f32 {
     a * (1.0 / (1.0 + (-a).exp()))
