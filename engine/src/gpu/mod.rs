@@ -18,6 +18,7 @@ mod choice;
 mod context;
 mod fast;
 mod kernels;
+pub mod lora;
 mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ops;
@@ -29,4 +30,5 @@ mod state;
 pub use backend::{GpuBackend, GpuOptions, GpuStats};
 pub use choice::{AnyBackend, BackendChoice};
 pub use context::GpuContext;
+pub use lora::{GpuTrainOptions, GpuTrainer};
 pub use model::{f16_bits, f16_round, f16_value, rope_table};

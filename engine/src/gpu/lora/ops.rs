@@ -1,0 +1,164 @@
+//! Recorded work: each training kernel call becomes an `Op` (pipeline, bind group with its own
+//! small uniform, workgroups) made once per batch shape; a step replays a list of them.
+
+use super::pipes::{Pipe, Pipes};
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::uniform;
+
+/// One unit of recorded work.
+#[derive(Clone)]
+pub enum Op {
+    Run { pipeline: wgpu::ComputePipeline, bg: wgpu::BindGroup, groups: [u32; 3] },
+    Copy { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+}
+
+/// Records `ops` in order; consecutive dispatches share one compute pass.
+pub fn encode(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
+    let mut i = 0;
+    while i < ops.len() {
+        if let Op::Copy { src, dst, bytes } = &ops[i] {
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+            i += 1;
+            continue;
+        }
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        while let Some(Op::Run { pipeline, bg, groups }) = ops.get(i) {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            i += 1;
+        }
+    }
+}
+
+/// WebGPU's default limit on workgroups per dimension.
+const MAX_GROUPS: u32 = 65535;
+
+/// `n` workgroups as an (x, y) grid (the shaders index `y · nx · 64 + x`).
+pub fn grid(n: usize) -> Result<[u32; 3]> {
+    let n = n.max(1) as u64;
+    let x = n.min(MAX_GROUPS as u64);
+    let y = n.div_ceil(x);
+    if y > MAX_GROUPS as u64 {
+        return Err(Error::Gpu(format!("{n} workgroups exceed the GPU's dispatch limits; use a smaller batch")));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+/// A buffer and an element offset into it.
+pub type At<'a> = (&'a wgpu::Buffer, usize);
+
+/// Builds `Op`s for one device's kernels.
+pub struct Builder<'a> {
+    pub ctx: &'a GpuContext,
+    pub pipes: &'a Pipes,
+}
+
+fn f(v: f32) -> u32 {
+    v.to_bits()
+}
+
+impl Builder<'_> {
+    fn run(&self, pipe: &Pipe, entry: &str, buffers: &[&wgpu::Buffer], words: &[u32], groups: [u32; 3]) -> Op {
+        let u = uniform(self.ctx, "lora dims", words);
+        let mut all = buffers.to_vec();
+        all.push(&u);
+        Op::Run { pipeline: pipe.pipeline(entry).clone(), bg: pipe.bind(self.ctx, &all), groups }
+    }
+
+    /// `C (+)= scale · A·B` with strided operands (lora_matmul.wgsl): `a`/`b` give
+    /// (buffer, offset, row stride, column stride), `c` (buffer, offset, row stride).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(&self, a: (At, usize, usize), b: (At, usize, usize), c: (At, usize), mnk: [usize; 3], scale: f32, acc: bool) -> Result<Op> {
+        let [m, n, k] = mnk;
+        let gx = n.div_ceil(16);
+        let gy = m.div_ceil(16);
+        if gx > MAX_GROUPS as usize || gy > MAX_GROUPS as usize {
+            return Err(Error::Gpu(format!("a [{m}, {n}] product exceeds the GPU's dispatch limits; use a smaller batch")));
+        }
+        let u = |v: usize| v as u32;
+        let words = [
+            u(m), u(n), u(k), acc as u32,
+            u(a.0 .1), u(a.1), u(a.2), f(scale),
+            u(b.0 .1), u(b.1), u(b.2), 0,
+            u(c.0 .1), u(c.1), 0, 0,
+        ];
+        Ok(self.run(&self.pipes.matmul, "main", &[a.0 .0, b.0 .0, c.0 .0], &words, [u(gx.max(1)), u(gy.max(1)), 1]))
+    }
+
+    /// `y[rows, out] (+)= s · x[rows, in] · Wᵀ`, `W [out, in]` at `w`.
+    pub fn linear(&self, x: At, w: At, y: At, rows: usize, n_in: usize, n_out: usize, s: f32, acc: bool) -> Result<Op> {
+        self.matmul((x, n_in, 1), (w, 1, n_in), (y, n_out), [rows, n_out, n_in], s, acc)
+    }
+
+    /// `dx[rows, in] (+)= s · dy[rows, out] · W`.
+    pub fn linear_dx(&self, dy: At, w: At, dx: At, rows: usize, n_in: usize, n_out: usize, s: f32, acc: bool) -> Result<Op> {
+        self.matmul((dy, n_out, 1), (w, n_in, 1), (dx, n_in), [rows, n_in, n_out], s, acc)
+    }
+
+    /// `dW[out, in] (+)= s · dy[rows, out]ᵀ · x[rows, in]`.
+    pub fn linear_dw(&self, dy: At, x: At, dw: At, rows: usize, n_in: usize, n_out: usize, s: f32, acc: bool) -> Result<Op> {
+        self.matmul((dy, 1, n_out), (x, n_in, 1), (dw, n_in), [n_out, n_in, rows], s, acc)
+    }
+
+    /// RMSNorm `forward` (y = norm(x)) or `backward` (y (+)= ∂/∂x given dy), lora_rmsnorm.wgsl.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rmsnorm(&self, entry: &str, x: &wgpu::Buffer, g: &wgpu::Buffer, dy: &wgpu::Buffer, y: &wgpu::Buffer, rows: usize, width: usize, acc: bool) -> Result<Op> {
+        let words = [rows as u32, width as u32, acc as u32, 0];
+        Ok(self.run(&self.pipes.rmsnorm, entry, &[x, g, dy, y], &words, grid(rows.div_ceil(64))?))
+    }
+
+    /// RoPE `forward` or `backward` in place on `x [rows, width]` (lora_rope.wgsl).
+    pub fn rope(&self, entry: &str, table: &wgpu::Buffer, x: &wgpu::Buffer, rows: usize, width: usize, seq: usize, hs: usize) -> Result<Op> {
+        let words = [rows as u32, width as u32, seq as u32, hs as u32];
+        Ok(self.run(&self.pipes.rope, entry, &[table, x], &words, grid((rows * width / 2).div_ceil(64))?))
+    }
+
+    /// An attention entry (lora_attention.wgsl) over `invocations` with its 4 inputs, 2 outputs.
+    pub fn attention(&self, entry: &str, r: [&wgpu::Buffer; 4], w: [&wgpu::Buffer; 2], shape: [usize; 5], invocations: usize) -> Result<Op> {
+        let mut words = [0u32; 8];
+        for (o, v) in words.iter_mut().zip(shape) {
+            *o = v as u32;
+        }
+        let b = [r[0], r[1], r[2], r[3], w[0], w[1]];
+        Ok(self.run(&self.pipes.attention, entry, &b, &words, grid(invocations.div_ceil(64))?))
+    }
+
+    /// SwiGLU `forward` (o1 = g) or `backward` (o1 = dh1, o2 = dh3), lora_swiglu.wgsl.
+    pub fn swiglu(&self, entry: &str, ins: [&wgpu::Buffer; 3], outs: [&wgpu::Buffer; 2], len: usize) -> Result<Op> {
+        let b = [ins[0], ins[1], ins[2], outs[0], outs[1]];
+        Ok(self.run(&self.pipes.swiglu, entry, &b, &[len as u32, 0, 0, 0], grid(len.div_ceil(64))?))
+    }
+
+    /// Cross-entropy per row, and its gradient in place when `grad` (lora_loss.wgsl).
+    pub fn loss(&self, targets: &wgpu::Buffer, logits: &wgpu::Buffer, loss: &wgpu::Buffer, rows: usize, vocab: usize, scale: f32, grad: bool) -> Result<Op> {
+        if rows > MAX_GROUPS as usize {
+            return Err(Error::Gpu(format!("{rows} rows exceed the GPU's dispatch limits; use a smaller batch")));
+        }
+        let words = [rows as u32, vocab as u32, f(scale), grad as u32];
+        Ok(self.run(&self.pipes.loss, "main", &[targets, logits, loss], &words, [rows as u32, 1, 1]))
+    }
+
+    /// The AdamW pair (lora_adamw.wgsl): `norm_main` then `update`, sharing `dims`, a uniform the
+    /// caller rewrites before each step.
+    pub fn adamw(&self, bufs: [&wgpu::Buffer; 5], dims: &wgpu::Buffer, len: usize) -> Result<[Op; 2]> {
+        let all = [bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], dims];
+        let bg = self.pipes.adamw.bind(self.ctx, &all);
+        let op = |entry: &str, groups| Op::Run { pipeline: self.pipes.adamw.pipeline(entry).clone(), bg: bg.clone(), groups };
+        Ok([op("norm_main", [1, 1, 1]), op("update", grid(len.div_ceil(64))?)])
+    }
+}
+
+/// The 12 words of lora_adamw.wgsl's `Dims` for step `step` (1-based), formed in f64 as
+/// `lora::kernels::adamw` forms them.
+pub fn adamw_words(h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: usize) -> [u32; 12] {
+    let bc1 = 1.0 - h.beta1.powf(step as f64);
+    let bc2_sqrt = (1.0 - h.beta2.powf(step as f64)).sqrt();
+    let g = |v: f64| (v as f32).to_bits();
+    [
+        len as u32, g(clip.unwrap_or(0.0)), g(1.0 - h.lr * h.weight_decay), g(1.0 - h.beta1),
+        g(h.beta2), g(1.0 - h.beta2), g(bc2_sqrt), g(h.lr / bc1),
+        g(h.eps), 0, 0, 0,
+    ]
+}

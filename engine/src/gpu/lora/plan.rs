@@ -1,0 +1,221 @@
+//! One batch shape's buffers (the activations the backward needs, its scratch) and the
+//! recorded forward, loss, backward and optimizer work over them, mirroring
+//! `lora::model::{forward, backward}` kernel for kernel.
+
+use super::model::{sized, Frozen, Params};
+use super::ops::{adamw_words, At, Builder, Op};
+use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::buffer;
+use crate::lora::Target;
+
+/// One layer's kept activations (as `lora::LayerActs`); `u` per adapted target.
+struct Acts {
+    xn_att: wgpu::Buffer,
+    q: wgpu::Buffer,
+    k: wgpu::Buffer,
+    v: wgpu::Buffer,
+    probs: wgpu::Buffer,
+    att: wgpu::Buffer,
+    x_mid: wgpu::Buffer,
+    xn_ffn: wgpu::Buffer,
+    h1: wgpu::Buffer,
+    h3: wgpu::Buffer,
+    g: wgpu::Buffer,
+    u: [Option<wgpu::Buffer>; 7],
+}
+
+/// Backward scratch (as `lora::model::Scratch`).
+struct Scratch {
+    dx: wgpu::Buffer,
+    dxn: wgpu::Buffer,
+    datt: wgpu::Buffer,
+    dq: wgpu::Buffer,
+    dk: wgpu::Buffer,
+    dv: wgpu::Buffer,
+    dg: wgpu::Buffer,
+    dh1: wgpu::Buffer,
+    dh3: wgpu::Buffer,
+    du: wgpu::Buffer,
+    ds: wgpu::Buffer,
+}
+
+pub struct Plan {
+    pub batch: usize,
+    pub seq: usize,
+    /// `x` entering each layer, and the last layer's output at `[n_layers]`.
+    pub xs: Vec<wgpu::Buffer>,
+    pub targets: wgpu::Buffer,
+    pub logits: wgpu::Buffer,
+    pub row_loss: wgpu::Buffer,
+    /// AdamW's per-step scalars (`adamw_words`), rewritten before each step.
+    pub adamw_dims: wgpu::Buffer,
+    pub forward: Vec<Op>,
+    /// Cross-entropy without (`[0]`) and with (`[1]`) its gradient.
+    pub loss: [Op; 2],
+    pub backward: Vec<Op>,
+    pub optimizer: Vec<Op>,
+    /// Bytes of GPU memory this shape's buffers hold.
+    pub bytes: u64,
+}
+
+struct Ctx<'a> {
+    b: Builder<'a>,
+    m: &'a Frozen,
+    p: &'a Params,
+    rows: usize,
+}
+
+impl Ctx<'_> {
+    fn scale(&self) -> f32 {
+        self.p.shape.scaling()
+    }
+    fn module(&self, l: usize, t: Target) -> Option<(usize, usize)> {
+        self.p.shape.index(l, t).map(|i| self.p.offsets[i])
+    }
+
+    /// `y (+)= W x + s·B(A x)` of target `t` in layer `l`, keeping `A x` in `u`.
+    fn project(&self, ops: &mut Vec<Op>, l: usize, t: Target, x: &wgpu::Buffer, y: &wgpu::Buffer, u: Option<&wgpu::Buffer>, acc: bool) -> Result<()> {
+        let (o, i) = t.shape(&self.m.config);
+        ops.push(self.b.linear((x, 0), (&self.m.layers[l].w[t as usize], 0), (y, 0), self.rows, i, o, 1.0, acc)?);
+        if let (Some((a_off, b_off)), Some(u)) = (self.module(l, t), u) {
+            let r = self.p.shape.config.r;
+            ops.push(self.b.linear((x, 0), (&self.p.params, a_off), (u, 0), self.rows, i, r, 1.0, false)?);
+            ops.push(self.b.linear((u, 0), (&self.p.params, b_off), (y, 0), self.rows, r, o, self.scale(), true)?);
+        }
+        Ok(())
+    }
+
+    /// LoRA gradients of target `t` (as `lora::kernels::lora_bwd`), and `du·A` into `dx`.
+    #[allow(clippy::too_many_arguments)]
+    fn project_bwd(&self, ops: &mut Vec<Op>, l: usize, t: Target, dy: &wgpu::Buffer, x: &wgpu::Buffer, u: Option<&wgpu::Buffer>, du: &wgpu::Buffer, dx: Option<&wgpu::Buffer>) -> Result<()> {
+        let (Some((a_off, b_off)), Some(u)) = (self.module(l, t), u) else { return Ok(()) };
+        let (o, i) = t.shape(&self.m.config);
+        let (r, s, n) = (self.p.shape.config.r, self.scale(), self.rows);
+        let (pa, pb): (At, At) = ((&self.p.params, a_off), (&self.p.params, b_off));
+        ops.push(self.b.linear_dx((dy, 0), pb, (du, 0), n, r, o, s, false)?);
+        ops.push(self.b.linear_dw((dy, 0), (u, 0), (&self.p.grads, b_off), n, r, o, s, false)?);
+        ops.push(self.b.linear_dw((du, 0), (x, 0), (&self.p.grads, a_off), n, i, r, 1.0, false)?);
+        if let Some(dx) = dx {
+            ops.push(self.b.linear_dx((du, 0), pa, (dx, 0), n, i, r, 1.0, true)?);
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    pub fn new(ctx: &GpuContext, b: Builder<'_>, m: &Frozen, p: &Params, batch: usize, seq: usize) -> Result<Plan> {
+        let c = m.config;
+        let n = batch * seq;
+        let (d, kv, hd, hs, r) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size(), p.shape.config.r);
+        let probs = batch * c.n_heads * seq * seq;
+        let mut bytes = 0u64;
+        let mut f = |what: &str, floats: usize| {
+            bytes += floats as u64 * 4;
+            sized(ctx, what, floats)
+        };
+        let xs = (0..=c.n_layers).map(|_| f("x", n * d)).collect::<Result<Vec<_>>>()?;
+        let mut acts = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let mut u: [Option<wgpu::Buffer>; 7] = Default::default();
+            for &t in &p.shape.config.targets {
+                if p.shape.index(l, t).is_some() {
+                    u[t as usize] = Some(f("u", n * r)?);
+                }
+            }
+            acts.push(Acts {
+                xn_att: f("xn", n * d)?, q: f("q", n * d)?, k: f("k", n * kv)?, v: f("v", n * kv)?,
+                probs: f("the attention probabilities", probs)?, att: f("att", n * d)?, x_mid: f("x_mid", n * d)?,
+                xn_ffn: f("xn", n * d)?, h1: f("h1", n * hd)?, h3: f("h3", n * hd)?, g: f("g", n * hd)?, u,
+            });
+        }
+        let s = Scratch {
+            dx: f("dx", n * d)?, dxn: f("dxn", n * d)?, datt: f("datt", n * d)?, dq: f("dq", n * d)?,
+            dk: f("dk", n * kv)?, dv: f("dv", n * kv)?, dg: f("dg", n * hd)?, dh1: f("dh1", n * hd)?,
+            dh3: f("dh3", n * hd)?, du: f("du", n * r)?, ds: f("ds", probs)?,
+        };
+        let xn_final = f("xn", n * d)?;
+        let logits = f("the logits", n * c.vocab_size)?;
+        let row_loss = f("loss", n)?;
+        let targets = f("targets", n)?;
+        let adamw_dims = buffer(ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+
+        let cx = Ctx { b, m, p, rows: n };
+        let shape = [batch, seq, c.n_heads, c.n_kv_heads, hs];
+        let mut fw = Vec::new();
+        for (l, a) in acts.iter().enumerate() {
+            let (x, lw, u) = (&xs[l], &m.layers[l], |t: Target| a.u[t as usize].as_ref());
+            fw.push(cx.b.rmsnorm("forward", x, &lw.rms_att, x, &a.xn_att, n, d, false)?);
+            cx.project(&mut fw, l, Target::Q, &a.xn_att, &a.q, u(Target::Q), false)?;
+            cx.project(&mut fw, l, Target::K, &a.xn_att, &a.k, u(Target::K), false)?;
+            cx.project(&mut fw, l, Target::V, &a.xn_att, &a.v, u(Target::V), false)?;
+            fw.push(cx.b.rope("forward", &m.rope, &a.q, n, d, seq, hs)?);
+            fw.push(cx.b.rope("forward", &m.rope, &a.k, n, kv, seq, hs)?);
+            fw.push(cx.b.attention("forward", [&a.q, &a.k, &a.v, &a.q], [&a.probs, &a.att], shape, batch * c.n_heads * seq)?);
+            // x_mid = x + Wo·att (+ LoRA), accumulated in place.
+            fw.push(Op::Copy { src: x.clone(), dst: a.x_mid.clone(), bytes: (n * d * 4) as u64 });
+            cx.project(&mut fw, l, Target::O, &a.att, &a.x_mid, u(Target::O), true)?;
+            fw.push(cx.b.rmsnorm("forward", &a.x_mid, &lw.rms_ffn, &a.x_mid, &a.xn_ffn, n, d, false)?);
+            cx.project(&mut fw, l, Target::Gate, &a.xn_ffn, &a.h1, u(Target::Gate), false)?;
+            cx.project(&mut fw, l, Target::Up, &a.xn_ffn, &a.h3, u(Target::Up), false)?;
+            fw.push(cx.b.swiglu("forward", [&a.h1, &a.h3, &a.h1], [&a.g, &s.dg], n * hd)?);
+            fw.push(Op::Copy { src: a.x_mid.clone(), dst: xs[l + 1].clone(), bytes: (n * d * 4) as u64 });
+            cx.project(&mut fw, l, Target::Down, &a.g, &xs[l + 1], u(Target::Down), true)?;
+        }
+        let x_final = &xs[c.n_layers];
+        fw.push(cx.b.rmsnorm("forward", x_final, &m.rms_final, x_final, &xn_final, n, d, false)?);
+        fw.push(cx.b.linear((&xn_final, 0), (&m.wcls, 0), (&logits, 0), n, d, c.vocab_size, 1.0, false)?);
+
+        let count = batch * (seq - 1);
+        let scale = (1.0 / count as f64) as f32;
+        let loss = [
+            cx.b.loss(&targets, &logits, &row_loss, n, c.vocab_size, scale, false)?,
+            cx.b.loss(&targets, &logits, &row_loss, n, c.vocab_size, scale, true)?,
+        ];
+
+        let mut bw = Vec::new();
+        bw.push(cx.b.linear_dx((&logits, 0), (&m.wcls, 0), (&s.dxn, 0), n, d, c.vocab_size, 1.0, false)?);
+        bw.push(cx.b.rmsnorm("backward", x_final, &m.rms_final, &s.dxn, &s.dx, n, d, false)?);
+        for l in (0..c.n_layers).rev() {
+            let (a, lw) = (&acts[l], &m.layers[l]);
+            let u = |t: Target| a.u[t as usize].as_ref();
+            let w = |t: Target| (&lw.w[t as usize], 0usize);
+            // FFN.
+            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::Down), (&s.dg, 0), n, hd, d, 1.0, false)?);
+            cx.project_bwd(&mut bw, l, Target::Down, &s.dx, &a.g, u(Target::Down), &s.du, Some(&s.dg))?;
+            bw.push(cx.b.swiglu("backward", [&a.h1, &a.h3, &s.dg], [&s.dh1, &s.dh3], n * hd)?);
+            bw.push(cx.b.linear_dx((&s.dh1, 0), w(Target::Gate), (&s.dxn, 0), n, d, hd, 1.0, false)?);
+            bw.push(cx.b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), n, d, hd, 1.0, true)?);
+            cx.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &s.du, Some(&s.dxn))?;
+            cx.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &s.du, Some(&s.dxn))?;
+            bw.push(cx.b.rmsnorm("backward", &a.x_mid, &lw.rms_ffn, &s.dxn, &s.dx, n, d, true)?);
+            // Attention.
+            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), n, d, d, 1.0, false)?);
+            cx.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
+            bw.push(cx.b.attention("backward_q", [&s.datt, &a.probs, &a.k, &a.v], [&s.ds, &s.dq], shape, batch * c.n_heads * seq)?);
+            bw.push(cx.b.attention("backward_kv", [&s.datt, &a.probs, &a.q, &s.ds], [&s.dk, &s.dv], shape, n * kv)?);
+            bw.push(cx.b.rope("backward", &m.rope, &s.dq, n, d, seq, hs)?);
+            bw.push(cx.b.rope("backward", &m.rope, &s.dk, n, kv, seq, hs)?);
+            // The embeddings are frozen: below layer 0 no input gradient is needed.
+            let need_dx = l > 0;
+            if need_dx {
+                bw.push(cx.b.linear_dx((&s.dq, 0), w(Target::Q), (&s.dxn, 0), n, d, d, 1.0, false)?);
+                bw.push(cx.b.linear_dx((&s.dk, 0), w(Target::K), (&s.dxn, 0), n, d, kv, 1.0, true)?);
+                bw.push(cx.b.linear_dx((&s.dv, 0), w(Target::V), (&s.dxn, 0), n, d, kv, 1.0, true)?);
+            }
+            for (t, dy) in [(Target::Q, &s.dq), (Target::K, &s.dk), (Target::V, &s.dv)] {
+                cx.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &s.du, need_dx.then_some(&s.dxn))?;
+            }
+            if need_dx {
+                bw.push(cx.b.rmsnorm("backward", &xs[l], &lw.rms_att, &s.dxn, &s.dx, n, d, true)?);
+            }
+        }
+        let optimizer = cx.b.adamw([&p.grads, &p.params, &p.m, &p.v, &p.norm], &adamw_dims, p.len)?.to_vec();
+        Ok(Plan { batch, seq, xs, targets, logits, row_loss, adamw_dims, forward: fw, loss, backward: bw, optimizer, bytes })
+    }
+
+    /// Rewrites AdamW's scalars for step `step` (1-based).
+    pub fn set_step(&self, ctx: &GpuContext, h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: usize) {
+        ctx.queue.write_buffer(&self.adamw_dims, 0, bytemuck::cast_slice(&adamw_words(h, clip, step, len)));
+    }
+}

@@ -1,0 +1,179 @@
+//! GPU LoRA training against the PEFT reference (shared/data/reference/stories260K_lora_qv_r4)
+//! and against the CPU trainer: logits with the PEFT adapters, step-0 gradients, five AdamW
+//! steps, clipping, GQA with every target, resume from saved optimizer state.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::*;
+use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
+use tinylm_engine::lora::{self, hf_tensors, read_peft, Adapter, AdamW, Base, Batch, LoraConfig, Target, TrainConfig, Trainer};
+use tinylm_engine::randmodel::{random_tokens, random_weights};
+use tinylm_engine::{Config, Weights};
+
+const DIR: &str = "reference/stories260K_lora_qv_r4";
+const REF: &str = "reference/stories260K_lora_qv_r4/lora_reference.safetensors";
+
+fn tokens() -> Vec<u32> {
+    fixture(REF, "tokens").1.iter().map(|&v| v as u32).collect()
+}
+
+fn peft_adapter(which: &str, c: &Config) -> Adapter {
+    let cfg = read(&format!("{DIR}/{which}/adapter_config.json"));
+    let st = read(&format!("{DIR}/{which}/adapter_model.safetensors"));
+    read_peft(&cfg, &st, c, ["adapter_config.json", "adapter_model.safetensors"]).unwrap()
+}
+
+fn reference_config() -> TrainConfig {
+    TrainConfig { adamw: AdamW { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, clip_norm: None }
+}
+
+fn gpu(w: &Weights, ad: Adapter, cfg: TrainConfig) -> GpuTrainer {
+    GpuTrainer::new(w, ad, cfg, GpuTrainOptions::default()).expect("a GPU adapter (lavapipe) is needed for the GPU tests")
+}
+
+/// Max |a − b| over max |b|.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    max_diff(a, b) / max_abs(b).max(f32::MIN_POSITIVE)
+}
+
+/// Every tensor of `ad` (HF layout) against the same key of a safetensors fixture; returns the worst.
+fn assert_tensors_match(ad: &Adapter, file: &str, tol: f32) -> f32 {
+    let mut worst = 0f32;
+    for t in &hf_tensors(ad) {
+        let (shape, want) = fixture(file, &t.key);
+        assert_eq!(t.shape, shape, "{}", t.key);
+        let d = rel_diff(&t.data, &want);
+        worst = worst.max(d);
+        assert!(d <= tol, "{file} {}: relative difference {d:e} > {tol:e}", t.key);
+    }
+    worst
+}
+
+fn assert_adapters_close(label: &str, got: &Adapter, want: &Adapter, tol: f32) {
+    let mut worst = 0f32;
+    for (i, (g, w)) in got.tensors().zip(want.tensors()).enumerate() {
+        let d = rel_diff(g, w);
+        worst = worst.max(d);
+        assert!(d <= tol, "{label}: tensor {i} differs by {d:e} relative > {tol:e}");
+    }
+    println!("{label}: worst relative difference {worst:.2e} (tolerance {tol:e})");
+}
+
+#[test]
+fn logits_with_the_peft_adapters_match_peft() {
+    let w = stories260k();
+    for (which, key) in [("adapter_init", "logits_init"), ("adapter_final", "logits_final")] {
+        let mut t = gpu(&w, peft_adapter(which, &w.config), reference_config());
+        let got = t.logits(&Batch::single(tokens()).unwrap()).unwrap();
+        let (_, want) = fixture(REF, key);
+        let tol = 1e-4 * max_abs(&want).max(1.0);
+        let d = max_diff(&got, &want);
+        println!("{key}: max |Δ| {d:.2e} (tolerance {tol:.2e})");
+        assert!(d <= tol, "{key}: {d:e} > {tol:e}");
+    }
+}
+
+#[test]
+fn step0_loss_and_gradients_match_peft() {
+    let w = stories260k();
+    let mut t = gpu(&w, peft_adapter("adapter_init", &w.config), reference_config());
+    let (loss, grads) = t.loss_and_grads(&Batch::single(tokens()).unwrap()).unwrap();
+    let (_, losses) = fixture(REF, "losses");
+    assert!((loss - losses[0] as f64).abs() <= 1e-4 * losses[0] as f64, "loss {loss} vs {}", losses[0]);
+    let worst = assert_tensors_match(&grads, &format!("{DIR}/grads_step0.safetensors"), 1e-4);
+    println!("step-0 gradients: worst relative difference {worst:.2e} (tolerance 1e-4)");
+}
+
+#[test]
+fn five_adamw_steps_match_peft_losses_and_final_adapter() {
+    let w = stories260k();
+    let batch = Batch::single(tokens()).unwrap();
+    let mut t = gpu(&w, peft_adapter("adapter_init", &w.config), reference_config());
+    let mut losses = Vec::new();
+    for k in 0..5 {
+        let r = t.step(&batch).unwrap();
+        assert_eq!(r.step, k + 1);
+        assert!(r.grad_norm > 0.0);
+        losses.push(r.loss);
+    }
+    losses.push(t.loss(&batch).unwrap());
+    let (_, want) = fixture(REF, "losses");
+    let mut worst = 0f64;
+    for (k, (g, w)) in losses.iter().zip(&want).enumerate() {
+        let d = (g - *w as f64).abs() / *w as f64;
+        worst = worst.max(d);
+        assert!(d <= 1e-4, "loss {k}: {g} vs PEFT {w}");
+    }
+    let ad = t.adapter().unwrap();
+    let worst_ad = assert_tensors_match(&ad, &format!("{DIR}/adapter_final/adapter_model.safetensors"), 1e-3);
+    println!("losses: worst relative difference {worst:.2e} (tolerance 1e-4); final adapter {worst_ad:.2e} (tolerance 1e-3)");
+    assert_eq!(t.steps_done(), 5);
+}
+
+/// A random GQA model with an untied classifier, every target, rsLoRA, a batch of 3.
+fn gqa_setup() -> (Weights, Adapter, Batch) {
+    let c = Config::parse("48,80,2,6,2,61,16,untied").unwrap();
+    let w = random_weights(&c, 5).unwrap();
+    let lora = LoraConfig::new(3, 6.0, true, Target::ALL.to_vec()).unwrap();
+    let ad = Adapter::det(&c, lora, 9, 0.05).unwrap();
+    let tokens: Vec<u32> = (0..3).flat_map(|b| random_tokens(b + 1, 12, c.vocab_size)).collect();
+    (w, ad, Batch::new(3, 12, tokens).unwrap())
+}
+
+#[test]
+fn every_target_with_gqa_and_rslora_matches_the_cpu() {
+    let (w, ad, batch) = gqa_setup();
+    let mut t = gpu(&w, ad.clone(), reference_config());
+    let (loss, grads) = t.loss_and_grads(&batch).unwrap();
+    let (want_loss, want) = lora::loss_and_grads(&Base::new(&w), &ad, &batch).unwrap();
+    assert!((loss - want_loss).abs() <= 1e-5 * want_loss, "{loss} vs {want_loss}");
+    assert_adapters_close("gradients", &grads, &want, 1e-4);
+    // Steps with clipping on, against the CPU trainer.
+    let cfg = TrainConfig { clip_norm: Some(0.05), ..reference_config() };
+    let mut g = gpu(&w, ad.clone(), cfg);
+    let mut c = Trainer::new(ad, cfg).unwrap();
+    for _ in 0..3 {
+        let (rg, rc) = (g.step(&batch).unwrap(), c.step(&Base::new(&w), &batch).unwrap());
+        assert!((rg.loss - rc.loss).abs() <= 1e-4 * rc.loss, "{rg:?} vs {rc:?}");
+        assert!((rg.grad_norm - rc.grad_norm).abs() <= 1e-4 * rc.grad_norm, "{rg:?} vs {rc:?}");
+        assert!(rc.grad_norm > 0.05, "clipping is active");
+    }
+    // Adam divides by √v, so f32 rounding in gradients near zero grows into the update: the
+    // fixture's final adapter is 1e-3 and even an f64 CPU run differs from it by 1.8e-4.
+    assert_adapters_close("adapter after 3 clipped steps", &g.adapter().unwrap(), &c.adapter, 3e-3);
+}
+
+#[test]
+fn optimizer_state_round_trips_between_gpu_and_cpu() {
+    let (w, ad, batch) = gqa_setup();
+    let cfg = reference_config();
+    let mut c = Trainer::new(ad.clone(), cfg).unwrap();
+    for _ in 0..2 {
+        c.step(&Base::new(&w), &batch).unwrap();
+    }
+    // Resume the CPU's state on the GPU; both take two more steps.
+    let opts = GpuTrainOptions { state: Some(c.optimizer_state()), ..Default::default() };
+    let mut g = GpuTrainer::new(&w, c.adapter.clone(), cfg, opts).unwrap();
+    assert_eq!(g.steps_done(), 2);
+    let s = g.optimizer_state().unwrap();
+    assert_eq!(s, c.optimizer_state(), "the state is read back as uploaded");
+    for _ in 0..2 {
+        let (rg, rc) = (g.step(&batch).unwrap(), c.step(&Base::new(&w), &batch).unwrap());
+        assert!((rg.loss - rc.loss).abs() <= 1e-4 * rc.loss, "{rg:?} vs {rc:?}");
+    }
+    assert_adapters_close("resumed", &g.adapter().unwrap(), &c.adapter, 3e-3);
+    let (gs, cs) = (g.optimizer_state().unwrap(), c.optimizer_state());
+    assert_eq!(gs.step, 4);
+    assert_adapters_close("second moments", &gs.v, &cs.v, 3e-3);
+}
+
+#[test]
+fn bad_batches_are_errors() {
+    let (w, ad, _) = gqa_setup();
+    let mut g = gpu(&w, ad, reference_config());
+    assert!(g.step(&Batch::new(1, 1, vec![1]).unwrap()).is_err(), "one token has no next token");
+    assert!(g.loss(&Batch::new(1, 2, vec![1, 999]).unwrap()).is_err(), "token out of range");
+    assert!(g.loss(&Batch::new(1, 17, vec![1; 17]).unwrap()).is_err(), "longer than the context");
+    let other = Adapter::<f32>::zeros(&stories260k().config, LoraConfig::new(2, 4.0, false, vec![Target::Q]).unwrap()).unwrap();
+    assert!(GpuTrainer::new(&w, other, reference_config(), GpuTrainOptions::default()).is_err());
+}
