@@ -11,9 +11,11 @@
 //! - Every method that waits for the GPU is async (the browser awaits it in its worker);
 //!   native callers get blocking twins through pollster.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod lab;
 mod model;
-pub mod ops;
-pub mod pipes;
+mod ops;
+mod pipes;
 mod plan;
 
 use model::{flatten, unflatten, Frozen, Params};

@@ -49,6 +49,22 @@ pub fn grid(n: usize) -> Result<[u32; 3]> {
 /// A buffer and an element offset into it.
 pub type At<'a> = (&'a wgpu::Buffer, usize);
 
+/// The shape of a product with a `[n_out, n_in]` weight over `rows` rows, its scale `s`, and
+/// whether it adds into its output.
+#[derive(Debug, Clone, Copy)]
+pub struct Lin {
+    pub rows: usize,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub s: f32,
+    pub acc: bool,
+}
+
+/// `Lin` with scale 1.
+pub fn lin(rows: usize, n_in: usize, n_out: usize, acc: bool) -> Lin {
+    Lin { rows, n_in, n_out, s: 1.0, acc }
+}
+
 /// Builds `Op`s for one device's kernels.
 pub struct Builder<'a> {
     pub ctx: &'a GpuContext,
@@ -88,18 +104,18 @@ impl Builder<'_> {
     }
 
     /// `y[rows, out] (+)= s · x[rows, in] · Wᵀ`, `W [out, in]` at `w`.
-    pub fn linear(&self, x: At, w: At, y: At, rows: usize, n_in: usize, n_out: usize, s: f32, acc: bool) -> Result<Op> {
-        self.matmul((x, n_in, 1), (w, 1, n_in), (y, n_out), [rows, n_out, n_in], s, acc)
+    pub fn linear(&self, x: At, w: At, y: At, l: Lin) -> Result<Op> {
+        self.matmul((x, l.n_in, 1), (w, 1, l.n_in), (y, l.n_out), [l.rows, l.n_out, l.n_in], l.s, l.acc)
     }
 
     /// `dx[rows, in] (+)= s · dy[rows, out] · W`.
-    pub fn linear_dx(&self, dy: At, w: At, dx: At, rows: usize, n_in: usize, n_out: usize, s: f32, acc: bool) -> Result<Op> {
-        self.matmul((dy, n_out, 1), (w, n_in, 1), (dx, n_in), [rows, n_in, n_out], s, acc)
+    pub fn linear_dx(&self, dy: At, w: At, dx: At, l: Lin) -> Result<Op> {
+        self.matmul((dy, l.n_out, 1), (w, l.n_in, 1), (dx, l.n_in), [l.rows, l.n_in, l.n_out], l.s, l.acc)
     }
 
     /// `dW[out, in] (+)= s · dy[rows, out]ᵀ · x[rows, in]`.
-    pub fn linear_dw(&self, dy: At, x: At, dw: At, rows: usize, n_in: usize, n_out: usize, s: f32, acc: bool) -> Result<Op> {
-        self.matmul((dy, 1, n_out), (x, n_in, 1), (dw, n_in), [n_out, n_in, rows], s, acc)
+    pub fn linear_dw(&self, dy: At, x: At, dw: At, l: Lin) -> Result<Op> {
+        self.matmul((dy, 1, l.n_out), (x, l.n_in, 1), (dw, l.n_in), [l.n_out, l.n_in, l.rows], l.s, l.acc)
     }
 
     /// RMSNorm `forward` (y = norm(x)) or `backward` (y (+)= ∂/∂x given dy), lora_rmsnorm.wgsl.
@@ -109,6 +125,7 @@ impl Builder<'_> {
         Ok(self.run(&self.pipes.rmsnorm, entry, &[x, g, dy, y], &words, grid(rows.div_ceil(64))?))
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// RoPE `forward` or `backward` in place on `x [rows, width]` (lora_rope.wgsl).
     pub fn rope(&self, entry: &str, table: &wgpu::Buffer, x: &wgpu::Buffer, rows: usize, width: usize, seq: usize, hs: usize) -> Result<Op> {
         let words = [rows as u32, width as u32, seq as u32, hs as u32];
@@ -131,6 +148,7 @@ impl Builder<'_> {
         Ok(self.run(&self.pipes.swiglu, entry, &b, &[len as u32, 0, 0, 0], grid(len.div_ceil(64))?))
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Cross-entropy per row, and its gradient in place when `grad` (lora_loss.wgsl).
     pub fn loss(&self, targets: &wgpu::Buffer, logits: &wgpu::Buffer, loss: &wgpu::Buffer, rows: usize, vocab: usize, scale: f32, grad: bool) -> Result<Op> {
         if rows > MAX_GROUPS as usize {

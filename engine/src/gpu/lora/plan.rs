@@ -3,7 +3,7 @@
 //! `lora::model::{forward, backward}` kernel for kernel.
 
 use super::model::{sized, Frozen, Params};
-use super::ops::{adamw_words, At, Builder, Op};
+use super::ops::{adamw_words, lin, At, Builder, Lin, Op};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::buffer;
@@ -75,13 +75,14 @@ impl Ctx<'_> {
     }
 
     /// `y (+)= W x + s·B(A x)` of target `t` in layer `l`, keeping `A x` in `u`.
+    #[allow(clippy::too_many_arguments)]
     fn project(&self, ops: &mut Vec<Op>, l: usize, t: Target, x: &wgpu::Buffer, y: &wgpu::Buffer, u: Option<&wgpu::Buffer>, acc: bool) -> Result<()> {
         let (o, i) = t.shape(&self.m.config);
-        ops.push(self.b.linear((x, 0), (&self.m.layers[l].w[t as usize], 0), (y, 0), self.rows, i, o, 1.0, acc)?);
+        ops.push(self.b.linear((x, 0), (&self.m.layers[l].w[t as usize], 0), (y, 0), lin(self.rows, i, o, acc))?);
         if let (Some((a_off, b_off)), Some(u)) = (self.module(l, t), u) {
             let r = self.p.shape.config.r;
-            ops.push(self.b.linear((x, 0), (&self.p.params, a_off), (u, 0), self.rows, i, r, 1.0, false)?);
-            ops.push(self.b.linear((u, 0), (&self.p.params, b_off), (y, 0), self.rows, r, o, self.scale(), true)?);
+            ops.push(self.b.linear((x, 0), (&self.p.params, a_off), (u, 0), lin(self.rows, i, r, false))?);
+            ops.push(self.b.linear((u, 0), (&self.p.params, b_off), (y, 0), Lin { rows: self.rows, n_in: r, n_out: o, s: self.scale(), acc: true })?);
         }
         Ok(())
     }
@@ -93,11 +94,11 @@ impl Ctx<'_> {
         let (o, i) = t.shape(&self.m.config);
         let (r, s, n) = (self.p.shape.config.r, self.scale(), self.rows);
         let (pa, pb): (At, At) = ((&self.p.params, a_off), (&self.p.params, b_off));
-        ops.push(self.b.linear_dx((dy, 0), pb, (du, 0), n, r, o, s, false)?);
-        ops.push(self.b.linear_dw((dy, 0), (u, 0), (&self.p.grads, b_off), n, r, o, s, false)?);
-        ops.push(self.b.linear_dw((du, 0), (x, 0), (&self.p.grads, a_off), n, i, r, 1.0, false)?);
+        ops.push(self.b.linear_dx((dy, 0), pb, (du, 0), Lin { rows: n, n_in: r, n_out: o, s, acc: false })?);
+        ops.push(self.b.linear_dw((dy, 0), (u, 0), (&self.p.grads, b_off), Lin { rows: n, n_in: r, n_out: o, s, acc: false })?);
+        ops.push(self.b.linear_dw((du, 0), (x, 0), (&self.p.grads, a_off), lin(n, i, r, false))?);
         if let Some(dx) = dx {
-            ops.push(self.b.linear_dx((du, 0), pa, (dx, 0), n, i, r, 1.0, true)?);
+            ops.push(self.b.linear_dx((du, 0), pa, (dx, 0), lin(n, i, r, true))?);
         }
         Ok(())
     }
@@ -164,7 +165,7 @@ impl Plan {
         }
         let x_final = &xs[c.n_layers];
         fw.push(cx.b.rmsnorm("forward", x_final, &m.rms_final, x_final, &xn_final, n, d, false)?);
-        fw.push(cx.b.linear((&xn_final, 0), (&m.wcls, 0), (&logits, 0), n, d, c.vocab_size, 1.0, false)?);
+        fw.push(cx.b.linear((&xn_final, 0), (&m.wcls, 0), (&logits, 0), lin(n, d, c.vocab_size, false))?);
 
         let count = batch * (seq - 1);
         let scale = (1.0 / count as f64) as f32;
@@ -174,23 +175,23 @@ impl Plan {
         ];
 
         let mut bw = Vec::new();
-        bw.push(cx.b.linear_dx((&logits, 0), (&m.wcls, 0), (&s.dxn, 0), n, d, c.vocab_size, 1.0, false)?);
+        bw.push(cx.b.linear_dx((&logits, 0), (&m.wcls, 0), (&s.dxn, 0), lin(n, d, c.vocab_size, false))?);
         bw.push(cx.b.rmsnorm("backward", x_final, &m.rms_final, &s.dxn, &s.dx, n, d, false)?);
         for l in (0..c.n_layers).rev() {
             let (a, lw) = (&acts[l], &m.layers[l]);
             let u = |t: Target| a.u[t as usize].as_ref();
             let w = |t: Target| (&lw.w[t as usize], 0usize);
             // FFN.
-            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::Down), (&s.dg, 0), n, hd, d, 1.0, false)?);
+            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::Down), (&s.dg, 0), lin(n, hd, d, false))?);
             cx.project_bwd(&mut bw, l, Target::Down, &s.dx, &a.g, u(Target::Down), &s.du, Some(&s.dg))?;
             bw.push(cx.b.swiglu("backward", [&a.h1, &a.h3, &s.dg], [&s.dh1, &s.dh3], n * hd)?);
-            bw.push(cx.b.linear_dx((&s.dh1, 0), w(Target::Gate), (&s.dxn, 0), n, d, hd, 1.0, false)?);
-            bw.push(cx.b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), n, d, hd, 1.0, true)?);
+            bw.push(cx.b.linear_dx((&s.dh1, 0), w(Target::Gate), (&s.dxn, 0), lin(n, d, hd, false))?);
+            bw.push(cx.b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), lin(n, d, hd, true))?);
             cx.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &s.du, Some(&s.dxn))?;
             cx.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &s.du, Some(&s.dxn))?;
             bw.push(cx.b.rmsnorm("backward", &a.x_mid, &lw.rms_ffn, &s.dxn, &s.dx, n, d, true)?);
             // Attention.
-            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), n, d, d, 1.0, false)?);
+            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), lin(n, d, d, false))?);
             cx.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
             bw.push(cx.b.attention("backward_q", [&s.datt, &a.probs, &a.k, &a.v], [&s.ds, &s.dq], shape, batch * c.n_heads * seq)?);
             bw.push(cx.b.attention("backward_kv", [&s.datt, &a.probs, &a.q, &s.ds], [&s.dk, &s.dv], shape, n * kv)?);
@@ -199,9 +200,9 @@ impl Plan {
             // The embeddings are frozen: below layer 0 no input gradient is needed.
             let need_dx = l > 0;
             if need_dx {
-                bw.push(cx.b.linear_dx((&s.dq, 0), w(Target::Q), (&s.dxn, 0), n, d, d, 1.0, false)?);
-                bw.push(cx.b.linear_dx((&s.dk, 0), w(Target::K), (&s.dxn, 0), n, d, kv, 1.0, true)?);
-                bw.push(cx.b.linear_dx((&s.dv, 0), w(Target::V), (&s.dxn, 0), n, d, kv, 1.0, true)?);
+                bw.push(cx.b.linear_dx((&s.dq, 0), w(Target::Q), (&s.dxn, 0), lin(n, d, d, false))?);
+                bw.push(cx.b.linear_dx((&s.dk, 0), w(Target::K), (&s.dxn, 0), lin(n, d, kv, true))?);
+                bw.push(cx.b.linear_dx((&s.dv, 0), w(Target::V), (&s.dxn, 0), lin(n, d, kv, true))?);
             }
             for (t, dy) in [(Target::Q, &s.dq), (Target::K, &s.dk), (Target::V, &s.dv)] {
                 cx.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &s.du, need_dx.then_some(&s.dxn))?;
