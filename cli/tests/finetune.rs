@@ -244,7 +244,7 @@ fn bad_adapters_and_settings_fail_cleanly() {
     };
     assert!(ft(&["--rank", "0"]).contains("rank 0"));
     assert!(ft(&["--targets", "q_proj,x_proj"]).contains("`x_proj`"));
-    assert!(ft(&["--backend", "gpu"]).contains("GPU training is not available yet; use --backend cpu"));
+    assert!(ft(&["--backend", "tpu"]).contains("`tpu`"));
     assert!(ft(&["--lr", "-1"]).contains("learning rate"));
     assert!(ft(&["--b-bound", "0.1"]).contains("--init det"));
     assert!(ft(&["--seq", "600"]).contains("context"));
@@ -279,4 +279,33 @@ fn gpu_runs_the_adapter_merged() {
     let out = tinylm(&["generate", &m, "-z", &z, "-t", "0", "-n", "60", "--adapter", &final_dir, "--backend", "gpu"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("merged"));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), greedy(&model(), &["--adapter", &final_dir]));
+}
+
+#[test]
+fn gpu_training_matches_the_cpu_and_peft() {
+    let (cpu, gpu) = (scratch("ft-cpu"), scratch("ft-gpu"));
+    let mut args = fixture_args(&gpu, "5");
+    args.extend(["--backend".to_string(), "gpu".to_string()]);
+    let out = tinylm(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("on the GPU"));
+    ok(&fixture_args(&cpu, "5"));
+    let (c, g) = (losses(&cpu), losses(&gpu));
+    assert_eq!(g.len(), 6);
+    for (k, (c, g)) in c.iter().zip(&g).enumerate() {
+        assert!((c - g).abs() <= 1e-4 * c, "loss {k}: GPU {g} vs CPU {c}");
+    }
+    assert_adapters_match(&gpu, &fixture("adapter_final"), 1e-3);
+    // A GPU run resumes from a CPU run's directory (adapter + optimizer.safetensors).
+    let resumed = scratch("ft-gpu-resumed");
+    let first = scratch("ft-cpu-2");
+    ok(&fixture_args(&first, "2"));
+    let mut args: Vec<String> = ["finetune", &s(&model()), "--tokens", &fixture_ids(), "--steps", "3", "--lr", "1e-2", "--backend", "gpu"]
+        .iter().map(|a| a.to_string()).collect();
+    args.extend(["--init-adapter".into(), s(&first), "-o".into(), s(&resumed)]);
+    ok(&args);
+    let r = losses(&resumed);
+    for (k, (c, g)) in c[2..].iter().zip(&r).enumerate() {
+        assert!((c - g).abs() <= 1e-4 * c, "resumed loss {k}: GPU {g} vs CPU {c}");
+    }
 }
