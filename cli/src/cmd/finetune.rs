@@ -141,14 +141,14 @@ fn check_backend(name: &str) -> Result<bool> {
 /// The CPU or the GPU trainer, behind one interface.
 enum Engine<'w> {
     Cpu(Trainer, Base<'w, f32>),
-    Gpu(GpuTrainer),
+    Gpu(Box<GpuTrainer>),
 }
 
 impl<'w> Engine<'w> {
     /// A trainer for `adapter`, fresh or resuming `state`.
     fn new(w: &'w Weights, adapter: Adapter, config: TrainConfig, state: Option<OptimizerState>, gpu: bool) -> Result<Engine<'w>> {
         if gpu {
-            return Ok(Engine::Gpu(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?));
+            return Ok(Engine::Gpu(Box::new(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?)));
         }
         let t = match state {
             Some(state) => Trainer::restore(adapter, config, state)?,
