@@ -138,17 +138,18 @@ fn check_backend(name: &str) -> Result<bool> {
     }
 }
 
-/// The CPU or the GPU trainer, behind one interface.
+/// The CPU or the GPU trainer, behind one interface (one per run, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Engine<'w> {
     Cpu(Trainer, Base<'w, f32>),
-    Gpu(Box<GpuTrainer>),
+    Gpu(GpuTrainer),
 }
 
 impl<'w> Engine<'w> {
     /// A trainer for `adapter`, fresh or resuming `state`.
     fn new(w: &'w Weights, adapter: Adapter, config: TrainConfig, state: Option<OptimizerState>, gpu: bool) -> Result<Engine<'w>> {
         if gpu {
-            return Ok(Engine::Gpu(Box::new(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?)));
+            return Ok(Engine::Gpu(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?));
         }
         let t = match state {
             Some(state) => Trainer::restore(adapter, config, state)?,
