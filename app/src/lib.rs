@@ -8,4 +8,5 @@ pub mod page;
 pub mod pick;
 pub mod protocol;
 pub mod settings;
+pub mod storage;
 pub mod worker;
