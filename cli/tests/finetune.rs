@@ -259,10 +259,18 @@ fn bad_adapters_and_settings_fail_cleanly() {
 fn bench_times_a_training_step() {
     let out = ok(&["bench", &s(&model()), "--finetune", "--runs", "2", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let row = &v["finetune"];
-    assert_eq!((row["rank"].as_u64(), row["batch"].as_u64(), row["seq"].as_u64()), (Some(4), Some(1), Some(64)));
-    assert_eq!(row["lora_params"].as_u64(), Some(5 * (4 * 64 + 64 * 4 + 4 * 64 + 32 * 4)));
-    assert!(row["step_ms"].as_f64().unwrap() > 0.0, "{row}");
+    let rows = v["finetune"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "CPU and GPU");
+    assert_eq!(rows[0]["backend"], "cpu");
+    assert!(rows[1]["backend"].as_str().unwrap().starts_with("gpu"));
+    for row in rows {
+        assert_eq!((row["rank"].as_u64(), row["batch"].as_u64(), row["seq"].as_u64()), (Some(4), Some(1), Some(64)));
+        assert_eq!(row["lora_params"].as_u64(), Some(5 * (4 * 64 + 64 * 4 + 4 * 64 + 32 * 4)));
+        assert!(row["step_ms"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["peak_mb"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let text = String::from_utf8(ok(&["bench", &s(&model()), "--finetune", "--runs", "1", "--backend", "gpu"])).unwrap();
+    assert!(text.contains("gpu (") && !text.contains("\ncpu "), "{text}");
     let out = ok(&["bench", &s(&model()), "--backend", "cpu", "--threads", "1", "--runs", "1", "-n", "8",
         "--adapter", &s(&fixture("adapter_final"))]);
     assert!(String::from_utf8(out).unwrap().contains("LoRA"));

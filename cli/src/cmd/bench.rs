@@ -5,14 +5,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tinylm_engine::generate::Backend;
-use tinylm_engine::gpu::bench::{bench, BenchReport};
-use tinylm_engine::gpu::{BackendChoice, GpuOptions};
-use tinylm_engine::lora::{self, parse_targets, Adapter, Base, Batch, LoraConfig, TrainConfig, Trainer};
-use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
-use tinylm_engine::{Error, Result, Sampler, Weights, BOS};
+use tinylm_engine::gpu::bench::{measure as measure_open, BenchReport, Benched};
+use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions};
+use tinylm_engine::lora::Adapter;
+use tinylm_engine::randmodel::{named_shape, random_weights};
+use tinylm_engine::{Error, Result, Weights};
 
-use crate::{backend, load, out};
+use crate::backend::{self, Model};
+use crate::{load, out};
+
+mod finetune;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,10 +45,14 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// GPU: the decode classifier reads f16 weights (needs `shader-f16`; refused without it).
+    #[arg(long)]
+    pub f16_classifier: bool,
     /// Generate with this PEFT LoRA adapter (CPU: unmerged; GPU: merged into the weights).
     #[arg(long, conflicts_with = "finetune")]
     pub adapter: Option<PathBuf>,
-    /// Time one LoRA training step (CPU, f32, AdamW) instead of generation: median over --runs steps.
+    /// Time one LoRA training step (f32, AdamW) instead of generation, on the CPU and/or the GPU
+    /// (--backend cpu, gpu, or all): median over --runs steps.
     #[arg(long)]
     pub finetune: bool,
     /// --finetune: LoRA rank.
@@ -86,7 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         return Err(Error::InvalidSetting("--runs must be at least 1".into()));
     }
     if a.finetune {
-        return finetune(&weights, &label, &a);
+        return finetune::run(&weights, &label, &a);
     }
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
     let mut rows = Vec::new();
@@ -138,16 +144,22 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
 }
 
 fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Option<usize>, a: &Args) -> Result<Row> {
+    let gpu_opts = GpuOptions { f16_classifier: a.f16_classifier, ..GpuOptions::default() };
     // The GPU has no LoRA kernels: it runs the merged weights, as `generate --adapter` does.
     let merged = match (ad, choice) {
         (Some(ad), BackendChoice::Gpu | BackendChoice::Auto) => Some(ad.merged(w)?),
         _ => None,
     };
     reset_peak_rss();
-    let once = || match (ad, &merged) {
-        (_, Some(m)) => bench(m.clone(), choice, GpuOptions::default(), a.prompt_len, a.steps),
-        (Some(ad), None) => bench_lora_cpu(w.clone(), ad.clone(), a.prompt_len, a.steps),
-        (None, None) => bench(w.clone(), choice, GpuOptions::default(), a.prompt_len, a.steps),
+    let once = || {
+        let t = Instant::now();
+        let (mut model, why) = match (ad, &merged) {
+            (_, Some(m)) => AnyBackend::open(m.clone(), choice, gpu_opts)
+                .map(|(b, why)| (Model::Plain(b), format!("{why} (LoRA adapter merged into the weights)")))?,
+            (Some(ad), None) => backend::open_adapted(w.clone(), "cpu", Some(ad.clone()))?,
+            (None, None) => AnyBackend::open(w.clone(), choice, gpu_opts).map(|(b, why)| (Model::Plain(b), why))?,
+        };
+        measure_open(&mut model, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
     };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
     for _ in 0..a.runs {
@@ -178,102 +190,11 @@ fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Op
     })
 }
 
-/// The engine's `bench` for the CPU with an unmerged adapter: load, prefill position by
-/// position, greedy decode from BOS after a short warm-up.
-fn bench_lora_cpu(w: Weights, ad: Adapter, prompt_len: usize, decode: usize) -> Result<BenchReport> {
-    let seq = w.config.seq_len;
-    let prompt = random_tokens(1, prompt_len.clamp(1, seq), w.config.vocab_size);
-    let t = Instant::now();
-    let (mut b, why) = backend::open_adapted(w, "cpu", Some(ad))?;
-    let load_s = t.elapsed().as_secs_f64();
-    let mut s = Sampler::new(0.0, 0.9, 1)?;
-    b.generate(&[BOS], 3, &mut s, |_| true)?;
-    let t = Instant::now();
-    for (pos, &tok) in prompt.iter().enumerate() {
-        b.forward(tok, pos)?;
+/// The engine's measure sees the GPU behind a plain backend; the unmerged LoRA CPU path has none.
+impl Benched for Model {
+    fn gpu(&mut self) -> Option<&mut GpuBackend> {
+        Model::gpu(self)
     }
-    let prefill_tok_s = prompt.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
-    let t = Instant::now();
-    let decoded = b.generate(&[BOS], decode.clamp(1, seq), &mut s, |_| true)?.len() - 1;
-    let decode_tok_s = decoded as f64 / t.elapsed().as_secs_f64().max(1e-9);
-    Ok(BenchReport {
-        backend: b.name(),
-        reason: why,
-        load_s,
-        prefill_tokens: prompt.len(),
-        prefill_tok_s,
-        decode_tokens: decoded,
-        decode_tok_s,
-        submits_per_token: 0.0,
-        bytes_per_token: 0.0,
-    })
-}
-
-/// `--finetune`'s result: one training step's medians and memory.
-#[derive(serde::Serialize)]
-struct TrainRow {
-    model: String,
-    targets: Vec<&'static str>,
-    rank: usize,
-    batch: usize,
-    seq: usize,
-    lora_params: usize,
-    runs: usize,
-    step_ms: f64,
-    tokens_per_s: f64,
-    peak_rss_mb: Option<f64>,
-    /// The step's own high-water mark as `lora::memory_report` computes it.
-    computed_peak_mb: f64,
-}
-
-fn finetune(w: &Weights, label: &str, a: &Args) -> Result<()> {
-    let lora = LoraConfig::new(a.rank, 8.0, false, parse_targets(&a.targets)?)?;
-    reset_peak_rss();
-    let times = time_steps(w, &lora, a.batch, a.seq, a.runs)?;
-    let step_ms = median(times);
-    let mem = lora::memory_report(&w.config, &lora, a.batch, a.seq);
-    let row = TrainRow {
-        model: label.to_string(),
-        targets: lora.targets.iter().map(|t| t.peft_name()).collect(),
-        rank: lora.r,
-        batch: a.batch,
-        seq: a.seq,
-        lora_params: Adapter::<f32>::zeros(&w.config, lora.clone())?.n_params(),
-        runs: a.runs,
-        step_ms,
-        tokens_per_s: (a.batch * a.seq) as f64 / (step_ms * 1e-3),
-        peak_rss_mb: peak_rss_mb(),
-        computed_peak_mb: mem.peak() as f64 / (1u64 << 20) as f64,
-    };
-    if a.json {
-        let v = serde_json::json!({ "machine": machine(), "config": w.config, "finetune": row });
-        return out::line(&serde_json::to_string_pretty(&v).expect("plain data serializes"));
-    }
-    let peak = row.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
-    out::line(&format!(
-        "machine: {}\nLoRA training step (CPU, f32, AdamW), median of {} steps after one warm-up\n\
-         model: {}\ntargets {}, r {}, batch {} x {} tokens, {} LoRA parameters\n\
-         step {:.2} ms ({:.0} tokens/s), peak RSS {peak} MB (computed for the step: {:.1} MB)",
-        machine(), row.runs, row.model, row.targets.join(","), row.rank, row.batch, row.seq, row.lora_params,
-        row.step_ms, row.tokens_per_s, row.computed_peak_mb
-    ))
-}
-
-/// Milliseconds of each of `runs` training steps on random tokens, after one warm-up step.
-fn time_steps(w: &Weights, lora: &LoraConfig, batch: usize, seq: usize, runs: usize) -> Result<Vec<f64>> {
-    let c = &w.config;
-    let tokens = (0..batch).flat_map(|b| random_tokens(b as u64 + 1, seq, c.vocab_size)).collect();
-    let batch = Batch::new(batch, seq, tokens)?;
-    let base = Base::new(w);
-    let mut t = Trainer::new(Adapter::<f32>::peft_default(c, lora.clone(), 0)?, TrainConfig::default())?;
-    t.step(&base, &batch)?;
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            t.step(&base, &batch)?;
-            Ok(start.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
