@@ -6,8 +6,9 @@
 // A(i, k) = a[a_off + i·a_rs + k·a_cs], B(k, j) = b[b_off + k·b_rs + j·b_cs],
 // C(i, j) = c[c_off + i·c_rs + j], for i < m, j < n, summing k < kk in increasing order.
 // `accumulate` = 1 adds into C (residual adds and gradient sums), 0 overwrites it.
-// Workgroup: a 16 × 16 tile of C, K staged through workgroup memory 16 at a time;
-// dispatch (ceil(n / 16), ceil(m / 16)).
+// Workgroup: 16 × 16 lanes computing a 64 × 64 tile of C (4 × 4 outputs per lane, so few
+// workgroups and barriers), K staged through workgroup memory 16 at a time;
+// dispatch (ceil(n / 64), ceil(m / 64)).
 
 struct Dims {
     m: u32, n: u32, kk: u32, accumulate: u32,
@@ -21,39 +22,69 @@ struct Dims {
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<uniform> d: Dims;
 
-var<workgroup> at: array<f32, 256>; // [16 i][16 k]
-var<workgroup> bt: array<f32, 256>; // [16 k][16 j]
+var<workgroup> at: array<f32, 1024>; // [64 i][16 k]
+var<workgroup> bt: array<f32, 1024>; // [16 k][64 j]
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
-    let i = wg.y * 16u + lid.y;
-    let j = wg.x * 16u + lid.x;
-    var acc = 0.0;
+    let i0 = wg.y * 64u;
+    let j0 = wg.x * 64u;
+    let tid = lid.y * 16u + lid.x;
+    // Lane (x, y) owns rows i0 + y + 16·r and columns j0 + x + 16·cc, r, cc < 4: acc[r][cc]
+    // (vectors, not an indexed array, so they stay in registers).
+    var acc = array<vec4<f32>, 4>();
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     for (var k0 = 0u; k0 < d.kk; k0 += 16u) {
-        let ka = k0 + lid.x;
-        var av = 0.0;
-        if (i < d.m && ka < d.kk) {
-            av = a[d.a_off + i * d.a_rs + ka * d.a_cs];
+        for (var e = 0u; e < 4u; e++) {
+            let idx = e * 256u + tid;
+            let ai = i0 + idx / 16u;
+            let ak = k0 + idx % 16u;
+            var av = 0.0;
+            if (ai < d.m && ak < d.kk) {
+                av = a[d.a_off + ai * d.a_rs + ak * d.a_cs];
+            }
+            at[idx] = av;
+            let bk = k0 + idx / 64u;
+            let bj = j0 + idx % 64u;
+            var bv = 0.0;
+            if (bj < d.n && bk < d.kk) {
+                bv = b[d.b_off + bk * d.b_rs + bj * d.b_cs];
+            }
+            bt[idx] = bv;
         }
-        at[lid.y * 16u + lid.x] = av;
-        let kb = k0 + lid.y;
-        var bv = 0.0;
-        if (j < d.n && kb < d.kk) {
-            bv = b[d.b_off + kb * d.b_rs + j * d.b_cs];
-        }
-        bt[lid.y * 16u + lid.x] = bv;
         workgroupBarrier();
         for (var q = 0u; q < 16u; q++) {
-            acc += at[lid.y * 16u + q] * bt[q * 16u + lid.x];
+            let y = lid.y * 16u + q;
+            let a4 = vec4<f32>(at[y], at[y + 256u], at[y + 512u], at[y + 768u]);
+            let x = q * 64u + lid.x;
+            let b4 = vec4<f32>(bt[x], bt[x + 16u], bt[x + 32u], bt[x + 48u]);
+            acc0 += a4.x * b4;
+            acc1 += a4.y * b4;
+            acc2 += a4.z * b4;
+            acc3 += a4.w * b4;
         }
         workgroupBarrier();
     }
-    if (i < d.m && j < d.n) {
-        let o = d.c_off + i * d.c_rs + j;
-        if (d.accumulate != 0u) {
-            c[o] = c[o] + acc * d.scale;
-        } else {
-            c[o] = acc * d.scale;
+    acc[0] = acc0;
+    acc[1] = acc1;
+    acc[2] = acc2;
+    acc[3] = acc3;
+    for (var r = 0u; r < 4u; r++) {
+        let i = i0 + lid.y + 16u * r;
+        for (var cc = 0u; cc < 4u; cc++) {
+            let j = j0 + lid.x + 16u * cc;
+            if (i < d.m && j < d.n) {
+                let o = d.c_off + i * d.c_rs + j;
+                let v = acc[r][cc] * d.scale;
+                if (d.accumulate != 0u) {
+                    c[o] = c[o] + v;
+                } else {
+                    c[o] = v;
+                }
+            }
         }
     }
 }

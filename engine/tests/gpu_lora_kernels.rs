@@ -26,7 +26,7 @@ fn assert_rel(label: &str, got: &[f32], want: &[f32], tol: f32) {
 #[test]
 fn matmul_and_its_transposes_match_the_cpu() {
     let lab = lab();
-    for (rows, n_in, n_out, s) in [(1, 5, 3, 1.0), (37, 19, 23, 0.5), (70, 64, 33, 2.0)] {
+    for (rows, n_in, n_out, s) in [(1, 5, 3, 1.0), (37, 19, 23, 0.5), (70, 64, 33, 2.0), (130, 67, 129, 1.5)] {
         let (x, w) = (rand(1, rows * n_in, 1.0), rand(2, n_out * n_in, 1.0));
         let y0 = rand(3, rows * n_out, 1.0);
         let mut want = vec![0f32; rows * n_out];

@@ -88,8 +88,8 @@ impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(&self, a: (At, usize, usize), b: (At, usize, usize), c: (At, usize), mnk: [usize; 3], scale: f32, acc: bool) -> Result<Op> {
         let [m, n, k] = mnk;
-        let gx = n.div_ceil(16);
-        let gy = m.div_ceil(16);
+        let gx = n.div_ceil(64);
+        let gy = m.div_ceil(64);
         if gx > MAX_GROUPS as usize || gy > MAX_GROUPS as usize {
             return Err(Error::Gpu(format!("a [{m}, {n}] product exceeds the GPU's dispatch limits; use a smaller batch")));
         }
