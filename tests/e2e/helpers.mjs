@@ -50,10 +50,11 @@ export function tinylm(args) {
 /**
  * Headless Chromium with a fresh profile; close() also deletes the profile. `webgpu: true` adds
  * --enable-unsafe-webgpu, which gives a SwiftShader (software) WebGPU adapter; without it
- * Chromium offers no adapter here.
+ * Chromium offers no adapter here. `profile: DIR` uses (and keeps) that profile instead, so a
+ * test can close the browser and open it again with the same storage.
  */
-export async function launchBrowser({ webgpu = false } = {}) {
-  const profile = await mkdtemp(join(tmpdir(), 'tinylm-e2e-'));
+export async function launchBrowser({ webgpu = false, profile: kept } = {}) {
+  const profile = kept ?? (await mkdtemp(join(tmpdir(), 'tinylm-e2e-')));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -71,7 +72,7 @@ export async function launchBrowser({ webgpu = false } = {}) {
     context,
     close: async () => {
       await context.close();
-      await rm(profile, { recursive: true, force: true });
+      if (!kept) await rm(profile, { recursive: true, force: true });
     },
   };
 }

@@ -40,6 +40,7 @@ pub fn App() -> impl IntoView {
                 <ModelCard ctx />
                 <Controls ctx />
                 <Story ctx />
+                {super::storage_panel::view(ctx)}
             </main>
             <footer class="foot">
                 "stories260K and tok512: MIT, Andrej Karpathy (llama2.c); trained on TinyStories "

@@ -113,6 +113,7 @@ fn receive(ctx: Ctx, msg: FromWorker) {
         }
         FromWorker::Loaded { models, active, backend } => {
             let name = models.iter().find(|m| m.id == active).map_or(String::new(), |m| m.name.clone());
+            super::storage_panel::loaded(ctx, &models, active);
             ctx.models.set(models);
             ctx.active.set(Some(active));
             ctx.backend.set(Some(backend));

@@ -9,6 +9,7 @@ mod keys;
 mod memory;
 mod models;
 mod state;
+mod storage_panel;
 
 pub fn start() {
     console_error_panic_hook::set_once();

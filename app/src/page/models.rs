@@ -199,6 +199,7 @@ fn load_files(ctx: Ctx, list: Option<FileList>) {
     let named: Vec<(String, u64)> = files.iter().map(|f| (f.name(), f.size() as u64)).collect();
     match pick::split(&named) {
         Ok((model, tok)) => {
+            super::storage_panel::picked(files[model].clone(), tok.map(|t| files[t].clone()));
             let mut attached: Vec<JsValue> = vec![files[model].clone().into()];
             attached.extend(tok.map(|t| files[t].clone().into()));
             let source = Source::Files { model: files[model].name(), tokenizer: tok.map(|t| files[t].name()) };

@@ -43,12 +43,9 @@ pub async fn write_file(dir: &JsValue, name: &str, data: &Uint8Array) -> Result<
 async fn write_chunks(stream: &JsValue, data: &Uint8Array) -> Result<(), JsValue> {
     let len = data.length();
     let mut at = 0;
-    while at < len || len == 0 {
+    while at < len {
         let end = (at + CHUNK).min(len);
         call_await(stream, "write", &[data.subarray(at, end).into()]).await?;
-        if len == 0 {
-            break;
-        }
         at = end;
     }
     Ok(())

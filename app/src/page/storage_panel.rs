@@ -1,0 +1,222 @@
+//! The Storage panel: models and adapters kept on this device (OPFS, see `crate::storage`),
+//! the browser's usage and quota figures, "Keep offline" (persistent storage) and delete.
+//! A model the reader picks is saved here once it has loaded, and can be used again later,
+//! offline and after a browser restart.
+
+use std::cell::RefCell;
+
+use leptos::prelude::*;
+use wasm_bindgen::JsValue;
+use web_sys::{File, HtmlInputElement};
+
+use super::actions;
+use super::state::{Ctx, Status};
+use crate::protocol::{ModelEntry, Source};
+use crate::storage::{self, Data, Entry, Estimate, Kind};
+use crate::worker::words::size;
+
+#[derive(Clone, Copy)]
+struct Panel {
+    items: RwSignal<Vec<Entry>>,
+    estimate: RwSignal<Option<Estimate>>,
+    persisted: RwSignal<Option<String>>,
+    /// (is an error, message)
+    note: RwSignal<Option<(bool, String)>>,
+}
+
+thread_local! {
+    static PANEL: Panel = Panel {
+        items: RwSignal::new(Vec::new()),
+        estimate: RwSignal::new(None),
+        persisted: RwSignal::new(None),
+        note: RwSignal::new(None),
+    };
+    /// Files the reader picked, saved once the worker says they make a model.
+    static PICKED: RefCell<Option<(File, Option<File>)>> = const { RefCell::new(None) };
+}
+
+fn panel() -> Panel {
+    PANEL.with(|p| *p)
+}
+
+/// Called by the loader with the picked model (and tokenizer) files.
+pub fn picked(model: File, tokenizer: Option<File>) {
+    PICKED.with(|p| *p.borrow_mut() = Some((model, tokenizer)));
+}
+
+/// Called when a model is active: saves the picked files if they are the ones that loaded.
+pub fn loaded(ctx: Ctx, models: &[ModelEntry], active: u32) {
+    let Some(entry) = models.iter().find(|m| m.id == active) else { return };
+    let Source::Files { model, .. } = &entry.source else { return };
+    let Some((file, tok)) = PICKED.with(|p| p.borrow_mut().take_if(|(f, _)| f.name() == *model)) else { return };
+    let meta = serde_json::json!({
+        "params": entry.params, "format": entry.format, "config": entry.config,
+        "tokenizer": tok.as_ref().map(|t| t.name()),
+    });
+    wasm_bindgen_futures::spawn_local(async move { save_model(ctx, file, tok, meta).await });
+}
+
+async fn save_model(ctx: Ctx, file: File, tok: Option<File>, meta: serde_json::Value) {
+    let p = panel();
+    let stored = storage::list(Some(Kind::Model)).await.unwrap_or_default();
+    let total = file.size() as u64 + tok.as_ref().map_or(0, |t| t.size() as u64);
+    if stored.iter().any(|e| e.name == file.name() && e.size() == total) {
+        return;
+    }
+    let mut files = vec![(file.name(), Data::Blob(&file))];
+    if let Some(t) = &tok {
+        files.push((t.name(), Data::Blob(t)));
+    }
+    match storage::put(Kind::Model, &file.name(), files, meta).await {
+        Ok(e) => p.note.set(Some((false, format!("Saved “{}” on this device ({}): it stays available offline.", e.name, size(e.size()))))),
+        Err(e) => {
+            let message = format!("“{}” is loaded, but not saved on this device. {}", file.name(), e.message());
+            ctx.status.set(Status::Error(message.clone()));
+            p.note.set(Some((true, message)));
+        }
+    }
+    refresh().await;
+}
+
+async fn refresh() {
+    let p = panel();
+    match storage::list(None).await {
+        Ok(items) => p.items.set(items),
+        Err(e) => p.note.set(Some((true, e.message()))),
+    }
+    p.estimate.set(storage::estimate().await.ok());
+    if p.persisted.get_untracked().is_none() && storage::persisted().await == Ok(true) {
+        p.persisted.set(Some(GRANTED.into()));
+    }
+}
+
+const GRANTED: &str = "Kept offline: the browser will not clear this site's files to make room.";
+
+/// The panel, as a tab's view.
+pub fn view(ctx: Ctx) -> AnyView {
+    wasm_bindgen_futures::spawn_local(refresh());
+    view! { <StoragePanel ctx /> }.into_any()
+}
+
+#[component]
+fn StoragePanel(ctx: Ctx) -> impl IntoView {
+    let p = panel();
+    let keep = move |_| {
+        wasm_bindgen_futures::spawn_local(async move {
+            let text = match storage::persist().await {
+                Ok(true) => GRANTED.to_string(),
+                Ok(false) => "Not granted: the browser may clear stored models when the disk is nearly full. \
+                              Installing the app or bookmarking it makes a grant more likely."
+                    .to_string(),
+                Err(e) => e.message(),
+            };
+            p.persisted.set(Some(text));
+            refresh().await;
+        })
+    };
+    view! {
+        <section class="card storage" aria-label="Storage" data-testid="storage">
+            <h2>"Stored on this device"</h2>
+            <p class="hint">"Models you pick are saved here once they load; adapters too. They stay after a restart and work offline."</p>
+            <p data-testid="storage-estimate">{move || p.estimate.get().map(describe_estimate)}</p>
+            <div class="actions">
+                <button type="button" class="secondary" data-testid="persist" on:click=keep>"Keep offline"</button>
+                <AdapterUpload />
+            </div>
+            <p class="hint" data-testid="persist-result">{move || p.persisted.get()}</p>
+            <p data-testid="storage-note" class=move || if p.note.get().is_some_and(|n| n.0) { "note bad" } else { "note" }>
+                {move || p.note.get().map(|n| n.1)}
+            </p>
+            <ul class="stored" data-testid="stored">
+                {move || p.items.get().into_iter().map(|e| item(ctx, e)).collect_view()}
+            </ul>
+            <Show when=move || p.items.with(Vec::is_empty)>
+                <p class="hint" data-testid="stored-empty">"Nothing stored yet."</p>
+            </Show>
+        </section>
+    }
+}
+
+fn describe_estimate(e: Estimate) -> String {
+    let share = if e.quota > 0 { e.usage as f64 * 100.0 / e.quota as f64 } else { 0.0 };
+    format!("This site uses {} of the {} the browser allows it ({share:.1}%).", size(e.usage), size(e.quota))
+}
+
+fn item(ctx: Ctx, e: Entry) -> impl IntoView {
+    let p = panel();
+    let (id, id2) = (e.id.clone(), e.id.clone());
+    let sha = e.files.iter().map(|f| format!("{} sha256 {}", f.name, f.sha256)).collect::<Vec<_>>().join("\n");
+    let short = e.files.first().map(|f| f.sha256[..12.min(f.sha256.len())].to_string()).unwrap_or_default();
+    let remove = move |_| {
+        let id = id.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(err) = storage::delete(&id).await {
+                p.note.set(Some((true, err.message())));
+            }
+            refresh().await;
+        })
+    };
+    let is_model = e.kind == Kind::Model;
+    view! {
+        <li data-testid="stored-item" data-kind=e.kind.word() data-name=e.name.clone()>
+            <span class="name">{e.name.clone()}</span>
+            <span class="hint">{format!("{} · {} · sha256 {short}…", e.kind.word(), size(e.size()))}</span>
+            <span class="visually-hidden">{sha}</span>
+            <span class="buttons">
+                <Show when=move || is_model>
+                    <button type="button" class="secondary" data-testid="stored-use" on:click={
+                        let id = id2.clone();
+                        move |_| use_model(ctx, id.clone())
+                    }>"Use"</button>
+                </Show>
+                <button type="button" class="secondary" data-testid="stored-delete" on:click=remove>"Delete"</button>
+            </span>
+        </li>
+    }
+}
+
+/// Loads a stored model into the engine, as if its files were picked again.
+fn use_model(ctx: Ctx, id: String) {
+    wasm_bindgen_futures::spawn_local(async move {
+        match storage::get(&id).await {
+            Ok((entry, files)) => {
+                let names: Vec<String> = files.iter().map(|f| f.name()).collect();
+                let source = Source::Files { model: names[0].clone(), tokenizer: names.get(1).cloned() };
+                let attached: Vec<JsValue> = files.into_iter().map(JsValue::from).collect();
+                panel().note.set(Some((false, format!("Loading “{}” from this device.", entry.name))));
+                actions::load(ctx, source, &attached);
+            }
+            Err(e) => panel().note.set(Some((true, e.message()))),
+        }
+    });
+}
+
+/// Saves an uploaded adapter (e.g. PEFT's adapter_config.json and adapter_model.safetensors).
+#[component]
+fn AdapterUpload() -> impl IntoView {
+    let picked = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        let Some(list) = input.files() else { return };
+        let files: Vec<File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
+        input.set_value("");
+        if files.is_empty() {
+            return;
+        }
+        wasm_bindgen_futures::spawn_local(async move {
+            let name = files.iter().map(|f| f.name()).collect::<Vec<_>>().join(" + ");
+            let data = files.iter().map(|f| (f.name(), Data::Blob(f))).collect();
+            let meta = serde_json::json!({ "source": "upload" });
+            let note = match storage::put(Kind::Adapter, &name, data, meta).await {
+                Ok(e) => (false, format!("Saved the adapter “{}” ({}).", e.name, size(e.size()))),
+                Err(e) => (true, e.message()),
+            };
+            panel().note.set(Some(note));
+            refresh().await;
+        });
+    };
+    view! {
+        <label class="button secondary" for="adapter-files">"Upload an adapter"</label>
+        <input id="adapter-files" data-testid="adapter-files" class="visually-hidden" type="file" multiple
+            accept=".json,.safetensors" on:change=picked />
+    }
+}
