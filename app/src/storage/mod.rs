@@ -45,7 +45,11 @@ pub enum StoreError {
     /// No OPFS here (an old browser, or storage blocked, e.g. some private windows).
     Unavailable(String),
     /// The browser refused to store more.
-    Quota { needed: u64, usage: Option<u64>, quota: Option<u64> },
+    Quota {
+        needed: u64,
+        usage: Option<u64>,
+        quota: Option<u64>,
+    },
     NotFound(String),
     /// Stored bytes no longer match the manifest.
     Corrupt(String),
@@ -69,7 +73,9 @@ impl StoreError {
                 )
             }
             StoreError::NotFound(what) => format!("“{what}” is no longer stored on this device."),
-            StoreError::Corrupt(what) => format!("The stored copy of “{what}” is damaged; delete it and save it again."),
+            StoreError::Corrupt(what) => {
+                format!("The stored copy of “{what}” is damaged; delete it and save it again.")
+            }
             StoreError::Other(why) => format!("Storage failed: {why}"),
         }
     }
@@ -116,7 +122,13 @@ async fn to_array(data: Data<'_>) -> Result<Uint8Array> {
 }
 
 /// Files into `items/<id>/`, then the manifest entry. Any failure removes the folder again.
-async fn write_item(kind: Kind, name: &str, id: &str, files: &[(String, Uint8Array)], meta: serde_json::Value) -> Result<Entry> {
+async fn write_item(
+    kind: Kind,
+    name: &str,
+    id: &str,
+    files: &[(String, Uint8Array)],
+    meta: serde_json::Value,
+) -> Result<Entry> {
     let items = opfs::items().await.map_err(StoreError::from_js)?;
     let written = async {
         let dir = opfs::subdir(&items, id).await?;
@@ -126,7 +138,14 @@ async fn write_item(kind: Kind, name: &str, id: &str, files: &[(String, Uint8Arr
             opfs::write_file(&dir, &i.to_string(), data).await?;
             infos.push(FileInfo { name: file_name.clone(), size: data.length() as u64, sha256 });
         }
-        let entry = Entry { id: id.to_string(), kind, name: name.to_string(), files: infos, meta, saved_ms: js_sys::Date::now() };
+        let entry = Entry {
+            id: id.to_string(),
+            kind,
+            name: name.to_string(),
+            files: infos,
+            meta,
+            saved_ms: js_sys::Date::now(),
+        };
         let root = opfs::root().await?;
         let mut m = opfs::read_manifest(&root).await?;
         m.commit(entry.clone());
@@ -176,7 +195,8 @@ async fn read(id: &str, keep_bytes: bool) -> Result<(Entry, Vec<web_sys::File>, 
     let m = opfs::read_manifest(&root).await.map_err(StoreError::from_js)?;
     let entry = m.find(id).cloned().ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     let corrupt = || StoreError::Corrupt(entry.name.clone());
-    let dir = opfs::subdir(&opfs::items().await.map_err(StoreError::from_js)?, id).await.map_err(StoreError::from_js)?;
+    let dir =
+        opfs::subdir(&opfs::items().await.map_err(StoreError::from_js)?, id).await.map_err(StoreError::from_js)?;
     let (mut files, mut bytes) = (Vec::new(), Vec::new());
     for (i, info) in entry.files.iter().enumerate() {
         let file = opfs::file(&dir, &i.to_string()).await.map_err(|_| corrupt())?;
