@@ -194,10 +194,13 @@ describe('TinyLM Lab page (CPU path)', () => {
     let served = 0;
     const flaky = await startServer('/', {
       // The first engine dies as it starts (as one that ran out of memory would); later ones work.
+      // Only engine starts count: the service worker's precache fetch (not a worker script
+      // request) always gets the real loader, and later starts may come from its cache.
       'worker_loader.js': (req, res) => {
-        served += 1;
+        const start = req.headers['sec-fetch-dest'] === 'worker';
+        if (start) served += 1;
         res.writeHead(200, { 'Content-Type': 'text/javascript' });
-        res.end(served === 1 ? 'throw new Error("simulated engine crash");' : loader);
+        res.end(start && served === 1 ? 'throw new Error("simulated engine crash");' : loader);
       },
     });
     try {
@@ -209,7 +212,7 @@ describe('TinyLM Lab page (CPU path)', () => {
       const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 30 });
       assert.equal(r.state, 'done', r.status);
       assert.ok(greedy256.startsWith(r.text) && r.text.length > 60, r.text);
-      assert.equal(served, 2);
+      assert.ok(served >= 1, 'the crashing loader was served');
       assert.deepEqual(log.errors.filter((e) => !e.includes('simulated engine crash')), []);
       await page.close();
     } finally {
