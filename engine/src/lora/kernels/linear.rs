@@ -1,26 +1,43 @@
 //! Matrix products and the LoRA branch, forward and backward.
+//!
+//! Large products split their output rows over rayon's threads. Each output element is still
+//! summed by one thread in the serial order, so results are bit-identical to one thread.
+
+use rayon::prelude::*;
 
 use crate::lora::real::Real;
+
+/// Products with fewer multiply-adds than this stay on the calling thread.
+const PARALLEL_MIN: usize = 1 << 17;
+
+/// Runs `f` on every pair of `(out row, in row)` chunks, in parallel when the work is large.
+fn rows<F: Real>(out: &mut [F], out_w: usize, inp: &[F], in_w: usize, work: usize, f: impl Fn(&mut [F], &[F]) + Sync) {
+    if work >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
+        out.par_chunks_exact_mut(out_w).zip(inp.par_chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
+    } else {
+        out.chunks_exact_mut(out_w).zip(inp.chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
+    }
+}
 
 /// `y[N,out] = x[N,in] · wᵀ`, each dot product summed in order as run.c's matmul.
 pub fn matmul<F: Real>(y: &mut [F], x: &[F], w: &[F], n_in: usize) {
     let n_out = w.len() / n_in;
-    for (yr, xr) in y.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
+    rows(y, n_out, x, n_in, y.len() * n_in, |yr, xr| {
         for (o, row) in yr.iter_mut().zip(w.chunks_exact(n_in)) {
             *o = dot(row, xr);
         }
-    }
+    });
 }
 
 /// `y[N,out] += s · (x[N,in] · wᵀ)`: LoRA's up-projection added onto the base output, scaled
 /// after the product as PEFT does (`result + lora_B(lora_A(x)) * scaling`).
 pub fn matmul_add_scaled<F: Real>(y: &mut [F], x: &[F], w: &[F], n_in: usize, s: F) {
     let n_out = w.len() / n_in;
-    for (yr, xr) in y.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
+    rows(y, n_out, x, n_in, y.len() * n_in, |yr, xr| {
         for (o, row) in yr.iter_mut().zip(w.chunks_exact(n_in)) {
             *o += dot(row, xr) * s;
         }
-    }
+    });
 }
 
 fn dot<F: Real>(a: &[F], b: &[F]) -> F {
@@ -34,26 +51,32 @@ fn dot<F: Real>(a: &[F], b: &[F]) -> F {
 /// `dx[N,in] += (s · dy[N,out]) · w`: the input gradient of `y = x·wᵀ` (scaled by `s`).
 pub fn matmul_dx<F: Real>(dx: &mut [F], dy: &[F], w: &[F], n_in: usize, s: F) {
     let n_out = w.len() / n_in;
-    for (dxr, dyr) in dx.chunks_exact_mut(n_in).zip(dy.chunks_exact(n_out)) {
+    rows(dx, n_in, dy, n_out, dx.len() * n_out, |dxr, dyr| {
         for (&g, row) in dyr.iter().zip(w.chunks_exact(n_in)) {
             let g = g * s;
             for (d, &wv) in dxr.iter_mut().zip(row) {
                 *d += g * wv;
             }
         }
-    }
+    });
 }
 
 /// `dw[out,in] += (s · dy[N,out])ᵀ · x[N,in]`: the weight gradient of `y = x·wᵀ`.
+/// Split by rows of `dw`, each summing over the batch rows in order.
 pub fn matmul_dw<F: Real>(dw: &mut [F], dy: &[F], x: &[F], n_in: usize, s: F) {
     let n_out = dw.len() / n_in;
-    for (dyr, xr) in dy.chunks_exact(n_out).zip(x.chunks_exact(n_in)) {
-        for (&g, dwr) in dyr.iter().zip(dw.chunks_exact_mut(n_in)) {
-            let g = g * s;
+    let one_row = |o: usize, dwr: &mut [F]| {
+        for (dyr, xr) in dy.chunks_exact(n_out).zip(x.chunks_exact(n_in)) {
+            let g = dyr[o] * s;
             for (d, &xv) in dwr.iter_mut().zip(xr) {
                 *d += g * xv;
             }
         }
+    };
+    if dw.len() * (dy.len() / n_out) >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
+        dw.par_chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
+    } else {
+        dw.chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
     }
 }
 

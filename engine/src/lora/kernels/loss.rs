@@ -33,15 +33,16 @@ pub fn cross_entropy<F: Real>(logits: &[F], targets: &[u32], vocab: usize) -> (f
 /// `scale · (softmax(l) − onehot(target))`, zero on ignored rows. In place because `[N, vocab]`
 /// is the largest activation.
 pub fn cross_entropy_bwd<F: Real>(logits: &mut [F], targets: &[u32], vocab: usize, scale: F) {
-    for (l, &t) in logits.chunks_exact_mut(vocab).zip(targets) {
+    use rayon::prelude::*;
+    logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(|(l, &t)| {
         if t == IGNORE {
             l.fill(F::ZERO);
-            continue;
+            return;
         }
         super::pointwise::softmax(l);
         l[t as usize] -= F::ONE;
         for v in l.iter_mut() {
             *v *= scale;
         }
-    }
+    });
 }
