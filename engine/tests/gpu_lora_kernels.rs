@@ -13,7 +13,7 @@ fn lab() -> LoraLab {
 }
 
 fn rand(seed: u64, n: usize, bound: f64) -> Vec<f32> {
-    det_uniform(seed, "gpu_lora_kernels", n, bound, 0.0).into_iter().map(|v| v as f32).collect()
+    det_uniform(seed, "gpu_lora_kernels", n, bound, 0.0)
 }
 
 /// `got` within `tol` of `want`, relative to `want`'s largest magnitude (at least 1e-30).
