@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use tinylm_engine::Config;
 
+pub mod inspect;
+
 /// Which backend the reader asked for in the selector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Choice {
@@ -66,6 +68,8 @@ pub enum ToWorker {
     Generate { run: u64, prompt: String, settings: Settings },
     /// Stops run `run` (and any older one) at the next token.
     Stop { run: u64 },
+    /// Attention, logits and the logit lens of a text (the Inspect view).
+    Inspect(inspect::InspectRequest),
 }
 
 /// A model in the menu.
@@ -127,6 +131,9 @@ pub enum FromWorker {
     Text { run: u64, prompt: String, story: String, stats: RunStats },
     Finished { run: u64, stats: RunStats, stopped: bool },
     RunFailed { run: u64, message: String },
+    /// Arrives with the binary parts of `inspect::PARTS`.
+    Inspected(Box<inspect::InspectInfo>),
+    InspectFailed { id: u64, message: String },
 }
 
 macro_rules! json_codec {

@@ -39,6 +39,10 @@ pub fn start(ctx: Ctx, restarts: u32) {
         }
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        // Only inspections come with binary parts.
+        if let Some(parts) = ev.data().dyn_ref::<Array>() {
+            return super::inspect::receive_parts(parts);
+        }
         if let Some(msg) = ev.data().as_string().and_then(|t| FromWorker::from_json(&t).ok()) {
             receive(ctx, msg);
         }
@@ -149,6 +153,9 @@ fn receive(ctx: Ctx, msg: FromWorker) {
         FromWorker::RunFailed { run, message } if run == ctx.run_id.get_untracked() => {
             ctx.status.set(Status::Error(message));
         }
+        FromWorker::InspectFailed { id, message } => super::inspect::failed(id, message),
+        // Arrives with binary parts (see `start`), never as text alone.
+        FromWorker::Inspected(_) => {}
         // Replies about runs the page has moved past.
         FromWorker::Text { .. } | FromWorker::Finished { .. } | FromWorker::RunFailed { .. } => {}
     }

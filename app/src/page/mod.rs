@@ -5,6 +5,7 @@ mod app;
 mod browser;
 mod client;
 mod controls;
+mod inspect;
 mod keys;
 mod memory;
 mod models;

@@ -28,11 +28,13 @@ pub struct Engine {
     store: Store,
     active: Option<Active>,
     stop: StopFlag,
+    /// The tokens of the last story on the active model, for the Inspect view.
+    pub(super) last_run: Option<super::inspect::LastRun>,
 }
 
 impl Engine {
     pub fn new(stop: StopFlag) -> Engine {
-        Engine { store: Store::default(), active: None, stop }
+        Engine { store: Store::default(), active: None, stop, last_run: None }
     }
 
     pub async fn handle(&mut self, job: Job) {
@@ -51,6 +53,7 @@ impl Engine {
             ToWorker::Generate { run, prompt, settings } => self.generate(run, &prompt, settings, job.at).await,
             // Stop acts on arrival (see worker::start); here it has nothing left to do.
             ToWorker::Stop { .. } => {}
+            ToWorker::Inspect(req) => super::inspect::handle(self, req).await,
         }
     }
 
@@ -75,6 +78,7 @@ impl Engine {
         progress("Starting the backend", 0, None);
         // Free the old backend first: a GPU may not hold two models.
         self.active = None;
+        self.last_run = None;
         let store = &self.store;
         let again = || store.open(id).map(|p| p.weights);
         let (backend, info) = backends::open(parsed.weights, choice, again).await?;
@@ -132,7 +136,19 @@ impl Engine {
             return post(&FromWorker::Finished { run, stats: Default::default(), stopped: true });
         }
         let req = Request { run, prompt, settings, stop: &self.stop, t0 };
-        run::generate(&mut active.backend, &active.tokenizer, req).await;
+        let tokens = run::generate(&mut active.backend, &active.tokenizer, req).await;
+        let prompt_len = active.tokenizer.encode(prompt, true, false).len().min(tokens.len());
+        self.last_run = Some(super::inspect::LastRun { tokens, prompt_len, settings });
+    }
+
+    /// A stored model's weights, parsed again (the GPU backend keeps no host copy).
+    pub(super) fn weights_of(&self, id: u32) -> Result<tinylm_engine::Weights, String> {
+        self.store.open(id).map(|p| p.weights)
+    }
+
+    /// The active model's backend, tokenizer and id, for the Inspect view.
+    pub(super) fn active_parts(&mut self) -> Option<(&mut AnyBackend, &Tokenizer, u32)> {
+        self.active.as_mut().map(|a| (&mut a.backend, &a.tokenizer, a.id))
     }
 }
 

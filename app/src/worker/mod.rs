@@ -6,6 +6,7 @@ mod engine;
 mod fetch;
 mod host;
 mod inbox;
+mod inspect;
 mod run;
 mod store;
 pub mod words;

@@ -30,8 +30,8 @@ pub struct Request<'a> {
     pub t0: f64,
 }
 
-/// Runs `req` to its end and tells the page how it went.
-pub async fn generate(backend: &mut AnyBackend, tokenizer: &Tokenizer, req: Request<'_>) {
+/// Runs `req` to its end and tells the page how it went; returns every token (BOS first).
+pub async fn generate(backend: &mut AnyBackend, tokenizer: &Tokenizer, req: Request<'_>) -> Vec<u32> {
     let mut out = Stream::new(req.run, tokenizer, req.t0);
     let result = drive(backend, tokenizer, &req, &mut out).await;
     out.finish();
@@ -39,6 +39,7 @@ pub async fn generate(backend: &mut AnyBackend, tokenizer: &Tokenizer, req: Requ
         Ok(stopped) => post(&FromWorker::Finished { run: req.run, stats: out.stats(), stopped }),
         Err(e) => post(&FromWorker::RunFailed { run: req.run, message: words::run_error(&e) }),
     }
+    out.ids
 }
 
 /// Returns whether the page stopped the run.
@@ -97,6 +98,8 @@ struct Stream<'a> {
     last_post: f64,
     tokens: usize,
     generated: usize,
+    /// Every token so far, BOS first (kept for the Inspect view).
+    ids: Vec<u32>,
 }
 
 impl<'a> Stream<'a> {
@@ -113,11 +116,13 @@ impl<'a> Stream<'a> {
             last_post: t0,
             tokens: 0,
             generated: 0,
+            ids: vec![tinylm_engine::BOS],
         }
     }
 
     fn push(&mut self, step: Step) -> Result<(), Error> {
         let piece = self.tokenizer.decode(step.prev, step.token)?;
+        self.ids.push(step.token);
         let text = self.utf8.push(piece.bytes());
         if step.from_prompt {
             self.prompt.push_str(&text);

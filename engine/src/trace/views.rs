@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Inspection;
 use crate::cpu::{fast, ops};
 use crate::error::{Error, Result};
-use crate::sampler::{argmax, softmax, topp_keep};
+use crate::sampler::{argmax, softmax, topp_keep, Sampler};
 use crate::weights::Weights;
 
 /// The likeliest token of a distribution and its probability.
@@ -112,9 +112,8 @@ pub fn next_tokens(logits: &[f32], temperature: f32, topp: f32, k: usize) -> Res
     if logits.is_empty() {
         return Err(Error::InvalidSetting("no logits to show".into()));
     }
-    if !(temperature >= 0.0 && temperature.is_finite()) || !(0.0..=1.0).contains(&topp) {
-        return Err(Error::InvalidSetting(format!("temperature {temperature} / top-p {topp} out of range")));
-    }
+    // The sampler's own checks of its settings.
+    Sampler::new(temperature, topp, 0)?;
     let mut model = logits.to_vec();
     softmax(&mut model);
     let (reshaped, kept, kept_mass) = reshape(logits, temperature, topp);

@@ -1,0 +1,192 @@
+// The Inspect view in Chromium, on the CPU path and on WebGPU (SwiftShader): the reference
+// 16-token text's attention, exported as JSON, must equal llama2.c's fixture; pointing at and
+// clicking heads must change the zoomed head; the numbers on screen must be the fixture's.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import {
+  cspViolations, generate, launchBrowser, openApp, readShared, screenshot, sharedPath, startServer, waitForState,
+} from './helpers.mjs';
+
+/** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
+function readSafetensors(path) {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [key, t] of Object.entries(header)) {
+    if (key === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    const bytes = buf.subarray(8 + n + a, 8 + n + b);
+    const copy = new Uint8Array(bytes).buffer;
+    out[key] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
+  }
+  return out;
+}
+
+const fixture = readSafetensors(sharedPath('reference/stories260K_attention.safetensors'));
+const TOKENS = Array.from(fixture.tokens.data);
+const ATTN = fixture['llama2c.attn'];
+const [L, H, T] = ATTN.shape;
+const attnAt = (l, h, t, s) => ATTN.data[((l * H + h) * T + t) * T + s];
+const greedy256 = readShared('reference/stories260K_greedy_256.txt');
+const SLOW = 240_000;
+
+async function download(page, testid) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(`[data-testid=${testid}]`)]);
+  return { name: dl.suggestedFilename(), bytes: readFileSync(await dl.path()) };
+}
+
+async function zoomed(page) {
+  const el = page.locator('[data-testid=zoom-title]');
+  return [Number(await el.getAttribute('data-layer')), Number(await el.getAttribute('data-head'))];
+}
+
+async function setRange(page, testid, value) {
+  await page.$eval(`[data-testid=${testid}]`, (el, v) => {
+    el.value = v;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, String(value));
+}
+
+/** Writes the reference text (BOS + 15 greedy tokens) and opens Inspect on it. */
+async function inspectReference(page) {
+  const run = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 15 });
+  assert.equal(run.state, 'done', run.status);
+  assert.ok(greedy256.startsWith(run.text), run.text);
+  await page.click('[data-testid=tab-inspect]');
+  await page.waitForFunction(
+    () => ['ready', 'error'].includes(document.querySelector('[data-testid=inspect-status]')?.dataset.state),
+    null, { timeout: SLOW },
+  );
+  assert.equal(await page.getAttribute('[data-testid=inspect-status]', 'data-state'), 'ready',
+    await page.textContent('[data-testid=inspect-status]'));
+}
+
+function checkExport(json, label) {
+  assert.deepEqual(json.tokens, TOKENS, `${label}: tokens`);
+  assert.deepEqual(json.shape, { layers: L, heads: H, tokens: T, vocab: 512 });
+  let worst = 0;
+  for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) for (let s = 0; s < T; s++) {
+    worst = Math.max(worst, Math.abs(json.attention[l][h][t][s] - attnAt(l, h, t, s)));
+  }
+  assert.ok(worst <= 1e-4, `${label}: attention differs from llama2.c by ${worst}`);
+  // The chosen head alone, as shown.
+  const [l, h] = [json.layer, json.head];
+  json.attention_head.forEach((row, t) => row.forEach((v, s) => assert.ok(Math.abs(v - attnAt(l, h, t, s)) <= 1e-4)));
+  // Logit lens, last layer: the greedy text's next token at every position.
+  for (let t = 0; t < T - 1; t++) assert.equal(json.logit_lens[L - 1][t].id, TOKENS[t + 1], `${label}: lens at ${t}`);
+  return worst;
+}
+
+for (const mode of ['cpu', 'webgpu']) {
+  describe(`Inspect view (${mode === 'cpu' ? 'CPU only' : 'WebGPU on SwiftShader'})`, () => {
+    let server;
+    let browser;
+    before(async () => {
+      server = await startServer();
+      browser = await launchBrowser({ webgpu: mode === 'webgpu' });
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.close();
+    });
+
+    test('the reference text: attention equals llama2.c, heads respond to pointer, click and keys', async () => {
+      const { page, log } = await openApp(browser.context, server.url);
+      assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
+      assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), mode);
+      await inspectReference(page);
+      assert.equal(await page.locator('[data-testid=tokens] .tok').count(), T);
+      assert.equal(await page.textContent('[data-testid=tok-1]'), 'Once');
+
+      // Export JSON: the whole attention tensor against the fixture.
+      const file = await download(page, 'export-json');
+      assert.equal(file.name, 'tinylm-inspect.json');
+      const worst = checkExport(JSON.parse(file.bytes.toString('utf8')), mode);
+      console.log(`# ${mode}: exported attention max |Δ| vs llama2.c = ${worst.toExponential(2)}`);
+
+      // Pointing previews a head; leaving returns to the locked one; a click locks.
+      assert.deepEqual(await zoomed(page), [0, 0]);
+      await page.hover('[data-testid=head-3-5]');
+      assert.deepEqual(await zoomed(page), [3, 5]);
+      assert.match(await page.textContent('[data-testid=zoom-title]'), /Layer 4 · head 6 \(preview\)/);
+      await page.mouse.move(2, 2);
+      assert.deepEqual(await zoomed(page), [0, 0]);
+      await page.click('[data-testid=head-2-1]');
+      await page.mouse.move(2, 2);
+      assert.deepEqual(await zoomed(page), [2, 1]);
+      assert.equal(await page.getAttribute('[data-testid=head-2-1]', 'aria-pressed'), 'true');
+      await page.keyboard.press('ArrowRight');
+      assert.deepEqual(await zoomed(page), [2, 2]);
+      await page.keyboard.press('ArrowDown');
+      assert.deepEqual(await zoomed(page), [3, 2]);
+
+      // The exact value under the pointer is the fixture's: query 9, key 4 of layer 4 head 3.
+      const box = await page.locator('[data-testid=zoom]').boundingBox();
+      await page.mouse.move(box.x + (4.5 / T) * box.width, box.y + (9.5 / T) * box.height);
+      const readout = await page.textContent('[data-testid=zoom-readout]');
+      const m = readout.match(/query 9 .* key 4 .*: ([\d.]+) \(/);
+      assert.ok(m, readout);
+      assert.ok(Math.abs(Number(m[1]) - attnAt(3, 2, 9, 4)) <= 1e-5, `${readout} vs ${attnAt(3, 2, 9, 4)}`);
+      await screenshot(page, `inspect-${mode}`);
+
+      // Next-token view at token 3: top-p 0.1 keeps only the likeliest; top-p 1 keeps them all.
+      await page.click('[data-testid=tok-3]');
+      await setRange(page, 'next-topp', 0.1);
+      const kept = await page.locator('[data-testid=candidate][data-kept=true]').count();
+      assert.equal(kept, 1);
+      assert.match(await page.textContent('[data-testid=kept-note]'), /^1 tokens survive/);
+      await setRange(page, 'next-topp', 1);
+      assert.equal(await page.locator('[data-testid=candidate][data-kept=false]').count(), 0);
+
+      // Step by step: the first generated token, its probability and rank 1 (greedy).
+      await page.click('[data-testid=step-forward]');
+      assert.match(await page.textContent('[data-testid=step-about]'),
+        /^Step 1 of 15: the model chose “Once” \(id 403\) with probability [\d.]+%, rank 1 of 512\.$/);
+
+      // PNG export of the zoomed head.
+      const png = await download(page, 'export-png');
+      assert.equal(png.name, 'tinylm-attention-layer4-head3.png');
+      assert.deepEqual([...png.bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+
+      await page.click('[data-testid=present]');
+      await screenshot(page, `inspect-${mode}-present`);
+      assert.deepEqual(log.errors, [], 'console errors');
+      assert.deepEqual(await cspViolations(page), [], 'CSP violations');
+      await page.close();
+    });
+
+    if (mode === 'cpu') {
+      test('the whole 512-token context inspects and draws without freezing the page', async () => {
+        // With no story written yet, Inspect reads the prompt: two greedy stories, more than the
+        // 512-token context, so the view keeps the first 512.
+        const { page, log } = await openApp(browser.context, server.url);
+        assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+        await page.fill('[data-testid=prompt]', `${greedy256}\n${greedy256}`);
+        await page.evaluate(() => {
+          window.__long = [];
+          new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) window.__long.push(e.duration);
+          }).observe({ type: 'longtask' });
+        });
+        const t0 = Date.now();
+        await page.click('[data-testid=tab-inspect]');
+        await page.waitForFunction(() => document.querySelector('[data-testid=inspect-status]')?.dataset.state === 'ready',
+          null, { timeout: SLOW });
+        const ready = Date.now() - t0;
+        const status = await page.textContent('[data-testid=inspect-status]');
+        assert.match(status, /^512 tokens \(the first 512 of \d+\) · 5 layers × 8 heads/);
+        const t1 = Date.now();
+        for (const [l, h] of [[0, 1], [1, 2], [2, 3], [4, 7]]) await page.hover(`[data-testid=head-${l}-${h}]`);
+        const hovers = Date.now() - t1;
+        const long = await page.evaluate(() => window.__long);
+        console.log(`# 512 tokens: ready in ${ready} ms, 4 head previews in ${hovers} ms, long tasks ${JSON.stringify(long.map(Math.round))}`);
+        await screenshot(page, 'inspect-cpu-512');
+        assert.ok(Math.max(0, ...long) < 1500, `a long task froze the page: ${long}`);
+        assert.deepEqual(log.errors, [], 'console errors');
+        await page.close();
+      });
+    }
+  });
+}
