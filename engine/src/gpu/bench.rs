@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
-use super::backend::GpuOptions;
+use super::backend::{GpuBackend, GpuOptions};
 use super::choice::{AnyBackend, BackendChoice};
+use crate::cpu::CpuBackend;
 use crate::error::Result;
-use crate::generate::Backend;
+use crate::generate::{Backend, Generation};
 use crate::randmodel::random_tokens;
 use crate::sampler::Sampler;
 use crate::weights::Weights;
@@ -32,17 +33,50 @@ fn per_second(n: usize, since: Instant) -> f64 {
     n as f64 / since.elapsed().as_secs_f64().max(1e-9)
 }
 
-/// Opens `choice` (timing the load), prefills `prompt_len` random tokens (the GPU as one
-/// batch, the CPU position by position), then decodes `decode` tokens greedily from BOS with
-/// each backend's generation path. A short warm-up first compiles the GPU's pipelines.
-pub fn bench(weights: Weights, choice: BackendChoice, opts: GpuOptions, prompt_len: usize, decode: usize) -> Result<BenchReport> {
-    let seq = weights.config.seq_len;
-    let prompt = random_tokens(1, prompt_len.clamp(1, seq), weights.config.vocab_size);
+/// A backend `measure` can time: any `Backend`, plus the GPU's batched prefill and
+/// submit/readback counters where there is a GPU behind it.
+pub trait Benched: Backend {
+    fn gpu(&mut self) -> Option<&mut GpuBackend> {
+        None
+    }
+}
+
+impl Benched for AnyBackend {
+    fn gpu(&mut self) -> Option<&mut GpuBackend> {
+        AnyBackend::gpu(self)
+    }
+}
+impl Benched for CpuBackend {}
+impl Benched for crate::lora::LoraCpuBackend {}
+
+/// Opens `choice` (timing the load), then `measure`s it.
+pub fn bench(
+    weights: Weights,
+    choice: BackendChoice,
+    opts: GpuOptions,
+    prompt_len: usize,
+    decode: usize,
+) -> Result<BenchReport> {
     let t = Instant::now();
     let (mut b, why) = AnyBackend::open(weights, choice, opts)?;
     let load_s = t.elapsed().as_secs_f64();
+    measure(&mut b, why, load_s, prompt_len, decode)
+}
+
+/// Times an open backend: after a 3-token warm-up (the GPU compiles its pipelines), prefills
+/// `prompt_len` random tokens (the GPU as one batch, otherwise position by position), then
+/// decodes `decode` tokens greedily from BOS (the GPU through its pipelined `generate`).
+pub fn measure<B: Benched + ?Sized>(
+    b: &mut B,
+    reason: String,
+    load_s: f64,
+    prompt_len: usize,
+    decode: usize,
+) -> Result<BenchReport> {
+    let c = *b.config();
+    let prompt = random_tokens(1, prompt_len.clamp(1, c.seq_len), c.vocab_size);
     let mut s = Sampler::new(0.0, 0.9, 1)?;
-    b.generate(&[crate::BOS], 3, &mut s, |_| true)?;
+    greedy(b, 3, &mut s)?;
 
     let t = Instant::now();
     match b.gpu() {
@@ -59,14 +93,15 @@ pub fn bench(weights: Weights, choice: BackendChoice, opts: GpuOptions, prompt_l
         g.reset_stats();
     }
     let t = Instant::now();
-    let tokens = b.generate(&[crate::BOS], decode.clamp(1, seq), &mut s, |_| true)?;
-    let decoded = tokens.len() - 1;
+    let decoded = greedy(b, decode.clamp(1, c.seq_len), &mut s)?;
     let decode_tok_s = per_second(decoded, t);
-    let (submits, bytes) = b.gpu().map_or((0, 0), |g| (g.stats().submits, g.stats().bytes_read));
+    let (submits, bytes) = b
+        .gpu()
+        .map_or((0, 0), |g| (g.stats().submits, g.stats().bytes_read));
     let n = decoded.max(1) as f64;
     Ok(BenchReport {
         backend: b.name(),
-        reason: why,
+        reason,
         load_s,
         prefill_tokens: prompt.len(),
         prefill_tok_s,
@@ -75,4 +110,17 @@ pub fn bench(weights: Weights, choice: BackendChoice, opts: GpuOptions, prompt_l
         submits_per_token: submits as f64 / n,
         bytes_per_token: bytes as f64 / n,
     })
+}
+
+/// Greedy decode of `steps` tokens from BOS with the backend's best path; how many were decoded.
+fn greedy<B: Benched + ?Sized>(b: &mut B, steps: usize, s: &mut Sampler) -> Result<usize> {
+    let tokens = match b.gpu() {
+        Some(g) => g.generate(&[crate::BOS], steps, s, |_| true)?,
+        None => {
+            let mut g = Generation::new(vec![crate::BOS], steps, b.config())?;
+            while g.step(b, s)?.is_some() {}
+            g.tokens
+        }
+    };
+    Ok(tokens.len() - 1)
 }
