@@ -52,19 +52,32 @@ async function openGenerate(page) {
   if (await tab.count()) await tab.click();
 }
 
-/** First visit online, then the same page offline: it loads and writes the reference story. */
+const statusStarts = (page, text) => page.waitForFunction(
+  (t) => document.querySelector('[data-testid=status]')?.textContent.startsWith(t), text, { timeout: 30_000 });
+
+/**
+ * First visit online, then the same page offline: it loads and writes the reference story. A
+ * model loaded from the site (not part of the build) comes back offline from the model cache.
+ */
 async function offlineRoundTrip(prefix) {
-  const server = await startServer(prefix);
+  const server = await startServer(prefix, { 'models/extra.bin': bundledPath('stories260K.bin') });
   const browser = await launchBrowser();
   try {
     const { page } = await openApp(browser.context, server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     await waitForSw(page);
     assert.equal(new URL(await page.evaluate(() => navigator.serviceWorker.controller.scriptURL)).pathname, `${prefix}sw.js`);
+    await page.fill('[data-testid=model-url]', 'models/extra.bin');
+    await page.fill('[data-testid=tokenizer-url]', 'models/tok512.bin');
+    await page.click('[data-testid=load-url]');
+    await statusStarts(page, 'Ready: extra');
     await server.close();
     await browser.context.setOffline(true);
     await page.reload();
-    assert.equal(await waitForState(page, ['ready', 'error']), 'ready', await page.textContent('[data-testid=status]'));
+    // The tab remembers models from the site: extra.bin is loaded again, from the model cache.
+    await statusStarts(page, 'Ready: extra');
+    const cached = await page.evaluate(async () => (await (await caches.open('tinylm-models')).keys()).map((r) => r.url));
+    assert.deepEqual(cached.map((u) => new URL(u).pathname), [`${prefix}models/extra.bin`]);
     const r = await generate(page, GREEDY);
     assert.equal(r.state, 'done', r.status);
     assert.equal(r.text, greedy256);
