@@ -129,6 +129,14 @@ for (const mode of ['cpu', 'webgpu']) {
       const m = readout.match(/query 9 .* key 4 .*: ([\d.]+) \(/);
       assert.ok(m, readout);
       assert.ok(Math.abs(Number(m[1]) - attnAt(3, 2, 9, 4)) <= 1e-5, `${readout} vs ${attnAt(3, 2, 9, 4)}`);
+      // Pointing at token 9 lights up what it attends to in that head: most on the fixture's
+      // largest weight, nothing on later tokens.
+      await page.hover('[data-testid=tok-9]');
+      const row = Array.from({ length: 10 }, (_, k) => attnAt(3, 2, 9, k));
+      const best = row.indexOf(Math.max(...row));
+      const bg = async (i) => page.$eval(`[data-testid=tok-${i}]`, (el) => el.style.backgroundColor);
+      assert.equal(await bg(best), 'rgb(230, 159, 0)');
+      assert.equal(await bg(12), 'rgba(230, 159, 0, 0)');
       await screenshot(page, `inspect-${mode}`);
 
       // Next-token view at token 3: top-p 0.1 keeps only the likeliest; top-p 1 keeps them all.

@@ -7,6 +7,7 @@ mod fetch;
 mod host;
 mod inbox;
 mod inspect;
+mod inspect;
 mod run;
 mod store;
 pub mod words;

@@ -83,6 +83,7 @@ fn numbers(s: State, d: &Data) -> Value {
         "layer": l,
         "head": h,
         "shared_scale": s.shared_scale.get_untracked(),
+        "sqrt_colours": s.sqrt.get_untracked(),
         "attention_head": matrix(d.head(l, h), n),
         "attention": full,
         "rollout_last_layer": matrix(d.rollout(layers - 1), n),

@@ -64,11 +64,12 @@ fn Thumb(s: State, l: usize, h: usize) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
     Effect::new(move |_| {
         let shared = s.shared_scale.get();
+        let curve = s.curve();
         s.data.with(|d| {
             let (Some(d), Some(c)) = (d.as_ref(), canvas.get()) else { return };
             let max = if shared { 1.0 } else { d.head_max(l, h) };
             let heat = Heat { m: d.head(l, h), n: d.len(), max, visible: d.len(), cell: 0, target: THUMB };
-            draw(&c, &heat, &|x| ramp(h, x));
+            draw(&c, &heat, &|x| ramp(h, curve(x)));
         });
     });
     let locked = move || s.locked.get() == (l, h);

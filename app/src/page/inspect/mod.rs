@@ -65,6 +65,8 @@ pub struct State {
     pub pos: RwSignal<usize>,
     /// One colour scale (0–1) for every head instead of each head's own maximum.
     pub shared_scale: RwSignal<bool>,
+    /// Colour by the square root of the value, so the small weights of long texts show.
+    pub sqrt: RwSignal<bool>,
     pub temperature: RwSignal<f32>,
     pub topp: RwSignal<f32>,
     /// Playback: the generated token being shown (tokens after it are faded).
@@ -90,6 +92,7 @@ impl State {
             focus: RwSignal::new(None),
             pos: RwSignal::new(0),
             shared_scale: RwSignal::new(false),
+            sqrt: RwSignal::new(false),
             temperature: RwSignal::new(1.0),
             topp: RwSignal::new(0.9),
             step: RwSignal::new(None),
@@ -99,6 +102,14 @@ impl State {
     }
     pub fn get() -> Option<State> {
         STATE.with(Cell::get)
+    }
+    /// The value-to-colour curve the heatmaps use.
+    pub fn curve(&self) -> fn(f32) -> f32 {
+        if self.sqrt.get() {
+            f32::sqrt
+        } else {
+            |x| x
+        }
     }
     /// The head the zoomed heatmap shows: the previewed one, else the locked one.
     pub fn shown(&self) -> (usize, usize) {

@@ -20,6 +20,7 @@ pub fn Zoom(s: State) -> impl IntoView {
     Effect::new(move |_| {
         let (l, h) = s.shown();
         let shared = s.shared_scale.get();
+        let curve = s.curve();
         let step = s.step.get();
         s.data.with(|d| {
             let (Some(d), Some(c)) = (d.as_ref(), canvas.get()) else { return };
@@ -27,7 +28,7 @@ pub fn Zoom(s: State) -> impl IntoView {
             let max = if shared { 1.0 } else { d.head_max(l, h) };
             let visible = step.map_or(n, |t| t + 1);
             let heat = Heat { m: d.head(l, h), n, max, visible, cell: cell_for(n, ZOOM_PX), target: ZOOM_PX };
-            draw(&c, &heat, &|x| viridis(x));
+            draw(&c, &heat, &|x| viridis(curve(x)));
         });
     });
     let on_move = move |e: MouseEvent| {
@@ -85,6 +86,11 @@ pub fn Zoom(s: State) -> impl IntoView {
                 <input type="checkbox" data-testid="shared-scale" prop:checked=move || s.shared_scale.get()
                     on:change=move |e| s.shared_scale.set(event_target_checked(&e)) />
                 " Same colour scale for all heads"
+            </label>
+            <label class="check">
+                <input type="checkbox" data-testid="sqrt-scale" prop:checked=move || s.sqrt.get()
+                    on:change=move |e| s.sqrt.set(event_target_checked(&e)) />
+                " Square-root colours (shows small weights in long texts)"
             </label>
             <p class="hint">{scale_note}" Hatched: the causal mask (a token cannot look ahead)."</p>
         </section>
