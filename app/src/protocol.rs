@@ -6,8 +6,6 @@ use tinylm_engine::Config;
 
 pub mod inspect;
 
-pub mod inspect;
-
 /// Which backend the reader asked for in the selector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Choice {
@@ -72,8 +70,6 @@ pub enum ToWorker {
     Stop { run: u64 },
     /// Attention, logits and the logit lens of a text (the Inspect view).
     Inspect(inspect::InspectRequest),
-    /// Attention, logits and the logit lens of a text (the Inspect view).
-    Inspect(inspect::InspectRequest),
 }
 
 /// A model in the menu.
@@ -135,9 +131,6 @@ pub enum FromWorker {
     Text { run: u64, prompt: String, story: String, stats: RunStats },
     Finished { run: u64, stats: RunStats, stopped: bool },
     RunFailed { run: u64, message: String },
-    /// Arrives with the binary parts of `inspect::PARTS`.
-    Inspected(Box<inspect::InspectInfo>),
-    InspectFailed { id: u64, message: String },
     /// Arrives with the binary parts of `inspect::PARTS`.
     Inspected(Box<inspect::InspectInfo>),
     InspectFailed { id: u64, message: String },

@@ -156,9 +156,6 @@ fn receive(ctx: Ctx, msg: FromWorker) {
         FromWorker::InspectFailed { id, message } => super::inspect::failed(id, message),
         // Arrives with binary parts (see `start`), never as text alone.
         FromWorker::Inspected(_) => {}
-        FromWorker::InspectFailed { id, message } => super::inspect::failed(id, message),
-        // Arrives with binary parts (see `start`), never as text alone.
-        FromWorker::Inspected(_) => {}
         // Replies about runs the page has moved past.
         FromWorker::Text { .. } | FromWorker::Finished { .. } | FromWorker::RunFailed { .. } => {}
     }

@@ -6,7 +6,6 @@ mod browser;
 mod client;
 mod controls;
 mod inspect;
-mod inspect;
 mod keys;
 mod memory;
 mod models;

@@ -54,7 +54,6 @@ impl Engine {
             // Stop acts on arrival (see worker::start); here it has nothing left to do.
             ToWorker::Stop { .. } => {}
             ToWorker::Inspect(req) => super::inspect::handle(self, req).await,
-            ToWorker::Inspect(req) => super::inspect::handle(self, req).await,
         }
     }
 
@@ -79,7 +78,6 @@ impl Engine {
         progress("Starting the backend", 0, None);
         // Free the old backend first: a GPU may not hold two models.
         self.active = None;
-        self.last_run = None;
         self.last_run = None;
         let store = &self.store;
         let again = || store.open(id).map(|p| p.weights);

@@ -7,7 +7,6 @@ mod fetch;
 mod host;
 mod inbox;
 mod inspect;
-mod inspect;
 mod run;
 mod store;
 pub mod words;
