@@ -186,3 +186,23 @@ fn odds_give_probability_and_rank() {
     assert_eq!(odds(&logits, 3).unwrap().rank, 1);
     assert!(matches!(odds(&logits, 4), Err(Error::TokenOutOfRange { .. })));
 }
+
+/// The GPU's batched inspection feeds the same views: its attention is llama2.c's (1e-4), and
+/// the logit lens of its last-layer residuals picks the argmax of its own logits.
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#[test]
+fn gpu_inspection_feeds_the_same_views() {
+    use tinylm_engine::gpu::{GpuBackend, GpuOptions};
+    let w = stories260k();
+    let mut g = GpuBackend::new(&w, GpuOptions::default()).expect("a GPU adapter (lavapipe) is needed for the GPU tests");
+    let ins = g.inspect(&fixture_tokens()).unwrap();
+    let (_, attn) = fixture(FIXTURE, "llama2c.attn");
+    assert!(max_diff(&ins.attn, &attn) <= 1e-4, "attention {}", max_diff(&ins.attn, &attn));
+    let lens = logit_lens(&w, &ins).unwrap();
+    let (l, n) = (w.config.n_layers, ins.len());
+    for t in 0..n {
+        assert_eq!(lens[(l - 1) * n + t].id, argmax(ins.logits_at(t)) as u32, "position {t}");
+    }
+    let cpu = rollout(&fixture_inspection());
+    assert!(max_diff(&rollout(&ins), &cpu) <= 1e-4, "rollout {}", max_diff(&rollout(&ins), &cpu));
+}
