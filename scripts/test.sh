@@ -41,11 +41,10 @@ if [[ ${SUMMARY[-1]} == FAIL* ]]; then
     exit 1
 fi
 
-# The app is wasm-only (built by Trunk below); everything else runs natively.
-step "cargo test (engine, cli)" cargo test --workspace --exclude tinylm-app
-# The app's pure parts (protocol, links, form checks, the worker's model store) natively; the
-# page itself is wasm-only and is tested in the browser below.
-step "cargo test (app, native)" cargo test -p tinylm-app --lib
+# Engine, CLI and the app's pure parts (protocol, links, form checks, the worker's model store)
+# natively, in one build so shared crates compile once. The page itself is wasm-only and is
+# tested in the browser below.
+step "cargo test (engine, cli, app)" cargo test --workspace
 # The engine's GPU path on WebGPU in headless Chromium (SwiftShader), compared with the CPU path.
 step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
     CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
