@@ -34,7 +34,7 @@ pub fn cross_entropy<F: Real>(logits: &[F], targets: &[u32], vocab: usize) -> (f
 /// is the largest activation.
 pub fn cross_entropy_bwd<F: Real>(logits: &mut [F], targets: &[u32], vocab: usize, scale: F) {
     use rayon::prelude::*;
-    logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(|(l, &t)| {
+    let row = |(l, &t): (&mut [F], &u32)| {
         if t == IGNORE {
             l.fill(F::ZERO);
             return;
@@ -44,5 +44,11 @@ pub fn cross_entropy_bwd<F: Real>(logits: &mut [F], targets: &[u32], vocab: usiz
         for v in l.iter_mut() {
             *v *= scale;
         }
-    });
+    };
+    // Rows are independent, so threads change nothing but the time.
+    if logits.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(row);
+    } else {
+        logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
+    }
 }
