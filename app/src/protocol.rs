@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tinylm_engine::Config;
 
+pub mod bench;
 pub mod inspect;
 
 /// Which backend the reader asked for in the selector.
@@ -70,6 +71,8 @@ pub enum ToWorker {
     Stop { run: u64 },
     /// Attention, logits and the logit lens of a text (the Inspect view).
     Inspect(inspect::InspectRequest),
+    /// Times decoding for the benchmark page.
+    Bench(bench::BenchRequest),
 }
 
 /// A model in the menu.
@@ -134,6 +137,8 @@ pub enum FromWorker {
     /// Arrives with the binary parts of `inspect::PARTS`.
     Inspected(Box<inspect::InspectInfo>),
     InspectFailed { id: u64, message: String },
+    Benched(bench::BenchResult),
+    BenchFailed { id: u64, message: String },
 }
 
 macro_rules! json_codec {

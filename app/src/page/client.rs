@@ -158,6 +158,8 @@ fn receive(ctx: Ctx, msg: FromWorker) {
         FromWorker::Inspected(_) => {}
         // Replies about runs the page has moved past.
         FromWorker::Text { .. } | FromWorker::Finished { .. } | FromWorker::RunFailed { .. } => {}
+        // Benchmark results go to bench.html's own worker, never to the app.
+        FromWorker::Benched(_) | FromWorker::BenchFailed { .. } => {}
     }
 }
 

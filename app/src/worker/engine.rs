@@ -53,6 +53,7 @@ impl Engine {
             ToWorker::Generate { run, prompt, settings } => self.generate(run, &prompt, settings, job.at).await,
             // Stop acts on arrival (see worker::start); here it has nothing left to do.
             ToWorker::Stop { .. } => {}
+            ToWorker::Bench(req) => super::bench::handle(req).await,
             ToWorker::Inspect(req) => super::inspect::handle(self, req).await,
         }
     }

@@ -2,6 +2,7 @@
 //! freezes. It speaks only `protocol` messages.
 
 mod backends;
+mod bench;
 mod engine;
 mod fetch;
 mod host;

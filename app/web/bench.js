@@ -1,0 +1,111 @@
+// The benchmark page: starts the app's engine worker (worker_loader.js) once per configuration,
+// asks it to time decoding (`{"Bench": …}` in app/src/protocol/bench.rs) and shows medians as a
+// table and as JSON. tests/e2e/bench.mjs reads the JSON from #json once #status says "done".
+const params = new URLSearchParams(location.search);
+const num = (key, dflt) => {
+  const v = Number(params.get(key));
+  return Number.isInteger(v) && v > 0 ? v : dflt;
+};
+const list = (key, dflt) => (params.get(key) ?? dflt).split(',').map((s) => s.trim()).filter(Boolean);
+
+const RUNS = num('runs', 5);
+const MODELS = list('models', 'stories260K,s15m');
+const BACKENDS = list('backends', 'cpu,webgpu');
+const STEPS = { stories260K: num('steps_260k', num('steps', 256)), other: num('steps_s15m', num('steps', 128)) };
+const CHOICE = { cpu: 'Cpu', webgpu: 'WebGpu' };
+
+const $ = (id) => document.getElementById(id);
+const status = (text, state) => {
+  $('status').textContent = text;
+  $('status').dataset.state = state;
+};
+
+function machine() {
+  const n = navigator;
+  const brands = n.userAgentData?.brands?.map((b) => `${b.brand} ${b.version}`).join(', ');
+  return {
+    user_agent: n.userAgent,
+    browser: brands || null,
+    platform: n.userAgentData?.platform ?? n.platform ?? null,
+    hardware_concurrency: n.hardwareConcurrency ?? null,
+    device_memory_gb: n.deviceMemory ?? null,
+    webgpu_api: 'gpu' in n,
+    cross_origin_isolated: self.crossOriginIsolated ?? false,
+  };
+}
+
+/** One configuration in a fresh worker (so a GPU device or big weights never outlive it). */
+function benchOnce(model, backend, id) {
+  const steps = model === 'stories260K' ? STEPS.stories260K : STEPS.other;
+  const request = {
+    Bench: {
+      id,
+      model: model === 'stories260K' ? 'Bundled' : { Shape: model },
+      choice: CHOICE[backend] ?? 'Auto',
+      steps,
+      runs: RUNS,
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const worker = new Worker('worker_loader.js');
+    const done = (f, v) => {
+      worker.terminate();
+      f(v);
+    };
+    worker.onerror = (e) => done(reject, new Error(`the worker failed: ${e.message ?? e}`));
+    worker.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg === 'Started') worker.postMessage(JSON.stringify(request));
+      else if (msg.Progress) status(`${model} on ${backend}: ${msg.Progress.label}`, 'running');
+      else if (msg.Benched) done(resolve, msg.Benched);
+      else if (msg.BenchFailed) done(reject, new Error(msg.BenchFailed.message));
+    };
+  });
+}
+
+function row(r) {
+  const tr = document.createElement('tr');
+  const cells = [r.model, r.requested, r.backend, r.steps, r.decode_tok_s.toFixed(1),
+    r.runs.map((x) => x.toFixed(0)).join(' '), r.model_ms.toFixed(0), r.start_ms.toFixed(0)];
+  cells.forEach((c, i) => {
+    const td = document.createElement('td');
+    td.textContent = String(c);
+    if (i >= 3) td.className = 'num';
+    tr.append(td);
+  });
+  return tr;
+}
+
+async function runAll() {
+  $('run').disabled = true;
+  const body = $('table').querySelector('tbody');
+  body.replaceChildren();
+  const m = machine();
+  $('machine').textContent = `${m.browser ?? m.user_agent}; ${m.platform}; ${m.hardware_concurrency} logical cores`;
+  const out = { page: 'bench', date: new Date().toISOString(), machine: m, runs: RUNS, results: [], errors: [] };
+  let id = 0;
+  for (const backend of BACKENDS) {
+    for (const model of MODELS) {
+      status(`${model} on ${backend}…`, 'running');
+      try {
+        const r = await benchOnce(model, backend, ++id);
+        const result = {
+          model: r.model, requested: backend, kind: r.kind === 'WebGpu' ? 'webgpu' : 'cpu', backend: r.backend,
+          detail: r.detail, steps: r.steps, runs: r.runs, decode_tok_s: r.median_tok_s,
+          model_ms: r.model_ms, start_ms: r.start_ms,
+        };
+        out.results.push(result);
+        body.append(row(result));
+      } catch (e) {
+        out.errors.push({ model, requested: backend, message: String(e.message ?? e) });
+      }
+    }
+  }
+  $('json').textContent = JSON.stringify(out, null, 2);
+  if (out.errors.length) status(`Finished with ${out.errors.length} error(s): ${out.errors.map((e) => e.message).join('; ')}`, 'error');
+  else status(`Done: ${out.results.length} configurations, medians of ${RUNS} runs.`, 'done');
+  $('run').disabled = false;
+}
+
+$('run').addEventListener('click', runAll);
+runAll();
