@@ -3,20 +3,33 @@
 //! Large products split their output rows over rayon's threads. Each output element is still
 //! summed by one thread in the serial order, so results are bit-identical to one thread.
 
+#[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 
 use crate::lora::real::Real;
 
-/// Products with fewer multiply-adds than this stay on the calling thread.
+/// Work (multiply-adds) below this stays on the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MIN: usize = 1 << 17;
+
+/// Whether to split `work` over rayon's threads (never in wasm, which has no rayon here).
+pub(super) fn parallel(work: usize) -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    return work >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = work;
+        false
+    }
+}
 
 /// Runs `f` on every pair of `(out row, in row)` chunks, in parallel when the work is large.
 fn rows<F: Real>(out: &mut [F], out_w: usize, inp: &[F], in_w: usize, work: usize, f: impl Fn(&mut [F], &[F]) + Sync) {
-    if work >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-        out.par_chunks_exact_mut(out_w).zip(inp.par_chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
-    } else {
-        out.chunks_exact_mut(out_w).zip(inp.chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
+    if parallel(work) {
+        #[cfg(not(target_arch = "wasm32"))]
+        return out.par_chunks_exact_mut(out_w).zip(inp.par_chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
     }
+    out.chunks_exact_mut(out_w).zip(inp.chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
 }
 
 /// `y[N,out] = x[N,in] · wᵀ`, each dot product summed in order as run.c's matmul.
@@ -73,11 +86,11 @@ pub fn matmul_dw<F: Real>(dw: &mut [F], dy: &[F], x: &[F], n_in: usize, s: F) {
             }
         }
     };
-    if dw.len() * (dy.len() / n_out) >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-        dw.par_chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
-    } else {
-        dw.chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
+    if parallel(dw.len() * (dy.len() / n_out)) {
+        #[cfg(not(target_arch = "wasm32"))]
+        return dw.par_chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
     }
+    dw.chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
 }
 
 /// One LoRA pair as the kernels see it: `a [r, in]`, `b [out, r]`, scale `s`.

@@ -33,7 +33,6 @@ pub fn cross_entropy<F: Real>(logits: &[F], targets: &[u32], vocab: usize) -> (f
 /// `scale · (softmax(l) − onehot(target))`, zero on ignored rows. In place because `[N, vocab]`
 /// is the largest activation.
 pub fn cross_entropy_bwd<F: Real>(logits: &mut [F], targets: &[u32], vocab: usize, scale: F) {
-    use rayon::prelude::*;
     let row = |(l, &t): (&mut [F], &u32)| {
         if t == IGNORE {
             l.fill(F::ZERO);
@@ -46,9 +45,12 @@ pub fn cross_entropy_bwd<F: Real>(logits: &mut [F], targets: &[u32], vocab: usiz
         }
     };
     // Rows are independent, so threads change nothing but the time.
-    if logits.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
-        logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(row);
-    } else {
-        logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
+    if super::linear::parallel(logits.len()) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            return logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(row);
+        }
     }
+    logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
 }
