@@ -129,6 +129,17 @@ for (const mode of ['cpu', 'webgpu']) {
       const m = readout.match(/query 9 .* key 4 .*: ([\d.]+) \(/);
       assert.ok(m, readout);
       assert.ok(Math.abs(Number(m[1]) - attnAt(3, 2, 9, 4)) <= 1e-5, `${readout} vs ${attnAt(3, 2, 9, 4)}`);
+      // The keyboard reaches the same numbers: focus the map, move the cursor to query 2, key 1.
+      await page.mouse.move(2, 2);
+      await page.focus('[data-testid=zoom]');
+      for (const key of ['ArrowDown', 'ArrowDown', 'ArrowRight', 'ArrowDown', 'ArrowUp']) await page.keyboard.press(key);
+      const keyed = (await page.textContent('[data-testid=zoom-readout]')).match(/query 2 .* key 1 .*: ([\d.]+) \(/);
+      assert.ok(keyed && Math.abs(Number(keyed[1]) - attnAt(3, 2, 2, 1)) <= 1e-5, String(keyed));
+      // The shared scale runs 0 to 1 for every head.
+      await page.click('[data-testid=shared-scale]');
+      assert.match(await page.textContent('.zoom .hint'), /^Colour scale 0 – 1 for every head\./);
+      await page.click('[data-testid=shared-scale]');
+
       // Pointing at token 9 lights up what it attends to in that head: most on the fixture's
       // largest weight, nothing on later tokens.
       await page.hover('[data-testid=tok-9]');
