@@ -144,6 +144,8 @@ impl GpuTrainer {
     }
 
     /// One full-batch step: loss and gradients, optional clipping, AdamW on every A and B.
+    /// Unlike the CPU trainer, the update is already applied when a non-finite loss is
+    /// reported (it comes back with the step); restart from a saved adapter after that error.
     pub async fn step_async(&mut self, batch: &Batch) -> Result<StepReport> {
         self.plan_for(batch).await?;
         let Some(plan) = self.plan.as_ref() else { return Err(Error::Gpu("no training plan".into())) };

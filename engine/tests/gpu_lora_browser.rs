@@ -1,0 +1,80 @@
+//! GPU LoRA training on WebGPU in a real browser (headless Chromium; its SwiftShader adapter):
+//! the PEFT fixture's five AdamW steps (shared/data/reference/stories260K_lora_qv_r4) through
+//! the async API the Train view's worker uses, against PEFT's losses and the CPU trainer
+//! compiled to the same wasm. Run as tests/gpu_browser.rs is run:
+//!
+//! ```sh
+//! WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver \
+//!   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+//!   cargo test -p tinylm-engine --target wasm32-unknown-unknown --test gpu_lora_browser
+//! ```
+#![cfg(target_arch = "wasm32")]
+
+use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
+use tinylm_engine::lora::{read_peft, AdamW, Adapter, Base, Batch, TrainConfig, Trainer};
+use tinylm_engine::{checkpoint, Weights};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
+const REF: &[u8] = include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/lora_reference.safetensors");
+const INIT_CFG: &[u8] = include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/adapter_init/adapter_config.json");
+const INIT_ST: &[u8] = include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/adapter_init/adapter_model.safetensors");
+
+fn weights() -> Weights {
+    checkpoint::read(MODEL, "stories260K.bin").unwrap().0
+}
+
+/// A fixture tensor as f32 (its int32 tensors converted).
+fn fixture(key: &str) -> Vec<f32> {
+    let st = safetensors::SafeTensors::deserialize(REF).unwrap();
+    let t = st.tensor(key).unwrap();
+    let four = t.data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
+    match t.dtype() {
+        safetensors::Dtype::I32 => four.map(|b| i32::from_le_bytes(b) as f32).collect(),
+        _ => four.map(f32::from_le_bytes).collect(),
+    }
+}
+
+fn max_rel(a: &Adapter, b: &Adapter) -> f32 {
+    let (mut d, mut m) = (0f32, 0f32);
+    for (x, y) in a.tensors().flatten().zip(b.tensors().flatten()) {
+        d = d.max((x - y).abs());
+        m = m.max(y.abs());
+    }
+    d / m
+}
+
+#[wasm_bindgen_test]
+async fn lora_training_on_webgpu_matches_peft_and_the_cpu() {
+    let w = weights();
+    let ad = read_peft(INIT_CFG, INIT_ST, &w.config, ["adapter_config.json", "adapter_model.safetensors"]).unwrap();
+    let batch = Batch::single(fixture("tokens").iter().map(|&v| v as u32).collect()).unwrap();
+    let cfg = TrainConfig { adamw: AdamW { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, clip_norm: None };
+    let mut t = GpuTrainer::new_async(&w, ad.clone(), cfg, GpuTrainOptions::default())
+        .await
+        .expect("a WebGPU adapter (Chromium needs --enable-unsafe-webgpu)");
+    let mut losses = Vec::new();
+    for _ in 0..5 {
+        losses.push(t.step_async(&batch).await.unwrap().loss);
+    }
+    losses.push(t.loss_async(&batch).await.unwrap());
+    let want = fixture("losses");
+    for (k, (g, w)) in losses.iter().zip(&want).enumerate() {
+        let d = (g - *w as f64).abs() / *w as f64;
+        console_log!("loss {k}: WebGPU {g:.6}, PEFT {w:.6}, relative {d:.1e}");
+        assert!(d <= 1e-4, "loss {k}: {g} vs PEFT {w}");
+    }
+    let mut cpu = Trainer::new(ad, cfg).unwrap();
+    for _ in 0..5 {
+        cpu.step(&Base::new(&w), &batch).unwrap();
+    }
+    let got = t.adapter_async().await.unwrap();
+    let rel = max_rel(&got, &cpu.adapter);
+    console_log!("adapter after 5 steps: WebGPU vs CPU {rel:.1e} relative");
+    assert!(rel <= 1e-3, "{rel}");
+    let state = t.optimizer_state_async().await.unwrap();
+    assert_eq!(state.step, 5);
+    assert!(max_rel(&state.v, &cpu.optimizer_state().v) <= 1e-3);
+}
