@@ -9,4 +9,5 @@ pub mod pick;
 pub mod protocol;
 pub mod settings;
 pub mod storage;
+pub mod train;
 pub mod worker;

@@ -71,6 +71,8 @@ pub enum ToWorker {
     Stop { run: u64 },
     /// Attention, logits and the logit lens of a text (the Inspect view).
     Inspect(inspect::InspectRequest),
+    /// Fine-tuning and adapters (the Train view).
+    Train(crate::train::TrainCmd),
     /// Times decoding for the benchmark page.
     Bench(bench::BenchRequest),
 }
@@ -137,6 +139,7 @@ pub enum FromWorker {
     /// Arrives with the binary parts of `inspect::PARTS`.
     Inspected(Box<inspect::InspectInfo>),
     InspectFailed { id: u64, message: String },
+    Train(crate::train::TrainEvent),
     Benched(bench::BenchResult),
     BenchFailed { id: u64, message: String },
 }

@@ -18,6 +18,7 @@ pub fn App() -> impl IntoView {
     client::start(ctx, 0);
     keys::install(ctx);
     inspect::State::install();
+    super::train::install();
     let tab = RwSignal::new(TABS[0].key);
     let class = move || if ctx.present.get() { "app present" } else { "app" };
     view! {
@@ -64,6 +65,7 @@ struct Tab {
 const TABS: &[Tab] = &[
     Tab { key: "generate", label: "Generate", view: generate_view },
     Tab { key: "inspect", label: "Inspect", view: inspect::view },
+    Tab { key: "train", label: "Train", view: super::train::view },
     Tab { key: "storage", label: "Storage", view: super::storage_panel::view },
 ];
 

@@ -120,6 +120,7 @@ fn receive(ctx: Ctx, msg: FromWorker) {
             super::storage_panel::loaded(ctx, &models, active);
             ctx.models.set(models);
             ctx.active.set(Some(active));
+            super::train::model_changed();
             ctx.backend.set(Some(backend));
             ctx.progress.set(None);
             if ctx.loading() {
@@ -154,6 +155,7 @@ fn receive(ctx: Ctx, msg: FromWorker) {
             ctx.status.set(Status::Error(message));
         }
         FromWorker::InspectFailed { id, message } => super::inspect::failed(id, message),
+        FromWorker::Train(ev) => super::train::receive(ev),
         // Arrives with binary parts (see `start`), never as text alone.
         FromWorker::Inspected(_) => {}
         // Replies about runs the page has moved past.

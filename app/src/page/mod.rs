@@ -11,6 +11,7 @@ mod memory;
 mod models;
 mod state;
 mod storage_panel;
+mod train;
 
 pub fn start() {
     console_error_panic_hook::set_once();

@@ -25,7 +25,7 @@ struct Active {
 }
 
 pub struct Engine {
-    store: Store,
+    pub(super) store: Store,
     active: Option<Active>,
     stop: StopFlag,
     /// The tokens of the last story on the active model, for the Inspect view.
@@ -55,10 +55,19 @@ impl Engine {
             ToWorker::Stop { .. } => {}
             ToWorker::Bench(req) => super::bench::handle(req).await,
             ToWorker::Inspect(req) => super::inspect::handle(self, req).await,
+            ToWorker::Train(cmd) => super::train::handle(self, cmd).await,
         }
     }
 
-    fn report(&self, result: Result<(), String>) {
+    pub(super) fn active_id(&self) -> Option<u32> {
+        self.active.as_ref().map(|a| a.id)
+    }
+
+    pub(super) fn active_kind(&self) -> Option<crate::protocol::BackendKind> {
+        self.active.as_ref().map(|a| a.info.kind)
+    }
+
+    pub(super) fn report(&self, result: Result<(), String>) {
         let msg = match (result, &self.active) {
             (Ok(()), Some(a)) => FromWorker::Loaded { models: self.store.entries(), active: a.id, backend: a.info.clone() },
             (Ok(()), None) => FromWorker::LoadFailed { message: "No model is active.".into(), active: None },
@@ -75,7 +84,7 @@ impl Engine {
     }
 
     /// Puts a checked model on the chosen backend, replacing the active one.
-    async fn activate(&mut self, id: u32, parsed: Parsed, choice: Choice) -> Result<(), String> {
+    pub(super) async fn activate(&mut self, id: u32, parsed: Parsed, choice: Choice) -> Result<(), String> {
         progress("Starting the backend", 0, None);
         // Free the old backend first: a GPU may not hold two models.
         self.active = None;

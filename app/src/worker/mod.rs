@@ -10,6 +10,7 @@ mod inbox;
 mod inspect;
 mod run;
 mod store;
+mod train;
 pub mod words;
 
 use std::cell::Cell;
@@ -50,6 +51,7 @@ fn receive(data: JsValue, inbox: &Inbox, stop: &run::StopFlag) {
     let Some((text, files)) = host::unpack(data) else { return };
     match ToWorker::from_json(&text) {
         Ok(ToWorker::Stop { run }) => stop.set(stop.get().max(run)),
+        Ok(ToWorker::Train(cmd)) if train::control(&cmd) => {}
         Ok(msg) => inbox.push(Job { msg, files, at: host::now_ms() }),
         Err(e) => web_sys::console::error_1(&e.into()),
     }

@@ -58,6 +58,12 @@ impl Store {
         parse(&stored.files).map(|(p, _)| p)
     }
 
+    /// The model's name and a hash of its file, so adapters and checkpoints know their base.
+    pub fn identity(&self, id: u32) -> Option<crate::train::BaseId> {
+        let m = self.models.get(id as usize)?;
+        Some(crate::train::BaseId { name: m.entry.name.clone(), hash: crate::train::file_hash(&m.files.model) })
+    }
+
     pub fn entries(&self) -> Vec<ModelEntry> {
         self.models.iter().map(|m| m.entry.clone()).collect()
     }

@@ -1,0 +1,70 @@
+//! The live loss curve: training loss per step and held-out loss, as an SVG drawn from paths.
+
+use leptos::prelude::*;
+
+use super::TrainCtx;
+
+const W: f64 = 600.0;
+const H: f64 = 200.0;
+const PAD: f64 = 34.0;
+
+/// Plot coordinates of `(step, loss)` points for x in 0..=x_max and y in lo..=hi.
+fn path(points: &[(f64, f64)], x_max: f64, lo: f64, hi: f64) -> String {
+    let x = |s: f64| PAD + (W - PAD - 8.0) * s / x_max.max(1.0);
+    let y = |l: f64| 8.0 + (H - PAD - 8.0) * (1.0 - (l - lo) / (hi - lo).max(1e-9));
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, l))| format!("{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, x(s), y(l)))
+        .collect()
+}
+
+#[component]
+pub fn LossChart(t: TrainCtx) -> impl IntoView {
+    let data = move || {
+        let train: Vec<(f64, f64)> = t
+            .losses
+            .with(|l| l.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect());
+        let held: Vec<(f64, f64)> = t
+            .held
+            .with(|h| h.iter().map(|&(s, v)| (s as f64, v)).collect());
+        let all = train.iter().chain(&held).map(|p| p.1);
+        let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = if lo > hi {
+            (0.0, 1.0)
+        } else {
+            (lo - 0.05 * (hi - lo + 1e-3), hi + 0.05 * (hi - lo + 1e-3))
+        };
+        let x_max = t.total.get().max(1) as f64;
+        (
+            path(&train, x_max, lo, hi),
+            path(&held, x_max, lo, hi),
+            lo,
+            hi,
+            x_max,
+        )
+    };
+    view! {
+        <figure class="chart" data-testid="loss-chart">
+            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label="Loss per training step">
+                {move || {
+                    let (train, held, lo, hi, x_max) = data();
+                    view! {
+                        <line class="axis" x1=PAD y1=H - PAD x2=W - 8.0 y2=H - PAD />
+                        <line class="axis" x1=PAD y1=8.0 x2=PAD y2=H - PAD />
+                        <text class="tick" x=2.0 y=14.0>{format!("{hi:.2}")}</text>
+                        <text class="tick" x=2.0 y=H - PAD>{format!("{lo:.2}")}</text>
+                        <text class="tick" x=W - 40.0 y=H - PAD + 16.0>{format!("step {x_max:.0}")}</text>
+                        <path class="train-line" data-testid="train-line" d=train />
+                        <path class="held-line" data-testid="held-line" d=held />
+                    }
+                }}
+            </svg>
+            <figcaption>
+                <span class="key train-key">"training loss"</span>
+                <span class="key held-key">"held-out loss"</span>
+                " (lower is better: how surprised the model is by the next token)"
+            </figcaption>
+        </figure>
+    }
+}

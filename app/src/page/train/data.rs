@@ -1,0 +1,161 @@
+//! The training text: a bundled book or story collection, pasted text, or a .txt file; with its
+//! token count and the held-out part the worker reports.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{File, HtmlInputElement, Response};
+
+use super::{send, TrainCtx};
+use crate::train::TrainCmd;
+
+/// A text shipped with the site (public/corpora/, see its LICENSE-NOTES.md).
+pub struct Corpus {
+    pub key: &'static str,
+    pub file: &'static str,
+    pub title: &'static str,
+    pub licence: &'static str,
+}
+
+pub static CORPORA: [Corpus; 4] = [
+    Corpus {
+        key: "peter-rabbit",
+        file: "corpora/peter-rabbit.txt",
+        title: "The Tale of Peter Rabbit — Beatrix Potter (5 KB)",
+        licence: "Public domain (Project Gutenberg #14304, 1916 edition)",
+    },
+    Corpus {
+        key: "aesop",
+        file: "corpora/aesop.txt",
+        title: "Aesop's Fables, tr. Townsend (222 KB)",
+        licence: "Public domain (Project Gutenberg #21)",
+    },
+    Corpus {
+        key: "alice",
+        file: "corpora/alice.txt",
+        title: "Alice's Adventures in Wonderland — Lewis Carroll (144 KB)",
+        licence: "Public domain (Project Gutenberg #11)",
+    },
+    Corpus {
+        key: "tinystories",
+        file: "corpora/tinystories.txt",
+        title: "TinyStories, first 100 KB of the validation set",
+        licence: "CDLA-Sharing-1.0 (Eldan & Li, 2023)",
+    },
+];
+
+#[derive(Clone, Copy)]
+pub struct DataSignals {
+    /// A corpus key, "paste" or "file".
+    pub source: RwSignal<String>,
+    pub text: RwSignal<String>,
+    /// Where the text came from, in words.
+    pub label: RwSignal<String>,
+}
+
+impl DataSignals {
+    pub fn new() -> DataSignals {
+        DataSignals {
+            source: RwSignal::new(CORPORA[0].key.into()),
+            text: RwSignal::new(String::new()),
+            label: RwSignal::new(String::new()),
+        }
+    }
+}
+
+fn set_text(t: TrainCtx, text: String, label: String) {
+    t.counts.set(None);
+    t.data.label.set(label);
+    send(TrainCmd::Count { text: text.clone() });
+    t.data.text.set(text);
+}
+
+pub fn load_corpus(t: TrainCtx, key: String) {
+    let Some(c) = CORPORA.iter().find(|c| c.key == key) else {
+        return;
+    };
+    t.data.source.set(key);
+    spawn_local(async move {
+        let text = async {
+            let w = web_sys::window()?;
+            let resp: Response = JsFuture::from(w.fetch_with_str(c.file))
+                .await
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            JsFuture::from(resp.text().ok()?).await.ok()?.as_string()
+        };
+        match text.await {
+            Some(text) => set_text(t, text, format!("{} — {}", c.title, c.licence)),
+            None => t.note.set(format!("Could not load {}.", c.file)),
+        }
+    });
+}
+
+pub fn load_default(t: TrainCtx) {
+    load_corpus(t, CORPORA[0].key.into());
+}
+
+async fn read_txt(t: TrainCtx, f: File) {
+    match JsFuture::from(f.text())
+        .await
+        .ok()
+        .and_then(|v| v.as_string())
+    {
+        Some(text) => set_text(t, text, format!("your file {}", f.name())),
+        None => t.note.set(format!("Could not read {} as text.", f.name())),
+    }
+}
+
+#[component]
+pub fn DataPanel(t: TrainCtx) -> impl IntoView {
+    let d = t.data;
+    let change = move |ev: leptos::ev::Event| {
+        let key = event_target_value(&ev);
+        if key == "paste" || key == "file" {
+            d.source.set(key);
+        } else {
+            load_corpus(t, key);
+        }
+    };
+    let on_file = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        if let Some(f) = input.files().and_then(|l| l.get(0)) {
+            spawn_local(read_txt(t, f));
+        }
+    };
+    let pasted = move |ev: leptos::ev::Event| {
+        set_text(t, event_target_value(&ev), "pasted text".into());
+    };
+    view! {
+        <div class="data" data-testid="train-data">
+            <h3>"1. Text to learn from"</h3>
+            <select data-testid="corpus" on:change=change prop:value=move || d.source.get() disabled=move || t.busy()>
+                {CORPORA.iter().map(|c| view! { <option value=c.key>{c.title}</option> }).collect_view()}
+                <option value="paste">"Paste your own text"</option>
+                <option value="file">"Upload a .txt file"</option>
+            </select>
+            <Show when=move || d.source.get() == "paste">
+                <textarea data-testid="paste" rows="5" placeholder="Paste a story or a few pages of a book…" on:change=pasted></textarea>
+            </Show>
+            <Show when=move || d.source.get() == "file">
+                <input type="file" accept=".txt,text/plain" data-testid="text-upload" on:change=on_file />
+            </Show>
+            <p class="hint" data-testid="data-source">{move || d.label.get()}</p>
+            <p class="counts" data-testid="counts"
+                data-train-chars=move || t.counts.get().map(|c| c.train_chars.to_string()).unwrap_or_default()>
+                {move || match t.counts.get() {
+                    Some(c) => format!(
+                        "{} characters → {} tokens for training, {} held out (the last tenth of the text, never trained on, to see if the model learns the style rather than the words).",
+                        d.text.with(|s| s.chars().count()), c.train_tokens, c.held_tokens
+                    ),
+                    None => "Counting tokens…".to_string(),
+                }}
+            </p>
+            <details class="preview">
+                <summary>"Show the text"</summary>
+                <pre class="text-preview">{move || d.text.with(|s| s.chars().take(3000).collect::<String>())}</pre>
+            </details>
+        </div>
+    }
+}

@@ -1,0 +1,140 @@
+//! Training settings, each with a line of plain-language help, and presets.
+
+use leptos::prelude::*;
+
+use super::TrainCtx;
+use crate::train::{check, TrainSettings, PRESETS};
+
+#[derive(Clone, Copy)]
+pub struct FormSignals {
+    pub name: RwSignal<String>,
+    pub targets: RwSignal<String>,
+    pub rank: RwSignal<String>,
+    pub alpha: RwSignal<String>,
+    pub lr: RwSignal<String>,
+    pub steps: RwSignal<String>,
+    pub batch: RwSignal<String>,
+    pub seq: RwSignal<String>,
+    pub seed: RwSignal<String>,
+    pub sample_every: RwSignal<String>,
+    pub checkpoint_every: RwSignal<String>,
+    pub prompt: RwSignal<String>,
+}
+
+impl FormSignals {
+    pub fn new() -> FormSignals {
+        let s = TrainSettings::default();
+        let f = FormSignals {
+            name: RwSignal::new("Peter Rabbit style".into()),
+            targets: RwSignal::new(String::new()),
+            rank: RwSignal::new(String::new()),
+            alpha: RwSignal::new(String::new()),
+            lr: RwSignal::new(String::new()),
+            steps: RwSignal::new(String::new()),
+            batch: RwSignal::new(String::new()),
+            seq: RwSignal::new(String::new()),
+            seed: RwSignal::new(String::new()),
+            sample_every: RwSignal::new(String::new()),
+            checkpoint_every: RwSignal::new(String::new()),
+            prompt: RwSignal::new(String::new()),
+        };
+        f.fill(&s);
+        f
+    }
+
+    pub fn fill(&self, s: &TrainSettings) {
+        self.targets.set(s.targets.clone());
+        self.rank.set(s.rank.to_string());
+        self.alpha.set(s.alpha.to_string());
+        self.lr.set(s.lr.to_string());
+        self.steps.set(s.steps.to_string());
+        self.batch.set(s.batch.to_string());
+        self.seq.set(s.seq.to_string());
+        self.seed.set(s.seed.to_string());
+        self.sample_every.set(s.sample_every.to_string());
+        self.checkpoint_every.set(s.checkpoint_every.to_string());
+        self.prompt.set(s.prompt.clone());
+    }
+
+    /// The settings, or which one is wrong.
+    pub fn settings(&self) -> Result<TrainSettings, String> {
+        fn num<T: std::str::FromStr>(sig: RwSignal<String>, what: &str) -> Result<T, String> {
+            sig.get_untracked()
+                .trim()
+                .parse()
+                .map_err(|_| format!("{what} must be a number."))
+        }
+        let s = TrainSettings {
+            targets: self.targets.get_untracked(),
+            rank: num(self.rank, "Rank")?,
+            alpha: num(self.alpha, "Alpha")?,
+            lr: num(self.lr, "Learning rate")?,
+            steps: num(self.steps, "Steps")?,
+            batch: num(self.batch, "Batch")?,
+            seq: num(self.seq, "Sequence length")?,
+            seed: num(self.seed, "Seed")?,
+            sample_every: num(self.sample_every, "Sample every")?,
+            checkpoint_every: num(self.checkpoint_every, "Checkpoint every")?,
+            prompt: self.prompt.get_untracked(),
+        };
+        check(&s)?;
+        Ok(s)
+    }
+}
+
+#[component]
+fn Setting(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    hint: &'static str,
+) -> impl IntoView {
+    let hint_id = format!("{id}-hint");
+    view! {
+        <label class="field" for=id>
+            <span class="name">{label}</span>
+            <input id=id data-testid=id type="text" aria-describedby=hint_id.clone() bind:value=value />
+            <small id=hint_id class="hint">{hint}</small>
+        </label>
+    }
+}
+
+#[component]
+pub fn SettingsPanel(t: TrainCtx) -> impl IntoView {
+    let f = t.form;
+    view! {
+        <fieldset class="settings" data-testid="train-settings" disabled=move || t.busy()>
+            <h3>"2. Settings"</h3>
+            <div class="presets">
+                {PRESETS.iter().map(|p| {
+                    let make = p.settings;
+                    view! {
+                        <button type="button" class="secondary" data-testid=format!("preset-{}", p.key)
+                            on:click=move |_| f.fill(&make())>{p.label}</button>
+                    }
+                }).collect_view()}
+            </div>
+            <div class="fields train-fields">
+                <Setting id="train-name" label="Adapter name" value=f.name hint="What it is called in the library." />
+                <Setting id="train-targets" label="Targets" value=f.targets
+                    hint="Which weight matrices get an adapter: q_proj, k_proj, v_proj, o_proj (attention), gate_proj, up_proj, down_proj (feed-forward), or all." />
+                <Setting id="train-rank" label="Rank" value=f.rank
+                    hint="How much the adapter can learn: more is more expressive but slower and easier to overfit. 4–16 is typical." />
+                <Setting id="train-alpha" label="Alpha" value=f.alpha
+                    hint="How strongly the adapter's change is applied (scaled by alpha ÷ rank)." />
+                <Setting id="train-lr" label="Learning rate" value=f.lr
+                    hint="Size of each update. Too high and the loss jumps about or blows up; too low and nothing changes." />
+                <Setting id="train-steps" label="Steps" value=f.steps hint="How many updates to make." />
+                <Setting id="train-batch" label="Batch" value=f.batch hint="Text windows per update: more gives steadier but slower steps." />
+                <Setting id="train-seq" label="Sequence length" value=f.seq hint="Tokens per window the model reads at once." />
+                <Setting id="train-seed" label="Seed" value=f.seed
+                    hint="Fixes the adapter's random start, the order of the windows and the samples: the same seed gives the same run." />
+                <Setting id="train-sample-every" label="Sample every" value=f.sample_every
+                    hint="Steps between side-by-side samples (and held-out checks)." />
+                <Setting id="train-checkpoint-every" label="Checkpoint every" value=f.checkpoint_every
+                    hint="Steps between saves to this device, so a closed tab loses little." />
+                <Setting id="train-prompt" label="Sample prompt" value=f.prompt hint="The samples start with this." />
+            </div>
+        </fieldset>
+    }
+}

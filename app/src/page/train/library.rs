@@ -1,0 +1,344 @@
+//! The adapter library: adapters trained here or uploaded, kept in the site's storage (OPFS)
+//! as PEFT files. Use one in Generate, download it as a zip, check its logits, delete it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use js_sys::{Array, Uint8Array};
+use leptos::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, HtmlInputElement, Url};
+
+use super::{send, TrainCtx};
+use crate::storage::{self, Data, Kind};
+use crate::train::{zip, AdapterInfo, AdapterMeta, BaseId, Checkpoint, Peft, TrainCmd};
+use crate::worker::words::size;
+
+const CONFIG: &str = "adapter_config.json";
+const WEIGHTS: &str = "adapter_model.safetensors";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub meta: AdapterMeta,
+}
+
+thread_local! {
+    /// Uploads waiting for the worker's check, by request id.
+    static PENDING: RefCell<HashMap<u64, (String, Peft)>> = RefCell::new(HashMap::new());
+    static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+fn next_req() -> u64 {
+    NEXT.with(|n| {
+        let v = n.get();
+        n.set(v + 1);
+        v
+    })
+}
+
+pub async fn load(t: TrainCtx) {
+    match storage::list(Some(Kind::Adapter)).await {
+        Ok(entries) => {
+            let items = entries
+                .into_iter()
+                .filter_map(|e| {
+                    let meta = serde_json::from_value::<AdapterMeta>(e.meta.clone()).ok()?;
+                    Some(Item {
+                        size: e.size(),
+                        id: e.id,
+                        name: e.name,
+                        meta,
+                    })
+                })
+                .collect();
+            t.library.set(items);
+        }
+        Err(e) => t.note.set(e.message()),
+    }
+}
+
+async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) {
+    let weights = match peft.safetensors() {
+        Ok(w) => w,
+        Err(e) => return t.note.set(e),
+    };
+    let files = vec![
+        (CONFIG.to_string(), Data::Bytes(peft.config_json.as_bytes())),
+        (WEIGHTS.to_string(), Data::Bytes(&weights)),
+    ];
+    let meta = serde_json::to_value(&meta).unwrap_or_default();
+    match storage::put(Kind::Adapter, name, files, meta).await {
+        Ok(_) => t
+            .note
+            .set(format!("Saved “{name}” in the adapter library.")),
+        Err(e) => t.note.set(e.message()),
+    }
+    load(t).await;
+}
+
+/// A finished (or stopped) run's adapter goes into the library.
+pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
+    let meta = AdapterMeta {
+        base: ck.base.clone(),
+        info: ck.info.clone(),
+        loss: ck.losses.last().copied(),
+        held: ck.held.last().map(|h| h.1),
+    };
+    let (name, peft) = (
+        format!("{} ({} steps)", ck.name, ck.step),
+        ck.adapter.clone(),
+    );
+    spawn_local(async move { save(t, &name, &peft, meta).await });
+}
+
+async fn peft_of(id: &str) -> Result<Peft, String> {
+    let (_, bytes) = storage::get_bytes(id).await.map_err(|e| e.message())?;
+    let [config, weights] = <[Vec<u8>; 2]>::try_from(bytes)
+        .map_err(|_| "The stored adapter is incomplete.".to_string())?;
+    Ok(Peft::new(
+        String::from_utf8_lossy(&config).into_owned(),
+        &weights,
+    ))
+}
+
+/// Upload: a zip (as downloaded here) or the two PEFT files.
+async fn upload(t: TrainCtx, files: Vec<File>) {
+    let mut named = Vec::new();
+    for f in &files {
+        match JsFuture::from(f.array_buffer()).await {
+            Ok(buf) => named.push((f.name(), Uint8Array::new(&buf).to_vec())),
+            Err(_) => return t.note.set(format!("Could not read {}.", f.name())),
+        }
+    }
+    let stem = files.first().map(|f| f.name()).unwrap_or_default();
+    if named.len() == 1 && named[0].0.ends_with(".zip") {
+        match zip::read(&named[0].1) {
+            Ok(inside) => named = inside,
+            Err(e) => return t.note.set(e),
+        }
+    }
+    let find = |end: &str| {
+        named
+            .iter()
+            .find(|(n, _)| n.ends_with(end))
+            .map(|(_, b)| b.clone())
+    };
+    let (Some(config), Some(weights)) = (find(".json"), find(".safetensors")) else {
+        return t.note.set("Upload a PEFT adapter: adapter_config.json and adapter_model.safetensors together, or the zip downloaded here.".into());
+    };
+    let name = match stem.strip_suffix(".zip") {
+        Some(s) => s.to_string(),
+        None => "uploaded adapter".to_string(),
+    };
+    let peft = Peft::new(String::from_utf8_lossy(&config).into_owned(), &weights);
+    let req = next_req();
+    PENDING.with(|p| p.borrow_mut().insert(req, (name, peft.clone())));
+    t.note
+        .set("Checking the adapter against the loaded model…".into());
+    send(TrainCmd::Check { req, adapter: peft });
+}
+
+pub fn checked(t: TrainCtx, req: u64, result: Result<(AdapterInfo, BaseId), String>) {
+    let Some((name, peft)) = PENDING.with(|p| p.borrow_mut().remove(&req)) else {
+        return;
+    };
+    match result {
+        Ok((info, base)) => {
+            let meta = AdapterMeta {
+                base,
+                info,
+                loss: None,
+                held: None,
+            };
+            spawn_local(async move { save(t, &name, &peft, meta).await });
+        }
+        Err(e) => t.note.set(e),
+    }
+}
+
+fn use_in_generate(t: TrainCtx, item: Item) {
+    spawn_local(async move {
+        match peft_of(&item.id).await {
+            Ok(p) => {
+                t.note.set(format!(
+                    "Putting “{}” into the model for Generate…",
+                    item.name
+                ));
+                send(TrainCmd::Use {
+                    adapter: Some((item.name, item.meta.base, p)),
+                });
+            }
+            Err(e) => t.note.set(e),
+        }
+    });
+}
+
+fn download(t: TrainCtx, item: Item) {
+    spawn_local(async move {
+        let peft = match peft_of(&item.id).await {
+            Ok(p) => p,
+            Err(e) => return t.note.set(e),
+        };
+        let Ok(weights) = peft.safetensors() else {
+            return;
+        };
+        let bytes = zip::write(&[(CONFIG, peft.config_json.as_bytes()), (WEIGHTS, &weights)]);
+        let name = format!(
+            "{}.zip",
+            item.name
+                .replace(|c: char| !c.is_alphanumeric() && c != '-', "_")
+        );
+        if let Err(e) = save_file(&name, &bytes) {
+            t.note.set(format!("The download failed: {e:?}"));
+        }
+    });
+}
+
+fn save_file(name: &str, bytes: &[u8]) -> Result<(), JsValue> {
+    let parts = Array::of1(&Uint8Array::from(bytes));
+    let opts = BlobPropertyBag::new();
+    opts.set_type("application/zip");
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &opts)?;
+    let url = Url::create_object_url_with_blob(&blob)?;
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let a: HtmlAnchorElement = doc.create_element("a")?.dyn_into()?;
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    Url::revoke_object_url(&url)?;
+    Ok(())
+}
+
+fn delete(t: TrainCtx, item: Item) {
+    spawn_local(async move {
+        if let Err(e) = storage::delete(&item.id).await {
+            t.note.set(e.message());
+        }
+        if t.using.get_untracked().as_deref() == Some(item.name.as_str()) {
+            send(TrainCmd::Use { adapter: None });
+        }
+        load(t).await;
+    });
+}
+
+/// Logits at every position of the tokens in the box, with `item` (or the plain model).
+fn logits(t: TrainCtx, item: Option<Item>, tokens: String) {
+    let tokens: Result<Vec<u32>, _> = tokens
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect();
+    let Ok(tokens) = tokens else {
+        return t
+            .note
+            .set("Token ids are whole numbers separated by spaces.".into());
+    };
+    spawn_local(async move {
+        let adapter = match item {
+            Some(i) => match peft_of(&i.id).await {
+                Ok(p) => Some(p),
+                Err(e) => return t.note.set(e),
+            },
+            None => None,
+        };
+        t.logits.set(String::new());
+        send(TrainCmd::Logits {
+            req: next_req(),
+            tokens,
+            adapter,
+        });
+    });
+}
+
+pub fn logits_ready(t: TrainCtx, _req: u64, result: Result<Vec<Vec<f32>>, String>) {
+    match result {
+        Ok(rows) => t
+            .logits
+            .set(serde_json::to_string(&rows).unwrap_or_default()),
+        Err(e) => t.note.set(e),
+    }
+}
+
+#[component]
+pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
+    let tokens = RwSignal::new("1 403 407 261 378".to_string());
+    let on_upload = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        let files: Vec<File> = input
+            .files()
+            .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+            .unwrap_or_default();
+        input.set_value("");
+        if !files.is_empty() {
+            spawn_local(upload(t, files));
+        }
+    };
+    view! {
+        <div class="library" data-testid="library">
+            <h3>"Adapter library"</h3>
+            <p class="hint">"Adapters kept on this device. “Use” puts one into the model for Generate; an adapter only fits the model it was trained on."</p>
+            <p class="using" data-testid="using">
+                {move || match t.using.get() {
+                    Some(n) => format!("Generate uses the adapter “{n}”."),
+                    None => "Generate uses the plain model.".to_string(),
+                }}
+                <Show when=move || t.using.with(Option::is_some)>
+                    <button type="button" class="secondary" data-testid="unuse"
+                        on:click=move |_| send(TrainCmd::Use { adapter: None })>"Use no adapter"</button>
+                </Show>
+            </p>
+            <table class="adapters">
+                <thead><tr><th>"name"</th><th>"base model"</th><th>"size"</th><th>"loss"</th><th></th></tr></thead>
+                <tbody>
+                    {move || t.library.get().into_iter().map(|item| row(t, item, tokens)).collect_view()}
+                </tbody>
+            </table>
+            <label class="upload">
+                <span>"Upload a PEFT adapter (adapter_config.json + adapter_model.safetensors, or a zip from here): "</span>
+                <input type="file" multiple accept=".json,.safetensors,.zip" data-testid="adapter-upload" on:change=on_upload />
+            </label>
+            <p class="note" data-testid="library-note" role="status">{move || t.note.get()}</p>
+            <details class="logits-check">
+                <summary>"Check logits"</summary>
+                <p class="hint">"The model's scores for every next token at each position of these token ids (for comparing with the tinylm command)."</p>
+                <input type="text" data-testid="logits-tokens" bind:value=tokens />
+                <button type="button" class="secondary" data-testid="logits-plain"
+                    on:click=move |_| logits(t, None, tokens.get_untracked())>"Logits without adapter"</button>
+                <textarea readonly rows="3" data-testid="logits-json" prop:value=move || t.logits.get()></textarea>
+            </details>
+        </div>
+    }
+}
+
+fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>) -> impl IntoView {
+    let m = &item.meta;
+    let loss = m.loss.map_or("uploaded".to_string(), |l| format!("{l:.3}"));
+    let detail = format!(
+        "r{} α{} on {}",
+        m.info.rank,
+        m.info.alpha,
+        m.info.targets.join(", ")
+    );
+    let (a, b, c, d) = (item.clone(), item.clone(), item.clone(), item.clone());
+    view! {
+        <tr data-testid="adapter-row" data-name=item.name.clone()>
+            <td><strong>{item.name.clone()}</strong><br /><small>{detail}</small></td>
+            <td title=format!("file hash {}", m.base.hash)>{m.base.name.clone()}</td>
+            <td>{size(item.size)}</td>
+            <td>{loss}</td>
+            <td class="row-actions">
+                <button type="button" data-testid="adapter-use" on:click=move |_| use_in_generate(t, a.clone())>"Use"</button>
+                <button type="button" class="secondary" data-testid="adapter-download" on:click=move |_| download(t, b.clone())>"Download"</button>
+                <button type="button" class="secondary" data-testid="adapter-logits"
+                    on:click=move |_| logits(t, Some(c.clone()), tokens.get_untracked())>"Logits"</button>
+                <button type="button" class="secondary" data-testid="adapter-delete" on:click=move |_| delete(t, d.clone())>"Delete"</button>
+            </td>
+        </tr>
+    }
+}

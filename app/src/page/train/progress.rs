@@ -1,0 +1,142 @@
+//! The run: Start / Pause / Resume / Stop, the progress bar with speed and time left, the loss
+//! curve, side-by-side samples, and the offer to resume a run a closed tab interrupted.
+
+use leptos::prelude::*;
+
+use super::chart::LossChart;
+use super::{send, start, Phase, TrainCtx};
+use crate::train::TrainCmd;
+
+fn status(t: TrainCtx) -> String {
+    let (step, total) = (t.step.get(), t.total.get());
+    let loss = t.losses.with(|l| l.last().copied());
+    let held = t.held.with(|h| h.last().map(|x| x.1));
+    let figures = || {
+        let mut s = format!("step {step} of {total}");
+        if let Some(l) = loss {
+            s += &format!(" · loss {l:.4}");
+        }
+        if let Some(h) = held {
+            s += &format!(" · held-out {h:.4}");
+        }
+        s
+    };
+    match t.phase.get() {
+        Phase::Idle => "Ready: press Start to train.".into(),
+        Phase::Running => format!("Training… {}", figures()),
+        Phase::Ending => "Finishing the current step…".into(),
+        Phase::Paused => format!("Paused at {} (saved on this device).", figures()),
+        Phase::Done(crate::train::Ending::Finished) => {
+            format!("Done: {}. The adapter is in the library below.", figures())
+        }
+        Phase::Done(_) => format!(
+            "Stopped at {}. The adapter so far is in the library below.",
+            figures()
+        ),
+        Phase::Failed(e) => e,
+    }
+}
+
+fn time_left(t: TrainCtx) -> String {
+    let left = t.total.get().saturating_sub(t.step.get()) as f64 * t.ms_per_step.get() / 1000.0;
+    if t.ms_per_step.get() == 0.0 {
+        "–".into()
+    } else if left >= 90.0 {
+        format!("{:.0} min", left / 60.0)
+    } else {
+        format!("{left:.0} s")
+    }
+}
+
+fn control(t: TrainCtx, pause: bool) {
+    let job = t.job.get_untracked();
+    t.phase.set(Phase::Ending);
+    send(if pause {
+        TrainCmd::Pause { job }
+    } else {
+        TrainCmd::Stop { job }
+    });
+}
+
+#[component]
+pub fn RunPanel(t: TrainCtx) -> impl IntoView {
+    let running = move || t.phase.with(|p| matches!(p, Phase::Running));
+    let paused = move || t.phase.with(|p| matches!(p, Phase::Paused));
+    let resume = move |_| {
+        if let Some(run) = t.last.get_untracked() {
+            start(t, Some(run));
+        }
+    };
+    view! {
+        <div class="run" data-testid="train-run">
+            <h3>"3. Train"</h3>
+            <div class="actions">
+                <button type="button" data-testid="train-start" disabled=move || t.busy() on:click=move |_| start(t, None)>"Start"</button>
+                <button type="button" class="secondary" data-testid="train-pause" disabled=move || !running() on:click=move |_| control(t, true)>"Pause"</button>
+                <button type="button" class="secondary" data-testid="train-resume" disabled=move || !paused() on:click=resume>"Resume"</button>
+                <button type="button" class="secondary" data-testid="train-stop" disabled=move || !(running() || paused())
+                    on:click=move |_| if paused() {
+                        // Nothing runs: keep what the pause saved.
+                        if let Some(run) = t.last.get_untracked() { super::ended(t, crate::train::Ending::Stopped, Some(run.checkpoint)); }
+                    } else { control(t, false) }>"Stop"</button>
+            </div>
+            <p class="status" data-testid="train-status" role="status" data-state=move || t.phase.with(Phase::key)>{move || status(t)}</p>
+            <progress data-testid="train-progress" max=move || t.total.get().max(1) value=move || t.step.get()></progress>
+            <dl class="figures">
+                <div><dt>"step"</dt><dd data-testid="train-step">{move || format!("{} / {}", t.step.get(), t.total.get())}</dd></div>
+                <div><dt>"tokens/s"</dt><dd data-testid="train-tok-s">{move || format!("{:.0}", t.tokens_per_s.get())}</dd></div>
+                <div><dt>"time left"</dt><dd data-testid="train-eta">{move || time_left(t)}</dd></div>
+                <div><dt>"checkpoints"</dt><dd data-testid="train-checkpoints">{move || t.checkpoints.get()}</dd></div>
+            </dl>
+            <LossChart t />
+            <p class="hint" data-testid="train-backend">"Training runs on this device's processor (CPU) in the engine's worker, so the page stays responsive."</p>
+            <pre class="visually-hidden" data-testid="train-losses">{move || serde_json::to_string(&t.losses.get()).unwrap_or_default()}</pre>
+            <pre class="visually-hidden" data-testid="train-held">{move || serde_json::to_string(&t.held.get()).unwrap_or_default()}</pre>
+            <Samples t />
+        </div>
+    }
+}
+
+#[component]
+fn Samples(t: TrainCtx) -> impl IntoView {
+    view! {
+        <Show when=move || t.samples.with(|s| !s.is_empty())>
+            {move || t.samples.with(|s| s.last().cloned()).map(|(step, off, on)| view! {
+                <div class="samples" data-testid="samples" data-step=step.to_string()>
+                    <h4>{format!("Samples after step {step}: same prompt, same seed")}</h4>
+                    <div class="pair">
+                        <figure><figcaption>"Adapter off (the model as it was)"</figcaption><pre data-testid="sample-off">{off}</pre></figure>
+                        <figure><figcaption>"Adapter on"</figcaption><pre data-testid="sample-on">{on}</pre></figure>
+                    </div>
+                </div>
+            })}
+        </Show>
+    }
+}
+
+/// The offer to continue a run the last visit left unfinished.
+#[component]
+pub fn Interrupted(t: TrainCtx) -> impl IntoView {
+    view! {
+        <Show when=move || t.interrupted.with(Option::is_some)>
+            {move || t.interrupted.get().map(|run| {
+                let ck = &run.checkpoint;
+                let text = format!(
+                    "“{}” was interrupted at step {} of {} (saved on this device, {}).",
+                    ck.name, ck.step, ck.settings.steps, run.data_label
+                );
+                let again = run.clone();
+                view! {
+                    <div class="interrupted" data-testid="interrupted" role="alert">
+                        <p>{text}</p>
+                        <button type="button" data-testid="resume-saved" on:click=move |_| start(t, Some(again.clone()))>"Resume"</button>
+                        <button type="button" class="secondary" data-testid="discard-saved" on:click=move |_| {
+                            t.interrupted.set(None);
+                            wasm_bindgen_futures::spawn_local(super::store::remove(super::store::RUN_FILE));
+                        }>"Discard"</button>
+                    </div>
+                }
+            })}
+        </Show>
+    }
+}

@@ -1,0 +1,506 @@
+//! Training in the worker: LoRA steps on the CPU path one at a time, yielding between steps so
+//! Pause and Stop (acted on as they arrive) end a run within one step. Also the adapter jobs:
+//! checking an upload, using an adapter for Generate, and logits with an adapter.
+
+use std::cell::Cell;
+
+use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::generate::{Backend, Generation};
+use tinylm_engine::lora::{
+    self, parse_targets, read_optimizer, read_peft, write_optimizer, write_peft, AdamW, Adapter,
+    Base, Batch, Dataset, LoraConfig, LoraCpuBackend, TrainConfig, Trainer, CONFIG_FILE,
+    OPTIMIZER_FILE, WEIGHTS_FILE,
+};
+use tinylm_engine::tokenizer::Utf8Stream;
+use tinylm_engine::{Config, Error, Sampler, Tokenizer, Weights};
+
+use super::engine::Engine;
+use super::host::{now_ms, post, yield_now};
+use super::store::Parsed;
+use crate::protocol::{BackendKind, Choice, FromWorker};
+use crate::train::{
+    b64, check, split, unb64, AdapterInfo, BaseId, Checkpoint, Ending, Peft, TrainCmd, TrainEvent,
+    TrainSettings,
+};
+
+/// Held-out loss is measured on at most this many windows (it is a forward pass per window).
+const HELD_WINDOWS: usize = 8;
+/// Tokens per sample.
+const SAMPLE_TOKENS: usize = 48;
+
+thread_local! {
+    /// The newest (job, ending) asked for by the page; the running job checks it between steps.
+    static CONTROL: Cell<Option<(u64, Ending)>> = const { Cell::new(None) };
+}
+
+/// Pause or Stop, as it arrives (see `worker::receive`).
+pub fn control(cmd: &TrainCmd) -> bool {
+    let asked = match *cmd {
+        TrainCmd::Pause { job } => (job, Ending::Paused),
+        TrainCmd::Stop { job } => (job, Ending::Stopped),
+        _ => return false,
+    };
+    CONTROL.with(|c| c.set(Some(asked)));
+    true
+}
+
+fn asked_to_end(job: u64) -> Option<Ending> {
+    CONTROL.with(|c| c.get().filter(|(j, _)| *j == job).map(|(_, e)| e))
+}
+
+fn send(ev: TrainEvent) {
+    post(&FromWorker::Train(ev));
+}
+
+pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
+    match cmd {
+        TrainCmd::Start {
+            job,
+            name,
+            text,
+            settings,
+            resume,
+        } => {
+            if let Err(message) = train(
+                engine,
+                Run {
+                    job,
+                    name,
+                    settings,
+                },
+                &text,
+                resume,
+            )
+            .await
+            {
+                send(TrainEvent::Failed { job, message });
+            }
+        }
+        // Acted on when they arrived.
+        TrainCmd::Pause { .. } | TrainCmd::Stop { .. } => {}
+        TrainCmd::Check { req, adapter } => {
+            let result = model(engine).and_then(|(p, base)| {
+                Ok((info(&read_adapter(&adapter, &p.weights.config)?), base))
+            });
+            send(TrainEvent::Checked { req, result });
+        }
+        TrainCmd::Count { text } => {
+            if let Ok((p, base)) = model(engine) {
+                let (train, held) = split(&text);
+                let n = |s: &str| {
+                    if s.is_empty() {
+                        0
+                    } else {
+                        p.tokenizer.encode(s, true, false).len()
+                    }
+                };
+                let (train_tokens, held_tokens) = (n(train), n(held));
+                let train_chars = train.chars().count();
+                send(TrainEvent::Data {
+                    job: 0,
+                    train_tokens,
+                    held_tokens,
+                    train_chars,
+                    windows: 0,
+                    held_windows: 0,
+                    base,
+                });
+            }
+        }
+        TrainCmd::Use { adapter } => use_adapter(engine, adapter).await,
+        TrainCmd::Logits {
+            req,
+            tokens,
+            adapter,
+        } => {
+            let result = logits(engine, &tokens, adapter.as_ref());
+            send(TrainEvent::Logits { req, result });
+        }
+    }
+}
+
+/// The active model's base weights (never the merged ones Generate may use) and identity.
+fn model(engine: &Engine) -> Result<(Parsed, BaseId), String> {
+    let id = engine
+        .active_id()
+        .ok_or("No model is loaded yet: wait for it, or load one.")?;
+    let parsed = engine.store.open(id)?;
+    let base = engine
+        .store
+        .identity(id)
+        .ok_or("That model is no longer loaded.")?;
+    Ok((parsed, base))
+}
+
+fn read_adapter(p: &Peft, c: &Config) -> Result<Adapter, String> {
+    read_peft(
+        p.config_json.as_bytes(),
+        &p.safetensors()?,
+        c,
+        [CONFIG_FILE, WEIGHTS_FILE],
+    )
+    .map_err(|e| adapter_error(&e))
+}
+
+fn adapter_error(e: &Error) -> String {
+    match e {
+        Error::Mismatch(m) => format!("This adapter was made for a different base model than the one loaded ({m}). Load the model it was trained on first."),
+        other => format!("This adapter cannot be used: {other}"),
+    }
+}
+
+fn info(a: &Adapter) -> AdapterInfo {
+    AdapterInfo {
+        rank: a.config.r,
+        alpha: a.config.alpha,
+        targets: a
+            .config
+            .targets
+            .iter()
+            .map(|t| t.peft_name().to_string())
+            .collect(),
+        params: a.n_params(),
+    }
+}
+
+struct Run {
+    job: u64,
+    name: String,
+    settings: TrainSettings,
+}
+
+/// Everything fixed for one run.
+struct Setup {
+    weights: Weights,
+    tokenizer: Tokenizer,
+    base: BaseId,
+    data: Dataset,
+    held: Option<Batch>,
+}
+
+fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
+    let s = &run.settings;
+    check(s)?;
+    let (parsed, base) = model(engine)?;
+    let c = parsed.weights.config;
+    if s.seq > c.seq_len {
+        return Err(format!(
+            "Sequence length {} is longer than this model's context ({} tokens).",
+            s.seq, c.seq_len
+        ));
+    }
+    let (train_text, held_text) = split(text);
+    // As Dataset::from_text (and `tinylm finetune --text-file`): BOS + encoding, no EOS.
+    let tokens = parsed.tokenizer.encode(train_text, true, false);
+    let n_train = tokens.len();
+    let data = Dataset::from_token_lists(&[tokens], s.seq, &c)
+        .map_err(|e| data_error(&e, n_train, s.seq))?;
+    let held_tokens = if held_text.is_empty() {
+        Vec::new()
+    } else {
+        parsed.tokenizer.encode(held_text, true, false)
+    };
+    let held = held_batch(&held_tokens, s.seq, &c);
+    send(TrainEvent::Data {
+        job: run.job,
+        train_tokens: n_train,
+        train_chars: train_text.chars().count(),
+        held_tokens: held_tokens.len(),
+        windows: data.len(),
+        held_windows: held.as_ref().map_or(0, |b| b.batch),
+        base: base.clone(),
+    });
+    Ok(Setup {
+        weights: parsed.weights,
+        tokenizer: parsed.tokenizer,
+        base,
+        data,
+        held,
+    })
+}
+
+fn data_error(e: &Error, tokens: usize, seq: usize) -> String {
+    if tokens < seq {
+        format!("The text makes only {tokens} tokens for training; it needs at least {seq} (the sequence length). Use more text or a shorter sequence.")
+    } else {
+        e.to_string()
+    }
+}
+
+/// The first windows of the held-out text, as one batch (None when it is too short).
+fn held_batch(tokens: &[u32], seq: usize, c: &Config) -> Option<Batch> {
+    let held = Dataset::from_token_lists(&[tokens.to_vec()], seq, c).ok()?;
+    let k = held.len().min(HELD_WINDOWS);
+    let flat: Vec<u32> = (0..k).flat_map(|i| held.window(i).to_vec()).collect();
+    Batch::new(k, seq, flat).ok()
+}
+
+fn trainer(run: &Run, c: &Config, resume: Option<&Checkpoint>) -> Result<Trainer, String> {
+    let s = &run.settings;
+    let adamw = AdamW {
+        lr: s.lr,
+        ..AdamW::default()
+    };
+    let tc = TrainConfig {
+        adamw,
+        clip_norm: None,
+    };
+    let text = |e: Error| e.to_string();
+    match resume {
+        None => {
+            let lora = LoraConfig::new(
+                s.rank,
+                s.alpha,
+                false,
+                parse_targets(&s.targets).map_err(text)?,
+            )
+            .map_err(text)?;
+            Trainer::new(Adapter::peft_default(c, lora, s.seed).map_err(text)?, tc).map_err(text)
+        }
+        Some(ck) => {
+            let adapter = read_adapter(&ck.adapter, c)?;
+            let state = read_optimizer(&unb64(&ck.optimizer_b64)?, &adapter, OPTIMIZER_FILE)
+                .map_err(text)?;
+            Trainer::restore(adapter, tc, state).map_err(text)
+        }
+    }
+}
+
+/// Losses so far, kept for checkpoints.
+struct History {
+    losses: Vec<f64>,
+    held: Vec<(u32, f64)>,
+}
+
+async fn train(
+    engine: &mut Engine,
+    run: Run,
+    text: &str,
+    resume: Option<Checkpoint>,
+) -> Result<(), String> {
+    if let Some(ck) = &resume {
+        let here = engine.active_id().and_then(|id| engine.store.identity(id));
+        if here.as_ref() != Some(&ck.base) {
+            return Err(format!(
+                "This run was trained on {} (file hash {}), which is not the model loaded now. Load that model to resume.",
+                ck.base.name, ck.base.hash
+            ));
+        }
+    }
+    CONTROL.with(|c| c.set(None));
+    let setup = prepare(engine, &run, text)?;
+    let mut t = trainer(&run, &setup.weights.config, resume.as_ref())?;
+    let mut hist = match &resume {
+        Some(ck) => History {
+            losses: ck.losses.clone(),
+            held: ck.held.clone(),
+        },
+        None => History {
+            losses: Vec::new(),
+            held: Vec::new(),
+        },
+    };
+    hist.losses.truncate(t.steps_done() as usize);
+    let base = Base::new(&setup.weights);
+    let s = &run.settings;
+    let job = run.job;
+    if t.steps_done() == 0 {
+        held_loss(&setup, &base, &t, &mut hist, job)?;
+    }
+    let mut timing = (0.0f64, 0u32);
+    while t.steps_done() < s.steps {
+        if let Some(ending) = asked_to_end(job) {
+            let ck = checkpoint(&run, &setup, &t, &hist, false)?;
+            send(TrainEvent::Ended {
+                job,
+                ending,
+                checkpoint: Some(ck),
+            });
+            return Ok(());
+        }
+        let step = t.steps_done();
+        let batch = setup
+            .data
+            .batch(s.batch, step as u64, s.seed)
+            .map_err(|e| e.to_string())?;
+        let started = now_ms();
+        let report = t.step(&base, &batch).map_err(|e| e.to_string())?;
+        timing = (timing.0 + now_ms() - started, timing.1 + 1);
+        hist.losses.push(report.loss);
+        let ms = timing.0 / timing.1 as f64;
+        let tokens_per_s = (s.batch * s.seq) as f64 * 1000.0 / ms.max(1e-3);
+        send(TrainEvent::Step {
+            job,
+            step: report.step,
+            loss: report.loss,
+            tokens_per_s,
+            ms_per_step: ms,
+        });
+        if report.step % s.sample_every == 0 && report.step < s.steps {
+            held_loss(&setup, &base, &t, &mut hist, job)?;
+            sample(&setup, &t, s, job)?;
+        }
+        if report.step % s.checkpoint_every == 0 && report.step < s.steps {
+            send(TrainEvent::Checkpoint {
+                job,
+                checkpoint: checkpoint(&run, &setup, &t, &hist, false)?,
+            });
+        }
+        yield_now().await;
+    }
+    // The loss after the last update, on the batch a next step would take (as the CLI).
+    let next = setup
+        .data
+        .batch(s.batch, s.steps as u64, s.seed)
+        .map_err(|e| e.to_string())?;
+    hist.losses
+        .push(lora::loss(&base, Some(&t.adapter), &next).map_err(|e| e.to_string())?);
+    held_loss(&setup, &base, &t, &mut hist, job)?;
+    sample(&setup, &t, s, job)?;
+    let ck = checkpoint(&run, &setup, &t, &hist, true)?;
+    send(TrainEvent::Ended {
+        job,
+        ending: Ending::Finished,
+        checkpoint: Some(ck),
+    });
+    Ok(())
+}
+
+fn held_loss(
+    setup: &Setup,
+    base: &Base<f32>,
+    t: &Trainer,
+    hist: &mut History,
+    job: u64,
+) -> Result<(), String> {
+    let Some(batch) = &setup.held else {
+        return Ok(());
+    };
+    let loss = lora::loss(base, Some(&t.adapter), batch).map_err(|e| e.to_string())?;
+    let step = t.steps_done();
+    hist.held.retain(|(s, _)| *s != step);
+    hist.held.push((step, loss));
+    send(TrainEvent::Held { job, step, loss });
+    Ok(())
+}
+
+fn checkpoint(
+    run: &Run,
+    setup: &Setup,
+    t: &Trainer,
+    hist: &History,
+    finished: bool,
+) -> Result<Checkpoint, String> {
+    let files = write_peft(&t.adapter, &setup.base.name).map_err(|e| e.to_string())?;
+    let opt = write_optimizer(&t.optimizer_state()).map_err(|e| e.to_string())?;
+    Ok(Checkpoint {
+        name: run.name.clone(),
+        settings: run.settings.clone(),
+        base: setup.base.clone(),
+        step: t.steps_done(),
+        losses: hist.losses.clone(),
+        held: hist.held.clone(),
+        adapter: Peft::new(files.config_json, &files.safetensors),
+        info: info(&t.adapter),
+        optimizer_b64: b64(&opt),
+        finished,
+    })
+}
+
+/// The same prompt and seed with the adapter off and on.
+fn sample(setup: &Setup, t: &Trainer, s: &TrainSettings, job: u64) -> Result<(), String> {
+    let text = |e: Error| e.to_string();
+    let off = story(
+        &mut CpuBackend::new(setup.weights.clone()),
+        &setup.tokenizer,
+        s,
+    )
+    .map_err(text)?;
+    let mut with = LoraCpuBackend::new(setup.weights.clone(), t.adapter.clone()).map_err(text)?;
+    let on = story(&mut with, &setup.tokenizer, s).map_err(text)?;
+    send(TrainEvent::Sample {
+        job,
+        step: t.steps_done(),
+        off,
+        on,
+    });
+    Ok(())
+}
+
+fn story<B: Backend>(b: &mut B, tok: &Tokenizer, s: &TrainSettings) -> Result<String, Error> {
+    let c = *b.config();
+    let prompt = tok.encode(&s.prompt, true, false);
+    let steps = (prompt.len() + SAMPLE_TOKENS).min(c.seq_len);
+    let mut gen = Generation::new(prompt, steps, &c)?;
+    let mut sampler = Sampler::new(0.8, 0.9, s.seed)?;
+    let (mut utf8, mut out) = (Utf8Stream::default(), String::new());
+    while let Some(step) = gen.step(b, &mut sampler)? {
+        out.push_str(&utf8.push(tok.decode(step.prev, step.token)?.bytes()));
+    }
+    out.push_str(&utf8.finish());
+    Ok(out)
+}
+
+/// Generate uses `adapter` merged into the active model (on its backend), or the plain model.
+async fn use_adapter(engine: &mut Engine, adapter: Option<(String, BaseId, Peft)>) {
+    let result = async {
+        let (parsed, here) = model(engine)?;
+        if let Some((name, base, _)) = &adapter {
+            if *base != here {
+                return Err(format!(
+                    "“{name}” was trained on {} (file hash {}), not on the model loaded now ({}, {}). \
+                     An adapter only fits the model it was made for: load {} first.",
+                    base.name, base.hash, here.name, here.hash, base.name
+                ));
+            }
+        }
+        let id = engine.active_id().ok_or("No model is loaded yet.")?;
+        let choice = match engine.active_kind() {
+            Some(BackendKind::WebGpu) => Choice::WebGpu,
+            _ => Choice::Cpu,
+        };
+        let weights = match &adapter {
+            Some((_, _, p)) => read_adapter(p, &parsed.weights.config)?.merged(&parsed.weights).map_err(|e| e.to_string())?,
+            None => parsed.weights,
+        };
+        engine.activate(id, Parsed { weights, tokenizer: parsed.tokenizer }, choice).await
+    }
+    .await;
+    engine.report(result.clone().map(|_| ()));
+    let (name, error) = match result {
+        Ok(()) => (adapter.map(|(n, _, _)| n), None),
+        Err(e) => (None, Some(e)),
+    };
+    send(TrainEvent::Using { name, error });
+}
+
+/// Logits at every position of `tokens` (CPU path), with the adapter unmerged.
+fn logits(
+    engine: &Engine,
+    tokens: &[u32],
+    adapter: Option<&Peft>,
+) -> Result<Vec<Vec<f32>>, String> {
+    let (parsed, _) = model(engine)?;
+    let c = parsed.weights.config;
+    if tokens.is_empty() || tokens.len() > c.seq_len {
+        return Err(format!("Give between 1 and {} token ids.", c.seq_len));
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+        return Err(format!(
+            "Token id {bad} is not in this model's vocabulary of {}.",
+            c.vocab_size
+        ));
+    }
+    let mut backend: Box<dyn Backend> = match adapter {
+        Some(p) => {
+            let a = read_adapter(p, &c)?;
+            Box::new(LoraCpuBackend::new(parsed.weights, a).map_err(|e| adapter_error(&e))?)
+        }
+        None => Box::new(CpuBackend::new(parsed.weights)),
+    };
+    let mut out = Vec::with_capacity(tokens.len());
+    for (pos, &t) in tokens.iter().enumerate() {
+        out.push(backend.forward(t, pos).map_err(|e| e.to_string())?.to_vec());
+    }
+    Ok(out)
+}
