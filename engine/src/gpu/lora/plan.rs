@@ -64,6 +64,8 @@ struct Ctx<'a> {
     m: &'a Frozen,
     p: &'a Params,
     rows: usize,
+    batch: usize,
+    seq: usize,
 }
 
 impl Ctx<'_> {
@@ -104,11 +106,24 @@ impl Ctx<'_> {
     }
 }
 
-impl Plan {
-    pub fn new(ctx: &GpuContext, b: Builder<'_>, m: &Frozen, p: &Params, batch: usize, seq: usize) -> Result<Plan> {
+/// Every buffer of one batch shape.
+struct Bufs {
+    xs: Vec<wgpu::Buffer>,
+    acts: Vec<Acts>,
+    s: Scratch,
+    xn_final: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    row_loss: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    /// Their size.
+    bytes: u64,
+}
+
+impl Bufs {
+    fn new(ctx: &GpuContext, m: &Frozen, p: &Params, batch: usize, seq: usize) -> Result<Bufs> {
         let c = m.config;
         let n = batch * seq;
-        let (d, kv, hd, hs, r) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size(), p.shape.config.r);
+        let (d, kv, hd, r) = (c.dim, c.kv_dim(), c.hidden_dim, p.shape.config.r);
         let probs = batch * c.n_heads * seq * seq;
         let mut bytes = 0u64;
         let mut f = |what: &str, floats: usize| {
@@ -139,80 +154,110 @@ impl Plan {
         let logits = f("the logits", n * c.vocab_size)?;
         let row_loss = f("loss", n)?;
         let targets = f("targets", n)?;
-        let adamw_dims = buffer(ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+        Ok(Bufs { xs, acts, s, xn_final, logits, row_loss, targets, bytes })
+    }
+}
 
-        let cx = Ctx { b, m, p, rows: n };
-        let shape = [batch, seq, c.n_heads, c.n_kv_heads, hs];
+impl Ctx<'_> {
+    /// `[batch, seq, n_heads, n_kv_heads, head_size]` for lora_attention.wgsl.
+    fn attn_shape(&self) -> [usize; 5] {
+        let c = &self.m.config;
+        [self.batch, self.seq, c.n_heads, c.n_kv_heads, c.head_size()]
+    }
+
+    /// As `lora::forward`: the layers, the final norm and the classifier into the logits.
+    fn forward(&self, bf: &Bufs) -> Result<Vec<Op>> {
+        let (m, c, n, seq) = (self.m, self.m.config, self.rows, self.seq);
+        let (d, kv, hd, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size());
+        let (xs, b) = (&bf.xs, &self.b);
         let mut fw = Vec::new();
-        for (l, a) in acts.iter().enumerate() {
+        for (l, a) in bf.acts.iter().enumerate() {
             let (x, lw, u) = (&xs[l], &m.layers[l], |t: Target| a.u[t as usize].as_ref());
-            fw.push(cx.b.rmsnorm("forward", x, &lw.rms_att, x, &a.xn_att, n, d, false)?);
-            cx.project(&mut fw, l, Target::Q, &a.xn_att, &a.q, u(Target::Q), false)?;
-            cx.project(&mut fw, l, Target::K, &a.xn_att, &a.k, u(Target::K), false)?;
-            cx.project(&mut fw, l, Target::V, &a.xn_att, &a.v, u(Target::V), false)?;
-            fw.push(cx.b.rope("forward", &m.rope, &a.q, n, d, seq, hs)?);
-            fw.push(cx.b.rope("forward", &m.rope, &a.k, n, kv, seq, hs)?);
-            fw.push(cx.b.attention("forward", [&a.q, &a.k, &a.v, &a.q], [&a.probs, &a.att], shape, batch * c.n_heads * seq)?);
+            fw.push(b.rmsnorm("forward", x, &lw.rms_att, x, &a.xn_att, n, d, false)?);
+            self.project(&mut fw, l, Target::Q, &a.xn_att, &a.q, u(Target::Q), false)?;
+            self.project(&mut fw, l, Target::K, &a.xn_att, &a.k, u(Target::K), false)?;
+            self.project(&mut fw, l, Target::V, &a.xn_att, &a.v, u(Target::V), false)?;
+            fw.push(b.rope("forward", &m.rope, &a.q, n, d, seq, hs)?);
+            fw.push(b.rope("forward", &m.rope, &a.k, n, kv, seq, hs)?);
+            fw.push(b.attention("forward", [&a.q, &a.k, &a.v, &a.q], [&a.probs, &a.att], self.attn_shape(), self.batch * c.n_heads * seq)?);
             // x_mid = x + Wo·att (+ LoRA), accumulated in place.
             fw.push(Op::Copy { src: x.clone(), dst: a.x_mid.clone(), bytes: (n * d * 4) as u64 });
-            cx.project(&mut fw, l, Target::O, &a.att, &a.x_mid, u(Target::O), true)?;
-            fw.push(cx.b.rmsnorm("forward", &a.x_mid, &lw.rms_ffn, &a.x_mid, &a.xn_ffn, n, d, false)?);
-            cx.project(&mut fw, l, Target::Gate, &a.xn_ffn, &a.h1, u(Target::Gate), false)?;
-            cx.project(&mut fw, l, Target::Up, &a.xn_ffn, &a.h3, u(Target::Up), false)?;
-            fw.push(cx.b.swiglu("forward", [&a.h1, &a.h3, &a.h1], [&a.g, &s.dg], n * hd)?);
+            self.project(&mut fw, l, Target::O, &a.att, &a.x_mid, u(Target::O), true)?;
+            fw.push(b.rmsnorm("forward", &a.x_mid, &lw.rms_ffn, &a.x_mid, &a.xn_ffn, n, d, false)?);
+            self.project(&mut fw, l, Target::Gate, &a.xn_ffn, &a.h1, u(Target::Gate), false)?;
+            self.project(&mut fw, l, Target::Up, &a.xn_ffn, &a.h3, u(Target::Up), false)?;
+            fw.push(b.swiglu("forward", [&a.h1, &a.h3, &a.h1], [&a.g, &bf.s.dg], n * hd)?);
             fw.push(Op::Copy { src: a.x_mid.clone(), dst: xs[l + 1].clone(), bytes: (n * d * 4) as u64 });
-            cx.project(&mut fw, l, Target::Down, &a.g, &xs[l + 1], u(Target::Down), true)?;
+            self.project(&mut fw, l, Target::Down, &a.g, &xs[l + 1], u(Target::Down), true)?;
         }
         let x_final = &xs[c.n_layers];
-        fw.push(cx.b.rmsnorm("forward", x_final, &m.rms_final, x_final, &xn_final, n, d, false)?);
-        fw.push(cx.b.linear((&xn_final, 0), (&m.wcls, 0), (&logits, 0), lin(n, d, c.vocab_size, false))?);
+        fw.push(b.rmsnorm("forward", x_final, &m.rms_final, x_final, &bf.xn_final, n, d, false)?);
+        fw.push(b.linear((&bf.xn_final, 0), (&m.wcls, 0), (&bf.logits, 0), lin(n, d, c.vocab_size, false))?);
+        Ok(fw)
+    }
 
-        let count = batch * (seq - 1);
-        let scale = (1.0 / count as f64) as f32;
-        let loss = [
-            cx.b.loss(&targets, &logits, &row_loss, n, c.vocab_size, scale, false)?,
-            cx.b.loss(&targets, &logits, &row_loss, n, c.vocab_size, scale, true)?,
-        ];
-
+    /// As `lora::model::backward`, from the logits' gradient to every A and B.
+    fn backward(&self, bf: &Bufs) -> Result<Vec<Op>> {
+        let (m, c, n, seq) = (self.m, self.m.config, self.rows, self.seq);
+        let (d, kv, hd, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size());
+        let (s, b) = (&bf.s, &self.b);
         let mut bw = Vec::new();
-        bw.push(cx.b.linear_dx((&logits, 0), (&m.wcls, 0), (&s.dxn, 0), lin(n, d, c.vocab_size, false))?);
-        bw.push(cx.b.rmsnorm("backward", x_final, &m.rms_final, &s.dxn, &s.dx, n, d, false)?);
+        bw.push(b.linear_dx((&bf.logits, 0), (&m.wcls, 0), (&s.dxn, 0), lin(n, d, c.vocab_size, false))?);
+        bw.push(b.rmsnorm("backward", &bf.xs[c.n_layers], &m.rms_final, &s.dxn, &s.dx, n, d, false)?);
         for l in (0..c.n_layers).rev() {
-            let (a, lw) = (&acts[l], &m.layers[l]);
+            let (a, lw) = (&bf.acts[l], &m.layers[l]);
             let u = |t: Target| a.u[t as usize].as_ref();
             let w = |t: Target| (&lw.w[t as usize], 0usize);
             // FFN.
-            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::Down), (&s.dg, 0), lin(n, hd, d, false))?);
-            cx.project_bwd(&mut bw, l, Target::Down, &s.dx, &a.g, u(Target::Down), &s.du, Some(&s.dg))?;
-            bw.push(cx.b.swiglu("backward", [&a.h1, &a.h3, &s.dg], [&s.dh1, &s.dh3], n * hd)?);
-            bw.push(cx.b.linear_dx((&s.dh1, 0), w(Target::Gate), (&s.dxn, 0), lin(n, d, hd, false))?);
-            bw.push(cx.b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), lin(n, d, hd, true))?);
-            cx.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &s.du, Some(&s.dxn))?;
-            cx.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &s.du, Some(&s.dxn))?;
-            bw.push(cx.b.rmsnorm("backward", &a.x_mid, &lw.rms_ffn, &s.dxn, &s.dx, n, d, true)?);
+            bw.push(b.linear_dx((&s.dx, 0), w(Target::Down), (&s.dg, 0), lin(n, hd, d, false))?);
+            self.project_bwd(&mut bw, l, Target::Down, &s.dx, &a.g, u(Target::Down), &s.du, Some(&s.dg))?;
+            bw.push(b.swiglu("backward", [&a.h1, &a.h3, &s.dg], [&s.dh1, &s.dh3], n * hd)?);
+            bw.push(b.linear_dx((&s.dh1, 0), w(Target::Gate), (&s.dxn, 0), lin(n, d, hd, false))?);
+            bw.push(b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), lin(n, d, hd, true))?);
+            self.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &s.du, Some(&s.dxn))?;
+            self.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &s.du, Some(&s.dxn))?;
+            bw.push(b.rmsnorm("backward", &a.x_mid, &lw.rms_ffn, &s.dxn, &s.dx, n, d, true)?);
             // Attention.
-            bw.push(cx.b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), lin(n, d, d, false))?);
-            cx.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
-            bw.push(cx.b.attention("backward_q", [&s.datt, &a.probs, &a.k, &a.v], [&s.ds, &s.dq], shape, batch * c.n_heads * seq)?);
-            bw.push(cx.b.attention("backward_kv", [&s.datt, &a.probs, &a.q, &s.ds], [&s.dk, &s.dv], shape, n * kv)?);
-            bw.push(cx.b.rope("backward", &m.rope, &s.dq, n, d, seq, hs)?);
-            bw.push(cx.b.rope("backward", &m.rope, &s.dk, n, kv, seq, hs)?);
+            bw.push(b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), lin(n, d, d, false))?);
+            self.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
+            let shape = self.attn_shape();
+            bw.push(b.attention("backward_q", [&s.datt, &a.probs, &a.k, &a.v], [&s.ds, &s.dq], shape, self.batch * c.n_heads * seq)?);
+            bw.push(b.attention("backward_kv", [&s.datt, &a.probs, &a.q, &s.ds], [&s.dk, &s.dv], shape, n * kv)?);
+            bw.push(b.rope("backward", &m.rope, &s.dq, n, d, seq, hs)?);
+            bw.push(b.rope("backward", &m.rope, &s.dk, n, kv, seq, hs)?);
             // The embeddings are frozen: below layer 0 no input gradient is needed.
             let need_dx = l > 0;
             if need_dx {
-                bw.push(cx.b.linear_dx((&s.dq, 0), w(Target::Q), (&s.dxn, 0), lin(n, d, d, false))?);
-                bw.push(cx.b.linear_dx((&s.dk, 0), w(Target::K), (&s.dxn, 0), lin(n, d, kv, true))?);
-                bw.push(cx.b.linear_dx((&s.dv, 0), w(Target::V), (&s.dxn, 0), lin(n, d, kv, true))?);
+                bw.push(b.linear_dx((&s.dq, 0), w(Target::Q), (&s.dxn, 0), lin(n, d, d, false))?);
+                bw.push(b.linear_dx((&s.dk, 0), w(Target::K), (&s.dxn, 0), lin(n, d, kv, true))?);
+                bw.push(b.linear_dx((&s.dv, 0), w(Target::V), (&s.dxn, 0), lin(n, d, kv, true))?);
             }
             for (t, dy) in [(Target::Q, &s.dq), (Target::K, &s.dk), (Target::V, &s.dv)] {
-                cx.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &s.du, need_dx.then_some(&s.dxn))?;
+                self.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &s.du, need_dx.then_some(&s.dxn))?;
             }
             if need_dx {
-                bw.push(cx.b.rmsnorm("backward", &xs[l], &lw.rms_att, &s.dxn, &s.dx, n, d, true)?);
+                bw.push(b.rmsnorm("backward", &bf.xs[l], &lw.rms_att, &s.dxn, &s.dx, n, d, true)?);
             }
         }
+        Ok(bw)
+    }
+}
+
+impl Plan {
+    pub fn new(ctx: &GpuContext, b: Builder<'_>, m: &Frozen, p: &Params, batch: usize, seq: usize) -> Result<Plan> {
+        let bf = Bufs::new(ctx, m, p, batch, seq)?;
+        let cx = Ctx { b, m, p, rows: batch * seq, batch, seq };
+        let (forward, backward) = (cx.forward(&bf)?, cx.backward(&bf)?);
+        let (n, vocab) = (batch * seq, m.config.vocab_size);
+        let scale = (1.0 / (batch * (seq - 1)) as f64) as f32;
+        let loss = [
+            cx.b.loss(&bf.targets, &bf.logits, &bf.row_loss, n, vocab, scale, false)?,
+            cx.b.loss(&bf.targets, &bf.logits, &bf.row_loss, n, vocab, scale, true)?,
+        ];
+        let adamw_dims = buffer(ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
         let optimizer = cx.b.adamw([&p.grads, &p.params, &p.m, &p.v, &p.norm], &adamw_dims, p.len)?.to_vec();
-        Ok(Plan { batch, seq, xs, targets, logits, row_loss, adamw_dims, forward: fw, loss, backward: bw, optimizer, bytes })
+        let Bufs { xs, targets, logits, row_loss, bytes, .. } = bf;
+        Ok(Plan { batch, seq, xs, targets, logits, row_loss, adamw_dims, forward, loss, backward, optimizer, bytes })
     }
 
     /// Rewrites AdamW's scalars for step `step` (1-based).
