@@ -60,6 +60,18 @@ fn bench_reports_every_configuration_with_one_submit_per_gpu_token() {
 }
 
 #[test]
+fn bench_f16_classifier_on_the_gpu_and_named_shapes() {
+    // lavapipe offers shader-f16; the row says the f16 classifier ran, still one submit per token.
+    let out = ok(&["bench", "--shape", "micro", "--backend", "gpu", "--f16-classifier", "--runs", "1", "-n", "8", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let gpu = &v["results"][0];
+    assert_eq!(gpu["f16_classifier"], true, "{gpu}");
+    assert_eq!(gpu["submits_per_token"], 1.0);
+    let err = fails(&["bench", "--shape", "s999m"]);
+    assert!(err.contains("s42m") && err.contains("s110m"), "{err}");
+}
+
+#[test]
 fn bad_backend_and_threads_are_clear_errors() {
     let (m, z) = (model(), tok512());
     let err = fails(&["generate", m.to_str().unwrap(), "-z", z.to_str().unwrap(), "--backend", "tpu"]);

@@ -75,6 +75,8 @@ struct Row {
     backend: String,
     reason: String,
     threads: Option<usize>,
+    /// GPU decode with the f16 classifier (`--f16-classifier`).
+    f16_classifier: bool,
     runs: usize,
     load_ms: f64,
     prefill_tokens: usize,
@@ -178,6 +180,7 @@ fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Op
         backend: first.backend.clone(),
         reason: first.reason.clone(),
         threads,
+        f16_classifier: first.f16_classifier,
         runs: a.runs,
         load_ms: med(|r| r.load_s) * 1e3,
         prefill_tokens: first.prefill_tokens,
@@ -211,9 +214,10 @@ fn table(rows: &[Row]) -> String {
     for r in rows {
         let threads = r.threads.map_or("-".into(), |t| t.to_string());
         let peak = r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
+        let name = if r.f16_classifier { format!("{} +f16 cls", r.backend) } else { r.backend.clone() };
         s += &format!(
             "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>9.1} {:>8}",
-            r.backend, threads, r.load_ms, r.prefill_tok_s, r.decode_tok_s, r.submits_per_token, r.bytes_per_token, peak
+            name, threads, r.load_ms, r.prefill_tok_s, r.decode_tok_s, r.submits_per_token, r.bytes_per_token, peak
         );
         if r.backend.starts_with("cpu") && r.reason.contains("no usable GPU") {
             s += &format!("\n  ({})", r.reason);

@@ -27,6 +27,8 @@ pub struct BenchReport {
     pub submits_per_token: f64,
     /// Bytes read back from the GPU per decoded token (0 on the CPU).
     pub bytes_per_token: f64,
+    /// The GPU decode classifier read f16 weights.
+    pub f16_classifier: bool,
 }
 
 fn per_second(n: usize, since: Instant) -> f64 {
@@ -109,6 +111,7 @@ pub fn measure<B: Benched + ?Sized>(
         decode_tok_s,
         submits_per_token: submits as f64 / n,
         bytes_per_token: bytes as f64 / n,
+        f16_classifier: b.gpu().is_some_and(|g| g.is_f16_classifier()),
     })
 }
 
