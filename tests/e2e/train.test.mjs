@@ -122,15 +122,23 @@ describe('Train view (CPU training in the engine worker)', () => {
     return JSON.parse(await page.inputValue('[data-testid=logits-json]'));
   }
 
-  test('20 steps on Peter Rabbit: loss falls, held-out loss, samples differ; losses = tinylm finetune; the download gives the same logits in the CLI', async () => {
+  test('20 steps on Peter Rabbit, paused and resumed: loss falls, held-out loss, samples differ; losses = tinylm finetune; the download gives the same logits in the CLI', async () => {
     const { page, log } = await openApp(browser.context, server.url);
     await openTrain(page);
     assert.match(await page.textContent('[data-testid=data-source]'), /Peter Rabbit.*Public domain/);
     assert.match(await page.textContent('[data-testid=counts]'), /\d+ tokens for training, \d+ held out/);
     await settings(page, { ...RUN, sampleEvery: 10, checkpointEvery: 5 });
     await page.click('[data-testid=train-start]');
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= 6, null, { timeout: SLOW });
-    await screenshot(page, 'train-mid-run');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= 3, null, { timeout: SLOW });
+    // Pause ends the run after the step in progress, with a checkpoint; Resume continues it.
+    await page.click('[data-testid=train-pause]');
+    assert.equal(await waitPhase(page, ['paused', 'error'], 30_000), 'paused');
+    const pausedAt = (await losses(page)).length;
+    assert.ok(pausedAt < RUN.steps, `paused at ${pausedAt}`);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await losses(page)).length, pausedAt, 'nothing trains while paused');
+    await screenshot(page, 'train-paused');
+    await page.click('[data-testid=train-resume]');
     assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
     await page.waitForSelector('[data-testid=sample-on]');
     await screenshot(page, 'train-done');
@@ -191,6 +199,7 @@ describe('Train view (CPU training in the engine worker)', () => {
     await settings(page, s);
     await page.click('[data-testid=train-start]');
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-checkpoints]').textContent) >= 2, null, { timeout: SLOW });
+    await screenshot(page, 'train-mid-run');
     await page.reload();
     await openTrain(page);
     await page.waitForSelector('[data-testid=interrupted]', { timeout: 30_000 });

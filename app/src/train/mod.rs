@@ -163,17 +163,21 @@ pub enum Ending {
     Finished,
 }
 
+/// A run to start (boxed in `TrainCmd`: a checkpoint is large).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRun {
+    pub job: u64,
+    pub name: String,
+    pub text: String,
+    pub settings: TrainSettings,
+    pub resume: Option<Checkpoint>,
+}
+
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TrainCmd {
     /// Trains on `text` (split into training and held-out parts), from scratch or from `resume`.
-    Start {
-        job: u64,
-        name: String,
-        text: String,
-        settings: TrainSettings,
-        resume: Option<Checkpoint>,
-    },
+    Start(Box<StartRun>),
     /// Acted on at once: the run ends after the step in progress, with a checkpoint.
     Pause {
         job: u64,

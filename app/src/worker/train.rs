@@ -19,8 +19,8 @@ use super::host::{now_ms, post, yield_now};
 use super::store::Parsed;
 use crate::protocol::{BackendKind, Choice, FromWorker};
 use crate::train::{
-    b64, check, split, unb64, AdapterInfo, BaseId, Checkpoint, Ending, Peft, TrainCmd, TrainEvent,
-    TrainSettings,
+    b64, check, split, unb64, AdapterInfo, BaseId, Checkpoint, Ending, Peft, StartRun, TrainCmd,
+    TrainEvent, TrainSettings,
 };
 
 /// Held-out loss is measured on at most this many windows (it is a forward pass per window).
@@ -54,13 +54,14 @@ fn send(ev: TrainEvent) {
 
 pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
     match cmd {
-        TrainCmd::Start {
-            job,
-            name,
-            text,
-            settings,
-            resume,
-        } => {
+        TrainCmd::Start(run) => {
+            let StartRun {
+                job,
+                name,
+                text,
+                settings,
+                resume,
+            } = *run;
             if let Err(message) = train(
                 engine,
                 Run {

@@ -19,6 +19,15 @@ fn path(points: &[(f64, f64)], x_max: f64, lo: f64, hi: f64) -> String {
         .collect()
 }
 
+/// A dot at each point of a path made by `path` (held-out checks are few, so they are marked).
+fn dots(d: &str) -> impl IntoView {
+    d.split(['M', 'L'])
+        .filter_map(|p| p.trim().split_once(','))
+        .filter_map(|(x, y)| Some((x.parse::<f64>().ok()?, y.parse::<f64>().ok()?)))
+        .map(|(x, y)| view! { <circle class="held-dot" cx=x cy=y r=3.0 /> })
+        .collect_view()
+}
+
 #[component]
 pub fn LossChart(t: TrainCtx) -> impl IntoView {
     let data = move || {
@@ -56,7 +65,8 @@ pub fn LossChart(t: TrainCtx) -> impl IntoView {
                         <text class="tick" x=2.0 y=H - PAD>{format!("{lo:.2}")}</text>
                         <text class="tick" x=W - 40.0 y=H - PAD + 16.0>{format!("step {x_max:.0}")}</text>
                         <path class="train-line" data-testid="train-line" d=train />
-                        <path class="held-line" data-testid="held-line" d=held />
+                        <path class="held-line" data-testid="held-line" d=held.clone() />
+                        {dots(&held)}
                     }
                 }}
             </svg>

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client;
 use crate::protocol::ToWorker;
-use crate::train::{Checkpoint, Ending, TrainCmd, TrainEvent};
+use crate::train::{Checkpoint, Ending, StartRun, TrainCmd, TrainEvent};
 
 /// Where the run is.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,13 +322,13 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
     } else {
         name
     };
-    send(TrainCmd::Start {
+    send(TrainCmd::Start(Box::new(StartRun {
         job,
         name,
         text,
         settings,
         resume,
-    });
+    })));
 }
 
 /// Makes the Train view's state once, under the app's owner, so it outlives tab switches and
