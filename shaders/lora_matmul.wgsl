@@ -38,22 +38,32 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
     for (var k0 = 0u; k0 < d.kk; k0 += 16u) {
+        // Neighbouring lanes load neighbouring addresses: along k when that is the operand's
+        // contiguous direction (stride 1), otherwise along i or j.
         for (var e = 0u; e < 4u; e++) {
             let idx = e * 256u + tid;
-            let ai = i0 + idx / 16u;
-            let ak = k0 + idx % 16u;
+            var ti = idx / 16u;
+            var tk = idx % 16u;
+            if (d.a_cs != 1u) {
+                ti = idx % 64u;
+                tk = idx / 64u;
+            }
             var av = 0.0;
-            if (ai < d.m && ak < d.kk) {
-                av = a[d.a_off + ai * d.a_rs + ak * d.a_cs];
+            if (i0 + ti < d.m && k0 + tk < d.kk) {
+                av = a[d.a_off + (i0 + ti) * d.a_rs + (k0 + tk) * d.a_cs];
             }
-            at[idx] = av;
-            let bk = k0 + idx / 64u;
-            let bj = j0 + idx % 64u;
+            at[ti * 16u + tk] = av;
+            var sk = idx / 64u;
+            var tj = idx % 64u;
+            if (d.b_cs != 1u) {
+                sk = idx % 16u;
+                tj = idx / 16u;
+            }
             var bv = 0.0;
-            if (bj < d.n && bk < d.kk) {
-                bv = b[d.b_off + bk * d.b_rs + bj * d.b_cs];
+            if (j0 + tj < d.n && k0 + sk < d.kk) {
+                bv = b[d.b_off + (k0 + sk) * d.b_rs + (j0 + tj) * d.b_cs];
             }
-            bt[idx] = bv;
+            bt[sk * 64u + tj] = bv;
         }
         workgroupBarrier();
         for (var q = 0u; q < 16u; q++) {
