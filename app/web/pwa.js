@@ -46,6 +46,8 @@ if ('serviceWorker' in navigator) {
   });
   navigator.serviceWorker.register(new URL('sw.js', document.baseURI)).then((reg) => {
     offer(reg);
+    // A page left open all day (a classroom) still hears of a new version.
+    setInterval(() => reg.update().catch(() => {}), 60 * 60 * 1000);
     reg.addEventListener('updatefound', () => {
       const next = reg.installing;
       next?.addEventListener('statechange', () => {

@@ -155,8 +155,9 @@ describe('offline app (service worker, manifest, storage)', () => {
       await page.waitForFunction(() => document.querySelector('[data-testid=persist-result]')?.textContent.length > 0);
       await screenshot(page, 'storage-panel');
       await page.click('[data-testid=stored-item][data-kind=model] [data-testid=stored-use]');
-      await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent.startsWith('Ready: mystory'));
+      await page.waitForSelector('[data-testid=storage-note]:has-text("Loading “mystory.bin” from this device.")');
       await openGenerate(page);
+      await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent.startsWith('Ready: mystory'));
       const r = await generate(page, GREEDY);
       assert.equal(r.state, 'done', r.status);
       assert.equal(r.text, greedy256);

@@ -18,6 +18,7 @@ pub fn App() -> impl IntoView {
     client::start(ctx, 0);
     keys::install(ctx);
     inspect::State::install();
+    super::storage_panel::install();
     super::train::install();
     let tab = RwSignal::new(TABS[0].key);
     let class = move || if ctx.present.get() { "app present" } else { "app" };

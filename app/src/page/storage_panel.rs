@@ -35,6 +35,12 @@ thread_local! {
     static PICKED: RefCell<Option<(File, Option<File>)>> = const { RefCell::new(None) };
 }
 
+/// Creates the panel's state under the page's root owner, so it lives as long as the page
+/// (created inside the tab, it would be disposed when another tab is shown).
+pub fn install() {
+    PANEL.with(|_| ());
+}
+
 fn panel() -> Panel {
     PANEL.with(|p| *p)
 }
