@@ -63,6 +63,17 @@ function maxDiff(a, b) {
   return { d, m };
 }
 
+/** `tinylm finetune` (CPU) on `text` with RUN's settings; its losses.json. */
+function cliLosses(work, text, run = RUN) {
+  const textFile = join(work, 'train.txt');
+  writeFileSync(textFile, text);
+  const cliDir = join(work, 'cli');
+  tinylm(['finetune', MODEL, '-z', TOK, '--text-file', textFile, '--targets', run.targets, '--rank', `${run.rank}`,
+    '--alpha', `${run.alpha}`, '--lr', `${run.lr}`, '--steps', `${run.steps}`, '--batch', `${run.batch}`, '--seq', `${run.seq}`,
+    '--init-seed', `${run.seed}`, '--data-seed', `${run.seed}`, '-o', cliDir]);
+  return JSON.parse(readFileSync(join(cliDir, 'losses.json'), 'utf8'));
+}
+
 describe('Train view (CPU training in the engine worker)', () => {
   let server;
   let browser;
@@ -99,6 +110,11 @@ describe('Train view (CPU training in the engine worker)', () => {
   }
 
   const losses = async (page) => JSON.parse(await page.textContent('[data-testid=train-losses]'));
+  const rows = (page) => page.locator('[data-testid=adapter-row]').count();
+  /** Waits until the library lists more than `n` adapters (saving is asynchronous). */
+  async function waitRows(page, n) {
+    await page.waitForFunction((k) => document.querySelectorAll('[data-testid=adapter-row]').length > k, n, { timeout: 30_000 });
+  }
 
   /** The newest library row's download, unzipped. */
   async function download(page, dir) {
@@ -128,6 +144,7 @@ describe('Train view (CPU training in the engine worker)', () => {
     assert.match(await page.textContent('[data-testid=data-source]'), /Peter Rabbit.*Public domain/);
     assert.match(await page.textContent('[data-testid=counts]'), /\d+ tokens for training, \d+ held out/);
     await settings(page, { ...RUN, sampleEvery: 10, checkpointEvery: 5 });
+    const stored = await rows(page);
     await page.click('[data-testid=train-start]');
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= 3, null, { timeout: SLOW });
     // Pause ends the run after the step in progress, with a checkpoint; Resume continues it.
@@ -143,6 +160,7 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.waitForSelector('[data-testid=sample-on]');
     await screenshot(page, 'train-done');
 
+    assert.equal(await page.getAttribute('[data-testid=train-backend]', 'data-kind'), 'cpu');
     const got = await losses(page);
     assert.equal(got.length, RUN.steps + 1);
     assert.ok(got[RUN.steps] < got[0], `loss ${got[0]} -> ${got[RUN.steps]}`);
@@ -170,6 +188,7 @@ describe('Train view (CPU training in the engine worker)', () => {
     }
 
     // The downloaded adapter in the CLI gives the browser's logits.
+    await waitRows(page, stored);
     const dir = join(work, 'download');
     const files = await download(page, dir);
     assert.deepEqual(Object.keys(files).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
@@ -207,17 +226,20 @@ describe('Train view (CPU training in the engine worker)', () => {
     const saved = Number(offer.match(/at step (\d+) of 30/)[1]);
     assert.ok(saved >= 5 && saved % 5 === 0, offer);
     await screenshot(page, 'train-resume-offer');
+    const stored = await rows(page);
     await page.click('[data-testid=resume-saved]');
     // It continues from the saved step, not from 0.
     assert.ok(Number((await page.textContent('[data-testid=train-step]')).split(' ')[0]) >= saved);
     assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
     const resumedLosses = await losses(page);
+    await waitRows(page, stored);
     const resumed = safetensors(Buffer.from((await download(page, join(work, 'resumed')))['adapter_model.safetensors']));
 
     await settings(page, s);
     await page.click('[data-testid=train-start]');
     assert.equal(await waitPhase(page, ['finished', 'error']), 'finished');
     const straightLosses = await losses(page);
+    await waitRows(page, stored + 1);
     const straight = safetensors(Buffer.from((await download(page, join(work, 'straight')))['adapter_model.safetensors']));
 
     assert.equal(resumedLosses.length, 31);
@@ -258,6 +280,49 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.setInputFiles('[data-testid=adapter-upload]', [join(otherDir, 'adapter_config.json'), join(otherDir, 'adapter_model.safetensors')]);
     await page.waitForFunction(() => /different base model/.test(document.querySelector('[data-testid=library-note]').textContent), null, { timeout: 30_000 });
     assert.equal(await page.locator('[data-testid=adapter-row]').count(), count, 'nothing was added');
+    assert.deepEqual(log.errors, []);
+    await page.close();
+  });
+});
+
+describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', () => {
+  let server;
+  let browser;
+  const work = mkdtempSync(join(tmpdir(), 'tinylm-train-gpu-'));
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser({ webgpu: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test('20 steps on Peter Rabbit on WebGPU: loss falls, samples differ, losses within 1e-3 of tinylm finetune', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');
+    await page.click('[data-testid=tab-train]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
+    for (const [k, v] of Object.entries({ ...RUN, 'sample-every': 10, 'checkpoint-every': 10 })) {
+      await page.fill(`[data-testid=train-${k}]`, String(v));
+    }
+    await page.click('[data-testid=train-start]');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= 3, null, { timeout: SLOW });
+    assert.equal(await page.getAttribute('[data-testid=train-backend]', 'data-kind'), 'webgpu');
+    await screenshot(page, 'train-mid-run-webgpu');
+    await page.waitForFunction(
+      () => ['finished', 'error'].includes(document.querySelector('[data-testid=train-status]').dataset.state), null, { timeout: SLOW },
+    );
+    assert.equal(await page.getAttribute('[data-testid=train-status]', 'data-state'), 'finished', await page.textContent('[data-testid=train-status]'));
+    const got = JSON.parse(await page.textContent('[data-testid=train-losses]'));
+    assert.ok(got[RUN.steps] < got[0]);
+    assert.notEqual(await page.textContent('[data-testid=sample-on]'), await page.textContent('[data-testid=sample-off]'));
+    const chars = Number(await page.getAttribute('[data-testid=counts]', 'data-train-chars'));
+    const want = cliLosses(work, Array.from(readFileSync(BOOK, 'utf8')).slice(0, chars).join(''));
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(Math.abs(got[i] - want[i]) <= 1e-3 * Math.abs(want[i]), `loss ${i}: WebGPU ${got[i]} vs CLI ${want[i]}`);
+    }
     assert.deepEqual(log.errors, []);
     await page.close();
   });

@@ -221,6 +221,11 @@ pub enum TrainEvent {
         held_windows: usize,
         base: BaseId,
     },
+    /// What trains run `job`: "WebGPU", or "CPU (why)".
+    Backend {
+        job: u64,
+        name: String,
+    },
     Step {
         job: u64,
         step: u32,

@@ -6,6 +6,7 @@ use std::cell::Cell;
 
 use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::{Backend, Generation};
+use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
 use tinylm_engine::lora::{
     self, parse_targets, read_optimizer, read_peft, write_optimizer, write_peft, AdamW, Adapter,
     Base, Batch, Dataset, LoraConfig, LoraCpuBackend, TrainConfig, Trainer, CONFIG_FILE,
@@ -308,9 +309,12 @@ async fn train(
     if t.steps_done() == 0 {
         held_loss(&setup, &base, &t, &mut hist, job)?;
     }
+    let mut gpu = gpu_trainer(engine, &setup, &t, job).await;
     let mut timing = (0.0f64, 0u32);
-    while t.steps_done() < s.steps {
+    let mut done = t.steps_done();
+    while done < s.steps {
         if let Some(ending) = asked_to_end(job) {
+            sync(&mut t, &gpu).await?;
             let ck = checkpoint(&run, &setup, &t, &hist, false)?;
             send(TrainEvent::Ended {
                 job,
@@ -319,13 +323,18 @@ async fn train(
             });
             return Ok(());
         }
-        let step = t.steps_done();
+        let step = done;
         let batch = setup
             .data
             .batch(s.batch, step as u64, s.seed)
             .map_err(|e| e.to_string())?;
         let started = now_ms();
-        let report = t.step(&base, &batch).map_err(|e| e.to_string())?;
+        let report = match gpu.as_mut() {
+            Some(g) => g.step_async(&batch).await,
+            None => t.step(&base, &batch),
+        }
+        .map_err(|e| e.to_string())?;
+        done = report.step;
         timing = (timing.0 + now_ms() - started, timing.1 + 1);
         hist.losses.push(report.loss);
         let ms = timing.0 / timing.1 as f64;
@@ -337,6 +346,10 @@ async fn train(
             tokens_per_s,
             ms_per_step: ms,
         });
+        let due = |every: u32| report.step % every == 0 && report.step < s.steps;
+        if due(s.sample_every) || due(s.checkpoint_every) {
+            sync(&mut t, &gpu).await?;
+        }
         if report.step % s.sample_every == 0 && report.step < s.steps {
             held_loss(&setup, &base, &t, &mut hist, job)?;
             sample(&setup, &t, s, job)?;
@@ -349,6 +362,7 @@ async fn train(
         }
         yield_now().await;
     }
+    sync(&mut t, &gpu).await?;
     // The loss after the last update, on the batch a next step would take (as the CLI).
     let next = setup
         .data
@@ -364,6 +378,52 @@ async fn train(
         ending: Ending::Finished,
         checkpoint: Some(ck),
     });
+    Ok(())
+}
+
+/// The GPU trainer when the model runs on WebGPU (None on the CPU path, or when the GPU cannot
+/// train, which the page is told).
+async fn gpu_trainer(
+    engine: &Engine,
+    setup: &Setup,
+    t: &Trainer,
+    job: u64,
+) -> Option<Box<GpuTrainer>> {
+    let cpu = |why: &str| {
+        send(TrainEvent::Backend {
+            job,
+            name: format!("CPU ({why})"),
+        });
+        None
+    };
+    if engine.active_kind() != Some(BackendKind::WebGpu) {
+        return cpu("the model runs on the CPU path");
+    }
+    let opts = GpuTrainOptions {
+        context: None,
+        state: Some(t.optimizer_state()),
+    };
+    match GpuTrainer::new_async(&setup.weights, t.adapter.clone(), t.config, opts).await {
+        Ok(g) => {
+            send(TrainEvent::Backend {
+                job,
+                name: "WebGPU".into(),
+            });
+            Some(Box::new(g))
+        }
+        Err(e) => cpu(&format!("the GPU could not train: {e}")),
+    }
+}
+
+/// Brings the CPU copy of the adapter and AdamW state up to date with the GPU's (for
+/// held-out loss, samples and checkpoints).
+async fn sync(t: &mut Trainer, gpu: &Option<Box<GpuTrainer>>) -> Result<(), String> {
+    if let Some(g) = gpu {
+        let text = |e: Error| e.to_string();
+        let adapter = g.adapter_async().await.map_err(text)?;
+        let state = g.optimizer_state_async().await.map_err(text)?;
+        *t = Trainer::restore(adapter, t.config, state).map_err(text)?;
+    }
     Ok(())
 }
 

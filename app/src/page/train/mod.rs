@@ -84,6 +84,8 @@ pub struct TrainCtx {
     pub library: RwSignal<Vec<library::Item>>,
     pub using: RwSignal<Option<String>>,
     pub note: RwSignal<String>,
+    /// What trains the current run ("WebGPU" or "CPU (why)").
+    pub backend: RwSignal<String>,
     pub logits: RwSignal<String>,
 }
 
@@ -115,6 +117,7 @@ impl TrainCtx {
             library: RwSignal::new(Vec::new()),
             using: RwSignal::new(None),
             note: RwSignal::new(String::new()),
+            backend: RwSignal::new(String::new()),
             logits: RwSignal::new(String::new()),
         }
     }
@@ -167,6 +170,7 @@ pub fn receive(ev: TrainEvent) {
             t.tokens_per_s.set(tokens_per_s);
             t.ms_per_step.set(ms_per_step);
         }
+        TrainEvent::Backend { job, name } if current(job) => t.backend.set(name),
         TrainEvent::Held { job, step, loss } if current(job) => t.held.update(|h| {
             h.retain(|(s, _)| *s != step);
             h.push((step, loss));

@@ -89,7 +89,13 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                 <div><dt>"checkpoints"</dt><dd data-testid="train-checkpoints">{move || t.checkpoints.get()}</dd></div>
             </dl>
             <LossChart t />
-            <p class="hint" data-testid="train-backend">"Training runs on this device's processor (CPU) in the engine's worker, so the page stays responsive."</p>
+            <p class="hint" data-testid="train-backend" data-kind=move || t.backend.with(|b| if b == "WebGPU" { "webgpu" } else if b.is_empty() { "" } else { "cpu" })>
+                {move || match t.backend.get() {
+                    b if b.is_empty() => "Training runs in the engine's worker (on WebGPU when the model runs there, else on the CPU), so the page stays responsive.".to_string(),
+                    b if b == "WebGPU" => "Training on the graphics processor (WebGPU) in the engine's worker.".to_string(),
+                    b => format!("Training on the processor: {b}."),
+                }}
+            </p>
             <pre class="visually-hidden" data-testid="train-losses">{move || serde_json::to_string(&t.losses.get()).unwrap_or_default()}</pre>
             <pre class="visually-hidden" data-testid="train-held">{move || serde_json::to_string(&t.held.get()).unwrap_or_default()}</pre>
             <Samples t />
