@@ -282,11 +282,11 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
     view! {
         <div class="library" data-testid="library">
             <h3>"Adapter library"</h3>
-            <p class="hint">"Adapters kept on this device. “Use” puts one into the model for Generate; an adapter only fits the model it was trained on."</p>
+            <p class="hint">"Adapters kept on this device. “Use” merges one into the model for Generate and Inspect; an adapter only fits the model it was trained on."</p>
             <p class="using" data-testid="using">
                 {move || match t.using.get() {
-                    Some(n) => format!("Generate uses the adapter “{n}”."),
-                    None => "Generate uses the plain model.".to_string(),
+                    Some(n) => format!("Generate and Inspect use the adapter “{n}”."),
+                    None => "Generate and Inspect use the plain model.".to_string(),
                 }}
                 <Show when=move || t.using.with(Option::is_some)>
                     <button type="button" class="secondary" data-testid="unuse"
