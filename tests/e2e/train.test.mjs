@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  bundledPath, launchBrowser, openApp, REPO, screenshot, sharedPath, startServer, statusText, tinylm, waitForState,
+  bundledPath, generate, launchBrowser, readShared, openApp, REPO, screenshot, sharedPath, startServer, statusText, tinylm, waitForState,
 } from './helpers.mjs';
 
 const MODEL = bundledPath('stories260K.bin');
@@ -207,6 +207,12 @@ describe('Train view (CPU training in the engine worker)', () => {
     // Generate with the adapter on: the page says so.
     await page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]').click();
     await page.waitForFunction(() => document.querySelector('[data-testid=using]').textContent.includes('adapter “'), null, { timeout: 60_000 });
+    // The greedy story with the adapter merged is no longer the plain model's (run.c's).
+    await page.click('[data-testid=tab-generate]');
+    const { state, text } = await generate(page, { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
+    assert.equal(state, 'done');
+    const plainStory = readShared('reference/stories260K_greedy_256.txt');
+    assert.ok(text.length > 20 && !plainStory.startsWith(text), `adapter story: ${text}`);
     assert.deepEqual(log.errors, []);
     await page.close();
   });
