@@ -204,6 +204,15 @@ describe('Train view (CPU training in the engine worker)', () => {
     tinylm(['logits', MODEL, '--tokens', tokens, '-o', plain]);
     assert.ok(maxDiff(mine, Array.from(safetensors(readFileSync(plain)).logits.data)).d > 1e-3);
 
+    // The library's comparison uses the samples' prompt and seed: the same two stories again,
+    // the plain model's and the stored (final) adapter's.
+    assert.equal(Number(await page.getAttribute('[data-testid=samples]', 'data-step')), RUN.steps);
+    await page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-compare]').click();
+    await page.waitForSelector('[data-testid=compare-on]', { timeout: 60_000 });
+    assert.equal(await page.textContent('[data-testid=compare-off]'), off);
+    assert.equal(await page.textContent('[data-testid=compare-on]'), on);
+    await screenshot(page, 'train-compare');
+
     // Generate with the adapter on: the page says so.
     await page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]').click();
     await page.waitForFunction(() => document.querySelector('[data-testid=using]').textContent.includes('adapter “'), null, { timeout: 60_000 });

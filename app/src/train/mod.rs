@@ -199,6 +199,14 @@ pub enum TrainCmd {
     Use {
         adapter: Option<(String, BaseId, Peft)>,
     },
+    /// Two stories from the same prompt and seed: the plain model's and with `adapter`
+    /// (the library's side-by-side comparison); answered by `Compared`.
+    Compare {
+        name: String,
+        adapter: Peft,
+        prompt: String,
+        seed: u64,
+    },
     /// Logits at every position of `tokens`, with `adapter` (unmerged) or without.
     Logits {
         req: u64,
@@ -269,6 +277,11 @@ pub enum TrainEvent {
     Logits {
         req: u64,
         result: Result<Vec<Vec<f32>>, String>,
+    },
+    /// The answer to `Compare`: (adapter off, adapter on).
+    Compared {
+        name: String,
+        result: Result<(String, String), String>,
     },
 }
 

@@ -110,6 +110,15 @@ pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
             }
         }
         TrainCmd::Use { adapter } => use_adapter(engine, adapter).await,
+        TrainCmd::Compare {
+            name,
+            adapter,
+            prompt,
+            seed,
+        } => {
+            let result = compare(engine, &adapter, &prompt, seed);
+            send(TrainEvent::Compared { name, result });
+        }
         TrainCmd::Logits {
             req,
             tokens,
@@ -471,14 +480,8 @@ fn checkpoint(
 /// The same prompt and seed with the adapter off and on.
 fn sample(setup: &Setup, t: &Trainer, s: &TrainSettings, job: u64) -> Result<(), String> {
     let text = |e: Error| e.to_string();
-    let off = story(
-        &mut CpuBackend::new(setup.weights.clone()),
-        &setup.tokenizer,
-        s,
-    )
-    .map_err(text)?;
-    let mut with = LoraCpuBackend::new(setup.weights.clone(), t.adapter.clone()).map_err(text)?;
-    let on = story(&mut with, &setup.tokenizer, s).map_err(text)?;
+    let (off, on) = off_and_on(&setup.weights, t.adapter.clone(), &setup.tokenizer, &s.prompt, s.seed)
+        .map_err(text)?;
     send(TrainEvent::Sample {
         job,
         step: t.steps_done(),
@@ -488,12 +491,26 @@ fn sample(setup: &Setup, t: &Trainer, s: &TrainSettings, job: u64) -> Result<(),
     Ok(())
 }
 
-fn story<B: Backend>(b: &mut B, tok: &Tokenizer, s: &TrainSettings) -> Result<String, Error> {
+/// The plain model's story and the story with `adapter` (unmerged, CPU path), same prompt and seed.
+fn off_and_on(w: &Weights, adapter: Adapter, tok: &Tokenizer, prompt: &str, seed: u64) -> Result<(String, String), Error> {
+    let off = story(&mut CpuBackend::new(w.clone()), tok, prompt, seed)?;
+    let on = story(&mut LoraCpuBackend::new(w.clone(), adapter)?, tok, prompt, seed)?;
+    Ok((off, on))
+}
+
+/// The library's comparison: an adapter off and on, for the active model's base weights.
+fn compare(engine: &Engine, p: &Peft, prompt: &str, seed: u64) -> Result<(String, String), String> {
+    let (parsed, _) = model(engine)?;
+    let adapter = read_adapter(p, &parsed.weights.config)?;
+    off_and_on(&parsed.weights, adapter, &parsed.tokenizer, prompt, seed).map_err(|e| e.to_string())
+}
+
+fn story<B: Backend>(b: &mut B, tok: &Tokenizer, prompt: &str, seed: u64) -> Result<String, Error> {
     let c = *b.config();
-    let prompt = tok.encode(&s.prompt, true, false);
+    let prompt = tok.encode(prompt, true, false);
     let steps = (prompt.len() + SAMPLE_TOKENS).min(c.seq_len);
     let mut gen = Generation::new(prompt, steps, &c)?;
-    let mut sampler = Sampler::new(0.8, 0.9, s.seed)?;
+    let mut sampler = Sampler::new(0.8, 0.9, seed)?;
     let (mut utf8, mut out) = (Utf8Stream::default(), String::new());
     while let Some(step) = gen.step(b, &mut sampler)? {
         out.push_str(&utf8.push(tok.decode(step.prev, step.token)?.bytes()));

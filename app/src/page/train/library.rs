@@ -177,6 +177,46 @@ fn use_in_generate(t: TrainCtx, item: Item) {
     });
 }
 
+/// The plain model and the model with `item`, same prompt and seed as the Train settings.
+fn compare(t: TrainCtx, item: Item) {
+    let prompt = t.form.prompt.get_untracked();
+    let seed = t.form.seed.get_untracked().trim().parse().unwrap_or(1234);
+    spawn_local(async move {
+        match peft_of(&item.id).await {
+            Ok(adapter) => {
+                t.note.set(format!(
+                    "Writing two stories, without and with “{}”…",
+                    item.name
+                ));
+                send(TrainCmd::Compare {
+                    name: item.name,
+                    adapter,
+                    prompt,
+                    seed,
+                });
+            }
+            Err(e) => t.note.set(e),
+        }
+    });
+}
+
+#[component]
+fn Comparison(t: TrainCtx) -> impl IntoView {
+    move || {
+        t.compared.get().map(|(name, off, on)| {
+            view! {
+                <div class="samples" data-testid="compare">
+                    <h4>{format!("“{name}”: same prompt, same seed, without and with the adapter")}</h4>
+                    <div class="pair">
+                        <figure><figcaption>"Without the adapter"</figcaption><pre data-testid="compare-off">{off}</pre></figure>
+                        <figure><figcaption>"With the adapter"</figcaption><pre data-testid="compare-on">{on}</pre></figure>
+                    </div>
+                </div>
+            }
+        })
+    }
+}
+
 fn download(t: TrainCtx, item: Item) {
     spawn_local(async move {
         let peft = match peft_of(&item.id).await {
@@ -304,6 +344,7 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
                 <input type="file" multiple accept=".json,.safetensors,.zip" data-testid="adapter-upload" on:change=on_upload />
             </label>
             <p class="note" data-testid="library-note" role="status">{move || t.note.get()}</p>
+            <Comparison t />
             <details class="logits-check">
                 <summary>"Check logits"</summary>
                 <p class="hint">"The model's scores for every next token at each position of these token ids (for comparing with the tinylm command)."</p>
@@ -325,7 +366,13 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>) -> impl IntoView {
         m.info.alpha,
         m.info.targets.join(", ")
     );
-    let (a, b, c, d) = (item.clone(), item.clone(), item.clone(), item.clone());
+    let (a, b, c, d, e) = (
+        item.clone(),
+        item.clone(),
+        item.clone(),
+        item.clone(),
+        item.clone(),
+    );
     view! {
         <tr data-testid="adapter-row" data-name=item.name.clone()>
             <td><strong>{item.name.clone()}</strong><br /><small>{detail}</small></td>
@@ -334,6 +381,7 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>) -> impl IntoView {
             <td>{loss}</td>
             <td class="row-actions">
                 <button type="button" data-testid="adapter-use" on:click=move |_| use_in_generate(t, a.clone())>"Use"</button>
+                <button type="button" class="secondary" data-testid="adapter-compare" on:click=move |_| compare(t, e.clone())>"Compare"</button>
                 <button type="button" class="secondary" data-testid="adapter-download" on:click=move |_| download(t, b.clone())>"Download"</button>
                 <button type="button" class="secondary" data-testid="adapter-logits"
                     on:click=move |_| logits(t, Some(c.clone()), tokens.get_untracked())>"Logits"</button>

@@ -87,6 +87,8 @@ pub struct TrainCtx {
     /// What trains the current run ("WebGPU" or "CPU (why)").
     pub backend: RwSignal<String>,
     pub logits: RwSignal<String>,
+    /// The library's last comparison: (adapter name, story off, story on).
+    pub compared: RwSignal<Option<(String, String, String)>>,
 }
 
 thread_local! {
@@ -118,6 +120,7 @@ impl TrainCtx {
             using: RwSignal::new(None),
             note: RwSignal::new(String::new()),
             backend: RwSignal::new(String::new()),
+            compared: RwSignal::new(None),
             logits: RwSignal::new(String::new()),
         }
     }
@@ -195,6 +198,13 @@ pub fn receive(ev: TrainEvent) {
             }
         }
         TrainEvent::Logits { req, result } => library::logits_ready(t, req, result),
+        TrainEvent::Compared { name, result } => match result {
+            Ok((off, on)) => {
+                t.note.set(String::new());
+                t.compared.set(Some((name, off, on)));
+            }
+            Err(e) => t.note.set(e),
+        },
         // About a run the page has moved past.
         _ => {}
     }
