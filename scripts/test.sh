@@ -44,7 +44,7 @@ fi
 # Engine, CLI and the app's pure parts (protocol, links, form checks, the worker's model store)
 # natively, in one build so shared crates compile once. The page itself is wasm-only and is
 # tested in the browser below.
-step "cargo test (engine, cli, app)" cargo test --workspace
+step "cargo test (engine, cli, app)" cargo test --workspace --no-fail-fast
 # The engine's GPU path on WebGPU in headless Chromium (SwiftShader), compared with the CPU path.
 step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
     CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -1,6 +1,6 @@
-//! The whole GPU forward pass against the CPU path: logits within 1e-4·max(1, max|logit|) and
-//! attention within 1e-5 at every position, for stories260K and random models of several
-//! shapes, batched (prefill/inspection) and token by token.
+//! The whole GPU forward pass against the CPU path's readable reference kernels: logits within
+//! 1e-4·max(1, max|logit|) and attention within 1e-5 at every position, for stories260K and
+//! random models of several shapes, batched (prefill/inspection) and token by token.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -35,7 +35,7 @@ fn check_batched(label: &str, w: Weights, n: usize, opts: GpuOptions) {
     let tokens = random_tokens(99, n, w.config.vocab_size);
     let mut g = gpu(&w, opts);
     let got = g.inspect(&tokens).unwrap();
-    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
     assert_close(label, &got, &want);
 }
 
@@ -58,7 +58,7 @@ fn stories260k_all_512_positions() {
     assert_eq!(tokens.len(), 512);
     let mut g = gpu(&w, GpuOptions::default());
     let got = g.inspect(&tokens).unwrap();
-    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
     assert_close("stories260K batched", &got, &want);
 }
 
@@ -118,7 +118,7 @@ fn token_by_token_equals_batched_and_prefill() {
     let batched = g.inspect(&tokens).unwrap();
     let stepwise = inspect(&mut g, &tokens).unwrap();
     assert_close("tiny64 token-by-token vs batched", &stepwise, &batched);
-    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
     assert_close("tiny64 token-by-token vs CPU", &stepwise, &want);
     for n in [1, 16, 17, 40] {
         let last = g.prefill(&tokens[..n]).unwrap();
@@ -167,7 +167,7 @@ fn fused_decode_matches_the_unfused_kernels_and_the_cpu() {
         }
         let got = inspect(&mut fused, &tokens).unwrap();
         let unfused = inspect(&mut plain, &tokens).unwrap();
-        let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+        let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
         assert_close(&format!("{label} fused vs CPU"), &got, &want);
         assert_close(&format!("{label} unfused vs CPU"), &unfused, &want);
         assert_close(&format!("{label} fused vs unfused"), &got, &unfused);
@@ -185,7 +185,7 @@ fn unaligned_shapes_fall_back_to_the_unfused_kernels() {
     assert!(!chunked.is_fused(), "w2's 5-row chunks cannot be read as vec4");
     let tokens = random_tokens(5, 20, 301);
     let got = inspect(&mut gpu(&w, GpuOptions::default()), &tokens).unwrap();
-    let want = inspect(&mut CpuBackend::new(w), &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
     assert_close("vocab 301 (unfused) token by token", &got, &want);
 }
 
@@ -213,7 +213,7 @@ fn f16_classifier_is_refused_without_shader_f16_else_reads_half_floats() {
             rounded.wcls.as_mut().unwrap().iter_mut().for_each(|v| *v = f16_round(*v));
             let tokens = random_tokens(3, 24, w.config.vocab_size);
             let got = inspect(&mut g, &tokens).unwrap();
-            let want = inspect(&mut CpuBackend::new(rounded), &tokens).unwrap();
+            let want = inspect(&mut CpuBackend::reference(rounded), &tokens).unwrap();
             assert_close("f16 classifier vs CPU with an f16-rounded classifier", &got, &want);
         }
         Err(e) => panic!("unexpected error: {e}"),
