@@ -59,6 +59,10 @@ fi
 rm -rf dist
 step "trunk build --release" trunk build --release --offline
 if [[ -f dist/index.html ]]; then
+    # The CLI the browser tests compare with is the one `cargo test` just built (a separate
+    # dev-profile build would recompile every dependency).
+    cli="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tinylm"
+    [[ -x "$cli" ]] && export TINYLM_CLI="$cli"
     step "browser tests (e2e)" node --test --test-concurrency=1 tests/e2e/
     page_wasm=$(gzip -9c dist/app-*_bg.wasm | wc -c)
     worker_wasm=$(gzip -9c dist/worker_bg.wasm | wc -c)
