@@ -37,7 +37,16 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    fn new(ctx: &GpuContext, step: &wgpu::BindGroupLayout, name: &str, src: &str, slots: &[Slot], entries: &[&'static str]) -> Kernel {
+    /// One WGSL file: its group-0 layout from `slots`, then `step` as group 1 when given (the
+    /// decode kernels' per-dispatch uniforms; the training kernels take group 0 only).
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        step: Option<&wgpu::BindGroupLayout>,
+        name: &str,
+        src: &str,
+        slots: &[Slot],
+        entries: &[&'static str],
+    ) -> Kernel {
         let dev = &ctx.device;
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
@@ -62,9 +71,10 @@ impl Kernel {
             })
             .collect();
         let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
+        let groups: Vec<_> = std::iter::once(&layout).chain(step).map(Some).collect();
         let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(name),
-            bind_group_layouts: &[Some(&layout), Some(step)],
+            bind_group_layouts: &groups,
             immediate_size: 0,
         });
         let entries = entries
@@ -153,7 +163,7 @@ impl Kernels {
                 count: None,
             }],
         });
-        let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, &step_layout, name, src, slots, entries);
+        let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, Some(&step_layout), name, src, slots, entries);
         Kernels {
             embed: k("embed", shader!("embed.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             rmsnorm: k("rmsnorm", shader!("rmsnorm.wgsl"), &[Read, Read, Write, Uniform], &["main"]),

@@ -2,75 +2,26 @@
 //! entry point, created once per trainer. Each kernel takes only group 0.
 
 use crate::gpu::context::GpuContext;
+pub use crate::gpu::kernels::Slot;
+use crate::gpu::kernels::Kernel;
 
-/// How a kernel binds each buffer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
-    Read,
-    Write,
-    Uniform,
-}
-
-/// A WGSL file's layout and its entry points' pipelines.
-pub struct Pipe {
-    pub layout: wgpu::BindGroupLayout,
-    entries: Vec<(&'static str, wgpu::ComputePipeline)>,
-}
+/// A WGSL file's layout and its entry points' pipelines: the decode path's `Kernel`, built
+/// without the per-dispatch step group.
+pub struct Pipe(Kernel);
 
 impl Pipe {
     fn new(ctx: &GpuContext, name: &str, src: &str, slots: &[Slot], entries: &[&'static str]) -> Pipe {
-        let dev = &ctx.device;
-        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(src.into()) });
-        let layout_entries: Vec<_> = slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: match s {
-                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                        Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
-                        Slot::Uniform => wgpu::BufferBindingType::Uniform,
-                    },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            })
-            .collect();
-        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
-        let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(name), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
-        let entries = entries
-            .iter()
-            .map(|&e| {
-                let p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(e),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(e),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                (e, p)
-            })
-            .collect();
-        Pipe { layout, entries }
+        Pipe(Kernel::new(ctx, None, name, src, slots, entries))
     }
 
     /// The pipeline of entry point `entry`.
     pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
-        self.entries.iter().find(|(e, _)| *e == entry).map(|(_, p)| p).unwrap_or(&self.entries[0].1)
+        self.0.pipeline(entry)
     }
 
     /// A bind group with `buffers` bound whole, in binding order.
     pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let entries: Vec<_> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &self.layout, entries: &entries })
+        self.0.bind(ctx, "lora", buffers)
     }
 }
 
