@@ -60,21 +60,7 @@ impl KernelLab {
                 dispatch(&mut pass, k.pipeline(entry), bg, (&self.step_bg, 0), *g);
             }
         }
-        let rbs: Vec<_> = outs
-            .iter()
-            .map(|o| {
-                let rb = buffer(&self.ctx, "rb", o.size(), wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-                enc.copy_buffer_to_buffer(o, 0, &rb, 0, o.size());
-                rb
-            })
-            .collect();
-        let sub = self.ctx.queue.submit([enc.finish()]);
-        let out = rbs
-            .iter()
-            .map(|rb| pollster::block_on(readback::read(&self.ctx, rb, rb.size(), sub.clone())))
-            .collect::<Result<Vec<_>>>()?;
-        self.ctx.check()?;
-        Ok(out)
+        readback::submit_and_read(&self.ctx, enc, outs)
     }
 
     fn rows(n: usize) -> Step {

@@ -96,6 +96,25 @@ pub async fn read(ctx: &GpuContext, buffer: &wgpu::Buffer, len: u64, submission:
     take(buffer, len)
 }
 
+/// Natively, for the kernel labs: copies each of `outs` to a readback buffer at the end of
+/// `enc`, submits, waits and returns their bytes (then checks the device for errors).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn submit_and_read(ctx: &GpuContext, mut enc: wgpu::CommandEncoder, outs: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+    use wgpu::BufferUsages as U;
+    let rbs: Vec<_> = outs
+        .iter()
+        .map(|o| {
+            let rb = super::kernels::buffer(ctx, "rb", o.size(), U::MAP_READ | U::COPY_DST);
+            enc.copy_buffer_to_buffer(o, 0, &rb, 0, o.size());
+            rb
+        })
+        .collect();
+    let sub = ctx.queue.submit([enc.finish()]);
+    let out = rbs.iter().map(|rb| pollster::block_on(read(ctx, rb, rb.size(), sub.clone()))).collect::<Result<Vec<_>>>()?;
+    ctx.check()?;
+    Ok(out)
+}
+
 /// Bytes to f32 (little-endian, as GPUs and wasm are).
 pub fn floats(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()

@@ -43,21 +43,7 @@ impl LoraLab {
     fn exec(&self, ops: &[Op], outs: &[&wgpu::Buffer]) -> Result<Vec<Vec<f32>>> {
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         encode(&mut enc, ops);
-        let rbs: Vec<_> = outs
-            .iter()
-            .map(|o| {
-                let rb = buffer(&self.ctx, "rb", o.size(), wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-                enc.copy_buffer_to_buffer(o, 0, &rb, 0, o.size());
-                rb
-            })
-            .collect();
-        let sub = self.ctx.queue.submit([enc.finish()]);
-        let out = rbs
-            .iter()
-            .map(|rb| pollster::block_on(readback::read(&self.ctx, rb, rb.size(), sub.clone())).map(|b| floats(&b)))
-            .collect::<Result<Vec<_>>>()?;
-        self.ctx.check()?;
-        Ok(out)
+        Ok(readback::submit_and_read(&self.ctx, enc, outs)?.iter().map(|b| floats(b)).collect())
     }
 
     fn one(&self, op: Result<Op>, out: &wgpu::Buffer) -> Result<Vec<f32>> {
