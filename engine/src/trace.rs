@@ -76,37 +76,92 @@ impl Inspection {
 
 /// Runs `tokens` through the model position by position from a fresh cache, keeping everything.
 pub fn inspect<B: Backend + ?Sized>(b: &mut B, tokens: &[u32]) -> Result<Inspection> {
-    let c = *b.config();
-    if tokens.is_empty() {
-        return Err(Error::InvalidSetting("nothing to inspect: the token list is empty".into()));
+    let mut run = Inspector::new(b.config(), tokens)?;
+    run.advance(b, tokens.len())?;
+    run.finish()
+}
+
+/// An inspection in steps: each `advance` runs a few more positions, so a single-threaded
+/// caller (the web worker) can report progress and stop between calls. The backend's cache is
+/// written position by position from 0, so nothing else may use the backend until it finishes.
+/// Finished, it equals `inspect` exactly (the same calls in the same order).
+#[derive(Debug, Clone)]
+pub struct Inspector {
+    out: Inspection,
+    next: usize,
+}
+
+impl Inspector {
+    pub fn new(c: &Config, tokens: &[u32]) -> Result<Inspector> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidSetting("nothing to inspect: the token list is empty".into()));
+        }
+        if tokens.len() > c.seq_len {
+            return Err(Error::PromptTooLong { tokens: tokens.len(), seq_len: c.seq_len });
+        }
+        let (n, l, h, d, v) = (tokens.len(), c.n_layers, c.n_heads, c.dim, c.vocab_size);
+        let out = Inspection {
+            config: *c,
+            tokens: tokens.to_vec(),
+            logits: vec![0.0; n * v],
+            attn: vec![0.0; l * h * n * n],
+            resid: vec![0.0; l * n * d],
+        };
+        Ok(Inspector { out, next: 0 })
     }
-    if tokens.len() > c.seq_len {
-        return Err(Error::PromptTooLong { tokens: tokens.len(), seq_len: c.seq_len });
+
+    /// Positions run so far.
+    pub fn done(&self) -> usize {
+        self.next
     }
-    let (n, l, h, d, v) = (tokens.len(), c.n_layers, c.n_heads, c.dim, c.vocab_size);
-    let mut out = Inspection {
-        config: c,
-        tokens: tokens.to_vec(),
-        logits: vec![0.0; n * v],
-        attn: vec![0.0; l * h * n * n],
-        resid: vec![0.0; l * n * d],
-    };
-    for (pos, &tok) in tokens.iter().enumerate() {
+
+    pub fn total(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.next == self.total()
+    }
+
+    /// Runs up to `positions` more positions; returns whether every position has run.
+    pub fn advance<B: Backend + ?Sized>(&mut self, b: &mut B, positions: usize) -> Result<bool> {
+        if *b.config() != self.out.config {
+            return Err(Error::InvalidSetting("an inspection continues on the model it began on".into()));
+        }
+        let end = (self.next + positions).min(self.total());
+        for pos in self.next..end {
+            self.step(b, pos)?;
+            self.next = pos + 1;
+        }
+        Ok(self.is_finished())
+    }
+
+    fn step<B: Backend + ?Sized>(&mut self, b: &mut B, pos: usize) -> Result<()> {
+        let c = self.out.config;
+        let (n, l, h, d, v) = (self.total(), c.n_layers, c.n_heads, c.dim, c.vocab_size);
+        let out = &mut self.out;
         let mut st = StepTrace::new(&c, pos);
-        let logits = b.forward_traced(tok, pos, &mut st)?;
+        let logits = b.forward_traced(out.tokens[pos], pos, &mut st)?;
         out.logits[pos * v..(pos + 1) * v].copy_from_slice(logits);
         for li in 0..l {
             for hi in 0..h {
-                let row = st.attn_row(li, hi).to_vec();
                 let at = ((li * h + hi) * n + pos) * n;
-                out.attn[at..at + pos + 1].copy_from_slice(&row);
+                out.attn[at..at + pos + 1].copy_from_slice(st.attn_row(li, hi));
             }
             let at = (li * n + pos) * d;
             out.resid[at..at + d].copy_from_slice(st.resid_row(li));
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// The whole inspection; an error while positions are left to run.
+    pub fn finish(self) -> Result<Inspection> {
+        if !self.is_finished() {
+            return Err(Error::InvalidSetting(format!("the inspection stopped at {} of {} tokens", self.next, self.total())));
+        }
+        Ok(self.out)
+    }
 }
 
 mod views;
-pub use views::{logit_lens, next_tokens, odds, rollout, Candidate, NextTokens, Odds, Top1};
+pub use views::{lens_at, lens_flops, logit_lens, next_tokens, odds, rollout, Candidate, LensHead, NextTokens, Odds, Rollout, Top1};

@@ -4,9 +4,11 @@
 mod common;
 use common::*;
 use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::randmodel::{named_shape, random_weights};
+use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
 use tinylm_engine::sampler::{argmax, softmax, topp_keep, Sampler};
-use tinylm_engine::trace::{inspect, logit_lens, next_tokens, odds, rollout, Inspection};
+use tinylm_engine::trace::{
+    inspect, lens_at, lens_flops, logit_lens, next_tokens, odds, rollout, Inspection, Inspector, LensHead, Rollout,
+};
 use tinylm_engine::{Error, Rng, Weights};
 
 fn micro() -> Weights {
@@ -63,6 +65,103 @@ fn logit_lens_refuses_weights_of_another_model() {
     let ins = fixture_inspection();
     let other = micro();
     assert!(matches!(logit_lens(&other, &ins), Err(Error::InvalidSetting(_))));
+}
+
+/// Runs `tokens` through an `Inspector` `chunk` positions per call on a fresh backend.
+fn inspect_in_chunks(w: &Weights, tokens: &[u32], chunk: usize) -> Inspection {
+    let mut b = CpuBackend::new(w.clone());
+    let mut run = Inspector::new(&w.config, tokens).unwrap();
+    let mut calls = 0;
+    while !run.advance(&mut b, chunk).unwrap() {
+        calls += 1;
+        assert_eq!(run.done(), calls * chunk, "progress after {calls} calls");
+        assert!(!run.is_finished());
+    }
+    assert_eq!((run.done(), run.total()), (tokens.len(), tokens.len()));
+    run.finish().unwrap()
+}
+
+fn s15m() -> Weights {
+    let (c, seed) = named_shape("s15m").unwrap();
+    random_weights(&c, seed).unwrap()
+}
+
+#[test]
+fn inspector_in_chunks_equals_one_shot_inspect_exactly() {
+    let w = stories260k();
+    let tokens = fixture_tokens();
+    let whole = fixture_inspection();
+    for chunk in [1, 3, 7, 16, 100] {
+        assert!(inspect_in_chunks(&w, &tokens, chunk) == whole, "stories260K in chunks of {chunk}");
+    }
+    let w = s15m();
+    let tokens = random_tokens(15, 12, w.config.vocab_size);
+    let whole = inspect(&mut CpuBackend::new(w.clone()), &tokens).unwrap();
+    assert!(whole.logits.iter().any(|&x| x != 0.0));
+    for chunk in [1, 5] {
+        assert!(inspect_in_chunks(&w, &tokens, chunk) == whole, "s15m in chunks of {chunk}");
+    }
+}
+
+#[test]
+fn an_unfinished_or_misused_inspector_is_an_error() {
+    let w = stories260k();
+    let mut run = Inspector::new(&w.config, &fixture_tokens()).unwrap();
+    let mut b = CpuBackend::new(w.clone());
+    assert!(!run.advance(&mut b, 4).unwrap());
+    assert!(matches!(run.clone().finish(), Err(Error::InvalidSetting(_))));
+    assert!(matches!(run.advance(&mut CpuBackend::new(micro()), 1), Err(Error::InvalidSetting(_))));
+    assert!(matches!(Inspector::new(&w.config, &[]), Err(Error::InvalidSetting(_))));
+    let long = vec![1u32; w.config.seq_len + 1];
+    assert!(matches!(Inspector::new(&w.config, &long), Err(Error::PromptTooLong { .. })));
+}
+
+#[test]
+fn lens_on_demand_equals_the_full_lens_columns() {
+    for (w, tokens) in [(stories260k(), fixture_tokens()), {
+        let w = s15m();
+        let t = random_tokens(7, 6, w.config.vocab_size);
+        (w, t)
+    }] {
+        let ins = inspect(&mut CpuBackend::new(w.clone()), &tokens).unwrap();
+        let full = logit_lens(&w, &ins).unwrap();
+        let (l, n) = (w.config.n_layers, ins.len());
+        // The lens reads only the residuals: drop the rest as the worker does.
+        let mut kept = ins.clone();
+        kept.attn = Vec::new();
+        kept.logits = Vec::new();
+        let rms = w.rms_final.clone();
+        let cls = w.classifier().to_vec();
+        let copied = LensHead::new(w.config, &rms, &cls).unwrap();
+        for t in 0..n {
+            let col = lens_at(&copied, &kept, t).unwrap();
+            assert_eq!(col.len(), l);
+            for li in 0..l {
+                assert_eq!(col[li], full[li * n + t], "layer {li} position {t}");
+            }
+            assert_eq!(col[l - 1].id, argmax(ins.logits_at(t)) as u32, "last layer is the argmax at {t}");
+        }
+        assert!(lens_at(&LensHead::of(&w), &kept, n).is_err());
+        assert!(LensHead::new(w.config, &rms[1..], &cls).is_err());
+        assert!(lens_at(&LensHead::of(&micro()), &kept, 0).is_err());
+    }
+    // stories110M over 512 positions: 12 layers × 512 × 32000 × 768 × 2 ≈ 302 GFLOP.
+    let (c, _) = named_shape("s110m").unwrap();
+    assert!((lens_flops(&c, 512) - 2.0 * 12.0 * 512.0 * 32000.0 * 768.0).abs() < 1.0);
+}
+
+#[test]
+fn rollout_in_layer_steps_equals_rollout() {
+    let ins = fixture_inspection();
+    let mut r = Rollout::new(&ins);
+    let mut steps = 0;
+    while !r.advance(&ins) {
+        steps += 1;
+        assert_eq!(r.done(), steps);
+    }
+    assert_eq!(r.done(), 5);
+    assert!(r.advance(&ins), "advancing past the end does nothing");
+    assert_eq!(r.finish(), rollout(&ins));
 }
 
 /// Dense matrix product of [n,n] row-major matrices, the textbook way.

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Inspection;
+use crate::config::Config;
 use crate::cpu::{fast, ops};
 use crate::error::{Error, Result};
 use crate::sampler::{argmax, softmax, topp_keep, Sampler};
@@ -17,23 +18,66 @@ pub struct Top1 {
     pub prob: f32,
 }
 
+/// What the logit lens needs of a model: the final norm's weights and the classifier `[V, D]`.
+/// Borrowed, so a caller without a whole `Weights` (the GPU path) can keep just these.
+#[derive(Debug, Clone, Copy)]
+pub struct LensHead<'a> {
+    config: Config,
+    rms_final: &'a [f32],
+    classifier: &'a [f32],
+}
+
+impl<'a> LensHead<'a> {
+    pub fn of(w: &'a Weights) -> LensHead<'a> {
+        LensHead { config: w.config, rms_final: &w.rms_final, classifier: w.classifier() }
+    }
+
+    /// From copies of `rms_final` and the classifier; checks their sizes against `config`.
+    pub fn new(config: Config, rms_final: &'a [f32], classifier: &'a [f32]) -> Result<LensHead<'a>> {
+        if rms_final.len() != config.dim || classifier.len() != config.vocab_size * config.dim {
+            return Err(Error::InvalidSetting("the logit lens got a norm or classifier of the wrong size".into()));
+        }
+        Ok(LensHead { config, rms_final, classifier })
+    }
+}
+
+/// Multiply-adds ×2 of the lens over `positions` positions: every layer's residual through the
+/// classifier. The page's budget for computing the whole text's lens at once is stated in these.
+pub fn lens_flops(c: &Config, positions: usize) -> f64 {
+    2.0 * (c.n_layers * positions) as f64 * (c.vocab_size * c.dim) as f64
+}
+
+/// Logit lens at position `t`: the top token after each layer, `[L]`. Reads only `ins.resid`
+/// (and the config and length), so a caller may drop the attention and logits it no longer needs.
+pub fn lens_at(head: &LensHead, ins: &Inspection, t: usize) -> Result<Vec<Top1>> {
+    let c = &ins.config;
+    if head.config != *c {
+        return Err(Error::InvalidSetting("the logit lens needs the weights of the inspected model".into()));
+    }
+    if t >= ins.len() || ins.resid.len() != c.n_layers * ins.len() * c.dim {
+        return Err(Error::InvalidSetting(format!("no residuals at position {t} of {}", ins.len())));
+    }
+    let (mut xb, mut logits) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
+    let top = |l: usize| {
+        ops::rmsnorm(&mut xb, ins.resid_at(l, t), head.rms_final);
+        fast::matmul(&mut logits, &xb, head.classifier);
+        let id = argmax(&logits);
+        softmax(&mut logits);
+        Top1 { id: id as u32, prob: logits[id] }
+    };
+    Ok((0..c.n_layers).map(top).collect())
+}
+
 /// Logit lens: the final RMSNorm and the classifier applied to the residual after every layer.
 /// Returns `[L, T]` row-major (layer-major). The last layer's row is the model's own output:
 /// the same operations on the same numbers as the CPU forward pass.
 pub fn logit_lens(w: &Weights, ins: &Inspection) -> Result<Vec<Top1>> {
-    if w.config != ins.config {
-        return Err(Error::InvalidSetting("the logit lens needs the weights of the inspected model".into()));
-    }
-    let c = &ins.config;
-    let (mut xb, mut logits) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
-    let mut out = Vec::with_capacity(c.n_layers * ins.len());
-    for l in 0..c.n_layers {
-        for t in 0..ins.len() {
-            ops::rmsnorm(&mut xb, ins.resid_at(l, t), &w.rms_final);
-            fast::matmul(&mut logits, &xb, w.classifier());
-            let id = argmax(&logits);
-            softmax(&mut logits);
-            out.push(Top1 { id: id as u32, prob: logits[id] });
+    let head = LensHead::of(w);
+    let (l, n) = (ins.config.n_layers, ins.len());
+    let mut out = vec![Top1 { id: 0, prob: 0.0 }; l * n];
+    for t in 0..n {
+        for (li, top) in lens_at(&head, ins, t)?.into_iter().enumerate() {
+            out[li * n + t] = top;
         }
     }
     Ok(out)
@@ -44,10 +88,39 @@ pub fn logit_lens(w: &Weights, ins: &Inspection) -> Result<Vec<Top1>> {
 /// path), multiplied up through the layers. Returns `[L, T, T]`: row t of layer l says how much
 /// of position t after layer l traces back to each input position. Rows sum to 1.
 pub fn rollout(ins: &Inspection) -> Vec<f32> {
-    let (l, h, n) = (ins.config.n_layers, ins.config.n_heads, ins.len());
-    let mut out = vec![0f32; l * n * n];
-    let mut mixed = vec![0f32; n * n];
-    for li in 0..l {
+    let mut r = Rollout::new(ins);
+    while !r.advance(ins) {}
+    r.finish()
+}
+
+/// `rollout` a layer per `advance`, so a single-threaded caller can yield between layers
+/// (the work grows with T³).
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    out: Vec<f32>,
+    mixed: Vec<f32>,
+    next: usize,
+}
+
+impl Rollout {
+    pub fn new(ins: &Inspection) -> Rollout {
+        let n = ins.len();
+        Rollout { out: vec![0f32; ins.config.n_layers * n * n], mixed: vec![0f32; n * n], next: 0 }
+    }
+
+    /// Layers done so far.
+    pub fn done(&self) -> usize {
+        self.next
+    }
+
+    /// Computes the next layer; returns whether every layer is done.
+    pub fn advance(&mut self, ins: &Inspection) -> bool {
+        let (l, h, n) = (ins.config.n_layers, ins.config.n_heads, ins.len());
+        if self.next >= l {
+            return true;
+        }
+        let li = self.next;
+        let mixed = &mut self.mixed;
         mixed.fill(0.0);
         for hi in 0..h {
             for t in 0..n {
@@ -59,27 +132,33 @@ pub fn rollout(ins: &Inspection) -> Vec<f32> {
         for t in 0..n {
             mixed[t * n + t] += 0.5;
         }
-        let (done, rest) = out.split_at_mut(li * n * n);
+        let (done, rest) = self.out.split_at_mut(li * n * n);
         let cur = &mut rest[..n * n];
         if li == 0 {
-            cur.copy_from_slice(&mixed);
-            continue;
-        }
-        let prev = &done[(li - 1) * n * n..];
-        // Both factors are lower triangular: (A·R)[t][s] sums k over s..=t.
-        for t in 0..n {
-            for k in 0..=t {
-                let a = mixed[t * n + k];
-                if a == 0.0 {
-                    continue;
-                }
-                for s in 0..=k {
-                    cur[t * n + s] += a * prev[k * n + s];
+            cur.copy_from_slice(mixed);
+        } else {
+            let prev = &done[(li - 1) * n * n..];
+            // Both factors are lower triangular: (A·R)[t][s] sums k over s..=t.
+            for t in 0..n {
+                for k in 0..=t {
+                    let a = mixed[t * n + k];
+                    if a == 0.0 {
+                        continue;
+                    }
+                    for s in 0..=k {
+                        cur[t * n + s] += a * prev[k * n + s];
+                    }
                 }
             }
         }
+        self.next += 1;
+        self.next >= l
     }
-    out
+
+    /// `[L, T, T]`; layers not yet advanced are zeros.
+    pub fn finish(self) -> Vec<f32> {
+        self.out
+    }
 }
 
 /// One candidate next token.
