@@ -37,13 +37,32 @@ fn row_of(id: u32) -> Row {
     return Row(b, h, t, b * d.seq + t, (b * d.seq + t) * d.n_heads * hs + h * hs, b * d.seq * d.n_kv_heads * hs + kvh * hs, ((b * d.n_heads + h) * d.seq + t) * d.seq);
 }
 
+// The flat invocation index of a 2-D grid of 64-wide workgroups.
+fn invocation(gid: vec3<u32>, nw: vec3<u32>) -> u32 {
+    return gid.y * nw.x * 64u + gid.x;
+}
+
+// w1[row's q slice] = Σ_{t2 ≤ t} w0[p0 + t2] · r2[t2's K/V head slice]: the output of forward
+// (weights = probabilities, r2 = v) and dq of backward_q (weights = ds, r2 = k).
+fn weigh_rows(r: Row) {
+    let hs = d.head_size;
+    let kv = d.n_kv_heads * hs;
+    for (var i = 0u; i < hs; i++) {
+        var o = 0.0;
+        for (var t2 = 0u; t2 <= r.t; t2++) {
+            o += w0[r.p0 + t2] * r2[r.ko + t2 * kv + i];
+        }
+        w1[r.qo + i] = o;
+    }
+}
+
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
-    if (id.x >= d.batch * d.n_heads * d.seq) {
+    let id = invocation(gid, nw);
+    if (id >= d.batch * d.n_heads * d.seq) {
         return;
     }
-    let r = row_of(id.x);
+    let r = row_of(id);
     let hs = d.head_size;
     let kv = d.n_kv_heads * hs;
     let scale = sqrt(f32(hs));
@@ -66,22 +85,16 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     for (var t2 = 0u; t2 < d.seq; t2++) {
         w0[r.p0 + t2] = select(0.0, w0[r.p0 + t2] / sum, t2 <= r.t);
     }
-    for (var i = 0u; i < hs; i++) {
-        var o = 0.0;
-        for (var t2 = 0u; t2 <= r.t; t2++) {
-            o += w0[r.p0 + t2] * r2[r.ko + t2 * kv + i];
-        }
-        w1[r.qo + i] = o;
-    }
+    weigh_rows(r);
 }
 
 @compute @workgroup_size(64)
 fn backward_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
-    if (id.x >= d.batch * d.n_heads * d.seq) {
+    let id = invocation(gid, nw);
+    if (id >= d.batch * d.n_heads * d.seq) {
         return;
     }
-    let r = row_of(id.x);
+    let r = row_of(id);
     let hs = d.head_size;
     let kv = d.n_kv_heads * hs;
     let scale = sqrt(f32(hs));
@@ -97,25 +110,19 @@ fn backward_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     for (var t2 = 0u; t2 < d.seq; t2++) {
         w0[r.p0 + t2] = select(0.0, r1[r.p0 + t2] * (w0[r.p0 + t2] - dot) / scale, t2 <= r.t);
     }
-    for (var i = 0u; i < hs; i++) {
-        var g = 0.0;
-        for (var t2 = 0u; t2 <= r.t; t2++) {
-            g += w0[r.p0 + t2] * r2[r.ko + t2 * kv + i];
-        }
-        w1[r.qo + i] = g;
-    }
+    weigh_rows(r);
 }
 
 @compute @workgroup_size(64)
 fn backward_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
+    let id = invocation(gid, nw);
     let hs = d.head_size;
     let kv = d.n_kv_heads * hs;
-    if (id.x >= d.batch * d.seq * kv) {
+    if (id >= d.batch * d.seq * kv) {
         return;
     }
-    let col = id.x % kv;
-    let row = id.x / kv;
+    let col = id % kv;
+    let row = id / kv;
     let t2 = row % d.seq;
     let b = row / d.seq;
     let kvh = col / hs;
@@ -133,6 +140,6 @@ fn backward_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             dv += r1[p] * r0[at];
         }
     }
-    w0[id.x] = dk;
-    w1[id.x] = dv;
+    w0[id] = dk;
+    w1[id] = dv;
 }
