@@ -25,6 +25,16 @@ struct Dims {
 var<workgroup> at: array<f32, 1024>; // [64 i][16 k]
 var<workgroup> bt: array<f32, 1024>; // [16 k][64 j]
 
+// Slot `idx` (< 1024) of a 64 × 16 operand tile as (row or column within 64, k within 16).
+// Neighbouring lanes take neighbouring addresses: along k when k is the operand's contiguous
+// direction, otherwise along the 64.
+fn tile_slot(idx: u32, k_contiguous: bool) -> vec2<u32> {
+    if (k_contiguous) {
+        return vec2<u32>(idx / 16u, idx % 16u);
+    }
+    return vec2<u32>(idx % 64u, idx / 64u);
+}
+
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     let i0 = wg.y * 64u;
@@ -38,32 +48,20 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
     for (var k0 = 0u; k0 < d.kk; k0 += 16u) {
-        // Neighbouring lanes load neighbouring addresses: along k when that is the operand's
-        // contiguous direction (stride 1), otherwise along i or j.
         for (var e = 0u; e < 4u; e++) {
             let idx = e * 256u + tid;
-            var ti = idx / 16u;
-            var tk = idx % 16u;
-            if (d.a_cs != 1u) {
-                ti = idx % 64u;
-                tk = idx / 64u;
-            }
+            let ak = tile_slot(idx, d.a_cs == 1u); // (i, k)
             var av = 0.0;
-            if (i0 + ti < d.m && k0 + tk < d.kk) {
-                av = a[d.a_off + (i0 + ti) * d.a_rs + (k0 + tk) * d.a_cs];
+            if (i0 + ak.x < d.m && k0 + ak.y < d.kk) {
+                av = a[d.a_off + (i0 + ak.x) * d.a_rs + (k0 + ak.y) * d.a_cs];
             }
-            at[ti * 16u + tk] = av;
-            var sk = idx / 64u;
-            var tj = idx % 64u;
-            if (d.b_cs != 1u) {
-                sk = idx % 16u;
-                tj = idx / 16u;
-            }
+            at[ak.x * 16u + ak.y] = av;
+            let bk = tile_slot(idx, d.b_cs != 1u); // (j, k)
             var bv = 0.0;
-            if (j0 + tj < d.n && k0 + sk < d.kk) {
-                bv = b[d.b_off + (k0 + sk) * d.b_rs + (j0 + tj) * d.b_cs];
+            if (j0 + bk.x < d.n && k0 + bk.y < d.kk) {
+                bv = b[d.b_off + (k0 + bk.y) * d.b_rs + (j0 + bk.x) * d.b_cs];
             }
-            bt[sk * 64u + tj] = bv;
+            bt[bk.y * 64u + bk.x] = bv;
         }
         workgroupBarrier();
         for (var q = 0u; q < 16u; q++) {
