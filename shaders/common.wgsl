@@ -51,3 +51,9 @@ fn exp_acc(x: f32) -> f32 {
     p = p * r + 1.0;
     return ldexp(p, i32(k));
 }
+
+// The flat index of an invocation in a 2-D grid of 64-wide workgroups (x, then y rows): the
+// training kernels' one-invocation-per-item dispatches, which may exceed 65535 workgroups in x.
+fn flat_invocation(gid: vec3<u32>, nw: vec3<u32>) -> u32 {
+    return gid.y * nw.x * 64u + gid.x;
+}

@@ -37,11 +37,6 @@ fn row_of(id: u32) -> Row {
     return Row(b, h, t, b * d.seq + t, (b * d.seq + t) * d.n_heads * hs + h * hs, b * d.seq * d.n_kv_heads * hs + kvh * hs, ((b * d.n_heads + h) * d.seq + t) * d.seq);
 }
 
-// The flat invocation index of a 2-D grid of 64-wide workgroups.
-fn invocation(gid: vec3<u32>, nw: vec3<u32>) -> u32 {
-    return gid.y * nw.x * 64u + gid.x;
-}
-
 // w1[row's q slice] = Σ_{t2 ≤ t} w0[p0 + t2] · r2[t2's K/V head slice]: the output of forward
 // (weights = probabilities, r2 = v) and dq of backward_q (weights = ds, r2 = k).
 fn weigh_rows(r: Row) {
@@ -58,7 +53,7 @@ fn weigh_rows(r: Row) {
 
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = invocation(gid, nw);
+    let id = flat_invocation(gid, nw);
     if (id >= d.batch * d.n_heads * d.seq) {
         return;
     }
@@ -90,7 +85,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(64)
 fn backward_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = invocation(gid, nw);
+    let id = flat_invocation(gid, nw);
     if (id >= d.batch * d.n_heads * d.seq) {
         return;
     }
@@ -115,7 +110,7 @@ fn backward_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 
 @compute @workgroup_size(64)
 fn backward_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = invocation(gid, nw);
+    let id = flat_invocation(gid, nw);
     let hs = d.head_size;
     let kv = d.n_kv_heads * hs;
     if (id >= d.batch * d.seq * kv) {

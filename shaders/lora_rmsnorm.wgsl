@@ -1,4 +1,5 @@
 // lora_rmsnorm.wgsl — RMSNorm over rows, forward and backward (the gain g is frozen).
+// Prepended by common.wgsl (flat_invocation).
 //
 // Bindings (group 0): 0 `x` [rows, width] read, 1 `g` [width] read, 2 `dy` [rows, width] read
 // (unused by `forward`), 3 `y` [rows, width] read_write, 4 `d` uniform.
@@ -26,8 +27,7 @@ fn inv_rms(o: u32) -> f32 {
 
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
-    let row = id.x;
+    let row = flat_invocation(gid, nw);
     if (row >= d.rows) {
         return;
     }
@@ -40,8 +40,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
-    let row = id.x;
+    let row = flat_invocation(gid, nw);
     if (row >= d.rows) {
         return;
     }

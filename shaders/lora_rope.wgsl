@@ -1,4 +1,5 @@
 // lora_rope.wgsl — RoPE on whole rows of heads, in place, forward and backward.
+// Prepended by common.wgsl (flat_invocation).
 //
 // Bindings (group 0): 0 `table` read: (cos, sin) pairs [seq_len, head_size / 2], computed on
 // the CPU exactly as the CPU kernel computes them; 1 `x` [rows, width] read_write; 2 `d` uniform.
@@ -32,12 +33,10 @@ fn turn(id: u32, sign: f32) {
 
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
-    turn(id.x, 1.0);
+    turn(flat_invocation(gid, nw), 1.0);
 }
 
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let id = vec3<u32>(gid.y * nw.x * 64u + gid.x, 0u, 0u);
-    turn(id.x, -1.0);
+    turn(flat_invocation(gid, nw), -1.0);
 }

@@ -36,7 +36,7 @@ pub struct Pipes {
     pub adamw: Pipe,
 }
 
-/// A lora_*.wgsl file after common.wgsl (exp_acc, F32_LOWEST).
+/// A lora_*.wgsl file after common.wgsl (exp_acc, F32_LOWEST, flat_invocation).
 macro_rules! with_common {
     ($file:literal) => {
         concat!(include_str!("../../../../shaders/common.wgsl"), include_str!(concat!("../../../../shaders/", $file)))
@@ -51,11 +51,11 @@ impl Pipes {
             matmul: p("lora matmul", include_str!("../../../../shaders/lora_matmul.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             rmsnorm: p(
                 "lora rmsnorm",
-                include_str!("../../../../shaders/lora_rmsnorm.wgsl"),
+                with_common!("lora_rmsnorm.wgsl"),
                 &[Read, Read, Read, Write, Uniform],
                 &["forward", "backward"],
             ),
-            rope: p("lora rope", include_str!("../../../../shaders/lora_rope.wgsl"), &[Read, Write, Uniform], &["forward", "backward"]),
+            rope: p("lora rope", with_common!("lora_rope.wgsl"), &[Read, Write, Uniform], &["forward", "backward"]),
             attention: p(
                 "lora attention",
                 with_common!("lora_attention.wgsl"),
