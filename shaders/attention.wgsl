@@ -15,12 +15,13 @@ struct Dims { n_heads: u32, head_size: u32, kv_dim: u32, kv_mul: u32, seq_len: u
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<uniform> d: Dims;
 
-var<workgroup> red: array<f32, 64>;
+// ATT_LANES, the workgroup size (a power of two, 64 untuned), is defined by the loader.
+var<workgroup> red: array<f32, ATT_LANES>;
 
 fn reduce_max(v: f32, lane: u32) -> f32 {
     red[lane] = v;
     workgroupBarrier();
-    for (var w = 32u; w > 0u; w >>= 1u) {
+    for (var w = ATT_LANES / 2u; w > 0u; w >>= 1u) {
         if (lane < w) {
             red[lane] = max(red[lane], red[lane + w]);
         }
@@ -32,7 +33,7 @@ fn reduce_max(v: f32, lane: u32) -> f32 {
 }
 
 // Σ att[ao + s] for s < n in s order, by one lane from workgroup memory, so it rounds exactly
-// like the CPU's softmax loop. Lane l stages the entries it wrote itself (s ≡ l mod 64).
+// like the CPU's softmax loop. Lane l stages the entries it wrote itself (s ≡ l mod ATT_LANES).
 const TILE: u32 = 1024u;
 var<workgroup> stage: array<f32, 1024>;
 
@@ -40,7 +41,7 @@ fn sequential_sum(ao: u32, n: u32, lane: u32) -> f32 {
     var acc = 0.0;
     for (var t0 = 0u; t0 < n; t0 += TILE) {
         let m = min(TILE, n - t0);
-        for (var i = lane; i < m; i += 64u) {
+        for (var i = lane; i < m; i += ATT_LANES) {
             stage[i] = att[ao + t0 + i];
         }
         workgroupBarrier();
@@ -57,7 +58,7 @@ fn sequential_sum(ao: u32, n: u32, lane: u32) -> f32 {
     return workgroupUniformLoad(&red[0]);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ATT_LANES)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     let h = wg.x;
     let t = wg.y;
@@ -69,7 +70,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
     let ao = (t * d.n_heads + h) * d.seq_len;
 
     var mx = F32_LOWEST;
-    for (var s = lane; s < n; s += 64u) {
+    for (var s = lane; s < n; s += ATT_LANES) {
         var dot = 0.0;
         for (var i = 0u; i < hs; i++) {
             dot += q[qo + i] * kv[s * d.kv_dim + ko + i];
@@ -79,17 +80,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
         mx = max(mx, score);
     }
     let m = reduce_max(mx, lane);
-    for (var s = lane; s < n; s += 64u) {
+    for (var s = lane; s < n; s += ATT_LANES) {
         att[ao + s] = exp_acc(att[ao + s] - m);
     }
     let total = sequential_sum(ao, n, lane);
-    for (var s = lane; s < n; s += 64u) {
+    for (var s = lane; s < n; s += ATT_LANES) {
         att[ao + s] = att[ao + s] / total;
     }
     // Every lane reads every probability below.
     storageBarrier();
     let vo = d.seq_len * d.kv_dim + ko;
-    for (var i = lane; i < hs; i += 64u) {
+    for (var i = lane; i < hs; i += ATT_LANES) {
         var acc = 0.0;
         for (var s = 0u; s < n; s++) {
             acc += att[ao + s] * kv[vo + s * d.kv_dim + i];

@@ -11,9 +11,12 @@
 //   norm:   in_i = g_i * (s * x_i), s = 1/sqrt(mean(x²) + 1e-5) — rmsnorm.wgsl's arithmetic,
 //           the squares summed in index order by one lane so it rounds like the CPU;
 //   swiglu: in_i = silu(x_i) * x_{k+i} — swiglu.wgsl's arithmetic.
-// So RMSNorm → matvec and SwiGLU → matvec are one dispatch each. Lane (x, y) sums k ≡ y
-// (mod 16) for outputs 4(wg·16 + x) .. +3 with one vec4 load per step.
-// Dispatch (ceil(m / 64), 1). The plan uses it only when k <= MAXK.
+// So RMSNorm → matvec and SwiGLU → matvec are one dispatch each. The workgroup is MV_X × MV_Y
+// lanes (constants the loader defines, chosen by gpu::tune; 16 × 16 untuned): lane (x, y) sums
+// k ≡ y (mod MV_Y) for outputs 4(wg·MV_X + x) .. +3 with one vec4 load per step, and lanes
+// y = 0 add the MV_Y partial sums in y order. Wider MV_X reads longer contiguous runs of a
+// weight row; deeper MV_Y shortens each lane's walk along k but adds reduction steps.
+// Dispatch (ceil(m / (4 MV_X)), 1). The plan uses it only when k <= MAXK.
 // `W4`, the weights' vec4 type, is defined by the loader: vec4<f32>, or vec4<f16> (with
 // `enable f16`) for the optional half-precision classifier; the sums stay f32 either way.
 
@@ -26,27 +29,27 @@ struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, _p0: 
 @group(0) @binding(4) var<storage, read> g: array<f32>;
 
 const MAXK: u32 = 2816u;
-const LANES: u32 = 256u;
+const LANES: u32 = MV_X * MV_Y;
 var<workgroup> xs: array<f32, MAXK>;
-var<workgroup> part: array<vec4<f32>, 256>;
+var<workgroup> part: array<vec4<f32>, LANES>;
 var<workgroup> total: f32;
 
 // Σ_i W[j, i] · xs[i] for this lane's 4 outputs, complete in lanes with lid.y = 0.
 fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) -> vec4<f32> {
-    let j4 = wg.x * 16u + lid.x;
+    let j4 = wg.x * MV_X + lid.x;
     let m4 = d.m / 4u;
     var acc = vec4<f32>(0.0);
     if (j4 < m4) {
-        for (var i = lid.y; i < d.k; i += 16u) {
+        for (var i = lid.y; i < d.k; i += MV_Y) {
             acc += vec4<f32>(w[i * m4 + j4]) * xs[i];
         }
     }
-    part[lid.y * 16u + lid.x] = acc;
+    part[lid.y * MV_X + lid.x] = acc;
     workgroupBarrier();
     var sum = vec4<f32>(0.0);
     if (lid.y == 0u) {
-        for (var y = 0u; y < 16u; y++) {
-            sum += part[y * 16u + lid.x];
+        for (var y = 0u; y < MV_Y; y++) {
+            sum += part[y * MV_X + lid.x];
         }
     }
     return sum;
@@ -54,7 +57,7 @@ fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) -> vec4<f32> {
 
 // The lane's first output column (col0 + 4 j4) when it holds finished sums, else none.
 fn owner(lid: vec3<u32>, wg: vec3<u32>) -> bool {
-    return lid.y == 0u && wg.x * 16u + lid.x < d.m / 4u;
+    return lid.y == 0u && wg.x * MV_X + lid.x < d.m / 4u;
 }
 
 fn store4(wg: vec3<u32>, lid: vec3<u32>, sum: vec4<f32>) {
@@ -62,7 +65,7 @@ fn store4(wg: vec3<u32>, lid: vec3<u32>, sum: vec4<f32>) {
         return;
     }
     for (var e = 0u; e < 4u; e++) {
-        let at = d.col0 + (wg.x * 16u + lid.x) * 4u + e;
+        let at = d.col0 + (wg.x * MV_X + lid.x) * 4u + e;
         if (d.accumulate != 0u) {
             out[at] = out[at] + sum[e];
         } else {
@@ -110,19 +113,19 @@ fn stage_swiglu(lane: u32) {
     workgroupBarrier();
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(MV_X, MV_Y)
 fn plain(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     stage_plain(lane);
     store4(wg, lid, dot_rows(lid, wg));
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(MV_X, MV_Y)
 fn norm(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     stage_norm(lane);
     store4(wg, lid, dot_rows(lid, wg));
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(MV_X, MV_Y)
 fn swiglu(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     stage_swiglu(lane);
     store4(wg, lid, dot_rows(lid, wg));

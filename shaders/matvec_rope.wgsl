@@ -34,12 +34,12 @@ fn rope_pair(i: u32, v0: f32, v1: f32) {
     }
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(MV_X, MV_Y)
 fn norm_rope(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     stage_norm(lane);
     let sum = dot_rows(lid, wg);
     if (owner(lid, wg)) {
-        let i = d.col0 + (wg.x * 16u + lid.x) * 4u;
+        let i = d.col0 + (wg.x * MV_X + lid.x) * 4u;
         rope_pair(i, sum.x, sum.y);
         rope_pair(i + 2u, sum.z, sum.w);
     }

@@ -129,7 +129,10 @@ fn rope_and_cache_write_match_cpu() {
 
 #[test]
 fn attention_matches_cpu() {
-    let lab = lab();
+    check_attention(&lab(), "default shapes");
+}
+
+fn check_attention(lab: &KernelLab, label: &str) {
     // GQA 3 with head size 48, multi-query, and a long context crossing many 64-lane strides.
     for (c, pos0, rows) in [(shape(144, 3, 1, 70), 0, 70), (shape(288, 6, 2, 300), 150, 5), (shape(64, 8, 4, 512), 511, 1)] {
         let (d, kv, hs) = (c.dim, c.kv_dim(), c.head_size());
@@ -164,8 +167,8 @@ fn attention_matches_cpu() {
                 }
             }
         }
-        assert!(wd_att <= 1e-6, "attention probabilities: {wd_att}");
-        assert!(wd_out <= 1e-5, "attention output: {wd_out}");
+        assert!(wd_att <= 1e-6, "{label}: attention probabilities: {wd_att}");
+        assert!(wd_out <= 1e-5, "{label}: attention output: {wd_out}");
     }
 }
 
@@ -261,4 +264,67 @@ fn top_p_walks_ties_in_index_order() {
         let (want, _) = cpu_sample(&logits, 1.0, 0.5, coin);
         assert_eq!(lab.sample(&logits, 1.0, 0.5, coin).unwrap().0, want, "coin {coin}");
     }
+}
+
+/// W · in on the CPU for matvec.wgsl's entries: `in` is x (`plain`), rmsnorm(x) · g (`norm`)
+/// or silu(x₁) ⊙ x₂ (`swiglu`, x = [x₁, x₂]).
+fn cpu_fused(entry: &str, x: &[f32], g: &[f32], w: &[f32], k: usize) -> Vec<f32> {
+    let input: Vec<f32> = match entry {
+        "plain" => x[..k].to_vec(),
+        "norm" => {
+            let mut o = vec![0.0; k];
+            ops::rmsnorm(&mut o, &x[..k], g);
+            o
+        }
+        _ => (0..k).map(|i| ops::silu(x[i]) * x[k + i]).collect(),
+    };
+    let mut out = vec![0.0; w.len() / k];
+    ops::matmul(&mut out, &input, w);
+    out
+}
+
+/// Every candidate workgroup shape (`gpu::tune`'s list) runs the fused decode matvecs — each
+/// entry, the classifier's own shape, its f16 variant where the adapter has shader-f16 — and
+/// attention like the CPU: awkward k up to matvec.wgsl's limit of 2816, row chunks with
+/// offsets. Each lab pairs a layer shape with another classifier shape and an attention size,
+/// so every candidate of each is covered.
+#[test]
+fn every_candidate_workgroup_shape_matches_cpu() {
+    use tinylm_engine::gpu::ops::FusedMatvec;
+    use tinylm_engine::gpu::{f16_round, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
+    let n = MATVEC_CANDIDATES.len();
+    let mut f16_checked = 0;
+    for i in 0..n {
+        let wg = Workgroups {
+            layers: MATVEC_CANDIDATES[i],
+            classifier: MATVEC_CANDIDATES[(i + 1) % n],
+            attention: ATTENTION_CANDIDATES[i % ATTENTION_CANDIDATES.len()],
+        };
+        let lab = KernelLab::with(wgpu::Features::SHADER_F16, wg).unwrap();
+        // (k, m, bytes per weight chunk): one chunk, or 8-row chunks (10 of them for m = 76).
+        for (k, m, max_bytes) in [(7, 4, 1 << 27), (333, 76, 8 * 333 * 4), (288, 516, 1 << 27), (2816, 36, 1 << 27)] {
+            let x = rand("x", 2 * k, 2.0);
+            let g = det_uniform(7, "g", k, 0.2, 1.0);
+            let w = rand("w", m * k, 1.0);
+            let tol = |want: &[f32]| 1e-5 * max_abs(want).max(1.0);
+            for entry in ["plain", "norm", "swiglu"] {
+                let got = lab.fused_matvec(FusedMatvec::Layer, entry, &x, &g, &w, k, max_bytes).unwrap();
+                let want = cpu_fused(entry, &x, &g, &w, k);
+                let d = max_diff(&got, &want);
+                assert!(d <= tol(&want), "{wg}: {entry} {k}x{m}: {d}");
+            }
+            let want = cpu_fused("norm", &x, &g, &w, k);
+            let got = lab.fused_matvec(FusedMatvec::Classifier, "norm", &x, &g, &w, k, max_bytes).unwrap();
+            assert!(max_diff(&got, &want) <= tol(&want), "{wg}: classifier {k}x{m}: {}", max_diff(&got, &want));
+            if lab.has_f16() {
+                let half: Vec<f32> = w.iter().map(|&v| f16_round(v)).collect();
+                let want = cpu_fused("norm", &x, &g, &half, k);
+                let got = lab.fused_matvec(FusedMatvec::ClassifierF16, "norm", &x, &g, &w, k, max_bytes).unwrap();
+                assert!(max_diff(&got, &want) <= tol(&want), "{wg}: f16 classifier {k}x{m}: {}", max_diff(&got, &want));
+                f16_checked += 1;
+            }
+        }
+        check_attention(&lab, &format!("{wg}"));
+    }
+    println!("{n} shape pairs checked; f16 classifier cases: {f16_checked}");
 }

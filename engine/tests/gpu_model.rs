@@ -243,3 +243,26 @@ fn f16_rounding_matches_hand_computed_values() {
     assert_eq!(f16_value(0x3555), 0.333_251_95);
     assert_eq!(f16_value(0x0001), 2f32.powi(-24));
 }
+
+/// Every candidate workgroup shape (gpu::tune's list) in the decode path: token by token
+/// through the fused kernels (matvec_rope included), against the CPU. Each backend pairs a
+/// layer shape with another classifier shape and an attention size.
+#[test]
+fn every_candidate_workgroup_shape_decodes_like_the_cpu() {
+    use tinylm_engine::gpu::{Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
+    let w = stories260k();
+    let tokens = random_tokens(8, 20, 512);
+    let want = inspect(&mut CpuBackend::reference(w.clone()), &tokens).unwrap();
+    let n = MATVEC_CANDIDATES.len();
+    for i in 0..n {
+        let wg = Workgroups {
+            layers: MATVEC_CANDIDATES[i],
+            classifier: MATVEC_CANDIDATES[(i + 3) % n],
+            attention: ATTENTION_CANDIDATES[i % ATTENTION_CANDIDATES.len()],
+        };
+        let mut g = gpu(&w, GpuOptions { workgroups: Some(wg), ..GpuOptions::default() });
+        assert!(g.is_fused() && g.workgroups() == wg);
+        let got = inspect(&mut g, &tokens).unwrap();
+        assert_close(&format!("stories260K decode, {wg}"), &got, &want);
+    }
+}

@@ -7,6 +7,7 @@ use super::model::GpuWeights;
 use super::plan::Plan;
 use super::readback::{self, floats};
 use super::state::{choose_batch, Acts};
+use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::cpu::check_step;
 use crate::error::{Error, Result};
@@ -30,11 +31,15 @@ pub struct GpuOptions {
     /// matvec; logits then carry f16 rounding). Needs WebGPU's `shader-f16` and the fused
     /// path; refused with `Error::Gpu` where either is missing. Off by default.
     pub f16_classifier: bool,
+    /// Workgroup shapes of the decode kernels (`gpu::tune`'s choice, `Tuning::workgroups_for`);
+    /// `None` is the default shapes. Checked against the device's limits at load
+    /// (`Error::InvalidSetting` when it cannot run them).
+    pub workgroups: Option<Workgroups>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { max_weight_binding: None, max_batch: 128, in_flight: 4, fused: true, f16_classifier: false }
+        GpuOptions { max_weight_binding: None, max_batch: 128, in_flight: 4, fused: true, f16_classifier: false, workgroups: None }
     }
 }
 
@@ -110,9 +115,11 @@ impl GpuBackend {
         if opts.f16_classifier && !ctx.device.features().contains(wgpu::Features::SHADER_F16) {
             return Err(Error::Gpu(format!("the f16 classifier needs WebGPU's shader-f16 feature, which {} does not offer", ctx.adapter)));
         }
+        let wg = opts.workgroups.unwrap_or_default();
+        wg.check(&ctx.limits)?;
         let (kernels, gw, acts, plan, logits_rb, ring) = ctx
             .scoped("loading the model onto the GPU", || -> Result<_> {
-                let kernels = Kernels::new(&ctx);
+                let kernels = Kernels::new(&ctx, wg);
                 let gw = GpuWeights::upload(&ctx, weights, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
                 let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused);
@@ -159,6 +166,10 @@ impl GpuBackend {
     /// allow them: vec4-aligned weight chunks, inputs of at most 2816 floats).
     pub fn is_fused(&self) -> bool {
         self.plan.is_fused()
+    }
+    /// The decode kernels' workgroup shapes in use.
+    pub fn workgroups(&self) -> Workgroups {
+        self.kernels.workgroups
     }
     /// Whether the decode classifier reads f16 weights (`GpuOptions::f16_classifier`).
     pub fn is_f16_classifier(&self) -> bool {

@@ -4,6 +4,7 @@
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
+use super::workgroups::{attention_consts, matvec_consts, MatvecShape, Workgroups};
 
 /// Bytes between `Step` slots in the step buffer (the dynamic-offset alignment).
 pub const STEP_SLOT: u64 = 256;
@@ -113,16 +114,21 @@ impl Kernel {
 /// Every kernel of the forward pass and the sampler.
 pub struct Kernels {
     pub step_layout: wgpu::BindGroupLayout,
+    /// The decode kernels' workgroup shapes (defaults, or `gpu::tune`'s choice).
+    pub workgroups: Workgroups,
     pub embed: Kernel,
     pub rmsnorm: Kernel,
     /// Entry points `matvec` (one row) and `matmul` (a batch).
     pub matmul: Kernel,
-    /// The decode matvec with its producer fused in: entry points `plain`, `norm`, `swiglu`.
+    /// The decode matvec with its producer fused in: entry points `plain`, `norm`, `swiglu`,
+    /// in the layers' workgroup shape.
     pub matvec: Kernel,
-    /// The same over f16 weights, on devices opened with SHADER_F16 (the f16 classifier).
-    pub matvec_f16: Option<Kernel>,
     /// matvec.wgsl + matvec_rope.wgsl: entry point `norm_rope` (RMSNorm, q|k|v, RoPE, cache).
     pub matvec_rope: Kernel,
+    /// The classifier's `norm` in its own shape; `None` when that is the layers' shape.
+    pub matvec_cls: Option<Kernel>,
+    /// The classifier's `norm` over f16 weights, on devices opened with SHADER_F16.
+    pub matvec_cls_f16: Option<Kernel>,
     pub rope: Kernel,
     pub attention: Kernel,
     pub swiglu: Kernel,
@@ -136,56 +142,75 @@ macro_rules! shader {
     };
 }
 
-const MATVEC_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
+pub(crate) const MATVEC_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
 const MATVEC_ENTRIES: &[&str] = &["plain", "norm", "swiglu"];
 
-/// matvec.wgsl with its weight type `W4` defined: f32, or f16 (`enable` must come first).
-fn matvec_src(f16: bool) -> String {
+/// matvec.wgsl in workgroup shape `shape` with its weight type `W4` defined: f32, or f16
+/// (`enable` must come first).
+pub(crate) fn matvec_src(shape: MatvecShape, f16: bool) -> String {
     let (enable, ty) = if f16 { ("enable f16;\n", "f16") } else { ("", "f32") };
+    let consts = matvec_consts(shape);
     let common = include_str!("../../../shaders/common.wgsl");
     let body = include_str!("../../../shaders/matvec.wgsl");
-    format!("{enable}{common}alias W4 = vec4<{ty}>;\n{body}")
+    format!("{enable}{consts}{common}alias W4 = vec4<{ty}>;\n{body}")
+}
+
+/// attention.wgsl with `lanes` lanes per workgroup.
+pub(crate) fn attention_src(lanes: u32) -> String {
+    attention_consts(lanes) + shader!("attention.wgsl")
+}
+
+pub(crate) const ATTENTION_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform];
+
+/// The step group's layout: one `Step` at a dynamic offset.
+pub(crate) fn step_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
+    ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("step"),
+        entries: &[wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Step>() as u64),
+            },
+            count: None,
+        }],
+    })
 }
 
 impl Kernels {
-    pub fn new(ctx: &GpuContext) -> Kernels {
+    /// Every pipeline, the decode kernels in the shapes `wg` (checked by the caller).
+    pub fn new(ctx: &GpuContext, wg: Workgroups) -> Kernels {
         use Slot::*;
-        let step_layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("step"),
-            entries: &[wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Step>() as u64),
-                },
-                count: None,
-            }],
-        });
+        let step_layout = step_layout(ctx);
         let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, Some(&step_layout), name, src, slots, entries);
+        let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
         Kernels {
             embed: k("embed", shader!("embed.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             rmsnorm: k("rmsnorm", shader!("rmsnorm.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
             matmul: k("matmul", shader!("matmul.wgsl"), &[Read, Read, Write, Uniform], &["matvec", "matmul"]),
-            matvec: k("matvec", matvec_src(false).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES),
+            matvec: k("matvec", matvec_src(wg.layers, false).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES),
             matvec_rope: k(
                 "matvec rope",
-                (matvec_src(false) + include_str!("../../../shaders/matvec_rope.wgsl")).as_str(),
+                (matvec_src(wg.layers, false) + include_str!("../../../shaders/matvec_rope.wgsl")).as_str(),
                 &[Read, Read, Write, Uniform, Read, Read, Write, Uniform],
                 &["norm_rope"],
             ),
-            matvec_f16: ctx
-                .device
-                .features()
-                .contains(wgpu::Features::SHADER_F16)
-                .then(|| k("matvec f16", matvec_src(true).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES)),
+            matvec_cls: (wg.classifier != wg.layers).then(|| k("matvec cls", matvec_src(wg.classifier, false).as_str(), MATVEC_SLOTS, &["norm"])),
+            matvec_cls_f16: f16.then(|| k("matvec cls f16", matvec_src(wg.classifier, true).as_str(), MATVEC_SLOTS, &["norm"])),
             rope: k("rope", shader!("rope.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
-            attention: k("attention", shader!("attention.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
+            attention: k("attention", attention_src(wg.attention).as_str(), ATTENTION_SLOTS, &["main"]),
             swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),
             sample: k("sample", shader!("sample.wgsl"), &[Read, Write, Write, Uniform], &["argmax", "sample"]),
             step_layout,
+            workgroups: wg,
         }
+    }
+
+    /// The f32 classifier's kernel (entry `norm`).
+    pub fn classifier(&self) -> &Kernel {
+        self.matvec_cls.as_ref().unwrap_or(&self.matvec)
     }
 }
 
@@ -216,10 +241,15 @@ pub fn buffer(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsag
 
 /// The step buffer (`slots` Step slots) and its dynamic-offset bind group.
 pub fn step_buffer(ctx: &GpuContext, k: &Kernels, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
+    step_buffer_in(ctx, &k.step_layout, slots)
+}
+
+/// `step_buffer` for a given step layout.
+pub(crate) fn step_buffer_in(ctx: &GpuContext, layout: &wgpu::BindGroupLayout, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
     let buf = buffer(ctx, "step", slots as u64 * STEP_SLOT, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
     let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("step"),
-        layout: &k.step_layout,
+        layout,
         entries: &[wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {

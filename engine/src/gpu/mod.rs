@@ -26,9 +26,13 @@ mod plan;
 mod readback;
 pub mod split;
 mod state;
+pub mod tune;
+mod workgroups;
 
 pub use backend::{GpuBackend, GpuOptions, GpuStats};
 pub use choice::{AnyBackend, BackendChoice};
 pub use context::GpuContext;
 pub use lora::{GpuTrainOptions, GpuTrainer};
 pub use model::{f16_bits, f16_round, f16_value, rope_table};
+pub use tune::Tuning;
+pub use workgroups::{MatvecShape, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};

@@ -5,6 +5,7 @@ use super::context::GpuContext;
 use super::kernels::{buffer, dispatch, groups, step_buffer, storage, uniform, Kernel, Kernels, Step};
 use super::model::Chunked;
 use super::readback::{self, floats};
+use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::error::Result;
 
@@ -35,13 +36,61 @@ fn out_buf(ctx: &GpuContext, floats: usize) -> wgpu::Buffer {
     buffer(ctx, "out", floats as u64 * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST)
 }
 
+/// Which fused decode matvec `KernelLab::fused_matvec` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusedMatvec {
+    /// The layers' kernel (entries `plain`, `norm`, `swiglu`), in the layers' shape.
+    Layer,
+    /// The classifier's `norm` in the classifier's shape.
+    Classifier,
+    /// The same over f16 weights (needs a device with SHADER_F16).
+    ClassifierF16,
+}
+
 impl KernelLab {
     pub fn new() -> Result<KernelLab> {
-        let ctx = GpuContext::new()?;
-        let k = Kernels::new(&ctx);
+        Self::with(wgpu::Features::empty(), Workgroups::default())
+    }
+
+    /// A lab whose decode kernels have the shapes `wg`, on a device with those of `features`
+    /// the adapter offers (SHADER_F16 for `FusedMatvec::ClassifierF16`).
+    pub fn with(features: wgpu::Features, wg: Workgroups) -> Result<KernelLab> {
+        let ctx = GpuContext::with_features(features)?;
+        wg.check(&ctx.limits)?;
+        let k = Kernels::new(&ctx, wg);
         let (step, step_bg) = step_buffer(&ctx, &k, 1);
         ctx.check()?;
         Ok(KernelLab { ctx, k, step, step_bg })
+    }
+
+    /// Whether the lab's device has SHADER_F16.
+    pub fn has_f16(&self) -> bool {
+        self.k.matvec_cls_f16.is_some()
+    }
+
+    /// matvec.wgsl's entry `entry` as the decode path runs it: `W · in`, W `[m, k]` (m a multiple
+    /// of 4) in chunks of at most `max_bytes`, `in` made from `x` (`[k]`, or `[2k]` for `swiglu`)
+    /// and the gains `g`.
+    pub fn fused_matvec(&self, which: FusedMatvec, entry: &str, x: &[f32], g: &[f32], w: &[f32], k: usize, max_bytes: u64) -> Result<Vec<f32>> {
+        let m = w.len() / k;
+        let (kernel, shape, chunks) = match which {
+            FusedMatvec::Layer => (&self.k.matvec, self.k.workgroups.layers, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),
+            FusedMatvec::Classifier => (self.k.classifier(), self.k.workgroups.classifier, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),
+            FusedMatvec::ClassifierF16 => {
+                let kernel = self.k.matvec_cls_f16.as_ref().ok_or_else(|| crate::Error::Gpu("this lab's device has no shader-f16".into()))?;
+                (kernel, self.k.workgroups.classifier, Chunked::upload_f16(&self.ctx, "w", w, k, max_bytes)?)
+            }
+        };
+        let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, m));
+        let dims: Vec<_> =
+            chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, 0])).collect();
+        let calls: Vec<_> = chunks
+            .parts
+            .iter()
+            .zip(&dims)
+            .map(|((b, r), d)| (kernel, entry, vec![&xb, b, &o, d, &gb], [groups(r.len(), shape.rows()), 1, 1]))
+            .collect();
+        Ok(floats(&self.run(Self::rows(1), &calls, &[&o])?[0]))
     }
 
     fn input<T: bytemuck::Pod>(&self, data: &[T]) -> wgpu::Buffer {

@@ -5,6 +5,7 @@ use super::context::GpuContext;
 use super::kernels::{dispatch, groups, uniform, Kernel, Kernels};
 use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
+use super::workgroups::MatvecShape;
 use crate::config::Config;
 
 /// One matmul over one weight chunk.
@@ -44,7 +45,7 @@ struct Fused {
 }
 
 /// Longest input matvec.wgsl stages in workgroup memory (its MAXK).
-const FUSED_MAX_K: usize = 2816;
+pub(crate) const FUSED_MAX_K: usize = 2816;
 
 pub struct Plan {
     config: Config,
@@ -81,7 +82,7 @@ fn fused_mm(ctx: &GpuContext, k: &Kernel, (x, g): (&wgpu::Buffer, &wgpu::Buffer)
 }
 
 /// matvec.wgsl needs vec4-aligned chunks and an input that fits its workgroup memory.
-fn fusable(w: &Chunked) -> bool {
+pub(crate) fn fusable(w: &Chunked) -> bool {
     w.cols <= FUSED_MAX_K && w.parts.iter().all(|(_, r)| r.len() % 4 == 0)
 }
 
@@ -114,9 +115,9 @@ fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, ro
             w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true)),
         })
         .collect();
-    let (cls, cls_f16) = match (&w.cls_f16, &k.matvec_f16) {
+    let (cls, cls_f16) = match (&w.cls_f16, &k.matvec_cls_f16) {
         (Some(half), Some(kh)) if fusable(half) => (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true),
-        _ => (fused_mm(ctx, &k.matvec, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
+        _ => (fused_mm(ctx, k.classifier(), (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
     };
     Some(Fused { layers, cls, cls_f16 })
 }
@@ -206,9 +207,10 @@ impl Plan {
         self.fused.as_ref().is_some_and(|f| f.cls_f16)
     }
 
-    fn fused_mm(k: &Kernel, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], entry: &str, step: (&wgpu::BindGroup, u32)) {
+    /// `shape`: the kernel's workgroup shape, which sets the rows per workgroup.
+    fn fused_mm(k: &Kernel, shape: MatvecShape, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], entry: &str, step: (&wgpu::BindGroup, u32)) {
         for mm in mms {
-            dispatch(pass, k.pipeline(entry), &mm.bg, step, [groups(mm.rows, 64), 1, 1]);
+            dispatch(pass, k.pipeline(entry), &mm.bg, step, [groups(mm.rows, shape.rows()), 1, 1]);
         }
     }
 
@@ -225,12 +227,12 @@ impl Plan {
         let lp = &self.layers[l];
         let r = rows as u32;
         if let (Some(f), 1) = (&self.fused, rows) {
-            let fl = &f.layers[l];
-            Self::fused_mm(&k.matvec_rope, pass, &fl.qkv, "norm_rope", step);
+            let (fl, s) = (&f.layers[l], k.workgroups.layers);
+            Self::fused_mm(&k.matvec_rope, s, pass, &fl.qkv, "norm_rope", step);
             dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, 1, 1]);
-            Self::fused_mm(&k.matvec, pass, &fl.wo, "plain", step);
-            Self::fused_mm(&k.matvec, pass, &fl.w13, "norm", step);
-            Self::fused_mm(&k.matvec, pass, &fl.w2, "swiglu", step);
+            Self::fused_mm(&k.matvec, s, pass, &fl.wo, "plain", step);
+            Self::fused_mm(&k.matvec, s, pass, &fl.w13, "norm", step);
+            Self::fused_mm(&k.matvec, s, pass, &fl.w2, "swiglu", step);
             return;
         }
         dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
@@ -247,8 +249,8 @@ impl Plan {
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
     pub fn head(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, head_rows: usize, head: (&wgpu::BindGroup, u32)) {
         if let (Some(f), 1, 1) = (&self.fused, rows, head_rows) {
-            let kernel = if f.cls_f16 { k.matvec_f16.as_ref().unwrap_or(&k.matvec) } else { &k.matvec };
-            return Self::fused_mm(kernel, pass, &f.cls, "norm", head);
+            let kernel = if f.cls_f16 { k.matvec_cls_f16.as_ref().unwrap_or(k.classifier()) } else { k.classifier() };
+            return Self::fused_mm(kernel, k.workgroups.classifier, pass, &f.cls, "norm", head);
         }
         dispatch(pass, k.rmsnorm.pipeline(""), &self.rms_final, head, [rows as u32, 1, 1]);
         Self::matmul(k, pass, &self.cls, head_rows, head);

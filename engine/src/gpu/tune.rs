@@ -1,0 +1,392 @@
+//! `gpu::tune`: picks the decode kernels' workgroup shapes by measuring every candidate
+//! (`MATVEC_CANDIDATES`, `ATTENTION_CANDIDATES`) on the adapter at hand and on the model's own
+//! matrix shapes — the classifier (`norm`, as decode runs it), one layer's four matvecs, and
+//! attention at mid-context. Weights are zero-filled buffers: the kernels' speed does not
+//! depend on the values.
+//!
+//! Timing is wall clock around a submit of many dispatches and a 4-byte readback (timestamp
+//! queries are an optional feature, so this works on every WebGPU device), in rounds that
+//! interleave the candidates (drift hits them alike), median per candidate. The whole tuning,
+//! pipeline compilation included, stops when `budget_ms` is spent; the result then says it was
+//! cut and chooses among what was measured. The default shape is measured first in each round
+//! and is kept unless another is clearly (`MARGIN`) faster, so noise does not flip the choice.
+
+use super::context::GpuContext;
+use super::kernels::{
+    attention_src, buffer, dispatch, groups, matvec_src, step_buffer_in, step_layout, uniform, Kernel, Step, ATTENTION_SLOTS, MATVEC_SLOTS,
+};
+use super::model::MAX_CHUNK_ROWS;
+use super::plan::FUSED_MAX_K;
+use super::readback;
+use super::split::split_rows;
+use super::workgroups::{MatvecShape, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The JSON layout's version; a stored tuning of another version is measured again.
+pub const TUNING_VERSION: u32 = 1;
+/// Rounds per candidate when the budget allows.
+const ROUNDS: usize = 5;
+/// Another shape must beat the default's median by this fraction to be chosen.
+const MARGIN: f64 = 0.03;
+/// Bytes of weights one timed submit should read (many dispatches of a small matrix).
+const SUBMIT_BYTES: usize = 32 << 20;
+const MAX_REPS: usize = 64;
+
+/// One matvec candidate's medians (µs per dispatch; `None`: not measured within the budget).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MatvecTiming {
+    pub shape: MatvecShape,
+    /// The classifier matvec.
+    pub classifier_us: Option<f64>,
+    /// One layer's four matvecs together.
+    pub layer_us: Option<f64>,
+    /// Timed submits behind each median.
+    pub samples: usize,
+}
+
+/// One attention candidate's median (µs per dispatch, all heads, one row at mid-context).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttentionTiming {
+    pub lanes: u32,
+    pub us: Option<f64>,
+    pub samples: usize,
+}
+
+/// A tuning: the shapes chosen for one (adapter, model shape) and the table behind the choice.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tuning {
+    pub version: u32,
+    /// The adapter it was measured on (`GpuContext::adapter`).
+    pub adapter: String,
+    /// The model shape it was measured for; it applies to this shape only.
+    pub config: Config,
+    pub workgroups: Workgroups,
+    pub matvec: Vec<MatvecTiming>,
+    pub attention: Vec<AttentionTiming>,
+    /// Dispatches per timed submit: classifier, layer, attention.
+    pub reps: [usize; 3],
+    pub budget_ms: f64,
+    pub elapsed_ms: f64,
+    /// The budget ran out before every candidate had its rounds.
+    pub cut: bool,
+    /// Why nothing was measured (the fused decode path does not apply to this shape).
+    pub note: Option<String>,
+}
+
+impl Tuning {
+    /// The shapes to load `c` with: `Error::Mismatch` when this tuning was made for another
+    /// model shape (or by another version of the tuner).
+    pub fn workgroups_for(&self, c: &Config) -> Result<Workgroups> {
+        if self.version != TUNING_VERSION {
+            return Err(Error::Mismatch(format!(
+                "this GPU tuning has format version {}, this program reads version {TUNING_VERSION}: tune again",
+                self.version
+            )));
+        }
+        if self.config != *c {
+            let s = |c: &Config| {
+                format!(
+                    "dim {} hidden {} layers {} heads {}/{} vocab {} seq {}",
+                    c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len
+                )
+            };
+            return Err(Error::Mismatch(format!("this GPU tuning was measured for a model of shape {}, not this one ({})", s(&self.config), s(c))));
+        }
+        Ok(self.workgroups)
+    }
+
+    /// Parses a tuning's JSON (`bench --tune` prints it); `Error::InvalidSetting` if it is not one.
+    pub fn from_json(text: &str) -> Result<Tuning> {
+        serde_json::from_str(text)
+            .map_err(|e| Error::InvalidSetting(format!("not a GPU tuning (JSON from `tinylm bench --backend gpu --tune`): {e}")))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain data serializes")
+    }
+}
+
+/// Whether matvec.wgsl runs this model's decode (plan::fusable for every matrix).
+fn fused_applies<'a>(mut mats: impl Iterator<Item = &'a Mat>) -> bool {
+    mats.all(|m| m.cols <= FUSED_MAX_K && m.chunks.iter().all(|r| r.len() % 4 == 0))
+}
+
+/// A weight matrix of the model, as zeroed row chunks.
+struct Mat {
+    cols: usize,
+    chunks: Vec<std::ops::Range<usize>>,
+    bufs: Vec<wgpu::Buffer>,
+    dims: Vec<wgpu::Buffer>,
+}
+
+impl Mat {
+    fn new(ctx: &GpuContext, rows: usize, cols: usize, max_bytes: u64) -> Result<Mat> {
+        let chunks = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?;
+        let bufs = chunks.iter().map(|r| buffer(ctx, "tune w", (r.len() * cols * 4) as u64, wgpu::BufferUsages::STORAGE)).collect();
+        let dims = chunks.iter().map(|r| uniform(ctx, "tune d", &[r.len() as u32, cols as u32, rows as u32, r.start as u32, 0])).collect();
+        Ok(Mat { cols, chunks, bufs, dims })
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|r| r.len() * self.cols * 4).sum()
+    }
+}
+
+/// Shared inputs and outputs of the timed dispatches.
+struct Rig {
+    step_layout: wgpu::BindGroupLayout,
+    step_bg: wgpu::BindGroup,
+    _step: wgpu::Buffer,
+    x: wgpu::Buffer,
+    g: wgpu::Buffer,
+    out: wgpu::Buffer,
+    probe: wgpu::Buffer,
+    cls: Mat,
+    layer: Vec<Mat>,
+    att: [wgpu::Buffer; 5],
+}
+
+/// One dispatch, ready to record.
+struct Job {
+    pipeline: wgpu::ComputePipeline,
+    bg: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+/// A candidate's pipelines and jobs, and its samples (µs per dispatch).
+struct Candidate {
+    jobs: Vec<Vec<Job>>,
+    samples: Vec<Vec<f64>>,
+}
+
+impl Rig {
+    fn new(ctx: &GpuContext, c: &Config) -> Result<Rig> {
+        use wgpu::BufferUsages as U;
+        let max = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+        let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
+        let step_layout = step_layout(ctx);
+        let (step, step_bg) = step_buffer_in(ctx, &step_layout, 1);
+        ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step { n_rows: 1, pos0: (c.seq_len / 2) as u32, ..Step::default() }));
+        let k = d.max(h);
+        let ones = |n: usize| super::kernels::storage(ctx, "tune x", &vec![0.5f32; n], U::empty());
+        let widest = c.vocab_size.max(2 * h).max(d + 2 * kv);
+        let hs = c.head_size();
+        let att_dims = [c.n_heads as u32, hs as u32, kv as u32, c.kv_mul() as u32, c.seq_len as u32, d as u32, (hs as f32).sqrt().to_bits()];
+        Ok(Rig {
+            step_layout,
+            step_bg,
+            _step: step,
+            x: ones(2 * k),
+            g: ones(k),
+            out: buffer(ctx, "tune out", (widest * 4) as u64, U::STORAGE | U::COPY_SRC),
+            probe: buffer(ctx, "tune probe", 4, U::MAP_READ | U::COPY_DST),
+            cls: Mat::new(ctx, c.vocab_size, d, max)?,
+            layer: vec![Mat::new(ctx, d + 2 * kv, d, max)?, Mat::new(ctx, d, d, max)?, Mat::new(ctx, 2 * h, d, max)?, Mat::new(ctx, d, h, max)?],
+            att: [
+                ones(d),
+                ones(2 * c.seq_len * kv),
+                buffer(ctx, "tune att", (c.n_heads * c.seq_len * 4) as u64, U::STORAGE),
+                buffer(ctx, "tune o", (d * 4) as u64, U::STORAGE),
+                uniform(ctx, "tune att d", &att_dims),
+            ],
+        })
+    }
+
+    fn kernel(&self, ctx: &GpuContext, name: &str, src: &str, slots: &[super::kernels::Slot], entry: &'static str) -> Kernel {
+        Kernel::new(ctx, Some(&self.step_layout), name, src, slots, &[entry])
+    }
+
+    /// `norm` over every chunk of `m` in shape `s`.
+    fn matvec_jobs(&self, ctx: &GpuContext, k: &Kernel, s: MatvecShape, m: &Mat) -> Vec<Job> {
+        m.bufs
+            .iter()
+            .zip(&m.dims)
+            .zip(&m.chunks)
+            .map(|((w, d), r)| Job {
+                pipeline: k.pipeline("norm").clone(),
+                bg: k.bind(ctx, "tune", &[&self.x, w, &self.out, d, &self.g]),
+                groups: [groups(r.len(), s.rows()), 1, 1],
+            })
+            .collect()
+    }
+
+    /// Jobs of shape `s`: [classifier, layer].
+    fn matvec_candidate(&self, ctx: &GpuContext, s: MatvecShape) -> Candidate {
+        let k = self.kernel(ctx, "tune matvec", &matvec_src(s, false), MATVEC_SLOTS, "norm");
+        let cls = self.matvec_jobs(ctx, &k, s, &self.cls);
+        let layer = self.layer.iter().flat_map(|m| self.matvec_jobs(ctx, &k, s, m)).collect();
+        Candidate { jobs: vec![cls, layer], samples: vec![Vec::new(), Vec::new()] }
+    }
+
+    fn attention_candidate(&self, ctx: &GpuContext, lanes: u32, heads: usize) -> Candidate {
+        let k = self.kernel(ctx, "tune attention", &attention_src(lanes), ATTENTION_SLOTS, "main");
+        let a = &self.att;
+        let job =
+            Job { pipeline: k.pipeline("").clone(), bg: k.bind(ctx, "tune", &[&a[0], &a[1], &a[2], &a[3], &a[4]]), groups: [heads as u32, 1, 1] };
+        Candidate { jobs: vec![vec![job]], samples: vec![Vec::new()] }
+    }
+
+    /// Records `reps` times `jobs`, submits, waits for a 4-byte readback: ms of wall clock.
+    async fn time(&self, ctx: &GpuContext, jobs: &[Job], reps: usize, now_ms: &dyn Fn() -> f64) -> Result<f64> {
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tune") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            for _ in 0..reps {
+                for j in jobs {
+                    dispatch(&mut pass, &j.pipeline, &j.bg, (&self.step_bg, 0), j.groups);
+                }
+            }
+        }
+        enc.copy_buffer_to_buffer(&self.out, 0, &self.probe, 0, 4);
+        let t0 = now_ms();
+        let sub = ctx.queue.submit([enc.finish()]);
+        readback::read(ctx, &self.probe, 4, sub).await?;
+        Ok(now_ms() - t0)
+    }
+}
+
+/// Dispatches per submit so one submit reads about `SUBMIT_BYTES`.
+fn reps_for(bytes: usize) -> usize {
+    (SUBMIT_BYTES / bytes.max(1)).clamp(2, MAX_REPS)
+}
+
+/// The median, to the nanosecond (enough for µs tables, and short in JSON).
+fn median(v: &[f64]) -> Option<f64> {
+    let mut s: Vec<f64> = v.iter().map(|x| (x * 1e3).round() / 1e3).collect();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
+    }
+}
+
+/// The index with the lowest median, the default (index 0) unless beaten by `MARGIN`.
+fn choose(medians: &[Option<f64>]) -> usize {
+    let best = medians.iter().enumerate().filter_map(|(i, m)| m.map(|m| (i, m))).min_by(|a, b| a.1.total_cmp(&b.1));
+    match (best, medians.first().copied().flatten()) {
+        (Some((i, m)), Some(d)) if m < d * (1.0 - MARGIN) => i,
+        (Some((i, _)), None) => i,
+        _ => 0,
+    }
+}
+
+/// Measures the candidates for model shape `c` on `ctx` within about `budget_ms` (wall clock
+/// from `now_ms`, in milliseconds; the browser passes `performance.now`).
+pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &dyn Fn() -> f64) -> Result<Tuning> {
+    c.validate().map_err(Error::InvalidSetting)?;
+    let t0 = now_ms();
+    let fits = |w: Workgroups| w.check(&ctx.limits).is_ok();
+    let shapes: Vec<MatvecShape> =
+        MATVEC_CANDIDATES.iter().copied().filter(|&s| fits(Workgroups { layers: s, classifier: s, ..Workgroups::default() })).collect();
+    let lanes: Vec<u32> = ATTENTION_CANDIDATES.iter().copied().filter(|&a| fits(Workgroups { attention: a, ..Workgroups::default() })).collect();
+    let rig = ctx.scoped("preparing the GPU tuning", || Rig::new(ctx, c)).await??;
+    let mut t = Tuning {
+        version: TUNING_VERSION,
+        adapter: ctx.adapter.clone(),
+        config: *c,
+        workgroups: Workgroups::default(),
+        matvec: Vec::new(),
+        attention: Vec::new(),
+        reps: [reps_for(rig.cls.bytes()), reps_for(rig.layer.iter().map(Mat::bytes).sum()), reps_for(c.seq_len / 2 * 2 * c.dim * 4)],
+        budget_ms,
+        elapsed_ms: 0.0,
+        cut: false,
+        note: None,
+    };
+    if !fused_applies(std::iter::once(&rig.cls).chain(&rig.layer)) {
+        t.note = Some(
+            "the fused decode kernels do not apply to this model shape (unaligned rows or inputs over 2816), so there is nothing to tune".into(),
+        );
+        t.elapsed_ms = now_ms() - t0;
+        return Ok(t);
+    }
+    let (mut mv, mut att) = (Vec::new(), Vec::new());
+    let out_of_time = |now: f64| now - t0 > budget_ms;
+    // Compile and warm up each candidate (one untimed submit) while the budget lasts.
+    for &s in &shapes {
+        let cand = ctx.scoped("compiling a tuning candidate", || rig.matvec_candidate(ctx, s)).await?;
+        for jobs in &cand.jobs {
+            rig.time(ctx, jobs, 1, now_ms).await?;
+        }
+        mv.push(cand);
+        t.cut |= out_of_time(now_ms());
+        if t.cut {
+            break;
+        }
+    }
+    for &a in lanes.iter().take(if t.cut { 0 } else { lanes.len() }) {
+        let cand = ctx.scoped("compiling a tuning candidate", || rig.attention_candidate(ctx, a, c.n_heads)).await?;
+        rig.time(ctx, &cand.jobs[0], 1, now_ms).await?;
+        att.push(cand);
+        t.cut |= out_of_time(now_ms());
+        if t.cut {
+            break;
+        }
+    }
+    'rounds: for _ in 0..ROUNDS {
+        for (cands, reps) in [(&mut mv, &t.reps[..2]), (&mut att, &t.reps[2..])] {
+            for cand in cands.iter_mut() {
+                for (i, jobs) in cand.jobs.iter().enumerate() {
+                    if out_of_time(now_ms()) {
+                        t.cut = true;
+                        break 'rounds;
+                    }
+                    let ms = rig.time(ctx, jobs, reps[i], now_ms).await?;
+                    cand.samples[i].push(ms * 1e3 / reps[i] as f64);
+                }
+            }
+        }
+    }
+    ctx.check()?;
+    t.matvec = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &shape)| {
+            let s = mv.get(i).map_or(&[][..], |c| &c.samples[..]);
+            let med = |k: usize| s.get(k).and_then(|v| median(v));
+            MatvecTiming { shape, classifier_us: med(0), layer_us: med(1), samples: s.iter().map(Vec::len).min().unwrap_or(0) }
+        })
+        .collect();
+    t.attention = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, &lanes)| {
+            let s = att.get(i).map_or(&[][..], |c| &c.samples[0][..]);
+            AttentionTiming { lanes, us: median(s), samples: s.len() }
+        })
+        .collect();
+    let cls: Vec<_> = t.matvec.iter().map(|m| m.classifier_us).collect();
+    let layer: Vec<_> = t.matvec.iter().map(|m| m.layer_us).collect();
+    let att_us: Vec<_> = t.attention.iter().map(|a| a.us).collect();
+    t.workgroups = Workgroups { classifier: shapes[choose(&cls)], layers: shapes[choose(&layer)], attention: lanes[choose(&att_us)] };
+    t.elapsed_ms = (now_ms() - t0).round();
+    Ok(t)
+}
+
+/// Blocking `tune_async` with the process clock.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn tune(ctx: &GpuContext, c: &Config, budget_ms: f64) -> Result<Tuning> {
+    let start = std::time::Instant::now();
+    let now = move || start.elapsed().as_secs_f64() * 1e3;
+    pollster::block_on(tune_async(ctx, c, budget_ms, &now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_kept_unless_clearly_beaten() {
+        assert_eq!(choose(&[Some(10.0), Some(9.8), None]), 0, "2% is noise");
+        assert_eq!(choose(&[Some(10.0), Some(9.0), Some(9.5)]), 1);
+        assert_eq!(choose(&[None, Some(5.0), Some(4.0)]), 2, "no default measured: the fastest");
+        assert_eq!(choose(&[None, None]), 0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0]), Some(2.5));
+        assert_eq!(reps_for(1), MAX_REPS);
+        assert_eq!(reps_for(usize::MAX), 2);
+    }
+}

@@ -1,0 +1,119 @@
+//! `gpu::tune` on whatever adapter wgpu finds (lavapipe in CI): a choice from the candidate
+//! list with one measured entry per candidate, a cut when the budget runs out, decode with the
+//! tuned shapes equal to the llama2.c reference, and typed errors for tunings that do not fit.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::*;
+use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::gpu::tune::{tune, TUNING_VERSION};
+use tinylm_engine::gpu::{GpuBackend, GpuContext, GpuOptions, MatvecShape, Tuning, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
+use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
+use tinylm_engine::trace::inspect;
+use tinylm_engine::{Config, Error, Sampler};
+
+fn ctx() -> GpuContext {
+    GpuContext::new().expect("a GPU adapter (lavapipe) is needed for the GPU tests")
+}
+
+fn print_table(t: &Tuning) {
+    println!("{}: chosen {} in {:.0} ms (budget {:.0}, cut {}), reps {:?}", t.adapter, t.workgroups, t.elapsed_ms, t.budget_ms, t.cut, t.reps);
+    for m in &t.matvec {
+        println!("  matvec {:>5}: classifier {:?} µs, layer {:?} µs, {} samples", m.shape.to_string(), m.classifier_us, m.layer_us, m.samples);
+    }
+    for a in &t.attention {
+        println!("  attention {:>3}: {:?} µs, {} samples", a.lanes, a.us, a.samples);
+    }
+}
+
+#[test]
+fn the_tuner_measures_every_candidate_and_chooses_one_of_them() {
+    let c = stories260k().config;
+    let t = tune(&ctx(), &c, 20_000.0).unwrap();
+    print_table(&t);
+    assert!(!t.cut && t.note.is_none(), "stories260K tunes well within 20 s on lavapipe");
+    let shapes: Vec<MatvecShape> = t.matvec.iter().map(|m| m.shape).collect();
+    assert_eq!(shapes, MATVEC_CANDIDATES, "one entry per candidate, in order");
+    assert_eq!(t.attention.iter().map(|a| a.lanes).collect::<Vec<_>>(), ATTENTION_CANDIDATES);
+    for m in &t.matvec {
+        assert_eq!(m.samples, 5, "{}", m.shape);
+        assert!(m.classifier_us.unwrap() > 0.0 && m.layer_us.unwrap() > 0.0);
+    }
+    assert!(t.attention.iter().all(|a| a.samples == 5 && a.us.unwrap() > 0.0));
+    let w = t.workgroups;
+    assert!(MATVEC_CANDIDATES.contains(&w.layers) && MATVEC_CANDIDATES.contains(&w.classifier));
+    assert!(ATTENTION_CANDIDATES.contains(&w.attention));
+    // The classifier's choice is the fastest measured, or the default within 3% of it.
+    let best = t.matvec.iter().map(|m| m.classifier_us.unwrap()).fold(f64::INFINITY, f64::min);
+    let chosen = t.matvec.iter().find(|m| m.shape == w.classifier).unwrap().classifier_us.unwrap();
+    assert!(chosen == best || (w.classifier == MatvecShape::DEFAULT && chosen * 0.97 <= best), "{chosen} vs best {best}");
+    assert_eq!(t.workgroups_for(&c).unwrap(), w);
+    let back = Tuning::from_json(&t.to_json()).unwrap();
+    assert_eq!((back.workgroups, back.config, back.matvec.len(), back.cut), (t.workgroups, t.config, t.matvec.len(), t.cut), "the JSON round-trips");
+}
+
+#[test]
+fn a_spent_budget_cuts_the_tuning_and_keeps_the_default() {
+    let c = stories260k().config;
+    let t = tune(&ctx(), &c, 0.0).unwrap();
+    print_table(&t);
+    assert!(t.cut, "nothing fits in 0 ms");
+    assert_eq!(t.matvec.len(), MATVEC_CANDIDATES.len(), "the table still lists every candidate");
+    assert!(t.matvec.iter().all(|m| m.samples == 0 && m.classifier_us.is_none()));
+    assert_eq!(t.workgroups, Workgroups::default());
+}
+
+#[test]
+fn shapes_the_fused_path_cannot_take_have_nothing_to_tune() {
+    let c = Config::from_header([96, 200, 2, 4, 2, 301, 32], true, "test").unwrap();
+    let t = tune(&ctx(), &c, 5_000.0).unwrap();
+    assert!(t.note.as_deref().is_some_and(|n| n.contains("nothing to tune")), "{:?}", t.note);
+    assert!(t.matvec.is_empty() && t.workgroups == Workgroups::default());
+}
+
+/// A tuned backend decodes the llama2.c reference story token for token, and its logits at
+/// every position stay within 1e-4 of the CPU reference.
+#[test]
+fn decode_with_the_tuned_shapes_matches_the_reference() {
+    let w = stories260k();
+    let t = tune(&ctx(), &w.config, 20_000.0).unwrap();
+    let opts = GpuOptions { workgroups: Some(t.workgroups_for(&w.config).unwrap()), ..GpuOptions::default() };
+    let mut g = GpuBackend::new(&w, opts).unwrap();
+    assert_eq!(g.workgroups(), t.workgroups);
+    let mut s = Sampler::new(0.0, 0.9, 1).unwrap();
+    let ids = g.generate(&[1], 256, &mut s, |_| true).unwrap();
+    assert_eq!(ids, ids_of("greedy_empty_prompt_256_steps"));
+    let tokens = random_tokens(4, 48, 512);
+    let got = inspect(&mut g, &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
+    let (d, tol) = (max_diff(&got.logits, &want.logits), 1e-4 * max_abs(&want.logits).max(1.0));
+    println!("tuned {}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})", t.workgroups);
+    assert!(d <= tol, "{d} > {tol}");
+}
+
+fn ids_of(key: &str) -> Vec<u32> {
+    ids(&reference_json()[key]["ids"])
+}
+
+#[test]
+fn tunings_that_do_not_fit_are_typed_errors() {
+    let w = stories260k();
+    // 32 × 16 = 512 invocations: above WebGPU's default limit of 256.
+    let big = Workgroups { classifier: MatvecShape { x: 32, y: 16 }, ..Workgroups::default() };
+    let r = GpuBackend::new(&w, GpuOptions { workgroups: Some(big), ..GpuOptions::default() });
+    assert!(matches!(&r, Err(Error::InvalidSetting(m)) if m.contains("512 invocations")), "{:?}", r.err());
+    let odd = Workgroups { attention: 96, ..Workgroups::default() };
+    assert!(matches!(GpuBackend::new(&w, GpuOptions { workgroups: Some(odd), ..GpuOptions::default() }), Err(Error::InvalidSetting(_))));
+    // A tuning made for another model shape.
+    let (micro, _) = named_shape("micro").unwrap();
+    let t = tune(&ctx(), &micro, 0.0).unwrap();
+    assert!(matches!(t.workgroups_for(&w.config), Err(Error::Mismatch(m)) if m.contains("not this one")));
+    assert!(matches!(Tuning { version: TUNING_VERSION + 1, ..t.clone() }.workgroups_for(&micro), Err(Error::Mismatch(_))));
+    assert!(matches!(Tuning::from_json("{\"version\": 1}"), Err(Error::InvalidSetting(_))));
+    assert!(matches!(Tuning::from_json("not json"), Err(Error::InvalidSetting(_))));
+    // A hand-edited JSON with a shape past the limit parses, then the load refuses it.
+    let edited = t.to_json().replacen("\"x\": 16", "\"x\": 128", 1);
+    let shapes = Tuning::from_json(&edited).unwrap().workgroups_for(&micro).unwrap();
+    let mw = random_weights(&micro, 1).unwrap();
+    assert!(matches!(GpuBackend::new(&mw, GpuOptions { workgroups: Some(shapes), ..GpuOptions::default() }), Err(Error::InvalidSetting(_))));
+}
