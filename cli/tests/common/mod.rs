@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../../engine/tests/common/fixtures.rs"]
+mod fixtures;
+#[allow(unused_imports)] // not every test binary uses them
+pub use fixtures::*;
+
 pub fn data(rel: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(rel);
     assert!(p.exists(), "shared data not found at {}", p.display());
@@ -45,36 +50,9 @@ pub fn reference_json() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(data("reference/stories260K_reference.json")).unwrap()).unwrap()
 }
 
-pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
-}
-
 /// A fresh directory for a test's outputs.
 pub fn scratch(test: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tinylm-cli-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A tensor of a safetensors file: shape and values (int32 as f32).
-pub fn tensor(bytes: &[u8], key: &str) -> (Vec<usize>, Vec<f32>) {
-    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
-    let t = st.tensor(key).unwrap_or_else(|e| panic!("{key}: {e}"));
-    let vals = match t.dtype() {
-        safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        safetensors::Dtype::I32 => {
-            t.data().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect()
-        }
-        d => panic!("{key}: dtype {d:?}"),
-    };
-    (t.shape().to_vec(), vals)
-}
-
-pub fn max_abs(x: &[f32]) -> f32 {
-    x.iter().fold(0f32, |m, v| m.max(v.abs()))
-}
-
-pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length");
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }

@@ -1,0 +1,28 @@
+//! Comparisons and fixture decoding shared by the engine's and the CLI's integration tests
+//! (the CLI's tests include this file by path).
+#![allow(dead_code)]
+
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// A tensor of a safetensors file: shape and values (int32 as f32).
+pub fn tensor(bytes: &[u8], key: &str) -> (Vec<usize>, Vec<f32>) {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let t = st.tensor(key).unwrap_or_else(|e| panic!("{key}: {e}"));
+    let vals = match t.dtype() {
+        safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        safetensors::Dtype::I32 => t.data().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        d => panic!("{key}: dtype {d:?}"),
+    };
+    (t.shape().to_vec(), vals)
+}
+
+pub fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
