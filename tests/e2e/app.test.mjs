@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  DIST, bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer,
-  statusText, tinylm, waitForState,
+  DIST, assertClean, bundledPath, cspViolations, generate, openApp, readShared, screenshot, startServer,
+  statusText, tinylm, useSite, waitForState,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
@@ -20,29 +20,10 @@ function cliStory({ prompt = '', temperature, topp, seed, steps }) {
 }
 
 describe('TinyLM Lab page (CPU path)', () => {
-  let server;
-  let browser;
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
-
-  /** Every page must end clean: no console errors, no CSP reports, only its own origin. */
-  async function assertClean(page, log) {
-    assert.deepEqual(log.errors, [], 'console errors');
-    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
-    const origin = new URL(server.url).origin;
-    const foreign = log.requests.filter((u) => new URL(u).origin !== origin);
-    assert.deepEqual(foreign, [], 'requests to other origins');
-    assert.ok(log.requests.length > 3, 'the request log should not be empty');
-  }
+  const site = useSite();
 
   test('loads in a worker, shows the model, the CPU backend and why', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     const model = await page.textContent('[data-testid=model]');
     assert.match(model, /dim \/ hidden\s*64 \/ 172/);
@@ -63,12 +44,12 @@ describe('TinyLM Lab page (CPU path)', () => {
       assert.ok(paths.includes(p), `${p} not requested: ${paths.join(' ')}`);
     }
     await screenshot(page, 'idle-cpu');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('greedy generation (t=0, 256 steps, empty prompt) equals llama2.c run.c', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 256 });
     assert.equal(r.state, 'done', r.status);
     assert.equal(r.text, greedy256);
@@ -78,22 +59,22 @@ describe('TinyLM Lab page (CPU path)', () => {
     assert.match(await page.textContent('[data-testid=tok-s]'), /^\d+\.\d$/);
     assert.equal(await page.textContent('[data-testid=tokens]'), '256');
     await screenshot(page, 'done-cpu');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('a prompt is echoed and continued exactly as run.c does', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     const r = await generate(page, { prompt: 'Once upon a time', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
     assert.equal(r.state, 'done', r.status);
     assert.equal(r.text, reference.greedy_prompt_once_upon_a_time_64_steps.text);
     assert.equal(await page.textContent('#output .echo'), 'Once upon a time');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('seeded sampling equals `tinylm generate` byte for byte', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     const cases = [
       { temperature: 1, topp: 0.9, seed: 133742, steps: 256 },
       { temperature: 1, topp: 0.9, seed: 7, steps: 256, prompt: 'Tom had a red kite' },
@@ -109,12 +90,12 @@ describe('TinyLM Lab page (CPU path)', () => {
     }
     // The documented llama2.c story for this seed.
     assert.ok(cliStory(cases[0]).startsWith('Once upon a time, there was a little boy named Timmy'));
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('byte-fallback pieces are joined into characters (🐉 is four byte tokens)', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     const c = { prompt: 'The 🐉 and the cat', temperature: 0, topp: 0.9, seed: 1, steps: 40 };
     const r = await generate(page, c);
     assert.equal(r.state, 'done', r.status);
@@ -125,12 +106,12 @@ describe('TinyLM Lab page (CPU path)', () => {
     const cli = cliStory(c);
     assert.ok(!cli.includes('🐉'));
     assert.equal(r.text.replace('🐉', ''), cli);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('bad settings are refused in plain words, and the page recovers', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     let r = await generate(page, { temperature: 0, topp: 0.9, seed: 0, steps: 8 });
     assert.equal(r.state, 'error');
     assert.equal(r.status, 'Seed must be at least 1.');
@@ -143,12 +124,12 @@ describe('TinyLM Lab page (CPU path)', () => {
     r = await generate(page, { temperature: 0, topp: 0.9, seed: 7, steps: 20 });
     assert.equal(r.state, 'done', r.status);
     assert.ok(greedy256.startsWith(r.text) && r.text.length > 40, r.text);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('the CSP meta is present and enforced', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
     assert.match(csp, /default-src 'self'/);
@@ -157,7 +138,7 @@ describe('TinyLM Lab page (CPU path)', () => {
     assert.match(csp, /connect-src 'self'/);
     assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*|blob:|data:/);
     assert.equal(await page.locator('script:not([src])').count(), 0, 'no inline scripts in the page');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     // A control: an injected inline script must be blocked and reported.
     const ran = await page.evaluate(() => {
       window.__inlineRan = false;
@@ -175,7 +156,7 @@ describe('TinyLM Lab page (CPU path)', () => {
   test('works from a sub-path (every URL is relative, the worker included)', async () => {
     const sub = await startServer('/some/lab/');
     try {
-      const { page, log } = await openApp(browser.context, sub.url);
+      const { page, log } = await openApp(site.browser.context, sub.url);
       const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 24 });
       assert.equal(r.state, 'done', r.status);
       assert.ok(greedy256.startsWith(r.text) && r.text.length > 60, r.text);
@@ -204,7 +185,7 @@ describe('TinyLM Lab page (CPU path)', () => {
       },
     });
     try {
-      const { page, log } = await openApp(browser.context, flaky.url);
+      const { page, log } = await openApp(site.browser.context, flaky.url);
       await page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 1);
       assert.equal(await waitForState(page, ['error', 'ready']), 'error');
       assert.match(await statusText(page), /^The engine stopped unexpectedly \(.*simulated engine crash\).*It was restarted with stories260K\.$/);
@@ -225,7 +206,7 @@ describe('TinyLM Lab page (CPU path)', () => {
       'models/stories260K.bin': (req, res) => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('gone'),
     });
     try {
-      const page = await browser.context.newPage();
+      const page = await site.browser.context.newPage();
       await page.goto(broken.url);
       assert.equal(await waitForState(page, ['ready', 'error']), 'error');
       assert.equal(

@@ -2,24 +2,15 @@
 // of stories260K on the CPU (wasm) and shows a table and a JSON block with the fields that
 // tests/e2e/bench.mjs and the README rely on. Quick: 8 tokens, 2 runs.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { cspViolations, launchBrowser, openApp, startServer } from './helpers.mjs';
+import { describe, test } from 'node:test';
+import { cspViolations, openApp, useSite } from './helpers.mjs';
 
 describe('benchmark page', () => {
-  let server;
-  let browser;
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  const site = useSite();
 
   test('times stories260K on the CPU and reports JSON', async () => {
-    const url = `${server.url}bench.html?models=stories260K&backends=cpu&steps=8&runs=2`;
-    const { page, log } = await openApp(browser.context, url);
+    const url = `${site.server.url}bench.html?models=stories260K&backends=cpu&steps=8&runs=2`;
+    const { page, log } = await openApp(site.browser.context, url);
     await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status').dataset.state), null, { timeout: 120_000 });
     const state = await page.getAttribute('#status', 'data-state');
     assert.equal(state, 'done', await page.textContent('#status'));
@@ -51,8 +42,8 @@ describe('benchmark page', () => {
   });
 
   test('an unknown shape is reported as an error, not a hang', async () => {
-    const url = `${server.url}bench.html?models=s999m&backends=cpu&steps=4&runs=1`;
-    const { page } = await openApp(browser.context, url);
+    const url = `${site.server.url}bench.html?models=s999m&backends=cpu&steps=4&runs=1`;
+    const { page } = await openApp(site.browser.context, url);
     await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status').dataset.state), null, { timeout: 60_000 });
     assert.equal(await page.getAttribute('#status', 'data-state'), 'error');
     const out = JSON.parse(await page.textContent('#json'));

@@ -6,6 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { serve } from './server.mjs';
 
@@ -102,6 +104,45 @@ export async function openApp(context, url) {
 
 export async function cspViolations(page) {
   return page.evaluate(() => window.__csp);
+}
+
+/**
+ * A static server and a Chromium shared by the tests of one describe block: started before them,
+ * closed after. The returned object's `server` and `browser` are set once its `before` has run;
+ * `extra` (routes, see serve) may be a function, called then.
+ */
+export function useSite({ prefix = '/', extra = {}, webgpu = false } = {}) {
+  const site = { server: null, browser: null };
+  before(async () => {
+    site.server = await startServer(prefix, typeof extra === 'function' ? await extra() : extra);
+    site.browser = await launchBrowser({ webgpu });
+  });
+  after(async () => {
+    await site.browser?.close();
+    await site.server?.close();
+  });
+  return site;
+}
+
+/** Runs `body({ server, browser })` with a fresh server and browser, closing both however it ends. */
+export async function withSite({ prefix = '/', extra = {}, webgpu = false, profile } = {}, body) {
+  const server = await startServer(prefix, extra);
+  const browser = await launchBrowser({ webgpu, profile });
+  try {
+    return await body({ server, browser });
+  } finally {
+    await browser.close();
+    await server.close().catch(() => {});
+  }
+}
+
+/** Every page must end clean: no console errors, no CSP reports, requests to `siteUrl`'s origin only. */
+export async function assertClean(page, log, siteUrl) {
+  assert.deepEqual(log.errors, [], 'console errors');
+  assert.deepEqual(await cspViolations(page), [], 'CSP violations');
+  const origin = new URL(siteUrl).origin;
+  assert.deepEqual(log.requests.filter((u) => new URL(u).origin !== origin), [], 'requests to other origins');
+  assert.ok(log.requests.length > 3, 'the request log should not be empty');
 }
 
 /** Waits until the status line reaches one of `states` (e.g. "ready", "done", "error"). */

@@ -5,51 +5,40 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
-  bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, responsiveness, screenshot,
-  sharedPath, startServer, statusText, tinylm, waitForState, watchResponsiveness,
+  assertClean, bundledPath, generate, openApp, readShared, responsiveness, screenshot, sharedPath,
+  statusText, tinylm, useSite, waitForState, watchResponsiveness,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
 const LLAMA2_TOKENIZER = sharedPath('tokenizers/llama2/tokenizer.bin');
 
 describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
-  let server;
-  let browser;
   let tmp;
-  before(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'tinylm-models-'));
-    // A random model of stories15M's shape (dim 288, 6 layers, 32000-token table), with a
-    // 1024-token context instead of 256 so a run streams for several seconds even on a fast CPU.
-    tinylm(['make-model', '--config', '288,768,6,6,6,32000,1024', '--seed', '15', '-o', join(tmp, 's15m.bin')]);
-    const model = readFileSync(bundledPath('stories260K.bin'));
-    writeFileSync(join(tmp, 'corrupt.bin'), model.subarray(0, model.length - 1000));
-    writeFileSync(join(tmp, 'photo.bin'), Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
-    server = await startServer('/', {
-      'extra/s15m.bin': join(tmp, 's15m.bin'),
-      'extra/tokenizer.bin': LLAMA2_TOKENIZER,
-      // Announces 6 GB and never sends them: the worker must refuse before reading.
-      'extra/huge.bin': (req, res) => {
-        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(6e9) });
-        res.write(Buffer.alloc(4096));
-        setTimeout(() => res.destroy(), 3000);
-      },
-    });
-    browser = await launchBrowser();
+  // The extra files are made when the site starts: a temporary folder, removed after.
+  const site = useSite({
+    extra: () => {
+      tmp = mkdtempSync(join(tmpdir(), 'tinylm-models-'));
+      // A random model of stories15M's shape (dim 288, 6 layers, 32000-token table), with a
+      // 1024-token context instead of 256 so a run streams for several seconds even on a fast CPU.
+      tinylm(['make-model', '--config', '288,768,6,6,6,32000,1024', '--seed', '15', '-o', join(tmp, 's15m.bin')]);
+      const model = readFileSync(bundledPath('stories260K.bin'));
+      writeFileSync(join(tmp, 'corrupt.bin'), model.subarray(0, model.length - 1000));
+      writeFileSync(join(tmp, 'photo.bin'), Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
+      return {
+        'extra/s15m.bin': join(tmp, 's15m.bin'),
+        'extra/tokenizer.bin': LLAMA2_TOKENIZER,
+        // Announces 6 GB and never sends them: the worker must refuse before reading.
+        'extra/huge.bin': (req, res) => {
+          res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(6e9) });
+          res.write(Buffer.alloc(4096));
+          setTimeout(() => res.destroy(), 3000);
+        },
+      };
+    },
   });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
-
-  async function assertClean(page, log) {
-    assert.deepEqual(log.errors, [], 'console errors');
-    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
-    const origin = new URL(server.url).origin;
-    assert.deepEqual(log.requests.filter((u) => new URL(u).origin !== origin), [], 'requests to other origins');
-  }
+  after(() => tmp && rmSync(tmp, { recursive: true, force: true }));
 
   /** The bundled model still writes the reference story. */
   async function stillWorks(page) {
@@ -82,19 +71,19 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
   }
 
   test('a damaged model file is refused in words, and stories still come', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     assert.equal(await pick(page, [join(tmp, 'corrupt.bin'), bundledPath('tok512.bin')]), 'error');
     assert.match(await statusText(page), /^“corrupt\.bin” is not a model file this app can read \(.+\)\. Pick a llama2\.c checkpoint/);
     await screenshot(page, 'error-corrupt-model');
     assert.deepEqual(await menu(page), ['stories260K — 260 K parameters, 1.06 MB (bundled)']);
     await stillWorks(page);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('a tokenizer of another model is refused in words, and stories still come', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     assert.equal(await pick(page, [bundledPath('stories260K.bin'), LLAMA2_TOKENIZER]), 'error');
     assert.equal(await statusText(page),
@@ -102,12 +91,12 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
       + '32000 word pieces but the model was trained with 512. Pick the tokenizer that came with the model.');
     await screenshot(page, 'error-tokenizer-mismatch');
     await stillWorks(page);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('a file of the wrong type, one too large, and one from another site are refused', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     assert.equal(await pick(page, [join(tmp, 'photo.bin')]), 'error');
     assert.match(await statusText(page), /^“photo\.bin” is not a model file: it looks like a picture\./);
@@ -118,12 +107,12 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     assert.equal(await waitForState(page, ['error']), 'error');
     assert.match(await statusText(page), /is on another site\. For your privacy this page only loads models from its own site/);
     await stillWorks(page);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('drag and drop loads a model; the menu keeps both and switches back', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     // A dropped text file is named for what it is.
     await page.evaluate(() => {
@@ -152,12 +141,12 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await page.selectOption('[data-testid=model-select]', '0');
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     await stillWorks(page);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('s15m from this site: progress, then the page stays responsive while it streams; Esc stops', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     await watchResponsiveness(page);
     await page.fill('[data-testid=model-url]', 'extra/s15m.bin');
@@ -210,12 +199,12 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await page.keyboard.press('Escape');
     assert.equal(await waitForState(page, ['done']), 'done');
     assert.match(await statusText(page), /^Stopped: \d+ tokens/);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('presentation mode: large type, high contrast, Enter writes, Esc stops, focus is visible', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
     await page.click('[data-testid=present]');
     assert.equal(await page.getAttribute('[data-testid=present]', 'aria-pressed'), 'true');
@@ -242,22 +231,22 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineWidth);
     assert.ok(parseFloat(outline) >= 3, `focus outline ${outline}`);
     await screenshot(page, 'presentation');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('a link naming a file from the sender’s computer says so, and the bundled model works', async () => {
-    const { page, log } = await openApp(browser.context, `${server.url}#model_file=my%20model.bin&seed=5&t=0`);
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#model_file=my%20model.bin&seed=5&t=0`);
     assert.equal(await waitForState(page, ['error', 'ready']), 'error');
     assert.match(await statusText(page), /^This link was made with the model file “my model\.bin” from the sender's computer\./);
     assert.equal(await page.inputValue('[data-testid=seed]'), '5');
     await stillWorks(page);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('a copied link restores model, prompt and settings and reproduces the story; the tab remembers models', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     const settings = { prompt: 'The little dog', temperature: 1, topp: 0.9, seed: 4242, steps: 200 };
     const first = await generate(page, settings);
     assert.equal(first.state, 'done', first.status);
@@ -267,7 +256,7 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
       '#model=stories260K&prompt=The%20little%20dog&t=1&p=0.9&seed=4242&steps=200');
     assert.equal(page.url(), link, 'the address bar holds the link too');
 
-    const other = await openApp(browser.context, link);
+    const other = await openApp(site.browser.context, link);
     await waitForState(other.page, ['ready']);
     for (const [id, want] of [['prompt', 'The little dog'], ['temperature', '1'], ['topp', '0.9'], ['seed', '4242'], ['steps', '200']]) {
       assert.equal(await other.page.inputValue(`[data-testid=${id}]`), want, id);
@@ -275,7 +264,7 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await other.page.click('[data-testid=generate]');
     assert.equal(await waitForState(other.page, ['done', 'error']), 'done');
     assert.equal(await other.page.textContent('[data-testid=output]'), first.text);
-    await assertClean(other.page, other.log);
+    await assertClean(other.page, other.log, site.server.url);
     await other.page.close();
 
     // A model from this site travels in the link and is loaded again.
@@ -286,19 +275,19 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await page.click('[data-testid=copy-link]');
     const link2 = await page.inputValue('[data-testid=link]');
     assert.match(link2, /#model_url=extra%2Fs15m\.bin&tokenizer_url=extra%2Ftokenizer\.bin&prompt=Hi&/);
-    const third = await openApp(browser.context, link2);
+    const third = await openApp(site.browser.context, link2);
     await third.page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 2, null, { timeout: 120_000 });
     assert.equal(await waitForState(third.page, ['ready', 'error'], 120_000), 'ready');
     assert.equal(await third.page.inputValue('[data-testid=model-select]'), '1');
     await third.page.click('[data-testid=generate]');
     assert.equal(await waitForState(third.page, ['done', 'error']), 'done');
     assert.equal(await third.page.textContent('[data-testid=output]'), s15.text);
-    await assertClean(third.page, third.log);
+    await assertClean(third.page, third.log, site.server.url);
     await third.page.close();
 
     // The tab remembers models loaded from this site: a reload without a link brings s15m back
     // into the menu, in use, next to the bundled model.
-    await page.goto(server.url);
+    await page.goto(site.server.url);
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 2, null, { timeout: 120_000 });
     assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready');
     assert.equal(await page.inputValue('[data-testid=model-select]'), '1');
@@ -309,7 +298,7 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     assert.equal(await loadFromSite(page, 'extra/s15m.bin', 'extra/tokenizer.bin'), 'ready');
     assert.equal((await menu(page)).length, 2);
     assert.equal(await page.inputValue('[data-testid=model-select]'), '1');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 });

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  DIST, REPO, bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot, sharedPath,
-  startServer, waitForState,
+  DIST, REPO, bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot,
+  sharedPath, startServer, waitForState, withSite,
 } from './helpers.mjs';
 import { serve } from './server.mjs';
 
@@ -60,9 +60,7 @@ const statusStarts = (page, text) => page.waitForFunction(
  * model loaded from the site (not part of the build) comes back offline from the model cache.
  */
 async function offlineRoundTrip(prefix) {
-  const server = await startServer(prefix, { 'models/extra.bin': bundledPath('stories260K.bin') });
-  const browser = await launchBrowser();
-  try {
+  return withSite({ prefix, extra: { 'models/extra.bin': bundledPath('stories260K.bin') } }, async ({ server, browser }) => {
     const { page } = await openApp(browser.context, server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     await waitForSw(page);
@@ -85,10 +83,7 @@ async function offlineRoundTrip(prefix) {
     const keys = await cacheKeys(page);
     assert.equal(keys.filter((k) => k.startsWith('tinylm-shell-')).length, 1, keys.join(' '));
     return page;
-  } finally {
-    await browser.close();
-    await server.close().catch(() => {});
-  }
+  });
 }
 
 describe('offline app (service worker, manifest, storage)', () => {
@@ -180,9 +175,7 @@ describe('offline app (service worker, manifest, storage)', () => {
   });
 
   test('a quota error while saving a model is explained and leaves no entry behind', async () => {
-    const server = await startServer();
-    const browser = await launchBrowser();
-    try {
+    await withSite({}, async ({ server, browser }) => {
       const { page } = await openApp(browser.context, server.url);
       assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
       // Test-only: the second write to OPFS (the tokenizer, after the model's bytes) is refused
@@ -207,10 +200,7 @@ describe('offline app (service worker, manifest, storage)', () => {
       assert.equal(r.text, greedy256);
       await openStorage(page);
       await page.waitForSelector('[data-testid=stored-empty]');
-    } finally {
-      await browser.close();
-      await server.close();
-    }
+    });
   });
 
   test('a new build shows "New version — reload"; accepting runs it and removes the old cache', async () => {
@@ -252,9 +242,7 @@ describe('offline app (service worker, manifest, storage)', () => {
   });
 
   test('the manifest is valid and Chromium finds the page installable', async () => {
-    const server = await startServer('/some/sub/path/');
-    const browser = await launchBrowser();
-    try {
+    await withSite({ prefix: '/some/sub/path/' }, async ({ server, browser }) => {
       const { page, log } = await openApp(browser.context, server.url);
       assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
       await waitForSw(page);
@@ -277,9 +265,6 @@ describe('offline app (service worker, manifest, storage)', () => {
       assert.deepEqual(installabilityErrors, []);
       assert.deepEqual(await cspViolations(page), [], 'CSP violations');
       assert.deepEqual(log.errors, [], 'console errors');
-    } finally {
-      await browser.close();
-      await server.close();
-    }
+    });
   });
 });

@@ -2,9 +2,9 @@
 // (software) adapter, which the engine worker uses through wgpu. The greedy story must be
 // run.c's; the backend selector switches between WebGPU and the CPU.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  cspViolations, generate, launchBrowser, openApp, readShared, screenshot, startServer, statusText, waitForState,
+  assertClean, generate, openApp, readShared, screenshot, statusText, useSite, waitForState,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
@@ -12,23 +12,7 @@ const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n
 const SLOW = 240_000;
 
 describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
-  let server;
-  let browser;
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser({ webgpu: true });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
-
-  async function assertClean(page, log) {
-    assert.deepEqual(log.errors, [], 'console errors');
-    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
-    const origin = new URL(server.url).origin;
-    assert.deepEqual(log.requests.filter((u) => new URL(u).origin !== origin), [], 'requests to other origins');
-  }
+  const site = useSite({ webgpu: true });
 
   async function backend(page) {
     return {
@@ -39,7 +23,7 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
   }
 
   test('Auto picks WebGPU, and the greedy story (t=0, 256 steps) equals run.c', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready', await statusText(page));
     const b = await backend(page);
     assert.equal(b.kind, 'webgpu');
@@ -58,12 +42,12 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
     assert.equal(await page.textContent('[data-testid=figure-backend]'), 'WebGPU');
     assert.match(await page.textContent('[data-testid=ttft]'), /^\d+ ms$/);
     await screenshot(page, 'done-webgpu');
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('the selector switches to the CPU and back, with the same greedy story', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready'], 60_000);
     await page.selectOption('[data-testid=backend-choice]', 'cpu');
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
@@ -84,12 +68,12 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
     // The link keeps the choice.
     await page.click('[data-testid=copy-link]');
     assert.match(await page.inputValue('[data-testid=link]'), /&backend=webgpu$/);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('Esc stops a story on the GPU', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready'], 60_000);
     await page.fill('[data-testid=steps]', '512');
     await page.click('[data-testid=generate]');
@@ -99,7 +83,7 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
     const status = await statusText(page);
     const tokens = Number(status.match(/^Stopped: (\d+) tokens/)?.[1]);
     assert.ok(tokens > 0 && tokens < 512, status);
-    await assertClean(page, log);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 });
