@@ -184,6 +184,38 @@ fn text_file_training_lowers_the_loss_and_repeats_exactly() {
     assert_eq!(again, [first[3]]);
 }
 
+/// held_out.json's (loss, windows).
+fn held_out(dir: &Path) -> (f64, usize) {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("held_out.json")).unwrap()).unwrap();
+    (v["loss"].as_f64().unwrap(), v["windows"].as_u64().unwrap() as usize)
+}
+
+#[test]
+fn eval_file_gives_the_mean_loss_over_every_held_out_window() {
+    // Held out = the training text itself: with one batch holding every window, the loss after
+    // the last step (losses.json's last) is the same mean over the same windows.
+    let dir = scratch("ft-eval");
+    let book = std::fs::read_to_string(data("corpora/gutenberg/the_tale_of_peter_rabbit_pg14304.txt")).unwrap();
+    let text = dir.join("part.txt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&text, book.chars().take(1500).collect::<String>()).unwrap();
+    let run = |out: &Path, batch: &str| {
+        ok(&["finetune", &s(&model()), "-z", &s(&tok512()), "--text-file", &s(&text), "--eval-file", &s(&text),
+            "--seq", "32", "--batch", batch, "--steps", "2", "--lr", "1e-2", "--rank", "4", "--alpha", "8", "-o", &s(out)]);
+    };
+    run(&dir.join("one"), "1");
+    let (_, n) = held_out(&dir.join("one"));
+    assert!(n > 8, "{n} windows: more than one chunk of 8");
+    run(&dir.join("all"), &n.to_string());
+    let (held, windows) = held_out(&dir.join("all"));
+    assert_eq!(windows, n);
+    let last = *losses(&dir.join("all")).last().unwrap();
+    assert!((held - last).abs() <= 1e-5 * last, "held-out {held} vs loss over all windows {last}");
+    // A one-window batch's loss is not the mean (the check can fail).
+    let single = *losses(&dir.join("one")).last().unwrap();
+    assert!((held_out(&dir.join("one")).0 - single).abs() > 1e-4);
+}
+
 #[test]
 fn resuming_from_the_output_directory_continues_the_same_run() {
     let run = |dir: &Path, steps: &str, init: Option<&Path>| {

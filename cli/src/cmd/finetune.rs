@@ -96,12 +96,20 @@ pub struct Args {
     /// cpu, gpu (WGSL on wgpu; losses within 1e-4 of the CPU's), or auto (the CPU, the exact reference).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// Held-out UTF-8 text: after training, the mean loss over every --seq window of it (BOS +
+    /// its encoding, cut as the training text) is printed and written to held_out.json (the
+    /// Train view's held-out loss, for comparison).
+    #[arg(long, requires = "tokenizer")]
+    pub eval_file: Option<PathBuf>,
     /// Output directory: adapter_config.json, adapter_model.safetensors, optimizer.safetensors, losses.json.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
 }
 
 pub const LOSSES_FILE: &str = "losses.json";
+pub const HELD_OUT_FILE: &str = "held_out.json";
+/// Held-out windows per forward pass.
+const EVAL_CHUNK: usize = 8;
 
 pub fn run(a: Args) -> Result<()> {
     let on_gpu = check_backend(&a.backend)?;
@@ -110,6 +118,7 @@ pub fn run(a: Args) -> Result<()> {
     let adapter = initial_adapter(&a, &weights)?;
     let shape = adapter.clone();
     let data = dataset(&a, &weights, tok.as_ref())?;
+    let held = held_out(&a, &weights, tok.as_ref(), data.seq)?;
     let batch = a.batch.unwrap_or(if a.tokens.is_some() { data.len() } else { 4 });
     let adamw = AdamW { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weight_decay: a.weight_decay };
     let config = TrainConfig { adamw, clip_norm: a.clip_norm };
@@ -120,7 +129,13 @@ pub fn run(a: Args) -> Result<()> {
     std::fs::create_dir_all(&a.output)
         .map_err(|e| Error::Io { file: load::name(&a.output), what: format!("cannot create the output directory: {e}") })?;
     out::line(&format!("{} on {}", describe(&shape, &data, batch, a.steps), trainer.device()))?;
-    let (trainer, losses) = train(trainer, &data, batch, &a)?;
+    let (mut trainer, losses) = train(trainer, &data, batch, &a)?;
+    if let Some(held) = &held {
+        let loss = held_out_loss(&mut trainer, held)?;
+        let json = serde_json::json!({ "loss": loss, "windows": held.len(), "seq": held.seq });
+        load::write_file(&a.output.join(HELD_OUT_FILE), format!("{json}\n").as_bytes())?;
+        out::line(&format!("held-out loss {loss:.6} over {} window(s) of {} tokens", held.len(), held.seq))?;
+    }
     let (adapter, state) = trainer.finish()?;
     write_outputs(&a.output, &adapter, &state, &losses, &load::name(&a.model))?;
     out::line(&format!(
@@ -237,6 +252,28 @@ fn dataset(a: &Args, w: &Weights, tok: Option<&Tokenizer>) -> Result<Dataset> {
         }
         _ => Err(Error::InvalidSetting("give --tokens, or --text-file with --tokenizer".into())),
     }
+}
+
+/// The windows of --eval-file, cut like the training text's.
+fn held_out(a: &Args, w: &Weights, tok: Option<&Tokenizer>, seq: usize) -> Result<Option<Dataset>> {
+    let (Some(path), Some(tok)) = (&a.eval_file, tok) else {
+        return Ok(None);
+    };
+    let bytes = load::read_file(path, "held-out text")?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Error::Io { file: load::name(path), what: format!("the text is not UTF-8: {e}") })?;
+    Dataset::from_text(tok, &text, seq, &w.config).map(Some)
+}
+
+/// The mean next-token loss over every window of `held` (each chunk's mean weighted by its size).
+fn held_out_loss(t: &mut Engine, held: &Dataset) -> Result<f64> {
+    let mut sum = 0.0;
+    let all: Vec<usize> = (0..held.len()).collect();
+    for chunk in all.chunks(EVAL_CHUNK) {
+        let tokens = chunk.iter().flat_map(|&i| held.window(i).iter().copied()).collect();
+        sum += t.loss(&Batch::new(chunk.len(), held.seq, tokens)?)? * chunk.len() as f64;
+    }
+    Ok(sum / held.len() as f64)
 }
 
 /// "1 2 3;1 5 6" → two lists; empty lists are refused.
