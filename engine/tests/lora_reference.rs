@@ -74,8 +74,11 @@ fn logits_with_the_peft_adapters_match_peft() {
     let w = stories260k();
     for (which, key) in [("adapter_init", "logits_init"), ("adapter_final", "logits_final")] {
         let ad = peft_adapter(which, &w.config);
-        // The batched training forward.
-        let acts = lora::forward(&Base::new(&w), Some(&ad), &Batch::single(tokens()).unwrap()).unwrap();
+        // The batched training forward, on the fast kernels and on the reference ones.
+        let fast = lora::forward(&Base::new(&w), Some(&ad), &Batch::single(tokens()).unwrap()).unwrap();
+        assert_logits(&fast.logits, key);
+        let reference = Base::new(&w).with_kernels(Kernels::Reference);
+        let acts = lora::forward(&reference, Some(&ad), &Batch::single(tokens()).unwrap()).unwrap();
         assert_logits(&acts.logits, key);
         // Token by token through the engine's CPU forward with the adapter unmerged.
         for kernels in [Kernels::Reference, Kernels::Fast] {

@@ -1,6 +1,8 @@
-//! Fast matrix–vector products for the CPU path: explicit SIMD with several accumulators (AVX2+FMA
-//! natively when the processor has it, simd128 in wasm), rows split across threads natively.
-//! The scalar `ops::matmul` stays the reference these are tested against.
+//! Fast kernels for the CPU path: explicit SIMD with several accumulators (AVX2+FMA natively when
+//! the processor has it, simd128 in wasm), rows split across threads natively. Matrix–vector and
+//! matrix–matrix products, attention forward and backward, softmax, RMSNorm and SwiGLU.
+//! The scalar `ops` (and the LoRA trainer's generic kernels) stay the reference these are tested
+//! against.
 
 /// `out = W · x`, W row-major `[out.len(), x.len()]`, on the fastest kernel available.
 pub fn matmul(out: &mut [f32], x: &[f32], w: &[f32]) {
@@ -39,6 +41,108 @@ fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
     portable::rows(out, x, w)
 }
 
+/// `y[N,out] = x[N,in] · Wᵀ` (W row-major `[out, in]`): every row of `y` is `matmul` of the
+/// same row of `x`, bit for bit, whichever thread computes it.
+pub fn matmat(y: &mut [f32], x: &[f32], w: &[f32], n_in: usize) {
+    let n_out = w.len() / n_in.max(1);
+    if n_out == 0 || n_in == 0 {
+        return y.fill(0.0);
+    }
+    let pairs = |(yr, xr): (&mut [f32], &[f32])| rows(yr, xr, w);
+    #[cfg(not(target_arch = "wasm32"))]
+    if y.len() * n_in >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        return y
+            .par_chunks_exact_mut(n_out)
+            .zip(x.par_chunks_exact(n_in))
+            .for_each(pairs);
+    }
+    y.chunks_exact_mut(n_out)
+        .zip(x.chunks_exact(n_in))
+        .for_each(pairs);
+}
+
+/// `dx[N,in] += (s·dy[N,out]) · W`, the input gradient of `matmat`. Each element adds the rows
+/// of W in order, rounding as the scalar `d += (g·s)·w` (so equal to that loop bit for bit).
+pub fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
+    let n_out = w.len() / n_in.max(1);
+    if n_out == 0 || n_in == 0 {
+        return;
+    }
+    let one = |(dxr, dyr): (&mut [f32], &[f32])| dx_rows(dxr, dyr, w, n_in, s);
+    #[cfg(not(target_arch = "wasm32"))]
+    if dx.len() * n_out >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        return dx
+            .par_chunks_exact_mut(n_in)
+            .zip(dy.par_chunks_exact(n_out))
+            .for_each(one);
+    }
+    dx.chunks_exact_mut(n_in)
+        .zip(dy.chunks_exact(n_out))
+        .for_each(one);
+}
+
+fn dx_rows(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 checked at run time.
+        return unsafe { x86::matmul_dx(dx, dy, w, n_in, s) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::matmul_dx(dx, dy, w, n_in, s);
+    #[allow(unreachable_code)]
+    for (o, &g) in dy.iter().enumerate() {
+        let g = g * s;
+        for (d, &wv) in dx.iter_mut().zip(&w[o * n_in..(o + 1) * n_in]) {
+            *d += g * wv;
+        }
+    }
+}
+
+/// `Σ a[j]·b[j]` of two short vectors (a head), with SIMD partial sums.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2+FMA checked; both slices hold at least `n` floats.
+        return unsafe { x86::dot(a.as_ptr(), b.as_ptr(), a.len().min(b.len())) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::dot(a, b);
+    #[allow(unreachable_code)]
+    a.iter().zip(b).fold(0.0, |s, (p, q)| s + p * q)
+}
+
+/// `y += a·x`, each element rounding as the scalar `y + a·x`.
+#[inline]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 checked at run time.
+        return unsafe { x86::axpy(y, a, x) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::axpy(y, a, x);
+    #[allow(unreachable_code)]
+    for (d, &v) in y.iter_mut().zip(x) {
+        *d += a * v;
+    }
+}
+
+/// RMSNorm as `ops::rmsnorm` with SIMD partial sums of squares.
+pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2+FMA checked at run time.
+        return unsafe { x86::rmsnorm(o, x, g) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::rmsnorm(o, x, g);
+    #[allow(unreachable_code)]
+    super::ops::rmsnorm(o, x, g)
+}
+
 /// One head's attention over positions `0..att.len()`: `att = softmax(q·k_t / sqrt(hs))`,
 /// `out = Σ_t att[t]·v_t`, with `hs = q.len()` and position `t`'s key and value at
 /// `keys[t·stride..]` and `values[t·stride..]` (as `ops::attend`).
@@ -61,7 +165,55 @@ pub fn attend(
         // SAFETY: AVX2+FMA checked; every key and value read lies within `span` (asserted).
         return unsafe { x86_attend(q, keys, values, stride, att, out) };
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if hs.is_multiple_of(4) && (4..=64).contains(&hs) {
+        // A fixed number of 4-float chunks per head keeps q and the sums in registers.
+        macro_rules! by_chunks {
+            ($($c:literal)*) => {
+                match hs / 4 {
+                    $($c => return wasm::attend::<$c>(q, keys, values, stride, att, out),)*
+                    _ => unreachable!("head sizes 4..=64 only"),
+                }
+            };
+        }
+        by_chunks!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    }
+    #[allow(unreachable_code)]
     super::ops::attend(q, keys, values, stride, att, out)
+}
+
+/// The backward of one head's `attend`, given its `att` and the output's gradient `dout`: adds
+/// into `dq` and into position t's `dk`, `dv` at `[t·stride..]` (`ds` is scratch, `att.len()`):
+/// `dv_t += p_t·dout`, `ds_t = p_t·(dout·v_t − Σ p·(dout·v))`, `dq += ds_t/√hs · k_t`,
+/// `dk_t += ds_t/√hs · q`.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_bwd(
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    stride: usize,
+    dout: &[f32],
+    att: &[f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ds: &mut [f32],
+) {
+    let hs = q.len();
+    let scale = (hs as f32).sqrt();
+    let mut sum = 0f32;
+    for (t, (&p, d)) in att.iter().zip(ds.iter_mut()).enumerate() {
+        let at = t * stride;
+        *d = dot(dout, &v[at..at + hs]);
+        axpy(&mut dv[at..at + hs], p, dout);
+        sum += p * *d;
+    }
+    for (t, (&p, &d)) in att.iter().zip(ds.iter()).enumerate() {
+        let g = p * (d - sum) / scale;
+        let at = t * stride;
+        axpy(dq, g, &k[at..at + hs]);
+        axpy(&mut dk[at..at + hs], g, q);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -97,6 +249,9 @@ pub fn softmax(x: &mut [f32]) {
         // SAFETY: AVX2+FMA checked at run time.
         return unsafe { x86::softmax(x) };
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::softmax(x);
+    #[allow(unreachable_code)]
     super::ops::softmax(x)
 }
 
@@ -107,6 +262,9 @@ pub fn swiglu(h: &mut [f32], g: &[f32]) {
         // SAFETY: AVX2+FMA checked at run time.
         return unsafe { x86::swiglu(h, g) };
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::swiglu(h, g);
+    #[allow(unreachable_code)]
     super::ops::swiglu(h, g)
 }
 
@@ -156,37 +314,5 @@ mod portable {
 mod x86;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod wasm {
-    use std::arch::wasm32::*;
-
-    /// Rows in memory order; four accumulators (16 floats per step) hide the add latency
-    /// (simd128 has no fused multiply-add).
-    pub fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
-        let n = x.len();
-        let body = n - n % 16;
-        for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
-            let mut acc = [f32x4_splat(0.0); 4];
-            let mut j = 0;
-            while j < body {
-                for (k, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: j + 16 <= body <= n, within both slices.
-                    let (r, xv) = unsafe {
-                        (
-                            v128_load(row.as_ptr().add(j + 4 * k) as *const v128),
-                            v128_load(x.as_ptr().add(j + 4 * k) as *const v128),
-                        )
-                    };
-                    *a = f32x4_add(*a, f32x4_mul(r, xv));
-                }
-                j += 16;
-            }
-            let a = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
-            let mut s = (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a))
-                + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a));
-            for t in body..n {
-                s += row[t] * x[t];
-            }
-            *o = s;
-        }
-    }
-}
+#[path = "fast_wasm.rs"]
+mod wasm;

@@ -54,7 +54,7 @@ unsafe fn dot8(w: *const f32, x: *const f32, n: usize) -> __m256 {
 
 /// `Σ a[j]·b[j]` over `n` floats.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
+pub unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut j = 0;
     while j + 32 <= n {
@@ -268,5 +268,77 @@ pub unsafe fn swiglu(h: &mut [f32], g: &[f32]) {
     }
     for j in body..n {
         h[j] = crate::cpu::ops::silu(h[j]) * g[j];
+    }
+}
+
+/// `y += a·x` with a separate multiply and add, so each element rounds as the scalar loop.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    let n = y.len().min(x.len());
+    let body = n - n % 8;
+    let (yp, xp, av) = (y.as_mut_ptr(), x.as_ptr(), _mm256_set1_ps(a));
+    for j in (0..body).step_by(8) {
+        let p = _mm256_mul_ps(av, _mm256_loadu_ps(xp.add(j)));
+        _mm256_storeu_ps(yp.add(j), _mm256_add_ps(_mm256_loadu_ps(yp.add(j)), p));
+    }
+    for j in body..n {
+        y[j] += a * x[j];
+    }
+}
+
+/// `dx += (s·dy) · W` for one row: 32 columns of `dx` stay in registers while the rows of `W`
+/// add into them in order (separate multiply and add: equal to the scalar loop bit for bit).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
+    assert!(dx.len() >= n_in && w.len() >= dy.len() * n_in);
+    let body = n_in - n_in % 32;
+    let (dp, wp) = (dx.as_mut_ptr(), w.as_ptr());
+    for j in (0..body).step_by(32) {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_loadu_ps(dp.add(j + 8 * k));
+        }
+        for (o, &g) in dy.iter().enumerate() {
+            let g = _mm256_set1_ps(g * s);
+            let row = wp.add(o * n_in + j);
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(g, _mm256_loadu_ps(row.add(8 * k))));
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(dp.add(j + 8 * k), *a);
+        }
+    }
+    if body < n_in {
+        for (o, &g) in dy.iter().enumerate() {
+            axpy(
+                &mut dx[body..n_in],
+                g * s,
+                &w[o * n_in + body..(o + 1) * n_in],
+            );
+        }
+    }
+}
+
+/// RMSNorm (`ops::rmsnorm`) with the sum of squares over four accumulators.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
+    let n = x.len();
+    let mut ss = dot(x.as_ptr(), x.as_ptr(), n);
+    ss /= n as f32;
+    ss += 1e-5;
+    let s = 1.0 / ss.sqrt();
+    let m = n.min(o.len()).min(g.len());
+    let body = m - m % 8;
+    let (op, xp, gp, sv) = (o.as_mut_ptr(), x.as_ptr(), g.as_ptr(), _mm256_set1_ps(s));
+    for j in (0..body).step_by(8) {
+        let v = _mm256_mul_ps(
+            _mm256_loadu_ps(gp.add(j)),
+            _mm256_mul_ps(sv, _mm256_loadu_ps(xp.add(j))),
+        );
+        _mm256_storeu_ps(op.add(j), v);
+    }
+    for j in body..m {
+        o[j] = g[j] * (s * x[j]);
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
 use crate::trace::StepTrace;
 use crate::weights::Weights;
-use ops::{rmsnorm, rope, rope_table, rope_turn};
+use ops::{rope, rope_table, rope_turn};
 
 /// Activations and the KV cache for one sequence.
 #[derive(Debug, Clone)]
@@ -94,6 +94,12 @@ impl Kernels {
             Kernels::Fast => fast::swiglu,
         }
     }
+    fn rmsnorm(self) -> fn(&mut [f32], &[f32], &[f32]) {
+        match self {
+            Kernels::Reference => ops::rmsnorm,
+            Kernels::Fast => fast::rmsnorm,
+        }
+    }
 }
 
 /// run.c `forward(token, pos)` with the reference kernels: returns the logits; records
@@ -132,6 +138,7 @@ pub fn forward_adapted<'s>(
     mut trace: Option<&mut StepTrace>,
 ) -> Result<&'s mut [f32]> {
     let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
+    let rmsnorm = kernels.rmsnorm();
     let lora = |l, t, x: &[f32], y: &mut [f32]| {
         if let Some(a) = adapter {
             a.apply(l, t, x, y);

@@ -2,25 +2,28 @@
 //! parameters through the frozen model, as a sequence of `kernels` calls.
 
 use super::data::Batch;
-use super::kernels::{self as k, AttnShape, IGNORE};
+use super::kernels::{self as k, fast, AttnShape, IGNORE};
 use super::real::{cast, Real};
 use super::{Adapter, Target};
 use crate::config::Config;
+use crate::cpu::Kernels;
 use crate::error::Result;
 use crate::weights::{Tensor, Weights};
 
 /// The frozen model's tensors as slices of `F`, indexed by `Tensor` (`Wcls` is the classifier,
-/// tied or not).
+/// tied or not), and the kernels the f32 path runs on.
 #[derive(Debug, Clone, Copy)]
 pub struct Base<'a, F> {
     pub config: Config,
+    /// `Fast` (SIMD, `cpu::fast`) or the generic reference kernels; f64 always takes the latter.
+    pub kernels: Kernels,
     t: [&'a [F]; 12],
 }
 
 impl<'a> Base<'a, f32> {
-    /// Borrows the engine's weights (no copy).
+    /// Borrows the engine's weights (no copy); the fast kernels.
     pub fn new(w: &'a Weights) -> Base<'a, f32> {
-        Base { config: w.config, t: ALL_TENSORS.map(|t| w.get(t)) }
+        Base { config: w.config, kernels: Kernels::Fast, t: ALL_TENSORS.map(|t| w.get(t)) }
     }
 }
 
@@ -30,6 +33,10 @@ const ALL_TENSORS: [Tensor; 12] = [
 ];
 
 impl<'a, F> Base<'a, F> {
+    /// The same weights on other kernels.
+    pub fn with_kernels(self, kernels: Kernels) -> Base<'a, F> {
+        Base { kernels, ..self }
+    }
     /// The whole tensor.
     pub fn get(&self, t: Tensor) -> &'a [F] {
         self.t[t as usize]
@@ -54,7 +61,7 @@ impl<F: Real> BaseBuf<F> {
         BaseBuf { config: w.config, t: ALL_TENSORS.iter().map(|&t| cast(w.get(t))).collect() }
     }
     pub fn view(&self) -> Base<'_, F> {
-        Base { config: self.config, t: std::array::from_fn(|i| self.t[i].as_slice()) }
+        Base { config: self.config, kernels: Kernels::Reference, t: std::array::from_fn(|i| self.t[i].as_slice()) }
     }
 }
 
@@ -118,7 +125,7 @@ fn attn_shape(c: &Config, batch: usize, seq: usize) -> AttnShape {
 /// `y = W x (+ s·B(A x))` for target `t` of layer `l`, keeping `A x` in `u`.
 fn project<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, l: usize, t: Target, x: &[F], y: &mut [F], u: &mut Vec<F>) {
     let (_, n_in) = t.shape(&base.config);
-    k::matmul(y, x, base.layer(t.tensor(), l), n_in);
+    fast::matmul(base.kernels, y, x, base.layer(t.tensor(), l), n_in);
     let Some(ad) = ad else { return };
     if let Some(i) = ad.index(l, t) {
         let rows = y.len() / t.shape(&base.config).0;
@@ -140,6 +147,7 @@ pub fn forward<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) 
     for (row, &tok) in x.chunks_exact_mut(d).zip(&batch.tokens) {
         row.copy_from_slice(&base.get(Tensor::TokEmbeddings)[tok as usize * d..][..d]);
     }
+    let kn = base.kernels;
     let mut tmp = vec![F::ZERO; n * d];
     let mut layers = Vec::with_capacity(c.n_layers);
     for l in 0..c.n_layers {
@@ -150,29 +158,29 @@ pub fn forward<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) 
             xn_ffn: z(n * d), h1: z(n * hd), h3: z(n * hd), g: z(n * hd), u: Default::default(),
         };
         let [uq, uk, uv, uo, ug, uu, ud] = &mut a.u;
-        k::rmsnorm(&mut a.xn_att, &a.x, base.layer(Tensor::RmsAtt, l));
+        fast::rmsnorm(kn, &mut a.xn_att, &a.x, base.layer(Tensor::RmsAtt, l));
         project(base, ad, l, Target::Q, &a.xn_att, &mut a.q, uq);
         project(base, ad, l, Target::K, &a.xn_att, &mut a.k, uk);
         project(base, ad, l, Target::V, &a.xn_att, &mut a.v, uv);
         k::rope(&mut a.q, d, seq, c.head_size());
         k::rope(&mut a.k, kv, seq, c.head_size());
-        k::attention(&mut a.att, &mut a.probs, &a.q, &a.k, &a.v, attn_shape(c, batch.batch, seq));
+        fast::attention(kn, &mut a.att, &mut a.probs, &a.q, &a.k, &a.v, attn_shape(c, batch.batch, seq));
         project(base, ad, l, Target::O, &a.att, &mut tmp, uo);
         add(&mut a.x_mid, &a.x, &tmp);
 
-        k::rmsnorm(&mut a.xn_ffn, &a.x_mid, base.layer(Tensor::RmsFfn, l));
+        fast::rmsnorm(kn, &mut a.xn_ffn, &a.x_mid, base.layer(Tensor::RmsFfn, l));
         project(base, ad, l, Target::Gate, &a.xn_ffn, &mut a.h1, ug);
         project(base, ad, l, Target::Up, &a.xn_ffn, &mut a.h3, uu);
-        k::swiglu(&mut a.g, &a.h1, &a.h3);
+        fast::swiglu(kn, &mut a.g, &a.h1, &a.h3);
         project(base, ad, l, Target::Down, &a.g, &mut tmp, ud);
         x = vec![F::ZERO; n * d];
         add(&mut x, &a.x_mid, &tmp);
         layers.push(a);
     }
     let mut xn_final = vec![F::ZERO; n * d];
-    k::rmsnorm(&mut xn_final, &x, base.get(Tensor::RmsFinal));
+    fast::rmsnorm(kn, &mut xn_final, &x, base.get(Tensor::RmsFinal));
     let mut logits = vec![F::ZERO; n * c.vocab_size];
-    k::matmul(&mut logits, &xn_final, base.get(Tensor::Wcls), d);
+    fast::matmul(kn, &mut logits, &xn_final, base.get(Tensor::Wcls), d);
     Ok(Activations { batch: batch.batch, seq, layers, x_final: x, xn_final, logits })
 }
 
@@ -254,9 +262,10 @@ pub(crate) fn backward<F: Real>(base: &Base<F>, ad: &Adapter<F>, mut acts: Activ
     let (seq, n) = (acts.seq, acts.batch * acts.seq);
     let (d, kv, hd, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size());
     let (sum, count) = k::cross_entropy(&acts.logits, targets, c.vocab_size);
-    k::cross_entropy_bwd(&mut acts.logits, targets, c.vocab_size, F::of(1.0 / count as f64));
+    let kn = base.kernels;
+    fast::cross_entropy_bwd(kn, &mut acts.logits, targets, c.vocab_size, F::of(1.0 / count as f64));
     let mut s = Scratch::new(c, n, ad.config.r);
-    k::matmul_dx(&mut s.dxn, &acts.logits, base.get(Tensor::Wcls), d, F::ONE);
+    fast::matmul_dx(kn, &mut s.dxn, &acts.logits, base.get(Tensor::Wcls), d, F::ONE);
     k::rmsnorm_bwd(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn);
 
     for l in (0..c.n_layers).rev() {
@@ -265,35 +274,35 @@ pub(crate) fn backward<F: Real>(base: &Base<F>, ad: &Adapter<F>, mut acts: Activ
         let u = |t: Target| &a.u[t as usize];
         // FFN: x_out = x_mid + W2·(silu(W1 xn) ⊙ W3 xn); s.dx holds ∂/∂x_out.
         zero(&mut s.dg);
-        k::matmul_dx(&mut s.dg, &s.dx, w(Tensor::W2), hd, F::ONE);
+        fast::matmul_dx(kn, &mut s.dg, &s.dx, w(Tensor::W2), hd, F::ONE);
         project_bwd(ad, grads, l, Target::Down, &s.dx, &a.g, u(Target::Down), &mut s.du, Some(&mut s.dg));
         zero(&mut s.dh1);
         zero(&mut s.dh3);
         k::swiglu_bwd(&mut s.dh1, &mut s.dh3, &s.dg, &a.h1, &a.h3);
         zero(&mut s.dxn);
-        k::matmul_dx(&mut s.dxn, &s.dh1, w(Tensor::W1), d, F::ONE);
-        k::matmul_dx(&mut s.dxn, &s.dh3, w(Tensor::W3), d, F::ONE);
+        fast::matmul_dx(kn, &mut s.dxn, &s.dh1, w(Tensor::W1), d, F::ONE);
+        fast::matmul_dx(kn, &mut s.dxn, &s.dh3, w(Tensor::W3), d, F::ONE);
         project_bwd(ad, grads, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &mut s.du, Some(&mut s.dxn));
         project_bwd(ad, grads, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &mut s.du, Some(&mut s.dxn));
         k::rmsnorm_bwd(&mut s.dx, &a.x_mid, w(Tensor::RmsFfn), &s.dxn);
 
         // Attention: x_mid = x + Wo·attention(rope(Wq xn), rope(Wk xn), Wv xn).
         zero(&mut s.datt);
-        k::matmul_dx(&mut s.datt, &s.dx, w(Tensor::Wo), d, F::ONE);
+        fast::matmul_dx(kn, &mut s.datt, &s.dx, w(Tensor::Wo), d, F::ONE);
         project_bwd(ad, grads, l, Target::O, &s.dx, &a.att, u(Target::O), &mut s.du, Some(&mut s.datt));
         zero(&mut s.dq);
         zero(&mut s.dk);
         zero(&mut s.dv);
-        k::attention_bwd(&mut s.dq, &mut s.dk, &mut s.dv, &s.datt, &a.probs, &a.q, &a.k, &a.v, attn_shape(c, acts.batch, seq));
+        fast::attention_bwd(kn, &mut s.dq, &mut s.dk, &mut s.dv, &s.datt, &a.probs, &a.q, &a.k, &a.v, attn_shape(c, acts.batch, seq));
         k::rope_bwd(&mut s.dq, d, seq, hs);
         k::rope_bwd(&mut s.dk, kv, seq, hs);
         // The embeddings are frozen: below layer 0 no input gradient is needed.
         let need_dx = l > 0;
         zero(&mut s.dxn);
         if need_dx {
-            k::matmul_dx(&mut s.dxn, &s.dq, w(Tensor::Wq), d, F::ONE);
-            k::matmul_dx(&mut s.dxn, &s.dk, w(Tensor::Wk), d, F::ONE);
-            k::matmul_dx(&mut s.dxn, &s.dv, w(Tensor::Wv), d, F::ONE);
+            fast::matmul_dx(kn, &mut s.dxn, &s.dq, w(Tensor::Wq), d, F::ONE);
+            fast::matmul_dx(kn, &mut s.dxn, &s.dk, w(Tensor::Wk), d, F::ONE);
+            fast::matmul_dx(kn, &mut s.dxn, &s.dv, w(Tensor::Wv), d, F::ONE);
         }
         for (t, dy) in [(Target::Q, &s.dq), (Target::K, &s.dk), (Target::V, &s.dv)] {
             let dx = need_dx.then_some(s.dxn.as_mut_slice());

@@ -33,10 +33,18 @@ pub trait Real:
     fn powf(self, e: Self) -> Self;
     fn sin_cos(self) -> (Self, Self);
     fn is_finite(self) -> bool;
+    /// The slice as f32 when `Self` is f32, so the training path can take `cpu::fast`'s SIMD
+    /// kernels; `None` for f64 (which keeps the generic kernels).
+    fn f32s(_x: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn f32s_mut(_x: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 macro_rules! real {
-    ($t:ty) => {
+    ($t:ty $(, $extra:item)*) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -64,11 +72,20 @@ macro_rules! real {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            $($extra)*
         }
     };
 }
 
-real!(f32);
+real!(
+    f32,
+    fn f32s(x: &[f32]) -> Option<&[f32]> {
+        Some(x)
+    },
+    fn f32s_mut(x: &mut [f32]) -> Option<&mut [f32]> {
+        Some(x)
+    }
+);
 real!(f64);
 
 /// Converts a slice between float types.

@@ -8,6 +8,7 @@
 
 mod adamw;
 mod attention;
+pub mod fast;
 mod linear;
 mod loss;
 mod pointwise;

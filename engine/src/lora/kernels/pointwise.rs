@@ -52,11 +52,18 @@ fn rope_sin_cos<F: Real>(pos: usize, j: usize, hs: usize) -> (F, F) {
     (F::of(pos as f64) * freq).sin_cos()
 }
 
+/// `rope_sin_cos` of each position `< min(rows, seq)` and pair of a head, `[pos, hs/2]`: the
+/// same values, computed once per call instead of once per row and head.
+fn rope_table<F: Real>(rows: usize, seq: usize, hs: usize) -> Vec<(F, F)> {
+    (0..rows.min(seq)).flat_map(|p| (0..hs).step_by(2).map(move |j| rope_sin_cos(p, j, hs))).collect()
+}
+
 /// RoPE in place on `x [N, width]` (whole heads of `hs`); row `n` is at position `n mod seq`.
 pub fn rope<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize) {
+    let table = rope_table::<F>(x.len() / width, seq, hs);
     for (n, row) in x.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
-            let (sin, cos) = rope_sin_cos::<F>(n % seq, i % hs, hs);
+            let (sin, cos) = table[(n % seq) * (hs / 2) + (i % hs) / 2];
             let (v0, v1) = (row[i], row[i + 1]);
             row[i] = v0 * cos - v1 * sin;
             row[i + 1] = v0 * sin + v1 * cos;
@@ -66,9 +73,10 @@ pub fn rope<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize) {
 
 /// RoPE's backward in place: a rotation's gradient turns by the opposite angle.
 pub fn rope_bwd<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize) {
+    let table = rope_table::<F>(dx.len() / width, seq, hs);
     for (n, row) in dx.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
-            let (sin, cos) = rope_sin_cos::<F>(n % seq, i % hs, hs);
+            let (sin, cos) = table[(n % seq) * (hs / 2) + (i % hs) / 2];
             let (g0, g1) = (row[i], row[i + 1]);
             row[i] = g0 * cos + g1 * sin;
             row[i + 1] = g1 * cos - g0 * sin;

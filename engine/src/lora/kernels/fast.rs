@@ -1,0 +1,211 @@
+//! The f32 training path on `cpu::fast`'s SIMD kernels, chosen by `Kernels`: with
+//! `Kernels::Reference` (and always for f64) each function is the generic kernel beside it,
+//! which stays the reference these are tested against. Every output element is computed by one
+//! thread in a fixed order, so results do not depend on the thread count.
+
+use super::{AttnShape, IGNORE};
+use crate::cpu::{fast, Kernels};
+use crate::lora::real::Real;
+
+/// `y[N,out] = x[N,in] · wᵀ` (`super::matmul`).
+pub fn matmul<F: Real>(k: Kernels, y: &mut [F], x: &[F], w: &[F], n_in: usize) {
+    if k == Kernels::Fast {
+        if let (Some(y), Some(x), Some(w)) = (F::f32s_mut(y), F::f32s(x), F::f32s(w)) {
+            return fast::matmat(y, x, w, n_in);
+        }
+    }
+    super::matmul(y, x, w, n_in)
+}
+
+/// `dx[N,in] += (s · dy[N,out]) · w` (`super::matmul_dx`).
+pub fn matmul_dx<F: Real>(k: Kernels, dx: &mut [F], dy: &[F], w: &[F], n_in: usize, s: F) {
+    if k == Kernels::Fast {
+        if let (Some(dx), Some(dy), Some(w), Some(&[s])) =
+            (F::f32s_mut(dx), F::f32s(dy), F::f32s(w), F::f32s(&[s]))
+        {
+            return fast::matmul_dx(dx, dy, w, n_in, s);
+        }
+    }
+    super::matmul_dx(dx, dy, w, n_in, s)
+}
+
+/// RMSNorm per row of `g.len()` (`super::rmsnorm`).
+pub fn rmsnorm<F: Real>(k: Kernels, y: &mut [F], x: &[F], g: &[F]) {
+    if k == Kernels::Fast {
+        if let (Some(y), Some(x), Some(g)) = (F::f32s_mut(y), F::f32s(x), F::f32s(g)) {
+            let d = g.len();
+            for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                fast::rmsnorm(yr, xr, g);
+            }
+            return;
+        }
+    }
+    super::rmsnorm(y, x, g)
+}
+
+/// `g = silu(h1) ⊙ h3` (`super::swiglu`).
+pub fn swiglu<F: Real>(k: Kernels, g: &mut [F], h1: &[F], h3: &[F]) {
+    if k == Kernels::Fast {
+        if let (Some(g), Some(h1), Some(h3)) = (F::f32s_mut(g), F::f32s(h1), F::f32s(h3)) {
+            g.copy_from_slice(h1);
+            return fast::swiglu(g, h3);
+        }
+    }
+    super::swiglu(g, h1, h3)
+}
+
+/// Causal attention over the batch (`super::attention`), one `fast::attend` per query and head.
+pub fn attention<F: Real>(
+    k: Kernels,
+    out: &mut [F],
+    probs: &mut [F],
+    q: &[F],
+    kk: &[F],
+    v: &[F],
+    s: AttnShape,
+) {
+    if k == Kernels::Fast {
+        if let (Some(out), Some(probs), Some(q), Some(kk), Some(v)) = (
+            F::f32s_mut(out),
+            F::f32s_mut(probs),
+            F::f32s(q),
+            F::f32s(kk),
+            F::f32s(v),
+        ) {
+            return attention_f32(out, probs, q, kk, v, s);
+        }
+    }
+    super::attention(out, probs, q, kk, v, s)
+}
+
+fn attention_f32(
+    out: &mut [f32],
+    probs: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttnShape,
+) {
+    let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
+    let kv_mul = s.n_heads / s.n_kv_heads;
+    for b in 0..s.batch {
+        let cache = b * seq * kv;
+        for t in 0..seq {
+            let row = b * seq + t;
+            for h in 0..s.n_heads {
+                let (qo, ko) = (h * hs, (h / kv_mul) * hs);
+                let p = &mut probs[((b * s.n_heads + h) * seq + t) * seq..][..seq];
+                let (qh, oh) = (&q[row * dim + qo..][..hs], &mut out[row * dim + qo..][..hs]);
+                fast::attend(qh, &k[cache + ko..], &v[cache + ko..], kv, &mut p[..=t], oh);
+                p[t + 1..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Adds attention's gradients into `dq`, `dk`, `dv` (`super::attention_bwd`).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_bwd<F: Real>(
+    k: Kernels,
+    dq: &mut [F],
+    dk: &mut [F],
+    dv: &mut [F],
+    dout: &[F],
+    probs: &[F],
+    q: &[F],
+    kk: &[F],
+    v: &[F],
+    s: AttnShape,
+) {
+    if k == Kernels::Fast {
+        let grads = (F::f32s_mut(dq), F::f32s_mut(dk), F::f32s_mut(dv));
+        let inputs = (
+            F::f32s(dout),
+            F::f32s(probs),
+            F::f32s(q),
+            F::f32s(kk),
+            F::f32s(v),
+        );
+        if let (
+            (Some(dq), Some(dk), Some(dv)),
+            (Some(dout), Some(probs), Some(q), Some(kk), Some(v)),
+        ) = (grads, inputs)
+        {
+            return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s);
+        }
+    }
+    super::attention_bwd(dq, dk, dv, dout, probs, q, kk, v, s)
+}
+
+fn attention_bwd_f32(
+    [dq, dk, dv]: [&mut [f32]; 3],
+    [dout, probs, q, k, v]: [&[f32]; 5],
+    s: AttnShape,
+) {
+    let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
+    let kv_mul = s.n_heads / s.n_kv_heads;
+    let mut ds = vec![0f32; seq];
+    for b in 0..s.batch {
+        let cache = b * seq * kv;
+        for t in 0..seq {
+            let row = b * seq + t;
+            for h in 0..s.n_heads {
+                let (qo, ko) = (h * hs, (h / kv_mul) * hs);
+                let p = &probs[((b * s.n_heads + h) * seq + t) * seq..][..=t];
+                let (qh, g) = (&q[row * dim + qo..][..hs], &dout[row * dim + qo..][..hs]);
+                let dqh = &mut dq[row * dim + qo..][..hs];
+                let (dkb, dvb) = (&mut dk[cache + ko..], &mut dv[cache + ko..]);
+                fast::attend_bwd(
+                    dqh,
+                    dkb,
+                    dvb,
+                    kv,
+                    g,
+                    p,
+                    qh,
+                    &k[cache + ko..],
+                    &v[cache + ko..],
+                    &mut ds[..=t],
+                );
+            }
+        }
+    }
+}
+
+/// `∂loss/∂logits` in place (`super::cross_entropy_bwd`), with `fast::softmax`.
+pub fn cross_entropy_bwd<F: Real>(
+    k: Kernels,
+    logits: &mut [F],
+    targets: &[u32],
+    vocab: usize,
+    scale: F,
+) {
+    if k == Kernels::Fast {
+        if let (Some(logits), Some(&[scale])) = (F::f32s_mut(logits), F::f32s(&[scale])) {
+            return cross_entropy_bwd_f32(logits, targets, vocab, scale);
+        }
+    }
+    super::cross_entropy_bwd(logits, targets, vocab, scale)
+}
+
+fn cross_entropy_bwd_f32(logits: &mut [f32], targets: &[u32], vocab: usize, scale: f32) {
+    let row = |(l, &t): (&mut [f32], &u32)| {
+        if t == IGNORE {
+            return l.fill(0.0);
+        }
+        fast::softmax(l);
+        l[t as usize] -= 1.0;
+        for v in l.iter_mut() {
+            *v *= scale;
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if super::linear::parallel(logits.len()) {
+        use rayon::prelude::*;
+        return logits
+            .par_chunks_exact_mut(vocab)
+            .zip(targets.par_iter())
+            .for_each(row);
+    }
+    logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
+}
