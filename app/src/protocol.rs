@@ -71,6 +71,8 @@ pub enum ToWorker {
     Stop { run: u64 },
     /// Attention, logits and the logit lens of a text (the Inspect view).
     Inspect(inspect::InspectRequest),
+    /// Stop an inspection, or the logit lens at more positions.
+    InspectCtl(inspect::InspectCtl),
     /// Fine-tuning and adapters (the Train view).
     Train(crate::train::TrainCmd),
     /// Times decoding for the benchmark page.
@@ -139,6 +141,8 @@ pub enum FromWorker {
     /// Arrives with the binary parts of `inspect::PARTS`.
     Inspected(Box<inspect::InspectInfo>),
     InspectFailed { id: u64, message: String },
+    /// Progress, a stop, or logit lens columns of an inspection.
+    InspectNews(inspect::InspectNews),
     Train(crate::train::TrainEvent),
     Benched(bench::BenchResult),
     BenchFailed { id: u64, message: String },

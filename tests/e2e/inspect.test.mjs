@@ -2,10 +2,13 @@
 // 16-token text's attention, exported as JSON, must equal llama2.c's fixture; pointing at and
 // clicking heads must change the zoomed head; the numbers on screen must be the fixture's.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  cspViolations, generate, launchBrowser, openApp, readShared, screenshot, sharedPath, startServer, waitForState,
+  cspViolations, generate, launchBrowser, openApp, readShared, responsiveness, screenshot, sharedPath, startServer,
+  tinylm, waitForState, watchResponsiveness,
 } from './helpers.mjs';
 
 /** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
@@ -209,3 +212,181 @@ for (const mode of ['cpu', 'webgpu']) {
     }
   });
 }
+
+/** The logit lens of `resid [L,T,D]` at position `t`, from the model file itself (llama2.c v0,
+ * shared classifier): rmsnorm with rms_final, then the token table; top id and its probability. */
+function referenceLens(modelBytes, resid, t) {
+  const hdr = new Int32Array(modelBytes.buffer.slice(modelBytes.byteOffset, modelBytes.byteOffset + 28));
+  const [D, Hd, L, , , V] = hdr;
+  const w = new Float32Array(modelBytes.buffer, modelBytes.byteOffset + 28, (modelBytes.length - 28) / 4);
+  const rmsFinal = V * D + L * D + 4 * L * D * D + L * D + 3 * L * D * Hd;
+  const [, T] = resid.shape;
+  const out = [];
+  for (let l = 0; l < L; l++) {
+    const x = resid.data.subarray((l * T + t) * D, (l * T + t + 1) * D);
+    let ss = 0;
+    for (const v of x) ss += v * v;
+    const k = 1 / Math.sqrt(ss / D + 1e-5);
+    const xb = Array.from(x, (v, i) => v * k * w[rmsFinal + i]);
+    const logits = new Float64Array(V);
+    for (let v = 0; v < V; v++) {
+      let acc = 0;
+      for (let i = 0; i < D; i++) acc += w[v * D + i] * xb[i];
+      logits[v] = acc;
+    }
+    let best = 0;
+    for (let v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+    let z = 0;
+    for (let v = 0; v < V; v++) z += Math.exp(logits[v] - logits[best]);
+    out.push({ id: best, prob: 1 / z, margin: secondGap(logits, best) });
+  }
+  return out;
+}
+
+/** How far the best logit is ahead of the next one (a near tie may flip with rounding). */
+function secondGap(logits, best) {
+  let second = -Infinity;
+  for (let v = 0; v < logits.length; v++) if (v !== best && logits[v] > second) second = logits[v];
+  return logits[best] - second;
+}
+
+const inspectState = (page) => page.getAttribute('[data-testid=inspect-status]', 'data-state');
+
+async function waitInspect(page, states, timeout = SLOW) {
+  await page.waitForFunction(
+    (w) => w.includes(document.querySelector('[data-testid=inspect-status]')?.dataset.state), states, { timeout },
+  );
+  return inspectState(page);
+}
+
+async function loadFromSite(page, model, tokenizer = '') {
+  await page.fill('[data-testid=model-url]', model);
+  await page.fill('[data-testid=tokenizer-url]', tokenizer);
+  await page.click('[data-testid=load-url]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.dataset.state === 'loading',
+    null, { timeout: 10_000 }).catch(() => {});
+  return waitForState(page, ['ready', 'error'], SLOW);
+}
+
+describe('Inspect view on bigger models (CPU path)', () => {
+  let server;
+  let browser;
+  let tmp;
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'tinylm-inspect-'));
+    // stories42M's shape (dim 512, 8 layers × 8 heads, 32000-token table, 1024 context), random.
+    tinylm(['make-model', '--config', '512,1376,8,8,8,32000,1024', '--seed', '42', '-o', join(tmp, 's42m.bin')]);
+    // Small but with many heads: its attention maps, not its weights, hit the memory cap.
+    tinylm(['make-model', '--config', '64,172,12,16,16,512,1024', '--seed', '7', '-o', join(tmp, 'wide.bin')]);
+    server = await startServer('/', {
+      'extra/s42m.bin': join(tmp, 's42m.bin'),
+      'extra/wide.bin': join(tmp, 'wide.bin'),
+      'extra/tokenizer.bin': sharedPath('tokenizers/llama2/tokenizer.bin'),
+    });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('s42m: progress shows, Stop leaves the view usable, a re-run works, the lens matches the model', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    const t0 = Date.now();
+    assert.equal(await loadFromSite(page, 'extra/s42m.bin', 'extra/tokenizer.bin'), 'ready');
+    console.log(`# s42m loaded in ${Date.now() - t0} ms`);
+
+    // A long text: the forward pass alone takes many seconds, long enough to watch and stop.
+    await page.fill('[data-testid=prompt]', `${greedy256}\n${greedy256}`);
+    await watchResponsiveness(page);
+    await page.click('[data-testid=tab-inspect]');
+    await page.waitForFunction(() => /forward pass at [1-9]\d* of \d+ tokens/.test(
+      document.querySelector('[data-testid=inspect-status]')?.textContent ?? ''), null, { timeout: SLOW });
+    const progress = Number(await page.getAttribute('[data-testid=inspect-progress]', 'value'));
+    assert.ok(progress > 0 && progress < 0.9, `progress ${progress}`);
+    // The page answers while the worker inspects: type into the prompt, switch tabs and back.
+    await page.click('[data-testid=tab-generate]');
+    await page.click('[data-testid=tab-inspect]');
+    await screenshot(page, 'inspect-s42m-progress');
+    const before = await page.textContent('[data-testid=inspect-status]');
+    const tStop = Date.now();
+    await page.click('[data-testid=inspect-stop]');
+    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error'], 10_000), 'stopped');
+    const stopMs = Date.now() - tStop;
+    const stopped = await page.textContent('[data-testid=inspect-status]');
+    assert.match(stopped, /^Stopped in the forward pass at \d+ of (\d+) tokens\. “Inspect again” starts over\.$/);
+    console.log(`# s42m: ${before} → stopped in ${stopMs} ms: ${stopped}`);
+    assert.equal(await page.locator('[data-testid=inspect-stop]').count(), 0);
+    const { lag, long } = await responsiveness(page);
+    console.log(`# s42m while inspecting: input lag ${JSON.stringify(lag.map(([t, ms]) => `${t} ${Math.round(ms)}`))}, long tasks ${JSON.stringify(long.map(Math.round))}`);
+    assert.ok(lag.every(([, ms]) => ms < 500), `input waited: ${JSON.stringify(lag)}`);
+    assert.ok(Math.max(0, ...long) < 1000, `a long task froze the page: ${long}`);
+
+    // A re-run on a shorter text finishes; the lens comes up front for the positions the budget allows.
+    await page.click('[data-testid=tab-generate]');
+    await page.fill('[data-testid=prompt]', greedy256.split(' ').slice(0, 30).join(' '));
+    await page.click('[data-testid=tab-inspect]');
+    const t1 = Date.now();
+    await page.click('[data-testid=inspect-again]');
+    assert.equal(await waitInspect(page, ['ready', 'error']), 'ready', await page.textContent('[data-testid=inspect-status]'));
+    const n = await page.locator('[data-testid=tokens] .tok').count();
+    console.log(`# s42m: ${n} tokens inspected in ${Date.now() - t1} ms: ${await page.textContent('[data-testid=inspect-status]')}`);
+    assert.match(await page.textContent('[data-testid=lens-note]'), /^The lens of all \d+ positions would take \d+ GFLOP/);
+
+    // Pick a position far from the first one: its lens column is asked for and arrives.
+    const pick = 3;
+    await page.click(`[data-testid=tok-${pick}]`);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=lens] td[data-pending]').length === 0,
+      null, { timeout: SLOW });
+    await screenshot(page, 'inspect-s42m-lens');
+    const file = await download(page, 'export-json');
+    const json = JSON.parse(file.bytes.toString('utf8'));
+    assert.ok(json.logit_lens_positions.includes(pick), JSON.stringify(json.logit_lens_positions));
+    assert.ok(json.logit_lens_positions.length < n, 'not the whole lens up front');
+
+    // The reference: the CLI's residuals and logits for the same tokens, and the model file.
+    const out = join(tmp, 'ref.safetensors');
+    tinylm(['logits', join(tmp, 's42m.bin'), '--tokens', json.tokens.join(' '), '-o', out]);
+    const ref = readSafetensors(out);
+    const model = readFileSync(join(tmp, 's42m.bin'));
+    const want = referenceLens(model, ref.resid, pick);
+    const layers = json.shape.layers;
+    for (let l = 0; l < layers; l++) {
+      const got = json.logit_lens[l][pick];
+      if (want[l].margin > 1e-3) assert.equal(got.id, want[l].id, `layer ${l}`);
+      assert.ok(Math.abs(got.prob - want[l].prob) <= 1e-3, `layer ${l}: ${got.prob} vs ${want[l].prob}`);
+    }
+    // The last layer is the model's own argmax at every position the lens covers.
+    const V = json.shape.vocab;
+    for (const t of json.logit_lens_positions) {
+      const row = ref.logits.data.subarray(t * V, (t + 1) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+      assert.equal(json.logit_lens[layers - 1][t].id, best, `argmax at ${t}`);
+    }
+    assert.equal(json.logit_lens[0][json.tokens.length - 1] === null, !json.logit_lens_positions.includes(json.tokens.length - 1));
+    assert.deepEqual(log.errors, [], 'console errors');
+    await page.close();
+  });
+
+  test('attention too big for memory: the cap and its reason are shown', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    assert.equal(await loadFromSite(page, 'extra/wide.bin'), 'ready');
+    await page.fill('[data-testid=prompt]', [greedy256, greedy256, greedy256, greedy256].join('\n'));
+    await page.click('[data-testid=tab-inspect]');
+    assert.equal(await waitInspect(page, ['ready', 'error']), 'ready', await page.textContent('[data-testid=inspect-status]'));
+    const status = await page.textContent('[data-testid=inspect-status]');
+    const m = status.match(/^(\d+) tokens \(the first \1 of (\d+)\) · 12 layers × 16 heads/);
+    assert.ok(m, status);
+    const [kept, all] = [Number(m[1]), Number(m[2])];
+    assert.ok(kept < 1024 && all > kept, status);
+    const cap = await page.textContent('[data-testid=inspect-cap]');
+    assert.match(cap, new RegExp(`^Showing the first ${kept} of ${all} tokens: the attention maps \\(12 layers × 16 heads\\) grow`));
+    await screenshot(page, 'inspect-cap');
+    assert.deepEqual(log.errors, [], 'console errors');
+    await page.close();
+  });
+});

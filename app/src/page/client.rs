@@ -155,6 +155,7 @@ fn receive(ctx: Ctx, msg: FromWorker) {
             ctx.status.set(Status::Error(message));
         }
         FromWorker::InspectFailed { id, message } => super::inspect::failed(id, message),
+        FromWorker::InspectNews(news) => super::inspect::news(news),
         FromWorker::Train(ev) => super::train::receive(ev),
         // Arrives with binary parts (see `start`), never as text alone.
         FromWorker::Inspected(_) => {}

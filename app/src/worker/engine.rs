@@ -55,6 +55,7 @@ impl Engine {
             ToWorker::Stop { .. } => {}
             ToWorker::Bench(req) => super::bench::handle(req).await,
             ToWorker::Inspect(req) => super::inspect::handle(self, req).await,
+            ToWorker::InspectCtl(ctl) => super::inspect::handle_ctl(self, ctl).await,
             ToWorker::Train(cmd) => super::train::handle(self, cmd).await,
         }
     }

@@ -1,18 +1,29 @@
-//! The Inspect view's work: one batched inspection pass of the active model over a text, the
-//! logit lens and attention rollout, sent to the page with the big arrays as binary buffers.
+//! The Inspect view's work: an inspection of the active model over a text in slices that yield
+//! to the worker's event loop (so progress shows and Stop works), attention rollout by layer,
+//! and the logit lens: the whole text's when cheap, else the positions the page asks for
+//! (`lens`). The big arrays go to the page as binary buffers.
+
+mod lens;
+mod pieces;
+
+use std::cell::Cell;
 
 use js_sys::{Array, Float32Array};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::gpu::AnyBackend;
-use tinylm_engine::tokenizer::Piece;
-use tinylm_engine::trace::{self, logit_lens, rollout, Inspection};
-use tinylm_engine::Tokenizer;
+use tinylm_engine::trace::{Inspection, Inspector, Rollout};
 
 use super::engine::Engine;
-use super::host::{now_ms, post, scope};
+use super::host::{now_ms, post, scope, yield_now};
 use super::words;
-use crate::protocol::inspect::{max_tokens, InspectInfo, InspectRequest};
+use crate::protocol::inspect::{cap_note, max_tokens, InspectCtl, InspectInfo, InspectNews, InspectRequest, Stage};
 use crate::protocol::{FromWorker, Settings};
+use lens::{Head, Kept};
+
+/// CPU work between yields: short enough that Stop feels instant.
+const SLICE_MS: f64 = 25.0;
+/// Progress is sent at most this often.
+const PROGRESS_MS: f64 = 100.0;
 
 /// The tokens of the last story, as the model saw them (re-encoding its text could differ).
 #[derive(Debug, Clone)]
@@ -22,18 +33,87 @@ pub struct LastRun {
     pub settings: Settings,
 }
 
+thread_local! {
+    /// The newest inspection the page stopped; inspections up to it stop.
+    static STOPPED: Cell<u64> = const { Cell::new(0) };
+}
+
+fn stopped(id: u64) -> bool {
+    STOPPED.with(|s| s.get() >= id)
+}
+
+/// Called on arrival (before queueing): a Stop acts at once and is consumed; a lens request
+/// marks older ones superseded and then waits its turn.
+pub fn control(ctl: &InspectCtl) -> bool {
+    match *ctl {
+        InspectCtl::Stop { id } => {
+            STOPPED.with(|s| s.set(s.get().max(id)));
+            true
+        }
+        InspectCtl::Lens { seq, .. } => {
+            lens::note_request(seq);
+            false
+        }
+    }
+}
+
+/// A queued control message: the lens at more positions.
+pub async fn handle_ctl(engine: &mut Engine, ctl: InspectCtl) {
+    if let InspectCtl::Lens { id, seq, positions } = ctl {
+        lens::on_demand(engine, id, seq, positions).await;
+    }
+}
+
 pub async fn handle(engine: &mut Engine, req: InspectRequest) {
+    // The last inspection's residuals stay until this one is done: if it is stopped, the page
+    // still shows the last one and may ask for its lens.
     match inspect(engine, &req).await {
-        Ok((info, parts)) => post_with_parts(&FromWorker::Inspected(Box::new(info)), parts),
+        Ok(Some((info, parts))) => post_with_parts(&FromWorker::Inspected(Box::new(info)), parts),
+        Ok(None) => {}
         Err(message) => post(&FromWorker::InspectFailed { id: req.id, message }),
     }
 }
 
-async fn inspect(engine: &mut Engine, req: &InspectRequest) -> Result<(InspectInfo, [Vec<f32>; 3]), String> {
+/// Progress reports and yields between chunks of work; says when the page stopped the work.
+struct Ticker {
+    id: u64,
+    slice: f64,
+    posted: f64,
+}
+
+impl Ticker {
+    fn new(id: u64) -> Ticker {
+        Ticker { id, slice: now_ms(), posted: f64::NEG_INFINITY }
+    }
+
+    /// After a chunk: yields when the time slice is spent; true when stopped (the page is told).
+    async fn tick(&mut self, stage: Stage, done: usize, total: usize) -> bool {
+        if now_ms() - self.posted >= PROGRESS_MS {
+            self.posted = now_ms();
+            post(&FromWorker::InspectNews(InspectNews::Progress { id: self.id, stage, done, total }));
+        }
+        if now_ms() - self.slice >= SLICE_MS {
+            yield_now().await;
+            self.slice = now_ms();
+        }
+        if stopped(self.id) {
+            post(&FromWorker::InspectNews(InspectNews::Stopped { id: self.id, stage, done, total }));
+            return true;
+        }
+        false
+    }
+}
+
+type Outcome = Option<(InspectInfo, [Vec<f32>; 3])>;
+
+async fn inspect(engine: &mut Engine, req: &InspectRequest) -> Result<Outcome, String> {
+    const NO_MODEL: &str = "No model is loaded yet: wait for it, or load one.";
     let last = if req.last_run { engine.last_run.clone() } else { None };
-    let Some((backend, tokenizer, id)) = engine.active_parts() else {
-        return Err("No model is loaded yet: wait for it, or load one.".into());
-    };
+    let model = engine.active_id().ok_or(NO_MODEL)?;
+    if engine.active_parts().is_some_and(|(b, ..)| matches!(b, AnyBackend::Gpu(_))) {
+        lens::ensure_gpu_head(engine, model)?;
+    }
+    let (backend, tokenizer, _) = engine.active_parts().ok_or(NO_MODEL)?;
     let (mut tokens, prompt_len, settings) = match last {
         Some(l) => (l.tokens, l.prompt_len, Some(l.settings)),
         None => {
@@ -44,85 +124,77 @@ async fn inspect(engine: &mut Engine, req: &InspectRequest) -> Result<(InspectIn
     };
     let c = *backend.config();
     let wanted = tokens.len();
-    tokens.truncate(max_tokens(c.n_layers, c.n_heads, c.vocab_size, wanted.min(c.seq_len)));
+    tokens.truncate(max_tokens(c.n_layers, c.n_heads, c.vocab_size, c.dim, wanted.min(c.seq_len)));
+    let n = tokens.len();
     let t0 = now_ms();
-    let ins = match &mut *backend {
-        AnyBackend::Gpu(g) => g.inspect_async(&tokens).await,
-        AnyBackend::Cpu(cpu) => trace::inspect(cpu, &tokens),
+    let mut tick = Ticker::new(req.id);
+    if tick.tick(Stage::Forward, 0, n).await {
+        return Ok(None);
     }
-    .map_err(|e| words::run_error(&e))?;
-    let cpu_lens = match &*backend {
-        AnyBackend::Cpu(cpu) => Some(logit_lens(&cpu.weights, &ins)),
-        AnyBackend::Gpu(_) => None,
-    };
-    let backend_name = backend.name();
-    let pieces = token_pieces(tokenizer, &tokens);
-    let vocab = (0..c.vocab_size as u32).map(|i| tokenizer.piece(i).map(raw_readable).unwrap_or_default()).collect();
-    // The GPU keeps no host copy of the weights: parse them again for the lens.
-    let lens = match cpu_lens {
-        Some(l) => l,
-        None => logit_lens(&engine.weights_of(id)?, &ins),
+    let Some(ins) = forward(backend, &tokens, &mut tick).await? else { return Ok(None) };
+    let Some(roll) = rollout(&ins, &mut tick).await else { return Ok(None) };
+    let prompt_len = prompt_len.min(n);
+    let head = Head::of(&*backend, model)?;
+    let mut lens = Vec::new();
+    let first = lens::up_front(&c, n, prompt_len.saturating_sub(1));
+    for (i, &pos) in first.iter().enumerate() {
+        lens.push(head.column(&ins, pos)?);
+        if tick.tick(Stage::Lens, i + 1, first.len()).await {
+            return Ok(None);
+        }
     }
-    .map_err(|e| words::run_error(&e))?;
-    let roll = rollout(&ins);
+    drop(head);
     let info = InspectInfo {
         id: req.id,
         n_layers: c.n_layers,
         n_heads: c.n_heads,
         vocab_size: c.vocab_size,
-        tokens: tokens.clone(),
-        pieces,
-        prompt_len: prompt_len.min(tokens.len()),
-        vocab,
+        dim: c.dim,
+        pieces: pieces::token_pieces(tokenizer, &tokens),
+        tokens,
+        prompt_len,
+        vocab: (0..c.vocab_size as u32).map(|i| tokenizer.piece(i).map(pieces::raw_readable).unwrap_or_default()).collect(),
         lens,
-        backend: backend_name,
+        backend: backend.name(),
         ms: now_ms() - t0,
         settings,
-        truncated_from: (wanted > tokens.len()).then_some(wanted),
+        truncated_from: (wanted > n).then_some(wanted),
+        cap_note: cap_note(&c, wanted, n),
     };
-    let Inspection { attn, logits, .. } = ins;
-    Ok((info, [attn, logits, roll]))
+    let Inspection { config, tokens, attn, logits, resid } = ins;
+    let ins = Inspection { config, tokens, resid, attn: Vec::new(), logits: Vec::new() };
+    lens::keep(Some(Kept { id: req.id, model, ins }));
+    Ok(Some((info, [attn, logits, roll])))
 }
 
-/// How each token of the text reads, after run.c's decode rules.
-fn token_pieces(tok: &Tokenizer, tokens: &[u32]) -> Vec<String> {
-    let first = tokens.first().and_then(|&t| tok.piece(t)).map(raw_readable).unwrap_or_default();
-    let rest = tokens.windows(2).map(|w| tok.decode(w[0], w[1]).map(|p| readable(&p)).unwrap_or_else(|_| "?".into()));
-    std::iter::once(first).chain(rest).collect()
-}
-
-/// A vocabulary piece as stored, `<0xHH>` pieces read as `readable` shows bytes.
-fn raw_readable(piece: &[u8]) -> String {
-    let byte = match piece {
-        [b'<', b'0', b'x', _, _, b'>'] => std::str::from_utf8(&piece[3..5]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()),
-        _ => None,
-    };
-    let text = String::from_utf8_lossy(piece);
-    match byte {
-        Some(b) => readable(&Piece::Byte(b)),
-        // llama2.c stores BOS and EOS as "\n<s>\n" and "\n</s>\n".
-        None if matches!(text.trim(), "<s>" | "</s>" | "<unk>") => text.trim().to_string(),
-        None => visible(&text),
+/// The forward pass keeping everything: on the CPU a position at a time between yields; on the
+/// GPU in the backend's own batched chunks (Stop is seen after it).
+async fn forward(backend: &mut AnyBackend, tokens: &[u32], tick: &mut Ticker) -> Result<Option<Inspection>, String> {
+    let n = tokens.len();
+    let err = |e: tinylm_engine::Error| words::run_error(&e);
+    match backend {
+        AnyBackend::Gpu(g) => g.inspect_async(tokens).await.map(Some).map_err(err),
+        AnyBackend::Cpu(cpu) => {
+            let mut run = Inspector::new(cpu.config(), tokens).map_err(err)?;
+            while !run.advance(cpu, 1).map_err(err)? {
+                if tick.tick(Stage::Forward, run.done(), n).await {
+                    return Ok(None);
+                }
+            }
+            run.finish().map(Some).map_err(err)
+        }
     }
 }
 
-/// Text pieces as text (line breaks and tabs as symbols); byte pieces as the character when
-/// printable ASCII, else `<0xHH>` (a part of a multi-byte character, or a control byte).
-fn readable(p: &Piece) -> String {
-    match *p {
-        Piece::Text(b) => visible(&String::from_utf8_lossy(b)),
-        Piece::Byte(b) if b.is_ascii_graphic() || b == b' ' => (b as char).to_string(),
-        Piece::Byte(b'\n') => "↵".into(),
-        Piece::Byte(b) => format!("<0x{b:02X}>"),
+/// Attention rollout a layer at a time (it grows with T³).
+async fn rollout(ins: &Inspection, tick: &mut Ticker) -> Option<Vec<f32>> {
+    let mut r = Rollout::new(ins);
+    while !r.advance(ins) {
+        if tick.tick(Stage::Rollout, r.done(), ins.config.n_layers).await {
+            return None;
+        }
     }
-}
-
-/// Line breaks and tabs as symbols; a piece of only spaces as `␣`s (else it would not show).
-fn visible(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b == b' ') {
-        return "␣".repeat(s.len());
-    }
-    s.replace('\n', "↵").replace('\t', "⇥")
+    Some(r.finish())
 }
 
 /// Posts `[json, buffers…]`, transferring the buffers (no copy).
@@ -136,22 +208,5 @@ fn post_with_parts(msg: &FromWorker, parts: [Vec<f32>; 3]) {
     }
     if let Err(e) = scope().post_message_with_transfer(&data, &transfer) {
         web_sys::console::error_1(&e);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pieces_read_as_text() {
-        assert_eq!(readable(&Piece::Text(b" upon")), " upon");
-        assert_eq!(readable(&Piece::Byte(b'\n')), "↵");
-        assert_eq!(readable(&Piece::Byte(0xE2)), "<0xE2>");
-        assert_eq!(readable(&Piece::Byte(b'A')), "A");
-        assert_eq!(raw_readable(b"<0x0A>"), "↵");
-        assert_eq!(raw_readable(b"<0xC3>"), "<0xC3>");
-        assert_eq!(raw_readable(b"\n<s>\n"), "<s>");
-        assert_eq!(raw_readable(b" "), "␣");
     }
 }

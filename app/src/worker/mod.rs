@@ -52,6 +52,7 @@ fn receive(data: JsValue, inbox: &Inbox, stop: &run::StopFlag) {
     match ToWorker::from_json(&text) {
         Ok(ToWorker::Stop { run }) => stop.set(stop.get().max(run)),
         Ok(ToWorker::Train(cmd)) if train::control(&cmd) => {}
+        Ok(ToWorker::InspectCtl(ctl)) if inspect::control(&ctl) => {}
         Ok(msg) => inbox.push(Job { msg, files, at: host::now_ms() }),
         Err(e) => web_sys::console::error_1(&e.into()),
     }

@@ -1,7 +1,5 @@
 //! One inspection as the page holds it: the worker's small JSON part and its three arrays.
 
-use tinylm_engine::trace::Top1;
-
 use crate::protocol::inspect::InspectInfo;
 
 pub struct Data {
@@ -18,7 +16,8 @@ impl Data {
     /// Checks the arrays against the shapes the JSON states.
     pub fn new(info: InspectInfo, attn: Vec<f32>, logits: Vec<f32>, roll: Vec<f32>) -> Result<Data, String> {
         let (l, h, t, v) = (info.n_layers, info.n_heads, info.tokens.len(), info.vocab_size);
-        if attn.len() != l * h * t * t || logits.len() != t * v || roll.len() != l * t * t || info.lens.len() != l * t {
+        let lens_ok = info.lens.iter().all(|c| c.pos < t && c.tops.len() == l);
+        if attn.len() != l * h * t * t || logits.len() != t * v || roll.len() != l * t * t || !lens_ok {
             return Err("The engine sent an inspection of the wrong size.".into());
         }
         Ok(Data { info, attn, logits, roll })
@@ -57,9 +56,6 @@ impl Data {
     pub fn logits_at(&self, t: usize) -> &[f32] {
         let v = self.info.vocab_size;
         &self.logits[t * v..(t + 1) * v]
-    }
-    pub fn lens(&self, l: usize, t: usize) -> Top1 {
-        self.info.lens[l * self.len() + t]
     }
     /// Rollout `[T, T]` through layer `l`.
     pub fn rollout(&self, l: usize) -> &[f32] {

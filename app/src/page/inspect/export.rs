@@ -60,18 +60,30 @@ fn matrix(m: &[f32], n: usize) -> Value {
 }
 
 /// What the view shows, as numbers: the locked head, the whole attention when small enough,
-/// rollout, the logit lens and the next-token view with the sliders' settings.
+/// rollout, the logit lens where it was worked out, and the next-token view with the sliders'
+/// settings.
 fn numbers(s: State, d: &Data) -> Value {
     let (n, layers, heads) = (d.len(), d.layers(), d.heads());
     let (l, h) = s.locked.get_untracked();
     let (t, temp, topp) = (s.pos.get_untracked().min(n - 1), s.temperature.get_untracked(), s.topp.get_untracked());
     let full = (layers * heads * n * n <= FULL_ATTENTION_MAX)
         .then(|| (0..layers).map(|l| (0..heads).map(|h| matrix(d.head(l, h), n)).collect::<Vec<_>>()).collect::<Vec<_>>());
+    // Only the positions the lens was worked out for (all of them for small models); null elsewhere.
+    let columns = s.lens.get_untracked();
     let lens: Vec<Value> = (0..layers)
-        .map(|l| (0..n).map(|t| d.lens(l, t)).map(|x| json!({"id": x.id, "piece": d.vocab(x.id), "prob": x.prob})).collect())
+        .map(|l| {
+            let cell = |t| columns.get(&t).map(|c| c[l]).map(|x| json!({"id": x.id, "piece": d.vocab(x.id), "prob": x.prob}));
+            (0..n).map(cell).map(|c| c.unwrap_or(Value::Null)).collect()
+        })
         .collect();
+    let mut lens_positions: Vec<usize> = columns.keys().copied().collect();
+    lens_positions.sort_unstable();
     let next = next_tokens(d.logits_at(t), temp, topp, 20).ok().map(|v| {
-        let top: Vec<Value> = v.top.iter().map(|c| json!({"id": c.id, "piece": d.vocab(c.id), "logit": c.logit, "prob": c.prob, "reshaped": c.reshaped, "kept": c.kept})).collect();
+        let top: Vec<Value> = v
+            .top
+            .iter()
+            .map(|c| json!({"id": c.id, "piece": d.vocab(c.id), "logit": c.logit, "prob": c.prob, "reshaped": c.reshaped, "kept": c.kept}))
+            .collect();
         json!({"position": t, "temperature": temp, "top_p": topp, "kept": v.kept, "kept_mass": v.kept_mass, "top": top})
     });
     json!({
@@ -88,6 +100,7 @@ fn numbers(s: State, d: &Data) -> Value {
         "attention": full,
         "rollout_last_layer": matrix(d.rollout(layers - 1), n),
         "logit_lens": lens,
+        "logit_lens_positions": lens_positions,
         "next_token": next,
     })
 }

@@ -1,12 +1,23 @@
 //! Logit lens: the final norm and classifier applied after every layer, as a table of the top
 //! token and its probability, layers down and positions across (a window around the pick).
+//! Columns the worker has not computed yet are asked for, nearest the pick first.
+
+use std::cell::Cell;
 
 use leptos::prelude::*;
 
+use super::super::client::send;
 use super::State;
+use crate::protocol::inspect::{nearest, InspectCtl};
+use crate::protocol::ToWorker;
 
 /// Positions shown at once; longer texts scroll the window with the picked position.
 const WINDOW: usize = 16;
+
+thread_local! {
+    /// Numbers the lens requests, so the worker can drop an older one.
+    static SEQ: Cell<u64> = const { Cell::new(0) };
+}
 
 #[component]
 pub fn Lens(s: State) -> impl IntoView {
@@ -15,33 +26,53 @@ pub fn Lens(s: State) -> impl IntoView {
         let start = s.pos.get().saturating_sub(WINDOW / 2).min(n.saturating_sub(WINDOW));
         start..(start + WINDOW).min(n)
     };
-    let head = move || {
-        s.data.with(|d| {
-            let Some(d) = d.as_ref() else { return Vec::new() };
-            span().map(|t| view! {
+    ask_for_missing(s, span);
+    let head =
+        move || {
+            s.data.with(|d| {
+                let Some(d) = d.as_ref() else { return Vec::new() };
+                span().map(|t| view! {
                 <th scope="col" class:picked=move || s.pos.get() == t>
                     <button type="button" class="linkish" on:click=move |_| s.pos.set(t)>{format!("{t} “{}”", d.piece(t))}</button>
                 </th>
             }).collect::<Vec<_>>()
-        })
-    };
+            })
+        };
     let body = move || {
         s.data.with(|d| {
             let Some(d) = d.as_ref() else { return Vec::new() };
             (0..d.layers()).rev().map(|l| {
                 let cells = span().map(|t| {
-                    let top = d.lens(l, t);
+                    let Some(top) = s.lens.with(|m| m.get(&t).map(|c| c[l])) else {
+                        return view! { <td class="pending" data-pending="true" title="Computing…">"…"</td> }.into_any();
+                    };
                     let next = d.info.tokens.get(t + 1) == Some(&top.id);
                     view! {
                         <td class:hit=next class:strong={top.prob > 0.5} style:background-color=format!("rgba(0, 114, 178, {:.3})", top.prob * 0.85)>
                             <span class="piece">{d.vocab(top.id).to_string()}</span>
                             <span class="num">{format!("{:.0}%", top.prob * 100.0)}</span>
                         </td>
-                    }
+                    }.into_any()
                 }).collect::<Vec<_>>();
                 let name = if l + 1 == d.layers() { format!("L{} (output)", l + 1) } else { format!("L{}", l + 1) };
                 view! { <tr><th scope="row">{name}</th>{cells}</tr> }
             }).collect::<Vec<_>>()
+        })
+    };
+    let note = move || {
+        s.data.with(|d| {
+            let d = d.as_ref()?;
+            let have = s.lens.with(|m| m.len());
+            (have < d.len()).then(|| {
+                let i = &d.info;
+                // As `trace::lens_flops`: a classifier matmul per layer and position.
+                let gflop = 2.0 * (i.n_layers * d.len()) as f64 * (i.vocab_size * i.dim) as f64 / 1e9;
+                format!(
+                    "The lens of all {} positions would take {gflop:.0} GFLOP, so it is worked out for the positions \
+                     shown, the picked one first ({have} so far).",
+                    d.len()
+                )
+            })
         })
     };
     view! {
@@ -52,6 +83,7 @@ pub fn Lens(s: State) -> impl IntoView {
                  it would predict next if it stopped there, and how sure it would be. Underlined: the token that \
                  actually came next."
             </p>
+            <p class="hint" data-testid="lens-note">{note}</p>
             <div class="scroll">
                 <table class="lens-table" data-testid="lens">
                     <thead><tr><th scope="col">"layer"</th>{head}</tr></thead>
@@ -60,4 +92,26 @@ pub fn Lens(s: State) -> impl IntoView {
             </div>
         </section>
     }
+}
+
+/// Asks the worker for the window's missing columns whenever the window or the data changes,
+/// unless every missing one was asked for already (the last request is still being answered).
+fn ask_for_missing(s: State, span: impl Fn() -> std::ops::Range<usize> + 'static) {
+    let asked = StoredValue::new((0u64, Vec::<usize>::new()));
+    Effect::new(move |_| {
+        let Some(id) = s.data.with(|d| d.as_ref().map(|d| d.info.id)) else { return };
+        let range = span();
+        let at = s.pos.get().clamp(range.start, range.end.saturating_sub(1));
+        let missing: Vec<usize> = s.lens.with(|m| nearest(at, range.end).filter(|t| range.contains(t) && !m.contains_key(t)).collect());
+        let (was, before) = asked.get_value();
+        if missing.is_empty() || (was == id && missing.iter().all(|t| before.contains(t))) {
+            return;
+        }
+        let seq = SEQ.with(|c| {
+            c.set(c.get() + 1);
+            c.get()
+        });
+        asked.set_value((id, missing.clone()));
+        send(&ToWorker::InspectCtl(InspectCtl::Lens { id, seq, positions: missing }), &[]);
+    });
 }

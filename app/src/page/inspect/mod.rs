@@ -14,14 +14,16 @@ mod tokens;
 mod zoom;
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use js_sys::{Array, Float32Array};
 use leptos::prelude::*;
+use tinylm_engine::trace::Top1;
 
 use super::client::send;
 use super::state::Ctx;
-use crate::protocol::inspect::{InspectInfo, InspectRequest};
+use crate::protocol::inspect::{InspectCtl, InspectInfo, InspectNews, InspectRequest, Stage};
 use crate::protocol::{FromWorker, ToWorker};
 pub use data::Data;
 
@@ -30,6 +32,8 @@ pub enum Phase {
     Idle,
     Busy,
     Ready,
+    /// Stopped by the user; the last finished inspection (if any) is still shown.
+    Stopped(String),
     Error(String),
 }
 
@@ -39,6 +43,7 @@ impl Phase {
             Phase::Idle => "idle",
             Phase::Busy => "busy",
             Phase::Ready => "ready",
+            Phase::Stopped(_) => "stopped",
             Phase::Error(_) => "error",
         }
     }
@@ -72,6 +77,10 @@ pub struct State {
     /// Playback: the generated token being shown (tokens after it are faded).
     pub step: RwSignal<Option<usize>>,
     pub playing: RwSignal<bool>,
+    /// Logit lens columns of `data` by position (`[L]` each), as the worker sends them.
+    pub lens: RwSignal<HashMap<usize, Vec<Top1>>>,
+    /// The running inspection's stage and how far it is.
+    pub progress: RwSignal<Option<(Stage, usize, usize)>>,
 }
 
 thread_local! {
@@ -97,6 +106,8 @@ impl State {
             topp: RwSignal::new(0.9),
             step: RwSignal::new(None),
             playing: RwSignal::new(false),
+            lens: RwSignal::new(HashMap::new()),
+            progress: RwSignal::new(None),
         };
         STATE.with(|c| c.set(Some(s)));
     }
@@ -122,10 +133,45 @@ pub fn request(ctx: Ctx, s: State) {
     let id = s.req.get_untracked() + 1;
     s.req.set(id);
     s.phase.set(Phase::Busy);
+    s.progress.set(None);
     s.source.set(Some((ctx.run_id.get_untracked(), ctx.active.get_untracked())));
     let has_run = ctx.run_id.get_untracked() > 0;
     let text = ctx.form.prompt.get_untracked();
     send(&ToWorker::Inspect(InspectRequest { id, last_run: has_run, text }), &[]);
+}
+
+/// Stops the running inspection (the worker sees it between chunks of work).
+pub fn stop(s: State) {
+    send(&ToWorker::InspectCtl(InspectCtl::Stop { id: s.req.get_untracked() }), &[]);
+}
+
+/// Progress, a stop, or lens columns from the worker.
+pub fn news(n: InspectNews) {
+    let Some(s) = State::get() else { return };
+    let current = s.req.get_untracked();
+    match n {
+        InspectNews::Progress { id, stage, done, total } if id == current && s.phase.get_untracked() == Phase::Busy => {
+            s.progress.set(Some((stage, done, total)));
+        }
+        InspectNews::Stopped { id, stage, done, total } if id == current => {
+            let kept = if s.data.with_untracked(Option::is_some) { " Showing the last finished inspection." } else { "" };
+            s.phase.set(Phase::Stopped(format!("Stopped {}.{kept} “Inspect again” starts over.", stage_text(stage, done, total))));
+            s.progress.set(None);
+        }
+        InspectNews::Lens { id, columns } if s.data.with_untracked(|d| d.as_ref().is_some_and(|d| d.info.id == id)) => {
+            s.lens.update(|m| m.extend(columns.into_iter().map(|c| (c.pos, c.tops))));
+        }
+        _ => {}
+    }
+}
+
+/// "in the forward pass at 120 of 475 tokens", and the like.
+fn stage_text(stage: Stage, done: usize, total: usize) -> String {
+    match stage {
+        Stage::Forward => format!("in the forward pass at {done} of {total} tokens"),
+        Stage::Rollout => format!("in the attention rollout at layer {done} of {total}"),
+        Stage::Lens => format!("in the logit lens at {done} of {total} positions"),
+    }
 }
 
 /// A reply with binary parts: `[json, attention, logits, rollout]`.
@@ -159,6 +205,8 @@ fn accept(s: State, d: Data) {
     s.playing.set(false);
     s.hover.set(None);
     s.focus.set(None);
+    s.lens.set(d.info.lens.iter().map(|c| (c.pos, c.tops.clone())).collect());
+    s.progress.set(None);
     s.data.set(Some(Arc::new(d)));
     s.phase.set(Phase::Ready);
 }
@@ -183,7 +231,11 @@ pub fn view(ctx: Ctx) -> AnyView {
     });
     let phase_text = move || match s.phase.get() {
         Phase::Idle => "Waiting for the model…".to_string(),
-        Phase::Busy => "Inspecting…".into(),
+        Phase::Busy => match s.progress.get() {
+            Some((stage, done, total)) => format!("Inspecting… {}", stage_text(stage, done, total)),
+            None => "Inspecting…".into(),
+        },
+        Phase::Stopped(e) => e,
         Phase::Error(e) => e,
         Phase::Ready => s.data.with(|d| d.as_ref().map(|d| summary(d)).unwrap_or_default()),
     };
@@ -193,11 +245,20 @@ pub fn view(ctx: Ctx) -> AnyView {
                 <p class="inspect-status" data-testid="inspect-status" role="status"
                     data-state=move || s.phase.with(Phase::word)>{phase_text}</p>
                 <div class="actions">
+                    <Show when=move || s.phase.with(|p| *p == Phase::Busy)>
+                        <progress data-testid="inspect-progress" max="1" value=move || progress_value(s)></progress>
+                        <button type="button" data-testid="inspect-stop" on:click=move |_| stop(s)>"Stop"</button>
+                    </Show>
                     <button type="button" class="secondary" data-testid="inspect-again"
                         disabled=move || !ctx.can_generate() on:click=move |_| request(ctx, s)>"Inspect again"</button>
                     <export::Buttons s />
                 </div>
             </div>
+            <Show when=move || s.data.with(|d| d.as_ref().is_some_and(|d| d.info.cap_note.is_some()))>
+                <p class="card inspect-cap" data-testid="inspect-cap">
+                    {move || s.data.with(|d| d.as_ref().and_then(|d| d.info.cap_note.clone()).unwrap_or_default())}
+                </p>
+            </Show>
             <Show when=move || s.data.with(Option::is_some)>
                 <tokens::Strip s />
                 <div class="inspect-grid heads-and-zoom">
@@ -214,6 +275,21 @@ pub fn view(ctx: Ctx) -> AnyView {
         </section>
     }
     .into_any()
+}
+
+/// How far the running inspection is, 0–1: the forward pass is most of the work.
+fn progress_value(s: State) -> f64 {
+    match s.progress.get() {
+        Some((stage, done, total)) => {
+            let f = done as f64 / total.max(1) as f64;
+            match stage {
+                Stage::Forward => 0.9 * f,
+                Stage::Rollout => 0.9 + 0.05 * f,
+                Stage::Lens => 0.95 + 0.05 * f,
+            }
+        }
+        None => 0.0,
+    }
 }
 
 fn summary(d: &Data) -> String {
