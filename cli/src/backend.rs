@@ -9,6 +9,7 @@ use tinylm_engine::{Config, Result, Sampler, Weights};
 
 /// Opens the backend `name` over `weights`, with the reason it was chosen (for `auto`, why the
 /// CPU was used when no GPU works).
+#[cfg(test)]
 pub fn open(weights: Weights, name: &str) -> Result<(AnyBackend, String)> {
     let choice: BackendChoice = name.parse()?;
     AnyBackend::open(weights, choice, GpuOptions::default())
@@ -27,9 +28,14 @@ pub enum Model {
 /// (the PEFT math exactly); the GPU has no LoRA kernels, so there it is merged into the weights
 /// first (`W += s·B·A`; logits equal the unmerged ones within 1e-4).
 pub fn open_adapted(weights: Weights, name: &str, adapter: Option<Adapter>) -> Result<(Model, String)> {
+    open_adapted_with(weights, name, adapter, GpuOptions::default())
+}
+
+/// `open_adapted` with GPU options (e.g. tuned workgroup shapes).
+pub fn open_adapted_with(weights: Weights, name: &str, adapter: Option<Adapter>, opts: GpuOptions) -> Result<(Model, String)> {
     let choice: BackendChoice = name.parse()?;
     match (adapter, choice) {
-        (None, _) => open(weights, name).map(|(b, why)| (Model::Plain(b), why)),
+        (None, _) => AnyBackend::open(weights, choice, opts).map(|(b, why)| (Model::Plain(b), why)),
         (Some(ad), BackendChoice::Cpu) => {
             let b = LoraCpuBackend::new(weights, ad)?;
             let why = format!("{}: requested (adapter unmerged)", b.name());
@@ -37,7 +43,7 @@ pub fn open_adapted(weights: Weights, name: &str, adapter: Option<Adapter>) -> R
         }
         (Some(ad), _) => {
             let merged = ad.merged(&weights)?;
-            let (b, why) = AnyBackend::open(merged, choice, GpuOptions::default())?;
+            let (b, why) = AnyBackend::open(merged, choice, opts)?;
             Ok((Model::Plain(b), format!("{why} (LoRA adapter merged into the weights)")))
         }
     }

@@ -1,12 +1,13 @@
 //! `tinylm bench`: load time, prefill and decode speed, GPU submits and readback per token, and
 //! peak memory, for each backend (and CPU thread count) side by side in one run; medians.
-//! `--adapter` measures generation with a LoRA adapter; `--finetune` one LoRA training step.
+//! `--adapter` measures generation with a LoRA adapter; `--finetune` one LoRA training step;
+//! `--tune` the GPU decode kernels' workgroup shapes (`tuning`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use tinylm_engine::gpu::bench::{measure as measure_open, BenchReport, Benched};
-use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions};
+use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions, Workgroups};
 use tinylm_engine::lora::Adapter;
 use tinylm_engine::randmodel::{named_shape, random_weights};
 use tinylm_engine::{Error, Result, Weights};
@@ -15,6 +16,7 @@ use crate::backend::{self, Model};
 use crate::{load, out};
 
 mod finetune;
+pub mod tuning;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -67,6 +69,20 @@ pub struct Args {
     /// --finetune: tokens per sequence.
     #[arg(long, default_value_t = 64, requires = "finetune")]
     pub seq: usize,
+    /// GPU: measure every candidate workgroup shape of the decode kernels on this adapter and
+    /// this model's matrices, print the table and the tuning JSON, and decode with the default
+    /// and the chosen shapes side by side (needs --backend gpu).
+    #[arg(long, conflicts_with_all = ["finetune", "tuning"])]
+    pub tune: bool,
+    /// --tune: time budget in milliseconds (the tuning is cut when it is spent).
+    #[arg(long, default_value_t = 10000.0)]
+    pub tune_budget_ms: f64,
+    /// --tune: also write the tuning JSON to this file (for `generate --tuning`).
+    #[arg(long, requires = "tune")]
+    pub save_tuning: Option<PathBuf>,
+    /// GPU rows decode with the workgroup shapes of this tuning JSON (from --tune).
+    #[arg(long)]
+    pub tuning: Option<PathBuf>,
 }
 
 /// One configuration's medians.
@@ -77,6 +93,8 @@ struct Row {
     threads: Option<usize>,
     /// GPU decode with the f16 classifier (`--f16-classifier`).
     f16_classifier: bool,
+    /// GPU: the decode kernels' workgroup shapes (`None`: the defaults).
+    workgroups: Option<Workgroups>,
     runs: usize,
     load_ms: f64,
     prefill_tokens: usize,
@@ -97,10 +115,37 @@ pub fn run(a: Args) -> Result<()> {
         return finetune::run(&weights, &label, &a);
     }
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    if a.tune {
+        return tune(&weights, adapter.as_ref(), &label, &a);
+    }
+    let wg = a.tuning.as_deref().map(|f| tuning::read(f)?.workgroups_for(&weights.config)).transpose()?;
     let mut rows = Vec::new();
     for (choice, threads) in plan(&a)? {
-        rows.push(measure(&weights, adapter.as_ref(), choice, threads, &a)?);
+        rows.push(measure(&weights, adapter.as_ref(), choice, threads, &a, wg)?);
     }
+    report(&weights, &label, &a, &rows, None)
+}
+
+/// `--tune`: the tuning, then decode with the default and the chosen shapes.
+fn tune(weights: &Weights, adapter: Option<&Adapter>, label: &str, a: &Args) -> Result<()> {
+    if a.backend != "gpu" {
+        return Err(Error::InvalidSetting("--tune measures the GPU: use it with --backend gpu".into()));
+    }
+    let t = {
+        let ctx = tinylm_engine::gpu::GpuContext::new()?;
+        tinylm_engine::gpu::tune::tune(&ctx, &weights.config, a.tune_budget_ms)?
+    };
+    if let Some(path) = &a.save_tuning {
+        std::fs::write(path, t.to_json()).map_err(|e| Error::Io { file: load::name(path), what: e.to_string() })?;
+    }
+    let rows = [None, Some(t.workgroups)]
+        .into_iter()
+        .map(|wg| measure(weights, adapter, BackendChoice::Gpu, None, a, wg))
+        .collect::<Result<Vec<_>>>()?;
+    report(weights, label, a, &rows, Some(&t))
+}
+
+fn report(weights: &Weights, label: &str, a: &Args, rows: &[Row], tuned: Option<&tinylm_engine::gpu::Tuning>) -> Result<()> {
     let c = weights.config;
     let header = format!(
         "machine: {}\nmodel: {label}{} (dim {}, hidden {}, layers {}, heads {}/{}, vocab {}, {:.1} MB f32)\n\
@@ -110,11 +155,18 @@ pub fn run(a: Args) -> Result<()> {
     );
     if a.json {
         let adapter = a.adapter.as_deref().map(load::name);
-        let v = serde_json::json!({ "machine": machine(), "model": label, "adapter": adapter, "config": c, "runs": a.runs, "results": rows });
+        let v = serde_json::json!({ "machine": machine(), "model": label, "adapter": adapter, "config": c, "runs": a.runs, "results": rows, "tuning": tuned });
         out::line(&serde_json::to_string_pretty(&v).expect("plain data serializes"))
     } else {
         out::line(&header)?;
-        out::line(&table(&rows))
+        if let Some(t) = tuned {
+            out::line(&tuning::table(t))?;
+        }
+        out::line(&table(rows))?;
+        match tuned {
+            Some(t) => out::line(&format!("tuning JSON (for generate --tuning FILE):\n{}", t.to_json())),
+            None => Ok(()),
+        }
     }
 }
 
@@ -145,8 +197,8 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
     })
 }
 
-fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Option<usize>, a: &Args) -> Result<Row> {
-    let gpu_opts = GpuOptions { f16_classifier: a.f16_classifier, ..GpuOptions::default() };
+fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Option<usize>, a: &Args, wg: Option<Workgroups>) -> Result<Row> {
+    let gpu_opts = GpuOptions { f16_classifier: a.f16_classifier, workgroups: wg, ..GpuOptions::default() };
     // The GPU has no LoRA kernels: it runs the merged weights, as `generate --adapter` does.
     let merged = match (ad, choice) {
         (Some(ad), BackendChoice::Gpu | BackendChoice::Auto) => Some(ad.merged(w)?),
@@ -181,6 +233,7 @@ fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Op
         reason: first.reason.clone(),
         threads,
         f16_classifier: first.f16_classifier,
+        workgroups: wg.filter(|_| first.backend.starts_with("gpu")),
         runs: a.runs,
         load_ms: med(|r| r.load_s) * 1e3,
         prefill_tokens: first.prefill_tokens,
@@ -214,7 +267,10 @@ fn table(rows: &[Row]) -> String {
     for r in rows {
         let threads = r.threads.map_or("-".into(), |t| t.to_string());
         let peak = r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
-        let name = if r.f16_classifier { format!("{} +f16 cls", r.backend) } else { r.backend.clone() };
+        let mut name = if r.f16_classifier { format!("{} +f16 cls", r.backend) } else { r.backend.clone() };
+        if r.backend.starts_with("gpu") {
+            name += &r.workgroups.map_or(" [default shapes]".to_string(), |w| format!(" [{w}]"));
+        }
         s += &format!(
             "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>9.1} {:>8}",
             name, threads, r.load_ms, r.prefill_tok_s, r.decode_tok_s, r.submits_per_token, r.bytes_per_token, peak

@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tinylm_engine::generate::Generation;
 use tinylm_engine::{Result, Sampler};
 
+use super::bench::tuning;
 use crate::{backend, load, out};
+use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,6 +39,16 @@ pub struct Args {
     /// A PEFT LoRA adapter directory (`tinylm finetune`'s output); merged into the weights on the GPU.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// GPU: decode with the workgroup shapes of this tuning JSON (`tinylm bench --backend gpu --tune`).
+    #[arg(long, conflicts_with = "tune")]
+    pub tuning: Option<PathBuf>,
+    /// GPU: measure the decode kernels' workgroup shapes on this adapter before generating
+    /// (within --tune-budget-ms; the choice goes to stderr).
+    #[arg(long)]
+    pub tune: bool,
+    /// --tune: time budget in milliseconds.
+    #[arg(long, default_value_t = 2000.0, requires = "tune")]
+    pub tune_budget_ms: f64,
 }
 
 /// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
@@ -57,7 +69,9 @@ pub fn run(a: Args) -> Result<()> {
     // Checks the prompt against the model before any backend is opened.
     Generation::new(prompt.clone(), steps, &weights.config)?;
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
+    let wg = tuning::workgroups(&weights.config, a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
+    let opts = tuning::options(GpuOptions::default(), wg);
+    let (mut model, why) = backend::open_adapted_with(weights, &a.backend, adapter, opts)?;
     if a.backend != "cpu" {
         let _ = writeln!(std::io::stderr(), "backend: {why}");
     }

@@ -30,8 +30,8 @@ const ROUNDS: usize = 5;
 /// Another shape must beat the default's median by this fraction to be chosen.
 const MARGIN: f64 = 0.03;
 /// Bytes of weights one timed submit should read (many dispatches of a small matrix).
-const SUBMIT_BYTES: usize = 32 << 20;
-const MAX_REPS: usize = 64;
+const SUBMIT_BYTES: usize = 16 << 20;
+const MAX_REPS: usize = 32;
 
 /// One matvec candidate's medians (µs per dispatch; `None`: not measured within the budget).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
