@@ -308,18 +308,18 @@ fn every_candidate_workgroup_shape_matches_cpu() {
             let w = rand("w", m * k, 1.0);
             let tol = |want: &[f32]| 1e-5 * max_abs(want).max(1.0);
             for entry in ["plain", "norm", "swiglu"] {
-                let got = lab.fused_matvec(FusedMatvec::Layer, entry, &x, &g, &w, k, max_bytes).unwrap();
+                let got = lab.fused_matvec((FusedMatvec::Layer, entry), (&x, &g), &w, k, max_bytes).unwrap();
                 let want = cpu_fused(entry, &x, &g, &w, k);
                 let d = max_diff(&got, &want);
                 assert!(d <= tol(&want), "{wg}: {entry} {k}x{m}: {d}");
             }
             let want = cpu_fused("norm", &x, &g, &w, k);
-            let got = lab.fused_matvec(FusedMatvec::Classifier, "norm", &x, &g, &w, k, max_bytes).unwrap();
+            let got = lab.fused_matvec((FusedMatvec::Classifier, "norm"), (&x, &g), &w, k, max_bytes).unwrap();
             assert!(max_diff(&got, &want) <= tol(&want), "{wg}: classifier {k}x{m}: {}", max_diff(&got, &want));
             if lab.has_f16() {
                 let half: Vec<f32> = w.iter().map(|&v| f16_round(v)).collect();
                 let want = cpu_fused("norm", &x, &g, &half, k);
-                let got = lab.fused_matvec(FusedMatvec::ClassifierF16, "norm", &x, &g, &w, k, max_bytes).unwrap();
+                let got = lab.fused_matvec((FusedMatvec::ClassifierF16, "norm"), (&x, &g), &w, k, max_bytes).unwrap();
                 assert!(max_diff(&got, &want) <= tol(&want), "{wg}: f16 classifier {k}x{m}: {}", max_diff(&got, &want));
                 f16_checked += 1;
             }

@@ -71,7 +71,7 @@ impl KernelLab {
     /// matvec.wgsl's entry `entry` as the decode path runs it: `W · in`, W `[m, k]` (m a multiple
     /// of 4) in chunks of at most `max_bytes`, `in` made from `x` (`[k]`, or `[2k]` for `swiglu`)
     /// and the gains `g`.
-    pub fn fused_matvec(&self, which: FusedMatvec, entry: &str, x: &[f32], g: &[f32], w: &[f32], k: usize, max_bytes: u64) -> Result<Vec<f32>> {
+    pub fn fused_matvec(&self, (which, entry): (FusedMatvec, &str), (x, g): (&[f32], &[f32]), w: &[f32], k: usize, max_bytes: u64) -> Result<Vec<f32>> {
         let m = w.len() / k;
         let (kernel, shape, chunks) = match which {
             FusedMatvec::Layer => (&self.k.matvec, self.k.workgroups.layers, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),

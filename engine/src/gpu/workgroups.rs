@@ -17,8 +17,9 @@ impl MatvecShape {
     /// The kernels' original shape: 64 outputs per workgroup, k split 16 ways.
     pub const DEFAULT: MatvecShape = MatvecShape { x: 16, y: 16 };
 
+    /// Invocations per workgroup (saturating: shapes come from JSON files).
     pub fn lanes(self) -> u32 {
-        self.x * self.y
+        self.x.saturating_mul(self.y)
     }
 
     /// Output rows one workgroup computes.
@@ -29,7 +30,7 @@ impl MatvecShape {
     /// Workgroup memory the kernel declares: the staged input (MAXK floats), one vec4 partial
     /// sum per lane, the RMSNorm total.
     fn workgroup_bytes(self) -> u32 {
-        (MATVEC_MAX_K + 4 * self.lanes() + 1) * 4
+        self.lanes().saturating_mul(4).saturating_add(MATVEC_MAX_K + 1).saturating_mul(4)
     }
 }
 
@@ -120,7 +121,7 @@ fn check_matvec(what: &str, s: MatvecShape, l: &wgpu::Limits) -> Result<()> {
     if s.x < 4 || s.y < 1 {
         return Err(bad(format!("{what} matvec {s} needs x >= 4 and y >= 1")));
     }
-    let lanes = s.x.checked_mul(s.y).unwrap_or(u32::MAX);
+    let lanes = s.lanes();
     if lanes > l.max_compute_invocations_per_workgroup {
         return Err(bad(format!(
             "{what} matvec {s} is {lanes} invocations, above this device's limit of {}",
