@@ -62,7 +62,7 @@ pub fn lens_at(head: &LensHead, ins: &Inspection, t: usize) -> Result<Vec<Top1>>
         ops::rmsnorm(&mut xb, ins.resid_at(l, t), head.rms_final);
         fast::matmul(&mut logits, &xb, head.classifier);
         let id = argmax(&logits);
-        softmax(&mut logits);
+        fast::softmax(&mut logits);
         Top1 { id: id as u32, prob: logits[id] }
     };
     Ok((0..c.n_layers).map(top).collect())
