@@ -70,6 +70,7 @@ pub fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
 /// # Safety
 /// Every `a_r` and `b` must point to `n` readable floats.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // k and r index several arrays at once
 unsafe fn dots<const R: usize>(a: [*const f32; R], b: *const f32, n: usize) -> [f32; R] {
     let body = n - n % 16;
     let mut acc = [[splat(0.0); 4]; R];
