@@ -261,7 +261,8 @@ pub fn view(ctx: Ctx) -> AnyView {
             </Show>
             <Show when=move || s.data.with(Option::is_some)>
                 <tokens::Strip s />
-                <div class="inspect-grid heads-and-zoom">
+                // Past 8 heads the grid is too wide to share a row with the zoomed head.
+                <div class="inspect-grid heads-and-zoom" class:many-heads=move || s.data.with(|d| d.as_ref().is_some_and(|d| d.heads() > 8))>
                     <grid::Overview s />
                     <zoom::Zoom s />
                 </div>
