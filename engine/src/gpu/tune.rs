@@ -6,9 +6,10 @@
 //!
 //! Timing is wall clock around a submit of many dispatches and a 4-byte readback (timestamp
 //! queries are an optional feature, so this works on every WebGPU device), in rounds that
-//! interleave the candidates (drift hits them alike), median per candidate. The whole tuning,
-//! pipeline compilation included, stops when `budget_ms` is spent; the result then says it was
-//! cut and chooses among what was measured. The default shape is measured first in each round
+//! interleave the candidates (drift hits them alike), median per candidate. Submits are sized
+//! from the weights' bytes and one timed dispatch, so slow adapters (software rasterizers) get
+//! few dispatches per submit. The whole tuning, pipeline compilation included, stops when
+//! `budget_ms` is spent; the result then says it was cut and chooses among what was measured. The default shape is measured first in each round
 //! and is kept unless another is clearly (`MARGIN`) faster, so noise does not flip the choice.
 
 use super::context::GpuContext;
@@ -157,6 +158,8 @@ struct Job {
 /// A candidate's pipelines and jobs, and its samples (µs per dispatch).
 struct Candidate {
     jobs: Vec<Vec<Job>>,
+    /// Each job group's kind: 0 classifier, 1 layer, 2 attention (its `Tuning::reps` slot).
+    kinds: Vec<usize>,
     samples: Vec<Vec<f64>>,
 }
 
@@ -216,7 +219,7 @@ impl Rig {
         let k = self.kernel(ctx, "tune matvec", &matvec_src(s, false), MATVEC_SLOTS, "norm");
         let cls = self.matvec_jobs(ctx, &k, s, &self.cls);
         let layer = self.layer.iter().flat_map(|m| self.matvec_jobs(ctx, &k, s, m)).collect();
-        Candidate { jobs: vec![cls, layer], samples: vec![Vec::new(), Vec::new()] }
+        Candidate { jobs: vec![cls, layer], kinds: vec![0, 1], samples: vec![Vec::new(), Vec::new()] }
     }
 
     fn attention_candidate(&self, ctx: &GpuContext, lanes: u32, heads: usize) -> Candidate {
@@ -224,7 +227,22 @@ impl Rig {
         let a = &self.att;
         let job =
             Job { pipeline: k.pipeline("").clone(), bg: k.bind(ctx, "tune", &[&a[0], &a[1], &a[2], &a[3], &a[4]]), groups: [heads as u32, 1, 1] };
-        Candidate { jobs: vec![vec![job]], samples: vec![Vec::new()] }
+        Candidate { jobs: vec![vec![job]], kinds: vec![2], samples: vec![Vec::new()] }
+    }
+
+    /// One timed submit per job group of each of `cands`; false (stopping) once out of time.
+    async fn sample(&self, ctx: &GpuContext, cands: &mut [Candidate], reps: &[usize; 3], out_of_time: &dyn Fn() -> bool, now_ms: &dyn Fn() -> f64) -> Result<bool> {
+        for cand in cands {
+            for (g, jobs) in cand.jobs.iter().enumerate() {
+                if out_of_time() {
+                    return Ok(false);
+                }
+                let n = reps[cand.kinds[g]];
+                let ms = self.time(ctx, jobs, n, now_ms).await?;
+                cand.samples[g].push(ms * 1e3 / n as f64);
+            }
+        }
+        Ok(true)
     }
 
     /// Records `reps` times `jobs`, submits, waits for a 4-byte readback: ms of wall clock.
@@ -303,41 +321,43 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
         t.elapsed_ms = now_ms() - t0;
         return Ok(t);
     }
-    let (mut mv, mut att) = (Vec::new(), Vec::new());
-    let out_of_time = |now: f64| now - t0 > budget_ms;
-    // Compile and warm up each candidate (one untimed submit) while the budget lasts.
-    for &s in &shapes {
-        let cand = ctx.scoped("compiling a tuning candidate", || rig.matvec_candidate(ctx, s)).await?;
-        for jobs in &cand.jobs {
+    let out_of_time = || now_ms() - t0 > budget_ms;
+    // Each candidate in turn: compile, an untimed submit per job group (the first candidate of
+    // each kind also times one dispatch, to size its submits to about `target_ms`), then one
+    // timed sample; so a spent budget leaves the earliest candidates (the default first) measured.
+    let target_ms = (budget_ms / 200.0).clamp(1.0, 20.0);
+    let mut calibrated = [false; 3];
+    let mut cands: Vec<Candidate> = Vec::new();
+    for i in 0..shapes.len() + lanes.len() {
+        if out_of_time() {
+            t.cut = true;
+            break;
+        }
+        let cand = ctx
+            .scoped("compiling a tuning candidate", || match shapes.get(i) {
+                Some(&s) => rig.matvec_candidate(ctx, s),
+                None => rig.attention_candidate(ctx, lanes[i - shapes.len()], c.n_heads),
+            })
+            .await?;
+        for (jobs, &k) in cand.jobs.iter().zip(&cand.kinds) {
             rig.time(ctx, jobs, 1, now_ms).await?;
-        }
-        mv.push(cand);
-        t.cut |= out_of_time(now_ms());
-        if t.cut {
-            break;
-        }
-    }
-    for &a in lanes.iter().take(if t.cut { 0 } else { lanes.len() }) {
-        let cand = ctx.scoped("compiling a tuning candidate", || rig.attention_candidate(ctx, a, c.n_heads)).await?;
-        rig.time(ctx, &cand.jobs[0], 1, now_ms).await?;
-        att.push(cand);
-        t.cut |= out_of_time(now_ms());
-        if t.cut {
-            break;
-        }
-    }
-    'rounds: for _ in 0..ROUNDS {
-        for (cands, reps) in [(&mut mv, &t.reps[..2]), (&mut att, &t.reps[2..])] {
-            for cand in cands.iter_mut() {
-                for (i, jobs) in cand.jobs.iter().enumerate() {
-                    if out_of_time(now_ms()) {
-                        t.cut = true;
-                        break 'rounds;
-                    }
-                    let ms = rig.time(ctx, jobs, reps[i], now_ms).await?;
-                    cand.samples[i].push(ms * 1e3 / reps[i] as f64);
-                }
+            if !calibrated[k] {
+                let one = rig.time(ctx, jobs, 1, now_ms).await?;
+                t.reps[k] = t.reps[k].min((target_ms / one.max(1e-3)) as usize).max(1);
+                calibrated[k] = true;
             }
+        }
+        cands.push(cand);
+        let last = cands.len() - 1;
+        if !rig.sample(ctx, &mut cands[last..], &t.reps, &out_of_time, now_ms).await? {
+            t.cut = true;
+            break;
+        }
+    }
+    for _ in 1..ROUNDS {
+        if t.cut || !rig.sample(ctx, &mut cands, &t.reps, &out_of_time, now_ms).await? {
+            t.cut = true;
+            break;
         }
     }
     ctx.check()?;
@@ -345,7 +365,7 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
         .iter()
         .enumerate()
         .map(|(i, &shape)| {
-            let s = mv.get(i).map_or(&[][..], |c| &c.samples[..]);
+            let s = cands.get(i).map_or(&[][..], |c| &c.samples[..]);
             let med = |k: usize| s.get(k).and_then(|v| median(v));
             MatvecTiming { shape, classifier_us: med(0), layer_us: med(1), samples: s.iter().map(Vec::len).min().unwrap_or(0) }
         })
@@ -354,7 +374,7 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
         .iter()
         .enumerate()
         .map(|(i, &lanes)| {
-            let s = att.get(i).map_or(&[][..], |c| &c.samples[0][..]);
+            let s = cands.get(shapes.len() + i).map_or(&[][..], |c| &c.samples[0][..]);
             AttentionTiming { lanes, us: median(s), samples: s.len() }
         })
         .collect();
