@@ -46,59 +46,35 @@ fn sum4(a: [v128; 4]) -> v128 {
     )
 }
 
-/// `out = W · x`: rows two at a time (each x load serves both), four accumulators per row
-/// (16 floats per step); every row sums in the same order whether paired or not.
+/// `out = W · x`: rows in memory order, four accumulators (16 floats per step). (Pairing rows
+/// to share the x loads measured twice as slow in V8: the eight accumulators spill.)
 pub fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
     let n = x.len();
-    assert!(w.len() >= out.len() * n, "rows: W too short");
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    let mut i = 0;
-    while i + 2 <= out.len() {
-        // SAFETY: rows i and i + 1 of W lie within `w` (asserted), x holds n floats.
-        let s = unsafe { dots::<2>([wp.add(i * n), wp.add((i + 1) * n)], xp, n) };
-        out[i..i + 2].copy_from_slice(&s);
-        i += 2;
-    }
-    if i < out.len() {
-        // SAFETY: as above, for the last row.
-        out[i] = unsafe { dots::<1>([wp.add(i * n)], xp, n) }[0];
-    }
-}
-
-/// `Σ_j a_r[j]·b[j]` for R rows `a_r` of `n` floats.
-///
-/// # Safety
-/// Every `a_r` and `b` must point to `n` readable floats.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // k and r index several arrays at once
-unsafe fn dots<const R: usize>(a: [*const f32; R], b: *const f32, n: usize) -> [f32; R] {
     let body = n - n % 16;
-    let mut acc = [[splat(0.0); 4]; R];
-    let mut j = 0;
-    while j < body {
-        for k in 0..4 {
-            let bv = v128_load(b.add(j + 4 * k) as *const v128);
-            for r in 0..R {
-                let av = v128_load(a[r].add(j + 4 * k) as *const v128);
-                acc[r][k] = f32x4_add(acc[r][k], f32x4_mul(av, bv));
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
+        let mut acc = [splat(0.0); 4];
+        let mut j = 0;
+        while j < body {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: j + 16 <= body <= n, within both slices.
+                let (r, xv) = unsafe {
+                    (
+                        v128_load(row.as_ptr().add(j + 4 * k) as *const v128),
+                        v128_load(x.as_ptr().add(j + 4 * k) as *const v128),
+                    )
+                };
+                *a = f32x4_add(*a, f32x4_mul(r, xv));
             }
+            j += 16;
         }
-        j += 16;
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        let v = f32x4_add(
-            f32x4_add(acc[r][0], acc[r][1]),
-            f32x4_add(acc[r][2], acc[r][3]),
-        );
-        let mut s = (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
-            + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v));
+        let a = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
+        let mut s = (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a))
+            + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a));
         for t in body..n {
-            s += *a[r].add(t) * *b.add(t);
+            s += row[t] * x[t];
         }
-        out[r] = s;
+        *o = s;
     }
-    out
 }
 
 /// `Σ a[j]·b[j]` for short vectors (a head): one accumulator, `hsum`, then the tail.
