@@ -13,6 +13,9 @@ const MODELS = list('models', 'stories260K,s15m');
 const BACKENDS = list('backends', 'cpu,webgpu');
 const STEPS = { stories260K: num('steps_260k', num('steps', 256)), other: num('steps_s15m', num('steps', 128)) };
 const CHOICE = { cpu: 'Cpu', webgpu: 'WebGpu' };
+// ?tune=1: before timing WebGPU, measure the decode kernels' workgroup shapes on this adapter
+// (the worker keeps the result for later loads of a model of that shape).
+const TUNE = params.get('tune') === '1';
 
 const $ = (id) => document.getElementById(id);
 const status = (text, state) => {
@@ -44,6 +47,7 @@ function benchOnce(model, backend, id) {
       choice: CHOICE[backend] ?? 'Auto',
       steps,
       runs: RUNS,
+      tune: TUNE && backend !== 'cpu',
     },
   };
   return new Promise((resolve, reject) => {
@@ -76,6 +80,38 @@ function row(r) {
   return tr;
 }
 
+const shape = (s) => `${s.x}x${s.y}`;
+const us = (v) => (v == null ? '-' : v.toFixed(1));
+
+/** The tuning's per-candidate table (median µs per dispatch) under #tuning. */
+function showTuning(model, t) {
+  const section = $('tuning');
+  section.hidden = false;
+  const p = document.createElement('p');
+  p.textContent = `${model}: ${t.elapsed_ms.toFixed(0)} ms of a ${t.budget_ms.toFixed(0)} ms budget${t.cut ? ' (cut)' : ''}; ` +
+    `chosen: layers ${shape(t.workgroups.layers)}, classifier ${shape(t.workgroups.classifier)}, attention ${t.workgroups.attention}` +
+    (t.note ? `. ${t.note}` : '');
+  const table = document.createElement('table');
+  const head = table.createTHead().insertRow();
+  for (const h of ['shape', 'classifier µs', 'layer µs', 'attention µs', 'samples']) {
+    const th = document.createElement('th');
+    th.textContent = h;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  const rows = t.matvec.map((m) => [shape(m.shape), us(m.classifier_us), us(m.layer_us), '', m.samples])
+    .concat(t.attention.map((a) => [`${a.lanes} lanes`, '', '', us(a.us), a.samples]));
+  for (const cells of rows) {
+    const tr = body.insertRow();
+    cells.forEach((c, i) => {
+      const td = tr.insertCell();
+      td.textContent = String(c);
+      if (i > 0) td.className = 'num';
+    });
+  }
+  section.append(p, table);
+}
+
 async function runAll() {
   $('run').disabled = true;
   const body = $('table').querySelector('tbody');
@@ -92,8 +128,9 @@ async function runAll() {
         const result = {
           model: r.model, requested: backend, kind: r.kind === 'WebGpu' ? 'webgpu' : 'cpu', backend: r.backend,
           detail: r.detail, steps: r.steps, runs: r.runs, decode_tok_s: r.median_tok_s,
-          model_ms: r.model_ms, start_ms: r.start_ms,
+          model_ms: r.model_ms, start_ms: r.start_ms, workgroups: r.workgroups ?? null, tuning: r.tuning ?? null,
         };
+        if (r.tuning) showTuning(r.model, r.tuning);
         out.results.push(result);
         body.append(row(result));
       } catch (e) {

@@ -22,6 +22,10 @@ pub struct BenchRequest {
     pub choice: Choice,
     pub steps: usize,
     pub runs: usize,
+    /// WebGPU: measure the decode kernels' workgroup shapes first (gpu::tune) and keep the
+    /// result on this device for later loads of a model of this shape.
+    #[serde(default)]
+    pub tune: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,4 +48,10 @@ pub struct BenchResult {
     /// Tokens per second of each run, in order.
     pub runs: Vec<f64>,
     pub median_tok_s: f64,
+    /// WebGPU: the workgroup shapes decoding used (`None` on the CPU).
+    #[serde(default)]
+    pub workgroups: Option<tinylm_engine::gpu::Workgroups>,
+    /// The tuning this request measured (`tune`), with its table.
+    #[serde(default)]
+    pub tuning: Option<tinylm_engine::gpu::Tuning>,
 }

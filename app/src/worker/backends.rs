@@ -27,7 +27,13 @@ pub async fn open(
         Choice::WebGpu => BackendChoice::Gpu,
     };
     let t0 = now_ms();
-    let (backend, failure) = match AnyBackend::open_async(weights, want, GpuOptions::default()).await {
+    // A tuning the benchmark page measured on this adapter for this model shape, if kept.
+    let workgroups = match want {
+        BackendChoice::Cpu => None,
+        _ => super::tuning::load(&adapter_label().await.unwrap_or_default(), &weights.config).await,
+    };
+    let opts = GpuOptions { workgroups, ..GpuOptions::default() };
+    let (backend, failure) = match AnyBackend::open_async(weights, want, opts).await {
         // Auto reports a GPU failure in its reason: "cpu: no usable GPU (…)".
         Ok((b, why)) => (b, why.strip_prefix("cpu: no usable GPU (").map(|r| r.trim_end_matches(')').to_string())),
         Err(e) => (AnyBackend::Cpu(CpuBackend::new(again()?)), Some(e.to_string())),
@@ -89,7 +95,7 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
 
 /// "google swiftshader (fallback adapter)", from the browser's own adapter description
 /// (wgpu leaves the adapter name empty on the web).
-async fn adapter_label() -> Option<String> {
+pub async fn adapter_label() -> Option<String> {
     let gpu = Reflect::get(&scope().navigator(), &"gpu".into()).ok()?;
     let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
     let adapter = JsFuture::from(js_sys::Promise::from(request.call0(&gpu).ok()?)).await.ok()?;

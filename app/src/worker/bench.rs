@@ -7,7 +7,11 @@ use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::randmodel::{named_shape, random_weights};
 use tinylm_engine::{checkpoint, Sampler, Weights, BOS};
 
-use super::backends;
+use super::{backends, tuning};
+use crate::protocol::Choice;
+use tinylm_engine::gpu::tune::tune_async;
+use tinylm_engine::gpu::{GpuContext, Tuning};
+use tinylm_engine::Config;
 use super::engine::BUNDLED_MODEL;
 use super::fetch::{download, progress};
 use super::host::{now_ms, post, yield_now};
@@ -33,8 +37,13 @@ async fn run(req: &BenchRequest) -> Result<BenchResult, String> {
     let (origin, model) = fetch(&req.model).await?;
     let first = weights(&origin)?;
     let model_ms = now_ms() - t0;
+    let tuning = match (req.tune, req.choice) {
+        (true, Choice::WebGpu | Choice::Auto) => tune(&first.config, &model).await,
+        _ => None,
+    };
     progress(&format!("Starting the backend for {model}"), 0, None);
     let (mut backend, info) = backends::open(first, req.choice, || weights(&origin)).await?;
+    let workgroups = backend.gpu().map(|g| g.workgroups());
     let steps = req.steps.min(backend.config().seq_len);
     decode(&mut backend, WARM_UP.min(steps)).await?;
     let mut runs = Vec::with_capacity(req.runs);
@@ -58,7 +67,25 @@ async fn run(req: &BenchRequest) -> Result<BenchResult, String> {
         steps,
         median_tok_s: median(&runs),
         runs,
+        workgroups,
+        tuning,
     })
+}
+
+/// Most time the page's tuning run may take (SwiftShader needs seconds; see README).
+const TUNE_BUDGET_MS: f64 = 4000.0;
+
+/// Measures the workgroup shapes on this WebGPU adapter and keeps the result, so this and
+/// later loads of a model of this shape decode with them. `None` without WebGPU.
+async fn tune(c: &Config, model: &str) -> Option<Tuning> {
+    progress(&format!("Tuning the GPU kernels for {model}"), 0, None);
+    let ctx = GpuContext::new_async().await.ok()?;
+    let t = tune_async(&ctx, c, TUNE_BUDGET_MS, &now_ms).await.ok()?;
+    drop(ctx);
+    if let Err(e) = tuning::save(&backends::adapter_label().await.unwrap_or_default(), &t).await {
+        web_sys::console::warn_1(&e.into());
+    }
+    Some(t)
 }
 
 /// Greedy decode of `steps` tokens from BOS; returns how many were decoded.

@@ -11,6 +11,7 @@ mod inspect;
 mod run;
 mod store;
 mod train;
+mod tuning;
 pub mod words;
 
 use std::cell::Cell;
