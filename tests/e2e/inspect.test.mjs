@@ -373,6 +373,23 @@ describe('Inspect view on bigger models (CPU path)', () => {
       assert.equal(json.logit_lens[layers - 1][t].id, best, `argmax at ${t}`);
     }
     assert.equal(json.logit_lens[0][json.tokens.length - 1] === null, !json.logit_lens_positions.includes(json.tokens.length - 1));
+
+    // A new long inspection, stopped: the last finished one stays on screen and its lens still
+    // answers for positions not yet worked out.
+    await page.click('[data-testid=tab-generate]');
+    await page.fill('[data-testid=prompt]', `${greedy256}\n${greedy256}`);
+    await page.click('[data-testid=tab-inspect]');
+    await page.click('[data-testid=inspect-again]');
+    await page.waitForFunction(() => /forward pass at [1-9]/.test(
+      document.querySelector('[data-testid=inspect-status]')?.textContent ?? ''), null, { timeout: SLOW });
+    await page.click('[data-testid=inspect-stop]');
+    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error'], 10_000), 'stopped');
+    assert.match(await page.textContent('[data-testid=inspect-status]'), /Showing the last finished inspection\./);
+    assert.equal(await page.locator('[data-testid=tokens] .tok').count(), n);
+    await page.click('[data-testid=tok-30]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=lens] td[data-pending]').length === 0,
+      null, { timeout: SLOW });
+    assert.match(await page.textContent('[data-testid=lens] th.picked'), /^30 /);
     assert.deepEqual(log.errors, [], 'console errors');
     await page.close();
   });

@@ -19,6 +19,19 @@ thread_local! {
     static SEQ: Cell<u64> = const { Cell::new(0) };
 }
 
+fn next_seq() -> u64 {
+    SEQ.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    })
+}
+
+/// Ends any lens work the worker is doing (an empty, newer request), so a new inspection
+/// does not wait behind it.
+pub fn cancel_pending() {
+    send(&ToWorker::InspectCtl(InspectCtl::Lens { id: 0, seq: next_seq(), positions: Vec::new() }), &[]);
+}
+
 #[component]
 pub fn Lens(s: State) -> impl IntoView {
     let span = move || {
@@ -95,23 +108,27 @@ pub fn Lens(s: State) -> impl IntoView {
 }
 
 /// Asks the worker for the window's missing columns whenever the window or the data changes,
-/// unless every missing one was asked for already (the last request is still being answered).
+/// unless every missing one was asked for already by the newest request (still being answered).
+/// A cancelled request (a new inspection began) is asked again once that one ends.
 fn ask_for_missing(s: State, span: impl Fn() -> std::ops::Range<usize> + 'static) {
-    let asked = StoredValue::new((0u64, Vec::<usize>::new()));
+    let asked = StoredValue::new((0u64, 0u64, Vec::<usize>::new()));
     Effect::new(move |_| {
+        s.phase.track();
         let Some(id) = s.data.with(|d| d.as_ref().map(|d| d.info.id)) else { return };
         let range = span();
         let at = s.pos.get().clamp(range.start, range.end.saturating_sub(1));
         let missing: Vec<usize> = s.lens.with(|m| nearest(at, range.end).filter(|t| range.contains(t) && !m.contains_key(t)).collect());
-        let (was, before) = asked.get_value();
-        if missing.is_empty() || (was == id && missing.iter().all(|t| before.contains(t))) {
+        let (was, seq, before) = asked.get_value();
+        let newest = SEQ.with(Cell::get) == seq;
+        if missing.is_empty() || (was == id && newest && missing.iter().all(|t| before.contains(t))) {
             return;
         }
-        let seq = SEQ.with(|c| {
-            c.set(c.get() + 1);
-            c.get()
-        });
-        asked.set_value((id, missing.clone()));
+        if s.phase.with_untracked(|p| *p == super::Phase::Busy) {
+            // The worker is busy with a new inspection: ask when it is done (or stopped).
+            return;
+        }
+        let seq = next_seq();
+        asked.set_value((id, seq, missing.clone()));
         send(&ToWorker::InspectCtl(InspectCtl::Lens { id, seq, positions: missing }), &[]);
     });
 }

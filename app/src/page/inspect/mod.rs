@@ -137,6 +137,7 @@ pub fn request(ctx: Ctx, s: State) {
     s.source.set(Some((ctx.run_id.get_untracked(), ctx.active.get_untracked())));
     let has_run = ctx.run_id.get_untracked() > 0;
     let text = ctx.form.prompt.get_untracked();
+    lens::cancel_pending();
     send(&ToWorker::Inspect(InspectRequest { id, last_run: has_run, text }), &[]);
 }
 
