@@ -142,6 +142,9 @@ macro_rules! shader {
     };
 }
 
+/// The RoPE pair and KV-cache write shared by rope.wgsl and matvec_rope.wgsl.
+const ROPE_PAIR: &str = include_str!("../../../shaders/rope_pair.wgsl");
+
 pub(crate) const MATVEC_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
 const MATVEC_ENTRIES: &[&str] = &["plain", "norm", "swiglu"];
 
@@ -193,13 +196,13 @@ impl Kernels {
             matvec: k("matvec", matvec_src(wg.layers, false).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES),
             matvec_rope: k(
                 "matvec rope",
-                (matvec_src(wg.layers, false) + include_str!("../../../shaders/matvec_rope.wgsl")).as_str(),
+                (matvec_src(wg.layers, false) + ROPE_PAIR + include_str!("../../../shaders/matvec_rope.wgsl")).as_str(),
                 &[Read, Read, Write, Uniform, Read, Read, Write, Uniform],
                 &["norm_rope"],
             ),
             matvec_cls: (wg.classifier != wg.layers).then(|| k("matvec cls", matvec_src(wg.classifier, false).as_str(), MATVEC_SLOTS, &["norm"])),
             matvec_cls_f16: f16.then(|| k("matvec cls f16", matvec_src(wg.classifier, true).as_str(), MATVEC_SLOTS, &["norm"])),
-            rope: k("rope", shader!("rope.wgsl"), &[Read, Read, Write, Write, Uniform], &["main"]),
+            rope: k("rope", &[shader!("rope_pair.wgsl"), include_str!("../../../shaders/rope.wgsl")].concat(), &[Read, Read, Write, Write, Uniform], &["main"]),
             attention: k("attention", attention_src(wg.attention).as_str(), ATTENTION_SLOTS, &["main"]),
             swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),
             sample: k("sample", shader!("sample.wgsl"), &[Read, Write, Write, Uniform], &["argmax", "sample"]),
