@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate text exactly as llama2.c `run` does.
+    /// Generate text exactly as llama2.c `run` does (`tinylm run` works too).
+    #[command(alias = "run")]
     Generate(cmd::generate::Args),
     /// Write logits, attention and residuals of a token sequence to a safetensors file.
     Logits(cmd::logits::Args),

@@ -43,6 +43,13 @@ fn seeded_sampling_reproduces_llama2c_doc_story() {
 }
 
 #[test]
+fn run_is_generate_as_llama2c_users_type_it() {
+    let expected = std::fs::read(data("reference/stories260K_greedy_256.txt")).unwrap();
+    let args = ["run".to_string(), model().display().to_string(), "-z".into(), tok512().display().to_string(), "-t".into(), "0".into()];
+    assert_eq!(String::from_utf8_lossy(&ok(&args)), String::from_utf8_lossy(&expected));
+}
+
+#[test]
 fn long_options_equal_short_ones() {
     let short = generate(&["-t", "0.8", "-p", "0.5", "-s", "7", "-n", "40", "-i", "Tom"]);
     let long = generate(&["--temperature", "0.8", "--topp", "0.5", "--seed", "7", "--steps", "40", "--prompt", "Tom"]);
