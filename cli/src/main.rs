@@ -25,6 +25,8 @@ enum Command {
     Generate(cmd::generate::Args),
     /// Write logits, attention and residuals of a token sequence to a safetensors file.
     Logits(cmd::logits::Args),
+    /// The Inspect view's figures: next-token odds, logit lens, attention rollout, one head's attention.
+    Inspect(cmd::inspect::Args),
     /// Print the token ids of a text (BOS first).
     Encode(cmd::encode::Args),
     /// Print the text of token ids.
@@ -45,6 +47,7 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
     match cli.command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Logits(a) => cmd::logits::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
         Command::Encode(a) => cmd::encode::run(a),
         Command::Decode(a) => cmd::decode::run(a),
         Command::MakeModel(a) => cmd::make_model::run(a),

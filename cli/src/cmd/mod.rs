@@ -6,6 +6,7 @@ pub mod encode;
 pub mod finetune;
 pub mod generate;
 pub mod info;
+pub mod inspect;
 pub mod logits;
 pub mod make_model;
 pub mod merge;

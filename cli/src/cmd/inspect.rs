@@ -1,0 +1,297 @@
+//! `tinylm inspect`: the Inspect view's figures for a text, on the command line: the tokens,
+//! the next-token distribution before and after the sampler's settings, the logit lens, the
+//! attention rollout and (asked for) one head's attention. `--json` writes them with the field
+//! names of the view's JSON export (cli/README.md).
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use tinylm_engine::cpu::{fast, ops};
+use tinylm_engine::trace::{inspect, next_tokens, rollout, Inspection, NextTokens};
+use tinylm_engine::{Error, Result, Tokenizer};
+
+use super::logits::parse_tokens;
+use crate::{backend, load, out};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model checkpoint (llama2.c v0, v1 or v2).
+    pub model: PathBuf,
+    /// tokenizer.bin with the model's vocabulary (for the text and the pieces).
+    #[arg(short = 'z', long)]
+    pub tokenizer: PathBuf,
+    /// Text to inspect (encoded with BOS first).
+    #[arg(short = 'i', long, required_unless_present = "ids", conflicts_with = "ids")]
+    pub prompt: Option<String>,
+    /// Token ids instead of text, BOS included ("1,403,407").
+    #[arg(long)]
+    pub ids: Option<String>,
+    /// cpu, gpu (one batched inspection pass) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// A PEFT LoRA adapter directory; unmerged on the CPU, merged into the weights on the GPU.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Write one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Temperature of the next-token view (0 is greedy).
+    #[arg(short = 't', long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Top-p of the next-token view, in [0, 1] (0 or 1: no cut).
+    #[arg(short = 'p', long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub topp: f32,
+    /// Candidates shown per position (next token and logit lens).
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// The one position to show (0-based); all by default (text: the next-token table for the last).
+    #[arg(long)]
+    pub position: Option<usize>,
+    /// Layer (0-based) of the attention to show; needs --head.
+    #[arg(long, requires = "head")]
+    pub layer: Option<usize>,
+    /// Head (0-based) of the attention to show; needs --layer.
+    #[arg(long, requires = "layer")]
+    pub head: Option<usize>,
+}
+
+/// The figures of one position.
+struct At {
+    t: usize,
+    next: NextTokens,
+    /// `[L]` of the top-K (id, probability), likeliest first.
+    lens: Vec<Vec<(u32, f32)>>,
+    /// Last layer's rollout row `[T]`.
+    rollout: Vec<f32>,
+    /// The chosen head's attention row `[T]`.
+    attention: Option<Vec<f32>>,
+}
+
+struct Report {
+    backend: String,
+    ins: Inspection,
+    pieces: Vec<String>,
+    vocab: Vec<String>,
+    at: Vec<At>,
+    /// The chosen (layer, head) and its `[T, T]` attention.
+    head: Option<(usize, usize, Vec<f32>)>,
+    /// Last layer's rollout `[T, T]`.
+    rollout: Vec<f32>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let r = report(&a)?;
+    if a.json {
+        out::line(&to_json(&a, &r).to_string())
+    } else {
+        out::write(human(&a, &r).as_bytes()).map(|_| ())
+    }
+}
+
+fn report(a: &Args) -> Result<Report> {
+    let (weights, _) = load::model(&a.model)?;
+    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let tokens = match (&a.ids, &a.prompt) {
+        (Some(ids), _) => parse_tokens(ids)?,
+        (None, Some(text)) if text.is_empty() => return Err(Error::InvalidSetting("nothing to inspect: the text is empty".into())),
+        (None, Some(text)) => tok.encode(text, true, false),
+        _ => return Err(Error::InvalidSetting("give --prompt or --ids".into())),
+    };
+    // The lens needs only the final norm and the classifier; keep copies as the backend takes the weights.
+    let (rms_final, classifier) = (weights.rms_final.clone(), weights.classifier().to_vec());
+    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
+    let ins = match model.gpu() {
+        Some(g) => g.inspect(&tokens)?,
+        None => inspect(&mut model, &tokens)?,
+    };
+    let c = ins.config;
+    let (n, last) = (ins.len(), c.n_layers - 1);
+    let positions = match a.position {
+        Some(t) if t >= n => {
+            return Err(Error::InvalidSetting(format!("--position {t} is past the last token (the text has {n} tokens: 0..{})", n - 1)))
+        }
+        Some(t) => vec![t],
+        None => (0..n).collect(),
+    };
+    let head = match (a.layer, a.head) {
+        (Some(l), _) if l >= c.n_layers => {
+            return Err(Error::InvalidSetting(format!("--layer {l}: the model has {} layers (0..{last})", c.n_layers)))
+        }
+        (_, Some(h)) if h >= c.n_heads => {
+            return Err(Error::InvalidSetting(format!("--head {h}: the model has {} heads (0..{})", c.n_heads, c.n_heads - 1)))
+        }
+        (Some(l), Some(h)) => Some((l, h, (0..n).flat_map(|t| ins.attn_row(l, h, t).to_vec()).collect::<Vec<f32>>())),
+        _ => None,
+    };
+    let roll = rollout(&ins).split_off(last * n * n);
+    let at = positions
+        .into_iter()
+        .map(|t| {
+            Ok(At {
+                t,
+                next: next_tokens(ins.logits_at(t), a.temperature, a.topp, a.top)?,
+                lens: lens_top(&ins, &rms_final, &classifier, t, a.top),
+                rollout: roll[t * n..(t + 1) * n].to_vec(),
+                attention: head.as_ref().map(|(_, _, m)| m[t * n..(t + 1) * n].to_vec()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let vocab = (0..c.vocab_size as u32).map(|i| tok.piece(i).map(vocab_piece).unwrap_or_default()).collect();
+    Ok(Report { backend: why, pieces: token_pieces(&tok, &ins.tokens), vocab, ins, at, head, rollout: roll })
+}
+
+/// The logit lens at `t` with the top `k` per layer. `trace::lens_at` keeps only the top 1; these
+/// are its operations (RMSNorm, classifier, softmax) on the same numbers, so its top 1 is ours.
+fn lens_top(ins: &Inspection, rms_final: &[f32], classifier: &[f32], t: usize, k: usize) -> Vec<Vec<(u32, f32)>> {
+    let c = &ins.config;
+    let (mut xb, mut p) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
+    (0..c.n_layers)
+        .map(|l| {
+            ops::rmsnorm(&mut xb, ins.resid_at(l, t), rms_final);
+            fast::matmul(&mut p, &xb, classifier);
+            fast::softmax(&mut p);
+            top_k(&p, k)
+        })
+        .collect()
+}
+
+/// The `k` largest of `p` with their ids; ties go to the lower id (as `argmax`).
+fn top_k(p: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut order: Vec<u32> = (0..p.len() as u32).collect();
+    order.sort_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
+    order.into_iter().take(k).map(|i| (i, p[i as usize])).collect()
+}
+
+/// How each token of the text reads after run.c's decode rules (the first as stored).
+fn token_pieces(tok: &Tokenizer, tokens: &[u32]) -> Vec<String> {
+    let first = tokens.first().and_then(|&t| tok.piece(t)).map(vocab_piece).unwrap_or_default();
+    let rest = tokens.windows(2).map(|w| tok.decode(w[0], w[1]).map(|p| readable(p.bytes())).unwrap_or_else(|_| "?".into()));
+    std::iter::once(first).chain(rest).collect()
+}
+
+/// A vocabulary piece as stored; BOS/EOS without llama2.c's surrounding line breaks.
+fn vocab_piece(piece: &[u8]) -> String {
+    let text = String::from_utf8_lossy(piece);
+    match text.trim() {
+        s @ ("<s>" | "</s>" | "<unk>") => s.to_string(),
+        _ => readable(piece),
+    }
+}
+
+/// Line breaks and tabs as symbols, bytes that are not text as `<0xHH>`.
+fn readable(b: &[u8]) -> String {
+    match b {
+        [c] if !c.is_ascii() || (c.is_ascii_control() && !matches!(c, b'\n' | b'\t')) => format!("<0x{c:02X}>"),
+        _ => String::from_utf8_lossy(b).replace('\n', "↵").replace('\t', "⇥"),
+    }
+}
+
+fn rows(m: &[f32], n: usize) -> Value {
+    Value::Array(m.chunks(n.max(1)).map(|r| json!(r)).collect())
+}
+
+fn cand_json(r: &Report, next: &NextTokens, t: usize, a: &Args) -> Value {
+    let top: Vec<Value> = next
+        .top
+        .iter()
+        .map(|c| json!({"id": c.id, "piece": r.vocab[c.id as usize], "logit": c.logit, "prob": c.prob, "reshaped": c.reshaped, "kept": c.kept}))
+        .collect();
+    json!({"position": t, "temperature": a.temperature, "top_p": a.topp, "kept": next.kept, "kept_mass": next.kept_mass, "top": top})
+}
+
+fn to_json(a: &Args, r: &Report) -> Value {
+    let (c, n) = (&r.ins.config, r.ins.len());
+    let cell = |&(id, prob): &(u32, f32)| json!({"id": id, "piece": r.vocab[id as usize], "prob": prob});
+    // As the view's export: `logit_lens[l][t]` is the top 1, null at positions not shown.
+    let lens: Vec<Value> =
+        (0..c.n_layers).map(|l| (0..n).map(|t| r.at.iter().find(|p| p.t == t).map_or(Value::Null, |p| cell(&p.lens[l][0]))).collect()).collect();
+    let positions: Vec<Value> =
+        r.at.iter()
+            .map(|p| {
+                json!({
+                    "position": p.t,
+                    "token": r.ins.tokens[p.t],
+                    "piece": r.pieces[p.t],
+                    "next_token": cand_json(r, &p.next, p.t, a),
+                    "logit_lens": p.lens.iter().map(|l| l.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                    "rollout": p.rollout,
+                    "attention": p.attention,
+                })
+            })
+            .collect();
+    let last = r.at.last().map(|p| cand_json(r, &p.next, p.t, a));
+    json!({
+        "model": load::name(&a.model),
+        "backend": r.backend,
+        "shape": {"layers": c.n_layers, "heads": c.n_heads, "tokens": n, "vocab": c.vocab_size},
+        "tokens": r.ins.tokens,
+        "pieces": r.pieces,
+        "layer": r.head.as_ref().map(|h| h.0),
+        "head": r.head.as_ref().map(|h| h.1),
+        "attention_head": r.head.as_ref().map(|h| rows(&h.2, n)),
+        "rollout_last_layer": rows(&r.rollout, n),
+        "logit_lens": lens,
+        "logit_lens_positions": r.at.iter().map(|p| p.t).collect::<Vec<_>>(),
+        "next_token": last,
+        "positions": positions,
+    })
+}
+
+fn human(a: &Args, r: &Report) -> String {
+    let mut s = format!("backend: {}\ntokens ({}):", r.backend, r.ins.len());
+    for (t, (id, piece)) in r.ins.tokens.iter().zip(&r.pieces).enumerate() {
+        s += &format!(" {t}:{id}:{piece:?}");
+    }
+    s += "\n";
+    // The next-token table for the chosen position, or for the last one.
+    if let Some(p) = r.at.last() {
+        let v = &p.next;
+        s += &format!(
+            "next token after position {} (temperature {}, top-p {}: {} kept, mass {:.4}):\n  {:>5} {:>12} {:>9} {:>9}  kept\n",
+            p.t, a.temperature, a.topp, v.kept, v.kept_mass, "id", "piece", "prob", "reshaped"
+        );
+        for c in &v.top {
+            let mark = if c.kept { "kept" } else { "cut" };
+            s += &format!("  {:>5} {:>12} {:>9.6} {:>9.6}  {mark}\n", c.id, format!("{:?}", r.vocab[c.id as usize]), c.prob, c.reshaped);
+        }
+    }
+    s += "logit lens (top 1 per layer: piece prob):\n";
+    for p in &r.at {
+        let layers: Vec<String> = p.lens.iter().enumerate().map(|(l, k)| format!("L{l} {:?} {:.3}", r.vocab[k[0].0 as usize], k[0].1)).collect();
+        s += &format!("  {:>3} {:>10}  {}\n", p.t, format!("{:?}", r.pieces[p.t]), layers.join("  "));
+    }
+    s += "rollout (last layer, row per position):\n";
+    s += &rows_text(r.at.iter().map(|p| (p.t, &p.rollout)));
+    if let Some((l, h, _)) = &r.head {
+        s += &format!("attention layer {l} head {h} (row per position):\n");
+        s += &rows_text(r.at.iter().filter_map(|p| p.attention.as_ref().map(|row| (p.t, row))));
+    }
+    s
+}
+
+fn rows_text<'a>(rows: impl Iterator<Item = (usize, &'a Vec<f32>)>) -> String {
+    rows.map(|(t, row)| {
+        let cells: Vec<String> = row[..=t].iter().map(|x| format!("{x:.3}")).collect();
+        format!("  {t:>3}  {}\n", cells.join(" "))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{readable, top_k};
+
+    #[test]
+    fn top_k_orders_by_probability_then_id() {
+        assert_eq!(top_k(&[0.1, 0.4, 0.4, 0.1], 3), [(1, 0.4), (2, 0.4), (0, 0.1)]);
+        assert_eq!(top_k(&[0.5], 4).len(), 1);
+    }
+
+    #[test]
+    fn pieces_show_breaks_and_bytes() {
+        assert_eq!(readable(b"a\nb"), "a↵b");
+        assert_eq!(readable(&[0xE2]), "<0xE2>");
+        assert_eq!(readable(b" "), " ");
+    }
+}
