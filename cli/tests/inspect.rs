@@ -133,6 +133,27 @@ fn top_p_keeps_the_samplers_set() {
 }
 
 #[test]
+fn an_adapter_changes_the_odds_as_logits_does() {
+    let dir = data("reference/stories260K_lora_qv_r4/adapter_final").display().to_string();
+    let out = scratch("inspect-adapter").join("l.safetensors");
+    let ids = id_list(&greedy()[..8]);
+    ok(&["logits", &model().display().to_string(), "--tokens", &ids, "--adapter", &dir, "-o", &out.display().to_string()]);
+    let (shape, v) = tensor(&std::fs::read(out).unwrap(), "logits");
+    let j = inspect(&["--ids", &ids, "--adapter", &dir, "--top", "1"]);
+    let base = inspect(&["--ids", &ids, "--top", "1"]);
+    let prob = |j: &Value, t: usize| j["positions"][t]["next_token"]["top"][0]["prob"].as_f64().unwrap();
+    assert!((0..8).any(|t| (prob(&j, t) - prob(&base, t)).abs() > 1e-3), "the adapter changed nothing");
+    for (t, row) in v.chunks(shape[1]).enumerate() {
+        let mut p = row.to_vec();
+        softmax(&mut p);
+        let best = p.iter().enumerate().fold(0, |b, (i, &x)| if x > p[b] { i } else { b });
+        let top = &j["positions"][t]["next_token"]["top"][0];
+        assert_eq!(top["id"], best, "position {t}");
+        assert!((top["prob"].as_f64().unwrap() - p[best] as f64).abs() <= 1e-6, "position {t}");
+    }
+}
+
+#[test]
 fn rollout_rows_sum_to_one() {
     let j = fixture_inspect(&[]);
     for (t, row) in j["rollout_last_layer"].as_array().unwrap().iter().enumerate() {

@@ -280,7 +280,25 @@ fn rows_text<'a>(rows: impl Iterator<Item = (usize, &'a Vec<f32>)>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{readable, top_k};
+    use super::{lens_top, readable, top_k};
+    use tinylm_engine::cpu::CpuBackend;
+    use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
+    use tinylm_engine::trace::{inspect, lens_at, LensHead};
+
+    #[test]
+    fn lens_top_1_is_the_engines_lens() {
+        let (c, seed) = named_shape("micro").unwrap();
+        let w = random_weights(&c, seed).unwrap();
+        let tokens = random_tokens(3, 12, c.vocab_size);
+        let ins = inspect(&mut CpuBackend::new(w.clone()), &tokens).unwrap();
+        for t in 0..tokens.len() {
+            let ours = lens_top(&ins, &w.rms_final, w.classifier(), t, 3);
+            for (l, top) in lens_at(&LensHead::of(&w), &ins, t).unwrap().into_iter().enumerate() {
+                assert_eq!((ours[l][0].0, ours[l][0].1), (top.id, top.prob), "position {t} layer {l}");
+                assert!(ours[l][1].1 <= ours[l][0].1 && ours[l][2].1 <= ours[l][1].1);
+            }
+        }
+    }
 
     #[test]
     fn top_k_orders_by_probability_then_id() {
