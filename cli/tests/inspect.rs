@@ -193,6 +193,9 @@ fn one_position_and_text_input() {
     assert_eq!(j["next_token"]["position"], 2);
     assert_eq!(j["logit_lens_positions"], serde_json::json!([2]));
     assert!(j["logit_lens"][0][0].is_null() && j["logit_lens"][0][2]["id"].is_u64());
+    // Line breaks and blanks read as the Inspect view shows them.
+    let j = inspect(&["-i", "Hi\nthere é", "--top", "1"]);
+    assert_eq!(j["pieces"], serde_json::json!(["<s>", "H", "i", "↵", "t", "he", "re", "␣", "é"]));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use tinylm_engine::cpu::{fast, ops};
+use tinylm_engine::tokenizer::Piece;
 use tinylm_engine::trace::{inspect, next_tokens, rollout, Inspection, NextTokens};
 use tinylm_engine::{Error, Result, Tokenizer};
 
@@ -163,28 +164,44 @@ fn top_k(p: &[f32], k: usize) -> Vec<(u32, f32)> {
     order.into_iter().take(k).map(|i| (i, p[i as usize])).collect()
 }
 
-/// How each token of the text reads after run.c's decode rules (the first as stored).
+/// How each token of the text reads after run.c's decode rules (the first as stored). The rules
+/// are the Inspect view's, so the two JSON exports name tokens alike.
 fn token_pieces(tok: &Tokenizer, tokens: &[u32]) -> Vec<String> {
     let first = tokens.first().and_then(|&t| tok.piece(t)).map(vocab_piece).unwrap_or_default();
-    let rest = tokens.windows(2).map(|w| tok.decode(w[0], w[1]).map(|p| readable(p.bytes())).unwrap_or_else(|_| "?".into()));
+    let rest = tokens.windows(2).map(|w| match tok.decode(w[0], w[1]) {
+        Ok(Piece::Text(b)) => visible(&String::from_utf8_lossy(b)),
+        Ok(Piece::Byte(b)) => byte(b),
+        Err(_) => "?".into(),
+    });
     std::iter::once(first).chain(rest).collect()
 }
 
-/// A vocabulary piece as stored; BOS/EOS without llama2.c's surrounding line breaks.
+/// A vocabulary piece as stored: `<0xHH>` as its byte, BOS/EOS without llama2.c's line breaks.
 fn vocab_piece(piece: &[u8]) -> String {
     let text = String::from_utf8_lossy(piece);
-    match text.trim() {
-        s @ ("<s>" | "</s>" | "<unk>") => s.to_string(),
-        _ => readable(piece),
+    let hex = text.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).filter(|h| h.len() == 2);
+    match (hex.and_then(|h| u8::from_str_radix(h, 16).ok()), text.trim()) {
+        (Some(b), _) => byte(b),
+        (None, s @ ("<s>" | "</s>" | "<unk>")) => s.to_string(),
+        (None, _) => visible(&text),
     }
 }
 
-/// Line breaks and tabs as symbols, bytes that are not text as `<0xHH>`.
-fn readable(b: &[u8]) -> String {
+/// A byte piece: the character when printable ASCII, `↵` for a line break, else `<0xHH>`.
+fn byte(b: u8) -> String {
     match b {
-        [c] if !c.is_ascii() || (c.is_ascii_control() && !matches!(c, b'\n' | b'\t')) => format!("<0x{c:02X}>"),
-        _ => String::from_utf8_lossy(b).replace('\n', "↵").replace('\t', "⇥"),
+        b if b.is_ascii_graphic() || b == b' ' => (b as char).to_string(),
+        b'\n' => "↵".into(),
+        b => format!("<0x{b:02X}>"),
     }
+}
+
+/// Line breaks and tabs as symbols; a piece of only spaces as `␣`s so that it shows.
+fn visible(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b == b' ') {
+        return "␣".repeat(s.len());
+    }
+    s.replace('\n', "↵").replace('\t', "⇥")
 }
 
 fn rows(m: &[f32], n: usize) -> Value {
@@ -280,7 +297,7 @@ fn rows_text<'a>(rows: impl Iterator<Item = (usize, &'a Vec<f32>)>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{lens_top, readable, top_k};
+    use super::{lens_top, top_k, vocab_piece};
     use tinylm_engine::cpu::CpuBackend;
     use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
     use tinylm_engine::trace::{inspect, lens_at, LensHead};
@@ -307,9 +324,12 @@ mod tests {
     }
 
     #[test]
-    fn pieces_show_breaks_and_bytes() {
-        assert_eq!(readable(b"a\nb"), "a↵b");
-        assert_eq!(readable(&[0xE2]), "<0xE2>");
-        assert_eq!(readable(b" "), " ");
+    fn pieces_show_breaks_blanks_and_bytes() {
+        assert_eq!(vocab_piece(b"a\nb\t"), "a↵b⇥");
+        assert_eq!(vocab_piece(b"<0x41>"), "A");
+        assert_eq!(vocab_piece(b"<0x0A>"), "↵");
+        assert_eq!(vocab_piece(b"<0xE2>"), "<0xE2>");
+        assert_eq!(vocab_piece(b"\n<s>\n"), "<s>");
+        assert_eq!(vocab_piece(b"  "), "␣␣");
     }
 }
