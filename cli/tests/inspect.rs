@@ -212,7 +212,7 @@ fn bad_arguments_are_refused_by_name() {
     let (m, z) = (model().display().to_string(), tok512().display().to_string());
     let llama = data("tokenizers/llama2/tokenizer.bin").display().to_string();
     let base = ["inspect", m.as_str(), "-z", z.as_str()];
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--ids", "1,403", "--position", "2"], "--position 2"),
         (&["--ids", "1,403", "--layer", "5", "--head", "0"], "--layer 5"),
         (&["--ids", "1,403", "--layer", "0", "--head", "8"], "--head 8"),
@@ -221,6 +221,7 @@ fn bad_arguments_are_refused_by_name() {
         (&["--ids", "1,x"], "`x`"),
         (&["--ids", "1,403", "-p", "2"], "top-p"),
         (&["--ids", "1,403", "--layer", "0"], "--head"),
+        (&["--ids", "1,403", "--top", "0"], "--top 0"),
     ];
     for (extra, want) in cases {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();

@@ -90,6 +90,9 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn report(a: &Args) -> Result<Report> {
+    if a.top == 0 {
+        return Err(Error::InvalidSetting("--top 0 shows nothing; give 1 or more".into()));
+    }
     let (weights, _) = load::model(&a.model)?;
     let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
     let tokens = match (&a.ids, &a.prompt) {
