@@ -109,6 +109,12 @@ describe('Train view (CPU training in the engine worker)', () => {
     return page.getAttribute('[data-testid=train-status]', 'data-state');
   }
 
+  /** Waits for the pre-start estimate and returns its seconds. */
+  async function waitEstimate(page) {
+    await page.waitForFunction(() => document.querySelector('[data-testid=train-estimate]')?.dataset.seconds, null, { timeout: 120_000 });
+    return Number(await page.getAttribute('[data-testid=train-estimate]', 'data-seconds'));
+  }
+
   const losses = async (page) => JSON.parse(await page.textContent('[data-testid=train-losses]'));
   const rows = (page) => page.locator('[data-testid=adapter-row]').count();
   /** Waits until the library lists more than `n` adapters (saving is asynchronous). */
@@ -144,6 +150,10 @@ describe('Train view (CPU training in the engine worker)', () => {
     assert.match(await page.textContent('[data-testid=data-source]'), /Peter Rabbit.*Public domain/);
     assert.match(await page.textContent('[data-testid=counts]'), /\d+ tokens for training, \d+ held out/);
     await settings(page, { ...RUN, sampleEvery: 10, checkpointEvery: 5 });
+    // Before Start: an estimate measured on this device for these settings.
+    const estimate = await waitEstimate(page);
+    assert.ok(estimate > 0 && estimate < 600, `estimate ${estimate} s`);
+    assert.match(await page.textContent('[data-testid=train-estimate]'), /^Estimated time: about \d+ (s|min) on this device \(CPU, \d+ ms per step/);
     const stored = await rows(page);
     await page.click('[data-testid=train-start]');
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= 3, null, { timeout: SLOW });
@@ -172,13 +182,16 @@ describe('Train view (CPU training in the engine worker)', () => {
     assert.ok(off.startsWith('Once upon a time') && on.startsWith('Once upon a time'));
     assert.notEqual(on, off, 'adapter-on sample differs from adapter-off');
 
-    // The same run on the CLI, on the text the browser trained on (the held-out tenth removed).
+    // The same run on the CLI, on the text the browser trained on (the held-out tenth removed),
+    // with the held-out tenth as --eval-file.
     const chars = Number(await page.getAttribute('[data-testid=counts]', 'data-train-chars'));
-    const trainText = Array.from(readFileSync(BOOK, 'utf8')).slice(0, chars).join('');
+    const book = Array.from(readFileSync(BOOK, 'utf8'));
     const textFile = join(work, 'train.txt');
-    writeFileSync(textFile, trainText);
+    writeFileSync(textFile, book.slice(0, chars).join(''));
+    const heldFile = join(work, 'held.txt');
+    writeFileSync(heldFile, book.slice(chars).join(''));
     const cliDir = join(work, 'cli');
-    tinylm(['finetune', MODEL, '-z', TOK, '--text-file', textFile, '--targets', RUN.targets, '--rank', `${RUN.rank}`,
+    tinylm(['finetune', MODEL, '-z', TOK, '--text-file', textFile, '--eval-file', heldFile, '--targets', RUN.targets, '--rank', `${RUN.rank}`,
       '--alpha', `${RUN.alpha}`, '--lr', `${RUN.lr}`, '--steps', `${RUN.steps}`, '--batch', `${RUN.batch}`, '--seq', `${RUN.seq}`,
       '--init-seed', `${RUN.seed}`, '--data-seed', `${RUN.seed}`, '-o', cliDir]);
     const want = JSON.parse(readFileSync(join(cliDir, 'losses.json'), 'utf8'));
@@ -186,6 +199,13 @@ describe('Train view (CPU training in the engine worker)', () => {
     for (let i = 0; i < want.length; i++) {
       assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * Math.abs(want[i]), `loss ${i}: browser ${got[i]} vs CLI ${want[i]}`);
     }
+    // The final held-out loss is the CLI's mean over every held-out window.
+    const cliHeld = JSON.parse(readFileSync(join(cliDir, 'held_out.json'), 'utf8'));
+    const heldWindows = Number(await page.getAttribute('[data-testid=counts]', 'data-held-windows'));
+    assert.equal(heldWindows, cliHeld.windows);
+    const [lastStep, lastHeld] = held[held.length - 1];
+    assert.equal(lastStep, RUN.steps);
+    assert.ok(Math.abs(lastHeld - cliHeld.loss) <= 1e-5 * cliHeld.loss, `held-out: browser ${lastHeld} vs CLI ${cliHeld.loss}`);
 
     // The downloaded adapter in the CLI gives the browser's logits.
     await waitRows(page, stored);
@@ -222,6 +242,15 @@ describe('Train view (CPU training in the engine worker)', () => {
     assert.equal(state, 'done');
     const plainStory = readShared('reference/stories260K_greedy_256.txt');
     assert.ok(text.length > 20 && !plainStory.startsWith(text), `adapter story: ${text}`);
+    // Restarting the model (the backend selector; what a reader does after a lost GPU) merges
+    // the adapter again: the page still says so and the story is the adapter's.
+    await page.selectOption('[data-testid=backend-choice]', 'cpu');
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await page.click('[data-testid=tab-train]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=using]')?.textContent.includes('adapter “'), null, { timeout: 30_000 });
+    await page.click('[data-testid=tab-generate]');
+    const again = await generate(page, { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
+    assert.equal(again.text, text, 'the same adapter story after the restart');
     assert.deepEqual(log.errors, []);
     await page.close();
   });
@@ -266,6 +295,46 @@ describe('Train view (CPU training in the engine worker)', () => {
       const { d, m } = maxDiff(Array.from(resumed[k].data), Array.from(straight[k].data));
       assert.ok(d <= 1e-4 * m, `${k}: differs by ${d} (max ${m})`);
     }
+    assert.deepEqual(log.errors, []);
+    await page.close();
+  });
+
+  test('a full disk during a checkpoint keeps the previous one: the page says so, and a reload resumes from it', async () => {
+    const s = { ...RUN, steps: 60, sampleEvery: 30, checkpointEvery: 5, name: 'disk-full-check' };
+    const { page, log } = await openApp(browser.context, server.url);
+    await openTrain(page);
+    await settings(page, s);
+    await page.click('[data-testid=train-start]');
+    const savedStep = async () => Number(await page.textContent('[data-testid=train-saved-step]'));
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-saved-step]').textContent) >= 5, null, { timeout: SLOW });
+    // From now on the disk is full: every write this page makes is refused (as pwa.test.mjs does).
+    await page.evaluate(() => {
+      FileSystemWritableFileStream.prototype.write = function () {
+        return Promise.reject(new DOMException('The quota has been exceeded.', 'QuotaExceededError'));
+      };
+    });
+    await page.waitForSelector('[data-testid=train-save-note]', { timeout: SLOW });
+    const kept = await savedStep();
+    assert.ok(kept >= 5 && kept % 5 === 0, `kept ${kept}`);
+    const note = await page.textContent('[data-testid=train-save-note]');
+    const refused = note.match(/^The checkpoint at step (\d+) could not be saved\. The browser has no room left /);
+    assert.ok(refused && Number(refused[1]) > kept, note);
+    assert.match(note, new RegExp(`The checkpoint at step ${kept} is kept: after a reload the run resumes from there\\.$`));
+    // Another refused checkpoint: the kept one stays the newest saved.
+    const tried = Number(await page.textContent('[data-testid=train-checkpoints]'));
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid=train-checkpoints]').textContent) > n, tried, { timeout: SLOW });
+    assert.equal(await savedStep(), kept);
+    await screenshot(page, 'train-disk-full');
+    const before = (await losses(page)).slice(0, kept);
+    await page.reload();
+    await openTrain(page);
+    await page.waitForSelector('[data-testid=interrupted]', { timeout: 30_000 });
+    assert.match(await page.textContent('[data-testid=interrupted]'), new RegExp(`at step ${kept} of ${s.steps}`));
+    await page.click('[data-testid=resume-saved]');
+    assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
+    const after = await losses(page);
+    assert.equal(after.length, s.steps + 1);
+    assert.deepEqual(after.slice(0, kept), before);
     assert.deepEqual(log.errors, []);
     await page.close();
   });
@@ -341,4 +410,98 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
     assert.deepEqual(log.errors, []);
     await page.close();
   });
+
+  test('an adapter in use survives a WebGPU restart that falls back to the CPU', async () => {
+    const { page, log } = await openApp(browser.context, server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
+    await page.click('[data-testid=tab-train]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
+    const before = await page.locator('[data-testid=adapter-row]').count();
+    await page.setInputFiles('[data-testid=adapter-upload]', [
+      join(FIXTURE, 'adapter_final/adapter_config.json'), join(FIXTURE, 'adapter_final/adapter_model.safetensors'),
+    ]);
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=adapter-row]').length > n, before, { timeout: 60_000 });
+    await page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=using]').textContent.includes('adapter “'), null, { timeout: 120_000 });
+    await page.click('[data-testid=tab-generate]');
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');
+    const greedy = { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 };
+    const gpu = await generate(page, greedy);
+    assert.equal(gpu.state, 'done', gpu.status);
+    // The reference: the CLI's greedy story with the same adapter (CPU).
+    const want = tinylm(['generate', MODEL, '-z', TOK, '--adapter', join(FIXTURE, 'adapter_final'), '-t', '0', '-n', '64']).toString();
+    assert.ok(gpu.text.length > 20 && want.startsWith(gpu.text.trimEnd()), `GPU ${gpu.text} vs CLI ${want}`);
+
+    // WebGPU stops offering an adapter in the engine's worker; choosing WebGPU restarts the
+    // model, which falls back to the CPU: the adapter must come along.
+    const worker = page.workers().find((w) => /worker/.test(w.url()));
+    assert.ok(worker, `engine worker among ${page.workers().map((w) => w.url())}`);
+    await worker.evaluate(() => { GPU.prototype.requestAdapter = async () => null; });
+    await page.selectOption('[data-testid=backend-choice]', 'webgpu');
+    assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'cpu');
+    assert.match(await page.textContent('[data-testid=backend-reason]'), /^You chose WebGPU, but it is not available/);
+    await page.click('[data-testid=tab-train]');
+    assert.match(await page.textContent('[data-testid=using]'), /adapter “/);
+    await screenshot(page, 'train-adapter-after-fallback');
+    await page.click('[data-testid=tab-generate]');
+    const cpu = await generate(page, greedy);
+    assert.equal(cpu.text, gpu.text, 'the adapter story, now from the CPU');
+    const plain = readShared('reference/stories260K_greedy_256.txt');
+    assert.ok(!plain.startsWith(cpu.text), 'not the plain model');
+    assert.deepEqual(log.errors, []);
+    await page.close();
+  });
+});
+
+// Opt-in (TINYLM_MEASURE_PRESETS=cpu,webgpu or a part of that): runs each preset to the end on
+// Peter Rabbit, on the CPU path and on WebGPU (SwiftShader), and writes the estimate shown before
+// Start, the time left shown at a tenth of the run and the real duration to
+// artifacts/train-presets.json (the README's figures). TINYLM_MEASURE_ESTIMATES_ONLY=1 stops
+// after the estimates.
+describe('Train presets, measured', { skip: !process.env.TINYLM_MEASURE_PRESETS }, () => {
+  const results = [];
+  after(() => {
+    mkdirSync(join(REPO, 'tests/e2e/artifacts'), { recursive: true });
+    writeFileSync(join(REPO, 'tests/e2e/artifacts/train-presets.json'), `${JSON.stringify(results, null, 2)}\n`);
+  });
+  const kinds = (process.env.TINYLM_MEASURE_PRESETS ?? '').split(',');
+  for (const webgpu of [false, true].filter((g) => kinds.includes(g ? 'webgpu' : 'cpu'))) {
+    test(`presets on ${webgpu ? 'WebGPU (SwiftShader)' : 'the CPU path'}`, async () => {
+      const server = await startServer();
+      const browser = await launchBrowser({ webgpu });
+      try {
+        const { page } = await openApp(browser.context, server.url);
+        assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready');
+        await page.click('[data-testid=tab-train]');
+        for (const preset of ['quick', 'better']) {
+          await page.waitForFunction(() => !document.querySelector('[data-testid=train-start]').disabled, null, { timeout: 60_000 });
+          await page.click(`[data-testid=preset-${preset}]`);
+          await page.fill('[data-testid=train-name]', `preset ${preset}`);
+          await page.evaluate(() => { document.querySelector('[data-testid=train-estimate]').removeAttribute('data-seconds'); });
+          await page.waitForFunction(() => document.querySelector('[data-testid=train-estimate]')?.dataset.seconds, null, { timeout: 300_000 });
+          const estimate = Number(await page.getAttribute('[data-testid=train-estimate]', 'data-seconds'));
+          const total = Number(await page.inputValue('[data-testid=train-steps]'));
+          if (process.env.TINYLM_MEASURE_ESTIMATES_ONLY) {
+            results.push({ preset, webgpu, steps: total, estimate_s: estimate });
+            console.log(JSON.stringify(results[results.length - 1]));
+            continue;
+          }
+          const t0 = Date.now();
+          await page.click('[data-testid=train-start]');
+          await page.waitForFunction((n) => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= n, Math.ceil(total / 10), { timeout: 1_800_000, polling: 100 });
+          const tenth = (Date.now() - t0) / 1000;
+          const left = await page.textContent('[data-testid=train-eta]');
+          await page.waitForFunction(() => ['finished', 'error'].includes(document.querySelector('[data-testid=train-status]').dataset.state), null, { timeout: 1_800_000 });
+          const seconds = (Date.now() - t0) / 1000;
+          const backend = await page.getAttribute('[data-testid=train-backend]', 'data-kind');
+          results.push({ preset, backend, steps: total, estimate_s: estimate, at_tenth_s: tenth, left_at_tenth: left, actual_s: seconds });
+          console.log(JSON.stringify(results[results.length - 1]));
+        }
+      } finally {
+        await browser.close();
+        await server.close();
+      }
+    });
+  }
 });

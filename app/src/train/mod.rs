@@ -2,10 +2,17 @@
 //! presets, the messages about training, the held-out split, checkpoints and the adapter
 //! library's records, and PEFT zips. Pure Rust, tested natively.
 
+#[cfg(test)]
+mod fuzz;
 pub mod zip;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use tinylm_engine::lora::{
+    read_optimizer, read_peft, Adapter, TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE,
+    WEIGHTS_FILE,
+};
+use tinylm_engine::{Config, Error};
 
 /// Everything one training run is made of (besides its text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,12 +75,12 @@ fn better() -> TrainSettings {
 pub const PRESETS: [Preset; 2] = [
     Preset {
         key: "quick",
-        label: "Quick demo: about 1 minute",
+        label: "Quick demo: 150 steps",
         settings: quick,
     },
     Preset {
         key: "better",
-        label: "Better: about 5 minutes",
+        label: "Better: 600 steps, 4 targets",
         settings: better,
     },
 ];
@@ -213,6 +220,44 @@ pub enum TrainCmd {
         tokens: Vec<u32>,
         adapter: Option<Peft>,
     },
+    /// How long a run with these settings on `text` would take here: a few steps, a held-out
+    /// pass and a sample are timed on the backend the run would use; answered by `Estimated`.
+    Estimate {
+        req: u64,
+        text: String,
+        settings: TrainSettings,
+    },
+}
+
+/// A run's duration as measured here (see `TrainCmd::Estimate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub seconds: f64,
+    pub step_ms: f64,
+    /// "WebGPU" or "CPU".
+    pub backend: String,
+}
+
+/// What a run's work costs, as measured: one step, one whole held-out check, one sample pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    pub step_ms: f64,
+    pub held_ms: f64,
+    pub sample_ms: f64,
+}
+
+/// Milliseconds the run still needs after `done` steps: the steps, then a held-out check and
+/// a sample pair at every `sample_every`-th step and at the end (as the worker does), plus
+/// the check before step 1 when nothing is done yet.
+pub fn time_left_ms(s: &TrainSettings, done: u32, c: Costs) -> f64 {
+    if done >= s.steps {
+        return 0.0;
+    }
+    let every = s.sample_every.max(1);
+    // Multiples of `every` in (done, steps), and the end.
+    let checks = (s.steps - 1) / every - done / every + 1;
+    let start = if done == 0 { c.held_ms } else { 0.0 };
+    f64::from(s.steps - done) * c.step_ms + f64::from(checks) * (c.held_ms + c.sample_ms) + start
 }
 
 /// Worker → page.
@@ -240,6 +285,8 @@ pub enum TrainEvent {
         loss: f64,
         tokens_per_s: f64,
         ms_per_step: f64,
+        /// Seconds left: the remaining steps, held-out checks and samples at their measured cost.
+        eta_s: f64,
     },
     Held {
         job: u64,
@@ -282,6 +329,11 @@ pub enum TrainEvent {
     Compared {
         name: String,
         result: Result<(String, String), String>,
+    },
+    /// The answer to `Estimate`.
+    Estimated {
+        req: u64,
+        result: Result<Estimate, String>,
     },
 }
 
@@ -327,6 +379,21 @@ pub fn split(text: &str) -> (&str, &str) {
     (&text[..at], &text[at..])
 }
 
+/// Held-out loss covers every window of the held-out text up to this many; a longer text gets
+/// this many, spread evenly over it (a fixed sample, the same at every check).
+pub const HELD_MAX_WINDOWS: usize = 256;
+/// Held-out windows per forward pass; the worker yields between passes.
+pub const HELD_CHUNK: usize = 8;
+
+/// Which of `n` held-out windows the held-out loss uses: all, or `max` evenly spread ones.
+pub fn held_sample(n: usize, max: usize) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    // Window i of max sits in the middle of its 1/max-th of the text.
+    (0..max).map(|i| (2 * i + 1) * n / (2 * max)).collect()
+}
+
 /// Checks the settings; the message says which and why in plain words.
 pub fn check(s: &TrainSettings) -> Result<(), String> {
     if !(1..=256).contains(&s.rank) {
@@ -351,6 +418,60 @@ pub fn check(s: &TrainSettings) -> Result<(), String> {
         return Err("Sample and checkpoint intervals must be at least 1 step.".into());
     }
     Ok(())
+}
+
+/// An upload as a PEFT adapter: a zip (as downloaded here) or the two files, picked by their
+/// endings.
+pub fn peft_from_upload(mut named: Vec<(String, Vec<u8>)>) -> Result<Peft, String> {
+    if named.len() == 1 && named[0].0.ends_with(".zip") {
+        named = zip::read(&named[0].1)?;
+    }
+    let find = |end: &str| {
+        named
+            .iter()
+            .find(|(n, _)| n.ends_with(end))
+            .map(|(_, b)| b.as_slice())
+    };
+    let (Some(config), Some(weights)) = (find(".json"), find(".safetensors")) else {
+        return Err("Upload a PEFT adapter: adapter_config.json and adapter_model.safetensors together, or the zip downloaded here.".into());
+    };
+    Ok(Peft::new(
+        String::from_utf8_lossy(config).into_owned(),
+        weights,
+    ))
+}
+
+/// The adapter in `p`, checked against the model `c` (the message is for the reader).
+pub fn read_adapter(p: &Peft, c: &Config) -> Result<Adapter, String> {
+    read_peft(
+        p.config_json.as_bytes(),
+        &p.safetensors()?,
+        c,
+        [CONFIG_FILE, WEIGHTS_FILE],
+    )
+    .map_err(|e| adapter_error(&e))
+}
+
+pub fn adapter_error(e: &Error) -> String {
+    match e {
+        Error::Mismatch(m) => format!("This adapter was made for a different base model than the one loaded ({m}). Load the model it was trained on first."),
+        other => format!("This adapter cannot be used: {other}"),
+    }
+}
+
+/// The trainer a stored checkpoint continues: its adapter and AdamW's state, both checked.
+pub fn restore_trainer(ck: &Checkpoint, c: &Config, tc: TrainConfig) -> Result<Trainer, String> {
+    check(&ck.settings)?;
+    let adapter = read_adapter(&ck.adapter, c)?;
+    let state = read_optimizer(&unb64(&ck.optimizer_b64)?, &adapter, OPTIMIZER_FILE)
+        .map_err(|e| format!("The saved run is damaged: {e}"))?;
+    if state.step != ck.step {
+        return Err(format!(
+            "The saved run is damaged: its optimizer is at step {}, the checkpoint at step {}.",
+            state.step, ck.step
+        ));
+    }
+    Trainer::restore(adapter, tc, state).map_err(|e| e.to_string())
 }
 
 macro_rules! json_codec {
@@ -388,6 +509,37 @@ mod tests {
         let (train, held) = split(&text);
         assert_eq!(train.len() + held.len(), text.len());
         assert!(!held.is_empty());
+    }
+
+    #[test]
+    fn held_sample_is_all_windows_or_an_even_spread() {
+        assert_eq!(held_sample(5, 8), [0, 1, 2, 3, 4]);
+        assert_eq!(held_sample(0, 8), Vec::<usize>::new());
+        let s = held_sample(1000, 10);
+        assert_eq!(s, [50, 150, 250, 350, 450, 550, 650, 750, 850, 950]);
+        let s = held_sample(257, 256);
+        assert_eq!(s.len(), 256);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && *s.last().unwrap() < 257);
+    }
+
+    #[test]
+    fn time_left_counts_steps_checks_and_samples() {
+        let s = TrainSettings {
+            steps: 150,
+            sample_every: 25,
+            ..Default::default()
+        };
+        let c = Costs {
+            step_ms: 10.0,
+            held_ms: 100.0,
+            sample_ms: 1000.0,
+        };
+        // 150 steps, checks after 25, 50, …, 125 and at the end (6), the check before step 1.
+        assert_eq!(time_left_ms(&s, 0, c), 1500.0 + 6.0 * 1100.0 + 100.0);
+        // After step 25 (its check done): 125 steps, checks at 50, 75, 100, 125 and the end.
+        assert_eq!(time_left_ms(&s, 25, c), 1250.0 + 5.0 * 1100.0);
+        assert_eq!(time_left_ms(&s, 149, c), 10.0 + 1100.0);
+        assert_eq!(time_left_ms(&s, 150, c), 0.0);
     }
 
     #[test]

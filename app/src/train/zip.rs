@@ -77,16 +77,11 @@ pub fn write(files: &[(&str, &[u8])]) -> Vec<u8> {
 /// The stored files of a zip, read through its local headers. Compressed entries (any other
 /// zip tool's default) and damaged files are refused with a message.
 pub fn read(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let le16 = |at: usize| {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let le32 = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
+    // Offsets come from the file: every sum is checked (usize is 32 bits on wasm32).
+    let span = |at: usize, len: usize| bytes.get(at..at.checked_add(len)?);
+    let le16 = |at: usize| span(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let le32 =
+        |at: usize| span(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let bad = || "The zip file is damaged.".to_string();
     let mut files = Vec::new();
     let mut at = 0;
@@ -102,8 +97,8 @@ pub fn read(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
         );
         let name_at = at + 30;
         let data_at = name_at + name_len + extra;
-        let name = bytes.get(name_at..name_at + name_len).ok_or_else(bad)?;
-        let data = bytes.get(data_at..data_at + size).ok_or_else(bad)?;
+        let name = span(name_at, name_len).ok_or_else(bad)?;
+        let data = span(data_at, size).ok_or_else(bad)?;
         if crc32(data) != le32(at + 14).ok_or_else(bad)? as u32 {
             return Err(bad());
         }

@@ -30,11 +30,15 @@ pub struct Engine {
     stop: StopFlag,
     /// The tokens of the last story on the active model, for the Inspect view.
     pub(super) last_run: Option<super::inspect::LastRun>,
+    /// The adapter the Train view's "Use" merged into the active model: kept here so every
+    /// restart of that model (a backend switch, a WebGPU failure falling back to the CPU)
+    /// merges it again instead of silently dropping it.
+    pub(super) in_use: Option<super::train::InUse>,
 }
 
 impl Engine {
     pub fn new(stop: StopFlag) -> Engine {
-        Engine { store: Store::default(), active: None, stop, last_run: None }
+        Engine { store: Store::default(), active: None, stop, last_run: None, in_use: None }
     }
 
     pub async fn handle(&mut self, job: Job) {
@@ -70,7 +74,11 @@ impl Engine {
 
     pub(super) fn report(&self, result: Result<(), String>) {
         let msg = match (result, &self.active) {
-            (Ok(()), Some(a)) => FromWorker::Loaded { models: self.store.entries(), active: a.id, backend: a.info.clone() },
+            (Ok(()), Some(a)) => {
+                post(&FromWorker::Loaded { models: self.store.entries(), active: a.id, backend: a.info.clone() });
+                // After Loaded (which clears the page's mark): the adapter is still on.
+                return super::train::announce(self.in_use.as_ref());
+            }
             (Ok(()), None) => FromWorker::LoadFailed { message: "No model is active.".into(), active: None },
             (Err(message), a) => FromWorker::LoadFailed { message, active: a.as_ref().map(|a| a.id) },
         };
@@ -90,9 +98,12 @@ impl Engine {
         // Free the old backend first: a GPU may not hold two models.
         self.active = None;
         self.last_run = None;
+        super::train::keep_for(&mut self.in_use, id);
+        let adapter = self.in_use.as_ref();
+        let weights = super::train::with_adapter(parsed.weights, adapter)?;
         let store = &self.store;
-        let again = || store.open(id).map(|p| p.weights);
-        let (backend, info) = backends::open(parsed.weights, choice, again).await?;
+        let again = || store.open(id).and_then(|p| super::train::with_adapter(p.weights, adapter));
+        let (backend, info) = backends::open(weights, choice, again).await?;
         self.active = Some(Active { id, backend, tokenizer: parsed.tokenizer, info });
         Ok(())
     }

@@ -8,9 +8,8 @@ use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::{Backend, Generation};
 use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
 use tinylm_engine::lora::{
-    self, parse_targets, read_optimizer, read_peft, write_optimizer, write_peft, AdamW, Adapter,
-    Base, Batch, Dataset, LoraConfig, LoraCpuBackend, TrainConfig, Trainer, CONFIG_FILE,
-    OPTIMIZER_FILE, WEIGHTS_FILE,
+    self, parse_targets, write_optimizer, write_peft, AdamW, Adapter, Base, Batch, Dataset,
+    LoraConfig, LoraCpuBackend, TrainConfig, Trainer,
 };
 use tinylm_engine::tokenizer::Utf8Stream;
 use tinylm_engine::{Config, Error, Sampler, Tokenizer, Weights};
@@ -20,12 +19,13 @@ use super::host::{now_ms, post, yield_now};
 use super::store::Parsed;
 use crate::protocol::{BackendKind, Choice, FromWorker};
 use crate::train::{
-    b64, check, split, unb64, AdapterInfo, BaseId, Checkpoint, Ending, Peft, StartRun, TrainCmd,
-    TrainEvent, TrainSettings,
+    adapter_error, b64, check, held_sample, read_adapter, restore_trainer, split, time_left_ms,
+    AdapterInfo, BaseId, Checkpoint, Costs, Ending, Estimate, Peft, StartRun, TrainCmd, TrainEvent,
+    TrainSettings, HELD_CHUNK, HELD_MAX_WINDOWS,
 };
 
-/// Held-out loss is measured on at most this many windows (it is a forward pass per window).
-const HELD_WINDOWS: usize = 8;
+/// Steps the estimate times on the CPU (the later half counts).
+const PROBE_STEPS: u64 = 6;
 /// Tokens per sample.
 const SAMPLE_TOKENS: usize = 48;
 
@@ -119,6 +119,14 @@ pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
             let result = compare(engine, &adapter, &prompt, seed);
             send(TrainEvent::Compared { name, result });
         }
+        TrainCmd::Estimate {
+            req,
+            text,
+            settings,
+        } => {
+            let result = estimate(engine, &text, &settings).await;
+            send(TrainEvent::Estimated { req, result });
+        }
         TrainCmd::Logits {
             req,
             tokens,
@@ -141,23 +149,6 @@ fn model(engine: &Engine) -> Result<(Parsed, BaseId), String> {
         .identity(id)
         .ok_or("That model is no longer loaded.")?;
     Ok((parsed, base))
-}
-
-fn read_adapter(p: &Peft, c: &Config) -> Result<Adapter, String> {
-    read_peft(
-        p.config_json.as_bytes(),
-        &p.safetensors()?,
-        c,
-        [CONFIG_FILE, WEIGHTS_FILE],
-    )
-    .map_err(|e| adapter_error(&e))
-}
-
-fn adapter_error(e: &Error) -> String {
-    match e {
-        Error::Mismatch(m) => format!("This adapter was made for a different base model than the one loaded ({m}). Load the model it was trained on first."),
-        other => format!("This adapter cannot be used: {other}"),
-    }
 }
 
 fn info(a: &Adapter) -> AdapterInfo {
@@ -186,7 +177,8 @@ struct Setup {
     tokenizer: Tokenizer,
     base: BaseId,
     data: Dataset,
-    held: Option<Batch>,
+    /// The held-out windows, in passes of at most `HELD_CHUNK`.
+    held: Vec<Batch>,
 }
 
 fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
@@ -211,14 +203,14 @@ fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
     } else {
         parsed.tokenizer.encode(held_text, true, false)
     };
-    let held = held_batch(&held_tokens, s.seq, &c);
+    let held = held_batches(&held_tokens, s.seq, &c);
     send(TrainEvent::Data {
         job: run.job,
         train_tokens: n_train,
         train_chars: train_text.chars().count(),
         held_tokens: held_tokens.len(),
         windows: data.len(),
-        held_windows: held.as_ref().map_or(0, |b| b.batch),
+        held_windows: held.iter().map(|b| b.batch).sum(),
         base: base.clone(),
     });
     Ok(Setup {
@@ -238,12 +230,22 @@ fn data_error(e: &Error, tokens: usize, seq: usize) -> String {
     }
 }
 
-/// The first windows of the held-out text, as one batch (None when it is too short).
-fn held_batch(tokens: &[u32], seq: usize, c: &Config) -> Option<Batch> {
-    let held = Dataset::from_token_lists(&[tokens.to_vec()], seq, c).ok()?;
-    let k = held.len().min(HELD_WINDOWS);
-    let flat: Vec<u32> = (0..k).flat_map(|i| held.window(i).to_vec()).collect();
-    Batch::new(k, seq, flat).ok()
+/// The held-out text's windows (all, or an even sample: `held_sample`), in passes of at most
+/// `HELD_CHUNK` (none when the text is shorter than a window).
+fn held_batches(tokens: &[u32], seq: usize, c: &Config) -> Vec<Batch> {
+    let Ok(held) = Dataset::from_token_lists(&[tokens.to_vec()], seq, c) else {
+        return Vec::new();
+    };
+    held_sample(held.len(), HELD_MAX_WINDOWS)
+        .chunks(HELD_CHUNK)
+        .filter_map(|chunk| {
+            let flat = chunk
+                .iter()
+                .flat_map(|&i| held.window(i).to_vec())
+                .collect();
+            Batch::new(chunk.len(), seq, flat).ok()
+        })
+        .collect()
 }
 
 fn trainer(run: &Run, c: &Config, resume: Option<&Checkpoint>) -> Result<Trainer, String> {
@@ -268,12 +270,8 @@ fn trainer(run: &Run, c: &Config, resume: Option<&Checkpoint>) -> Result<Trainer
             .map_err(text)?;
             Trainer::new(Adapter::peft_default(c, lora, s.seed).map_err(text)?, tc).map_err(text)
         }
-        Some(ck) => {
-            let adapter = read_adapter(&ck.adapter, c)?;
-            let state = read_optimizer(&unb64(&ck.optimizer_b64)?, &adapter, OPTIMIZER_FILE)
-                .map_err(text)?;
-            Trainer::restore(adapter, tc, state).map_err(text)
-        }
+        // (An estimate's probe starts fresh too.)
+        Some(ck) => restore_trainer(ck, c, tc),
     }
 }
 
@@ -315,8 +313,14 @@ async fn train(
     let base = Base::new(&setup.weights);
     let s = &run.settings;
     let job = run.job;
+    // What the work costs here, for the time left (steps are averaged, checks and samples the latest).
+    let mut costs = Costs {
+        step_ms: 0.0,
+        held_ms: 0.0,
+        sample_ms: 0.0,
+    };
     if t.steps_done() == 0 {
-        held_loss(&setup, &base, &t, &mut hist, job)?;
+        costs.held_ms = timed(held_loss(&setup, &base, &t, &mut hist, job)).await?;
     }
     let mut gpu = gpu_trainer(engine, &setup, &t, job).await;
     let mut timing = (0.0f64, 0u32);
@@ -347,6 +351,7 @@ async fn train(
         timing = (timing.0 + now_ms() - started, timing.1 + 1);
         hist.losses.push(report.loss);
         let ms = timing.0 / timing.1 as f64;
+        costs.step_ms = ms;
         let tokens_per_s = (s.batch * s.seq) as f64 * 1000.0 / ms.max(1e-3);
         send(TrainEvent::Step {
             job,
@@ -354,14 +359,15 @@ async fn train(
             loss: report.loss,
             tokens_per_s,
             ms_per_step: ms,
+            eta_s: time_left_ms(s, report.step, costs) / 1000.0,
         });
         let due = |every: u32| report.step % every == 0 && report.step < s.steps;
         if due(s.sample_every) || due(s.checkpoint_every) {
             sync(&mut t, &gpu).await?;
         }
         if report.step % s.sample_every == 0 && report.step < s.steps {
-            held_loss(&setup, &base, &t, &mut hist, job)?;
-            sample(&setup, &t, s, job)?;
+            costs.held_ms = timed(held_loss(&setup, &base, &t, &mut hist, job)).await?;
+            costs.sample_ms = timed(async { sample(&setup, &t, s, job) }).await?;
         }
         if report.step % s.checkpoint_every == 0 && report.step < s.steps {
             send(TrainEvent::Checkpoint {
@@ -379,7 +385,7 @@ async fn train(
         .map_err(|e| e.to_string())?;
     hist.losses
         .push(lora::loss(&base, Some(&t.adapter), &next).map_err(|e| e.to_string())?);
-    held_loss(&setup, &base, &t, &mut hist, job)?;
+    held_loss(&setup, &base, &t, &mut hist, job).await?;
     sample(&setup, &t, s, job)?;
     let ck = checkpoint(&run, &setup, &t, &hist, true)?;
     send(TrainEvent::Ended {
@@ -388,6 +394,112 @@ async fn train(
         checkpoint: Some(ck),
     });
     Ok(())
+}
+
+/// Times a run's parts on the backend it would use: a few steps (the first ones run slower,
+/// before the browser has optimized the code, so only the later ones count), one pass over a
+/// held-out chunk (scaled to all of them) and a sample pair.
+async fn estimate(engine: &Engine, text: &str, s: &TrainSettings) -> Result<Estimate, String> {
+    check(s)?;
+    let (parsed, _) = model(engine)?;
+    let c = parsed.weights.config;
+    if s.seq > c.seq_len {
+        return Err(format!(
+            "Sequence length {} is longer than this model's context ({} tokens).",
+            s.seq, c.seq_len
+        ));
+    }
+    let (train_text, held_text) = split(text);
+    let tokens = parsed.tokenizer.encode(train_text, true, false);
+    let n = tokens.len();
+    let data =
+        Dataset::from_token_lists(&[tokens], s.seq, &c).map_err(|e| data_error(&e, n, s.seq))?;
+    let held_tokens = if held_text.is_empty() {
+        Vec::new()
+    } else {
+        parsed.tokenizer.encode(held_text, true, false)
+    };
+    let held = held_batches(&held_tokens, s.seq, &c);
+    let run = Run {
+        job: 0,
+        name: String::new(),
+        settings: s.clone(),
+    };
+    let mut t = trainer(&run, &c, None)?;
+    let base = Base::new(&parsed.weights);
+    let batches: Vec<Batch> = (0..PROBE_STEPS)
+        .map(|k| data.batch(s.batch, k, s.seed))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let (step_ms, backend) = match probe_gpu(engine, &parsed.weights, &t, &batches[..4]).await {
+        Some(ms) => (ms, "WebGPU"),
+        None => {
+            let mut ms = Vec::new();
+            for b in &batches {
+                let t0 = now_ms();
+                t.step(&base, b).map_err(|e| e.to_string())?;
+                ms.push(now_ms() - t0);
+                yield_now().await;
+            }
+            let late = &ms[ms.len() / 2..];
+            (late.iter().sum::<f64>() / late.len() as f64, "CPU")
+        }
+    };
+    let held_ms = match held.first() {
+        Some(b) => {
+            let t0 = now_ms();
+            lora::loss(&base, Some(&t.adapter), b).map_err(|e| e.to_string())?;
+            let windows: usize = held.iter().map(|b| b.batch).sum();
+            (now_ms() - t0) * windows as f64 / b.batch as f64
+        }
+        None => 0.0,
+    };
+    yield_now().await;
+    let t0 = now_ms();
+    let tok = &parsed.tokenizer;
+    off_and_on(&parsed.weights, t.adapter.clone(), tok, &s.prompt, s.seed)
+        .map_err(|e| e.to_string())?;
+    let costs = Costs {
+        step_ms,
+        held_ms,
+        sample_ms: now_ms() - t0,
+    };
+    Ok(Estimate {
+        seconds: time_left_ms(s, 0, costs) / 1000.0,
+        step_ms,
+        backend: backend.into(),
+    })
+}
+
+/// Milliseconds per GPU training step (a warm-up step, then the mean of the rest), when the
+/// model runs on WebGPU and the GPU can train.
+async fn probe_gpu(engine: &Engine, w: &Weights, t: &Trainer, batches: &[Batch]) -> Option<f64> {
+    if engine.active_kind() != Some(BackendKind::WebGpu) {
+        return None;
+    }
+    let opts = GpuTrainOptions {
+        context: None,
+        state: None,
+    };
+    let mut g = GpuTrainer::new_async(w, t.adapter.clone(), t.config, opts)
+        .await
+        .ok()?;
+    let mut ms = 0.0;
+    for (k, b) in batches.iter().enumerate() {
+        let t0 = now_ms();
+        g.step_async(b).await.ok()?;
+        if k > 0 {
+            ms += (now_ms() - t0) / (batches.len() - 1) as f64;
+        }
+    }
+    Some(ms)
+}
+
+/// Milliseconds `work` took, or its error.
+async fn timed(work: impl std::future::Future<Output = Result<(), String>>) -> Result<f64, String> {
+    let t0 = now_ms();
+    work.await?;
+    Ok(now_ms() - t0)
 }
 
 /// The GPU trainer when the model runs on WebGPU (None on the CPU path, or when the GPU cannot
@@ -436,17 +548,26 @@ async fn sync(t: &mut Trainer, gpu: &Option<Box<GpuTrainer>>) -> Result<(), Stri
     Ok(())
 }
 
-fn held_loss(
+/// The mean loss over the held-out windows (as `tinylm finetune --eval-file`), one pass of
+/// `HELD_CHUNK` windows at a time with a yield between, so Pause and Stop are heard.
+async fn held_loss(
     setup: &Setup,
-    base: &Base<f32>,
+    base: &Base<'_, f32>,
     t: &Trainer,
     hist: &mut History,
     job: u64,
 ) -> Result<(), String> {
-    let Some(batch) = &setup.held else {
+    if setup.held.is_empty() {
         return Ok(());
-    };
-    let loss = lora::loss(base, Some(&t.adapter), batch).map_err(|e| e.to_string())?;
+    }
+    let (mut sum, mut n) = (0.0, 0);
+    for batch in &setup.held {
+        let mean = lora::loss(base, Some(&t.adapter), batch).map_err(|e| e.to_string())?;
+        sum += mean * batch.batch as f64;
+        n += batch.batch;
+        yield_now().await;
+    }
+    let loss = sum / n as f64;
     let step = t.steps_done();
     hist.held.retain(|(s, _)| *s != step);
     hist.held.push((step, loss));
@@ -480,8 +601,14 @@ fn checkpoint(
 /// The same prompt and seed with the adapter off and on.
 fn sample(setup: &Setup, t: &Trainer, s: &TrainSettings, job: u64) -> Result<(), String> {
     let text = |e: Error| e.to_string();
-    let (off, on) = off_and_on(&setup.weights, t.adapter.clone(), &setup.tokenizer, &s.prompt, s.seed)
-        .map_err(text)?;
+    let (off, on) = off_and_on(
+        &setup.weights,
+        t.adapter.clone(),
+        &setup.tokenizer,
+        &s.prompt,
+        s.seed,
+    )
+    .map_err(text)?;
     send(TrainEvent::Sample {
         job,
         step: t.steps_done(),
@@ -492,9 +619,20 @@ fn sample(setup: &Setup, t: &Trainer, s: &TrainSettings, job: u64) -> Result<(),
 }
 
 /// The plain model's story and the story with `adapter` (unmerged, CPU path), same prompt and seed.
-fn off_and_on(w: &Weights, adapter: Adapter, tok: &Tokenizer, prompt: &str, seed: u64) -> Result<(String, String), Error> {
+fn off_and_on(
+    w: &Weights,
+    adapter: Adapter,
+    tok: &Tokenizer,
+    prompt: &str,
+    seed: u64,
+) -> Result<(String, String), Error> {
     let off = story(&mut CpuBackend::new(w.clone()), tok, prompt, seed)?;
-    let on = story(&mut LoraCpuBackend::new(w.clone(), adapter)?, tok, prompt, seed)?;
+    let on = story(
+        &mut LoraCpuBackend::new(w.clone(), adapter)?,
+        tok,
+        prompt,
+        seed,
+    )?;
     Ok((off, on))
 }
 
@@ -519,37 +657,100 @@ fn story<B: Backend>(b: &mut B, tok: &Tokenizer, prompt: &str, seed: u64) -> Res
     Ok(out)
 }
 
-/// Generate uses `adapter` merged into the active model (on its backend), or the plain model.
-async fn use_adapter(engine: &mut Engine, adapter: Option<(String, BaseId, Peft)>) {
-    let result = async {
-        let (parsed, here) = model(engine)?;
-        if let Some((name, base, _)) = &adapter {
-            if *base != here {
-                return Err(format!(
-                    "“{name}” was trained on {} (file hash {}), not on the model loaded now ({}, {}). \
-                     An adapter only fits the model it was made for: load {} first.",
-                    base.name, base.hash, here.name, here.hash, base.name
-                ));
-            }
-        }
-        let id = engine.active_id().ok_or("No model is loaded yet.")?;
-        let choice = match engine.active_kind() {
-            Some(BackendKind::WebGpu) => Choice::WebGpu,
-            _ => Choice::Cpu,
-        };
-        let weights = match &adapter {
-            Some((_, _, p)) => read_adapter(p, &parsed.weights.config)?.merged(&parsed.weights).map_err(|e| e.to_string())?,
-            None => parsed.weights,
-        };
-        engine.activate(id, Parsed { weights, tokenizer: parsed.tokenizer }, choice).await
+/// An adapter merged into the active model for Generate, and the model it belongs to.
+pub struct InUse {
+    pub model: u32,
+    pub name: String,
+    pub adapter: Adapter,
+}
+
+/// `weights` with the adapter in use merged in (as they are without one).
+pub fn with_adapter(weights: Weights, in_use: Option<&InUse>) -> Result<Weights, String> {
+    match in_use {
+        Some(u) => u.adapter.merged(&weights).map_err(|e| adapter_error(&e)),
+        None => Ok(weights),
     }
-    .await;
-    engine.report(result.clone().map(|_| ()));
-    let (name, error) = match result {
-        Ok(()) => (adapter.map(|(n, _, _)| n), None),
-        Err(e) => (None, Some(e)),
+}
+
+/// Before model `id` is started: an adapter made for another model is dropped, and the page
+/// is told why (its mark is cleared when the new model is reported).
+pub fn keep_for(in_use: &mut Option<InUse>, id: u32) {
+    if let Some(u) = in_use.take_if(|u| u.model != id) {
+        send(TrainEvent::Using {
+            name: None,
+            error: Some(format!(
+                "Generate no longer uses the adapter “{}”: another model was loaded.",
+                u.name
+            )),
+        });
+    }
+}
+
+/// After the active model was (re)started: the adapter merged into it, if any.
+pub fn announce(in_use: Option<&InUse>) {
+    if let Some(u) = in_use {
+        send(TrainEvent::Using {
+            name: Some(u.name.clone()),
+            error: None,
+        });
+    }
+}
+
+/// Generate uses `adapter` merged into the active model (on its backend), or the plain model.
+/// `Engine::activate` does the merging, and does it again on every later restart.
+async fn use_adapter(engine: &mut Engine, adapter: Option<(String, BaseId, Peft)>) {
+    let checked = (|| {
+        let (parsed, here) = model(engine)?;
+        let id = engine.active_id().ok_or("No model is loaded yet.")?;
+        let Some((name, base, p)) = adapter else {
+            return Ok((parsed, id, None));
+        };
+        if base != here {
+            return Err(format!(
+                "“{name}” was trained on {} (file hash {}), not on the model loaded now ({}, {}). \
+                 An adapter only fits the model it was made for: load {} first.",
+                base.name, base.hash, here.name, here.hash, base.name
+            ));
+        }
+        let adapter = read_adapter(&p, &parsed.weights.config)?;
+        Ok((
+            parsed,
+            id,
+            Some(InUse {
+                model: id,
+                name,
+                adapter,
+            }),
+        ))
+    })();
+    let (parsed, id, in_use) = match checked {
+        Ok(c) => c,
+        // Nothing changed: the page hears the reason and what is still in use.
+        Err(e) => {
+            let name = engine.in_use.as_ref().map(|u| u.name.clone());
+            return send(TrainEvent::Using {
+                name,
+                error: Some(e),
+            });
+        }
     };
-    send(TrainEvent::Using { name, error });
+    let choice = match engine.active_kind() {
+        Some(BackendKind::WebGpu) => Choice::WebGpu,
+        _ => Choice::Cpu,
+    };
+    engine.in_use = in_use;
+    let result = engine.activate(id, parsed, choice).await;
+    if result.is_err() {
+        engine.in_use = None;
+    }
+    // On success this also announces the adapter (see `Engine::report`).
+    engine.report(result.clone());
+    if let Err(e) = result {
+        send(TrainEvent::Using {
+            name: None,
+            error: Some(e),
+        });
+    }
 }
 
 /// Logits at every position of `tokens` (CPU path), with the adapter unmerged.

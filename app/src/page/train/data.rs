@@ -143,7 +143,8 @@ pub fn DataPanel(t: TrainCtx) -> impl IntoView {
             </Show>
             <p class="hint" data-testid="data-source">{move || d.label.get()}</p>
             <p class="counts" data-testid="counts"
-                data-train-chars=move || t.counts.get().map(|c| c.train_chars.to_string()).unwrap_or_default()>
+                data-train-chars=move || t.counts.get().map(|c| c.train_chars.to_string()).unwrap_or_default()
+                data-held-windows=move || t.counts.get().map(|c| c.held_windows.to_string()).unwrap_or_default()>
                 {move || match t.counts.get() {
                     Some(c) => format!(
                         "{} characters → {} tokens for training, {} held out (the last tenth of the text, never trained on, to see if the model learns the style rather than the words).",

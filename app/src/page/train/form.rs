@@ -56,6 +56,26 @@ impl FormSignals {
         self.prompt.set(s.prompt.clone());
     }
 
+    /// `settings`, tracking every field (for an effect).
+    pub fn settings_tracked(&self) -> Result<TrainSettings, String> {
+        for sig in [
+            self.targets,
+            self.rank,
+            self.alpha,
+            self.lr,
+            self.steps,
+            self.batch,
+            self.seq,
+            self.seed,
+            self.sample_every,
+            self.checkpoint_every,
+            self.prompt,
+        ] {
+            sig.track();
+        }
+        self.settings()
+    }
+
     /// The settings, or which one is wrong.
     pub fn settings(&self) -> Result<TrainSettings, String> {
         fn num<T: std::str::FromStr>(sig: RwSignal<String>, what: &str) -> Result<T, String> {

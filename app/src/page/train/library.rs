@@ -61,26 +61,37 @@ pub async fn load(t: TrainCtx) {
     }
 }
 
-async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) {
+/// Stores an adapter in the library; true when it was stored.
+async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) -> bool {
     let weights = match peft.safetensors() {
         Ok(w) => w,
-        Err(e) => return t.note.set(e),
+        Err(e) => {
+            t.note.set(e);
+            return false;
+        }
     };
     let files = vec![
         (CONFIG.to_string(), Data::Bytes(peft.config_json.as_bytes())),
         (WEIGHTS.to_string(), Data::Bytes(&weights)),
     ];
     let meta = serde_json::to_value(&meta).unwrap_or_default();
-    match storage::put(Kind::Adapter, name, files, meta).await {
-        Ok(_) => t
-            .note
-            .set(format!("Saved “{name}” in the adapter library.")),
-        Err(e) => t.note.set(e.message()),
-    }
+    let saved = match storage::put(Kind::Adapter, name, files, meta).await {
+        Ok(_) => {
+            t.note
+                .set(format!("Saved “{name}” in the adapter library."));
+            true
+        }
+        Err(e) => {
+            t.note.set(e.message());
+            false
+        }
+    };
     load(t).await;
+    saved
 }
 
-/// A finished (or stopped) run's adapter goes into the library.
+/// A finished (or stopped) run's adapter goes into the library; then the saved run is
+/// forgotten (if the library cannot take it, the last checkpoint stays resumable).
 pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
     let meta = AdapterMeta {
         base: ck.base.clone(),
@@ -92,7 +103,11 @@ pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
         format!("{} ({} steps)", ck.name, ck.step),
         ck.adapter.clone(),
     );
-    spawn_local(async move { save(t, &name, &peft, meta).await });
+    spawn_local(async move {
+        if save(t, &name, &peft, meta).await {
+            super::store::clear();
+        }
+    });
 }
 
 async fn peft_of(id: &str) -> Result<Peft, String> {
@@ -115,26 +130,14 @@ async fn upload(t: TrainCtx, files: Vec<File>) {
         }
     }
     let stem = files.first().map(|f| f.name()).unwrap_or_default();
-    if named.len() == 1 && named[0].0.ends_with(".zip") {
-        match zip::read(&named[0].1) {
-            Ok(inside) => named = inside,
-            Err(e) => return t.note.set(e),
-        }
-    }
-    let find = |end: &str| {
-        named
-            .iter()
-            .find(|(n, _)| n.ends_with(end))
-            .map(|(_, b)| b.clone())
-    };
-    let (Some(config), Some(weights)) = (find(".json"), find(".safetensors")) else {
-        return t.note.set("Upload a PEFT adapter: adapter_config.json and adapter_model.safetensors together, or the zip downloaded here.".into());
+    let peft = match crate::train::peft_from_upload(named) {
+        Ok(p) => p,
+        Err(e) => return t.note.set(e),
     };
     let name = match stem.strip_suffix(".zip") {
         Some(s) => s.to_string(),
         None => "uploaded adapter".to_string(),
     };
-    let peft = Peft::new(String::from_utf8_lossy(&config).into_owned(), &weights);
     let req = next_req();
     PENDING.with(|p| p.borrow_mut().insert(req, (name, peft.clone())));
     t.note
@@ -154,7 +157,9 @@ pub fn checked(t: TrainCtx, req: u64, result: Result<(AdapterInfo, BaseId), Stri
                 loss: None,
                 held: None,
             };
-            spawn_local(async move { save(t, &name, &peft, meta).await });
+            spawn_local(async move {
+                save(t, &name, &peft, meta).await;
+            });
         }
         Err(e) => t.note.set(e),
     }

@@ -8,14 +8,14 @@ mod library;
 mod progress;
 mod store;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::client;
 use crate::protocol::ToWorker;
-use crate::train::{Checkpoint, Ending, StartRun, TrainCmd, TrainEvent};
+use crate::train::{Checkpoint, Ending, Estimate, StartRun, TrainCmd, TrainEvent};
 
 /// Where the run is.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +59,9 @@ pub struct SavedRun {
     pub checkpoint: Checkpoint,
     pub text: String,
     pub data_label: String,
+    /// When it was saved (`Date.now()`): of the two files kept, the newer wins.
+    #[serde(default)]
+    pub saved_ms: f64,
 }
 
 #[derive(Clone, Copy)]
@@ -74,6 +77,12 @@ pub struct TrainCtx {
     pub total: RwSignal<u32>,
     pub tokens_per_s: RwSignal<f64>,
     pub ms_per_step: RwSignal<f64>,
+    /// Seconds left in the run, as the worker measures it.
+    pub eta_s: RwSignal<f64>,
+    /// The duration of a run with the form's settings, measured before it starts (None while
+    /// measuring or with nothing to measure), and the newest request's id.
+    pub estimate: RwSignal<Option<Result<Estimate, String>>>,
+    pub estimate_req: RwSignal<u64>,
     /// (step, adapter off, adapter on), newest last.
     pub samples: RwSignal<Vec<(u32, String, String)>>,
     /// The last checkpoint of this run (what Resume continues from).
@@ -81,6 +90,10 @@ pub struct TrainCtx {
     /// A run found in storage at start-up, not finished: offered for resuming.
     pub interrupted: RwSignal<Option<SavedRun>>,
     pub checkpoints: RwSignal<u32>,
+    /// The step of this run's newest checkpoint that reached the device's storage.
+    pub saved_step: RwSignal<Option<u32>>,
+    /// Why the last checkpoint could not be saved (empty when it was).
+    pub save_note: RwSignal<String>,
     pub library: RwSignal<Vec<library::Item>>,
     pub using: RwSignal<Option<String>>,
     pub note: RwSignal<String>,
@@ -93,9 +106,6 @@ pub struct TrainCtx {
 
 thread_local! {
     static CTX: Cell<Option<TrainCtx>> = const { Cell::new(None) };
-    /// The newest run state waiting to be written, and whether a write is under way: writes
-    /// go one at a time and only the newest is kept.
-    static SAVE: RefCell<(Option<String>, bool)> = const { RefCell::new((None, false)) };
 }
 
 impl TrainCtx {
@@ -112,10 +122,15 @@ impl TrainCtx {
             total: RwSignal::new(0),
             tokens_per_s: RwSignal::new(0.0),
             ms_per_step: RwSignal::new(0.0),
+            eta_s: RwSignal::new(0.0),
+            estimate: RwSignal::new(None),
+            estimate_req: RwSignal::new(0),
             samples: RwSignal::new(Vec::new()),
             last: RwSignal::new(None),
             interrupted: RwSignal::new(None),
             checkpoints: RwSignal::new(0),
+            saved_step: RwSignal::new(None),
+            save_note: RwSignal::new(String::new()),
             library: RwSignal::new(Vec::new()),
             using: RwSignal::new(None),
             note: RwSignal::new(String::new()),
@@ -164,7 +179,9 @@ pub fn receive(ev: TrainEvent) {
             loss,
             tokens_per_s,
             ms_per_step,
+            eta_s,
         } if current(job) => {
+            t.eta_s.set(eta_s);
             t.step.set(step);
             t.losses.update(|l| {
                 l.truncate(step as usize - 1);
@@ -198,6 +215,9 @@ pub fn receive(ev: TrainEvent) {
             }
         }
         TrainEvent::Logits { req, result } => library::logits_ready(t, req, result),
+        TrainEvent::Estimated { req, result } if req == t.estimate_req.get_untracked() => {
+            t.estimate.set(Some(result))
+        }
         TrainEvent::Compared { name, result } => match result {
             Ok((off, on)) => {
                 t.note.set(String::new());
@@ -222,9 +242,11 @@ fn keep_checkpoint(t: TrainCtx, checkpoint: Checkpoint) {
         checkpoint,
         text: t.data.text.get_untracked(),
         data_label: t.data.label.get_untracked(),
+        saved_ms: js_sys::Date::now(),
     };
     t.checkpoints.update(|n| *n += 1);
-    save_run(&saved);
+    let json = serde_json::to_string(&saved).unwrap_or_default();
+    store::save(json, saved.checkpoint.step, save_done);
     t.last.set(Some(saved));
 }
 
@@ -242,32 +264,31 @@ fn ended(t: TrainCtx, ending: Ending, checkpoint: Option<Checkpoint>) {
             t.phase.set(Phase::Paused);
         }
         Ending::Stopped | Ending::Finished => {
+            // The saved run is forgotten only once its adapter is in the library.
             library::add_trained(t, &ck);
             t.last.set(None);
-            SAVE.with(|s| s.borrow_mut().0 = None);
-            wasm_bindgen_futures::spawn_local(store::remove(store::RUN_FILE));
             t.phase.set(Phase::Done(ending));
         }
     }
 }
 
-/// Writes the run's state, one write at a time, the newest winning.
-fn save_run(run: &SavedRun) {
-    let text = serde_json::to_string(run).unwrap_or_default();
-    let start = SAVE.with(|s| {
-        let mut s = s.borrow_mut();
-        s.0 = Some(text);
-        !std::mem::replace(&mut s.1, true)
-    });
-    if start {
-        wasm_bindgen_futures::spawn_local(async {
-            while let Some(text) = SAVE.with(|s| s.borrow_mut().0.take()) {
-                if let Err(e) = store::write(store::RUN_FILE, &text).await {
-                    web_sys::console::warn_1(&e.into());
-                }
-            }
-            SAVE.with(|s| s.borrow_mut().1 = false);
-        });
+/// A checkpoint reached storage, or did not (the previous one stays, and the page says so).
+fn save_done(step: u32, result: Result<(), String>) {
+    let Some(t) = CTX.with(Cell::get) else { return };
+    match result {
+        Ok(()) => {
+            t.saved_step.set(Some(step));
+            t.save_note.set(String::new());
+        }
+        Err(e) => {
+            let kept = match t.saved_step.get_untracked() {
+                Some(s) => format!("The checkpoint at step {s} is kept: after a reload the run resumes from there."),
+                None => "No checkpoint of this run is saved yet.".into(),
+            };
+            t.save_note.set(format!(
+                "The checkpoint at step {step} could not be saved. {e} {kept}"
+            ));
+        }
     }
 }
 
@@ -275,9 +296,8 @@ fn save_run(run: &SavedRun) {
 fn restore(t: TrainCtx) {
     wasm_bindgen_futures::spawn_local(async move {
         library::load(t).await;
-        let run = store::read(store::RUN_FILE)
-            .await
-            .and_then(|s| serde_json::from_str::<SavedRun>(&s).ok());
+        let parse = |s: &str| serde_json::from_str::<SavedRun>(s).ok();
+        let run = store::load(parse, |r| r.saved_ms).await;
         if let Some(run) = run.filter(|r| !r.checkpoint.finished) {
             t.interrupted.set(Some(run));
         }
@@ -309,6 +329,8 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
                 t.step.set(0);
                 t.samples.set(Vec::new());
                 t.checkpoints.set(0);
+                t.saved_step.set(None);
+                t.save_note.set(String::new());
                 (
                     s,
                     t.data.text.get_untracked(),
@@ -331,6 +353,7 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
     let job = t.job.get_untracked() + 1;
     t.job.set(job);
     t.phase.set(Phase::Running);
+    t.ms_per_step.set(0.0);
     let name = if name.trim().is_empty() {
         "my adapter".to_string()
     } else {

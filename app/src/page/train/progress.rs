@@ -37,15 +37,78 @@ fn status(t: TrainCtx) -> String {
     }
 }
 
+/// The worker's figure: remaining steps, held-out checks and samples at their measured cost.
 fn time_left(t: TrainCtx) -> String {
-    let left = t.total.get().saturating_sub(t.step.get()) as f64 * t.ms_per_step.get() / 1000.0;
-    if t.ms_per_step.get() == 0.0 {
-        "–".into()
-    } else if left >= 90.0 {
-        format!("{:.0} min", left / 60.0)
-    } else {
-        format!("{left:.0} s")
+    if t.ms_per_step.get() == 0.0
+        || !t
+            .phase
+            .with(|p| matches!(p, Phase::Running | Phase::Ending))
+    {
+        return "–".into();
     }
+    duration(t.eta_s.get())
+}
+
+/// "40 s", "3 min".
+fn duration(seconds: f64) -> String {
+    if seconds >= 90.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.0} s", seconds.max(1.0))
+    }
+}
+
+fn estimate_line(t: TrainCtx) -> String {
+    match t.estimate.get() {
+        // Started before the measurement was done: the run's own time left is below.
+        None if t.busy() => String::new(),
+        None => "Measuring how long this run would take here…".into(),
+        Some(Ok(e)) => format!(
+            "Estimated time: about {} on this device ({}, {:.0} ms per step, measured just now).",
+            duration(e.seconds),
+            e.backend,
+            e.step_ms
+        ),
+        Some(Err(e)) => format!("No time estimate: {e}"),
+    }
+}
+
+/// Measures the form's run again once its settings or text have been still for a moment
+/// (only while this view is shown, and never during a run: the worker does one thing at a time).
+fn watch_estimate(t: TrainCtx) {
+    let f = t.form;
+    Effect::new(move |_| {
+        let settings = f.settings_tracked();
+        let text_len = t.data.text.with(String::len);
+        let counted = t.counts.with(Option::is_some);
+        if t.phase
+            .with_untracked(|p| matches!(p, Phase::Running | Phase::Ending))
+        {
+            return;
+        }
+        let req = t.estimate_req.get_untracked() + 1;
+        t.estimate_req.set(req);
+        t.estimate.set(None);
+        let Ok(settings) = settings else {
+            return t.estimate.set(Some(Err("check the settings.".into())));
+        };
+        if text_len == 0 || !counted {
+            return;
+        }
+        set_timeout(
+            move || {
+                if t.estimate_req.get_untracked() == req && !t.busy() {
+                    let text = t.data.text.get_untracked();
+                    send(TrainCmd::Estimate {
+                        req,
+                        text,
+                        settings,
+                    });
+                }
+            },
+            std::time::Duration::from_millis(600),
+        );
+    });
 }
 
 fn control(t: TrainCtx, pause: bool) {
@@ -60,6 +123,7 @@ fn control(t: TrainCtx, pause: bool) {
 
 #[component]
 pub fn RunPanel(t: TrainCtx) -> impl IntoView {
+    watch_estimate(t);
     let running = move || t.phase.with(|p| matches!(p, Phase::Running));
     let paused = move || t.phase.with(|p| matches!(p, Phase::Paused));
     let resume = move |_| {
@@ -80,7 +144,15 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                         if let Some(run) = t.last.get_untracked() { super::ended(t, crate::train::Ending::Stopped, Some(run.checkpoint)); }
                     } else { control(t, false) }>"Stop"</button>
             </div>
+            <p class="hint estimate" data-testid="train-estimate"
+                data-seconds=move || t.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| format!("{:.1}", e.seconds)))>
+                {move || estimate_line(t)}
+            </p>
             <p class="status" data-testid="train-status" role="status" data-state=move || t.phase.with(Phase::key)>{move || status(t)}</p>
+            <Show when=move || t.save_note.with(|n| !n.is_empty())>
+                <p class="save-note" role="alert" data-testid="train-save-note">{move || t.save_note.get()}</p>
+            </Show>
+            <span class="visually-hidden" data-testid="train-saved-step">{move || t.saved_step.get().map(|s| s.to_string()).unwrap_or_default()}</span>
             <progress data-testid="train-progress" max=move || t.total.get().max(1) value=move || t.step.get()></progress>
             <dl class="figures">
                 <div><dt>"step"</dt><dd data-testid="train-step">{move || format!("{} / {}", t.step.get(), t.total.get())}</dd></div>
@@ -138,7 +210,7 @@ pub fn Interrupted(t: TrainCtx) -> impl IntoView {
                         <button type="button" data-testid="resume-saved" on:click=move |_| start(t, Some(again.clone()))>"Resume"</button>
                         <button type="button" class="secondary" data-testid="discard-saved" on:click=move |_| {
                             t.interrupted.set(None);
-                            wasm_bindgen_futures::spawn_local(super::store::remove(super::store::RUN_FILE));
+                            super::store::clear();
                         }>"Discard"</button>
                     </div>
                 }
