@@ -7,7 +7,7 @@
 //    reader gets by opening that page; its JSON is included whole);
 //  - the gzipped size of the app's wasm and js.
 // Medians of several runs. Prints a table, then JSON. RUNS=…, COLD_RUNS=… and STEPS_*=… change
-// the counts.
+// the counts; BACKENDS=cpu (or webgpu) measures one backend only.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -15,6 +15,8 @@ import { DIST, launchBrowser, startServer, waitForState } from './helpers.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const COLD_RUNS = Number(process.env.COLD_RUNS ?? 5);
+const BACKENDS = (process.env.BACKENDS ?? 'cpu,webgpu').split(',');
+for (const b of BACKENDS) if (!['cpu', 'webgpu'].includes(b)) throw new Error(`BACKENDS: unknown backend ${b}`);
 const TIMEOUT = 600_000;
 
 const median = (xs) => {
@@ -91,8 +93,8 @@ async function pageRuns(url, webgpu) {
 const server = await startServer('/');
 const result = { date: new Date().toISOString(), runs: RUNS, cold_runs: COLD_RUNS, sizes: sizes(), cold_start: {}, speed: {} };
 try {
-  for (const webgpu of [false, true]) {
-    const key = webgpu ? 'webgpu' : 'cpu';
+  for (const key of BACKENDS) {
+    const webgpu = key === 'webgpu';
     const cold = [];
     for (let i = 0; i < COLD_RUNS; i++) cold.push(await coldStart(server.url, webgpu));
     result.cold_start[key] = {
@@ -108,11 +110,10 @@ try {
 
 const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
 const z = result.sizes;
-const rows = [
-  ['cold start → first token (CPU)', `${result.cold_start.cpu.first_token_ms} ms (model ready ${result.cold_start.cpu.ready_ms} ms)`],
-  ['cold start → first token (WebGPU)', `${result.cold_start.webgpu.first_token_ms} ms (model ready ${result.cold_start.webgpu.ready_ms} ms)`],
-];
-for (const key of ['cpu', 'webgpu']) {
+const label = (key) => (key === 'cpu' ? 'CPU' : 'WebGPU');
+const rows = BACKENDS.map((key) => [`cold start → first token (${label(key)})`,
+  `${result.cold_start[key].first_token_ms} ms (model ready ${result.cold_start[key].ready_ms} ms)`]);
+for (const key of BACKENDS) {
   for (const model of ['stories260K', 's15m']) {
     const s = result.speed[key][model];
     rows.push([`${model} on ${key === 'cpu' ? 'CPU (wasm)' : 'WebGPU'}`,
@@ -124,7 +125,8 @@ rows.push(['gzipped worker (wasm + js)', `${kb(z.worker_wasm_gz)} + ${kb(z.worke
 rows.push(['gzipped total (raw)', `${kb(z.total_gz)} (${kb(z.total_raw)})`]);
 const w = Math.max(...rows.map((r) => r[0].length));
 console.log(`TinyLM Lab browser benchmark, medians of ${RUNS} runs (${COLD_RUNS} cold starts)`);
-console.log(`Browser: ${result.speed.cpu.machine.user_agent} (${result.speed.cpu.machine.hardware_concurrency} logical cores)`);
-console.log(`CPU backend: ${result.speed.cpu.backend}; GPU backend: ${result.speed.webgpu.backend}`);
+const machine = result.speed[BACKENDS[0]].machine;
+console.log(`Browser: ${machine.user_agent} (${machine.hardware_concurrency} logical cores)`);
+console.log(BACKENDS.map((key) => `${key === 'cpu' ? 'CPU' : 'GPU'} backend: ${result.speed[key].backend}`).join('; '));
 for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
 console.log(JSON.stringify(result, null, 2));
