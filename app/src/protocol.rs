@@ -148,20 +148,22 @@ pub enum FromWorker {
     BenchFailed { id: u64, message: String },
 }
 
+/// `to_json` / `from_json` for a serde type; `$what` names what failed to read.
 macro_rules! json_codec {
-    ($t:ty) => {
+    ($t:ty, $what:literal) => {
         impl $t {
             pub fn to_json(&self) -> String {
                 serde_json::to_string(self).unwrap_or_default()
             }
             pub fn from_json(text: &str) -> Result<Self, String> {
-                serde_json::from_str(text).map_err(|e| format!("bad message: {e}"))
+                serde_json::from_str(text).map_err(|e| format!("{}: {e}", $what))
             }
         }
     };
 }
-json_codec!(ToWorker);
-json_codec!(FromWorker);
+pub(crate) use json_codec;
+json_codec!(ToWorker, "bad message");
+json_codec!(FromWorker, "bad message");
 
 #[cfg(test)]
 mod tests {

@@ -474,19 +474,7 @@ pub fn restore_trainer(ck: &Checkpoint, c: &Config, tc: TrainConfig) -> Result<T
     Trainer::restore(adapter, tc, state).map_err(|e| e.to_string())
 }
 
-macro_rules! json_codec {
-    ($t:ty) => {
-        impl $t {
-            pub fn to_json(&self) -> String {
-                serde_json::to_string(self).unwrap_or_default()
-            }
-            pub fn from_json(text: &str) -> Result<Self, String> {
-                serde_json::from_str(text).map_err(|e| format!("damaged stored data: {e}"))
-            }
-        }
-    };
-}
-json_codec!(Checkpoint);
+crate::protocol::json_codec!(Checkpoint, "damaged stored data");
 
 #[cfg(test)]
 mod tests {

@@ -185,6 +185,36 @@ fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
     let s = &run.settings;
     check(s)?;
     let (parsed, base) = model(engine)?;
+    let t = tokenized(&parsed, s, text)?;
+    send(TrainEvent::Data {
+        job: run.job,
+        train_tokens: t.train_tokens,
+        train_chars: t.train_chars,
+        held_tokens: t.held_tokens,
+        windows: t.data.len(),
+        held_windows: t.held.iter().map(|b| b.batch).sum(),
+        base: base.clone(),
+    });
+    let (data, held) = (t.data, t.held);
+    Ok(Setup {
+        weights: parsed.weights,
+        tokenizer: parsed.tokenizer,
+        base,
+        data,
+        held,
+    })
+}
+
+/// The text cut into training windows and held-out batches, with the counts the view shows.
+struct Tokenized {
+    data: Dataset,
+    held: Vec<Batch>,
+    train_tokens: usize,
+    train_chars: usize,
+    held_tokens: usize,
+}
+
+fn tokenized(parsed: &Parsed, s: &TrainSettings, text: &str) -> Result<Tokenized, String> {
     let c = parsed.weights.config;
     if s.seq > c.seq_len {
         return Err(format!(
@@ -195,30 +225,20 @@ fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
     let (train_text, held_text) = split(text);
     // As Dataset::from_text (and `tinylm finetune --text-file`): BOS + encoding, no EOS.
     let tokens = parsed.tokenizer.encode(train_text, true, false);
-    let n_train = tokens.len();
+    let train_tokens = tokens.len();
     let data = Dataset::from_token_lists(&[tokens], s.seq, &c)
-        .map_err(|e| data_error(&e, n_train, s.seq))?;
+        .map_err(|e| data_error(&e, train_tokens, s.seq))?;
     let held_tokens = if held_text.is_empty() {
         Vec::new()
     } else {
         parsed.tokenizer.encode(held_text, true, false)
     };
-    let held = held_batches(&held_tokens, s.seq, &c);
-    send(TrainEvent::Data {
-        job: run.job,
-        train_tokens: n_train,
+    Ok(Tokenized {
+        held: held_batches(&held_tokens, s.seq, &c),
+        data,
+        train_tokens,
         train_chars: train_text.chars().count(),
         held_tokens: held_tokens.len(),
-        windows: data.len(),
-        held_windows: held.iter().map(|b| b.batch).sum(),
-        base: base.clone(),
-    });
-    Ok(Setup {
-        weights: parsed.weights,
-        tokenizer: parsed.tokenizer,
-        base,
-        data,
-        held,
     })
 }
 
@@ -403,23 +423,7 @@ async fn estimate(engine: &Engine, text: &str, s: &TrainSettings) -> Result<Esti
     check(s)?;
     let (parsed, _) = model(engine)?;
     let c = parsed.weights.config;
-    if s.seq > c.seq_len {
-        return Err(format!(
-            "Sequence length {} is longer than this model's context ({} tokens).",
-            s.seq, c.seq_len
-        ));
-    }
-    let (train_text, held_text) = split(text);
-    let tokens = parsed.tokenizer.encode(train_text, true, false);
-    let n = tokens.len();
-    let data =
-        Dataset::from_token_lists(&[tokens], s.seq, &c).map_err(|e| data_error(&e, n, s.seq))?;
-    let held_tokens = if held_text.is_empty() {
-        Vec::new()
-    } else {
-        parsed.tokenizer.encode(held_text, true, false)
-    };
-    let held = held_batches(&held_tokens, s.seq, &c);
+    let Tokenized { data, held, .. } = tokenized(&parsed, s, text)?;
     let run = Run {
         job: 0,
         name: String::new(),
