@@ -53,33 +53,7 @@ fn threaded_matvec_matches_reference() {
     assert!(max_diff(&a, &b) <= 4.0 * f32::EPSILON * cols as f32);
 }
 
-#[test]
-fn attention_matches_reference() {
-    // Head sizes on the SIMD path (multiples of 8 up to 64) and off it; position counts around
-    // the eight-at-a-time blocks; keys and values interleaved with another head (stride 2·hs).
-    for hs in [8, 16, 24, 48, 64, 12, 72] {
-        for n in [1, 2, 7, 8, 9, 33, 256] {
-            let stride = 2 * hs;
-            let q = det_uniform(5, "q", hs, 2.0, 0.0);
-            let k = det_uniform(6, "k", n * stride, 2.0, 0.0);
-            let v = det_uniform(7, "v", n * stride, 1.0, 0.0);
-            let (mut att_r, mut att_f) = (vec![0.0; n], vec![0.0; n]);
-            let (mut out_r, mut out_f) = (vec![0.0; hs], vec![7.0; hs]);
-            ops::attend(&q, &k[hs..], &v[hs..], stride, &mut att_r, &mut out_r);
-            fast::attend(&q, &k[hs..], &v[hs..], stride, &mut att_f, &mut out_f);
-            assert!(
-                max_diff(&att_r, &att_f) <= 1e-6,
-                "hs {hs} n {n}: att {}",
-                max_diff(&att_r, &att_f)
-            );
-            assert!(
-                max_diff(&out_r, &out_f) <= 1e-5,
-                "hs {hs} n {n}: out {}",
-                max_diff(&out_r, &out_f)
-            );
-        }
-    }
-}
+// Attention: fast_kernels.rs (natively and in wasm).
 
 #[test]
 fn softmax_matches_reference_with_extremes() {

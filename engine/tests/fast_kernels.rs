@@ -18,6 +18,11 @@ use tinylm_engine::{checkpoint, Weights};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+// The shared comparisons (no file access, so they run in wasm too).
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::{ids, max_abs, max_diff};
+
 const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
 const REFERENCE: &str = include_str!("../../../shared/data/reference/stories260K_reference.json");
 
@@ -25,14 +30,6 @@ fn rand(seed: u64, name: &str, n: usize) -> Vec<f32> {
     det_uniform(seed, name, n, 1.0, 0.0)
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-}
-
-fn max_abs(a: &[f32]) -> f32 {
-    a.iter().fold(0f32, |m, v| m.max(v.abs()))
-}
 
 /// The kernel this build runs, so a failure says which one.
 #[test]
@@ -290,12 +287,7 @@ fn lora_gradients_on_fast_kernels_match_the_reference() {
 
 fn reference_greedy() -> Vec<u32> {
     let v: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
-    v["greedy_empty_prompt_256_steps"]["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    ids(&v["greedy_empty_prompt_256_steps"]["ids"])
 }
 
 #[test]
