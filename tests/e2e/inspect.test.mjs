@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
-  cspViolations, generate, launchBrowser, openApp, readShared, responsiveness, screenshot, sharedPath, startServer,
-  tinylm, waitForState, watchResponsiveness,
+  assertClean, generate, openApp, readShared, responsiveness, screenshot, sharedPath, tinylm, useSite, waitForState,
+  watchResponsiveness,
 } from './helpers.mjs';
 
 /** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
@@ -87,19 +87,10 @@ function checkExport(json, label) {
 
 for (const mode of ['cpu', 'webgpu']) {
   describe(`Inspect view (${mode === 'cpu' ? 'CPU only' : 'WebGPU on SwiftShader'})`, () => {
-    let server;
-    let browser;
-    before(async () => {
-      server = await startServer();
-      browser = await launchBrowser({ webgpu: mode === 'webgpu' });
-    });
-    after(async () => {
-      await browser?.close();
-      await server?.close();
-    });
+    const site = useSite({ webgpu: mode === 'webgpu' });
 
     test('the reference text: attention equals llama2.c, heads respond to pointer, click and keys', async () => {
-      const { page, log } = await openApp(browser.context, server.url);
+      const { page, log } = await openApp(site.browser.context, site.server.url);
       assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
       assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), mode);
       await inspectReference(page);
@@ -177,8 +168,7 @@ for (const mode of ['cpu', 'webgpu']) {
 
       await page.click('[data-testid=present]');
       await screenshot(page, `inspect-${mode}-present`);
-      assert.deepEqual(log.errors, [], 'console errors');
-      assert.deepEqual(await cspViolations(page), [], 'CSP violations');
+      await assertClean(page, log, site.server.url);
       await page.close();
     });
 
@@ -186,7 +176,7 @@ for (const mode of ['cpu', 'webgpu']) {
       test('the whole 512-token context inspects and draws without freezing the page', async () => {
         // With no story written yet, Inspect reads the prompt: two greedy stories, more than the
         // 512-token context, so the view keeps the first 512.
-        const { page, log } = await openApp(browser.context, server.url);
+        const { page, log } = await openApp(site.browser.context, site.server.url);
         assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
         await page.fill('[data-testid=prompt]', `${greedy256}\n${greedy256}`);
         await page.evaluate(() => {
@@ -209,7 +199,7 @@ for (const mode of ['cpu', 'webgpu']) {
         console.log(`# 512 tokens: ready in ${ready} ms, 4 head previews in ${hovers} ms, long tasks ${JSON.stringify(long.map(Math.round))}`);
         await screenshot(page, 'inspect-cpu-512');
         assert.ok(Math.max(0, ...long) < 1500, `a long task froze the page: ${long}`);
-        assert.deepEqual(log.errors, [], 'console errors');
+        await assertClean(page, log, site.server.url);
         await page.close();
       });
     }
@@ -272,31 +262,25 @@ async function loadFromSite(page, model, tokenizer = '') {
 }
 
 describe('Inspect view on bigger models (CPU path)', () => {
-  let server;
-  let browser;
-  let tmp;
-  before(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'tinylm-inspect-'));
-    // stories110M's shape (dim 768, 12 layers × 12 heads, 32000-token table, 1024 context),
-    // random: 440 MB, the largest the view is meant for.
-    tinylm(['make-model', '--config', '768,2048,12,12,12,32000,1024', '--seed', '110', '-o', join(tmp, 's110m.bin')]);
-    // Small but with many heads: its attention maps, not its weights, hit the memory cap.
-    tinylm(['make-model', '--config', '64,172,12,16,16,512,1024', '--seed', '7', '-o', join(tmp, 'wide.bin')]);
-    server = await startServer('/', {
-      'extra/s110m.bin': join(tmp, 's110m.bin'),
-      'extra/wide.bin': join(tmp, 'wide.bin'),
-      'extra/tokenizer.bin': sharedPath('tokenizers/llama2/tokenizer.bin'),
-    });
-    browser = await launchBrowser();
+  const tmp = mkdtempSync(join(tmpdir(), 'tinylm-inspect-'));
+  const site = useSite({
+    extra: () => {
+      // stories110M's shape (dim 768, 12 layers × 12 heads, 32000-token table, 1024 context),
+      // random: 440 MB, the largest the view is meant for.
+      tinylm(['make-model', '--config', '768,2048,12,12,12,32000,1024', '--seed', '110', '-o', join(tmp, 's110m.bin')]);
+      // Small but with many heads: its attention maps, not its weights, hit the memory cap.
+      tinylm(['make-model', '--config', '64,172,12,16,16,512,1024', '--seed', '7', '-o', join(tmp, 'wide.bin')]);
+      return {
+        'extra/s110m.bin': join(tmp, 's110m.bin'),
+        'extra/wide.bin': join(tmp, 'wide.bin'),
+        'extra/tokenizer.bin': sharedPath('tokenizers/llama2/tokenizer.bin'),
+      };
+    },
   });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
 
   test('s110m: progress shows, Stop leaves the view usable, a re-run works, the lens matches the model', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     const t0 = Date.now();
     assert.equal(await loadFromSite(page, 'extra/s110m.bin', 'extra/tokenizer.bin'), 'ready');
@@ -390,12 +374,12 @@ describe('Inspect view on bigger models (CPU path)', () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=lens] td[data-pending]').length === 0,
       null, { timeout: SLOW });
     assert.match(await page.textContent('[data-testid=lens] th.picked'), /^30 /);
-    assert.deepEqual(log.errors, [], 'console errors');
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('attention too big for memory: the cap and its reason are shown', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     assert.equal(await loadFromSite(page, 'extra/wide.bin'), 'ready');
     await page.fill('[data-testid=prompt]', [greedy256, greedy256, greedy256, greedy256].join('\n'));
@@ -409,7 +393,7 @@ describe('Inspect view on bigger models (CPU path)', () => {
     const cap = await page.textContent('[data-testid=inspect-cap]');
     assert.match(cap, new RegExp(`^Showing the first ${kept} of ${all} tokens: the attention maps \\(12 layers × 16 heads\\) grow`));
     await screenshot(page, 'inspect-cap');
-    assert.deepEqual(log.errors, [], 'console errors');
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 });

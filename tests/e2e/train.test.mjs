@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
-  bundledPath, generate, launchBrowser, readShared, openApp, REPO, screenshot, sharedPath, startServer, statusText, tinylm, waitForState,
+  assertClean, bundledPath, generate, readShared, openApp, REPO, screenshot, sharedPath, statusText, tinylm, waitForState,
+  useSite, withSite,
 } from './helpers.mjs';
 
 const MODEL = bundledPath('stories260K.bin');
@@ -75,17 +76,8 @@ function cliLosses(work, text, run = RUN) {
 }
 
 describe('Train view (CPU training in the engine worker)', () => {
-  let server;
-  let browser;
+  const site = useSite();
   const work = mkdtempSync(join(tmpdir(), 'tinylm-train-'));
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   async function openTrain(page) {
     assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready', await statusText(page));
@@ -145,7 +137,7 @@ describe('Train view (CPU training in the engine worker)', () => {
   }
 
   test('20 steps on Peter Rabbit, paused and resumed: loss falls, held-out loss, samples differ; losses = tinylm finetune; the download gives the same logits in the CLI', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await openTrain(page);
     assert.match(await page.textContent('[data-testid=data-source]'), /Peter Rabbit.*Public domain/);
     assert.match(await page.textContent('[data-testid=counts]'), /\d+ tokens for training, \d+ held out/);
@@ -251,13 +243,13 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.click('[data-testid=tab-generate]');
     const again = await generate(page, { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
     assert.equal(again.text, text, 'the same adapter story after the restart');
-    assert.deepEqual(log.errors, []);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('reload during training, resume: the final adapter equals an uninterrupted run', async () => {
     const s = { ...RUN, steps: 30, sampleEvery: 15, checkpointEvery: 5, name: 'resume-check' };
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await openTrain(page);
     await settings(page, s);
     await page.click('[data-testid=train-start]');
@@ -295,13 +287,13 @@ describe('Train view (CPU training in the engine worker)', () => {
       const { d, m } = maxDiff(Array.from(resumed[k].data), Array.from(straight[k].data));
       assert.ok(d <= 1e-4 * m, `${k}: differs by ${d} (max ${m})`);
     }
-    assert.deepEqual(log.errors, []);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('a full disk during a checkpoint keeps the previous one: the page says so, and a reload resumes from it', async () => {
     const s = { ...RUN, steps: 60, sampleEvery: 30, checkpointEvery: 5, name: 'disk-full-check' };
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await openTrain(page);
     await settings(page, s);
     await page.click('[data-testid=train-start]');
@@ -335,12 +327,12 @@ describe('Train view (CPU training in the engine worker)', () => {
     const after = await losses(page);
     assert.equal(after.length, s.steps + 1);
     assert.deepEqual(after.slice(0, kept), before);
-    assert.deepEqual(log.errors, []);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('the PEFT fixture uploaded gives logits_final; an adapter for another model is refused', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     await openTrain(page);
     const before = await page.locator('[data-testid=adapter-row]').count();
     await page.setInputFiles('[data-testid=adapter-upload]', [
@@ -364,26 +356,17 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.setInputFiles('[data-testid=adapter-upload]', [join(otherDir, 'adapter_config.json'), join(otherDir, 'adapter_model.safetensors')]);
     await page.waitForFunction(() => /different base model/.test(document.querySelector('[data-testid=library-note]').textContent), null, { timeout: 30_000 });
     assert.equal(await page.locator('[data-testid=adapter-row]').count(), count, 'nothing was added');
-    assert.deepEqual(log.errors, []);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 });
 
 describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', () => {
-  let server;
-  let browser;
+  const site = useSite({ webgpu: true });
   const work = mkdtempSync(join(tmpdir(), 'tinylm-train-gpu-'));
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser({ webgpu: true });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   test('20 steps on Peter Rabbit on WebGPU: loss falls, samples differ, losses within 1e-3 of tinylm finetune', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');
     await page.click('[data-testid=tab-train]');
@@ -407,12 +390,12 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
     for (let i = 0; i < want.length; i++) {
       assert.ok(Math.abs(got[i] - want[i]) <= 1e-3 * Math.abs(want[i]), `loss ${i}: WebGPU ${got[i]} vs CLI ${want[i]}`);
     }
-    assert.deepEqual(log.errors, []);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 
   test('an adapter in use survives a WebGPU restart that falls back to the CPU', async () => {
-    const { page, log } = await openApp(browser.context, server.url);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
     await page.click('[data-testid=tab-train]');
     await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
@@ -449,7 +432,7 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
     assert.equal(cpu.text, gpu.text, 'the adapter story, now from the CPU');
     const plain = readShared('reference/stories260K_greedy_256.txt');
     assert.ok(!plain.startsWith(cpu.text), 'not the plain model');
-    assert.deepEqual(log.errors, []);
+    await assertClean(page, log, site.server.url);
     await page.close();
   });
 });
@@ -468,9 +451,7 @@ describe('Train presets, measured', { skip: !process.env.TINYLM_MEASURE_PRESETS 
   const kinds = (process.env.TINYLM_MEASURE_PRESETS ?? '').split(',');
   for (const webgpu of [false, true].filter((g) => kinds.includes(g ? 'webgpu' : 'cpu'))) {
     test(`presets on ${webgpu ? 'WebGPU (SwiftShader)' : 'the CPU path'}`, async () => {
-      const server = await startServer();
-      const browser = await launchBrowser({ webgpu });
-      try {
+      await withSite({ webgpu }, async ({ server, browser }) => {
         const { page } = await openApp(browser.context, server.url);
         assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready');
         await page.click('[data-testid=tab-train]');
@@ -498,10 +479,7 @@ describe('Train presets, measured', { skip: !process.env.TINYLM_MEASURE_PRESETS 
           results.push({ preset, backend, steps: total, estimate_s: estimate, at_tenth_s: tenth, left_at_tenth: left, actual_s: seconds });
           console.log(JSON.stringify(results[results.length - 1]));
         }
-      } finally {
-        await browser.close();
-        await server.close();
-      }
+      });
     });
   }
 });
