@@ -154,6 +154,12 @@ impl Inspector {
         Ok(())
     }
 
+    /// What a batched backend (the GPU's `inspect_advance_async`) fills in: the inspection so
+    /// far and the next position to run.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Inspection, &mut usize) {
+        (&mut self.out, &mut self.next)
+    }
+
     /// The whole inspection; an error while positions are left to run.
     pub fn finish(self) -> Result<Inspection> {
         if !self.is_finished() {

@@ -129,6 +129,40 @@ fn token_by_token_equals_batched_and_prefill() {
     }
 }
 
+/// The inspection a batch at a time (what the worker runs between yields): progress by whole
+/// batches, the same numbers as one call, and an inspection dropped half-way (Stop) leaves the
+/// backend fit for the next one.
+#[test]
+fn inspection_in_batches_can_stop_and_equals_one_call() {
+    use tinylm_engine::trace::Inspector;
+    let w = named("tiny64");
+    let tokens = random_tokens(12, 40, w.config.vocab_size);
+    let mut g = gpu(&w, GpuOptions { max_batch: 16, ..GpuOptions::default() });
+    let whole = g.inspect(&tokens).unwrap();
+
+    let mut stopped = Inspector::new(&w.config, &tokens).unwrap();
+    assert!(!g.inspect_advance(&mut stopped).unwrap());
+    assert_eq!(stopped.done(), 16);
+    assert!(stopped.finish().is_err(), "an unfinished inspection has no result");
+    g.generate(&tokens[..3], 20, &mut tinylm_engine::Sampler::new(1.0, 0.9, 1).unwrap(), |_| true).unwrap();
+
+    let mut run = Inspector::new(&w.config, &tokens).unwrap();
+    let mut done = Vec::new();
+    while !g.inspect_advance(&mut run).unwrap() {
+        done.push(run.done());
+    }
+    done.push(run.done());
+    assert_eq!(done, [16, 32, 40]);
+    let batched = run.finish().unwrap();
+    assert_close("tiny64 in batches vs one call", &batched, &whole);
+    let want = inspect(&mut CpuBackend::reference(w), &tokens).unwrap();
+    assert_close("tiny64 in batches vs CPU", &batched, &want);
+
+    let other = named("micro");
+    let mut foreign = Inspector::new(&other.config, &tokens[..4]).unwrap();
+    assert!(g.inspect_advance(&mut foreign).is_err(), "an inspection of another model is refused");
+}
+
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     use tinylm_engine::generate::Backend;

@@ -3,7 +3,9 @@
 // clicking heads must change the zoomed head; the numbers on screen must be the fixture's. On an
 // s110m-shaped random model (CPU): progress, Stop, a re-run, the page answering input meanwhile,
 // and the logit lens of a picked position against one computed here from the model file and the
-// CLI's residuals; on a many-headed model, the memory cap and its reason.
+// CLI's residuals; on a many-headed model, the memory cap and its reason. On WebGPU, a batch of
+// positions at a time: progress and Stop between batches, and a several-batch inspection equal
+// to the CLI's.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -393,6 +395,64 @@ describe('Inspect view on bigger models (CPU path)', () => {
     const cap = await page.textContent('[data-testid=inspect-cap]');
     assert.match(cap, new RegExp(`^Showing the first ${kept} of ${all} tokens: the attention maps \\(12 layers × 16 heads\\) grow`));
     await screenshot(page, 'inspect-cap');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+});
+
+describe('Inspect view on WebGPU (SwiftShader): batch by batch', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'tinylm-inspect-gpu-'));
+  // Small to download, but its 1024-token context and 6 × 8 heads make each batch of positions
+  // take a while on a software GPU, long enough to watch and stop.
+  const model = join(tmp, 'mid.bin');
+  const site = useSite({
+    webgpu: true,
+    extra: () => {
+      tinylm(['make-model', '--config', '128,344,6,8,8,512,1024', '--seed', '5', '-o', model]);
+      return { 'extra/mid.bin': model };
+    },
+  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  test('progress between batches, Stop, then a several-batch inspection equal to tinylm logits', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
+    assert.equal(await loadFromSite(page, 'extra/mid.bin'), 'ready');
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');
+
+    await page.fill('[data-testid=prompt]', [greedy256, greedy256, greedy256].join('\n'));
+    await page.click('[data-testid=tab-inspect]');
+    await page.waitForFunction(() => /forward pass at [1-9]\d* of \d+ tokens/.test(
+      document.querySelector('[data-testid=inspect-status]')?.textContent ?? ''), null, { timeout: SLOW });
+    const during = await page.textContent('[data-testid=inspect-status]');
+    const tStop = Date.now();
+    await page.click('[data-testid=inspect-stop]');
+    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error'], 60_000), 'stopped');
+    const stopped = await page.textContent('[data-testid=inspect-status]');
+    console.log(`# webgpu: ${during} → stopped in ${Date.now() - tStop} ms: ${stopped}`);
+    const [, at, of] = stopped.match(/^Stopped in the forward pass at (\d+) of (\d+) tokens/).map(Number);
+    assert.ok(at > 0 && at < of, stopped);
+
+    // Past one batch of positions (128 here), inspected to the end; short enough (≤ 147 tokens)
+    // for the export to hold every head's attention.
+    await page.click('[data-testid=tab-generate]');
+    await page.fill('[data-testid=prompt]', greedy256.split(' ').slice(0, 72).join(' '));
+    await page.click('[data-testid=tab-inspect]');
+    await page.click('[data-testid=inspect-again]');
+    assert.equal(await waitInspect(page, ['ready', 'error']), 'ready', await page.textContent('[data-testid=inspect-status]'));
+    const json = JSON.parse((await download(page, 'export-json')).bytes.toString('utf8'));
+    const n = json.tokens.length;
+    assert.ok(n > 128 && json.attention, `${n} tokens, full attention exported: ${!!json.attention}`);
+    const out = join(tmp, 'ref.safetensors');
+    tinylm(['logits', model, '--tokens', json.tokens.join(' '), '-o', out]);
+    const ref = readSafetensors(out).attn;
+    const [Lr, Hr] = ref.shape;
+    let worst = 0;
+    for (let l = 0; l < Lr; l++) for (let h = 0; h < Hr; h++) for (let t = 0; t < n; t++) for (let s = 0; s <= t; s++) {
+      worst = Math.max(worst, Math.abs(json.attention[l][h][t][s] - ref.data[((l * Hr + h) * n + t) * n + s]));
+    }
+    console.log(`# webgpu: ${n} tokens in batches, attention max |Δ| vs the CPU = ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-4, `attention differs from the CPU by ${worst}`);
     await assertClean(page, log, site.server.url);
     await page.close();
   });

@@ -167,21 +167,22 @@ async fn inspect(engine: &mut Engine, req: &InspectRequest) -> Result<Outcome, S
     Ok(Some((info, [attn, logits, roll])))
 }
 
-/// The forward pass keeping everything: on the CPU a position at a time between yields; on the
-/// GPU in the backend's own batched chunks (Stop is seen after it).
+/// The forward pass keeping everything, with progress and Stop between steps: on the CPU a
+/// position at a time, on the GPU a batch of positions (one submit) at a time.
 async fn forward(backend: &mut AnyBackend, tokens: &[u32], tick: &mut Ticker) -> Result<Option<Inspection>, String> {
     let n = tokens.len();
     let err = |e: tinylm_engine::Error| words::run_error(&e);
-    match backend {
-        AnyBackend::Gpu(g) => g.inspect_async(tokens).await.map(Some).map_err(err),
-        AnyBackend::Cpu(cpu) => {
-            let mut run = Inspector::new(cpu.config(), tokens).map_err(err)?;
-            while !run.advance(cpu, 1).map_err(err)? {
-                if tick.tick(Stage::Forward, run.done(), n).await {
-                    return Ok(None);
-                }
-            }
-            run.finish().map(Some).map_err(err)
+    let mut run = Inspector::new(backend.config(), tokens).map_err(err)?;
+    loop {
+        let finished = match backend {
+            AnyBackend::Gpu(g) => g.inspect_advance_async(&mut run).await,
+            AnyBackend::Cpu(cpu) => run.advance(cpu, 1),
+        };
+        if finished.map_err(err)? {
+            return run.finish().map(Some).map_err(err);
+        }
+        if tick.tick(Stage::Forward, run.done(), n).await {
+            return Ok(None);
         }
     }
 }

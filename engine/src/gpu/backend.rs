@@ -11,7 +11,7 @@ use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::cpu::check_step;
 use crate::error::{Error, Result};
-use crate::trace::{Inspection, StepTrace};
+use crate::trace::{Inspection, Inspector, StepTrace};
 use crate::weights::Weights;
 
 /// Construction settings.
@@ -320,37 +320,48 @@ impl GpuBackend {
     /// The whole of `tokens` (positions 0..) batched, chunk by chunk, keeping everything: the
     /// GPU twin of `trace::inspect`.
     pub async fn inspect_async(&mut self, tokens: &[u32]) -> Result<Inspection> {
-        self.check_tokens(tokens)?;
-        let c = self.config;
-        let (n, l, h, d, v, s) = (tokens.len(), c.n_layers, c.n_heads, c.dim, c.vocab_size, c.seq_len);
+        let mut run = Inspector::new(&self.config, tokens)?;
+        while !self.inspect_advance_async(&mut run).await? {}
+        run.finish()
+    }
+
+    /// Runs `run`'s next chunk of positions as one batch (as many rows as the capture buffers
+    /// hold), so a caller can show progress and stop between chunks; returns whether every
+    /// position has run. As with `Inspector::advance`, nothing else may use the backend until
+    /// the inspection finishes (the KV cache holds its earlier positions).
+    pub async fn inspect_advance_async(&mut self, run: &mut Inspector) -> Result<bool> {
         let per = self.ensure_capture();
-        let mut out = Inspection {
-            config: c,
-            tokens: tokens.to_vec(),
-            logits: vec![0.0; n * v],
-            attn: vec![0.0; l * h * n * n],
-            resid: vec![0.0; l * n * d],
-        };
-        for start in (0..n).step_by(per) {
-            let chunk = &tokens[start..(start + per).min(n)];
-            let r = self.run_rows(start, chunk, true).await?;
-            out.logits[start * v..(start + chunk.len()) * v].copy_from_slice(&r.logits);
-            for li in 0..l {
-                let rows = chunk.len();
-                for t in 0..rows {
-                    let pos = start + t;
-                    for hi in 0..h {
-                        let src = ((li * rows + t) * h + hi) * s;
-                        let dst = ((li * h + hi) * n + pos) * n;
-                        out.attn[dst..dst + pos + 1].copy_from_slice(&r.att[src..src + pos + 1]);
-                    }
-                    let src = (li * rows + t) * d;
-                    let dst = (li * n + pos) * d;
-                    out.resid[dst..dst + d].copy_from_slice(&r.resid[src..src + d]);
+        let c = self.config;
+        let (out, next) = run.parts_mut();
+        if out.config != c {
+            return Err(Error::InvalidSetting("an inspection continues on the model it began on".into()));
+        }
+        let (start, n) = (*next, out.tokens.len());
+        if start == n {
+            return Ok(true);
+        }
+        if start == 0 {
+            self.check_tokens(&out.tokens)?;
+        }
+        let (l, h, d, v, s) = (c.n_layers, c.n_heads, c.dim, c.vocab_size, c.seq_len);
+        let rows = per.min(n - start);
+        let r = self.run_rows(start, &out.tokens[start..start + rows], true).await?;
+        out.logits[start * v..(start + rows) * v].copy_from_slice(&r.logits);
+        for li in 0..l {
+            for t in 0..rows {
+                let pos = start + t;
+                for hi in 0..h {
+                    let src = ((li * rows + t) * h + hi) * s;
+                    let dst = ((li * h + hi) * n + pos) * n;
+                    out.attn[dst..dst + pos + 1].copy_from_slice(&r.att[src..src + pos + 1]);
                 }
+                let src = (li * rows + t) * d;
+                let dst = (li * n + pos) * d;
+                out.resid[dst..dst + d].copy_from_slice(&r.resid[src..src + d]);
             }
         }
-        Ok(out)
+        *next = start + rows;
+        Ok(*next == n)
     }
 
     /// Records a prefill of `tokens` at positions 0.. in batch chunks, ending with the logits of
@@ -407,6 +418,10 @@ impl GpuBackend {
     /// Blocking `inspect_async`.
     pub fn inspect(&mut self, tokens: &[u32]) -> Result<Inspection> {
         pollster::block_on(self.inspect_async(tokens))
+    }
+    /// Blocking `inspect_advance_async`.
+    pub fn inspect_advance(&mut self, run: &mut Inspector) -> Result<bool> {
+        pollster::block_on(self.inspect_advance_async(run))
     }
 }
 
