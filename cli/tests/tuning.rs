@@ -43,6 +43,24 @@ fn bench_tune_measures_every_candidate_and_generate_uses_the_result() {
     assert_eq!(String::from_utf8(run.stdout).unwrap(), reference_story(), "stdout stays llama2.c's");
 }
 
+/// With --f16-classifier the f16 classifier's kernel is tuned too (its own column and choice),
+/// and the tuned decode runs it; an adapter without shader-f16 refuses the flag by name.
+#[test]
+fn bench_tune_with_the_f16_classifier_tunes_its_shape() {
+    let args = ["bench", "--shape", "micro", "--backend", "gpu", "--tune", "--f16-classifier", "--runs", "1", "-n", "8"];
+    let out = tinylm(&args);
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        assert!(err.contains("shader-f16"), "{err}");
+        return;
+    }
+    assert!(text.contains("f16 cls µs") && text.contains("chosen (f16 classifier)"), "{text}");
+    let json = &text[text.find("tuning JSON").unwrap()..];
+    let v: serde_json::Value = serde_json::from_str(&json[json.find('{').unwrap()..]).unwrap();
+    assert!(v["workgroups"]["classifier_f16"]["x"].is_u64(), "{v}");
+    assert!(v["matvec"].as_array().unwrap().iter().all(|m| m["classifier_f16_us"].as_f64().is_some_and(|us| us > 0.0)), "{v}");
+}
+
 #[test]
 fn bench_tune_prints_the_table_and_the_json() {
     let text = String::from_utf8(ok(&["bench", "--shape", "micro", "--backend", "gpu", "--tune", "--runs", "1", "-n", "8"])).unwrap();

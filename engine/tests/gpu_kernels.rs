@@ -298,6 +298,7 @@ fn every_candidate_workgroup_shape_matches_cpu() {
         let wg = Workgroups {
             layers: MATVEC_CANDIDATES[i],
             classifier: MATVEC_CANDIDATES[(i + 1) % n],
+            classifier_f16: Some(MATVEC_CANDIDATES[(i + 2) % n]),
             attention: ATTENTION_CANDIDATES[i % ATTENTION_CANDIDATES.len()],
         };
         let lab = KernelLab::with(wgpu::Features::SHADER_F16, wg).unwrap();

@@ -249,6 +249,14 @@ fn f16_classifier_is_refused_without_shader_f16_else_reads_half_floats() {
             let got = inspect(&mut g, &tokens).unwrap();
             let want = inspect(&mut CpuBackend::reference(rounded), &tokens).unwrap();
             assert_close("f16 classifier vs CPU with an f16-rounded classifier", &got, &want);
+            // Every candidate shape as the f16 classifier's own (not the f32 classifier's).
+            use tinylm_engine::gpu::{Workgroups, MATVEC_CANDIDATES};
+            for &s in MATVEC_CANDIDATES {
+                let wg = Workgroups { classifier_f16: Some(s), ..Workgroups::default() };
+                let mut g = GpuBackend::new(&w, GpuOptions { workgroups: Some(wg), ..opts }).unwrap();
+                assert!(g.is_f16_classifier() && g.workgroups() == wg);
+                assert_close(&format!("f16 classifier {s}"), &inspect(&mut g, &tokens).unwrap(), &want);
+            }
         }
         Err(e) => panic!("unexpected error: {e}"),
     }
@@ -292,6 +300,7 @@ fn every_candidate_workgroup_shape_decodes_like_the_cpu() {
         let wg = Workgroups {
             layers: MATVEC_CANDIDATES[i],
             classifier: MATVEC_CANDIDATES[(i + 3) % n],
+            classifier_f16: None,
             attention: ATTENTION_CANDIDATES[i % ATTENTION_CANDIDATES.len()],
         };
         let mut g = gpu(&w, GpuOptions { workgroups: Some(wg), ..GpuOptions::default() });

@@ -19,7 +19,8 @@ fn ctx() -> GpuContext {
 fn print_table(t: &Tuning) {
     println!("{}: chosen {} in {:.0} ms (budget {:.0}, cut {}), reps {:?}", t.adapter, t.workgroups, t.elapsed_ms, t.budget_ms, t.cut, t.reps);
     for m in &t.matvec {
-        println!("  matvec {:>5}: classifier {:?} µs, layer {:?} µs, {} samples", m.shape.to_string(), m.classifier_us, m.layer_us, m.samples);
+        let (c, l, f) = (m.classifier_us, m.layer_us, m.classifier_f16_us);
+        println!("  matvec {:>5}: classifier {c:?} µs, layer {l:?} µs, f16 classifier {f:?} µs, {} samples", m.shape.to_string(), m.samples);
     }
     for a in &t.attention {
         println!("  attention {:>3}: {:?} µs, {} samples", a.lanes, a.us, a.samples);
@@ -42,6 +43,7 @@ fn the_tuner_measures_every_candidate_and_chooses_one_of_them() {
     assert!(t.attention.iter().all(|a| a.samples == 5 && a.us.unwrap() > 0.0));
     let w = t.workgroups;
     assert!(MATVEC_CANDIDATES.contains(&w.layers) && MATVEC_CANDIDATES.contains(&w.classifier));
+    assert!(w.classifier_f16.is_none() && t.reps.len() == 3, "no f16 kernel on a device opened without shader-f16");
     assert!(ATTENTION_CANDIDATES.contains(&w.attention));
     // The classifier's choice is the fastest measured, or the default within 3% of it.
     let best = t.matvec.iter().map(|m| m.classifier_us.unwrap()).fold(f64::INFINITY, f64::min);
@@ -89,6 +91,49 @@ fn decode_with_the_tuned_shapes_matches_the_reference() {
     let (d, tol) = (max_diff(&got.logits, &want.logits), 1e-4 * max_abs(&want.logits).max(1.0));
     println!("tuned {}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})", t.workgroups);
     assert!(d <= tol, "{d} > {tol}");
+}
+
+/// Where the device has shader-f16 (lavapipe does), the f16 classifier's kernel is timed for
+/// every candidate and gets its own choice, and a backend with that choice and the f16
+/// classifier matches the CPU on an f16-rounded classifier. A tuning written before the f16
+/// fields existed (three reps, no f16 entries) still reads, as the f32 classifier's shape.
+#[test]
+fn the_f16_classifier_gets_its_own_shape_where_the_device_has_shader_f16() {
+    use tinylm_engine::gpu::f16_round;
+    let ctx = GpuContext::with_shader_f16(true).unwrap();
+    let w = stories260k();
+    let t = tune(&ctx, &w.config, 30_000.0).unwrap();
+    print_table(&t);
+    if !ctx.offers_shader_f16() {
+        assert!(t.workgroups.classifier_f16.is_none() && t.reps.len() == 3);
+        println!("no shader-f16 on {}: nothing more to check", ctx.adapter);
+        return;
+    }
+    assert!(!t.cut && t.reps.len() == 4, "{:?}", t.reps);
+    assert!(t.matvec.iter().all(|m| m.classifier_f16_us.is_some_and(|us| us > 0.0)));
+    let chosen = t.workgroups.classifier_f16.expect("an f16 classifier shape");
+    let us = |s: MatvecShape| t.matvec.iter().find(|m| m.shape == s).unwrap().classifier_f16_us.unwrap();
+    let best = t.matvec.iter().map(|m| m.classifier_f16_us.unwrap()).fold(f64::INFINITY, f64::min);
+    assert!(us(chosen) == best || (chosen == MatvecShape::DEFAULT && us(chosen) * 0.97 <= best));
+
+    let opts = GpuOptions { workgroups: Some(t.workgroups), f16_classifier: true, ..GpuOptions::default() };
+    let mut g = GpuBackend::new(&w, opts).unwrap();
+    assert!(g.is_f16_classifier() && g.workgroups() == t.workgroups);
+    let mut rounded = w.clone();
+    rounded.wcls = Some(w.tok_embeddings.iter().map(|&v| f16_round(v)).collect());
+    let tokens = random_tokens(5, 40, 512);
+    let got = inspect(&mut g, &tokens).unwrap();
+    let want = inspect(&mut CpuBackend::reference(rounded), &tokens).unwrap();
+    let (d, tol) = (max_diff(&got.logits, &want.logits), 1e-4 * max_abs(&want.logits).max(1.0));
+    println!("f16 classifier {chosen}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})");
+    assert!(d <= tol, "{d} > {tol}");
+
+    let mut old: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+    old["workgroups"].as_object_mut().unwrap().remove("classifier_f16");
+    old["reps"].as_array_mut().unwrap().truncate(3);
+    old["matvec"].as_array_mut().unwrap().iter_mut().for_each(|m| drop(m.as_object_mut().unwrap().remove("classifier_f16_us")));
+    let back = Tuning::from_json(&old.to_string()).unwrap().workgroups_for(&w.config).unwrap();
+    assert_eq!((back.classifier_f16, back.f16_classifier()), (None, t.workgroups.classifier));
 }
 
 fn ids_of(key: &str) -> Vec<u32> {

@@ -132,7 +132,9 @@ fn tune(weights: &Weights, adapter: Option<&Adapter>, label: &str, a: &Args) -> 
         return Err(Error::InvalidSetting("--tune measures the GPU: use it with --backend gpu".into()));
     }
     let t = {
-        let ctx = tinylm_engine::gpu::GpuContext::new()?;
+        // With --f16-classifier the device gets shader-f16 (where offered), so the f16
+        // classifier's shapes are measured too.
+        let ctx = tinylm_engine::gpu::GpuContext::with_shader_f16(a.f16_classifier)?;
         tinylm_engine::gpu::tune::tune(&ctx, &weights.config, a.tune_budget_ms)?
     };
     if let Some(path) = &a.save_tuning {

@@ -89,6 +89,13 @@ impl GpuContext {
         pollster::block_on(Self::with_features_async(want))
     }
 
+    /// `new`, with `shader-f16` enabled where the adapter offers it when `f16` (what
+    /// `GpuOptions::f16_classifier` and the tuning of its kernel need).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_shader_f16(f16: bool) -> Result<GpuContext> {
+        Self::with_features(if f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() })
+    }
+
     /// The first asynchronous error wgpu reported, if any (it stays reported: a device that
     /// failed once is not trusted again).
     pub fn check(&self) -> Result<()> {

@@ -201,7 +201,7 @@ impl Kernels {
                 &["norm_rope"],
             ),
             matvec_cls: (wg.classifier != wg.layers).then(|| k("matvec cls", matvec_src(wg.classifier, false).as_str(), MATVEC_SLOTS, &["norm"])),
-            matvec_cls_f16: f16.then(|| k("matvec cls f16", matvec_src(wg.classifier, true).as_str(), MATVEC_SLOTS, &["norm"])),
+            matvec_cls_f16: f16.then(|| k("matvec cls f16", matvec_src(wg.f16_classifier(), true).as_str(), MATVEC_SLOTS, &["norm"])),
             rope: k("rope", &[shader!("rope_pair.wgsl"), include_str!("../../../shaders/rope.wgsl")].concat(), &[Read, Read, Write, Write, Uniform], &["main"]),
             attention: k("attention", attention_src(wg.attention).as_str(), ATTENTION_SLOTS, &["main"]),
             swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),

@@ -78,7 +78,7 @@ impl KernelLab {
             FusedMatvec::Classifier => (self.k.classifier(), self.k.workgroups.classifier, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),
             FusedMatvec::ClassifierF16 => {
                 let kernel = self.k.matvec_cls_f16.as_ref().ok_or_else(|| crate::Error::Gpu("this lab's device has no shader-f16".into()))?;
-                (kernel, self.k.workgroups.classifier, Chunked::upload_f16(&self.ctx, "w", w, k, max_bytes)?)
+                (kernel, self.k.workgroups.f16_classifier(), Chunked::upload_f16(&self.ctx, "w", w, k, max_bytes)?)
             }
         };
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, m));

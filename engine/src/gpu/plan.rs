@@ -249,8 +249,11 @@ impl Plan {
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
     pub fn head(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, head_rows: usize, head: (&wgpu::BindGroup, u32)) {
         if let (Some(f), 1, 1) = (&self.fused, rows, head_rows) {
-            let kernel = if f.cls_f16 { k.matvec_cls_f16.as_ref().unwrap_or(k.classifier()) } else { k.classifier() };
-            return Self::fused_mm(kernel, k.workgroups.classifier, pass, &f.cls, "norm", head);
+            let (kernel, shape) = match (&k.matvec_cls_f16, f.cls_f16) {
+                (Some(k16), true) => (k16, k.workgroups.f16_classifier()),
+                _ => (k.classifier(), k.workgroups.classifier),
+            };
+            return Self::fused_mm(kernel, shape, pass, &f.cls, "norm", head);
         }
         dispatch(pass, k.rmsnorm.pipeline(""), &self.rms_final, head, [rows as u32, 1, 1]);
         Self::matmul(k, pass, &self.cls, head_rows, head);

@@ -1,7 +1,7 @@
 //! `gpu::tune`: picks the decode kernels' workgroup shapes by measuring every candidate
 //! (`MATVEC_CANDIDATES`, `ATTENTION_CANDIDATES`) on the adapter at hand and on the model's own
-//! matrix shapes — the classifier (`norm`, as decode runs it), one layer's four matvecs, and
-//! attention at mid-context. Weights are zero-filled buffers: the kernels' speed does not
+//! matrix shapes — the classifier (`norm`, as decode runs it; also over f16 weights where the
+//! device was opened with SHADER_F16), one layer's four matvecs, and attention at mid-context. Weights are zero-filled buffers: the kernels' speed does not
 //! depend on the values.
 //!
 //! Timing is wall clock around a submit of many dispatches and a 4-byte readback (timestamp
@@ -40,6 +40,9 @@ pub struct MatvecTiming {
     pub shape: MatvecShape,
     /// The classifier matvec.
     pub classifier_us: Option<f64>,
+    /// The classifier over f16 weights (measured only on devices with SHADER_F16 enabled).
+    #[serde(default)]
+    pub classifier_f16_us: Option<f64>,
     /// One layer's four matvecs together.
     pub layer_us: Option<f64>,
     /// Timed submits behind each median.
@@ -65,8 +68,8 @@ pub struct Tuning {
     pub workgroups: Workgroups,
     pub matvec: Vec<MatvecTiming>,
     pub attention: Vec<AttentionTiming>,
-    /// Dispatches per timed submit: classifier, layer, attention.
-    pub reps: [usize; 3],
+    /// Dispatches per timed submit: classifier, layer, attention, f16 classifier (when measured).
+    pub reps: Vec<usize>,
     pub budget_ms: f64,
     pub elapsed_ms: f64,
     /// The budget ran out before every candidate had its rounds.
@@ -113,9 +116,10 @@ fn fused_applies<'a>(mut mats: impl Iterator<Item = &'a Mat>) -> bool {
     mats.all(|m| m.cols <= FUSED_MAX_K && m.chunks.iter().all(|r| r.len() % 4 == 0))
 }
 
-/// A weight matrix of the model, as zeroed row chunks.
+/// A weight matrix of the model, as zeroed row chunks (of f32, or f16 for the f16 classifier).
 struct Mat {
     cols: usize,
+    elem: usize,
     chunks: Vec<std::ops::Range<usize>>,
     bufs: Vec<wgpu::Buffer>,
     dims: Vec<wgpu::Buffer>,
@@ -123,14 +127,18 @@ struct Mat {
 
 impl Mat {
     fn new(ctx: &GpuContext, rows: usize, cols: usize, max_bytes: u64) -> Result<Mat> {
+        Self::of(ctx, rows, cols, max_bytes, 4)
+    }
+
+    fn of(ctx: &GpuContext, rows: usize, cols: usize, max_bytes: u64, elem: usize) -> Result<Mat> {
         let chunks = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?;
-        let bufs = chunks.iter().map(|r| buffer(ctx, "tune w", (r.len() * cols * 4) as u64, wgpu::BufferUsages::STORAGE)).collect();
+        let bufs = chunks.iter().map(|r| buffer(ctx, "tune w", (r.len() * cols * elem) as u64, wgpu::BufferUsages::STORAGE)).collect();
         let dims = chunks.iter().map(|r| uniform(ctx, "tune d", &[r.len() as u32, cols as u32, rows as u32, r.start as u32, 0])).collect();
-        Ok(Mat { cols, chunks, bufs, dims })
+        Ok(Mat { cols, elem, chunks, bufs, dims })
     }
 
     fn bytes(&self) -> usize {
-        self.chunks.iter().map(|r| r.len() * self.cols * 4).sum()
+        self.chunks.iter().map(|r| r.len() * self.cols * self.elem).sum()
     }
 }
 
@@ -144,6 +152,8 @@ struct Rig {
     out: wgpu::Buffer,
     probe: wgpu::Buffer,
     cls: Mat,
+    /// The classifier in f16, where the device has SHADER_F16 enabled.
+    cls_f16: Option<Mat>,
     layer: Vec<Mat>,
     att: [wgpu::Buffer; 5],
 }
@@ -158,7 +168,8 @@ struct Job {
 /// A candidate's pipelines and jobs, and its samples (µs per dispatch).
 struct Candidate {
     jobs: Vec<Vec<Job>>,
-    /// Each job group's kind: 0 classifier, 1 layer, 2 attention (its `Tuning::reps` slot).
+    /// Each job group's kind: 0 classifier, 1 layer, 2 attention, 3 f16 classifier (its
+    /// `Tuning::reps` slot).
     kinds: Vec<usize>,
     samples: Vec<Vec<f64>>,
 }
@@ -185,6 +196,10 @@ impl Rig {
             out: buffer(ctx, "tune out", (widest * 4) as u64, U::STORAGE | U::COPY_SRC),
             probe: buffer(ctx, "tune probe", 4, U::MAP_READ | U::COPY_DST),
             cls: Mat::new(ctx, c.vocab_size, d, max)?,
+            cls_f16: match ctx.device.features().contains(wgpu::Features::SHADER_F16) {
+                true => Some(Mat::of(ctx, c.vocab_size, d, max, 2)?),
+                false => None,
+            },
             layer: vec![Mat::new(ctx, d + 2 * kv, d, max)?, Mat::new(ctx, d, d, max)?, Mat::new(ctx, 2 * h, d, max)?, Mat::new(ctx, d, h, max)?],
             att: [
                 ones(d),
@@ -214,12 +229,19 @@ impl Rig {
             .collect()
     }
 
-    /// Jobs of shape `s`: [classifier, layer].
+    /// Jobs of shape `s`: [classifier, layer, f16 classifier if the device has it].
     fn matvec_candidate(&self, ctx: &GpuContext, s: MatvecShape) -> Candidate {
         let k = self.kernel(ctx, "tune matvec", &matvec_src(s, false), MATVEC_SLOTS, "norm");
         let cls = self.matvec_jobs(ctx, &k, s, &self.cls);
         let layer = self.layer.iter().flat_map(|m| self.matvec_jobs(ctx, &k, s, m)).collect();
-        Candidate { jobs: vec![cls, layer], kinds: vec![0, 1], samples: vec![Vec::new(), Vec::new()] }
+        let mut cand = Candidate { jobs: vec![cls, layer], kinds: vec![0, 1], samples: vec![Vec::new(), Vec::new()] };
+        if let Some(m) = &self.cls_f16 {
+            let k16 = self.kernel(ctx, "tune matvec f16", &matvec_src(s, true), MATVEC_SLOTS, "norm");
+            cand.jobs.push(self.matvec_jobs(ctx, &k16, s, m));
+            cand.kinds.push(3);
+            cand.samples.push(Vec::new());
+        }
+        cand
     }
 
     fn attention_candidate(&self, ctx: &GpuContext, lanes: u32, heads: usize) -> Candidate {
@@ -231,7 +253,7 @@ impl Rig {
     }
 
     /// One timed submit per job group of each of `cands`; false (stopping) once out of time.
-    async fn sample(&self, ctx: &GpuContext, cands: &mut [Candidate], reps: &[usize; 3], out_of_time: &dyn Fn() -> bool, now_ms: &dyn Fn() -> f64) -> Result<bool> {
+    async fn sample(&self, ctx: &GpuContext, cands: &mut [Candidate], reps: &[usize], out_of_time: &dyn Fn() -> bool, now_ms: &dyn Fn() -> f64) -> Result<bool> {
         for cand in cands {
             for (g, jobs) in cand.jobs.iter().enumerate() {
                 if out_of_time() {
@@ -298,7 +320,7 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
     let t0 = now_ms();
     let fits = |w: Workgroups| w.check(&ctx.limits).is_ok();
     let shapes: Vec<MatvecShape> =
-        MATVEC_CANDIDATES.iter().copied().filter(|&s| fits(Workgroups { layers: s, classifier: s, ..Workgroups::default() })).collect();
+        MATVEC_CANDIDATES.iter().copied().filter(|&s| fits(Workgroups { layers: s, classifier: s, classifier_f16: Some(s), ..Workgroups::default() })).collect();
     let lanes: Vec<u32> = ATTENTION_CANDIDATES.iter().copied().filter(|&a| fits(Workgroups { attention: a, ..Workgroups::default() })).collect();
     let rig = ctx.scoped("preparing the GPU tuning", || Rig::new(ctx, c)).await??;
     let mut t = Tuning {
@@ -308,7 +330,10 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
         workgroups: Workgroups::default(),
         matvec: Vec::new(),
         attention: Vec::new(),
-        reps: [reps_for(rig.cls.bytes()), reps_for(rig.layer.iter().map(Mat::bytes).sum()), reps_for(c.seq_len / 2 * 2 * c.dim * 4)],
+        reps: [reps_for(rig.cls.bytes()), reps_for(rig.layer.iter().map(Mat::bytes).sum()), reps_for(c.seq_len / 2 * 2 * c.dim * 4)]
+            .into_iter()
+            .chain(rig.cls_f16.as_ref().map(|m| reps_for(m.bytes())))
+            .collect(),
         budget_ms,
         elapsed_ms: 0.0,
         cut: false,
@@ -326,7 +351,7 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
     // each kind also times one dispatch, to size its submits to about `target_ms`), then one
     // timed sample; so a spent budget leaves the earliest candidates (the default first) measured.
     let target_ms = (budget_ms / 200.0).clamp(1.0, 20.0);
-    let mut calibrated = [false; 3];
+    let mut calibrated = [false; 4];
     let mut cands: Vec<Candidate> = Vec::new();
     for i in 0..shapes.len() + lanes.len() {
         if out_of_time() {
@@ -367,7 +392,13 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
         .map(|(i, &shape)| {
             let s = cands.get(i).map_or(&[][..], |c| &c.samples[..]);
             let med = |k: usize| s.get(k).and_then(|v| median(v));
-            MatvecTiming { shape, classifier_us: med(0), layer_us: med(1), samples: s.iter().map(Vec::len).min().unwrap_or(0) }
+            MatvecTiming {
+                shape,
+                classifier_us: med(0),
+                layer_us: med(1),
+                classifier_f16_us: med(2),
+                samples: s.iter().map(Vec::len).min().unwrap_or(0),
+            }
         })
         .collect();
     t.attention = lanes
@@ -381,7 +412,13 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
     let cls: Vec<_> = t.matvec.iter().map(|m| m.classifier_us).collect();
     let layer: Vec<_> = t.matvec.iter().map(|m| m.layer_us).collect();
     let att_us: Vec<_> = t.attention.iter().map(|a| a.us).collect();
-    t.workgroups = Workgroups { classifier: shapes[choose(&cls)], layers: shapes[choose(&layer)], attention: lanes[choose(&att_us)] };
+    let f16: Vec<_> = t.matvec.iter().map(|m| m.classifier_f16_us).collect();
+    t.workgroups = Workgroups {
+        classifier: shapes[choose(&cls)],
+        layers: shapes[choose(&layer)],
+        classifier_f16: rig.cls_f16.as_ref().map(|_| shapes[choose(&f16)]),
+        attention: lanes[choose(&att_us)],
+    };
     t.elapsed_ms = (now_ms() - t0).round();
     Ok(t)
 }

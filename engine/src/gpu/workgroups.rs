@@ -75,27 +75,40 @@ pub struct Workgroups {
     pub layers: MatvecShape,
     /// The classifier (usually the largest matrix of a small model).
     pub classifier: MatvecShape,
+    /// The classifier when it reads f16 weights (`GpuOptions::f16_classifier`); `None`: the
+    /// f32 classifier's shape (tunings made without shader-f16 have none).
+    #[serde(default)]
+    pub classifier_f16: Option<MatvecShape>,
     /// attention.wgsl's lanes per (head, row).
     pub attention: u32,
 }
 
 impl Default for Workgroups {
     fn default() -> Self {
-        Workgroups { layers: MatvecShape::DEFAULT, classifier: MatvecShape::DEFAULT, attention: 64 }
+        Workgroups { layers: MatvecShape::DEFAULT, classifier: MatvecShape::DEFAULT, classifier_f16: None, attention: 64 }
     }
 }
 
 impl std::fmt::Display for Workgroups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "layers {}, classifier {}, attention {}", self.layers, self.classifier, self.attention)
+        write!(f, "layers {}, classifier {}", self.layers, self.classifier)?;
+        if let Some(s) = self.classifier_f16 {
+            write!(f, ", f16 classifier {s}")?;
+        }
+        write!(f, ", attention {}", self.attention)
     }
 }
 
 impl Workgroups {
+    /// The f16 classifier's shape: its own, or the f32 classifier's.
+    pub fn f16_classifier(&self) -> MatvecShape {
+        self.classifier_f16.unwrap_or(self.classifier)
+    }
+
     /// Whether the device can run these shapes (and the dispatch sizes stay within its
     /// per-dimension workgroup count); `Error::InvalidSetting` saying which limit, if not.
     pub fn check(&self, limits: &wgpu::Limits) -> Result<()> {
-        for (what, s) in [("layer", self.layers), ("classifier", self.classifier)] {
+        for (what, s) in [("layer", self.layers), ("classifier", self.classifier), ("f16 classifier", self.f16_classifier())] {
             check_matvec(what, s, limits)?;
         }
         let a = self.attention;
@@ -162,7 +175,7 @@ mod tests {
     fn candidates_fit_webgpu_defaults_and_bad_shapes_are_refused() {
         let l = wgpu::Limits::default();
         for &s in MATVEC_CANDIDATES {
-            let w = Workgroups { layers: s, classifier: s, attention: 64 };
+            let w = Workgroups { layers: s, classifier: s, classifier_f16: Some(s), attention: 64 };
             assert!(w.check(&l).is_ok(), "{s}");
         }
         for &a in ATTENTION_CANDIDATES {
@@ -170,6 +183,8 @@ mod tests {
         }
         let big = Workgroups { classifier: MatvecShape { x: 32, y: 16 }, ..Workgroups::default() };
         assert!(matches!(big.check(&l), Err(Error::InvalidSetting(m)) if m.contains("512 invocations")));
+        let big16 = Workgroups { classifier_f16: Some(MatvecShape { x: 32, y: 16 }), ..Workgroups::default() };
+        assert!(matches!(big16.check(&l), Err(Error::InvalidSetting(m)) if m.contains("f16 classifier matvec")));
         let thin = Workgroups { layers: MatvecShape { x: 2, y: 64 }, ..Workgroups::default() };
         assert!(matches!(thin.check(&l), Err(Error::InvalidSetting(_))));
         assert!(Workgroups { attention: 48, ..Workgroups::default() }.check(&l).is_err());

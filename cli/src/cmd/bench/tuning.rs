@@ -49,21 +49,38 @@ pub fn options(base: GpuOptions, wg: Option<Workgroups>) -> GpuOptions {
 /// The per-candidate table: median µs per dispatch, the default and the chosen shapes marked.
 pub fn table(t: &Tuning) -> String {
     let cut = if t.cut { ", cut: the budget ran out before every round" } else { "" };
+    let reps = ["classifier", "layer", "attention", "f16 classifier"].iter().zip(&t.reps).map(|(k, n)| format!("{k} {n}"));
     let mut s = format!(
-        "GPU tuning on {}: {:.0} ms (budget {:.0} ms{cut}); dispatches per timed submit: classifier {}, layer {}, attention {}",
-        t.adapter, t.elapsed_ms, t.budget_ms, t.reps[0], t.reps[1], t.reps[2]
+        "GPU tuning on {}: {:.0} ms (budget {:.0} ms{cut}); dispatches per timed submit: {}",
+        t.adapter,
+        t.elapsed_ms,
+        t.budget_ms,
+        reps.collect::<Vec<_>>().join(", ")
     );
     if let Some(note) = &t.note {
         return s + "\n" + note;
     }
     let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     let mark = |default: bool, chosen: bool| format!("{}{}", if default { " default" } else { "" }, if chosen { " chosen" } else { "" });
-    s += &format!("\n{:<8} {:>15} {:>15} {:>8}", "matvec", "classifier µs", "layer µs", "samples");
+    // The f16 column only where the device could run the f16 kernel.
+    let f16 = t.workgroups.classifier_f16;
+    let f16_head = if f16.is_some() { format!(" {:>15}", "f16 cls µs") } else { String::new() };
+    s += &format!("\n{:<8} {:>15} {:>15}{f16_head} {:>8}", "matvec", "classifier µs", "layer µs", "samples");
     let d = Workgroups::default();
     for m in &t.matvec {
         let cls = mark(m.shape == d.classifier, m.shape == t.workgroups.classifier).replace(" chosen", " chosen (classifier)");
         let lay = if m.shape == t.workgroups.layers { " chosen (layers)" } else { "" };
-        s += &format!("\n{:<8} {:>15} {:>15} {:>8}{cls}{lay}", m.shape.to_string(), us(m.classifier_us), us(m.layer_us), m.samples);
+        let (f16_col, f16_mark) = match f16 {
+            Some(c) => (format!(" {:>15}", us(m.classifier_f16_us)), if m.shape == c { " chosen (f16 classifier)" } else { "" }),
+            None => (String::new(), ""),
+        };
+        s += &format!(
+            "\n{:<8} {:>15} {:>15}{f16_col} {:>8}{cls}{lay}{f16_mark}",
+            m.shape.to_string(),
+            us(m.classifier_us),
+            us(m.layer_us),
+            m.samples
+        );
     }
     s += &format!("\n{:<8} {:>15} {:>15} {:>8}", "attention", "µs", "", "samples");
     for a in &t.attention {
