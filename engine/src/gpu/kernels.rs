@@ -211,9 +211,18 @@ impl Kernels {
         }
     }
 
-    /// The f32 classifier's kernel (entry `norm`).
-    pub fn classifier(&self) -> &Kernel {
-        self.matvec_cls.as_ref().unwrap_or(&self.matvec)
+    /// The f32 classifier's kernel (entry `norm`) with the shape it was compiled in, which
+    /// its dispatch size depends on.
+    pub fn classifier(&self) -> (&Kernel, MatvecShape) {
+        match &self.matvec_cls {
+            Some(k) => (k, self.workgroups.classifier),
+            None => (&self.matvec, self.workgroups.layers),
+        }
+    }
+
+    /// The same over f16 weights, where the device has SHADER_F16.
+    pub fn classifier_f16(&self) -> Option<(&Kernel, MatvecShape)> {
+        self.matvec_cls_f16.as_ref().map(|k| (k, self.workgroups.f16_classifier()))
     }
 }
 

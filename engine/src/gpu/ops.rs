@@ -75,10 +75,13 @@ impl KernelLab {
         let m = w.len() / k;
         let (kernel, shape, chunks) = match which {
             FusedMatvec::Layer => (&self.k.matvec, self.k.workgroups.layers, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),
-            FusedMatvec::Classifier => (self.k.classifier(), self.k.workgroups.classifier, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),
+            FusedMatvec::Classifier => {
+                let (kernel, shape) = self.k.classifier();
+                (kernel, shape, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?)
+            }
             FusedMatvec::ClassifierF16 => {
-                let kernel = self.k.matvec_cls_f16.as_ref().ok_or_else(|| crate::Error::Gpu("this lab's device has no shader-f16".into()))?;
-                (kernel, self.k.workgroups.f16_classifier(), Chunked::upload_f16(&self.ctx, "w", w, k, max_bytes)?)
+                let (kernel, shape) = self.k.classifier_f16().ok_or_else(|| crate::Error::Gpu("this lab's device has no shader-f16".into()))?;
+                (kernel, shape, Chunked::upload_f16(&self.ctx, "w", w, k, max_bytes)?)
             }
         };
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, m));

@@ -115,9 +115,9 @@ fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, ro
             w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true)),
         })
         .collect();
-    let (cls, cls_f16) = match (&w.cls_f16, &k.matvec_cls_f16) {
-        (Some(half), Some(kh)) if fusable(half) => (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true),
-        _ => (fused_mm(ctx, k.classifier(), (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
+    let (cls, cls_f16) = match (&w.cls_f16, k.classifier_f16()) {
+        (Some(half), Some((kh, _))) if fusable(half) => (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true),
+        _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
     };
     Some(Fused { layers, cls, cls_f16 })
 }
@@ -249,10 +249,7 @@ impl Plan {
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
     pub fn head(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, head_rows: usize, head: (&wgpu::BindGroup, u32)) {
         if let (Some(f), 1, 1) = (&self.fused, rows, head_rows) {
-            let (kernel, shape) = match (&k.matvec_cls_f16, f.cls_f16) {
-                (Some(k16), true) => (k16, k.workgroups.f16_classifier()),
-                _ => (k.classifier(), k.workgroups.classifier),
-            };
+            let (kernel, shape) = f.cls_f16.then(|| k.classifier_f16()).flatten().unwrap_or_else(|| k.classifier());
             return Self::fused_mm(kernel, shape, pass, &f.cls, "norm", head);
         }
         dispatch(pass, k.rmsnorm.pipeline(""), &self.rms_final, head, [rows as u32, 1, 1]);
