@@ -195,13 +195,12 @@ fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
         held_windows: t.held.iter().map(|b| b.batch).sum(),
         base: base.clone(),
     });
-    let (data, held) = (t.data, t.held);
     Ok(Setup {
         weights: parsed.weights,
         tokenizer: parsed.tokenizer,
         base,
-        data,
-        held,
+        data: t.data,
+        held: t.held,
     })
 }
 
@@ -459,14 +458,17 @@ async fn estimate(engine: &Engine, text: &str, s: &TrainSettings) -> Result<Esti
         None => 0.0,
     };
     yield_now().await;
-    let t0 = now_ms();
     let tok = &parsed.tokenizer;
-    off_and_on(&parsed.weights, t.adapter.clone(), tok, &s.prompt, s.seed)
-        .map_err(|e| e.to_string())?;
+    let sample_ms = timed(async {
+        off_and_on(&parsed.weights, t.adapter.clone(), tok, &s.prompt, s.seed)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     let costs = Costs {
         step_ms,
         held_ms,
-        sample_ms: now_ms() - t0,
+        sample_ms,
     };
     Ok(Estimate {
         seconds: time_left_ms(s, 0, costs) / 1000.0,
