@@ -7,7 +7,7 @@ use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
 use tinylm_engine::sampler::{argmax, softmax, topp_keep, Sampler};
 use tinylm_engine::trace::{
-    inspect, lens_at, lens_flops, logit_lens, next_tokens, odds, rollout, Inspection, Inspector, LensHead, Rollout,
+    inspect, lens_at, lens_flops, lens_top_k, logit_lens, next_tokens, odds, rollout, Inspection, Inspector, LensHead, Rollout,
 };
 use tinylm_engine::{Error, Rng, Weights};
 
@@ -140,6 +140,11 @@ fn lens_on_demand_equals_the_full_lens_columns() {
                 assert_eq!(col[li], full[li * n + t], "layer {li} position {t}");
             }
             assert_eq!(col[l - 1].id, argmax(ins.logits_at(t)) as u32, "last layer is the argmax at {t}");
+            // The top 3 per layer (`tinylm inspect --top 3`): led by the lens's top 1, descending.
+            for (li, top) in lens_top_k(&copied, &kept, t, 3).unwrap().into_iter().enumerate() {
+                assert_eq!(top[0], col[li], "top 3 at layer {li} position {t}");
+                assert!(top[1].prob <= top[0].prob && top[2].prob <= top[1].prob);
+            }
         }
         assert!(lens_at(&LensHead::of(&w), &kept, n).is_err());
         assert!(LensHead::new(w.config, &rms[1..], &cls).is_err());

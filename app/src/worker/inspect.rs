@@ -4,14 +4,13 @@
 //! (`lens`). The big arrays go to the page as binary buffers.
 
 mod lens;
-mod pieces;
 
 use std::cell::Cell;
 
 use js_sys::{Array, Float32Array};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::gpu::AnyBackend;
-use tinylm_engine::trace::{Inspection, Inspector, Rollout};
+use tinylm_engine::trace::{pieces, Inspection, Inspector, Rollout};
 
 use super::engine::Engine;
 use super::host::{now_ms, post, scope, yield_now};

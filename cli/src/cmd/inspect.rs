@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tinylm_engine::cpu::{fast, ops};
-use tinylm_engine::tokenizer::Piece;
-use tinylm_engine::trace::{inspect, next_tokens, rollout, Inspection, NextTokens};
-use tinylm_engine::{Error, Result, Tokenizer};
+use tinylm_engine::trace::pieces::{raw_readable, token_pieces};
+use tinylm_engine::trace::{inspect, lens_top_k, next_tokens, rollout, Inspection, LensHead, NextTokens, Top1};
+use tinylm_engine::{Error, Result};
 
 use super::logits::parse_tokens;
 use crate::{backend, load, out};
@@ -61,7 +60,7 @@ struct At {
     t: usize,
     next: NextTokens,
     /// `[L]` of the top-K (id, probability), likeliest first.
-    lens: Vec<Vec<(u32, f32)>>,
+    lens: Vec<Vec<Top1>>,
     /// Last layer's rollout row `[T]`.
     rollout: Vec<f32>,
     /// The chosen head's attention row `[T]`.
@@ -102,7 +101,7 @@ fn report(a: &Args) -> Result<Report> {
         _ => return Err(Error::InvalidSetting("give --prompt or --ids".into())),
     };
     // The lens needs only the final norm and the classifier; keep copies as the backend takes the weights.
-    let (rms_final, classifier) = (weights.rms_final.clone(), weights.classifier().to_vec());
+    let (lens_config, rms_final, classifier) = (weights.config, weights.rms_final.clone(), weights.classifier().to_vec());
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
     let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
     let ins = match model.gpu() {
@@ -129,82 +128,21 @@ fn report(a: &Args) -> Result<Report> {
         _ => None,
     };
     let roll = rollout(&ins).split_off(last * n * n);
+    let lens_head = LensHead::new(lens_config, &rms_final, &classifier)?;
     let at = positions
         .into_iter()
         .map(|t| {
             Ok(At {
                 t,
                 next: next_tokens(ins.logits_at(t), a.temperature, a.topp, a.top)?,
-                lens: lens_top(&ins, &rms_final, &classifier, t, a.top),
+                lens: lens_top_k(&lens_head, &ins, t, a.top)?,
                 rollout: roll[t * n..(t + 1) * n].to_vec(),
                 attention: head.as_ref().map(|(_, _, m)| m[t * n..(t + 1) * n].to_vec()),
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let vocab = (0..c.vocab_size as u32).map(|i| tok.piece(i).map(vocab_piece).unwrap_or_default()).collect();
+    let vocab = (0..c.vocab_size as u32).map(|i| tok.piece(i).map(raw_readable).unwrap_or_default()).collect();
     Ok(Report { backend: why, pieces: token_pieces(&tok, &ins.tokens), vocab, ins, at, head, rollout: roll })
-}
-
-/// The logit lens at `t` with the top `k` per layer. `trace::lens_at` keeps only the top 1; these
-/// are its operations (RMSNorm, classifier, softmax) on the same numbers, so its top 1 is ours.
-fn lens_top(ins: &Inspection, rms_final: &[f32], classifier: &[f32], t: usize, k: usize) -> Vec<Vec<(u32, f32)>> {
-    let c = &ins.config;
-    let (mut xb, mut p) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
-    (0..c.n_layers)
-        .map(|l| {
-            ops::rmsnorm(&mut xb, ins.resid_at(l, t), rms_final);
-            fast::matmul(&mut p, &xb, classifier);
-            fast::softmax(&mut p);
-            top_k(&p, k)
-        })
-        .collect()
-}
-
-/// The `k` largest of `p` with their ids; ties go to the lower id (as `argmax`).
-fn top_k(p: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut order: Vec<u32> = (0..p.len() as u32).collect();
-    order.sort_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
-    order.into_iter().take(k).map(|i| (i, p[i as usize])).collect()
-}
-
-/// How each token of the text reads after run.c's decode rules (the first as stored). The rules
-/// are the Inspect view's, so the two JSON exports name tokens alike.
-fn token_pieces(tok: &Tokenizer, tokens: &[u32]) -> Vec<String> {
-    let first = tokens.first().and_then(|&t| tok.piece(t)).map(vocab_piece).unwrap_or_default();
-    let rest = tokens.windows(2).map(|w| match tok.decode(w[0], w[1]) {
-        Ok(Piece::Text(b)) => visible(&String::from_utf8_lossy(b)),
-        Ok(Piece::Byte(b)) => byte(b),
-        Err(_) => "?".into(),
-    });
-    std::iter::once(first).chain(rest).collect()
-}
-
-/// A vocabulary piece as stored: `<0xHH>` as its byte, BOS/EOS without llama2.c's line breaks.
-fn vocab_piece(piece: &[u8]) -> String {
-    let text = String::from_utf8_lossy(piece);
-    let hex = text.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).filter(|h| h.len() == 2);
-    match (hex.and_then(|h| u8::from_str_radix(h, 16).ok()), text.trim()) {
-        (Some(b), _) => byte(b),
-        (None, s @ ("<s>" | "</s>" | "<unk>")) => s.to_string(),
-        (None, _) => visible(&text),
-    }
-}
-
-/// A byte piece: the character when printable ASCII, `↵` for a line break, else `<0xHH>`.
-fn byte(b: u8) -> String {
-    match b {
-        b if b.is_ascii_graphic() || b == b' ' => (b as char).to_string(),
-        b'\n' => "↵".into(),
-        b => format!("<0x{b:02X}>"),
-    }
-}
-
-/// Line breaks and tabs as symbols; a piece of only spaces as `␣`s so that it shows.
-fn visible(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b == b' ') {
-        return "␣".repeat(s.len());
-    }
-    s.replace('\n', "↵").replace('\t', "⇥")
 }
 
 fn rows(m: &[f32], n: usize) -> Value {
@@ -222,7 +160,7 @@ fn cand_json(r: &Report, next: &NextTokens, t: usize, a: &Args) -> Value {
 
 fn to_json(a: &Args, r: &Report) -> Value {
     let (c, n) = (&r.ins.config, r.ins.len());
-    let cell = |&(id, prob): &(u32, f32)| json!({"id": id, "piece": r.vocab[id as usize], "prob": prob});
+    let cell = |x: &Top1| json!({"id": x.id, "piece": r.vocab[x.id as usize], "prob": x.prob});
     // As the view's export: `logit_lens[l][t]` is the top 1, null at positions not shown.
     let lens: Vec<Value> =
         (0..c.n_layers).map(|l| (0..n).map(|t| r.at.iter().find(|p| p.t == t).map_or(Value::Null, |p| cell(&p.lens[l][0]))).collect()).collect();
@@ -278,7 +216,7 @@ fn human(a: &Args, r: &Report) -> String {
     }
     s += "logit lens (top 1 per layer: piece prob):\n";
     for p in &r.at {
-        let layers: Vec<String> = p.lens.iter().enumerate().map(|(l, k)| format!("L{l} {:?} {:.3}", r.vocab[k[0].0 as usize], k[0].1)).collect();
+        let layers: Vec<String> = p.lens.iter().enumerate().map(|(l, k)| format!("L{l} {:?} {:.3}", r.vocab[k[0].id as usize], k[0].prob)).collect();
         s += &format!("  {:>3} {:>10}  {}\n", p.t, format!("{:?}", r.pieces[p.t]), layers.join("  "));
     }
     s += "rollout (last layer, row per position):\n";
@@ -296,43 +234,4 @@ fn rows_text<'a>(rows: impl Iterator<Item = (usize, &'a Vec<f32>)>) -> String {
         format!("  {t:>3}  {}\n", cells.join(" "))
     })
     .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{lens_top, top_k, vocab_piece};
-    use tinylm_engine::cpu::CpuBackend;
-    use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
-    use tinylm_engine::trace::{inspect, lens_at, LensHead};
-
-    #[test]
-    fn lens_top_1_is_the_engines_lens() {
-        let (c, seed) = named_shape("micro").unwrap();
-        let w = random_weights(&c, seed).unwrap();
-        let tokens = random_tokens(3, 12, c.vocab_size);
-        let ins = inspect(&mut CpuBackend::new(w.clone()), &tokens).unwrap();
-        for t in 0..tokens.len() {
-            let ours = lens_top(&ins, &w.rms_final, w.classifier(), t, 3);
-            for (l, top) in lens_at(&LensHead::of(&w), &ins, t).unwrap().into_iter().enumerate() {
-                assert_eq!((ours[l][0].0, ours[l][0].1), (top.id, top.prob), "position {t} layer {l}");
-                assert!(ours[l][1].1 <= ours[l][0].1 && ours[l][2].1 <= ours[l][1].1);
-            }
-        }
-    }
-
-    #[test]
-    fn top_k_orders_by_probability_then_id() {
-        assert_eq!(top_k(&[0.1, 0.4, 0.4, 0.1], 3), [(1, 0.4), (2, 0.4), (0, 0.1)]);
-        assert_eq!(top_k(&[0.5], 4).len(), 1);
-    }
-
-    #[test]
-    fn pieces_show_breaks_blanks_and_bytes() {
-        assert_eq!(vocab_piece(b"a\nb\t"), "a↵b⇥");
-        assert_eq!(vocab_piece(b"<0x41>"), "A");
-        assert_eq!(vocab_piece(b"<0x0A>"), "↵");
-        assert_eq!(vocab_piece(b"<0xE2>"), "<0xE2>");
-        assert_eq!(vocab_piece(b"\n<s>\n"), "<s>");
-        assert_eq!(vocab_piece(b"  "), "␣␣");
-    }
 }

@@ -1,7 +1,8 @@
-//! How tokens read in the Inspect view: run.c's decode rules, with bytes and blanks made visible.
+//! How tokens read in the Inspect view and `tinylm inspect`: run.c's decode rules, with bytes
+//! and blanks made visible (so both JSON exports name tokens alike).
 
-use tinylm_engine::tokenizer::Piece;
-use tinylm_engine::Tokenizer;
+use crate::tokenizer::Piece;
+use crate::Tokenizer;
 
 /// How each token of the text reads, after run.c's decode rules.
 pub fn token_pieces(tok: &Tokenizer, tokens: &[u32]) -> Vec<String> {
@@ -58,5 +59,9 @@ mod tests {
         assert_eq!(raw_readable(b"<0xC3>"), "<0xC3>");
         assert_eq!(raw_readable(b"\n<s>\n"), "<s>");
         assert_eq!(raw_readable(b" "), "␣");
+        assert_eq!(raw_readable(b"a\nb\t"), "a↵b⇥");
+        assert_eq!(raw_readable(b"<0x41>"), "A");
+        assert_eq!(raw_readable(b"<0xE2>"), "<0xE2>");
+        assert_eq!(raw_readable(b"  "), "␣␣");
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::sampler::{argmax, softmax, topp_keep, Sampler};
 use crate::weights::Weights;
 
-/// The likeliest token of a distribution and its probability.
+/// A token of a distribution and its probability (the likeliest, in `lens_at`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Top1 {
     pub id: u32,
@@ -50,6 +50,31 @@ pub fn lens_flops(c: &Config, positions: usize) -> f64 {
 /// Logit lens at position `t`: the top token after each layer, `[L]`. Reads only `ins.resid`
 /// (and the config and length), so a caller may drop the attention and logits it no longer needs.
 pub fn lens_at(head: &LensHead, ins: &Inspection, t: usize) -> Result<Vec<Top1>> {
+    lens_layers(head, ins, t, |logits| {
+        let id = argmax(logits);
+        fast::softmax(logits);
+        Top1 { id: id as u32, prob: logits[id] }
+    })
+}
+
+/// Logit lens at position `t` with the `k` likeliest tokens after each layer, `[L][k]`, by
+/// probability with ties to the lower id (`tinylm inspect --top k`).
+pub fn lens_top_k(head: &LensHead, ins: &Inspection, t: usize, k: usize) -> Result<Vec<Vec<Top1>>> {
+    lens_layers(head, ins, t, |logits| {
+        fast::softmax(logits);
+        top_k(logits, k)
+    })
+}
+
+/// The `k` largest of `p` with their ids; ties go to the lower id (as `argmax`).
+fn top_k(p: &[f32], k: usize) -> Vec<Top1> {
+    let mut order: Vec<u32> = (0..p.len() as u32).collect();
+    order.sort_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
+    order.into_iter().take(k).map(|id| Top1 { id, prob: p[id as usize] }).collect()
+}
+
+/// `f` of each layer's lens logits at `t` (final RMSNorm and classifier on its residual).
+fn lens_layers<R>(head: &LensHead, ins: &Inspection, t: usize, mut f: impl FnMut(&mut [f32]) -> R) -> Result<Vec<R>> {
     let c = &ins.config;
     if head.config != *c {
         return Err(Error::InvalidSetting("the logit lens needs the weights of the inspected model".into()));
@@ -58,14 +83,12 @@ pub fn lens_at(head: &LensHead, ins: &Inspection, t: usize) -> Result<Vec<Top1>>
         return Err(Error::InvalidSetting(format!("no residuals at position {t} of {}", ins.len())));
     }
     let (mut xb, mut logits) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
-    let top = |l: usize| {
+    let layer = |l: usize| {
         ops::rmsnorm(&mut xb, ins.resid_at(l, t), head.rms_final);
         fast::matmul(&mut logits, &xb, head.classifier);
-        let id = argmax(&logits);
-        fast::softmax(&mut logits);
-        Top1 { id: id as u32, prob: logits[id] }
+        f(&mut logits)
     };
-    Ok((0..c.n_layers).map(top).collect())
+    Ok((0..c.n_layers).map(layer).collect())
 }
 
 /// Logit lens: the final RMSNorm and the classifier applied to the residual after every layer.
@@ -253,4 +276,16 @@ pub fn odds(logits: &[f32], id: u32) -> Result<Odds> {
     softmax(&mut p);
     let rank = 1 + logits.iter().filter(|&&l| l > mine).count();
     Ok(Odds { prob: p[id as usize], rank })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{top_k, Top1};
+
+    #[test]
+    fn top_k_orders_by_probability_then_id() {
+        let t = |id, prob| Top1 { id, prob };
+        assert_eq!(top_k(&[0.1, 0.4, 0.4, 0.1], 3), [t(1, 0.4), t(2, 0.4), t(0, 0.1)]);
+        assert_eq!(top_k(&[0.5], 4).len(), 1);
+    }
 }
