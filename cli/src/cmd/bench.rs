@@ -47,7 +47,8 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// GPU: the decode classifier reads f16 weights (needs `shader-f16`; refused without it).
+    /// GPU: the decode classifier reads f16 weights (needs `shader-f16`; refused without it);
+    /// with --tune, its kernel is tuned too.
     #[arg(long)]
     pub f16_classifier: bool,
     /// Generate with this PEFT LoRA adapter (CPU: unmerged; GPU: merged into the weights).
