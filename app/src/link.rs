@@ -21,9 +21,14 @@ pub struct LinkState {
 pub enum ModelRef {
     Bundled,
     /// Same-origin paths, loaded again when the link opens.
-    Url { model: String, tokenizer: Option<String> },
+    Url {
+        model: String,
+        tokenizer: Option<String>,
+    },
     /// A file on the sender's computer: the link can only name it.
-    File { model: String },
+    File {
+        model: String,
+    },
 }
 
 impl ModelRef {

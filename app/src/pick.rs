@@ -7,10 +7,7 @@ pub fn split(files: &[(String, u64)]) -> Result<(usize, Option<usize>), String> 
     let is_tok = |i: usize| files[i].0.to_ascii_lowercase().contains("tok");
     match files.len() {
         0 => Err("Choose a model file (.bin), and its tokenizer if it has its own.".into()),
-        1 if is_tok(0) => Err(format!(
-            "“{}” looks like a tokenizer. Choose the model file too (both at once).",
-            files[0].0
-        )),
+        1 if is_tok(0) => Err(format!("“{}” looks like a tokenizer. Choose the model file too (both at once).", files[0].0)),
         1 => Ok((0, None)),
         2 => {
             let tok = match (is_tok(0), is_tok(1)) {

@@ -63,12 +63,24 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
     /// Reads, checks and switches to a new model.
-    Load { source: Source, choice: Choice },
+    Load {
+        source: Source,
+        choice: Choice,
+    },
     /// Switches to a model loaded before, or to another backend for it.
-    Select { model: u32, choice: Choice },
-    Generate { run: u64, prompt: String, settings: Settings },
+    Select {
+        model: u32,
+        choice: Choice,
+    },
+    Generate {
+        run: u64,
+        prompt: String,
+        settings: Settings,
+    },
     /// Stops run `run` (and any older one) at the next token.
-    Stop { run: u64 },
+    Stop {
+        run: u64,
+    },
     /// Attention, logits and the logit lens of a text (the Inspect view).
     Inspect(inspect::InspectRequest),
     /// Stop an inspection, or the logit lens at more positions.
@@ -129,23 +141,52 @@ pub struct RunStats {
 pub enum FromWorker {
     /// The worker listens now; messages sent before this are held by the page.
     Started,
-    Progress { label: String, done: u64, total: Option<u64> },
+    Progress {
+        label: String,
+        done: u64,
+        total: Option<u64>,
+    },
     /// A model is active; `models` is the whole menu.
-    Loaded { models: Vec<ModelEntry>, active: u32, backend: BackendInfo },
+    Loaded {
+        models: Vec<ModelEntry>,
+        active: u32,
+        backend: BackendInfo,
+    },
     /// Loading failed; the model that was active (if any) still is.
-    LoadFailed { message: String, active: Option<u32> },
+    LoadFailed {
+        message: String,
+        active: Option<u32>,
+    },
     /// Text since the last message: `prompt` echoes prompt tokens, `story` is new text.
-    Text { run: u64, prompt: String, story: String, stats: RunStats },
-    Finished { run: u64, stats: RunStats, stopped: bool },
-    RunFailed { run: u64, message: String },
+    Text {
+        run: u64,
+        prompt: String,
+        story: String,
+        stats: RunStats,
+    },
+    Finished {
+        run: u64,
+        stats: RunStats,
+        stopped: bool,
+    },
+    RunFailed {
+        run: u64,
+        message: String,
+    },
     /// Arrives with the binary parts of `inspect::PARTS`.
     Inspected(Box<inspect::InspectInfo>),
-    InspectFailed { id: u64, message: String },
+    InspectFailed {
+        id: u64,
+        message: String,
+    },
     /// Progress, a stop, or logit lens columns of an inspection.
     InspectNews(inspect::InspectNews),
     Train(crate::train::TrainEvent),
     Benched(bench::BenchResult),
-    BenchFailed { id: u64, message: String },
+    BenchFailed {
+        id: u64,
+        message: String,
+    },
 }
 
 /// `to_json` / `from_json` for a serde type; `$what` names what failed to read.
@@ -171,10 +212,8 @@ mod tests {
 
     #[test]
     fn messages_survive_the_wire() {
-        let m = ToWorker::Load {
-            source: Source::Url { model: "models/a b.bin".into(), tokenizer: None },
-            choice: Choice::WebGpu,
-        };
+        let m =
+            ToWorker::Load { source: Source::Url { model: "models/a b.bin".into(), tokenizer: None }, choice: Choice::WebGpu };
         assert_eq!(ToWorker::from_json(&m.to_json()).unwrap(), m);
         let r = FromWorker::Text { run: 3, prompt: String::new(), story: "🐉 \"hi\"\n".into(), stats: RunStats::default() };
         assert_eq!(FromWorker::from_json(&r.to_json()).unwrap(), r);

@@ -36,9 +36,7 @@ fn number(text: &str, name: &str) -> Result<f32, String> {
 }
 
 fn whole<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, String> {
-    text.trim()
-        .parse::<T>()
-        .map_err(|_| format!("{name} must be a whole number ≥ 0, not \"{}\".", text.trim()))
+    text.trim().parse::<T>().map_err(|_| format!("{name} must be a whole number ≥ 0, not \"{}\".", text.trim()))
 }
 
 #[cfg(test)]

@@ -58,7 +58,13 @@ impl Model {
     }
 
     /// Generation with the backend's best path (see `AnyBackend::generate`).
-    pub fn generate<F: FnMut(Step) -> bool>(&mut self, prompt: &[u32], steps: usize, sampler: &mut Sampler, mut on_token: F) -> Result<Vec<u32>> {
+    pub fn generate<F: FnMut(Step) -> bool>(
+        &mut self,
+        prompt: &[u32],
+        steps: usize,
+        sampler: &mut Sampler,
+        mut on_token: F,
+    ) -> Result<Vec<u32>> {
         match self {
             Model::Plain(b) => b.generate(prompt, steps, sampler, on_token),
             Model::Lora(b) => {

@@ -16,7 +16,20 @@ fn gpu_generate_prints_the_reference_greedy_story() {
 #[test]
 fn gpu_seeded_sampling_equals_the_cpu() {
     let run = |backend: &str| {
-        ok(&["generate", model().to_str().unwrap(), "-z", tok512().to_str().unwrap(), "-t", "1", "-p", "0.9", "-s", "133742", "--backend", backend])
+        ok(&[
+            "generate",
+            model().to_str().unwrap(),
+            "-z",
+            tok512().to_str().unwrap(),
+            "-t",
+            "1",
+            "-p",
+            "0.9",
+            "-s",
+            "133742",
+            "--backend",
+            backend,
+        ])
     };
     let cpu = run("cpu");
     assert!(cpu.starts_with(b"Once upon a time, there was a little boy named Timmy"));

@@ -30,9 +30,36 @@ fn fixture_ids() -> String {
 /// The fixture's training run: det init (seed 1234, B bound 0.05), q,v r 4 alpha 8, AdamW as torch.
 fn fixture_args(out: &Path, steps: &str) -> Vec<String> {
     let args = [
-        "finetune", &s(&model()), "--tokens", &fixture_ids(), "--targets", "q_proj,v_proj", "--rank", "4",
-        "--alpha", "8", "--steps", steps, "--lr", "1e-2", "--beta1", "0.9", "--beta2", "0.999", "--eps", "1e-8",
-        "--weight-decay", "0.01", "--init", "det", "--init-seed", "1234", "--b-bound", "0.05", "-o", &s(out),
+        "finetune",
+        &s(&model()),
+        "--tokens",
+        &fixture_ids(),
+        "--targets",
+        "q_proj,v_proj",
+        "--rank",
+        "4",
+        "--alpha",
+        "8",
+        "--steps",
+        steps,
+        "--lr",
+        "1e-2",
+        "--beta1",
+        "0.9",
+        "--beta2",
+        "0.999",
+        "--eps",
+        "1e-8",
+        "--weight-decay",
+        "0.01",
+        "--init",
+        "det",
+        "--init-seed",
+        "1234",
+        "--b-bound",
+        "0.05",
+        "-o",
+        &s(out),
     ];
     args.iter().map(|a| a.to_string()).collect()
 }
@@ -47,7 +74,8 @@ fn assert_adapters_match(dir: &Path, want_dir: &Path, rel: f32) {
     let got = std::fs::read(dir.join("adapter_model.safetensors")).unwrap();
     let want = std::fs::read(want_dir.join("adapter_model.safetensors")).unwrap();
     let keys = |bytes: &[u8]| {
-        let mut k: Vec<String> = safetensors::SafeTensors::deserialize(bytes).unwrap().names().into_iter().map(str::to_string).collect();
+        let mut k: Vec<String> =
+            safetensors::SafeTensors::deserialize(bytes).unwrap().names().into_iter().map(str::to_string).collect();
         k.sort();
         k
     };
@@ -84,8 +112,18 @@ fn init_adapter_continues_from_a_peft_directory() {
     // adapter_init is the det init, so starting from it retraces the fixture's run.
     let dir = scratch("ft-init-adapter");
     ok(&[
-        "finetune", &s(&model()), "--tokens", &fixture_ids(), "--steps", "5", "--lr", "1e-2", "--init-adapter",
-        &s(&fixture("adapter_init")), "-o", &s(&dir),
+        "finetune",
+        &s(&model()),
+        "--tokens",
+        &fixture_ids(),
+        "--steps",
+        "5",
+        "--lr",
+        "1e-2",
+        "--init-adapter",
+        &s(&fixture("adapter_init")),
+        "-o",
+        &s(&dir),
     ]);
     let (_, want) = reference("losses");
     for (g, w) in losses(&dir).iter().zip(&want) {
@@ -159,8 +197,16 @@ fn generate_with_an_adapter_changes_the_story() {
 fn text_run(dir: &Path, seed: &str, extra: &[&str]) -> Vec<f64> {
     let text = data("corpora/gutenberg/the_tale_of_peter_rabbit_pg14304.txt");
     let mut args = vec![
-        "finetune".to_string(), s(&model()), "-z".into(), s(&tok512()), "--text-file".into(), s(&text),
-        "--data-seed".into(), seed.into(), "-o".into(), s(dir),
+        "finetune".to_string(),
+        s(&model()),
+        "-z".into(),
+        s(&tok512()),
+        "--text-file".into(),
+        s(&text),
+        "--data-seed".into(),
+        seed.into(),
+        "-o".into(),
+        s(dir),
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
     ok(&args);
@@ -180,7 +226,8 @@ fn text_file_training_lowers_the_loss_and_repeats_exactly() {
     }
     assert_ne!(text_run(&scratch("ft-text-c"), "99", &run)[0], first[0], "another seed, another first batch");
     // Resuming from the output (adapter + optimizer.safetensors) continues at batch 3.
-    let again = text_run(&scratch("ft-text-d"), "1234", &["--batch", "2", "--seq", "32", "--steps", "0", "--init-adapter", &s(&a)]);
+    let again =
+        text_run(&scratch("ft-text-d"), "1234", &["--batch", "2", "--seq", "32", "--steps", "0", "--init-adapter", &s(&a)]);
     assert_eq!(again, [first[3]]);
 }
 
@@ -200,8 +247,30 @@ fn eval_file_gives_the_mean_loss_over_every_held_out_window() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(&text, book.chars().take(1500).collect::<String>()).unwrap();
     let run = |out: &Path, batch: &str| {
-        ok(&["finetune", &s(&model()), "-z", &s(&tok512()), "--text-file", &s(&text), "--eval-file", &s(&text),
-            "--seq", "32", "--batch", batch, "--steps", "2", "--lr", "1e-2", "--rank", "4", "--alpha", "8", "-o", &s(out)]);
+        ok(&[
+            "finetune",
+            &s(&model()),
+            "-z",
+            &s(&tok512()),
+            "--text-file",
+            &s(&text),
+            "--eval-file",
+            &s(&text),
+            "--seq",
+            "32",
+            "--batch",
+            batch,
+            "--steps",
+            "2",
+            "--lr",
+            "1e-2",
+            "--rank",
+            "4",
+            "--alpha",
+            "8",
+            "-o",
+            &s(out),
+        ]);
     };
     run(&dir.join("one"), "1");
     let (_, n) = held_out(&dir.join("one"));
@@ -303,8 +372,20 @@ fn bench_times_a_training_step() {
     }
     let text = String::from_utf8(ok(&["bench", &s(&model()), "--finetune", "--runs", "1", "--backend", "gpu"])).unwrap();
     assert!(text.contains("gpu (") && !text.contains("\ncpu "), "{text}");
-    let out = ok(&["bench", &s(&model()), "--backend", "cpu", "--threads", "1", "--runs", "1", "-n", "8",
-        "--adapter", &s(&fixture("adapter_final"))]);
+    let out = ok(&[
+        "bench",
+        &s(&model()),
+        "--backend",
+        "cpu",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+        "-n",
+        "8",
+        "--adapter",
+        &s(&fixture("adapter_final")),
+    ]);
     assert!(String::from_utf8(out).unwrap().contains("LoRA"));
 }
 
@@ -340,8 +421,11 @@ fn gpu_training_matches_the_cpu_and_peft() {
     let resumed = scratch("ft-gpu-resumed");
     let first = scratch("ft-cpu-2");
     ok(&fixture_args(&first, "2"));
-    let mut args: Vec<String> = ["finetune", &s(&model()), "--tokens", &fixture_ids(), "--steps", "3", "--lr", "1e-2", "--backend", "gpu"]
-        .iter().map(|a| a.to_string()).collect();
+    let mut args: Vec<String> =
+        ["finetune", &s(&model()), "--tokens", &fixture_ids(), "--steps", "3", "--lr", "1e-2", "--backend", "gpu"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
     args.extend(["--init-adapter".into(), s(&first), "-o".into(), s(&resumed)]);
     ok(&args);
     let r = losses(&resumed);

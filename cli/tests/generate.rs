@@ -45,7 +45,8 @@ fn seeded_sampling_reproduces_llama2c_doc_story() {
 #[test]
 fn run_is_generate_as_llama2c_users_type_it() {
     let expected = std::fs::read(data("reference/stories260K_greedy_256.txt")).unwrap();
-    let args = ["run".to_string(), model().display().to_string(), "-z".into(), tok512().display().to_string(), "-t".into(), "0".into()];
+    let args =
+        ["run".to_string(), model().display().to_string(), "-z".into(), tok512().display().to_string(), "-t".into(), "0".into()];
     assert_eq!(String::from_utf8_lossy(&ok(&args)), String::from_utf8_lossy(&expected));
 }
 

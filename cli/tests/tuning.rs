@@ -63,7 +63,8 @@ fn bench_tune_with_the_f16_classifier_tunes_its_shape() {
 
 #[test]
 fn bench_tune_prints_the_table_and_the_json() {
-    let text = String::from_utf8(ok(&["bench", "--shape", "micro", "--backend", "gpu", "--tune", "--runs", "1", "-n", "8"])).unwrap();
+    let text =
+        String::from_utf8(ok(&["bench", "--shape", "micro", "--backend", "gpu", "--tune", "--runs", "1", "-n", "8"])).unwrap();
     assert!(text.contains("GPU tuning on") && text.contains("classifier µs"), "{text}");
     let table = &text[..text.find("chosen:").unwrap()];
     let rows = table.lines().filter(|l| l.contains("samples") || l.starts_with(|c: char| c.is_ascii_digit())).count();
@@ -88,7 +89,23 @@ fn generate_tune_keeps_the_reference_story_and_reports_on_stderr() {
 fn tunings_that_do_not_fit_are_refused() {
     let dir = scratch("tuning_bad");
     let micro = dir.join("micro.json");
-    ok(&["bench", "--shape", "micro", "--backend", "gpu", "--tune", "--tune-budget-ms", "0", "--runs", "1", "-n", "4", "--json", "--save-tuning", s(&micro)]);
+    ok(&[
+        "bench",
+        "--shape",
+        "micro",
+        "--backend",
+        "gpu",
+        "--tune",
+        "--tune-budget-ms",
+        "0",
+        "--runs",
+        "1",
+        "-n",
+        "4",
+        "--json",
+        "--save-tuning",
+        s(&micro),
+    ]);
     let err = String::from_utf8(generate_gpu(&["--tuning", s(&micro)]).stderr).unwrap();
     assert!(err.contains("measured for a model of shape"), "{err}");
     // Hand-edited past WebGPU's 256 invocations per workgroup: refused at load.

@@ -31,7 +31,9 @@ impl<'a> Reader<'a> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
             self.error(format!(
                 "file is truncated: needs {} more bytes at offset {} but has {}",
-                n, self.pos, self.data.len() - self.pos
+                n,
+                self.pos,
+                self.data.len() - self.pos
             ))
         })?;
         let s = &self.data[self.pos..end];
@@ -79,10 +81,10 @@ impl<'a> Reader<'a> {
 pub fn check_len(data: &[u8], expected: u64, file: &str) -> Result<()> {
     if data.len() as u64 != expected {
         let how = if (data.len() as u64) < expected { "truncated" } else { "longer than its header says" };
-        return Err(Error::model(file, format!(
-            "file is {how}: the header implies {expected} bytes but the file has {}",
-            data.len()
-        )));
+        return Err(Error::model(
+            file,
+            format!("file is {how}: the header implies {expected} bytes but the file has {}", data.len()),
+        ));
     }
     Ok(())
 }

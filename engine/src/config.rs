@@ -89,9 +89,8 @@ impl Config {
     /// Parses "dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]".
     pub fn parse(spec: &str) -> Result<Config> {
         let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
-        let bad = || Error::InvalidSetting(format!(
-            "config `{spec}` must be dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]"
-        ));
+        let bad =
+            || Error::InvalidSetting(format!("config `{spec}` must be dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]"));
         if parts.len() != 7 && parts.len() != 8 {
             return Err(bad());
         }

@@ -10,9 +10,9 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod generate;
-pub mod lora;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod lora;
 pub mod randmodel;
 pub mod sampler;
 pub mod tokenizer;

@@ -73,12 +73,7 @@ pub fn named_shape(name: &str) -> Result<(Config, u64)> {
         "s15m" => ([288, 768, 6, 6, 6, 32000, 256], true, 15),
         "s42m" => ([512, 1376, 8, 8, 8, 32000, 1024], true, 42),
         "s110m" => ([768, 2048, 12, 12, 12, 32000, 1024], true, 110),
-        _ => {
-            return Err(Error::InvalidSetting(format!(
-                "unknown shape `{name}`; known: {}",
-                SHAPES.join(", ")
-            )))
-        }
+        _ => return Err(Error::InvalidSetting(format!("unknown shape `{name}`; known: {}", SHAPES.join(", ")))),
     };
     Ok((Config::from_header(h, shared, name)?, seed))
 }

@@ -222,10 +222,7 @@ impl Tokenizer {
     /// Decodes `token` following `prev` as run.c does: after BOS a leading space is dropped;
     /// `<0xHH>` pieces are raw bytes.
     pub fn decode(&self, prev: u32, token: u32) -> Result<Piece<'_>> {
-        let mut p = self.piece(token).ok_or(Error::TokenOutOfRange {
-            id: token as i64,
-            vocab_size: self.vocab_size(),
-        })?;
+        let mut p = self.piece(token).ok_or(Error::TokenOutOfRange { id: token as i64, vocab_size: self.vocab_size() })?;
         if prev == BOS && p.first() == Some(&b' ') {
             p = &p[1..];
         }

@@ -171,4 +171,6 @@ impl Inspector {
 
 pub mod pieces;
 mod views;
-pub use views::{lens_at, lens_flops, lens_top_k, logit_lens, next_tokens, odds, rollout, Candidate, LensHead, NextTokens, Odds, Rollout, Top1};
+pub use views::{
+    lens_at, lens_flops, lens_top_k, logit_lens, next_tokens, odds, rollout, Candidate, LensHead, NextTokens, Odds, Rollout, Top1,
+};

@@ -33,11 +33,7 @@ fn matvec_matches_reference_on_awkward_sizes() {
         fast::matmul(&mut b, &x, &w);
         // Sums of `cols` products of magnitude ≤ 1 reordered: a few ulps of the partial sums.
         let tol = 4.0 * f32::EPSILON * cols as f32;
-        assert!(
-            max_diff(&a, &b) <= tol,
-            "{rows}x{cols}: {}",
-            max_diff(&a, &b)
-        );
+        assert!(max_diff(&a, &b) <= tol, "{rows}x{cols}: {}", max_diff(&a, &b));
     }
 }
 
@@ -57,11 +53,8 @@ fn threaded_matvec_matches_reference() {
 
 #[test]
 fn softmax_matches_reference_with_extremes() {
-    let mut cases = vec![
-        vec![0.0; 13],
-        vec![-100.0, 0.0, 50.0, -1e30, 3.0, 3.0, 2.5, -7.0, 1.0],
-        det_uniform(8, "s", 257, 30.0, 0.0),
-    ];
+    let mut cases =
+        vec![vec![0.0; 13], vec![-100.0, 0.0, 50.0, -1e30, 3.0, 3.0, 2.5, -7.0, 1.0], det_uniform(8, "s", 257, 30.0, 0.0)];
     cases.push((0..40).map(|i| i as f32 * 3.0 - 60.0).collect());
     for x in cases {
         let (mut r, mut f) = (x.clone(), x.clone());
@@ -107,10 +100,7 @@ fn compare(name: &str, shape: &str, n: usize) {
     let f = inspect(&mut CpuBackend::with_kernels(w, Kernels::Fast), &tokens).unwrap();
     let tol = 1e-5 * max_abs(&r.logits).max(1.0);
     let d = max_diff(&r.logits, &f.logits);
-    println!(
-        "{name}: fast vs reference logits Δ {d:.2e} (tol {tol:.2e}), attention Δ {:.2e}",
-        max_diff(&r.attn, &f.attn)
-    );
+    println!("{name}: fast vs reference logits Δ {d:.2e} (tol {tol:.2e}), attention Δ {:.2e}", max_diff(&r.attn, &f.attn));
     assert!(d <= tol);
     assert!(max_diff(&r.attn, &f.attn) <= 1e-5);
     for t in 0..n {

@@ -30,71 +30,39 @@ fn rand(seed: u64, name: &str, n: usize) -> Vec<f32> {
     det_uniform(seed, name, n, 1.0, 0.0)
 }
 
-
 /// The kernel this build runs, so a failure says which one.
 #[test]
 fn kernel_name_is_simd() {
     let name = fast::kernel_name();
     #[cfg(target_arch = "wasm32")]
-    assert_eq!(
-        name, "simd128",
-        "the wasm build must have +simd128 (.cargo/config.toml)"
-    );
+    assert_eq!(name, "simd128", "the wasm build must have +simd128 (.cargo/config.toml)");
     #[cfg(not(target_arch = "wasm32"))]
     println!("kernel: {name}");
 }
 
 #[test]
 fn matmul_and_matmat_match_the_reference() {
-    for (rows, cols) in [
-        (1, 1),
-        (3, 7),
-        (5, 15),
-        (7, 17),
-        (33, 95),
-        (172, 64),
-        (64, 172),
-        (9, 288),
-    ] {
+    for (rows, cols) in [(1, 1), (3, 7), (5, 15), (7, 17), (33, 95), (172, 64), (64, 172), (9, 288)] {
         let (w, x) = (rand(1, "w", rows * cols), rand(2, "x", 5 * cols));
         let tol = 4.0 * f32::EPSILON * cols as f32;
         let mut batched = vec![f32::NAN; 5 * rows];
         fast::matmat(&mut batched, &x, &w, cols);
         let mut generic = vec![0.0; 5 * rows];
         k::matmul(&mut generic, &x, &w, cols);
-        assert!(
-            max_diff(&batched, &generic) <= tol,
-            "{rows}x{cols}: matmat vs k::matmul"
-        );
+        assert!(max_diff(&batched, &generic) <= tol, "{rows}x{cols}: matmat vs k::matmul");
         for (xr, yr) in x.chunks(cols).zip(batched.chunks(rows)) {
             let (mut r, mut f) = (vec![0.0; rows], vec![0.0; rows]);
             ops::matmul(&mut r, xr, &w);
             fast::matmul(&mut f, xr, &w);
-            assert!(
-                max_diff(&r, &f) <= tol,
-                "{rows}x{cols}: matmul {}",
-                max_diff(&r, &f)
-            );
-            assert_eq!(
-                yr,
-                f.as_slice(),
-                "{rows}x{cols}: a matmat row is matmul of that row"
-            );
+            assert!(max_diff(&r, &f) <= tol, "{rows}x{cols}: matmul {}", max_diff(&r, &f));
+            assert_eq!(yr, f.as_slice(), "{rows}x{cols}: a matmat row is matmul of that row");
         }
     }
 }
 
 #[test]
 fn matmul_dx_equals_the_generic_kernel_bit_for_bit() {
-    for (n_out, n_in) in [
-        (1, 1),
-        (3, 5),
-        (7, 17),
-        (12, 33),
-        (64, 172),
-        (172, 64),
-        (5, 288),
-    ] {
+    for (n_out, n_in) in [(1, 1), (3, 5), (7, 17), (12, 33), (64, 172), (172, 64), (5, 288)] {
         let (w, dy) = (rand(3, "w", n_out * n_in), rand(4, "dy", 3 * n_out));
         let start = rand(5, "dx", 3 * n_in);
         let (mut a, mut b) = (start.clone(), start);
@@ -109,10 +77,7 @@ fn dot_and_axpy_match_the_scalar_loops() {
     for n in [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 48] {
         let (a, b) = (rand(6, "a", n), rand(7, "b", n));
         let want = a.iter().zip(&b).fold(0f32, |s, (p, q)| s + p * q);
-        assert!(
-            (fast::dot(&a, &b) - want).abs() <= 2.0 * f32::EPSILON * n as f32,
-            "dot {n}"
-        );
+        assert!((fast::dot(&a, &b) - want).abs() <= 2.0 * f32::EPSILON * n as f32, "dot {n}");
         let (mut y, mut z) = (a.clone(), a.clone());
         fast::axpy(&mut y, -0.7, &b);
         for (d, &v) in z.iter_mut().zip(&b) {
@@ -129,28 +94,16 @@ fn pointwise_kernels_match_the_reference() {
         let (mut a, mut b) = (x.clone(), x.clone());
         ops::softmax(&mut a);
         fast::softmax(&mut b);
-        assert!(
-            max_diff(&a, &b) <= 1e-6,
-            "softmax {n}: {}",
-            max_diff(&a, &b)
-        );
+        assert!(max_diff(&a, &b) <= 1e-6, "softmax {n}: {}", max_diff(&a, &b));
         let g = rand(9, "g", n);
         let (mut a, mut b) = (x.clone(), x.clone());
         ops::swiglu(&mut a, &g);
         fast::swiglu(&mut b, &g);
-        assert!(
-            max_diff(&a, &b) <= 1e-5 * max_abs(&a).max(1.0),
-            "swiglu {n}: {}",
-            max_diff(&a, &b)
-        );
+        assert!(max_diff(&a, &b) <= 1e-5 * max_abs(&a).max(1.0), "swiglu {n}: {}", max_diff(&a, &b));
         let (mut a, mut b) = (vec![0.0; n], vec![f32::NAN; n]);
         ops::rmsnorm(&mut a, &x, &g);
         fast::rmsnorm(&mut b, &x, &g);
-        assert!(
-            max_diff(&a, &b) <= 1e-6 * max_abs(&a).max(1.0),
-            "rmsnorm {n}: {}",
-            max_diff(&a, &b)
-        );
+        assert!(max_diff(&a, &b) <= 1e-6 * max_abs(&a).max(1.0), "rmsnorm {n}: {}", max_diff(&a, &b));
     }
 }
 
@@ -161,24 +114,13 @@ fn attention_matches_the_reference() {
         for n in [1, 2, 3, 5, 8, 9, 33, 130] {
             let stride = 2 * hs;
             let q = det_uniform(10, "q", hs, 2.0, 0.0);
-            let (kk, v) = (
-                det_uniform(11, "k", n * stride, 2.0, 0.0),
-                rand(12, "v", n * stride),
-            );
+            let (kk, v) = (det_uniform(11, "k", n * stride, 2.0, 0.0), rand(12, "v", n * stride));
             let (mut att_r, mut att_f) = (vec![0.0; n], vec![0.0; n]);
             let (mut out_r, mut out_f) = (vec![0.0; hs], vec![7.0; hs]);
             ops::attend(&q, &kk[hs..], &v[hs..], stride, &mut att_r, &mut out_r);
             fast::attend(&q, &kk[hs..], &v[hs..], stride, &mut att_f, &mut out_f);
-            assert!(
-                max_diff(&att_r, &att_f) <= 1e-6,
-                "hs {hs} n {n}: att {}",
-                max_diff(&att_r, &att_f)
-            );
-            assert!(
-                max_diff(&out_r, &out_f) <= 1e-5,
-                "hs {hs} n {n}: out {}",
-                max_diff(&out_r, &out_f)
-            );
+            assert!(max_diff(&att_r, &att_f) <= 1e-6, "hs {hs} n {n}: att {}", max_diff(&att_r, &att_f));
+            assert!(max_diff(&out_r, &out_f) <= 1e-5, "hs {hs} n {n}: out {}", max_diff(&out_r, &out_f));
         }
     }
 }
@@ -187,22 +129,10 @@ fn attention_matches_the_reference() {
 /// attention forward and backward with grouped K/V heads and odd head sizes included.
 #[test]
 fn batched_attention_forward_and_backward_match_the_generic_kernels() {
-    for (n_heads, n_kv_heads, head_size, seq) in
-        [(4, 2, 8, 9), (2, 1, 6, 5), (3, 3, 12, 17), (2, 2, 48, 7)]
-    {
-        let s = AttnShape {
-            batch: 2,
-            seq,
-            n_heads,
-            n_kv_heads,
-            head_size,
-        };
+    for (n_heads, n_kv_heads, head_size, seq) in [(4, 2, 8, 9), (2, 1, 6, 5), (3, 3, 12, 17), (2, 2, 48, 7)] {
+        let s = AttnShape { batch: 2, seq, n_heads, n_kv_heads, head_size };
         let n = s.batch * seq;
-        let (q, kk, v) = (
-            rand(13, "q", n * s.dim()),
-            rand(14, "k", n * s.kv_dim()),
-            rand(15, "v", n * s.kv_dim()),
-        );
+        let (q, kk, v) = (rand(13, "q", n * s.dim()), rand(14, "k", n * s.kv_dim()), rand(15, "v", n * s.kv_dim()));
         let (mut out_r, mut probs_r) = (vec![0.0; n * s.dim()], vec![0.0; s.probs_len()]);
         let (mut out_f, mut probs_f) = (vec![0.0; n * s.dim()], vec![1.0; s.probs_len()]);
         k::attention(&mut out_r, &mut probs_r, &q, &kk, &v, s);
@@ -212,35 +142,16 @@ fn batched_attention_forward_and_backward_match_the_generic_kernels() {
         assert!(max_diff(&out_r, &out_f) <= 1e-5, "{what}: out");
         let dout = rand(16, "dout", n * s.dim());
         let grads = |fast_path: bool| {
-            let (mut dq, mut dk, mut dv) = (
-                vec![0.5; n * s.dim()],
-                vec![0.0; n * s.kv_dim()],
-                vec![0.0; n * s.kv_dim()],
-            );
+            let (mut dq, mut dk, mut dv) = (vec![0.5; n * s.dim()], vec![0.0; n * s.kv_dim()], vec![0.0; n * s.kv_dim()]);
             if fast_path {
-                k::fast::attention_bwd(
-                    Kernels::Fast,
-                    &mut dq,
-                    &mut dk,
-                    &mut dv,
-                    &dout,
-                    &probs_r,
-                    &q,
-                    &kk,
-                    &v,
-                    s,
-                );
+                k::fast::attention_bwd(Kernels::Fast, &mut dq, &mut dk, &mut dv, &dout, &probs_r, &q, &kk, &v, s);
             } else {
                 k::attention_bwd(&mut dq, &mut dk, &mut dv, &dout, &probs_r, &q, &kk, &v, s);
             }
             [dq, dk, dv].concat()
         };
         let (r, f) = (grads(false), grads(true));
-        assert!(
-            max_diff(&r, &f) <= 1e-5 * max_abs(&r).max(1.0),
-            "{what}: grads {}",
-            max_diff(&r, &f)
-        );
+        assert!(max_diff(&r, &f) <= 1e-5 * max_abs(&r).max(1.0), "{what}: grads {}", max_diff(&r, &f));
     }
 }
 
@@ -265,23 +176,16 @@ fn lora_gradients_on_fast_kernels_match_the_reference() {
     let w = stories260k();
     let lora = LoraConfig::new(4, 8.0, false, Target::ALL.to_vec()).unwrap();
     let ad = Adapter::det(&w.config, lora, 3, 0.05).unwrap();
-    let tokens: Vec<u32> = (0..2)
-        .flat_map(|b| random_tokens(b + 1, 33, w.config.vocab_size))
-        .collect();
+    let tokens: Vec<u32> = (0..2).flat_map(|b| random_tokens(b + 1, 33, w.config.vocab_size)).collect();
     let batch = Batch::new(2, 33, tokens).unwrap();
     let fast = Base::new(&w);
     assert_eq!(fast.kernels, Kernels::Fast);
     let (lf, gf) = lora::loss_and_grads(&fast, &ad, &batch).unwrap();
-    let (lr, gr) =
-        lora::loss_and_grads(&fast.with_kernels(Kernels::Reference), &ad, &batch).unwrap();
+    let (lr, gr) = lora::loss_and_grads(&fast.with_kernels(Kernels::Reference), &ad, &batch).unwrap();
     assert!((lf - lr).abs() <= 1e-6 * lr, "loss {lf} vs {lr}");
     for (f, r) in gf.tensors().zip(gr.tensors()) {
         let d = max_diff(f, r);
-        assert!(
-            d <= 1e-4 * max_abs(r).max(1e-3),
-            "gradient max |Δ| {d:e} of {:e}",
-            max_abs(r)
-        );
+        assert!(d <= 1e-4 * max_abs(r).max(1e-3), "gradient max |Δ| {d:e} of {:e}", max_abs(r));
     }
 }
 
@@ -297,9 +201,7 @@ fn stories260k_greedy_on_the_fast_kernels_equals_the_fixture() {
     let mut got = vec![want[0]];
     for pos in 0..want.len() - 1 {
         let logits = b.forward(got[pos], pos).unwrap();
-        got.push(
-            (0..logits.len()).fold(0, |m, i| if logits[i] > logits[m] { i } else { m }) as u32,
-        );
+        got.push((0..logits.len()).fold(0, |m, i| if logits[i] > logits[m] { i } else { m }) as u32);
     }
     assert_eq!(got, want);
 }

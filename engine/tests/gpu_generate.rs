@@ -236,7 +236,8 @@ fn decode_speed_by_path() {
     }
     for (label, opts) in paths {
         let dispatches = gpu(&w, opts).dispatches_per_token();
-        let mut speeds: Vec<f64> = (0..3).map(|_| bench(w.clone(), BackendChoice::Gpu, opts, 64, 64).unwrap().decode_tok_s).collect();
+        let mut speeds: Vec<f64> =
+            (0..3).map(|_| bench(w.clone(), BackendChoice::Gpu, opts, 64, 64).unwrap().decode_tok_s).collect();
         speeds.sort_by(f64::total_cmp);
         println!("{name} {label}: {dispatches} dispatches/token, decode {:.1} tok/s (median of 3)", speeds[1]);
     }

@@ -97,7 +97,16 @@ fn embedding_lookup_across_chunks() {
 }
 
 fn shape(dim: usize, heads: usize, kv_heads: usize, seq: usize) -> Config {
-    Config { dim, hidden_dim: 10, n_layers: 1, n_heads: heads, n_kv_heads: kv_heads, vocab_size: 11, seq_len: seq, shared_classifier: true }
+    Config {
+        dim,
+        hidden_dim: 10,
+        n_layers: 1,
+        n_heads: heads,
+        n_kv_heads: kv_heads,
+        vocab_size: 11,
+        seq_len: seq,
+        shared_classifier: true,
+    }
 }
 
 #[test]
@@ -208,7 +217,8 @@ fn argmax_takes_the_first_maximum() {
 fn cpu_sample(logits: &[f32], temperature: f32, topp: f32, coin: f32) -> (u32, Vec<f32>) {
     let mut p: Vec<f32> = logits.iter().map(|l| l / temperature).collect();
     softmax(&mut p);
-    let tok = if topp <= 0.0 || topp >= 1.0 { sample_mult(&p, coin) as u32 } else { sample_topp(&p, topp, coin, &mut Vec::new()) };
+    let tok =
+        if topp <= 0.0 || topp >= 1.0 { sample_mult(&p, coin) as u32 } else { sample_topp(&p, topp, coin, &mut Vec::new()) };
     (tok, p)
 }
 
@@ -240,7 +250,10 @@ fn softmax_multinomial_and_top_p_match_cpu() {
                 checked += 1;
                 if got != want {
                     let near = cpu_picks_near(&logits, *temperature, *topp, coin, 1e-4);
-                    assert!(near.contains(&got), "vocab {v} t {temperature} p {topp} coin {coin}: GPU {got}, CPU {want}, nearby {near:?}");
+                    assert!(
+                        near.contains(&got),
+                        "vocab {v} t {temperature} p {topp} coin {coin}: GPU {got}, CPU {want}, nearby {near:?}"
+                    );
                     flips.push((v, *topp, coin));
                 }
             }

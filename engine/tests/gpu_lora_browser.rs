@@ -20,7 +20,8 @@ wasm_bindgen_test_configure!(run_in_browser);
 const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
 const REF: &[u8] = include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/lora_reference.safetensors");
 const INIT_CFG: &[u8] = include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/adapter_init/adapter_config.json");
-const INIT_ST: &[u8] = include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/adapter_init/adapter_model.safetensors");
+const INIT_ST: &[u8] =
+    include_bytes!("../../../shared/data/reference/stories260K_lora_qv_r4/adapter_init/adapter_model.safetensors");
 
 fn weights() -> Weights {
     checkpoint::read(MODEL, "stories260K.bin").unwrap().0

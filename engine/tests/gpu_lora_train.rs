@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
-use tinylm_engine::lora::{self, hf_tensors, read_peft, Adapter, AdamW, Base, Batch, LoraConfig, Target, TrainConfig, Trainer};
+use tinylm_engine::lora::{self, hf_tensors, read_peft, AdamW, Adapter, Base, Batch, LoraConfig, Target, TrainConfig, Trainer};
 use tinylm_engine::randmodel::{random_tokens, random_weights};
 use tinylm_engine::{Config, Weights};
 

@@ -272,11 +272,11 @@ fn f16_rounding_matches_hand_computed_values() {
         (1.0, 0x3c00),
         (-2.0, 0xc000),
         (65504.0, 0x7bff),
-        (65520.0, 0x7c00),                   // rounds up to infinity
-        (1.0 + 1.0 / 2048.0, 0x3c00),        // tie, to even (down)
-        (1.0 + 3.0 / 2048.0, 0x3c02),        // tie, to even (up)
-        (2f32.powi(-24), 0x0001),            // smallest subnormal
-        (2f32.powi(-14), 0x0400),            // smallest normal
+        (65520.0, 0x7c00),            // rounds up to infinity
+        (1.0 + 1.0 / 2048.0, 0x3c00), // tie, to even (down)
+        (1.0 + 3.0 / 2048.0, 0x3c02), // tie, to even (up)
+        (2f32.powi(-24), 0x0001),     // smallest subnormal
+        (2f32.powi(-14), 0x0400),     // smallest normal
         (0.1, 0x2e66),
     ];
     for (v, bits) in cases {

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::gpu::tune::{tune, TUNING_VERSION};
-use tinylm_engine::gpu::{GpuBackend, GpuContext, GpuOptions, MatvecShape, Tuning, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
+use tinylm_engine::gpu::{
+    GpuBackend, GpuContext, GpuOptions, MatvecShape, Tuning, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES,
+};
 use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
 use tinylm_engine::trace::inspect;
 use tinylm_engine::{Config, Error, Sampler};
@@ -17,10 +19,17 @@ fn ctx() -> GpuContext {
 }
 
 fn print_table(t: &Tuning) {
-    println!("{}: chosen {} in {:.0} ms (budget {:.0}, cut {}), reps {:?}", t.adapter, t.workgroups, t.elapsed_ms, t.budget_ms, t.cut, t.reps);
+    println!(
+        "{}: chosen {} in {:.0} ms (budget {:.0}, cut {}), reps {:?}",
+        t.adapter, t.workgroups, t.elapsed_ms, t.budget_ms, t.cut, t.reps
+    );
     for m in &t.matvec {
         let (c, l, f) = (m.classifier_us, m.layer_us, m.classifier_f16_us);
-        println!("  matvec {:>5}: classifier {c:?} µs, layer {l:?} µs, f16 classifier {f:?} µs, {} samples", m.shape.to_string(), m.samples);
+        println!(
+            "  matvec {:>5}: classifier {c:?} µs, layer {l:?} µs, f16 classifier {f:?} µs, {} samples",
+            m.shape.to_string(),
+            m.samples
+        );
     }
     for a in &t.attention {
         println!("  attention {:>3}: {:?} µs, {} samples", a.lanes, a.us, a.samples);
@@ -51,7 +60,11 @@ fn the_tuner_measures_every_candidate_and_chooses_one_of_them() {
     assert!(chosen == best || (w.classifier == MatvecShape::DEFAULT && chosen * 0.97 <= best), "{chosen} vs best {best}");
     assert_eq!(t.workgroups_for(&c).unwrap(), w);
     let back = Tuning::from_json(&t.to_json()).unwrap();
-    assert_eq!((back.workgroups, back.config, back.matvec.len(), back.cut), (t.workgroups, t.config, t.matvec.len(), t.cut), "the JSON round-trips");
+    assert_eq!(
+        (back.workgroups, back.config, back.matvec.len(), back.cut),
+        (t.workgroups, t.config, t.matvec.len(), t.cut),
+        "the JSON round-trips"
+    );
 }
 
 #[test]
@@ -148,7 +161,10 @@ fn tunings_that_do_not_fit_are_typed_errors() {
     let r = GpuBackend::new(&w, GpuOptions { workgroups: Some(big), ..GpuOptions::default() });
     assert!(matches!(&r, Err(Error::InvalidSetting(m)) if m.contains("512 invocations")), "{:?}", r.err());
     let odd = Workgroups { attention: 96, ..Workgroups::default() };
-    assert!(matches!(GpuBackend::new(&w, GpuOptions { workgroups: Some(odd), ..GpuOptions::default() }), Err(Error::InvalidSetting(_))));
+    assert!(matches!(
+        GpuBackend::new(&w, GpuOptions { workgroups: Some(odd), ..GpuOptions::default() }),
+        Err(Error::InvalidSetting(_))
+    ));
     // A tuning made for another model shape.
     let (micro, _) = named_shape("micro").unwrap();
     let t = tune(&ctx(), &micro, 0.0).unwrap();
@@ -160,5 +176,8 @@ fn tunings_that_do_not_fit_are_typed_errors() {
     let edited = t.to_json().replacen("\"x\": 16", "\"x\": 128", 1);
     let shapes = Tuning::from_json(&edited).unwrap().workgroups_for(&micro).unwrap();
     let mw = random_weights(&micro, 1).unwrap();
-    assert!(matches!(GpuBackend::new(&mw, GpuOptions { workgroups: Some(shapes), ..GpuOptions::default() }), Err(Error::InvalidSetting(_))));
+    assert!(matches!(
+        GpuBackend::new(&mw, GpuOptions { workgroups: Some(shapes), ..GpuOptions::default() }),
+        Err(Error::InvalidSetting(_))
+    ));
 }

@@ -35,14 +35,17 @@ type Named = (String, Vec<usize>, Vec<f32>);
 
 /// A safetensors file of named f32 tensors.
 fn st_file(tensors: &[Named]) -> Vec<u8> {
-    st_file_typed(tensors.iter().map(|(k, s, v)| (k.clone(), safetensors::Dtype::F32, s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect())
+    st_file_typed(
+        tensors
+            .iter()
+            .map(|(k, s, v)| (k.clone(), safetensors::Dtype::F32, s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect(),
+    )
 }
 
 fn st_file_typed(tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>) -> Vec<u8> {
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(k, d, s, b)| (k.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
+    let views: Vec<_> =
+        tensors.iter().map(|(k, d, s, b)| (k.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize(views, None).unwrap()
 }
 
@@ -52,10 +55,17 @@ fn reference_tensors() -> Vec<Named> {
     let f = safetensors::SafeTensors::deserialize(&st).unwrap();
     let mut names = f.names();
     names.sort();
-    names.iter().map(|n| {
-        let t = f.tensor(n).unwrap();
-        (n.to_string(), t.shape().to_vec(), t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
-    }).collect()
+    names
+        .iter()
+        .map(|n| {
+            let t = f.tensor(n).unwrap();
+            (
+                n.to_string(),
+                t.shape().to_vec(),
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            )
+        })
+        .collect()
 }
 
 fn cfg_bytes(v: &Value) -> Vec<u8> {
@@ -122,10 +132,13 @@ fn half_precision_files_and_config_forms_load() {
     let (mut cfg, _) = reference_files();
     let want = load(&cfg_bytes(&cfg), &reference_files().1, &w.config).unwrap();
     // BF16: the top halves of the f32 values (truncation), read back exactly as those.
-    let bf16: Vec<_> = reference_tensors().into_iter().map(|(k, s, v)| {
-        let bytes = v.iter().flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes()).collect();
-        (k, safetensors::Dtype::BF16, s, bytes)
-    }).collect();
+    let bf16: Vec<_> = reference_tensors()
+        .into_iter()
+        .map(|(k, s, v)| {
+            let bytes = v.iter().flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes()).collect();
+            (k, safetensors::Dtype::BF16, s, bytes)
+        })
+        .collect();
     let got = load(&cfg_bytes(&cfg), &st_file_typed(bf16), &w.config).unwrap();
     for (g, t) in got.modules.iter().zip(&want.modules) {
         for (x, y) in g.a.iter().zip(&t.a) {
@@ -133,8 +146,14 @@ fn half_precision_files_and_config_forms_load() {
         }
     }
     // F16: 1.0, -2.5 and a subnormal, hand-encoded.
-    let (a_key, b_key) = ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight");
-    let mut tensors: Vec<_> = reference_tensors().into_iter().map(|(k, s, v)| (k, safetensors::Dtype::F32, s, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())).collect();
+    let (a_key, b_key) = (
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+    );
+    let mut tensors: Vec<_> = reference_tensors()
+        .into_iter()
+        .map(|(k, s, v)| (k, safetensors::Dtype::F32, s, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))
+        .collect();
     let mut f16 = vec![0u8; 4 * 64 * 2];
     f16[0..2].copy_from_slice(&0x3c00u16.to_le_bytes());
     f16[2..4].copy_from_slice(&0xc100u16.to_le_bytes());
@@ -205,8 +224,16 @@ fn bad_tensors_are_adapter_errors_or_mismatches() {
         load(&cfg, &st_file(&t), &w.config)
     };
     // Missing, unexpected and misplaced keys.
-    expect_adapter_error(edit(&|t| { t.remove(3); }), "is missing");
-    expect_adapter_error(edit(&|t| t.push(("base_model.model.lm_head.lora_A.weight".into(), vec![4, 64], vec![0.0; 256]))), "unexpected tensor");
+    expect_adapter_error(
+        edit(&|t| {
+            t.remove(3);
+        }),
+        "is missing",
+    );
+    expect_adapter_error(
+        edit(&|t| t.push(("base_model.model.lm_head.lora_A.weight".into(), vec![4, 64], vec![0.0; 256]))),
+        "unexpected tensor",
+    );
     expect_adapter_error(edit(&|t| t[0].0 = t[0].0.replace("lora_A", "lora_C")), "unexpected tensor");
     expect_mismatch(edit(&|t| t.push((t[0].0.replace("layers.0.", "layers.7."), vec![4, 64], vec![0.0; 256]))), "layer 7");
     // Shapes: rank disagreeing with the config, another model's width, not a matrix.

@@ -47,7 +47,11 @@ fn gradients_match_central_differences_for_every_target() {
                 let at = |delta: f64| {
                     let mut p = ad.clone();
                     let m = &mut p.modules[i];
-                    if which == 'A' { m.a[j] += delta } else { m.b[j] += delta }
+                    if which == 'A' {
+                        m.a[j] += delta
+                    } else {
+                        m.b[j] += delta
+                    }
                     lora::loss(&base, Some(&p), &batch).unwrap()
                 };
                 let numeric = (at(h) - at(-h)) / (2.0 * h);
@@ -105,7 +109,8 @@ fn merged_random_model_matches_the_unmerged_adapter() {
     let w = tiny();
     let ad = all_targets_rslora(&w.config).cast::<f32>();
     let tokens = random_tokens(5, 12, w.config.vocab_size);
-    let unmerged = inspect(&mut LoraCpuBackend::with_kernels(w.clone(), ad.clone(), Kernels::Reference).unwrap(), &tokens).unwrap();
+    let unmerged =
+        inspect(&mut LoraCpuBackend::with_kernels(w.clone(), ad.clone(), Kernels::Reference).unwrap(), &tokens).unwrap();
     let merged = inspect(&mut tinylm_engine::cpu::CpuBackend::reference(ad.merged(&w).unwrap()), &tokens).unwrap();
     let base = inspect(&mut tinylm_engine::cpu::CpuBackend::reference(w.clone()), &tokens).unwrap();
     let d = unmerged.logits.iter().zip(&merged.logits).fold(0f32, |m, (a, b)| m.max((a - b).abs()));

@@ -89,13 +89,18 @@ fn attention_bwd_with_grouped_heads_and_a_batch() {
         (out, probs)
     };
     let x = rand("qkv", nq + 2 * nkv).iter().map(|v| 3.0 * v).collect();
-    check("attention", x, |x| fwd(x).0, |x, dout| {
-        let (q, kk, v) = split(x);
-        let probs = fwd(x).1;
-        let (mut dq, mut dk, mut dv) = (vec![0.0; nq], vec![0.0; nkv], vec![0.0; nkv]);
-        k::attention_bwd(&mut dq, &mut dk, &mut dv, dout, &probs, &q, &kk, &v, s);
-        [dq, dk, dv].concat()
-    });
+    check(
+        "attention",
+        x,
+        |x| fwd(x).0,
+        |x, dout| {
+            let (q, kk, v) = split(x);
+            let probs = fwd(x).1;
+            let (mut dq, mut dk, mut dv) = (vec![0.0; nq], vec![0.0; nkv], vec![0.0; nkv]);
+            k::attention_bwd(&mut dq, &mut dk, &mut dv, dout, &probs, &q, &kk, &v, s);
+            [dq, dk, dv].concat()
+        },
+    );
     // Causal: rows sum to one, nothing above the diagonal.
     let probs = fwd(&rand("qkv", nq + 2 * nkv)).1;
     for (i, row) in probs.chunks(s.seq).enumerate() {
@@ -123,43 +128,58 @@ fn matmul_and_lora_bwd() {
     let (n, n_in, n_out, r) = (3, 4, 5, 2);
     let w = rand("w", n_out * n_in);
     let x0 = rand("x", n * n_in);
-    check("matmul dx", x0.clone(), |x| {
-        let mut y = vec![0.0; n * n_out];
-        k::matmul(&mut y, x, &w, n_in);
-        y
-    }, |_, dy| {
-        let mut dx = vec![0.0; n * n_in];
-        k::matmul_dx(&mut dx, dy, &w, n_in, 1.0);
-        dx
-    });
-    check("matmul dw", w.clone(), |w| {
-        let mut y = vec![0.0; n * n_out];
-        k::matmul(&mut y, &x0, w, n_in);
-        y
-    }, |_, dy| {
-        let mut dw = vec![0.0; n_out * n_in];
-        k::matmul_dw(&mut dw, dy, &x0, n_in, 1.0);
-        dw
-    });
+    check(
+        "matmul dx",
+        x0.clone(),
+        |x| {
+            let mut y = vec![0.0; n * n_out];
+            k::matmul(&mut y, x, &w, n_in);
+            y
+        },
+        |_, dy| {
+            let mut dx = vec![0.0; n * n_in];
+            k::matmul_dx(&mut dx, dy, &w, n_in, 1.0);
+            dx
+        },
+    );
+    check(
+        "matmul dw",
+        w.clone(),
+        |w| {
+            let mut y = vec![0.0; n * n_out];
+            k::matmul(&mut y, &x0, w, n_in);
+            y
+        },
+        |_, dy| {
+            let mut dw = vec![0.0; n_out * n_in];
+            k::matmul_dw(&mut dw, dy, &x0, n_in, 1.0);
+            dw
+        },
+    );
     // y = s·B(A x) w.r.t. x, A and B together.
     let s = 1.7;
     let (na, nb) = (r * n_in, n_out * r);
     let parts = |p: &[f64]| (p[..n * n_in].to_vec(), p[n * n_in..n * n_in + na].to_vec(), p[n * n_in + na..].to_vec());
     let p0 = [x0.clone(), rand("a", na), rand("b", nb)].concat();
-    check("lora", p0, |p| {
-        let (x, a, b) = parts(p);
-        let (mut y, mut u) = (vec![0.0; n * n_out], vec![0.0; n * r]);
-        k::lora(&mut y, &mut u, &x, LoraPair { a: &a, b: &b, r, s });
-        y
-    }, |p, dy| {
-        let (x, a, b) = parts(p);
-        let pair = LoraPair { a: &a, b: &b, r, s };
-        let mut u = vec![0.0; n * r];
-        k::lora(&mut vec![0.0; n * n_out], &mut u, &x, pair);
-        let (mut dx, mut da, mut db, mut du) = (vec![0.0; n * n_in], vec![0.0; na], vec![0.0; nb], vec![0.0; n * r]);
-        k::lora_bwd(Some(&mut dx), &mut da, &mut db, &mut du, dy, &x, &u, pair);
-        [dx, da, db].concat()
-    });
+    check(
+        "lora",
+        p0,
+        |p| {
+            let (x, a, b) = parts(p);
+            let (mut y, mut u) = (vec![0.0; n * n_out], vec![0.0; n * r]);
+            k::lora(&mut y, &mut u, &x, LoraPair { a: &a, b: &b, r, s });
+            y
+        },
+        |p, dy| {
+            let (x, a, b) = parts(p);
+            let pair = LoraPair { a: &a, b: &b, r, s };
+            let mut u = vec![0.0; n * r];
+            k::lora(&mut vec![0.0; n * n_out], &mut u, &x, pair);
+            let (mut dx, mut da, mut db, mut du) = (vec![0.0; n * n_in], vec![0.0; na], vec![0.0; nb], vec![0.0; n * r]);
+            k::lora_bwd(Some(&mut dx), &mut da, &mut db, &mut du, dy, &x, &u, pair);
+            [dx, da, db].concat()
+        },
+    );
 }
 
 fn rand32(name: &str, n: usize) -> Vec<f32> {

@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use tinylm_engine::cpu::Kernels;
 use tinylm_engine::lora::{
-    self, hf_tensors, read_peft, write_peft, Adapter, AdamW, Base, Batch, LoraConfig, LoraCpuBackend, Target,
-    TrainConfig, Trainer,
+    self, hf_tensors, read_peft, write_peft, AdamW, Adapter, Base, Batch, LoraConfig, LoraCpuBackend, Target, TrainConfig,
+    Trainer,
 };
 use tinylm_engine::trace::inspect;
 use tinylm_engine::{checkpoint, Config};
@@ -150,12 +150,14 @@ fn adapter_written_as_peft_equals_the_reference_files() {
     }
     // The config fields PEFT reads.
     let cfg: serde_json::Value = serde_json::from_str(&files.config_json).unwrap();
-    let reference: serde_json::Value = serde_json::from_slice(&read(&format!("{DIR}/adapter_final/adapter_config.json"))).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_slice(&read(&format!("{DIR}/adapter_final/adapter_config.json"))).unwrap();
     for k in ["peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "bias", "use_rslora", "use_dora", "fan_in_fan_out"] {
         assert_eq!(cfg[k], reference[k], "{k}");
     }
     let targets = |v: &serde_json::Value| {
-        let mut t: Vec<String> = v["target_modules"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+        let mut t: Vec<String> =
+            v["target_modules"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
         t.sort();
         t
     };
@@ -169,7 +171,8 @@ fn adapter_written_as_peft_equals_the_reference_files() {
 fn merged_model_matches_the_unmerged_adapter_and_survives_v0_v1() {
     let w = stories260k();
     let ad = peft_adapter("adapter_final", &w.config);
-    let unmerged = inspect(&mut LoraCpuBackend::with_kernels(w.clone(), ad.clone(), Kernels::Reference).unwrap(), &tokens()).unwrap();
+    let unmerged =
+        inspect(&mut LoraCpuBackend::with_kernels(w.clone(), ad.clone(), Kernels::Reference).unwrap(), &tokens()).unwrap();
     let merged = ad.merged(&w).unwrap();
     assert_ne!(merged.wq, w.wq);
     assert_eq!(merged.wk, w.wk, "k_proj is not targeted");

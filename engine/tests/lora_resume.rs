@@ -68,7 +68,9 @@ fn optimizer_files_for_another_adapter_or_damaged_are_errors() {
     let (w, _, ad, cfg) = setup();
     let state = Trainer::new(ad.clone(), cfg).unwrap().optimizer_state();
     let bytes = write_optimizer(&state).unwrap();
-    let other = Adapter::<f32>::zeros(&w.config, LoraConfig::new(2, 6.0, false, vec![Target::Q, Target::K, Target::Down]).unwrap()).unwrap();
+    let other =
+        Adapter::<f32>::zeros(&w.config, LoraConfig::new(2, 6.0, false, vec![Target::Q, Target::K, Target::Down]).unwrap())
+            .unwrap();
     assert!(matches!(read_optimizer(&bytes, &other, "o"), Err(Error::Mismatch(_))));
     let fewer = Adapter::<f32>::zeros(&w.config, LoraConfig::new(3, 6.0, false, vec![Target::Q]).unwrap()).unwrap();
     assert!(matches!(read_optimizer(&bytes, &fewer, "o"), Err(Error::Mismatch(_))));

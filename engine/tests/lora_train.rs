@@ -27,7 +27,8 @@ fn windows_overlap_by_one_token_and_cover_every_pair() {
         for seq in 2..=4.min(len as usize) {
             let l = list(len);
             let d = Dataset::from_token_lists(&[l.clone(), list(seq as u32)], seq, &c).unwrap();
-            let mut pairs: Vec<(u32, u32)> = (0..d.len()).flat_map(|i| d.window(i).windows(2).map(|p| (p[0], p[1])).collect::<Vec<_>>()).collect();
+            let mut pairs: Vec<(u32, u32)> =
+                (0..d.len()).flat_map(|i| d.window(i).windows(2).map(|p| (p[0], p[1])).collect::<Vec<_>>()).collect();
             pairs.sort();
             for p in l.windows(2) {
                 assert!(pairs.binary_search(&(p[0], p[1])).is_ok(), "len {len} seq {seq}: pair {p:?}");
@@ -103,7 +104,9 @@ fn bad_data_settings_are_errors() {
     assert!(matches!(lora::loss_and_grads(&base, &ad, &one), Err(Error::InvalidSetting(_))));
     assert!(Batch::new(2, 3, vec![1; 5]).is_err());
     // Optimizer settings.
-    for bad in [AdamW { lr: -1.0, ..AdamW::default() }, AdamW { beta1: 1.0, ..AdamW::default() }, AdamW { eps: 0.0, ..AdamW::default() }] {
+    for bad in
+        [AdamW { lr: -1.0, ..AdamW::default() }, AdamW { beta1: 1.0, ..AdamW::default() }, AdamW { eps: 0.0, ..AdamW::default() }]
+    {
         assert!(Trainer::new(ad.clone(), TrainConfig { adamw: bad, clip_norm: None }).is_err());
     }
     assert!(Trainer::new(ad.clone(), TrainConfig { clip_norm: Some(f64::NAN), ..TrainConfig::default() }).is_err());
@@ -122,7 +125,8 @@ fn adamw_matches_the_formula_by_hand() {
     assert!((p[0] - (0.99 - 0.1 * 0.5 / (0.5 + 1e-8))).abs() < 1e-15);
     adamw(&mut p, &[-0.25], &mut m, &mut v, 2, &h);
     let (m2, v2) = (0.9 * 0.05 + 0.1 * -0.25, 0.999 * 0.00025 + 0.001 * 0.0625);
-    let want = (0.99 - 0.1 * 0.5 / (0.5 + 1e-8)) * 0.99 - 0.1 * (m2 / (1.0 - 0.81)) / ((v2 / (1.0 - 0.999f64.powi(2))).sqrt() + 1e-8);
+    let want =
+        (0.99 - 0.1 * 0.5 / (0.5 + 1e-8)) * 0.99 - 0.1 * (m2 / (1.0 - 0.81)) / ((v2 / (1.0 - 0.999f64.powi(2))).sqrt() + 1e-8);
     assert!((p[0] - want).abs() < 1e-12, "{} vs {want}", p[0]);
 }
 

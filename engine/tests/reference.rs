@@ -92,7 +92,11 @@ fn attention_fixture_on(mut b: CpuBackend, tokens: &[u32]) {
         assert_eq!(shape, [5, 16, 64]);
         let d = max_diff(&ins.resid, &resid);
         assert!(d <= 1e-5 * max_abs(&resid).max(1.0), "{src} residual: {d}");
-        println!("{} vs {src}: logits Δ {:.2e}, attention Δ {:.2e}, residual Δ {d:.2e}", tinylm_engine::generate::Backend::name(&b),
-            max_diff(&ins.logits, &logits), max_diff(&ins.attn, &attn));
+        println!(
+            "{} vs {src}: logits Δ {:.2e}, attention Δ {:.2e}, residual Δ {d:.2e}",
+            tinylm_engine::generate::Backend::name(&b),
+            max_diff(&ins.logits, &logits),
+            max_diff(&ins.attn, &attn)
+        );
     }
 }

@@ -75,7 +75,11 @@ fn sample_divides_by_temperature_then_draws_one_coin() {
     softmax(&mut probs);
     let coin = Rng::new(99).next_f32();
     assert_eq!(got as usize, sample_mult(&probs, coin));
-    assert_eq!(s.rng, { let mut r = Rng::new(99); r.next_u32(); r });
+    assert_eq!(s.rng, {
+        let mut r = Rng::new(99);
+        r.next_u32();
+        r
+    });
     assert_eq!(&l[..], &probs[..], "logits become the probabilities, as in run.c");
 }
 

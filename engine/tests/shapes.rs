@@ -39,10 +39,8 @@ fn rotate(v: &mut [f64], pos: usize, hs: usize) {
 fn slow_forward(w: &Weights, tokens: &[u32]) -> Slow {
     let c = w.config;
     let (d, hs, kv, n) = (c.dim, c.head_size(), c.kv_dim(), tokens.len());
-    let mut x: Vec<Vec<f64>> = tokens
-        .iter()
-        .map(|&t| w.tok_embeddings[t as usize * d..][..d].iter().map(|&v| v as f64).collect())
-        .collect();
+    let mut x: Vec<Vec<f64>> =
+        tokens.iter().map(|&t| w.tok_embeddings[t as usize * d..][..d].iter().map(|&v| v as f64).collect()).collect();
     let (mut attn, mut resid) = (Vec::new(), Vec::new());
     for l in 0..c.n_layers {
         let lw = w.layer(l);

@@ -51,10 +51,7 @@ fn time(mut f: impl FnMut()) -> (f64, Vec<f64>) {
 
 fn report(what: &str, unit: &str, value: f64, runs: &[f64]) {
     let runs: Vec<String> = runs.iter().map(|r| format!("{r:.1}")).collect();
-    console_log!(
-        "BENCH {{\"what\":\"{what}\",\"{unit}\":{value:.2},\"runs_ms\":[{}]}}",
-        runs.join(",")
-    );
+    console_log!("BENCH {{\"what\":\"{what}\",\"{unit}\":{value:.2},\"runs_ms\":[{}]}}", runs.join(","));
 }
 
 /// Greedy decode of `steps` tokens from BOS.
@@ -69,12 +66,7 @@ fn greedy(b: &mut CpuBackend, steps: usize) {
 fn decode(name: &str, w: Weights, steps: usize) {
     let mut b = CpuBackend::new(w);
     let (ms, runs) = time(|| greedy(&mut b, steps));
-    report(
-        &format!("decode {name} ({steps} tokens, {})", b.name()),
-        "tok_s",
-        steps as f64 * 1e3 / ms,
-        &runs,
-    );
+    report(&format!("decode {name} ({steps} tokens, {})", b.name()), "tok_s", steps as f64 * 1e3 / ms, &runs);
 }
 
 #[wasm_bindgen_test]
@@ -105,16 +97,10 @@ fn lora_step_stories260k() {
     let w = stories260k();
     let c = w.config;
     let lora = LoraConfig::new(4, 8.0, false, vec![Target::Q, Target::V]).unwrap();
-    let tokens: Vec<u32> = (0..4)
-        .flat_map(|b| random_tokens(b + 1, 64, c.vocab_size))
-        .collect();
+    let tokens: Vec<u32> = (0..4).flat_map(|b| random_tokens(b + 1, 64, c.vocab_size)).collect();
     let batch = Batch::new(4, 64, tokens).unwrap();
     let base = Base::new(&w);
-    let mut t = Trainer::new(
-        Adapter::<f32>::peft_default(&c, lora, 0).unwrap(),
-        TrainConfig::default(),
-    )
-    .unwrap();
+    let mut t = Trainer::new(Adapter::<f32>::peft_default(&c, lora, 0).unwrap(), TrainConfig::default()).unwrap();
     let (ms, runs) = time(|| {
         t.step(&base, &batch).unwrap();
     });

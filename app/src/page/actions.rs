@@ -38,9 +38,9 @@ pub fn stop(ctx: Ctx) {
 /// Loads a new model; a running story is stopped first. A path already in the menu is just
 /// selected again.
 pub fn load(ctx: Ctx, source: Source, files: &[JsValue]) {
-    let known = ctx.models.with_untracked(|ms| {
-        ms.iter().find(|m| matches!(m.source, Source::Url { .. }) && m.source == source).map(|m| m.id)
-    });
+    let known = ctx
+        .models
+        .with_untracked(|ms| ms.iter().find(|m| matches!(m.source, Source::Url { .. }) && m.source == source).map(|m| m.id));
     if let Some(id) = known {
         return select(ctx, id, ctx.choice.get_untracked());
     }

@@ -51,7 +51,14 @@ pub fn start(ctx: Ctx, restarts: u32) {
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     let old = CLIENT.with(|c| {
-        c.borrow_mut().replace(Client { worker, listening: false, queue: Vec::new(), restarts, _on_message: on_message, _on_error: on_error })
+        c.borrow_mut().replace(Client {
+            worker,
+            listening: false,
+            queue: Vec::new(),
+            restarts,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
     });
     if let Some(old) = old {
         old.worker.terminate();

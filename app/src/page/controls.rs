@@ -67,7 +67,13 @@ pub fn Controls(ctx: Ctx) -> impl IntoView {
 }
 
 #[component]
-fn Field(id: &'static str, label: &'static str, value: RwSignal<String>, step: &'static str, hint: &'static str) -> impl IntoView {
+fn Field(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    step: &'static str,
+    hint: &'static str,
+) -> impl IntoView {
     let hint_id = format!("{id}-hint");
     view! {
         <label class="field" for=id>
@@ -89,9 +95,7 @@ fn RunFigures(ctx: Ctx) -> impl IntoView {
             None => "…",
         })
     };
-    let ttft = move || {
-        ctx.stats.with(|s| s.and_then(|s| s.first_token_ms).map_or("–".into(), |ms| format!("{ms:.0} ms")))
-    };
+    let ttft = move || ctx.stats.with(|s| s.and_then(|s| s.first_token_ms).map_or("–".into(), |ms| format!("{ms:.0} ms")));
     let rate = move || ctx.stats.with(|s| s.and_then(|s| s.tok_per_s).map_or("–".into(), |r| format!("{r:.1}")));
     let tokens = move || ctx.stats.with(|s| s.map_or("–".into(), |s| s.tokens.to_string()));
     view! {

@@ -27,10 +27,7 @@ pub fn save(models: &[ModelEntry], active: u32) {
 }
 
 pub fn load() -> Remembered {
-    storage()
-        .and_then(|s| s.get_item(KEY).ok().flatten())
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default()
+    storage().and_then(|s| s.get_item(KEY).ok().flatten()).and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
 }
 
 fn storage() -> Option<web_sys::Storage> {

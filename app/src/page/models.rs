@@ -95,16 +95,20 @@ fn BackendPanel(ctx: Ctx) -> impl IntoView {
             None => ctx.choice.set(choice),
         }
     };
-    let kind = move || ctx.backend.with(|b| match b.as_ref().map(|b| b.kind) {
-        Some(BackendKind::WebGpu) => "webgpu",
-        Some(BackendKind::Cpu) => "cpu",
-        None => "none",
-    });
-    let name = move || ctx.backend.with(|b| match b {
-        Some(b) if b.kind == BackendKind::WebGpu => format!("WebGPU — {}", b.detail),
-        Some(b) => format!("CPU — {}", b.detail),
-        None => "starting…".into(),
-    });
+    let kind = move || {
+        ctx.backend.with(|b| match b.as_ref().map(|b| b.kind) {
+            Some(BackendKind::WebGpu) => "webgpu",
+            Some(BackendKind::Cpu) => "cpu",
+            None => "none",
+        })
+    };
+    let name = move || {
+        ctx.backend.with(|b| match b {
+            Some(b) if b.kind == BackendKind::WebGpu => format!("WebGPU — {}", b.detail),
+            Some(b) => format!("CPU — {}", b.detail),
+            None => "starting…".into(),
+        })
+    };
     view! {
         <div class="backend">
             <label class="menu">
@@ -224,4 +228,3 @@ fn load_from_site(ctx: Ctx, model: String, tokenizer: String) {
     let tokenizer = Some(tokenizer).filter(|t| !t.is_empty());
     actions::load(ctx, Source::Url { model, tokenizer }, &[]);
 }
-

@@ -12,7 +12,10 @@ pub enum Status {
     Loading(String),
     Ready(String),
     Running(RunStats),
-    Done { stats: RunStats, stopped: bool },
+    Done {
+        stats: RunStats,
+        stopped: bool,
+    },
     Error(String),
 }
 

@@ -74,10 +74,9 @@ async fn save_model(ctx: Ctx, file: File, tok: Option<File>, meta: serde_json::V
         files.push((t.name(), Data::Blob(t)));
     }
     match storage::put(Kind::Model, &file.name(), files, meta).await {
-        Ok(e) => p.note.set(Some((
-            false,
-            format!("Saved “{}” on this device ({}): it stays available offline.", e.name, size(e.size())),
-        ))),
+        Ok(e) => p
+            .note
+            .set(Some((false, format!("Saved “{}” on this device ({}): it stays available offline.", e.name, size(e.size()))))),
         Err(e) => {
             let message = format!("“{}” is loaded, but not saved on this device. {}", file.name(), e.message());
             ctx.status.set(Status::Error(message.clone()));

@@ -187,7 +187,10 @@ mod tests {
         let (c, _) = tinylm_engine::randmodel::named_shape("s110m").unwrap();
         let t = max_tokens(c.n_layers, c.n_heads, c.vocab_size, c.dim, 1024);
         let note = cap_note(&c, 2000, t).unwrap();
-        assert!(note.starts_with(&format!("Showing the first {t} of 2000 tokens: the attention maps (12 layers × 12 heads)")), "{note}");
+        assert!(
+            note.starts_with(&format!("Showing the first {t} of 2000 tokens: the attention maps (12 layers × 12 heads)")),
+            "{note}"
+        );
         assert!(note.contains("1024 tokens would need"), "{note}");
         let (c, _) = tinylm_engine::randmodel::named_shape("tiny64").unwrap();
         assert_eq!(cap_note(&c, 600, 256).unwrap(), "Showing the first 256 of 600 tokens: the model's context is 256 tokens.");

@@ -122,13 +122,7 @@ async fn to_array(data: Data<'_>) -> Result<Uint8Array> {
 }
 
 /// Files into `items/<id>/`, then the manifest entry. Any failure removes the folder again.
-async fn write_item(
-    kind: Kind,
-    name: &str,
-    id: &str,
-    files: &[(String, Uint8Array)],
-    meta: serde_json::Value,
-) -> Result<Entry> {
+async fn write_item(kind: Kind, name: &str, id: &str, files: &[(String, Uint8Array)], meta: serde_json::Value) -> Result<Entry> {
     let items = opfs::items().await.map_err(StoreError::from_js)?;
     let written = async {
         let dir = opfs::subdir(&items, id).await?;
@@ -138,14 +132,7 @@ async fn write_item(
             opfs::write_file(&dir, &i.to_string(), data).await?;
             infos.push(FileInfo { name: file_name.clone(), size: data.length() as u64, sha256 });
         }
-        let entry = Entry {
-            id: id.to_string(),
-            kind,
-            name: name.to_string(),
-            files: infos,
-            meta,
-            saved_ms: js_sys::Date::now(),
-        };
+        let entry = Entry { id: id.to_string(), kind, name: name.to_string(), files: infos, meta, saved_ms: js_sys::Date::now() };
         let root = opfs::root().await?;
         let mut m = opfs::read_manifest(&root).await?;
         m.commit(entry.clone());
@@ -195,8 +182,7 @@ async fn read(id: &str, keep_bytes: bool) -> Result<(Entry, Vec<web_sys::File>, 
     let m = opfs::read_manifest(&root).await.map_err(StoreError::from_js)?;
     let entry = m.find(id).cloned().ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     let corrupt = || StoreError::Corrupt(entry.name.clone());
-    let dir =
-        opfs::subdir(&opfs::items().await.map_err(StoreError::from_js)?, id).await.map_err(StoreError::from_js)?;
+    let dir = opfs::subdir(&opfs::items().await.map_err(StoreError::from_js)?, id).await.map_err(StoreError::from_js)?;
     let (mut files, mut bytes) = (Vec::new(), Vec::new());
     for (i, info) in entry.files.iter().enumerate() {
         let file = opfs::file(&dir, &i.to_string()).await.map_err(|_| corrupt())?;

@@ -4,9 +4,7 @@
 //! never a panic or an allocation sized by a header.
 
 use proptest::prelude::*;
-use tinylm_engine::lora::{
-    parse_targets, write_optimizer, write_peft, AdamW, Adapter, LoraConfig, TrainConfig, Trainer,
-};
+use tinylm_engine::lora::{parse_targets, write_optimizer, write_peft, AdamW, Adapter, LoraConfig, TrainConfig, Trainer};
 use tinylm_engine::Config;
 
 use super::*;
@@ -26,10 +24,7 @@ fn peft() -> Peft {
 }
 
 fn tc() -> TrainConfig {
-    TrainConfig {
-        adamw: AdamW::default(),
-        clip_norm: None,
-    }
+    TrainConfig { adamw: AdamW::default(), clip_norm: None }
 }
 
 fn optimizer_bytes() -> Vec<u8> {
@@ -42,19 +37,11 @@ fn checkpoint() -> Checkpoint {
     Checkpoint {
         name: "fuzz".into(),
         settings: TrainSettings::default(),
-        base: BaseId {
-            name: "stories260K".into(),
-            hash: file_hash(b"m"),
-        },
+        base: BaseId { name: "stories260K".into(), hash: file_hash(b"m") },
         step: 0,
         losses: vec![],
         held: vec![],
-        info: AdapterInfo {
-            rank: 4,
-            alpha: 8.0,
-            targets: vec!["q_proj".into(), "v_proj".into()],
-            params: a.n_params(),
-        },
+        info: AdapterInfo { rank: 4, alpha: 8.0, targets: vec!["q_proj".into(), "v_proj".into()], params: a.n_params() },
         adapter: peft(),
         optimizer_b64: b64(&optimizer_bytes()),
         finished: false,
@@ -64,10 +51,7 @@ fn checkpoint() -> Checkpoint {
 fn upload_zip() -> Vec<u8> {
     let p = peft();
     let weights = p.safetensors().unwrap();
-    zip::write(&[
-        ("adapter_config.json", p.config_json.as_bytes()),
-        ("adapter_model.safetensors", &weights),
-    ])
+    zip::write(&[("adapter_config.json", p.config_json.as_bytes()), ("adapter_model.safetensors", &weights)])
 }
 
 /// The whole upload path: zip → PEFT pair → adapter for stories260K.
@@ -100,10 +84,7 @@ fn the_undamaged_files_are_read() {
     let t = restore_trainer(&checkpoint(), &stories260k(), tc()).unwrap();
     assert_eq!(t.steps_done(), 0);
     // The optimizer must be at the checkpoint's step.
-    let ahead = Checkpoint {
-        step: 5,
-        ..checkpoint()
-    };
+    let ahead = Checkpoint { step: 5, ..checkpoint() };
     let e = restore_trainer(&ahead, &stories260k(), tc()).err().unwrap();
     assert!(e.contains("step 0") && e.contains("step 5"), "{e}");
 }
@@ -120,13 +101,8 @@ fn zip_sizes_past_the_end_are_refused() {
 fn keys() -> Vec<String> {
     let bytes = peft().safetensors().unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    header
-        .keys()
-        .filter(|k| *k != "__metadata__")
-        .cloned()
-        .collect()
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header.keys().filter(|k| *k != "__metadata__").cloned().collect()
 }
 
 /// A safetensors file with the given header entries and `data` after it.
@@ -146,14 +122,7 @@ fn safetensors_with(entries: &[(String, String, Vec<u64>, [u64; 2])], data: &[u8
 }
 
 fn big() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        0u64..100,
-        Just(4u64),
-        Just(64u64),
-        Just(1u64 << 31),
-        Just(1u64 << 40),
-        Just(u64::MAX)
-    ]
+    prop_oneof![0u64..100, Just(4u64), Just(64u64), Just(1u64 << 31), Just(1u64 << 40), Just(u64::MAX)]
 }
 
 proptest! {

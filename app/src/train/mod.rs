@@ -8,10 +8,7 @@ pub mod zip;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use tinylm_engine::lora::{
-    read_optimizer, read_peft, Adapter, TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE,
-    WEIGHTS_FILE,
-};
+use tinylm_engine::lora::{read_optimizer, read_peft, Adapter, TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE};
 use tinylm_engine::{Config, Error};
 
 /// Everything one training run is made of (besides its text).
@@ -73,16 +70,8 @@ fn better() -> TrainSettings {
 }
 
 pub const PRESETS: [Preset; 2] = [
-    Preset {
-        key: "quick",
-        label: "Quick demo: 150 steps",
-        settings: quick,
-    },
-    Preset {
-        key: "better",
-        label: "Better: 600 steps, 4 targets",
-        settings: better,
-    },
+    Preset { key: "quick", label: "Quick demo: 150 steps", settings: quick },
+    Preset { key: "better", label: "Better: 600 steps, 4 targets", settings: better },
 ];
 
 impl Default for TrainSettings {
@@ -118,10 +107,7 @@ pub struct Peft {
 
 impl Peft {
     pub fn new(config_json: String, safetensors: &[u8]) -> Peft {
-        Peft {
-            config_json,
-            safetensors_b64: b64(safetensors),
-        }
+        Peft { config_json, safetensors_b64: b64(safetensors) }
     }
     pub fn safetensors(&self) -> Result<Vec<u8>, String> {
         unb64(&self.safetensors_b64)
@@ -137,9 +123,7 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 pub fn unb64(text: &str) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("damaged stored data: {e}"))
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("damaged stored data: {e}"))
 }
 
 /// A run's state at a step: enough to resume it exactly, or to keep its adapter.
@@ -368,10 +352,7 @@ pub fn split(text: &str) -> (&str, &str) {
         at -= 1;
     }
     // Prefer the paragraph break closest before the 90% mark, if it is not too far back.
-    if let Some(p) = text[..at]
-        .rfind("\n\n")
-        .filter(|&p| p > text.len() * 8 / 10)
-    {
+    if let Some(p) = text[..at].rfind("\n\n").filter(|&p| p > text.len() * 8 / 10) {
         at = p + 2;
     } else if let Some(p) = text[..at].rfind('\n').filter(|&p| p > text.len() * 8 / 10) {
         at = p + 1;
@@ -426,35 +407,26 @@ pub fn peft_from_upload(mut named: Vec<(String, Vec<u8>)>) -> Result<Peft, Strin
     if named.len() == 1 && named[0].0.ends_with(".zip") {
         named = zip::read(&named[0].1)?;
     }
-    let find = |end: &str| {
-        named
-            .iter()
-            .find(|(n, _)| n.ends_with(end))
-            .map(|(_, b)| b.as_slice())
-    };
+    let find = |end: &str| named.iter().find(|(n, _)| n.ends_with(end)).map(|(_, b)| b.as_slice());
     let (Some(config), Some(weights)) = (find(".json"), find(".safetensors")) else {
-        return Err("Upload a PEFT adapter: adapter_config.json and adapter_model.safetensors together, or the zip downloaded here.".into());
+        return Err(
+            "Upload a PEFT adapter: adapter_config.json and adapter_model.safetensors together, or the zip downloaded here."
+                .into(),
+        );
     };
-    Ok(Peft::new(
-        String::from_utf8_lossy(config).into_owned(),
-        weights,
-    ))
+    Ok(Peft::new(String::from_utf8_lossy(config).into_owned(), weights))
 }
 
 /// The adapter in `p`, checked against the model `c` (the message is for the reader).
 pub fn read_adapter(p: &Peft, c: &Config) -> Result<Adapter, String> {
-    read_peft(
-        p.config_json.as_bytes(),
-        &p.safetensors()?,
-        c,
-        [CONFIG_FILE, WEIGHTS_FILE],
-    )
-    .map_err(|e| adapter_error(&e))
+    read_peft(p.config_json.as_bytes(), &p.safetensors()?, c, [CONFIG_FILE, WEIGHTS_FILE]).map_err(|e| adapter_error(&e))
 }
 
 pub fn adapter_error(e: &Error) -> String {
     match e {
-        Error::Mismatch(m) => format!("This adapter was made for a different base model than the one loaded ({m}). Load the model it was trained on first."),
+        Error::Mismatch(m) => format!(
+            "This adapter was made for a different base model than the one loaded ({m}). Load the model it was trained on first."
+        ),
         other => format!("This adapter cannot be used: {other}"),
     }
 }
@@ -512,16 +484,8 @@ mod tests {
 
     #[test]
     fn time_left_counts_steps_checks_and_samples() {
-        let s = TrainSettings {
-            steps: 150,
-            sample_every: 25,
-            ..Default::default()
-        };
-        let c = Costs {
-            step_ms: 10.0,
-            held_ms: 100.0,
-            sample_ms: 1000.0,
-        };
+        let s = TrainSettings { steps: 150, sample_every: 25, ..Default::default() };
+        let c = Costs { step_ms: 10.0, held_ms: 100.0, sample_ms: 1000.0 };
         // 150 steps, checks after 25, 50, …, 125 and at the end (6), the check before step 1.
         assert_eq!(time_left_ms(&s, 0, c), 1500.0 + 6.0 * 1100.0 + 100.0);
         // After step 25 (its check done): 125 steps, checks at 50, 75, 100, 125 and the end.
@@ -542,10 +506,7 @@ mod tests {
         for p in PRESETS {
             check(&(p.settings)()).unwrap();
         }
-        let bad = TrainSettings {
-            lr: 0.0,
-            ..Default::default()
-        };
+        let bad = TrainSettings { lr: 0.0, ..Default::default() };
         assert!(check(&bad).unwrap_err().contains("learning rate"));
     }
 
@@ -556,28 +517,17 @@ mod tests {
         let ck = Checkpoint {
             name: "x".into(),
             settings: TrainSettings::default(),
-            base: BaseId {
-                name: "m".into(),
-                hash: file_hash(b"m"),
-            },
+            base: BaseId { name: "m".into(), hash: file_hash(b"m") },
             step: 3,
             losses: vec![1.5, 1.25],
             held: vec![(2, 1.75)],
             adapter: peft,
-            info: AdapterInfo {
-                rank: 4,
-                alpha: 8.0,
-                targets: vec!["q_proj".into()],
-                params: 10,
-            },
+            info: AdapterInfo { rank: 4, alpha: 8.0, targets: vec!["q_proj".into()], params: 10 },
             optimizer_b64: b64(b"opt"),
             finished: false,
         };
         assert_eq!(Checkpoint::from_json(&ck.to_json()).unwrap(), ck);
         let cmd = TrainCmd::Pause { job: 2 };
-        assert_eq!(
-            serde_json::from_str::<TrainCmd>(&serde_json::to_string(&cmd).unwrap()).unwrap(),
-            cmd
-        );
+        assert_eq!(serde_json::from_str::<TrainCmd>(&serde_json::to_string(&cmd).unwrap()).unwrap(), cmd);
     }
 }

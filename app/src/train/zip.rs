@@ -8,11 +8,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -80,21 +76,19 @@ pub fn read(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     // Offsets come from the file: every sum is checked (usize is 32 bits on wasm32).
     let span = |at: usize, len: usize| bytes.get(at..at.checked_add(len)?);
     let le16 = |at: usize| span(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let le32 =
-        |at: usize| span(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let le32 = |at: usize| span(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let bad = || "The zip file is damaged.".to_string();
     let mut files = Vec::new();
     let mut at = 0;
     while le32(at) == Some(0x0403_4b50) {
         let (flags, method) = (le16(at + 6).ok_or_else(bad)?, le16(at + 8).ok_or_else(bad)?);
         if method != 0 || flags & 8 != 0 {
-            return Err("This zip is compressed; unzip it and upload adapter_config.json and adapter_model.safetensors instead.".into());
+            return Err(
+                "This zip is compressed; unzip it and upload adapter_config.json and adapter_model.safetensors instead.".into()
+            );
         }
         let size = le32(at + 18).ok_or_else(bad)?;
-        let (name_len, extra) = (
-            le16(at + 26).ok_or_else(bad)?,
-            le16(at + 28).ok_or_else(bad)?,
-        );
+        let (name_len, extra) = (le16(at + 26).ok_or_else(bad)?, le16(at + 28).ok_or_else(bad)?);
         let name_at = at + 30;
         let data_at = name_at + name_len + extra;
         let name = span(name_at, name_len).ok_or_else(bad)?;
@@ -123,10 +117,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_layout() {
-        let files: [(&str, &[u8]); 2] = [
-            ("adapter_config.json", b"{\"r\": 4}"),
-            ("adapter_model.safetensors", &[0, 1, 2, 255]),
-        ];
+        let files: [(&str, &[u8]); 2] = [("adapter_config.json", b"{\"r\": 4}"), ("adapter_model.safetensors", &[0, 1, 2, 255])];
         let z = write(&files);
         assert_eq!(&z[..4], b"PK\x03\x04");
         // End record: 22 bytes, entry count 2, central directory right after the data.

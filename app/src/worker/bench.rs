@@ -7,16 +7,16 @@ use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::randmodel::{named_shape, random_weights};
 use tinylm_engine::{checkpoint, Sampler, Weights, BOS};
 
-use super::{backends, tuning};
-use crate::protocol::Choice;
-use tinylm_engine::gpu::tune::tune_async;
-use tinylm_engine::gpu::{GpuContext, Tuning};
-use tinylm_engine::Config;
 use super::engine::BUNDLED_MODEL;
 use super::fetch::{download, progress};
 use super::host::{now_ms, post, yield_now};
+use super::{backends, tuning};
 use crate::protocol::bench::{BenchModel, BenchRequest, BenchResult};
+use crate::protocol::Choice;
 use crate::protocol::FromWorker;
+use tinylm_engine::gpu::tune::tune_async;
+use tinylm_engine::gpu::{GpuContext, Tuning};
+use tinylm_engine::Config;
 
 /// Tokens decoded before timing (GPU pipelines compile, first allocations happen).
 const WARM_UP: usize = 4;

@@ -78,10 +78,7 @@ impl Store {
     fn unique_name(&self, file: &str) -> String {
         let base = file.strip_suffix(".bin").unwrap_or(file).to_string();
         let taken = |n: &str| self.models.iter().any(|m| m.entry.name == n);
-        (1..)
-            .map(|i| if i == 1 { base.clone() } else { format!("{base} ({i})") })
-            .find(|n| !taken(n))
-            .unwrap_or(base)
+        (1..).map(|i| if i == 1 { base.clone() } else { format!("{base} ({i})") }).find(|n| !taken(n)).unwrap_or(base)
     }
 }
 

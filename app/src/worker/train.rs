@@ -8,8 +8,8 @@ use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::{Backend, Generation};
 use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
 use tinylm_engine::lora::{
-    self, parse_targets, write_optimizer, write_peft, AdamW, Adapter, Base, Batch, Dataset,
-    LoraConfig, LoraCpuBackend, TrainConfig, Trainer,
+    self, parse_targets, write_optimizer, write_peft, AdamW, Adapter, Base, Batch, Dataset, LoraConfig, LoraCpuBackend,
+    TrainConfig, Trainer,
 };
 use tinylm_engine::tokenizer::Utf8Stream;
 use tinylm_engine::{Config, Error, Sampler, Tokenizer, Weights};
@@ -19,9 +19,8 @@ use super::host::{now_ms, post, yield_now};
 use super::store::Parsed;
 use crate::protocol::{BackendKind, Choice, FromWorker};
 use crate::train::{
-    adapter_error, b64, check, held_sample, read_adapter, restore_trainer, split, time_left_ms,
-    AdapterInfo, BaseId, Checkpoint, Costs, Ending, Estimate, Peft, StartRun, TrainCmd, TrainEvent,
-    TrainSettings, HELD_CHUNK, HELD_MAX_WINDOWS,
+    adapter_error, b64, check, held_sample, read_adapter, restore_trainer, split, time_left_ms, AdapterInfo, BaseId, Checkpoint,
+    Costs, Ending, Estimate, Peft, StartRun, TrainCmd, TrainEvent, TrainSettings, HELD_CHUNK, HELD_MAX_WINDOWS,
 };
 
 /// Steps the estimate times on the CPU (the later half counts).
@@ -56,34 +55,15 @@ fn send(ev: TrainEvent) {
 pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
     match cmd {
         TrainCmd::Start(run) => {
-            let StartRun {
-                job,
-                name,
-                text,
-                settings,
-                resume,
-            } = *run;
-            if let Err(message) = train(
-                engine,
-                Run {
-                    job,
-                    name,
-                    settings,
-                },
-                &text,
-                resume,
-            )
-            .await
-            {
+            let StartRun { job, name, text, settings, resume } = *run;
+            if let Err(message) = train(engine, Run { job, name, settings }, &text, resume).await {
                 send(TrainEvent::Failed { job, message });
             }
         }
         // Acted on when they arrived.
         TrainCmd::Pause { .. } | TrainCmd::Stop { .. } => {}
         TrainCmd::Check { req, adapter } => {
-            let result = model(engine).and_then(|(p, base)| {
-                Ok((info(&read_adapter(&adapter, &p.weights.config)?), base))
-            });
+            let result = model(engine).and_then(|(p, base)| Ok((info(&read_adapter(&adapter, &p.weights.config)?), base)));
             send(TrainEvent::Checked { req, result });
         }
         TrainCmd::Count { text } => {
@@ -98,40 +78,19 @@ pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
                 };
                 let (train_tokens, held_tokens) = (n(train), n(held));
                 let train_chars = train.chars().count();
-                send(TrainEvent::Data {
-                    job: 0,
-                    train_tokens,
-                    held_tokens,
-                    train_chars,
-                    windows: 0,
-                    held_windows: 0,
-                    base,
-                });
+                send(TrainEvent::Data { job: 0, train_tokens, held_tokens, train_chars, windows: 0, held_windows: 0, base });
             }
         }
         TrainCmd::Use { adapter } => use_adapter(engine, adapter).await,
-        TrainCmd::Compare {
-            name,
-            adapter,
-            prompt,
-            seed,
-        } => {
+        TrainCmd::Compare { name, adapter, prompt, seed } => {
             let result = compare(engine, &adapter, &prompt, seed);
             send(TrainEvent::Compared { name, result });
         }
-        TrainCmd::Estimate {
-            req,
-            text,
-            settings,
-        } => {
+        TrainCmd::Estimate { req, text, settings } => {
             let result = estimate(engine, &text, &settings).await;
             send(TrainEvent::Estimated { req, result });
         }
-        TrainCmd::Logits {
-            req,
-            tokens,
-            adapter,
-        } => {
+        TrainCmd::Logits { req, tokens, adapter } => {
             let result = logits(engine, &tokens, adapter.as_ref());
             send(TrainEvent::Logits { req, result });
         }
@@ -140,14 +99,9 @@ pub async fn handle(engine: &mut Engine, cmd: TrainCmd) {
 
 /// The active model's base weights (never the merged ones Generate may use) and identity.
 fn model(engine: &Engine) -> Result<(Parsed, BaseId), String> {
-    let id = engine
-        .active_id()
-        .ok_or("No model is loaded yet: wait for it, or load one.")?;
+    let id = engine.active_id().ok_or("No model is loaded yet: wait for it, or load one.")?;
     let parsed = engine.store.open(id)?;
-    let base = engine
-        .store
-        .identity(id)
-        .ok_or("That model is no longer loaded.")?;
+    let base = engine.store.identity(id).ok_or("That model is no longer loaded.")?;
     Ok((parsed, base))
 }
 
@@ -155,12 +109,7 @@ fn info(a: &Adapter) -> AdapterInfo {
     AdapterInfo {
         rank: a.config.r,
         alpha: a.config.alpha,
-        targets: a
-            .config
-            .targets
-            .iter()
-            .map(|t| t.peft_name().to_string())
-            .collect(),
+        targets: a.config.targets.iter().map(|t| t.peft_name().to_string()).collect(),
         params: a.n_params(),
     }
 }
@@ -195,13 +144,7 @@ fn prepare(engine: &Engine, run: &Run, text: &str) -> Result<Setup, String> {
         held_windows: t.held.iter().map(|b| b.batch).sum(),
         base: base.clone(),
     });
-    Ok(Setup {
-        weights: parsed.weights,
-        tokenizer: parsed.tokenizer,
-        base,
-        data: t.data,
-        held: t.held,
-    })
+    Ok(Setup { weights: parsed.weights, tokenizer: parsed.tokenizer, base, data: t.data, held: t.held })
 }
 
 /// The text cut into training windows and held-out batches, with the counts the view shows.
@@ -216,22 +159,14 @@ struct Tokenized {
 fn tokenized(parsed: &Parsed, s: &TrainSettings, text: &str) -> Result<Tokenized, String> {
     let c = parsed.weights.config;
     if s.seq > c.seq_len {
-        return Err(format!(
-            "Sequence length {} is longer than this model's context ({} tokens).",
-            s.seq, c.seq_len
-        ));
+        return Err(format!("Sequence length {} is longer than this model's context ({} tokens).", s.seq, c.seq_len));
     }
     let (train_text, held_text) = split(text);
     // As Dataset::from_text (and `tinylm finetune --text-file`): BOS + encoding, no EOS.
     let tokens = parsed.tokenizer.encode(train_text, true, false);
     let train_tokens = tokens.len();
-    let data = Dataset::from_token_lists(&[tokens], s.seq, &c)
-        .map_err(|e| data_error(&e, train_tokens, s.seq))?;
-    let held_tokens = if held_text.is_empty() {
-        Vec::new()
-    } else {
-        parsed.tokenizer.encode(held_text, true, false)
-    };
+    let data = Dataset::from_token_lists(&[tokens], s.seq, &c).map_err(|e| data_error(&e, train_tokens, s.seq))?;
+    let held_tokens = if held_text.is_empty() { Vec::new() } else { parsed.tokenizer.encode(held_text, true, false) };
     Ok(Tokenized {
         held: held_batches(&held_tokens, s.seq, &c),
         data,
@@ -258,10 +193,7 @@ fn held_batches(tokens: &[u32], seq: usize, c: &Config) -> Vec<Batch> {
     held_sample(held.len(), HELD_MAX_WINDOWS)
         .chunks(HELD_CHUNK)
         .filter_map(|chunk| {
-            let flat = chunk
-                .iter()
-                .flat_map(|&i| held.window(i).to_vec())
-                .collect();
+            let flat = chunk.iter().flat_map(|&i| held.window(i).to_vec()).collect();
             Batch::new(chunk.len(), seq, flat).ok()
         })
         .collect()
@@ -269,24 +201,12 @@ fn held_batches(tokens: &[u32], seq: usize, c: &Config) -> Vec<Batch> {
 
 fn trainer(run: &Run, c: &Config, resume: Option<&Checkpoint>) -> Result<Trainer, String> {
     let s = &run.settings;
-    let adamw = AdamW {
-        lr: s.lr,
-        ..AdamW::default()
-    };
-    let tc = TrainConfig {
-        adamw,
-        clip_norm: None,
-    };
+    let adamw = AdamW { lr: s.lr, ..AdamW::default() };
+    let tc = TrainConfig { adamw, clip_norm: None };
     let text = |e: Error| e.to_string();
     match resume {
         None => {
-            let lora = LoraConfig::new(
-                s.rank,
-                s.alpha,
-                false,
-                parse_targets(&s.targets).map_err(text)?,
-            )
-            .map_err(text)?;
+            let lora = LoraConfig::new(s.rank, s.alpha, false, parse_targets(&s.targets).map_err(text)?).map_err(text)?;
             Trainer::new(Adapter::peft_default(c, lora, s.seed).map_err(text)?, tc).map_err(text)
         }
         // (An estimate's probe starts fresh too.)
@@ -300,12 +220,7 @@ struct History {
     held: Vec<(u32, f64)>,
 }
 
-async fn train(
-    engine: &mut Engine,
-    run: Run,
-    text: &str,
-    resume: Option<Checkpoint>,
-) -> Result<(), String> {
+async fn train(engine: &mut Engine, run: Run, text: &str, resume: Option<Checkpoint>) -> Result<(), String> {
     if let Some(ck) = &resume {
         let here = engine.active_id().and_then(|id| engine.store.identity(id));
         if here.as_ref() != Some(&ck.base) {
@@ -319,25 +234,15 @@ async fn train(
     let setup = prepare(engine, &run, text)?;
     let mut t = trainer(&run, &setup.weights.config, resume.as_ref())?;
     let mut hist = match &resume {
-        Some(ck) => History {
-            losses: ck.losses.clone(),
-            held: ck.held.clone(),
-        },
-        None => History {
-            losses: Vec::new(),
-            held: Vec::new(),
-        },
+        Some(ck) => History { losses: ck.losses.clone(), held: ck.held.clone() },
+        None => History { losses: Vec::new(), held: Vec::new() },
     };
     hist.losses.truncate(t.steps_done() as usize);
     let base = Base::new(&setup.weights);
     let s = &run.settings;
     let job = run.job;
     // What the work costs here, for the time left (steps are averaged, checks and samples the latest).
-    let mut costs = Costs {
-        step_ms: 0.0,
-        held_ms: 0.0,
-        sample_ms: 0.0,
-    };
+    let mut costs = Costs { step_ms: 0.0, held_ms: 0.0, sample_ms: 0.0 };
     if t.steps_done() == 0 {
         costs.held_ms = timed(held_loss(&setup, &base, &t, &mut hist, job)).await?;
     }
@@ -348,18 +253,11 @@ async fn train(
         if let Some(ending) = asked_to_end(job) {
             sync(&mut t, &gpu).await?;
             let ck = checkpoint(&run, &setup, &t, &hist, false)?;
-            send(TrainEvent::Ended {
-                job,
-                ending,
-                checkpoint: Some(ck),
-            });
+            send(TrainEvent::Ended { job, ending, checkpoint: Some(ck) });
             return Ok(());
         }
         let step = done;
-        let batch = setup
-            .data
-            .batch(s.batch, step as u64, s.seed)
-            .map_err(|e| e.to_string())?;
+        let batch = setup.data.batch(s.batch, step as u64, s.seed).map_err(|e| e.to_string())?;
         let started = now_ms();
         let report = match gpu.as_mut() {
             Some(g) => g.step_async(&batch).await,
@@ -389,29 +287,18 @@ async fn train(
             costs.sample_ms = timed(async { sample(&setup, &t, s, job) }).await?;
         }
         if report.step % s.checkpoint_every == 0 && report.step < s.steps {
-            send(TrainEvent::Checkpoint {
-                job,
-                checkpoint: checkpoint(&run, &setup, &t, &hist, false)?,
-            });
+            send(TrainEvent::Checkpoint { job, checkpoint: checkpoint(&run, &setup, &t, &hist, false)? });
         }
         yield_now().await;
     }
     sync(&mut t, &gpu).await?;
     // The loss after the last update, on the batch a next step would take (as the CLI).
-    let next = setup
-        .data
-        .batch(s.batch, s.steps as u64, s.seed)
-        .map_err(|e| e.to_string())?;
-    hist.losses
-        .push(lora::loss(&base, Some(&t.adapter), &next).map_err(|e| e.to_string())?);
+    let next = setup.data.batch(s.batch, s.steps as u64, s.seed).map_err(|e| e.to_string())?;
+    hist.losses.push(lora::loss(&base, Some(&t.adapter), &next).map_err(|e| e.to_string())?);
     held_loss(&setup, &base, &t, &mut hist, job).await?;
     sample(&setup, &t, s, job)?;
     let ck = checkpoint(&run, &setup, &t, &hist, true)?;
-    send(TrainEvent::Ended {
-        job,
-        ending: Ending::Finished,
-        checkpoint: Some(ck),
-    });
+    send(TrainEvent::Ended { job, ending: Ending::Finished, checkpoint: Some(ck) });
     Ok(())
 }
 
@@ -423,17 +310,11 @@ async fn estimate(engine: &Engine, text: &str, s: &TrainSettings) -> Result<Esti
     let (parsed, _) = model(engine)?;
     let c = parsed.weights.config;
     let Tokenized { data, held, .. } = tokenized(&parsed, s, text)?;
-    let run = Run {
-        job: 0,
-        name: String::new(),
-        settings: s.clone(),
-    };
+    let run = Run { job: 0, name: String::new(), settings: s.clone() };
     let mut t = trainer(&run, &c, None)?;
     let base = Base::new(&parsed.weights);
-    let batches: Vec<Batch> = (0..PROBE_STEPS)
-        .map(|k| data.batch(s.batch, k, s.seed))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    let batches: Vec<Batch> =
+        (0..PROBE_STEPS).map(|k| data.batch(s.batch, k, s.seed)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     let (step_ms, backend) = match probe_gpu(engine, &parsed.weights, &t, &batches[..4]).await {
         Some(ms) => (ms, "WebGPU"),
         None => {
@@ -460,21 +341,11 @@ async fn estimate(engine: &Engine, text: &str, s: &TrainSettings) -> Result<Esti
     yield_now().await;
     let tok = &parsed.tokenizer;
     let sample_ms = timed(async {
-        off_and_on(&parsed.weights, t.adapter.clone(), tok, &s.prompt, s.seed)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        off_and_on(&parsed.weights, t.adapter.clone(), tok, &s.prompt, s.seed).map(drop).map_err(|e| e.to_string())
     })
     .await?;
-    let costs = Costs {
-        step_ms,
-        held_ms,
-        sample_ms,
-    };
-    Ok(Estimate {
-        seconds: time_left_ms(s, 0, costs) / 1000.0,
-        step_ms,
-        backend: backend.into(),
-    })
+    let costs = Costs { step_ms, held_ms, sample_ms };
+    Ok(Estimate { seconds: time_left_ms(s, 0, costs) / 1000.0, step_ms, backend: backend.into() })
 }
 
 /// Milliseconds per GPU training step (a warm-up step, then the mean of the rest), when the
@@ -483,13 +354,8 @@ async fn probe_gpu(engine: &Engine, w: &Weights, t: &Trainer, batches: &[Batch])
     if engine.active_kind() != Some(BackendKind::WebGpu) {
         return None;
     }
-    let opts = GpuTrainOptions {
-        context: None,
-        state: None,
-    };
-    let mut g = GpuTrainer::new_async(w, t.adapter.clone(), t.config, opts)
-        .await
-        .ok()?;
+    let opts = GpuTrainOptions { context: None, state: None };
+    let mut g = GpuTrainer::new_async(w, t.adapter.clone(), t.config, opts).await.ok()?;
     let mut ms = 0.0;
     for (k, b) in batches.iter().enumerate() {
         let t0 = now_ms();
@@ -510,32 +376,18 @@ async fn timed(work: impl std::future::Future<Output = Result<(), String>>) -> R
 
 /// The GPU trainer when the model runs on WebGPU (None on the CPU path, or when the GPU cannot
 /// train, which the page is told).
-async fn gpu_trainer(
-    engine: &Engine,
-    setup: &Setup,
-    t: &Trainer,
-    job: u64,
-) -> Option<Box<GpuTrainer>> {
+async fn gpu_trainer(engine: &Engine, setup: &Setup, t: &Trainer, job: u64) -> Option<Box<GpuTrainer>> {
     let cpu = |why: &str| {
-        send(TrainEvent::Backend {
-            job,
-            name: format!("CPU ({why})"),
-        });
+        send(TrainEvent::Backend { job, name: format!("CPU ({why})") });
         None
     };
     if engine.active_kind() != Some(BackendKind::WebGpu) {
         return cpu("the model runs on the CPU path");
     }
-    let opts = GpuTrainOptions {
-        context: None,
-        state: Some(t.optimizer_state()),
-    };
+    let opts = GpuTrainOptions { context: None, state: Some(t.optimizer_state()) };
     match GpuTrainer::new_async(&setup.weights, t.adapter.clone(), t.config, opts).await {
         Ok(g) => {
-            send(TrainEvent::Backend {
-                job,
-                name: "WebGPU".into(),
-            });
+            send(TrainEvent::Backend { job, name: "WebGPU".into() });
             Some(Box::new(g))
         }
         Err(e) => cpu(&format!("the GPU could not train: {e}")),
@@ -556,13 +408,7 @@ async fn sync(t: &mut Trainer, gpu: &Option<Box<GpuTrainer>>) -> Result<(), Stri
 
 /// The mean loss over the held-out windows (as `tinylm finetune --eval-file`), one pass of
 /// `HELD_CHUNK` windows at a time with a yield between, so Pause and Stop are heard.
-async fn held_loss(
-    setup: &Setup,
-    base: &Base<'_, f32>,
-    t: &Trainer,
-    hist: &mut History,
-    job: u64,
-) -> Result<(), String> {
+async fn held_loss(setup: &Setup, base: &Base<'_, f32>, t: &Trainer, hist: &mut History, job: u64) -> Result<(), String> {
     if setup.held.is_empty() {
         return Ok(());
     }
@@ -581,13 +427,7 @@ async fn held_loss(
     Ok(())
 }
 
-fn checkpoint(
-    run: &Run,
-    setup: &Setup,
-    t: &Trainer,
-    hist: &History,
-    finished: bool,
-) -> Result<Checkpoint, String> {
+fn checkpoint(run: &Run, setup: &Setup, t: &Trainer, hist: &History, finished: bool) -> Result<Checkpoint, String> {
     let files = write_peft(&t.adapter, &setup.base.name).map_err(|e| e.to_string())?;
     let opt = write_optimizer(&t.optimizer_state()).map_err(|e| e.to_string())?;
     Ok(Checkpoint {
@@ -607,38 +447,15 @@ fn checkpoint(
 /// The same prompt and seed with the adapter off and on.
 fn sample(setup: &Setup, t: &Trainer, s: &TrainSettings, job: u64) -> Result<(), String> {
     let text = |e: Error| e.to_string();
-    let (off, on) = off_and_on(
-        &setup.weights,
-        t.adapter.clone(),
-        &setup.tokenizer,
-        &s.prompt,
-        s.seed,
-    )
-    .map_err(text)?;
-    send(TrainEvent::Sample {
-        job,
-        step: t.steps_done(),
-        off,
-        on,
-    });
+    let (off, on) = off_and_on(&setup.weights, t.adapter.clone(), &setup.tokenizer, &s.prompt, s.seed).map_err(text)?;
+    send(TrainEvent::Sample { job, step: t.steps_done(), off, on });
     Ok(())
 }
 
 /// The plain model's story and the story with `adapter` (unmerged, CPU path), same prompt and seed.
-fn off_and_on(
-    w: &Weights,
-    adapter: Adapter,
-    tok: &Tokenizer,
-    prompt: &str,
-    seed: u64,
-) -> Result<(String, String), Error> {
+fn off_and_on(w: &Weights, adapter: Adapter, tok: &Tokenizer, prompt: &str, seed: u64) -> Result<(String, String), Error> {
     let off = story(&mut CpuBackend::new(w.clone()), tok, prompt, seed)?;
-    let on = story(
-        &mut LoraCpuBackend::new(w.clone(), adapter)?,
-        tok,
-        prompt,
-        seed,
-    )?;
+    let on = story(&mut LoraCpuBackend::new(w.clone(), adapter)?, tok, prompt, seed)?;
     Ok((off, on))
 }
 
@@ -684,10 +501,7 @@ pub fn keep_for(in_use: &mut Option<InUse>, id: u32) {
     if let Some(u) = in_use.take_if(|u| u.model != id) {
         send(TrainEvent::Using {
             name: None,
-            error: Some(format!(
-                "Generate no longer uses the adapter “{}”: another model was loaded.",
-                u.name
-            )),
+            error: Some(format!("Generate no longer uses the adapter “{}”: another model was loaded.", u.name)),
         });
     }
 }
@@ -695,10 +509,7 @@ pub fn keep_for(in_use: &mut Option<InUse>, id: u32) {
 /// After the active model was (re)started: the adapter merged into it, if any.
 pub fn announce(in_use: Option<&InUse>) {
     if let Some(u) = in_use {
-        send(TrainEvent::Using {
-            name: Some(u.name.clone()),
-            error: None,
-        });
+        send(TrainEvent::Using { name: Some(u.name.clone()), error: None });
     }
 }
 
@@ -719,25 +530,14 @@ async fn use_adapter(engine: &mut Engine, adapter: Option<(String, BaseId, Peft)
             ));
         }
         let adapter = read_adapter(&p, &parsed.weights.config)?;
-        Ok((
-            parsed,
-            id,
-            Some(InUse {
-                model: id,
-                name,
-                adapter,
-            }),
-        ))
+        Ok((parsed, id, Some(InUse { model: id, name, adapter })))
     })();
     let (parsed, id, in_use) = match checked {
         Ok(c) => c,
         // Nothing changed: the page hears the reason and what is still in use.
         Err(e) => {
             let name = engine.in_use.as_ref().map(|u| u.name.clone());
-            return send(TrainEvent::Using {
-                name,
-                error: Some(e),
-            });
+            return send(TrainEvent::Using { name, error: Some(e) });
         }
     };
     let choice = match engine.active_kind() {
@@ -752,29 +552,19 @@ async fn use_adapter(engine: &mut Engine, adapter: Option<(String, BaseId, Peft)
     // On success this also announces the adapter (see `Engine::report`).
     engine.report(result.clone());
     if let Err(e) = result {
-        send(TrainEvent::Using {
-            name: None,
-            error: Some(e),
-        });
+        send(TrainEvent::Using { name: None, error: Some(e) });
     }
 }
 
 /// Logits at every position of `tokens` (CPU path), with the adapter unmerged.
-fn logits(
-    engine: &Engine,
-    tokens: &[u32],
-    adapter: Option<&Peft>,
-) -> Result<Vec<Vec<f32>>, String> {
+fn logits(engine: &Engine, tokens: &[u32], adapter: Option<&Peft>) -> Result<Vec<Vec<f32>>, String> {
     let (parsed, _) = model(engine)?;
     let c = parsed.weights.config;
     if tokens.is_empty() || tokens.len() > c.seq_len {
         return Err(format!("Give between 1 and {} token ids.", c.seq_len));
     }
     if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-        return Err(format!(
-            "Token id {bad} is not in this model's vocabulary of {}.",
-            c.vocab_size
-        ));
+        return Err(format!("Token id {bad} is not in this model's vocabulary of {}.", c.vocab_size));
     }
     let mut backend: Box<dyn Backend> = match adapter {
         Some(p) => {

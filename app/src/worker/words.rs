@@ -38,7 +38,9 @@ fn kind_of(bytes: &[u8]) -> Option<&'static str> {
         Some("a GGUF model (llama.cpp's format, not llama2.c's)")
     } else if bytes.len() > 8 && bytes[8..].starts_with(b"{\"") {
         Some("a safetensors file (convert it with llama2.c's export.py)")
-    } else if !bytes.is_empty() && bytes.iter().take(512).all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (32..127).contains(&b)) {
+    } else if !bytes.is_empty()
+        && bytes.iter().take(512).all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (32..127).contains(&b))
+    {
         Some("a text file")
     } else {
         None

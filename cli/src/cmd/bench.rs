@@ -153,8 +153,18 @@ fn report(weights: &Weights, label: &str, a: &Args, rows: &[Row], tuned: Option<
     let header = format!(
         "machine: {}\nmodel: {label}{} (dim {}, hidden {}, layers {}, heads {}/{}, vocab {}, {:.1} MB f32)\n\
          prefill {} positions, decode {} tokens from BOS, median of {} runs",
-        machine(), a.adapter.as_ref().map_or(String::new(), |d| format!(" + LoRA adapter {}", d.display())), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
-        c.n_params() as f64 * 4e-6, a.prompt_len, a.steps, a.runs
+        machine(),
+        a.adapter.as_ref().map_or(String::new(), |d| format!(" + LoRA adapter {}", d.display())),
+        c.dim,
+        c.hidden_dim,
+        c.n_layers,
+        c.n_heads,
+        c.n_kv_heads,
+        c.vocab_size,
+        c.n_params() as f64 * 4e-6,
+        a.prompt_len,
+        a.steps,
+        a.runs
     );
     if a.json {
         let adapter = a.adapter.as_deref().map(load::name);
@@ -200,7 +210,14 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
     })
 }
 
-fn measure(w: &Weights, ad: Option<&Adapter>, choice: BackendChoice, threads: Option<usize>, a: &Args, wg: Option<Workgroups>) -> Result<Row> {
+fn measure(
+    w: &Weights,
+    ad: Option<&Adapter>,
+    choice: BackendChoice,
+    threads: Option<usize>,
+    a: &Args,
+    wg: Option<Workgroups>,
+) -> Result<Row> {
     let gpu_opts = GpuOptions { f16_classifier: a.f16_classifier, workgroups: wg, ..GpuOptions::default() };
     // The GPU has no LoRA kernels: it runs the merged weights, as `generate --adapter` does.
     let merged = match (ad, choice) {
@@ -259,7 +276,11 @@ impl Benched for Model {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn table(rows: &[Row]) -> String {
@@ -289,7 +310,9 @@ fn table(rows: &[Row]) -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cpu}, {cores} cores")

@@ -6,11 +6,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tinylm_engine::lora::{
-    self, parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, Base, Dataset, LoraConfig,
-    OptimizerState, TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
-};
 use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
+use tinylm_engine::lora::{
+    self, parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, Base, Dataset, LoraConfig, OptimizerState,
+    TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
+};
 use tinylm_engine::lora::{Batch, StepReport};
 use tinylm_engine::{Error, Result, Tokenizer, Weights};
 
@@ -140,7 +140,10 @@ pub fn run(a: Args) -> Result<()> {
     write_outputs(&a.output, &adapter, &state, &losses, &load::name(&a.model))?;
     out::line(&format!(
         "loss {:.6} -> {:.6} over {} steps; wrote {}/{{{CONFIG_FILE}, {WEIGHTS_FILE}, {OPTIMIZER_FILE}, {LOSSES_FILE}}}",
-        losses[0], losses[losses.len() - 1], a.steps, a.output.display()
+        losses[0],
+        losses[losses.len() - 1],
+        a.steps,
+        a.output.display()
     ))
 }
 
@@ -162,7 +165,13 @@ enum Engine<'w> {
 
 impl<'w> Engine<'w> {
     /// A trainer for `adapter`, fresh or resuming `state`.
-    fn new(w: &'w Weights, adapter: Adapter, config: TrainConfig, state: Option<OptimizerState>, gpu: bool) -> Result<Engine<'w>> {
+    fn new(
+        w: &'w Weights,
+        adapter: Adapter,
+        config: TrainConfig,
+        state: Option<OptimizerState>,
+        gpu: bool,
+    ) -> Result<Engine<'w>> {
         if gpu {
             return Ok(Engine::Gpu(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?));
         }
@@ -349,7 +358,10 @@ impl Progress {
         let filled = (30 * done / self.total) as usize;
         let line = format!(
             "\r[{}{}] {done}/{} loss {loss:.4}  {:.3} s/step  eta {eta:.0} s\x1b[K",
-            "#".repeat(filled), " ".repeat(30 - filled), self.total, per_step
+            "#".repeat(filled),
+            " ".repeat(30 - filled),
+            self.total,
+            per_step
         );
         let _ = std::io::stderr().write_all(line.as_bytes());
     }

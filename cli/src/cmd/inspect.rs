@@ -96,7 +96,9 @@ fn report(a: &Args) -> Result<Report> {
     let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
     let tokens = match (&a.ids, &a.prompt) {
         (Some(ids), _) => parse_tokens(ids)?,
-        (None, Some(text)) if text.is_empty() => return Err(Error::InvalidSetting("nothing to inspect: the text is empty".into())),
+        (None, Some(text)) if text.is_empty() => {
+            return Err(Error::InvalidSetting("nothing to inspect: the text is empty".into()))
+        }
         (None, Some(text)) => tok.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --prompt or --ids".into())),
     };
@@ -112,7 +114,10 @@ fn report(a: &Args) -> Result<Report> {
     let (n, last) = (ins.len(), c.n_layers - 1);
     let positions = match a.position {
         Some(t) if t >= n => {
-            return Err(Error::InvalidSetting(format!("--position {t} is past the last token (the text has {n} tokens: 0..{})", n - 1)))
+            return Err(Error::InvalidSetting(format!(
+                "--position {t} is past the last token (the text has {n} tokens: 0..{})",
+                n - 1
+            )))
         }
         Some(t) => vec![t],
         None => (0..n).collect(),
@@ -162,8 +167,9 @@ fn to_json(a: &Args, r: &Report) -> Value {
     let (c, n) = (&r.ins.config, r.ins.len());
     let cell = |x: &Top1| json!({"id": x.id, "piece": r.vocab[x.id as usize], "prob": x.prob});
     // As the view's export: `logit_lens[l][t]` is the top 1, null at positions not shown.
-    let lens: Vec<Value> =
-        (0..c.n_layers).map(|l| (0..n).map(|t| r.at.iter().find(|p| p.t == t).map_or(Value::Null, |p| cell(&p.lens[l][0]))).collect()).collect();
+    let lens: Vec<Value> = (0..c.n_layers)
+        .map(|l| (0..n).map(|t| r.at.iter().find(|p| p.t == t).map_or(Value::Null, |p| cell(&p.lens[l][0]))).collect())
+        .collect();
     let positions: Vec<Value> =
         r.at.iter()
             .map(|p| {
@@ -211,12 +217,19 @@ fn human(a: &Args, r: &Report) -> String {
         );
         for c in &v.top {
             let mark = if c.kept { "kept" } else { "cut" };
-            s += &format!("  {:>5} {:>12} {:>9.6} {:>9.6}  {mark}\n", c.id, format!("{:?}", r.vocab[c.id as usize]), c.prob, c.reshaped);
+            s += &format!(
+                "  {:>5} {:>12} {:>9.6} {:>9.6}  {mark}\n",
+                c.id,
+                format!("{:?}", r.vocab[c.id as usize]),
+                c.prob,
+                c.reshaped
+            );
         }
     }
     s += "logit lens (top 1 per layer: piece prob):\n";
     for p in &r.at {
-        let layers: Vec<String> = p.lens.iter().enumerate().map(|(l, k)| format!("L{l} {:?} {:.3}", r.vocab[k[0].id as usize], k[0].prob)).collect();
+        let layers: Vec<String> =
+            p.lens.iter().enumerate().map(|(l, k)| format!("L{l} {:?} {:.3}", r.vocab[k[0].id as usize], k[0].prob)).collect();
         s += &format!("  {:>3} {:>10}  {}\n", p.t, format!("{:?}", r.pieces[p.t]), layers.join("  "));
     }
     s += "rollout (last layer, row per position):\n";

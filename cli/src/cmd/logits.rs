@@ -60,7 +60,13 @@ pub fn run(a: Args) -> Result<()> {
     let c = &ins.config;
     out::line(&format!(
         "wrote {}: logits [{t}, {}], attn [{}, {}, {t}, {t}], resid [{}, {t}, {}], tokens [{t}]",
-        a.output.display(), c.vocab_size, c.n_layers, c.n_heads, c.n_layers, c.dim, t = ins.len()
+        a.output.display(),
+        c.vocab_size,
+        c.n_layers,
+        c.n_heads,
+        c.n_layers,
+        c.dim,
+        t = ins.len()
     ))
 }
 

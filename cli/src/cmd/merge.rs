@@ -41,6 +41,12 @@ pub fn run(a: Args) -> Result<()> {
     let targets: Vec<&str> = c.targets.iter().map(|t| t.peft_name()).collect();
     out::line(&format!(
         "wrote {}: {} with the adapter {} merged (r {}, scale {}, {}; {} bytes)",
-        a.output.display(), a.model.display(), a.adapter.display(), c.r, c.scaling(), targets.join(", "), bytes.len()
+        a.output.display(),
+        a.model.display(),
+        a.adapter.display(),
+        c.r,
+        c.scaling(),
+        targets.join(", "),
+        bytes.len()
     ))
 }

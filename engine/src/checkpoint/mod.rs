@@ -25,7 +25,9 @@ pub enum Format {
     V0,
     V1,
     /// Q8_0 weights, dequantized to f32 on load.
-    V2 { group_size: usize },
+    V2 {
+        group_size: usize,
+    },
 }
 
 impl Format {

@@ -37,10 +37,10 @@ pub fn write_v0(w: &Weights) -> Vec<u8> {
     let c = &w.config;
     let vocab = if c.shared_classifier { c.vocab_size as i32 } else { -(c.vocab_size as i32) };
     let mut out = Vec::with_capacity(28 + w.size_bytes() as usize);
-    put_i32s(&mut out, &[
-        c.dim as i32, c.hidden_dim as i32, c.n_layers as i32, c.n_heads as i32,
-        c.n_kv_heads as i32, vocab, c.seq_len as i32,
-    ]);
+    put_i32s(
+        &mut out,
+        &[c.dim as i32, c.hidden_dim as i32, c.n_layers as i32, c.n_heads as i32, c.n_kv_heads as i32, vocab, c.seq_len as i32],
+    );
     for (spec, t) in w.tensors() {
         if spec.tensor == crate::weights::Tensor::Wcls {
             continue;

@@ -1,16 +1,26 @@
 //! v1 (`ak42`, version 1): 256-byte header, then f32 tensors norms-first:
 //! rms_att, rms_ffn, rms_final, tok_embeddings, wq, wk, wv, wo, w1, w2, w3, [wcls].
 
-use crate::bytes::{check_len, put_f32s, put_i32s, Reader};
 use super::{HEADER_V1, MAGIC};
+use crate::bytes::{check_len, put_f32s, put_i32s, Reader};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::weights::{tensor_specs, Tensor, Weights};
 
 /// Tensor order in v1 files.
 pub(super) const ORDER: [Tensor; 12] = [
-    Tensor::RmsAtt, Tensor::RmsFfn, Tensor::RmsFinal, Tensor::TokEmbeddings,
-    Tensor::Wq, Tensor::Wk, Tensor::Wv, Tensor::Wo, Tensor::W1, Tensor::W2, Tensor::W3, Tensor::Wcls,
+    Tensor::RmsAtt,
+    Tensor::RmsFfn,
+    Tensor::RmsFinal,
+    Tensor::TokEmbeddings,
+    Tensor::Wq,
+    Tensor::Wk,
+    Tensor::Wv,
+    Tensor::Wo,
+    Tensor::W1,
+    Tensor::W2,
+    Tensor::W3,
+    Tensor::Wcls,
 ];
 
 /// Reads the common v1/v2 header: the config, and the reader positioned after `shared_classifier`.
@@ -60,10 +70,19 @@ pub(super) fn in_v0_order(specs: &[crate::weights::TensorSpec], mut read: Vec<(T
 pub(super) fn header(c: &Config, version: i32, group_size: Option<usize>) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_V1);
     out.extend_from_slice(&MAGIC.to_le_bytes());
-    put_i32s(&mut out, &[
-        version, c.dim as i32, c.hidden_dim as i32, c.n_layers as i32, c.n_heads as i32,
-        c.n_kv_heads as i32, c.vocab_size as i32, c.seq_len as i32,
-    ]);
+    put_i32s(
+        &mut out,
+        &[
+            version,
+            c.dim as i32,
+            c.hidden_dim as i32,
+            c.n_layers as i32,
+            c.n_heads as i32,
+            c.n_kv_heads as i32,
+            c.vocab_size as i32,
+            c.seq_len as i32,
+        ],
+    );
     out.push(c.shared_classifier as u8);
     if let Some(gs) = group_size {
         put_i32s(&mut out, &[gs as i32]);

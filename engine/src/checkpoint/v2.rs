@@ -1,17 +1,15 @@
 //! v2 (`ak42`, version 2, Q8_0 as runq.c reads it): header with group size, f32 norms, then each
 //! quantized tensor (per layer for layer tensors) as int8 values followed by f32 group scales.
 
-use crate::bytes::{check_len, put_f32s, Reader};
 use super::v1::{header, in_v0_order, read_header};
 use super::{Format, HEADER_V1};
+use crate::bytes::{check_len, put_f32s, Reader};
 use crate::error::{Error, Result};
 use crate::weights::{tensor_specs, Tensor, Weights};
 
 const NORMS: [Tensor; 3] = [Tensor::RmsAtt, Tensor::RmsFfn, Tensor::RmsFinal];
-const QUANTIZED: [Tensor; 9] = [
-    Tensor::TokEmbeddings, Tensor::Wq, Tensor::Wk, Tensor::Wv, Tensor::Wo,
-    Tensor::W1, Tensor::W2, Tensor::W3, Tensor::Wcls,
-];
+const QUANTIZED: [Tensor; 9] =
+    [Tensor::TokEmbeddings, Tensor::Wq, Tensor::Wk, Tensor::Wv, Tensor::Wo, Tensor::W1, Tensor::W2, Tensor::W3, Tensor::Wcls];
 
 pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
     let (config, mut r) = read_header(data, file)?;

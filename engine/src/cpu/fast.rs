@@ -23,9 +23,7 @@ fn parallel(out: &mut [f32], x: &[f32], w: &[f32]) {
     let n = x.len();
     // Blocks of rows a few times the thread count, so uneven cores still balance.
     let block = out.len().div_ceil(4 * rayon::current_num_threads()).max(16);
-    out.par_chunks_mut(block)
-        .zip(w.par_chunks(block * n))
-        .for_each(|(o, wb)| rows(o, x, wb));
+    out.par_chunks_mut(block).zip(w.par_chunks(block * n)).for_each(|(o, wb)| rows(o, x, wb));
 }
 
 /// One thread's share of rows.
@@ -52,14 +50,9 @@ pub fn matmat(y: &mut [f32], x: &[f32], w: &[f32], n_in: usize) {
     #[cfg(not(target_arch = "wasm32"))]
     if y.len() * n_in >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
-        return y
-            .par_chunks_exact_mut(n_out)
-            .zip(x.par_chunks_exact(n_in))
-            .for_each(pairs);
+        return y.par_chunks_exact_mut(n_out).zip(x.par_chunks_exact(n_in)).for_each(pairs);
     }
-    y.chunks_exact_mut(n_out)
-        .zip(x.chunks_exact(n_in))
-        .for_each(pairs);
+    y.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)).for_each(pairs);
 }
 
 /// `dx[N,in] += (s·dy[N,out]) · W`, the input gradient of `matmat`. Each element adds the rows
@@ -73,14 +66,9 @@ pub fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
     #[cfg(not(target_arch = "wasm32"))]
     if dx.len() * n_out >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
-        return dx
-            .par_chunks_exact_mut(n_in)
-            .zip(dy.par_chunks_exact(n_out))
-            .for_each(one);
+        return dx.par_chunks_exact_mut(n_in).zip(dy.par_chunks_exact(n_out)).for_each(one);
     }
-    dx.chunks_exact_mut(n_in)
-        .zip(dy.chunks_exact(n_out))
-        .for_each(one);
+    dx.chunks_exact_mut(n_in).zip(dy.chunks_exact(n_out)).for_each(one);
 }
 
 fn dx_rows(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
@@ -146,20 +134,10 @@ pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
 /// One head's attention over positions `0..att.len()`: `att = softmax(q·k_t / sqrt(hs))`,
 /// `out = Σ_t att[t]·v_t`, with `hs = q.len()` and position `t`'s key and value at
 /// `keys[t·stride..]` and `values[t·stride..]` (as `ops::attend`).
-pub fn attend(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    stride: usize,
-    att: &mut [f32],
-    out: &mut [f32],
-) {
+pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, att: &mut [f32], out: &mut [f32]) {
     let hs = q.len();
     let span = att.len().saturating_sub(1) * stride + hs;
-    assert!(
-        keys.len() >= span && values.len() >= span && out.len() == hs,
-        "attend: cache slices too short"
-    );
+    assert!(keys.len() >= span && values.len() >= span && out.len() == hs, "attend: cache slices too short");
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() && hs.is_multiple_of(8) && (8..=64).contains(&hs) {
         // SAFETY: AVX2+FMA checked; every key and value read lies within `span` (asserted).
@@ -218,14 +196,7 @@ pub fn attend_bwd(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn x86_attend(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    stride: usize,
-    att: &mut [f32],
-    out: &mut [f32],
-) {
+unsafe fn x86_attend(q: &[f32], k: &[f32], v: &[f32], stride: usize, att: &mut [f32], out: &mut [f32]) {
     // A fixed number of 8-float chunks per head keeps q and the sums in registers.
     macro_rules! by_chunks {
         ($($c:literal)*) => {
@@ -299,8 +270,7 @@ mod portable {
                     acc[k] += r[k] * xs[k];
                 }
             }
-            let mut s =
-                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
             for (a, b) in tail.iter().zip(&x[n - n % 8..]) {
                 s += a * b;
             }

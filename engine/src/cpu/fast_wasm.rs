@@ -25,25 +25,15 @@ fn splat(v: f32) -> v128 {
 /// `(l0 + l2) + (l1 + l3)`: the order of `sum4`'s per-lane reductions.
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
-    (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<2>(v))
-        + (f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<3>(v))
+    (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<2>(v)) + (f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<3>(v))
 }
 
 /// The four horizontal sums of `a`, in order, each in `hsum`'s order.
 #[inline(always)]
 fn sum4(a: [v128; 4]) -> v128 {
-    let s01 = f32x4_add(
-        i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]),
-        i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]),
-    );
-    let s23 = f32x4_add(
-        i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]),
-        i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]),
-    );
-    f32x4_add(
-        i32x4_shuffle::<0, 1, 4, 5>(s01, s23),
-        i32x4_shuffle::<2, 3, 6, 7>(s01, s23),
-    )
+    let s01 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]), i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]));
+    let s23 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]), i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]));
+    f32x4_add(i32x4_shuffle::<0, 1, 4, 5>(s01, s23), i32x4_shuffle::<2, 3, 6, 7>(s01, s23))
 }
 
 /// `out = W · x`: rows in memory order, four accumulators (16 floats per step). (Pairing rows
@@ -58,18 +48,15 @@ pub fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
             for (k, a) in acc.iter_mut().enumerate() {
                 // SAFETY: j + 16 <= body <= n, within both slices.
                 let (r, xv) = unsafe {
-                    (
-                        v128_load(row.as_ptr().add(j + 4 * k) as *const v128),
-                        v128_load(x.as_ptr().add(j + 4 * k) as *const v128),
-                    )
+                    (v128_load(row.as_ptr().add(j + 4 * k) as *const v128), v128_load(x.as_ptr().add(j + 4 * k) as *const v128))
                 };
                 *a = f32x4_add(*a, f32x4_mul(r, xv));
             }
             j += 16;
         }
         let a = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
-        let mut s = (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a))
-            + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a));
+        let mut s =
+            (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a)) + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a));
         for t in body..n {
             s += row[t] * x[t];
         }
@@ -115,12 +102,7 @@ pub fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
     for (dxr, dyr) in dx.chunks_exact_mut(n_in).zip(dy.chunks_exact(n_out)) {
         let mut j = 0;
         while j < body {
-            let mut acc = [
-                load(dxr, j),
-                load(dxr, j + 4),
-                load(dxr, j + 8),
-                load(dxr, j + 12),
-            ];
+            let mut acc = [load(dxr, j), load(dxr, j + 4), load(dxr, j + 8), load(dxr, j + 12)];
             for (o, &g) in dyr.iter().enumerate() {
                 let g = splat(g * s);
                 // SAFETY: o < n_out and j + 16 <= n_in, so these 16 floats lie within
@@ -139,10 +121,7 @@ pub fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
         }
         for (o, &g) in dyr.iter().enumerate() {
             let g = g * s;
-            for (d, &wv) in dxr[body..]
-                .iter_mut()
-                .zip(&w[o * n_in + body..(o + 1) * n_in])
-            {
+            for (d, &wv) in dxr[body..].iter_mut().zip(&w[o * n_in + body..(o + 1) * n_in]) {
                 *d += g * wv;
             }
         }
@@ -158,13 +137,7 @@ fn exp(x: v128) -> v128 {
     let r = f32x4_sub(x, f32x4_mul(n, splat(0.693_359_4)));
     let r = f32x4_sub(r, f32x4_mul(n, splat(-2.121_944_4e-4)));
     let mut p = splat(1.987_569_1e-4);
-    for c in [
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = f32x4_add(f32x4_mul(p, r), splat(c));
     }
     let y = f32x4_add(f32x4_add(f32x4_mul(p, f32x4_mul(r, r)), r), splat(1.0));
@@ -232,10 +205,7 @@ pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
             *a = f32x4_add(*a, f32x4_mul(v, v));
         }
     }
-    let mut ss = hsum(f32x4_add(
-        f32x4_add(acc[0], acc[1]),
-        f32x4_add(acc[2], acc[3]),
-    ));
+    let mut ss = hsum(f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3])));
     for v in &x[body..] {
         ss += v * v;
     }
@@ -252,14 +222,7 @@ pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
 
 /// One head's attention for `hs = 4·C`: scores four positions at a time, softmax, weighted sum
 /// of values in registers (two positions at a time for small heads).
-pub fn attend<const C: usize>(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    stride: usize,
-    att: &mut [f32],
-    out: &mut [f32],
-) {
+pub fn attend<const C: usize>(q: &[f32], k: &[f32], v: &[f32], stride: usize, att: &mut [f32], out: &mut [f32]) {
     scores::<C>(q, k, stride, att);
     softmax(att);
     weighted_sum::<C>(att, v, stride, out);

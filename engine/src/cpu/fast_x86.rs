@@ -16,10 +16,7 @@ pub unsafe fn matvec(out: &mut [f32], x: &[f32], w: &[f32]) {
     let mut i = 0;
     if n < SHORT_ROW {
         while i + 8 <= out.len() {
-            _mm256_storeu_ps(
-                out.as_mut_ptr().add(i),
-                dot8(w.as_ptr().add(i * n), x.as_ptr(), n),
-            );
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), dot8(w.as_ptr().add(i * n), x.as_ptr(), n));
             i += 8;
         }
     }
@@ -59,11 +56,7 @@ pub unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
     let mut j = 0;
     while j + 32 <= n {
         for (k, s) in acc.iter_mut().enumerate() {
-            *s = _mm256_fmadd_ps(
-                _mm256_loadu_ps(a.add(j + 8 * k)),
-                _mm256_loadu_ps(b.add(j + 8 * k)),
-                *s,
-            );
+            *s = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(j + 8 * k)), _mm256_loadu_ps(b.add(j + 8 * k)), *s);
         }
         j += 32;
     }
@@ -71,10 +64,7 @@ pub unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
         acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(j)), _mm256_loadu_ps(b.add(j)), acc[0]);
         j += 8;
     }
-    let mut s = hsum(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ));
+    let mut s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     while j < n {
         s += *a.add(j) * *b.add(j);
         j += 1;
@@ -98,10 +88,7 @@ unsafe fn hsum8(a: &[__m256; 8]) -> __m256 {
     let h67 = _mm256_hadd_ps(a[6], a[7]);
     let lo = _mm256_hadd_ps(h01, h23);
     let hi = _mm256_hadd_ps(h45, h67);
-    _mm256_add_ps(
-        _mm256_permute2f128_ps(lo, hi, 0x20),
-        _mm256_permute2f128_ps(lo, hi, 0x31),
-    )
+    _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31))
 }
 
 /// `att[t] = q·k_t / sqrt(hs)` for `hs = 8·C`; key `t` starts at `k + t·stride`.
@@ -123,10 +110,7 @@ pub unsafe fn scores<const C: usize>(q: &[f32], k: *const f32, stride: usize, at
                 *s = _mm256_fmadd_ps(_mm256_loadu_ps(kp.add(8 * c)), *v, *s);
             }
         }
-        _mm256_storeu_ps(
-            att.as_mut_ptr().add(t),
-            _mm256_div_ps(hsum8(&a), _mm256_set1_ps(scale)),
-        );
+        _mm256_storeu_ps(att.as_mut_ptr().add(t), _mm256_div_ps(hsum8(&a), _mm256_set1_ps(scale)));
         t += 8;
     }
     while t < n {
@@ -143,12 +127,7 @@ pub unsafe fn scores<const C: usize>(q: &[f32], k: *const f32, stride: usize, at
 /// `out = Σ_t att[t]·v_t` for `hs = 8·C`; value `t` starts at `v + t·stride`. Small heads take
 /// positions in pairs so two chains of FMAs run at once.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn weighted_sum<const C: usize>(
-    att: &[f32],
-    v: *const f32,
-    stride: usize,
-    out: &mut [f32],
-) {
+pub unsafe fn weighted_sum<const C: usize>(att: &[f32], v: *const f32, stride: usize, out: &mut [f32]) {
     let mut a = [_mm256_setzero_ps(); C];
     let mut b = [_mm256_setzero_ps(); C];
     let n = att.len();
@@ -181,10 +160,7 @@ pub unsafe fn weighted_sum<const C: usize>(
 /// clamped to ±87.3 so the result stays a normal float.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
-        _mm256_set1_ps(87.3),
-    );
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(87.3));
     let n = _mm256_round_ps(
         _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
@@ -192,23 +168,11 @@ unsafe fn exp(x: __m256) -> __m256 {
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let y = _mm256_add_ps(
-        _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
-        _mm256_set1_ps(1.0),
-    );
-    let bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-        23,
-    );
+    let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+    let bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     _mm256_mul_ps(y, _mm256_castsi256_ps(bits))
 }
 
@@ -311,11 +275,7 @@ pub unsafe fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f
     }
     if body < n_in {
         for (o, &g) in dy.iter().enumerate() {
-            axpy(
-                &mut dx[body..n_in],
-                g * s,
-                &w[o * n_in + body..(o + 1) * n_in],
-            );
+            axpy(&mut dx[body..n_in], g * s, &w[o * n_in + body..(o + 1) * n_in]);
         }
     }
 }
@@ -332,10 +292,7 @@ pub unsafe fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
     let body = m - m % 8;
     let (op, xp, gp, sv) = (o.as_mut_ptr(), x.as_ptr(), g.as_ptr(), _mm256_set1_ps(s));
     for j in (0..body).step_by(8) {
-        let v = _mm256_mul_ps(
-            _mm256_loadu_ps(gp.add(j)),
-            _mm256_mul_ps(sv, _mm256_loadu_ps(xp.add(j))),
-        );
+        let v = _mm256_mul_ps(_mm256_loadu_ps(gp.add(j)), _mm256_mul_ps(sv, _mm256_loadu_ps(xp.add(j))));
         _mm256_storeu_ps(op.add(j), v);
     }
     for j in body..m {

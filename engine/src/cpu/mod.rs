@@ -50,16 +50,10 @@ impl State {
 /// Checks a token and position against the model before running it.
 pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
     if token as usize >= c.vocab_size {
-        return Err(Error::TokenOutOfRange {
-            id: token as i64,
-            vocab_size: c.vocab_size,
-        });
+        return Err(Error::TokenOutOfRange { id: token as i64, vocab_size: c.vocab_size });
     }
     if pos >= c.seq_len {
-        return Err(Error::PromptTooLong {
-            tokens: pos + 1,
-            seq_len: c.seq_len,
-        });
+        return Err(Error::PromptTooLong { tokens: pos + 1, seq_len: c.seq_len });
     }
     Ok(())
 }
@@ -159,24 +153,10 @@ pub fn forward_adapted<'s>(
         let cache_at = l * c.seq_len * kv_dim + pos * kv_dim;
         matmul(&mut s.q, &s.xb, lw.wq);
         matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wk);
-        matmul(
-            &mut s.value_cache[cache_at..cache_at + kv_dim],
-            &s.xb,
-            lw.wv,
-        );
+        matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wv);
         lora(l, Target::Q, &s.xb, &mut s.q);
-        lora(
-            l,
-            Target::K,
-            &s.xb,
-            &mut s.key_cache[cache_at..cache_at + kv_dim],
-        );
-        lora(
-            l,
-            Target::V,
-            &s.xb,
-            &mut s.value_cache[cache_at..cache_at + kv_dim],
-        );
+        lora(l, Target::K, &s.xb, &mut s.key_cache[cache_at..cache_at + kv_dim]);
+        lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
         match kernels {
             Kernels::Reference => {
                 rope(&mut s.q, pos, hs);
@@ -194,14 +174,7 @@ pub fn forward_adapted<'s>(
             let att = &mut s.att[h * c.seq_len..h * c.seq_len + pos + 1];
             let kv_off = (h / c.kv_mul()) * hs;
             let (q, xb) = (&s.q[h * hs..(h + 1) * hs], &mut s.xb[h * hs..(h + 1) * hs]);
-            attend(
-                q,
-                &layer_cache[kv_off..],
-                &layer_values[kv_off..],
-                kv_dim,
-                att,
-                xb,
-            );
+            attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, xb);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.attn_row(l, h).copy_from_slice(att);
             }
@@ -252,11 +225,7 @@ impl CpuBackend {
     }
     pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
         let state = State::new(&weights.config);
-        CpuBackend {
-            weights,
-            kernels,
-            state,
-        }
+        CpuBackend { weights, kernels, state }
     }
 }
 
@@ -271,28 +240,9 @@ impl crate::generate::Backend for CpuBackend {
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward_with(
-            self.kernels,
-            &self.weights,
-            &mut self.state,
-            token,
-            pos,
-            None,
-        )
+        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, None)
     }
-    fn forward_traced(
-        &mut self,
-        token: u32,
-        pos: usize,
-        trace: &mut StepTrace,
-    ) -> Result<&mut [f32]> {
-        forward_with(
-            self.kernels,
-            &self.weights,
-            &mut self.state,
-            token,
-            pos,
-            Some(trace),
-        )
+    fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
+        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, Some(trace))
     }
 }

@@ -42,14 +42,7 @@ pub fn rope(v: &mut [f32], pos: usize, hs: usize) {
 
 /// One head's attention as run.c: `att[t] = q·k_t / sqrt(hs)`, softmax, `out = Σ_t att[t]·v_t`;
 /// position `t`'s key and value start at `keys[t·stride..]` and `values[t·stride..]`.
-pub fn attend(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    stride: usize,
-    att: &mut [f32],
-    out: &mut [f32],
-) {
+pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, att: &mut [f32], out: &mut [f32]) {
     let hs = q.len();
     let scale = (hs as f32).sqrt();
     for (t, a) in att.iter_mut().enumerate() {

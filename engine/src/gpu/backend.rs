@@ -39,7 +39,14 @@ pub struct GpuOptions {
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { max_weight_binding: None, max_batch: 128, in_flight: 4, fused: true, f16_classifier: false, workgroups: None }
+        GpuOptions {
+            max_weight_binding: None,
+            max_batch: 128,
+            in_flight: 4,
+            fused: true,
+            f16_classifier: false,
+            workgroups: None,
+        }
     }
 }
 
@@ -113,7 +120,10 @@ impl GpuBackend {
         let batch = choose_batch(&c, &ctx.limits, opts.max_batch)?;
         let in_flight = opts.in_flight.max(1);
         if opts.f16_classifier && !ctx.device.features().contains(wgpu::Features::SHADER_F16) {
-            return Err(Error::Gpu(format!("the f16 classifier needs WebGPU's shader-f16 feature, which {} does not offer", ctx.adapter)));
+            return Err(Error::Gpu(format!(
+                "the f16 classifier needs WebGPU's shader-f16 feature, which {} does not offer",
+                ctx.adapter
+            )));
         }
         let wg = opts.workgroups.unwrap_or_default();
         wg.check(&ctx.limits)?;
@@ -130,7 +140,9 @@ impl GpuBackend {
             })
             .await??;
         if opts.f16_classifier && !plan.is_f16_classifier() {
-            return Err(Error::Gpu("the f16 classifier needs the fused decode path (GpuOptions::fused, vec4-aligned weight chunks)".into()));
+            return Err(Error::Gpu(
+                "the f16 classifier needs the fused decode path (GpuOptions::fused, vec4-aligned weight chunks)".into(),
+            ));
         }
         Ok(GpuBackend {
             ctx,
@@ -215,7 +227,13 @@ impl GpuBackend {
     /// Records embedding and every layer for `rows` rows with the step in `slot`, copying
     /// attention and residuals out after each layer when `capture` is given. Returns the open
     /// pass so the caller can append the head.
-    pub(super) fn encode_body(&self, enc: &mut wgpu::CommandEncoder, slot: usize, rows: usize, capture: Option<&Capture>) -> wgpu::ComputePass<'static> {
+    pub(super) fn encode_body(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        slot: usize,
+        rows: usize,
+        capture: Option<&Capture>,
+    ) -> wgpu::ComputePass<'static> {
         let step = (&self.acts.step_bg, self.acts.slot(slot));
         let k = &self.kernels;
         let mut pass = begin(enc);
@@ -259,7 +277,11 @@ impl GpuBackend {
         let last = (pos0 + rows - 1) as u32;
         self.write_step(0, Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() });
         self.write_step(self.acts.head_slot(), Step { n_rows: rows as u32, pos0: last, ..Step::default() });
-        let cap = if capture { self.capture.as_ref().map(|c| Capture { rows: c.rows, att: c.att.clone(), resid: c.resid.clone() }) } else { None };
+        let cap = if capture {
+            self.capture.as_ref().map(|c| Capture { rows: c.rows, att: c.att.clone(), resid: c.resid.clone() })
+        } else {
+            None
+        };
         let mut enc = self.encoder();
         let mut pass = self.encode_body(&mut enc, 0, rows, cap.as_ref());
         let head = (&self.acts.step_bg, self.acts.slot(self.acts.head_slot()));
@@ -366,7 +388,12 @@ impl GpuBackend {
 
     /// Records a prefill of `tokens` at positions 0.. in batch chunks, ending with the logits of
     /// the last position in logits row 0 (an open pass is returned for the sampler).
-    pub(super) fn encode_prefill(&mut self, enc: &mut wgpu::CommandEncoder, tokens: &[u32], head: Step) -> wgpu::ComputePass<'static> {
+    pub(super) fn encode_prefill(
+        &mut self,
+        enc: &mut wgpu::CommandEncoder,
+        tokens: &[u32],
+        head: Step,
+    ) -> wgpu::ComputePass<'static> {
         let b = self.acts.batch;
         self.write_tokens(0, tokens);
         let n = tokens.len();

@@ -52,13 +52,7 @@ impl Benched for CpuBackend {}
 impl Benched for crate::lora::LoraCpuBackend {}
 
 /// Opens `choice` (timing the load), then `measure`s it.
-pub fn bench(
-    weights: Weights,
-    choice: BackendChoice,
-    opts: GpuOptions,
-    prompt_len: usize,
-    decode: usize,
-) -> Result<BenchReport> {
+pub fn bench(weights: Weights, choice: BackendChoice, opts: GpuOptions, prompt_len: usize, decode: usize) -> Result<BenchReport> {
     let t = Instant::now();
     let (mut b, why) = AnyBackend::open(weights, choice, opts)?;
     let load_s = t.elapsed().as_secs_f64();
@@ -97,9 +91,7 @@ pub fn measure<B: Benched + ?Sized>(
     let t = Instant::now();
     let decoded = greedy(b, decode.clamp(1, c.seq_len), &mut s)?;
     let decode_tok_s = per_second(decoded, t);
-    let (submits, bytes) = b
-        .gpu()
-        .map_or((0, 0), |g| (g.stats().submits, g.stats().bytes_read));
+    let (submits, bytes) = b.gpu().map_or((0, 0), |g| (g.stats().submits, g.stats().bytes_read));
     let n = decoded.max(1) as f64;
     Ok(BenchReport {
         backend: b.name(),

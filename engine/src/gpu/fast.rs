@@ -102,7 +102,13 @@ impl GpuBackend {
 
     /// Blocking `generate_async`.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn generate<F: FnMut(Step) -> bool>(&mut self, prompt: &[u32], steps: usize, sampler: &mut Sampler, on_token: F) -> Result<Vec<u32>> {
+    pub fn generate<F: FnMut(Step) -> bool>(
+        &mut self,
+        prompt: &[u32],
+        steps: usize,
+        sampler: &mut Sampler,
+        on_token: F,
+    ) -> Result<Vec<u32>> {
         pollster::block_on(self.generate_async(prompt, steps, sampler, on_token))
     }
 

@@ -71,7 +71,8 @@ impl Kernel {
                 count: None,
             })
             .collect();
-        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
+        let layout =
+            dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
         let groups: Vec<_> = std::iter::once(&layout).chain(step).map(Some).collect();
         let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(name),
@@ -187,7 +188,9 @@ impl Kernels {
     pub fn new(ctx: &GpuContext, wg: Workgroups) -> Kernels {
         use Slot::*;
         let step_layout = step_layout(ctx);
-        let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| Kernel::new(ctx, Some(&step_layout), name, src, slots, entries);
+        let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| {
+            Kernel::new(ctx, Some(&step_layout), name, src, slots, entries)
+        };
         let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
         Kernels {
             embed: k("embed", shader!("embed.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
@@ -200,9 +203,16 @@ impl Kernels {
                 &[Read, Read, Write, Uniform, Read, Read, Write, Uniform],
                 &["norm_rope"],
             ),
-            matvec_cls: (wg.classifier != wg.layers).then(|| k("matvec cls", matvec_src(wg.classifier, false).as_str(), MATVEC_SLOTS, &["norm"])),
-            matvec_cls_f16: f16.then(|| k("matvec cls f16", matvec_src(wg.f16_classifier(), true).as_str(), MATVEC_SLOTS, &["norm"])),
-            rope: k("rope", &[shader!("rope_pair.wgsl"), include_str!("../../../shaders/rope.wgsl")].concat(), &[Read, Read, Write, Write, Uniform], &["main"]),
+            matvec_cls: (wg.classifier != wg.layers)
+                .then(|| k("matvec cls", matvec_src(wg.classifier, false).as_str(), MATVEC_SLOTS, &["norm"])),
+            matvec_cls_f16: f16
+                .then(|| k("matvec cls f16", matvec_src(wg.f16_classifier(), true).as_str(), MATVEC_SLOTS, &["norm"])),
+            rope: k(
+                "rope",
+                &[shader!("rope_pair.wgsl"), include_str!("../../../shaders/rope.wgsl")].concat(),
+                &[Read, Read, Write, Write, Uniform],
+                &["main"],
+            ),
             attention: k("attention", attention_src(wg.attention).as_str(), ATTENTION_SLOTS, &["main"]),
             swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),
             sample: k("sample", shader!("sample.wgsl"), &[Read, Write, Write, Uniform], &["argmax", "sample"]),

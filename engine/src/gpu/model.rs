@@ -64,7 +64,13 @@ pub fn f16_bits(v: f32) -> u16 {
         return sign | 0x7c00;
     }
     // Normal: drop 13 mantissa bits; subnormal: shift the full 24-bit significand further.
-    let (m, shift, base) = if e > 0 { (man, 13, (e as u32) << 10) } else if e >= -10 { (man | 0x80_0000, (14 - e) as u32, 0) } else { return sign };
+    let (m, shift, base) = if e > 0 {
+        (man, 13, (e as u32) << 10)
+    } else if e >= -10 {
+        (man | 0x80_0000, (14 - e) as u32, 0)
+    } else {
+        return sign;
+    };
     let (r, rem, half) = (base | (m >> shift), m & ((1 << shift) - 1), 1u32 << (shift - 1));
     // A carry out of the mantissa correctly bumps the exponent (up to infinity).
     let r = if rem > half || (rem == half && r & 1 == 1) { r + 1 } else { r };
@@ -149,7 +155,9 @@ impl GpuWeights {
                 None => None,
             },
             cls_f16: match f16_cls {
-                true => Some(Chunked::upload_f16(ctx, "wcls f16", w.wcls.as_deref().unwrap_or(&w.tok_embeddings), c.dim, max_bytes)?),
+                true => {
+                    Some(Chunked::upload_f16(ctx, "wcls f16", w.wcls.as_deref().unwrap_or(&w.tok_embeddings), c.dim, max_bytes)?)
+                }
                 false => None,
             },
             rms_final: vec("rms_final", &w.rms_final),

@@ -71,7 +71,14 @@ impl KernelLab {
     /// matvec.wgsl's entry `entry` as the decode path runs it: `W · in`, W `[m, k]` (m a multiple
     /// of 4) in chunks of at most `max_bytes`, `in` made from `x` (`[k]`, or `[2k]` for `swiglu`)
     /// and the gains `g`.
-    pub fn fused_matvec(&self, (which, entry): (FusedMatvec, &str), (x, g): (&[f32], &[f32]), w: &[f32], k: usize, max_bytes: u64) -> Result<Vec<f32>> {
+    pub fn fused_matvec(
+        &self,
+        (which, entry): (FusedMatvec, &str),
+        (x, g): (&[f32], &[f32]),
+        w: &[f32],
+        k: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<f32>> {
         let m = w.len() / k;
         let (kernel, shape, chunks) = match which {
             FusedMatvec::Layer => (&self.k.matvec, self.k.workgroups.layers, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?),
@@ -80,13 +87,17 @@ impl KernelLab {
                 (kernel, shape, Chunked::upload(&self.ctx, "w", w, k, max_bytes)?)
             }
             FusedMatvec::ClassifierF16 => {
-                let (kernel, shape) = self.k.classifier_f16().ok_or_else(|| crate::Error::Gpu("this lab's device has no shader-f16".into()))?;
+                let (kernel, shape) =
+                    self.k.classifier_f16().ok_or_else(|| crate::Error::Gpu("this lab's device has no shader-f16".into()))?;
                 (kernel, shape, Chunked::upload_f16(&self.ctx, "w", w, k, max_bytes)?)
             }
         };
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, m));
-        let dims: Vec<_> =
-            chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, 0])).collect();
+        let dims: Vec<_> = chunks
+            .parts
+            .iter()
+            .map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, 0]))
+            .collect();
         let calls: Vec<_> = chunks
             .parts
             .iter()
@@ -102,7 +113,12 @@ impl KernelLab {
 
     /// Dispatches `calls` (kernel, entry, buffers, workgroups) in order with `step`, then reads
     /// `outs` back.
-    fn run(&self, step: Step, calls: &[(&Kernel, &str, Vec<&wgpu::Buffer>, [u32; 3])], outs: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+    fn run(
+        &self,
+        step: Step,
+        calls: &[(&Kernel, &str, Vec<&wgpu::Buffer>, [u32; 3])],
+        outs: &[&wgpu::Buffer],
+    ) -> Result<Vec<Vec<u8>>> {
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
         let groups_bg: Vec<_> = calls.iter().map(|(k, _, b, _)| k.bind(&self.ctx, "lab", b)).collect();
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
@@ -166,7 +182,11 @@ impl KernelLab {
         let q = out_buf(&self.ctx, rows * c.dim);
         let d = uniform(&self.ctx, "d", &[c.dim as u32, c.kv_dim() as u32, c.head_size() as u32, c.seq_len as u32]);
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
-        let r = self.run(step, &[(&self.k.rope, "", vec![&qb, &table, &q, &kv, &d], [groups(width / 2, 64), rows as u32, 1])], &[&q, &kv])?;
+        let r = self.run(
+            step,
+            &[(&self.k.rope, "", vec![&qb, &table, &q, &kv, &d], [groups(width / 2, 64), rows as u32, 1])],
+            &[&q, &kv],
+        )?;
         Ok((floats(&r[0]), floats(&r[1])))
     }
 
@@ -181,10 +201,22 @@ impl KernelLab {
         let d = uniform(
             &self.ctx,
             "d",
-            &[c.n_heads as u32, hs as u32, c.kv_dim() as u32, c.kv_mul() as u32, c.seq_len as u32, c.dim as u32, (hs as f32).sqrt().to_bits()],
+            &[
+                c.n_heads as u32,
+                hs as u32,
+                c.kv_dim() as u32,
+                c.kv_mul() as u32,
+                c.seq_len as u32,
+                c.dim as u32,
+                (hs as f32).sqrt().to_bits(),
+            ],
         );
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
-        let r = self.run(step, &[(&self.k.attention, "", vec![&qb, &kv, &att, &o, &d], [c.n_heads as u32, rows as u32, 1])], &[&att, &o])?;
+        let r = self.run(
+            step,
+            &[(&self.k.attention, "", vec![&qb, &kv, &att, &o, &d], [c.n_heads as u32, rows as u32, 1])],
+            &[&att, &o],
+        )?;
         Ok((floats(&r[0]), floats(&r[1])))
     }
 
@@ -193,7 +225,8 @@ impl KernelLab {
         let rows = h.len() / (2 * hidden);
         let (hb, o) = (self.input(h), out_buf(&self.ctx, rows * hidden));
         let d = uniform(&self.ctx, "d", &[hidden as u32]);
-        let r = self.run(Self::rows(rows), &[(&self.k.swiglu, "", vec![&hb, &o, &d], [groups(hidden, 64), rows as u32, 1])], &[&o])?;
+        let r =
+            self.run(Self::rows(rows), &[(&self.k.swiglu, "", vec![&hb, &o, &d], [groups(hidden, 64), rows as u32, 1])], &[&o])?;
         Ok(floats(&r[0]))
     }
 
@@ -202,7 +235,8 @@ impl KernelLab {
         let rows = tokens.len();
         let chunks = Chunked::upload(&self.ctx, "table", table, dim, max_bytes)?;
         let (tb, x) = (self.input(tokens), out_buf(&self.ctx, rows * dim));
-        let dims: Vec<_> = chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &[r.start as u32, r.len() as u32, dim as u32])).collect();
+        let dims: Vec<_> =
+            chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &[r.start as u32, r.len() as u32, dim as u32])).collect();
         let calls: Vec<_> = chunks
             .parts
             .iter()

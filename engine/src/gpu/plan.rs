@@ -58,7 +58,15 @@ pub struct Plan {
 }
 
 /// Bind groups of `out (+)= W · x` over every chunk of `w`.
-fn matmuls(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, w: &Chunked, out: &wgpu::Buffer, out_stride: usize, acc: bool) -> Vec<Mm> {
+fn matmuls(
+    ctx: &GpuContext,
+    k: &Kernels,
+    x: &wgpu::Buffer,
+    w: &Chunked,
+    out: &wgpu::Buffer,
+    out_stride: usize,
+    acc: bool,
+) -> Vec<Mm> {
     w.parts
         .iter()
         .map(|(buf, r)| {
@@ -70,7 +78,13 @@ fn matmuls(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, w: &Chunked, out: &w
 
 /// Bind groups of matvec.wgsl (`out (+)= W · in`, `in` made from `x` and the gains `g`).
 /// `out` is (buffer, row stride, accumulate).
-fn fused_mm(ctx: &GpuContext, k: &Kernel, (x, g): (&wgpu::Buffer, &wgpu::Buffer), w: &Chunked, out: (&wgpu::Buffer, usize, bool)) -> Vec<Mm> {
+fn fused_mm(
+    ctx: &GpuContext,
+    k: &Kernel,
+    (x, g): (&wgpu::Buffer, &wgpu::Buffer),
+    w: &Chunked,
+    out: (&wgpu::Buffer, usize, bool),
+) -> Vec<Mm> {
     let (out, out_stride, acc) = out;
     w.parts
         .iter()
@@ -87,13 +101,23 @@ pub(crate) fn fusable(w: &Chunked) -> bool {
 }
 
 /// Bind groups of matvec_rope.wgsl: q = rope(wq · rmsnorm(x)), k and v into `cache` at pos.
-fn qkv_rope(ctx: &GpuContext, k: &Kernels, lw: &GpuLayer, (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer), cache: &wgpu::Buffer, a: &Acts) -> Vec<Mm> {
+fn qkv_rope(
+    ctx: &GpuContext,
+    k: &Kernels,
+    lw: &GpuLayer,
+    (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer),
+    cache: &wgpu::Buffer,
+    a: &Acts,
+) -> Vec<Mm> {
     let w = &lw.wqkv;
     w.parts
         .iter()
         .map(|(buf, r)| {
             let dims = uniform(ctx, "matvec rope", &[r.len() as u32, w.cols as u32, 0, r.start as u32, 0]);
-            Mm { bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]), rows: r.len() }
+            Mm {
+                bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]),
+                rows: r.len(),
+            }
         })
         .collect()
 }
@@ -116,7 +140,9 @@ fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, ro
         })
         .collect();
     let (cls, cls_f16) = match (&w.cls_f16, k.classifier_f16()) {
-        (Some(half), Some((kh, _))) if fusable(half) => (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true),
+        (Some(half), Some((kh, _))) if fusable(half) => {
+            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true)
+        }
         _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
     };
     Some(Fused { layers, cls, cls_f16 })
@@ -135,7 +161,15 @@ impl Plan {
         let attn_dims = uniform(
             ctx,
             "attention",
-            &[c.n_heads as u32, hs as u32, kv as u32, c.kv_mul() as u32, c.seq_len as u32, d as u32, (hs as f32).sqrt().to_bits()],
+            &[
+                c.n_heads as u32,
+                hs as u32,
+                kv as u32,
+                c.kv_mul() as u32,
+                c.seq_len as u32,
+                d as u32,
+                (hs as f32).sqrt().to_bits(),
+            ],
         );
         let swiglu_dims = uniform(ctx, "swiglu", &[c.hidden_dim as u32]);
         let layers = w
@@ -208,7 +242,14 @@ impl Plan {
     }
 
     /// `shape`: the kernel's workgroup shape, which sets the rows per workgroup.
-    fn fused_mm(k: &Kernel, shape: MatvecShape, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], entry: &str, step: (&wgpu::BindGroup, u32)) {
+    fn fused_mm(
+        k: &Kernel,
+        shape: MatvecShape,
+        pass: &mut wgpu::ComputePass<'_>,
+        mms: &[Mm],
+        entry: &str,
+        step: (&wgpu::BindGroup, u32),
+    ) {
         for mm in mms {
             dispatch(pass, k.pipeline(entry), &mm.bg, step, [groups(mm.rows, shape.rows()), 1, 1]);
         }
@@ -247,7 +288,14 @@ impl Plan {
     }
 
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
-    pub fn head(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, head_rows: usize, head: (&wgpu::BindGroup, u32)) {
+    pub fn head(
+        &self,
+        k: &Kernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        rows: usize,
+        head_rows: usize,
+        head: (&wgpu::BindGroup, u32),
+    ) {
         if let (Some(f), 1, 1) = (&self.fused, rows, head_rows) {
             let (kernel, shape) = f.cls_f16.then(|| k.classifier_f16()).flatten().unwrap_or_else(|| k.classifier());
             return Self::fused_mm(kernel, shape, pass, &f.cls, "norm", head);

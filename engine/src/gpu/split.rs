@@ -14,9 +14,7 @@ pub fn split_rows(rows: usize, cols: usize, max_bytes: u64, max_rows: usize) -> 
     }
     let fit = (max_bytes / row_bytes).min(max_rows as u64) as usize;
     if fit == 0 {
-        return Err(Error::Gpu(format!(
-            "a row of {row_bytes} bytes does not fit a storage binding of {max_bytes} bytes"
-        )));
+        return Err(Error::Gpu(format!("a row of {row_bytes} bytes does not fit a storage binding of {max_bytes} bytes")));
     }
     Ok((0..rows).step_by(fit).map(|r| r..(r + fit).min(rows)).collect())
 }
@@ -27,7 +25,8 @@ mod tests {
 
     #[test]
     fn chunks_cover_rows_in_order_within_limits() {
-        for (rows, cols, max, max_rows) in [(512, 64, 4096, 1000), (32000, 768, 128 << 20, 1 << 18), (7, 3, 24, 5), (10, 1, 4, 3)] {
+        for (rows, cols, max, max_rows) in [(512, 64, 4096, 1000), (32000, 768, 128 << 20, 1 << 18), (7, 3, 24, 5), (10, 1, 4, 3)]
+        {
             let parts = split_rows(rows, cols, max, max_rows).unwrap();
             assert_eq!(parts.first().unwrap().start, 0);
             assert_eq!(parts.last().unwrap().end, rows);

@@ -34,15 +34,7 @@ pub struct Acts {
 /// Bytes per row of each batch-sized activation, and the fixed-size ones.
 fn row_bytes(c: &Config) -> [u64; 7] {
     let f = |n: usize| n as u64 * 4;
-    [
-        f(c.dim),
-        f(c.dim + 2 * c.kv_dim()),
-        f(c.n_heads * c.seq_len),
-        f(2 * c.hidden_dim),
-        f(c.hidden_dim),
-        f(c.vocab_size),
-        0,
-    ]
+    [f(c.dim), f(c.dim + 2 * c.kv_dim()), f(c.n_heads * c.seq_len), f(2 * c.hidden_dim), f(c.hidden_dim), f(c.vocab_size), 0]
 }
 
 /// The largest batch ≤ `want` whose activations each fit a storage binding.
@@ -55,7 +47,9 @@ pub fn choose_batch(c: &Config, limits: &wgpu::Limits, want: usize) -> Result<us
     let widest = row_bytes(c).into_iter().max().unwrap_or(4).max(4);
     let fit = (max / widest) as usize;
     if fit == 0 {
-        return Err(Error::Gpu(format!("one row of activations ({widest} bytes) exceeds this device's {max}-byte storage binding")));
+        return Err(Error::Gpu(format!(
+            "one row of activations ({widest} bytes) exceeds this device's {max}-byte storage binding"
+        )));
     }
     Ok(want.clamp(1, c.seq_len).min(fit))
 }

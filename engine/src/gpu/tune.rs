@@ -14,7 +14,8 @@
 
 use super::context::GpuContext;
 use super::kernels::{
-    attention_src, buffer, dispatch, groups, matvec_src, step_buffer_in, step_layout, uniform, Kernel, Step, ATTENTION_SLOTS, MATVEC_SLOTS,
+    attention_src, buffer, dispatch, groups, matvec_src, step_buffer_in, step_layout, uniform, Kernel, Step, ATTENTION_SLOTS,
+    MATVEC_SLOTS,
 };
 use super::model::MAX_CHUNK_ROWS;
 use super::plan::FUSED_MAX_K;
@@ -95,7 +96,11 @@ impl Tuning {
                     c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len
                 )
             };
-            return Err(Error::Mismatch(format!("this GPU tuning was measured for a model of shape {}, not this one ({})", s(&self.config), s(c))));
+            return Err(Error::Mismatch(format!(
+                "this GPU tuning was measured for a model of shape {}, not this one ({})",
+                s(&self.config),
+                s(c)
+            )));
         }
         Ok(self.workgroups)
     }
@@ -132,8 +137,12 @@ impl Mat {
 
     fn of(ctx: &GpuContext, rows: usize, cols: usize, max_bytes: u64, elem: usize) -> Result<Mat> {
         let chunks = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?;
-        let bufs = chunks.iter().map(|r| buffer(ctx, "tune w", (r.len() * cols * elem) as u64, wgpu::BufferUsages::STORAGE)).collect();
-        let dims = chunks.iter().map(|r| uniform(ctx, "tune d", &[r.len() as u32, cols as u32, rows as u32, r.start as u32, 0])).collect();
+        let bufs =
+            chunks.iter().map(|r| buffer(ctx, "tune w", (r.len() * cols * elem) as u64, wgpu::BufferUsages::STORAGE)).collect();
+        let dims = chunks
+            .iter()
+            .map(|r| uniform(ctx, "tune d", &[r.len() as u32, cols as u32, rows as u32, r.start as u32, 0]))
+            .collect();
         Ok(Mat { cols, elem, chunks, bufs, dims })
     }
 
@@ -181,12 +190,17 @@ impl Rig {
         let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
         let step_layout = step_layout(ctx);
         let (step, step_bg) = step_buffer_in(ctx, &step_layout, 1);
-        ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step { n_rows: 1, pos0: (c.seq_len / 2) as u32, ..Step::default() }));
+        ctx.queue.write_buffer(
+            &step,
+            0,
+            bytemuck::bytes_of(&Step { n_rows: 1, pos0: (c.seq_len / 2) as u32, ..Step::default() }),
+        );
         let k = d.max(h);
         let ones = |n: usize| super::kernels::storage(ctx, "tune x", &vec![0.5f32; n], U::empty());
         let widest = c.vocab_size.max(2 * h).max(d + 2 * kv);
         let hs = c.head_size();
-        let att_dims = [c.n_heads as u32, hs as u32, kv as u32, c.kv_mul() as u32, c.seq_len as u32, d as u32, (hs as f32).sqrt().to_bits()];
+        let att_dims =
+            [c.n_heads as u32, hs as u32, kv as u32, c.kv_mul() as u32, c.seq_len as u32, d as u32, (hs as f32).sqrt().to_bits()];
         Ok(Rig {
             step_layout,
             step_bg,
@@ -200,7 +214,12 @@ impl Rig {
                 true => Some(Mat::of(ctx, c.vocab_size, d, max, 2)?),
                 false => None,
             },
-            layer: vec![Mat::new(ctx, d + 2 * kv, d, max)?, Mat::new(ctx, d, d, max)?, Mat::new(ctx, 2 * h, d, max)?, Mat::new(ctx, d, h, max)?],
+            layer: vec![
+                Mat::new(ctx, d + 2 * kv, d, max)?,
+                Mat::new(ctx, d, d, max)?,
+                Mat::new(ctx, 2 * h, d, max)?,
+                Mat::new(ctx, d, h, max)?,
+            ],
             att: [
                 ones(d),
                 ones(2 * c.seq_len * kv),
@@ -247,13 +266,23 @@ impl Rig {
     fn attention_candidate(&self, ctx: &GpuContext, lanes: u32, heads: usize) -> Candidate {
         let k = self.kernel(ctx, "tune attention", &attention_src(lanes), ATTENTION_SLOTS, "main");
         let a = &self.att;
-        let job =
-            Job { pipeline: k.pipeline("").clone(), bg: k.bind(ctx, "tune", &[&a[0], &a[1], &a[2], &a[3], &a[4]]), groups: [heads as u32, 1, 1] };
+        let job = Job {
+            pipeline: k.pipeline("").clone(),
+            bg: k.bind(ctx, "tune", &[&a[0], &a[1], &a[2], &a[3], &a[4]]),
+            groups: [heads as u32, 1, 1],
+        };
         Candidate { jobs: vec![vec![job]], kinds: vec![2], samples: vec![Vec::new()] }
     }
 
     /// One timed submit per job group of each of `cands`; false (stopping) once out of time.
-    async fn sample(&self, ctx: &GpuContext, cands: &mut [Candidate], reps: &[usize], out_of_time: &dyn Fn() -> bool, now_ms: &dyn Fn() -> f64) -> Result<bool> {
+    async fn sample(
+        &self,
+        ctx: &GpuContext,
+        cands: &mut [Candidate],
+        reps: &[usize],
+        out_of_time: &dyn Fn() -> bool,
+        now_ms: &dyn Fn() -> f64,
+    ) -> Result<bool> {
         for cand in cands {
             for (g, jobs) in cand.jobs.iter().enumerate() {
                 if out_of_time() {
@@ -319,9 +348,13 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
     c.validate().map_err(Error::InvalidSetting)?;
     let t0 = now_ms();
     let fits = |w: Workgroups| w.check(&ctx.limits).is_ok();
-    let shapes: Vec<MatvecShape> =
-        MATVEC_CANDIDATES.iter().copied().filter(|&s| fits(Workgroups { layers: s, classifier: s, classifier_f16: Some(s), ..Workgroups::default() })).collect();
-    let lanes: Vec<u32> = ATTENTION_CANDIDATES.iter().copied().filter(|&a| fits(Workgroups { attention: a, ..Workgroups::default() })).collect();
+    let shapes: Vec<MatvecShape> = MATVEC_CANDIDATES
+        .iter()
+        .copied()
+        .filter(|&s| fits(Workgroups { layers: s, classifier: s, classifier_f16: Some(s), ..Workgroups::default() }))
+        .collect();
+    let lanes: Vec<u32> =
+        ATTENTION_CANDIDATES.iter().copied().filter(|&a| fits(Workgroups { attention: a, ..Workgroups::default() })).collect();
     let rig = ctx.scoped("preparing the GPU tuning", || Rig::new(ctx, c)).await??;
     let mut t = Tuning {
         version: TUNING_VERSION,
@@ -330,10 +363,14 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
         workgroups: Workgroups::default(),
         matvec: Vec::new(),
         attention: Vec::new(),
-        reps: [reps_for(rig.cls.bytes()), reps_for(rig.layer.iter().map(Mat::bytes).sum()), reps_for(c.seq_len / 2 * 2 * c.dim * 4)]
-            .into_iter()
-            .chain(rig.cls_f16.as_ref().map(|m| reps_for(m.bytes())))
-            .collect(),
+        reps: [
+            reps_for(rig.cls.bytes()),
+            reps_for(rig.layer.iter().map(Mat::bytes).sum()),
+            reps_for(c.seq_len / 2 * 2 * c.dim * 4),
+        ]
+        .into_iter()
+        .chain(rig.cls_f16.as_ref().map(|m| reps_for(m.bytes())))
+        .collect(),
         budget_ms,
         elapsed_ms: 0.0,
         cut: false,

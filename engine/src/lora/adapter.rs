@@ -37,10 +37,14 @@ impl<F: Real> Adapter<F> {
     /// All-zero A and B for every layer and target of `config`.
     pub fn zeros(base: &Config, config: LoraConfig) -> Result<Adapter<F>> {
         base.validate().map_err(Error::InvalidSetting)?;
-        let per_layer: u64 = config.targets.iter().map(|t| {
-            let (o, i) = t.shape(base);
-            (config.r * (o + i)) as u64
-        }).sum();
+        let per_layer: u64 = config
+            .targets
+            .iter()
+            .map(|t| {
+                let (o, i) = t.shape(base);
+                (config.r * (o + i)) as u64
+            })
+            .sum();
         if per_layer * base.n_layers as u64 > MAX_TENSOR_ELEMENTS {
             return Err(Error::InvalidSetting(format!("LoRA rank {} is too large for this model", config.r)));
         }
@@ -102,12 +106,7 @@ impl<F: Real> Adapter<F> {
 
     /// The same adapter in another float type.
     pub fn cast<G: Real>(&self) -> Adapter<G> {
-        let modules = self.modules.iter().map(|m| Module {
-            layer: m.layer,
-            target: m.target,
-            a: cast(&m.a),
-            b: cast(&m.b),
-        });
+        let modules = self.modules.iter().map(|m| Module { layer: m.layer, target: m.target, a: cast(&m.a), b: cast(&m.b) });
         Adapter { config: self.config.clone(), base: self.base, modules: modules.collect() }
     }
 
@@ -143,8 +142,16 @@ impl<F: Real> Adapter<F> {
             return Err(Error::Mismatch(format!(
                 "the adapter was made for a model with dim {}, hidden_dim {}, {} layers, {} heads, {} kv heads; \
                  this model has dim {}, hidden_dim {}, {} layers, {} heads, {} kv heads",
-                b.dim, b.hidden_dim, b.n_layers, b.n_heads, b.n_kv_heads,
-                c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads
+                b.dim,
+                b.hidden_dim,
+                b.n_layers,
+                b.n_heads,
+                b.n_kv_heads,
+                c.dim,
+                c.hidden_dim,
+                c.n_layers,
+                c.n_heads,
+                c.n_kv_heads
             )));
         }
         Ok(())
@@ -153,7 +160,8 @@ impl<F: Real> Adapter<F> {
     /// Module `i` is `(layer i / targets, targets[i mod targets])` with `[r, in]` and `[out, r]`.
     fn check_layout(&self) -> Result<()> {
         let (c, n_t) = (&self.config, self.config.targets.len());
-        let ok = n_t > 0 && self.modules.len() == self.base.n_layers * n_t
+        let ok = n_t > 0
+            && self.modules.len() == self.base.n_layers * n_t
             && self.modules.iter().enumerate().all(|(i, m)| {
                 let (o, n_in) = m.target.shape(&self.base);
                 m.layer == i / n_t && m.target == c.targets[i % n_t] && m.a.len() == c.r * n_in && m.b.len() == o * c.r

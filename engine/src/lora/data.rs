@@ -31,7 +31,8 @@ impl Batch {
         if batch == 0 || seq == 0 || batch.checked_mul(seq) != Some(tokens.len()) {
             return Err(Error::InvalidSetting(format!(
                 "a batch of {batch} × {seq} tokens needs {} tokens, got {}",
-                batch.saturating_mul(seq), tokens.len()
+                batch.saturating_mul(seq),
+                tokens.len()
             )));
         }
         Ok(Batch { batch, seq, tokens })
@@ -120,7 +121,10 @@ impl Dataset {
     /// The batch of `batch` windows for training step `step` (0-based).
     pub fn batch(&self, batch: usize, step: u64, seed: u64) -> Result<Batch> {
         if batch == 0 || batch.checked_mul(self.seq).is_none_or(|n| n > MAX_BATCH_TOKENS) {
-            return Err(Error::InvalidSetting(format!("batch size {batch} must be between 1 and {}", MAX_BATCH_TOKENS / self.seq)));
+            return Err(Error::InvalidSetting(format!(
+                "batch size {batch} must be between 1 and {}",
+                MAX_BATCH_TOKENS / self.seq
+            )));
         }
         let n = self.len() as u64;
         let mut tokens = Vec::with_capacity(batch * self.seq);

@@ -28,8 +28,18 @@ impl<'a> Base<'a, f32> {
 }
 
 const ALL_TENSORS: [Tensor; 12] = [
-    Tensor::TokEmbeddings, Tensor::RmsAtt, Tensor::Wq, Tensor::Wk, Tensor::Wv, Tensor::Wo,
-    Tensor::RmsFfn, Tensor::W1, Tensor::W2, Tensor::W3, Tensor::RmsFinal, Tensor::Wcls,
+    Tensor::TokEmbeddings,
+    Tensor::RmsAtt,
+    Tensor::Wq,
+    Tensor::Wk,
+    Tensor::Wv,
+    Tensor::Wo,
+    Tensor::RmsFfn,
+    Tensor::W1,
+    Tensor::W2,
+    Tensor::W3,
+    Tensor::RmsFinal,
+    Tensor::Wcls,
 ];
 
 impl<'a, F> Base<'a, F> {
@@ -153,9 +163,19 @@ pub fn forward<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) 
     for l in 0..c.n_layers {
         let z = |len: usize| vec![F::ZERO; len];
         let mut a = LayerActs {
-            x: std::mem::take(&mut x), xn_att: z(n * d), q: z(n * d), k: z(n * kv), v: z(n * kv),
-            probs: z(attn_shape(c, batch.batch, seq).probs_len()), att: z(n * d), x_mid: z(n * d),
-            xn_ffn: z(n * d), h1: z(n * hd), h3: z(n * hd), g: z(n * hd), u: Default::default(),
+            x: std::mem::take(&mut x),
+            xn_att: z(n * d),
+            q: z(n * d),
+            k: z(n * kv),
+            v: z(n * kv),
+            probs: z(attn_shape(c, batch.batch, seq).probs_len()),
+            att: z(n * d),
+            x_mid: z(n * d),
+            xn_ffn: z(n * d),
+            h1: z(n * hd),
+            h3: z(n * hd),
+            g: z(n * hd),
+            u: Default::default(),
         };
         let [uq, uk, uv, uo, ug, uu, ud] = &mut a.u;
         fast::rmsnorm(kn, &mut a.xn_att, &a.x, base.layer(Tensor::RmsAtt, l));
@@ -194,9 +214,7 @@ fn add<F: Real>(out: &mut [F], a: &[F], b: &[F]) {
 /// Next-token targets of each row: `tokens[n + 1]`, `IGNORE` at each sequence's last position.
 fn targets(batch: &Batch) -> Vec<u32> {
     let seq = batch.seq;
-    (0..batch.tokens.len())
-        .map(|n| if n % seq + 1 < seq { batch.tokens[n + 1] } else { IGNORE })
-        .collect()
+    (0..batch.tokens.len()).map(|n| if n % seq + 1 < seq { batch.tokens[n + 1] } else { IGNORE }).collect()
 }
 
 /// Mean next-token cross-entropy over all `batch · (seq − 1)` positions.
@@ -235,21 +253,40 @@ impl<F: Real> Scratch<F> {
         let z = |len: usize| vec![F::ZERO; len];
         let (d, kv, hd) = (c.dim, c.kv_dim(), c.hidden_dim);
         Scratch {
-            dx: z(n * d), dxn: z(n * d), datt: z(n * d), dq: z(n * d), dk: z(n * kv), dv: z(n * kv),
-            dg: z(n * hd), dh1: z(n * hd), dh3: z(n * hd), du: z(n * r),
+            dx: z(n * d),
+            dxn: z(n * d),
+            datt: z(n * d),
+            dq: z(n * d),
+            dk: z(n * kv),
+            dv: z(n * kv),
+            dg: z(n * hd),
+            dh1: z(n * hd),
+            dh3: z(n * hd),
+            du: z(n * r),
         }
     }
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> u64 {
         let s = self;
-        let n = [&s.dx, &s.dxn, &s.datt, &s.dq, &s.dk, &s.dv, &s.dg, &s.dh1, &s.dh3, &s.du].iter().map(|v| v.len()).sum::<usize>();
+        let n =
+            [&s.dx, &s.dxn, &s.datt, &s.dq, &s.dk, &s.dv, &s.dg, &s.dh1, &s.dh3, &s.du].iter().map(|v| v.len()).sum::<usize>();
         (n * std::mem::size_of::<F>()) as u64
     }
 }
 
 /// Adds the LoRA gradients of target `t` in layer `l` (if adapted), and `du·A` into `dx`.
 #[allow(clippy::too_many_arguments)]
-fn project_bwd<F: Real>(ad: &Adapter<F>, grads: &mut Adapter<F>, l: usize, t: Target, dy: &[F], x: &[F], u: &[F], du: &mut Vec<F>, dx: Option<&mut [F]>) {
+fn project_bwd<F: Real>(
+    ad: &Adapter<F>,
+    grads: &mut Adapter<F>,
+    l: usize,
+    t: Target,
+    dy: &[F],
+    x: &[F],
+    u: &[F],
+    du: &mut Vec<F>,
+    dx: Option<&mut [F]>,
+) {
     let Some(i) = ad.index(l, t) else { return };
     let g = &mut grads.modules[i];
     du.resize(u.len(), F::ZERO);
@@ -257,7 +294,13 @@ fn project_bwd<F: Real>(ad: &Adapter<F>, grads: &mut Adapter<F>, l: usize, t: Ta
 }
 
 /// Consumes the activations (logits become their gradient) and fills `grads`; returns the loss.
-pub(crate) fn backward<F: Real>(base: &Base<F>, ad: &Adapter<F>, mut acts: Activations<F>, targets: &[u32], grads: &mut Adapter<F>) -> f64 {
+pub(crate) fn backward<F: Real>(
+    base: &Base<F>,
+    ad: &Adapter<F>,
+    mut acts: Activations<F>,
+    targets: &[u32],
+    grads: &mut Adapter<F>,
+) -> f64 {
     let c = &base.config;
     let (seq, n) = (acts.seq, acts.batch * acts.seq);
     let (d, kv, hd, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size());
@@ -293,7 +336,18 @@ pub(crate) fn backward<F: Real>(base: &Base<F>, ad: &Adapter<F>, mut acts: Activ
         zero(&mut s.dq);
         zero(&mut s.dk);
         zero(&mut s.dv);
-        fast::attention_bwd(kn, &mut s.dq, &mut s.dk, &mut s.dv, &s.datt, &a.probs, &a.q, &a.k, &a.v, attn_shape(c, acts.batch, seq));
+        fast::attention_bwd(
+            kn,
+            &mut s.dq,
+            &mut s.dk,
+            &mut s.dv,
+            &s.datt,
+            &a.probs,
+            &a.q,
+            &a.k,
+            &a.v,
+            attn_shape(c, acts.batch, seq),
+        );
         k::rope_bwd(&mut s.dq, d, seq, hs);
         k::rope_bwd(&mut s.dk, kv, seq, hs);
         // The embeddings are frozen: below layer 0 no input gradient is needed.

@@ -52,7 +52,9 @@ pub fn read_optimizer(bytes: &[u8], adapter: &Adapter, file: &str) -> Result<Opt
         }
     }
     if let Some(key) = tensors.keys().next() {
-        return Err(Error::Mismatch(format!("{file}: unexpected tensor `{key}`: the optimizer state was saved for another adapter")));
+        return Err(Error::Mismatch(format!(
+            "{file}: unexpected tensor `{key}`: the optimizer state was saved for another adapter"
+        )));
     }
     if v.tensors().flatten().any(|&x| x < 0.0) {
         return Err(Error::adapter(file, "a second moment is negative"));

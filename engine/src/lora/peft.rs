@@ -104,8 +104,8 @@ pub fn write_peft(ad: &Adapter, base_model: &str) -> Result<PeftFiles> {
         views.push((t.key.clone(), v));
     }
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let safetensors = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::InvalidSetting(format!("writing the adapter: {e}")))?;
+    let safetensors =
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::InvalidSetting(format!("writing the adapter: {e}")))?;
     Ok(PeftFiles { config_json: config_json(&ad.config, base_model), safetensors })
 }
 
@@ -148,9 +148,8 @@ pub fn read_peft(config_json: &[u8], safetensors: &[u8], base: &Config, files: [
             let (out, n_in) = target.shape(base);
             let mut take = |which: char, shape: [usize; 2]| {
                 let key = peft_key(layer, target, which);
-                let (got, data) = tensors
-                    .remove(&key)
-                    .ok_or_else(|| Error::adapter(files[1], format!("tensor `{key}` is missing")))?;
+                let (got, data) =
+                    tensors.remove(&key).ok_or_else(|| Error::adapter(files[1], format!("tensor `{key}` is missing")))?;
                 check_shape(&key, &got, shape, config.r, which, files[1])?;
                 Ok::<_, Error>(data)
             };
@@ -167,7 +166,10 @@ pub fn read_peft(config_json: &[u8], safetensors: &[u8], base: &Config, files: [
 fn check_keys(tensors: &Tensors, c: &LoraConfig, base: &Config, file: &str) -> Result<()> {
     for key in tensors.keys() {
         let Some((layer, target)) = parse_key(key) else {
-            return Err(Error::adapter(file, format!("unexpected tensor `{key}` (only LoRA A/B weights of Llama projections are supported)")));
+            return Err(Error::adapter(
+                file,
+                format!("unexpected tensor `{key}` (only LoRA A/B weights of Llama projections are supported)"),
+            ));
         };
         if layer >= base.n_layers {
             return Err(Error::Mismatch(format!(
@@ -176,7 +178,10 @@ fn check_keys(tensors: &Tensors, c: &LoraConfig, base: &Config, file: &str) -> R
             )));
         }
         if !c.targets.contains(&target) {
-            return Err(Error::adapter(file, format!("`{key}` adapts {}, which adapter_config.json does not target", target.peft_name())));
+            return Err(Error::adapter(
+                file,
+                format!("`{key}` adapts {}, which adapter_config.json does not target", target.peft_name()),
+            ));
         }
     }
     Ok(())
@@ -206,9 +211,9 @@ fn check_shape(key: &str, got: &[usize], want: [usize; 2], r: usize, which: char
     };
     match rank {
         None => Err(Error::adapter(file, format!("`{key}` has shape {got:?}; a LoRA weight is a matrix"))),
-        Some(rank) if rank != r => Err(Error::adapter(file, format!(
-            "`{key}` has shape {got:?}, rank {rank}, but adapter_config.json says r = {r}"
-        ))),
+        Some(rank) if rank != r => {
+            Err(Error::adapter(file, format!("`{key}` has shape {got:?}, rank {rank}, but adapter_config.json says r = {r}")))
+        }
         Some(_) => Err(Error::Mismatch(format!(
             "{file}: `{key}` has shape {got:?} but this model needs {want:?}: the adapter was made for another model"
         ))),
@@ -263,7 +268,16 @@ fn check_unsupported(obj: &serde_json::Map<String, serde_json::Value>) -> std::r
         Some(serde_json::Value::String(s)) => !(s.is_empty() || (k == "bias" && s == "none")),
         Some(_) => true,
     };
-    for k in ["use_dora", "fan_in_fan_out", "bias", "rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save", "lora_bias"] {
+    for k in [
+        "use_dora",
+        "fan_in_fan_out",
+        "bias",
+        "rank_pattern",
+        "alpha_pattern",
+        "layers_to_transform",
+        "modules_to_save",
+        "lora_bias",
+    ] {
         if set(k) {
             return Err(format!("`{k}` is set; this engine supports plain LoRA only"));
         }
@@ -281,8 +295,9 @@ pub(crate) fn read_tensors(bytes: &[u8], file: &str) -> Result<Tensors> {
         .map_err(|e| Error::adapter(file, format!("not a valid safetensors file: {e}")))?;
     let mut out = BTreeMap::new();
     for (key, view) in st.tensors() {
-        let data = to_f32(view.dtype(), view.data())
-            .ok_or_else(|| Error::adapter(file, format!("`{key}` has dtype {:?}; expected F32, F16, BF16 or F64", view.dtype())))?;
+        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| {
+            Error::adapter(file, format!("`{key}` has dtype {:?}; expected F32, F16, BF16 or F64", view.dtype()))
+        })?;
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(Error::adapter(file, format!("`{key}` holds a non-finite value ({}) at index {i}", data[i])));
         }

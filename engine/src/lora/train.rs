@@ -130,12 +130,15 @@ impl<F: Real> OptimizerState<F> {
     /// Fails unless both moments have the adapter's rank, targets and shapes.
     pub fn check_fits(&self, adapter: &Adapter<F>) -> Result<()> {
         let same = |x: &Adapter<F>| {
-            x.config == adapter.config && x.base == adapter.base
+            x.config == adapter.config
+                && x.base == adapter.base
                 && x.modules.len() == adapter.modules.len()
                 && x.tensors().zip(adapter.tensors()).all(|(p, q)| p.len() == q.len())
         };
         if !(same(&self.m) && same(&self.v)) {
-            return Err(Error::Mismatch("the optimizer state was saved for another adapter (rank, targets or model differ)".into()));
+            return Err(Error::Mismatch(
+                "the optimizer state was saved for another adapter (rank, targets or model differ)".into(),
+            ));
         }
         Ok(())
     }
@@ -177,7 +180,10 @@ impl MemoryReport {
     /// The high-water mark: the activations are alive through the backward, which adds the
     /// gradients and its scratch; the forward's scratch is gone by then.
     pub fn peak(&self) -> u64 {
-        self.base_weights + self.adapter + self.optimizer + self.activations
+        self.base_weights
+            + self.adapter
+            + self.optimizer
+            + self.activations
             + self.forward_scratch.max(self.grads + self.backward_scratch)
     }
 }
@@ -189,10 +195,15 @@ pub fn memory_report(c: &Config, lora: &LoraConfig, batch: usize, seq: usize) ->
     let probs = (batch * c.n_heads * seq * seq) as u64;
     let per_layer = n * (6 * d + 2 * kv + 3 * hd) + probs + n * r * lora.targets.len() as u64;
     let activations = c.n_layers as u64 * per_layer + n * (2 * d + v);
-    let params: u64 = lora.targets.iter().map(|t| {
-        let (o, i) = t.shape(c);
-        r * (o + i) as u64
-    }).sum::<u64>() * c.n_layers as u64;
+    let params: u64 = lora
+        .targets
+        .iter()
+        .map(|t| {
+            let (o, i) = t.shape(c);
+            r * (o + i) as u64
+        })
+        .sum::<u64>()
+        * c.n_layers as u64;
     let f = 4;
     MemoryReport {
         base_weights: c.n_params() * f,

@@ -40,9 +40,8 @@ pub fn Lens(s: State) -> impl IntoView {
         start..(start + WINDOW).min(n)
     };
     ask_for_missing(s, span);
-    let head =
-        move || {
-            s.data.with(|d| {
+    let head = move || {
+        s.data.with(|d| {
                 let Some(d) = d.as_ref() else { return Vec::new() };
                 span().map(|t| view! {
                 <th scope="col" class:picked=move || s.pos.get() == t>
@@ -50,7 +49,7 @@ pub fn Lens(s: State) -> impl IntoView {
                 </th>
             }).collect::<Vec<_>>()
             })
-        };
+    };
     let body = move || {
         s.data.with(|d| {
             let Some(d) = d.as_ref() else { return Vec::new() };
@@ -117,7 +116,8 @@ fn ask_for_missing(s: State, span: impl Fn() -> std::ops::Range<usize> + 'static
         let Some(id) = s.data.with(|d| d.as_ref().map(|d| d.info.id)) else { return };
         let range = span();
         let at = s.pos.get().clamp(range.start, range.end.saturating_sub(1));
-        let missing: Vec<usize> = s.lens.with(|m| nearest(at, range.end).filter(|t| range.contains(t) && !m.contains_key(t)).collect());
+        let missing: Vec<usize> =
+            s.lens.with(|m| nearest(at, range.end).filter(|t| range.contains(t) && !m.contains_key(t)).collect());
         let (was, seq, before) = asked.get_value();
         let newest = SEQ.with(Cell::get) == seq;
         if missing.is_empty() || (was == id && newest && missing.iter().all(|t| before.contains(t))) {

@@ -156,7 +156,8 @@ pub fn news(n: InspectNews) {
         }
         InspectNews::Stopped { id, stage, done, total } if id == current => {
             let kept = if s.data.with_untracked(Option::is_some) { " Showing the last finished inspection." } else { "" };
-            s.phase.set(Phase::Stopped(format!("Stopped {}.{kept} “Inspect again” starts over.", stage_text(stage, done, total))));
+            s.phase
+                .set(Phase::Stopped(format!("Stopped {}.{kept} “Inspect again” starts over.", stage_text(stage, done, total))));
             s.progress.set(None);
         }
         InspectNews::Lens { id, columns } if s.data.with_untracked(|d| d.as_ref().is_some_and(|d| d.info.id == id)) => {

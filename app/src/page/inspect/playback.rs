@@ -67,7 +67,8 @@ pub fn Playback(s: State) -> impl IntoView {
         let step = s.step.get();
         s.data.with(|d| {
             let (Some(d), Some(t)) = (d.as_ref(), step) else {
-                return "Replay the story one token at a time: what the model chose, how likely it found it and its rank.".to_string();
+                return "Replay the story one token at a time: what the model chose, how likely it found it and its rank."
+                    .to_string();
             };
             let id = d.info.tokens[t];
             let who = if t < d.info.prompt_len { "was given" } else { "chose" };

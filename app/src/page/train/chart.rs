@@ -12,11 +12,7 @@ const PAD: f64 = 34.0;
 fn path(points: &[(f64, f64)], x_max: f64, lo: f64, hi: f64) -> String {
     let x = |s: f64| PAD + (W - PAD - 8.0) * s / x_max.max(1.0);
     let y = |l: f64| 8.0 + (H - PAD - 8.0) * (1.0 - (l - lo) / (hi - lo).max(1e-9));
-    points
-        .iter()
-        .enumerate()
-        .map(|(i, &(s, l))| format!("{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, x(s), y(l)))
-        .collect()
+    points.iter().enumerate().map(|(i, &(s, l))| format!("{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, x(s), y(l))).collect()
 }
 
 /// A dot at each point of a path made by `path` (held-out checks are few, so they are marked).
@@ -31,27 +27,13 @@ fn dots(d: &str) -> impl IntoView {
 #[component]
 pub fn LossChart(t: TrainCtx) -> impl IntoView {
     let data = move || {
-        let train: Vec<(f64, f64)> = t
-            .losses
-            .with(|l| l.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect());
-        let held: Vec<(f64, f64)> = t
-            .held
-            .with(|h| h.iter().map(|&(s, v)| (s as f64, v)).collect());
+        let train: Vec<(f64, f64)> = t.losses.with(|l| l.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect());
+        let held: Vec<(f64, f64)> = t.held.with(|h| h.iter().map(|&(s, v)| (s as f64, v)).collect());
         let all = train.iter().chain(&held).map(|p| p.1);
         let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo > hi {
-            (0.0, 1.0)
-        } else {
-            (lo - 0.05 * (hi - lo + 1e-3), hi + 0.05 * (hi - lo + 1e-3))
-        };
+        let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo - 0.05 * (hi - lo + 1e-3), hi + 0.05 * (hi - lo + 1e-3)) };
         let x_max = t.total.get().max(1) as f64;
-        (
-            path(&train, x_max, lo, hi),
-            path(&held, x_max, lo, hi),
-            lo,
-            hi,
-            x_max,
-        )
+        (path(&train, x_max, lo, hi), path(&held, x_max, lo, hi), lo, hi, x_max)
     };
     view! {
         <figure class="chart" data-testid="loss-chart">

@@ -78,11 +78,7 @@ pub fn load_corpus(t: TrainCtx, key: String) {
     spawn_local(async move {
         let text = async {
             let w = web_sys::window()?;
-            let resp: Response = JsFuture::from(w.fetch_with_str(c.file))
-                .await
-                .ok()?
-                .dyn_into()
-                .ok()?;
+            let resp: Response = JsFuture::from(w.fetch_with_str(c.file)).await.ok()?.dyn_into().ok()?;
             JsFuture::from(resp.text().ok()?).await.ok()?.as_string()
         };
         match text.await {
@@ -97,11 +93,7 @@ pub fn load_default(t: TrainCtx) {
 }
 
 async fn read_txt(t: TrainCtx, f: File) {
-    match JsFuture::from(f.text())
-        .await
-        .ok()
-        .and_then(|v| v.as_string())
-    {
+    match JsFuture::from(f.text()).await.ok().and_then(|v| v.as_string()) {
         Some(text) => set_text(t, text, format!("your file {}", f.name())),
         None => t.note.set(format!("Could not read {} as text.", f.name())),
     }

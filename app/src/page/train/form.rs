@@ -79,10 +79,7 @@ impl FormSignals {
     /// The settings, or which one is wrong.
     pub fn settings(&self) -> Result<TrainSettings, String> {
         fn num<T: std::str::FromStr>(sig: RwSignal<String>, what: &str) -> Result<T, String> {
-            sig.get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| format!("{what} must be a number."))
+            sig.get_untracked().trim().parse().map_err(|_| format!("{what} must be a number."))
         }
         let s = TrainSettings {
             targets: self.targets.get_untracked(),
@@ -103,12 +100,7 @@ impl FormSignals {
 }
 
 #[component]
-fn Setting(
-    id: &'static str,
-    label: &'static str,
-    value: RwSignal<String>,
-    hint: &'static str,
-) -> impl IntoView {
+fn Setting(id: &'static str, label: &'static str, value: RwSignal<String>, hint: &'static str) -> impl IntoView {
     let hint_id = format!("{id}-hint");
     view! {
         <label class="field" for=id>

@@ -47,12 +47,7 @@ pub async fn load(t: TrainCtx) {
                 .into_iter()
                 .filter_map(|e| {
                     let meta = serde_json::from_value::<AdapterMeta>(e.meta.clone()).ok()?;
-                    Some(Item {
-                        size: e.size(),
-                        id: e.id,
-                        name: e.name,
-                        meta,
-                    })
+                    Some(Item { size: e.size(), id: e.id, name: e.name, meta })
                 })
                 .collect();
             t.library.set(items);
@@ -70,15 +65,12 @@ async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) -> bool {
             return false;
         }
     };
-    let files = vec![
-        (CONFIG.to_string(), Data::Bytes(peft.config_json.as_bytes())),
-        (WEIGHTS.to_string(), Data::Bytes(&weights)),
-    ];
+    let files =
+        vec![(CONFIG.to_string(), Data::Bytes(peft.config_json.as_bytes())), (WEIGHTS.to_string(), Data::Bytes(&weights))];
     let meta = serde_json::to_value(&meta).unwrap_or_default();
     let saved = match storage::put(Kind::Adapter, name, files, meta).await {
         Ok(_) => {
-            t.note
-                .set(format!("Saved “{name}” in the adapter library."));
+            t.note.set(format!("Saved “{name}” in the adapter library."));
             true
         }
         Err(e) => {
@@ -99,10 +91,7 @@ pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
         loss: ck.losses.last().copied(),
         held: ck.held.last().map(|h| h.1),
     };
-    let (name, peft) = (
-        format!("{} ({} steps)", ck.name, ck.step),
-        ck.adapter.clone(),
-    );
+    let (name, peft) = (format!("{} ({} steps)", ck.name, ck.step), ck.adapter.clone());
     spawn_local(async move {
         if save(t, &name, &peft, meta).await {
             super::store::clear();
@@ -112,12 +101,8 @@ pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
 
 async fn peft_of(id: &str) -> Result<Peft, String> {
     let (_, bytes) = storage::get_bytes(id).await.map_err(|e| e.message())?;
-    let [config, weights] = <[Vec<u8>; 2]>::try_from(bytes)
-        .map_err(|_| "The stored adapter is incomplete.".to_string())?;
-    Ok(Peft::new(
-        String::from_utf8_lossy(&config).into_owned(),
-        &weights,
-    ))
+    let [config, weights] = <[Vec<u8>; 2]>::try_from(bytes).map_err(|_| "The stored adapter is incomplete.".to_string())?;
+    Ok(Peft::new(String::from_utf8_lossy(&config).into_owned(), &weights))
 }
 
 /// Upload: a zip (as downloaded here) or the two PEFT files.
@@ -140,8 +125,7 @@ async fn upload(t: TrainCtx, files: Vec<File>) {
     };
     let req = next_req();
     PENDING.with(|p| p.borrow_mut().insert(req, (name, peft.clone())));
-    t.note
-        .set("Checking the adapter against the loaded model…".into());
+    t.note.set("Checking the adapter against the loaded model…".into());
     send(TrainCmd::Check { req, adapter: peft });
 }
 
@@ -151,12 +135,7 @@ pub fn checked(t: TrainCtx, req: u64, result: Result<(AdapterInfo, BaseId), Stri
     };
     match result {
         Ok((info, base)) => {
-            let meta = AdapterMeta {
-                base,
-                info,
-                loss: None,
-                held: None,
-            };
+            let meta = AdapterMeta { base, info, loss: None, held: None };
             spawn_local(async move {
                 save(t, &name, &peft, meta).await;
             });
@@ -169,13 +148,8 @@ fn use_in_generate(t: TrainCtx, item: Item) {
     spawn_local(async move {
         match peft_of(&item.id).await {
             Ok(p) => {
-                t.note.set(format!(
-                    "Putting “{}” into the model for Generate…",
-                    item.name
-                ));
-                send(TrainCmd::Use {
-                    adapter: Some((item.name, item.meta.base, p)),
-                });
+                t.note.set(format!("Putting “{}” into the model for Generate…", item.name));
+                send(TrainCmd::Use { adapter: Some((item.name, item.meta.base, p)) });
             }
             Err(e) => t.note.set(e),
         }
@@ -189,16 +163,8 @@ fn compare(t: TrainCtx, item: Item) {
     spawn_local(async move {
         match peft_of(&item.id).await {
             Ok(adapter) => {
-                t.note.set(format!(
-                    "Writing two stories, without and with “{}”…",
-                    item.name
-                ));
-                send(TrainCmd::Compare {
-                    name: item.name,
-                    adapter,
-                    prompt,
-                    seed,
-                });
+                t.note.set(format!("Writing two stories, without and with “{}”…", item.name));
+                send(TrainCmd::Compare { name: item.name, adapter, prompt, seed });
             }
             Err(e) => t.note.set(e),
         }
@@ -232,11 +198,7 @@ fn download(t: TrainCtx, item: Item) {
             return;
         };
         let bytes = zip::write(&[(CONFIG, peft.config_json.as_bytes()), (WEIGHTS, &weights)]);
-        let name = format!(
-            "{}.zip",
-            item.name
-                .replace(|c: char| !c.is_alphanumeric() && c != '-', "_")
-        );
+        let name = format!("{}.zip", item.name.replace(|c: char| !c.is_alphanumeric() && c != '-', "_"));
         if let Err(e) = save_file(&name, &bytes) {
             t.note.set(format!("The download failed: {e:?}"));
         }
@@ -249,9 +211,7 @@ fn save_file(name: &str, bytes: &[u8]) -> Result<(), JsValue> {
     opts.set_type("application/zip");
     let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &opts)?;
     let url = Url::create_object_url_with_blob(&blob)?;
-    let doc = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
+    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
     let a: HtmlAnchorElement = doc.create_element("a")?.dyn_into()?;
     a.set_href(&url);
     a.set_download(name);
@@ -274,15 +234,10 @@ fn delete(t: TrainCtx, item: Item) {
 
 /// Logits at every position of the tokens in the box, with `item` (or the plain model).
 fn logits(t: TrainCtx, item: Option<Item>, tokens: String) {
-    let tokens: Result<Vec<u32>, _> = tokens
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|s| !s.is_empty())
-        .map(str::parse)
-        .collect();
+    let tokens: Result<Vec<u32>, _> =
+        tokens.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(str::parse).collect();
     let Ok(tokens) = tokens else {
-        return t
-            .note
-            .set("Token ids are whole numbers separated by spaces.".into());
+        return t.note.set("Token ids are whole numbers separated by spaces.".into());
     };
     spawn_local(async move {
         let adapter = match item {
@@ -293,19 +248,13 @@ fn logits(t: TrainCtx, item: Option<Item>, tokens: String) {
             None => None,
         };
         t.logits.set(String::new());
-        send(TrainCmd::Logits {
-            req: next_req(),
-            tokens,
-            adapter,
-        });
+        send(TrainCmd::Logits { req: next_req(), tokens, adapter });
     });
 }
 
 pub fn logits_ready(t: TrainCtx, _req: u64, result: Result<Vec<Vec<f32>>, String>) {
     match result {
-        Ok(rows) => t
-            .logits
-            .set(serde_json::to_string(&rows).unwrap_or_default()),
+        Ok(rows) => t.logits.set(serde_json::to_string(&rows).unwrap_or_default()),
         Err(e) => t.note.set(e),
     }
 }
@@ -315,10 +264,7 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
     let tokens = RwSignal::new("1 403 407 261 378".to_string());
     let on_upload = move |ev: leptos::ev::Event| {
         let input: HtmlInputElement = event_target(&ev);
-        let files: Vec<File> = input
-            .files()
-            .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
-            .unwrap_or_default();
+        let files: Vec<File> = input.files().map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
         input.set_value("");
         if !files.is_empty() {
             spawn_local(upload(t, files));
@@ -365,19 +311,8 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
 fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>) -> impl IntoView {
     let m = &item.meta;
     let loss = m.loss.map_or("uploaded".to_string(), |l| format!("{l:.3}"));
-    let detail = format!(
-        "r{} α{} on {}",
-        m.info.rank,
-        m.info.alpha,
-        m.info.targets.join(", ")
-    );
-    let (a, b, c, d, e) = (
-        item.clone(),
-        item.clone(),
-        item.clone(),
-        item.clone(),
-        item.clone(),
-    );
+    let detail = format!("r{} α{} on {}", m.info.rank, m.info.alpha, m.info.targets.join(", "));
+    let (a, b, c, d, e) = (item.clone(), item.clone(), item.clone(), item.clone(), item.clone());
     view! {
         <tr data-testid="adapter-row" data-name=item.name.clone()>
             <td><strong>{item.name.clone()}</strong><br /><small>{detail}</small></td>

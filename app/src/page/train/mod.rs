@@ -141,8 +141,7 @@ impl TrainCtx {
     }
 
     pub fn busy(&self) -> bool {
-        self.phase
-            .with(|p| matches!(p, Phase::Running | Phase::Ending))
+        self.phase.with(|p| matches!(p, Phase::Running | Phase::Ending))
     }
 }
 
@@ -156,31 +155,12 @@ pub fn receive(ev: TrainEvent) {
     let current = |job: u64| job == t.job.get_untracked();
     match ev {
         // A count (job 0) is shown while no run is going.
-        TrainEvent::Data {
-            job,
-            train_tokens,
-            held_tokens,
-            train_chars,
-            windows,
-            held_windows,
-            ..
-        } if current(job) || (job == 0 && !t.busy()) => {
-            t.counts.set(Some(Counts {
-                train_tokens,
-                held_tokens,
-                train_chars,
-                windows,
-                held_windows,
-            }));
+        TrainEvent::Data { job, train_tokens, held_tokens, train_chars, windows, held_windows, .. }
+            if current(job) || (job == 0 && !t.busy()) =>
+        {
+            t.counts.set(Some(Counts { train_tokens, held_tokens, train_chars, windows, held_windows }));
         }
-        TrainEvent::Step {
-            job,
-            step,
-            loss,
-            tokens_per_s,
-            ms_per_step,
-            eta_s,
-        } if current(job) => {
+        TrainEvent::Step { job, step, loss, tokens_per_s, ms_per_step, eta_s } if current(job) => {
             t.eta_s.set(eta_s);
             t.step.set(step);
             t.losses.update(|l| {
@@ -195,17 +175,9 @@ pub fn receive(ev: TrainEvent) {
             h.retain(|(s, _)| *s != step);
             h.push((step, loss));
         }),
-        TrainEvent::Sample { job, step, off, on } if current(job) => {
-            t.samples.update(|s| s.push((step, off, on)))
-        }
-        TrainEvent::Checkpoint { job, checkpoint } if current(job) => {
-            keep_checkpoint(t, checkpoint)
-        }
-        TrainEvent::Ended {
-            job,
-            ending,
-            checkpoint,
-        } if current(job) => ended(t, ending, checkpoint),
+        TrainEvent::Sample { job, step, off, on } if current(job) => t.samples.update(|s| s.push((step, off, on))),
+        TrainEvent::Checkpoint { job, checkpoint } if current(job) => keep_checkpoint(t, checkpoint),
+        TrainEvent::Ended { job, ending, checkpoint } if current(job) => ended(t, ending, checkpoint),
         TrainEvent::Failed { job, message } if current(job) => t.phase.set(Phase::Failed(message)),
         TrainEvent::Checked { req, result } => library::checked(t, req, result),
         TrainEvent::Using { name, error } => {
@@ -215,9 +187,7 @@ pub fn receive(ev: TrainEvent) {
             }
         }
         TrainEvent::Logits { req, result } => library::logits_ready(t, req, result),
-        TrainEvent::Estimated { req, result } if req == t.estimate_req.get_untracked() => {
-            t.estimate.set(Some(result))
-        }
+        TrainEvent::Estimated { req, result } if req == t.estimate_req.get_untracked() => t.estimate.set(Some(result)),
         TrainEvent::Compared { name, result } => match result {
             Ok((off, on)) => {
                 t.note.set(String::new());
@@ -285,9 +255,7 @@ fn save_done(step: u32, result: Result<(), String>) {
                 Some(s) => format!("The checkpoint at step {s} is kept: after a reload the run resumes from there."),
                 None => "No checkpoint of this run is saved yet.".into(),
             };
-            t.save_note.set(format!(
-                "The checkpoint at step {step} could not be saved. {e} {kept}"
-            ));
+            t.save_note.set(format!("The checkpoint at step {step} could not be saved. {e} {kept}"));
         }
     }
 }
@@ -314,13 +282,7 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
             t.step.set(ck.step);
             t.data.text.set(run.text.clone());
             t.data.label.set(run.data_label.clone());
-            (
-                ck.settings.clone(),
-                run.text,
-                run.data_label,
-                ck.name.clone(),
-                Some(ck),
-            )
+            (ck.settings.clone(), run.text, run.data_label, ck.name.clone(), Some(ck))
         }
         None => match t.form.settings() {
             Ok(s) => {
@@ -331,21 +293,13 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
                 t.checkpoints.set(0);
                 t.saved_step.set(None);
                 t.save_note.set(String::new());
-                (
-                    s,
-                    t.data.text.get_untracked(),
-                    t.data.label.get_untracked(),
-                    t.form.name.get_untracked(),
-                    None,
-                )
+                (s, t.data.text.get_untracked(), t.data.label.get_untracked(), t.form.name.get_untracked(), None)
             }
             Err(e) => return t.phase.set(Phase::Failed(e)),
         },
     };
     if text.trim().is_empty() {
-        return t
-            .phase
-            .set(Phase::Failed("Choose a text to train on first.".into()));
+        return t.phase.set(Phase::Failed("Choose a text to train on first.".into()));
     }
     t.data.label.set(label);
     t.interrupted.set(None);
@@ -354,18 +308,8 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
     t.job.set(job);
     t.phase.set(Phase::Running);
     t.ms_per_step.set(0.0);
-    let name = if name.trim().is_empty() {
-        "my adapter".to_string()
-    } else {
-        name
-    };
-    send(TrainCmd::Start(Box::new(StartRun {
-        job,
-        name,
-        text,
-        settings,
-        resume,
-    })));
+    let name = if name.trim().is_empty() { "my adapter".to_string() } else { name };
+    send(TrainCmd::Start(Box::new(StartRun { job, name, text, settings, resume })));
 }
 
 /// Makes the Train view's state once, under the app's owner, so it outlives tab switches and

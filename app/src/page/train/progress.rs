@@ -29,21 +29,14 @@ fn status(t: TrainCtx) -> String {
         Phase::Done(crate::train::Ending::Finished) => {
             format!("Done: {}. The adapter is in the library below.", figures())
         }
-        Phase::Done(_) => format!(
-            "Stopped at {}. The adapter so far is in the library below.",
-            figures()
-        ),
+        Phase::Done(_) => format!("Stopped at {}. The adapter so far is in the library below.", figures()),
         Phase::Failed(e) => e,
     }
 }
 
 /// The worker's figure: remaining steps, held-out checks and samples at their measured cost.
 fn time_left(t: TrainCtx) -> String {
-    if t.ms_per_step.get() == 0.0
-        || !t
-            .phase
-            .with(|p| matches!(p, Phase::Running | Phase::Ending))
-    {
+    if t.ms_per_step.get() == 0.0 || !t.phase.with(|p| matches!(p, Phase::Running | Phase::Ending)) {
         return "–".into();
     }
     duration(t.eta_s.get())
@@ -81,9 +74,7 @@ fn watch_estimate(t: TrainCtx) {
         let settings = f.settings_tracked();
         let text_len = t.data.text.with(String::len);
         let counted = t.counts.with(Option::is_some);
-        if t.phase
-            .with_untracked(|p| matches!(p, Phase::Running | Phase::Ending))
-        {
+        if t.phase.with_untracked(|p| matches!(p, Phase::Running | Phase::Ending)) {
             return;
         }
         let req = t.estimate_req.get_untracked() + 1;
@@ -99,11 +90,7 @@ fn watch_estimate(t: TrainCtx) {
             move || {
                 if t.estimate_req.get_untracked() == req && !t.busy() {
                     let text = t.data.text.get_untracked();
-                    send(TrainCmd::Estimate {
-                        req,
-                        text,
-                        settings,
-                    });
+                    send(TrainCmd::Estimate { req, text, settings });
                 }
             },
             std::time::Duration::from_millis(600),
@@ -114,11 +101,7 @@ fn watch_estimate(t: TrainCtx) {
 fn control(t: TrainCtx, pause: bool) {
     let job = t.job.get_untracked();
     t.phase.set(Phase::Ending);
-    send(if pause {
-        TrainCmd::Pause { job }
-    } else {
-        TrainCmd::Stop { job }
-    });
+    send(if pause { TrainCmd::Pause { job } } else { TrainCmd::Stop { job } });
 }
 
 #[component]

@@ -17,12 +17,7 @@ const FOLDER: &str = "tinylm-train";
 pub const SLOTS: [&str; 2] = ["run.json", "run-b.json"];
 
 fn err(what: &str) -> impl Fn(JsValue) -> String + '_ {
-    move |e| {
-        format!(
-            "Could not {what} on this device's storage ({}).",
-            e.as_string().unwrap_or_else(|| format!("{e:?}"))
-        )
-    }
+    move |e| format!("Could not {what} on this device's storage ({}).", e.as_string().unwrap_or_else(|| format!("{e:?}")))
 }
 
 /// `obj.name(args…)`, awaited when it returns a promise.
@@ -70,10 +65,7 @@ pub async fn write(name: &str, text: &str) -> Result<(), String> {
 }
 
 fn js_name(e: &JsValue) -> String {
-    Reflect::get(e, &"name".into())
-        .ok()
-        .and_then(|v| v.as_string())
-        .unwrap_or_default()
+    Reflect::get(e, &"name".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
 }
 
 /// The file's text, or None when it does not exist (or storage is unavailable).

@@ -95,7 +95,8 @@ impl Head<'_> {
 impl Drop for Head<'_> {
     fn drop(&mut self) {
         if let Head::Gpu(o) = self {
-            let o = OwnedHead { model: o.model, config: o.config, rms: std::mem::take(&mut o.rms), cls: std::mem::take(&mut o.cls) };
+            let o =
+                OwnedHead { model: o.model, config: o.config, rms: std::mem::take(&mut o.rms), cls: std::mem::take(&mut o.cls) };
             HEAD.with(|h| *h.borrow_mut() = Some(o));
         }
     }

@@ -70,7 +70,15 @@ pub fn run(w: &Weights, label: &str, a: &Args) -> Result<()> {
     out::line(&format!(
         "machine: {}\nLoRA training step (f32, AdamW), median of {} steps after one warm-up\n\
          model: {}\ntargets {}, r {}, batch {} x {} tokens, {} LoRA parameters; computed peak for the step {:.1} MB",
-        machine(), r.runs, r.model, r.targets.join(","), r.rank, r.batch, r.seq, r.lora_params, r.computed_peak_mb
+        machine(),
+        r.runs,
+        r.model,
+        r.targets.join(","),
+        r.rank,
+        r.batch,
+        r.seq,
+        r.lora_params,
+        r.computed_peak_mb
     ))?;
     for r in &rows {
         let peak = r.peak_mb.map_or("-".into(), |m| format!("{m:.0}"));

@@ -61,7 +61,8 @@ pub fn table(t: &Tuning) -> String {
         return s + "\n" + note;
     }
     let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    let mark = |default: bool, chosen: bool| format!("{}{}", if default { " default" } else { "" }, if chosen { " chosen" } else { "" });
+    let mark =
+        |default: bool, chosen: bool| format!("{}{}", if default { " default" } else { "" }, if chosen { " chosen" } else { "" });
     // The f16 column only where the device could run the f16 kernel.
     let f16 = t.workgroups.classifier_f16;
     let f16_head = if f16.is_some() { format!(" {:>15}", "f16 cls µs") } else { String::new() };
@@ -84,7 +85,14 @@ pub fn table(t: &Tuning) -> String {
     }
     s += &format!("\n{:<8} {:>15} {:>15} {:>8}", "attention", "µs", "", "samples");
     for a in &t.attention {
-        s += &format!("\n{:<8} {:>15} {:>15} {:>8}{}", a.lanes, us(a.us), "", a.samples, mark(a.lanes == d.attention, a.lanes == t.workgroups.attention));
+        s += &format!(
+            "\n{:<8} {:>15} {:>15} {:>8}{}",
+            a.lanes,
+            us(a.us),
+            "",
+            a.samples,
+            mark(a.lanes == d.attention, a.lanes == t.workgroups.attention)
+        );
     }
     s + &format!("\nchosen: {}", t.workgroups)
 }

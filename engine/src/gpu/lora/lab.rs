@@ -88,7 +88,16 @@ impl LoraLab {
 
     /// `rope` (`backward`: `rope_bwd`) in place on `x [N, width]`.
     pub fn rope(&self, x: &[f32], width: usize, seq: usize, hs: usize, backward: bool) -> Result<Vec<f32>> {
-        let c = Config { dim: hs, hidden_dim: hs, n_layers: 1, n_heads: 1, n_kv_heads: 1, vocab_size: 1, seq_len: seq, shared_classifier: true };
+        let c = Config {
+            dim: hs,
+            hidden_dim: hs,
+            n_layers: 1,
+            n_heads: 1,
+            n_kv_heads: 1,
+            vocab_size: 1,
+            seq_len: seq,
+            shared_classifier: true,
+        };
         let (tb, xb) = (self.buf(&rope_table(&c)), self.buf(x));
         let entry = if backward { "backward" } else { "forward" };
         self.one(self.b().rope(entry, &tb, &xb, x.len() / width, width, seq, hs), &xb)
@@ -108,7 +117,15 @@ impl LoraLab {
     }
 
     /// `attention_bwd` from zero: `(dq, dk, dv)`.
-    pub fn attention_bwd(&self, dout: &[f32], probs: &[f32], q: &[f32], k: &[f32], v: &[f32], s: AttnShape) -> Result<[Vec<f32>; 3]> {
+    pub fn attention_bwd(
+        &self,
+        dout: &[f32],
+        probs: &[f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        s: AttnShape,
+    ) -> Result<[Vec<f32>; 3]> {
         let (gb, pb, qb, kb, vb) = (self.buf(dout), self.buf(probs), self.buf(q), self.buf(k), self.buf(v));
         let (ds, dq) = (self.buf(&vec![0f32; probs.len()]), self.buf(&vec![0f32; q.len()]));
         let (dk, dv) = (self.buf(&vec![0f32; k.len()]), self.buf(&vec![0f32; v.len()]));
@@ -146,7 +163,16 @@ impl LoraLab {
 
     /// The global norm, clipping and `adamw` at `step`: `(p, m, v, norm)`.
     #[allow(clippy::too_many_arguments)]
-    pub fn adamw(&self, p: &[f32], g: &[f32], m: &[f32], v: &[f32], step: u32, h: &AdamW, clip: Option<f64>) -> Result<[Vec<f32>; 4]> {
+    pub fn adamw(
+        &self,
+        p: &[f32],
+        g: &[f32],
+        m: &[f32],
+        v: &[f32],
+        step: u32,
+        h: &AdamW,
+        clip: Option<f64>,
+    ) -> Result<[Vec<f32>; 4]> {
         let (gb, pb, mb, vb, nb) = (self.buf(g), self.buf(p), self.buf(m), self.buf(v), self.buf(&[0f32]));
         let dims = buffer(&self.ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
         self.ctx.queue.write_buffer(&dims, 0, bytemuck::cast_slice(&super::ops::adamw_words(h, clip, step, p.len())));

@@ -94,7 +94,9 @@ impl GpuTrainer {
         let b = Builder { ctx: &self.ctx, pipes: &self.pipes };
         let plan = self
             .ctx
-            .scoped("preparing the training buffers", || Plan::new(&self.ctx, b, &self.model, &self.params, batch.batch, batch.seq))
+            .scoped("preparing the training buffers", || {
+                Plan::new(&self.ctx, b, &self.model, &self.params, batch.batch, batch.seq)
+            })
             .await??;
         self.plan = Some(plan);
         Ok(())
@@ -108,7 +110,8 @@ impl GpuTrainer {
             x.extend_from_slice(&self.model.embeddings[t as usize * d..][..d]);
         }
         let seq = batch.seq;
-        let targets: Vec<u32> = (0..batch.tokens.len()).map(|n| if n % seq + 1 < seq { batch.tokens[n + 1] } else { IGNORE }).collect();
+        let targets: Vec<u32> =
+            (0..batch.tokens.len()).map(|n| if n % seq + 1 < seq { batch.tokens[n + 1] } else { IGNORE }).collect();
         self.ctx.queue.write_buffer(&plan.xs[0], 0, bytemuck::cast_slice(&x));
         self.ctx.queue.write_buffer(&plan.targets, 0, bytemuck::cast_slice(&targets));
     }
@@ -117,7 +120,8 @@ impl GpuTrainer {
     /// them, in order.
     async fn run(&self, ops: &[Op], reads: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
         let total: usize = reads.iter().map(|r| r.1).sum();
-        let staging = buffer(&self.ctx, "lora readback", total as u64 * 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let staging =
+            buffer(&self.ctx, "lora readback", total as u64 * 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         encode(&mut enc, ops);
         let mut at = 0u64;
@@ -158,7 +162,9 @@ impl GpuTrainer {
         let loss = Self::mean_loss(batch, &out[0]);
         self.step = step;
         if !loss.is_finite() {
-            return Err(Error::InvalidSetting(format!("the loss is {loss} at step {step}: training diverged; try a lower learning rate")));
+            return Err(Error::InvalidSetting(format!(
+                "the loss is {loss} at step {step}: training diverged; try a lower learning rate"
+            )));
         }
         Ok(StepReport { step, loss, grad_norm: out[1][0] as f64 })
     }

@@ -25,7 +25,9 @@ pub fn check_size(ctx: &GpuContext, what: &str, floats: usize) -> Result<()> {
     let bytes = floats as u64 * 4;
     let max = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
     if bytes > max {
-        return Err(Error::Gpu(format!("{what} needs {bytes} bytes, over the GPU's {max}-byte storage binding limit; use a smaller batch")));
+        return Err(Error::Gpu(format!(
+            "{what} needs {bytes} bytes, over the GPU's {max}-byte storage binding limit; use a smaller batch"
+        )));
     }
     Ok(())
 }
@@ -65,7 +67,11 @@ impl Frozen {
         for l in 0..c.n_layers {
             let ws = Target::ALL.map(|t| block(t.tensor(), l));
             let [q, k, v, o, g, u, d] = ws;
-            layers.push(Layer { rms_att: block(Tensor::RmsAtt, l)?, rms_ffn: block(Tensor::RmsFfn, l)?, w: [q?, k?, v?, o?, g?, u?, d?] });
+            layers.push(Layer {
+                rms_att: block(Tensor::RmsAtt, l)?,
+                rms_ffn: block(Tensor::RmsFfn, l)?,
+                w: [q?, k?, v?, o?, g?, u?, d?],
+            });
         }
         Ok(Frozen {
             config: c,

@@ -86,7 +86,15 @@ impl Builder<'_> {
     /// `C (+)= scale · A·B` with strided operands (lora_matmul.wgsl): `a`/`b` give
     /// (buffer, offset, row stride, column stride), `c` (buffer, offset, row stride).
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul(&self, a: (At, usize, usize), b: (At, usize, usize), c: (At, usize), mnk: [usize; 3], scale: f32, acc: bool) -> Result<Op> {
+    pub fn matmul(
+        &self,
+        a: (At, usize, usize),
+        b: (At, usize, usize),
+        c: (At, usize),
+        mnk: [usize; 3],
+        scale: f32,
+        acc: bool,
+    ) -> Result<Op> {
         let [m, n, k] = mnk;
         let gx = n.div_ceil(64);
         let gy = m.div_ceil(64);
@@ -95,10 +103,22 @@ impl Builder<'_> {
         }
         let u = |v: usize| v as u32;
         let words = [
-            u(m), u(n), u(k), acc as u32,
-            u(a.0 .1), u(a.1), u(a.2), f(scale),
-            u(b.0 .1), u(b.1), u(b.2), 0,
-            u(c.0 .1), u(c.1), 0, 0,
+            u(m),
+            u(n),
+            u(k),
+            acc as u32,
+            u(a.0 .1),
+            u(a.1),
+            u(a.2),
+            f(scale),
+            u(b.0 .1),
+            u(b.1),
+            u(b.2),
+            0,
+            u(c.0 .1),
+            u(c.1),
+            0,
+            0,
         ];
         Ok(self.run(&self.pipes.matmul, "main", &[a.0 .0, b.0 .0, c.0 .0], &words, [u(gx.max(1)), u(gy.max(1)), 1]))
     }
@@ -120,20 +140,46 @@ impl Builder<'_> {
 
     /// RMSNorm `forward` (y = norm(x)) or `backward` (y (+)= ∂/∂x given dy), lora_rmsnorm.wgsl.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmsnorm(&self, entry: &str, x: &wgpu::Buffer, g: &wgpu::Buffer, dy: &wgpu::Buffer, y: &wgpu::Buffer, rows: usize, width: usize, acc: bool) -> Result<Op> {
+    pub fn rmsnorm(
+        &self,
+        entry: &str,
+        x: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        dy: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        rows: usize,
+        width: usize,
+        acc: bool,
+    ) -> Result<Op> {
         let words = [rows as u32, width as u32, acc as u32, 0];
         Ok(self.run(&self.pipes.rmsnorm, entry, &[x, g, dy, y], &words, grid(rows.div_ceil(64))?))
     }
 
     #[allow(clippy::too_many_arguments)]
     /// RoPE `forward` or `backward` in place on `x [rows, width]` (lora_rope.wgsl).
-    pub fn rope(&self, entry: &str, table: &wgpu::Buffer, x: &wgpu::Buffer, rows: usize, width: usize, seq: usize, hs: usize) -> Result<Op> {
+    pub fn rope(
+        &self,
+        entry: &str,
+        table: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        rows: usize,
+        width: usize,
+        seq: usize,
+        hs: usize,
+    ) -> Result<Op> {
         let words = [rows as u32, width as u32, seq as u32, hs as u32];
         Ok(self.run(&self.pipes.rope, entry, &[table, x], &words, grid((rows * width / 2).div_ceil(64))?))
     }
 
     /// An attention entry (lora_attention.wgsl) over `invocations` with its 4 inputs, 2 outputs.
-    pub fn attention(&self, entry: &str, r: [&wgpu::Buffer; 4], w: [&wgpu::Buffer; 2], shape: [usize; 5], invocations: usize) -> Result<Op> {
+    pub fn attention(
+        &self,
+        entry: &str,
+        r: [&wgpu::Buffer; 4],
+        w: [&wgpu::Buffer; 2],
+        shape: [usize; 5],
+        invocations: usize,
+    ) -> Result<Op> {
         let mut words = [0u32; 8];
         for (o, v) in words.iter_mut().zip(shape) {
             *o = v as u32;
@@ -150,7 +196,16 @@ impl Builder<'_> {
 
     #[allow(clippy::too_many_arguments)]
     /// Cross-entropy per row, and its gradient in place when `grad` (lora_loss.wgsl).
-    pub fn loss(&self, targets: &wgpu::Buffer, logits: &wgpu::Buffer, loss: &wgpu::Buffer, rows: usize, vocab: usize, scale: f32, grad: bool) -> Result<Op> {
+    pub fn loss(
+        &self,
+        targets: &wgpu::Buffer,
+        logits: &wgpu::Buffer,
+        loss: &wgpu::Buffer,
+        rows: usize,
+        vocab: usize,
+        scale: f32,
+        grad: bool,
+    ) -> Result<Op> {
         if rows > MAX_GROUPS as usize {
             return Err(Error::Gpu(format!("{rows} rows exceed the GPU's dispatch limits; use a smaller batch")));
         }
@@ -175,8 +230,17 @@ pub fn adamw_words(h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: us
     let bc2_sqrt = (1.0 - h.beta2.powf(step as f64)).sqrt();
     let g = |v: f64| (v as f32).to_bits();
     [
-        len as u32, g(clip.unwrap_or(0.0)), g(1.0 - h.lr * h.weight_decay), g(1.0 - h.beta1),
-        g(h.beta2), g(1.0 - h.beta2), g(bc2_sqrt), g(h.lr / bc1),
-        g(h.eps), 0, 0, 0,
+        len as u32,
+        g(clip.unwrap_or(0.0)),
+        g(1.0 - h.lr * h.weight_decay),
+        g(1.0 - h.beta1),
+        g(h.beta2),
+        g(1.0 - h.beta2),
+        g(bc2_sqrt),
+        g(h.lr / bc1),
+        g(h.eps),
+        0,
+        0,
+        0,
     ]
 }

@@ -2,8 +2,8 @@
 //! entry point, created once per trainer. Each kernel takes only group 0.
 
 use crate::gpu::context::GpuContext;
-pub use crate::gpu::kernels::Slot;
 use crate::gpu::kernels::Kernel;
+pub use crate::gpu::kernels::Slot;
 
 /// A WGSL file's layout and its entry points' pipelines: the decode path's `Kernel`, built
 /// without the per-dispatch step group.
@@ -48,7 +48,12 @@ impl Pipes {
         use Slot::*;
         let p = |name, src: &str, slots: &[Slot], entries: &[&'static str]| Pipe::new(ctx, name, src, slots, entries);
         Pipes {
-            matmul: p("lora matmul", include_str!("../../../../shaders/lora_matmul.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
+            matmul: p(
+                "lora matmul",
+                include_str!("../../../../shaders/lora_matmul.wgsl"),
+                &[Read, Read, Write, Uniform],
+                &["main"],
+            ),
             rmsnorm: p(
                 "lora rmsnorm",
                 with_common!("lora_rmsnorm.wgsl"),
@@ -62,9 +67,19 @@ impl Pipes {
                 &[Read, Read, Read, Read, Write, Write, Uniform],
                 &["forward", "backward_q", "backward_kv"],
             ),
-            swiglu: p("lora swiglu", with_common!("lora_swiglu.wgsl"), &[Read, Read, Read, Write, Write, Uniform], &["forward", "backward"]),
+            swiglu: p(
+                "lora swiglu",
+                with_common!("lora_swiglu.wgsl"),
+                &[Read, Read, Read, Write, Write, Uniform],
+                &["forward", "backward"],
+            ),
             loss: p("lora loss", with_common!("lora_loss.wgsl"), &[Read, Write, Write, Uniform], &["main"]),
-            adamw: p("lora adamw", include_str!("../../../../shaders/lora_adamw.wgsl"), &[Read, Write, Write, Write, Write, Uniform], &["norm_main", "update"]),
+            adamw: p(
+                "lora adamw",
+                include_str!("../../../../shaders/lora_adamw.wgsl"),
+                &[Read, Write, Write, Write, Write, Uniform],
+                &["norm_main", "update"],
+            ),
         }
     }
 }

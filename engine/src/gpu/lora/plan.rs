@@ -78,20 +78,44 @@ impl Ctx<'_> {
 
     /// `y (+)= W x + s·B(A x)` of target `t` in layer `l`, keeping `A x` in `u`.
     #[allow(clippy::too_many_arguments)]
-    fn project(&self, ops: &mut Vec<Op>, l: usize, t: Target, x: &wgpu::Buffer, y: &wgpu::Buffer, u: Option<&wgpu::Buffer>, acc: bool) -> Result<()> {
+    fn project(
+        &self,
+        ops: &mut Vec<Op>,
+        l: usize,
+        t: Target,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        u: Option<&wgpu::Buffer>,
+        acc: bool,
+    ) -> Result<()> {
         let (o, i) = t.shape(&self.m.config);
         ops.push(self.b.linear((x, 0), (&self.m.layers[l].w[t as usize], 0), (y, 0), lin(self.rows, i, o, acc))?);
         if let (Some((a_off, b_off)), Some(u)) = (self.module(l, t), u) {
             let r = self.p.shape.config.r;
             ops.push(self.b.linear((x, 0), (&self.p.params, a_off), (u, 0), lin(self.rows, i, r, false))?);
-            ops.push(self.b.linear((u, 0), (&self.p.params, b_off), (y, 0), Lin { rows: self.rows, n_in: r, n_out: o, s: self.scale(), acc: true })?);
+            ops.push(self.b.linear(
+                (u, 0),
+                (&self.p.params, b_off),
+                (y, 0),
+                Lin { rows: self.rows, n_in: r, n_out: o, s: self.scale(), acc: true },
+            )?);
         }
         Ok(())
     }
 
     /// LoRA gradients of target `t` (as `lora::kernels::lora_bwd`), and `du·A` into `dx`.
     #[allow(clippy::too_many_arguments)]
-    fn project_bwd(&self, ops: &mut Vec<Op>, l: usize, t: Target, dy: &wgpu::Buffer, x: &wgpu::Buffer, u: Option<&wgpu::Buffer>, du: &wgpu::Buffer, dx: Option<&wgpu::Buffer>) -> Result<()> {
+    fn project_bwd(
+        &self,
+        ops: &mut Vec<Op>,
+        l: usize,
+        t: Target,
+        dy: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        u: Option<&wgpu::Buffer>,
+        du: &wgpu::Buffer,
+        dx: Option<&wgpu::Buffer>,
+    ) -> Result<()> {
         let (Some((a_off, b_off)), Some(u)) = (self.module(l, t), u) else { return Ok(()) };
         let (o, i) = t.shape(&self.m.config);
         let (r, s, n) = (self.p.shape.config.r, self.scale(), self.rows);
@@ -140,15 +164,32 @@ impl Bufs {
                 }
             }
             acts.push(Acts {
-                xn_att: f("xn", n * d)?, q: f("q", n * d)?, k: f("k", n * kv)?, v: f("v", n * kv)?,
-                probs: f("the attention probabilities", probs)?, att: f("att", n * d)?, x_mid: f("x_mid", n * d)?,
-                xn_ffn: f("xn", n * d)?, h1: f("h1", n * hd)?, h3: f("h3", n * hd)?, g: f("g", n * hd)?, u,
+                xn_att: f("xn", n * d)?,
+                q: f("q", n * d)?,
+                k: f("k", n * kv)?,
+                v: f("v", n * kv)?,
+                probs: f("the attention probabilities", probs)?,
+                att: f("att", n * d)?,
+                x_mid: f("x_mid", n * d)?,
+                xn_ffn: f("xn", n * d)?,
+                h1: f("h1", n * hd)?,
+                h3: f("h3", n * hd)?,
+                g: f("g", n * hd)?,
+                u,
             });
         }
         let s = Scratch {
-            dx: f("dx", n * d)?, dxn: f("dxn", n * d)?, datt: f("datt", n * d)?, dq: f("dq", n * d)?,
-            dk: f("dk", n * kv)?, dv: f("dv", n * kv)?, dg: f("dg", n * hd)?, dh1: f("dh1", n * hd)?,
-            dh3: f("dh3", n * hd)?, du: f("du", n * r)?, ds: f("ds", probs)?,
+            dx: f("dx", n * d)?,
+            dxn: f("dxn", n * d)?,
+            datt: f("datt", n * d)?,
+            dq: f("dq", n * d)?,
+            dk: f("dk", n * kv)?,
+            dv: f("dv", n * kv)?,
+            dg: f("dg", n * hd)?,
+            dh1: f("dh1", n * hd)?,
+            dh3: f("dh3", n * hd)?,
+            du: f("du", n * r)?,
+            ds: f("ds", probs)?,
         };
         let xn_final = f("xn", n * d)?;
         let logits = f("the logits", n * c.vocab_size)?;
@@ -179,7 +220,13 @@ impl Ctx<'_> {
             self.project(&mut fw, l, Target::V, &a.xn_att, &a.v, u(Target::V), false)?;
             fw.push(b.rope("forward", &m.rope, &a.q, n, d, seq, hs)?);
             fw.push(b.rope("forward", &m.rope, &a.k, n, kv, seq, hs)?);
-            fw.push(b.attention("forward", [&a.q, &a.k, &a.v, &a.q], [&a.probs, &a.att], self.attn_shape(), self.batch * c.n_heads * seq)?);
+            fw.push(b.attention(
+                "forward",
+                [&a.q, &a.k, &a.v, &a.q],
+                [&a.probs, &a.att],
+                self.attn_shape(),
+                self.batch * c.n_heads * seq,
+            )?);
             // x_mid = x + Wo·att (+ LoRA), accumulated in place.
             fw.push(Op::Copy { src: x.clone(), dst: a.x_mid.clone(), bytes: (n * d * 4) as u64 });
             self.project(&mut fw, l, Target::O, &a.att, &a.x_mid, u(Target::O), true)?;
@@ -221,7 +268,13 @@ impl Ctx<'_> {
             bw.push(b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), lin(n, d, d, false))?);
             self.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
             let shape = self.attn_shape();
-            bw.push(b.attention("backward_q", [&s.datt, &a.probs, &a.k, &a.v], [&s.ds, &s.dq], shape, self.batch * c.n_heads * seq)?);
+            bw.push(b.attention(
+                "backward_q",
+                [&s.datt, &a.probs, &a.k, &a.v],
+                [&s.ds, &s.dq],
+                shape,
+                self.batch * c.n_heads * seq,
+            )?);
             bw.push(b.attention("backward_kv", [&s.datt, &a.probs, &a.q, &s.ds], [&s.dk, &s.dv], shape, n * kv)?);
             bw.push(b.rope("backward", &m.rope, &s.dq, n, d, seq, hs)?);
             bw.push(b.rope("backward", &m.rope, &s.dk, n, kv, seq, hs)?);

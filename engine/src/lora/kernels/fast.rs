@@ -20,9 +20,7 @@ pub fn matmul<F: Real>(k: Kernels, y: &mut [F], x: &[F], w: &[F], n_in: usize) {
 /// `dx[N,in] += (s · dy[N,out]) · w` (`super::matmul_dx`).
 pub fn matmul_dx<F: Real>(k: Kernels, dx: &mut [F], dy: &[F], w: &[F], n_in: usize, s: F) {
     if k == Kernels::Fast {
-        if let (Some(dx), Some(dy), Some(w), Some(&[s])) =
-            (F::f32s_mut(dx), F::f32s(dy), F::f32s(w), F::f32s(&[s]))
-        {
+        if let (Some(dx), Some(dy), Some(w), Some(&[s])) = (F::f32s_mut(dx), F::f32s(dy), F::f32s(w), F::f32s(&[s])) {
             return fast::matmul_dx(dx, dy, w, n_in, s);
         }
     }
@@ -55,37 +53,18 @@ pub fn swiglu<F: Real>(k: Kernels, g: &mut [F], h1: &[F], h3: &[F]) {
 }
 
 /// Causal attention over the batch (`super::attention`), one `fast::attend` per query and head.
-pub fn attention<F: Real>(
-    k: Kernels,
-    out: &mut [F],
-    probs: &mut [F],
-    q: &[F],
-    kk: &[F],
-    v: &[F],
-    s: AttnShape,
-) {
+pub fn attention<F: Real>(k: Kernels, out: &mut [F], probs: &mut [F], q: &[F], kk: &[F], v: &[F], s: AttnShape) {
     if k == Kernels::Fast {
-        if let (Some(out), Some(probs), Some(q), Some(kk), Some(v)) = (
-            F::f32s_mut(out),
-            F::f32s_mut(probs),
-            F::f32s(q),
-            F::f32s(kk),
-            F::f32s(v),
-        ) {
+        if let (Some(out), Some(probs), Some(q), Some(kk), Some(v)) =
+            (F::f32s_mut(out), F::f32s_mut(probs), F::f32s(q), F::f32s(kk), F::f32s(v))
+        {
             return attention_f32(out, probs, q, kk, v, s);
         }
     }
     super::attention(out, probs, q, kk, v, s)
 }
 
-fn attention_f32(
-    out: &mut [f32],
-    probs: &mut [f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    s: AttnShape,
-) {
+fn attention_f32(out: &mut [f32], probs: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttnShape) {
     let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
     let kv_mul = s.n_heads / s.n_kv_heads;
     for b in 0..s.batch {
@@ -119,29 +98,15 @@ pub fn attention_bwd<F: Real>(
 ) {
     if k == Kernels::Fast {
         let grads = (F::f32s_mut(dq), F::f32s_mut(dk), F::f32s_mut(dv));
-        let inputs = (
-            F::f32s(dout),
-            F::f32s(probs),
-            F::f32s(q),
-            F::f32s(kk),
-            F::f32s(v),
-        );
-        if let (
-            (Some(dq), Some(dk), Some(dv)),
-            (Some(dout), Some(probs), Some(q), Some(kk), Some(v)),
-        ) = (grads, inputs)
-        {
+        let inputs = (F::f32s(dout), F::f32s(probs), F::f32s(q), F::f32s(kk), F::f32s(v));
+        if let ((Some(dq), Some(dk), Some(dv)), (Some(dout), Some(probs), Some(q), Some(kk), Some(v))) = (grads, inputs) {
             return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s);
         }
     }
     super::attention_bwd(dq, dk, dv, dout, probs, q, kk, v, s)
 }
 
-fn attention_bwd_f32(
-    [dq, dk, dv]: [&mut [f32]; 3],
-    [dout, probs, q, k, v]: [&[f32]; 5],
-    s: AttnShape,
-) {
+fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f32]; 5], s: AttnShape) {
     let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
     let kv_mul = s.n_heads / s.n_kv_heads;
     let mut ds = vec![0f32; seq];
@@ -155,31 +120,14 @@ fn attention_bwd_f32(
                 let (qh, g) = (&q[row * dim + qo..][..hs], &dout[row * dim + qo..][..hs]);
                 let dqh = &mut dq[row * dim + qo..][..hs];
                 let (dkb, dvb) = (&mut dk[cache + ko..], &mut dv[cache + ko..]);
-                fast::attend_bwd(
-                    dqh,
-                    dkb,
-                    dvb,
-                    kv,
-                    g,
-                    p,
-                    qh,
-                    &k[cache + ko..],
-                    &v[cache + ko..],
-                    &mut ds[..=t],
-                );
+                fast::attend_bwd(dqh, dkb, dvb, kv, g, p, qh, &k[cache + ko..], &v[cache + ko..], &mut ds[..=t]);
             }
         }
     }
 }
 
 /// `∂loss/∂logits` in place (`super::cross_entropy_bwd`), with `fast::softmax`.
-pub fn cross_entropy_bwd<F: Real>(
-    k: Kernels,
-    logits: &mut [F],
-    targets: &[u32],
-    vocab: usize,
-    scale: F,
-) {
+pub fn cross_entropy_bwd<F: Real>(k: Kernels, logits: &mut [F], targets: &[u32], vocab: usize, scale: F) {
     if k == Kernels::Fast {
         if let (Some(logits), Some(&[scale])) = (F::f32s_mut(logits), F::f32s(&[scale])) {
             return cross_entropy_bwd_f32(logits, targets, vocab, scale);
@@ -202,10 +150,7 @@ fn cross_entropy_bwd_f32(logits: &mut [f32], targets: &[u32], vocab: usize, scal
     #[cfg(not(target_arch = "wasm32"))]
     if super::linear::parallel(logits.len()) {
         use rayon::prelude::*;
-        return logits
-            .par_chunks_exact_mut(vocab)
-            .zip(targets.par_iter())
-            .for_each(row);
+        return logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(row);
     }
     logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
 }
