@@ -41,6 +41,9 @@ if [[ ${SUMMARY[-1]} == FAIL* ]]; then
     exit 1
 fi
 
+# Formatting (rustfmt.toml): seconds, and it keeps diffs about content.
+step "cargo fmt --check" cargo fmt --all -- --check
+
 # Engine, CLI and the app's pure parts (protocol, links, form checks, the worker's model store)
 # natively, in one build so shared crates compile once. The page itself is wasm-only and is
 # tested in the browser below.
