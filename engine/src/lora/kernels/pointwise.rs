@@ -53,14 +53,18 @@ fn rope_sin_cos<F: Real>(pos: usize, j: usize, hs: usize) -> (F, F) {
 }
 
 /// `rope_sin_cos` of each position `< min(rows, seq)` and pair of a head, `[pos, hs/2]`: the
-/// same values, computed once per call instead of once per row and head.
-fn rope_table<F: Real>(rows: usize, seq: usize, hs: usize) -> Vec<(F, F)> {
+/// same values, computed once per call (or once per trainer) instead of once per row and head.
+pub fn rope_table<F: Real>(rows: usize, seq: usize, hs: usize) -> Vec<(F, F)> {
     (0..rows.min(seq)).flat_map(|p| (0..hs).step_by(2).map(move |j| rope_sin_cos(p, j, hs))).collect()
 }
 
 /// RoPE in place on `x [N, width]` (whole heads of `hs`); row `n` is at position `n mod seq`.
 pub fn rope<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize) {
-    let table = rope_table::<F>(x.len() / width, seq, hs);
+    rope_with(x, width, seq, hs, &rope_table(x.len() / width, seq, hs))
+}
+
+/// `rope` with the table made by `rope_table` for at least these rows.
+pub fn rope_with<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize, table: &[(F, F)]) {
     for (n, row) in x.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
             let (sin, cos) = table[(n % seq) * (hs / 2) + (i % hs) / 2];
@@ -73,7 +77,11 @@ pub fn rope<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize) {
 
 /// RoPE's backward in place: a rotation's gradient turns by the opposite angle.
 pub fn rope_bwd<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize) {
-    let table = rope_table::<F>(dx.len() / width, seq, hs);
+    rope_bwd_with(dx, width, seq, hs, &rope_table(dx.len() / width, seq, hs))
+}
+
+/// `rope_bwd` with a table from `rope_table`.
+pub fn rope_bwd_with<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize, table: &[(F, F)]) {
     for (n, row) in dx.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
             let (sin, cos) = table[(n % seq) * (hs / 2) + (i % hs) / 2];
