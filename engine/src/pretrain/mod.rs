@@ -8,12 +8,14 @@
 mod kernels;
 mod params;
 mod schedule;
+mod state;
 mod step;
 mod trainer;
 
 pub use kernels::LossStats;
 pub use params::{decays, Params};
 pub use schedule::{Schedule, ScheduleKind};
+pub use state::{read_state, SavedState, OPTIMIZER_FILE};
 pub use step::Workspace;
 pub use trainer::{global_norm, Hyper, Moments, Pretrainer, StepMetrics};
 

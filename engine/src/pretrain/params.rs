@@ -30,6 +30,11 @@ impl<F: Real> Params<F> {
         Params { config: w.config, specs, tensors }
     }
 
+    /// Tensors given in `tensor_specs(&config)` order, with those lengths (checked by the caller).
+    pub(crate) fn from_tensors(config: Config, tensors: Vec<Vec<F>>) -> Params<F> {
+        Params { config, specs: tensor_specs(&config), tensors }
+    }
+
     /// All zeros, of this shape.
     pub fn zeros_like(&self) -> Params<F> {
         let tensors = self.tensors.iter().map(|t| vec![F::ZERO; t.len()]).collect();

@@ -271,11 +271,16 @@ impl<F: Real> Pretrainer<F> {
 
     /// The mean cross-entropy over `batch` at the current weights (no update).
     pub fn loss(&mut self, batch: &Batch) -> Result<f64> {
+        let st = self.loss_stats(batch)?;
+        Ok(st.ce_sum / st.rows.max(1) as f64)
+    }
+
+    /// The loss statistics over `batch` at the current weights (no update).
+    pub fn loss_stats(&mut self, batch: &Batch) -> Result<LossStats> {
         batch.check(&self.params.config)?;
         let base = self.params.base(self.kernels);
         let work = Self::workspace(&mut self.eval, &self.params, batch);
-        let st = work.forward(&base, batch, false)?;
-        Ok(st.ce_sum / st.rows.max(1) as f64)
+        work.forward(&base, batch, false)
     }
 
     /// The weights as trained so far.

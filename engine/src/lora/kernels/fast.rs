@@ -130,7 +130,7 @@ pub fn attention_bwd_into<F: Real>(
             return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s, ds);
         }
     }
-    super::attention_bwd(dq, dk, dv, dout, probs, q, kk, v, s)
+    super::attention_bwd_with(dq, dk, dv, dout, probs, q, kk, v, s, ds)
 }
 
 fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f32]; 5], s: AttnShape, ds: &mut [f32]) {
