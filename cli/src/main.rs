@@ -39,6 +39,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Fine-tune a LoRA adapter on text or token ids (CPU); writes a PEFT adapter directory.
     Finetune(cmd::finetune::Args),
+    /// Train every weight of a model (from a checkpoint or random weights); or --lr-sweep.
+    Pretrain(cmd::pretrain::Args),
     /// Merge a LoRA adapter into the model's weights and write a checkpoint.
     Merge(cmd::merge::Args),
 }
@@ -55,6 +57,7 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Finetune(a) => cmd::finetune::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Pretrain(a) => cmd::pretrain::run(a),
     }
 }
 

@@ -334,7 +334,7 @@ fn write_outputs(dir: &Path, ad: &Adapter, opt: &OptimizerState, losses: &[f64],
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
-struct Progress {
+pub(crate) struct Progress {
     total: u32,
     start: Instant,
     drawn: Option<Instant>,
@@ -342,12 +342,12 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u32) -> Progress {
+    pub(crate) fn new(total: u32) -> Progress {
         Progress { total, start: Instant::now(), drawn: None, on: total > 0 && std::io::stderr().is_terminal() }
     }
 
     /// Redraws at most ten times a second, and always at the end.
-    fn update(&mut self, done: u32, loss: f64) {
+    pub(crate) fn update(&mut self, done: u32, loss: f64) {
         let due = self.drawn.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
         if !self.on || !(due || done == self.total) {
             return;
@@ -366,7 +366,7 @@ impl Progress {
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if std::mem::take(&mut self.on) && self.drawn.is_some() {
             let _ = std::io::stderr().write_all(b"\n");
         }

@@ -10,3 +10,4 @@ pub mod inspect;
 pub mod logits;
 pub mod make_model;
 pub mod merge;
+pub mod pretrain;

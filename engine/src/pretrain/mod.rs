@@ -5,6 +5,7 @@
 //! llama2.c `train.py`'s schedule. It reuses the LoRA trainer's batched forward and kernels
 //! (`lora`), so the CPU path here is the reference the GPU trainer is tested against.
 
+mod choice;
 mod kernels;
 mod params;
 mod schedule;
@@ -12,6 +13,7 @@ mod state;
 mod step;
 mod trainer;
 
+pub use choice::{PretrainBackend, Trainer};
 pub use kernels::LossStats;
 pub use params::{decays, Params};
 pub use schedule::{Schedule, ScheduleKind};

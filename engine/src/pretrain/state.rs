@@ -3,8 +3,9 @@
 //! `model.bin` (`optimizer.safetensors`); the browser keeps one snapshot with the weights.
 //!
 //! Keys: `exp_avg.<tensor>`, `exp_avg_sq.<tensor>` and (optionally) `param.<tensor>`, f32, each
-//! tensor stacked over layers in llama2.c layout with its llama2.c name; metadata `format`,
-//! `step`, `config` and `hyper` (JSON).
+//! tensor stacked over layers in llama2.c layout with its llama2.c name; one metadata entry
+//! `tinylm` holding `{"format", "step", "config", "hyper"}` as JSON (one entry, so the bytes do
+//! not depend on a map's order and equal states give equal files).
 
 use std::collections::HashMap;
 
@@ -17,6 +18,15 @@ use crate::weights::Weights;
 /// The name of the moments file in a `tinylm pretrain` output directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 const FORMAT: &str = "tinylm-pretrain-1";
+const META_KEY: &str = "tinylm";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    format: String,
+    step: u32,
+    config: Config,
+    hyper: Hyper,
+}
 
 /// What a state file holds.
 pub struct SavedState {
@@ -52,12 +62,8 @@ impl Pretrainer<f32> {
                 Ok((k.clone(), v))
             })
             .collect::<Result<Vec<_>>>()?;
-        let meta = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            ("step".to_string(), o.step.to_string()),
-            ("config".to_string(), to_json(&self.params.config)?),
-            ("hyper".to_string(), to_json(&self.hyper)?),
-        ]);
+        let header = Header { format: FORMAT.into(), step: o.step, config: self.params.config, hyper: self.hyper };
+        let meta = HashMap::from([(META_KEY.to_string(), to_json(&header)?)]);
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::InvalidSetting(format!("writing the training state: {e}")))
     }
 
@@ -91,16 +97,13 @@ pub fn read_state(bytes: &[u8], file: &str) -> Result<SavedState> {
     let (_, meta) =
         safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(bad(format!("not a training state (metadata `format` is not {FORMAT})")));
+    let not_state = || bad(format!("not a training state (no `{META_KEY}` metadata of format {FORMAT})"));
+    let h: Header = serde_json::from_str(meta.get(META_KEY).ok_or_else(not_state)?).map_err(|_| not_state())?;
+    if h.format != FORMAT {
+        return Err(not_state());
     }
-    let field = |k: &str| meta.get(k).ok_or_else(|| bad(format!("the metadata `{k}` is missing")));
-    let step: u32 = field("step")?.parse().map_err(|_| bad("the metadata `step` is not a step count".into()))?;
-    let config: Config =
-        serde_json::from_str(field("config")?).map_err(|e| bad(format!("the metadata `config` is not a model shape: {e}")))?;
+    let (step, config, hyper) = (h.step, h.config, h.hyper);
     config.validate().map_err(|e| bad(format!("the model shape in the metadata is not usable: {e}")))?;
-    let hyper: Hyper =
-        serde_json::from_str(field("hyper")?).map_err(|e| bad(format!("the metadata `hyper` is not a set of settings: {e}")))?;
     hyper.validate().map_err(|e| bad(format!("its settings are not usable: {e}")))?;
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let specs = crate::weights::tensor_specs(&config);
@@ -123,7 +126,7 @@ pub fn read_state(bytes: &[u8], file: &str) -> Result<SavedState> {
     };
     let m = load("exp_avg", true)?.expect("required");
     let v = load("exp_avg_sq", true)?.expect("required");
-    if v.tensors().iter().flatten().any(|&x| !(x >= 0.0)) {
+    if v.tensors().iter().flatten().any(|&x| x.is_nan() || x < 0.0) {
         return Err(bad("a second moment is negative or not a number".into()));
     }
     let params = load("param", false)?;
