@@ -200,3 +200,42 @@ fn decay_skips_the_norm_gains() {
         assert_ne!(with.get(t), without.get(t), "{} was not decayed", t.name());
     }
 }
+
+#[test]
+fn the_worker_api_steps_snapshots_and_samples() {
+    use tinylm_engine::checkpoint::{read, write_v0};
+    use tinylm_engine::cpu::CpuBackend;
+    use tinylm_engine::generate::Generation;
+    use tinylm_engine::pretrain::{PretrainBackend, Trainer};
+    use tinylm_engine::Sampler;
+    let c = case("random_gqa");
+    let mut t = Trainer::open(PretrainBackend::Cpu, &c.weights, c.hyper, None).unwrap();
+    let mut whole = Trainer::open(PretrainBackend::Cpu, &c.weights, c.hyper, None).unwrap();
+    for k in 0..2 {
+        t.step(&c.batch(k)).unwrap();
+        whole.step(&c.batch(k)).unwrap();
+    }
+    // A snapshot taken between calls (as the page keeps in OPFS) continues the same run.
+    let (_, snap) = block(t.snapshot_async(true)).unwrap();
+    let mut t = Trainer::from_snapshot(PretrainBackend::Cpu, &snap, "snapshot").unwrap();
+    assert_eq!(t.step(&c.batch(2)).unwrap(), whole.step(&c.batch(2)).unwrap());
+    // A sample equals generating from the model file the run would write.
+    let got = t.sample(vec![1, 5, 9], 12, &mut Sampler::new(0.8, 0.9, 42).unwrap()).unwrap();
+    let (w, _) = read(&write_v0(&block(t.snapshot_async(false)).unwrap().0), "model.bin").unwrap();
+    let mut g = Generation::new(vec![1, 5, 9], 12, &w.config).unwrap();
+    let (mut b, mut s) = (CpuBackend::new(w), Sampler::new(0.8, 0.9, 42).unwrap());
+    while g.step(&mut b, &mut s).unwrap().is_some() {}
+    assert_eq!(got, g.tokens);
+    assert!(Trainer::open(PretrainBackend::Gpu, &c.weights, c.hyper, None).err().unwrap().to_string().contains("GPU"));
+}
+
+/// Polls a future that completes at once (the CPU trainer's).
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

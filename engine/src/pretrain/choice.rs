@@ -3,8 +3,11 @@
 //! browser worker use it.
 
 use super::trainer::{Hyper, Pretrainer, StepMetrics};
+use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
+use crate::generate::Generation;
 use crate::lora::Batch;
+use crate::sampler::Sampler;
 use crate::weights::Weights;
 
 /// Where to train.
@@ -86,6 +89,18 @@ impl Trainer {
         }
     }
 
+    /// A sample of the model as trained so far (the Build view's timeline): `prompt` (BOS
+    /// first) continued to `steps` positions with run.c's sampler, on the CPU path.
+    pub async fn sample_async(&mut self, prompt: Vec<u32>, steps: usize, sampler: &mut Sampler) -> Result<Vec<u32>> {
+        let w = match self {
+            Trainer::Cpu(t) => t.weights(),
+        };
+        let mut g = Generation::new(prompt, steps, &w.config)?;
+        let mut backend = CpuBackend::new(w);
+        while g.step(&mut backend, sampler)?.is_some() {}
+        Ok(g.tokens)
+    }
+
     /// A trainer continuing a self-contained snapshot (`snapshot_async(true)`).
     pub async fn from_snapshot_async(backend: PretrainBackend, bytes: &[u8], file: &str) -> Result<Trainer> {
         Trainer::on(backend, Pretrainer::from_state(bytes, None, file)?).await
@@ -113,6 +128,14 @@ impl Trainer {
     /// Blocking `loss_async`.
     pub fn loss(&mut self, batch: &Batch) -> Result<f64> {
         block_on(self.loss_async(batch))
+    }
+    /// Blocking `sample_async`.
+    pub fn sample(&mut self, prompt: Vec<u32>, steps: usize, sampler: &mut Sampler) -> Result<Vec<u32>> {
+        block_on(self.sample_async(prompt, steps, sampler))
+    }
+    /// Blocking `from_snapshot_async`.
+    pub fn from_snapshot(backend: PretrainBackend, bytes: &[u8], file: &str) -> Result<Trainer> {
+        block_on(Trainer::from_snapshot_async(backend, bytes, file))
     }
     /// The weights and the moments (without weights), blocking.
     pub fn finish(&mut self) -> Result<(Weights, Vec<u8>)> {
