@@ -1,5 +1,7 @@
 //! What the model computed, kept for inspection: attention probabilities, residual streams and
-//! logits, in the layout of the reference fixtures.
+//! logits, in the layout of the reference fixtures; and experiments that change the
+//! computation to see what moves: head and block knock-outs, steering (`edits`), activation
+//! patching (`patch`).
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -34,6 +36,16 @@ impl StepTrace {
     }
     pub fn resid_row(&mut self, layer: usize) -> &mut [f32] {
         &mut self.resid[layer * self.dim..(layer + 1) * self.dim]
+    }
+}
+
+/// A `StepTrace` records attention rows and the residual after each layer.
+impl Hook for StepTrace {
+    fn attention(&mut self, l: usize, h: usize, att: &[f32]) {
+        self.attn_row(l, h).copy_from_slice(att);
+    }
+    fn resid(&mut self, l: usize, _pos: usize, x: &mut [f32]) {
+        self.resid_row(l).copy_from_slice(x);
     }
 }
 
@@ -169,8 +181,10 @@ impl Inspector {
     }
 }
 
+mod hook;
 pub mod pieces;
 mod views;
+pub use hook::Hook;
 pub use views::{
     lens_at, lens_flops, lens_top_k, logit_lens, next_tokens, odds, rollout, Candidate, LensHead, NextTokens, Odds, Rollout, Top1,
 };

@@ -6,7 +6,7 @@ pub mod ops;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
-use crate::trace::StepTrace;
+use crate::trace::{Hook, StepTrace};
 use crate::weights::Weights;
 use ops::{rope, rope_table, rope_turn};
 
@@ -96,16 +96,10 @@ impl Kernels {
     }
 }
 
-/// run.c `forward(token, pos)` with the reference kernels: returns the logits; records
-/// attention and residuals into `trace` when given.
-pub fn forward<'s>(
-    w: &Weights,
-    s: &'s mut State,
-    token: u32,
-    pos: usize,
-    trace: Option<&mut StepTrace>,
-) -> Result<&'s mut [f32]> {
-    forward_with(Kernels::Reference, w, s, token, pos, trace)
+/// run.c `forward(token, pos)` with the reference kernels: returns the logits; calls `hook`
+/// (a `StepTrace` records attention and residuals; an experiment changes activations) when given.
+pub fn forward<'s>(w: &Weights, s: &'s mut State, token: u32, pos: usize, hook: Option<&mut dyn Hook>) -> Result<&'s mut [f32]> {
+    forward_with(Kernels::Reference, w, s, token, pos, hook)
 }
 
 /// `forward` on the chosen kernels.
@@ -115,9 +109,9 @@ pub fn forward_with<'s>(
     s: &'s mut State,
     token: u32,
     pos: usize,
-    trace: Option<&mut StepTrace>,
+    hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
-    forward_adapted(kernels, w, None, s, token, pos, trace)
+    forward_adapted(kernels, w, None, s, token, pos, hook)
 }
 
 /// `forward_with` plus an unmerged LoRA adapter, added after each projection it adapts
@@ -129,7 +123,7 @@ pub fn forward_adapted<'s>(
     s: &'s mut State,
     token: u32,
     pos: usize,
-    mut trace: Option<&mut StepTrace>,
+    mut hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
     let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
     let rmsnorm = kernels.rmsnorm();
@@ -175,12 +169,18 @@ pub fn forward_adapted<'s>(
             let kv_off = (h / c.kv_mul()) * hs;
             let (q, xb) = (&s.q[h * hs..(h + 1) * hs], &mut s.xb[h * hs..(h + 1) * hs]);
             attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, xb);
-            if let Some(tr) = trace.as_deref_mut() {
-                tr.attn_row(l, h).copy_from_slice(att);
+            if let Some(k) = hook.as_deref_mut() {
+                k.attention(l, h, att);
             }
+        }
+        if let Some(k) = hook.as_deref_mut() {
+            k.heads(l, pos, &mut s.xb);
         }
         matmul(&mut s.xb2, &s.xb, lw.wo);
         lora(l, Target::O, &s.xb, &mut s.xb2);
+        if let Some(k) = hook.as_deref_mut() {
+            k.attention_out(l, pos, &mut s.xb2);
+        }
         add(&mut s.x, &s.xb2);
 
         rmsnorm(&mut s.xb, &s.x, lw.rms_ffn);
@@ -191,9 +191,12 @@ pub fn forward_adapted<'s>(
         swiglu(&mut s.hb, &s.hb2);
         matmul(&mut s.xb, &s.hb, lw.w2);
         lora(l, Target::Down, &s.hb, &mut s.xb);
+        if let Some(k) = hook.as_deref_mut() {
+            k.mlp_out(l, pos, &mut s.xb);
+        }
         add(&mut s.x, &s.xb);
-        if let Some(tr) = trace.as_deref_mut() {
-            tr.resid_row(l).copy_from_slice(&s.x);
+        if let Some(k) = hook.as_deref_mut() {
+            k.resid(l, pos, &mut s.x);
         }
     }
     rmsnorm(&mut s.xb, &s.x, &w.rms_final);
