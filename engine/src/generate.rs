@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
-use crate::trace::StepTrace;
+use crate::trace::{Edits, StepTrace};
 use crate::BOS;
 
 /// A forward pass over a KV cache, on any device.
@@ -16,6 +16,14 @@ pub trait Backend {
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]>;
     /// As `forward`, also recording attention and residuals.
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]>;
+    /// Knock-outs and steering for every later forward pass (and generation) until changed;
+    /// `None` runs the model unchanged. Refused by a backend that cannot run them.
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        match edits {
+            None => Ok(()),
+            Some(_) => Err(Error::InvalidSetting(format!("the {} backend cannot run knock-outs or steering", self.name()))),
+        }
+    }
 }
 
 /// run.c's rule: 0 or more than the context means the whole context.

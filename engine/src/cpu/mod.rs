@@ -6,7 +6,7 @@ pub mod ops;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
-use crate::trace::{Hook, StepTrace};
+use crate::trace::{both, Edits, Hook, StepTrace};
 use crate::weights::Weights;
 use ops::{rope, rope_table, rope_turn};
 
@@ -215,6 +215,7 @@ pub struct CpuBackend {
     pub weights: Weights,
     pub kernels: Kernels,
     state: State,
+    edits: Option<Edits>,
 }
 
 impl CpuBackend {
@@ -228,7 +229,7 @@ impl CpuBackend {
     }
     pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
         let state = State::new(&weights.config);
-        CpuBackend { weights, kernels, state }
+        CpuBackend { weights, kernels, state, edits: None }
     }
 }
 
@@ -243,9 +244,15 @@ impl crate::generate::Backend for CpuBackend {
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, None)
+        let hook = self.edits.as_mut().map(|e| e as &mut dyn Hook);
+        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, hook)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, Some(trace))
+        let mut hook = both(self.edits.as_mut().map(|e| e as &mut dyn Hook), Some(trace));
+        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, hook.as_mut().map(|h| h as &mut dyn Hook))
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.edits = edits.map(|e| e.check(&self.weights.config).map(|_| e.clone())).transpose()?;
+        Ok(())
     }
 }

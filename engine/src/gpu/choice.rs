@@ -9,7 +9,7 @@ use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::generate::{Backend, Generation, Step};
 use crate::sampler::Sampler;
-use crate::trace::StepTrace;
+use crate::trace::{Edits, StepTrace};
 use crate::weights::Weights;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,5 +148,8 @@ impl Backend for AnyBackend {
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         self.inner().forward_traced(token, pos, trace)
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.inner().set_edits(edits)
     }
 }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::cpu::{forward_adapted, Kernels, State};
 use crate::error::Result;
 use crate::generate::Backend;
-use crate::trace::StepTrace;
+use crate::trace::{both, Edits, Hook, StepTrace};
 use crate::weights::Weights;
 
 pub struct LoraCpuBackend {
@@ -14,6 +14,7 @@ pub struct LoraCpuBackend {
     pub adapter: Adapter,
     pub kernels: Kernels,
     state: State,
+    edits: Option<Edits>,
 }
 
 impl LoraCpuBackend {
@@ -25,7 +26,7 @@ impl LoraCpuBackend {
     pub fn with_kernels(weights: Weights, adapter: Adapter, kernels: Kernels) -> Result<LoraCpuBackend> {
         adapter.check_base(&weights.config)?;
         let state = State::new(&weights.config);
-        Ok(LoraCpuBackend { weights, adapter, kernels, state })
+        Ok(LoraCpuBackend { weights, adapter, kernels, state, edits: None })
     }
 }
 
@@ -37,9 +38,16 @@ impl Backend for LoraCpuBackend {
         format!("cpu + LoRA r{}", self.adapter.config.r)
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward_adapted(self.kernels, &self.weights, Some(&self.adapter), &mut self.state, token, pos, None)
+        let hook = self.edits.as_mut().map(|e| e as &mut dyn Hook);
+        forward_adapted(self.kernels, &self.weights, Some(&self.adapter), &mut self.state, token, pos, hook)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
-        forward_adapted(self.kernels, &self.weights, Some(&self.adapter), &mut self.state, token, pos, Some(trace))
+        let mut hook = both(self.edits.as_mut().map(|e| e as &mut dyn Hook), Some(trace));
+        let hook = hook.as_mut().map(|h| h as &mut dyn Hook);
+        forward_adapted(self.kernels, &self.weights, Some(&self.adapter), &mut self.state, token, pos, hook)
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.edits = edits.map(|e| e.check(&self.weights.config).map(|_| e.clone())).transpose()?;
+        Ok(())
     }
 }
