@@ -181,10 +181,21 @@ impl Inspector {
     }
 }
 
+mod compare;
+mod cpu_model;
+mod edits;
 mod hook;
+mod patch;
 pub mod pieces;
+mod steer;
 mod views;
+pub use compare::{changes, first_difference, Change};
+pub use cpu_model::CpuModel;
+pub use edits::{Ablation, Edits, HeadId, HeadMeans, HeadMeansRun, Intervention, LayerEdit, Steer};
+pub(crate) use hook::both;
 pub use hook::Hook;
+pub use patch::{PatchExample, PatchMaps, Patcher, PATCH_EXAMPLES};
+pub use steer::steering_direction;
 pub use views::{
     lens_at, lens_flops, lens_top_k, logit_lens, next_tokens, odds, rollout, Candidate, LensHead, NextTokens, Odds, Rollout, Top1,
 };

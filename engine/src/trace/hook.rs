@@ -19,7 +19,6 @@ pub trait Hook {
 
 /// Two optional hooks as one, the first called first at every point (so a recorder second
 /// sees what an edit first changed); `None` when both are missing.
-#[allow(dead_code)] // used from the next commit on
 pub(crate) fn both<'a>(a: Option<&'a mut dyn Hook>, b: Option<&'a mut dyn Hook>) -> Option<Both<'a>> {
     if a.is_none() && b.is_none() {
         return None;
