@@ -11,62 +11,12 @@ use serde_json::Value;
 use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::Backend;
 use tinylm_engine::randmodel::random_weights;
+use common::interp::{case, cases, idx, Case};
 use tinylm_engine::trace::{
     inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Inspection, Intervention, PatchMaps, Patcher,
     Steer,
 };
-use tinylm_engine::{Config, Error, Weights};
-
-struct Case {
-    name: &'static str,
-    weights: Weights,
-    spec: Value,
-    st: Vec<u8>,
-}
-
-fn case(name: &'static str) -> Case {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interp");
-    let spec: Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
-    let st = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
-    let weights = match spec.get("config") {
-        Some(c) => random_weights(&Config::parse(c.as_str().unwrap()).unwrap(), spec["seed"].as_u64().unwrap()).unwrap(),
-        None => stories260k(),
-    };
-    Case { name, weights, spec, st }
-}
-
-fn cases() -> [Case; 2] {
-    [case("stories260K"), case("random_gqa")]
-}
-
-impl Case {
-    fn tensor(&self, key: &str) -> Vec<f32> {
-        tensor(&self.st, key).1
-    }
-    fn tokens(&self) -> Vec<u32> {
-        ids(&self.spec["tokens"])
-    }
-    fn knockout(&self) -> (Vec<HeadId>, Vec<usize>, Vec<usize>) {
-        let k = &self.spec["knockout"];
-        let heads = k["heads"].as_array().unwrap().iter().map(|p| HeadId { layer: idx(&p[0]), head: idx(&p[1]) }).collect();
-        let list = |v: &Value| v.as_array().unwrap().iter().map(idx).collect();
-        (heads, list(&k["skip_attn"]), list(&k["skip_mlp"]))
-    }
-    /// The logits of the fixture text on the CPU backend with `iv` installed.
-    fn run(&self, iv: &Intervention, means: Option<&tinylm_engine::trace::HeadMeans>) -> Inspection {
-        let mut b = CpuBackend::new(self.weights.clone());
-        b.set_edits(Some(&Edits::new(&self.weights.config, iv, means).unwrap())).unwrap();
-        inspect(&mut b, &self.tokens()).unwrap()
-    }
-    /// The CPU tolerance: 1e-5·max(1, max|logit|) of the reference.
-    fn tol(&self, reference: &[f32]) -> f32 {
-        1e-5 * max_abs(reference).max(1.0)
-    }
-}
-
-fn idx(v: &Value) -> usize {
-    v.as_u64().unwrap() as usize
-}
+use tinylm_engine::{Config, Error};
 
 fn plain(c: &Case) -> Inspection {
     inspect(&mut CpuBackend::new(c.weights.clone()), &c.tokens()).unwrap()

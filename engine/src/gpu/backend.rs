@@ -2,6 +2,7 @@
 //! (one token, a batch, or a whole prompt) is recorded into one command buffer and one submit.
 
 use super::context::GpuContext;
+use super::edits::GpuEdits;
 use super::kernels::{buffer, Kernels, Step, STEP_SLOT};
 use super::model::GpuWeights;
 use super::plan::Plan;
@@ -11,7 +12,7 @@ use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::cpu::check_step;
 use crate::error::{Error, Result};
-use crate::trace::{Inspection, Inspector, StepTrace};
+use crate::trace::{Edits, Inspection, Inspector, StepTrace};
 use crate::weights::Weights;
 
 /// Construction settings.
@@ -90,6 +91,8 @@ pub struct GpuBackend {
     /// Small mappable buffers, one per token in flight.
     pub(super) ring: Vec<wgpu::Buffer>,
     pub(super) capture: Option<Capture>,
+    /// Knock-outs and steering in force (`set_edits`).
+    edits: Option<GpuEdits>,
     host_logits: Vec<f32>,
     _weights: GpuWeights,
 }
@@ -155,6 +158,7 @@ impl GpuBackend {
             logits_rb,
             ring,
             capture: None,
+            edits: None,
             host_logits: vec![0.0; c.vocab_size],
             _weights: gw,
         })
@@ -202,6 +206,19 @@ impl GpuBackend {
         self.acts.batch
     }
 
+    /// Knock-outs and steering for every later pass (prefill, decode, inspection) until
+    /// changed; `None` runs the model unchanged. Uploads a few small buffers; nothing waits.
+    pub fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.edits = match edits {
+            Some(e) => {
+                e.check(&self.config)?;
+                Some(GpuEdits::new(&self.ctx, &self.kernels, e, &self.acts))
+            }
+            None => None,
+        };
+        Ok(())
+    }
+
     pub(super) fn write_step(&self, slot: usize, step: Step) {
         self.ctx.queue.write_buffer(&self.acts.step, slot as u64 * STEP_SLOT, bytemuck::bytes_of(&step));
     }
@@ -239,7 +256,7 @@ impl GpuBackend {
         let mut pass = begin(enc);
         self.plan.embed(k, &mut pass, rows, step);
         for l in 0..self.config.n_layers {
-            self.plan.layer(k, &mut pass, l, rows, step);
+            self.plan.layer(k, &mut pass, l, rows, step, self.edits.as_ref().map(|e| &e.layers[l]));
             if let Some(cap) = capture {
                 drop(pass);
                 // Dense [L, rows, ...] so a one-row trace reads back only its own row.
@@ -464,6 +481,9 @@ impl crate::generate::Backend for GpuBackend {
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         block(self.forward_async(token, pos, Some(trace)))
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        GpuBackend::set_edits(self, edits)
     }
 }
 

@@ -135,6 +135,8 @@ pub struct Kernels {
     pub swiglu: Kernel,
     /// Entry points `argmax` and `sample`.
     pub sample: Kernel,
+    /// Knock-outs and steering: entry points `replace` and `add` (`gpu::edits`).
+    pub edit: Kernel,
 }
 
 macro_rules! shader {
@@ -216,6 +218,7 @@ impl Kernels {
             attention: k("attention", attention_src(wg.attention).as_str(), ATTENTION_SLOTS, &["main"]),
             swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),
             sample: k("sample", shader!("sample.wgsl"), &[Read, Write, Write, Uniform], &["argmax", "sample"]),
+            edit: k("edit", shader!("edit.wgsl"), &[Read, Read, Write, Uniform], &["replace", "add"]),
             step_layout,
             workgroups: wg,
         }

@@ -16,6 +16,7 @@ mod backend;
 pub mod bench;
 mod choice;
 mod context;
+mod edits;
 mod fast;
 mod kernels;
 pub mod lora;

@@ -2,6 +2,7 @@
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
 use super::context::GpuContext;
+use super::edits::LayerEdit;
 use super::kernels::{dispatch, groups, uniform, Kernel, Kernels};
 use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
@@ -262,29 +263,56 @@ impl Plan {
         }
     }
 
-    /// One transformer layer over `rows` rows: x += attention(x); x += ffn(x).
-    pub fn layer(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, l: usize, rows: usize, step: (&wgpu::BindGroup, u32)) {
+    /// One transformer layer over `rows` rows: x += attention(x); x += ffn(x); with `edit`'s
+    /// knock-outs (after attention), skipped blocks (their output never added) and steering.
+    pub fn layer(
+        &self,
+        k: &Kernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        l: usize,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+        edit: Option<&LayerEdit>,
+    ) {
         let c = &self.config;
         let lp = &self.layers[l];
         let r = rows as u32;
+        let (attn, mlp) = edit.map_or((true, true), |e| (!e.skip_attn, !e.skip_mlp));
         if let (Some(f), 1) = (&self.fused, rows) {
             let (fl, s) = (&f.layers[l], k.workgroups.layers);
             Self::fused_mm(&k.matvec_rope, s, pass, &fl.qkv, "norm_rope", step);
             dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, 1, 1]);
-            Self::fused_mm(&k.matvec, s, pass, &fl.wo, "plain", step);
-            Self::fused_mm(&k.matvec, s, pass, &fl.w13, "norm", step);
-            Self::fused_mm(&k.matvec, s, pass, &fl.w2, "swiglu", step);
-            return;
+            if let Some(e) = edit {
+                e.replace(k, pass, rows, step);
+            }
+            if attn {
+                Self::fused_mm(&k.matvec, s, pass, &fl.wo, "plain", step);
+            }
+            if mlp {
+                Self::fused_mm(&k.matvec, s, pass, &fl.w13, "norm", step);
+                Self::fused_mm(&k.matvec, s, pass, &fl.w2, "swiglu", step);
+            }
+        } else {
+            dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
+            Self::matmul(k, pass, &lp.qkv, rows, step);
+            dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), r, 1]);
+            dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, r, 1]);
+            if let Some(e) = edit {
+                e.replace(k, pass, rows, step);
+            }
+            if attn {
+                Self::matmul(k, pass, &lp.wo, rows, step);
+            }
+            if mlp {
+                dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_ffn, step, [r, 1, 1]);
+                Self::matmul(k, pass, &lp.w13, rows, step);
+                dispatch(pass, k.swiglu.pipeline(""), &lp.swiglu, step, [groups(c.hidden_dim, 64), r, 1]);
+                Self::matmul(k, pass, &lp.w2, rows, step);
+            }
         }
-        dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
-        Self::matmul(k, pass, &lp.qkv, rows, step);
-        dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), r, 1]);
-        dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, r, 1]);
-        Self::matmul(k, pass, &lp.wo, rows, step);
-        dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_ffn, step, [r, 1, 1]);
-        Self::matmul(k, pass, &lp.w13, rows, step);
-        dispatch(pass, k.swiglu.pipeline(""), &lp.swiglu, step, [groups(c.hidden_dim, 64), r, 1]);
-        Self::matmul(k, pass, &lp.w2, rows, step);
+        if let Some(e) = edit {
+            e.add(k, pass, rows, step);
+        }
     }
 
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.

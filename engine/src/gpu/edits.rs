@@ -1,0 +1,65 @@
+//! Knock-outs and steering on the GPU (`trace::Edits`, shaders/edit.wgsl): per layer, the
+//! bind groups of the dispatches `Plan::layer` adds (heads replaced after attention, the
+//! steering addend after the MLP) and which block dispatches it leaves out (a skipped block's
+//! output is never added, as the CPU adds zeros). Made once per `set_edits`, nothing per token.
+
+use super::context::GpuContext;
+use super::kernels::{dispatch, groups, storage, uniform, Kernels};
+use super::state::Acts;
+use crate::trace::Edits;
+
+/// One layer's changes, ready to record.
+pub(super) struct LayerEdit {
+    pub skip_attn: bool,
+    pub skip_mlp: bool,
+    /// edit.wgsl `replace` on the heads' outputs (`Acts::ao`).
+    replace: Option<wgpu::BindGroup>,
+    /// edit.wgsl `add` on the residual (`Acts::x`).
+    add: Option<wgpu::BindGroup>,
+    dim: usize,
+}
+
+pub(super) struct GpuEdits {
+    pub layers: Vec<LayerEdit>,
+}
+
+impl GpuEdits {
+    pub fn new(ctx: &GpuContext, k: &Kernels, e: &Edits, a: &Acts) -> GpuEdits {
+        let c = e.config();
+        let dims = uniform(ctx, "edit", &[c.dim as u32]);
+        let none = wgpu::BufferUsages::empty();
+        let layers = (0..c.n_layers)
+            .map(|l| {
+                let le = e.layer(l);
+                let hs = c.head_size();
+                let replace = le.replaces().then(|| {
+                    let mask: Vec<u32> = (0..c.dim).map(|i| le.replace[i / hs] as u32).collect();
+                    let (fill, mask) = (storage(ctx, "edit fill", &le.fill, none), storage(ctx, "edit mask", &mask, none));
+                    k.edit.bind(ctx, "edit replace", &[&fill, &mask, &a.ao, &dims])
+                });
+                let add = le.add.as_ref().map(|v| {
+                    let (v, mask) = (storage(ctx, "steer", v, none), storage(ctx, "edit mask", &[0u32], none));
+                    k.edit.bind(ctx, "edit add", &[&v, &mask, &a.x, &dims])
+                });
+                LayerEdit { skip_attn: le.skip_attn, skip_mlp: le.skip_mlp, replace, add, dim: c.dim }
+            })
+            .collect();
+        GpuEdits { layers }
+    }
+}
+
+impl LayerEdit {
+    /// Knocked-out heads' outputs replaced, after attention and before wo.
+    pub fn replace(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
+        if let Some(bg) = &self.replace {
+            dispatch(pass, k.edit.pipeline("replace"), bg, step, [groups(self.dim, 64), rows as u32, 1]);
+        }
+    }
+
+    /// The steering addend added to the residual after the layer.
+    pub fn add(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
+        if let Some(bg) = &self.add {
+            dispatch(pass, k.edit.pipeline("add"), bg, step, [groups(self.dim, 64), rows as u32, 1]);
+        }
+    }
+}
