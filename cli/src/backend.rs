@@ -4,7 +4,7 @@
 use tinylm_engine::generate::{Backend, Generation, Step};
 use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions};
 use tinylm_engine::lora::{Adapter, LoraCpuBackend};
-use tinylm_engine::trace::StepTrace;
+use tinylm_engine::trace::{Edits, StepTrace};
 use tinylm_engine::{Config, Result, Sampler, Weights};
 
 /// Opens the backend `name` over `weights`, with the reason it was chosen (for `auto`, why the
@@ -105,6 +105,9 @@ impl Backend for Model {
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         self.inner().forward_traced(token, pos, trace)
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.inner().set_edits(edits)
     }
 }
 
