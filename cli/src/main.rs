@@ -3,6 +3,7 @@
 
 mod backend;
 mod cmd;
+mod intervene;
 mod load;
 mod out;
 
@@ -33,6 +34,8 @@ enum Command {
     Decode(cmd::decode::Args),
     /// Write a deterministic random model (shared/docs/reference-models.md).
     MakeModel(cmd::make_model::Args),
+    /// Activation patching: which layers, positions and heads carry the difference between two prompts.
+    Patch(cmd::patch::Args),
     /// Describe a model file.
     Info(cmd::info::Args),
     /// Measure load, prefill and decode speed on each backend, side by side (or a LoRA training step).
@@ -53,6 +56,7 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::Encode(a) => cmd::encode::run(a),
         Command::Decode(a) => cmd::decode::run(a),
         Command::MakeModel(a) => cmd::make_model::run(a),
+        Command::Patch(a) => cmd::patch::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Finetune(a) => cmd::finetune::run(a),

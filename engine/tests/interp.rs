@@ -13,7 +13,7 @@ use tinylm_engine::generate::Backend;
 use tinylm_engine::randmodel::random_weights;
 use common::interp::{case, cases, idx, Case};
 use tinylm_engine::trace::{
-    inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Inspection, Intervention, PatchMaps, Patcher,
+    inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Inspection, Intervention, PatchMaps, Patcher, PATCH_EXAMPLES,
     Steer,
 };
 use tinylm_engine::{Config, Error};
@@ -192,4 +192,30 @@ fn bad_experiments_are_refused_in_words() {
     assert!(steering_direction(&[], &[ins.clone()], 0).unwrap_err().to_string().contains("empty"));
     assert!(steering_direction(&[ins.clone()], &[bos], 0).unwrap_err().to_string().contains("only BOS"));
     assert!(steering_direction(&[ins.clone()], &[ins], 5).unwrap_err().to_string().contains("5 layers"));
+}
+
+#[test]
+fn ready_made_patching_examples_work_on_stories260k() {
+    let (w, tok) = (stories260k(), tok512());
+    for ex in PATCH_EXAMPLES {
+        let (clean, corrupt) = (tok.encode(ex.clean, true, false), tok.encode(ex.corrupt, true, false));
+        let one = |s: &str| match tok.encode(s, false, false)[..] {
+            [id] => id,
+            ref v => panic!("{}: answer {s:?} is {v:?}", ex.name),
+        };
+        let maps = Patcher::run(&CpuModel::new(&w), &clean, &corrupt, one(ex.clean_answer), one(ex.corrupt_answer)).unwrap();
+        eprintln!("{}: {} tokens, clean difference {:.3}, corrupted {:.3}", ex.name, clean.len(), maps.clean_diff, maps.corrupt_diff);
+        // Measured: she-or-he 5.675 / -3.899, he-or-she 2.018 / -5.377, ball-or-car 3.242 / -3.339.
+        assert!(maps.clean_diff > 1.0 && maps.corrupt_diff < -1.0, "{}", ex.name);
+        // Before the first changed token both runs are the same: patching there changes nothing.
+        let at = clean.iter().zip(&corrupt).position(|(a, b)| a != b).unwrap();
+        for l in 0..maps.n_layers {
+            assert!((0..at).all(|t| maps.resid_at(l, t) == maps.corrupt_diff), "{} layer {l}", ex.name);
+            assert!((0..maps.n_heads).all(|h| (0..at).all(|t| maps.heads_at(l, h, t) == maps.corrupt_diff)));
+        }
+        // After layer 2 one position holds nearly all of it (measured 0.96, 0.98, 0.97).
+        let row: Vec<f32> = (0..maps.len()).map(|t| maps.recovered(maps.resid_at(2, t)).unwrap()).collect();
+        eprintln!("  recovered after layer 2: {row:.2?}");
+        assert!(row.iter().any(|&r| r > 0.9), "{}", ex.name);
+    }
 }

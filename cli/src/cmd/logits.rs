@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
-use tinylm_engine::trace::{inspect, Inspection};
+use serde_json::Value;
+use tinylm_engine::generate::Backend;
+use tinylm_engine::trace::{inspect, Edits, Inspection};
 use tinylm_engine::{Error, Result};
 
-use crate::{backend, load, out};
+use crate::{backend, intervene, load, out};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,7 +23,7 @@ pub struct Args {
     /// Text to encode (with BOS) instead of --tokens; needs --tokenizer.
     #[arg(short = 'i', long, requires = "tokenizer")]
     pub prompt: Option<String>,
-    /// tokenizer.bin for --prompt.
+    /// tokenizer.bin for --prompt (and --steer's prompts).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// Output .safetensors file.
@@ -33,6 +35,9 @@ pub struct Args {
     /// A PEFT LoRA adapter directory; unmerged on the CPU, merged into the weights on the GPU.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// Knock-outs and steering: the file holds the changed model's logits, attention and residuals.
+    #[command(flatten)]
+    pub edit: intervene::Flags,
 }
 
 /// Parses "1 403 407" or "1,403,407".
@@ -45,18 +50,31 @@ pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
 
 pub fn run(a: Args) -> Result<()> {
     let (weights, _) = load::model(&a.model)?;
-    let tokens = match (&a.tokens, &a.prompt, &a.tokenizer) {
+    let tok = a.tokenizer.as_deref().map(|tp| load::tokenizer_for(tp, &weights, &a.model)).transpose()?;
+    let tokens = match (&a.tokens, &a.prompt, &tok) {
         (Some(t), _, _) => parse_tokens(t)?,
-        (None, Some(text), Some(tp)) => load::tokenizer_for(tp, &weights, &a.model)?.encode(text, true, false),
+        (None, Some(text), Some(tok)) => tok.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
     };
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    let mut change = None;
+    if !a.edit.is_none() {
+        let plan = a.edit.plan(&weights, adapter.as_ref(), tok.as_ref())?;
+        let strength = plan.single_strength()?;
+        let means = plan.means(&weights, adapter.as_ref(), &tokens)?;
+        let edits = Edits::new(&weights.config, &plan.intervention(strength), means.as_ref())?;
+        change = Some((edits, plan.to_json(plan.steer.is_some().then_some(strength))));
+    }
     let (mut model, _) = backend::open_adapted(weights, &a.backend, adapter)?;
+    if let Some((edits, _)) = &change {
+        model.set_edits(Some(edits))?;
+    }
     let ins = match model.gpu() {
         Some(g) => g.inspect(&tokens)?,
         None => inspect(&mut model, &tokens)?,
     };
-    load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref())?)?;
+    let about = change.map(|(_, j)| j);
+    load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref(), about.as_ref())?)?;
     let c = &ins.config;
     out::line(&format!(
         "wrote {}: logits [{t}, {}], attn [{}, {}, {t}, {t}], resid [{}, {t}, {}], tokens [{t}]",
@@ -75,7 +93,8 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 /// Serializes `logits [T,V]`, `attn [L,H,T,T]`, `resid [L,T,D]` (f32) and `tokens [T]` (i32).
-pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>) -> Result<Vec<u8>> {
+/// `change`: the knock-outs or steering the logits were computed with (metadata "intervention").
+pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>, change: Option<&Value>) -> Result<Vec<u8>> {
     let c = &ins.config;
     let t = ins.len();
     let tokens: Vec<u8> = ins.tokens.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
@@ -89,7 +108,11 @@ pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>) ->
         .iter()
         .map(|(name, dtype, shape, data)| Ok((*name, TensorView::new(*dtype, shape.clone(), data).map_err(st_err)?)))
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata(ins, model, adapter))).map_err(st_err)
+    let mut meta = metadata(ins, model, adapter);
+    if let Some(c) = change {
+        meta.insert("intervention".into(), c.to_string());
+    }
+    safetensors::serialize(views, Some(meta)).map_err(st_err)
 }
 
 fn metadata(ins: &Inspection, model: &Path, adapter: Option<&Path>) -> HashMap<String, String> {

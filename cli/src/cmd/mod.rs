@@ -10,4 +10,5 @@ pub mod inspect;
 pub mod logits;
 pub mod make_model;
 pub mod merge;
+pub mod patch;
 pub mod pretrain;

@@ -33,9 +33,34 @@ pub struct PatchExample {
     pub about: &'static str,
 }
 
-/// Examples measured on stories260K (tok512): equal token counts and a clearly non-zero
-/// clean − corrupt logit difference (figures in `engine/tests/patch.rs`).
-pub const PATCH_EXAMPLES: &[PatchExample] = &[];
+/// Examples measured on stories260K (tok512): equal token counts and clean and corrupted
+/// logit differences of opposite sign, several logits apart (figures in tests/interp.rs).
+pub const PATCH_EXAMPLES: &[PatchExample] = &[
+    PatchExample {
+        name: "she-or-he",
+        clean: "Once upon a time, there was a little girl. One day,",
+        corrupt: "Once upon a time, there was a little boy. One day,",
+        clean_answer: "she",
+        corrupt_answer: "he",
+        about: "Which activations carry \"girl\" forward to the pronoun the model expects?",
+    },
+    PatchExample {
+        name: "he-or-she",
+        clean: "The boy was sad. Then",
+        corrupt: "The girl was sad. Then",
+        clean_answer: "he",
+        corrupt_answer: "she",
+        about: "The same question in a short sentence: where does \"boy\" reach the last position?",
+    },
+    PatchExample {
+        name: "ball-or-car",
+        clean: "Lily had a big red ball. She loved her",
+        corrupt: "Lily had a big red car. She loved her",
+        clean_answer: "b",
+        corrupt_answer: "c",
+        about: "Copying a thing named earlier: the answers are the first pieces of \"ball\" and \"car\".",
+    },
+];
 
 /// The maps of one patching experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
