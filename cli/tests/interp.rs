@@ -26,9 +26,8 @@ fn heads(spec: &Value) -> String {
 fn logits(test: &str, extra: &[String]) -> Vec<f32> {
     let (spec, _) = fixture();
     let out = scratch(test).join("l.safetensors");
-    let mut args: Vec<String> = ["logits", &model().display().to_string(), "-z", &tok512().display().to_string()]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> =
+        ["logits", &model().display().to_string(), "-z", &tok512().display().to_string()].map(String::from).to_vec();
     args.extend(["--tokens".into(), list(&spec["tokens"]), "-o".into(), out.display().to_string()]);
     args.extend(extra.iter().cloned());
     ok(&args);
@@ -137,7 +136,10 @@ fn patch_maps_match_the_reference() {
     let j: Value = serde_json::from_slice(&ok(&["patch", &m, "-z", &z, "--example", "she-or-he", "--json"])).unwrap();
     assert_eq!(j["clean"]["tokens"], spec["patch"]["clean"]);
     assert_eq!(j["corrupt"]["tokens"], spec["patch"]["corrupt"]);
-    assert_eq!(ids(&Value::from(vec![j["clean_answer"]["id"].clone(), j["corrupt_answer"]["id"].clone()])), ids(&spec["patch"]["answers"]));
+    assert_eq!(
+        ids(&Value::from(vec![j["clean_answer"]["id"].clone(), j["corrupt_answer"]["id"].clone()])),
+        ids(&spec["patch"]["answers"])
+    );
     let f = |v: &Value| -> Vec<f32> {
         let mut out = Vec::new();
         let mut walk = vec![v];
@@ -150,14 +152,32 @@ fn patch_maps_match_the_reference() {
         out
     };
     let tol = 2e-5 * 13.0; // two logits, each within 1e-5·max|logit| (≈13 here)
-    assert!(max_diff(&[j["clean_diff"].as_f64().unwrap() as f32, j["corrupt_diff"].as_f64().unwrap() as f32], &tensor(&st, "patch.diffs").1) <= tol);
+    assert!(
+        max_diff(
+            &[j["clean_diff"].as_f64().unwrap() as f32, j["corrupt_diff"].as_f64().unwrap() as f32],
+            &tensor(&st, "patch.diffs").1
+        ) <= tol
+    );
     assert!(max_diff(&f(&j["resid"]), &tensor(&st, "patch.resid").1) <= tol);
     assert!(max_diff(&f(&j["heads"]), &tensor(&st, "patch.heads").1) <= tol);
     // Identical prompts: nothing to recover, every patched run the clean difference.
     let p = "Lily had a big red ball. She loved her";
-    let j: Value =
-        serde_json::from_slice(&ok(&["patch", &m, "-z", &z, "--clean", p, "--corrupt", p, "--clean-answer", "b", "--corrupt-answer", "c", "--json"]))
-            .unwrap();
+    let j: Value = serde_json::from_slice(&ok(&[
+        "patch",
+        &m,
+        "-z",
+        &z,
+        "--clean",
+        p,
+        "--corrupt",
+        p,
+        "--clean-answer",
+        "b",
+        "--corrupt-answer",
+        "c",
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(j["clean_diff"], j["corrupt_diff"]);
     assert!(f(&j["resid"]).iter().chain(&f(&j["heads"])).all(|&x| x == j["clean_diff"].as_f64().unwrap() as f32));
     assert!(j["resid_recovered"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).all(Value::is_null));
@@ -179,7 +199,24 @@ fn bad_experiments_fail_in_words() {
     let out = scratch("bad").join("x.safetensors").display().to_string();
     let err = fails(&["logits", &m, "--tokens", "1,2", "-o", &out, "--steer", "1", "--toward", "a", "--away", "b"]);
     assert!(err.contains("--tokenizer"), "{err}");
-    let err = fails(&["logits", &m, "-z", &z, "--tokens", "1,2", "-o", &out, "--steer", "1", "--toward", "a", "--away", "b", "--strength", "1,2"]);
+    let err = fails(&[
+        "logits",
+        &m,
+        "-z",
+        &z,
+        "--tokens",
+        "1,2",
+        "-o",
+        &out,
+        "--steer",
+        "1",
+        "--toward",
+        "a",
+        "--away",
+        "b",
+        "--strength",
+        "1,2",
+    ]);
     assert!(err.contains("one --strength"), "{err}");
     let patch = |extra: &[&str]| {
         let mut a = vec!["patch", &m, "-z", &z];

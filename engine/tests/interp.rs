@@ -6,15 +6,15 @@
 //! the clean difference everywhere.
 
 mod common;
+use common::interp::{case, cases, idx, Case};
 use common::*;
 use serde_json::Value;
 use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::Backend;
 use tinylm_engine::randmodel::random_weights;
-use common::interp::{case, cases, idx, Case};
 use tinylm_engine::trace::{
-    inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Inspection, Intervention, PatchMaps, Patcher, PATCH_EXAMPLES,
-    Steer,
+    inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Inspection, Intervention, PatchMaps, Patcher,
+    Steer, PATCH_EXAMPLES,
 };
 use tinylm_engine::{Config, Error};
 
@@ -170,7 +170,10 @@ fn bad_experiments_are_refused_in_words() {
     assert!(msg(Intervention { skip_mlp: vec![9], ..Intervention::default() }).contains("layer 9"));
     let mean = Intervention { ablation: Ablation::Mean, ..heads(1, 1) };
     assert!(msg(mean).contains("mean outputs"));
-    let steer = |direction: Vec<f32>, strength| Intervention { steer: Some(Steer { layer: 0, direction, strength }), ..Intervention::default() };
+    let steer = |direction: Vec<f32>, strength| Intervention {
+        steer: Some(Steer { layer: 0, direction, strength }),
+        ..Intervention::default()
+    };
     assert!(msg(steer(vec![1.0; 3], 1.0)).contains("3 values"));
     assert!(msg(steer(vec![1.0; 64], f32::NAN)).contains("finite"));
     assert_eq!("1.3".parse::<HeadId>().unwrap(), HeadId { layer: 1, head: 3 });
@@ -204,7 +207,13 @@ fn ready_made_patching_examples_work_on_stories260k() {
             ref v => panic!("{}: answer {s:?} is {v:?}", ex.name),
         };
         let maps = Patcher::run(&CpuModel::new(&w), &clean, &corrupt, one(ex.clean_answer), one(ex.corrupt_answer)).unwrap();
-        eprintln!("{}: {} tokens, clean difference {:.3}, corrupted {:.3}", ex.name, clean.len(), maps.clean_diff, maps.corrupt_diff);
+        eprintln!(
+            "{}: {} tokens, clean difference {:.3}, corrupted {:.3}",
+            ex.name,
+            clean.len(),
+            maps.clean_diff,
+            maps.corrupt_diff
+        );
         // Measured: she-or-he 5.675 / -3.899, he-or-she 2.018 / -5.377, ball-or-car 3.242 / -3.339.
         assert!(maps.clean_diff > 1.0 && maps.corrupt_diff < -1.0, "{}", ex.name);
         // Before the first changed token both runs are the same: patching there changes nothing.

@@ -136,7 +136,14 @@ fn story(tok: &Tokenizer, tokens: &[u32]) -> Result<Value> {
 
 /// The unchanged story, then one per steering strength (or one with the knock-outs), each
 /// from the same seed; JSON or text side by side.
-fn compare(a: &Args, weights: Weights, adapter: Option<Adapter>, tok: &Tokenizer, prompt: &[u32], opts: GpuOptions) -> Result<()> {
+fn compare(
+    a: &Args,
+    weights: Weights,
+    adapter: Option<Adapter>,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    opts: GpuOptions,
+) -> Result<()> {
     let plan = (!a.edit.is_none()).then(|| a.edit.plan(&weights, adapter.as_ref(), Some(tok))).transpose()?;
     // Mean ablation averages over the unchanged story, which the backend writes first.
     let for_means = plan.as_ref().filter(|p| p.needs_means()).map(|_| (weights.clone(), adapter.clone()));

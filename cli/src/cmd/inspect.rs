@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tinylm_engine::trace::pieces::{raw_readable, token_pieces};
 use tinylm_engine::generate::Backend;
+use tinylm_engine::trace::pieces::{raw_readable, token_pieces};
 use tinylm_engine::trace::{
     changes, inspect, lens_top_k, next_tokens, rollout, Change, Edits, Inspection, LensHead, NextTokens, Top1,
 };

@@ -49,7 +49,10 @@ pub fn run(a: Args) -> Result<()> {
     if a.list {
         let mut s = String::new();
         for e in PATCH_EXAMPLES {
-            s += &format!("{}: {:?} vs {:?}, answers {:?} / {:?}\n  {}\n", e.name, e.clean, e.corrupt, e.clean_answer, e.corrupt_answer, e.about);
+            s += &format!(
+                "{}: {:?} vs {:?}, answers {:?} / {:?}\n  {}\n",
+                e.name, e.clean, e.corrupt, e.clean_answer, e.corrupt_answer, e.about
+            );
         }
         return out::write(s.as_bytes()).map(|_| ());
     }
@@ -61,7 +64,8 @@ pub fn run(a: Args) -> Result<()> {
     let tok = load::tokenizer_for(tp, &weights, model)?;
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
     let (clean, corrupt) = (tok.encode(&ex.clean, true, false), tok.encode(&ex.corrupt, true, false));
-    let answers = (one_token(&tok, &ex.clean_answer, "--clean-answer")?, one_token(&tok, &ex.corrupt_answer, "--corrupt-answer")?);
+    let answers =
+        (one_token(&tok, &ex.clean_answer, "--clean-answer")?, one_token(&tok, &ex.corrupt_answer, "--corrupt-answer")?);
     let maps = Patcher::run(&CpuModel::adapted(&weights, adapter.as_ref())?, &clean, &corrupt, answers.0, answers.1)?;
     if a.json {
         return out::line(&to_json(model, &ex, &tok, &maps).to_string());
@@ -94,9 +98,7 @@ fn example(a: &Args) -> Result<Example> {
         (None, Some(c), Some(x), Some(ca), Some(xa)) => {
             Ok(Example { name: None, clean: c.clone(), corrupt: x.clone(), clean_answer: ca.clone(), corrupt_answer: xa.clone() })
         }
-        _ => Err(Error::InvalidSetting(
-            "give --example NAME, or --clean, --corrupt, --clean-answer and --corrupt-answer".into(),
-        )),
+        _ => Err(Error::InvalidSetting("give --example NAME, or --clean, --corrupt, --clean-answer and --corrupt-answer".into())),
     }
 }
 
@@ -105,7 +107,8 @@ fn one_token(tok: &Tokenizer, text: &str, flag: &str) -> Result<u32> {
     match tok.encode(text, false, false)[..] {
         [id] => Ok(id),
         ref ids => {
-            let pieces: Vec<String> = ids.iter().map(|&i| format!("{:?}", tok.piece(i).map(raw_readable).unwrap_or_default())).collect();
+            let pieces: Vec<String> =
+                ids.iter().map(|&i| format!("{:?}", tok.piece(i).map(raw_readable).unwrap_or_default())).collect();
             Err(Error::InvalidSetting(format!(
                 "{flag} {text:?} is {} tokens ({}); give a word that is one token",
                 ids.len(),
@@ -123,8 +126,10 @@ fn to_json(model: &std::path::Path, ex: &Example, tok: &Tokenizer, m: &PatchMaps
     let (l, h, t) = (m.n_layers, m.n_heads, m.len());
     let rec = |v: f32| m.recovered(v);
     let resid: Vec<Vec<f32>> = (0..l).map(|li| (0..t).map(|ti| m.resid_at(li, ti)).collect()).collect();
-    let heads: Vec<Vec<Vec<f32>>> = (0..l).map(|li| (0..h).map(|hi| (0..t).map(|ti| m.heads_at(li, hi, ti)).collect()).collect()).collect();
-    let map_rec = |rows: &Vec<Vec<f32>>| -> Vec<Vec<Option<f32>>> { rows.iter().map(|r| r.iter().map(|&v| rec(v)).collect()).collect() };
+    let heads: Vec<Vec<Vec<f32>>> =
+        (0..l).map(|li| (0..h).map(|hi| (0..t).map(|ti| m.heads_at(li, hi, ti)).collect()).collect()).collect();
+    let map_rec =
+        |rows: &Vec<Vec<f32>>| -> Vec<Vec<Option<f32>>> { rows.iter().map(|r| r.iter().map(|&v| rec(v)).collect()).collect() };
     json!({
         "model": load::name(model),
         "example": ex.name,

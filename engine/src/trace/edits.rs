@@ -245,7 +245,10 @@ impl Edits {
         let (nl, nh, d, hs) = (c.n_layers, c.n_heads, c.dim, c.head_size());
         let layer_ok = |l: usize, what: &str| {
             if l >= nl {
-                return Err(Error::InvalidSetting(format!("{what}: layer {l} does not exist; the model has {nl} layers (0..{})", nl - 1)));
+                return Err(Error::InvalidSetting(format!(
+                    "{what}: layer {l} does not exist; the model has {nl} layers (0..{})",
+                    nl - 1
+                )));
             }
             Ok(())
         };

@@ -113,7 +113,9 @@ enum Phase {
     Clean,
     Corrupt,
     /// Patched run number `run` (see `Patcher::site`).
-    Patch { run: usize },
+    Patch {
+        run: usize,
+    },
     Done,
 }
 
@@ -298,8 +300,7 @@ impl Patcher {
             }
             Phase::Patch { run } => {
                 let (at, site) = self.site(run);
-                let mut put =
-                    Put { site, at, t, d, hs, clean_resid: &self.clean_resid, clean_heads: &self.clean_heads };
+                let mut put = Put { site, at, t, d, hs, clean_resid: &self.clean_resid, clean_heads: &self.clean_heads };
                 let logits = m.forward(&mut self.state, self.maps.corrupt[pos], pos, Some(&mut put))?;
                 if last {
                     let got = diff(logits);

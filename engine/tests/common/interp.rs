@@ -61,7 +61,6 @@ pub fn idx(v: &Value) -> usize {
     v.as_u64().unwrap() as usize
 }
 
-
 impl Case {
     /// The fixture's changes with the keys of their reference logits: zero and mean ablation
     /// (give `Edits::new` the means), skipped blocks, and steering along the reference direction.
