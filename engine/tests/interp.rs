@@ -192,9 +192,10 @@ fn bad_experiments_are_refused_in_words() {
     // Steering: empty list, BOS-only prompt, a layer past the end.
     let ins = inspect(&mut CpuBackend::new(w.clone()), &[1, 300, 301]).unwrap();
     let bos = inspect(&mut CpuBackend::new(w.clone()), &[1]).unwrap();
-    assert!(steering_direction(&[], &[ins.clone()], 0).unwrap_err().to_string().contains("empty"));
-    assert!(steering_direction(&[ins.clone()], &[bos], 0).unwrap_err().to_string().contains("only BOS"));
-    assert!(steering_direction(&[ins.clone()], &[ins], 5).unwrap_err().to_string().contains("5 layers"));
+    let one = std::slice::from_ref(&ins);
+    assert!(steering_direction(&[], one, 0).unwrap_err().to_string().contains("empty"));
+    assert!(steering_direction(one, &[bos], 0).unwrap_err().to_string().contains("only BOS"));
+    assert!(steering_direction(one, one, 5).unwrap_err().to_string().contains("5 layers"));
 }
 
 #[test]
