@@ -82,7 +82,7 @@ fn inspect_reports_what_moved() {
     let plain = run(&[]);
     assert!(plain["changes"].is_null() && plain["intervention"].is_null());
     let changed = run(&["--ablate", "1.5,3.0", "--skip-mlp", "4"]);
-    assert_eq!(changed["intervention"]["description"], "heads 1.5, 3.0 zeroed; MLP skipped in layers 4");
+    assert_eq!(changed["intervention"]["description"], "heads 1.5, 3.0 zeroed; MLP skipped in layer 4");
     let ch = changed["changes"].as_array().unwrap();
     assert_eq!(ch.len(), 16);
     for (t, c) in ch.iter().enumerate() {

@@ -83,23 +83,33 @@ impl Intervention {
         self.ablate.is_empty() && self.skip_attn.is_empty() && self.skip_mlp.is_empty() && self.steer.is_none()
     }
 
-    /// What is changed, in words ("heads 1.3, 2.0 zeroed; layer 2's MLP skipped").
+    /// What is changed, in words ("heads 1.3, 2.0 zeroed; MLP skipped in layer 2").
     pub fn describe(&self) -> String {
-        let list = |v: &[usize]| v.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ");
+        // "layer 4", "layers 1, 3": the plural only for more than one.
+        let list = |v: &[usize]| {
+            let n = v.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ");
+            if v.len() == 1 {
+                format!("layer {n}")
+            } else {
+                format!("layers {n}")
+            }
+        };
         let mut parts = Vec::new();
         if !self.ablate.is_empty() {
             let heads: Vec<String> = self.ablate.iter().map(|h| h.to_string()).collect();
+            let noun = if heads.len() == 1 { "head" } else { "heads" };
             let how = match self.ablation {
                 Ablation::Zero => "zeroed",
+                Ablation::Mean if heads.len() == 1 => "set to its mean output",
                 Ablation::Mean => "set to their mean output",
             };
-            parts.push(format!("heads {} {how}", heads.join(", ")));
+            parts.push(format!("{noun} {} {how}", heads.join(", ")));
         }
         if !self.skip_attn.is_empty() {
-            parts.push(format!("attention skipped in layers {}", list(&self.skip_attn)));
+            parts.push(format!("attention skipped in {}", list(&self.skip_attn)));
         }
         if !self.skip_mlp.is_empty() {
-            parts.push(format!("MLP skipped in layers {}", list(&self.skip_mlp)));
+            parts.push(format!("MLP skipped in {}", list(&self.skip_mlp)));
         }
         if let Some(s) = &self.steer {
             parts.push(format!("steered after layer {} with strength {}", s.layer, s.strength));
@@ -342,5 +352,20 @@ impl Hook for Edits {
                 *a += b;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_counts_in_words() {
+        let head = |layer, head| HeadId { layer, head };
+        let one = Intervention { ablate: vec![head(1, 3)], ablation: Ablation::Mean, skip_attn: vec![2], ..Default::default() };
+        assert_eq!(one.describe(), "head 1.3 set to its mean output; attention skipped in layer 2");
+        let two = Intervention { ablate: vec![head(1, 3), head(2, 0)], skip_mlp: vec![0, 4], ..Default::default() };
+        assert_eq!(two.describe(), "heads 1.3, 2.0 zeroed; MLP skipped in layers 0, 4");
+        assert_eq!(Intervention::default().describe(), "nothing changed");
     }
 }
