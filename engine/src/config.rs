@@ -19,6 +19,17 @@ pub struct Config {
     pub shared_classifier: bool,
 }
 
+/// The product of `parts`, or None when it overflows u64.
+fn elements(parts: &[usize]) -> Option<u64> {
+    parts.iter().try_fold(1u64, |n, &p| n.checked_mul(p as u64))
+}
+
+/// `MAX_TENSOR_ELEMENTS`, and never more than a `usize` holds (wasm32's is 32 bits), so every
+/// size computed from a validated config fits.
+fn max_elements() -> u64 {
+    MAX_TENSOR_ELEMENTS.min(usize::MAX as u64)
+}
+
 impl Config {
     /// Builds a config from raw header integers, checking every field before any use.
     /// `file` names the input in errors.
@@ -58,13 +69,18 @@ impl Config {
         if !c.head_size().is_multiple_of(2) {
             return Err(format!("head size {} is odd; RoPE rotates pairs", c.head_size()));
         }
-        let big = [
-            (c.vocab_size as u64) * c.dim as u64,
-            (c.n_layers as u64) * c.dim as u64 * c.dim as u64,
-            (c.n_layers as u64) * c.hidden_dim as u64 * c.dim as u64,
-            (c.n_layers as u64) * c.seq_len as u64 * c.kv_dim() as u64,
+        // Every size the engine derives from the header, multiplied with overflow checks (the
+        // fields come from a file: two of them near 2^31 overflow even u64).
+        let (l, d, s, h) = (c.n_layers, c.dim, c.seq_len, c.hidden_dim);
+        let sizes: [&[usize]; 6] = [
+            &[c.vocab_size, d],
+            &[l, d, d],
+            &[l, h, d],
+            &[l, s, c.kv_dim()],
+            &[c.n_heads, s],
+            &[s, c.head_size()],
         ];
-        if big.iter().any(|&n| n > MAX_TENSOR_ELEMENTS) {
+        if sizes.iter().any(|p| elements(p).is_none_or(|n| n > max_elements())) {
             return Err("the sizes in the header are too large for this engine".into());
         }
         Ok(())
