@@ -20,7 +20,7 @@ pub mod trace;
 pub mod weights;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, NoGpu, Result};
 pub use sampler::{Rng, Sampler};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;
