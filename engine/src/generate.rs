@@ -1,4 +1,6 @@
 //! The generation loop of run.c: feed the prompt, then sample; stop at BOS or after `steps`.
+//! `Pace` is how a caller takes part in any long computation of the engine: it hears each
+//! token and may stop, and between units of CPU work it may yield to its event loop.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -17,6 +19,33 @@ pub trait Backend {
     /// As `forward`, also recording attention and residuals.
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]>;
 }
+
+/// How a caller paces a long computation (a generation, a held-out evaluation): it sees each
+/// token and may stop the run; between units of CPU work it may yield (the browser worker
+/// awaits its event loop there, so a Stop sent by the page is seen) and may stop. A native
+/// caller keeps the defaults; any `FnMut(Step) -> bool` is a pace that only hears tokens.
+#[allow(async_fn_in_trait)]
+pub trait Pace {
+    /// A token was emitted (or forced by the prompt); false stops the run after it.
+    fn token(&mut self, _step: Step) -> bool {
+        true
+    }
+    /// Between units of CPU work (a forward pass, a batch of held-out windows); false stops.
+    async fn between(&mut self) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(Step) -> bool> Pace for F {
+    fn token(&mut self, step: Step) -> bool {
+        self(step)
+    }
+}
+
+/// A pace that never stops or yields.
+pub struct Unpaced;
+
+impl Pace for Unpaced {}
 
 /// run.c's rule: 0 or more than the context means the whole context.
 pub fn clamp_steps(steps: usize, seq_len: usize) -> usize {
@@ -83,6 +112,22 @@ impl Generation {
         self.token = next;
         self.tokens.push(next);
         Ok(Some(step))
+    }
+
+    /// Runs to the end on `b`, telling `pace` each token and asking it between forward passes;
+    /// returns every token, BOS first. Stopped by `pace`, it returns the tokens so far.
+    pub async fn run<B: Backend + ?Sized, P: Pace + ?Sized>(
+        mut self,
+        b: &mut B,
+        sampler: &mut Sampler,
+        pace: &mut P,
+    ) -> Result<Vec<u32>> {
+        while let Some(step) = self.step(b, sampler)? {
+            if !pace.token(step) || !pace.between().await {
+                break;
+            }
+        }
+        Ok(self.tokens)
     }
 
     /// Forward passes run so far (run.c's `pos`).

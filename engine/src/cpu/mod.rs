@@ -3,6 +3,8 @@
 pub mod fast;
 pub mod ops;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
@@ -207,25 +209,39 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// The CPU backend: weights and one sequence's state.
+/// The CPU backend: the weights (shared with whoever loaded them, never copied), an optional
+/// unmerged LoRA adapter, and one sequence's state.
 pub struct CpuBackend {
-    pub weights: Weights,
+    pub weights: Arc<Weights>,
+    /// Added after each projection it adapts (`forward_adapted`); `None` runs the plain model.
+    pub adapter: Option<Arc<Adapter>>,
     pub kernels: Kernels,
     state: State,
 }
 
 impl CpuBackend {
     /// The fast kernels (what users run).
-    pub fn new(weights: Weights) -> CpuBackend {
+    pub fn new(weights: impl Into<Arc<Weights>>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Fast)
     }
     /// The scalar reference kernels.
-    pub fn reference(weights: Weights) -> CpuBackend {
+    pub fn reference(weights: impl Into<Arc<Weights>>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Reference)
     }
-    pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
+    pub fn with_kernels(weights: impl Into<Arc<Weights>>, kernels: Kernels) -> CpuBackend {
+        let weights = weights.into();
         let state = State::new(&weights.config);
-        CpuBackend { weights, kernels, state }
+        CpuBackend { weights, adapter: None, kernels, state }
+    }
+    /// With `adapter` applied unmerged (the PEFT math exactly); fails with `Mismatch` when it
+    /// was made for another shape.
+    pub fn with_adapter(weights: impl Into<Arc<Weights>>, adapter: Option<Arc<Adapter>>, kernels: Kernels) -> Result<CpuBackend> {
+        let mut b = CpuBackend::with_kernels(weights, kernels);
+        if let Some(a) = &adapter {
+            a.check_base(&b.weights.config)?;
+        }
+        b.adapter = adapter;
+        Ok(b)
     }
 }
 
@@ -234,15 +250,16 @@ impl crate::generate::Backend for CpuBackend {
         &self.weights.config
     }
     fn name(&self) -> String {
-        match self.kernels {
-            Kernels::Reference => "cpu (reference)".into(),
-            Kernels::Fast => format!("cpu ({})", fast::kernel_name()),
+        match (&self.adapter, self.kernels) {
+            (Some(a), _) => format!("cpu + LoRA r{}", a.config.r),
+            (None, Kernels::Reference) => "cpu (reference)".into(),
+            (None, Kernels::Fast) => format!("cpu ({})", fast::kernel_name()),
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, None)
+        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, None)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, Some(trace))
+        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, Some(trace))
     }
 }

@@ -30,7 +30,7 @@ pub mod tune;
 mod workgroups;
 
 pub use backend::{GpuBackend, GpuOptions, GpuStats};
-pub use choice::{AnyBackend, BackendChoice};
+pub use choice::{AnyBackend, BackendChoice, Opened, Reason};
 pub use context::GpuContext;
 pub use lora::{GpuTrainOptions, GpuTrainer};
 pub use model::{f16_bits, f16_round, f16_value, rope_table};
