@@ -12,6 +12,7 @@ pub mod error;
 pub mod generate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod loaded;
 pub mod lora;
 pub mod randmodel;
 pub mod sampler;
@@ -21,6 +22,7 @@ pub mod weights;
 
 pub use config::Config;
 pub use error::{Error, NoGpu, Result};
+pub use loaded::{LoadedModel, NamedFile};
 pub use sampler::{Rng, Sampler};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;

@@ -58,6 +58,22 @@ pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
     }
 }
 
+/// Which version `data` is, from its magic number and version (v1, v2), or, for v0, which has
+/// none, from a valid header that implies exactly its length; None when it is none of them.
+/// Cheap: no weights are read.
+pub fn recognise(data: &[u8]) -> Option<Format> {
+    let word = |at: usize| data.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if word(0) == Some(MAGIC as i32) {
+        return match word(4)? {
+            1 => Some(Format::V1),
+            // The group size follows the 7 header fields and the shared-classifier byte.
+            2 => word(37).filter(|&g| g > 0).map(|g| Format::V2 { group_size: g as usize }),
+            _ => None,
+        };
+    }
+    v0::recognise(data).then_some(Format::V0)
+}
+
 /// Reads only the header: the shape and format, for `info` and for checks before loading.
 pub fn read_config(data: &[u8], file: &str) -> Result<(crate::Config, Format)> {
     // The readers validate the length against the header before touching weights, so reading

@@ -8,6 +8,7 @@
 
 mod adapter;
 mod backend;
+mod choice;
 mod data;
 pub mod kernels;
 mod model;
@@ -18,7 +19,8 @@ mod train;
 
 pub use adapter::{Adapter, Module};
 pub use backend::LoraCpuBackend;
-pub use data::{Batch, Dataset};
+pub use choice::{AnyTrainer, TrainDevice};
+pub use data::{even_sample, Batch, Dataset, HeldOut, HELD_CHUNK};
 pub use kernels::AdamW;
 pub use model::{forward, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs};
 pub use optstate::{read_optimizer, write_optimizer, OPTIMIZER_FILE};
