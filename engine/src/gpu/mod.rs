@@ -24,9 +24,11 @@ mod model;
 pub mod ops;
 mod plan;
 mod readback;
+mod registry;
 pub mod split;
 mod state;
 pub mod tune;
+mod uniforms;
 mod workgroups;
 
 pub use backend::{GpuBackend, GpuOptions, GpuStats};

@@ -175,7 +175,7 @@ impl LoraLab {
     ) -> Result<[Vec<f32>; 4]> {
         let (gb, pb, mb, vb, nb) = (self.buf(g), self.buf(p), self.buf(m), self.buf(v), self.buf(&[0f32]));
         let dims = buffer(&self.ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
-        self.ctx.queue.write_buffer(&dims, 0, bytemuck::cast_slice(&super::ops::adamw_words(h, clip, step, p.len())));
+        self.ctx.queue.write_buffer(&dims, 0, bytemuck::bytes_of(&super::ops::adamw_dims(h, clip, step, p.len())));
         let ops = self.b().adamw([&gb, &pb, &mb, &vb, &nb], &dims, p.len())?;
         let mut out = self.exec(&ops, &[&pb, &mb, &vb, &nb])?;
         Ok([out.remove(0), out.remove(0), out.remove(0), out.remove(0)])
