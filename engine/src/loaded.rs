@@ -114,14 +114,22 @@ impl LoadedModel {
         let s = sniff(files)?;
         let file = files[s.model];
         let (weights, format) = parse(s.format, file)?;
-        let mut m = LoadedModel::from_weights(file.name, format, weights);
-        if let Some(t) = s.tokenizer.map(|i| files[i]) {
-            let tok = Tokenizer::from_bytes(t.bytes, t.name)?;
-            tok.check_vocab(m.config().vocab_size, t.name, file.name)?;
-            m.tokenizer = Some(tok);
-            m.tokenizer_name = Some(t.name.to_string());
+        let m = LoadedModel::from_weights(file.name, format, weights);
+        match s.tokenizer {
+            Some(i) => m.with_tokenizer(files[i]),
+            None => Ok(m),
         }
-        Ok(m)
+    }
+
+    /// Adds the tokenizer in `file`, which must have the model's vocabulary
+    /// (`Error::VocabMismatch`). For callers that read the tokenizer only once the model is
+    /// known to be good (the CLI reports a bad model before a missing tokenizer).
+    pub fn with_tokenizer(mut self, file: NamedFile) -> Result<LoadedModel> {
+        let tok = Tokenizer::from_bytes(file.bytes, file.name)?;
+        tok.check_vocab(self.config().vocab_size, file.name, &self.name)?;
+        self.tokenizer = Some(tok);
+        self.tokenizer_name = Some(file.name.to_string());
+        Ok(self)
     }
 
     /// A model made in memory (a random one, a merged one), without a tokenizer.
