@@ -72,14 +72,8 @@ impl Config {
         // Every size the engine derives from the header, multiplied with overflow checks (the
         // fields come from a file: two of them near 2^31 overflow even u64).
         let (l, d, s, h) = (c.n_layers, c.dim, c.seq_len, c.hidden_dim);
-        let sizes: [&[usize]; 6] = [
-            &[c.vocab_size, d],
-            &[l, d, d],
-            &[l, h, d],
-            &[l, s, c.kv_dim()],
-            &[c.n_heads, s],
-            &[s, c.head_size()],
-        ];
+        let sizes: [&[usize]; 6] =
+            [&[c.vocab_size, d], &[l, d, d], &[l, h, d], &[l, s, c.kv_dim()], &[c.n_heads, s], &[s, c.head_size()]];
         if sizes.iter().any(|p| elements(p).is_none_or(|n| n > max_elements())) {
             return Err("the sizes in the header are too large for this engine".into());
         }

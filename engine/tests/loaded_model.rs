@@ -55,7 +55,10 @@ fn a_tokenizer_of_another_vocabulary_is_a_typed_error() {
     let llama = read("tokenizers/llama2/tokenizer.bin");
     let e = LoadedModel::open(&[NamedFile::new("m.bin", &model), NamedFile::new("tokenizer.bin", &llama)]).unwrap_err();
     assert!(matches!(e, Error::VocabMismatch { tokens: 32000, vocab: 512, .. }), "{e:?}");
-    assert_eq!(e.to_string(), "tokenizer tokenizer.bin has 32000 tokens but model m.bin expects 512: they do not belong together");
+    assert_eq!(
+        e.to_string(),
+        "tokenizer tokenizer.bin has 32000 tokens but model m.bin expects 512: they do not belong together"
+    );
 }
 
 /// Stops after `stop_after` tokens, counting the yields between forward passes.
