@@ -61,17 +61,17 @@ pub fn resolve_seed(seed: i64) -> u64 {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, _) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let mut model = load::with_tokenizer(load::model(&a.model)?, &a.tokenizer)?;
     let mut sampler = Sampler::from_cli(a.temperature, a.topp, resolve_seed(a.seed))?;
-    let prompt = tok.encode(&a.prompt, true, false);
+    let prompt = model.need_tokenizer()?.encode(&a.prompt, true, false);
     let steps = a.steps.max(0) as usize;
     // Checks the prompt against the model before any backend is opened.
-    Generation::new(prompt.clone(), steps, &weights.config)?;
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let wg = tuning::workgroups(&weights.config, a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
+    Generation::new(prompt.clone(), steps, model.config())?;
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let tok = model.need_tokenizer()?;
+    let wg = tuning::workgroups(model.config(), a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
     let opts = tuning::options(GpuOptions::default(), wg);
-    let (mut model, why) = backend::open_adapted_with(weights, &a.backend, adapter, opts)?;
+    let (mut opened, why) = backend::open(&model, &a.backend, opts)?;
     if a.backend != "cpu" {
         let _ = writeln!(std::io::stderr(), "backend: {why}");
     }
@@ -79,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut start: Option<Instant> = None;
     let mut emitted = 0usize;
     let mut failure = None;
-    model.generate(&prompt, steps, &mut sampler, |step| {
+    opened.backend.generate(&prompt, steps, &mut sampler, |step| {
         // Flushed per token, as run.c; a closed pipe ends the run.
         let piece = match tok.decode(step.prev, step.token) {
             Ok(p) => p,

@@ -12,6 +12,7 @@ use tinylm_engine::{Error, Result};
 
 use super::logits::parse_tokens;
 use crate::{backend, load, out};
+use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,24 +93,22 @@ fn report(a: &Args) -> Result<Report> {
     if a.top == 0 {
         return Err(Error::InvalidSetting("--top 0 shows nothing; give 1 or more".into()));
     }
-    let (weights, _) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let mut model = load::with_tokenizer(load::model(&a.model)?, &a.tokenizer)?;
     let tokens = match (&a.ids, &a.prompt) {
         (Some(ids), _) => parse_tokens(ids)?,
         (None, Some(text)) if text.is_empty() => {
             return Err(Error::InvalidSetting("nothing to inspect: the text is empty".into()))
         }
-        (None, Some(text)) => tok.encode(text, true, false),
+        (None, Some(text)) => model.need_tokenizer()?.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --prompt or --ids".into())),
     };
-    // The lens needs only the final norm and the classifier; keep copies as the backend takes the weights.
-    let (lens_config, rms_final, classifier) = (weights.config, weights.rms_final.clone(), weights.classifier().to_vec());
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
-    let ins = match model.gpu() {
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let (mut opened, why) = backend::open(&model, &a.backend, GpuOptions::default())?;
+    let ins = match opened.backend.gpu() {
         Some(g) => g.inspect(&tokens)?,
-        None => inspect(&mut model, &tokens)?,
+        None => inspect(&mut opened.backend, &tokens)?,
     };
+    let tok = model.need_tokenizer()?;
     let c = ins.config;
     let (n, last) = (ins.len(), c.n_layers - 1);
     let positions = match a.position {
@@ -133,7 +132,7 @@ fn report(a: &Args) -> Result<Report> {
         _ => None,
     };
     let roll = rollout(&ins).split_off(last * n * n);
-    let lens_head = LensHead::new(lens_config, &rms_final, &classifier)?;
+    let lens_head = LensHead::of(model.weights());
     let at = positions
         .into_iter()
         .map(|t| {

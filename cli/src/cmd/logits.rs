@@ -10,6 +10,7 @@ use tinylm_engine::trace::{inspect, Inspection};
 use tinylm_engine::{Error, Result};
 
 use crate::{backend, load, out};
+use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,17 +45,20 @@ pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, _) = load::model(&a.model)?;
+    let mut model = load::model(&a.model)?;
     let tokens = match (&a.tokens, &a.prompt, &a.tokenizer) {
         (Some(t), _, _) => parse_tokens(t)?,
-        (None, Some(text), Some(tp)) => load::tokenizer_for(tp, &weights, &a.model)?.encode(text, true, false),
+        (None, Some(text), Some(tp)) => {
+            model = load::with_tokenizer(model, tp)?;
+            model.need_tokenizer()?.encode(text, true, false)
+        }
         _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
     };
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let (mut model, _) = backend::open_adapted(weights, &a.backend, adapter)?;
-    let ins = match model.gpu() {
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let (mut opened, _) = backend::open(&model, &a.backend, GpuOptions::default())?;
+    let ins = match opened.backend.gpu() {
         Some(g) => g.inspect(&tokens)?,
-        None => inspect(&mut model, &tokens)?,
+        None => inspect(&mut opened.backend, &tokens)?,
     };
     load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref())?)?;
     let c = &ins.config;

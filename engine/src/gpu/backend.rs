@@ -2,7 +2,7 @@
 //! (one token, a batch, or a whole prompt) is recorded into one command buffer and one submit.
 
 use super::context::GpuContext;
-use super::kernels::{buffer, Kernels, Step, STEP_SLOT};
+use super::kernels::{buffer, DecodeKernels, Step, STEP_SLOT};
 use super::model::GpuWeights;
 use super::plan::Plan;
 use super::readback::{self, floats};
@@ -80,7 +80,7 @@ pub(super) struct Rows {
 pub struct GpuBackend {
     pub(super) ctx: GpuContext,
     pub(super) config: Config,
-    pub(super) kernels: Kernels,
+    pub(super) kernels: DecodeKernels,
     pub(super) acts: Acts,
     pub(super) plan: Plan,
     pub(super) opts: GpuOptions,
@@ -129,7 +129,7 @@ impl GpuBackend {
         wg.check(&ctx.limits)?;
         let (kernels, gw, acts, plan, logits_rb, ring) = ctx
             .scoped("loading the model onto the GPU", || -> Result<_> {
-                let kernels = Kernels::new(&ctx, wg);
+                let kernels = DecodeKernels::new(&ctx, wg);
                 let gw = GpuWeights::upload(&ctx, weights, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
                 let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused);

@@ -1,6 +1,6 @@
 //! Compiled kernels: a `registry::Spec` made into a bind group layout and one compute pipeline
-//! per entry point, once per device (`Kernel`), for decoding (`Kernels`) and training
-//! (`gpu::lora`'s `Pipes`). Every kernel takes its buffers and its uniform (a `uniforms`
+//! per entry point, once per device (`Kernel`), for decoding (`DecodeKernels`) and training
+//! (`gpu::lora`'s `TrainKernels`). Every kernel takes its buffers and its uniform (a `uniforms`
 //! struct) in bind group 0; the decode kernels take the per-submit `Step` in group 1.
 
 use wgpu::util::DeviceExt;
@@ -145,7 +145,7 @@ impl Kernel {
 }
 
 /// The decode kernels (the forward pass and the sampler), compiled from the registry.
-pub struct Kernels {
+pub struct DecodeKernels {
     pub step_layout: wgpu::BindGroupLayout,
     /// The decode kernels' workgroup shapes (defaults, or `gpu::tune`'s choice).
     pub workgroups: Workgroups,
@@ -186,14 +186,14 @@ pub(crate) fn step_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
     })
 }
 
-impl Kernels {
+impl DecodeKernels {
     /// Every pipeline, the decode kernels in the shapes `wg` (checked by the caller).
-    pub fn new(ctx: &GpuContext, wg: Workgroups) -> Kernels {
+    pub fn new(ctx: &GpuContext, wg: Workgroups) -> DecodeKernels {
         use super::registry as r;
         let step_layout = step_layout(ctx);
         let k = |spec: &Spec| Kernel::compile(ctx, spec, &wg, Some(&step_layout));
         let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
-        Kernels {
+        DecodeKernels {
             embed: k(&r::EMBED),
             rmsnorm: k(&r::RMSNORM),
             matmul: k(&r::MATMUL),
@@ -249,7 +249,7 @@ pub fn buffer(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsag
 }
 
 /// The step buffer (`slots` Step slots) and its dynamic-offset bind group.
-pub fn step_buffer(ctx: &GpuContext, k: &Kernels, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
+pub fn step_buffer(ctx: &GpuContext, k: &DecodeKernels, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
     step_buffer_in(ctx, &k.step_layout, slots)
 }
 

@@ -16,12 +16,12 @@ mod backend;
 pub mod bench;
 mod choice;
 mod context;
-mod fast;
 mod kernels;
 pub mod lora;
 mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ops;
+mod pipelined;
 mod plan;
 mod readback;
 mod registry;

@@ -2,7 +2,7 @@
 //! sampler). Not used by the backend itself; blocking, so native only.
 
 use super::context::GpuContext;
-use super::kernels::{buffer, groups, step_buffer, storage, uniform, Kernel, Kernels, Step};
+use super::kernels::{buffer, groups, step_buffer, storage, uniform, DecodeKernels, Kernel, Step};
 use super::model::Chunked;
 use super::plan::{attention_dims, rope_dims};
 use super::readback::{self, floats};
@@ -28,7 +28,7 @@ pub struct Matmul {
 /// A device with the kernels compiled, to run them one at a time.
 pub struct KernelLab {
     ctx: GpuContext,
-    k: Kernels,
+    k: DecodeKernels,
     step: wgpu::Buffer,
     step_bg: wgpu::BindGroup,
 }
@@ -59,7 +59,7 @@ impl KernelLab {
     pub fn with(features: wgpu::Features, wg: Workgroups) -> Result<KernelLab> {
         let ctx = GpuContext::with_features(features)?;
         wg.check(&ctx.limits)?;
-        let k = Kernels::new(&ctx, wg);
+        let k = DecodeKernels::new(&ctx, wg);
         let (step, step_bg) = step_buffer(&ctx, &k, 1);
         ctx.check()?;
         Ok(KernelLab { ctx, k, step, step_bg })

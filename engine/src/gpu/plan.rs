@@ -2,7 +2,7 @@
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
 use super::context::GpuContext;
-use super::kernels::{groups, uniform, Kernel, Kernels};
+use super::kernels::{groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
 use super::uniforms::{AttentionDims, EmbedDims, MatmulDims, NormDims, RopeDims, SampleDims, SwigluDims};
@@ -62,7 +62,7 @@ pub struct Plan {
 /// Bind groups of `out (+)= W · x` over every chunk of `w`.
 fn matmuls(
     ctx: &GpuContext,
-    k: &Kernels,
+    k: &DecodeKernels,
     x: &wgpu::Buffer,
     w: &Chunked,
     out: &wgpu::Buffer,
@@ -105,7 +105,7 @@ pub(crate) fn fusable(w: &Chunked) -> bool {
 /// Bind groups of matvec_rope.wgsl: q = rope(wq · rmsnorm(x)), k and v into `cache` at pos.
 fn qkv_rope(
     ctx: &GpuContext,
-    k: &Kernels,
+    k: &DecodeKernels,
     lw: &GpuLayer,
     (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer),
     cache: &wgpu::Buffer,
@@ -124,7 +124,7 @@ fn qkv_rope(
         .collect()
 }
 
-fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, rope_dims: &wgpu::Buffer) -> Option<Fused> {
+fn fused(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, rope_dims: &wgpu::Buffer) -> Option<Fused> {
     let all = w.layers.iter().flat_map(|l| [&l.wqkv, &l.wo, &l.w13, &l.w2]).chain([w.classifier()]);
     if !all.into_iter().all(fusable) {
         return None;
@@ -150,14 +150,21 @@ fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, ro
     Some(Fused { layers, cls, cls_f16 })
 }
 
-fn rmsnorm(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, g: &wgpu::Buffer, o: &wgpu::Buffer, dim: usize) -> wgpu::BindGroup {
+fn rmsnorm(
+    ctx: &GpuContext,
+    k: &DecodeKernels,
+    x: &wgpu::Buffer,
+    g: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    dim: usize,
+) -> wgpu::BindGroup {
     let dims = uniform(ctx, "rmsnorm", &NormDims { dim: dim as u32, ..NormDims::default() });
     k.rmsnorm.bind(ctx, "rmsnorm", &[x, g, o, &dims])
 }
 
 impl Plan {
     /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow.
-    pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
+    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
         let (d, kv) = (c.dim, c.kv_dim());
         let rope_dims = uniform(ctx, "rope", &rope_dims(c));
         let attn_dims = uniform(ctx, "attention", &attention_dims(c));
@@ -201,7 +208,7 @@ impl Plan {
     }
 
     fn matmul(
-        k: &Kernels,
+        k: &DecodeKernels,
         pass: &mut wgpu::ComputePass<'_>,
         mms: &[Mm],
         rows: usize,
@@ -255,7 +262,13 @@ impl Plan {
     }
 
     /// x = embedding of the `rows` tokens at positions pos0.. (the step slot says which).
-    pub fn embed(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) -> Result<()> {
+    pub fn embed(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
         for (bg, _) in &self.embed {
             k.embed.dispatch(pass, "main", bg, step, [groups(self.config.dim, 64), rows as u32, 1])?;
         }
@@ -265,7 +278,7 @@ impl Plan {
     /// One transformer layer over `rows` rows: x += attention(x); x += ffn(x).
     pub fn layer(
         &self,
-        k: &Kernels,
+        k: &DecodeKernels,
         pass: &mut wgpu::ComputePass<'_>,
         l: usize,
         rows: usize,
@@ -296,7 +309,7 @@ impl Plan {
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
     pub fn head(
         &self,
-        k: &Kernels,
+        k: &DecodeKernels,
         pass: &mut wgpu::ComputePass<'_>,
         rows: usize,
         head_rows: usize,
@@ -313,7 +326,7 @@ impl Plan {
     /// The next token from logits row 0 into tokens[pos0 + 1] (`argmax` or `sample`).
     pub fn sample(
         &self,
-        k: &Kernels,
+        k: &DecodeKernels,
         pass: &mut wgpu::ComputePass<'_>,
         entry: &str,
         head: (&wgpu::BindGroup, u32),

@@ -5,7 +5,7 @@
 //! `@binding`s, entry points and uniform structs its WGSL declares.
 //!
 //! To add a kernel: write shaders/NAME.wgsl (headed by its bindings), add its uniform struct to
-//! `uniforms`, a `Spec` here (and to `ALL`), and a field to `Kernels` or `Pipes`.
+//! `uniforms`, a `Spec` here (and to `ALL`), and a field to `DecodeKernels` or `TrainKernels`.
 
 use std::mem::size_of;
 

@@ -4,7 +4,7 @@
 
 use super::model::usage;
 use super::ops::{encode, lin, Builder, Lin, Op};
-use super::pipes::Pipes;
+use super::train_kernels::TrainKernels;
 use crate::config::Config;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
@@ -17,19 +17,19 @@ use crate::lora::AdamW;
 /// A device with the training kernels compiled.
 pub struct LoraLab {
     ctx: GpuContext,
-    pipes: Pipes,
+    kernels: TrainKernels,
 }
 
 impl LoraLab {
     pub fn new() -> Result<LoraLab> {
         let ctx = GpuContext::new()?;
-        let pipes = Pipes::new(&ctx);
+        let kernels = TrainKernels::new(&ctx);
         ctx.check()?;
-        Ok(LoraLab { ctx, pipes })
+        Ok(LoraLab { ctx, kernels })
     }
 
     fn b(&self) -> Builder<'_> {
-        Builder { ctx: &self.ctx, pipes: &self.pipes }
+        Builder { ctx: &self.ctx, kernels: &self.kernels }
     }
 
     fn buf<T: bytemuck::Pod>(&self, data: &[T]) -> wgpu::Buffer {

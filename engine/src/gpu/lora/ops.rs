@@ -1,7 +1,7 @@
 //! Recorded work: each training kernel call becomes an `Op` (pipeline, bind group with its own
 //! small uniform, workgroups) made once per batch shape; a step replays a list of them.
 
-use super::pipes::{Kernel, Pipes};
+use super::train_kernels::{Kernel, TrainKernels};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::uniform;
@@ -69,7 +69,7 @@ pub fn lin(rows: usize, n_in: usize, n_out: usize, acc: bool) -> Lin {
 /// Builds `Op`s for one device's kernels.
 pub struct Builder<'a> {
     pub ctx: &'a GpuContext,
-    pub pipes: &'a Pipes,
+    pub kernels: &'a TrainKernels,
 }
 
 impl Builder<'_> {
@@ -123,7 +123,7 @@ impl Builder<'_> {
             c_rs: u(c.1),
             ..LoraMatmulDims::default()
         };
-        self.run(&self.pipes.matmul, "main", &[a.0 .0, b.0 .0, c.0 .0], &dims, [u(gx.max(1)), u(gy.max(1)), 1])
+        self.run(&self.kernels.matmul, "main", &[a.0 .0, b.0 .0, c.0 .0], &dims, [u(gx.max(1)), u(gy.max(1)), 1])
     }
 
     /// `y[rows, out] (+)= s · x[rows, in] · Wᵀ`, `W [out, in]` at `w`.
@@ -155,7 +155,7 @@ impl Builder<'_> {
         acc: bool,
     ) -> Result<Op> {
         let dims = LoraNormDims { rows: rows as u32, width: width as u32, accumulate: acc as u32, _pad: 0 };
-        self.run(&self.pipes.rmsnorm, entry, &[x, g, dy, y], &dims, grid(rows.div_ceil(64))?)
+        self.run(&self.kernels.rmsnorm, entry, &[x, g, dy, y], &dims, grid(rows.div_ceil(64))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -171,7 +171,7 @@ impl Builder<'_> {
         hs: usize,
     ) -> Result<Op> {
         let dims = LoraRopeDims { rows: rows as u32, width: width as u32, seq: seq as u32, head_size: hs as u32 };
-        self.run(&self.pipes.rope, entry, &[table, x], &dims, grid((rows * width / 2).div_ceil(64))?)
+        self.run(&self.kernels.rope, entry, &[table, x], &dims, grid((rows * width / 2).div_ceil(64))?)
     }
 
     /// An attention entry (lora_attention.wgsl) over `invocations` with its 4 inputs, 2
@@ -187,14 +187,14 @@ impl Builder<'_> {
         let [batch, seq, n_heads, n_kv_heads, head_size] = shape.map(|v| v as u32);
         let dims = LoraAttentionDims { batch, seq, n_heads, n_kv_heads, head_size, _pad: [0; 3] };
         let b = [r[0], r[1], r[2], r[3], w[0], w[1]];
-        self.run(&self.pipes.attention, entry, &b, &dims, grid(invocations.div_ceil(64))?)
+        self.run(&self.kernels.attention, entry, &b, &dims, grid(invocations.div_ceil(64))?)
     }
 
     /// SwiGLU `forward` (o1 = g) or `backward` (o1 = dh1, o2 = dh3), lora_swiglu.wgsl.
     pub fn swiglu(&self, entry: &str, ins: [&wgpu::Buffer; 3], outs: [&wgpu::Buffer; 2], len: usize) -> Result<Op> {
         let b = [ins[0], ins[1], ins[2], outs[0], outs[1]];
         let dims = LoraSwigluDims { len: len as u32, _pad: [0; 3] };
-        self.run(&self.pipes.swiglu, entry, &b, &dims, grid(len.div_ceil(64))?)
+        self.run(&self.kernels.swiglu, entry, &b, &dims, grid(len.div_ceil(64))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -213,16 +213,16 @@ impl Builder<'_> {
             return Err(Error::Gpu(format!("{rows} rows exceed the GPU's dispatch limits; use a smaller batch")));
         }
         let dims = LossDims { rows: rows as u32, vocab: vocab as u32, scale, grad: grad as u32 };
-        self.run(&self.pipes.loss, "main", &[targets, logits, loss], &dims, [rows as u32, 1, 1])
+        self.run(&self.kernels.loss, "main", &[targets, logits, loss], &dims, [rows as u32, 1, 1])
     }
 
     /// The AdamW pair (lora_adamw.wgsl): `norm_main` then `update`, sharing `dims`, a uniform the
     /// caller rewrites before each step.
     pub fn adamw(&self, bufs: [&wgpu::Buffer; 5], dims: &wgpu::Buffer, len: usize) -> Result<[Op; 2]> {
         let all = [bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], dims];
-        let bg = self.pipes.adamw.bind(self.ctx, "lora", &all);
+        let bg = self.kernels.adamw.bind(self.ctx, "lora", &all);
         let op = |entry: &str, groups| -> Result<Op> {
-            Ok(Op::Run { pipeline: self.pipes.adamw.pipeline(entry)?.clone(), bg: bg.clone(), groups })
+            Ok(Op::Run { pipeline: self.kernels.adamw.pipeline(entry)?.clone(), bg: bg.clone(), groups })
         };
         Ok([op("norm_main", [1, 1, 1])?, op("update", grid(len.div_ceil(64))?)?])
     }

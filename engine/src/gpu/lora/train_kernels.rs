@@ -7,7 +7,7 @@ use crate::gpu::registry as r;
 use crate::gpu::workgroups::Workgroups;
 
 /// Every training kernel.
-pub struct Pipes {
+pub struct TrainKernels {
     pub matmul: Kernel,
     pub rmsnorm: Kernel,
     pub rope: Kernel,
@@ -17,11 +17,11 @@ pub struct Pipes {
     pub adamw: Kernel,
 }
 
-impl Pipes {
-    pub fn new(ctx: &GpuContext) -> Pipes {
+impl TrainKernels {
+    pub fn new(ctx: &GpuContext) -> TrainKernels {
         // Training kernels have no decode shapes: the default source is theirs.
         let k = |spec| Kernel::compile(ctx, spec, &Workgroups::default(), None);
-        Pipes {
+        TrainKernels {
             matmul: k(&r::LORA_MATMUL),
             rmsnorm: k(&r::LORA_RMSNORM),
             rope: k(&r::LORA_ROPE),
