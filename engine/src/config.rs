@@ -91,9 +91,15 @@ impl Config {
         self.n_heads / self.n_kv_heads
     }
 
-    /// Number of parameters the forward pass uses (RoPE tables excluded).
+    /// Number of parameters the forward pass uses (RoPE tables excluded): the tensors of
+    /// `weights::tensor_specs`, counted here so the config does not depend on the weights
+    /// (a test there holds the two together).
     pub fn n_params(&self) -> u64 {
-        crate::weights::tensor_specs(self).iter().map(|t| t.len as u64).sum()
+        let [d, h, l, kv, v] = [self.dim, self.hidden_dim, self.n_layers, self.kv_dim(), self.vocab_size].map(|n| n as u64);
+        // rms_att, rms_ffn; wq, wo; wk, wv; w1, w2, w3.
+        let layer = 2 * d + 2 * d * d + 2 * kv * d + 3 * h * d;
+        let classifier = if self.shared_classifier { 0 } else { v * d };
+        v * d + l * layer + d + classifier
     }
 
     /// Parses "dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]".

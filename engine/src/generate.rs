@@ -5,8 +5,39 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
-use crate::trace::StepTrace;
 use crate::BOS;
+
+/// Attention rows and residuals of one position.
+#[derive(Debug, Clone)]
+pub struct StepTrace {
+    pub n_heads: usize,
+    pub dim: usize,
+    pub pos: usize,
+    /// `[layer, head, pos + 1]`.
+    pub attn: Vec<f32>,
+    /// `[layer, dim]`: x after each layer's FFN residual add.
+    pub resid: Vec<f32>,
+}
+
+impl StepTrace {
+    pub fn new(c: &Config, pos: usize) -> StepTrace {
+        StepTrace {
+            n_heads: c.n_heads,
+            dim: c.dim,
+            pos,
+            attn: vec![0.0; c.n_layers * c.n_heads * (pos + 1)],
+            resid: vec![0.0; c.n_layers * c.dim],
+        }
+    }
+    pub fn attn_row(&mut self, layer: usize, head: usize) -> &mut [f32] {
+        let n = self.pos + 1;
+        let at = (layer * self.n_heads + head) * n;
+        &mut self.attn[at..at + n]
+    }
+    pub fn resid_row(&mut self, layer: usize) -> &mut [f32] {
+        &mut self.resid[layer * self.dim..(layer + 1) * self.dim]
+    }
+}
 
 /// A forward pass over a KV cache, on any device.
 pub trait Backend {

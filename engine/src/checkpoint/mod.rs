@@ -3,42 +3,18 @@
 //! Every header field is validated before it sizes anything, and the file length must be
 //! exactly what the header implies, so a truncated or padded file is refused by name.
 
+mod format;
 mod v0;
 mod v1;
 mod v2;
 
+pub use format::{Format, HEADER_V1, MAGIC};
 pub use v0::write_v0;
 pub use v1::write_v1;
 pub use v2::{default_group_size, write_v2};
 
 use crate::error::{Error, Result};
 use crate::weights::Weights;
-
-/// Magic number of the versioned formats, "ak42" read as a little-endian u32.
-pub const MAGIC: u32 = 0x616b_3432;
-/// Size of the v1/v2 header.
-pub const HEADER_V1: usize = 256;
-
-/// The file format a checkpoint was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    V0,
-    V1,
-    /// Q8_0 weights, dequantized to f32 on load.
-    V2 {
-        group_size: usize,
-    },
-}
-
-impl Format {
-    pub fn describe(&self) -> String {
-        match self {
-            Format::V0 => "llama2.c v0 (legacy, f32)".into(),
-            Format::V1 => "llama2.c v1 (ak42, f32)".into(),
-            Format::V2 { group_size } => format!("llama2.c v2 (ak42, Q8_0, group size {group_size})"),
-        }
-    }
-}
 
 /// Reads a checkpoint of any supported version. `file` names it in errors.
 pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {

@@ -6,34 +6,14 @@
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
+pub use super::registry::Slot;
 use super::registry::Spec;
+pub use super::uniforms::Step;
 use super::workgroups::{MatvecShape, Workgroups};
 use crate::error::{Error, Result};
 
 /// Bytes between `Step` slots in the step buffer (the dynamic-offset alignment).
 pub const STEP_SLOT: u64 = 256;
-
-/// The per-submit uniform, `Step` in shaders/common.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Step {
-    pub n_rows: u32,
-    pub pos0: u32,
-    pub in_row0: u32,
-    pub mode: u32,
-    pub coin: f32,
-    pub temperature: f32,
-    pub topp: f32,
-    pub cutoff: f32,
-}
-
-/// How a kernel binds each buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slot {
-    Read,
-    Write,
-    Uniform,
-}
 
 /// A compiled kernel family: the bind group layout of its `Spec`'s slots and one pipeline per
 /// entry point.

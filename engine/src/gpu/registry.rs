@@ -9,8 +9,17 @@
 
 use std::mem::size_of;
 
-use super::kernels::Slot::{self, Read, Uniform, Write};
 use super::uniforms::*;
+use Slot::{Read, Uniform, Write};
+
+/// How a kernel binds each buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Read,
+    Write,
+    Uniform,
+}
+
 use super::workgroups::{attention_consts, matvec_consts, MatvecShape, Workgroups};
 
 /// One WGSL kernel family: a source and the pipelines made from its entry points.
@@ -327,7 +336,7 @@ mod tests {
 
     #[test]
     fn the_step_matches_common_wgsl() {
-        assert_eq!(struct_bytes(COMMON, "Step"), size_of::<super::super::kernels::Step>());
+        assert_eq!(struct_bytes(COMMON, "Step"), size_of::<super::super::uniforms::Step>());
     }
 
     #[test]

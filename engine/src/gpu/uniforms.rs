@@ -4,6 +4,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
+/// The per-submit uniform, `Step` in shaders/common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Step {
+    pub n_rows: u32,
+    pub pos0: u32,
+    pub in_row0: u32,
+    pub mode: u32,
+    pub coin: f32,
+    pub temperature: f32,
+    pub topp: f32,
+    pub cutoff: f32,
+}
+
 /// embed.wgsl `Dims`: rows `row0 .. row0 + rows` of the table live in this chunk.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

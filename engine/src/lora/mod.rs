@@ -10,6 +10,7 @@ mod adapter;
 mod backend;
 mod choice;
 mod data;
+mod hf_rows;
 pub mod kernels;
 mod model;
 mod optstate;
