@@ -1,21 +1,39 @@
-//! The worker's side of the browser: posting messages, the clock, and yielding to the event
-//! loop so a Stop sent by the page is seen between tokens.
+//! The worker's side of the browser: messages in and out (typed JS values, `protocol::wire`,
+//! with their buffers transferred), the clock, and yielding to the event loop so a Stop sent by
+//! the page is seen between steps of work.
 
-use js_sys::{Array, Promise};
+use gloo::events::EventListener;
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, MessageChannel};
+use web_sys::{DedicatedWorkerGlobalScope, MessageChannel, MessageEvent};
 
-use crate::protocol::FromWorker;
+use crate::protocol::{wire, FromWorker, ToWorker};
 
 pub fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
+/// Posts `msg`, transferring its buffers.
 pub fn post(msg: &FromWorker) {
-    // Posting only fails for uncloneable values; a string always clones.
-    let _ = scope().post_message(&JsValue::from_str(&msg.to_json()));
+    let sent = wire::encode(msg)
+        .and_then(|(value, transfer)| scope().post_message_with_transfer(&value, &transfer).map_err(|e| format!("{e:?}")));
+    if let Err(e) = sent {
+        web_sys::console::error_1(&e.into());
+    }
+}
+
+/// Calls `on_message` with each message the page sends, for as long as the worker lives.
+pub fn listen(mut on_message: impl FnMut(ToWorker) + 'static) {
+    let listener = EventListener::new(&scope(), "message", move |ev| {
+        let Some(ev) = ev.dyn_ref::<MessageEvent>() else { return };
+        match wire::decode(ev.data()) {
+            Ok(msg) => on_message(msg),
+            Err(e) => web_sys::console::error_1(&e.into()),
+        }
+    });
+    listener.forget();
 }
 
 pub fn now_ms() -> f64 {
@@ -27,8 +45,8 @@ thread_local! {
     static CHANNEL: Option<MessageChannel> = MessageChannel::new().ok();
 }
 
-/// Lets queued messages run, then resumes. A MessageChannel round trip is a task like a
-/// timer but without the 4 ms clamp that nested timers get.
+/// Lets queued messages run, then resumes. A MessageChannel round trip is a task like a timer
+/// but without the 4 ms clamp that nested timers (gloo's `TimeoutFuture` too) get.
 pub async fn yield_now() {
     let promise = Promise::new(&mut |resolve, _| {
         CHANNEL.with(|c| match c {
@@ -42,14 +60,4 @@ pub async fn yield_now() {
         })
     });
     let _ = JsFuture::from(promise).await;
-}
-
-/// Splits an incoming message into its JSON text and any attached values (files).
-pub fn unpack(data: JsValue) -> Option<(String, Vec<JsValue>)> {
-    if let Some(text) = data.as_string() {
-        return Some((text, Vec::new()));
-    }
-    let parts: Array = data.dyn_into().ok()?;
-    let text = parts.get(0).as_string()?;
-    Some((text, parts.iter().skip(1).collect()))
 }

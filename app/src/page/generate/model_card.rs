@@ -2,13 +2,13 @@
 //! (file picker, drag and drop, or a path on this site) with a progress bar.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsValue;
 use web_sys::{DragEvent, File, FileList, HtmlInputElement};
 
-use super::state::{Ctx, Status};
-use super::{actions, browser};
+use crate::page::state::{Ctx, Status};
+use crate::page::{actions, browser};
 use crate::pick;
 use crate::protocol::{BackendKind, Choice, ModelEntry, Source};
+use crate::words::size;
 
 #[component]
 pub fn ModelCard(ctx: Ctx) -> impl IntoView {
@@ -54,7 +54,7 @@ fn menu_label(m: &ModelEntry) -> String {
         Source::Url { .. } => "from this site",
         Source::Files { .. } => "your file",
     };
-    format!("{} — {} parameters, {} ({from})", m.name, params(m.params), crate::worker::words::size(m.model_bytes))
+    format!("{} — {} parameters, {} ({from})", m.name, params(m.params), size(m.model_bytes))
 }
 
 fn params(n: u64) -> String {
@@ -67,7 +67,6 @@ fn params(n: u64) -> String {
 
 fn facts(m: &ModelEntry) -> impl IntoView {
     let c = m.config;
-    let size = crate::worker::words::size;
     let rows = [
         ("file", format!("{}, {}", m.name, size(m.model_bytes))),
         ("format", m.format.clone()),
@@ -203,11 +202,9 @@ fn load_files(ctx: Ctx, list: Option<FileList>) {
     let named: Vec<(String, u64)> = files.iter().map(|f| (f.name(), f.size() as u64)).collect();
     match pick::split(&named) {
         Ok((model, tok)) => {
-            super::storage_panel::picked(files[model].clone(), tok.map(|t| files[t].clone()));
-            let mut attached: Vec<JsValue> = vec![files[model].clone().into()];
-            attached.extend(tok.map(|t| files[t].clone().into()));
-            let source = Source::Files { model: files[model].name(), tokenizer: tok.map(|t| files[t].name()) };
-            actions::load(ctx, source, &attached);
+            let (model, tok) = (files[model].clone(), tok.map(|t| files[t].clone()));
+            ctx.picked.set_value(Some((model.clone(), tok.clone())));
+            actions::load_files(ctx, model, tok);
         }
         Err(message) => ctx.status.set(Status::Error(message)),
     }
@@ -226,5 +223,5 @@ fn load_from_site(ctx: Ctx, model: String, tokenizer: String) {
         }
     }
     let tokenizer = Some(tokenizer).filter(|t| !t.is_empty());
-    actions::load(ctx, Source::Url { model, tokenizer }, &[]);
+    actions::load(ctx, Source::Url { model, tokenizer }, Vec::new());
 }

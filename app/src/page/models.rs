@@ -1,0 +1,97 @@
+//! The page's model state as the worker reports it: load progress, the menu and the backend
+//! once a model is active, a failed load, the remembered models restored one by one, and a
+//! worker that died.
+
+use leptos::prelude::*;
+
+use super::actions;
+use super::state::{Ctx, Progress, Status};
+use crate::protocol::{FromWorker, Source, ToWorker};
+
+/// A worker that keeps dying is not restarted forever.
+const MAX_RESTARTS: u32 = 2;
+
+/// Asks the worker for the bundled model.
+pub fn load_bundled(ctx: Ctx) {
+    ctx.send(&ToWorker::Load { source: Source::Bundled, choice: ctx.choice.get_untracked(), files: Vec::new() });
+}
+
+/// The page-wide part of the worker's news.
+pub fn receive(ctx: Ctx, msg: &FromWorker) {
+    match msg {
+        FromWorker::Progress { label, done, total } => {
+            // Only a load the reader started shows here (an error message stays up).
+            if ctx.loading() {
+                ctx.status.set(Status::Loading(label.clone()));
+            }
+            ctx.progress.set(Some(Progress { label: label.clone(), done: *done, total: *total }));
+        }
+        FromWorker::Loaded { models, active, backend, parses } => {
+            let name = models.iter().find(|m| m.id == *active).map_or(String::new(), |m| m.name.clone());
+            ctx.models.set(models.clone());
+            ctx.active.set(Some(*active));
+            ctx.backend.set(Some(backend.clone()));
+            ctx.parses.set(*parses);
+            ctx.progress.set(None);
+            if ctx.loading() {
+                ctx.status.set(Status::Ready(format!("Ready: {name}. Press Generate.")));
+            }
+            super::memory::save(models, *active);
+            continue_restore(ctx);
+        }
+        FromWorker::LoadFailed { message, active } => {
+            ctx.active.set(*active);
+            ctx.progress.set(None);
+            ctx.status.set(Status::Error(message.clone()));
+            continue_restore(ctx);
+        }
+        _ => {}
+    }
+}
+
+/// The worker died (out of memory, say): start a fresh one with stories260K, at most twice.
+pub fn crashed(ctx: Ctx, what: String) {
+    ctx.models.set(Vec::new());
+    ctx.active.set(None);
+    ctx.progress.set(None);
+    if ctx.client.restarts() >= MAX_RESTARTS {
+        ctx.status.set(Status::Error(format!("The engine stopped ({what}). Reload the page to try again.")));
+        return;
+    }
+    // Not from inside the dying worker's error handler, which the restart replaces.
+    gloo::timers::callback::Timeout::new(0, move || match ctx.client.restart() {
+        Ok(_) => load_bundled(ctx),
+        Err(e) => ctx.status.set(Status::Error(e)),
+    })
+    .forget();
+    ctx.status.set(Status::Error(format!(
+        "The engine stopped unexpectedly ({what}); the model may be too large for this device. It was \
+         restarted with stories260K."
+    )));
+}
+
+/// After each load, the next model to restore; at the end, the one to use. A file named by the
+/// link can only be asked for.
+fn continue_restore(ctx: Ctx) {
+    let mut plan = ctx.restore.get_value();
+    if !plan.queue.is_empty() {
+        let next = plan.queue.remove(0);
+        ctx.restore.set_value(plan);
+        return actions::load(ctx, next, Vec::new());
+    }
+    let target = plan.target.take();
+    let missing = plan.missing_file.take();
+    ctx.restore.set_value(Default::default());
+    let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
+    if let Some(id) = found.filter(|&id| Some(id) != ctx.active.get_untracked()) {
+        // Its Loaded reply comes back here with nothing left to do but the note below.
+        ctx.restore.set_value(crate::link::Restore { missing_file: missing, ..Default::default() });
+        return actions::select(ctx, id, ctx.choice.get_untracked());
+    }
+    if let Some(name) = missing {
+        ctx.status.set(Status::Error(format!(
+            "This link was made with the model file “{name}” from the sender's computer. Load that \
+             file with “Choose files” to get the same story; until then another model is used."
+        )));
+    }
+}
