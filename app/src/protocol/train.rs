@@ -74,6 +74,13 @@ pub struct Snapshot {
     pub finished: bool,
 }
 
+impl Snapshot {
+    /// A copy with buffers of its own (a sent message transfers its buffers).
+    pub fn copy(&self) -> Snapshot {
+        Snapshot { adapter: self.adapter.copy(), optimizer: self.optimizer.copy(), ..self.clone() }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ending {

@@ -78,7 +78,8 @@ pub fn restore(t: TrainCtx) {
 pub fn start(t: TrainCtx, from: Option<SavedRun>) {
     let (settings, text, label, name, resume) = match from {
         Some(run) => {
-            let ck = run.snapshot;
+            // Sending transfers the snapshot's buffers; the saved run keeps its own.
+            let ck = run.snapshot.copy();
             t.losses.set(ck.losses.clone());
             t.held.set(ck.held.clone());
             t.step.set(ck.step);
