@@ -43,6 +43,8 @@ fi
 
 # Formatting (rustfmt.toml): seconds, and it keeps diffs about content.
 step "cargo fmt --check" cargo fmt --all -- --check
+# No module of engine/src, app/src/page or app/src/worker imports another in a circle.
+step "import cycles" python3 scripts/check-imports.py
 
 # Engine, CLI and the app's pure parts (protocol, links, form checks, the worker's model store)
 # natively, in one build so shared crates compile once. The page itself is wasm-only and is

@@ -3,12 +3,10 @@
 //! (`--steer L --toward TEXT… --away TEXT… --strength S,…`), turned into `trace::Edits`.
 
 use serde_json::{json, Value};
-use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::lora::{Adapter, LoraCpuBackend};
 use tinylm_engine::trace::{
     inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeans, HeadMeansRun, Inspection, Intervention, Steer,
 };
-use tinylm_engine::{Error, Result, Tokenizer, Weights};
+use tinylm_engine::{Error, LoadedModel, Result};
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Flags {
@@ -61,16 +59,18 @@ impl Flags {
         self.ablate.is_empty() && self.skip_attn.is_empty() && self.skip_mlp.is_empty() && self.steer.is_none()
     }
 
-    /// Parses the heads and works out the steering direction on the CPU (with the adapter,
-    /// unmerged, when given); `tok` encodes the steering prompts.
-    pub fn plan(&self, w: &Weights, adapter: Option<&Adapter>, tok: Option<&Tokenizer>) -> Result<Plan> {
+    /// Parses the heads and works out the steering direction on the CPU (with the model's
+    /// adapter, unmerged, when it has one); its tokenizer encodes the steering prompts.
+    pub fn plan(&self, model: &LoadedModel) -> Result<Plan> {
         let heads = self.ablate.iter().map(|s| s.parse()).collect::<Result<Vec<HeadId>>>()?;
         let steer = match self.steer {
             None => None,
             Some(layer) => {
-                let tok = tok.ok_or_else(|| Error::InvalidSetting("--steer needs --tokenizer to encode its prompts".into()))?;
+                let tok = model
+                    .tokenizer()
+                    .ok_or_else(|| Error::InvalidSetting("--steer needs --tokenizer to encode its prompts".into()))?;
                 let list = |texts: &[String]| -> Result<Vec<Inspection>> {
-                    texts.iter().map(|t| inspect_cpu(w, adapter, &tok.encode(t, true, false))).collect()
+                    texts.iter().map(|t| inspect(&mut model.cpu(), &tok.encode(t, true, false))).collect()
                 };
                 Some((layer, steering_direction(&list(&self.toward)?, &list(&self.away)?, layer)?))
             }
@@ -86,16 +86,8 @@ impl Flags {
             strengths: if self.steer.is_some() { self.strength.clone() } else { vec![] },
         };
         // Layer and head numbers are checked before any text is run (means come later).
-        Edits::new(&w.config, &Intervention { ablation: Ablation::Zero, ..plan.intervention(0.0) }, None)?;
+        Edits::new(model.config(), &Intervention { ablation: Ablation::Zero, ..plan.intervention(0.0) }, None)?;
         Ok(plan)
-    }
-}
-
-/// The unchanged model's inspection of `tokens` on the CPU.
-fn inspect_cpu(w: &Weights, adapter: Option<&Adapter>, tokens: &[u32]) -> Result<Inspection> {
-    match adapter {
-        Some(a) => inspect(&mut LoraCpuBackend::new(w.clone(), a.clone())?, tokens),
-        None => inspect(&mut CpuBackend::new(w.clone()), tokens),
     }
 }
 
@@ -117,11 +109,11 @@ impl Plan {
     }
 
     /// The heads' means over `tokens` on the CPU when mean ablation needs them.
-    pub fn means(&self, w: &Weights, adapter: Option<&Adapter>, tokens: &[u32]) -> Result<Option<HeadMeans>> {
+    pub fn means(&self, model: &LoadedModel, tokens: &[u32]) -> Result<Option<HeadMeans>> {
         if !self.needs_means() {
             return Ok(None);
         }
-        HeadMeansRun::run(&CpuModel::adapted(w, adapter)?, tokens).map(Some)
+        HeadMeansRun::run(&CpuModel::adapted(model.weights(), model.adapter().map(|a| a.as_ref()))?, tokens).map(Some)
     }
 
     /// The one strength `logits` and `inspect` use.

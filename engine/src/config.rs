@@ -19,6 +19,17 @@ pub struct Config {
     pub shared_classifier: bool,
 }
 
+/// The product of `parts`, or None when it overflows u64.
+fn elements(parts: &[usize]) -> Option<u64> {
+    parts.iter().try_fold(1u64, |n, &p| n.checked_mul(p as u64))
+}
+
+/// `MAX_TENSOR_ELEMENTS`, and never more than a `usize` holds (wasm32's is 32 bits), so every
+/// size computed from a validated config fits.
+fn max_elements() -> u64 {
+    MAX_TENSOR_ELEMENTS.min(usize::MAX as u64)
+}
+
 impl Config {
     /// Builds a config from raw header integers, checking every field before any use.
     /// `file` names the input in errors.
@@ -58,13 +69,12 @@ impl Config {
         if !c.head_size().is_multiple_of(2) {
             return Err(format!("head size {} is odd; RoPE rotates pairs", c.head_size()));
         }
-        let big = [
-            (c.vocab_size as u64) * c.dim as u64,
-            (c.n_layers as u64) * c.dim as u64 * c.dim as u64,
-            (c.n_layers as u64) * c.hidden_dim as u64 * c.dim as u64,
-            (c.n_layers as u64) * c.seq_len as u64 * c.kv_dim() as u64,
-        ];
-        if big.iter().any(|&n| n > MAX_TENSOR_ELEMENTS) {
+        // Every size the engine derives from the header, multiplied with overflow checks (the
+        // fields come from a file: two of them near 2^31 overflow even u64).
+        let (l, d, s, h) = (c.n_layers, c.dim, c.seq_len, c.hidden_dim);
+        let sizes: [&[usize]; 6] =
+            [&[c.vocab_size, d], &[l, d, d], &[l, h, d], &[l, s, c.kv_dim()], &[c.n_heads, s], &[s, c.head_size()]];
+        if sizes.iter().any(|p| elements(p).is_none_or(|n| n > max_elements())) {
             return Err("the sizes in the header are too large for this engine".into());
         }
         Ok(())
@@ -81,9 +91,15 @@ impl Config {
         self.n_heads / self.n_kv_heads
     }
 
-    /// Number of parameters the forward pass uses (RoPE tables excluded).
+    /// Number of parameters the forward pass uses (RoPE tables excluded): the tensors of
+    /// `weights::tensor_specs`, counted here so the config does not depend on the weights
+    /// (a test there holds the two together).
     pub fn n_params(&self) -> u64 {
-        crate::weights::tensor_specs(self).iter().map(|t| t.len as u64).sum()
+        let [d, h, l, kv, v] = [self.dim, self.hidden_dim, self.n_layers, self.kv_dim(), self.vocab_size].map(|n| n as u64);
+        // rms_att, rms_ffn; wq, wo; wk, wv; w1, w2, w3.
+        let layer = 2 * d + 2 * d * d + 2 * kv * d + 3 * h * d;
+        let classifier = if self.shared_classifier { 0 } else { v * d };
+        v * d + l * layer + d + classifier
     }
 
     /// Parses "dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]".

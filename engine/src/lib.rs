@@ -12,6 +12,7 @@ pub mod error;
 pub mod generate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod loaded;
 pub mod lora;
 pub mod pretrain;
 pub mod randmodel;
@@ -21,7 +22,8 @@ pub mod trace;
 pub mod weights;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, NoGpu, Result};
+pub use loaded::{LoadedModel, NamedFile};
 pub use sampler::{Rng, Sampler};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;

@@ -6,13 +6,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
 use tinylm_engine::lora::{
-    self, parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, Base, Dataset, LoraConfig, OptimizerState,
-    TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
+    parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, AnyTrainer, Dataset, HeldOut, LoraConfig,
+    OptimizerState, TrainConfig, TrainDevice, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
 };
-use tinylm_engine::lora::{Batch, StepReport};
-use tinylm_engine::{Error, Result, Tokenizer, Weights};
+use tinylm_engine::{Error, LoadedModel, Result};
 
 use super::logits::parse_tokens;
 use crate::{load, out};
@@ -108,35 +106,35 @@ pub struct Args {
 
 pub const LOSSES_FILE: &str = "losses.json";
 pub const HELD_OUT_FILE: &str = "held_out.json";
-/// Held-out windows per forward pass.
-const EVAL_CHUNK: usize = 8;
 
 pub fn run(a: Args) -> Result<()> {
-    let on_gpu = check_backend(&a.backend)?;
-    let (weights, _) = load::model(&a.model)?;
-    let tok = a.tokenizer.as_deref().map(|z| load::tokenizer_for(z, &weights, &a.model)).transpose()?;
-    let adapter = initial_adapter(&a, &weights)?;
+    let device = check_backend(&a.backend)?;
+    let mut model = load::model(&a.model)?;
+    if let Some(z) = &a.tokenizer {
+        model = load::with_tokenizer(model, z)?;
+    }
+    let adapter = initial_adapter(&a, &model)?;
     let shape = adapter.clone();
-    let data = dataset(&a, &weights, tok.as_ref())?;
-    let held = held_out(&a, &weights, tok.as_ref(), data.seq)?;
+    let data = dataset(&a, &model)?;
+    let held = held_out(&a, &model, data.seq)?;
     let batch = a.batch.unwrap_or(if a.tokens.is_some() { data.len() } else { 4 });
     let adamw = AdamW { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weight_decay: a.weight_decay };
     let config = TrainConfig { adamw, clip_norm: a.clip_norm };
     let state = initial_optimizer(&a, &adapter)?;
-    let trainer = Engine::new(&weights, adapter, config, state, on_gpu)?;
+    let mut trainer = AnyTrainer::new(model.weights(), adapter, config, state, device)?;
     // The first batch is built now so that a bad --batch fails before anything is written.
     data.batch(batch, 0, a.data_seed)?;
     std::fs::create_dir_all(&a.output)
         .map_err(|e| Error::Io { file: load::name(&a.output), what: format!("cannot create the output directory: {e}") })?;
-    out::line(&format!("{} on {}", describe(&shape, &data, batch, a.steps), trainer.device()))?;
-    let (mut trainer, losses) = train(trainer, &data, batch, &a)?;
+    out::line(&format!("{} on {}", describe(&shape, &data, batch, a.steps), trainer.device_name()))?;
+    let losses = train(&mut trainer, &data, batch, &a)?;
     if let Some(held) = &held {
-        let loss = held_out_loss(&mut trainer, held)?;
-        let json = serde_json::json!({ "loss": loss, "windows": held.len(), "seq": held.seq });
+        let loss = trainer.held_out(held)?.unwrap_or(f64::NAN);
+        let json = serde_json::json!({ "loss": loss, "windows": held.windows, "seq": held.seq });
         load::write_file(&a.output.join(HELD_OUT_FILE), format!("{json}\n").as_bytes())?;
-        out::line(&format!("held-out loss {loss:.6} over {} window(s) of {} tokens", held.len(), held.seq))?;
+        out::line(&format!("held-out loss {loss:.6} over {} window(s) of {} tokens", held.windows, held.seq))?;
     }
-    let (adapter, state) = trainer.finish()?;
+    let (adapter, state) = trainer.state()?;
     write_outputs(&a.output, &adapter, &state, &losses, &load::name(&a.model))?;
     out::line(&format!(
         "loss {:.6} -> {:.6} over {} steps; wrote {}/{{{CONFIG_FILE}, {WEIGHTS_FILE}, {OPTIMIZER_FILE}, {LOSSES_FILE}}}",
@@ -147,90 +145,33 @@ pub fn run(a: Args) -> Result<()> {
     ))
 }
 
-/// Whether to train on the GPU; `auto` keeps the CPU, the exact reference path.
-fn check_backend(name: &str) -> Result<bool> {
+/// Where to train; `auto` keeps the CPU, the exact reference path.
+fn check_backend(name: &str) -> Result<TrainDevice> {
     match name {
-        "cpu" | "auto" => Ok(false),
-        "gpu" => Ok(true),
+        "cpu" | "auto" => Ok(TrainDevice::Cpu),
+        "gpu" => Ok(TrainDevice::Gpu),
         other => Err(Error::InvalidSetting(format!("backend `{other}` must be cpu, gpu or auto"))),
     }
 }
 
-/// The CPU or the GPU trainer, behind one interface (one per run, so its size does not matter).
-#[allow(clippy::large_enum_variant)]
-enum Engine<'w> {
-    Cpu(Trainer, Base<'w, f32>),
-    Gpu(GpuTrainer),
-}
-
-impl<'w> Engine<'w> {
-    /// A trainer for `adapter`, fresh or resuming `state`.
-    fn new(
-        w: &'w Weights,
-        adapter: Adapter,
-        config: TrainConfig,
-        state: Option<OptimizerState>,
-        gpu: bool,
-    ) -> Result<Engine<'w>> {
-        if gpu {
-            return Ok(Engine::Gpu(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?));
-        }
-        let t = match state {
-            Some(state) => Trainer::restore(adapter, config, state)?,
-            None => Trainer::new(adapter, config)?,
-        };
-        Ok(Engine::Cpu(t, Base::new(w)))
-    }
-    fn device(&self) -> String {
-        match self {
-            Engine::Cpu(..) => "the CPU".into(),
-            Engine::Gpu(t) => format!("the GPU ({})", t.context().adapter),
-        }
-    }
-    fn steps_done(&self) -> u32 {
-        match self {
-            Engine::Cpu(t, _) => t.steps_done(),
-            Engine::Gpu(t) => t.steps_done(),
-        }
-    }
-    fn step(&mut self, b: &Batch) -> Result<StepReport> {
-        match self {
-            Engine::Cpu(t, base) => t.step(base, b),
-            Engine::Gpu(t) => t.step(b),
-        }
-    }
-    fn loss(&mut self, b: &Batch) -> Result<f64> {
-        match self {
-            Engine::Cpu(t, base) => lora::loss(base, Some(&t.adapter), b),
-            Engine::Gpu(t) => t.loss(b),
-        }
-    }
-    /// The trained adapter and AdamW's state.
-    fn finish(self) -> Result<(Adapter, OptimizerState)> {
-        match self {
-            Engine::Cpu(t, _) => Ok((t.adapter.clone(), t.optimizer_state())),
-            Engine::Gpu(t) => Ok((t.adapter()?, t.optimizer_state()?)),
-        }
-    }
-}
-
 /// The adapter training starts from: read from --init-adapter, or made by --init.
-fn initial_adapter(a: &Args, w: &Weights) -> Result<Adapter> {
+fn initial_adapter(a: &Args, m: &LoadedModel) -> Result<Adapter> {
+    let c = m.config();
     if let Some(dir) = &a.init_adapter {
-        return load::adapter(dir, w);
+        return load::adapter(dir, c);
     }
     if a.b_bound.is_some() && a.init != Init::Det {
         return Err(Error::InvalidSetting("--b-bound is the bound of --init det's B; add --init det".into()));
     }
     let lora = LoraConfig::new(a.rank, a.alpha, a.rslora, parse_targets(&a.targets)?)?;
     match a.init {
-        Init::Peft => Adapter::peft_default(&w.config, lora, a.init_seed),
+        Init::Peft => Adapter::peft_default(c, lora, a.init_seed),
         Init::Det => {
             let bound = a.b_bound.unwrap_or(0.05);
             if !(bound.is_finite() && bound >= 0.0) {
                 return Err(Error::InvalidSetting(format!("--b-bound {bound} must be a non-negative number")));
             }
-            Adapter::det(&w.config, lora, a.init_seed, bound)
+            Adapter::det(c, lora, a.init_seed, bound)
         }
     }
 }
@@ -245,9 +186,9 @@ fn initial_optimizer(a: &Args, adapter: &Adapter) -> Result<Option<OptimizerStat
 }
 
 /// The training windows of --tokens or --text-file.
-fn dataset(a: &Args, w: &Weights, tok: Option<&Tokenizer>) -> Result<Dataset> {
-    let c = &w.config;
-    match (&a.tokens, &a.text_file, tok) {
+fn dataset(a: &Args, m: &LoadedModel) -> Result<Dataset> {
+    let c = m.config();
+    match (&a.tokens, &a.text_file, m.tokenizer()) {
         (Some(spec), _, _) => {
             let lists = parse_token_lists(spec)?;
             let shortest = lists.iter().map(Vec::len).min().unwrap_or(0);
@@ -263,26 +204,15 @@ fn dataset(a: &Args, w: &Weights, tok: Option<&Tokenizer>) -> Result<Dataset> {
     }
 }
 
-/// The windows of --eval-file, cut like the training text's.
-fn held_out(a: &Args, w: &Weights, tok: Option<&Tokenizer>, seq: usize) -> Result<Option<Dataset>> {
-    let (Some(path), Some(tok)) = (&a.eval_file, tok) else {
+/// The windows of --eval-file, cut like the training text's (every one of them is evaluated).
+fn held_out(a: &Args, m: &LoadedModel, seq: usize) -> Result<Option<HeldOut>> {
+    let (Some(path), Some(tok)) = (&a.eval_file, m.tokenizer()) else {
         return Ok(None);
     };
     let bytes = load::read_file(path, "held-out text")?;
     let text = String::from_utf8(bytes)
         .map_err(|e| Error::Io { file: load::name(path), what: format!("the text is not UTF-8: {e}") })?;
-    Dataset::from_text(tok, &text, seq, &w.config).map(Some)
-}
-
-/// The mean next-token loss over every window of `held` (each chunk's mean weighted by its size).
-fn held_out_loss(t: &mut Engine, held: &Dataset) -> Result<f64> {
-    let mut sum = 0.0;
-    let all: Vec<usize> = (0..held.len()).collect();
-    for chunk in all.chunks(EVAL_CHUNK) {
-        let tokens = chunk.iter().flat_map(|&i| held.window(i).iter().copied()).collect();
-        sum += t.loss(&Batch::new(chunk.len(), held.seq, tokens)?)? * chunk.len() as f64;
-    }
-    Ok(sum / held.len() as f64)
+    HeldOut::new(&Dataset::from_text(tok, &text, seq, m.config())?, usize::MAX).map(Some)
 }
 
 /// "1 2 3;1 5 6" → two lists; empty lists are refused.
@@ -308,7 +238,7 @@ fn describe(ad: &Adapter, data: &Dataset, batch: usize, steps: u32) -> String {
 /// Runs the steps. `losses[k]` is the loss after k updates on step k's batch: before each
 /// step's update, and after the last one on the batch a next step would take. A resumed
 /// trainer continues the batch order where it stopped.
-fn train<'w>(mut t: Engine<'w>, data: &Dataset, batch: usize, a: &Args) -> Result<(Engine<'w>, Vec<f64>)> {
+fn train(t: &mut AnyTrainer, data: &Dataset, batch: usize, a: &Args) -> Result<Vec<f64>> {
     let mut losses = Vec::with_capacity(a.steps as usize + 1);
     let mut bar = Progress::new(a.steps);
     let first = t.steps_done() as u64;
@@ -321,7 +251,7 @@ fn train<'w>(mut t: Engine<'w>, data: &Dataset, batch: usize, a: &Args) -> Resul
     bar.finish();
     let next = data.batch(batch, first + a.steps as u64, a.data_seed)?;
     losses.push(t.loss(&next)?);
-    Ok((t, losses))
+    Ok(losses)
 }
 
 fn write_outputs(dir: &Path, ad: &Adapter, opt: &OptimizerState, losses: &[f64], base_model: &str) -> Result<()> {
@@ -387,7 +317,9 @@ mod tests {
 
     #[test]
     fn backends_parse() {
-        assert!(!check_backend("cpu").unwrap() && !check_backend("auto").unwrap() && check_backend("gpu").unwrap());
+        assert_eq!(check_backend("cpu").unwrap(), TrainDevice::Cpu);
+        assert_eq!(check_backend("auto").unwrap(), TrainDevice::Cpu);
+        assert_eq!(check_backend("gpu").unwrap(), TrainDevice::Gpu);
         assert!(check_backend("tpu").unwrap_err().to_string().contains("`tpu`"));
     }
 }

@@ -8,13 +8,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tinylm_engine::generate::{Backend, Generation};
-use tinylm_engine::lora::Adapter;
+use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::trace::pieces::token_pieces;
 use tinylm_engine::trace::{first_difference, Edits};
-use tinylm_engine::{Result, Sampler, Tokenizer, Weights};
+use tinylm_engine::{LoadedModel, Result, Sampler, Tokenizer};
 
 use super::bench::tuning;
-use crate::backend::Model;
 use crate::{backend, intervene, load, out};
 use tinylm_engine::gpu::GpuOptions;
 
@@ -74,20 +73,20 @@ pub fn resolve_seed(seed: i64) -> u64 {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, _) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let mut model = load::with_tokenizer(load::model(&a.model)?, &a.tokenizer)?;
     let mut sampler = Sampler::from_cli(a.temperature, a.topp, resolve_seed(a.seed))?;
-    let prompt = tok.encode(&a.prompt, true, false);
+    let prompt = model.need_tokenizer()?.encode(&a.prompt, true, false);
     let steps = a.steps.max(0) as usize;
     // Checks the prompt against the model before any backend is opened.
-    Generation::new(prompt.clone(), steps, &weights.config)?;
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let wg = tuning::workgroups(&weights.config, a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
+    Generation::new(prompt.clone(), steps, model.config())?;
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let tok = model.need_tokenizer()?;
+    let wg = tuning::workgroups(model.config(), a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
     let opts = tuning::options(GpuOptions::default(), wg);
     if a.json || !a.edit.is_none() {
-        return compare(&a, weights, adapter, &tok, &prompt, opts);
+        return compare(&a, &model, &prompt, opts);
     }
-    let (mut model, why) = backend::open_adapted_with(weights, &a.backend, adapter, opts)?;
+    let (mut opened, why) = backend::open(&model, &a.backend, opts)?;
     if a.backend != "cpu" {
         let _ = writeln!(std::io::stderr(), "backend: {why}");
     }
@@ -95,7 +94,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut start: Option<Instant> = None;
     let mut emitted = 0usize;
     let mut failure = None;
-    model.generate(&prompt, steps, &mut sampler, |step| {
+    opened.backend.generate(&prompt, steps, &mut sampler, |step| {
         // Flushed per token, as run.c; a closed pipe ends the run.
         let piece = match tok.decode(step.prev, step.token) {
             Ok(p) => p,
@@ -136,41 +135,32 @@ fn story(tok: &Tokenizer, tokens: &[u32]) -> Result<Value> {
 
 /// The unchanged story, then one per steering strength (or one with the knock-outs), each
 /// from the same seed; JSON or text side by side.
-fn compare(
-    a: &Args,
-    weights: Weights,
-    adapter: Option<Adapter>,
-    tok: &Tokenizer,
-    prompt: &[u32],
-    opts: GpuOptions,
-) -> Result<()> {
-    let plan = (!a.edit.is_none()).then(|| a.edit.plan(&weights, adapter.as_ref(), Some(tok))).transpose()?;
-    // Mean ablation averages over the unchanged story, which the backend writes first.
-    let for_means = plan.as_ref().filter(|p| p.needs_means()).map(|_| (weights.clone(), adapter.clone()));
-    let config = weights.config;
-    let (mut model, why) = backend::open_adapted_with(weights, &a.backend, adapter, opts)?;
+fn compare(a: &Args, model: &LoadedModel, prompt: &[u32], opts: GpuOptions) -> Result<()> {
+    let tok = model.need_tokenizer()?;
+    let plan = (!a.edit.is_none()).then(|| a.edit.plan(model)).transpose()?;
+    let config = *model.config();
+    let (opened, why) = backend::open(model, &a.backend, opts)?;
+    let mut backend = opened.backend;
     let seed = resolve_seed(a.seed);
     let steps = a.steps.max(0) as usize;
-    let run = |model: &mut Model| -> Result<Vec<u32>> {
+    let run = |b: &mut AnyBackend| -> Result<Vec<u32>> {
         let mut sampler = Sampler::from_cli(a.temperature, a.topp, seed)?;
-        model.generate(prompt, steps, &mut sampler, |_| true)
+        b.generate(prompt, steps, &mut sampler, |_| true)
     };
-    let original = run(&mut model)?;
+    let original = run(&mut backend)?;
     let mut runs = Vec::new();
     if let Some(plan) = &plan {
-        let means = match &for_means {
-            Some((w, ad)) => plan.means(w, ad.as_ref(), &original)?,
-            None => None,
-        };
+        // Mean ablation averages over the unchanged story, which the backend wrote first.
+        let means = plan.means(model, &original)?;
         let strengths: Vec<Option<f32>> =
             if plan.strengths.is_empty() { vec![None] } else { plan.strengths.iter().map(|&s| Some(s)).collect() };
         for strength in strengths {
             let iv = plan.intervention(strength.unwrap_or(0.0));
-            model.set_edits(Some(&Edits::new(&config, &iv, means.as_ref())?))?;
-            let tokens = run(&mut model)?;
+            backend.set_edits(Some(&Edits::new(&config, &iv, means.as_ref())?))?;
+            let tokens = run(&mut backend)?;
             runs.push((strength, iv.describe(), tokens));
         }
-        model.set_edits(None)?;
+        backend.set_edits(None)?;
     }
     if a.json {
         let runs = runs

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tinylm_engine::checkpoint::{self, Format};
-use tinylm_engine::{Config, Result};
+use tinylm_engine::checkpoint::Format;
+use tinylm_engine::loaded::ModelFormat;
+use tinylm_engine::{Config, LoadedModel, NamedFile, Result};
 
 use crate::{load, out};
 
@@ -50,8 +51,9 @@ pub fn describe(c: &Config, format: Format, file_bytes: usize) -> Value {
 
 pub fn run(a: Args) -> Result<()> {
     let data = load::read_file(&a.model, "model")?;
-    let (weights, format) = checkpoint::read(&data, &load::name(&a.model))?;
-    let mut v = describe(&weights.config, format, data.len());
+    let model = LoadedModel::open(&[NamedFile::new(&load::name(&a.model), &data)])?;
+    let ModelFormat::Llama2c(format) = model.format();
+    let mut v = describe(model.config(), format, data.len());
     v["file"] = json!(load::name(&a.model));
     out::line(&if a.json { v.to_string() } else { text(&v) })
 }

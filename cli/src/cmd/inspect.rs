@@ -15,8 +15,8 @@ use tinylm_engine::trace::{
 use tinylm_engine::{Error, Result};
 
 use super::logits::parse_tokens;
-use crate::backend::Model;
 use crate::{backend, intervene, load, out};
+use tinylm_engine::gpu::{AnyBackend, GpuOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -102,33 +102,32 @@ fn report(a: &Args) -> Result<Report> {
     if a.top == 0 {
         return Err(Error::InvalidSetting("--top 0 shows nothing; give 1 or more".into()));
     }
-    let (weights, _) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let mut model = load::with_tokenizer(load::model(&a.model)?, &a.tokenizer)?;
     let tokens = match (&a.ids, &a.prompt) {
         (Some(ids), _) => parse_tokens(ids)?,
         (None, Some(text)) if text.is_empty() => {
             return Err(Error::InvalidSetting("nothing to inspect: the text is empty".into()))
         }
-        (None, Some(text)) => tok.encode(text, true, false),
+        (None, Some(text)) => model.need_tokenizer()?.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --prompt or --ids".into())),
     };
-    // The lens needs only the final norm and the classifier; keep copies as the backend takes the weights.
-    let (lens_config, rms_final, classifier) = (weights.config, weights.rms_final.clone(), weights.classifier().to_vec());
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let tok = model.need_tokenizer()?;
     let mut edits = None;
     if !a.edit.is_none() {
-        let plan = a.edit.plan(&weights, adapter.as_ref(), Some(&tok))?;
+        let plan = a.edit.plan(&model)?;
         let strength = plan.single_strength()?;
-        let means = plan.means(&weights, adapter.as_ref(), &tokens)?;
-        let e = Edits::new(&weights.config, &plan.intervention(strength), means.as_ref())?;
+        let means = plan.means(&model, &tokens)?;
+        let e = Edits::new(model.config(), &plan.intervention(strength), means.as_ref())?;
         edits = Some((e, plan.to_json(plan.steer.is_some().then_some(strength))));
     }
-    let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
-    let mut ins = inspect_on(&mut model, &tokens)?;
+    let (opened, why) = backend::open(&model, &a.backend, GpuOptions::default())?;
+    let mut backend = opened.backend;
+    let mut ins = inspect_on(&mut backend, &tokens)?;
     let mut change = None;
     if let Some((e, about)) = edits {
-        model.set_edits(Some(&e))?;
-        let after = inspect_on(&mut model, &tokens)?;
+        backend.set_edits(Some(&e))?;
+        let after = inspect_on(&mut backend, &tokens)?;
         change = Some((about, changes(&ins, &after)?));
         ins = after;
     }
@@ -155,7 +154,7 @@ fn report(a: &Args) -> Result<Report> {
         _ => None,
     };
     let roll = rollout(&ins).split_off(last * n * n);
-    let lens_head = LensHead::new(lens_config, &rms_final, &classifier)?;
+    let lens_head = LensHead::of(model.weights());
     let at = positions
         .into_iter()
         .map(|t| {
@@ -172,10 +171,10 @@ fn report(a: &Args) -> Result<Report> {
     Ok(Report { backend: why, pieces: token_pieces(&tok, &ins.tokens), vocab, ins, at, head, rollout: roll, change })
 }
 
-fn inspect_on(model: &mut Model, tokens: &[u32]) -> Result<Inspection> {
-    match model.gpu() {
+fn inspect_on(backend: &mut AnyBackend, tokens: &[u32]) -> Result<Inspection> {
+    match backend.gpu() {
         Some(g) => g.inspect(tokens),
-        None => inspect(model, tokens),
+        None => inspect(backend, tokens),
     }
 }
 

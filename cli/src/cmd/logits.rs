@@ -12,6 +12,7 @@ use tinylm_engine::trace::{inspect, Edits, Inspection};
 use tinylm_engine::{Error, Result};
 
 use crate::{backend, intervene, load, out};
+use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,29 +50,31 @@ pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, _) = load::model(&a.model)?;
-    let tok = a.tokenizer.as_deref().map(|tp| load::tokenizer_for(tp, &weights, &a.model)).transpose()?;
-    let tokens = match (&a.tokens, &a.prompt, &tok) {
+    let mut model = load::model(&a.model)?;
+    if let Some(tp) = &a.tokenizer {
+        model = load::with_tokenizer(model, tp)?;
+    }
+    let tokens = match (&a.tokens, &a.prompt, model.tokenizer()) {
         (Some(t), _, _) => parse_tokens(t)?,
         (None, Some(text), Some(tok)) => tok.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
     };
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
     let mut change = None;
     if !a.edit.is_none() {
-        let plan = a.edit.plan(&weights, adapter.as_ref(), tok.as_ref())?;
+        let plan = a.edit.plan(&model)?;
         let strength = plan.single_strength()?;
-        let means = plan.means(&weights, adapter.as_ref(), &tokens)?;
-        let edits = Edits::new(&weights.config, &plan.intervention(strength), means.as_ref())?;
+        let means = plan.means(&model, &tokens)?;
+        let edits = Edits::new(model.config(), &plan.intervention(strength), means.as_ref())?;
         change = Some((edits, plan.to_json(plan.steer.is_some().then_some(strength))));
     }
-    let (mut model, _) = backend::open_adapted(weights, &a.backend, adapter)?;
+    let (mut opened, _) = backend::open(&model, &a.backend, GpuOptions::default())?;
     if let Some((edits, _)) = &change {
-        model.set_edits(Some(edits))?;
+        opened.backend.set_edits(Some(edits))?;
     }
-    let ins = match model.gpu() {
+    let ins = match opened.backend.gpu() {
         Some(g) => g.inspect(&tokens)?,
-        None => inspect(&mut model, &tokens)?,
+        None => inspect(&mut opened.backend, &tokens)?,
     };
     let about = change.map(|(_, j)| j);
     load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref(), about.as_ref())?)?;

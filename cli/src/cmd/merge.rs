@@ -28,9 +28,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, _) = load::model(&a.model)?;
-    let adapter = load::adapter(&a.adapter, &weights)?;
-    let merged = adapter.merged(&weights)?;
+    let model = load::model(&a.model)?;
+    let adapter = load::adapter(&a.adapter, model.config())?;
+    let merged = adapter.merged(model.weights())?;
     let bytes = match a.format {
         FileFormat::V0 => write_v0(&merged),
         FileFormat::V1 => write_v1(&merged),

@@ -60,13 +60,14 @@ pub fn run(a: Args) -> Result<()> {
         return Err(Error::InvalidSetting("give the model and --tokenizer".into()));
     };
     let ex = example(&a)?;
-    let (weights, _) = load::model(model)?;
-    let tok = load::tokenizer_for(tp, &weights, model)?;
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    let mut m = load::with_tokenizer(load::model(model)?, tp)?;
+    load::use_adapter(&mut m, a.adapter.as_deref())?;
+    let tok = m.need_tokenizer()?;
     let (clean, corrupt) = (tok.encode(&ex.clean, true, false), tok.encode(&ex.corrupt, true, false));
     let answers =
         (one_token(&tok, &ex.clean_answer, "--clean-answer")?, one_token(&tok, &ex.corrupt_answer, "--corrupt-answer")?);
-    let maps = Patcher::run(&CpuModel::adapted(&weights, adapter.as_ref())?, &clean, &corrupt, answers.0, answers.1)?;
+    let maps =
+        Patcher::run(&CpuModel::adapted(m.weights(), m.adapter().map(|a| a.as_ref()))?, &clean, &corrupt, answers.0, answers.1)?;
     if a.json {
         return out::line(&to_json(model, &ex, &tok, &maps).to_string());
     }

@@ -237,7 +237,7 @@ impl Job {
             return Err(Error::InvalidSetting(format!("{flag} cannot change a resumed run: it continues with {}", RUN_FILE)));
         }
         let run: RunFile = read_json(&dir.join(RUN_FILE), "run settings")?;
-        let (weights, _) = load::model(&dir.join(MODEL_FILE))?;
+        let weights = load::model(&dir.join(MODEL_FILE))?.into_weights();
         if weights.config != run.config {
             return Err(Error::Mismatch(format!("{}: the model does not have the shape {} records", dir.display(), RUN_FILE)));
         }
@@ -353,7 +353,7 @@ fn start_weights(a: &Args) -> Result<(Weights, String)> {
             if a.seed.is_some() {
                 return Err(Error::InvalidSetting("--seed is for the random init of --shape or --config".into()));
             }
-            Ok((load::model(path)?.0, load::name(path)))
+            Ok((load::model(path)?.into_weights(), load::name(path)))
         }
         (None, Some(name), _) => {
             let (c, seed) = named_shape(name)?;

@@ -3,6 +3,8 @@
 pub mod fast;
 pub mod ops;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
@@ -210,9 +212,12 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// The CPU backend: weights and one sequence's state.
+/// The CPU backend: the weights (shared with whoever loaded them, never copied), an optional
+/// unmerged LoRA adapter, and one sequence's state.
 pub struct CpuBackend {
-    pub weights: Weights,
+    pub weights: Arc<Weights>,
+    /// Added after each projection it adapts (`forward_adapted`); `None` runs the plain model.
+    pub adapter: Option<Arc<Adapter>>,
     pub kernels: Kernels,
     state: State,
     edits: Option<Edits>,
@@ -220,16 +225,27 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     /// The fast kernels (what users run).
-    pub fn new(weights: Weights) -> CpuBackend {
+    pub fn new(weights: impl Into<Arc<Weights>>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Fast)
     }
     /// The scalar reference kernels.
-    pub fn reference(weights: Weights) -> CpuBackend {
+    pub fn reference(weights: impl Into<Arc<Weights>>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Reference)
     }
-    pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
+    pub fn with_kernels(weights: impl Into<Arc<Weights>>, kernels: Kernels) -> CpuBackend {
+        let weights = weights.into();
         let state = State::new(&weights.config);
-        CpuBackend { weights, kernels, state, edits: None }
+        CpuBackend { weights, adapter: None, kernels, state, edits: None }
+    }
+    /// With `adapter` applied unmerged (the PEFT math exactly); fails with `Mismatch` when it
+    /// was made for another shape.
+    pub fn with_adapter(weights: impl Into<Arc<Weights>>, adapter: Option<Arc<Adapter>>, kernels: Kernels) -> Result<CpuBackend> {
+        let mut b = CpuBackend::with_kernels(weights, kernels);
+        if let Some(a) = &adapter {
+            a.check_base(&b.weights.config)?;
+        }
+        b.adapter = adapter;
+        Ok(b)
     }
 }
 
@@ -238,18 +254,20 @@ impl crate::generate::Backend for CpuBackend {
         &self.weights.config
     }
     fn name(&self) -> String {
-        match self.kernels {
-            Kernels::Reference => "cpu (reference)".into(),
-            Kernels::Fast => format!("cpu ({})", fast::kernel_name()),
+        match (&self.adapter, self.kernels) {
+            (Some(a), _) => format!("cpu + LoRA r{}", a.config.r),
+            (None, Kernels::Reference) => "cpu (reference)".into(),
+            (None, Kernels::Fast) => format!("cpu ({})", fast::kernel_name()),
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
         let hook = self.edits.as_mut().map(|e| e as &mut dyn Hook);
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, hook)
+        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, hook)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         let mut hook = both(self.edits.as_mut().map(|e| e as &mut dyn Hook), Some(trace));
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, hook.as_mut().map(|h| h as &mut dyn Hook))
+        let hook = hook.as_mut().map(|h| h as &mut dyn Hook);
+        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, hook)
     }
     fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
         self.edits = edits.map(|e| e.check(&self.weights.config).map(|_| e.clone())).transpose()?;

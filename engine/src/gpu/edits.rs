@@ -4,8 +4,10 @@
 //! output is never added, as the CPU adds zeros). Made once per `set_edits`, nothing per token.
 
 use super::context::GpuContext;
-use super::kernels::{dispatch, groups, storage, uniform, Kernels};
+use super::kernels::{groups, storage, uniform, DecodeKernels};
 use super::state::Acts;
+use super::uniforms::EditDims;
+use crate::error::Result;
 use crate::trace::Edits;
 
 /// One layer's changes, ready to record.
@@ -24,9 +26,9 @@ pub(super) struct GpuEdits {
 }
 
 impl GpuEdits {
-    pub fn new(ctx: &GpuContext, k: &Kernels, e: &Edits, a: &Acts) -> GpuEdits {
+    pub fn new(ctx: &GpuContext, k: &DecodeKernels, e: &Edits, a: &Acts) -> GpuEdits {
         let c = e.config();
-        let dims = uniform(ctx, "edit", &[c.dim as u32]);
+        let dims = uniform(ctx, "edit", &EditDims { dim: c.dim as u32, ..Default::default() });
         let none = wgpu::BufferUsages::empty();
         let layers = (0..c.n_layers)
             .map(|l| {
@@ -50,16 +52,30 @@ impl GpuEdits {
 
 impl LayerEdit {
     /// Knocked-out heads' outputs replaced, after attention and before wo.
-    pub fn replace(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
-        if let Some(bg) = &self.replace {
-            dispatch(pass, k.edit.pipeline("replace"), bg, step, [groups(self.dim, 64), rows as u32, 1]);
+    pub fn replace(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
+        match &self.replace {
+            Some(bg) => k.edit.dispatch(pass, "replace", bg, step, [groups(self.dim, 64), rows as u32, 1]),
+            None => Ok(()),
         }
     }
 
     /// The steering addend added to the residual after the layer.
-    pub fn add(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
-        if let Some(bg) = &self.add {
-            dispatch(pass, k.edit.pipeline("add"), bg, step, [groups(self.dim, 64), rows as u32, 1]);
+    pub fn add(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
+        match &self.add {
+            Some(bg) => k.edit.dispatch(pass, "add", bg, step, [groups(self.dim, 64), rows as u32, 1]),
+            None => Ok(()),
         }
     }
 }

@@ -8,7 +8,9 @@
 
 mod adapter;
 mod backend;
+mod choice;
 mod data;
+mod hf_rows;
 pub mod kernels;
 mod model;
 mod optstate;
@@ -18,7 +20,8 @@ mod train;
 
 pub use adapter::{Adapter, Module};
 pub use backend::LoraCpuBackend;
-pub use data::{Batch, Dataset};
+pub use choice::{AnyTrainer, TrainDevice};
+pub use data::{even_sample, Batch, Dataset, HeldOut, HELD_CHUNK};
 pub use kernels::AdamW;
 pub use model::{forward, forward_into, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs, ALL_TENSORS};
 pub use optstate::{read_optimizer, write_optimizer, OPTIMIZER_FILE};

@@ -2,8 +2,8 @@
 
 use leptos::prelude::*;
 
-use super::actions;
-use super::state::{Ctx, Status};
+use crate::page::actions;
+use crate::page::state::{Ctx, Status};
 use crate::protocol::BackendKind;
 
 #[component]

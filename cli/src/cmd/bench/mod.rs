@@ -6,14 +6,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tinylm_engine::gpu::bench::{measure as measure_open, BenchReport, Benched};
-use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions, Workgroups};
-use tinylm_engine::lora::Adapter;
+use tinylm_engine::checkpoint::Format;
+use tinylm_engine::gpu::bench::{measure as measure_open, BenchReport};
+use tinylm_engine::gpu::{BackendChoice, GpuOptions, Workgroups};
+use tinylm_engine::loaded::ModelFormat;
 use tinylm_engine::randmodel::{named_shape, random_weights};
-use tinylm_engine::{Error, Result, Weights};
+use tinylm_engine::{Error, LoadedModel, Result};
 
-use crate::backend::{self, Model};
-use crate::{load, out};
+use crate::{backend, load, out};
 
 mod finetune;
 pub mod tuning;
@@ -108,27 +108,27 @@ struct Row {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, label) = model(&a)?;
+    let (mut m, label) = model(&a)?;
     if a.runs == 0 {
         return Err(Error::InvalidSetting("--runs must be at least 1".into()));
     }
     if a.finetune {
-        return finetune::run(&weights, &label, &a);
+        return finetune::run(m.weights(), &label, &a);
     }
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
+    load::use_adapter(&mut m, a.adapter.as_deref())?;
     if a.tune {
-        return tune(&weights, adapter.as_ref(), &label, &a);
+        return tune(&m, &label, &a);
     }
-    let wg = a.tuning.as_deref().map(|f| tuning::read(f)?.workgroups_for(&weights.config)).transpose()?;
+    let wg = a.tuning.as_deref().map(|f| tuning::read(f)?.workgroups_for(m.config())).transpose()?;
     let mut rows = Vec::new();
     for (choice, threads) in plan(&a)? {
-        rows.push(measure(&weights, adapter.as_ref(), choice, threads, &a, wg)?);
+        rows.push(measure(&m, choice, threads, &a, wg)?);
     }
-    report(&weights, &label, &a, &rows, None)
+    report(&m, &label, &a, &rows, None)
 }
 
 /// `--tune`: the tuning, then decode with the default and the chosen shapes.
-fn tune(weights: &Weights, adapter: Option<&Adapter>, label: &str, a: &Args) -> Result<()> {
+fn tune(m: &LoadedModel, label: &str, a: &Args) -> Result<()> {
     if a.backend != "gpu" {
         return Err(Error::InvalidSetting("--tune measures the GPU: use it with --backend gpu".into()));
     }
@@ -136,20 +136,20 @@ fn tune(weights: &Weights, adapter: Option<&Adapter>, label: &str, a: &Args) -> 
         // With --f16-classifier the device gets shader-f16 (where offered), so the f16
         // classifier's shapes are measured too.
         let ctx = tinylm_engine::gpu::GpuContext::with_shader_f16(a.f16_classifier)?;
-        tinylm_engine::gpu::tune::tune(&ctx, &weights.config, a.tune_budget_ms)?
+        tinylm_engine::gpu::tune::tune(&ctx, m.config(), a.tune_budget_ms)?
     };
     if let Some(path) = &a.save_tuning {
         std::fs::write(path, t.to_json()).map_err(|e| Error::Io { file: load::name(path), what: e.to_string() })?;
     }
     let rows = [None, Some(t.workgroups)]
         .into_iter()
-        .map(|wg| measure(weights, adapter, BackendChoice::Gpu, None, a, wg))
+        .map(|wg| measure(m, BackendChoice::Gpu, None, a, wg))
         .collect::<Result<Vec<_>>>()?;
-    report(weights, label, a, &rows, Some(&t))
+    report(m, label, a, &rows, Some(&t))
 }
 
-fn report(weights: &Weights, label: &str, a: &Args, rows: &[Row], tuned: Option<&tinylm_engine::gpu::Tuning>) -> Result<()> {
-    let c = weights.config;
+fn report(m: &LoadedModel, label: &str, a: &Args, rows: &[Row], tuned: Option<&tinylm_engine::gpu::Tuning>) -> Result<()> {
+    let c = *m.config();
     let header = format!(
         "machine: {}\nmodel: {label}{} (dim {}, hidden {}, layers {}, heads {}/{}, vocab {}, {:.1} MB f32)\n\
          prefill {} positions, decode {} tokens from BOS, median of {} runs",
@@ -183,12 +183,13 @@ fn report(weights: &Weights, label: &str, a: &Args, rows: &[Row], tuned: Option<
     }
 }
 
-fn model(a: &Args) -> Result<(Weights, String)> {
+fn model(a: &Args) -> Result<(LoadedModel, String)> {
     match (&a.model, &a.shape) {
-        (Some(p), _) => Ok((load::model(p)?.0, load::name(p))),
+        (Some(p), _) => Ok((load::model(p)?, load::name(p))),
         (None, Some(s)) => {
             let (c, seed) = named_shape(s)?;
-            Ok((random_weights(&c, seed)?, format!("random {s} (seed {seed})")))
+            let label = format!("random {s} (seed {seed})");
+            Ok((LoadedModel::from_weights(&label, ModelFormat::Llama2c(Format::V0), random_weights(&c, seed)?), label))
         }
         (None, None) => Err(Error::InvalidSetting("give a model file or --shape".into())),
     }
@@ -210,30 +211,15 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
     })
 }
 
-fn measure(
-    w: &Weights,
-    ad: Option<&Adapter>,
-    choice: BackendChoice,
-    threads: Option<usize>,
-    a: &Args,
-    wg: Option<Workgroups>,
-) -> Result<Row> {
+fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &Args, wg: Option<Workgroups>) -> Result<Row> {
     let gpu_opts = GpuOptions { f16_classifier: a.f16_classifier, workgroups: wg, ..GpuOptions::default() };
-    // The GPU has no LoRA kernels: it runs the merged weights, as `generate --adapter` does.
-    let merged = match (ad, choice) {
-        (Some(ad), BackendChoice::Gpu | BackendChoice::Auto) => Some(ad.merged(w)?),
-        _ => None,
-    };
     reset_peak_rss();
     let once = || {
         let t = Instant::now();
-        let (mut model, why) = match (ad, &merged) {
-            (_, Some(m)) => AnyBackend::open(m.clone(), choice, gpu_opts)
-                .map(|(b, why)| (Model::Plain(b), format!("{why} (LoRA adapter merged into the weights)")))?,
-            (Some(ad), None) => backend::open_adapted(w.clone(), "cpu", Some(ad.clone()))?,
-            (None, None) => AnyBackend::open(w.clone(), choice, gpu_opts).map(|(b, why)| (Model::Plain(b), why))?,
-        };
-        measure_open(&mut model, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
+        // With an adapter the GPU runs the merged weights, the CPU the unmerged adapter, as
+        // `generate --adapter` does.
+        let (mut opened, why) = backend::open(m, &choice.to_string(), gpu_opts)?;
+        measure_open(&mut opened.backend, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
     };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
     for _ in 0..a.runs {
@@ -264,13 +250,6 @@ fn measure(
         bytes_per_token: med(|r| r.bytes_per_token),
         peak_rss_mb: peak_rss_mb(),
     })
-}
-
-/// The engine's measure sees the GPU behind a plain backend; the unmerged LoRA CPU path has none.
-impl Benched for Model {
-    fn gpu(&mut self) -> Option<&mut GpuBackend> {
-        Model::gpu(self)
-    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

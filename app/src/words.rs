@@ -1,4 +1,4 @@
-//! Engine errors and file problems in words a student can act on.
+//! Engine errors and file problems in words a student can act on (the page and the worker).
 
 use tinylm_engine::Error;
 
@@ -7,7 +7,7 @@ pub fn too_large(file: &str, bytes: u64) -> String {
         "“{file}” is {}: too large for this device. In the browser this app can hold model files \
          up to {} (the model must also fit in memory unpacked). Try a smaller model.",
         size(bytes),
-        size(super::fetch::MAX_FILE_BYTES)
+        size(crate::protocol::MAX_FILE_BYTES)
     )
 }
 

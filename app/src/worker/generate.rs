@@ -1,86 +1,87 @@
-//! One generation: the CPU path in time slices that yield to the worker's event loop, the GPU
-//! path through the engine's pipelined `generate_async`. Text streams to the page in batches.
+//! Generate: one story through the engine's one generation loop (`AnyBackend::run_async`),
+//! paced for the browser: on the CPU path the loop yields to the worker's event loop every time
+//! slice (so a Stop is seen), and text streams to the page in batches.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
-use tinylm_engine::generate::{Generation, Step};
-use tinylm_engine::gpu::AnyBackend;
+use tinylm_engine::generate::{Pace, Step};
 use tinylm_engine::tokenizer::Utf8Stream;
 use tinylm_engine::{Error, Sampler, Tokenizer};
 
-use super::host::{now_ms, post, yield_now};
-use super::words;
+use super::bridge::{now_ms, post, yield_now};
+use super::cancel::Cancel;
+use super::session::{Session, Story, NO_MODEL};
 use crate::protocol::{FromWorker, RunStats, Settings};
+use crate::words;
 
 /// CPU work between yields: short enough that Stop feels instant.
 const SLICE_MS: f64 = 25.0;
 /// Text is sent to the page at most this often (each message costs the page a repaint).
 const POST_MS: f64 = 20.0;
 
-/// The id of the newest run the page asked to stop; runs up to it stop.
-pub type StopFlag = Rc<Cell<u64>>;
-
-pub struct Request<'a> {
+pub struct Request {
     pub run: u64,
-    pub prompt: &'a str,
+    pub prompt: String,
     pub settings: Settings,
-    pub stop: &'a StopFlag,
     /// When the worker received the request (first-token time counts from here).
     pub t0: f64,
 }
 
-/// Runs `req` to its end and tells the page how it went; returns every token (BOS first).
-pub async fn generate(backend: &mut AnyBackend, tokenizer: &Tokenizer, req: Request<'_>) -> Vec<u32> {
-    let mut out = Stream::new(req.run, tokenizer, req.t0);
-    let result = drive(backend, tokenizer, &req, &mut out).await;
-    out.finish();
-    match result {
-        Ok(stopped) => post(&FromWorker::Finished { run: req.run, stats: out.stats(), stopped }),
+/// Runs `req` on the active model to its end and tells the page how it went; keeps its tokens.
+pub async fn run(s: &mut Session, req: Request, stop: &Cancel) {
+    let Ok((stored, active)) = s.active_mut() else {
+        return post(&FromWorker::RunFailed { run: req.run, message: NO_MODEL.into() });
+    };
+    if stop.is_cancelled(req.run) {
+        // Stopped before it began.
+        return post(&FromWorker::Finished { run: req.run, stats: RunStats::default(), stopped: true });
+    }
+    let Ok(tokenizer) = stored.model.need_tokenizer() else {
+        return post(&FromWorker::RunFailed { run: req.run, message: NO_MODEL.into() });
+    };
+    let prompt = tokenizer.encode(&req.prompt, true, false);
+    let mut pace = Paced { stream: Stream::new(req.run, tokenizer, req.t0), stop, run: req.run, slice: now_ms(), failed: None };
+    let result = match Sampler::new(req.settings.temperature, req.settings.topp, req.settings.seed) {
+        Ok(mut sampler) => active.backend.run_async(&prompt, req.settings.steps, &mut sampler, &mut pace).await,
+        Err(e) => Err(e),
+    };
+    let Paced { mut stream, failed, .. } = pace;
+    stream.finish();
+    let stopped = stop.is_cancelled(req.run);
+    match failed.map_or(result, Err) {
+        Ok(tokens) => {
+            post(&FromWorker::Finished { run: req.run, stats: stream.stats(), stopped });
+            let prompt_len = prompt.len().min(tokens.len());
+            active.story = Some(Story { tokens, prompt_len, settings: req.settings });
+        }
         Err(e) => post(&FromWorker::RunFailed { run: req.run, message: words::run_error(&e) }),
     }
-    out.ids
 }
 
-/// Returns whether the page stopped the run.
-async fn drive(backend: &mut AnyBackend, tokenizer: &Tokenizer, req: &Request<'_>, out: &mut Stream<'_>) -> Result<bool, Error> {
-    let s = req.settings;
-    let mut sampler = Sampler::new(s.temperature, s.topp, s.seed)?;
-    let tokens = tokenizer.encode(req.prompt, true, false);
-    let stopped = || req.stop.get() >= req.run;
-    match backend {
-        AnyBackend::Gpu(gpu) => {
-            let mut failed = None;
-            gpu.generate_async(&tokens, s.steps, &mut sampler, |step| match out.push(step) {
-                Ok(()) => {
-                    out.post_if_due();
-                    !stopped()
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            })
-            .await?;
-            failed.map_or(Ok(stopped()), Err)
+/// The page's pace: each token is decoded into the stream; between CPU passes the worker yields
+/// once a time slice is spent, and the run ends when the page stopped it.
+struct Paced<'a> {
+    stream: Stream<'a>,
+    stop: &'a Cancel,
+    run: u64,
+    slice: f64,
+    failed: Option<Error>,
+}
+
+impl Pace for Paced<'_> {
+    fn token(&mut self, step: Step) -> bool {
+        if let Err(e) = self.stream.push(step) {
+            self.failed = Some(e);
+            return false;
         }
-        AnyBackend::Cpu(_) => {
-            let config = *tinylm_engine::generate::Backend::config(&*backend);
-            let mut gen = Generation::new(tokens, s.steps, &config)?;
-            let mut slice = now_ms();
-            while let Some(step) = gen.step(&mut *backend, &mut sampler)? {
-                out.push(step)?;
-                if now_ms() - slice >= SLICE_MS {
-                    out.post_if_due();
-                    yield_now().await;
-                    if stopped() {
-                        return Ok(true);
-                    }
-                    slice = now_ms();
-                }
-            }
-            Ok(false)
+        self.stream.post_if_due();
+        !self.stop.is_cancelled(self.run)
+    }
+
+    async fn between(&mut self) -> bool {
+        if now_ms() - self.slice >= SLICE_MS {
+            yield_now().await;
+            self.slice = now_ms();
         }
+        !self.stop.is_cancelled(self.run)
     }
 }
 
@@ -98,8 +99,6 @@ struct Stream<'a> {
     last_post: f64,
     tokens: usize,
     generated: usize,
-    /// Every token so far, BOS first (kept for the Inspect view).
-    ids: Vec<u32>,
 }
 
 impl<'a> Stream<'a> {
@@ -116,13 +115,11 @@ impl<'a> Stream<'a> {
             last_post: t0,
             tokens: 0,
             generated: 0,
-            ids: vec![tinylm_engine::BOS],
         }
     }
 
     fn push(&mut self, step: Step) -> Result<(), Error> {
         let piece = self.tokenizer.decode(step.prev, step.token)?;
-        self.ids.push(step.token);
         let text = self.utf8.push(piece.bytes());
         if step.from_prompt {
             self.prompt.push_str(&text);

@@ -1,11 +1,22 @@
-//! The messages between the page and the engine worker. Both sides use these enums; on the wire
-//! each message is JSON text (small and typed), with picked `File`s travelling beside it.
+//! Every message between the page and the engine worker, one module per view (`inspect`,
+//! `train`, `bench`; generating and the model menu are here). Both sides use these enums; on
+//! the wire each message is a typed JS value (`wire`), its bytes (`binary`) transferred.
 
 use serde::{Deserialize, Serialize};
 use tinylm_engine::Config;
 
 pub mod bench;
+pub mod binary;
 pub mod inspect;
+pub mod seed;
+pub mod train;
+pub mod wire;
+
+pub use binary::{Bytes, Floats};
+
+/// Largest model file either side holds. The worker's wasm memory (at most 4 GiB, often less on
+/// phones) must also fit the unpacked weights and the KV cache next to the file's bytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// Which backend the reader asked for in the selector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -44,6 +55,7 @@ impl Choice {
 pub struct Settings {
     pub temperature: f32,
     pub topp: f32,
+    #[serde(with = "seed")]
     pub seed: u64,
     /// 0 means the whole context, as in run.c.
     pub steps: usize,
@@ -56,16 +68,25 @@ pub enum Source {
     Bundled,
     /// Same-origin paths relative to the page (e.g. `models/my.bin`).
     Url { model: String, tokenizer: Option<String> },
-    /// Picked or dropped files; the `File` objects travel beside the message.
+    /// Picked, dropped or stored files; their bytes travel in `ToWorker::Load::files`.
     Files { model: String, tokenizer: Option<String> },
+}
+
+/// A file's name and bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedBytes {
+    pub name: String,
+    pub bytes: Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Reads, checks and switches to a new model.
+    /// Reads, checks and switches to a new model. `files` holds the bytes of `Source::Files`
+    /// (the model's first), and is empty for the others (the worker downloads those).
     Load {
         source: Source,
         choice: Choice,
+        files: Vec<NamedBytes>,
     },
     /// Switches to a model loaded before, or to another backend for it.
     Select {
@@ -86,7 +107,7 @@ pub enum ToWorker {
     /// Stop an inspection, or the logit lens at more positions.
     InspectCtl(inspect::InspectCtl),
     /// Fine-tuning and adapters (the Train view).
-    Train(crate::train::TrainCmd),
+    Train(train::TrainCmd),
     /// Times decoding for the benchmark page.
     Bench(bench::BenchRequest),
 }
@@ -146,11 +167,13 @@ pub enum FromWorker {
         done: u64,
         total: Option<u64>,
     },
-    /// A model is active; `models` is the whole menu.
+    /// A model is active; `models` is the whole menu. `parses` counts the model files the
+    /// worker has parsed since it started (each model once, whatever it is used for since).
     Loaded {
         models: Vec<ModelEntry>,
         active: u32,
         backend: BackendInfo,
+        parses: u64,
     },
     /// Loading failed; the model that was active (if any) still is.
     LoadFailed {
@@ -173,15 +196,14 @@ pub enum FromWorker {
         run: u64,
         message: String,
     },
-    /// Arrives with the binary parts of `inspect::PARTS`.
-    Inspected(Box<inspect::InspectInfo>),
+    Inspected(Box<inspect::Inspected>),
     InspectFailed {
         id: u64,
         message: String,
     },
     /// Progress, a stop, or logit lens columns of an inspection.
     InspectNews(inspect::InspectNews),
-    Train(crate::train::TrainEvent),
+    Train(train::TrainEvent),
     Benched(bench::BenchResult),
     BenchFailed {
         id: u64,
@@ -189,35 +211,32 @@ pub enum FromWorker {
     },
 }
 
-/// `to_json` / `from_json` for a serde type; `$what` names what failed to read.
-macro_rules! json_codec {
-    ($t:ty, $what:literal) => {
-        impl $t {
-            pub fn to_json(&self) -> String {
-                serde_json::to_string(self).unwrap_or_default()
-            }
-            pub fn from_json(text: &str) -> Result<Self, String> {
-                serde_json::from_str(text).map_err(|e| format!("{}: {e}", $what))
-            }
-        }
-    };
-}
-pub(crate) use json_codec;
-json_codec!(ToWorker, "bad message");
-json_codec!(FromWorker, "bad message");
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Through serde's data model (the wire's serializer is serde-wasm-bindgen; JSON here).
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(m: &T) -> T {
+        serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap()
+    }
+
     #[test]
     fn messages_survive_the_wire() {
-        let m =
-            ToWorker::Load { source: Source::Url { model: "models/a b.bin".into(), tokenizer: None }, choice: Choice::WebGpu };
-        assert_eq!(ToWorker::from_json(&m.to_json()).unwrap(), m);
+        let m = ToWorker::Load {
+            source: Source::Files { model: "a b.bin".into(), tokenizer: None },
+            choice: Choice::WebGpu,
+            files: vec![NamedBytes { name: "a b.bin".into(), bytes: Bytes::from_slice(&[0, 7, 255]) }],
+        };
+        assert_eq!(round_trip(&m), m);
         let r = FromWorker::Text { run: 3, prompt: String::new(), story: "🐉 \"hi\"\n".into(), stats: RunStats::default() };
-        assert_eq!(FromWorker::from_json(&r.to_json()).unwrap(), r);
-        assert!(ToWorker::from_json("{\"Nope\":1}").is_err());
+        assert_eq!(round_trip(&r), r);
+        let g = ToWorker::Generate {
+            run: 1,
+            prompt: "x".into(),
+            settings: Settings { temperature: 1.0, topp: 0.9, seed: u64::MAX, steps: 0 },
+        };
+        assert_eq!(round_trip(&g), g);
+        assert!(serde_json::from_str::<ToWorker>("{\"Nope\":1}").is_err());
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl GpuBackend {
         let (base, entry) = sampling(sampler, self.config.vocab_size);
         let mut ahead = sampler.rng;
         let mut flights = VecDeque::new();
+        let mut failed = None;
         let (mut next, mut slot) = (p - 1, 0);
         let result = loop {
             while flights.len() < self.ring.len() && next < steps {
@@ -74,9 +75,18 @@ impl GpuBackend {
                 } else {
                     self.submit_decode(next, head, slot, entry)
                 };
-                flights.push_back(Flight { slot, pos: next, pending, rng: ahead });
+                match pending {
+                    Ok(pending) => flights.push_back(Flight { slot, pos: next, pending, rng: ahead }),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
                 slot = (slot + 1) % self.ring.len();
                 next += 1;
+            }
+            if let Some(e) = failed.take() {
+                break Err(e);
             }
             let Some(f) = flights.pop_front() else { break Ok(()) };
             let token = match self.receive(f.pending, f.slot).await {
@@ -113,27 +123,27 @@ impl GpuBackend {
     }
 
     /// One submit: prefill the prompt, sample from its last position.
-    fn submit_prefill(&mut self, prompt: &[u32], head: GpuStep, slot: usize, entry: &str) -> Pending {
+    fn submit_prefill(&mut self, prompt: &[u32], head: GpuStep, slot: usize, entry: &str) -> Result<Pending> {
         let mut enc = self.encoder();
-        let mut pass = self.encode_prefill(&mut enc, prompt, head);
+        let mut pass = self.encode_prefill(&mut enc, prompt, head)?;
         let step = (&self.acts.step_bg, self.acts.slot(self.acts.head_slot()));
-        self.plan.sample(&self.kernels, &mut pass, entry, step);
+        self.plan.sample(&self.kernels, &mut pass, entry, step)?;
         drop(pass);
-        self.send(enc, prompt.len() - 1, slot)
+        Ok(self.send(enc, prompt.len() - 1, slot))
     }
 
     /// One submit: the token at `pos` (already on the GPU) through the model and the sampler.
-    fn submit_decode(&mut self, pos: usize, head: GpuStep, slot: usize, entry: &str) -> Pending {
+    fn submit_decode(&mut self, pos: usize, head: GpuStep, slot: usize, entry: &str) -> Result<Pending> {
         self.write_step(0, GpuStep { n_rows: 1, pos0: pos as u32, ..GpuStep::default() });
         let hs = self.acts.head_slot();
         self.write_step(hs, GpuStep { n_rows: 1, pos0: pos as u32, in_row0: 0, ..head });
         let mut enc = self.encoder();
-        let mut pass = self.encode_body(&mut enc, 0, 1, None);
+        let mut pass = self.encode_body(&mut enc, 0, 1, None)?;
         let step = (&self.acts.step_bg, self.acts.slot(hs));
-        self.plan.head(&self.kernels, &mut pass, 1, 1, step);
-        self.plan.sample(&self.kernels, &mut pass, entry, step);
+        self.plan.head(&self.kernels, &mut pass, 1, 1, step)?;
+        self.plan.sample(&self.kernels, &mut pass, entry, step)?;
         drop(pass);
-        self.send(enc, pos, slot)
+        Ok(self.send(enc, pos, slot))
     }
 
     /// Copies tokens[pos + 1] to ring slot `slot`, submits, and starts mapping it.

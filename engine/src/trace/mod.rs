@@ -6,38 +6,8 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::generate::Backend;
-
-/// Attention rows and residuals of one position.
-#[derive(Debug, Clone)]
-pub struct StepTrace {
-    pub n_heads: usize,
-    pub dim: usize,
-    pub pos: usize,
-    /// `[layer, head, pos + 1]`.
-    pub attn: Vec<f32>,
-    /// `[layer, dim]`: x after each layer's FFN residual add.
-    pub resid: Vec<f32>,
-}
-
-impl StepTrace {
-    pub fn new(c: &Config, pos: usize) -> StepTrace {
-        StepTrace {
-            n_heads: c.n_heads,
-            dim: c.dim,
-            pos,
-            attn: vec![0.0; c.n_layers * c.n_heads * (pos + 1)],
-            resid: vec![0.0; c.n_layers * c.dim],
-        }
-    }
-    pub fn attn_row(&mut self, layer: usize, head: usize) -> &mut [f32] {
-        let n = self.pos + 1;
-        let at = (layer * self.n_heads + head) * n;
-        &mut self.attn[at..at + n]
-    }
-    pub fn resid_row(&mut self, layer: usize) -> &mut [f32] {
-        &mut self.resid[layer * self.dim..(layer + 1) * self.dim]
-    }
-}
+/// One position's attention rows and residuals (it lives beside `Backend::forward_traced`).
+pub use crate::generate::StepTrace;
 
 /// A `StepTrace` records attention rows and the residual after each layer.
 impl Hook for StepTrace {
@@ -185,15 +155,17 @@ mod compare;
 mod cpu_model;
 mod edits;
 mod hook;
+mod means;
 mod patch;
 pub mod pieces;
 mod steer;
 mod views;
 pub use compare::{changes, first_difference, Change};
 pub use cpu_model::CpuModel;
-pub use edits::{Ablation, Edits, HeadId, HeadMeans, HeadMeansRun, Intervention, LayerEdit, Steer};
+pub use edits::{Ablation, Edits, HeadId, HeadMeans, Intervention, LayerEdit, Steer};
 pub(crate) use hook::both;
 pub use hook::Hook;
+pub use means::HeadMeansRun;
 pub use patch::{PatchExample, PatchMaps, Patcher, PATCH_EXAMPLES};
 pub use steer::steering_direction;
 pub use views::{
