@@ -168,7 +168,7 @@ fn report(a: &Args) -> Result<Report> {
         })
         .collect::<Result<Vec<_>>>()?;
     let vocab = (0..c.vocab_size as u32).map(|i| tok.piece(i).map(raw_readable).unwrap_or_default()).collect();
-    Ok(Report { backend: why, pieces: token_pieces(&tok, &ins.tokens), vocab, ins, at, head, rollout: roll, change })
+    Ok(Report { backend: why, pieces: token_pieces(tok, &ins.tokens), vocab, ins, at, head, rollout: roll, change })
 }
 
 fn inspect_on(backend: &mut AnyBackend, tokens: &[u32]) -> Result<Inspection> {

@@ -19,6 +19,8 @@ pub enum TrainDevice {
     Gpu,
 }
 
+// One trainer lives per run, so the CPU variant's size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Device {
     Cpu(Trainer),
     #[cfg(feature = "gpu")]
