@@ -59,10 +59,7 @@ impl LayerEdit {
         rows: usize,
         step: (&wgpu::BindGroup, u32),
     ) -> Result<()> {
-        match &self.replace {
-            Some(bg) => k.edit.dispatch(pass, "replace", bg, step, [groups(self.dim, 64), rows as u32, 1]),
-            None => Ok(()),
-        }
+        self.record(k, pass, "replace", self.replace.as_ref(), rows, step)
     }
 
     /// The steering addend added to the residual after the layer.
@@ -73,8 +70,21 @@ impl LayerEdit {
         rows: usize,
         step: (&wgpu::BindGroup, u32),
     ) -> Result<()> {
-        match &self.add {
-            Some(bg) => k.edit.dispatch(pass, "add", bg, step, [groups(self.dim, 64), rows as u32, 1]),
+        self.record(k, pass, "add", self.add.as_ref(), rows, step)
+    }
+
+    /// One edit.wgsl dispatch of `entry` over `rows` rows, when this layer has that change.
+    fn record(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        entry: &str,
+        bg: Option<&wgpu::BindGroup>,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
+        match bg {
+            Some(bg) => k.edit.dispatch(pass, entry, bg, step, [groups(self.dim, 64), rows as u32, 1]),
             None => Ok(()),
         }
     }
