@@ -18,11 +18,23 @@ pub fn tensor(bytes: &[u8], key: &str) -> (Vec<usize>, Vec<f32>) {
     (t.shape().to_vec(), vals)
 }
 
-pub fn max_abs(x: &[f32]) -> f32 {
-    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+/// The larger of `m` and `v`, NaN if either is (`f32::max` skips a NaN, so a NaN result would
+/// pass every `<= tolerance` check).
+pub fn nan_max(m: f32, v: f32) -> f32 {
+    if m.is_nan() || v.is_nan() {
+        f32::NAN
+    } else {
+        m.max(v)
+    }
 }
 
+/// Largest |x|; NaN if any x is NaN.
+pub fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0f32, |m, v| nan_max(m, v.abs()))
+}
+
+/// Largest |a − b|; NaN if any difference is.
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+    a.iter().zip(b).fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
 }
