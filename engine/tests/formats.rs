@@ -167,7 +167,8 @@ fn llama2c_v2_export_reads_as_its_q80_groups_and_our_writer_gives_its_bytes() {
 
 /// The v2 model run: its logits against Hugging Face transformers on export.py's dequantized
 /// weights (stories260K_v2_q80_logits.safetensors), which differ from the f32 logits by 0.29.
-/// Measured here: 1.1e-5 (max |logit| 20.5); tolerance 1e-5·max(1, max|logit|) = 2.0e-4.
+/// Measured: 1.7e-5 (reference kernels), 1.1e-5 (fast kernels), max |logit| 20.5; tolerance
+/// 1e-5·max(1, max|logit|) = 2.0e-4.
 #[test]
 fn llama2c_v2_export_runs_to_the_transformers_logits() {
     const FIXTURE: &str = "reference/stories260K_v2_q80_logits.safetensors";
