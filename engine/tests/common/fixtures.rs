@@ -38,3 +38,34 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
     a.iter().zip(b).fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
 }
+
+/// One seeded run printed by llama2.c's `run.c` (shared/data/reference/sampling_run_c/).
+pub struct RunC {
+    pub name: String,
+    pub temperature: f32,
+    pub topp: f32,
+    pub seed: u64,
+    pub steps: usize,
+    /// Empty: no prompt (BOS only).
+    pub prompt: String,
+}
+
+/// The cases of `sampling_run_c/cases.psv` (`name|temperature|topp|seed|steps|prompt`).
+pub fn run_c_cases(psv: &str) -> Vec<RunC> {
+    psv.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(6, '|').collect();
+            assert_eq!(f.len(), 6, "cases.psv line `{l}`");
+            RunC {
+                name: f[0].to_string(),
+                temperature: f[1].parse().unwrap(),
+                topp: f[2].parse().unwrap(),
+                seed: f[3].parse().unwrap(),
+                steps: f[4].parse().unwrap(),
+                prompt: f[5].to_string(),
+            }
+        })
+        .collect()
+}
