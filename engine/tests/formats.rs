@@ -1,7 +1,7 @@
 //! Checkpoint formats and the deterministic random-model recipe.
 
 mod common;
-use common::{fixture, max_abs, max_diff};
+use common::{fixture, max_abs, max_diff, sha256_without_rope_tables};
 use tinylm_engine::checkpoint::{self, Format};
 use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::randmodel::{det_uniform, fnv1a64, named_shape, random_tokens, random_weights, splitmix64};
@@ -24,17 +24,6 @@ fn random_stream_fixed_values() {
     let bits: Vec<u32> = wq.iter().map(|v| v.to_bits()).collect();
     assert_eq!(bits, [0xbdef8045, 0xbea283d2, 0x3eb112d7, 0xbe00e1c1]);
     assert_eq!(random_tokens(7, 6, 64), [1, 23, 28, 2, 11, 26]);
-}
-
-/// The SHA-256 of a v0 file without its two RoPE tables (whose last bits depend on the cos/sin
-/// library), as random_models_sha256.json gives it.
-fn sha256_without_rope_tables(c: &Config, file: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let classifier = if c.shared_classifier { 0 } else { c.vocab_size * c.dim };
-    let rope_at = 28 + 4 * (c.n_params() as usize - classifier);
-    let rope_len = 4 * c.seq_len * c.head_size();
-    let digest = Sha256::new().chain_update(&file[..rope_at]).chain_update(&file[rope_at + rope_len..]).finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Three shapes and seeds of the recipe against an independent Python implementation's hashes

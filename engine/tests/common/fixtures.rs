@@ -69,3 +69,15 @@ pub fn run_c_cases(psv: &str) -> Vec<RunC> {
         })
         .collect()
 }
+
+/// The SHA-256 of a v0 file without its two RoPE tables (whose last bits depend on the cos/sin
+/// library), as random_models_sha256.json gives it.
+#[cfg(not(target_arch = "wasm32"))] // sha2 is a native dev-dependency
+pub fn sha256_without_rope_tables(c: &tinylm_engine::Config, file: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let classifier = if c.shared_classifier { 0 } else { c.vocab_size * c.dim };
+    let rope_at = 28 + 4 * (c.n_params() as usize - classifier);
+    let rope_len = 4 * c.seq_len * c.head_size();
+    let digest = Sha256::new().chain_update(&file[..rope_at]).chain_update(&file[rope_at + rope_len..]).finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
