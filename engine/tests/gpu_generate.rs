@@ -219,6 +219,8 @@ fn bench_reports_both_backends() {
 /// Speed on the big shapes (random weights; s110m is 438 MB, so the embedding/classifier and
 /// the model as a whole exceed WebGPU's default binding and buffer limits unless split).
 /// Slow on lavapipe: `cargo test --release -p tinylm-engine --test gpu_generate -- --ignored --nocapture`.
+/// The split it relies on is tested on every run with a 4 KB binding limit
+/// (`gpu_model::tiny_binding_limit_and_small_batches_still_match`).
 #[test]
 #[ignore]
 fn bench_large_shapes() {

@@ -7,10 +7,10 @@
 
 mod common;
 use common::*;
-use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
+use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer, TrainStats};
 use tinylm_engine::lora::{self, hf_tensors, read_peft, AdamW, Adapter, Base, Batch, LoraConfig, Target, TrainConfig, Trainer};
 use tinylm_engine::randmodel::{random_tokens, random_weights};
-use tinylm_engine::{Config, Weights};
+use tinylm_engine::{Config, Error, Weights};
 
 const DIR: &str = "reference/stories260K_lora_qv_r4";
 const REF: &str = "reference/stories260K_lora_qv_r4/lora_reference.safetensors";
@@ -204,4 +204,43 @@ fn bad_batches_are_errors() {
     assert!(g.loss(&Batch::new(1, 17, vec![1; 17]).unwrap()).is_err(), "longer than the context");
     let other = Adapter::<f32>::zeros(&stories260k().config, LoraConfig::new(2, 4.0, false, vec![Target::Q]).unwrap()).unwrap();
     assert!(GpuTrainer::new(&w, other, reference_config(), GpuTrainOptions::default()).is_err());
+}
+
+/// README: one step is one command buffer and one submit, and what comes back is one float per
+/// row (the losses) and the gradient norm; a loss without an update reads only the losses.
+#[test]
+fn one_submit_per_step_reading_back_one_float_per_row() {
+    let (w, ad, batch) = gqa_setup();
+    let rows = batch.tokens.len() as u64;
+    let mut g = gpu(&w, ad, reference_config());
+    assert_eq!(g.stats(), TrainStats::default(), "loading submits nothing");
+    for k in 1..=3 {
+        g.step(&batch).unwrap();
+        assert_eq!(g.stats(), TrainStats { submits: k, bytes_read: k * 4 * (rows + 1) }, "after step {k}");
+    }
+    g.loss(&batch).unwrap();
+    assert_eq!(g.stats(), TrainStats { submits: 4, bytes_read: 3 * 4 * (rows + 1) + 4 * rows });
+}
+
+/// README: the GPU trainer's buffers stay within WebGPU's default limits, and a batch whose
+/// logits exceed the 128 MiB storage binding is refused with a typed error (before anything of
+/// that size is allocated); one just under the limit runs, on the same trainer.
+#[test]
+fn a_batch_whose_logits_exceed_the_binding_limit_is_refused() {
+    // A 32000-token vocabulary: 125 KiB of logits per row, so 1024 rows fit and 1088 do not.
+    let c = Config::parse("16,40,2,2,1,32000,64").unwrap();
+    let w = random_weights(&c, 1).unwrap();
+    let ad = Adapter::det(&c, LoraConfig::new(2, 4.0, false, vec![Target::Q, Target::V]).unwrap(), 3, 0.05).unwrap();
+    let mut g = gpu(&w, ad, reference_config());
+    let limit = g.context().limits.max_storage_buffer_binding_size;
+    assert_eq!(limit, 128 << 20, "the device has WebGPU's default limits");
+    let batch = |b: u64| Batch::new(b as usize, 64, (0..b).flat_map(|i| random_tokens(i + 1, 64, 32000)).collect()).unwrap();
+    assert!(17 * 64 * 32000 * 4 > limit && 16 * 64 * 32000 * 4 <= limit);
+    match g.step(&batch(17)) {
+        Err(Error::Gpu(m)) => assert!(m.contains("the logits needs 139264000 bytes") && m.contains("smaller batch"), "{m}"),
+        other => panic!("expected Error::Gpu for 1088 rows of logits, got {other:?}"),
+    }
+    assert_eq!((g.steps_done(), g.stats().submits), (0, 0), "nothing ran");
+    // 1024 rows make the same buffers (a forward pass here; a whole step on lavapipe takes 10 s).
+    assert!(g.loss(&batch(16)).unwrap().is_finite());
 }
