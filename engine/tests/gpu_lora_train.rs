@@ -235,7 +235,8 @@ fn a_batch_whose_logits_exceed_the_binding_limit_is_refused() {
     let limit = g.context().limits.max_storage_buffer_binding_size;
     assert_eq!(limit, 128 << 20, "the device has WebGPU's default limits");
     let batch = |b: u64| Batch::new(b as usize, 64, (0..b).flat_map(|i| random_tokens(i + 1, 64, 32000)).collect()).unwrap();
-    assert!(17 * 64 * 32000 * 4 > limit && 16 * 64 * 32000 * 4 <= limit);
+    // 16 sequences' logits fit the binding, 17 do not.
+    assert!((16 * 64 * 32000 * 4..17 * 64 * 32000 * 4).contains(&limit));
     match g.step(&batch(17)) {
         Err(Error::Gpu(m)) => assert!(m.contains("the logits needs 139264000 bytes") && m.contains("smaller batch"), "{m}"),
         other => panic!("expected Error::Gpu for 1088 rows of logits, got {other:?}"),
