@@ -41,12 +41,19 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
       const model = readFileSync(bundledPath('stories260K.bin'));
       writeFileSync(join(tmp, 'corrupt.bin'), model.subarray(0, model.length - 1000));
       writeFileSync(join(tmp, 'photo.bin'), Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
+      // The v2 export with a NaN group scale on <s>'s embedding row (header: dim at byte 8,
+      // n_layers at 16, vocab at 28; then f32 norms, int8 embeddings, one scale per row).
+      const v2 = Buffer.from(readFileSync(sharedPath('models/stories260K.v2-q80.bin')));
+      const [dim, layers, vocab] = [v2.readInt32LE(8), v2.readInt32LE(16), v2.readInt32LE(28)];
+      v2.writeFloatLE(NaN, 256 + 4 * (2 * layers * dim + dim) + vocab * dim + 4);
+      writeFileSync(join(tmp, 'v2-nan.bin'), v2);
       return {
         'extra/s15m.bin': join(tmp, 's15m.bin'),
         'extra/tokenizer.bin': LLAMA2_TOKENIZER,
         // stories260K as llama2.c's own export.py wrote it: v1 (f32) and v2 (Q8_0).
         'extra/v1.bin': sharedPath('models/stories260K.v1.bin'),
         'extra/v2.bin': sharedPath('models/stories260K.v2-q80.bin'),
+        'extra/v2-nan.bin': join(tmp, 'v2-nan.bin'),
         // Announces 6 GB and never sends them: the worker must refuse before reading.
         'extra/huge.bin': (req, res) => {
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(6e9) });
@@ -209,6 +216,16 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     assert.ok(worst <= 1e-5 * Math.max(1, max), `v2 logits differ from transformers by ${worst}`);
     await assertClean(p, other.log, site.server.url);
     await p.close();
+
+    // The same file with a NaN weight: Inspect says so in words instead of never finishing.
+    const nan = await openApp(site.browser.context, site.server.url);
+    await waitForState(nan.page, ['ready']);
+    assert.equal(await loadFromSite(nan.page, 'extra/v2-nan.bin', 'models/tok512.bin'), 'ready', await statusText(nan.page));
+    await nan.page.click('[data-testid=tab-inspect]');
+    await nan.page.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('[data-testid=inspect-status]')?.dataset.state), null, { timeout: 120_000 });
+    assert.equal(await nan.page.getAttribute('[data-testid=inspect-status]', 'data-state'), 'error');
+    assert.match(await nan.page.textContent('[data-testid=inspect-status]'), /not a number \(NaN or infinite\): the model’?'?s weights look damaged/);
+    await nan.page.close();
   });
 
   test('s15m from this site: progress, then the page stays responsive while it streams; Esc stops', async () => {
