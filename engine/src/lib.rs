@@ -13,6 +13,7 @@ pub mod generate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod lora;
+pub mod pool;
 pub mod pretrain;
 pub mod randmodel;
 pub mod sampler;
