@@ -236,13 +236,11 @@ fn measure(
         measure_open(&mut model, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
     };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
+    // The CPU's threads start once per configuration, as in an app that keeps its pool.
+    let pool = threads.map(tinylm_engine::pool::with_threads);
     for _ in 0..a.runs {
-        reports.push(match threads {
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| Error::InvalidSetting(format!("cannot start {n} threads: {e}")))?
-                .install(once)?,
+        reports.push(match &pool {
+            Some(p) => tinylm_engine::pool::install(p.clone(), once)?,
             None => once()?,
         });
     }
