@@ -1,6 +1,7 @@
 //! The CPU path: run.c's forward pass in plain f32, the readable reference for every other path.
 
 pub mod fast;
+mod heads;
 pub mod ops;
 
 use crate::config::Config;
@@ -58,7 +59,7 @@ pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
     Ok(())
 }
 
-type AttendFn = fn(&[f32], &[f32], &[f32], usize, &mut [f32], &mut [f32]);
+use heads::AttendFn;
 
 /// Which matrix–vector kernel the forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,13 +171,11 @@ pub fn forward_adapted<'s>(
 
         let layer_cache = &s.key_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
         let layer_values = &s.value_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
-        for h in 0..c.n_heads {
-            let att = &mut s.att[h * c.seq_len..h * c.seq_len + pos + 1];
-            let kv_off = (h / c.kv_mul()) * hs;
-            let (q, xb) = (&s.q[h * hs..(h + 1) * hs], &mut s.xb[h * hs..(h + 1) * hs]);
-            attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, xb);
-            if let Some(tr) = trace.as_deref_mut() {
-                tr.attn_row(l, h).copy_from_slice(att);
+        let parallel = kernels == Kernels::Fast;
+        heads::attend_heads(attend, parallel, c, pos, &s.q, layer_cache, layer_values, &mut s.att, &mut s.xb);
+        if let Some(tr) = trace.as_deref_mut() {
+            for h in 0..c.n_heads {
+                tr.attn_row(l, h).copy_from_slice(&s.att[h * c.seq_len..][..=pos]);
             }
         }
         matmul(&mut s.xb2, &s.xb, lw.wo);
