@@ -78,17 +78,22 @@ fn serial() -> Arc<dyn Pool> {
     SERIAL.get_or_init(|| Arc::new(Serial)).clone()
 }
 
-/// Natively every core (`available_parallelism`); in wasm one thread.
+/// Natively `TINYLM_THREADS` threads when that is set to a count, else every core
+/// (`available_parallelism`); in wasm one thread.
 fn make_default() -> Arc<dyn Pool> {
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if n > 1 {
-            return Arc::new(Workers::new(n));
-        }
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = std::env::var(THREADS_VAR).ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0);
+        return with_threads(n.unwrap_or_else(cores));
     }
+    #[allow(unreachable_code)]
     serial()
 }
+
+/// The environment variable that sets the default pool's thread count natively (as
+/// `RAYON_NUM_THREADS` did before the pool).
+pub const THREADS_VAR: &str = "TINYLM_THREADS";
 
 /// Replaces the process's default pool (e.g. a wasm host's Web Workers, once they are up).
 pub fn set_default(pool: Arc<dyn Pool>) {
