@@ -1,5 +1,6 @@
 //! The CPU path: run.c's forward pass in plain f32, the readable reference for every other path.
 
+pub mod batch;
 pub mod fast;
 mod heads;
 pub mod ops;
