@@ -17,6 +17,9 @@ use crate::sampler::Sampler;
 use crate::trace::StepTrace;
 use crate::weights::Weights;
 
+/// Bytes of weights every sequence multiplies before the next rows: half a 32 KiB L1.
+const L1_BLOCK: usize = 16 << 10;
+
 /// Sequences a batch may hold (the CLI's and the app's "compare" shows up to 4).
 pub const MAX_BATCH: usize = 16;
 
@@ -101,11 +104,17 @@ fn matmul_batch<'s>(
     let threads = if rows * cols * n_seq >= fast::PARALLEL_MIN { pool.threads() } else { 1 };
     let block = pool::block_rows(rows, cols, threads);
     scratch.resize(rows * n_seq, 0.0);
+    // Within a task, rows in groups that stay in L1 while every sequence uses them (a multiple
+    // of 8 rows from the block's start, so each row's sum is still the single run's).
+    let group = (L1_BLOCK / (4 * cols.max(1))).max(8) / 8 * 8;
     let task = |b: usize, chunk: &mut [f32]| {
         let len = chunk.len() / n_seq;
         let wb = &w[b * block * cols..][..len * cols];
-        for (x, o) in xs.iter().zip(chunk.chunks_exact_mut(len)) {
-            fast::rows(o, x, wb);
+        for r0 in (0..len).step_by(group) {
+            let r1 = (r0 + group).min(len);
+            for (x, o) in xs.iter().zip(chunk.chunks_exact_mut(len)) {
+                fast::rows(&mut o[r0..r1], x, &wb[r0 * cols..r1 * cols]);
+            }
         }
     };
     let pool: &dyn pool::Pool = if threads > 1 { &*pool } else { &pool::Serial };
