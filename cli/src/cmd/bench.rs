@@ -15,6 +15,7 @@ use tinylm_engine::{Error, Result, Weights};
 use crate::backend::{self, Model};
 use crate::{load, out};
 
+mod batch;
 mod finetune;
 pub mod tuning;
 
@@ -84,6 +85,10 @@ pub struct Args {
     /// GPU rows decode with the workgroup shapes of this tuning JSON (from --tune).
     #[arg(long)]
     pub tuning: Option<PathBuf>,
+    /// CPU: also time this many greedy sequences decoded together (`cpu::batch`), a row beside
+    /// each CPU thread count's; tokens/s counts every sequence's tokens.
+    #[arg(long, conflicts_with_all = ["finetune", "tune", "adapter"])]
+    pub sequences: Option<usize>,
 }
 
 /// One configuration's medians.
@@ -92,6 +97,8 @@ struct Row {
     backend: String,
     reason: String,
     threads: Option<usize>,
+    /// Sequences decoded together (1 but for `--sequences` rows).
+    sequences: usize,
     /// GPU decode with the f16 classifier (`--f16-classifier`).
     f16_classifier: bool,
     /// GPU: the decode kernels' workgroup shapes (`None`: the defaults).
@@ -123,6 +130,10 @@ pub fn run(a: Args) -> Result<()> {
     let mut rows = Vec::new();
     for (choice, threads) in plan(&a)? {
         rows.push(measure(&weights, adapter.as_ref(), choice, threads, &a, wg)?);
+        match a.sequences {
+            Some(n) if choice == BackendChoice::Cpu => rows.push(batch::measure(&weights, n, threads, &a)?),
+            _ => {}
+        }
     }
     report(&weights, &label, &a, &rows, None)
 }
@@ -250,6 +261,7 @@ fn measure(
         backend: first.backend.clone(),
         reason: first.reason.clone(),
         threads,
+        sequences: 1,
         f16_classifier: first.f16_classifier,
         workgroups: wg.filter(|_| first.backend.starts_with("gpu")),
         runs: a.runs,

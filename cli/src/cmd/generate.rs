@@ -49,6 +49,10 @@ pub struct Args {
     /// --tune: time budget in milliseconds.
     #[arg(long, default_value_t = 2000.0, requires = "tune")]
     pub tune_budget_ms: f64,
+    /// Several stories of the prompt decoded together on the CPU, one per setting:
+    /// "t=0.8,s=1;t=1.0,p=0.5,s=2" (keys left out take -t/-p/-s); each equals its own run.
+    #[arg(long, conflicts_with_all = ["tuning", "tune"])]
+    pub compare: Option<String>,
 }
 
 /// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
@@ -68,6 +72,9 @@ pub fn run(a: Args) -> Result<()> {
     let steps = a.steps.max(0) as usize;
     // Checks the prompt against the model before any backend is opened.
     Generation::new(prompt.clone(), steps, &weights.config)?;
+    if let Some(spec) = &a.compare {
+        return super::compare::run(&a, spec, &weights, &tok, &prompt, steps);
+    }
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
     let wg = tuning::workgroups(&weights.config, a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
     let opts = tuning::options(GpuOptions::default(), wg);
