@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod fast;
 mod heads;
+pub mod hugepages;
 pub mod ops;
 
 use crate::config::Config;
@@ -224,6 +225,7 @@ impl CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Reference)
     }
     pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
+        hugepages::advise(&weights);
         let state = State::new(&weights.config);
         CpuBackend { weights, kernels, state }
     }
