@@ -51,6 +51,7 @@ pub fn run(a: &Args, spec: &str, weights: &Weights, tok: &Tokenizer, prompt: &[u
     }
     let settings = parse(spec, Setting { t: a.temperature, p: a.topp, s: a.seed })?;
     let samplers = settings.iter().map(|s| Sampler::from_cli(s.t, s.p, resolve_seed(s.s))).collect::<Result<Vec<_>>>()?;
+    tinylm_engine::cpu::hugepages::advise(weights);
     let mut batch = BatchGeneration::new(&weights.config, prompt, steps, samplers)?;
     let start = Instant::now();
     while !batch.is_done() {

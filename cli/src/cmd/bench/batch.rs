@@ -12,6 +12,8 @@ use super::{median, peak_rss_mb, reset_peak_rss, Args, Row};
 /// Decode tokens/s of `n` greedy sequences decoded together, on `threads` threads; median of `--runs`.
 pub(super) fn measure(w: &Weights, n: usize, threads: Option<usize>, a: &Args) -> Result<Row> {
     reset_peak_rss();
+    // As a CPU backend does with its weights (`CpuBackend::with_kernels`).
+    tinylm_engine::cpu::hugepages::advise(w);
     let steps = a.steps.clamp(1, w.config.seq_len);
     let once = || -> Result<(usize, f64)> {
         let greedy = || (0..n).map(|_| Sampler::new(0.0, 0.9, 1)).collect::<Result<Vec<_>>>();
