@@ -111,9 +111,15 @@ fn matmul_batch<'s>(
         let len = chunk.len() / n_seq;
         let wb = &w[b * block * cols..][..len * cols];
         for r0 in (0..len).step_by(group) {
-            let r1 = (r0 + group).min(len);
-            for (x, o) in xs.iter().zip(chunk.chunks_exact_mut(len)) {
-                fast::rows(&mut o[r0..r1], x, &wb[r0 * cols..r1 * cols]);
+            let (r1, mut outs) = ((r0 + group).min(len), chunk.chunks_exact_mut(len));
+            let wg = &wb[r0 * cols..r1 * cols];
+            // Sequences two at a time, sharing each weight load.
+            for x in xs.chunks(2) {
+                match (x, outs.next(), outs.next()) {
+                    ([xa, xb], Some(oa), Some(ob)) => fast::rows_pair(&mut oa[r0..r1], &mut ob[r0..r1], xa, xb, wg),
+                    (x, Some(o), _) => fast::rows(&mut o[r0..r1], x[0], wg),
+                    _ => unreachable!("one output per sequence"),
+                }
             }
         }
     };
@@ -191,5 +197,26 @@ impl Backend for Ready<'_> {
     }
     fn forward_traced(&mut self, _token: u32, _pos: usize, _trace: &mut StepTrace) -> Result<&mut [f32]> {
         Err(Error::InvalidSetting("batched decode records no trace".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fast;
+    use crate::randmodel::det_uniform;
+
+    #[test]
+    fn pairs_of_rows_equal_single_rows_bit_for_bit() {
+        // Long rows (the shared-load kernel) with every remainder shape, and short ones.
+        for (rows, cols) in [(1, 256), (3, 257), (9, 263), (8, 288), (5, 300), (7, 768), (17, 64), (4, 255)] {
+            let w = det_uniform(1, "w", rows * cols, 1.0, 0.0);
+            let (xa, xb) = (det_uniform(2, "a", cols, 1.0, 0.0), det_uniform(3, "b", cols, 1.0, 0.0));
+            let (mut a, mut b, mut pa, mut pb) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
+            fast::rows(&mut a, &xa, &w);
+            fast::rows(&mut b, &xb, &w);
+            fast::rows_pair(&mut pa, &mut pb, &xa, &xb, &w);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!((bits(&pa), bits(&pb)), (bits(&a), bits(&b)), "{rows}x{cols}");
+        }
     }
 }

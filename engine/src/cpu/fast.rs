@@ -38,6 +38,18 @@ pub(crate) fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
     portable::rows(out, x, w)
 }
 
+/// `rows` for two vectors at once (`out_a = W·x_a`, `out_b = W·x_b`), each equal to its own `rows`
+/// bit for bit; long rows share each weight load (batched decode, `cpu::batch`).
+pub(crate) fn rows_pair(out_a: &mut [f32], out_b: &mut [f32], xa: &[f32], xb: &[f32], w: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if xa.len() >= 256 && has_avx2_fma() {
+        // SAFETY: AVX2 and FMA checked at run time; rows at least the kernel's long-row length.
+        return unsafe { x86::matvec_pair(out_a, out_b, xa, xb, w) };
+    }
+    rows(out_a, xa, w);
+    rows(out_b, xb, w);
+}
+
 /// Splits rows of `out` (each `width` long) with the rows of `inp` (each `in_width`) over the
 /// current pool when `work` is large; `f(out rows, in rows)`.
 fn split_rows(out: &mut [f32], width: usize, inp: &[f32], in_width: usize, work: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
