@@ -202,8 +202,10 @@ pub fn block_rows(rows: usize, cols: usize, threads: usize) -> usize {
     by_cache.min(by_balance).max(8)
 }
 
-/// Bytes of weights per task (`block_rows`): Zen 4 / Skylake L2 is 1–2 MiB per core, L1 32–48 KiB.
-const CACHE_BLOCK: usize = 64 << 10;
+/// Bytes of weights per task (`block_rows`): half of a 1–2 MiB L2 (Zen 4, Skylake). Against 64 KiB,
+/// s15m on two threads decoded ≈9% faster (alternating runs here): the classifier goes in fewer,
+/// longer sequential streams, and layer matrices are split by `by_balance` either way.
+const CACHE_BLOCK: usize = 512 << 10;
 
 #[cfg(test)]
 mod tests {
@@ -270,7 +272,7 @@ mod tests {
     #[test]
     fn blocks_are_multiples_of_eight_and_cache_sized() {
         assert_eq!(block_rows(288, 288, 2), 40);
-        assert_eq!(block_rows(32000, 288, 2), 56);
+        assert_eq!(block_rows(32000, 288, 2), 448);
         assert_eq!(block_rows(5, 64, 2), 8);
         for (r, c, t) in [(1, 1, 1), (768, 288, 2), (288, 768, 16), (32000, 4096, 8)] {
             let b = block_rows(r, c, t);
