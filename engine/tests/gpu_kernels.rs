@@ -97,16 +97,7 @@ fn embedding_lookup_across_chunks() {
 }
 
 fn shape(dim: usize, heads: usize, kv_heads: usize, seq: usize) -> Config {
-    Config {
-        dim,
-        hidden_dim: 10,
-        n_layers: 1,
-        n_heads: heads,
-        n_kv_heads: kv_heads,
-        vocab_size: 11,
-        seq_len: seq,
-        shared_classifier: true,
-    }
+    Config::llama2c([dim, 10, 1, heads, kv_heads, 11, seq], true)
 }
 
 #[test]

@@ -88,16 +88,7 @@ impl LoraLab {
 
     /// `rope` (`backward`: `rope_bwd`) in place on `x [N, width]`.
     pub fn rope(&self, x: &[f32], width: usize, seq: usize, hs: usize, backward: bool) -> Result<Vec<f32>> {
-        let c = Config {
-            dim: hs,
-            hidden_dim: hs,
-            n_layers: 1,
-            n_heads: 1,
-            n_kv_heads: 1,
-            vocab_size: 1,
-            seq_len: seq,
-            shared_classifier: true,
-        };
+        let c = Config::llama2c([hs, hs, 1, 1, 1, 1, seq], true);
         let (tb, xb) = (self.buf(&rope_table(&c)), self.buf(x));
         let entry = if backward { "backward" } else { "forward" };
         self.one(self.b().rope(entry, &tb, &xb, x.len() / width, width, seq, hs), &xb)
