@@ -1,10 +1,10 @@
-//! The generation loop of run.c: feed the prompt, then sample; stop at BOS or after `steps`.
+//! The generation loop of run.c: feed the prompt, then sample; stop at the model's stop token
+//! (`Config::stop_token`: BOS for llama2.c files, as run.c) or after `steps`.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
 use crate::trace::StepTrace;
-use crate::BOS;
 
 /// A forward pass over a KV cache, on any device.
 pub trait Backend {
@@ -44,6 +44,7 @@ pub struct Generation {
     steps: usize,
     pos: usize,
     token: u32,
+    stop: u32,
     done: bool,
     /// Every token so far, BOS first.
     pub tokens: Vec<u32>,
@@ -62,7 +63,7 @@ impl Generation {
             return Err(Error::TokenOutOfRange { id: bad as i64, vocab_size: c.vocab_size });
         }
         let steps = clamp_steps(steps, c.seq_len);
-        Ok(Generation { tokens: vec![first], prompt, steps, pos: 0, token: first, done: false })
+        Ok(Generation { tokens: vec![first], prompt, steps, pos: 0, token: first, stop: c.stop_token(), done: false })
     }
 
     /// Runs one forward pass and returns the next token, or `None` when finished.
@@ -75,7 +76,7 @@ impl Generation {
         let from_prompt = self.pos + 1 < self.prompt.len();
         let next = if from_prompt { self.prompt[self.pos + 1] } else { sampler.sample(logits) };
         self.pos += 1;
-        if next == BOS {
+        if next == self.stop {
             self.done = true;
             return Ok(None);
         }

@@ -115,10 +115,10 @@ fn rope_and_cache_write_match_cpu() {
             let (pos, row) = (pos0 + t, &qkv[t * width..(t + 1) * width]);
             let qr = &mut want_q[t * d..(t + 1) * d];
             qr.copy_from_slice(&row[..d]);
-            ops::rope(qr, pos, c.head_size());
+            ops::rope(qr, pos, &c.rope_freqs());
             let k = &mut want_cache[pos * kv..(pos + 1) * kv];
             k.copy_from_slice(&row[d..d + kv]);
-            ops::rope(k, pos, c.head_size());
+            ops::rope(k, pos, &c.rope_freqs());
             let v0 = (c.seq_len + pos) * kv;
             want_cache[v0..v0 + kv].copy_from_slice(&row[d + kv..]);
         }

@@ -19,10 +19,14 @@ pub struct State {
     hb: Vec<f32>,
     hb2: Vec<f32>,
     q: Vec<f32>,
+    /// Attention output, `[q_dim]` (the input of wo).
+    ao: Vec<f32>,
     att: Vec<f32>,
     logits: Vec<f32>,
     /// RoPE's (sin, cos) per pair of a head at the current position (fast kernels).
     rope: Vec<(f32, f32)>,
+    /// RoPE's frequency per pair of a head (`Config::rope_freqs`).
+    freqs: Vec<f32>,
     /// `[layer, pos, kv_dim]`.
     key_cache: Vec<f32>,
     value_cache: Vec<f32>,
@@ -37,10 +41,12 @@ impl State {
             xb2: vec![0.0; c.dim],
             hb: vec![0.0; c.hidden_dim],
             hb2: vec![0.0; c.hidden_dim],
-            q: vec![0.0; c.dim],
+            q: vec![0.0; c.q_dim()],
+            ao: vec![0.0; c.q_dim()],
             att: vec![0.0; c.n_heads * c.seq_len],
             logits: vec![0.0; c.vocab_size],
             rope: vec![(0.0, 0.0); c.head_size() / 2],
+            freqs: c.rope_freqs(),
             key_cache: vec![0.0; cache],
             value_cache: vec![0.0; cache],
         }
@@ -88,10 +94,10 @@ impl Kernels {
             Kernels::Fast => fast::swiglu,
         }
     }
-    fn rmsnorm(self) -> fn(&mut [f32], &[f32], &[f32]) {
+    fn rmsnorm(self) -> fn(&mut [f32], &[f32], &[f32], f32) {
         match self {
-            Kernels::Reference => ops::rmsnorm,
-            Kernels::Fast => fast::rmsnorm,
+            Kernels::Reference => ops::rmsnorm_eps,
+            Kernels::Fast => fast::rmsnorm_eps,
         }
     }
 }
@@ -132,7 +138,7 @@ pub fn forward_adapted<'s>(
     mut trace: Option<&mut StepTrace>,
 ) -> Result<&'s mut [f32]> {
     let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
-    let rmsnorm = kernels.rmsnorm();
+    let norm = kernels.rmsnorm();
     let lora = |l, t, x: &[f32], y: &mut [f32]| {
         if let Some(a) = adapter {
             a.apply(l, t, x, y);
@@ -141,9 +147,10 @@ pub fn forward_adapted<'s>(
     let c = &w.config;
     check_step(c, token, pos)?;
     let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
+    let rmsnorm = |o: &mut [f32], x: &[f32], g: &[f32]| norm(o, x, g, c.norm_eps);
     s.x.copy_from_slice(&w.tok_embeddings[token as usize * dim..(token as usize + 1) * dim]);
     if kernels == Kernels::Fast {
-        rope_table(&mut s.rope, pos, hs);
+        rope_table(&mut s.rope, pos, &s.freqs);
     }
 
     for l in 0..c.n_layers {
@@ -159,8 +166,8 @@ pub fn forward_adapted<'s>(
         lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
         match kernels {
             Kernels::Reference => {
-                rope(&mut s.q, pos, hs);
-                rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, hs);
+                rope(&mut s.q, pos, &s.freqs);
+                rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, &s.freqs);
             }
             Kernels::Fast => {
                 rope_turn(&mut s.q, &s.rope);
@@ -173,14 +180,14 @@ pub fn forward_adapted<'s>(
         for h in 0..c.n_heads {
             let att = &mut s.att[h * c.seq_len..h * c.seq_len + pos + 1];
             let kv_off = (h / c.kv_mul()) * hs;
-            let (q, xb) = (&s.q[h * hs..(h + 1) * hs], &mut s.xb[h * hs..(h + 1) * hs]);
-            attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, xb);
+            let (q, ao) = (&s.q[h * hs..(h + 1) * hs], &mut s.ao[h * hs..(h + 1) * hs]);
+            attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, ao);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.attn_row(l, h).copy_from_slice(att);
             }
         }
-        matmul(&mut s.xb2, &s.xb, lw.wo);
-        lora(l, Target::O, &s.xb, &mut s.xb2);
+        matmul(&mut s.xb2, &s.ao, lw.wo);
+        lora(l, Target::O, &s.ao, &mut s.xb2);
         add(&mut s.x, &s.xb2);
 
         rmsnorm(&mut s.xb, &s.x, lw.rms_ffn);
