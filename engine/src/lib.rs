@@ -9,10 +9,12 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod formats;
 pub mod generate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod lora;
+pub mod quant;
 pub mod randmodel;
 pub mod sampler;
 pub mod tokenizer;

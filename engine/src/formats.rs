@@ -1,0 +1,51 @@
+//! Model files beyond llama2.c's: GGUF and Hugging Face Llama folders. One entry point, `open`:
+//! the bytes of named files (a `.gguf`; or a folder's `config.json`, safetensors and
+//! `tokenizer.json`) → config, f32 weights and the model's own tokenizer.
+//!
+//! Weights are dequantized to the engine's f32 `Weights` on load (`quant`). The engine rotates
+//! RoPE pairs `(2i, 2i+1)` of a head, as llama2.c and llama.cpp store q and k; Hugging Face
+//! rotates `(i, i + head/2)`, so HF q/k rows are reordered on load (`llama::interleave`).
+
+pub mod gguf;
+mod gguf_model;
+mod hf;
+pub mod llama;
+
+use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
+use crate::weights::Weights;
+
+/// Longest context these models get: files name up to 128k positions, and the KV cache is
+/// allocated for the whole context up front.
+pub const MAX_CONTEXT: usize = 2048;
+
+/// A model read from GGUF or a Hugging Face folder.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub weights: Weights,
+    /// The model's tokenizer (GGUF metadata or `tokenizer.json`), when it has one.
+    pub tokenizer: Option<Tokenizer>,
+    /// What was read, in words ("GGUF v3, Q4_K (Q6_K, F32)", "Hugging Face safetensors, BF16").
+    pub format: String,
+    /// The file's context length, before `MAX_CONTEXT` capped it.
+    pub file_context: usize,
+}
+
+/// A path's last component.
+pub fn base(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
+}
+
+/// Reads a GGUF file or a Hugging Face folder (see `sniff`).
+pub fn open(files: &[(&str, &[u8])]) -> Result<Opened> {
+    if files.iter().any(|(name, _)| base(name) == "config.json") {
+        hf::read(files)
+    } else if let Some((name, data)) = files.first().filter(|(_, b)| b.starts_with(gguf::MAGIC)) {
+        gguf_model::read(data, name)
+    } else {
+        Err(Error::model(
+            files.first().map_or("(none)", |f| f.0),
+            "is neither GGUF nor a Hugging Face folder (config.json); read llama2.c files with checkpoint::read",
+        ))
+    }
+}

@@ -1,0 +1,175 @@
+//! GGUF files and Hugging Face folders against transformers (fixtures in
+//! tests/fixtures/formats, made by its make_fixtures.py): logits on the CPU reference and fast
+//! paths, greedy tokens, the models' tokenizers; and the readers' refusals.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{max_abs, max_diff, tensor};
+use tinylm_engine::cpu::{self, Kernels, State};
+use tinylm_engine::formats::{self, Opened};
+use tinylm_engine::sampler::argmax;
+use tinylm_engine::{Error, Weights};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    let p = dir().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every file of a fixture folder (or the one GGUF file), as named buffers.
+fn files(rel: &str) -> Vec<(String, Vec<u8>)> {
+    let p = dir().join(rel);
+    if p.is_dir() {
+        let mut v: Vec<_> = std::fs::read_dir(&p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![(p.display().to_string(), read(rel))]
+    }
+}
+
+fn open(rel: &str) -> Result<Opened, Error> {
+    let f = files(rel);
+    let named: Vec<(&str, &[u8])> = f.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    formats::open(&named)
+}
+
+fn logits_of(k: Kernels, w: &Weights, tokens: &[u32]) -> Vec<f32> {
+    let mut s = State::new(&w.config);
+    tokens.iter().enumerate().flat_map(|(pos, &t)| cpu::forward_with(k, w, &mut s, t, pos, None).unwrap().to_vec()).collect()
+}
+
+fn greedy(w: &Weights, tokens: &[u32], n: usize) -> Vec<u32> {
+    let mut s = State::new(&w.config);
+    let mut out = Vec::new();
+    let mut last = Vec::new();
+    for (pos, &t) in tokens.iter().enumerate() {
+        last = cpu::forward(w, &mut s, t, pos, None).unwrap().to_vec();
+    }
+    for pos in tokens.len()..tokens.len() + n {
+        let next = argmax(&last) as u32;
+        out.push(next);
+        last = cpu::forward(w, &mut s, next, pos, None).unwrap().to_vec();
+    }
+    out
+}
+
+/// (fixture, reference) pairs: every model file made by make_fixtures.py.
+const CASES: [(&str, &str); 12] = [
+    ("hf/gqa_untied", "gqa_untied"),
+    ("hf/mha_tied_bf16", "mha_tied_bf16"),
+    ("hf/llama3_headdim", "llama3_headdim"),
+    ("hf/llama3_headdim_f16", "llama3_headdim_f16"),
+    ("gguf/gqa_untied.f32.gguf", "gqa_untied.f32.gguf"),
+    ("gguf/gqa_untied.f16.gguf", "gqa_untied.f16.gguf"),
+    ("gguf/gqa_untied.bf16.gguf", "gqa_untied.bf16.gguf"),
+    ("gguf/mha_tied.f32.gguf", "mha_tied.f32.gguf"),
+    ("gguf/llama3_headdim.f32.gguf", "llama3_headdim.f32.gguf"),
+    ("gguf/quant.q8_0.gguf", "quant.q8_0.gguf"),
+    ("gguf/quant.q4_0.gguf", "quant.q4_0.gguf"),
+    ("gguf/quant.q4_k_m.gguf", "quant.q4_k_m.gguf"),
+];
+
+/// The CPU tolerance, 1e-5·max(1, max|logit|). Measured over these fixtures: 1.2e-6 to
+/// 5.0e-6 (worst: Q4_K_M, fast kernels) — f32 sums in another order than torch's.
+const CPU_TOL: f32 = 1e-5;
+
+#[test]
+fn logits_and_greedy_tokens_match_transformers() {
+    for (rel, reference) in CASES {
+        let m = open(rel).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let r = read(&format!("reference/{reference}.safetensors"));
+        let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
+        let (_, want) = tensor(&r, "logits");
+        let tok = m.tokenizer.as_ref().unwrap_or_else(|| panic!("{rel} carries its tokenizer"));
+        let prompt = "Once upon a time, there was a little robot who";
+        assert_eq!(tok.encode(prompt, true, false), tokens, "{rel}: prompt encoding");
+        let scale = max_abs(&want).max(1.0);
+        for k in [Kernels::Reference, Kernels::Fast] {
+            let got = logits_of(k, &m.weights, &tokens);
+            let err = max_diff(&got, &want) / scale;
+            assert!(err <= CPU_TOL, "{rel} {k:?}: max error {err:e} (relative)");
+        }
+        let want_greedy: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
+        assert_eq!(greedy(&m.weights, &tokens, want_greedy.len()), want_greedy, "{rel}: greedy tokens");
+    }
+}
+
+#[test]
+fn configs_read_both_transformers_layouts() {
+    // transformers 4 keys (rope_theta, rope_scaling) and 5 keys (rope_parameters), and GGUF's
+    // key_length + rope_freqs, all give the same model shape and RoPE frequencies.
+    let a = open("hf/llama3_headdim").unwrap().weights.config;
+    let b = open("hf/llama3_headdim_f16").unwrap().weights.config;
+    let g = open("gguf/llama3_headdim.f32.gguf").unwrap().weights.config;
+    assert_eq!((a.head_dim, a.q_dim(), a.dim, a.n_kv_heads, a.rope_theta), (24, 96, 64, 1, 5e5));
+    assert!(a.rope_scaling.is_some() && a == b);
+    for (x, y) in g.rope_freqs().iter().zip(a.rope_freqs()) {
+        assert!((x - y).abs() <= 1e-6 * y, "{x} vs {y}");
+    }
+    let t = open("hf/mha_tied_bf16").unwrap().weights.config;
+    assert_eq!((t.rope_theta, t.norm_eps, t.shared_classifier, t.bos_id, t.eos_id), (1e5, 1e-6, true, 1, Some(2)));
+    let u = open("hf/gqa_untied").unwrap().weights.config;
+    assert_eq!((u.shared_classifier, u.n_heads, u.n_kv_heads, u.stop_token()), (false, 4, 2, 1));
+}
+
+#[test]
+fn gguf_version_2_reads_as_3_and_others_are_refused() {
+    let mut v = read("gguf/gqa_untied.f32.gguf");
+    let three = formats::open(&[("m.gguf", &v)]).unwrap().weights;
+    v[4..8].copy_from_slice(&2u32.to_le_bytes());
+    assert_eq!(formats::open(&[("m.gguf", &v)]).unwrap().weights, three);
+    v[4..8].copy_from_slice(&1u32.to_le_bytes());
+    let e = formats::open(&[("m.gguf", &v)]).unwrap_err().to_string();
+    assert!(e.contains("GGUF version 1 is not supported"), "{e}");
+}
+
+#[test]
+fn bad_files_are_refused_in_words() {
+    let v = read("gguf/quant.q4_k_m.gguf");
+    for cut in [3, 10, 100, 5000, v.len() / 2, v.len() - 1] {
+        let e = formats::open(&[("m.gguf", &v[..cut])]).unwrap_err();
+        assert!(matches!(e, Error::BadFile { .. }), "cut at {cut}: {e}");
+    }
+    let mut cfg: serde_json::Value = serde_json::from_slice(&read("hf/gqa_untied/config.json")).unwrap();
+    cfg["architectures"] = serde_json::json!(["Qwen2ForCausalLM"]);
+    let st = read("hf/gqa_untied/model.safetensors");
+    let text = serde_json::to_vec(&cfg).unwrap();
+    let e = formats::open(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
+    assert!(e.contains("Qwen2ForCausalLM is not a Llama model this lab can run"), "{e}");
+    cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+    cfg["hidden_size"] = serde_json::json!(96);
+    let text = serde_json::to_vec(&cfg).unwrap();
+    let e = formats::open(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
+    assert!(e.contains("has shape [384, 64]; config.json implies [384, 96]"), "{e}");
+    cfg["hidden_size"] = serde_json::json!(64);
+    cfg["rope_parameters"] = serde_json::json!({"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0});
+    let text = serde_json::to_vec(&cfg).unwrap();
+    let e = formats::open(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
+    assert!(e.contains("RoPE scaling `yarn` is not supported"), "{e}");
+    // A shard the index names but the folder lacks.
+    let f = files("hf/mha_tied_bf16");
+    let named: Vec<(&str, &[u8])> =
+        f.iter().filter(|(n, _)| !n.ends_with("00002-of-00003.safetensors")).map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let e = formats::open(&named).unwrap_err().to_string();
+    assert!(e.contains("names shard model-00002-of-00003.safetensors, which is missing"), "{e}");
+}
+
+#[test]
+fn hf_q_and_k_rows_are_put_in_the_engines_rope_order() {
+    // The same weights from the HF folder (rotate-half rows) and the GGUF (llama.cpp's
+    // interleaved rows) must be identical once read.
+    let hf = open("hf/gqa_untied").unwrap().weights;
+    let gg = open("gguf/gqa_untied.f32.gguf").unwrap().weights;
+    assert!(hf.wq == gg.wq && hf.wk == gg.wk, "q/k rows differ");
+    assert!(hf == gg, "weights differ");
+}
