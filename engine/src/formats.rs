@@ -31,6 +31,26 @@ pub struct Opened {
     pub file_context: usize,
 }
 
+/// Which reader a set of named files needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Llama2c,
+    Gguf,
+    HfFolder,
+}
+
+/// The format of the files: GGUF by its magic, a Hugging Face folder by its `config.json`,
+/// llama2.c otherwise (its reader gives the errors for a file that is none of these).
+pub fn sniff(files: &[(&str, &[u8])]) -> Kind {
+    if files.iter().any(|(name, _)| base(name) == "config.json") {
+        Kind::HfFolder
+    } else if files.first().is_some_and(|(_, b)| b.starts_with(gguf::MAGIC)) {
+        Kind::Gguf
+    } else {
+        Kind::Llama2c
+    }
+}
+
 /// A path's last component.
 pub fn base(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().unwrap_or(name)
@@ -38,14 +58,12 @@ pub fn base(name: &str) -> &str {
 
 /// Reads a GGUF file or a Hugging Face folder (see `sniff`).
 pub fn open(files: &[(&str, &[u8])]) -> Result<Opened> {
-    if files.iter().any(|(name, _)| base(name) == "config.json") {
-        hf::read(files)
-    } else if let Some((name, data)) = files.first().filter(|(_, b)| b.starts_with(gguf::MAGIC)) {
-        gguf_model::read(data, name)
-    } else {
-        Err(Error::model(
+    match sniff(files) {
+        Kind::Gguf => gguf_model::read(files[0].1, files[0].0),
+        Kind::HfFolder => hf::read(files),
+        Kind::Llama2c => Err(Error::model(
             files.first().map_or("(none)", |f| f.0),
             "is neither GGUF nor a Hugging Face folder (config.json); read llama2.c files with checkpoint::read",
-        ))
+        )),
     }
 }
