@@ -10,6 +10,7 @@ pub mod gguf;
 mod gguf_model;
 mod hf;
 pub mod llama;
+pub mod write;
 
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;

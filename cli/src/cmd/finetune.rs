@@ -113,8 +113,11 @@ const EVAL_CHUNK: usize = 8;
 
 pub fn run(a: Args) -> Result<()> {
     let on_gpu = check_backend(&a.backend)?;
-    let (weights, _) = load::model(&a.model)?;
-    let tok = a.tokenizer.as_deref().map(|z| load::tokenizer_for(z, &weights, &a.model)).transpose()?;
+    let (weights, own) = load::model(&a.model)?;
+    let tok = match (a.tokenizer.as_deref(), own) {
+        (None, None) => None,
+        (z, own) => Some(load::tokenizer_for(z, own, &weights, &a.model)?),
+    };
     let adapter = initial_adapter(&a, &weights)?;
     let shape = adapter.clone();
     let data = dataset(&a, &weights, tok.as_ref())?;

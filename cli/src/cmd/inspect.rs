@@ -17,9 +17,10 @@ use crate::{backend, load, out};
 pub struct Args {
     /// Model checkpoint (llama2.c v0, v1 or v2).
     pub model: PathBuf,
-    /// tokenizer.bin with the model's vocabulary (for the text and the pieces).
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary, for the text and the pieces
+    /// (default: the model's own).
     #[arg(short = 'z', long)]
-    pub tokenizer: PathBuf,
+    pub tokenizer: Option<PathBuf>,
     /// Text to inspect (encoded with BOS first).
     #[arg(short = 'i', long, required_unless_present = "ids", conflicts_with = "ids")]
     pub prompt: Option<String>,
@@ -92,8 +93,8 @@ fn report(a: &Args) -> Result<Report> {
     if a.top == 0 {
         return Err(Error::InvalidSetting("--top 0 shows nothing; give 1 or more".into()));
     }
-    let (weights, _) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(&a.tokenizer, &weights, &a.model)?;
+    let (weights, own) = load::model(&a.model)?;
+    let tok = load::tokenizer_for(a.tokenizer.as_deref(), own, &weights, &a.model)?;
     let tokens = match (&a.ids, &a.prompt) {
         (Some(ids), _) => parse_tokens(ids)?,
         (None, Some(text)) if text.is_empty() => {

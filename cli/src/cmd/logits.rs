@@ -18,10 +18,10 @@ pub struct Args {
     /// Token ids separated by spaces or commas, BOS included ("1 403 407").
     #[arg(long, required_unless_present = "prompt", conflicts_with = "prompt")]
     pub tokens: Option<String>,
-    /// Text to encode (with BOS) instead of --tokens; needs --tokenizer.
-    #[arg(short = 'i', long, requires = "tokenizer")]
+    /// Text to encode (with BOS) instead of --tokens; needs --tokenizer unless the model has one.
+    #[arg(short = 'i', long)]
     pub prompt: Option<String>,
-    /// tokenizer.bin for --prompt.
+    /// tokenizer.bin or tokenizer.json for --prompt (default: the model's own).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// Output .safetensors file.
@@ -44,11 +44,11 @@ pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, _) = load::model(&a.model)?;
-    let tokens = match (&a.tokens, &a.prompt, &a.tokenizer) {
-        (Some(t), _, _) => parse_tokens(t)?,
-        (None, Some(text), Some(tp)) => load::tokenizer_for(tp, &weights, &a.model)?.encode(text, true, false),
-        _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
+    let (weights, own) = load::model(&a.model)?;
+    let tokens = match (&a.tokens, &a.prompt) {
+        (Some(t), _) => parse_tokens(t)?,
+        (None, Some(text)) => load::tokenizer_for(a.tokenizer.as_deref(), own, &weights, &a.model)?.encode(text, true, false),
+        _ => return Err(Error::InvalidSetting("give --tokens, or --prompt (with --tokenizer unless the model has one)".into())),
     };
     let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
     let (mut model, _) = backend::open_adapted(weights, &a.backend, adapter)?;

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod bench;
+pub mod convert;
 pub mod decode;
 pub mod encode;
 pub mod finetune;
