@@ -1,6 +1,8 @@
 //! GGUF files and Hugging Face folders against transformers (fixtures in
 //! tests/fixtures/formats, made by its make_fixtures.py): logits on the CPU reference and fast
-//! paths, greedy tokens, the models' tokenizers; and the readers' refusals.
+//! paths, greedy tokens, the models' tokenizers; the GPU path (lavapipe); and the readers'
+//! refusals.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
@@ -9,6 +11,8 @@ use std::path::PathBuf;
 use common::{max_abs, max_diff, tensor};
 use tinylm_engine::cpu::{self, Kernels, State};
 use tinylm_engine::formats::{self, Opened};
+use tinylm_engine::generate::Backend;
+use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::sampler::argmax;
 use tinylm_engine::{Error, Weights};
 
@@ -172,4 +176,39 @@ fn hf_q_and_k_rows_are_put_in_the_engines_rope_order() {
     let gg = open("gguf/gqa_untied.f32.gguf").unwrap().weights;
     assert!(hf.wq == gg.wq && hf.wk == gg.wk, "q/k rows differ");
     assert!(hf == gg, "weights differ");
+}
+
+/// The GPU tolerance, 1e-4·max(1, max|logit|) (lavapipe). Measured: see the test output.
+const GPU_TOL: f32 = 1e-4;
+
+#[test]
+fn gpu_logits_and_greedy_tokens_match_transformers() {
+    for (rel, reference) in CASES {
+        let m = open(rel).unwrap();
+        let r = read(&format!("reference/{reference}.safetensors"));
+        let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
+        let (_, want) = tensor(&r, "logits");
+        let scale = max_abs(&want).max(1.0);
+        let mut g = GpuBackend::new(&m.weights, GpuOptions::default()).expect("a GPU adapter (lavapipe)");
+        // Batched (prefill / inspect) path.
+        let batched = g.inspect(&tokens).unwrap().logits;
+        // One-row decode path (fused kernels where the shapes allow).
+        let mut g = GpuBackend::new(&m.weights, GpuOptions::default()).unwrap();
+        let decoded: Vec<f32> = tokens.iter().enumerate().flat_map(|(p, &t)| g.forward(t, p).unwrap().to_vec()).collect();
+        for (path, got) in [("batched", batched), ("decode", decoded)] {
+            let err = max_diff(&got, &want) / scale;
+            println!("{rel} GPU {path}: max error {err:.2e} (relative)");
+            assert!(err <= GPU_TOL, "{rel} GPU {path}: max error {err:e}");
+        }
+        let want_greedy: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
+        let mut last = g.forward(*tokens.last().unwrap(), tokens.len() - 1).map(|l| l.to_vec());
+        // Re-running the last position overwrites its cache row with the same values.
+        let mut got = Vec::new();
+        for pos in tokens.len()..tokens.len() + want_greedy.len() {
+            let next = argmax(&last.unwrap()) as u32;
+            got.push(next);
+            last = g.forward(next, pos).map(|l| l.to_vec());
+        }
+        assert_eq!(got, want_greedy, "{rel}: GPU greedy tokens");
+    }
 }

@@ -2,6 +2,8 @@
 //! library: the torture list's ids and every bundled corpus's ids (as sha256 digests), both
 //! from tests/fixtures/formats/tokenizers/encodings.json (make_fixtures.py).
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use std::path::PathBuf;

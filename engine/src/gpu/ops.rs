@@ -9,6 +9,9 @@ use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::error::Result;
 
+/// The RMSNorm epsilon of the lab's kernels (llama2.c's; they are compared with `cpu::ops`).
+const LAB_EPS: f32 = crate::config::LLAMA2C_NORM_EPS;
+
 /// The shape of a `KernelLab::matmul` call.
 #[derive(Debug, Clone, Copy)]
 pub struct Matmul {
@@ -96,7 +99,7 @@ impl KernelLab {
         let dims: Vec<_> = chunks
             .parts
             .iter()
-            .map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, 0]))
+            .map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, 0, LAB_EPS.to_bits()]))
             .collect();
         let calls: Vec<_> = chunks
             .parts
@@ -139,7 +142,7 @@ impl KernelLab {
     pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
         let rows = x.len() / g.len();
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, x.len()));
-        let d = uniform(&self.ctx, "d", &[g.len() as u32]);
+        let d = uniform(&self.ctx, "d", &[g.len() as u32, LAB_EPS.to_bits()]);
         let r = self.run(Self::rows(rows), &[(&self.k.rmsnorm, "", vec![&xb, &gb, &o, &d], [rows as u32, 1, 1])], &[&o])?;
         Ok(floats(&r[0]))
     }
@@ -176,11 +179,11 @@ impl KernelLab {
     /// RoPE of `qkv` `[rows, dim + 2 kv_dim]` at positions pos0..: (q `[rows, dim]`, the cache
     /// `[2, seq_len, kv_dim]` starting from `cache`).
     pub fn rope(&self, qkv: &[f32], c: &Config, pos0: usize, cache: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let width = c.dim + 2 * c.kv_dim();
+        let width = c.q_dim() + 2 * c.kv_dim();
         let rows = qkv.len() / width;
         let (qb, table, kv) = (self.input(qkv), self.input(&super::model::rope_table(c)), self.input(cache));
-        let q = out_buf(&self.ctx, rows * c.dim);
-        let d = uniform(&self.ctx, "d", &[c.dim as u32, c.kv_dim() as u32, c.head_size() as u32, c.seq_len as u32]);
+        let q = out_buf(&self.ctx, rows * c.q_dim());
+        let d = uniform(&self.ctx, "d", &[c.q_dim() as u32, c.kv_dim() as u32, c.head_size() as u32, c.seq_len as u32]);
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
         let r = self.run(
             step,
@@ -193,10 +196,10 @@ impl KernelLab {
     /// Attention of `q` `[rows, dim]` at positions pos0.. over `cache` `[2, seq_len, kv_dim]`:
     /// (probabilities `[rows, n_heads, seq_len]`, output `[rows, dim]`).
     pub fn attention(&self, q: &[f32], cache: &[f32], c: &Config, pos0: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let rows = q.len() / c.dim;
+        let rows = q.len() / c.q_dim();
         let (qb, kv) = (self.input(q), self.input(cache));
         let att = out_buf(&self.ctx, rows * c.n_heads * c.seq_len);
-        let o = out_buf(&self.ctx, rows * c.dim);
+        let o = out_buf(&self.ctx, rows * c.q_dim());
         let hs = c.head_size();
         let d = uniform(
             &self.ctx,
@@ -207,7 +210,7 @@ impl KernelLab {
                 c.kv_dim() as u32,
                 c.kv_mul() as u32,
                 c.seq_len as u32,
-                c.dim as u32,
+                c.q_dim() as u32,
                 (hs as f32).sqrt().to_bits(),
             ],
         );

@@ -84,12 +84,15 @@ fn fused_mm(
     (x, g): (&wgpu::Buffer, &wgpu::Buffer),
     w: &Chunked,
     out: (&wgpu::Buffer, usize, bool),
+    eps: f32,
 ) -> Vec<Mm> {
     let (out, out_stride, acc) = out;
+    let eps = eps.to_bits();
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matvec", &[r.len() as u32, w.cols as u32, out_stride as u32, r.start as u32, acc as u32]);
+            let dims =
+                uniform(ctx, "matvec", &[r.len() as u32, w.cols as u32, out_stride as u32, r.start as u32, acc as u32, eps]);
             Mm { bg: k.bind(ctx, "matvec", &[x, buf, out, &dims, g]), rows: r.len() }
         })
         .collect()
@@ -108,12 +111,13 @@ fn qkv_rope(
     (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer),
     cache: &wgpu::Buffer,
     a: &Acts,
+    eps: f32,
 ) -> Vec<Mm> {
     let w = &lw.wqkv;
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matvec rope", &[r.len() as u32, w.cols as u32, 0, r.start as u32, 0]);
+            let dims = uniform(ctx, "matvec rope", &[r.len() as u32, w.cols as u32, 0, r.start as u32, 0, eps.to_bits()]);
             Mm {
                 bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]),
                 rows: r.len(),
@@ -127,37 +131,37 @@ fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, ro
     if !all.into_iter().all(fusable) {
         return None;
     }
-    let d = c.dim;
+    let (d, e) = (c.dim, c.norm_eps);
     let layers = w
         .layers
         .iter()
         .zip(&a.kv)
         .map(|(lw, cache)| FusedLayer {
-            qkv: qkv_rope(ctx, k, lw, (&w.rope, rope_dims), cache, a),
-            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true)),
-            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false)),
-            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true)),
+            qkv: qkv_rope(ctx, k, lw, (&w.rope, rope_dims), cache, a, e),
+            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true), e),
+            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false), e),
+            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true), e),
         })
         .collect();
     let (cls, cls_f16) = match (&w.cls_f16, k.classifier_f16()) {
         (Some(half), Some((kh, _))) if fusable(half) => {
-            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true)
+            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false), e), true)
         }
-        _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
+        _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false), e), false),
     };
     Some(Fused { layers, cls, cls_f16 })
 }
 
-fn rmsnorm(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, g: &wgpu::Buffer, o: &wgpu::Buffer, dim: usize) -> wgpu::BindGroup {
-    let dims = uniform(ctx, "rmsnorm", &[dim as u32]);
+fn rmsnorm(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, g: &wgpu::Buffer, o: &wgpu::Buffer, c: &Config) -> wgpu::BindGroup {
+    let dims = uniform(ctx, "rmsnorm", &[c.dim as u32, c.norm_eps.to_bits()]);
     k.rmsnorm.bind(ctx, "rmsnorm", &[x, g, o, &dims])
 }
 
 impl Plan {
     /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow.
     pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
-        let (d, kv, hs) = (c.dim, c.kv_dim(), c.head_size());
-        let rope_dims = uniform(ctx, "rope", &[d as u32, kv as u32, hs as u32, c.seq_len as u32]);
+        let (d, kv, hs, q) = (c.dim, c.kv_dim(), c.head_size(), c.q_dim());
+        let rope_dims = uniform(ctx, "rope", &[q as u32, kv as u32, hs as u32, c.seq_len as u32]);
         let attn_dims = uniform(
             ctx,
             "attention",
@@ -167,7 +171,7 @@ impl Plan {
                 kv as u32,
                 c.kv_mul() as u32,
                 c.seq_len as u32,
-                d as u32,
+                q as u32,
                 (hs as f32).sqrt().to_bits(),
             ],
         );
@@ -177,12 +181,12 @@ impl Plan {
             .iter()
             .zip(&a.kv)
             .map(|(lw, cache)| LayerPlan {
-                rms_att: rmsnorm(ctx, k, &a.x, &lw.rms_att, &a.xn, d),
-                qkv: matmuls(ctx, k, &a.xn, &lw.wqkv, &a.qkv, d + 2 * kv, false),
+                rms_att: rmsnorm(ctx, k, &a.x, &lw.rms_att, &a.xn, c),
+                qkv: matmuls(ctx, k, &a.xn, &lw.wqkv, &a.qkv, q + 2 * kv, false),
                 rope: k.rope.bind(ctx, "rope", &[&a.qkv, &w.rope, &a.q, cache, &rope_dims]),
                 attn: k.attention.bind(ctx, "attention", &[&a.q, cache, &a.att, &a.ao, &attn_dims]),
                 wo: matmuls(ctx, k, &a.ao, &lw.wo, &a.x, d, true),
-                rms_ffn: rmsnorm(ctx, k, &a.x, &lw.rms_ffn, &a.xn, d),
+                rms_ffn: rmsnorm(ctx, k, &a.x, &lw.rms_ffn, &a.xn, c),
                 w13: matmuls(ctx, k, &a.xn, &lw.w13, &a.hb, 2 * c.hidden_dim, false),
                 swiglu: k.swiglu.bind(ctx, "swiglu", &[&a.hb, &a.hg, &swiglu_dims]),
                 w2: matmuls(ctx, k, &a.hg, &lw.w2, &a.x, d, true),
@@ -203,7 +207,7 @@ impl Plan {
             fused: if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None },
             embed,
             layers,
-            rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, d),
+            rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, c),
             cls: matmuls(ctx, k, &a.xn, w.classifier(), &a.logits, c.vocab_size, false),
             sample: k.sample.bind(ctx, "sample", &[&a.logits, &a.probs, &a.tokens, &sample_dims]),
         }
@@ -278,7 +282,7 @@ impl Plan {
         }
         dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
         Self::matmul(k, pass, &lp.qkv, rows, step);
-        dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), r, 1]);
+        dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.q_dim() + 2 * c.kv_dim()) / 2, 64), r, 1]);
         dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, r, 1]);
         Self::matmul(k, pass, &lp.wo, rows, step);
         dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_ffn, step, [r, 1, 1]);
