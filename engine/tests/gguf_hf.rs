@@ -212,3 +212,70 @@ fn gpu_logits_and_greedy_tokens_match_transformers() {
         assert_eq!(got, want_greedy, "{rel}: GPU greedy tokens");
     }
 }
+
+#[test]
+fn lora_trainer_runs_these_models_as_the_cpu_path() {
+    // The trainer's batched forward (no adapter, reference kernels) equals cpu::forward's
+    // reference bit for bit on models with head_dim ≠ dim / heads, llama3 scaling, rope_theta 1e5
+    // and rms_norm_eps 1e-6 (the fast kernels within the CPU tolerance: measured ≤ 1.8e-6).
+    use tinylm_engine::lora::{self, BaseBuf, Batch};
+    for rel in ["hf/llama3_headdim", "hf/mha_tied_bf16", "gguf/quant.q4_k_m.gguf"] {
+        let w = open(rel).unwrap().weights;
+        let tokens: Vec<u32> = (0..10).map(|i| (i * 37 + 5) % w.config.vocab_size as u32).collect();
+        let base = BaseBuf::<f32>::new(&w);
+        let acts = lora::forward(&base.view(), None, &Batch::new(1, tokens.len(), tokens.clone()).unwrap()).unwrap();
+        for k in [Kernels::Fast, Kernels::Reference] {
+            let want = logits_of(k, &w, &tokens);
+            let err = max_diff(&acts.logits, &want) / max_abs(&want).max(1.0);
+            println!("{rel} {k:?}: trainer forward differs by {err:e}");
+            match k {
+                Kernels::Reference => assert!(acts.logits == want, "{rel}: trainer forward differs by {err:e}"),
+                Kernels::Fast => assert!(err <= CPU_TOL, "{rel}: trainer forward differs by {err:e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn lora_gradients_match_central_differences_with_head_dim_and_llama3_rope() {
+    // f64 gradients of every target on the llama3_headdim model (q 96 wide, dim 64, MQA),
+    // against central differences, a sample of elements per module.
+    use tinylm_engine::lora::{self, Adapter, BaseBuf, Batch, LoraConfig, Target};
+    let w = open("hf/llama3_headdim").unwrap().weights;
+    let base = BaseBuf::<f64>::new(&w);
+    let base = base.view();
+    let cfg = LoraConfig::new(2, 4.0, false, Target::ALL.to_vec()).unwrap();
+    let ad = Adapter::<f64>::det(&w.config, cfg, 5, 0.3).unwrap();
+    let tokens: Vec<u32> = (0..12).map(|i| (i * 53 + 11) % w.config.vocab_size as u32).collect();
+    let batch = Batch::new(2, 6, tokens).unwrap();
+    let (_, grads) = lora::loss_and_grads(&base, &ad, &batch).unwrap();
+    let h = 1e-5;
+    for (i, g) in grads.modules.iter().enumerate() {
+        for which in ['A', 'B'] {
+            let analytic = if which == 'A' { &g.a } else { &g.b };
+            let scale = analytic.iter().fold(0f64, |m, v| m.max(v.abs()));
+            assert!(scale > 1e-8, "module {i} {which}: zero gradient");
+            for j in (0..analytic.len()).step_by(analytic.len() / 5 + 1) {
+                let at = |delta: f64| {
+                    let mut p = ad.clone();
+                    let m = &mut p.modules[i];
+                    if which == 'A' {
+                        m.a[j] += delta
+                    } else {
+                        m.b[j] += delta
+                    }
+                    lora::loss(&base, Some(&p), &batch).unwrap()
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * h);
+                let err = (numeric - analytic[j]).abs() / scale;
+                assert!(
+                    err < 1e-6,
+                    "layer {} {:?} {which}[{j}]: analytic {:e}, numeric {numeric:e}",
+                    g.layer,
+                    g.target,
+                    analytic[j]
+                );
+            }
+        }
+    }
+}
