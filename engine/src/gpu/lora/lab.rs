@@ -6,6 +6,7 @@ use super::model::usage;
 use super::ops::{encode, lin, Builder, Lin, Op};
 use super::pipes::Pipes;
 use crate::config::Config;
+use crate::config::LLAMA2C_NORM_EPS;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{buffer, storage};
@@ -77,13 +78,13 @@ impl LoraLab {
     /// `rmsnorm` over rows of `g.len()`.
     pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
         let (xb, gb, yb) = (self.buf(x), self.buf(g), self.buf(&vec![0f32; x.len()]));
-        self.one(self.b().rmsnorm("forward", &xb, &gb, &xb, &yb, x.len() / g.len(), g.len(), false), &yb)
+        self.one(self.b().rmsnorm("forward", &xb, &gb, &xb, &yb, x.len() / g.len(), g.len(), false, LLAMA2C_NORM_EPS), &yb)
     }
 
     /// `rmsnorm_bwd`: `dx += …`.
     pub fn rmsnorm_bwd(&self, dx: &[f32], x: &[f32], g: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
         let (xb, gb, yb, db) = (self.buf(x), self.buf(g), self.buf(dy), self.buf(dx));
-        self.one(self.b().rmsnorm("backward", &xb, &gb, &yb, &db, x.len() / g.len(), g.len(), true), &db)
+        self.one(self.b().rmsnorm("backward", &xb, &gb, &yb, &db, x.len() / g.len(), g.len(), true, LLAMA2C_NORM_EPS), &db)
     }
 
     /// `rope` (`backward`: `rope_bwd`) in place on `x [N, width]`.

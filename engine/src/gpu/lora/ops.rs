@@ -150,8 +150,9 @@ impl Builder<'_> {
         rows: usize,
         width: usize,
         acc: bool,
+        eps: f32,
     ) -> Result<Op> {
-        let words = [rows as u32, width as u32, acc as u32, 0];
+        let words = [rows as u32, width as u32, acc as u32, eps.to_bits()];
         Ok(self.run(&self.pipes.rmsnorm, entry, &[x, g, dy, y], &words, grid(rows.div_ceil(64))?))
     }
 
