@@ -43,6 +43,8 @@ fi
 
 # Formatting (rustfmt.toml): seconds, and it keeps diffs about content.
 step "cargo fmt --check" cargo fmt --all -- --check
+# No module of engine/src, app/src/page or app/src/worker imports another in a circle.
+step "import cycles" python3 scripts/check-imports.py
 
 # Engine, CLI and the app's pure parts (protocol, links, form checks, the worker's model store)
 # natively, in one build so shared crates compile once. The page itself is wasm-only and is
@@ -52,10 +54,10 @@ step "cargo test (engine, cli, app)" cargo test --workspace --no-fail-fast
 step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
     CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p tinylm-engine --target wasm32-unknown-unknown --test gpu_browser --test gpu_lora_browser
-# The CPU path's simd128 kernels against the scalar reference, compiled to wasm and run in Node
-# (reuses the engine build of the step above).
+# The CPU path's simd128 kernels against the scalar reference, and full training against the
+# PyTorch run, compiled to wasm and run in Node (reuses the engine build of the step above).
 step "engine CPU kernels (wasm simd128, Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test -p tinylm-engine --target wasm32-unknown-unknown --test fast_kernels
+    cargo test -p tinylm-engine --target wasm32-unknown-unknown --test fast_kernels --test pretrain_wasm
 # Lints deny warnings. TINYLM_CLIPPY=0 skips them (they cost a cold check build each).
 if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
     step "clippy (engine, cli)" cargo clippy --workspace --exclude tinylm-app --all-targets -- -D warnings

@@ -1,5 +1,6 @@
 // The benchmark page: starts the app's engine worker (worker_loader.js) once per configuration,
-// asks it to time decoding (`{"Bench": …}` in app/src/protocol/bench.rs) and shows medians as a
+// asks it to time decoding (`{Bench: …}` in app/src/protocol/bench.rs, posted as a plain JS
+// object: the worker's messages are typed JS values, not JSON text) and shows medians as a
 // table and as JSON. tests/e2e/bench.mjs reads the JSON from #json once #status says "done".
 const params = new URLSearchParams(location.search);
 const num = (key, dflt) => {
@@ -58,8 +59,8 @@ function benchOnce(model, backend, id) {
     };
     worker.onerror = (e) => done(reject, new Error(`the worker failed: ${e.message ?? e}`));
     worker.onmessage = (ev) => {
-      const msg = JSON.parse(ev.data);
-      if (msg === 'Started') worker.postMessage(JSON.stringify(request));
+      const msg = ev.data;
+      if (msg === 'Started') worker.postMessage(request);
       else if (msg.Progress) status(`${model} on ${backend}: ${msg.Progress.label}`, 'running');
       else if (msg.Benched) done(resolve, msg.Benched);
       else if (msg.BenchFailed) done(reject, new Error(msg.BenchFailed.message));

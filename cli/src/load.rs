@@ -1,11 +1,11 @@
-//! Reading and writing files, with errors that name the file.
+//! Reading and writing files, with errors that name the file. Models are opened here, once per
+//! command, as the engine's `LoadedModel`.
 
 use std::path::Path;
 
-use tinylm_engine::checkpoint::{self, Format};
-use tinylm_engine::formats::{self, Kind};
+use tinylm_engine::loaded::read_tokenizer;
 use tinylm_engine::lora::{read_peft, Adapter, CONFIG_FILE, WEIGHTS_FILE};
-use tinylm_engine::{Error, Result, Tokenizer, Weights};
+use tinylm_engine::{Config, Error, LoadedModel, NamedFile, Result, Tokenizer, Weights};
 
 /// A path as it appears in messages.
 pub fn name(path: &Path) -> String {
@@ -20,33 +20,25 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(path, data).map_err(|e| Error::Io { file: name(path), what: format!("cannot write: {e}") })
 }
 
-/// A model file (llama2.c checkpoint or GGUF) or a Hugging Face folder, as read.
-pub struct Opened {
-    pub weights: Weights,
-    /// The tokenizer the model carries (GGUF metadata, the folder's tokenizer.json).
-    pub tokenizer: Option<Tokenizer>,
-    /// llama2.c's version, for llama2.c files.
-    pub llama2c: Option<Format>,
-    /// What was read, in words.
-    pub format: String,
-    /// Bytes read from disk.
-    pub file_bytes: usize,
-    /// The file's own context length where the engine capped it (`formats::MAX_CONTEXT`).
-    pub file_context: Option<usize>,
+/// Opens the model at `path`: a llama2.c or GGUF file, or a Hugging Face folder (its JSON and
+/// safetensors files), the format sniffed by the engine (`loaded::sniff`).
+pub fn model(path: &Path) -> Result<LoadedModel> {
+    open_files(&model_files(path)?)
 }
 
-/// Reads any model: the format is sniffed (`formats::sniff`), a folder read as Hugging Face's.
-pub fn open(path: &Path) -> Result<Opened> {
-    let files = if path.is_dir() { folder(path)? } else { vec![(name(path), read_file(path, "model")?)] };
-    let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-    let file_bytes = files.iter().map(|(_, b)| b.len()).sum();
-    if formats::sniff(&named) == Kind::Llama2c {
-        let (weights, f) = checkpoint::read(&files[0].1, &files[0].0)?;
-        return Ok(Opened { weights, tokenizer: None, llama2c: Some(f), format: f.describe(), file_bytes, file_context: None });
+/// The files of the model at `path`: the file, or a folder's JSON and safetensors files.
+pub fn model_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    if path.is_dir() {
+        folder(path)
+    } else {
+        Ok(vec![(name(path), read_file(path, "model")?)])
     }
-    let m = formats::open(&named)?;
-    let capped = (m.file_context != m.weights.config.seq_len).then_some(m.file_context);
-    Ok(Opened { weights: m.weights, tokenizer: m.tokenizer, llama2c: None, format: m.format, file_bytes, file_context: capped })
+}
+
+/// Opens a model from `model_files`.
+pub fn open_files(files: &[(String, Vec<u8>)]) -> Result<LoadedModel> {
+    let named: Vec<NamedFile> = files.iter().map(|(n, b)| NamedFile::new(n, b)).collect();
+    LoadedModel::open(&named)
 }
 
 /// A Hugging Face folder's files that a model needs: JSON and safetensors.
@@ -65,17 +57,32 @@ fn folder(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
-/// Reads a model (any format) with the tokenizer it carries.
-pub fn model(path: &Path) -> Result<(Weights, Option<Tokenizer>)> {
-    open(path).map(|m| (m.weights, m.tokenizer))
+/// `m` with the tokenizer at `path` (tokenizer.bin or tokenizer.json), which must have the
+/// model's vocabulary.
+pub fn with_tokenizer(m: LoadedModel, path: &Path) -> Result<LoadedModel> {
+    m.with_tokenizer(NamedFile::new(&name(path), &read_file(path, "tokenizer")?))
 }
 
-/// The tokenizer to use with the model at `model_path`: `-z`'s (checked against the model's
-/// vocabulary) or the one the model carries.
-pub fn tokenizer_for(z: Option<&Path>, own: Option<Tokenizer>, w: &Weights, model_path: &Path) -> Result<Tokenizer> {
-    let Some(path) = z else {
-        return own.ok_or_else(|| Error::InvalidSetting(format!("{} carries no tokenizer: give one with -z", name(model_path))));
-    };
+/// `m` with `-z`'s tokenizer when given, else with the one the model carries (GGUF metadata, a
+/// folder's tokenizer.json); an error in words when it has none.
+pub fn tokenizer_or_own(m: LoadedModel, z: Option<&Path>) -> Result<LoadedModel> {
+    match z {
+        Some(path) => with_tokenizer(m, path),
+        None if m.tokenizer().is_some() => Ok(m),
+        None => Err(Error::InvalidSetting(format!("{} carries no tokenizer: give one with -z", m.name()))),
+    }
+}
+
+/// Puts `--adapter`'s PEFT directory, when given, in use on `m` (it must fit the model).
+pub fn use_adapter(m: &mut LoadedModel, dir: Option<&Path>) -> Result<()> {
+    match dir {
+        Some(d) => m.set_adapter(Some(adapter(d, m.config())?)),
+        None => Ok(()),
+    }
+}
+
+/// Reads the tokenizer at `path` for weights `w` (from `model_path`), refusing another vocabulary.
+pub fn tokenizer_for(path: &Path, w: &Weights, model_path: &Path) -> Result<Tokenizer> {
     let mut tok = tokenizer(path)?;
     tok.check_vocab(w.config.vocab_size, &name(path), &name(model_path))?;
     if tok.is_hf() {
@@ -85,27 +92,19 @@ pub fn tokenizer_for(z: Option<&Path>, own: Option<Tokenizer>, w: &Weights, mode
 }
 
 /// Reads a tokenizer on its own (encode/decode need no model): llama2.c's tokenizer.bin or a
-/// Hugging Face tokenizer.json (by its first byte).
+/// Hugging Face tokenizer.json (told apart by `loaded::read_tokenizer`).
 pub fn tokenizer(path: &Path) -> Result<Tokenizer> {
     let bytes = read_file(path, "tokenizer")?;
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Tokenizer::from_json(&bytes, &name(path)),
-        _ => Tokenizer::from_bytes(&bytes, &name(path)),
-    }
+    read_tokenizer(NamedFile::new(&name(path), &bytes))
 }
 
 /// Reads a PEFT adapter directory (`adapter_config.json` + `adapter_model.safetensors`) and
-/// checks it was made for a model of `w`'s shape.
-pub fn adapter(dir: &Path, w: &Weights) -> Result<Adapter> {
+/// checks it was made for a model of shape `c`.
+pub fn adapter(dir: &Path, c: &Config) -> Result<Adapter> {
     let (cfg, st) = (dir.join(CONFIG_FILE), dir.join(WEIGHTS_FILE));
     let cfg_bytes = read_file(&cfg, "adapter config")?;
     let st_bytes = read_file(&st, "adapter weights")?;
-    let ad = read_peft(&cfg_bytes, &st_bytes, &w.config, [&name(&cfg), &name(&st)])?;
-    ad.check_base(&w.config)?;
+    let ad = read_peft(&cfg_bytes, &st_bytes, c, [&name(&cfg), &name(&st)])?;
+    ad.check_base(c)?;
     Ok(ad)
-}
-
-/// `adapter` for an optional `--adapter`.
-pub fn adapter_opt(dir: Option<&Path>, w: &Weights) -> Result<Option<Adapter>> {
-    dir.map(|d| adapter(d, w)).transpose()
 }

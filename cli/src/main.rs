@@ -3,6 +3,7 @@
 
 mod backend;
 mod cmd;
+mod intervene;
 mod load;
 mod out;
 
@@ -33,12 +34,16 @@ enum Command {
     Decode(cmd::decode::Args),
     /// Write a deterministic random model (shared/docs/reference-models.md).
     MakeModel(cmd::make_model::Args),
+    /// Activation patching: which layers, positions and heads carry the difference between two prompts.
+    Patch(cmd::patch::Args),
     /// Describe a model file.
     Info(cmd::info::Args),
     /// Measure load, prefill and decode speed on each backend, side by side (or a LoRA training step).
     Bench(cmd::bench::Args),
     /// Fine-tune a LoRA adapter on text or token ids (CPU); writes a PEFT adapter directory.
     Finetune(cmd::finetune::Args),
+    /// Train every weight of a model (from a checkpoint or random weights); or --lr-sweep.
+    Pretrain(cmd::pretrain::Args),
     /// Merge a LoRA adapter into the model's weights and write a checkpoint.
     Merge(cmd::merge::Args),
     /// Write a model (llama2.c, GGUF or Hugging Face folder) as llama2.c, GGUF or safetensors.
@@ -53,10 +58,12 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::Encode(a) => cmd::encode::run(a),
         Command::Decode(a) => cmd::decode::run(a),
         Command::MakeModel(a) => cmd::make_model::run(a),
+        Command::Patch(a) => cmd::patch::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Finetune(a) => cmd::finetune::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Pretrain(a) => cmd::pretrain::run(a),
         Command::Convert(a) => cmd::convert::run(a),
     }
 }

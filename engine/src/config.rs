@@ -33,9 +33,15 @@ pub struct Config {
     pub eos_id: Option<u32>,
 }
 
-/// The product of `factors` if it stays within `MAX_TENSOR_ELEMENTS` (checked at every step).
+/// The product of `factors` if it stays within `max_elements()` (checked at every step).
 pub fn elements(factors: &[usize]) -> Option<u64> {
-    factors.iter().try_fold(1u64, |acc, &f| acc.checked_mul(f as u64).filter(|&p| p <= MAX_TENSOR_ELEMENTS))
+    factors.iter().try_fold(1u64, |acc, &f| acc.checked_mul(f as u64).filter(|&p| p <= max_elements()))
+}
+
+/// `MAX_TENSOR_ELEMENTS`, and never more than a `usize` holds (wasm32's is 32 bits), so every
+/// size computed from a validated config fits.
+fn max_elements() -> u64 {
+    MAX_TENSOR_ELEMENTS.min(usize::MAX as u64)
 }
 
 /// `rope_scaling` of type `llama3` (Llama 3.1/3.2): low frequencies divided by `factor`, high
@@ -162,14 +168,18 @@ impl Config {
         if !c.head_size().is_multiple_of(2) {
             return Err(format!("head size {} is odd; RoPE rotates pairs", c.head_size()));
         }
-        let big = [
-            [c.vocab_size, c.dim, 1, 1],
-            [c.n_layers, c.dim, c.n_heads, c.head_dim],
-            [c.n_layers, c.hidden_dim, c.dim, 1],
-            [c.n_layers, c.seq_len, c.n_kv_heads, c.head_dim],
-            [c.n_heads, c.seq_len, 1, 1],
+        // Every size the engine derives from the header, multiplied with overflow checks (the
+        // fields come from a file: two of them near 2^31 overflow even u64).
+        let (l, d, s, h) = (c.n_layers, c.dim, c.seq_len, c.hidden_dim);
+        let sizes: [&[usize]; 6] = [
+            &[c.vocab_size, d],
+            &[l, d, c.n_heads, c.head_dim],
+            &[l, h, d],
+            &[l, s, c.n_kv_heads, c.head_dim],
+            &[c.n_heads, s],
+            &[s, c.head_dim],
         ];
-        if big.iter().any(|f| elements(f).is_none()) {
+        if sizes.iter().any(|p| elements(p).is_none()) {
             return Err("the sizes in the header are too large for this engine".into());
         }
         if !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
@@ -224,9 +234,15 @@ impl Config {
         self.n_heads / self.n_kv_heads
     }
 
-    /// Number of parameters the forward pass uses (RoPE tables excluded).
+    /// Number of parameters the forward pass uses (RoPE tables excluded): the tensors of
+    /// `weights::tensor_specs`, counted here so the config does not depend on the weights
+    /// (a test there holds the two together).
     pub fn n_params(&self) -> u64 {
-        crate::weights::tensor_specs(self).iter().map(|t| t.len as u64).sum()
+        let [d, h, l, kv, v] = [self.dim, self.hidden_dim, self.n_layers, self.kv_dim(), self.vocab_size].map(|n| n as u64);
+        // rms_att, rms_ffn; wq, wo; wk, wv; w1, w2, w3.
+        let layer = 2 * d + 2 * d * d + 2 * kv * d + 3 * h * d;
+        let classifier = if self.shared_classifier { 0 } else { v * d };
+        v * d + l * layer + d + classifier
     }
 
     /// Parses "dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]".

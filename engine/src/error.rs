@@ -38,12 +38,31 @@ pub enum Error {
     /// A setting outside its allowed range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
-    /// A failure of the GPU backend (no adapter, device lost, out of memory …).
+    /// A tokenizer whose vocabulary is not the model's.
+    #[error("tokenizer {tokenizer} has {tokens} tokens but model {model} expects {vocab}: they do not belong together")]
+    VocabMismatch { tokenizer: String, tokens: usize, model: String, vocab: usize },
+    /// No GPU can be had here at all: the reason a caller falls back to the CPU.
+    #[error("GPU: {0}")]
+    NoGpu(NoGpu),
+    /// A failure of the GPU backend once a device exists (device lost, out of memory, a feature
+    /// or limit the device lacks …).
     #[error("GPU: {0}")]
     Gpu(String),
     /// Reading or writing a file failed.
     #[error("{file}: {what}")]
     Io { file: String, what: String },
+}
+
+/// Why no GPU device could be opened, by kind, so callers choose their words without parsing
+/// the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoGpu {
+    /// The system or browser offers no adapter (WebGPU switched off, no driver, none at all).
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// An adapter exists but would not open a device.
+    #[error("could not open the GPU device: {0}")]
+    NoDevice(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -57,5 +76,13 @@ impl Error {
     }
     pub fn adapter(file: &str, what: impl Into<String>) -> Self {
         Error::BadFile { kind: InputKind::Adapter, file: file.to_string(), what: what.into() }
+    }
+    /// What went wrong on the GPU, without the "GPU: " the message starts with.
+    pub fn gpu_detail(&self) -> Option<String> {
+        match self {
+            Error::NoGpu(n) => Some(n.to_string()),
+            Error::Gpu(m) => Some(m.clone()),
+            _ => None,
+        }
     }
 }

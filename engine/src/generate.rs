@@ -1,10 +1,44 @@
 //! The generation loop of run.c: feed the prompt, then sample; stop at the model's stop token
 //! (`Config::stop_token`: BOS for llama2.c files, as run.c) or after `steps`.
+//! `Pace` is how a caller takes part in any long computation of the engine: it hears each
+//! token and may stop, and between units of CPU work it may yield to its event loop.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
-use crate::trace::StepTrace;
+use crate::trace::Edits;
+
+/// Attention rows and residuals of one position.
+#[derive(Debug, Clone)]
+pub struct StepTrace {
+    pub n_heads: usize,
+    pub dim: usize,
+    pub pos: usize,
+    /// `[layer, head, pos + 1]`.
+    pub attn: Vec<f32>,
+    /// `[layer, dim]`: x after each layer's FFN residual add.
+    pub resid: Vec<f32>,
+}
+
+impl StepTrace {
+    pub fn new(c: &Config, pos: usize) -> StepTrace {
+        StepTrace {
+            n_heads: c.n_heads,
+            dim: c.dim,
+            pos,
+            attn: vec![0.0; c.n_layers * c.n_heads * (pos + 1)],
+            resid: vec![0.0; c.n_layers * c.dim],
+        }
+    }
+    pub fn attn_row(&mut self, layer: usize, head: usize) -> &mut [f32] {
+        let n = self.pos + 1;
+        let at = (layer * self.n_heads + head) * n;
+        &mut self.attn[at..at + n]
+    }
+    pub fn resid_row(&mut self, layer: usize) -> &mut [f32] {
+        &mut self.resid[layer * self.dim..(layer + 1) * self.dim]
+    }
+}
 
 /// A forward pass over a KV cache, on any device.
 pub trait Backend {
@@ -16,7 +50,42 @@ pub trait Backend {
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]>;
     /// As `forward`, also recording attention and residuals.
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]>;
+    /// Knock-outs and steering for every later forward pass (and generation) until changed;
+    /// `None` runs the model unchanged. Refused by a backend that cannot run them.
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        match edits {
+            None => Ok(()),
+            Some(_) => Err(Error::InvalidSetting(format!("the {} backend cannot run knock-outs or steering", self.name()))),
+        }
+    }
 }
+
+/// How a caller paces a long computation (a generation, a held-out evaluation): it sees each
+/// token and may stop the run; between units of CPU work it may yield (the browser worker
+/// awaits its event loop there, so a Stop sent by the page is seen) and may stop. A native
+/// caller keeps the defaults; any `FnMut(Step) -> bool` is a pace that only hears tokens.
+#[allow(async_fn_in_trait)]
+pub trait Pace {
+    /// A token was emitted (or forced by the prompt); false stops the run after it.
+    fn token(&mut self, _step: Step) -> bool {
+        true
+    }
+    /// Between units of CPU work (a forward pass, a batch of held-out windows); false stops.
+    async fn between(&mut self) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(Step) -> bool> Pace for F {
+    fn token(&mut self, step: Step) -> bool {
+        self(step)
+    }
+}
+
+/// A pace that never stops or yields.
+pub struct Unpaced;
+
+impl Pace for Unpaced {}
 
 /// run.c's rule: 0 or more than the context means the whole context.
 pub fn clamp_steps(steps: usize, seq_len: usize) -> usize {
@@ -84,6 +153,22 @@ impl Generation {
         self.token = next;
         self.tokens.push(next);
         Ok(Some(step))
+    }
+
+    /// Runs to the end on `b`, telling `pace` each token and asking it between forward passes;
+    /// returns every token, BOS first. Stopped by `pace`, it returns the tokens so far.
+    pub async fn run<B: Backend + ?Sized, P: Pace + ?Sized>(
+        mut self,
+        b: &mut B,
+        sampler: &mut Sampler,
+        pace: &mut P,
+    ) -> Result<Vec<u32>> {
+        while let Some(step) = self.step(b, sampler)? {
+            if !pace.token(step) || !pace.between().await {
+                break;
+            }
+        }
+        Ok(self.tokens)
     }
 
     /// Forward passes run so far (run.c's `pos`).

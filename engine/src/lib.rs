@@ -13,7 +13,9 @@ pub mod formats;
 pub mod generate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod loaded;
 pub mod lora;
+pub mod pretrain;
 pub mod quant;
 pub mod randmodel;
 pub mod sampler;
@@ -22,7 +24,8 @@ pub mod trace;
 pub mod weights;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, NoGpu, Result};
+pub use loaded::{LoadedModel, NamedFile};
 pub use sampler::{Rng, Sampler};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;

@@ -75,7 +75,7 @@ impl DType {
     /// Bytes of `n` weights, or `None` when `n` is not a whole number of blocks or overflows.
     pub fn bytes_of(self, n: u64) -> Option<u64> {
         let (per, bytes) = self.block();
-        (n % per as u64 == 0).then(|| (n / per as u64).checked_mul(bytes as u64)).flatten()
+        n.is_multiple_of(per as u64).then(|| (n / per as u64).checked_mul(bytes as u64)).flatten()
     }
 }
 

@@ -162,11 +162,12 @@ impl Tokenizer {
     /// Fails unless this tokenizer has exactly the model's vocabulary size.
     pub fn check_vocab(&self, model_vocab: usize, tokenizer_file: &str, model_file: &str) -> Result<()> {
         if self.vocab_size() != model_vocab {
-            return Err(Error::Mismatch(format!(
-                "tokenizer {tokenizer_file} has {} tokens but model {model_file} expects {model_vocab}: \
-                 they do not belong together",
-                self.vocab_size()
-            )));
+            return Err(Error::VocabMismatch {
+                tokenizer: tokenizer_file.into(),
+                tokens: self.vocab_size(),
+                model: model_file.into(),
+                vocab: model_vocab,
+            });
         }
         Ok(())
     }

@@ -205,3 +205,20 @@ impl Weights {
         self.config.n_params() * 4
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_counts_the_parameters_of_every_tensor() {
+        // stories260K (GQA), stories15M's shape, and a small untied one.
+        for h in [[64, 172, 5, 8, 4, 512, 512], [288, 768, 6, 6, 6, 32000, 256], [16, 40, 2, 4, 2, 64, 32]] {
+            for shared in [true, false] {
+                let c = Config::from_header(h, shared, "x").unwrap();
+                let specs: u64 = tensor_specs(&c).iter().map(|t| t.len as u64).sum();
+                assert_eq!(c.n_params(), specs, "{h:?}, shared classifier {shared}");
+            }
+        }
+    }
+}

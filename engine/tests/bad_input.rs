@@ -39,6 +39,26 @@ fn header_problems_are_named() {
     assert!(err(&longer).contains("longer than its header says"));
 }
 
+/// Header fields near 2^31 whose products overflow u64: refused as too large, never the
+/// "attempt to multiply with overflow" panic the size check itself used to hit.
+#[test]
+fn header_products_that_overflow_are_refused() {
+    let big = i32::MAX;
+    for (h, what) in [
+        ([8, big, big, 2, 2, 32, 8], "hidden_dim and n_layers"),
+        ([big - 1, 8, big, 1, 1, 32, 8], "dim and n_layers"),
+        ([2, 8, big, 1, 1, 32, big], "n_layers and seq_len"),
+        ([1 << 30, 8, 1, 1 << 29, 1, big, big], "n_heads and seq_len"),
+    ] {
+        let mut data: Vec<u8> = h.iter().flat_map(|v| v.to_le_bytes()).collect();
+        data.extend_from_slice(&[0; 64]);
+        let e = err(&data);
+        assert!(e.contains("m.bin") && e.contains("too large"), "{what}: {e}");
+        let e = Config::from_header(h, true, "x").unwrap_err().to_string();
+        assert!(e.contains("too large"), "{what}: {e}");
+    }
+}
+
 #[test]
 fn versioned_header_problems_are_named() {
     let (c, s) = tinylm_engine::randmodel::named_shape("micro").unwrap();

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 
 use common::{max_abs, max_diff, tensor};
 use tinylm_engine::cpu::{self, Kernels, State};
-use tinylm_engine::formats::{self, Opened};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::sampler::argmax;
-use tinylm_engine::{Error, Weights};
+use tinylm_engine::{Error, LoadedModel, NamedFile, Weights};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
@@ -41,10 +40,16 @@ fn files(rel: &str) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-fn open(rel: &str) -> Result<Opened, Error> {
+/// A fixture through `LoadedModel::open`, as every front end opens models.
+fn open(rel: &str) -> Result<LoadedModel, Error> {
     let f = files(rel);
     let named: Vec<(&str, &[u8])> = f.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-    formats::open(&named)
+    open_named(&named)
+}
+
+fn open_named(files: &[(&str, &[u8])]) -> Result<LoadedModel, Error> {
+    let named: Vec<NamedFile> = files.iter().map(|&(n, b)| NamedFile::new(n, b)).collect();
+    LoadedModel::open(&named)
 }
 
 fn logits_of(k: Kernels, w: &Weights, tokens: &[u32]) -> Vec<f32> {
@@ -94,17 +99,17 @@ fn logits_and_greedy_tokens_match_transformers() {
         let r = read(&format!("reference/{reference}.safetensors"));
         let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
         let (_, want) = tensor(&r, "logits");
-        let tok = m.tokenizer.as_ref().unwrap_or_else(|| panic!("{rel} carries its tokenizer"));
+        let tok = m.tokenizer().unwrap_or_else(|| panic!("{rel} carries its tokenizer"));
         let prompt = "Once upon a time, there was a little robot who";
         assert_eq!(tok.encode(prompt, true, false), tokens, "{rel}: prompt encoding");
         let scale = max_abs(&want).max(1.0);
         for k in [Kernels::Reference, Kernels::Fast] {
-            let got = logits_of(k, &m.weights, &tokens);
+            let got = logits_of(k, m.weights(), &tokens);
             let err = max_diff(&got, &want) / scale;
             assert!(err <= CPU_TOL, "{rel} {k:?}: max error {err:e} (relative)");
         }
         let want_greedy: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
-        assert_eq!(greedy(&m.weights, &tokens, want_greedy.len()), want_greedy, "{rel}: greedy tokens");
+        assert_eq!(greedy(m.weights(), &tokens, want_greedy.len()), want_greedy, "{rel}: greedy tokens");
     }
 }
 
@@ -112,28 +117,28 @@ fn logits_and_greedy_tokens_match_transformers() {
 fn configs_read_both_transformers_layouts() {
     // transformers 4 keys (rope_theta, rope_scaling) and 5 keys (rope_parameters), and GGUF's
     // key_length + rope_freqs, all give the same model shape and RoPE frequencies.
-    let a = open("hf/llama3_headdim").unwrap().weights.config;
-    let b = open("hf/llama3_headdim_f16").unwrap().weights.config;
-    let g = open("gguf/llama3_headdim.f32.gguf").unwrap().weights.config;
+    let a = *open("hf/llama3_headdim").unwrap().config();
+    let b = *open("hf/llama3_headdim_f16").unwrap().config();
+    let g = *open("gguf/llama3_headdim.f32.gguf").unwrap().config();
     assert_eq!((a.head_dim, a.q_dim(), a.dim, a.n_kv_heads, a.rope_theta), (24, 96, 64, 1, 5e5));
     assert!(a.rope_scaling.is_some() && a == b);
     for (x, y) in g.rope_freqs().iter().zip(a.rope_freqs()) {
         assert!((x - y).abs() <= 1e-6 * y, "{x} vs {y}");
     }
-    let t = open("hf/mha_tied_bf16").unwrap().weights.config;
+    let t = *open("hf/mha_tied_bf16").unwrap().config();
     assert_eq!((t.rope_theta, t.norm_eps, t.shared_classifier, t.bos_id, t.eos_id), (1e5, 1e-6, true, 1, Some(2)));
-    let u = open("hf/gqa_untied").unwrap().weights.config;
+    let u = *open("hf/gqa_untied").unwrap().config();
     assert_eq!((u.shared_classifier, u.n_heads, u.n_kv_heads, u.stop_token()), (false, 4, 2, 1));
 }
 
 #[test]
 fn gguf_version_2_reads_as_3_and_others_are_refused() {
     let mut v = read("gguf/gqa_untied.f32.gguf");
-    let three = formats::open(&[("m.gguf", &v)]).unwrap().weights;
+    let three = open_named(&[("m.gguf", &v)]).unwrap().into_weights();
     v[4..8].copy_from_slice(&2u32.to_le_bytes());
-    assert_eq!(formats::open(&[("m.gguf", &v)]).unwrap().weights, three);
+    assert_eq!(open_named(&[("m.gguf", &v)]).unwrap().into_weights(), three);
     v[4..8].copy_from_slice(&1u32.to_le_bytes());
-    let e = formats::open(&[("m.gguf", &v)]).unwrap_err().to_string();
+    let e = open_named(&[("m.gguf", &v)]).unwrap_err().to_string();
     assert!(e.contains("GGUF version 1 is not supported"), "{e}");
 }
 
@@ -141,30 +146,30 @@ fn gguf_version_2_reads_as_3_and_others_are_refused() {
 fn bad_files_are_refused_in_words() {
     let v = read("gguf/quant.q4_k_m.gguf");
     for cut in [3, 10, 100, 5000, v.len() / 2, v.len() - 1] {
-        let e = formats::open(&[("m.gguf", &v[..cut])]).unwrap_err();
+        let e = open_named(&[("m.gguf", &v[..cut])]).unwrap_err();
         assert!(matches!(e, Error::BadFile { .. }), "cut at {cut}: {e}");
     }
     let mut cfg: serde_json::Value = serde_json::from_slice(&read("hf/gqa_untied/config.json")).unwrap();
     cfg["architectures"] = serde_json::json!(["Qwen2ForCausalLM"]);
     let st = read("hf/gqa_untied/model.safetensors");
     let text = serde_json::to_vec(&cfg).unwrap();
-    let e = formats::open(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
+    let e = open_named(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
     assert!(e.contains("Qwen2ForCausalLM is not a Llama model this lab can run"), "{e}");
     cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
     cfg["hidden_size"] = serde_json::json!(96);
     let text = serde_json::to_vec(&cfg).unwrap();
-    let e = formats::open(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
+    let e = open_named(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
     assert!(e.contains("has shape [384, 64]; config.json implies [384, 96]"), "{e}");
     cfg["hidden_size"] = serde_json::json!(64);
     cfg["rope_parameters"] = serde_json::json!({"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0});
     let text = serde_json::to_vec(&cfg).unwrap();
-    let e = formats::open(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
+    let e = open_named(&[("config.json", &text), ("model.safetensors", &st)]).unwrap_err().to_string();
     assert!(e.contains("RoPE scaling `yarn` is not supported"), "{e}");
     // A shard the index names but the folder lacks.
     let f = files("hf/mha_tied_bf16");
     let named: Vec<(&str, &[u8])> =
         f.iter().filter(|(n, _)| !n.ends_with("00002-of-00003.safetensors")).map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-    let e = formats::open(&named).unwrap_err().to_string();
+    let e = open_named(&named).unwrap_err().to_string();
     assert!(e.contains("names shard model-00002-of-00003.safetensors, which is missing"), "{e}");
 }
 
@@ -172,8 +177,8 @@ fn bad_files_are_refused_in_words() {
 fn hf_q_and_k_rows_are_put_in_the_engines_rope_order() {
     // The same weights from the HF folder (rotate-half rows) and the GGUF (llama.cpp's
     // interleaved rows) must be identical once read.
-    let hf = open("hf/gqa_untied").unwrap().weights;
-    let gg = open("gguf/gqa_untied.f32.gguf").unwrap().weights;
+    let hf = open("hf/gqa_untied").unwrap().into_weights();
+    let gg = open("gguf/gqa_untied.f32.gguf").unwrap().into_weights();
     assert!(hf.wq == gg.wq && hf.wk == gg.wk, "q/k rows differ");
     assert!(hf == gg, "weights differ");
 }
@@ -189,11 +194,11 @@ fn gpu_logits_and_greedy_tokens_match_transformers() {
         let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
         let (_, want) = tensor(&r, "logits");
         let scale = max_abs(&want).max(1.0);
-        let mut g = GpuBackend::new(&m.weights, GpuOptions::default()).expect("a GPU adapter (lavapipe)");
+        let mut g = GpuBackend::new(m.weights(), GpuOptions::default()).expect("a GPU adapter (lavapipe)");
         // Batched (prefill / inspect) path.
         let batched = g.inspect(&tokens).unwrap().logits;
         // One-row decode path (fused kernels where the shapes allow).
-        let mut g = GpuBackend::new(&m.weights, GpuOptions::default()).unwrap();
+        let mut g = GpuBackend::new(m.weights(), GpuOptions::default()).unwrap();
         let decoded: Vec<f32> = tokens.iter().enumerate().flat_map(|(p, &t)| g.forward(t, p).unwrap().to_vec()).collect();
         for (path, got) in [("batched", batched), ("decode", decoded)] {
             let err = max_diff(&got, &want) / scale;
@@ -220,7 +225,7 @@ fn lora_trainer_runs_these_models_as_the_cpu_path() {
     // and rms_norm_eps 1e-6 (the fast kernels within the CPU tolerance: measured ≤ 1.8e-6).
     use tinylm_engine::lora::{self, BaseBuf, Batch};
     for rel in ["hf/llama3_headdim", "hf/mha_tied_bf16", "gguf/quant.q4_k_m.gguf"] {
-        let w = open(rel).unwrap().weights;
+        let w = open(rel).unwrap().into_weights();
         let tokens: Vec<u32> = (0..10).map(|i| (i * 37 + 5) % w.config.vocab_size as u32).collect();
         let base = BaseBuf::<f32>::new(&w);
         let acts = lora::forward(&base.view(), None, &Batch::new(1, tokens.len(), tokens.clone()).unwrap()).unwrap();
@@ -241,7 +246,7 @@ fn lora_gradients_match_central_differences_with_head_dim_and_llama3_rope() {
     // f64 gradients of every target on the llama3_headdim model (q 96 wide, dim 64, MQA),
     // against central differences, a sample of elements per module.
     use tinylm_engine::lora::{self, Adapter, BaseBuf, Batch, LoraConfig, Target};
-    let w = open("hf/llama3_headdim").unwrap().weights;
+    let w = open("hf/llama3_headdim").unwrap().into_weights();
     let base = BaseBuf::<f64>::new(&w);
     let base = base.view();
     let cfg = LoraConfig::new(2, 4.0, false, Target::ALL.to_vec()).unwrap();
@@ -287,7 +292,7 @@ fn gpu_lora_gradients_match_the_cpu_trainer_on_these_models() {
     use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
     use tinylm_engine::lora::{self, Adapter, BaseBuf, Batch, LoraConfig, Target, TrainConfig};
     for rel in ["hf/llama3_headdim", "hf/mha_tied_bf16"] {
-        let w = open(rel).unwrap().weights;
+        let w = open(rel).unwrap().into_weights();
         let cfg = LoraConfig::new(4, 8.0, false, Target::ALL.to_vec()).unwrap();
         let ad = Adapter::<f32>::det(&w.config, cfg, 3, 0.2).unwrap();
         let tokens: Vec<u32> = (0..16).map(|i| (i * 29 + 3) % w.config.vocab_size as u32).collect();

@@ -15,7 +15,7 @@ use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::{Generation, Step};
 use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::randmodel::random_tokens;
-use tinylm_engine::trace::inspect;
+use tinylm_engine::trace::{inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Intervention, Steer};
 use tinylm_engine::{checkpoint, Sampler, Weights};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -54,6 +54,46 @@ async fn webgpu_inspection_matches_the_cpu_path() {
     console_log!("{}: 160 positions, logits max|Δ| {dl:.2e} (tolerance {tol:.2e}), attention {da:.2e}", g.name());
     assert!(dl <= tol, "logits {dl}");
     assert!(da <= 1e-5, "attention {da}");
+}
+
+/// Knock-outs (mean ablation), skipped blocks and steering in one change, on WebGPU's batched
+/// and one-token paths against the CPU path with the same change (itself checked against
+/// transformers in tests/interp.rs); nothing changed is the unchanged model exactly.
+#[wasm_bindgen_test]
+async fn webgpu_knockouts_and_steering_match_the_cpu_path() {
+    use tinylm_engine::generate::Backend;
+    let w = weights();
+    let c = w.config;
+    let tokens = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426];
+    let means = HeadMeansRun::run(&CpuModel::new(&w), &tokens).unwrap();
+    let happy = inspect(&mut CpuBackend::new(w.clone()), &[1, 338, 286, 393, 426]).unwrap();
+    let sad = inspect(&mut CpuBackend::new(w.clone()), &[1, 338, 286, 296, 418, 426]).unwrap();
+    let direction = steering_direction(&[happy], &[sad], 2).unwrap();
+    let iv = Intervention {
+        ablate: vec![HeadId { layer: 0, head: 2 }, HeadId { layer: 3, head: 0 }],
+        ablation: Ablation::Mean,
+        skip_attn: vec![1],
+        skip_mlp: vec![3],
+        steer: Some(Steer { layer: 2, direction, strength: 4.0 }),
+    };
+    let edits = Edits::new(&c, &iv, Some(&means)).unwrap();
+    let mut cpu = CpuBackend::new(w.clone());
+    cpu.set_edits(Some(&edits)).unwrap();
+    let want = inspect(&mut cpu, &tokens).unwrap().logits;
+    let mut g = gpu(&w).await;
+    let plain = g.inspect_async(&tokens).await.unwrap();
+    g.set_edits(Some(&edits)).unwrap();
+    let batched = g.inspect_async(&tokens).await.unwrap().logits;
+    let mut one = Vec::new();
+    for (pos, &t) in tokens.iter().enumerate() {
+        one.extend_from_slice(g.forward_async(t, pos, None).await.unwrap());
+    }
+    let (db, dt) = (max_diff(&batched, &want), max_diff(&one, &want));
+    console_log!("{}: knock-outs + skips + steering, logits max|Δ| batched {db:.2e}, per token {dt:.2e}", g.name());
+    assert!(db <= 1e-4 && dt <= 1e-4, "batched {db}, per token {dt}");
+    assert!(max_diff(&want, &plain.logits) > 0.1, "the change moves the logits");
+    g.set_edits(Some(&Edits::new(&c, &Intervention::default(), None).unwrap())).unwrap();
+    assert!(g.inspect_async(&tokens).await.unwrap() == plain, "no change is the unchanged model");
 }
 
 async fn generate(g: &mut GpuBackend, steps: usize, s: &mut Sampler) -> Vec<u32> {

@@ -4,7 +4,7 @@
 //! model.safetensors).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tinylm_engine::formats;
+use tinylm_engine::{LoadedModel, NamedFile};
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = Vec::new();
@@ -26,9 +26,9 @@ fuzz_target!(|data: &[u8]| {
             "tokenizer.json",
         ]
     };
-    let files: Vec<(&str, &[u8])> = names.iter().zip(&parts).map(|(n, p)| (*n, *p)).collect();
-    if let Ok(m) = formats::open(&files) {
-        if let Some(t) = m.tokenizer {
+    let files: Vec<NamedFile> = names.iter().zip(&parts).map(|(n, p)| NamedFile::new(n, p)).collect();
+    if let Ok(m) = LoadedModel::open(&files) {
+        if let Some(t) = m.tokenizer() {
             let _ = t.encode("Once upon a time", true, false);
         }
     }

@@ -243,6 +243,9 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.click('[data-testid=tab-generate]');
     const again = await generate(page, { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
     assert.equal(again.text, text, 'the same adapter story after the restart');
+    // Training, samples, held-out checks, logits, the comparison, the adapter in use and the
+    // restart all worked from the model the worker parsed once, when it loaded.
+    assert.equal(await page.getAttribute('[data-testid=app]', 'data-parses'), '1');
     await assertClean(page, log, site.server.url);
     await page.close();
   });
@@ -430,6 +433,8 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
     await page.click('[data-testid=tab-generate]');
     const cpu = await generate(page, greedy);
     assert.equal(cpu.text, gpu.text, 'the adapter story, now from the CPU');
+    // The failed WebGPU open fell back to the CPU on the model parsed when it loaded.
+    assert.equal(await page.getAttribute('[data-testid=app]', 'data-parses'), '1');
     const plain = readShared('reference/stories260K_greedy_256.txt');
     assert.ok(!plain.startsWith(cpu.text), 'not the plain model');
     await assertClean(page, log, site.server.url);

@@ -1,12 +1,14 @@
 //! What the buttons and keys do: each checks the page's state, updates it and messages the worker.
 
+use js_sys::Uint8Array;
 use leptos::prelude::*;
-use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::File;
 
-use super::client::send;
 use super::state::{Ctx, Status};
 use crate::link::{LinkState, ModelRef};
-use crate::protocol::{Choice, Source, ToWorker};
+use crate::protocol::{Bytes, Choice, NamedBytes, Source, ToWorker, MAX_FILE_BYTES};
+use crate::words;
 
 /// Starts a run with the form's settings, unless one is running or the form is invalid.
 pub fn generate(ctx: Ctx) {
@@ -26,18 +28,18 @@ pub fn generate(ctx: Ctx) {
     ctx.status.set(Status::Running(Default::default()));
     // The address bar always holds the settings of the last story.
     super::browser::replace_hash(&link_state(ctx).encode());
-    send(&ToWorker::Generate { run, prompt: ctx.form.prompt.get_untracked(), settings }, &[]);
+    ctx.send(&ToWorker::Generate { run, prompt: ctx.form.prompt.get_untracked(), settings });
 }
 
 pub fn stop(ctx: Ctx) {
     if ctx.running() {
-        send(&ToWorker::Stop { run: ctx.run_id.get_untracked() }, &[]);
+        ctx.send(&ToWorker::Stop { run: ctx.run_id.get_untracked() });
     }
 }
 
 /// Loads a new model; a running story is stopped first. A path already in the menu is just
 /// selected again.
-pub fn load(ctx: Ctx, source: Source, files: &[JsValue]) {
+pub fn load(ctx: Ctx, source: Source, files: Vec<NamedBytes>) {
     let known = ctx
         .models
         .with_untracked(|ms| ms.iter().find(|m| matches!(m.source, Source::Url { .. }) && m.source == source).map(|m| m.id));
@@ -46,7 +48,35 @@ pub fn load(ctx: Ctx, source: Source, files: &[JsValue]) {
     }
     stop(ctx);
     ctx.status.set(Status::Loading("Loading the model".into()));
-    send(&ToWorker::Load { source, choice: ctx.choice.get_untracked() }, files);
+    ctx.send(&ToWorker::Load { source, choice: ctx.choice.get_untracked(), files });
+}
+
+/// Loads picked, dropped or stored files (the model first): the browser reads them into JS
+/// memory, and their bytes are transferred to the worker (never copied into the page's own).
+pub fn load_files(ctx: Ctx, model: File, tokenizer: Option<File>) {
+    let size = model.size() as u64;
+    if size > MAX_FILE_BYTES {
+        return ctx.status.set(Status::Error(words::too_large(&model.name(), size)));
+    }
+    let source = Source::Files { model: model.name(), tokenizer: tokenizer.as_ref().map(File::name) };
+    let files: Vec<File> = std::iter::once(model.clone()).chain(tokenizer).collect();
+    stop(ctx);
+    ctx.status.set(Status::Loading(format!("Reading {}", model.name())));
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut named = Vec::with_capacity(files.len());
+        for f in &files {
+            match JsFuture::from(f.array_buffer()).await {
+                Ok(buf) => named.push(NamedBytes { name: f.name(), bytes: Bytes::from_array(Uint8Array::new(&buf)) }),
+                Err(_) => {
+                    return ctx.status.set(Status::Error(format!(
+                        "Could not read the file “{}”: the browser refused (was it moved or deleted?).",
+                        f.name()
+                    )))
+                }
+            }
+        }
+        load(ctx, source, named);
+    });
 }
 
 /// Switches to a model of the menu, or the active one to another backend.
@@ -54,7 +84,7 @@ pub fn select(ctx: Ctx, model: u32, choice: Choice) {
     stop(ctx);
     ctx.choice.set(choice);
     ctx.status.set(Status::Loading("Switching".into()));
-    send(&ToWorker::Select { model, choice }, &[]);
+    ctx.send(&ToWorker::Select { model, choice });
 }
 
 /// The link that reproduces the current form with the active model.

@@ -1,12 +1,33 @@
-//! The page layout: header, model card, controls, the story and the footer.
+//! The page layout: header, the tabs and the footer; the page state provided to every view; the
+//! router that hands the worker's messages to the page's model state and to each view.
+
+use std::rc::Rc;
 
 use leptos::prelude::*;
 
-use super::controls::Controls;
-use super::models::ModelCard;
-use super::state::Ctx;
-use super::{actions, browser, client, inspect, keys, memory};
+use super::client::Client;
+use super::client::Handler;
+use super::state::{Ctx, Status};
+use super::{actions, browser, generate, inspect, keys, memory, models, storage_panel, train};
 use crate::link::{restore_plan, LinkState};
+use crate::protocol::FromWorker;
+
+/// A view the reader can switch to. Adding a view is one module (with `install`, which provides
+/// its state as context and returns its message handler, and `view`), one protocol module for
+/// its messages, and one line in `TABS`.
+struct Tab {
+    key: &'static str,
+    label: &'static str,
+    install: fn(Ctx) -> Handler,
+    view: fn() -> AnyView,
+}
+
+const TABS: &[Tab] = &[
+    Tab { key: "generate", label: "Generate", install: generate::install, view: generate::view },
+    Tab { key: "inspect", label: "Inspect", install: inspect::install, view: inspect::view },
+    Tab { key: "train", label: "Train", install: train::install, view: train::view },
+    Tab { key: "storage", label: "Storage", install: storage_panel::install, view: storage_panel::view },
+];
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -14,16 +35,27 @@ pub fn App() -> impl IntoView {
     let opened = LinkState::decode(&hash);
     let remembered = memory::load();
     let link = (!hash.is_empty()).then_some(&opened.model);
-    let ctx = Ctx::new(&opened, restore_plan(link, remembered.models, remembered.active));
-    client::start(ctx, 0);
+    let ctx = Ctx::new(&opened, restore_plan(link, remembered.models, remembered.active), Client::new());
+    provide_context(ctx);
+    // Every view's state is made now, under the app's owner, so it outlives tab switches and
+    // hears the worker while another tab is shown.
+    let handlers: Rc<Vec<Handler>> = Rc::new(TABS.iter().map(|t| (t.install)(ctx)).collect());
+    ctx.client.set_router(Rc::new(move |msg: FromWorker| {
+        models::receive(ctx, &msg);
+        for h in handlers.iter() {
+            h(&msg);
+        }
+    }));
+    ctx.client.set_on_crash(Rc::new(move |what| models::crashed(ctx, what)));
+    match ctx.client.start() {
+        Ok(()) => models::load_bundled(ctx),
+        Err(e) => ctx.status.set(Status::Error(e)),
+    }
     keys::install(ctx);
-    inspect::State::install();
-    super::storage_panel::install();
-    super::train::install();
     let tab = RwSignal::new(TABS[0].key);
     let class = move || if ctx.present.get() { "app present" } else { "app" };
     view! {
-        <div class=class data-testid="app">
+        <div class=class data-testid="app" data-parses=move || ctx.parses.get().to_string()>
             <header class="top">
                 <div>
                     <h1>"TinyLM Lab"</h1>
@@ -44,7 +76,7 @@ pub fn App() -> impl IntoView {
             <div role="tabpanel" id="tab-panel" aria-labelledby=move || format!("tab-{}", tab.get())>
                 {move || {
                     let key = tab.get();
-                    TABS.iter().find(|t| t.key == key).map(|t| (t.view)(ctx))
+                    TABS.iter().find(|t| t.key == key).map(|t| (t.view)())
                 }}
             </div>
             <footer class="foot">
@@ -55,20 +87,6 @@ pub fn App() -> impl IntoView {
         </div>
     }
 }
-
-/// A view the reader can switch to. Adding a tab is one line in `TABS`.
-struct Tab {
-    key: &'static str,
-    label: &'static str,
-    view: fn(Ctx) -> AnyView,
-}
-
-const TABS: &[Tab] = &[
-    Tab { key: "generate", label: "Generate", view: generate_view },
-    Tab { key: "inspect", label: "Inspect", view: inspect::view },
-    Tab { key: "train", label: "Train", view: super::train::view },
-    Tab { key: "storage", label: "Storage", view: super::storage_panel::view },
-];
 
 /// The tab bar (arrow keys move between tabs, as in the ARIA tabs pattern).
 #[component]
@@ -101,29 +119,5 @@ fn Tabs(tab: RwSignal<&'static str>) -> impl IntoView {
                 }
             }).collect_view()}
         </nav>
-    }
-}
-
-fn generate_view(ctx: Ctx) -> AnyView {
-    view! {
-        <main class="layout">
-            <ModelCard ctx />
-            <Controls ctx />
-            <Story ctx />
-        </main>
-    }
-    .into_any()
-}
-
-#[component]
-fn Story(ctx: Ctx) -> impl IntoView {
-    view! {
-        <section class="card story" aria-label="Story">
-            <h2>"Story"</h2>
-            <pre id="output" data-testid="output" class="output" aria-live="polite">
-                <span class="echo">{move || ctx.out_prompt.get()}</span>
-                {move || ctx.out_story.get()}
-            </pre>
-        </section>
     }
 }

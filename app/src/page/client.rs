@@ -1,200 +1,140 @@
-//! The page's end of the worker: starts it, queues messages until it listens, and turns its
-//! replies into page state. A worker that dies (out of memory, say) is started again.
+//! The page's end of the worker: starts it, queues messages until it listens, and hands every
+//! reply to the router it was given (the client knows no view, so the page's modules import
+//! it and never the other way round). A worker that dies (out of memory, say) is reported to
+//! the crash handler, which may start it again.
 
-use std::cell::RefCell;
+use std::rc::Rc;
 
-use js_sys::Array;
+use gloo::events::EventListener;
 use leptos::prelude::*;
-use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use super::state::{Ctx, Progress, Status};
-use crate::protocol::{FromWorker, Source, ToWorker};
+use crate::protocol::{wire, FromWorker, ToWorker};
 
 /// Trunk's loader shim for the worker binary, next to the page.
 const WORKER_URL: &str = "worker_loader.js";
-/// A worker that keeps dying is not restarted forever.
-const MAX_RESTARTS: u32 = 2;
 
-struct Client {
-    worker: Worker,
+pub type Router = Rc<dyn Fn(FromWorker)>;
+/// A view's handler of the worker's messages (each view sees every message and takes its own).
+pub type Handler = Box<dyn Fn(&FromWorker)>;
+pub type OnCrash = Rc<dyn Fn(String)>;
+
+struct Inner {
+    worker: Option<Worker>,
     listening: bool,
-    queue: Vec<JsValue>,
+    /// Messages (and the buffers they transfer) sent before the worker listens.
+    queue: Vec<(JsValue, js_sys::Array)>,
     restarts: u32,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+    router: Option<Router>,
+    on_crash: Option<OnCrash>,
+    _listeners: Vec<EventListener>,
 }
 
-thread_local! {
-    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+/// A handle on the worker, cheap to copy into closures (it lives in the page state, `Ctx`).
+#[derive(Clone, Copy)]
+pub struct Client(StoredValue<Inner, LocalStorage>);
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
 }
 
-/// Starts the worker and asks it for the bundled model.
-pub fn start(ctx: Ctx, restarts: u32) {
-    let worker = match Worker::new(WORKER_URL) {
-        Ok(w) => w,
-        Err(_) => {
-            ctx.status.set(Status::Error("This browser could not start the engine (Web Workers are blocked).".into()));
-            return;
-        }
-    };
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        // Only inspections come with binary parts.
-        if let Some(parts) = ev.data().dyn_ref::<Array>() {
-            return super::inspect::receive_parts(parts);
-        }
-        if let Some(msg) = ev.data().as_string().and_then(|t| FromWorker::from_json(&t).ok()) {
-            receive(ctx, msg);
-        }
-    });
-    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |ev: ErrorEvent| crashed(ctx, ev.message()));
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    let old = CLIENT.with(|c| {
-        c.borrow_mut().replace(Client {
-            worker,
+impl Client {
+    /// A client with no worker yet: messages sent now wait for `start`.
+    pub fn new() -> Client {
+        let inner = Inner {
+            worker: None,
             listening: false,
             queue: Vec::new(),
-            restarts,
-            _on_message: on_message,
-            _on_error: on_error,
-        })
-    });
-    if let Some(old) = old {
-        old.worker.terminate();
+            restarts: 0,
+            router: None,
+            on_crash: None,
+            _listeners: Vec::new(),
+        };
+        Client(StoredValue::new_local(inner))
     }
-    send(&ToWorker::Load { source: Source::Bundled, choice: ctx.choice.get_untracked() }, &[]);
-}
 
-/// Sends a message, with files beside it.
-pub fn send(msg: &ToWorker, files: &[JsValue]) {
-    let text = JsValue::from_str(&msg.to_json());
-    let data = if files.is_empty() {
-        text
-    } else {
-        let parts = Array::of1(&text);
-        files.iter().for_each(|f| {
-            parts.push(f);
+    /// Where replies go.
+    pub fn set_router(&self, router: Router) {
+        self.0.update_value(|c| c.router = Some(router));
+    }
+
+    /// Called with the browser's words when the worker dies.
+    pub fn set_on_crash(&self, on_crash: OnCrash) {
+        self.0.update_value(|c| c.on_crash = Some(on_crash));
+    }
+
+    /// Starts a fresh worker after a crash (messages wait for it); returns the restarts so far.
+    pub fn restart(&self) -> Result<u32, String> {
+        self.0.update_value(|c| c.restarts += 1);
+        self.start()?;
+        Ok(self.0.with_value(|c| c.restarts))
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.0.with_value(|c| c.restarts)
+    }
+
+    /// Starts the worker (replacing any old one).
+    pub fn start(&self) -> Result<(), String> {
+        let worker = Worker::new(WORKER_URL)
+            .map_err(|_| "This browser could not start the engine (Web Workers are blocked).".to_string())?;
+        let this = *self;
+        let on_message = EventListener::new(&worker, "message", move |ev| {
+            let Some(ev) = ev.dyn_ref::<MessageEvent>() else { return };
+            match wire::decode::<FromWorker>(ev.data()) {
+                Ok(FromWorker::Started) => this.listening(),
+                Ok(msg) => this.route(msg),
+                Err(e) => web_sys::console::error_1(&e.into()),
+            }
         });
-        parts.into()
-    };
-    CLIENT.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(client) = c.as_mut() else { return };
-        if client.listening {
-            let _ = client.worker.post_message(&data);
-        } else {
-            client.queue.push(data);
+        let on_error = EventListener::new(&worker, "error", move |ev| {
+            let what = ev.dyn_ref::<ErrorEvent>().map(|e| e.message()).unwrap_or_default();
+            if let Some(crash) = this.0.with_value(|c| c.on_crash.clone()) {
+                crash(what);
+            }
+        });
+        let old = self.0.try_update_value(|c| {
+            c.listening = false;
+            c._listeners = vec![on_message, on_error];
+            c.worker.replace(worker)
+        });
+        if let Some(Some(old)) = old {
+            old.terminate();
         }
-    });
-}
-
-fn crashed(ctx: Ctx, what: String) {
-    let restarts = CLIENT.with(|c| c.borrow().as_ref().map_or(0, |c| c.restarts));
-    ctx.models.set(Vec::new());
-    ctx.active.set(None);
-    ctx.progress.set(None);
-    if restarts >= MAX_RESTARTS {
-        ctx.status.set(Status::Error(format!("The engine stopped ({what}). Reload the page to try again.")));
-        return;
+        Ok(())
     }
-    start(ctx, restarts + 1);
-    ctx.status.set(Status::Error(format!(
-        "The engine stopped unexpectedly ({what}); the model may be too large for this device. It was \
-         restarted with stories260K."
-    )));
-}
 
-fn receive(ctx: Ctx, msg: FromWorker) {
-    match msg {
-        FromWorker::Started => CLIENT.with(|c| {
-            if let Some(client) = c.borrow_mut().as_mut() {
-                client.listening = true;
-                for data in client.queue.drain(..) {
-                    let _ = client.worker.post_message(&data);
+    fn listening(&self) {
+        self.0.update_value(|c| {
+            c.listening = true;
+            if let Some(w) = &c.worker {
+                for (data, transfer) in c.queue.drain(..) {
+                    let _ = w.post_message_with_transfer(&data, &transfer);
                 }
             }
-        }),
-        FromWorker::Progress { label, done, total } => {
-            // Only a load the reader started shows here (an error message stays up).
-            if ctx.loading() {
-                ctx.status.set(Status::Loading(label.clone()));
-            }
-            ctx.progress.set(Some(Progress { label, done, total }));
-        }
-        FromWorker::Loaded { models, active, backend } => {
-            let name = models.iter().find(|m| m.id == active).map_or(String::new(), |m| m.name.clone());
-            super::storage_panel::loaded(ctx, &models, active);
-            ctx.models.set(models);
-            ctx.active.set(Some(active));
-            super::train::model_changed();
-            ctx.backend.set(Some(backend));
-            ctx.progress.set(None);
-            if ctx.loading() {
-                ctx.status.set(Status::Ready(format!("Ready: {name}. Press Generate.")));
-            }
-            super::memory::save(&ctx.models.get_untracked(), active);
-            continue_restore(ctx);
-        }
-        FromWorker::LoadFailed { message, active } => {
-            ctx.active.set(active);
-            ctx.progress.set(None);
-            ctx.status.set(Status::Error(message));
-            continue_restore(ctx);
-        }
-        FromWorker::Text { run, prompt, story, stats } if run == ctx.run_id.get_untracked() => {
-            if !prompt.is_empty() {
-                ctx.out_prompt.update(|s| s.push_str(&prompt));
-            }
-            if !story.is_empty() {
-                ctx.out_story.update(|s| s.push_str(&story));
-            }
-            ctx.stats.set(Some(stats));
-            ctx.status.set(Status::Running(stats));
-        }
-        FromWorker::Finished { run, stats, stopped } if run == ctx.run_id.get_untracked() => {
-            ctx.stats.set(Some(stats));
-            if ctx.running() {
-                ctx.status.set(Status::Done { stats, stopped });
-            }
-        }
-        FromWorker::RunFailed { run, message } if run == ctx.run_id.get_untracked() => {
-            ctx.status.set(Status::Error(message));
-        }
-        FromWorker::InspectFailed { id, message } => super::inspect::failed(id, message),
-        FromWorker::InspectNews(news) => super::inspect::news(news),
-        FromWorker::Train(ev) => super::train::receive(ev),
-        // Arrives with binary parts (see `start`), never as text alone.
-        FromWorker::Inspected(_) => {}
-        // Replies about runs the page has moved past.
-        FromWorker::Text { .. } | FromWorker::Finished { .. } | FromWorker::RunFailed { .. } => {}
-        // Benchmark results go to bench.html's own worker, never to the app.
-        FromWorker::Benched(_) | FromWorker::BenchFailed { .. } => {}
+        });
     }
-}
 
-/// After each load, the next model to restore; at the end, the one to use. A file named by the
-/// link can only be asked for.
-fn continue_restore(ctx: Ctx) {
-    let mut plan = ctx.restore.get_value();
-    if !plan.queue.is_empty() {
-        let next = plan.queue.remove(0);
-        ctx.restore.set_value(plan);
-        return super::actions::load(ctx, next, &[]);
+    fn route(&self, msg: FromWorker) {
+        if let Some(router) = self.0.with_value(|c| c.router.clone()) {
+            router(msg);
+        }
     }
-    let target = plan.target.take();
-    let missing = plan.missing_file.take();
-    ctx.restore.set_value(Default::default());
-    let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
-    if let Some(id) = found.filter(|&id| Some(id) != ctx.active.get_untracked()) {
-        // Its Loaded reply comes back here with nothing left to do but the note below.
-        ctx.restore.set_value(crate::link::Restore { missing_file: missing, ..Default::default() });
-        return super::actions::select(ctx, id, ctx.choice.get_untracked());
-    }
-    if let Some(name) = missing {
-        ctx.status.set(Status::Error(format!(
-            "This link was made with the model file “{name}” from the sender's computer. Load that \
-             file with “Choose files” to get the same story; until then another model is used."
-        )));
+
+    /// Sends a message, transferring its buffers (the sender gives them up).
+    pub fn send(&self, msg: &ToWorker) {
+        let (data, transfer) = match wire::encode(msg) {
+            Ok(m) => m,
+            Err(e) => return web_sys::console::error_1(&e.into()),
+        };
+        self.0.update_value(|c| match (&c.worker, c.listening) {
+            (Some(w), true) => {
+                let _ = w.post_message_with_transfer(&data, &transfer);
+            }
+            _ => c.queue.push((data, transfer)),
+        });
     }
 }

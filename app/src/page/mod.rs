@@ -1,10 +1,12 @@
-//! The page: a Leptos UI that sends work to the engine worker and shows what comes back.
+//! The page: a Leptos UI that sends work to the engine worker and shows what comes back. The
+//! page state (`state::Ctx`) and each view's state live in Leptos context; `app` routes the
+//! worker's messages to them; the client (`client`) knows no view.
 
 mod actions;
 mod app;
 mod browser;
 mod client;
-mod controls;
+mod generate;
 mod inspect;
 mod keys;
 mod memory;

@@ -1,230 +1,97 @@
-//! The model card: the model menu and facts, the backend selector, and loading your own model
-//! (file picker, drag and drop, or a path on this site) with a progress bar.
+//! The page's model state as the worker reports it: load progress, the menu and the backend
+//! once a model is active, a failed load, the remembered models restored one by one, and a
+//! worker that died.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsValue;
-use web_sys::{DragEvent, File, FileList, HtmlInputElement};
 
-use super::state::{Ctx, Status};
-use super::{actions, browser};
-use crate::pick;
-use crate::protocol::{BackendKind, Choice, ModelEntry, Source};
+use super::actions;
+use super::state::{Ctx, Progress, Status};
+use crate::protocol::{FromWorker, Source, ToWorker};
 
-#[component]
-pub fn ModelCard(ctx: Ctx) -> impl IntoView {
-    view! {
-        <section class="card model" aria-label="Model" id="model" data-testid="model">
-            <h2>"Model"</h2>
-            <ModelMenu ctx />
-            {move || ctx.active_entry().map(|m| facts(&m))}
-            <BackendPanel ctx />
-            <Loader ctx />
-        </section>
-    }
+/// A worker that keeps dying is not restarted forever.
+const MAX_RESTARTS: u32 = 2;
+
+/// Asks the worker for the bundled model.
+pub fn load_bundled(ctx: Ctx) {
+    ctx.send(&ToWorker::Load { source: Source::Bundled, choice: ctx.choice.get_untracked(), files: Vec::new() });
 }
 
-#[component]
-fn ModelMenu(ctx: Ctx) -> impl IntoView {
-    let change = move |ev: leptos::ev::Event| {
-        if let Ok(id) = event_target_value(&ev).parse::<u32>() {
-            if Some(id) != ctx.active.get_untracked() {
-                actions::select(ctx, id, ctx.choice.get_untracked());
+/// The page-wide part of the worker's news.
+pub fn receive(ctx: Ctx, msg: &FromWorker) {
+    match msg {
+        FromWorker::Progress { label, done, total } => {
+            // Only a load the reader started shows here (an error message stays up).
+            if ctx.loading() {
+                ctx.status.set(Status::Loading(label.clone()));
             }
+            ctx.progress.set(Some(Progress { label: label.clone(), done: *done, total: *total }));
         }
-    };
-    view! {
-        <label class="menu">
-            <span class="name">"Model in use"</span>
-            <select id="model-select" data-testid="model-select" on:change=change
-                disabled=move || ctx.running() || ctx.loading()
-                prop:value=move || ctx.active.get().map(|a| a.to_string()).unwrap_or_default()>
-                {move || ctx.models.get().into_iter().map(|m| {
-                    let label = menu_label(&m);
-                    view! { <option value=m.id.to_string()>{label}</option> }
-                }).collect_view()}
-            </select>
-        </label>
-    }
-}
-
-/// "stories260K — 0.26 M parameters, 1.06 MB (bundled)".
-fn menu_label(m: &ModelEntry) -> String {
-    let from = match &m.source {
-        Source::Bundled => "bundled",
-        Source::Url { .. } => "from this site",
-        Source::Files { .. } => "your file",
-    };
-    format!("{} — {} parameters, {} ({from})", m.name, params(m.params), crate::worker::words::size(m.model_bytes))
-}
-
-fn params(n: u64) -> String {
-    if n >= 1_000_000 {
-        format!("{:.1} M", n as f64 / 1e6)
-    } else {
-        format!("{:.0} K", n as f64 / 1e3)
-    }
-}
-
-fn facts(m: &ModelEntry) -> impl IntoView {
-    let c = m.config;
-    let size = crate::worker::words::size;
-    let rows = [
-        ("file", format!("{}, {}", m.name, size(m.model_bytes))),
-        ("format", m.format.clone()),
-        ("parameters", params(m.params)),
-        ("dim / hidden", format!("{} / {}", c.dim, c.hidden_dim)),
-        ("layers", c.n_layers.to_string()),
-        ("heads / kv heads", format!("{} / {}", c.n_heads, c.n_kv_heads)),
-        ("vocabulary", c.vocab_size.to_string()),
-        ("context", format!("{} tokens", c.seq_len)),
-        ("tokenizer", format!("{}, {}", m.tokenizer_name, size(m.tokenizer_bytes))),
-    ];
-    view! {
-        <dl class="facts">
-            {rows.into_iter().map(|(k, v)| view! { <div><dt>{k}</dt><dd>{v}</dd></div> }).collect_view()}
-        </dl>
-    }
-}
-
-#[component]
-fn BackendPanel(ctx: Ctx) -> impl IntoView {
-    let change = move |ev: leptos::ev::Event| {
-        let choice = Choice::from_key(&event_target_value(&ev)).unwrap_or_default();
-        match ctx.active.get_untracked() {
-            Some(id) => actions::select(ctx, id, choice),
-            None => ctx.choice.set(choice),
+        FromWorker::Loaded { models, active, backend, parses } => {
+            let name = models.iter().find(|m| m.id == *active).map_or(String::new(), |m| m.name.clone());
+            ctx.models.set(models.clone());
+            ctx.active.set(Some(*active));
+            ctx.backend.set(Some(backend.clone()));
+            ctx.parses.set(*parses);
+            ctx.progress.set(None);
+            if ctx.loading() {
+                ctx.status.set(Status::Ready(format!("Ready: {name}. Press Generate.")));
+            }
+            super::memory::save(models, *active);
+            continue_restore(ctx);
         }
-    };
-    let kind = move || {
-        ctx.backend.with(|b| match b.as_ref().map(|b| b.kind) {
-            Some(BackendKind::WebGpu) => "webgpu",
-            Some(BackendKind::Cpu) => "cpu",
-            None => "none",
-        })
-    };
-    let name = move || {
-        ctx.backend.with(|b| match b {
-            Some(b) if b.kind == BackendKind::WebGpu => format!("WebGPU — {}", b.detail),
-            Some(b) => format!("CPU — {}", b.detail),
-            None => "starting…".into(),
-        })
-    };
-    view! {
-        <div class="backend">
-            <label class="menu">
-                <span class="name">"Backend"</span>
-                <select id="backend-choice" data-testid="backend-choice" on:change=change
-                    disabled=move || ctx.running() || ctx.loading()
-                    prop:value=move || ctx.choice.get().key()>
-                    {Choice::ALL.into_iter().map(|c| view! { <option value=c.key()>{c.label()}</option> }).collect_view()}
-                </select>
-            </label>
-            <p id="backend" data-testid="backend" data-kind=kind class="backend-name">{name}</p>
-            <p id="backend-reason" data-testid="backend-reason" class="hint">
-                {move || ctx.backend.with(|b| b.as_ref().map(|b| b.reason.clone()).unwrap_or_default())}
-            </p>
-            <p data-testid="backend-start" class="hint">
-                {move || ctx.backend.with(|b| b.as_ref().map(|b| format!("Started in {:.1} s.", b.start_ms / 1000.0)).unwrap_or_default())}
-            </p>
-        </div>
-    }
-}
-
-#[component]
-fn Loader(ctx: Ctx) -> impl IntoView {
-    let model_url = RwSignal::new(String::new());
-    let tok_url = RwSignal::new(String::new());
-    let dragging = RwSignal::new(false);
-    let picked = move |ev: leptos::ev::Event| {
-        let input: HtmlInputElement = event_target(&ev);
-        load_files(ctx, input.files());
-        // Picking the same files again should load them again.
-        input.set_value("");
-    };
-    let dropped = move |ev: DragEvent| {
-        ev.prevent_default();
-        dragging.set(false);
-        load_files(ctx, ev.data_transfer().and_then(|d| d.files()));
-    };
-    let load_url = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        load_from_site(ctx, model_url.get_untracked(), tok_url.get_untracked());
-    };
-    let busy = move || ctx.loading();
-    view! {
-        <details class="loader" open=true>
-            <summary>"Load your own model"</summary>
-            <div
-                class=move || if dragging.get() { "drop over" } else { "drop" }
-                data-testid="drop"
-                on:dragover=move |ev: DragEvent| { ev.prevent_default(); dragging.set(true); }
-                on:dragleave=move |_| dragging.set(false)
-                on:drop=dropped
-            >
-                <p>"Drop a llama2.c model (.bin) and its tokenizer (.bin) here, or"</p>
-                <label class="button secondary" for="files">"Choose files"</label>
-                <input id="files" data-testid="files" class="visually-hidden" type="file" multiple accept=".bin"
-                    on:change=picked />
-            </div>
-            <form class="from-site" on:submit=load_url>
-                <p class="hint">"Or from this site (for example models/stories260K.bin):"</p>
-                <input id="model-url" data-testid="model-url" type="text" placeholder="models/your-model.bin"
-                    aria-label="Model path on this site" bind:value=model_url />
-                <input id="tokenizer-url" data-testid="tokenizer-url" type="text" placeholder="models/your-tokenizer.bin"
-                    aria-label="Tokenizer path on this site" bind:value=tok_url />
-                <button id="load-url" data-testid="load-url" type="submit" class="secondary" disabled=busy>"Load"</button>
-            </form>
-            <ProgressBar ctx />
-            <p class="hint">"Models from this site stay in the menu while this tab is open, reloads included; picked files until you reload. Files never leave your device."</p>
-        </details>
-    }
-}
-
-#[component]
-fn ProgressBar(ctx: Ctx) -> impl IntoView {
-    view! {
-        <Show when=move || ctx.progress.with(Option::is_some)>
-            {move || ctx.progress.get().map(|p| {
-                let label = p.label.clone();
-                match p.total {
-                    Some(t) if t > 0 => view! {
-                        <progress data-testid="progress" max=t.to_string() value=p.done.to_string() aria-label=label></progress>
-                    }.into_any(),
-                    _ => view! { <progress data-testid="progress" aria-label=label></progress> }.into_any(),
-                }
-            })}
-        </Show>
-    }
-}
-
-fn load_files(ctx: Ctx, list: Option<FileList>) {
-    let Some(list) = list else { return };
-    let files: Vec<File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
-    let named: Vec<(String, u64)> = files.iter().map(|f| (f.name(), f.size() as u64)).collect();
-    match pick::split(&named) {
-        Ok((model, tok)) => {
-            super::storage_panel::picked(files[model].clone(), tok.map(|t| files[t].clone()));
-            let mut attached: Vec<JsValue> = vec![files[model].clone().into()];
-            attached.extend(tok.map(|t| files[t].clone().into()));
-            let source = Source::Files { model: files[model].name(), tokenizer: tok.map(|t| files[t].name()) };
-            actions::load(ctx, source, &attached);
+        FromWorker::LoadFailed { message, active } => {
+            ctx.active.set(*active);
+            ctx.progress.set(None);
+            ctx.status.set(Status::Error(message.clone()));
+            continue_restore(ctx);
         }
-        Err(message) => ctx.status.set(Status::Error(message)),
+        _ => {}
     }
 }
 
-fn load_from_site(ctx: Ctx, model: String, tokenizer: String) {
-    let (model, tokenizer) = (model.trim().to_string(), tokenizer.trim().to_string());
-    if model.is_empty() {
-        return ctx.status.set(Status::Error("Type the model's path on this site, e.g. models/stories260K.bin.".into()));
+/// The worker died (out of memory, say): start a fresh one with stories260K, at most twice.
+pub fn crashed(ctx: Ctx, what: String) {
+    ctx.models.set(Vec::new());
+    ctx.active.set(None);
+    ctx.progress.set(None);
+    if ctx.client.restarts() >= MAX_RESTARTS {
+        ctx.status.set(Status::Error(format!("The engine stopped ({what}). Reload the page to try again.")));
+        return;
     }
-    for url in [&model, &tokenizer].into_iter().filter(|u| !u.is_empty()) {
-        if !browser::same_origin(url) {
-            return ctx.status.set(Status::Error(format!(
-                "“{url}” is on another site. For your privacy this page only loads models from its own site."
-            )));
-        }
+    // Not from inside the dying worker's error handler, which the restart replaces.
+    gloo::timers::callback::Timeout::new(0, move || match ctx.client.restart() {
+        Ok(_) => load_bundled(ctx),
+        Err(e) => ctx.status.set(Status::Error(e)),
+    })
+    .forget();
+    ctx.status.set(Status::Error(format!(
+        "The engine stopped unexpectedly ({what}); the model may be too large for this device. It was \
+         restarted with stories260K."
+    )));
+}
+
+/// After each load, the next model to restore; at the end, the one to use. A file named by the
+/// link can only be asked for.
+fn continue_restore(ctx: Ctx) {
+    let mut plan = ctx.restore.get_value();
+    if !plan.queue.is_empty() {
+        let next = plan.queue.remove(0);
+        ctx.restore.set_value(plan);
+        return actions::load(ctx, next, Vec::new());
     }
-    let tokenizer = Some(tokenizer).filter(|t| !t.is_empty());
-    actions::load(ctx, Source::Url { model, tokenizer }, &[]);
+    let target = plan.target.take();
+    let missing = plan.missing_file.take();
+    ctx.restore.set_value(Default::default());
+    let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
+    if let Some(id) = found.filter(|&id| Some(id) != ctx.active.get_untracked()) {
+        // Its Loaded reply comes back here with nothing left to do but the note below.
+        ctx.restore.set_value(crate::link::Restore { missing_file: missing, ..Default::default() });
+        return actions::select(ctx, id, ctx.choice.get_untracked());
+    }
+    if let Some(name) = missing {
+        ctx.status.set(Status::Error(format!(
+            "This link was made with the model file “{name}” from the sender's computer. Load that \
+             file with “Choose files” to get the same story; until then another model is used."
+        )));
+    }
 }

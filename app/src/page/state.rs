@@ -1,9 +1,11 @@
-//! The page's state: every field is a cheap `Copy` signal handle shared by the components.
+//! The page's state: every field is a cheap `Copy` handle (signals, the worker's client),
+//! provided to every view through Leptos context (`use_context::<Ctx>()`).
 
 use leptos::prelude::*;
 
+use super::client::Client;
 use crate::link::LinkState;
-use crate::protocol::{BackendInfo, Choice, ModelEntry, RunStats};
+use crate::protocol::{BackendInfo, Choice, ModelEntry, RunStats, ToWorker};
 use crate::settings::Form;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,10 +107,17 @@ pub struct Ctx {
     pub link: RwSignal<Option<String>>,
     /// Models to load once the bundled one is ready (remembered ones, the link's).
     pub restore: StoredValue<crate::link::Restore>,
+    /// The engine worker.
+    pub client: Client,
+    /// Model files the worker has parsed since it started (`FromWorker::Loaded`).
+    pub parses: RwSignal<u64>,
+    /// The model (and tokenizer) files the reader picked last, kept on the device by the
+    /// Storage view once the worker says they make a model.
+    pub picked: StoredValue<Option<(web_sys::File, Option<web_sys::File>)>, LocalStorage>,
 }
 
 impl Ctx {
-    pub fn new(opened: &LinkState, restore: crate::link::Restore) -> Ctx {
+    pub fn new(opened: &LinkState, restore: crate::link::Restore, client: Client) -> Ctx {
         Ctx {
             models: RwSignal::new(Vec::new()),
             active: RwSignal::new(None),
@@ -124,6 +133,9 @@ impl Ctx {
             present: RwSignal::new(opened.present),
             link: RwSignal::new(None),
             restore: StoredValue::new(restore),
+            client,
+            parses: RwSignal::new(0),
+            picked: StoredValue::new_local(None),
         }
     }
 
@@ -135,6 +147,9 @@ impl Ctx {
     }
     pub fn can_generate(&self) -> bool {
         self.active.with(Option::is_some) && !self.running() && !self.loading()
+    }
+    pub fn send(&self, msg: &ToWorker) {
+        self.client.send(msg);
     }
     pub fn active_entry(&self) -> Option<ModelEntry> {
         let id = self.active.get()?;

@@ -3,20 +3,20 @@
 //! A model the reader picks is saved here once it has loaded, and can be used again later,
 //! offline and after a browser restart.
 
-use std::cell::RefCell;
-
 use leptos::prelude::*;
-use wasm_bindgen::JsValue;
 use web_sys::{File, HtmlInputElement};
 
 use super::actions;
+use super::client::Handler;
 use super::state::{Ctx, Status};
-use crate::protocol::{ModelEntry, Source};
+use crate::protocol::{FromWorker, ModelEntry, Source};
 use crate::storage::{self, Data, Entry, Estimate, Kind};
-use crate::worker::words::size;
+use crate::words::size;
 
+/// The panel's state, provided as context.
 #[derive(Clone, Copy)]
 struct Panel {
+    ctx: Ctx,
     items: RwSignal<Vec<Entry>>,
     estimate: RwSignal<Option<Estimate>>,
     persisted: RwSignal<Option<String>>,
@@ -24,46 +24,41 @@ struct Panel {
     note: RwSignal<Option<(bool, String)>>,
 }
 
-thread_local! {
-    static PANEL: Panel = Panel {
+/// Makes the panel's state under the page's root owner, so it lives as long as the page
+/// (made inside the tab, it would be disposed when another tab is shown), and returns its
+/// message handler: a model loaded from picked files is saved on the device.
+pub fn install(ctx: Ctx) -> Handler {
+    let p = Panel {
+        ctx,
         items: RwSignal::new(Vec::new()),
         estimate: RwSignal::new(None),
         persisted: RwSignal::new(None),
         note: RwSignal::new(None),
     };
-    /// Files the reader picked, saved once the worker says they make a model.
-    static PICKED: RefCell<Option<(File, Option<File>)>> = const { RefCell::new(None) };
+    provide_context(p);
+    Box::new(move |msg| {
+        if let FromWorker::Loaded { models, active, .. } = msg {
+            loaded(p, models, *active);
+        }
+    })
 }
 
-/// Creates the panel's state under the page's root owner, so it lives as long as the page
-/// (created inside the tab, it would be disposed when another tab is shown).
-pub fn install() {
-    PANEL.with(|_| ());
-}
-
-fn panel() -> Panel {
-    PANEL.with(|p| *p)
-}
-
-/// Called by the loader with the picked model (and tokenizer) files.
-pub fn picked(model: File, tokenizer: Option<File>) {
-    PICKED.with(|p| *p.borrow_mut() = Some((model, tokenizer)));
-}
-
-/// Called when a model is active: saves the picked files if they are the ones that loaded.
-pub fn loaded(ctx: Ctx, models: &[ModelEntry], active: u32) {
+/// When a model is active: saves the picked files if they are the ones that loaded.
+fn loaded(p: Panel, models: &[ModelEntry], active: u32) {
+    let ctx = p.ctx;
     let Some(entry) = models.iter().find(|m| m.id == active) else { return };
     let Source::Files { model, .. } = &entry.source else { return };
-    let Some((file, tok)) = PICKED.with(|p| p.borrow_mut().take_if(|(f, _)| f.name() == *model)) else { return };
+    let picked = ctx.picked.try_update_value(|p| p.take_if(|(f, _)| f.name() == *model)).flatten();
+    let Some((file, tok)) = picked else { return };
     let meta = serde_json::json!({
         "params": entry.params, "format": entry.format, "config": entry.config,
         "tokenizer": tok.as_ref().map(|t| t.name()),
     });
-    wasm_bindgen_futures::spawn_local(async move { save_model(ctx, file, tok, meta).await });
+    wasm_bindgen_futures::spawn_local(async move { save_model(p, file, tok, meta).await });
 }
 
-async fn save_model(ctx: Ctx, file: File, tok: Option<File>, meta: serde_json::Value) {
-    let p = panel();
+async fn save_model(p: Panel, file: File, tok: Option<File>, meta: serde_json::Value) {
+    let ctx = p.ctx;
     let stored = storage::list(Some(Kind::Model)).await.unwrap_or_default();
     let total = file.size() as u64 + tok.as_ref().map_or(0, |t| t.size() as u64);
     if stored.iter().any(|e| e.name == file.name() && e.size() == total) {
@@ -83,11 +78,10 @@ async fn save_model(ctx: Ctx, file: File, tok: Option<File>, meta: serde_json::V
             p.note.set(Some((true, message)));
         }
     }
-    refresh().await;
+    refresh(p).await;
 }
 
-async fn refresh() {
-    let p = panel();
+async fn refresh(p: Panel) {
     match storage::list(None).await {
         Ok(items) => p.items.set(items),
         Err(e) => p.note.set(Some((true, e.message()))),
@@ -101,14 +95,14 @@ async fn refresh() {
 const GRANTED: &str = "Kept offline: the browser will not clear this site's files to make room.";
 
 /// The panel, as a tab's view.
-pub fn view(ctx: Ctx) -> AnyView {
-    wasm_bindgen_futures::spawn_local(refresh());
-    view! { <StoragePanel ctx /> }.into_any()
+pub fn view() -> AnyView {
+    let p = expect_context::<Panel>();
+    wasm_bindgen_futures::spawn_local(refresh(p));
+    view! { <StoragePanel p /> }.into_any()
 }
 
 #[component]
-fn StoragePanel(ctx: Ctx) -> impl IntoView {
-    let p = panel();
+fn StoragePanel(p: Panel) -> impl IntoView {
     let keep = move |_| {
         wasm_bindgen_futures::spawn_local(async move {
             let text = match storage::persist().await {
@@ -119,7 +113,7 @@ fn StoragePanel(ctx: Ctx) -> impl IntoView {
                 Err(e) => e.message(),
             };
             p.persisted.set(Some(text));
-            refresh().await;
+            refresh(p).await;
         })
     };
     view! {
@@ -129,14 +123,14 @@ fn StoragePanel(ctx: Ctx) -> impl IntoView {
             <p data-testid="storage-estimate">{move || p.estimate.get().map(describe_estimate)}</p>
             <div class="actions">
                 <button type="button" class="secondary" data-testid="persist" on:click=keep>"Keep offline"</button>
-                <AdapterUpload />
+                <AdapterUpload p />
             </div>
             <p class="hint" data-testid="persist-result">{move || p.persisted.get()}</p>
             <p data-testid="storage-note" class=move || if p.note.get().is_some_and(|n| n.0) { "note bad" } else { "note" }>
                 {move || p.note.get().map(|n| n.1)}
             </p>
             <ul class="stored" data-testid="stored">
-                {move || p.items.get().into_iter().map(|e| item(ctx, e)).collect_view()}
+                {move || p.items.get().into_iter().map(|e| item(p, e)).collect_view()}
             </ul>
             <Show when=move || p.items.with(Vec::is_empty)>
                 <p class="hint" data-testid="stored-empty">"Nothing stored yet."</p>
@@ -150,8 +144,7 @@ fn describe_estimate(e: Estimate) -> String {
     format!("This site uses {} of the {} the browser allows it ({share:.1}%).", size(e.usage), size(e.quota))
 }
 
-fn item(ctx: Ctx, e: Entry) -> impl IntoView {
-    let p = panel();
+fn item(p: Panel, e: Entry) -> impl IntoView {
     let (id, id2) = (e.id.clone(), e.id.clone());
     let sha = e.files.iter().map(|f| format!("{} sha256 {}", f.name, f.sha256)).collect::<Vec<_>>().join("\n");
     let short = e.files.first().map(|f| f.sha256[..12.min(f.sha256.len())].to_string()).unwrap_or_default();
@@ -161,7 +154,7 @@ fn item(ctx: Ctx, e: Entry) -> impl IntoView {
             if let Err(err) = storage::delete(&id).await {
                 p.note.set(Some((true, err.message())));
             }
-            refresh().await;
+            refresh(p).await;
         })
     };
     let is_model = e.kind == Kind::Model;
@@ -174,7 +167,7 @@ fn item(ctx: Ctx, e: Entry) -> impl IntoView {
                 <Show when=move || is_model>
                     <button type="button" class="secondary" data-testid="stored-use" on:click={
                         let id = id2.clone();
-                        move |_| use_model(ctx, id.clone())
+                        move |_| use_model(p, id.clone())
                     }>"Use"</button>
                 </Show>
                 <button type="button" class="secondary" data-testid="stored-delete" on:click=remove>"Delete"</button>
@@ -184,24 +177,23 @@ fn item(ctx: Ctx, e: Entry) -> impl IntoView {
 }
 
 /// Loads a stored model into the engine, as if its files were picked again.
-fn use_model(ctx: Ctx, id: String) {
+fn use_model(p: Panel, id: String) {
     wasm_bindgen_futures::spawn_local(async move {
         match storage::get(&id).await {
             Ok((entry, files)) => {
-                let names: Vec<String> = files.iter().map(|f| f.name()).collect();
-                let source = Source::Files { model: names[0].clone(), tokenizer: names.get(1).cloned() };
-                let attached: Vec<JsValue> = files.into_iter().map(JsValue::from).collect();
-                panel().note.set(Some((false, format!("Loading “{}” from this device.", entry.name))));
-                actions::load(ctx, source, &attached);
+                let mut files = files.into_iter();
+                let Some(model) = files.next() else { return };
+                p.note.set(Some((false, format!("Loading “{}” from this device.", entry.name))));
+                actions::load_files(p.ctx, model, files.next());
             }
-            Err(e) => panel().note.set(Some((true, e.message()))),
+            Err(e) => p.note.set(Some((true, e.message()))),
         }
     });
 }
 
 /// Saves an uploaded adapter (e.g. PEFT's adapter_config.json and adapter_model.safetensors).
 #[component]
-fn AdapterUpload() -> impl IntoView {
+fn AdapterUpload(p: Panel) -> impl IntoView {
     let picked = move |ev: leptos::ev::Event| {
         let input: HtmlInputElement = event_target(&ev);
         let Some(list) = input.files() else { return };
@@ -218,8 +210,8 @@ fn AdapterUpload() -> impl IntoView {
                 Ok(e) => (false, format!("Saved the adapter “{}” ({}).", e.name, size(e.size()))),
                 Err(e) => (true, e.message()),
             };
-            panel().note.set(Some(note));
-            refresh().await;
+            p.note.set(Some(note));
+            refresh(p).await;
         });
     };
     view! {

@@ -1,10 +1,10 @@
 //! What the Inspect view asks the worker for and gets back. The big arrays (attention, logits,
-//! rollout) travel beside the JSON as transferred `Float32Array` buffers, in `Parts` order.
+//! rollout) travel as transferred `Float32Array` buffers (`Floats`).
 
 use serde::{Deserialize, Serialize};
 use tinylm_engine::trace::Top1;
 
-use super::Settings;
+use super::{Floats, Settings};
 
 /// One inspection request: the tokens of the last story (when `last_run` and the worker has
 /// them for the active model), else `text` encoded as a prompt.
@@ -15,7 +15,19 @@ pub struct InspectRequest {
     pub text: String,
 }
 
-/// The small part of an inspection (the rest is in the binary parts).
+/// A finished inspection: its small part and its arrays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspected {
+    pub info: InspectInfo,
+    /// `[L, H, T, T]`.
+    pub attention: Floats,
+    /// `[T, V]`.
+    pub logits: Floats,
+    /// `[L, T, T]`.
+    pub rollout: Floats,
+}
+
+/// The small part of an inspection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectInfo {
     pub id: u64,
@@ -104,9 +116,6 @@ pub enum InspectNews {
         columns: Vec<LensColumn>,
     },
 }
-
-/// The binary parts after the JSON, in this order: `[L,H,T,T]`, `[T,V]`, `[L,T,T]`.
-pub const PARTS: [&str; 3] = ["attention", "logits", "rollout"];
 
 /// Most f32 values one inspection may hold (attention + logits + rollout + residuals), 192 MB.
 /// The worker holds them while it works and the page holds them again after, so an inspection

@@ -58,7 +58,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn message(&self) -> String {
-        let size = crate::worker::words::size;
+        let size = crate::words::size;
         match self {
             StoreError::Unavailable(why) => format!("This browser cannot keep files for this site ({why})."),
             StoreError::Quota { needed, usage, quota } => {

@@ -1,13 +1,15 @@
 //! Fuzzing the readers of what a user hands the Train view or what storage hands back: the
-//! zip reader, the upload's PEFT pair (adapter_config.json + safetensors), and a stored
-//! checkpoint (its JSON, adapter and AdamW state). Damaged input must give an error message,
-//! never a panic or an allocation sized by a header.
+//! zip reader (the `zip` crate behind `archive`), the upload's PEFT pair (adapter_config.json +
+//! safetensors), and a saved run (its zip, JSON, adapter and AdamW state). Damaged input must
+//! give an error message, never a panic or an allocation sized by a header.
 
 use proptest::prelude::*;
 use tinylm_engine::lora::{parse_targets, write_optimizer, write_peft, AdamW, Adapter, LoraConfig, TrainConfig, Trainer};
 use tinylm_engine::Config;
 
+use super::saved::{from_zip, to_zip, SavedRun};
 use super::*;
+use crate::protocol::train::{AdapterInfo, BaseId, Peft, Snapshot, TrainSettings};
 
 fn stories260k() -> Config {
     Config::from_header([64, 172, 5, 8, 4, 512, 512], true, "stories260K").unwrap()
@@ -20,7 +22,11 @@ fn adapter() -> Adapter {
 
 fn peft() -> Peft {
     let f = write_peft(&adapter(), "stories260K").unwrap();
-    Peft::new(f.config_json, &f.safetensors)
+    Peft { config_json: f.config_json, safetensors: Bytes::from_slice(&f.safetensors) }
+}
+
+fn peft_with(config: &[u8], weights: &[u8]) -> Peft {
+    Peft { config_json: String::from_utf8_lossy(config).into_owned(), safetensors: Bytes::from_slice(weights) }
 }
 
 fn tc() -> TrainConfig {
@@ -32,9 +38,9 @@ fn optimizer_bytes() -> Vec<u8> {
     write_optimizer(&t.optimizer_state()).unwrap()
 }
 
-fn checkpoint() -> Checkpoint {
+fn snapshot() -> Snapshot {
     let a = adapter();
-    Checkpoint {
+    Snapshot {
         name: "fuzz".into(),
         settings: TrainSettings::default(),
         base: BaseId { name: "stories260K".into(), hash: file_hash(b"m") },
@@ -43,15 +49,19 @@ fn checkpoint() -> Checkpoint {
         held: vec![],
         info: AdapterInfo { rank: 4, alpha: 8.0, targets: vec!["q_proj".into(), "v_proj".into()], params: a.n_params() },
         adapter: peft(),
-        optimizer_b64: b64(&optimizer_bytes()),
+        optimizer: Bytes::from_slice(&optimizer_bytes()),
         finished: false,
     }
 }
 
+fn saved() -> SavedRun {
+    SavedRun { snapshot: snapshot(), text: "Once upon a time".into(), data_label: "pasted text".into(), saved_ms: 1.5 }
+}
+
 fn upload_zip() -> Vec<u8> {
     let p = peft();
-    let weights = p.safetensors().unwrap();
-    zip::write(&[("adapter_config.json", p.config_json.as_bytes()), ("adapter_model.safetensors", &weights)])
+    let weights = p.safetensors.to_vec();
+    archive::write(&[("adapter_config.json", p.config_json.as_bytes()), ("adapter_model.safetensors", &weights)])
 }
 
 /// The whole upload path: zip → PEFT pair → adapter for stories260K.
@@ -81,25 +91,30 @@ fn damage(bytes: &mut Vec<u8>, how: u8, at: usize, value: u32) {
 fn the_undamaged_files_are_read() {
     let got = upload(upload_zip()).unwrap();
     assert_eq!(got.n_params(), adapter().n_params());
-    let t = restore_trainer(&checkpoint(), &stories260k(), tc()).unwrap();
+    let t = restore_trainer(&snapshot(), &stories260k(), tc()).unwrap();
     assert_eq!(t.steps_done(), 0);
-    // The optimizer must be at the checkpoint's step.
-    let ahead = Checkpoint { step: 5, ..checkpoint() };
+    // The optimizer must be at the snapshot's step.
+    let ahead = Snapshot { step: 5, ..snapshot() };
     let e = restore_trainer(&ahead, &stories260k(), tc()).err().unwrap();
     assert!(e.contains("step 0") && e.contains("step 5"), "{e}");
+    // A saved run comes back whole from its zip.
+    assert_eq!(from_zip(&to_zip(&saved())).unwrap(), saved());
 }
 
 #[test]
 fn zip_sizes_past_the_end_are_refused() {
+    // The first entry's sizes say 4 GiB − 1: in its local header (offset 18) and in the
+    // central directory (offsets 20 and 24 of its record), which is what the reader trusts.
     let mut z = upload_zip();
-    // The first entry's size field (local header offset 18) says 4 GiB − 1.
-    z[18..22].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(zip::read(&z).unwrap_err().contains("damaged"));
+    z[18..26].copy_from_slice(&[0xff; 8]);
+    let central = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    z[central + 20..central + 28].copy_from_slice(&[0xff; 8]);
+    assert!(archive::read(&z).unwrap_err().contains("damaged"));
 }
 
 /// The key of every tensor of a valid adapter file, for headers that get past the names.
 fn keys() -> Vec<String> {
-    let bytes = peft().safetensors().unwrap();
+    let bytes = peft().safetensors.to_vec();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     header.keys().filter(|k| *k != "__metadata__").cloned().collect()
@@ -133,7 +148,7 @@ proptest! {
         // Half the cases start with a local-header signature, to get past the first check.
         let mut b = if lead { b"PK\x03\x04".to_vec() } else { Vec::new() };
         b.extend(bytes);
-        let _ = zip::read(&b);
+        let _ = archive::read(&b);
     }
 
     #[test]
@@ -149,10 +164,9 @@ proptest! {
     #[test]
     fn damaged_peft_files_are_refused_or_read(how in any::<u8>(), at in any::<usize>(), value in any::<u32>(), config in any::<bool>()) {
         let p = peft();
-        let (mut w, mut c) = (p.safetensors().unwrap(), p.config_json.into_bytes());
+        let (mut w, mut c) = (p.safetensors.to_vec(), p.config_json.into_bytes());
         damage(if config { &mut c } else { &mut w }, how, at, value);
-        let p = Peft::new(String::from_utf8_lossy(&c).into_owned(), &w);
-        let _ = read_adapter(&p, &stories260k());
+        let _ = read_adapter(&peft_with(&c, &w), &stories260k());
     }
 
     #[test]
@@ -169,13 +183,13 @@ proptest! {
             .collect();
         let file = safetensors_with(&entries, &vec![0u8; data_len]);
         let mut p = peft();
-        p.safetensors_b64 = b64(&file);
+        p.safetensors = Bytes::from_slice(&file);
         let _ = read_adapter(&p, &stories260k());
         if drop_valid {
             // The length prefix claims more header than there is.
             let mut f = file.clone();
             f[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-            p.safetensors_b64 = b64(&f);
+            p.safetensors = Bytes::from_slice(&f);
             prop_assert!(read_adapter(&p, &stories260k()).is_err());
         }
     }
@@ -196,28 +210,37 @@ proptest! {
     }
 
     #[test]
-    fn a_damaged_checkpoint_is_refused_or_resumed(how in any::<u8>(), at in any::<usize>(), value in any::<u32>(), part in 0u8..3) {
-        let mut ck = checkpoint();
-        match part {
+    fn a_damaged_saved_run_is_refused_or_resumed(how in any::<u8>(), at in any::<usize>(), value in any::<u32>(), part in 0u8..3) {
+        let run = match part {
+            // The whole zip, as storage hands it back.
             0 => {
-                let mut json = ck.to_json().into_bytes();
-                damage(&mut json, how, at, value);
-                match Checkpoint::from_json(&String::from_utf8_lossy(&json)) {
-                    Ok(c) => ck = c,
+                let mut z = to_zip(&saved());
+                damage(&mut z, how, at, value);
+                match from_zip(&z) {
+                    Ok(r) => r,
                     Err(e) => { prop_assert!(e.starts_with("damaged stored data")); return Ok(()); }
                 }
             }
+            // AdamW's state inside an intact zip.
             1 => {
                 let mut opt = optimizer_bytes();
                 damage(&mut opt, how, at, value);
-                ck.optimizer_b64 = b64(&opt);
+                let mut r = saved();
+                r.snapshot.optimizer = Bytes::from_slice(&opt);
+                from_zip(&to_zip(&r)).unwrap()
             }
+            // run.json inside an intact zip.
             _ => {
-                let mut text = ck.optimizer_b64.into_bytes();
-                damage(&mut text, how, at, value);
-                ck.optimizer_b64 = String::from_utf8_lossy(&text).into_owned();
+                let z = to_zip(&saved());
+                let mut files = archive::read(&z).unwrap();
+                damage(&mut files[0].1, how, at, value);
+                let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+                match from_zip(&archive::write(&named)) {
+                    Ok(r) => r,
+                    Err(e) => { prop_assert!(e.starts_with("damaged stored data")); return Ok(()); }
+                }
             }
-        }
-        let _ = restore_trainer(&ck, &stories260k(), tc());
+        };
+        let _ = restore_trainer(&run.snapshot, &stories260k(), tc());
     }
 }

@@ -1,23 +1,20 @@
-//! Opening the backend the reader chose, and saying in plain words which one runs and why.
+//! Opening the backend the reader chose for a loaded model, and saying in plain words which one
+//! runs and why. A failed WebGPU open falls back to the CPU on the same loaded model: nothing is
+//! parsed again, and the reason comes typed from the engine (no message is parsed back).
 
 use js_sys::{Function, Reflect};
-use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::generate::Backend;
-use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions};
-use tinylm_engine::Weights;
+use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions, Reason};
+use tinylm_engine::{Error, LoadedModel, NoGpu};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use super::host::{now_ms, scope};
+use super::bridge::{now_ms, scope};
 use crate::protocol::{BackendInfo, BackendKind, Choice};
+use crate::words;
 
-/// Opens `weights` on the backend `choice` asks for. WebGPU falls back to the CPU when it
-/// cannot be had (`again` parses the weights anew, as a failed GPU open consumes them).
-pub async fn open(
-    weights: Weights,
-    choice: Choice,
-    again: impl FnOnce() -> Result<Weights, String>,
-) -> Result<(AnyBackend, BackendInfo), String> {
+/// Opens `model` (with its adapter in use) on the backend `choice` asks for. WebGPU falls back
+/// to the CPU when it cannot be had.
+pub async fn open(model: &LoadedModel, choice: Choice) -> Result<(AnyBackend, BackendInfo), String> {
     let missing = webgpu_missing();
     let want = match choice {
         Choice::Cpu => BackendChoice::Cpu,
@@ -30,13 +27,19 @@ pub async fn open(
     // A tuning the benchmark page measured on this adapter for this model shape, if kept.
     let workgroups = match want {
         BackendChoice::Cpu => None,
-        _ => super::tuning::load(&adapter_label().await.unwrap_or_default(), &weights.config).await,
+        _ => super::tuning::load(&adapter_label().await.unwrap_or_default(), model.config()).await,
     };
     let opts = GpuOptions { workgroups, ..GpuOptions::default() };
-    let (backend, failure) = match AnyBackend::open_async(weights, want, opts).await {
-        // Auto reports a GPU failure in its reason: "cpu: no usable GPU (…)".
-        Ok((b, why)) => (b, why.strip_prefix("cpu: no usable GPU (").map(|r| r.trim_end_matches(')').to_string())),
-        Err(e) => (AnyBackend::Cpu(CpuBackend::new(again()?)), Some(e.to_string())),
+    let (backend, failure) = match model.open_backend_async(want, opts).await {
+        Ok(o) => match o.reason {
+            Reason::NoUsableGpu(e) => (o.backend, Some(e)),
+            _ => (o.backend, None),
+        },
+        Err(e @ (Error::NoGpu(_) | Error::Gpu(_))) => {
+            let cpu = model.open_backend_async(BackendChoice::Cpu, opts).await.map_err(|e| words::run_error(&e))?;
+            (cpu.backend, Some(e))
+        }
+        Err(e) => return Err(words::run_error(&e)),
     };
     let start_ms = now_ms() - t0;
     let info = describe(&backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
@@ -57,14 +60,12 @@ fn webgpu_missing() -> Option<String> {
 }
 
 /// A GPU failure in words: the engine's text is kept, after a sentence a reader can follow.
-fn plain(failure: &str) -> String {
-    let detail = failure.trim_start_matches("GPU: ");
-    if detail.contains("no GPU adapter") {
-        "WebGPU found no graphics adapter it can use here (it may be switched off in this browser, \
-         or the graphics chip is not supported)"
-            .into()
-    } else {
-        format!("WebGPU failed to start ({detail})")
+fn plain(failure: &Error) -> String {
+    match failure {
+        Error::NoGpu(NoGpu::NoAdapter(_)) => "WebGPU found no graphics adapter it can use here (it may be switched off in \
+             this browser, or the graphics chip is not supported)"
+            .into(),
+        e => format!("WebGPU failed to start ({})", e.gpu_detail().unwrap_or_else(|| e.to_string())),
     }
 }
 
@@ -79,10 +80,10 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
                 _ => "WebGPU works in this browser, so the graphics processor writes the story.".into(),
             },
         },
-        AnyBackend::Cpu(c) => BackendInfo {
+        AnyBackend::Cpu(_) => BackendInfo {
             start_ms: 0.0,
             kind: BackendKind::Cpu,
-            detail: format!("WebAssembly, {}", c.name().trim_start_matches("cpu (").trim_end_matches(')')),
+            detail: format!("WebAssembly, {}", tinylm_engine::cpu::fast::kernel_name()),
             reason: match (choice, gpu_problem) {
                 (Choice::Cpu, _) => "You chose the CPU.".into(),
                 (Choice::WebGpu, Some(p)) => format!("You chose WebGPU, but it is not available: {p}. Using the CPU instead."),

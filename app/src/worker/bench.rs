@@ -2,21 +2,20 @@
 //! greedy decode of `steps` tokens from BOS after a short warm-up, tokens per second of the
 //! whole decode, on the backend the page asked for.
 
+use tinylm_engine::checkpoint::Format;
 use tinylm_engine::generate::Backend;
-use tinylm_engine::gpu::AnyBackend;
+use tinylm_engine::gpu::tune::tune_async;
+use tinylm_engine::gpu::{AnyBackend, GpuContext, Tuning};
+use tinylm_engine::loaded::ModelFormat;
 use tinylm_engine::randmodel::{named_shape, random_weights};
-use tinylm_engine::{checkpoint, Sampler, Weights, BOS};
+use tinylm_engine::{Config, LoadedModel, NamedFile, Sampler, BOS};
 
-use super::engine::BUNDLED_MODEL;
+use super::bridge::{now_ms, post, yield_now};
 use super::fetch::{download, progress};
-use super::host::{now_ms, post, yield_now};
+use super::models::BUNDLED_MODEL;
 use super::{backends, tuning};
 use crate::protocol::bench::{BenchModel, BenchRequest, BenchResult};
-use crate::protocol::Choice;
-use crate::protocol::FromWorker;
-use tinylm_engine::gpu::tune::tune_async;
-use tinylm_engine::gpu::{GpuContext, Tuning};
-use tinylm_engine::Config;
+use crate::protocol::{Choice, FromWorker};
 
 /// Tokens decoded before timing (GPU pipelines compile, first allocations happen).
 const WARM_UP: usize = 4;
@@ -34,15 +33,14 @@ async fn run(req: &BenchRequest) -> Result<BenchResult, String> {
         return Err("runs and steps must be at least 1".into());
     }
     let t0 = now_ms();
-    let (origin, model) = fetch(&req.model).await?;
-    let first = weights(&origin)?;
+    let (loaded, model) = load(&req.model).await?;
     let model_ms = now_ms() - t0;
     let tuning = match (req.tune, req.choice) {
-        (true, Choice::WebGpu | Choice::Auto) => tune(&first.config, &model).await,
+        (true, Choice::WebGpu | Choice::Auto) => tune(loaded.config(), &model).await,
         _ => None,
     };
     progress(&format!("Starting the backend for {model}"), 0, None);
-    let (mut backend, info) = backends::open(first, req.choice, || weights(&origin)).await?;
+    let (mut backend, info) = backends::open(&loaded, req.choice).await?;
     let workgroups = backend.gpu().map(|g| g.workgroups());
     let steps = req.steps.min(backend.config().seq_len);
     decode(&mut backend, WARM_UP.min(steps)).await?;
@@ -95,33 +93,23 @@ async fn decode(backend: &mut AnyBackend, steps: usize) -> Result<usize, String>
     Ok(tokens.len().saturating_sub(1))
 }
 
-/// Where the weights come from: the bundled file's bytes, or a shape to make.
-enum Origin {
-    Bytes(Vec<u8>),
-    Shape(String),
-}
-
-async fn fetch(model: &BenchModel) -> Result<(Origin, String), String> {
+/// The model to time: the bundled file (downloaded and parsed), or a random one of a shape.
+async fn load(model: &BenchModel) -> Result<(LoadedModel, String), String> {
     Ok(match model {
-        BenchModel::Bundled => (Origin::Bytes(download(BUNDLED_MODEL, "Downloading stories260K").await?), "stories260K".into()),
+        BenchModel::Bundled => {
+            let bytes = download(BUNDLED_MODEL, "Downloading stories260K").await?;
+            let m = LoadedModel::open(&[NamedFile::new("stories260K.bin", &bytes)]).map_err(|e| e.to_string())?;
+            (m, "stories260K".into())
+        }
         BenchModel::Shape(name) => {
-            let seed = named_shape(name).map_err(|e| e.to_string())?.1;
+            let (c, seed) = named_shape(name).map_err(|e| e.to_string())?;
             progress(&format!("Making a random {name} model"), 0, None);
             yield_now().await;
-            (Origin::Shape(name.clone()), format!("random {name} (seed {seed})"))
+            let label = format!("random {name} (seed {seed})");
+            let w = random_weights(&c, seed).map_err(|e| e.to_string())?;
+            (LoadedModel::from_weights(&label, ModelFormat::Llama2c(Format::V0), w), label)
         }
     })
-}
-
-/// The weights (again, for the CPU fallback after a failed GPU open).
-fn weights(origin: &Origin) -> Result<Weights, String> {
-    match origin {
-        Origin::Bytes(b) => checkpoint::read(b, "stories260K.bin").map(|w| w.0).map_err(|e| e.to_string()),
-        Origin::Shape(name) => {
-            let (c, seed) = named_shape(name).map_err(|e| e.to_string())?;
-            random_weights(&c, seed).map_err(|e| e.to_string())
-        }
-    }
 }
 
 fn median(v: &[f64]) -> f64 {

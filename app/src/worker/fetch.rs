@@ -1,18 +1,14 @@
-//! Getting file bytes into the worker: downloads from this site (with progress) and files the
-//! reader picked. Sizes are checked before anything large is allocated.
+//! Downloads from this site into the worker, with progress. Sizes are checked before anything
+//! large is allocated. (Picked files arrive as bytes in the Load message.)
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{File, ReadableStreamDefaultReader, Response};
+use web_sys::{ReadableStreamDefaultReader, Response};
 
-use super::host::{now_ms, post, scope};
-use super::words;
-use crate::protocol::FromWorker;
-
-/// Largest model file we try to hold. The worker's wasm memory (at most 4 GiB, often less on
-/// phones) must also fit the unpacked weights and the KV cache next to the file's bytes.
-pub const MAX_FILE_BYTES: u64 = 1 << 30;
+use super::bridge::{now_ms, post, scope};
+use crate::protocol::{FromWorker, MAX_FILE_BYTES};
+use crate::words;
 
 /// Progress messages are sent at most this often.
 const PROGRESS_MS: f64 = 50.0;
@@ -57,21 +53,6 @@ pub async fn download(url: &str, label: &str) -> Result<Vec<u8>, String> {
         }
     }
     progress(label, bytes.len() as u64, total.or(Some(bytes.len() as u64)));
-    Ok(bytes)
-}
-
-/// Reads a picked or dropped file.
-pub async fn read_file(file: &File, label: &str) -> Result<Vec<u8>, String> {
-    let size = file.size() as u64;
-    if size > MAX_FILE_BYTES {
-        return Err(words::too_large(&file.name(), size));
-    }
-    progress(label, 0, Some(size));
-    let buf = JsFuture::from(file.array_buffer())
-        .await
-        .map_err(|_| format!("Could not read the file “{}”: the browser refused (was it moved or deleted?).", file.name()))?;
-    let bytes = Uint8Array::new(&buf).to_vec();
-    progress(label, size, Some(size));
     Ok(bytes)
 }
 

@@ -8,14 +8,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use wasm_bindgen::JsValue;
-
 use crate::protocol::ToWorker;
 
-/// A message with the files that came with it.
+/// A message waiting its turn.
 pub struct Job {
     pub msg: ToWorker,
-    pub files: Vec<JsValue>,
     /// When it arrived (ms on the worker's clock).
     pub at: f64,
 }

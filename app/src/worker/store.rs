@@ -1,12 +1,16 @@
-//! The models loaded this session: their files' bytes (so a model can be switched back to, or
-//! reopened on another backend) and what the menu shows about them.
+//! The models loaded this session, each parsed once into the engine's `LoadedModel` (kept for a
+//! switch back or a restart on another backend; nothing parses a model file again), with what
+//! the menu shows about it and the adapter Generate uses with it.
 
-use tinylm_engine::checkpoint::{self, MAGIC};
-use tinylm_engine::{Tokenizer, Weights};
+use tinylm_engine::checkpoint::Format;
+use tinylm_engine::error::InputKind;
+use tinylm_engine::loaded::{parses_on_this_thread, sniff, ModelFormat};
+use tinylm_engine::{Error, LoadedModel, NamedFile};
 
-use super::fetch::MAX_FILE_BYTES;
-use super::words;
-use crate::protocol::{ModelEntry, Source};
+use crate::protocol::train::BaseId;
+use crate::protocol::{ModelEntry, Source, MAX_FILE_BYTES};
+use crate::train::file_hash;
+use crate::words;
 
 /// A model and its tokenizer as files.
 pub struct Files {
@@ -16,52 +20,59 @@ pub struct Files {
     pub tokenizer: Vec<u8>,
 }
 
-/// A checked model, ready for a backend.
-pub struct Parsed {
-    pub weights: Weights,
-    pub tokenizer: Tokenizer,
-}
-
-struct Stored {
-    entry: ModelEntry,
-    files: Files,
+/// A loaded model and what the page knows of it.
+pub struct Stored {
+    pub entry: ModelEntry,
+    pub model: LoadedModel,
+    /// Its name and file hash, so adapters and snapshots know their base.
+    pub base: BaseId,
+    /// The name of the adapter in use with it (`model.adapter()`), if any.
+    pub adapter_name: Option<String>,
 }
 
 #[derive(Default)]
 pub struct Store {
     models: Vec<Stored>,
+    /// The bundled tokenizer's file, lent to a model of its vocabulary loaded without one.
+    bundled_tokenizer: Option<(String, Vec<u8>)>,
 }
 
 impl Store {
-    /// Checks `files` and keeps them; returns the new entry's id and the parsed model.
-    pub fn add(&mut self, source: Source, files: Files) -> Result<(u32, Parsed), String> {
-        let (parsed, format) = parse(&files)?;
+    /// Parses `files` (once) and keeps the model; returns its id.
+    pub fn add(&mut self, source: Source, files: Files) -> Result<u32, String> {
+        let model = parse(&files)?;
         let id = self.models.len() as u32;
+        let c = *model.config();
         let entry = ModelEntry {
             id,
             name: self.unique_name(&files.model_name),
-            source,
-            config: parsed.weights.config,
-            format,
-            params: parsed.weights.config.n_params(),
+            source: source.clone(),
+            config: c,
+            format: model.format().describe(),
+            params: c.n_params(),
             model_bytes: files.model.len() as u64,
             tokenizer_name: files.tokenizer_name.clone(),
             tokenizer_bytes: files.tokenizer.len() as u64,
         };
-        self.models.push(Stored { entry, files });
-        Ok((id, parsed))
+        let base = BaseId { name: entry.name.clone(), hash: file_hash(&files.model) };
+        if source == Source::Bundled {
+            self.bundled_tokenizer = Some((files.tokenizer_name, files.tokenizer));
+        }
+        self.models.push(Stored { entry, model, base, adapter_name: None });
+        Ok(id)
     }
 
-    /// Parses a stored model again (for a switch of model or backend).
-    pub fn open(&self, id: u32) -> Result<Parsed, String> {
-        let stored = self.models.get(id as usize).ok_or("That model is no longer loaded.")?;
-        parse(&stored.files).map(|(p, _)| p)
+    pub fn get(&self, id: u32) -> Result<&Stored, String> {
+        self.models.get(id as usize).ok_or_else(|| "That model is no longer loaded.".into())
     }
 
-    /// The model's name and a hash of its file, so adapters and checkpoints know their base.
-    pub fn identity(&self, id: u32) -> Option<crate::train::BaseId> {
-        let m = self.models.get(id as usize)?;
-        Some(crate::train::BaseId { name: m.entry.name.clone(), hash: crate::train::file_hash(&m.files.model) })
+    pub fn get_mut(&mut self, id: u32) -> Result<&mut Stored, String> {
+        self.models.get_mut(id as usize).ok_or_else(|| "That model is no longer loaded.".into())
+    }
+
+    /// Every model but `id`, to drop adapters that belong to another model.
+    pub fn others_mut(&mut self, id: u32) -> impl Iterator<Item = &mut Stored> {
+        self.models.iter_mut().filter(move |m| m.entry.id != id)
     }
 
     pub fn entries(&self) -> Vec<ModelEntry> {
@@ -70,8 +81,7 @@ impl Store {
 
     /// The bundled tokenizer, lent to a model of the same vocabulary loaded without one.
     pub fn bundled_tokenizer(&self) -> Option<(String, Vec<u8>)> {
-        let m = self.models.iter().find(|m| m.entry.source == Source::Bundled)?;
-        Some((m.files.tokenizer_name.clone(), m.files.tokenizer.clone()))
+        self.bundled_tokenizer.clone()
     }
 
     /// "stories260K", then "stories260K (2)" for a second model of that name.
@@ -82,25 +92,24 @@ impl Store {
     }
 }
 
-/// Model and tokenizer, each checked on its own, then together.
-fn parse(f: &Files) -> Result<(Parsed, String), String> {
-    if is_q8(&f.model) && f.model.len() as u64 > MAX_FILE_BYTES / 4 {
+/// Model files parsed on this (the worker's) thread since it started.
+pub fn parses() -> u64 {
+    parses_on_this_thread()
+}
+
+/// The model and its tokenizer, each checked, then together; errors in the reader's words.
+fn parse(f: &Files) -> Result<LoadedModel, String> {
+    let files = [NamedFile::new(&f.model_name, &f.model), NamedFile::new(&f.tokenizer_name, &f.tokenizer)];
+    let q8 = matches!(sniff(&files).map(|s| s.format), Ok(ModelFormat::Llama2c(Format::V2 { .. })));
+    if q8 && f.model.len() as u64 > MAX_FILE_BYTES / 4 {
         // Q8_0 weights unpack to four times their size.
         return Err(words::too_large(&f.model_name, f.model.len() as u64 * 4));
     }
-    let (weights, format) =
-        checkpoint::read(&f.model, &f.model_name).map_err(|e| words::bad_model(&f.model_name, &f.model, &e))?;
-    let tokenizer = Tokenizer::from_bytes(&f.tokenizer, &f.tokenizer_name)
-        .map_err(|e| words::bad_tokenizer(&f.tokenizer_name, &f.tokenizer, &e))?;
-    let vocab = weights.config.vocab_size;
-    if tokenizer.vocab_size() != vocab {
-        return Err(words::mismatch(&f.tokenizer_name, tokenizer.vocab_size(), &f.model_name, vocab));
-    }
-    Ok((Parsed { weights, tokenizer }, format.describe()))
-}
-
-fn is_q8(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[..4] == MAGIC.to_le_bytes() && bytes[4..8] == 2i32.to_le_bytes()
+    LoadedModel::open(&files).map_err(|e| match &e {
+        Error::BadFile { kind: InputKind::Tokenizer, .. } => words::bad_tokenizer(&f.tokenizer_name, &f.tokenizer, &e),
+        Error::VocabMismatch { tokens, vocab, .. } => words::mismatch(&f.tokenizer_name, *tokens, &f.model_name, *vocab),
+        _ => words::bad_model(&f.model_name, &f.model, &e),
+    })
 }
 
 /// The last path segment of a URL or file name.
@@ -138,16 +147,25 @@ mod tests {
     }
 
     #[test]
-    fn models_are_kept_and_named_apart() {
+    fn models_are_kept_parsed_once_and_named_apart() {
         let mut s = Store::default();
-        let (a, parsed) = s.add(Source::Bundled, micro_files(64)).unwrap();
-        assert_eq!(parsed.weights.config.vocab_size, 64);
-        let (b, _) = s.add(Source::Url { model: "x/micro.bin".into(), tokenizer: None }, micro_files(64)).unwrap();
+        let before = parses();
+        let a = s.add(Source::Bundled, micro_files(64)).unwrap();
+        let b = s.add(Source::Url { model: "x/micro.bin".into(), tokenizer: None }, micro_files(64)).unwrap();
+        assert_eq!(parses(), before + 2, "one parse per load");
         let names: Vec<_> = s.entries().into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["micro", "micro (2)"]);
         assert_eq!((a, b), (0, 1));
-        assert_eq!(s.open(1).unwrap().weights, parsed.weights);
-        assert!(s.open(7).is_err());
+        assert_eq!(s.get(0).unwrap().model.config().vocab_size, 64);
+        assert_eq!(s.get(1).unwrap().model.weights().wq, s.get(0).unwrap().model.weights().wq);
+        assert!(s.get(7).is_err());
+        assert_eq!(s.get(0).unwrap().base.hash, file_hash(&micro_files(64).model));
+        assert_eq!(s.bundled_tokenizer().unwrap().0, "tok.bin");
+        // Getting a model back, as every feature does, never parses it again.
+        for _ in 0..3 {
+            let _ = s.get(1).unwrap().model.cpu();
+        }
+        assert_eq!(parses(), before + 2);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 /// Why a model cannot be a llama2.c file (which stores only the seven header sizes), if so.
-fn llama2c_misfit(c: &Config) -> Option<String> {
+pub fn llama2c_misfit(c: &Config) -> Option<String> {
     let mut why = vec![];
     if c.head_dim * c.n_heads != c.dim {
         why.push(format!("head_dim {} × {} heads ≠ dim {}", c.head_dim, c.n_heads, c.dim));
@@ -62,8 +62,8 @@ fn llama2c_misfit(c: &Config) -> Option<String> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let m = load::open(&a.model)?;
-    let w = &m.weights;
+    let m = load::model(&a.model)?;
+    let w: &tinylm_engine::Weights = m.weights();
     let tok = a.tokenizer.as_deref().map(load::tokenizer).transpose()?;
     let dtype = match a.dtype {
         Type::F32 => DType::F32,
@@ -92,7 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         Target::Safetensors => write_folder(&a.output, w, dtype)?,
     };
-    out::line(&format!("wrote {} ({} bytes): {} as {:?} {:?}", a.output.display(), written, m.format, a.to, a.dtype))
+    out::line(&format!("wrote {} ({} bytes): {} as {:?} {:?}", a.output.display(), written, m.describe(), a.to, a.dtype))
 }
 
 fn write_folder(dir: &Path, w: &tinylm_engine::Weights, dtype: DType) -> Result<usize> {

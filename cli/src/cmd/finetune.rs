@@ -6,13 +6,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
 use tinylm_engine::lora::{
-    self, parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, Base, Dataset, LoraConfig, OptimizerState,
-    TrainConfig, Trainer, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
+    parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, AnyTrainer, Dataset, HeldOut, LoraConfig,
+    OptimizerState, TrainConfig, TrainDevice, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
 };
-use tinylm_engine::lora::{Batch, StepReport};
-use tinylm_engine::{Error, Result, Tokenizer, Weights};
+use tinylm_engine::{Error, LoadedModel, Result};
 
 use super::logits::parse_tokens;
 use crate::{load, out};
@@ -29,13 +27,15 @@ pub enum Init {
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("data").required(true).args(["text_file", "tokens"])))]
 pub struct Args {
-    /// Base model checkpoint (llama2.c v0, v1 or v2); it stays frozen.
+    /// Base model: a llama2.c checkpoint (v0, v1 or v2), a GGUF file or a Hugging Face folder; it
+    /// stays frozen.
     pub model: PathBuf,
-    /// tokenizer.bin with the model's vocabulary (needed for --text-file).
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary, for --text-file and
+    /// --eval-file (default: the model's own, when it carries one).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// UTF-8 text to train on: BOS + its encoding, cut into --seq windows, batched in a seeded order.
-    #[arg(long, requires = "tokenizer")]
+    #[arg(long)]
     pub text_file: Option<PathBuf>,
     /// Token id lists separated by `;` ("1 403 407;1 5 6"), each cut into windows on its own.
     #[arg(long)]
@@ -99,7 +99,7 @@ pub struct Args {
     /// Held-out UTF-8 text: after training, the mean loss over every --seq window of it (BOS +
     /// its encoding, cut as the training text) is printed and written to held_out.json (the
     /// Train view's held-out loss, for comparison).
-    #[arg(long, requires = "tokenizer")]
+    #[arg(long)]
     pub eval_file: Option<PathBuf>,
     /// Output directory: adapter_config.json, adapter_model.safetensors, optimizer.safetensors, losses.json.
     #[arg(short = 'o', long)]
@@ -108,38 +108,35 @@ pub struct Args {
 
 pub const LOSSES_FILE: &str = "losses.json";
 pub const HELD_OUT_FILE: &str = "held_out.json";
-/// Held-out windows per forward pass.
-const EVAL_CHUNK: usize = 8;
 
 pub fn run(a: Args) -> Result<()> {
-    let on_gpu = check_backend(&a.backend)?;
-    let (weights, own) = load::model(&a.model)?;
-    let tok = match (a.tokenizer.as_deref(), own) {
-        (None, None) => None,
-        (z, own) => Some(load::tokenizer_for(z, own, &weights, &a.model)?),
-    };
-    let adapter = initial_adapter(&a, &weights)?;
+    let device = check_backend(&a.backend)?;
+    let mut model = load::model(&a.model)?;
+    if let Some(z) = &a.tokenizer {
+        model = load::with_tokenizer(model, z)?;
+    }
+    let adapter = initial_adapter(&a, &model)?;
     let shape = adapter.clone();
-    let data = dataset(&a, &weights, tok.as_ref())?;
-    let held = held_out(&a, &weights, tok.as_ref(), data.seq)?;
+    let data = dataset(&a, &model)?;
+    let held = held_out(&a, &model, data.seq)?;
     let batch = a.batch.unwrap_or(if a.tokens.is_some() { data.len() } else { 4 });
     let adamw = AdamW { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weight_decay: a.weight_decay };
     let config = TrainConfig { adamw, clip_norm: a.clip_norm };
     let state = initial_optimizer(&a, &adapter)?;
-    let trainer = Engine::new(&weights, adapter, config, state, on_gpu)?;
+    let mut trainer = AnyTrainer::new(model.weights(), adapter, config, state, device)?;
     // The first batch is built now so that a bad --batch fails before anything is written.
     data.batch(batch, 0, a.data_seed)?;
     std::fs::create_dir_all(&a.output)
         .map_err(|e| Error::Io { file: load::name(&a.output), what: format!("cannot create the output directory: {e}") })?;
-    out::line(&format!("{} on {}", describe(&shape, &data, batch, a.steps), trainer.device()))?;
-    let (mut trainer, losses) = train(trainer, &data, batch, &a)?;
+    out::line(&format!("{} on {}", describe(&shape, &data, batch, a.steps), trainer.device_name()))?;
+    let losses = train(&mut trainer, &data, batch, &a)?;
     if let Some(held) = &held {
-        let loss = held_out_loss(&mut trainer, held)?;
-        let json = serde_json::json!({ "loss": loss, "windows": held.len(), "seq": held.seq });
+        let loss = trainer.held_out(held)?.unwrap_or(f64::NAN);
+        let json = serde_json::json!({ "loss": loss, "windows": held.windows, "seq": held.seq });
         load::write_file(&a.output.join(HELD_OUT_FILE), format!("{json}\n").as_bytes())?;
-        out::line(&format!("held-out loss {loss:.6} over {} window(s) of {} tokens", held.len(), held.seq))?;
+        out::line(&format!("held-out loss {loss:.6} over {} window(s) of {} tokens", held.windows, held.seq))?;
     }
-    let (adapter, state) = trainer.finish()?;
+    let (adapter, state) = trainer.state()?;
     write_outputs(&a.output, &adapter, &state, &losses, &load::name(&a.model))?;
     out::line(&format!(
         "loss {:.6} -> {:.6} over {} steps; wrote {}/{{{CONFIG_FILE}, {WEIGHTS_FILE}, {OPTIMIZER_FILE}, {LOSSES_FILE}}}",
@@ -150,90 +147,33 @@ pub fn run(a: Args) -> Result<()> {
     ))
 }
 
-/// Whether to train on the GPU; `auto` keeps the CPU, the exact reference path.
-fn check_backend(name: &str) -> Result<bool> {
+/// Where to train; `auto` keeps the CPU, the exact reference path.
+fn check_backend(name: &str) -> Result<TrainDevice> {
     match name {
-        "cpu" | "auto" => Ok(false),
-        "gpu" => Ok(true),
+        "cpu" | "auto" => Ok(TrainDevice::Cpu),
+        "gpu" => Ok(TrainDevice::Gpu),
         other => Err(Error::InvalidSetting(format!("backend `{other}` must be cpu, gpu or auto"))),
     }
 }
 
-/// The CPU or the GPU trainer, behind one interface (one per run, so its size does not matter).
-#[allow(clippy::large_enum_variant)]
-enum Engine<'w> {
-    Cpu(Trainer, Base<'w, f32>),
-    Gpu(GpuTrainer),
-}
-
-impl<'w> Engine<'w> {
-    /// A trainer for `adapter`, fresh or resuming `state`.
-    fn new(
-        w: &'w Weights,
-        adapter: Adapter,
-        config: TrainConfig,
-        state: Option<OptimizerState>,
-        gpu: bool,
-    ) -> Result<Engine<'w>> {
-        if gpu {
-            return Ok(Engine::Gpu(GpuTrainer::new(w, adapter, config, GpuTrainOptions { context: None, state })?));
-        }
-        let t = match state {
-            Some(state) => Trainer::restore(adapter, config, state)?,
-            None => Trainer::new(adapter, config)?,
-        };
-        Ok(Engine::Cpu(t, Base::new(w)))
-    }
-    fn device(&self) -> String {
-        match self {
-            Engine::Cpu(..) => "the CPU".into(),
-            Engine::Gpu(t) => format!("the GPU ({})", t.context().adapter),
-        }
-    }
-    fn steps_done(&self) -> u32 {
-        match self {
-            Engine::Cpu(t, _) => t.steps_done(),
-            Engine::Gpu(t) => t.steps_done(),
-        }
-    }
-    fn step(&mut self, b: &Batch) -> Result<StepReport> {
-        match self {
-            Engine::Cpu(t, base) => t.step(base, b),
-            Engine::Gpu(t) => t.step(b),
-        }
-    }
-    fn loss(&mut self, b: &Batch) -> Result<f64> {
-        match self {
-            Engine::Cpu(t, base) => lora::loss(base, Some(&t.adapter), b),
-            Engine::Gpu(t) => t.loss(b),
-        }
-    }
-    /// The trained adapter and AdamW's state.
-    fn finish(self) -> Result<(Adapter, OptimizerState)> {
-        match self {
-            Engine::Cpu(t, _) => Ok((t.adapter.clone(), t.optimizer_state())),
-            Engine::Gpu(t) => Ok((t.adapter()?, t.optimizer_state()?)),
-        }
-    }
-}
-
 /// The adapter training starts from: read from --init-adapter, or made by --init.
-fn initial_adapter(a: &Args, w: &Weights) -> Result<Adapter> {
+fn initial_adapter(a: &Args, m: &LoadedModel) -> Result<Adapter> {
+    let c = m.config();
     if let Some(dir) = &a.init_adapter {
-        return load::adapter(dir, w);
+        return load::adapter(dir, c);
     }
     if a.b_bound.is_some() && a.init != Init::Det {
         return Err(Error::InvalidSetting("--b-bound is the bound of --init det's B; add --init det".into()));
     }
     let lora = LoraConfig::new(a.rank, a.alpha, a.rslora, parse_targets(&a.targets)?)?;
     match a.init {
-        Init::Peft => Adapter::peft_default(&w.config, lora, a.init_seed),
+        Init::Peft => Adapter::peft_default(c, lora, a.init_seed),
         Init::Det => {
             let bound = a.b_bound.unwrap_or(0.05);
             if !(bound.is_finite() && bound >= 0.0) {
                 return Err(Error::InvalidSetting(format!("--b-bound {bound} must be a non-negative number")));
             }
-            Adapter::det(&w.config, lora, a.init_seed, bound)
+            Adapter::det(c, lora, a.init_seed, bound)
         }
     }
 }
@@ -248,9 +188,9 @@ fn initial_optimizer(a: &Args, adapter: &Adapter) -> Result<Option<OptimizerStat
 }
 
 /// The training windows of --tokens or --text-file.
-fn dataset(a: &Args, w: &Weights, tok: Option<&Tokenizer>) -> Result<Dataset> {
-    let c = &w.config;
-    match (&a.tokens, &a.text_file, tok) {
+fn dataset(a: &Args, m: &LoadedModel) -> Result<Dataset> {
+    let c = m.config();
+    match (&a.tokens, &a.text_file, m.tokenizer()) {
         (Some(spec), _, _) => {
             let lists = parse_token_lists(spec)?;
             let shortest = lists.iter().map(Vec::len).min().unwrap_or(0);
@@ -262,30 +202,29 @@ fn dataset(a: &Args, w: &Weights, tok: Option<&Tokenizer>) -> Result<Dataset> {
                 .map_err(|e| Error::Io { file: load::name(path), what: format!("the text is not UTF-8: {e}") })?;
             Dataset::from_text(tok, &text, a.seq.unwrap_or(64.min(c.seq_len)), c)
         }
-        _ => Err(Error::InvalidSetting("give --tokens, or --text-file with --tokenizer".into())),
+        (None, Some(_), None) => Err(Error::InvalidSetting(format!(
+            "--text-file needs a tokenizer: {} carries none, give one with --tokenizer",
+            m.name()
+        ))),
+        _ => Err(Error::InvalidSetting("give --tokens, or --text-file (with --tokenizer unless the model has one)".into())),
     }
 }
 
-/// The windows of --eval-file, cut like the training text's.
-fn held_out(a: &Args, w: &Weights, tok: Option<&Tokenizer>, seq: usize) -> Result<Option<Dataset>> {
-    let (Some(path), Some(tok)) = (&a.eval_file, tok) else {
+/// The windows of --eval-file, cut like the training text's (every one of them is evaluated).
+fn held_out(a: &Args, m: &LoadedModel, seq: usize) -> Result<Option<HeldOut>> {
+    let Some(path) = &a.eval_file else {
         return Ok(None);
+    };
+    let Some(tok) = m.tokenizer() else {
+        return Err(Error::InvalidSetting(format!(
+            "--eval-file needs a tokenizer: {} carries none, give one with --tokenizer",
+            m.name()
+        )));
     };
     let bytes = load::read_file(path, "held-out text")?;
     let text = String::from_utf8(bytes)
         .map_err(|e| Error::Io { file: load::name(path), what: format!("the text is not UTF-8: {e}") })?;
-    Dataset::from_text(tok, &text, seq, &w.config).map(Some)
-}
-
-/// The mean next-token loss over every window of `held` (each chunk's mean weighted by its size).
-fn held_out_loss(t: &mut Engine, held: &Dataset) -> Result<f64> {
-    let mut sum = 0.0;
-    let all: Vec<usize> = (0..held.len()).collect();
-    for chunk in all.chunks(EVAL_CHUNK) {
-        let tokens = chunk.iter().flat_map(|&i| held.window(i).iter().copied()).collect();
-        sum += t.loss(&Batch::new(chunk.len(), held.seq, tokens)?)? * chunk.len() as f64;
-    }
-    Ok(sum / held.len() as f64)
+    HeldOut::new(&Dataset::from_text(tok, &text, seq, m.config())?, usize::MAX).map(Some)
 }
 
 /// "1 2 3;1 5 6" → two lists; empty lists are refused.
@@ -311,7 +250,7 @@ fn describe(ad: &Adapter, data: &Dataset, batch: usize, steps: u32) -> String {
 /// Runs the steps. `losses[k]` is the loss after k updates on step k's batch: before each
 /// step's update, and after the last one on the batch a next step would take. A resumed
 /// trainer continues the batch order where it stopped.
-fn train<'w>(mut t: Engine<'w>, data: &Dataset, batch: usize, a: &Args) -> Result<(Engine<'w>, Vec<f64>)> {
+fn train(t: &mut AnyTrainer, data: &Dataset, batch: usize, a: &Args) -> Result<Vec<f64>> {
     let mut losses = Vec::with_capacity(a.steps as usize + 1);
     let mut bar = Progress::new(a.steps);
     let first = t.steps_done() as u64;
@@ -324,7 +263,7 @@ fn train<'w>(mut t: Engine<'w>, data: &Dataset, batch: usize, a: &Args) -> Resul
     bar.finish();
     let next = data.batch(batch, first + a.steps as u64, a.data_seed)?;
     losses.push(t.loss(&next)?);
-    Ok((t, losses))
+    Ok(losses)
 }
 
 fn write_outputs(dir: &Path, ad: &Adapter, opt: &OptimizerState, losses: &[f64], base_model: &str) -> Result<()> {
@@ -337,7 +276,7 @@ fn write_outputs(dir: &Path, ad: &Adapter, opt: &OptimizerState, losses: &[f64],
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
-struct Progress {
+pub(crate) struct Progress {
     total: u32,
     start: Instant,
     drawn: Option<Instant>,
@@ -345,12 +284,12 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u32) -> Progress {
+    pub(crate) fn new(total: u32) -> Progress {
         Progress { total, start: Instant::now(), drawn: None, on: total > 0 && std::io::stderr().is_terminal() }
     }
 
     /// Redraws at most ten times a second, and always at the end.
-    fn update(&mut self, done: u32, loss: f64) {
+    pub(crate) fn update(&mut self, done: u32, loss: f64) {
         let due = self.drawn.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
         if !self.on || !(due || done == self.total) {
             return;
@@ -369,7 +308,7 @@ impl Progress {
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if std::mem::take(&mut self.on) && self.drawn.is_some() {
             let _ = std::io::stderr().write_all(b"\n");
         }
@@ -390,7 +329,9 @@ mod tests {
 
     #[test]
     fn backends_parse() {
-        assert!(!check_backend("cpu").unwrap() && !check_backend("auto").unwrap() && check_backend("gpu").unwrap());
+        assert_eq!(check_backend("cpu").unwrap(), TrainDevice::Cpu);
+        assert_eq!(check_backend("auto").unwrap(), TrainDevice::Cpu);
+        assert_eq!(check_backend("gpu").unwrap(), TrainDevice::Gpu);
         assert!(check_backend("tpu").unwrap_err().to_string().contains("`tpu`"));
     }
 }

@@ -1,14 +1,20 @@
-//! `tinylm generate`: llama2.c `run`'s generate mode, byte for byte on stdout.
+//! `tinylm generate`: llama2.c `run`'s generate mode, byte for byte on stdout; with knock-outs or
+//! steering (or `--json`), the unchanged story and the changed ones with the same seed, side by
+//! side, with the first differing token marked.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tinylm_engine::generate::Generation;
-use tinylm_engine::{Result, Sampler};
+use serde_json::{json, Value};
+use tinylm_engine::generate::{Backend, Generation};
+use tinylm_engine::gpu::AnyBackend;
+use tinylm_engine::trace::pieces::token_pieces;
+use tinylm_engine::trace::{first_difference, Edits};
+use tinylm_engine::{LoadedModel, Result, Sampler, Tokenizer};
 
 use super::bench::tuning;
-use crate::{backend, load, out};
+use crate::{backend, intervene, load, out};
 use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
@@ -49,6 +55,12 @@ pub struct Args {
     /// --tune: time budget in milliseconds.
     #[arg(long, default_value_t = 2000.0, requires = "tune")]
     pub tune_budget_ms: f64,
+    /// Write one JSON object (the stories, their tokens, what was changed) instead of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// Knock-outs and steering: the story is regenerated with them (same seed) beside the original.
+    #[command(flatten)]
+    pub edit: intervene::Flags,
 }
 
 /// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
@@ -61,17 +73,20 @@ pub fn resolve_seed(seed: i64) -> u64 {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, own) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(a.tokenizer.as_deref(), own, &weights, &a.model)?;
+    let mut model = load::tokenizer_or_own(load::model(&a.model)?, a.tokenizer.as_deref())?;
     let mut sampler = Sampler::from_cli(a.temperature, a.topp, resolve_seed(a.seed))?;
-    let prompt = tok.encode(&a.prompt, true, false);
+    let prompt = model.need_tokenizer()?.encode(&a.prompt, true, false);
     let steps = a.steps.max(0) as usize;
     // Checks the prompt against the model before any backend is opened.
-    Generation::new(prompt.clone(), steps, &weights.config)?;
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let wg = tuning::workgroups(&weights.config, a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
+    Generation::new(prompt.clone(), steps, model.config())?;
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let tok = model.need_tokenizer()?;
+    let wg = tuning::workgroups(model.config(), a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;
     let opts = tuning::options(GpuOptions::default(), wg);
-    let (mut model, why) = backend::open_adapted_with(weights, &a.backend, adapter, opts)?;
+    if a.json || !a.edit.is_none() {
+        return compare(&a, &model, &prompt, opts);
+    }
+    let (mut opened, why) = backend::open(&model, &a.backend, opts)?;
     if a.backend != "cpu" {
         let _ = writeln!(std::io::stderr(), "backend: {why}");
     }
@@ -79,7 +94,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut start: Option<Instant> = None;
     let mut emitted = 0usize;
     let mut failure = None;
-    model.generate(&prompt, steps, &mut sampler, |step| {
+    opened.backend.generate(&prompt, steps, &mut sampler, |step| {
         // Flushed per token, as run.c; a closed pipe ends the run.
         let piece = match tok.decode(step.prev, step.token) {
             Ok(p) => p,
@@ -109,6 +124,84 @@ pub fn run(a: Args) -> Result<()> {
     out::write(b"\n")?;
     report_speed(emitted, start);
     Ok(())
+}
+
+/// One story: its tokens, how they read, the text.
+fn story(tok: &Tokenizer, tokens: &[u32]) -> Result<Value> {
+    let mut text = Vec::new();
+    for w in tokens.windows(2) {
+        text.extend_from_slice(tok.decode(w[0], w[1])?.printable());
+    }
+    Ok(json!({"tokens": tokens, "pieces": token_pieces(tok, tokens), "text": String::from_utf8_lossy(&text)}))
+}
+
+/// The unchanged story, then one per steering strength (or one with the knock-outs), each
+/// from the same seed; JSON or text side by side.
+fn compare(a: &Args, model: &LoadedModel, prompt: &[u32], opts: GpuOptions) -> Result<()> {
+    let tok = model.need_tokenizer()?;
+    let plan = (!a.edit.is_none()).then(|| a.edit.plan(model)).transpose()?;
+    let config = *model.config();
+    let (opened, why) = backend::open(model, &a.backend, opts)?;
+    let mut backend = opened.backend;
+    let seed = resolve_seed(a.seed);
+    let steps = a.steps.max(0) as usize;
+    let run = |b: &mut AnyBackend| -> Result<Vec<u32>> {
+        let mut sampler = Sampler::from_cli(a.temperature, a.topp, seed)?;
+        b.generate(prompt, steps, &mut sampler, |_| true)
+    };
+    let original = run(&mut backend)?;
+    let mut runs = Vec::new();
+    if let Some(plan) = &plan {
+        // Mean ablation averages over the unchanged story, which the backend wrote first.
+        let means = plan.means(model, &original)?;
+        let strengths: Vec<Option<f32>> =
+            if plan.strengths.is_empty() { vec![None] } else { plan.strengths.iter().map(|&s| Some(s)).collect() };
+        for strength in strengths {
+            let iv = plan.intervention(strength.unwrap_or(0.0));
+            backend.set_edits(Some(&Edits::new(&config, &iv, means.as_ref())?))?;
+            let tokens = run(&mut backend)?;
+            runs.push((strength, iv.describe(), tokens));
+        }
+        backend.set_edits(None)?;
+    }
+    if a.json {
+        let runs = runs
+            .iter()
+            .map(|(strength, what, tokens)| {
+                let mut v = story(tok, tokens)?;
+                v["strength"] = json!(strength);
+                v["description"] = json!(what);
+                v["first_difference"] = json!(first_difference(&original, tokens));
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let j = json!({
+            "model": load::name(&a.model),
+            "backend": why,
+            "seed": seed,
+            "temperature": a.temperature,
+            "top_p": a.topp,
+            "steps": steps,
+            "prompt": a.prompt,
+            "intervention": plan.as_ref().map(|p| p.to_json(None)),
+            "original": story(tok, &original)?,
+            "runs": runs,
+        });
+        return out::line(&j.to_string());
+    }
+    let text = |tokens: &[u32]| story(tok, tokens).map(|v| v["text"].as_str().unwrap_or_default().to_string());
+    let mut s = format!("unchanged (seed {seed}):\n{}\n", text(&original)?);
+    for (_, what, tokens) in &runs {
+        s += &format!("\n{what}:\n{}\n", text(tokens)?);
+        s += &match first_difference(&original, tokens) {
+            None => "(the same story)\n".to_string(),
+            Some(i) => {
+                let piece = |v: &[u32]| v.get(i).map_or("(end)".to_string(), |_| format!("{:?}", token_pieces(tok, &v[..=i])[i]));
+                format!("first difference at token {i}: {} -> {}\n", piece(&original), piece(tokens))
+            }
+        };
+    }
+    out::write(s.as_bytes()).map(|_| ())
 }
 
 /// run.c's `achieved tok/s` line: tokens after the first emission over the time since it.

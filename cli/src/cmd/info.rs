@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use tinylm_engine::checkpoint::Format;
+use tinylm_engine::loaded::ModelFormat;
 use tinylm_engine::{Config, Result};
 
 use crate::{load, out};
@@ -57,11 +58,16 @@ pub fn describe(c: &Config, format: &str, llama2c: Option<Format>, file_bytes: u
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let m = load::open(&a.model)?;
-    let mut v = describe(&m.weights.config, &m.format, m.llama2c, m.file_bytes);
+    let files = load::model_files(&a.model)?;
+    let model = load::open_files(&files)?;
+    let llama2c = match model.format() {
+        ModelFormat::Llama2c(f) => Some(f),
+        ModelFormat::Gguf | ModelFormat::HfFolder => None,
+    };
+    let mut v = describe(model.config(), model.describe(), llama2c, files.iter().map(|(_, b)| b.len()).sum());
     v["file"] = json!(load::name(&a.model));
-    v["tokenizer"] = json!(m.tokenizer.as_ref().map(|t| format!("{} tokens, its own", t.vocab_size())));
-    v["file_context"] = json!(m.file_context);
+    v["tokenizer"] = json!(model.tokenizer().map(|t| format!("{} tokens, its own", t.vocab_size())));
+    v["file_context"] = json!(model.file_context());
     out::line(&if a.json { v.to_string() } else { text(&v) })
 }
 

@@ -1,21 +1,26 @@
 //! `tinylm inspect`: the Inspect view's figures for a text, on the command line: the tokens,
 //! the next-token distribution before and after the sampler's settings, the logit lens, the
 //! attention rollout and (asked for) one head's attention. `--json` writes them with the field
-//! names of the view's JSON export (cli/README.md).
+//! names of the view's JSON export (cli/README.md). With knock-outs or steering the figures are
+//! the changed model's, and `changes` says how the next-token odds moved at each position.
 
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
+use tinylm_engine::generate::Backend;
 use tinylm_engine::trace::pieces::{raw_readable, token_pieces};
-use tinylm_engine::trace::{inspect, lens_top_k, next_tokens, rollout, Inspection, LensHead, NextTokens, Top1};
+use tinylm_engine::trace::{
+    changes, inspect, lens_top_k, next_tokens, rollout, Change, Edits, Inspection, LensHead, NextTokens, Top1,
+};
 use tinylm_engine::{Error, Result};
 
 use super::logits::parse_tokens;
-use crate::{backend, load, out};
+use crate::{backend, intervene, load, out};
+use tinylm_engine::gpu::{AnyBackend, GpuOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint (llama2.c v0, v1 or v2).
+    /// Model: llama2.c checkpoint (v0, v1 or v2), GGUF file or Hugging Face folder.
     pub model: PathBuf,
     /// tokenizer.bin or tokenizer.json with the model's vocabulary, for the text and the pieces
     /// (default: the model's own).
@@ -54,6 +59,9 @@ pub struct Args {
     /// Head (0-based) of the attention to show; needs --layer.
     #[arg(long, requires = "layer")]
     pub head: Option<usize>,
+    /// Knock-outs and steering: the figures are the changed model's; `changes` compares.
+    #[command(flatten)]
+    pub edit: intervene::Flags,
 }
 
 /// The figures of one position.
@@ -78,6 +86,8 @@ struct Report {
     head: Option<(usize, usize, Vec<f32>)>,
     /// Last layer's rollout `[T, T]`.
     rollout: Vec<f32>,
+    /// What was changed (JSON) and how the next-token odds moved.
+    change: Option<(Value, Vec<Change>)>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -93,24 +103,35 @@ fn report(a: &Args) -> Result<Report> {
     if a.top == 0 {
         return Err(Error::InvalidSetting("--top 0 shows nothing; give 1 or more".into()));
     }
-    let (weights, own) = load::model(&a.model)?;
-    let tok = load::tokenizer_for(a.tokenizer.as_deref(), own, &weights, &a.model)?;
+    let mut model = load::tokenizer_or_own(load::model(&a.model)?, a.tokenizer.as_deref())?;
     let tokens = match (&a.ids, &a.prompt) {
         (Some(ids), _) => parse_tokens(ids)?,
         (None, Some(text)) if text.is_empty() => {
             return Err(Error::InvalidSetting("nothing to inspect: the text is empty".into()))
         }
-        (None, Some(text)) => tok.encode(text, true, false),
+        (None, Some(text)) => model.need_tokenizer()?.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --prompt or --ids".into())),
     };
-    // The lens needs only the final norm and the classifier; keep copies as the backend takes the weights.
-    let (lens_config, rms_final, classifier) = (weights.config, weights.rms_final.clone(), weights.classifier().to_vec());
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let (mut model, why) = backend::open_adapted(weights, &a.backend, adapter)?;
-    let ins = match model.gpu() {
-        Some(g) => g.inspect(&tokens)?,
-        None => inspect(&mut model, &tokens)?,
-    };
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let tok = model.need_tokenizer()?;
+    let mut edits = None;
+    if !a.edit.is_none() {
+        let plan = a.edit.plan(&model)?;
+        let strength = plan.single_strength()?;
+        let means = plan.means(&model, &tokens)?;
+        let e = Edits::new(model.config(), &plan.intervention(strength), means.as_ref())?;
+        edits = Some((e, plan.to_json(plan.steer.is_some().then_some(strength))));
+    }
+    let (opened, why) = backend::open(&model, &a.backend, GpuOptions::default())?;
+    let mut backend = opened.backend;
+    let mut ins = inspect_on(&mut backend, &tokens)?;
+    let mut change = None;
+    if let Some((e, about)) = edits {
+        backend.set_edits(Some(&e))?;
+        let after = inspect_on(&mut backend, &tokens)?;
+        change = Some((about, changes(&ins, &after)?));
+        ins = after;
+    }
     let c = ins.config;
     let (n, last) = (ins.len(), c.n_layers - 1);
     let positions = match a.position {
@@ -134,7 +155,7 @@ fn report(a: &Args) -> Result<Report> {
         _ => None,
     };
     let roll = rollout(&ins).split_off(last * n * n);
-    let lens_head = LensHead::new(lens_config, &rms_final, &classifier)?;
+    let lens_head = LensHead::of(model.weights());
     let at = positions
         .into_iter()
         .map(|t| {
@@ -148,7 +169,37 @@ fn report(a: &Args) -> Result<Report> {
         })
         .collect::<Result<Vec<_>>>()?;
     let vocab = (0..c.vocab_size as u32).map(|i| tok.piece(i).map(raw_readable).unwrap_or_default()).collect();
-    Ok(Report { backend: why, pieces: token_pieces(&tok, &ins.tokens), vocab, ins, at, head, rollout: roll })
+    Ok(Report { backend: why, pieces: token_pieces(tok, &ins.tokens), vocab, ins, at, head, rollout: roll, change })
+}
+
+fn inspect_on(backend: &mut AnyBackend, tokens: &[u32]) -> Result<Inspection> {
+    match backend.gpu() {
+        Some(g) => g.inspect(tokens),
+        None => inspect(backend, tokens),
+    }
+}
+
+/// How the odds moved, for JSON: per position the next token's probability and rank before
+/// and after, the likeliest token before and after, and the KL divergence.
+fn changes_json(r: &Report, about: &Value, ch: &[Change]) -> Value {
+    let top = |x: &Top1| json!({"id": x.id, "piece": r.vocab[x.id as usize], "prob": x.prob});
+    let rows: Vec<Value> = ch
+        .iter()
+        .map(|c| {
+            json!({
+                "position": c.position,
+                "next": c.next.map(|id| json!({"id": id, "piece": r.vocab[id as usize]})),
+                "prob_before": c.before.map(|o| o.prob),
+                "prob_after": c.after.map(|o| o.prob),
+                "rank_before": c.before.map(|o| o.rank),
+                "rank_after": c.after.map(|o| o.rank),
+                "top_before": top(&c.top_before),
+                "top_after": top(&c.top_after),
+                "kl": c.kl,
+            })
+        })
+        .collect();
+    json!({"intervention": about, "changes": rows})
 }
 
 fn rows(m: &[f32], n: usize) -> Value {
@@ -186,6 +237,7 @@ fn to_json(a: &Args, r: &Report) -> Value {
             })
             .collect();
     let last = r.at.last().map(|p| cand_json(r, &p.next, p.t, a));
+    let change = r.change.as_ref().map(|(about, ch)| changes_json(r, about, ch));
     json!({
         "model": load::name(&a.model),
         "backend": r.backend,
@@ -200,6 +252,8 @@ fn to_json(a: &Args, r: &Report) -> Value {
         "logit_lens_positions": r.at.iter().map(|p| p.t).collect::<Vec<_>>(),
         "next_token": last,
         "positions": positions,
+        "intervention": change.as_ref().map(|c| c["intervention"].clone()),
+        "changes": change.as_ref().map(|c| c["changes"].clone()),
     })
 }
 
@@ -238,6 +292,19 @@ fn human(a: &Args, r: &Report) -> String {
     if let Some((l, h, _)) = &r.head {
         s += &format!("attention layer {l} head {h} (row per position):\n");
         s += &rows_text(r.at.iter().filter_map(|p| p.attention.as_ref().map(|row| (p.t, row))));
+    }
+    if let Some((about, ch)) = &r.change {
+        s += &format!("changed: {} (the figures above are the changed model's)\n", about["description"].as_str().unwrap_or(""));
+        s += "what moved (next token: probability before -> after; likeliest before -> after; KL):\n";
+        for c in ch {
+            let next = c.next.map_or("(end)".to_string(), |id| format!("{:?}", r.vocab[id as usize]));
+            let prob = match (c.before, c.after) {
+                (Some(b), Some(a)) => format!("{:.3} -> {:.3}", b.prob, a.prob),
+                _ => "-".into(),
+            };
+            let (tb, ta) = (&r.vocab[c.top_before.id as usize], &r.vocab[c.top_after.id as usize]);
+            s += &format!("  {:>3} {next:>10} {prob:>15}  {tb:?} -> {ta:?}  {:.4}\n", c.position, c.kl);
+        }
     }
     s
 }

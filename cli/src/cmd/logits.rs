@@ -6,14 +6,17 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
-use tinylm_engine::trace::{inspect, Inspection};
+use serde_json::Value;
+use tinylm_engine::generate::Backend;
+use tinylm_engine::trace::{inspect, Edits, Inspection};
 use tinylm_engine::{Error, Result};
 
-use crate::{backend, load, out};
+use crate::{backend, intervene, load, out};
+use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint (llama2.c v0, v1 or v2).
+    /// Model: llama2.c checkpoint (v0, v1 or v2), GGUF file or Hugging Face folder.
     pub model: PathBuf,
     /// Token ids separated by spaces or commas, BOS included ("1 403 407").
     #[arg(long, required_unless_present = "prompt", conflicts_with = "prompt")]
@@ -21,7 +24,7 @@ pub struct Args {
     /// Text to encode (with BOS) instead of --tokens; needs --tokenizer unless the model has one.
     #[arg(short = 'i', long)]
     pub prompt: Option<String>,
-    /// tokenizer.bin or tokenizer.json for --prompt (default: the model's own).
+    /// tokenizer.bin or tokenizer.json for --prompt and --steer's prompts (default: the model's own).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// Output .safetensors file.
@@ -33,6 +36,9 @@ pub struct Args {
     /// A PEFT LoRA adapter directory; unmerged on the CPU, merged into the weights on the GPU.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// Knock-outs and steering: the file holds the changed model's logits, attention and residuals.
+    #[command(flatten)]
+    pub edit: intervene::Flags,
 }
 
 /// Parses "1 403 407" or "1,403,407".
@@ -44,19 +50,34 @@ pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (weights, own) = load::model(&a.model)?;
-    let tokens = match (&a.tokens, &a.prompt) {
-        (Some(t), _) => parse_tokens(t)?,
-        (None, Some(text)) => load::tokenizer_for(a.tokenizer.as_deref(), own, &weights, &a.model)?.encode(text, true, false),
+    let mut model = load::model(&a.model)?;
+    if let Some(tp) = &a.tokenizer {
+        model = load::with_tokenizer(model, tp)?;
+    }
+    let tokens = match (&a.tokens, &a.prompt, model.tokenizer()) {
+        (Some(t), _, _) => parse_tokens(t)?,
+        (None, Some(text), Some(tok)) => tok.encode(text, true, false),
         _ => return Err(Error::InvalidSetting("give --tokens, or --prompt (with --tokenizer unless the model has one)".into())),
     };
-    let adapter = load::adapter_opt(a.adapter.as_deref(), &weights)?;
-    let (mut model, _) = backend::open_adapted(weights, &a.backend, adapter)?;
-    let ins = match model.gpu() {
+    load::use_adapter(&mut model, a.adapter.as_deref())?;
+    let mut change = None;
+    if !a.edit.is_none() {
+        let plan = a.edit.plan(&model)?;
+        let strength = plan.single_strength()?;
+        let means = plan.means(&model, &tokens)?;
+        let edits = Edits::new(model.config(), &plan.intervention(strength), means.as_ref())?;
+        change = Some((edits, plan.to_json(plan.steer.is_some().then_some(strength))));
+    }
+    let (mut opened, _) = backend::open(&model, &a.backend, GpuOptions::default())?;
+    if let Some((edits, _)) = &change {
+        opened.backend.set_edits(Some(edits))?;
+    }
+    let ins = match opened.backend.gpu() {
         Some(g) => g.inspect(&tokens)?,
-        None => inspect(&mut model, &tokens)?,
+        None => inspect(&mut opened.backend, &tokens)?,
     };
-    load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref())?)?;
+    let about = change.map(|(_, j)| j);
+    load::write_file(&a.output, &to_safetensors(&ins, &a.model, a.adapter.as_deref(), about.as_ref())?)?;
     let c = &ins.config;
     out::line(&format!(
         "wrote {}: logits [{t}, {}], attn [{}, {}, {t}, {t}], resid [{}, {t}, {}], tokens [{t}]",
@@ -75,7 +96,8 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 /// Serializes `logits [T,V]`, `attn [L,H,T,T]`, `resid [L,T,D]` (f32) and `tokens [T]` (i32).
-pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>) -> Result<Vec<u8>> {
+/// `change`: the knock-outs or steering the logits were computed with (metadata "intervention").
+pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>, change: Option<&Value>) -> Result<Vec<u8>> {
     let c = &ins.config;
     let t = ins.len();
     let tokens: Vec<u8> = ins.tokens.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
@@ -89,7 +111,11 @@ pub fn to_safetensors(ins: &Inspection, model: &Path, adapter: Option<&Path>) ->
         .iter()
         .map(|(name, dtype, shape, data)| Ok((*name, TensorView::new(*dtype, shape.clone(), data).map_err(st_err)?)))
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata(ins, model, adapter))).map_err(st_err)
+    let mut meta = metadata(ins, model, adapter);
+    if let Some(c) = change {
+        meta.insert("intervention".into(), c.to_string());
+    }
+    safetensors::serialize(views, Some(meta)).map_err(st_err)
 }
 
 fn metadata(ins: &Inspection, model: &Path, adapter: Option<&Path>) -> HashMap<String, String> {

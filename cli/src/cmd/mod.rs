@@ -11,3 +11,5 @@ pub mod inspect;
 pub mod logits;
 pub mod make_model;
 pub mod merge;
+pub mod patch;
+pub mod pretrain;

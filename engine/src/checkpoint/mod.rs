@@ -3,42 +3,18 @@
 //! Every header field is validated before it sizes anything, and the file length must be
 //! exactly what the header implies, so a truncated or padded file is refused by name.
 
+mod format;
 mod v0;
 mod v1;
 mod v2;
 
+pub use format::{Format, HEADER_V1, MAGIC};
 pub use v0::write_v0;
 pub use v1::write_v1;
 pub use v2::{default_group_size, write_v2};
 
 use crate::error::{Error, Result};
 use crate::weights::Weights;
-
-/// Magic number of the versioned formats, "ak42" read as a little-endian u32.
-pub const MAGIC: u32 = 0x616b_3432;
-/// Size of the v1/v2 header.
-pub const HEADER_V1: usize = 256;
-
-/// The file format a checkpoint was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    V0,
-    V1,
-    /// Q8_0 weights, dequantized to f32 on load.
-    V2 {
-        group_size: usize,
-    },
-}
-
-impl Format {
-    pub fn describe(&self) -> String {
-        match self {
-            Format::V0 => "llama2.c v0 (legacy, f32)".into(),
-            Format::V1 => "llama2.c v1 (ak42, f32)".into(),
-            Format::V2 { group_size } => format!("llama2.c v2 (ak42, Q8_0, group size {group_size})"),
-        }
-    }
-}
 
 /// Reads a checkpoint of any supported version. `file` names it in errors.
 pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
@@ -56,6 +32,22 @@ pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
         2 => v2::read(data, file),
         v => Err(Error::model(file, format!("format version {v} is not supported (expected 1 or 2)"))),
     }
+}
+
+/// Which version `data` is, from its magic number and version (v1, v2), or, for v0, which has
+/// none, from a valid header that implies exactly its length; None when it is none of them.
+/// Cheap: no weights are read.
+pub fn recognise(data: &[u8]) -> Option<Format> {
+    let word = |at: usize| data.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if word(0) == Some(MAGIC as i32) {
+        return match word(4)? {
+            1 => Some(Format::V1),
+            // The group size follows the 7 header fields and the shared-classifier byte.
+            2 => word(37).filter(|&g| g > 0).map(|g| Format::V2 { group_size: g as usize }),
+            _ => None,
+        };
+    }
+    v0::recognise(data).then_some(Format::V0)
 }
 
 /// Reads only the header: the shape and format, for `info` and for checks before loading.

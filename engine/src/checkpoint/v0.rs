@@ -12,15 +12,32 @@ fn rope_table_len(c: &Config) -> usize {
     c.seq_len * c.head_size() / 2
 }
 
-pub fn read(data: &[u8], file: &str) -> Result<Weights> {
-    let mut r = Reader::new(data, file);
+/// The config in a v0 header (negative vocab: an untied classifier).
+fn config(r: &mut Reader, file: &str) -> Result<Config> {
     let mut h = r.header7()?;
     let shared = h[5] > 0;
     h[5] = h[5].checked_abs().unwrap_or(0);
-    let config = Config::from_header(h, shared, file)?;
+    Config::from_header(h, shared, file)
+}
+
+/// The file length a v0 header implies.
+fn implied_len(c: &Config) -> u64 {
+    let floats: u64 = tensor_specs(c).iter().map(|s| s.len as u64).sum::<u64>() + 2 * rope_table_len(c) as u64;
+    HEADER + 4 * floats
+}
+
+/// Whether `data` is a v0 file: its header is valid and implies exactly its length (v0 has no
+/// magic number).
+pub fn recognise(data: &[u8]) -> bool {
+    let mut r = Reader::new(data, "");
+    config(&mut r, "").is_ok_and(|c| implied_len(&c) == data.len() as u64)
+}
+
+pub fn read(data: &[u8], file: &str) -> Result<Weights> {
+    let mut r = Reader::new(data, file);
+    let config = config(&mut r, file)?;
     let specs = tensor_specs(&config);
-    let floats: u64 = specs.iter().map(|s| s.len as u64).sum::<u64>() + 2 * rope_table_len(&config) as u64;
-    check_len(data, HEADER + 4 * floats, file)?;
+    check_len(data, implied_len(&config), file)?;
 
     let mut tensors = Vec::with_capacity(specs.len());
     for s in &specs {

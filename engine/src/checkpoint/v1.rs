@@ -1,7 +1,7 @@
 //! v1 (`ak42`, version 1): 256-byte header, then f32 tensors norms-first:
 //! rms_att, rms_ffn, rms_final, tok_embeddings, wq, wk, wv, wo, w1, w2, w3, [wcls].
 
-use super::{HEADER_V1, MAGIC};
+use super::format::{HEADER_V1, MAGIC};
 use crate::bytes::{check_len, put_f32s, put_i32s, Reader};
 use crate::config::Config;
 use crate::error::{Error, Result};

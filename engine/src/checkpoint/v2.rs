@@ -1,8 +1,8 @@
 //! v2 (`ak42`, version 2, Q8_0 as runq.c reads it): header with group size, f32 norms, then each
 //! quantized tensor (per layer for layer tensors) as int8 values followed by f32 group scales.
 
+use super::format::{Format, HEADER_V1};
 use super::v1::{header, in_v0_order, read_header};
-use super::{Format, HEADER_V1};
 use crate::bytes::{check_len, put_f32s, Reader};
 use crate::error::{Error, Result};
 use crate::weights::{tensor_specs, Tensor, Weights};

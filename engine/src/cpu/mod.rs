@@ -3,10 +3,12 @@
 pub mod fast;
 pub mod ops;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
-use crate::trace::StepTrace;
+use crate::trace::{both, Edits, Hook, StepTrace};
 use crate::weights::Weights;
 use ops::{rope, rope_table, rope_turn};
 
@@ -102,16 +104,10 @@ impl Kernels {
     }
 }
 
-/// run.c `forward(token, pos)` with the reference kernels: returns the logits; records
-/// attention and residuals into `trace` when given.
-pub fn forward<'s>(
-    w: &Weights,
-    s: &'s mut State,
-    token: u32,
-    pos: usize,
-    trace: Option<&mut StepTrace>,
-) -> Result<&'s mut [f32]> {
-    forward_with(Kernels::Reference, w, s, token, pos, trace)
+/// run.c `forward(token, pos)` with the reference kernels: returns the logits; calls `hook`
+/// (a `StepTrace` records attention and residuals; an experiment changes activations) when given.
+pub fn forward<'s>(w: &Weights, s: &'s mut State, token: u32, pos: usize, hook: Option<&mut dyn Hook>) -> Result<&'s mut [f32]> {
+    forward_with(Kernels::Reference, w, s, token, pos, hook)
 }
 
 /// `forward` on the chosen kernels.
@@ -121,9 +117,9 @@ pub fn forward_with<'s>(
     s: &'s mut State,
     token: u32,
     pos: usize,
-    trace: Option<&mut StepTrace>,
+    hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
-    forward_adapted(kernels, w, None, s, token, pos, trace)
+    forward_adapted(kernels, w, None, s, token, pos, hook)
 }
 
 /// `forward_with` plus an unmerged LoRA adapter, added after each projection it adapts
@@ -135,7 +131,7 @@ pub fn forward_adapted<'s>(
     s: &'s mut State,
     token: u32,
     pos: usize,
-    mut trace: Option<&mut StepTrace>,
+    mut hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
     let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
     let norm = kernels.rmsnorm();
@@ -182,12 +178,18 @@ pub fn forward_adapted<'s>(
             let kv_off = (h / c.kv_mul()) * hs;
             let (q, ao) = (&s.q[h * hs..(h + 1) * hs], &mut s.ao[h * hs..(h + 1) * hs]);
             attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, ao);
-            if let Some(tr) = trace.as_deref_mut() {
-                tr.attn_row(l, h).copy_from_slice(att);
+            if let Some(k) = hook.as_deref_mut() {
+                k.attention(l, h, att);
             }
+        }
+        if let Some(k) = hook.as_deref_mut() {
+            k.heads(l, pos, &mut s.ao);
         }
         matmul(&mut s.xb2, &s.ao, lw.wo);
         lora(l, Target::O, &s.ao, &mut s.xb2);
+        if let Some(k) = hook.as_deref_mut() {
+            k.attention_out(l, pos, &mut s.xb2);
+        }
         add(&mut s.x, &s.xb2);
 
         rmsnorm(&mut s.xb, &s.x, lw.rms_ffn);
@@ -198,9 +200,12 @@ pub fn forward_adapted<'s>(
         swiglu(&mut s.hb, &s.hb2);
         matmul(&mut s.xb, &s.hb, lw.w2);
         lora(l, Target::Down, &s.hb, &mut s.xb);
+        if let Some(k) = hook.as_deref_mut() {
+            k.mlp_out(l, pos, &mut s.xb);
+        }
         add(&mut s.x, &s.xb);
-        if let Some(tr) = trace.as_deref_mut() {
-            tr.resid_row(l).copy_from_slice(&s.x);
+        if let Some(k) = hook.as_deref_mut() {
+            k.resid(l, pos, &mut s.x);
         }
     }
     rmsnorm(&mut s.xb, &s.x, &w.rms_final);
@@ -214,25 +219,40 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// The CPU backend: weights and one sequence's state.
+/// The CPU backend: the weights (shared with whoever loaded them, never copied), an optional
+/// unmerged LoRA adapter, and one sequence's state.
 pub struct CpuBackend {
-    pub weights: Weights,
+    pub weights: Arc<Weights>,
+    /// Added after each projection it adapts (`forward_adapted`); `None` runs the plain model.
+    pub adapter: Option<Arc<Adapter>>,
     pub kernels: Kernels,
     state: State,
+    edits: Option<Edits>,
 }
 
 impl CpuBackend {
     /// The fast kernels (what users run).
-    pub fn new(weights: Weights) -> CpuBackend {
+    pub fn new(weights: impl Into<Arc<Weights>>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Fast)
     }
     /// The scalar reference kernels.
-    pub fn reference(weights: Weights) -> CpuBackend {
+    pub fn reference(weights: impl Into<Arc<Weights>>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Reference)
     }
-    pub fn with_kernels(weights: Weights, kernels: Kernels) -> CpuBackend {
+    pub fn with_kernels(weights: impl Into<Arc<Weights>>, kernels: Kernels) -> CpuBackend {
+        let weights = weights.into();
         let state = State::new(&weights.config);
-        CpuBackend { weights, kernels, state }
+        CpuBackend { weights, adapter: None, kernels, state, edits: None }
+    }
+    /// With `adapter` applied unmerged (the PEFT math exactly); fails with `Mismatch` when it
+    /// was made for another shape.
+    pub fn with_adapter(weights: impl Into<Arc<Weights>>, adapter: Option<Arc<Adapter>>, kernels: Kernels) -> Result<CpuBackend> {
+        let mut b = CpuBackend::with_kernels(weights, kernels);
+        if let Some(a) = &adapter {
+            a.check_base(&b.weights.config)?;
+        }
+        b.adapter = adapter;
+        Ok(b)
     }
 }
 
@@ -241,15 +261,23 @@ impl crate::generate::Backend for CpuBackend {
         &self.weights.config
     }
     fn name(&self) -> String {
-        match self.kernels {
-            Kernels::Reference => "cpu (reference)".into(),
-            Kernels::Fast => format!("cpu ({})", fast::kernel_name()),
+        match (&self.adapter, self.kernels) {
+            (Some(a), _) => format!("cpu + LoRA r{}", a.config.r),
+            (None, Kernels::Reference) => "cpu (reference)".into(),
+            (None, Kernels::Fast) => format!("cpu ({})", fast::kernel_name()),
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, None)
+        let hook = self.edits.as_mut().map(|e| e as &mut dyn Hook);
+        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, hook)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
-        forward_with(self.kernels, &self.weights, &mut self.state, token, pos, Some(trace))
+        let mut hook = both(self.edits.as_mut().map(|e| e as &mut dyn Hook), Some(trace));
+        let hook = hook.as_mut().map(|h| h as &mut dyn Hook);
+        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, hook)
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.edits = edits.map(|e| e.check(&self.weights.config).map(|_| e.clone())).transpose()?;
+        Ok(())
     }
 }

@@ -217,11 +217,11 @@ impl<'a> Gguf<'a> {
             .iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d).filter(|&p| p <= crate::config::MAX_TENSOR_ELEMENTS))
             .ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
-        if dims[0] % dtype.block().0 as u64 != 0 {
+        if !dims[0].is_multiple_of(dtype.block().0 as u64) {
             return Err(bad(format!("rows of {} are not whole {} blocks", dims[0], dtype.name())));
         }
         let bytes = dtype.bytes_of(elements).ok_or_else(|| bad(format!("shape {dims:?} is not whole blocks")))?;
-        if offset % alignment != 0 {
+        if !offset.is_multiple_of(alignment) {
             return Err(bad(format!("offset {offset} is not aligned to {alignment}")));
         }
         let begin = start.checked_add(offset).filter(|&b| b <= len as u64);

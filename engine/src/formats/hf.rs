@@ -19,7 +19,7 @@ pub const WEIGHTS: &str = "model.safetensors";
 pub const INDEX: &str = "model.safetensors.index.json";
 pub const TOKENIZER: &str = "tokenizer.json";
 
-pub fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
+pub(crate) fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
     let find = |name: &str| files.iter().find(|(n, _)| base(n) == name).copied();
     let (cfg_name, cfg_bytes) = find(CONFIG).ok_or_else(|| Error::model("(folder)", "has no config.json"))?;
     let (config, file_context) = config(cfg_bytes, cfg_name)?;
@@ -60,6 +60,9 @@ pub fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
     Ok(Opened { weights, tokenizer, format: format!("Hugging Face {layout}, {}", names.join(", ")), file_context })
 }
 
+/// Looks a file of the folder up by its base name: (its name, its bytes).
+type Find<'a> = dyn Fn(&str) -> Option<(&'a str, &'a [u8])> + 'a;
+
 /// The parsed safetensors files and, per tensor name, which of them holds it.
 struct Shards<'a> {
     files: Vec<(&'a str, SafeTensors<'a>)>,
@@ -76,7 +79,7 @@ impl<'a> Shards<'a> {
 }
 
 /// `model.safetensors`, or the shards `model.safetensors.index.json` names, each parsed once.
-fn shards<'a>(find: &dyn Fn(&str) -> Option<(&'a str, &'a [u8])>) -> Result<Shards<'a>> {
+fn shards<'a>(find: &Find<'a>) -> Result<Shards<'a>> {
     let parse = |(name, bytes): (&'a str, &'a [u8])| {
         SafeTensors::deserialize(bytes)
             .map(|st| (name, st))

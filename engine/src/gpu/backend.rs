@@ -2,7 +2,8 @@
 //! (one token, a batch, or a whole prompt) is recorded into one command buffer and one submit.
 
 use super::context::GpuContext;
-use super::kernels::{buffer, Kernels, Step, STEP_SLOT};
+use super::edits::GpuEdits;
+use super::kernels::{buffer, DecodeKernels, Step, STEP_SLOT};
 use super::model::GpuWeights;
 use super::plan::Plan;
 use super::readback::{self, floats};
@@ -11,7 +12,7 @@ use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::cpu::check_step;
 use crate::error::{Error, Result};
-use crate::trace::{Inspection, Inspector, StepTrace};
+use crate::trace::{Edits, Inspection, Inspector, StepTrace};
 use crate::weights::Weights;
 
 /// Construction settings.
@@ -80,7 +81,7 @@ pub(super) struct Rows {
 pub struct GpuBackend {
     pub(super) ctx: GpuContext,
     pub(super) config: Config,
-    pub(super) kernels: Kernels,
+    pub(super) kernels: DecodeKernels,
     pub(super) acts: Acts,
     pub(super) plan: Plan,
     pub(super) opts: GpuOptions,
@@ -90,6 +91,8 @@ pub struct GpuBackend {
     /// Small mappable buffers, one per token in flight.
     pub(super) ring: Vec<wgpu::Buffer>,
     pub(super) capture: Option<Capture>,
+    /// Knock-outs and steering in force (`set_edits`).
+    edits: Option<GpuEdits>,
     host_logits: Vec<f32>,
     _weights: GpuWeights,
 }
@@ -129,7 +132,7 @@ impl GpuBackend {
         wg.check(&ctx.limits)?;
         let (kernels, gw, acts, plan, logits_rb, ring) = ctx
             .scoped("loading the model onto the GPU", || -> Result<_> {
-                let kernels = Kernels::new(&ctx, wg);
+                let kernels = DecodeKernels::new(&ctx, wg);
                 let gw = GpuWeights::upload(&ctx, weights, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
                 let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused);
@@ -155,6 +158,7 @@ impl GpuBackend {
             logits_rb,
             ring,
             capture: None,
+            edits: None,
             host_logits: vec![0.0; c.vocab_size],
             _weights: gw,
         })
@@ -202,6 +206,19 @@ impl GpuBackend {
         self.acts.batch
     }
 
+    /// Knock-outs and steering for every later pass (prefill, decode, inspection) until
+    /// changed; `None` runs the model unchanged. Uploads a few small buffers; nothing waits.
+    pub fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.edits = match edits {
+            Some(e) => {
+                e.check(&self.config)?;
+                Some(GpuEdits::new(&self.ctx, &self.kernels, e, &self.acts))
+            }
+            None => None,
+        };
+        Ok(())
+    }
+
     pub(super) fn write_step(&self, slot: usize, step: Step) {
         self.ctx.queue.write_buffer(&self.acts.step, slot as u64 * STEP_SLOT, bytemuck::bytes_of(&step));
     }
@@ -233,13 +250,13 @@ impl GpuBackend {
         slot: usize,
         rows: usize,
         capture: Option<&Capture>,
-    ) -> wgpu::ComputePass<'static> {
+    ) -> Result<wgpu::ComputePass<'static>> {
         let step = (&self.acts.step_bg, self.acts.slot(slot));
         let k = &self.kernels;
         let mut pass = begin(enc);
-        self.plan.embed(k, &mut pass, rows, step);
+        self.plan.embed(k, &mut pass, rows, step)?;
         for l in 0..self.config.n_layers {
-            self.plan.layer(k, &mut pass, l, rows, step);
+            self.plan.layer(k, &mut pass, l, rows, step, self.edits.as_ref().map(|e| &e.layers[l]))?;
             if let Some(cap) = capture {
                 drop(pass);
                 // Dense [L, rows, ...] so a one-row trace reads back only its own row.
@@ -251,7 +268,7 @@ impl GpuBackend {
                 pass = begin(enc);
             }
         }
-        pass
+        Ok(pass)
     }
 
     /// Makes sure capture buffers exist; returns the rows per capturing submit.
@@ -283,9 +300,9 @@ impl GpuBackend {
             None
         };
         let mut enc = self.encoder();
-        let mut pass = self.encode_body(&mut enc, 0, rows, cap.as_ref());
+        let mut pass = self.encode_body(&mut enc, 0, rows, cap.as_ref())?;
         let head = (&self.acts.step_bg, self.acts.slot(self.acts.head_slot()));
-        self.plan.head(&self.kernels, &mut pass, rows, rows, head);
+        self.plan.head(&self.kernels, &mut pass, rows, rows, head)?;
         drop(pass);
         let lbytes = (rows * c.vocab_size * 4) as u64;
         enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.logits_rb, 0, lbytes);
@@ -393,7 +410,7 @@ impl GpuBackend {
         enc: &mut wgpu::CommandEncoder,
         tokens: &[u32],
         head: Step,
-    ) -> wgpu::ComputePass<'static> {
+    ) -> Result<wgpu::ComputePass<'static>> {
         let b = self.acts.batch;
         self.write_tokens(0, tokens);
         let n = tokens.len();
@@ -404,7 +421,7 @@ impl GpuBackend {
             let rows = (n - start).min(b);
             self.write_step(i, Step { n_rows: rows as u32, pos0: start as u32, ..Step::default() });
             drop(pass.take());
-            pass = Some(self.encode_body(enc, i, rows, None));
+            pass = Some(self.encode_body(enc, i, rows, None)?);
             last_rows = rows;
             debug_assert!(i < chunks);
         }
@@ -413,8 +430,8 @@ impl GpuBackend {
         let slot = self.acts.head_slot();
         self.write_step(slot, head);
         let mut pass = pass.unwrap_or_else(|| begin(enc));
-        self.plan.head(&self.kernels, &mut pass, last_rows, 1, (&self.acts.step_bg, self.acts.slot(slot)));
-        pass
+        self.plan.head(&self.kernels, &mut pass, last_rows, 1, (&self.acts.step_bg, self.acts.slot(slot)))?;
+        Ok(pass)
     }
 
     /// Runs `tokens` from position 0 as a batched prefill in one submit; returns the logits of
@@ -422,7 +439,7 @@ impl GpuBackend {
     pub async fn prefill_async(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.check_tokens(tokens)?;
         let mut enc = self.encoder();
-        drop(self.encode_prefill(&mut enc, tokens, Step::default()));
+        drop(self.encode_prefill(&mut enc, tokens, Step::default())?);
         let bytes = (self.config.vocab_size * 4) as u64;
         enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.logits_rb, 0, bytes);
         let sub = self.submit(enc);
@@ -464,6 +481,9 @@ impl crate::generate::Backend for GpuBackend {
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         block(self.forward_async(token, pos, Some(trace)))
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        GpuBackend::set_edits(self, edits)
     }
 }
 

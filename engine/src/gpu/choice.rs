@@ -3,13 +3,16 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use super::backend::{GpuBackend, GpuOptions};
 use crate::config::Config;
-use crate::cpu::CpuBackend;
+use crate::cpu::{CpuBackend, Kernels};
 use crate::error::{Error, Result};
-use crate::generate::{Backend, Generation, Step};
+use crate::generate::{Backend, Generation, Pace, Step};
+use crate::lora::Adapter;
 use crate::sampler::Sampler;
-use crate::trace::StepTrace;
+use crate::trace::{Edits, StepTrace};
 use crate::weights::Weights;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,34 +46,83 @@ impl fmt::Display for BackendChoice {
     }
 }
 
+/// Why the backend that opened is the one in use (typed, so callers choose their own words).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// The caller asked for this device.
+    Requested,
+    /// `Auto`, and a GPU adapter works.
+    GpuAvailable,
+    /// `Auto`, and no GPU could be used: the error says why (`Error::NoGpu` when there is none
+    /// at all; `Error::Gpu` when one failed).
+    NoUsableGpu(Error),
+}
+
+/// A backend that opened, and why it is this one.
+pub struct Opened {
+    pub backend: AnyBackend,
+    pub reason: Reason,
+}
+
+impl Opened {
+    /// The reason in the CLI's words: "cpu: requested", "gpu (…): a GPU adapter is available",
+    /// "cpu: no usable GPU (GPU: no GPU adapter: …)".
+    pub fn why(&self) -> String {
+        let name = self.backend.name();
+        let name = if self.backend.gpu_ref().is_some() { name } else { "cpu".into() };
+        match &self.reason {
+            Reason::Requested => format!("{name}: requested"),
+            Reason::GpuAvailable => format!("{name}: a GPU adapter is available"),
+            Reason::NoUsableGpu(e) => format!("{name}: no usable GPU ({e})"),
+        }
+    }
+}
+
 /// Either backend behind one type.
 // One per session, so the size gap between variants costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
 pub enum AnyBackend {
+    /// The CPU, with the adapter (if any) unmerged.
     Cpu(CpuBackend),
+    /// The GPU, with the adapter (if any) merged into the uploaded weights.
     Gpu(GpuBackend),
 }
 
 impl AnyBackend {
-    /// Opens the backend `choice` asks for and says why that one. `Auto` falls back to the CPU
-    /// when no adapter or device can be had (the reason gives the GPU error). `Gpu` fails with
-    /// `Error::Gpu` instead; the caller may then fall back itself.
-    pub async fn open_async(weights: Weights, choice: BackendChoice, opts: GpuOptions) -> Result<(AnyBackend, String)> {
-        match choice {
-            BackendChoice::Cpu => Ok((AnyBackend::Cpu(CpuBackend::new(weights)), "cpu: requested".into())),
-            BackendChoice::Gpu => {
-                let g = GpuBackend::new_async(&weights, opts).await?;
-                let why = format!("{}: requested", g.name());
-                Ok((AnyBackend::Gpu(g), why))
-            }
-            BackendChoice::Auto => match GpuBackend::new_async(&weights, opts).await {
-                Ok(g) => {
-                    let why = format!("{}: a GPU adapter is available", g.name());
-                    Ok((AnyBackend::Gpu(g), why))
-                }
-                Err(e) => Ok((AnyBackend::Cpu(CpuBackend::new(weights)), format!("cpu: no usable GPU ({e})"))),
+    /// Opens the backend `choice` asks for over shared `weights` (never copied, never consumed:
+    /// after a failure the caller still has them), with `adapter` unmerged on the CPU and
+    /// merged into the uploaded weights on the GPU (`W += s·B·A`; logits within 1e-4 of the
+    /// unmerged ones). `Auto` falls back to the CPU when no GPU can be used, with the GPU's
+    /// error as the reason; `Gpu` fails instead, and the caller may fall back itself.
+    pub async fn open_shared(
+        weights: &Arc<Weights>,
+        adapter: Option<&Arc<Adapter>>,
+        choice: BackendChoice,
+        opts: GpuOptions,
+    ) -> Result<Opened> {
+        let cpu = || CpuBackend::with_adapter(weights.clone(), adapter.cloned(), Kernels::Fast).map(AnyBackend::Cpu);
+        let gpu = async || -> Result<AnyBackend> {
+            let g = match adapter {
+                Some(a) => GpuBackend::new_async(&a.merged(weights)?, opts).await?,
+                None => GpuBackend::new_async(weights, opts).await?,
+            };
+            Ok(AnyBackend::Gpu(g))
+        };
+        Ok(match choice {
+            BackendChoice::Cpu => Opened { backend: cpu()?, reason: Reason::Requested },
+            BackendChoice::Gpu => Opened { backend: gpu().await?, reason: Reason::Requested },
+            BackendChoice::Auto => match gpu().await {
+                Ok(backend) => Opened { backend, reason: Reason::GpuAvailable },
+                Err(e) => Opened { backend: cpu()?, reason: Reason::NoUsableGpu(e) },
             },
-        }
+        })
+    }
+
+    /// Opens the backend `choice` asks for and says why that one (see `open_shared`).
+    pub async fn open_async(weights: Weights, choice: BackendChoice, opts: GpuOptions) -> Result<(AnyBackend, String)> {
+        let opened = Self::open_shared(&Arc::new(weights), None, choice, opts).await?;
+        let why = opened.why();
+        Ok((opened.backend, why))
     }
 
     /// Blocking `open_async`.
@@ -86,9 +138,35 @@ impl AnyBackend {
         }
     }
 
-    /// Generation with each backend's best path: the CPU's `Generation` loop, or the GPU's
-    /// batched prefill and on-GPU sampling. Same semantics and return value as
-    /// `GpuBackend::generate_async`.
+    pub fn gpu_ref(&self) -> Option<&GpuBackend> {
+        match self {
+            AnyBackend::Gpu(g) => Some(g),
+            AnyBackend::Cpu(_) => None,
+        }
+    }
+
+    /// The one generation loop, with each backend's best path: the CPU's `Generation` with
+    /// `pace` asked between forward passes, or the GPU's batched prefill and on-GPU sampling
+    /// (its waits for the GPU are the yields there). Same semantics and return value as
+    /// `GpuBackend::generate_async`: every token, BOS first; a stopped run returns those so far.
+    pub async fn run_async<P: Pace + ?Sized>(
+        &mut self,
+        prompt: &[u32],
+        steps: usize,
+        sampler: &mut Sampler,
+        pace: &mut P,
+    ) -> Result<Vec<u32>> {
+        match self {
+            AnyBackend::Gpu(g) => g.generate_async(prompt, steps, sampler, |step| pace.token(step)).await,
+            AnyBackend::Cpu(c) => {
+                let c: &mut CpuBackend = c;
+                let config = c.weights.config;
+                Generation::new(prompt.to_vec(), steps, &config)?.run(c, sampler, pace).await
+            }
+        }
+    }
+
+    /// `run_async` with a callback that hears each token and returns false to stop.
     pub async fn generate_async<F: FnMut(Step) -> bool>(
         &mut self,
         prompt: &[u32],
@@ -96,18 +174,7 @@ impl AnyBackend {
         sampler: &mut Sampler,
         mut on_token: F,
     ) -> Result<Vec<u32>> {
-        match self {
-            AnyBackend::Gpu(g) => g.generate_async(prompt, steps, sampler, on_token).await,
-            AnyBackend::Cpu(c) => {
-                let mut g = Generation::new(prompt.to_vec(), steps, &c.weights.config)?;
-                while let Some(step) = g.step(c, sampler)? {
-                    if !on_token(step) {
-                        break;
-                    }
-                }
-                Ok(g.tokens)
-            }
-        }
+        self.run_async(prompt, steps, sampler, &mut on_token).await
     }
 
     /// Blocking `generate_async`.
@@ -148,5 +215,8 @@ impl Backend for AnyBackend {
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         self.inner().forward_traced(token, pos, trace)
+    }
+    fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
+        self.inner().set_edits(edits)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NoGpu, Result};
 
 /// A device and its queue, plus a slot where asynchronous wgpu errors (validation, device
 /// loss) are parked until the next operation checks them.
@@ -46,7 +46,7 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| gpu_err(format!("no GPU adapter: {e}")))?;
+            .map_err(|e| Error::NoGpu(NoGpu::NoAdapter(e.to_string())))?;
         let info = adapter.get_info();
         let adapter_features = adapter.features();
         let limits = wgpu::Limits::default();
@@ -58,7 +58,7 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| gpu_err(format!("could not open the GPU device: {e}")))?;
+            .map_err(|e| Error::NoGpu(NoGpu::NoDevice(e.to_string())))?;
         let fault = Arc::new(Mutex::new(None));
         let sink = fault.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| record(&sink, e.to_string())));

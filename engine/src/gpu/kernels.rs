@@ -1,85 +1,72 @@
-//! The compute pipelines, one per WGSL entry point, created once per device. Every kernel
-//! takes its buffers and sizes in bind group 0 and the per-submit `Step` in group 1.
+//! Compiled kernels: a `registry::Spec` made into a bind group layout and one compute pipeline
+//! per entry point, once per device (`Kernel`), for decoding (`DecodeKernels`) and training
+//! (`gpu::lora`'s `TrainKernels`). Every kernel takes its buffers and its uniform (a `uniforms`
+//! struct) in bind group 0; the decode kernels take the per-submit `Step` in group 1.
 
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
-use super::workgroups::{attention_consts, matvec_consts, MatvecShape, Workgroups};
+pub use super::registry::Slot;
+use super::registry::Spec;
+pub use super::uniforms::Step;
+use super::workgroups::{MatvecShape, Workgroups};
+use crate::error::{Error, Result};
 
 /// Bytes between `Step` slots in the step buffer (the dynamic-offset alignment).
 pub const STEP_SLOT: u64 = 256;
 
-/// The per-submit uniform, `Step` in shaders/common.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Step {
-    pub n_rows: u32,
-    pub pos0: u32,
-    pub in_row0: u32,
-    pub mode: u32,
-    pub coin: f32,
-    pub temperature: f32,
-    pub topp: f32,
-    pub cutoff: f32,
-}
-
-/// How a kernel binds each buffer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
-    Read,
-    Write,
-    Uniform,
-}
-
-/// A bind group layout and the pipelines of one WGSL file that share it.
+/// A compiled kernel family: the bind group layout of its `Spec`'s slots and one pipeline per
+/// entry point.
 pub struct Kernel {
+    pub name: &'static str,
     pub layout: wgpu::BindGroupLayout,
     entries: Vec<(&'static str, wgpu::ComputePipeline)>,
 }
 
 impl Kernel {
-    /// One WGSL file: its group-0 layout from `slots`, then `step` as group 1 when given (the
-    /// decode kernels' per-dispatch uniforms; the training kernels take group 0 only).
-    pub(crate) fn new(
-        ctx: &GpuContext,
-        step: Option<&wgpu::BindGroupLayout>,
-        name: &str,
-        src: &str,
-        slots: &[Slot],
-        entries: &[&'static str],
-    ) -> Kernel {
+    /// `spec` compiled from `src` (its source at some shapes): group 0 from its slots, then the
+    /// decode step as group 1 when the spec reads it (`step_layout` must then be given).
+    pub(crate) fn new(ctx: &GpuContext, spec: &Spec, src: &str, step_layout: Option<&wgpu::BindGroupLayout>) -> Kernel {
         let dev = &ctx.device;
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
+            label: Some(spec.name),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         });
-        let layout_entries: Vec<_> = slots
+        // A bound uniform must hold the whole struct (wgpu checks it when binding).
+        let mut uniforms = spec.uniforms.iter();
+        let layout_entries: Vec<_> = spec
+            .slots
             .iter()
             .enumerate()
-            .map(|(i, s)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: match s {
-                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                        Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
-                        Slot::Uniform => wgpu::BufferBindingType::Uniform,
+            .map(|(i, s)| {
+                let (ty, min) = match s {
+                    Slot::Read => (wgpu::BufferBindingType::Storage { read_only: true }, None),
+                    Slot::Write => (wgpu::BufferBindingType::Storage { read_only: false }, None),
+                    Slot::Uniform => (wgpu::BufferBindingType::Uniform, uniforms.next().map(|&b| b as u64)),
+                };
+                wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty,
+                        has_dynamic_offset: false,
+                        min_binding_size: min.and_then(wgpu::BufferSize::new),
                     },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
+                    count: None,
+                }
             })
             .collect();
         let layout =
-            dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &layout_entries });
+            dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.name), entries: &layout_entries });
+        let step = step_layout.filter(|_| spec.step);
         let groups: Vec<_> = std::iter::once(&layout).chain(step).map(Some).collect();
         let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(name),
+            label: Some(spec.name),
             bind_group_layouts: &groups,
             immediate_size: 0,
         });
-        let entries = entries
+        let entries = spec
+            .entries
             .iter()
             .map(|&e| {
                 let p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -93,12 +80,21 @@ impl Kernel {
                 (e, p)
             })
             .collect();
-        Kernel { layout, entries }
+        Kernel { name: spec.name, layout, entries }
     }
 
-    /// The pipeline of entry point `entry` (the first one for "").
-    pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
-        self.entries.iter().find(|(e, _)| entry.is_empty() || *e == entry).map(|(_, p)| p).unwrap_or(&self.entries[0].1)
+    /// `spec` at the decode shapes `wg`.
+    pub(crate) fn compile(ctx: &GpuContext, spec: &Spec, wg: &Workgroups, step_layout: Option<&wgpu::BindGroupLayout>) -> Kernel {
+        Kernel::new(ctx, spec, &(spec.source)(wg), step_layout)
+    }
+
+    /// The pipeline of entry point `entry`; an entry point the kernel lacks is an error.
+    pub fn pipeline(&self, entry: &str) -> Result<&wgpu::ComputePipeline> {
+        self.entries
+            .iter()
+            .find(|(e, _)| *e == entry)
+            .map(|(_, p)| p)
+            .ok_or_else(|| Error::Gpu(format!("the {} kernel has no entry point `{entry}`", self.name)))
     }
 
     /// A bind group with `buffers` bound whole, in binding order.
@@ -110,10 +106,26 @@ impl Kernel {
             .collect();
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &self.layout, entries: &entries })
     }
+
+    /// Records one dispatch of `entry` with group 0 `bg` and the step at its dynamic offset.
+    pub fn dispatch(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        entry: &str,
+        bg: &wgpu::BindGroup,
+        step: (&wgpu::BindGroup, u32),
+        groups: [u32; 3],
+    ) -> Result<()> {
+        pass.set_pipeline(self.pipeline(entry)?);
+        pass.set_bind_group(0, bg, &[]);
+        pass.set_bind_group(1, step.0, &[step.1]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        Ok(())
+    }
 }
 
-/// Every kernel of the forward pass and the sampler.
-pub struct Kernels {
+/// The decode kernels (the forward pass and the sampler), compiled from the registry.
+pub struct DecodeKernels {
     pub step_layout: wgpu::BindGroupLayout,
     /// The decode kernels' workgroup shapes (defaults, or `gpu::tune`'s choice).
     pub workgroups: Workgroups,
@@ -135,36 +147,9 @@ pub struct Kernels {
     pub swiglu: Kernel,
     /// Entry points `argmax` and `sample`.
     pub sample: Kernel,
+    /// Knock-outs and steering: entry points `replace` and `add` (`gpu::edits`).
+    pub edit: Kernel,
 }
-
-macro_rules! shader {
-    ($file:literal) => {
-        concat!(include_str!("../../../shaders/common.wgsl"), include_str!(concat!("../../../shaders/", $file)))
-    };
-}
-
-/// The RoPE pair and KV-cache write shared by rope.wgsl and matvec_rope.wgsl.
-const ROPE_PAIR: &str = include_str!("../../../shaders/rope_pair.wgsl");
-
-pub(crate) const MATVEC_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
-const MATVEC_ENTRIES: &[&str] = &["plain", "norm", "swiglu"];
-
-/// matvec.wgsl in workgroup shape `shape` with its weight type `W4` defined: f32, or f16
-/// (`enable` must come first).
-pub(crate) fn matvec_src(shape: MatvecShape, f16: bool) -> String {
-    let (enable, ty) = if f16 { ("enable f16;\n", "f16") } else { ("", "f32") };
-    let consts = matvec_consts(shape);
-    let common = include_str!("../../../shaders/common.wgsl");
-    let body = include_str!("../../../shaders/matvec.wgsl");
-    format!("{enable}{consts}{common}alias W4 = vec4<{ty}>;\n{body}")
-}
-
-/// attention.wgsl with `lanes` lanes per workgroup.
-pub(crate) fn attention_src(lanes: u32) -> String {
-    attention_consts(lanes) + shader!("attention.wgsl")
-}
-
-pub(crate) const ATTENTION_SLOTS: &[Slot] = &[Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform];
 
 /// The step group's layout: one `Step` at a dynamic offset.
 pub(crate) fn step_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
@@ -183,39 +168,26 @@ pub(crate) fn step_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
     })
 }
 
-impl Kernels {
+impl DecodeKernels {
     /// Every pipeline, the decode kernels in the shapes `wg` (checked by the caller).
-    pub fn new(ctx: &GpuContext, wg: Workgroups) -> Kernels {
-        use Slot::*;
+    pub fn new(ctx: &GpuContext, wg: Workgroups) -> DecodeKernels {
+        use super::registry as r;
         let step_layout = step_layout(ctx);
-        let k = |name, src: &str, slots: &[Slot], entries: &[&'static str]| {
-            Kernel::new(ctx, Some(&step_layout), name, src, slots, entries)
-        };
+        let k = |spec: &Spec| Kernel::compile(ctx, spec, &wg, Some(&step_layout));
         let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
-        Kernels {
-            embed: k("embed", shader!("embed.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
-            rmsnorm: k("rmsnorm", shader!("rmsnorm.wgsl"), &[Read, Read, Write, Uniform], &["main"]),
-            matmul: k("matmul", shader!("matmul.wgsl"), &[Read, Read, Write, Uniform], &["matvec", "matmul"]),
-            matvec: k("matvec", matvec_src(wg.layers, false).as_str(), MATVEC_SLOTS, MATVEC_ENTRIES),
-            matvec_rope: k(
-                "matvec rope",
-                (matvec_src(wg.layers, false) + ROPE_PAIR + include_str!("../../../shaders/matvec_rope.wgsl")).as_str(),
-                &[Read, Read, Write, Uniform, Read, Read, Write, Uniform],
-                &["norm_rope"],
-            ),
-            matvec_cls: (wg.classifier != wg.layers)
-                .then(|| k("matvec cls", matvec_src(wg.classifier, false).as_str(), MATVEC_SLOTS, &["norm"])),
-            matvec_cls_f16: f16
-                .then(|| k("matvec cls f16", matvec_src(wg.f16_classifier(), true).as_str(), MATVEC_SLOTS, &["norm"])),
-            rope: k(
-                "rope",
-                &[shader!("rope_pair.wgsl"), include_str!("../../../shaders/rope.wgsl")].concat(),
-                &[Read, Read, Write, Write, Uniform],
-                &["main"],
-            ),
-            attention: k("attention", attention_src(wg.attention).as_str(), ATTENTION_SLOTS, &["main"]),
-            swiglu: k("swiglu", shader!("swiglu.wgsl"), &[Read, Write, Uniform], &["main"]),
-            sample: k("sample", shader!("sample.wgsl"), &[Read, Write, Write, Uniform], &["argmax", "sample"]),
+        DecodeKernels {
+            embed: k(&r::EMBED),
+            rmsnorm: k(&r::RMSNORM),
+            matmul: k(&r::MATMUL),
+            matvec: k(&r::MATVEC),
+            matvec_rope: k(&r::MATVEC_ROPE),
+            matvec_cls: (wg.classifier != wg.layers).then(|| k(&r::MATVEC_CLS)),
+            matvec_cls_f16: f16.then(|| k(&r::MATVEC_CLS_F16)),
+            rope: k(&r::ROPE),
+            attention: k(&r::ATTENTION),
+            swiglu: k(&r::SWIGLU),
+            sample: k(&r::SAMPLE),
+            edit: k(&r::EDIT),
             step_layout,
             workgroups: wg,
         }
@@ -236,14 +208,12 @@ impl Kernels {
     }
 }
 
-/// A uniform buffer holding `words` (u32 or f32 bit patterns), padded to 16 bytes.
-pub fn uniform(ctx: &GpuContext, label: &str, words: &[u32]) -> wgpu::Buffer {
-    let mut w = words.to_vec();
-    w.resize(words.len().div_ceil(4).max(1) * 4, 0);
+/// A uniform buffer holding one of the `uniforms` structs.
+pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
     ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
-        contents: bytemuck::cast_slice(&w),
-        usage: wgpu::BufferUsages::UNIFORM,
+        contents: bytemuck::bytes_of(value),
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
     })
 }
 
@@ -262,7 +232,7 @@ pub fn buffer(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsag
 }
 
 /// The step buffer (`slots` Step slots) and its dynamic-offset bind group.
-pub fn step_buffer(ctx: &GpuContext, k: &Kernels, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
+pub fn step_buffer(ctx: &GpuContext, k: &DecodeKernels, slots: usize) -> (wgpu::Buffer, wgpu::BindGroup) {
     step_buffer_in(ctx, &k.step_layout, slots)
 }
 
@@ -284,21 +254,30 @@ pub(crate) fn step_buffer_in(ctx: &GpuContext, layout: &wgpu::BindGroupLayout, s
     (buf, bg)
 }
 
-/// Records one dispatch.
-pub fn dispatch(
-    pass: &mut wgpu::ComputePass<'_>,
-    pipeline: &wgpu::ComputePipeline,
-    bg: &wgpu::BindGroup,
-    step: (&wgpu::BindGroup, u32),
-    groups: [u32; 3],
-) {
-    pass.set_pipeline(pipeline);
-    pass.set_bind_group(0, bg, &[]);
-    pass.set_bind_group(1, step.0, &[step.1]);
-    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-}
-
 /// Workgroups needed for `n` items at `per` items each.
 pub fn groups(n: usize, per: usize) -> u32 {
     n.div_ceil(per) as u32
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::gpu::registry;
+
+    #[test]
+    fn an_unknown_entry_point_is_an_error_naming_the_kernel() {
+        let ctx = match GpuContext::new() {
+            Ok(c) => c,
+            Err(Error::NoGpu(e)) => return println!("skipped: {e}"),
+            Err(e) => panic!("{e}"),
+        };
+        let layout = step_layout(&ctx);
+        let k = Kernel::compile(&ctx, &registry::SAMPLE, &Workgroups::default(), Some(&layout));
+        assert!(k.pipeline("argmax").is_ok() && k.pipeline("sample").is_ok());
+        // Before, "" and unknown names silently ran the first entry point (argmax here).
+        for bad in ["", "main", "Sample"] {
+            let e = k.pipeline(bad).err().unwrap().to_string();
+            assert_eq!(e, format!("GPU: the sample kernel has no entry point `{bad}`"));
+        }
+    }
 }

@@ -16,21 +16,24 @@ mod backend;
 pub mod bench;
 mod choice;
 mod context;
-mod fast;
+mod edits;
 mod kernels;
 pub mod lora;
 mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ops;
+mod pipelined;
 mod plan;
 mod readback;
+mod registry;
 pub mod split;
 mod state;
 pub mod tune;
+mod uniforms;
 mod workgroups;
 
 pub use backend::{GpuBackend, GpuOptions, GpuStats};
-pub use choice::{AnyBackend, BackendChoice};
+pub use choice::{AnyBackend, BackendChoice, Opened, Reason};
 pub use context::GpuContext;
 pub use lora::{GpuTrainOptions, GpuTrainer};
 pub use model::{f16_bits, f16_round, f16_value, rope_table};

@@ -2,9 +2,11 @@
 //! sampler). Not used by the backend itself; blocking, so native only.
 
 use super::context::GpuContext;
-use super::kernels::{buffer, dispatch, groups, step_buffer, storage, uniform, Kernel, Kernels, Step};
+use super::kernels::{buffer, groups, step_buffer, storage, uniform, DecodeKernels, Kernel, Step};
 use super::model::Chunked;
+use super::plan::{attention_dims, rope_dims};
 use super::readback::{self, floats};
+use super::uniforms::{EmbedDims, MatmulDims, NormDims, SampleDims, SwigluDims};
 use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::error::Result;
@@ -29,7 +31,7 @@ pub struct Matmul {
 /// A device with the kernels compiled, to run them one at a time.
 pub struct KernelLab {
     ctx: GpuContext,
-    k: Kernels,
+    k: DecodeKernels,
     step: wgpu::Buffer,
     step_bg: wgpu::BindGroup,
 }
@@ -60,7 +62,7 @@ impl KernelLab {
     pub fn with(features: wgpu::Features, wg: Workgroups) -> Result<KernelLab> {
         let ctx = GpuContext::with_features(features)?;
         wg.check(&ctx.limits)?;
-        let k = Kernels::new(&ctx, wg);
+        let k = DecodeKernels::new(&ctx, wg);
         let (step, step_bg) = step_buffer(&ctx, &k, 1);
         ctx.check()?;
         Ok(KernelLab { ctx, k, step, step_bg })
@@ -99,7 +101,7 @@ impl KernelLab {
         let dims: Vec<_> = chunks
             .parts
             .iter()
-            .map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, 0, LAB_EPS.to_bits()]))
+            .map(|(_, r)| uniform(&self.ctx, "d", &MatmulDims::chunk(r.clone(), k, m, false).with_eps(LAB_EPS)))
             .collect();
         let calls: Vec<_> = chunks
             .parts
@@ -128,7 +130,7 @@ impl KernelLab {
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for ((k, entry, _, g), bg) in calls.iter().zip(&groups_bg) {
-                dispatch(&mut pass, k.pipeline(entry), bg, (&self.step_bg, 0), *g);
+                k.dispatch(&mut pass, entry, bg, (&self.step_bg, 0), *g)?;
             }
         }
         readback::submit_and_read(&self.ctx, enc, outs)
@@ -142,8 +144,8 @@ impl KernelLab {
     pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
         let rows = x.len() / g.len();
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, x.len()));
-        let d = uniform(&self.ctx, "d", &[g.len() as u32, LAB_EPS.to_bits()]);
-        let r = self.run(Self::rows(rows), &[(&self.k.rmsnorm, "", vec![&xb, &gb, &o, &d], [rows as u32, 1, 1])], &[&o])?;
+        let d = uniform(&self.ctx, "d", &NormDims { dim: g.len() as u32, eps: LAB_EPS, ..NormDims::default() });
+        let r = self.run(Self::rows(rows), &[(&self.k.rmsnorm, "main", vec![&xb, &gb, &o, &d], [rows as u32, 1, 1])], &[&o])?;
         Ok(floats(&r[0]))
     }
 
@@ -161,7 +163,7 @@ impl KernelLab {
         let dims: Vec<_> = chunks
             .parts
             .iter()
-            .map(|(_, r)| uniform(&self.ctx, "d", &[r.len() as u32, k as u32, m as u32, r.start as u32, init.is_some() as u32]))
+            .map(|(_, r)| uniform(&self.ctx, "d", &MatmulDims::chunk(r.clone(), k, m, init.is_some())))
             .collect();
         let calls: Vec<_> = chunks
             .parts
@@ -183,11 +185,11 @@ impl KernelLab {
         let rows = qkv.len() / width;
         let (qb, table, kv) = (self.input(qkv), self.input(&super::model::rope_table(c)), self.input(cache));
         let q = out_buf(&self.ctx, rows * c.q_dim());
-        let d = uniform(&self.ctx, "d", &[c.q_dim() as u32, c.kv_dim() as u32, c.head_size() as u32, c.seq_len as u32]);
+        let d = uniform(&self.ctx, "d", &rope_dims(c));
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
         let r = self.run(
             step,
-            &[(&self.k.rope, "", vec![&qb, &table, &q, &kv, &d], [groups(width / 2, 64), rows as u32, 1])],
+            &[(&self.k.rope, "main", vec![&qb, &table, &q, &kv, &d], [groups(width / 2, 64), rows as u32, 1])],
             &[&q, &kv],
         )?;
         Ok((floats(&r[0]), floats(&r[1])))
@@ -200,24 +202,11 @@ impl KernelLab {
         let (qb, kv) = (self.input(q), self.input(cache));
         let att = out_buf(&self.ctx, rows * c.n_heads * c.seq_len);
         let o = out_buf(&self.ctx, rows * c.q_dim());
-        let hs = c.head_size();
-        let d = uniform(
-            &self.ctx,
-            "d",
-            &[
-                c.n_heads as u32,
-                hs as u32,
-                c.kv_dim() as u32,
-                c.kv_mul() as u32,
-                c.seq_len as u32,
-                c.q_dim() as u32,
-                (hs as f32).sqrt().to_bits(),
-            ],
-        );
+        let d = uniform(&self.ctx, "d", &attention_dims(c));
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
         let r = self.run(
             step,
-            &[(&self.k.attention, "", vec![&qb, &kv, &att, &o, &d], [c.n_heads as u32, rows as u32, 1])],
+            &[(&self.k.attention, "main", vec![&qb, &kv, &att, &o, &d], [c.n_heads as u32, rows as u32, 1])],
             &[&att, &o],
         )?;
         Ok((floats(&r[0]), floats(&r[1])))
@@ -227,9 +216,12 @@ impl KernelLab {
     pub fn swiglu(&self, h: &[f32], hidden: usize) -> Result<Vec<f32>> {
         let rows = h.len() / (2 * hidden);
         let (hb, o) = (self.input(h), out_buf(&self.ctx, rows * hidden));
-        let d = uniform(&self.ctx, "d", &[hidden as u32]);
-        let r =
-            self.run(Self::rows(rows), &[(&self.k.swiglu, "", vec![&hb, &o, &d], [groups(hidden, 64), rows as u32, 1])], &[&o])?;
+        let d = uniform(&self.ctx, "d", &SwigluDims { hidden: hidden as u32, ..SwigluDims::default() });
+        let r = self.run(
+            Self::rows(rows),
+            &[(&self.k.swiglu, "main", vec![&hb, &o, &d], [groups(hidden, 64), rows as u32, 1])],
+            &[&o],
+        )?;
         Ok(floats(&r[0]))
     }
 
@@ -238,13 +230,18 @@ impl KernelLab {
         let rows = tokens.len();
         let chunks = Chunked::upload(&self.ctx, "table", table, dim, max_bytes)?;
         let (tb, x) = (self.input(tokens), out_buf(&self.ctx, rows * dim));
-        let dims: Vec<_> =
-            chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &[r.start as u32, r.len() as u32, dim as u32])).collect();
+        let dims: Vec<_> = chunks
+            .parts
+            .iter()
+            .map(|(_, r)| {
+                uniform(&self.ctx, "d", &EmbedDims { row0: r.start as u32, rows: r.len() as u32, dim: dim as u32, _pad: 0 })
+            })
+            .collect();
         let calls: Vec<_> = chunks
             .parts
             .iter()
             .zip(&dims)
-            .map(|((b, _), d)| (&self.k.embed, "", vec![b, &tb, &x, d], [groups(dim, 64), rows as u32, 1]))
+            .map(|((b, _), d)| (&self.k.embed, "main", vec![b, &tb, &x, d], [groups(dim, 64), rows as u32, 1]))
             .collect();
         Ok(floats(&self.run(Self::rows(rows), &calls, &[&x])?[0]))
     }
@@ -255,7 +252,7 @@ impl KernelLab {
         let v = logits.len();
         let (lb, probs) = (self.input(logits), out_buf(&self.ctx, v));
         let tokens = out_buf(&self.ctx, 2);
-        let d = uniform(&self.ctx, "d", &[v as u32]);
+        let d = uniform(&self.ctx, "d", &SampleDims { vocab: v as u32, ..SampleDims::default() });
         let (entry, mode) = match (temperature == 0.0, topp <= 0.0 || topp >= 1.0) {
             (true, _) => ("argmax", 0),
             (false, true) => ("sample", 1),

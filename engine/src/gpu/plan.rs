@@ -2,11 +2,14 @@
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
 use super::context::GpuContext;
-use super::kernels::{dispatch, groups, uniform, Kernel, Kernels};
+use super::edits::LayerEdit;
+use super::kernels::{groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
+use super::uniforms::{AttentionDims, EmbedDims, MatmulDims, NormDims, RopeDims, SampleDims, SwigluDims};
 use super::workgroups::MatvecShape;
 use crate::config::Config;
+use crate::error::Result;
 
 /// One matmul over one weight chunk.
 struct Mm {
@@ -60,7 +63,7 @@ pub struct Plan {
 /// Bind groups of `out (+)= W · x` over every chunk of `w`.
 fn matmuls(
     ctx: &GpuContext,
-    k: &Kernels,
+    k: &DecodeKernels,
     x: &wgpu::Buffer,
     w: &Chunked,
     out: &wgpu::Buffer,
@@ -70,7 +73,7 @@ fn matmuls(
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matmul", &[r.len() as u32, w.cols as u32, out_stride as u32, r.start as u32, acc as u32]);
+            let dims = uniform(ctx, "matmul", &MatmulDims::chunk(r.clone(), w.cols, out_stride, acc));
             Mm { bg: k.matmul.bind(ctx, "matmul", &[x, buf, out, &dims]), rows: r.len() }
         })
         .collect()
@@ -87,12 +90,10 @@ fn fused_mm(
     eps: f32,
 ) -> Vec<Mm> {
     let (out, out_stride, acc) = out;
-    let eps = eps.to_bits();
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims =
-                uniform(ctx, "matvec", &[r.len() as u32, w.cols as u32, out_stride as u32, r.start as u32, acc as u32, eps]);
+            let dims = uniform(ctx, "matvec", &MatmulDims::chunk(r.clone(), w.cols, out_stride, acc).with_eps(eps));
             Mm { bg: k.bind(ctx, "matvec", &[x, buf, out, &dims, g]), rows: r.len() }
         })
         .collect()
@@ -106,7 +107,7 @@ pub(crate) fn fusable(w: &Chunked) -> bool {
 /// Bind groups of matvec_rope.wgsl: q = rope(wq · rmsnorm(x)), k and v into `cache` at pos.
 fn qkv_rope(
     ctx: &GpuContext,
-    k: &Kernels,
+    k: &DecodeKernels,
     lw: &GpuLayer,
     (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer),
     cache: &wgpu::Buffer,
@@ -117,7 +118,7 @@ fn qkv_rope(
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matvec rope", &[r.len() as u32, w.cols as u32, 0, r.start as u32, 0, eps.to_bits()]);
+            let dims = uniform(ctx, "matvec rope", &MatmulDims::chunk(r.clone(), w.cols, 0, false).with_eps(eps));
             Mm {
                 bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]),
                 rows: r.len(),
@@ -126,7 +127,7 @@ fn qkv_rope(
         .collect()
 }
 
-fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, rope_dims: &wgpu::Buffer) -> Option<Fused> {
+fn fused(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, rope_dims: &wgpu::Buffer) -> Option<Fused> {
     let all = w.layers.iter().flat_map(|l| [&l.wqkv, &l.wo, &l.w13, &l.w2]).chain([w.classifier()]);
     if !all.into_iter().all(fusable) {
         return None;
@@ -152,30 +153,25 @@ fn fused(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, ro
     Some(Fused { layers, cls, cls_f16 })
 }
 
-fn rmsnorm(ctx: &GpuContext, k: &Kernels, x: &wgpu::Buffer, g: &wgpu::Buffer, o: &wgpu::Buffer, c: &Config) -> wgpu::BindGroup {
-    let dims = uniform(ctx, "rmsnorm", &[c.dim as u32, c.norm_eps.to_bits()]);
+fn rmsnorm(
+    ctx: &GpuContext,
+    k: &DecodeKernels,
+    x: &wgpu::Buffer,
+    g: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    c: &Config,
+) -> wgpu::BindGroup {
+    let dims = uniform(ctx, "rmsnorm", &NormDims { dim: c.dim as u32, eps: c.norm_eps, ..NormDims::default() });
     k.rmsnorm.bind(ctx, "rmsnorm", &[x, g, o, &dims])
 }
 
 impl Plan {
     /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow.
-    pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
-        let (d, kv, hs, q) = (c.dim, c.kv_dim(), c.head_size(), c.q_dim());
-        let rope_dims = uniform(ctx, "rope", &[q as u32, kv as u32, hs as u32, c.seq_len as u32]);
-        let attn_dims = uniform(
-            ctx,
-            "attention",
-            &[
-                c.n_heads as u32,
-                hs as u32,
-                kv as u32,
-                c.kv_mul() as u32,
-                c.seq_len as u32,
-                q as u32,
-                (hs as f32).sqrt().to_bits(),
-            ],
-        );
-        let swiglu_dims = uniform(ctx, "swiglu", &[c.hidden_dim as u32]);
+    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
+        let (d, kv, q) = (c.dim, c.kv_dim(), c.q_dim());
+        let rope_dims = uniform(ctx, "rope", &rope_dims(c));
+        let attn_dims = uniform(ctx, "attention", &attention_dims(c));
+        let swiglu_dims = uniform(ctx, "swiglu", &SwigluDims { hidden: c.hidden_dim as u32, ..SwigluDims::default() });
         let layers = w
             .layers
             .iter()
@@ -197,11 +193,12 @@ impl Plan {
             .parts
             .iter()
             .map(|(buf, r)| {
-                let dims = uniform(ctx, "embed", &[r.start as u32, r.len() as u32, d as u32]);
+                let dims =
+                    uniform(ctx, "embed", &EmbedDims { row0: r.start as u32, rows: r.len() as u32, dim: d as u32, _pad: 0 });
                 (k.embed.bind(ctx, "embed", &[buf, &a.tokens, &a.x, &dims]), r.len())
             })
             .collect();
-        let sample_dims = uniform(ctx, "sample", &[c.vocab_size as u32]);
+        let sample_dims = uniform(ctx, "sample", &SampleDims { vocab: c.vocab_size as u32, ..SampleDims::default() });
         Plan {
             config: *c,
             fused: if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None },
@@ -213,14 +210,21 @@ impl Plan {
         }
     }
 
-    fn matmul(k: &Kernels, pass: &mut wgpu::ComputePass<'_>, mms: &[Mm], rows: usize, step: (&wgpu::BindGroup, u32)) {
+    fn matmul(
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        mms: &[Mm],
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
         for mm in mms {
             if rows == 1 {
-                dispatch(pass, k.matmul.pipeline("matvec"), &mm.bg, step, [groups(mm.rows, 16), 1, 1]);
+                k.matmul.dispatch(pass, "matvec", &mm.bg, step, [groups(mm.rows, 16), 1, 1])?;
             } else {
-                dispatch(pass, k.matmul.pipeline("matmul"), &mm.bg, step, [groups(mm.rows, 64), groups(rows, 16), 1]);
+                k.matmul.dispatch(pass, "matmul", &mm.bg, step, [groups(mm.rows, 64), groups(rows, 16), 1])?;
             }
         }
+        Ok(())
     }
 
     /// Whether one-row passes use the fused dispatches.
@@ -253,63 +257,125 @@ impl Plan {
         mms: &[Mm],
         entry: &str,
         step: (&wgpu::BindGroup, u32),
-    ) {
+    ) -> Result<()> {
         for mm in mms {
-            dispatch(pass, k.pipeline(entry), &mm.bg, step, [groups(mm.rows, shape.rows()), 1, 1]);
+            k.dispatch(pass, entry, &mm.bg, step, [groups(mm.rows, shape.rows()), 1, 1])?;
         }
+        Ok(())
     }
 
     /// x = embedding of the `rows` tokens at positions pos0.. (the step slot says which).
-    pub fn embed(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, rows: usize, step: (&wgpu::BindGroup, u32)) {
+    pub fn embed(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
         for (bg, _) in &self.embed {
-            dispatch(pass, k.embed.pipeline(""), bg, step, [groups(self.config.dim, 64), rows as u32, 1]);
+            k.embed.dispatch(pass, "main", bg, step, [groups(self.config.dim, 64), rows as u32, 1])?;
         }
+        Ok(())
     }
 
-    /// One transformer layer over `rows` rows: x += attention(x); x += ffn(x).
-    pub fn layer(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, l: usize, rows: usize, step: (&wgpu::BindGroup, u32)) {
+    /// One transformer layer over `rows` rows: x += attention(x); x += ffn(x); with `edit`'s
+    /// knock-outs (after attention), skipped blocks (their output never added) and steering.
+    pub fn layer(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        l: usize,
+        rows: usize,
+        step: (&wgpu::BindGroup, u32),
+        edit: Option<&LayerEdit>,
+    ) -> Result<()> {
         let c = &self.config;
         let lp = &self.layers[l];
         let r = rows as u32;
+        let (attn, mlp) = edit.map_or((true, true), |e| (!e.skip_attn, !e.skip_mlp));
         if let (Some(f), 1) = (&self.fused, rows) {
             let (fl, s) = (&f.layers[l], k.workgroups.layers);
-            Self::fused_mm(&k.matvec_rope, s, pass, &fl.qkv, "norm_rope", step);
-            dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, 1, 1]);
-            Self::fused_mm(&k.matvec, s, pass, &fl.wo, "plain", step);
-            Self::fused_mm(&k.matvec, s, pass, &fl.w13, "norm", step);
-            Self::fused_mm(&k.matvec, s, pass, &fl.w2, "swiglu", step);
-            return;
+            Self::fused_mm(&k.matvec_rope, s, pass, &fl.qkv, "norm_rope", step)?;
+            k.attention.dispatch(pass, "main", &lp.attn, step, [c.n_heads as u32, 1, 1])?;
+            if let Some(e) = edit {
+                e.replace(k, pass, rows, step)?;
+            }
+            if attn {
+                Self::fused_mm(&k.matvec, s, pass, &fl.wo, "plain", step)?;
+            }
+            if mlp {
+                Self::fused_mm(&k.matvec, s, pass, &fl.w13, "norm", step)?;
+                Self::fused_mm(&k.matvec, s, pass, &fl.w2, "swiglu", step)?;
+            }
+        } else {
+            k.rmsnorm.dispatch(pass, "main", &lp.rms_att, step, [r, 1, 1])?;
+            Self::matmul(k, pass, &lp.qkv, rows, step)?;
+            k.rope.dispatch(pass, "main", &lp.rope, step, [groups((c.q_dim() + 2 * c.kv_dim()) / 2, 64), r, 1])?;
+            k.attention.dispatch(pass, "main", &lp.attn, step, [c.n_heads as u32, r, 1])?;
+            if let Some(e) = edit {
+                e.replace(k, pass, rows, step)?;
+            }
+            if attn {
+                Self::matmul(k, pass, &lp.wo, rows, step)?;
+            }
+            if mlp {
+                k.rmsnorm.dispatch(pass, "main", &lp.rms_ffn, step, [r, 1, 1])?;
+                Self::matmul(k, pass, &lp.w13, rows, step)?;
+                k.swiglu.dispatch(pass, "main", &lp.swiglu, step, [groups(c.hidden_dim, 64), r, 1])?;
+                Self::matmul(k, pass, &lp.w2, rows, step)?;
+            }
         }
-        dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_att, step, [r, 1, 1]);
-        Self::matmul(k, pass, &lp.qkv, rows, step);
-        dispatch(pass, k.rope.pipeline(""), &lp.rope, step, [groups((c.q_dim() + 2 * c.kv_dim()) / 2, 64), r, 1]);
-        dispatch(pass, k.attention.pipeline(""), &lp.attn, step, [c.n_heads as u32, r, 1]);
-        Self::matmul(k, pass, &lp.wo, rows, step);
-        dispatch(pass, k.rmsnorm.pipeline(""), &lp.rms_ffn, step, [r, 1, 1]);
-        Self::matmul(k, pass, &lp.w13, rows, step);
-        dispatch(pass, k.swiglu.pipeline(""), &lp.swiglu, step, [groups(c.hidden_dim, 64), r, 1]);
-        Self::matmul(k, pass, &lp.w2, rows, step);
+        if let Some(e) = edit {
+            e.add(k, pass, rows, step)?;
+        }
+        Ok(())
     }
 
     /// xn = rmsnorm(x) over `rows` rows, then logits = classifier · xn for the head step's rows.
     pub fn head(
         &self,
-        k: &Kernels,
+        k: &DecodeKernels,
         pass: &mut wgpu::ComputePass<'_>,
         rows: usize,
         head_rows: usize,
         head: (&wgpu::BindGroup, u32),
-    ) {
+    ) -> Result<()> {
         if let (Some(f), 1, 1) = (&self.fused, rows, head_rows) {
             let (kernel, shape) = f.cls_f16.then(|| k.classifier_f16()).flatten().unwrap_or_else(|| k.classifier());
             return Self::fused_mm(kernel, shape, pass, &f.cls, "norm", head);
         }
-        dispatch(pass, k.rmsnorm.pipeline(""), &self.rms_final, head, [rows as u32, 1, 1]);
-        Self::matmul(k, pass, &self.cls, head_rows, head);
+        k.rmsnorm.dispatch(pass, "main", &self.rms_final, head, [rows as u32, 1, 1])?;
+        Self::matmul(k, pass, &self.cls, head_rows, head)
     }
 
     /// The next token from logits row 0 into tokens[pos0 + 1] (`argmax` or `sample`).
-    pub fn sample(&self, k: &Kernels, pass: &mut wgpu::ComputePass<'_>, entry: &str, head: (&wgpu::BindGroup, u32)) {
-        dispatch(pass, k.sample.pipeline(entry), &self.sample, head, [1, 1, 1]);
+    pub fn sample(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        entry: &str,
+        head: (&wgpu::BindGroup, u32),
+    ) -> Result<()> {
+        k.sample.dispatch(pass, entry, &self.sample, head, [1, 1, 1])
+    }
+}
+
+/// rope_pair.wgsl's sizes for `c`.
+pub(crate) fn rope_dims(c: &Config) -> RopeDims {
+    RopeDims { q_dim: c.q_dim() as u32, kv_dim: c.kv_dim() as u32, head_size: c.head_size() as u32, seq_len: c.seq_len as u32 }
+}
+
+/// attention.wgsl's sizes for `c`.
+pub(crate) fn attention_dims(c: &Config) -> AttentionDims {
+    let hs = c.head_size();
+    AttentionDims {
+        n_heads: c.n_heads as u32,
+        head_size: hs as u32,
+        kv_dim: c.kv_dim() as u32,
+        kv_mul: c.kv_mul() as u32,
+        seq_len: c.seq_len as u32,
+        q_dim: c.q_dim() as u32,
+        scale: (hs as f32).sqrt(),
+        _pad: 0,
     }
 }

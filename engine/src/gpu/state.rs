@@ -2,7 +2,7 @@
 //! batch of up to `batch` rows (positions) at once.
 
 use super::context::GpuContext;
-use super::kernels::{buffer, step_buffer, Kernels};
+use super::kernels::{buffer, step_buffer, DecodeKernels};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -63,7 +63,7 @@ pub fn choose_batch(c: &Config, limits: &wgpu::Limits, want: usize) -> Result<us
 }
 
 impl Acts {
-    pub fn new(ctx: &GpuContext, k: &Kernels, c: &Config, batch: usize) -> Acts {
+    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, batch: usize) -> Acts {
         use wgpu::BufferUsages as U;
         let act = U::STORAGE | U::COPY_SRC | U::COPY_DST;
         let b = batch as u64;

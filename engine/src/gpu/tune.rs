@@ -13,14 +13,13 @@
 //! and is kept unless another is clearly (`MARGIN`) faster, so noise does not flip the choice.
 
 use super::context::GpuContext;
-use super::kernels::{
-    attention_src, buffer, dispatch, groups, matvec_src, step_buffer_in, step_layout, uniform, Kernel, Step, ATTENTION_SLOTS,
-    MATVEC_SLOTS,
-};
+use super::kernels::{buffer, groups, step_buffer_in, step_layout, uniform, Kernel, Step};
 use super::model::MAX_CHUNK_ROWS;
-use super::plan::FUSED_MAX_K;
+use super::plan::{attention_dims, FUSED_MAX_K};
 use super::readback;
+use super::registry::{attention_source, matvec_source, Spec, ATTENTION, MATVEC_CLS};
 use super::split::split_rows;
+use super::uniforms::MatmulDims;
 use super::workgroups::{MatvecShape, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -139,10 +138,7 @@ impl Mat {
         let chunks = split_rows(rows, cols, max_bytes, MAX_CHUNK_ROWS)?;
         let bufs =
             chunks.iter().map(|r| buffer(ctx, "tune w", (r.len() * cols * elem) as u64, wgpu::BufferUsages::STORAGE)).collect();
-        let dims = chunks
-            .iter()
-            .map(|r| uniform(ctx, "tune d", &[r.len() as u32, cols as u32, rows as u32, r.start as u32, 0]))
-            .collect();
+        let dims = chunks.iter().map(|r| uniform(ctx, "tune d", &MatmulDims::chunk(r.clone(), cols, rows, false))).collect();
         Ok(Mat { cols, elem, chunks, bufs, dims })
     }
 
@@ -198,9 +194,6 @@ impl Rig {
         let k = d.max(h);
         let ones = |n: usize| super::kernels::storage(ctx, "tune x", &vec![0.5f32; n], U::empty());
         let widest = c.vocab_size.max(2 * h).max(d + 2 * kv);
-        let hs = c.head_size();
-        let att_dims =
-            [c.n_heads as u32, hs as u32, kv as u32, c.kv_mul() as u32, c.seq_len as u32, d as u32, (hs as f32).sqrt().to_bits()];
         Ok(Rig {
             step_layout,
             step_bg,
@@ -225,53 +218,62 @@ impl Rig {
                 ones(2 * c.seq_len * kv),
                 buffer(ctx, "tune att", (c.n_heads * c.seq_len * 4) as u64, U::STORAGE),
                 buffer(ctx, "tune o", (d * 4) as u64, U::STORAGE),
-                uniform(ctx, "tune att d", &att_dims),
+                uniform(ctx, "tune att d", &attention_dims(c)),
             ],
         })
     }
 
-    fn kernel(&self, ctx: &GpuContext, name: &str, src: &str, slots: &[super::kernels::Slot], entry: &'static str) -> Kernel {
-        Kernel::new(ctx, Some(&self.step_layout), name, src, slots, &[entry])
+    fn kernel(&self, ctx: &GpuContext, spec: &Spec, src: &str) -> Kernel {
+        Kernel::new(ctx, spec, src, Some(&self.step_layout))
     }
 
     /// `norm` over every chunk of `m` in shape `s`.
-    fn matvec_jobs(&self, ctx: &GpuContext, k: &Kernel, s: MatvecShape, m: &Mat) -> Vec<Job> {
+    fn matvec_jobs(&self, ctx: &GpuContext, k: &Kernel, s: MatvecShape, m: &Mat) -> Result<Vec<Job>> {
         m.bufs
             .iter()
             .zip(&m.dims)
             .zip(&m.chunks)
-            .map(|((w, d), r)| Job {
-                pipeline: k.pipeline("norm").clone(),
-                bg: k.bind(ctx, "tune", &[&self.x, w, &self.out, d, &self.g]),
-                groups: [groups(r.len(), s.rows()), 1, 1],
+            .map(|((w, d), r)| {
+                Ok(Job {
+                    pipeline: k.pipeline("norm")?.clone(),
+                    bg: k.bind(ctx, "tune", &[&self.x, w, &self.out, d, &self.g]),
+                    groups: [groups(r.len(), s.rows()), 1, 1],
+                })
             })
             .collect()
     }
 
     /// Jobs of shape `s`: [classifier, layer, f16 classifier if the device has it].
-    fn matvec_candidate(&self, ctx: &GpuContext, s: MatvecShape) -> Candidate {
-        let k = self.kernel(ctx, "tune matvec", &matvec_src(s, false), MATVEC_SLOTS, "norm");
-        let cls = self.matvec_jobs(ctx, &k, s, &self.cls);
-        let layer = self.layer.iter().flat_map(|m| self.matvec_jobs(ctx, &k, s, m)).collect();
+    fn matvec_candidate(&self, ctx: &GpuContext, s: MatvecShape) -> Result<Candidate> {
+        let k = self.kernel(ctx, &MATVEC_CLS, &matvec_source(s, false));
+        let cls = self.matvec_jobs(ctx, &k, s, &self.cls)?;
+        let layer = self
+            .layer
+            .iter()
+            .map(|m| self.matvec_jobs(ctx, &k, s, m))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         let mut cand = Candidate { jobs: vec![cls, layer], kinds: vec![0, 1], samples: vec![Vec::new(), Vec::new()] };
         if let Some(m) = &self.cls_f16 {
-            let k16 = self.kernel(ctx, "tune matvec f16", &matvec_src(s, true), MATVEC_SLOTS, "norm");
-            cand.jobs.push(self.matvec_jobs(ctx, &k16, s, m));
+            let k16 = self.kernel(ctx, &MATVEC_CLS, &matvec_source(s, true));
+            cand.jobs.push(self.matvec_jobs(ctx, &k16, s, m)?);
             cand.kinds.push(3);
             cand.samples.push(Vec::new());
         }
-        cand
+        Ok(cand)
     }
 
-    fn attention_candidate(&self, ctx: &GpuContext, lanes: u32, heads: usize) -> Candidate {
-        let k = self.kernel(ctx, "tune attention", &attention_src(lanes), ATTENTION_SLOTS, "main");
+    fn attention_candidate(&self, ctx: &GpuContext, lanes: u32, heads: usize) -> Result<Candidate> {
+        let k = self.kernel(ctx, &ATTENTION, &attention_source(lanes));
         let a = &self.att;
         let job = Job {
-            pipeline: k.pipeline("").clone(),
+            pipeline: k.pipeline("main")?.clone(),
             bg: k.bind(ctx, "tune", &[&a[0], &a[1], &a[2], &a[3], &a[4]]),
             groups: [heads as u32, 1, 1],
         };
-        Candidate { jobs: vec![vec![job]], kinds: vec![2], samples: vec![Vec::new()] }
+        Ok(Candidate { jobs: vec![vec![job]], kinds: vec![2], samples: vec![Vec::new()] })
     }
 
     /// One timed submit per job group of each of `cands`; false (stopping) once out of time.
@@ -303,7 +305,10 @@ impl Rig {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             for _ in 0..reps {
                 for j in jobs {
-                    dispatch(&mut pass, &j.pipeline, &j.bg, (&self.step_bg, 0), j.groups);
+                    pass.set_pipeline(&j.pipeline);
+                    pass.set_bind_group(0, &j.bg, &[]);
+                    pass.set_bind_group(1, &self.step_bg, &[0]);
+                    pass.dispatch_workgroups(j.groups[0], j.groups[1], j.groups[2]);
                 }
             }
         }
@@ -400,7 +405,7 @@ pub async fn tune_async(ctx: &GpuContext, c: &Config, budget_ms: f64, now_ms: &d
                 Some(&s) => rig.matvec_candidate(ctx, s),
                 None => rig.attention_candidate(ctx, lanes[i - shapes.len()], c.n_heads),
             })
-            .await?;
+            .await??;
         for (jobs, &k) in cand.jobs.iter().zip(&cand.kinds) {
             rig.time(ctx, jobs, 1, now_ms).await?;
             if !calibrated[k] {

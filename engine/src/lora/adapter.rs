@@ -1,8 +1,9 @@
 //! An adapter: one `(A, B)` pair per adapted (layer, projection), kept in llama2.c layout.
 
+use super::hf_rows::rows_from_hf;
 use super::kernels::{self, LoraPair};
 use super::real::{cast, Real};
-use super::{peft, LoraConfig, Target};
+use super::{LoraConfig, Target};
 use crate::config::{Config, MAX_TENSOR_ELEMENTS};
 use crate::error::{Error, Result};
 use crate::randmodel::det_uniform;
@@ -15,7 +16,7 @@ pub struct Module<F = f32> {
     pub target: Target,
     /// `[r, in]`.
     pub a: Vec<F>,
-    /// `[out, r]`, rows in llama2.c order (PEFT files permute q/k rows; see `peft`).
+    /// `[out, r]`, rows in llama2.c order (PEFT files permute q/k rows; see `hf_rows`).
     pub b: Vec<F>,
 }
 
@@ -78,7 +79,7 @@ impl<F: Real> Adapter<F> {
         for m in &mut ad.modules {
             let key = format!("{}.lora_B", module_path(m.layer, m.target));
             let hf: Vec<F> = cast(&det_uniform(seed, &key, m.b.len(), b_bound, 0.0));
-            m.b = peft::rows_from_hf(&hf, m.target, base, ad.config.r);
+            m.b = rows_from_hf(&hf, m.target, base, ad.config.r);
         }
         Ok(ad)
     }

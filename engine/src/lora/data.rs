@@ -141,6 +141,49 @@ impl Dataset {
     }
 }
 
+/// Held-out windows per forward pass: the CLI and the browser evaluate in the same chunks.
+pub const HELD_CHUNK: usize = 8;
+
+/// The windows a held-out evaluation runs, as passes of at most `HELD_CHUNK` windows: every
+/// window of a dataset, or `max_windows` of them spread evenly over it (a fixed sample, the
+/// same at every evaluation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldOut {
+    pub batches: Vec<Batch>,
+    /// Windows in all.
+    pub windows: usize,
+    pub seq: usize,
+}
+
+impl HeldOut {
+    pub fn new(data: &Dataset, max_windows: usize) -> Result<HeldOut> {
+        let picked = even_sample(data.len(), max_windows);
+        let batches = picked
+            .chunks(HELD_CHUNK)
+            .map(|chunk| Batch::new(chunk.len(), data.seq, chunk.iter().flat_map(|&i| data.window(i).to_vec()).collect()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HeldOut { batches, windows: picked.len(), seq: data.seq })
+    }
+
+    /// Nothing to evaluate (the text was shorter than a window).
+    pub fn none(seq: usize) -> HeldOut {
+        HeldOut { batches: Vec::new(), windows: 0, seq }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows == 0
+    }
+}
+
+/// Which of `n` windows an evaluation uses: all, or `max` evenly spread ones (window i of max
+/// sits in the middle of its 1/max-th of the text).
+pub fn even_sample(n: usize, max: usize) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    (0..max).map(|i| (2 * i + 1) * n / (2 * max)).collect()
+}
+
 /// Starts of the windows of `seq` in a stream of `len ≥ seq` tokens.
 fn window_starts(len: usize, seq: usize) -> Vec<usize> {
     let stride = seq - 1;

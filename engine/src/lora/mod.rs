@@ -8,7 +8,9 @@
 
 mod adapter;
 mod backend;
+mod choice;
 mod data;
+mod hf_rows;
 pub mod kernels;
 mod model;
 mod optstate;
@@ -18,12 +20,13 @@ mod train;
 
 pub use adapter::{Adapter, Module};
 pub use backend::LoraCpuBackend;
-pub use data::{Batch, Dataset};
+pub use choice::{AnyTrainer, TrainDevice};
+pub use data::{even_sample, Batch, Dataset, HeldOut, HELD_CHUNK};
 pub use kernels::AdamW;
-pub use model::{forward, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs};
+pub use model::{forward, forward_into, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs, ALL_TENSORS};
 pub use optstate::{read_optimizer, write_optimizer, OPTIMIZER_FILE};
 pub use peft::{hf_tensors, peft_key, read_peft, write_peft, HfTensor, PeftFiles, CONFIG_FILE, WEIGHTS_FILE};
-pub use real::Real;
+pub use real::{cast, Real};
 #[cfg(not(target_arch = "wasm32"))]
 pub use train::time_step_ms;
 pub use train::{memory_report, MemoryReport, OptimizerState, StepReport, TrainConfig, Trainer};

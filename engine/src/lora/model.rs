@@ -27,7 +27,8 @@ impl<'a> Base<'a, f32> {
     }
 }
 
-const ALL_TENSORS: [Tensor; 12] = [
+/// Every tensor in `Tensor` order (the order `Base` indexes them).
+pub const ALL_TENSORS: [Tensor; 12] = [
     Tensor::TokEmbeddings,
     Tensor::RmsAtt,
     Tensor::Wq,
@@ -43,6 +44,11 @@ const ALL_TENSORS: [Tensor; 12] = [
 ];
 
 impl<'a, F> Base<'a, F> {
+    /// Borrows tensors given in `Tensor` order (`Wcls` is the classifier: the embedding table
+    /// again when tied), for trainers that own their weights.
+    pub fn from_slices(config: Config, kernels: Kernels, t: [&'a [F]; 12]) -> Base<'a, F> {
+        Base { config, kernels, t }
+    }
     /// The same weights on other kernels.
     pub fn with_kernels(self, kernels: Kernels) -> Base<'a, F> {
         Base { kernels, ..self }
@@ -111,6 +117,10 @@ pub struct Activations<F> {
     pub xn_final: Vec<F>,
     /// `[N, vocab]`.
     pub logits: Vec<F>,
+    /// The forward's `[N, dim]` temporary and RoPE's table (`kernels::rope_table`), kept so a
+    /// forward into these buffers allocates nothing.
+    scratch: Vec<F>,
+    rope: Vec<(F, F)>,
 }
 
 impl<F> Activations<F> {
@@ -139,37 +149,24 @@ fn project<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, l: usize, t: Target
     let Some(ad) = ad else { return };
     if let Some(i) = ad.index(l, t) {
         let rows = y.len() / t.shape(&base.config).0;
-        *u = vec![F::ZERO; rows * ad.config.r];
+        u.resize(rows * ad.config.r, F::ZERO);
         k::lora(y, u, x, ad.pair(i));
     }
 }
 
-/// The batched forward pass with the adapter unmerged, keeping what the backward needs.
-pub fn forward<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) -> Result<Activations<F>> {
-    let c = &base.config;
-    batch.check(c)?;
-    if let Some(ad) = ad {
-        ad.check_base(c)?;
-    }
-    let (seq, n) = (batch.seq, batch.batch * batch.seq);
-    let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
-    let (eps, freqs) = (F::of(c.norm_eps as f64), k::rope_freqs::<F>(c));
-    let mut x = vec![F::ZERO; n * d];
-    for (row, &tok) in x.chunks_exact_mut(d).zip(&batch.tokens) {
-        row.copy_from_slice(&base.get(Tensor::TokEmbeddings)[tok as usize * d..][..d]);
-    }
-    let kn = base.kernels;
-    let mut tmp = vec![F::ZERO; n * d];
-    let mut layers = Vec::with_capacity(c.n_layers);
-    for l in 0..c.n_layers {
+impl<F: Real> Activations<F> {
+    /// Zeroed buffers for a forward of `batch × seq` tokens through a model of shape `c`.
+    pub fn new(c: &Config, batch: usize, seq: usize) -> Activations<F> {
+        let n = batch * seq;
+        let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
         let z = |len: usize| vec![F::ZERO; len];
-        let mut a = LayerActs {
-            x: std::mem::take(&mut x),
+        let layer = || LayerActs {
+            x: z(n * d),
             xn_att: z(n * d),
             q: z(n * q),
             k: z(n * kv),
             v: z(n * kv),
-            probs: z(attn_shape(c, batch.batch, seq).probs_len()),
+            probs: z(attn_shape(c, batch, seq).probs_len()),
             att: z(n * q),
             x_mid: z(n * d),
             xn_ffn: z(n * d),
@@ -178,31 +175,74 @@ pub fn forward<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) 
             g: z(n * hd),
             u: Default::default(),
         };
+        Activations {
+            batch,
+            seq,
+            layers: (0..c.n_layers).map(|_| layer()).collect(),
+            x_final: z(n * d),
+            xn_final: z(n * d),
+            logits: z(n * c.vocab_size),
+            scratch: z(n * d),
+            rope: k::rope_table(n, seq, &k::rope_freqs(c)),
+        }
+    }
+}
+
+/// The batched forward pass with the adapter unmerged, keeping what the backward needs.
+pub fn forward<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) -> Result<Activations<F>> {
+    let mut acts = Activations::new(&base.config, batch.batch, batch.seq);
+    forward_into(base, ad, batch, &mut acts)?;
+    Ok(acts)
+}
+
+/// `forward` into buffers made by `Activations::new` for this batch shape: with no adapter (or
+/// after a first call) it allocates nothing.
+pub fn forward_into<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch, acts: &mut Activations<F>) -> Result<()> {
+    let c = &base.config;
+    batch.check(c)?;
+    if let Some(ad) = ad {
+        ad.check_base(c)?;
+    }
+    let seq = batch.seq;
+    if (acts.batch, acts.seq, acts.layers.len()) != (batch.batch, seq, c.n_layers)
+        || acts.logits.len() != batch.tokens.len() * c.vocab_size
+    {
+        return Err(crate::error::Error::InvalidSetting("the activation buffers were made for another batch shape".into()));
+    }
+    let (d, kv, hs, q) = (c.dim, c.kv_dim(), c.head_size(), c.q_dim());
+    let eps = F::of(c.norm_eps as f64);
+    let Activations { layers, x_final, xn_final, logits, scratch: tmp, rope, .. } = acts;
+    for (row, &tok) in layers[0].x.chunks_exact_mut(d).zip(&batch.tokens) {
+        row.copy_from_slice(&base.get(Tensor::TokEmbeddings)[tok as usize * d..][..d]);
+    }
+    let kn = base.kernels;
+    for l in 0..c.n_layers {
+        let (a, rest) = layers[l..].split_first_mut().expect("layer l exists");
+        let x_out = match rest.first_mut() {
+            Some(next) => &mut next.x,
+            None => &mut *x_final,
+        };
         let [uq, uk, uv, uo, ug, uu, ud] = &mut a.u;
         fast::rmsnorm(kn, &mut a.xn_att, &a.x, base.layer(Tensor::RmsAtt, l), eps);
         project(base, ad, l, Target::Q, &a.xn_att, &mut a.q, uq);
         project(base, ad, l, Target::K, &a.xn_att, &mut a.k, uk);
         project(base, ad, l, Target::V, &a.xn_att, &mut a.v, uv);
-        k::rope_with(&mut a.q, q, seq, &freqs);
-        k::rope_with(&mut a.k, kv, seq, &freqs);
+        k::rope_with(&mut a.q, q, seq, hs, rope);
+        k::rope_with(&mut a.k, kv, seq, hs, rope);
         fast::attention(kn, &mut a.att, &mut a.probs, &a.q, &a.k, &a.v, attn_shape(c, batch.batch, seq));
-        project(base, ad, l, Target::O, &a.att, &mut tmp, uo);
-        add(&mut a.x_mid, &a.x, &tmp);
+        project(base, ad, l, Target::O, &a.att, tmp, uo);
+        add(&mut a.x_mid, &a.x, tmp);
 
         fast::rmsnorm(kn, &mut a.xn_ffn, &a.x_mid, base.layer(Tensor::RmsFfn, l), eps);
         project(base, ad, l, Target::Gate, &a.xn_ffn, &mut a.h1, ug);
         project(base, ad, l, Target::Up, &a.xn_ffn, &mut a.h3, uu);
         fast::swiglu(kn, &mut a.g, &a.h1, &a.h3);
-        project(base, ad, l, Target::Down, &a.g, &mut tmp, ud);
-        x = vec![F::ZERO; n * d];
-        add(&mut x, &a.x_mid, &tmp);
-        layers.push(a);
+        project(base, ad, l, Target::Down, &a.g, tmp, ud);
+        add(x_out, &a.x_mid, tmp);
     }
-    let mut xn_final = vec![F::ZERO; n * d];
-    fast::rmsnorm(kn, &mut xn_final, &x, base.get(Tensor::RmsFinal), eps);
-    let mut logits = vec![F::ZERO; n * c.vocab_size];
-    fast::matmul(kn, &mut logits, &xn_final, base.get(Tensor::Wcls), d);
-    Ok(Activations { batch: batch.batch, seq, layers, x_final: x, xn_final, logits })
+    fast::rmsnorm(kn, xn_final, x_final, base.get(Tensor::RmsFinal), eps);
+    fast::matmul(kn, logits, xn_final, base.get(Tensor::Wcls), d);
+    Ok(())
 }
 
 /// `out = a + b`.
@@ -304,8 +344,8 @@ pub(crate) fn backward<F: Real>(
 ) -> f64 {
     let c = &base.config;
     let (seq, n) = (acts.seq, acts.batch * acts.seq);
-    let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
-    let (eps, freqs) = (F::of(c.norm_eps as f64), k::rope_freqs::<F>(c));
+    let (d, kv, hd, q, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim(), c.head_size());
+    let eps = F::of(c.norm_eps as f64);
     let (sum, count) = k::cross_entropy(&acts.logits, targets, c.vocab_size);
     let kn = base.kernels;
     fast::cross_entropy_bwd(kn, &mut acts.logits, targets, c.vocab_size, F::of(1.0 / count as f64));
@@ -350,8 +390,8 @@ pub(crate) fn backward<F: Real>(
             &a.v,
             attn_shape(c, acts.batch, seq),
         );
-        k::rope_bwd_with(&mut s.dq, q, seq, &freqs);
-        k::rope_bwd_with(&mut s.dk, kv, seq, &freqs);
+        k::rope_bwd_with(&mut s.dq, q, seq, hs, &acts.rope);
+        k::rope_bwd_with(&mut s.dk, kv, seq, hs, &acts.rope);
         // The embeddings are frozen: below layer 0 no input gradient is needed.
         let need_dx = l > 0;
         zero(&mut s.dxn);

@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 
 use super::adapter::Adapter;
-use super::peft::{hf_tensors, peft_key, read_tensors, rows_from_hf, Tensors};
+use super::hf_rows::rows_from_hf;
+use super::peft::{hf_tensors, peft_key, read_tensors, Tensors};
 use super::train::OptimizerState;
 use crate::error::{Error, Result};
 

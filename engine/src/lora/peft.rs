@@ -2,14 +2,13 @@
 //! names (`base_model.model.model.layers.<l>.self_attn.q_proj.lora_A.weight`) and the Hugging
 //! Face row layout, so Hugging Face PEFT loads ours and we load theirs.
 //!
-//! Layout: HF's `q_proj`/`k_proj` are llama2.c's `wq`/`wk` with the rows of every head permuted
-//! (llama2.c's RoPE turns row pairs (2j, 2j+1), HF's `rotate_half` pairs j with j + hs/2): HF row
-//! `c·hs/2 + j` of a head is llama2.c row `2j + c`. A acts on the unpermuted input, so only the
-//! rows of q/k's B (and of their gradients) move.
+//! Layout: HF's `q_proj`/`k_proj` rows are permuted within each head (`hf_rows`); A acts on the
+//! unpermuted input, so only the rows of q/k's B (and of their gradients) move.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::adapter::{module_path, Adapter, Module};
+use super::hf_rows::{rows_from_hf, rows_to_hf};
 use super::real::Real;
 use super::{LoraConfig, Target};
 use crate::config::Config;
@@ -30,44 +29,6 @@ pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// PEFT's on-disk key of a module's `lora_A` (`which = 'A'`) or `lora_B` weight.
 pub fn peft_key(layer: usize, t: Target, which: char) -> String {
     format!("base_model.model.{}.lora_{which}.weight", module_path(layer, t))
-}
-
-/// Heads whose rows HF permutes in this projection's output, if any.
-fn hf_heads(t: Target, c: &Config) -> Option<usize> {
-    match t {
-        Target::Q => Some(c.n_heads),
-        Target::K => Some(c.n_kv_heads),
-        _ => None,
-    }
-}
-
-/// Moves rows of `[out, r]` between layouts: `to_hf` maps llama2.c row `2j + c` of each head to
-/// HF row `c·hs/2 + j`; otherwise the reverse.
-fn permute_rows<F: Copy>(m: &[F], t: Target, c: &Config, r: usize, to_hf: bool) -> Vec<F> {
-    let Some(heads) = hf_heads(t, c) else { return m.to_vec() };
-    let (hs, half) = (c.head_size(), c.head_size() / 2);
-    let mut out = m.to_vec();
-    for h in 0..heads {
-        for j in 0..half {
-            for cc in 0..2 {
-                let l2c = h * hs + 2 * j + cc;
-                let hf = h * hs + cc * half + j;
-                let (from, to) = if to_hf { (l2c, hf) } else { (hf, l2c) };
-                out[to * r..(to + 1) * r].copy_from_slice(&m[from * r..(from + 1) * r]);
-            }
-        }
-    }
-    out
-}
-
-/// B (or its gradient) from HF to llama2.c row order.
-pub(crate) fn rows_from_hf<F: Copy>(b: &[F], t: Target, c: &Config, r: usize) -> Vec<F> {
-    permute_rows(b, t, c, r, false)
-}
-
-/// B (or its gradient) from llama2.c to HF row order.
-pub(crate) fn rows_to_hf<F: Copy>(b: &[F], t: Target, c: &Config, r: usize) -> Vec<F> {
-    permute_rows(b, t, c, r, true)
 }
 
 /// One tensor under its PEFT key, HF layout, f32.

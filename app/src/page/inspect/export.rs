@@ -7,7 +7,8 @@ use tinylm_engine::trace::next_tokens;
 use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, Url};
 
-use super::{Data, State};
+use super::data::Data;
+use super::state::State;
 
 /// The whole attention tensor goes into the JSON up to this many values (16 MB of text or so).
 const FULL_ATTENTION_MAX: usize = 1 << 20;

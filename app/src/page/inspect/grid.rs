@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 
 use super::canvas::{draw, Heat};
 use super::palette::{css, hue, ramp};
-use super::State;
+use super::state::State;
 
 /// Thumbnails are at most this many pixels a side (max-pooled beyond).
 const THUMB: usize = 96;

@@ -2,34 +2,24 @@
 //! token and its probability, layers down and positions across (a window around the pick).
 //! Columns the worker has not computed yet are asked for, nearest the pick first.
 
-use std::cell::Cell;
-
 use leptos::prelude::*;
 
-use super::super::client::send;
-use super::State;
+use super::state::State;
 use crate::protocol::inspect::{nearest, InspectCtl};
 use crate::protocol::ToWorker;
 
 /// Positions shown at once; longer texts scroll the window with the picked position.
 const WINDOW: usize = 16;
 
-thread_local! {
-    /// Numbers the lens requests, so the worker can drop an older one.
-    static SEQ: Cell<u64> = const { Cell::new(0) };
-}
-
-fn next_seq() -> u64 {
-    SEQ.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    })
+fn next_seq(s: State) -> u64 {
+    s.lens_seq.update_value(|n| *n += 1);
+    s.lens_seq.get_value()
 }
 
 /// Ends any lens work the worker is doing (an empty, newer request), so a new inspection
 /// does not wait behind it.
-pub fn cancel_pending() {
-    send(&ToWorker::InspectCtl(InspectCtl::Lens { id: 0, seq: next_seq(), positions: Vec::new() }), &[]);
+pub fn cancel_pending(s: State) {
+    s.ctx.send(&ToWorker::InspectCtl(InspectCtl::Lens { id: 0, seq: next_seq(s), positions: Vec::new() }));
 }
 
 #[component]
@@ -119,16 +109,16 @@ fn ask_for_missing(s: State, span: impl Fn() -> std::ops::Range<usize> + 'static
         let missing: Vec<usize> =
             s.lens.with(|m| nearest(at, range.end).filter(|t| range.contains(t) && !m.contains_key(t)).collect());
         let (was, seq, before) = asked.get_value();
-        let newest = SEQ.with(Cell::get) == seq;
+        let newest = s.lens_seq.get_value() == seq;
         if missing.is_empty() || (was == id && newest && missing.iter().all(|t| before.contains(t))) {
             return;
         }
-        if s.phase.with_untracked(|p| *p == super::Phase::Busy) {
+        if s.phase.with_untracked(|p| *p == super::state::Phase::Busy) {
             // The worker is busy with a new inspection: ask when it is done (or stopped).
             return;
         }
-        let seq = next_seq();
+        let seq = next_seq(s);
         asked.set_value((id, seq, missing.clone()));
-        send(&ToWorker::InspectCtl(InspectCtl::Lens { id, seq, positions: missing }), &[]);
+        s.ctx.send(&ToWorker::InspectCtl(InspectCtl::Lens { id, seq, positions: missing }));
     });
 }

@@ -13,123 +13,38 @@ mod playback;
 mod tokens;
 mod zoom;
 
-use std::cell::Cell;
-use std::collections::HashMap;
+mod state;
+
 use std::sync::Arc;
 
-use js_sys::{Array, Float32Array};
 use leptos::prelude::*;
-use tinylm_engine::trace::Top1;
 
-use super::client::send;
+use super::client::Handler;
 use super::state::Ctx;
-use crate::protocol::inspect::{InspectCtl, InspectInfo, InspectNews, InspectRequest, Stage};
+use crate::protocol::inspect::{InspectCtl, InspectInfo, InspectNews, InspectRequest, Inspected, Stage};
 use crate::protocol::{FromWorker, ToWorker};
 pub use data::Data;
+pub use state::{Phase, State};
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    Idle,
-    Busy,
-    Ready,
-    /// Stopped by the user; the last finished inspection (if any) is still shown.
-    Stopped(String),
-    Error(String),
+/// Makes the view's state (provided as context) and returns its message handler.
+pub fn install(ctx: Ctx) -> Handler {
+    let s = State::new(ctx);
+    provide_context(s);
+    Box::new(move |msg| receive(s, msg))
 }
 
-impl Phase {
-    fn word(&self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Busy => "busy",
-            Phase::Ready => "ready",
-            Phase::Stopped(_) => "stopped",
-            Phase::Error(_) => "error",
-        }
-    }
-}
-
-/// The view's state; signal handles, so `Copy`. Made once by the app, kept across tab switches.
-#[derive(Clone, Copy)]
-pub struct State {
-    pub data: RwSignal<Option<Arc<Data>>>,
-    pub phase: RwSignal<Phase>,
-    /// The latest request; older replies are dropped.
-    pub req: RwSignal<u64>,
-    /// The run and model the data belongs to (asked again when they change).
-    pub source: RwSignal<Option<(u64, Option<u32>)>>,
-    /// The head clicked (locked) in the overview.
-    pub locked: RwSignal<(usize, usize)>,
-    /// The head under the pointer in the overview (a preview).
-    pub hover: RwSignal<Option<(usize, usize)>>,
-    /// The token strip shows the mean over the layer's heads instead of one head.
-    pub mean: RwSignal<bool>,
-    /// The token under the pointer or focus in the strip.
-    pub focus: RwSignal<Option<usize>>,
-    /// The position whose next token is shown.
-    pub pos: RwSignal<usize>,
-    /// One colour scale (0–1) for every head instead of each head's own maximum.
-    pub shared_scale: RwSignal<bool>,
-    /// Colour by the square root of the value, so the small weights of long texts show.
-    pub sqrt: RwSignal<bool>,
-    pub temperature: RwSignal<f32>,
-    pub topp: RwSignal<f32>,
-    /// Playback: the generated token being shown (tokens after it are faded).
-    pub step: RwSignal<Option<usize>>,
-    pub playing: RwSignal<bool>,
-    /// Logit lens columns of `data` by position (`[L]` each), as the worker sends them.
-    pub lens: RwSignal<HashMap<usize, Vec<Top1>>>,
-    /// The running inspection's stage and how far it is.
-    pub progress: RwSignal<Option<(Stage, usize, usize)>>,
-}
-
-thread_local! {
-    static STATE: Cell<Option<State>> = const { Cell::new(None) };
-}
-
-impl State {
-    /// Made under the app's owner so the signals outlive the view.
-    pub fn install() {
-        let s = State {
-            data: RwSignal::new(None),
-            phase: RwSignal::new(Phase::Idle),
-            req: RwSignal::new(0),
-            source: RwSignal::new(None),
-            locked: RwSignal::new((0, 0)),
-            hover: RwSignal::new(None),
-            mean: RwSignal::new(false),
-            focus: RwSignal::new(None),
-            pos: RwSignal::new(0),
-            shared_scale: RwSignal::new(false),
-            sqrt: RwSignal::new(false),
-            temperature: RwSignal::new(1.0),
-            topp: RwSignal::new(0.9),
-            step: RwSignal::new(None),
-            playing: RwSignal::new(false),
-            lens: RwSignal::new(HashMap::new()),
-            progress: RwSignal::new(None),
-        };
-        STATE.with(|c| c.set(Some(s)));
-    }
-    pub fn get() -> Option<State> {
-        STATE.with(Cell::get)
-    }
-    /// The value-to-colour curve the heatmaps use.
-    pub fn curve(&self) -> fn(f32) -> f32 {
-        if self.sqrt.get() {
-            f32::sqrt
-        } else {
-            |x| x
-        }
-    }
-    /// The head the zoomed heatmap shows: the previewed one, else the locked one.
-    pub fn shown(&self) -> (usize, usize) {
-        self.hover.get().unwrap_or_else(|| self.locked.get())
+fn receive(s: State, msg: &FromWorker) {
+    match msg {
+        FromWorker::Inspected(i) => inspected(s, i),
+        FromWorker::InspectFailed { id, message } => failed(s, *id, message.clone()),
+        FromWorker::InspectNews(n) => news(s, n.clone()),
+        _ => {}
     }
 }
 
 /// Asks the worker to inspect the last story (or the prompt when there is none).
-pub fn request(ctx: Ctx, s: State) {
+pub fn request(s: State) {
+    let ctx = s.ctx;
     let id = s.req.get_untracked() + 1;
     s.req.set(id);
     s.phase.set(Phase::Busy);
@@ -137,18 +52,17 @@ pub fn request(ctx: Ctx, s: State) {
     s.source.set(Some((ctx.run_id.get_untracked(), ctx.active.get_untracked())));
     let has_run = ctx.run_id.get_untracked() > 0;
     let text = ctx.form.prompt.get_untracked();
-    lens::cancel_pending();
-    send(&ToWorker::Inspect(InspectRequest { id, last_run: has_run, text }), &[]);
+    lens::cancel_pending(s);
+    ctx.send(&ToWorker::Inspect(InspectRequest { id, last_run: has_run, text }));
 }
 
 /// Stops the running inspection (the worker sees it between chunks of work).
 pub fn stop(s: State) {
-    send(&ToWorker::InspectCtl(InspectCtl::Stop { id: s.req.get_untracked() }), &[]);
+    s.ctx.send(&ToWorker::InspectCtl(InspectCtl::Stop { id: s.req.get_untracked() }));
 }
 
 /// Progress, a stop, or lens columns from the worker.
-pub fn news(n: InspectNews) {
-    let Some(s) = State::get() else { return };
+fn news(s: State, n: InspectNews) {
     let current = s.req.get_untracked();
     match n {
         InspectNews::Progress { id, stage, done, total } if id == current && s.phase.get_untracked() == Phase::Busy => {
@@ -176,16 +90,12 @@ fn stage_text(stage: Stage, done: usize, total: usize) -> String {
     }
 }
 
-/// A reply with binary parts: `[json, attention, logits, rollout]`.
-pub fn receive_parts(parts: &Array) {
-    let Some(s) = State::get() else { return };
-    let Some(msg) = parts.get(0).as_string().and_then(|t| FromWorker::from_json(&t).ok()) else { return };
-    let FromWorker::Inspected(info) = msg else { return };
-    if info.id != s.req.get_untracked() {
+/// A finished inspection: its arrays come into the page's memory once, checked against its shape.
+fn inspected(s: State, i: &Inspected) {
+    if i.info.id != s.req.get_untracked() {
         return;
     }
-    let array = |i: u32| Float32Array::new(&parts.get(i)).to_vec();
-    match Data::new(*info, array(1), array(2), array(3)) {
+    match Data::new(i.info.clone(), i.attention.to_vec(), i.logits.to_vec(), i.rollout.to_vec()) {
         Ok(d) => accept(s, d),
         Err(e) => s.phase.set(Phase::Error(e)),
     }
@@ -213,22 +123,22 @@ fn accept(s: State, d: Data) {
     s.phase.set(Phase::Ready);
 }
 
-pub fn failed(id: u64, message: String) {
-    let Some(s) = State::get() else { return };
+fn failed(s: State, id: u64, message: String) {
     if id == s.req.get_untracked() {
         s.phase.set(Phase::Error(message));
     }
 }
 
 /// The Inspect tab.
-pub fn view(ctx: Ctx) -> AnyView {
-    let Some(s) = State::get() else { return ().into_any() };
+pub fn view() -> AnyView {
+    let s = expect_context::<State>();
+    let ctx = s.ctx;
     // Inspect the current story on arrival, and again when it or the model changes.
     Effect::new(move |_| {
         let now = (ctx.run_id.get(), ctx.active.get());
         let idle = ctx.active.with(Option::is_some) && !ctx.running() && !ctx.loading();
         if idle && s.source.get_untracked() != Some(now) {
-            request(ctx, s);
+            request(s);
         }
     });
     let phase_text = move || match s.phase.get() {
@@ -252,7 +162,7 @@ pub fn view(ctx: Ctx) -> AnyView {
                         <button type="button" data-testid="inspect-stop" on:click=move |_| stop(s)>"Stop"</button>
                     </Show>
                     <button type="button" class="secondary" data-testid="inspect-again"
-                        disabled=move || !ctx.can_generate() on:click=move |_| request(ctx, s)>"Inspect again"</button>
+                        disabled=move || !ctx.can_generate() on:click=move |_| request(s)>"Inspect again"</button>
                     <export::Buttons s />
                 </div>
             </div>

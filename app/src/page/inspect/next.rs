@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use tinylm_engine::trace::next_tokens;
 
-use super::State;
+use super::state::State;
 
 const K: usize = 12;
 

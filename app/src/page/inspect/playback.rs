@@ -6,7 +6,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use tinylm_engine::trace::odds;
 
-use super::State;
+use super::state::State;
 
 const TICK_MS: u64 = 700;
 

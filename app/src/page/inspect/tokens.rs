@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::State;
+use super::state::State;
 
 #[component]
 pub fn Strip(s: State) -> impl IntoView {

@@ -6,8 +6,9 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 
 use super::canvas::{cell_at, cell_for, draw, Heat};
+use super::data::Data;
 use super::palette::viridis;
-use super::{Data, State};
+use super::state::State;
 
 /// About this many pixels a side for the large heatmaps.
 const ZOOM_PX: usize = 512;

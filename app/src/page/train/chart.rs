@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::TrainCtx;
+use super::state::TrainCtx;
 
 const W: f64 = 600.0;
 const H: f64 = 200.0;

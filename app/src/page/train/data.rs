@@ -6,8 +6,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{File, HtmlInputElement, Response};
 
-use super::{send, TrainCtx};
-use crate::train::TrainCmd;
+use super::state::TrainCtx;
+use crate::protocol::train::TrainCmd;
 
 /// A text shipped with the site (public/corpora/, see its LICENSE-NOTES.md).
 pub struct Corpus {
@@ -44,29 +44,10 @@ pub static CORPORA: [Corpus; 4] = [
     },
 ];
 
-#[derive(Clone, Copy)]
-pub struct DataSignals {
-    /// A corpus key, "paste" or "file".
-    pub source: RwSignal<String>,
-    pub text: RwSignal<String>,
-    /// Where the text came from, in words.
-    pub label: RwSignal<String>,
-}
-
-impl DataSignals {
-    pub fn new() -> DataSignals {
-        DataSignals {
-            source: RwSignal::new(CORPORA[0].key.into()),
-            text: RwSignal::new(String::new()),
-            label: RwSignal::new(String::new()),
-        }
-    }
-}
-
 fn set_text(t: TrainCtx, text: String, label: String) {
     t.counts.set(None);
     t.data.label.set(label);
-    send(TrainCmd::Count { text: text.clone() });
+    t.send(TrainCmd::Count { text: text.clone() });
     t.data.text.set(text);
 }
 
@@ -93,7 +74,7 @@ pub fn load_default(t: TrainCtx) {
 }
 
 async fn read_txt(t: TrainCtx, f: File) {
-    match JsFuture::from(f.text()).await.ok().and_then(|v| v.as_string()) {
+    match gloo::file::futures::read_as_text(&gloo::file::File::from(f.clone())).await.ok() {
         Some(text) => set_text(t, text, format!("your file {}", f.name())),
         None => t.note.set(format!("Could not read {} as text.", f.name())),
     }

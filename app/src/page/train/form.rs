@@ -2,8 +2,8 @@
 
 use leptos::prelude::*;
 
-use super::TrainCtx;
-use crate::train::{check, TrainSettings, PRESETS};
+use crate::protocol::train::TrainSettings;
+use crate::train::{check, PRESETS};
 
 #[derive(Clone, Copy)]
 pub struct FormSignals {
@@ -17,7 +17,7 @@ pub struct FormSignals {
     pub seq: RwSignal<String>,
     pub seed: RwSignal<String>,
     pub sample_every: RwSignal<String>,
-    pub checkpoint_every: RwSignal<String>,
+    pub snapshot_every: RwSignal<String>,
     pub prompt: RwSignal<String>,
 }
 
@@ -35,7 +35,7 @@ impl FormSignals {
             seq: RwSignal::new(String::new()),
             seed: RwSignal::new(String::new()),
             sample_every: RwSignal::new(String::new()),
-            checkpoint_every: RwSignal::new(String::new()),
+            snapshot_every: RwSignal::new(String::new()),
             prompt: RwSignal::new(String::new()),
         };
         f.fill(&s);
@@ -52,7 +52,7 @@ impl FormSignals {
         self.seq.set(s.seq.to_string());
         self.seed.set(s.seed.to_string());
         self.sample_every.set(s.sample_every.to_string());
-        self.checkpoint_every.set(s.checkpoint_every.to_string());
+        self.snapshot_every.set(s.snapshot_every.to_string());
         self.prompt.set(s.prompt.clone());
     }
 
@@ -68,7 +68,7 @@ impl FormSignals {
             self.seq,
             self.seed,
             self.sample_every,
-            self.checkpoint_every,
+            self.snapshot_every,
             self.prompt,
         ] {
             sig.track();
@@ -91,7 +91,7 @@ impl FormSignals {
             seq: num(self.seq, "Sequence length")?,
             seed: num(self.seed, "Seed")?,
             sample_every: num(self.sample_every, "Sample every")?,
-            checkpoint_every: num(self.checkpoint_every, "Checkpoint every")?,
+            snapshot_every: num(self.snapshot_every, "Checkpoint every")?,
             prompt: self.prompt.get_untracked(),
         };
         check(&s)?;
@@ -111,11 +111,12 @@ fn Setting(id: &'static str, label: &'static str, value: RwSignal<String>, hint:
     }
 }
 
+/// The settings, `busy` while a run goes (they cannot change then).
 #[component]
-pub fn SettingsPanel(t: TrainCtx) -> impl IntoView {
-    let f = t.form;
+pub fn SettingsPanel(form: FormSignals, busy: Signal<bool>) -> impl IntoView {
+    let f = form;
     view! {
-        <fieldset class="settings" data-testid="train-settings" disabled=move || t.busy()>
+        <fieldset class="settings" data-testid="train-settings" disabled=move || busy.get()>
             <h3>"2. Settings"</h3>
             <div class="presets">
                 {PRESETS.iter().map(|p| {
@@ -143,7 +144,7 @@ pub fn SettingsPanel(t: TrainCtx) -> impl IntoView {
                     hint="Fixes the adapter's random start, the order of the windows and the samples: the same seed gives the same run." />
                 <Setting id="train-sample-every" label="Sample every" value=f.sample_every
                     hint="Steps between side-by-side samples (and held-out checks)." />
-                <Setting id="train-checkpoint-every" label="Checkpoint every" value=f.checkpoint_every
+                <Setting id="train-checkpoint-every" label="Checkpoint every" value=f.snapshot_every
                     hint="Steps between saves to this device, so a closed tab loses little." />
                 <Setting id="train-prompt" label="Sample prompt" value=f.prompt hint="The samples start with this." />
             </div>

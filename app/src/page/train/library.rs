@@ -1,44 +1,20 @@
 //! The adapter library: adapters trained here or uploaded, kept in the site's storage (OPFS)
 //! as PEFT files. Use one in Generate, download it as a zip, check its logits, delete it.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-use js_sys::{Array, Uint8Array};
 use leptos::prelude::*;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, HtmlInputElement, Url};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{HtmlAnchorElement, HtmlInputElement};
 
-use super::{send, TrainCtx};
+use super::state::{Item, TrainCtx};
+use crate::protocol::train::{AdapterInfo, BaseId, Peft, Snapshot, TrainCmd};
+use crate::protocol::Bytes;
 use crate::storage::{self, Data, Kind};
-use crate::train::{zip, AdapterInfo, AdapterMeta, BaseId, Checkpoint, Peft, TrainCmd};
-use crate::worker::words::size;
+use crate::train::{archive, AdapterMeta};
+use crate::words::size;
 
 const CONFIG: &str = "adapter_config.json";
 const WEIGHTS: &str = "adapter_model.safetensors";
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Item {
-    pub id: String,
-    pub name: String,
-    pub size: u64,
-    pub meta: AdapterMeta,
-}
-
-thread_local! {
-    /// Uploads waiting for the worker's check, by request id.
-    static PENDING: RefCell<HashMap<u64, (String, Peft)>> = RefCell::new(HashMap::new());
-    static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
-}
-
-fn next_req() -> u64 {
-    NEXT.with(|n| {
-        let v = n.get();
-        n.set(v + 1);
-        v
-    })
-}
 
 pub async fn load(t: TrainCtx) {
     match storage::list(Some(Kind::Adapter)).await {
@@ -58,13 +34,7 @@ pub async fn load(t: TrainCtx) {
 
 /// Stores an adapter in the library; true when it was stored.
 async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) -> bool {
-    let weights = match peft.safetensors() {
-        Ok(w) => w,
-        Err(e) => {
-            t.note.set(e);
-            return false;
-        }
-    };
+    let weights = peft.safetensors.to_vec();
     let files =
         vec![(CONFIG.to_string(), Data::Bytes(peft.config_json.as_bytes())), (WEIGHTS.to_string(), Data::Bytes(&weights))];
     let meta = serde_json::to_value(&meta).unwrap_or_default();
@@ -83,18 +53,18 @@ async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) -> bool {
 }
 
 /// A finished (or stopped) run's adapter goes into the library; then the saved run is
-/// forgotten (if the library cannot take it, the last checkpoint stays resumable).
-pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
+/// forgotten (if the library cannot take it, the last snapshot stays resumable).
+pub fn add_trained(t: TrainCtx, ck: &Snapshot) {
     let meta = AdapterMeta {
         base: ck.base.clone(),
         info: ck.info.clone(),
         loss: ck.losses.last().copied(),
         held: ck.held.last().map(|h| h.1),
     };
-    let (name, peft) = (format!("{} ({} steps)", ck.name, ck.step), ck.adapter.clone());
+    let (name, peft) = (format!("{} ({} steps)", ck.name, ck.step), ck.adapter.copy());
     spawn_local(async move {
         if save(t, &name, &peft, meta).await {
-            super::store::clear();
+            t.saver.clear();
         }
     });
 }
@@ -102,15 +72,15 @@ pub fn add_trained(t: TrainCtx, ck: &Checkpoint) {
 async fn peft_of(id: &str) -> Result<Peft, String> {
     let (_, bytes) = storage::get_bytes(id).await.map_err(|e| e.message())?;
     let [config, weights] = <[Vec<u8>; 2]>::try_from(bytes).map_err(|_| "The stored adapter is incomplete.".to_string())?;
-    Ok(Peft::new(String::from_utf8_lossy(&config).into_owned(), &weights))
+    Ok(Peft { config_json: String::from_utf8_lossy(&config).into_owned(), safetensors: Bytes::from_slice(&weights) })
 }
 
-/// Upload: a zip (as downloaded here) or the two PEFT files.
-async fn upload(t: TrainCtx, files: Vec<File>) {
+/// Upload: a zip (as downloaded here) or the two PEFT files, read with gloo's file reader.
+async fn upload(t: TrainCtx, files: Vec<gloo::file::File>) {
     let mut named = Vec::new();
     for f in &files {
-        match JsFuture::from(f.array_buffer()).await {
-            Ok(buf) => named.push((f.name(), Uint8Array::new(&buf).to_vec())),
+        match gloo::file::futures::read_as_bytes(f).await {
+            Ok(bytes) => named.push((f.name(), bytes)),
             Err(_) => return t.note.set(format!("Could not read {}.", f.name())),
         }
     }
@@ -123,14 +93,17 @@ async fn upload(t: TrainCtx, files: Vec<File>) {
         Some(s) => s.to_string(),
         None => "uploaded adapter".to_string(),
     };
-    let req = next_req();
-    PENDING.with(|p| p.borrow_mut().insert(req, (name, peft.clone())));
+    let req = t.next_req();
+    // The message transfers its buffers: the copy kept here waits for the check.
+    t.pending.update_value(|p| {
+        p.insert(req, (name, peft.copy()));
+    });
     t.note.set("Checking the adapter against the loaded model…".into());
-    send(TrainCmd::Check { req, adapter: peft });
+    t.send(TrainCmd::Check { req, adapter: peft });
 }
 
 pub fn checked(t: TrainCtx, req: u64, result: Result<(AdapterInfo, BaseId), String>) {
-    let Some((name, peft)) = PENDING.with(|p| p.borrow_mut().remove(&req)) else {
+    let Some((name, peft)) = t.pending.try_update_value(|p| p.remove(&req)).flatten() else {
         return;
     };
     match result {
@@ -149,7 +122,7 @@ fn use_in_generate(t: TrainCtx, item: Item) {
         match peft_of(&item.id).await {
             Ok(p) => {
                 t.note.set(format!("Putting “{}” into the model for Generate…", item.name));
-                send(TrainCmd::Use { adapter: Some((item.name, item.meta.base, p)) });
+                t.send(TrainCmd::Use { adapter: Some((item.name, item.meta.base, p)) });
             }
             Err(e) => t.note.set(e),
         }
@@ -164,7 +137,7 @@ fn compare(t: TrainCtx, item: Item) {
         match peft_of(&item.id).await {
             Ok(adapter) => {
                 t.note.set(format!("Writing two stories, without and with “{}”…", item.name));
-                send(TrainCmd::Compare { name: item.name, adapter, prompt, seed });
+                t.send(TrainCmd::Compare { name: item.name, adapter, prompt, seed });
             }
             Err(e) => t.note.set(e),
         }
@@ -194,29 +167,24 @@ fn download(t: TrainCtx, item: Item) {
             Ok(p) => p,
             Err(e) => return t.note.set(e),
         };
-        let Ok(weights) = peft.safetensors() else {
-            return;
-        };
-        let bytes = zip::write(&[(CONFIG, peft.config_json.as_bytes()), (WEIGHTS, &weights)]);
+        let weights = peft.safetensors.to_vec();
+        let bytes = archive::write(&[(CONFIG, peft.config_json.as_bytes()), (WEIGHTS, &weights)]);
         let name = format!("{}.zip", item.name.replace(|c: char| !c.is_alphanumeric() && c != '-', "_"));
         if let Err(e) = save_file(&name, &bytes) {
-            t.note.set(format!("The download failed: {e:?}"));
+            t.note.set(format!("The download failed: {e}"));
         }
     });
 }
 
-fn save_file(name: &str, bytes: &[u8]) -> Result<(), JsValue> {
-    let parts = Array::of1(&Uint8Array::from(bytes));
-    let opts = BlobPropertyBag::new();
-    opts.set_type("application/zip");
-    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &opts)?;
-    let url = Url::create_object_url_with_blob(&blob)?;
+/// Offers `bytes` as a download named `name` (a Blob behind a temporary object URL).
+fn save_file(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let blob = gloo::file::Blob::new_with_options(bytes, Some("application/zip"));
+    let url = gloo::file::ObjectUrl::from(blob);
     let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
-    let a: HtmlAnchorElement = doc.create_element("a")?.dyn_into()?;
+    let a: HtmlAnchorElement = doc.create_element("a").map_err(|e| format!("{e:?}"))?.unchecked_into();
     a.set_href(&url);
     a.set_download(name);
     a.click();
-    Url::revoke_object_url(&url)?;
     Ok(())
 }
 
@@ -226,7 +194,7 @@ fn delete(t: TrainCtx, item: Item) {
             t.note.set(e.message());
         }
         if t.using.get_untracked().as_deref() == Some(item.name.as_str()) {
-            send(TrainCmd::Use { adapter: None });
+            t.send(TrainCmd::Use { adapter: None });
         }
         load(t).await;
     });
@@ -248,7 +216,7 @@ fn logits(t: TrainCtx, item: Option<Item>, tokens: String) {
             None => None,
         };
         t.logits.set(String::new());
-        send(TrainCmd::Logits { req: next_req(), tokens, adapter });
+        t.send(TrainCmd::Logits { req: t.next_req(), tokens, adapter });
     });
 }
 
@@ -264,7 +232,7 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
     let tokens = RwSignal::new("1 403 407 261 378".to_string());
     let on_upload = move |ev: leptos::ev::Event| {
         let input: HtmlInputElement = event_target(&ev);
-        let files: Vec<File> = input.files().map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+        let files: Vec<gloo::file::File> = input.files().map(|l| gloo::file::FileList::from(l).to_vec()).unwrap_or_default();
         input.set_value("");
         if !files.is_empty() {
             spawn_local(upload(t, files));
@@ -281,7 +249,7 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
                 }}
                 <Show when=move || t.using.with(Option::is_some)>
                     <button type="button" class="secondary" data-testid="unuse"
-                        on:click=move |_| send(TrainCmd::Use { adapter: None })>"Use no adapter"</button>
+                        on:click=move |_| t.send(TrainCmd::Use { adapter: None })>"Use no adapter"</button>
                 </Show>
             </p>
             <table class="adapters">

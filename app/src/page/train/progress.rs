@@ -4,8 +4,9 @@
 use leptos::prelude::*;
 
 use super::chart::LossChart;
-use super::{send, start, Phase, TrainCtx};
-use crate::train::TrainCmd;
+use super::run::{ended, start};
+use super::state::{Phase, TrainCtx};
+use crate::protocol::train::{Ending, TrainCmd};
 
 fn status(t: TrainCtx) -> String {
     let (step, total) = (t.step.get(), t.total.get());
@@ -26,7 +27,7 @@ fn status(t: TrainCtx) -> String {
         Phase::Running => format!("Training… {}", figures()),
         Phase::Ending => "Finishing the current step…".into(),
         Phase::Paused => format!("Paused at {} (saved on this device).", figures()),
-        Phase::Done(crate::train::Ending::Finished) => {
+        Phase::Done(Ending::Finished) => {
             format!("Done: {}. The adapter is in the library below.", figures())
         }
         Phase::Done(_) => format!("Stopped at {}. The adapter so far is in the library below.", figures()),
@@ -90,7 +91,7 @@ fn watch_estimate(t: TrainCtx) {
             move || {
                 if t.estimate_req.get_untracked() == req && !t.busy() {
                     let text = t.data.text.get_untracked();
-                    send(TrainCmd::Estimate { req, text, settings });
+                    t.send(TrainCmd::Estimate { req, text, settings });
                 }
             },
             std::time::Duration::from_millis(600),
@@ -101,7 +102,7 @@ fn watch_estimate(t: TrainCtx) {
 fn control(t: TrainCtx, pause: bool) {
     let job = t.job.get_untracked();
     t.phase.set(Phase::Ending);
-    send(if pause { TrainCmd::Pause { job } } else { TrainCmd::Stop { job } });
+    t.send(if pause { TrainCmd::Pause { job } } else { TrainCmd::Stop { job } });
 }
 
 #[component]
@@ -124,7 +125,7 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                 <button type="button" class="secondary" data-testid="train-stop" disabled=move || !(running() || paused())
                     on:click=move |_| if paused() {
                         // Nothing runs: keep what the pause saved.
-                        if let Some(run) = t.last.get_untracked() { super::ended(t, crate::train::Ending::Stopped, Some(run.checkpoint)); }
+                        if let Some(run) = t.last.get_untracked() { ended(t, Ending::Stopped, Some(run.snapshot)); }
                     } else { control(t, false) }>"Stop"</button>
             </div>
             <p class="hint estimate" data-testid="train-estimate"
@@ -141,7 +142,7 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                 <div><dt>"step"</dt><dd data-testid="train-step">{move || format!("{} / {}", t.step.get(), t.total.get())}</dd></div>
                 <div><dt>"tokens/s"</dt><dd data-testid="train-tok-s">{move || format!("{:.0}", t.tokens_per_s.get())}</dd></div>
                 <div><dt>"time left"</dt><dd data-testid="train-eta">{move || time_left(t)}</dd></div>
-                <div><dt>"checkpoints"</dt><dd data-testid="train-checkpoints">{move || t.checkpoints.get()}</dd></div>
+                <div><dt>"checkpoints"</dt><dd data-testid="train-checkpoints">{move || t.snapshots.get()}</dd></div>
             </dl>
             <LossChart t />
             <p class="hint" data-testid="train-backend" data-kind=move || t.backend.with(|b| if b == "WebGPU" { "webgpu" } else if b.is_empty() { "" } else { "cpu" })>
@@ -181,7 +182,7 @@ pub fn Interrupted(t: TrainCtx) -> impl IntoView {
     view! {
         <Show when=move || t.interrupted.with(Option::is_some)>
             {move || t.interrupted.get().map(|run| {
-                let ck = &run.checkpoint;
+                let ck = &run.snapshot;
                 let text = format!(
                     "“{}” was interrupted at step {} of {} (saved on this device, {}).",
                     ck.name, ck.step, ck.settings.steps, run.data_label
@@ -193,7 +194,7 @@ pub fn Interrupted(t: TrainCtx) -> impl IntoView {
                         <button type="button" data-testid="resume-saved" on:click=move |_| start(t, Some(again.clone()))>"Resume"</button>
                         <button type="button" class="secondary" data-testid="discard-saved" on:click=move |_| {
                             t.interrupted.set(None);
-                            super::store::clear();
+                            t.saver.clear();
                         }>"Discard"</button>
                     </div>
                 }

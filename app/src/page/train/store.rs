@@ -1,20 +1,23 @@
-//! Keeps the Train view's data on this device, in the origin-private file system (OPFS): the
-//! current run's last checkpoint (with its text), as a JSON file in a folder of its own. (The
-//! adapter library uses `crate::storage`.) Called through `Reflect`, so no unstable web-sys API is needed.
+//! Keeps the current run on this device, in the origin-private file system (OPFS): its latest
+//! snapshot with its text (`train::saved`, a stored zip), in a folder of its own. (The adapter
+//! library uses `crate::storage`.) Called through `Reflect`, so no unstable web-sys API is needed.
 //!
-//! A checkpoint is never lost to a crash or a full disk mid-write: the run is kept in two
-//! files written in turn ([`SLOTS`]), a write never touches the file holding the newest good
-//! checkpoint, and reading takes the newest one that parses.
+//! A snapshot is never lost to a crash or a full disk mid-write: the run is kept in two files
+//! written in turn (`SLOTS`), a write never touches the file holding the newest good snapshot,
+//! and reading takes the newest one that reads.
 
-use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use leptos::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 const FOLDER: &str = "tinylm-train";
-/// The two files a run is kept in, in turn (the first is also where older builds kept it).
-pub const SLOTS: [&str; 2] = ["run.json", "run-b.json"];
+/// The two files a run is kept in, in turn.
+pub const SLOTS: [&str; 2] = ["run.zip", "run-b.zip"];
+/// Where older builds kept a run (base64 text in JSON): removed with the run.
+const OLD_SLOTS: [&str; 2] = ["run.json", "run-b.json"];
 
 fn err(what: &str) -> impl Fn(JsValue) -> String + '_ {
     move |e| format!("Could not {what} on this device's storage ({}).", e.as_string().unwrap_or_else(|| format!("{e:?}")))
@@ -43,12 +46,12 @@ async fn folder() -> Result<JsValue, JsValue> {
     call(&root, "getDirectoryHandle", &[FOLDER.into(), create()]).await
 }
 
-pub async fn write(name: &str, text: &str) -> Result<(), String> {
+pub async fn write(name: &str, bytes: &[u8]) -> Result<(), String> {
     let go = async {
         let file = call(&folder().await?, "getFileHandle", &[name.into(), create()]).await?;
         let w = call(&file, "createWritable", &[]).await?;
         // The file changes only on close(); a failed write is aborted, leaving it as it was.
-        if let Err(e) = call(&w, "write", &[text.into()]).await {
+        if let Err(e) = call(&w, "write", &[Uint8Array::from(bytes).into()]).await {
             let _ = call(&w, "abort", &[]).await;
             return Err(e);
         }
@@ -68,14 +71,14 @@ fn js_name(e: &JsValue) -> String {
     Reflect::get(e, &"name".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
 }
 
-/// The file's text, or None when it does not exist (or storage is unavailable).
-pub async fn read(name: &str) -> Option<String> {
+/// The file's bytes, or None when it does not exist (or storage is unavailable).
+pub async fn read(name: &str) -> Option<Vec<u8>> {
     let go = async {
         let file = call(&folder().await?, "getFileHandle", &[name.into()]).await?;
         let blob = call(&file, "getFile", &[]).await?;
-        call(&blob, "text", &[]).await
+        call(&blob, "arrayBuffer", &[]).await
     };
-    go.await.ok()?.as_string()
+    go.await.ok().map(|buf| Uint8Array::new(&buf).to_vec())
 }
 
 pub async fn remove(name: &str) {
@@ -86,78 +89,88 @@ pub async fn remove(name: &str) {
 
 /// What the run's writer does next.
 enum Op {
-    /// Save this run state (JSON) of this step.
-    Save(String, u32),
+    /// Save this run state of this step.
+    Save(Vec<u8>, u32),
     /// The run ended: forget it.
     Clear,
 }
 
-thread_local! {
-    /// The newest operation waiting, and whether the writer is busy: one write at a time, and
-    /// only the newest waiting one is kept.
-    static QUEUE: RefCell<(Option<Op>, bool)> = const { RefCell::new((None, false)) };
-    /// Which slot holds the newest good checkpoint; the next write goes to the other one.
-    static GOOD: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
 /// Called after each save with the step and how it went.
-pub type Done = fn(u32, Result<(), String>);
+pub type Done = Rc<dyn Fn(u32, Result<(), String>)>;
 
-/// Saves the run state `json` (of step `step`) in the slot not holding the newest good one.
-pub fn save(json: String, step: u32, done: Done) {
-    push(Op::Save(json, step), done);
+struct Queue {
+    /// The newest operation waiting (only the newest is kept), and whether the writer is busy.
+    next: Option<(Op, Done)>,
+    busy: bool,
+    /// Which slot holds the newest good snapshot; the next write goes to the other one.
+    good: Option<usize>,
 }
 
-/// Removes the run (after the ones queued before it).
-pub fn clear() {
-    push(Op::Clear, |_, _| {});
-}
+/// The run's writer: one write at a time, in the slot not holding the newest good snapshot.
+#[derive(Clone, Copy)]
+pub struct Saver(StoredValue<Queue, LocalStorage>);
 
-fn push(op: Op, done: Done) {
-    let start = QUEUE.with(|q| {
-        let mut q = q.borrow_mut();
-        q.0 = Some(op);
-        !std::mem::replace(&mut q.1, true)
-    });
-    if !start {
-        return;
+impl Saver {
+    pub fn new() -> Saver {
+        Saver(StoredValue::new_local(Queue { next: None, busy: false, good: None }))
     }
-    wasm_bindgen_futures::spawn_local(async move {
-        while let Some(op) = QUEUE.with(|q| q.borrow_mut().0.take()) {
-            match op {
-                Op::Save(json, step) => {
-                    let slot = GOOD.with(|g| g.get().map_or(0, |s| 1 - s));
-                    let result = write(SLOTS[slot], &json).await;
-                    if result.is_ok() {
-                        GOOD.with(|g| g.set(Some(slot)));
+
+    /// Saves the run state `bytes` (of step `step`); `done` hears how it went.
+    pub fn save(&self, bytes: Vec<u8>, step: u32, done: Done) {
+        self.push(Op::Save(bytes, step), done);
+    }
+
+    /// Removes the run (after the ones queued before it).
+    pub fn clear(&self) {
+        self.push(Op::Clear, Rc::new(|_, _| {}));
+    }
+
+    fn push(&self, op: Op, done: Done) {
+        let start = self.0.try_update_value(|q| {
+            q.next = Some((op, done));
+            !std::mem::replace(&mut q.busy, true)
+        });
+        if start != Some(true) {
+            return;
+        }
+        let this = *self;
+        wasm_bindgen_futures::spawn_local(async move {
+            while let Some((op, done)) = this.0.try_update_value(|q| q.next.take()).flatten() {
+                match op {
+                    Op::Save(bytes, step) => {
+                        let slot = this.0.with_value(|q| q.good.map_or(0, |s| 1 - s));
+                        let result = write(SLOTS[slot], &bytes).await;
+                        if result.is_ok() {
+                            this.0.update_value(|q| q.good = Some(slot));
+                        }
+                        done(step, result);
                     }
-                    done(step, result);
-                }
-                Op::Clear => {
-                    for slot in SLOTS {
-                        remove(slot).await;
+                    Op::Clear => {
+                        for slot in SLOTS.iter().chain(&OLD_SLOTS) {
+                            remove(slot).await;
+                        }
+                        this.0.update_value(|q| q.good = None);
                     }
-                    GOOD.with(|g| g.set(None));
                 }
             }
-        }
-        QUEUE.with(|q| q.borrow_mut().1 = false);
-    });
-}
-
-/// The newest of the run states kept, by `newest` (a damaged or half-written file is skipped),
-/// and remembers its slot so the next save leaves it alone.
-pub async fn load<T>(parse: impl Fn(&str) -> Option<T>, newest: impl Fn(&T) -> f64) -> Option<T> {
-    let mut best: Option<(usize, T)> = None;
-    for (slot, name) in SLOTS.iter().enumerate() {
-        let Some(run) = read(name).await.and_then(|s| parse(&s)) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(_, b)| newest(&run) > newest(b)) {
-            best = Some((slot, run));
-        }
+            this.0.update_value(|q| q.busy = false);
+        });
     }
-    let (slot, run) = best?;
-    GOOD.with(|g| g.set(Some(slot)));
-    Some(run)
+
+    /// The newest of the run states kept, by `newest` (a damaged or half-written file is
+    /// skipped), and remembers its slot so the next save leaves it alone.
+    pub async fn load<T>(&self, parse: impl Fn(&[u8]) -> Option<T>, newest: impl Fn(&T) -> f64) -> Option<T> {
+        let mut best: Option<(usize, T)> = None;
+        for (slot, name) in SLOTS.iter().enumerate() {
+            let Some(run) = read(name).await.and_then(|b| parse(&b)) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(_, b)| newest(&run) > newest(b)) {
+                best = Some((slot, run));
+            }
+        }
+        let (slot, run) = best?;
+        self.0.update_value(|q| q.good = Some(slot));
+        Some(run)
+    }
 }

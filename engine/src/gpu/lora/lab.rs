@@ -4,7 +4,7 @@
 
 use super::model::usage;
 use super::ops::{encode, lin, Builder, Lin, Op};
-use super::pipes::Pipes;
+use super::train_kernels::TrainKernels;
 use crate::config::Config;
 use crate::config::LLAMA2C_NORM_EPS;
 use crate::error::Result;
@@ -18,19 +18,19 @@ use crate::lora::AdamW;
 /// A device with the training kernels compiled.
 pub struct LoraLab {
     ctx: GpuContext,
-    pipes: Pipes,
+    kernels: TrainKernels,
 }
 
 impl LoraLab {
     pub fn new() -> Result<LoraLab> {
         let ctx = GpuContext::new()?;
-        let pipes = Pipes::new(&ctx);
+        let kernels = TrainKernels::new(&ctx);
         ctx.check()?;
-        Ok(LoraLab { ctx, pipes })
+        Ok(LoraLab { ctx, kernels })
     }
 
     fn b(&self) -> Builder<'_> {
-        Builder { ctx: &self.ctx, pipes: &self.pipes }
+        Builder { ctx: &self.ctx, kernels: &self.kernels }
     }
 
     fn buf<T: bytemuck::Pod>(&self, data: &[T]) -> wgpu::Buffer {
@@ -167,7 +167,7 @@ impl LoraLab {
     ) -> Result<[Vec<f32>; 4]> {
         let (gb, pb, mb, vb, nb) = (self.buf(g), self.buf(p), self.buf(m), self.buf(v), self.buf(&[0f32]));
         let dims = buffer(&self.ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
-        self.ctx.queue.write_buffer(&dims, 0, bytemuck::cast_slice(&super::ops::adamw_words(h, clip, step, p.len())));
+        self.ctx.queue.write_buffer(&dims, 0, bytemuck::bytes_of(&super::ops::adamw_dims(h, clip, step, p.len())));
         let ops = self.b().adamw([&gb, &pb, &mb, &vb, &nb], &dims, p.len())?;
         let mut out = self.exec(&ops, &[&pb, &mb, &vb, &nb])?;
         Ok([out.remove(0), out.remove(0), out.remove(0), out.remove(0)])

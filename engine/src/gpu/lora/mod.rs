@@ -15,13 +15,13 @@
 pub mod lab;
 mod model;
 mod ops;
-mod pipes;
 mod plan;
+mod train_kernels;
 
 use model::{flatten, unflatten, Frozen, Params};
 use ops::{encode, Builder, Op};
-use pipes::Pipes;
 use plan::Plan;
+use train_kernels::TrainKernels;
 
 use super::context::GpuContext;
 use super::kernels::buffer;
@@ -43,7 +43,7 @@ pub struct GpuTrainOptions {
 /// An adapter being trained on the GPU, with its AdamW moments (the twin of `lora::Trainer`).
 pub struct GpuTrainer {
     ctx: GpuContext,
-    pipes: Pipes,
+    kernels: TrainKernels,
     model: Frozen,
     params: Params,
     pub config: TrainConfig,
@@ -62,15 +62,15 @@ impl GpuTrainer {
             Some(c) => c,
             None => GpuContext::new_async().await?,
         };
-        let (pipes, model, params) = ctx
+        let (kernels, model, params) = ctx
             .scoped("loading the model for training", || -> Result<_> {
-                let pipes = Pipes::new(&ctx);
+                let kernels = TrainKernels::new(&ctx);
                 let model = Frozen::new(&ctx, w)?;
                 let params = Params::new(&ctx, &adapter, &state.m, &state.v)?;
-                Ok((pipes, model, params))
+                Ok((kernels, model, params))
             })
             .await??;
-        Ok(GpuTrainer { ctx, pipes, model, params, config, step: state.step, plan: None })
+        Ok(GpuTrainer { ctx, kernels, model, params, config, step: state.step, plan: None })
     }
 
     /// Steps done so far.
@@ -91,7 +91,7 @@ impl GpuTrainer {
             return Ok(());
         }
         self.plan = None;
-        let b = Builder { ctx: &self.ctx, pipes: &self.pipes };
+        let b = Builder { ctx: &self.ctx, kernels: &self.kernels };
         let plan = self
             .ctx
             .scoped("preparing the training buffers", || {

@@ -1,10 +1,11 @@
 //! Recorded work: each training kernel call becomes an `Op` (pipeline, bind group with its own
 //! small uniform, workgroups) made once per batch shape; a step replays a list of them.
 
-use super::pipes::{Pipe, Pipes};
+use super::train_kernels::{Kernel, TrainKernels};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::uniform;
+use crate::gpu::uniforms::{AdamwDims, LoraAttentionDims, LoraMatmulDims, LoraNormDims, LoraRopeDims, LoraSwigluDims, LossDims};
 
 /// One unit of recorded work.
 #[derive(Clone)]
@@ -68,19 +69,23 @@ pub fn lin(rows: usize, n_in: usize, n_out: usize, acc: bool) -> Lin {
 /// Builds `Op`s for one device's kernels.
 pub struct Builder<'a> {
     pub ctx: &'a GpuContext,
-    pub pipes: &'a Pipes,
-}
-
-fn f(v: f32) -> u32 {
-    v.to_bits()
+    pub kernels: &'a TrainKernels,
 }
 
 impl Builder<'_> {
-    fn run(&self, pipe: &Pipe, entry: &str, buffers: &[&wgpu::Buffer], words: &[u32], groups: [u32; 3]) -> Op {
-        let u = uniform(self.ctx, "lora dims", words);
+    /// One dispatch of `entry` with `buffers` and then `dims` (its uniform) bound.
+    fn run<U: bytemuck::Pod>(
+        &self,
+        k: &Kernel,
+        entry: &str,
+        buffers: &[&wgpu::Buffer],
+        dims: &U,
+        groups: [u32; 3],
+    ) -> Result<Op> {
+        let u = uniform(self.ctx, "lora dims", dims);
         let mut all = buffers.to_vec();
         all.push(&u);
-        Op::Run { pipeline: pipe.pipeline(entry).clone(), bg: pipe.bind(self.ctx, &all), groups }
+        Ok(Op::Run { pipeline: k.pipeline(entry)?.clone(), bg: k.bind(self.ctx, "lora", &all), groups })
     }
 
     /// `C (+)= scale · A·B` with strided operands (lora_matmul.wgsl): `a`/`b` give
@@ -102,25 +107,23 @@ impl Builder<'_> {
             return Err(Error::Gpu(format!("a [{m}, {n}] product exceeds the GPU's dispatch limits; use a smaller batch")));
         }
         let u = |v: usize| v as u32;
-        let words = [
-            u(m),
-            u(n),
-            u(k),
-            acc as u32,
-            u(a.0 .1),
-            u(a.1),
-            u(a.2),
-            f(scale),
-            u(b.0 .1),
-            u(b.1),
-            u(b.2),
-            0,
-            u(c.0 .1),
-            u(c.1),
-            0,
-            0,
-        ];
-        Ok(self.run(&self.pipes.matmul, "main", &[a.0 .0, b.0 .0, c.0 .0], &words, [u(gx.max(1)), u(gy.max(1)), 1]))
+        let dims = LoraMatmulDims {
+            m: u(m),
+            n: u(n),
+            kk: u(k),
+            accumulate: acc as u32,
+            a_off: u(a.0 .1),
+            a_rs: u(a.1),
+            a_cs: u(a.2),
+            scale,
+            b_off: u(b.0 .1),
+            b_rs: u(b.1),
+            b_cs: u(b.2),
+            c_off: u(c.0 .1),
+            c_rs: u(c.1),
+            ..LoraMatmulDims::default()
+        };
+        self.run(&self.kernels.matmul, "main", &[a.0 .0, b.0 .0, c.0 .0], &dims, [u(gx.max(1)), u(gy.max(1)), 1])
     }
 
     /// `y[rows, out] (+)= s · x[rows, in] · Wᵀ`, `W [out, in]` at `w`.
@@ -152,8 +155,8 @@ impl Builder<'_> {
         acc: bool,
         eps: f32,
     ) -> Result<Op> {
-        let words = [rows as u32, width as u32, acc as u32, eps.to_bits()];
-        Ok(self.run(&self.pipes.rmsnorm, entry, &[x, g, dy, y], &words, grid(rows.div_ceil(64))?))
+        let dims = LoraNormDims { rows: rows as u32, width: width as u32, accumulate: acc as u32, eps };
+        self.run(&self.kernels.rmsnorm, entry, &[x, g, dy, y], &dims, grid(rows.div_ceil(64))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -168,11 +171,12 @@ impl Builder<'_> {
         seq: usize,
         hs: usize,
     ) -> Result<Op> {
-        let words = [rows as u32, width as u32, seq as u32, hs as u32];
-        Ok(self.run(&self.pipes.rope, entry, &[table, x], &words, grid((rows * width / 2).div_ceil(64))?))
+        let dims = LoraRopeDims { rows: rows as u32, width: width as u32, seq: seq as u32, head_size: hs as u32 };
+        self.run(&self.kernels.rope, entry, &[table, x], &dims, grid((rows * width / 2).div_ceil(64))?)
     }
 
-    /// An attention entry (lora_attention.wgsl) over `invocations` with its 4 inputs, 2 outputs.
+    /// An attention entry (lora_attention.wgsl) over `invocations` with its 4 inputs, 2
+    /// outputs; `shape` is (batch, seq, n_heads, n_kv_heads, head_size).
     pub fn attention(
         &self,
         entry: &str,
@@ -181,18 +185,17 @@ impl Builder<'_> {
         shape: [usize; 5],
         invocations: usize,
     ) -> Result<Op> {
-        let mut words = [0u32; 8];
-        for (o, v) in words.iter_mut().zip(shape) {
-            *o = v as u32;
-        }
+        let [batch, seq, n_heads, n_kv_heads, head_size] = shape.map(|v| v as u32);
+        let dims = LoraAttentionDims { batch, seq, n_heads, n_kv_heads, head_size, _pad: [0; 3] };
         let b = [r[0], r[1], r[2], r[3], w[0], w[1]];
-        Ok(self.run(&self.pipes.attention, entry, &b, &words, grid(invocations.div_ceil(64))?))
+        self.run(&self.kernels.attention, entry, &b, &dims, grid(invocations.div_ceil(64))?)
     }
 
     /// SwiGLU `forward` (o1 = g) or `backward` (o1 = dh1, o2 = dh3), lora_swiglu.wgsl.
     pub fn swiglu(&self, entry: &str, ins: [&wgpu::Buffer; 3], outs: [&wgpu::Buffer; 2], len: usize) -> Result<Op> {
         let b = [ins[0], ins[1], ins[2], outs[0], outs[1]];
-        Ok(self.run(&self.pipes.swiglu, entry, &b, &[len as u32, 0, 0, 0], grid(len.div_ceil(64))?))
+        let dims = LoraSwigluDims { len: len as u32, _pad: [0; 3] };
+        self.run(&self.kernels.swiglu, entry, &b, &dims, grid(len.div_ceil(64))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -210,38 +213,38 @@ impl Builder<'_> {
         if rows > MAX_GROUPS as usize {
             return Err(Error::Gpu(format!("{rows} rows exceed the GPU's dispatch limits; use a smaller batch")));
         }
-        let words = [rows as u32, vocab as u32, f(scale), grad as u32];
-        Ok(self.run(&self.pipes.loss, "main", &[targets, logits, loss], &words, [rows as u32, 1, 1]))
+        let dims = LossDims { rows: rows as u32, vocab: vocab as u32, scale, grad: grad as u32 };
+        self.run(&self.kernels.loss, "main", &[targets, logits, loss], &dims, [rows as u32, 1, 1])
     }
 
     /// The AdamW pair (lora_adamw.wgsl): `norm_main` then `update`, sharing `dims`, a uniform the
     /// caller rewrites before each step.
     pub fn adamw(&self, bufs: [&wgpu::Buffer; 5], dims: &wgpu::Buffer, len: usize) -> Result<[Op; 2]> {
         let all = [bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], dims];
-        let bg = self.pipes.adamw.bind(self.ctx, &all);
-        let op = |entry: &str, groups| Op::Run { pipeline: self.pipes.adamw.pipeline(entry).clone(), bg: bg.clone(), groups };
-        Ok([op("norm_main", [1, 1, 1]), op("update", grid(len.div_ceil(64))?)])
+        let bg = self.kernels.adamw.bind(self.ctx, "lora", &all);
+        let op = |entry: &str, groups| -> Result<Op> {
+            Ok(Op::Run { pipeline: self.kernels.adamw.pipeline(entry)?.clone(), bg: bg.clone(), groups })
+        };
+        Ok([op("norm_main", [1, 1, 1])?, op("update", grid(len.div_ceil(64))?)?])
     }
 }
 
-/// The 12 words of lora_adamw.wgsl's `Dims` for step `step` (1-based), formed in f64 as
-/// `lora::kernels::adamw` forms them.
-pub fn adamw_words(h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: usize) -> [u32; 12] {
+/// lora_adamw.wgsl's `Dims` for step `step` (1-based), formed in f64 as `lora::kernels::adamw`
+/// forms them.
+pub fn adamw_dims(h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: usize) -> AdamwDims {
     let bc1 = 1.0 - h.beta1.powf(step as f64);
     let bc2_sqrt = (1.0 - h.beta2.powf(step as f64)).sqrt();
-    let g = |v: f64| (v as f32).to_bits();
-    [
-        len as u32,
-        g(clip.unwrap_or(0.0)),
-        g(1.0 - h.lr * h.weight_decay),
-        g(1.0 - h.beta1),
-        g(h.beta2),
-        g(1.0 - h.beta2),
-        g(bc2_sqrt),
-        g(h.lr / bc1),
-        g(h.eps),
-        0,
-        0,
-        0,
-    ]
+    let g = |v: f64| v as f32;
+    AdamwDims {
+        len: len as u32,
+        clip: g(clip.unwrap_or(0.0)),
+        decay: g(1.0 - h.lr * h.weight_decay),
+        w1: g(1.0 - h.beta1),
+        b2: g(h.beta2),
+        w2: g(1.0 - h.beta2),
+        bc2_sqrt: g(bc2_sqrt),
+        step_size: g(h.lr / bc1),
+        eps: g(h.eps),
+        _pad: [0; 3],
+    }
 }

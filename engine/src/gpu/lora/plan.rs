@@ -3,7 +3,7 @@
 //! `lora::model::{forward, backward}` kernel for kernel.
 
 use super::model::{sized, Frozen, Params};
-use super::ops::{adamw_words, lin, At, Builder, Lin, Op};
+use super::ops::{adamw_dims, lin, At, Builder, Lin, Op};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::buffer;
@@ -48,7 +48,7 @@ pub struct Plan {
     pub targets: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     pub row_loss: wgpu::Buffer,
-    /// AdamW's per-step scalars (`adamw_words`), rewritten before each step.
+    /// AdamW's per-step scalars (`adamw_dims`), rewritten before each step.
     pub adamw_dims: wgpu::Buffer,
     pub forward: Vec<Op>,
     /// Cross-entropy without (`[0]`) and with (`[1]`) its gradient.
@@ -307,7 +307,12 @@ impl Plan {
             cx.b.loss(&bf.targets, &bf.logits, &bf.row_loss, n, vocab, scale, false)?,
             cx.b.loss(&bf.targets, &bf.logits, &bf.row_loss, n, vocab, scale, true)?,
         ];
-        let adamw_dims = buffer(ctx, "adamw", 48, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+        let adamw_dims = buffer(
+            ctx,
+            "adamw",
+            std::mem::size_of::<crate::gpu::uniforms::AdamwDims>() as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
         let optimizer = cx.b.adamw([&p.grads, &p.params, &p.m, &p.v, &p.norm], &adamw_dims, p.len)?.to_vec();
         let Bufs { xs, targets, logits, row_loss, bytes, .. } = bf;
         Ok(Plan { batch, seq, xs, targets, logits, row_loss, adamw_dims, forward, loss, backward, optimizer, bytes })
@@ -315,6 +320,6 @@ impl Plan {
 
     /// Rewrites AdamW's scalars for step `step` (1-based).
     pub fn set_step(&self, ctx: &GpuContext, h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: usize) {
-        ctx.queue.write_buffer(&self.adamw_dims, 0, bytemuck::cast_slice(&adamw_words(h, clip, step, len)));
+        ctx.queue.write_buffer(&self.adamw_dims, 0, bytemuck::bytes_of(&adamw_dims(h, clip, step, len)));
     }
 }

@@ -84,9 +84,25 @@ pub fn attention_bwd<F: Real>(
     v: &[F],
     s: AttnShape,
 ) {
+    attention_bwd_with(dq, dk, dv, dout, probs, q, k, v, s, &mut vec![F::ZERO; s.seq])
+}
+
+/// `attention_bwd` with the caller's scratch `ds` (at least `seq` long).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_bwd_with<F: Real>(
+    dq: &mut [F],
+    dk: &mut [F],
+    dv: &mut [F],
+    dout: &[F],
+    probs: &[F],
+    q: &[F],
+    k: &[F],
+    v: &[F],
+    s: AttnShape,
+    ds: &mut [F],
+) {
     let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
     let scale = F::of(hs as f64).sqrt();
-    let mut ds = vec![F::ZERO; seq];
     for b in 0..s.batch {
         for t in 0..seq {
             let row = b * seq + t;

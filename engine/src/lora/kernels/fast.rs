@@ -100,16 +100,42 @@ pub fn attention_bwd<F: Real>(
         let grads = (F::f32s_mut(dq), F::f32s_mut(dk), F::f32s_mut(dv));
         let inputs = (F::f32s(dout), F::f32s(probs), F::f32s(q), F::f32s(kk), F::f32s(v));
         if let ((Some(dq), Some(dk), Some(dv)), (Some(dout), Some(probs), Some(q), Some(kk), Some(v))) = (grads, inputs) {
-            return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s);
+            return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s, &mut vec![0f32; s.seq]);
         }
     }
     super::attention_bwd(dq, dk, dv, dout, probs, q, kk, v, s)
 }
 
-fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f32]; 5], s: AttnShape) {
+/// `attention_bwd` with the caller's scratch `ds` (at least `seq` long) on the fast path, so it
+/// allocates nothing there.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_bwd_into<F: Real>(
+    k: Kernels,
+    dq: &mut [F],
+    dk: &mut [F],
+    dv: &mut [F],
+    dout: &[F],
+    probs: &[F],
+    q: &[F],
+    kk: &[F],
+    v: &[F],
+    s: AttnShape,
+    ds: &mut [F],
+) {
+    if k == Kernels::Fast {
+        let grads = (F::f32s_mut(dq), F::f32s_mut(dk), F::f32s_mut(dv), F::f32s_mut(ds));
+        let inputs = (F::f32s(dout), F::f32s(probs), F::f32s(q), F::f32s(kk), F::f32s(v));
+        if let ((Some(dq), Some(dk), Some(dv), Some(ds)), (Some(dout), Some(probs), Some(q), Some(kk), Some(v))) = (grads, inputs)
+        {
+            return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s, ds);
+        }
+    }
+    super::attention_bwd_with(dq, dk, dv, dout, probs, q, kk, v, s, ds)
+}
+
+fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f32]; 5], s: AttnShape, ds: &mut [f32]) {
     let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
     let kv_mul = s.n_heads / s.n_kv_heads;
-    let mut ds = vec![0f32; seq];
     for b in 0..s.batch {
         let cache = b * seq * kv;
         for t in 0..seq {

@@ -13,11 +13,11 @@ mod linear;
 mod loss;
 mod pointwise;
 
-pub use adamw::{adamw, AdamW};
-pub use attention::{attention, attention_bwd, AttnShape};
+pub use adamw::{adamw, adamw_tracked, AdamW, UpdateNorms};
+pub use attention::{attention, attention_bwd, attention_bwd_with, AttnShape};
 pub use linear::{lora, lora_bwd, matmul, matmul_add_scaled, matmul_dw, matmul_dx, LoraPair};
 pub use loss::{cross_entropy, cross_entropy_bwd, IGNORE};
 pub use pointwise::{
-    rmsnorm, rmsnorm_bwd, rmsnorm_bwd_eps, rmsnorm_eps, rope, rope_bwd, rope_bwd_with, rope_freqs, rope_with, softmax, swiglu,
-    swiglu_bwd, RMS_EPS,
+    rmsnorm, rmsnorm_bwd, rmsnorm_bwd_eps, rmsnorm_eps, rope, rope_bwd, rope_bwd_with, rope_freqs, rope_table, rope_with,
+    softmax, swiglu, swiglu_bwd, RMS_EPS,
 };

@@ -71,8 +71,9 @@ pub fn rope_freqs<F: Real>(c: &Config) -> Vec<F> {
         .collect()
 }
 
-/// `(sin, cos)` of `pos · freqs[p]` for each position `< min(rows, seq)` and pair `p` of a head.
-fn rope_table<F: Real>(rows: usize, seq: usize, freqs: &[F]) -> Vec<(F, F)> {
+/// `(sin, cos)` of `pos · freqs[p]` for each position `< min(rows, seq)` and pair `p` of a head,
+/// `[pos, hs/2]`: computed once per call (or once per trainer) instead of once per row and head.
+pub fn rope_table<F: Real>(rows: usize, seq: usize, freqs: &[F]) -> Vec<(F, F)> {
     (0..rows.min(seq)).flat_map(|p| freqs.iter().map(move |&f| (F::of(p as f64) * f).sin_cos())).collect()
 }
 
@@ -83,19 +84,17 @@ fn llama2c_freqs<F: Real>(hs: usize) -> Vec<F> {
 
 /// `rope_with` at llama2.c's frequencies (heads of `hs`).
 pub fn rope<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize) {
-    rope_with(x, width, seq, &llama2c_freqs(hs))
+    rope_with(x, width, seq, hs, &rope_table(x.len() / width, seq, &llama2c_freqs(hs)))
 }
 
 /// `rope_bwd_with` at llama2.c's frequencies.
 pub fn rope_bwd<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize) {
-    rope_bwd_with(dx, width, seq, &llama2c_freqs(hs))
+    rope_bwd_with(dx, width, seq, hs, &rope_table(dx.len() / width, seq, &llama2c_freqs(hs)))
 }
 
-/// RoPE in place on `x [N, width]` (whole heads of `hs = 2·freqs.len()`); row `n` is at position
-/// `n mod seq`.
-pub fn rope_with<F: Real>(x: &mut [F], width: usize, seq: usize, freqs: &[F]) {
-    let hs = 2 * freqs.len();
-    let table = rope_table::<F>(x.len() / width, seq, freqs);
+/// RoPE in place on `x [N, width]` (whole heads of `hs`) with a table from `rope_table` for at
+/// least these rows; row `n` is at position `n mod seq`.
+pub fn rope_with<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize, table: &[(F, F)]) {
     for (n, row) in x.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
             let (sin, cos) = table[(n % seq) * (hs / 2) + (i % hs) / 2];
@@ -107,9 +106,8 @@ pub fn rope_with<F: Real>(x: &mut [F], width: usize, seq: usize, freqs: &[F]) {
 }
 
 /// RoPE's backward in place: a rotation's gradient turns by the opposite angle.
-pub fn rope_bwd_with<F: Real>(dx: &mut [F], width: usize, seq: usize, freqs: &[F]) {
-    let hs = 2 * freqs.len();
-    let table = rope_table::<F>(dx.len() / width, seq, freqs);
+/// `table`: as `rope_with`'s.
+pub fn rope_bwd_with<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize, table: &[(F, F)]) {
     for (n, row) in dx.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
             let (sin, cos) = table[(n % seq) * (hs / 2) + (i % hs) / 2];

@@ -1,0 +1,69 @@
+//! The Generate view: the model card (menu, facts, backend, loading your own), the prompt and
+//! settings, and the story as the worker writes it. Its messages are `protocol`'s own
+//! (`ToWorker::Generate`, `FromWorker::Text` …).
+
+mod controls;
+mod model_card;
+
+use leptos::prelude::*;
+
+use super::state::{Ctx, Status};
+use crate::protocol::FromWorker;
+use controls::Controls;
+use model_card::ModelCard;
+
+/// Makes the view's message handler (its state is the page's, `Ctx`).
+pub fn install(ctx: Ctx) -> super::client::Handler {
+    Box::new(move |msg| receive(ctx, msg))
+}
+
+fn receive(ctx: Ctx, msg: &FromWorker) {
+    let current = |run: &u64| *run == ctx.run_id.get_untracked();
+    match msg {
+        FromWorker::Text { run, prompt, story, stats } if current(run) => {
+            if !prompt.is_empty() {
+                ctx.out_prompt.update(|s| s.push_str(prompt));
+            }
+            if !story.is_empty() {
+                ctx.out_story.update(|s| s.push_str(story));
+            }
+            ctx.stats.set(Some(*stats));
+            ctx.status.set(Status::Running(*stats));
+        }
+        FromWorker::Finished { run, stats, stopped } if current(run) => {
+            ctx.stats.set(Some(*stats));
+            if ctx.running() {
+                ctx.status.set(Status::Done { stats: *stats, stopped: *stopped });
+            }
+        }
+        FromWorker::RunFailed { run, message } if current(run) => ctx.status.set(Status::Error(message.clone())),
+        // Replies about runs the page has moved past, and other views' news.
+        _ => {}
+    }
+}
+
+/// The tab's view.
+pub fn view() -> AnyView {
+    let ctx = expect_context::<Ctx>();
+    view! {
+        <main class="layout">
+            <ModelCard ctx />
+            <Controls ctx />
+            <Story ctx />
+        </main>
+    }
+    .into_any()
+}
+
+#[component]
+fn Story(ctx: Ctx) -> impl IntoView {
+    view! {
+        <section class="card story" aria-label="Story">
+            <h2>"Story"</h2>
+            <pre id="output" data-testid="output" class="output" aria-live="polite">
+                <span class="echo">{move || ctx.out_prompt.get()}</span>
+                {move || ctx.out_story.get()}
+            </pre>
+        </section>
+    }
+}

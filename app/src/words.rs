@@ -1,0 +1,128 @@
+//! Engine errors and file problems in words a student can act on (the page and the worker).
+
+use tinylm_engine::Error;
+
+pub fn too_large(file: &str, bytes: u64) -> String {
+    format!(
+        "“{file}” is {}: too large for this device. In the browser this app can hold model files \
+         up to {} (the model must also fit in memory unpacked). Try a smaller model.",
+        size(bytes),
+        size(crate::protocol::MAX_FILE_BYTES)
+    )
+}
+
+/// "1.06 MB", "433 KB", "6.2 KB".
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e4 {
+        format!("{:.0} KB", b / 1e3)
+    } else {
+        format!("{:.1} KB", b / 1e3)
+    }
+}
+
+/// A guess at what a file really is, from its first bytes, when it is not what we expect.
+fn kind_of(bytes: &[u8]) -> Option<&'static str> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"\x89PNG") || starts(b"\xFF\xD8\xFF") || starts(b"GIF8") {
+        Some("a picture")
+    } else if starts(b"%PDF") {
+        Some("a PDF document")
+    } else if starts(b"PK\x03\x04") {
+        Some("a zip archive (a PyTorch .pt/.pth checkpoint is one: convert it with llama2.c's export.py)")
+    } else if starts(b"GGUF") {
+        Some("a GGUF model (llama.cpp's format, not llama2.c's)")
+    } else if bytes.len() > 8 && bytes[8..].starts_with(b"{\"") {
+        Some("a safetensors file (convert it with llama2.c's export.py)")
+    } else if !bytes.is_empty()
+        && bytes.iter().take(512).all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (32..127).contains(&b))
+    {
+        Some("a text file")
+    } else {
+        None
+    }
+}
+
+/// Why a model file was refused.
+pub fn bad_model(file: &str, bytes: &[u8], err: &Error) -> String {
+    let detail = match err {
+        Error::BadFile { what, .. } => what.clone(),
+        other => other.to_string(),
+    };
+    match kind_of(bytes) {
+        Some(kind) => format!(
+            "“{file}” is not a model file: it looks like {kind}. Pick a llama2.c checkpoint (.bin), \
+             such as stories260K.bin."
+        ),
+        None => format!(
+            "“{file}” is not a model file this app can read ({detail}). Pick a llama2.c checkpoint \
+             (.bin), such as stories260K.bin; the file may also be damaged or cut short."
+        ),
+    }
+}
+
+/// Why a tokenizer file was refused.
+pub fn bad_tokenizer(file: &str, bytes: &[u8], err: &Error) -> String {
+    let detail = match err {
+        Error::BadFile { what, .. } => what.clone(),
+        other => other.to_string(),
+    };
+    let seems = kind_of(bytes).map(|k| format!(": it looks like {k}")).unwrap_or_default();
+    format!(
+        "“{file}” is not a tokenizer file{seems} ({detail}). Pick the tokenizer.bin that came with \
+         the model."
+    )
+}
+
+pub fn mismatch(tokenizer: &str, tokens: usize, model: &str, vocab: usize) -> String {
+    format!(
+        "The tokenizer “{tokenizer}” does not match the model “{model}”: the tokenizer knows {tokens} \
+         word pieces but the model was trained with {vocab}. Pick the tokenizer that came with the model."
+    )
+}
+
+/// A failed run or a refused setting.
+pub fn run_error(err: &Error) -> String {
+    match err {
+        Error::PromptTooLong { tokens, seq_len } => format!(
+            "The prompt is too long for this model: it is {tokens} tokens and the model can only \
+             see {seq_len}. Shorten the prompt."
+        ),
+        Error::Gpu(e) => format!("The graphics processor (WebGPU) failed: {e}. Switch the backend to CPU and try again."),
+        Error::InvalidSetting(e) => format!("Cannot start: invalid setting: {e}."),
+        other => format!("Generation failed: {other}."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_recognised_by_their_first_bytes() {
+        let e = Error::model("x", "length mismatch");
+        assert!(bad_model("cat.png", b"\x89PNG\r\n\x1a\n....", &e).contains("a picture"));
+        assert!(bad_model("m.pt", b"PK\x03\x04rest", &e).contains("export.py"));
+        assert!(bad_model("notes.txt", b"Once upon a time\n", &e).contains("a text file"));
+        let odd = bad_model("m.bin", &[0, 1, 2, 250, 3], &e);
+        assert!(odd.contains("length mismatch") && odd.contains("damaged"), "{odd}");
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(size(1_056_540), "1.06 MB");
+        assert_eq!(size(433_869), "434 KB");
+        assert_eq!(size(6_227), "6.2 KB");
+        assert_eq!(size(5_200_000_000), "5.2 GB");
+    }
+
+    #[test]
+    fn a_mismatch_names_both_sizes() {
+        let m = mismatch("tokenizer.bin", 32000, "stories260K.bin", 512);
+        assert!(m.contains("32000") && m.contains("512") && m.contains("does not match"), "{m}");
+    }
+}

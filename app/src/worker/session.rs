@@ -1,0 +1,94 @@
+//! What every feature works on: the models loaded this session (`Store`) and the one active on
+//! a backend, with the tokens of its last story. Starting a model on a backend (a load, a
+//! switch, a restart with an adapter) and telling the page about it happen here.
+
+use tinylm_engine::gpu::AnyBackend;
+
+use super::backends;
+use super::bridge::post;
+use super::fetch::progress;
+use super::store::{parses, Store, Stored};
+use crate::protocol::train::TrainEvent;
+use crate::protocol::{BackendInfo, BackendKind, Choice, FromWorker, Settings};
+
+pub const NO_MODEL: &str = "No model is loaded yet: wait for it, or load one.";
+
+/// The tokens of the last story, as the model saw them (re-encoding its text could differ).
+#[derive(Debug, Clone)]
+pub struct Story {
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+    pub settings: Settings,
+}
+
+/// The model on a backend.
+pub struct Active {
+    pub id: u32,
+    pub backend: AnyBackend,
+    pub info: BackendInfo,
+    /// The last story written with this backend, for the Inspect view.
+    pub story: Option<Story>,
+}
+
+#[derive(Default)]
+pub struct Session {
+    pub store: Store,
+    pub active: Option<Active>,
+}
+
+impl Session {
+    /// The active model and its backend.
+    pub fn active(&self) -> Result<(&Stored, &Active), String> {
+        let a = self.active.as_ref().ok_or(NO_MODEL)?;
+        Ok((self.store.get(a.id)?, a))
+    }
+
+    /// The same, the backend mutable.
+    pub fn active_mut(&mut self) -> Result<(&Stored, &mut Active), String> {
+        let a = self.active.as_mut().ok_or(NO_MODEL)?;
+        Ok((self.store.get(a.id)?, a))
+    }
+
+    pub fn active_kind(&self) -> Option<BackendKind> {
+        self.active.as_ref().map(|a| a.info.kind)
+    }
+
+    /// Puts model `id` (with the adapter in use with it) on the chosen backend, replacing the
+    /// active one. Adapters in use with other models are dropped, and the page told why.
+    pub async fn activate(&mut self, id: u32, choice: Choice) -> Result<(), String> {
+        progress("Starting the backend", 0, None);
+        // Free the old backend first: a GPU may not hold two models.
+        self.active = None;
+        for other in self.store.others_mut(id) {
+            if let Some(name) = other.adapter_name.take() {
+                let _ = other.model.set_adapter(None);
+                post(&FromWorker::Train(TrainEvent::Using {
+                    name: None,
+                    error: Some(format!("Generate no longer uses the adapter “{name}”: another model was loaded.")),
+                }));
+            }
+        }
+        let (backend, info) = backends::open(&self.store.get(id)?.model, choice).await?;
+        self.active = Some(Active { id, backend, info, story: None });
+        Ok(())
+    }
+
+    /// Tells the page how a load or switch went: the menu and the backend, or why not (the
+    /// model that was active, if any, still is).
+    pub fn report(&self, result: Result<(), String>) {
+        let msg = match (result, &self.active) {
+            (Ok(()), Some(a)) => {
+                let models = self.store.entries();
+                post(&FromWorker::Loaded { models, active: a.id, backend: a.info.clone(), parses: parses() });
+                // After Loaded (which clears the page's mark): the adapter is still on.
+                if let Ok(Some(name)) = self.store.get(a.id).map(|m| m.adapter_name.clone()) {
+                    post(&FromWorker::Train(TrainEvent::Using { name: Some(name), error: None }));
+                }
+                return;
+            }
+            (Ok(()), None) => FromWorker::LoadFailed { message: "No model is active.".into(), active: None },
+            (Err(message), a) => FromWorker::LoadFailed { message, active: a.as_ref().map(|a| a.id) },
+        };
+        post(&msg);
+    }
+}
