@@ -69,7 +69,7 @@ pub fn tokenizer_or_own(m: LoadedModel, z: Option<&Path>) -> Result<LoadedModel>
     match z {
         Some(path) => with_tokenizer(m, path),
         None if m.tokenizer().is_some() => Ok(m),
-        None => Err(Error::InvalidSetting(format!("{} carries no tokenizer: give one with -z", m.name()))),
+        None => Err(Error::InvalidSetting(format!("{} carries no tokenizer: give one with -z/--tokenizer", m.name()))),
     }
 }
 
