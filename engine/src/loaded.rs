@@ -14,7 +14,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::cpu::{CpuBackend, Kernels};
 use crate::error::{Error, Result};
-use crate::formats::{self, gguf, hf};
+use crate::formats::{self, gguf, gguf_model, hf};
 use crate::lora::Adapter;
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -122,10 +122,11 @@ fn parse(s: &Sniffed, files: &[NamedFile]) -> Result<LoadedModel> {
             let (w, f) = checkpoint::read(file.bytes, file.name)?;
             return Ok(LoadedModel::from_weights(file.name, ModelFormat::Llama2c(f), w));
         }
-        ModelFormat::Gguf => (file.name.to_string(), file.name.to_string(), formats::read_gguf(file)?),
+        ModelFormat::Gguf => (file.name.to_string(), file.name.to_string(), gguf_model::read(file.bytes, file.name)?),
         ModelFormat::HfFolder => {
             let own = files.iter().find(|f| formats::base(f.name) == hf::TOKENIZER).map_or("", |f| f.name);
-            (folder_of(file.name), own.to_string(), formats::read_hf(files)?)
+            let pairs: Vec<(&str, &[u8])> = files.iter().map(|f| (f.name, f.bytes)).collect();
+            (folder_of(file.name), own.to_string(), hf::read(&pairs)?)
         }
     };
     let mut m = LoadedModel::from_weights(&name, s.format, opened.weights);
