@@ -1,13 +1,13 @@
 // attention.wgsl — causal multi-head attention over the KV cache, one workgroup per (head, row).
 //
-// Bindings (group 0): 0 `q` [n_rows, dim] read (after RoPE); 1 `kv` [2, seq_len, kv_dim] read:
+// Bindings (group 0): 0 `q` [n_rows, q_dim] read (after RoPE); 1 `kv` [2, seq_len, kv_dim] read:
 // this layer's keys then values; 2 `att` [n_rows, n_heads, seq_len] read_write: the softmax
-// probabilities (kept: the trace capture copies them); 3 `o` [n_rows, dim] read_write; 4 `d`.
+// probabilities (kept: the trace capture copies them); 3 `o` [n_rows, q_dim] read_write; 4 `d`.
 // Row t sits at position p = pos0 + t and sees keys 0..=p. Head h reads kv head h / kv_mul.
 // score_s = (q_h · k_s) / sqrt(head_size); probabilities = softmax(score) as run.c
 // (subtract the max, exp, sum in s order, divide); o_h = Σ_s p_s v_s, in s order like the CPU.
 
-struct Dims { n_heads: u32, head_size: u32, kv_dim: u32, kv_mul: u32, seq_len: u32, dim: u32, scale: f32, _pad: u32 }
+struct Dims { n_heads: u32, head_size: u32, kv_dim: u32, kv_mul: u32, seq_len: u32, q_dim: u32, scale: f32, _pad: u32 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kv: array<f32>;
@@ -65,7 +65,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
     let lane = lid.x;
     let n = step.pos0 + t + 1u;
     let hs = d.head_size;
-    let qo = t * d.dim + h * hs;
+    let qo = t * d.q_dim + h * hs;
     let ko = (h / d.kv_mul) * hs;
     let ao = (t * d.n_heads + h) * d.seq_len;
 

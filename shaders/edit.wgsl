@@ -3,7 +3,8 @@
 // Bindings (group 0): 0 `v` [dim] read: what knocked-out heads output (zeros or their means), or
 // the steering addend (strength · direction); 1 `mask` [dim] read: 1 at the elements of a
 // knocked-out head (read by `replace` only); 2 `x` [n_rows, dim] read_write: the heads' outputs
-// before the output projection (`replace`) or the residual after the layer (`add`); 3 `d`.
+// before the output projection (`replace`; dim = n_heads · head_size) or the residual after the
+// layer (`add`; dim = the model's); 3 `d`.
 // `replace`: x[t, i] = v[i] where mask[i] != 0. `add`: x[t, i] += v[i] (as the CPU's hook).
 
 struct Dims { dim: u32, _p0: u32, _p1: u32, _p2: u32 }

@@ -3,12 +3,12 @@
 //
 // Bindings (group 0): 0 `x` [rows, width] read, 1 `g` [width] read, 2 `dy` [rows, width] read
 // (unused by `forward`), 3 `y` [rows, width] read_write, 4 `d` uniform.
-// `forward`:  y = g ⊙ x · rs with rs = 1 / sqrt(mean(x²) + 1e-5), as run.c.
+// `forward`:  y = g ⊙ x · rs with rs = 1 / sqrt(mean(x²) + eps), as run.c (eps: the model's).
 // `backward`: y (+)= rs·g ⊙ dy − x · rs³ · Σ(g ⊙ dy ⊙ x) / width, the gradient w.r.t. x of the
 // forward given dy; `accumulate` = 1 adds it (the residual stream's gradient), 0 overwrites.
 // One invocation per row, 64 per workgroup; dispatch a grid of ceil(rows / 64) workgroups (x, then y rows).
 
-struct Dims { rows: u32, width: u32, accumulate: u32, _p: u32 }
+struct Dims { rows: u32, width: u32, accumulate: u32, eps: f32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -21,7 +21,7 @@ fn inv_rms(o: u32) -> f32 {
     for (var i = 0u; i < d.width; i++) {
         ss += x[o + i] * x[o + i];
     }
-    ss = ss / f32(d.width) + 1e-5;
+    ss = ss / f32(d.width) + d.eps;
     return 1.0 / sqrt(ss);
 }
 

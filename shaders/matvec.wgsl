@@ -8,7 +8,7 @@
 // out[col0 + j] = (accumulate ? out[col0 + j] : 0) + Σ_i W[j, i] · in_i, where `in` is staged
 // once per workgroup in workgroup memory:
 //   plain:  in_i = x_i
-//   norm:   in_i = g_i * (s * x_i), s = 1/sqrt(mean(x²) + 1e-5) — rmsnorm.wgsl's arithmetic,
+//   norm:   in_i = g_i * (s * x_i), s = 1/sqrt(mean(x²) + eps) — rmsnorm.wgsl's arithmetic,
 //           the squares summed in index order by one lane so it rounds like the CPU;
 //   swiglu: in_i = silu(x_i) * x_{k+i} — swiglu.wgsl's arithmetic.
 // So RMSNorm → matvec and SwiGLU → matvec are one dispatch each. The workgroup is MV_X × MV_Y
@@ -20,7 +20,7 @@
 // `W4`, the weights' vec4 type, is defined by the loader: vec4<f32>, or vec4<f16> (with
 // `enable f16`) for the optional half-precision classifier; the sums stay f32 either way.
 
-struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, eps: f32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<W4>;
@@ -96,7 +96,7 @@ fn stage_norm(lane: u32) {
         }
         total = ss;
     }
-    let s = 1.0 / sqrt(workgroupUniformLoad(&total) / f32(d.k) + 1e-5);
+    let s = 1.0 / sqrt(workgroupUniformLoad(&total) / f32(d.k) + d.eps);
     for (var i = lane; i < d.k; i += LANES) {
         xs[i] = g[i] * (s * x[xo + i]);
     }

@@ -1,7 +1,7 @@
 // matvec_rope.wgsl — appended to matvec.wgsl: the q|k|v matvec with RMSNorm before it and
 // RoPE plus the KV-cache write after it (rope_pair.wgsl, placed between the two), so one
 // dispatch takes the residual stream to rotated q and this position's cache rows. `out`
-// (binding 2) is q [dim]; 5 `rope` read and 6 `kv` read_write: as rope_pair.wgsl; 7 `rd`
+// (binding 2) is q [q_dim]; 5 `rope` read and 6 `kv` read_write: as rope_pair.wgsl; 7 `rd`
 // uniform RopeDims. One row (decode) at step.pos0.
 
 @group(0) @binding(5) var<storage, read> rope: array<f32>;

@@ -1,4 +1,5 @@
-// rmsnorm.wgsl — RMSNorm of each row, as run.c: o_j = g_j * (s * x_j), s = 1/sqrt(mean(x²) + 1e-5).
+// rmsnorm.wgsl — RMSNorm of each row, as run.c: o_j = g_j * (s * x_j), s = 1/sqrt(mean(x²) + eps)
+// (eps: the model's, 1e-5 in llama2.c).
 //
 // Bindings (group 0): 0 `x` [n_rows, dim] read; 1 `g` [dim] read (the gains);
 // 2 `o` [n_rows, dim] read_write; 3 `d` uniform. One workgroup per row.
@@ -6,7 +7,7 @@
 // index order, so the sum rounds exactly like the CPU's loop (a tree sum drifts from it, and
 // over 512 positions that drift alone reaches ~1e-5 in attention probabilities).
 
-struct Dims { dim: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Dims { dim: u32, eps: f32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -39,7 +40,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
     if (lid.x == 0u) {
         total = ss;
     }
-    let s = 1.0 / sqrt(workgroupUniformLoad(&total) / f32(d.dim) + 1e-5);
+    let s = 1.0 / sqrt(workgroupUniformLoad(&total) / f32(d.dim) + d.eps);
     for (var i = lid.x; i < d.dim; i += LANES) {
         o[base + i] = g[i] * (s * x[base + i]);
     }

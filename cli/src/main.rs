@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tinylm", version, about = "Run and inspect llama2.c models (TinyLM Lab)")]
+#[command(name = "tinylm", version, about = "Run and inspect llama2.c, GGUF and Hugging Face Llama models (TinyLM Lab)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +46,8 @@ enum Command {
     Pretrain(cmd::pretrain::Args),
     /// Merge a LoRA adapter into the model's weights and write a checkpoint.
     Merge(cmd::merge::Args),
+    /// Write a model (llama2.c, GGUF or Hugging Face folder) as llama2.c, GGUF or safetensors.
+    Convert(cmd::convert::Args),
 }
 
 fn run(cli: Cli) -> tinylm_engine::Result<()> {
@@ -62,6 +64,7 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::Finetune(a) => cmd::finetune::run(a),
         Command::Merge(a) => cmd::merge::run(a),
         Command::Pretrain(a) => cmd::pretrain::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
     }
 }
 

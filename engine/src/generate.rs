@@ -1,4 +1,5 @@
-//! The generation loop of run.c: feed the prompt, then sample; stop at BOS or after `steps`.
+//! The generation loop of run.c: feed the prompt, then sample; stop at the model's stop token
+//! (`Config::stop_token`: BOS for llama2.c files, as run.c) or after `steps`.
 //! `Pace` is how a caller takes part in any long computation of the engine: it hears each
 //! token and may stop, and between units of CPU work it may yield to its event loop.
 
@@ -6,7 +7,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
 use crate::trace::Edits;
-use crate::BOS;
 
 /// Attention rows and residuals of one position.
 #[derive(Debug, Clone)]
@@ -113,6 +113,7 @@ pub struct Generation {
     steps: usize,
     pos: usize,
     token: u32,
+    stop: u32,
     done: bool,
     /// Every token so far, BOS first.
     pub tokens: Vec<u32>,
@@ -131,7 +132,7 @@ impl Generation {
             return Err(Error::TokenOutOfRange { id: bad as i64, vocab_size: c.vocab_size });
         }
         let steps = clamp_steps(steps, c.seq_len);
-        Ok(Generation { tokens: vec![first], prompt, steps, pos: 0, token: first, done: false })
+        Ok(Generation { tokens: vec![first], prompt, steps, pos: 0, token: first, stop: c.stop_token(), done: false })
     }
 
     /// Runs one forward pass and returns the next token, or `None` when finished.
@@ -144,7 +145,7 @@ impl Generation {
         let from_prompt = self.pos + 1 < self.prompt.len();
         let next = if from_prompt { self.prompt[self.pos + 1] } else { sampler.sample(logits) };
         self.pos += 1;
-        if next == BOS {
+        if next == self.stop {
             self.done = true;
             return Ok(None);
         }

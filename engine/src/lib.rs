@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod formats;
 pub mod generate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
@@ -16,6 +17,7 @@ pub mod loaded;
 pub mod lora;
 pub mod pool;
 pub mod pretrain;
+pub mod quant;
 pub mod randmodel;
 pub mod sampler;
 pub mod tokenizer;

@@ -4,6 +4,8 @@
 //! backends with a typed fallback, and opens trainers.
 //!
 //! New model formats plug in at `sniff` (recognising the files) and `parse` (making weights).
+//! Formats: llama2.c checkpoints (v0, v1, v2) with a tokenizer.bin; GGUF files (their tokenizer
+//! in the metadata); Hugging Face Llama folders (config.json, safetensors, tokenizer.json).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::cpu::{CpuBackend, Kernels};
 use crate::error::{Error, Result};
+use crate::formats::{self, gguf, gguf_model, hf};
 use crate::lora::Adapter;
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -34,18 +37,28 @@ impl<'a> NamedFile<'a> {
 pub enum ModelFormat {
     /// A llama2.c checkpoint (v0, v1 or v2): one model file, plus a tokenizer.bin.
     Llama2c(checkpoint::Format),
+    /// A GGUF file (v2 or v3): one file, its tokenizer in the metadata.
+    Gguf,
+    /// A Hugging Face Llama folder: config.json, safetensors (one file or shards) and
+    /// tokenizer.json, as files of one folder.
+    HfFolder,
 }
 
 impl ModelFormat {
-    /// In words, e.g. "llama2.c v1 (ak42, f32)".
+    /// In words, e.g. "llama2.c v1 (ak42, f32)" (`LoadedModel::describe` adds the tensor types
+    /// of GGUF files and Hugging Face folders).
     pub fn describe(&self) -> String {
         match self {
             ModelFormat::Llama2c(f) => f.describe(),
+            ModelFormat::Gguf => "GGUF".into(),
+            ModelFormat::HfFolder => "Hugging Face folder".into(),
         }
     }
 }
 
-/// What the files are: the model's format, which file holds it and which the tokenizer.
+/// What the files are: the model's format, which file holds it (a Hugging Face folder's
+/// config.json) and which the tokenizer given beside it (never a folder's own tokenizer.json,
+/// which is part of the folder's model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sniffed {
     pub format: ModelFormat,
@@ -53,29 +66,41 @@ pub struct Sniffed {
     pub tokenizer: Option<usize>,
 }
 
-/// Recognises the model format and each file's role, from the files' first bytes (and for a
-/// llama2.c v0 file, which has no magic number, from its length matching its header). The one
+/// Recognises the model format and each file's role: a Hugging Face folder by its
+/// `config.json` (every file is then one of the folder's), GGUF by its magic number, llama2.c
+/// by its magic number (v1, v2) or its length matching its header (v0, which has none). The one
 /// place formats are told apart: new formats are recognised here first. When no file is a
 /// model, the first one is taken as a llama2.c model, so that parsing says what is wrong with it.
 pub fn sniff(files: &[NamedFile]) -> Result<Sniffed> {
     let Some(first) = files.first() else {
         return Err(Error::InvalidSetting("no model file was given".into()));
     };
-    let found: Vec<(usize, checkpoint::Format)> =
-        files.iter().enumerate().filter_map(|(i, f)| checkpoint::recognise(f.bytes).map(|v| (i, v))).collect();
-    let (model, version) = match found.first() {
-        Some(&(i, v)) => (i, v),
-        None => (0, checkpoint::Format::V0),
-    };
+    if let Some(model) = files.iter().position(|f| formats::base(f.name) == hf::CONFIG) {
+        return Ok(Sniffed { format: ModelFormat::HfFolder, model, tokenizer: None });
+    }
+    let gguf = files.iter().position(|f| f.bytes.starts_with(gguf::MAGIC)).map(|i| (i, ModelFormat::Gguf));
+    let llama2c =
+        || files.iter().enumerate().find_map(|(i, f)| checkpoint::recognise(f.bytes).map(|v| (i, ModelFormat::Llama2c(v))));
+    let (model, format) = gguf.or_else(llama2c).unwrap_or((0, ModelFormat::Llama2c(checkpoint::Format::V0)));
     let rest: Vec<usize> = (0..files.len()).filter(|&i| i != model).collect();
     if rest.len() > 1 {
+        let kind = if format == ModelFormat::Gguf { "GGUF" } else { "llama2.c" };
         return Err(Error::InvalidSetting(format!(
-            "a llama2.c model is one model file and its tokenizer; {} files were given with {}",
+            "a {kind} model is one model file and its tokenizer; {} files were given with {}",
             files.len(),
             first.name
         )));
     }
-    Ok(Sniffed { format: ModelFormat::Llama2c(version), model, tokenizer: rest.first().copied() })
+    Ok(Sniffed { format, model, tokenizer: rest.first().copied() })
+}
+
+/// Reads a tokenizer file on its own: a Hugging Face `tokenizer.json` (a JSON object) or
+/// llama2.c's `tokenizer.bin` (anything else: its reader says what is wrong with it).
+pub fn read_tokenizer(file: NamedFile) -> Result<Tokenizer> {
+    match file.bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Tokenizer::from_json(file.bytes, file.name),
+        _ => Tokenizer::from_bytes(file.bytes, file.name),
+    }
 }
 
 thread_local! {
@@ -88,11 +113,39 @@ pub fn parses_on_this_thread() -> u64 {
     PARSES.with(Cell::get)
 }
 
-/// The model file's weights in the format `sniff` found.
-fn parse(format: ModelFormat, file: NamedFile) -> Result<(Weights, ModelFormat)> {
+/// The model `sniff` found in `files`, without a tokenizer given beside it.
+fn parse(s: &Sniffed, files: &[NamedFile]) -> Result<LoadedModel> {
     PARSES.with(|p| p.set(p.get() + 1));
-    match format {
-        ModelFormat::Llama2c(_) => checkpoint::read(file.bytes, file.name).map(|(w, f)| (w, ModelFormat::Llama2c(f))),
+    let file = files[s.model];
+    let (name, own_tokenizer, opened) = match s.format {
+        ModelFormat::Llama2c(_) => {
+            let (w, f) = checkpoint::read(file.bytes, file.name)?;
+            return Ok(LoadedModel::from_weights(file.name, ModelFormat::Llama2c(f), w));
+        }
+        ModelFormat::Gguf => (file.name.to_string(), file.name.to_string(), gguf_model::read(file.bytes, file.name)?),
+        ModelFormat::HfFolder => {
+            let own = files.iter().find(|f| formats::base(f.name) == hf::TOKENIZER).map_or("", |f| f.name);
+            let pairs: Vec<(&str, &[u8])> = files.iter().map(|f| (f.name, f.bytes)).collect();
+            (folder_of(file.name), own.to_string(), hf::read(&pairs)?)
+        }
+    };
+    let mut m = LoadedModel::from_weights(&name, s.format, opened.weights);
+    m.described = opened.format;
+    m.file_context = (opened.file_context != m.config().seq_len).then_some(opened.file_context);
+    if let Some(t) = opened.tokenizer {
+        m.tokenizer = Some(t);
+        m.tokenizer_name = Some(own_tokenizer);
+    }
+    Ok(m)
+}
+
+/// The folder a Hugging Face config.json was named in ("models/x/config.json" → "models/x"),
+/// the name errors and listings use for the model.
+fn folder_of(config: &str) -> String {
+    let dir = &config[..config.len() - formats::base(config).len()];
+    match dir.trim_end_matches(['/', '\\']) {
+        "" => config.to_string(),
+        d => d.to_string(),
     }
 }
 
@@ -101,6 +154,10 @@ fn parse(format: ModelFormat, file: NamedFile) -> Result<(Weights, ModelFormat)>
 pub struct LoadedModel {
     name: String,
     format: ModelFormat,
+    /// The format in words, with the tensor types of GGUF and Hugging Face files.
+    described: String,
+    /// The file's own context length, where the engine capped it (`formats::MAX_CONTEXT`).
+    file_context: Option<usize>,
     weights: Arc<Weights>,
     tokenizer: Option<Tokenizer>,
     tokenizer_name: Option<String>,
@@ -108,25 +165,29 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Sniffs and parses `files` (a model file and optionally its tokenizer, in any order); a
-    /// tokenizer must have the model's vocabulary (`Error::VocabMismatch`).
+    /// Sniffs and parses `files`: a model file and optionally its tokenizer, in any order (a
+    /// tokenizer given beside a GGUF file is used instead of the file's own), or every file of a
+    /// Hugging Face folder. A tokenizer must have the model's vocabulary (`Error::VocabMismatch`).
     pub fn open(files: &[NamedFile]) -> Result<LoadedModel> {
         let s = sniff(files)?;
-        let file = files[s.model];
-        let (weights, format) = parse(s.format, file)?;
-        let m = LoadedModel::from_weights(file.name, format, weights);
+        let m = parse(&s, files)?;
         match s.tokenizer {
             Some(i) => m.with_tokenizer(files[i]),
             None => Ok(m),
         }
     }
 
-    /// Adds the tokenizer in `file`, which must have the model's vocabulary
-    /// (`Error::VocabMismatch`). For callers that read the tokenizer only once the model is
-    /// known to be good (the CLI reports a bad model before a missing tokenizer).
+    /// Uses the tokenizer in `file` (tokenizer.bin or tokenizer.json, see `read_tokenizer`),
+    /// which must have the model's vocabulary (`Error::VocabMismatch`); a Hugging Face one takes
+    /// the model's BOS and EOS. For callers that read the tokenizer only once the model is known
+    /// to be good (the CLI reports a bad model before a missing tokenizer).
     pub fn with_tokenizer(mut self, file: NamedFile) -> Result<LoadedModel> {
-        let tok = Tokenizer::from_bytes(file.bytes, file.name)?;
+        let mut tok = read_tokenizer(file)?;
         tok.check_vocab(self.config().vocab_size, file.name, &self.name)?;
+        if tok.is_hf() {
+            let c = self.config();
+            tok = tok.with_specials(c.bos_id, c.eos_id);
+        }
         self.tokenizer = Some(tok);
         self.tokenizer_name = Some(file.name.to_string());
         Ok(self)
@@ -137,6 +198,8 @@ impl LoadedModel {
         LoadedModel {
             name: name.to_string(),
             format,
+            described: format.describe(),
+            file_context: None,
             weights: weights.into(),
             tokenizer: None,
             tokenizer_name: None,
@@ -151,14 +214,24 @@ impl LoadedModel {
     pub fn format(&self) -> ModelFormat {
         self.format
     }
+    /// The format in words: "llama2.c v1 (ak42, f32)", "GGUF v3, Q4_K ×14, Q6_K ×2, F32 ×9",
+    /// "Hugging Face sharded safetensors, BF16 ×19".
+    pub fn describe(&self) -> &str {
+        &self.described
+    }
+    /// The context length the file names, when the engine runs a shorter one
+    /// (`formats::MAX_CONTEXT`; the KV cache is allocated for the whole context).
+    pub fn file_context(&self) -> Option<usize> {
+        self.file_context
+    }
     pub fn config(&self) -> &Config {
         &self.weights.config
     }
-    /// The weights, shared: backends and trainers hold this same allocation.
     /// The weights, the model given up (no copy while nothing else shares them).
     pub fn into_weights(self) -> Weights {
         Arc::unwrap_or_clone(self.weights)
     }
+    /// The weights, shared: backends and trainers hold this same allocation.
     pub fn weights(&self) -> &Arc<Weights> {
         &self.weights
     }

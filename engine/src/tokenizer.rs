@@ -1,4 +1,7 @@
 //! llama2.c `tokenizer.bin`: pieces with merge scores; encoding and decoding exactly as run.c.
+//! Hugging Face tokenizers (`tokenizer.json`, or GGUF metadata) behind the same type: `hf`.
+
+pub mod hf;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -19,6 +22,12 @@ pub struct Tokenizer {
     /// Piece → lowest id with that piece.
     lookup: HashMap<Vec<u8>, u32>,
     max_token_length: usize,
+    /// A Hugging Face tokenizer encodes instead of run.c's rules (then `scores` are zero).
+    hf: Option<hf::HfTokenizer>,
+    bos: u32,
+    eos: u32,
+    /// Decoding drops a leading space after BOS (run.c, SentencePiece); byte-level BPE does not.
+    strip_after_bos: bool,
 }
 
 /// The bytes a token prints as, after run.c's decode rules.
@@ -94,7 +103,60 @@ impl Tokenizer {
         for (id, p) in pieces.iter().enumerate().rev() {
             lookup.insert(p.clone(), id as u32);
         }
-        Ok(Tokenizer { pieces, scores, lookup, max_token_length: max_len as usize })
+        Ok(Tokenizer {
+            pieces,
+            scores,
+            lookup,
+            max_token_length: max_len as usize,
+            hf: None,
+            bos: BOS,
+            eos: crate::EOS,
+            strip_after_bos: true,
+        })
+    }
+
+    /// Reads a Hugging Face `tokenizer.json`.
+    pub fn from_json(data: &[u8], file: &str) -> Result<Tokenizer> {
+        Ok(Tokenizer::from_hf(hf::from_json(data, file)?))
+    }
+
+    /// The tokenizer a GGUF file's metadata describes.
+    pub fn from_gguf(g: &crate::formats::gguf::Gguf, file: &str) -> Result<Tokenizer> {
+        Ok(Tokenizer::from_hf(hf::from_gguf(g, file)?))
+    }
+
+    fn from_hf(l: hf::Loaded) -> Tokenizer {
+        let max_token_length = l.pieces.iter().map(Vec::len).max().unwrap_or(0);
+        Tokenizer {
+            scores: vec![0.0; l.pieces.len()],
+            lookup: HashMap::new(),
+            max_token_length,
+            pieces: l.pieces,
+            hf: Some(l.hf),
+            bos: l.bos.unwrap_or(BOS),
+            eos: l.eos.unwrap_or(crate::EOS),
+            strip_after_bos: l.strip_leading_space,
+        }
+    }
+
+    /// Uses the model's BOS/EOS ids (a config's `bos_token_id`/`eos_token_id` win over guesses
+    /// from the tokenizer's special tokens).
+    pub fn with_specials(mut self, bos: u32, eos: Option<u32>) -> Tokenizer {
+        self.bos = bos;
+        if let Some(e) = eos {
+            self.eos = e;
+        }
+        self
+    }
+
+    /// The id this tokenizer's texts start with.
+    pub fn bos(&self) -> u32 {
+        self.bos
+    }
+
+    /// Whether this is a Hugging Face tokenizer (its own encoding rules, not run.c's).
+    pub fn is_hf(&self) -> bool {
+        self.hf.is_some()
     }
 
     /// Fails unless this tokenizer has exactly the model's vocabulary size.
@@ -128,7 +190,19 @@ impl Tokenizer {
 
     /// Encodes like run.c `encode(text, bos, eos)`: dummy prefix, code points or their bytes,
     /// then best-score merges (leftmost on ties) until none applies.
+    /// A Hugging Face tokenizer encodes as its library does, `bos` adding what its
+    /// post-processor adds (and BOS when that leaves nothing, so a generation has a start).
     pub fn encode(&self, text: &str, bos: bool, eos: bool) -> Vec<u32> {
+        if let Some(h) = &self.hf {
+            let mut tokens = h.encode(text, bos);
+            if bos && tokens.is_empty() {
+                tokens.push(self.bos);
+            }
+            if eos {
+                tokens.push(self.eos);
+            }
+            return tokens;
+        }
         let mut tokens = Vec::with_capacity(text.len() + 3);
         if bos {
             tokens.push(BOS);
@@ -224,7 +298,7 @@ impl Tokenizer {
     /// `<0xHH>` pieces are raw bytes.
     pub fn decode(&self, prev: u32, token: u32) -> Result<Piece<'_>> {
         let mut p = self.piece(token).ok_or(Error::TokenOutOfRange { id: token as i64, vocab_size: self.vocab_size() })?;
-        if prev == BOS && p.first() == Some(&b' ') {
+        if prev == self.bos && self.strip_after_bos && p.first() == Some(&b' ') {
             p = &p[1..];
         }
         Ok(match byte_piece(p) {

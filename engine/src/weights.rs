@@ -51,16 +51,16 @@ pub struct TensorSpec {
 
 /// The tensors of a model in llama2.c v0 order (wcls only when untied; no RoPE tables).
 pub fn tensor_specs(c: &Config) -> Vec<TensorSpec> {
-    let (d, h, l, kv, v) = (c.dim, c.hidden_dim, c.n_layers, c.kv_dim(), c.vocab_size);
+    let (d, h, l, kv, v, q) = (c.dim, c.hidden_dim, c.n_layers, c.kv_dim(), c.vocab_size, c.q_dim());
     let layer = |tensor, per_layer| TensorSpec { tensor, len: per_layer * l, per_layer, blocks: l };
     let whole = |tensor, len| TensorSpec { tensor, len, per_layer: len, blocks: 1 };
     let mut specs = vec![
         whole(Tensor::TokEmbeddings, v * d),
         layer(Tensor::RmsAtt, d),
-        layer(Tensor::Wq, d * d),
+        layer(Tensor::Wq, q * d),
         layer(Tensor::Wk, kv * d),
         layer(Tensor::Wv, kv * d),
-        layer(Tensor::Wo, d * d),
+        layer(Tensor::Wo, d * q),
         layer(Tensor::RmsFfn, d),
         layer(Tensor::W1, h * d),
         layer(Tensor::W2, d * h),
@@ -181,13 +181,13 @@ impl Weights {
 
     pub fn layer(&self, l: usize) -> LayerWeights<'_> {
         let c = &self.config;
-        let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
+        let (d, h, kv, q) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim());
         LayerWeights {
             rms_att: block(&self.rms_att, l, d),
-            wq: block(&self.wq, l, d * d),
+            wq: block(&self.wq, l, q * d),
             wk: block(&self.wk, l, kv * d),
             wv: block(&self.wv, l, kv * d),
-            wo: block(&self.wo, l, d * d),
+            wo: block(&self.wo, l, d * q),
             rms_ffn: block(&self.rms_ffn, l, d),
             w1: block(&self.w1, l, h * d),
             w2: block(&self.w2, l, d * h),

@@ -84,8 +84,9 @@ fn rope_table_is_bit_identical() {
             let v = det_uniform(11, "v", len, 1.0, 0.0);
             let (mut a, mut b) = (v.clone(), v);
             let mut table = vec![(0.0, 0.0); hs / 2];
-            ops::rope(&mut a, pos, hs);
-            ops::rope_table(&mut table, pos, hs);
+            let freqs = tinylm_engine::Config::llama2c([hs, hs, 1, 1, 1, 1, 1], true).rope_freqs();
+            ops::rope(&mut a, pos, &freqs);
+            ops::rope_table(&mut table, pos, &freqs);
             ops::rope_turn(&mut b, &table);
             assert_eq!(a, b, "hs {hs} pos {pos}");
         }

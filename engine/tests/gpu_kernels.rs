@@ -106,16 +106,7 @@ fn embedding_lookup_across_chunks() {
 }
 
 fn shape(dim: usize, heads: usize, kv_heads: usize, seq: usize) -> Config {
-    Config {
-        dim,
-        hidden_dim: 10,
-        n_layers: 1,
-        n_heads: heads,
-        n_kv_heads: kv_heads,
-        vocab_size: 11,
-        seq_len: seq,
-        shared_classifier: true,
-    }
+    Config::llama2c([dim, 10, 1, heads, kv_heads, 11, seq], true)
 }
 
 #[test]
@@ -133,10 +124,10 @@ fn rope_and_cache_write_match_cpu() {
             let (pos, row) = (pos0 + t, &qkv[t * width..(t + 1) * width]);
             let qr = &mut want_q[t * d..(t + 1) * d];
             qr.copy_from_slice(&row[..d]);
-            ops::rope(qr, pos, c.head_size());
+            ops::rope(qr, pos, &c.rope_freqs());
             let k = &mut want_cache[pos * kv..(pos + 1) * kv];
             k.copy_from_slice(&row[d..d + kv]);
-            ops::rope(k, pos, c.head_size());
+            ops::rope(k, pos, &c.rope_freqs());
             let v0 = (c.seq_len + pos) * kv;
             want_cache[v0..v0 + kv].copy_from_slice(&row[d + kv..]);
         }

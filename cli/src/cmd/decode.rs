@@ -6,13 +6,13 @@
 
 use std::path::PathBuf;
 
-use tinylm_engine::{Result, Tokenizer, BOS};
+use tinylm_engine::{Result, Tokenizer};
 
 use crate::{load, out};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// tokenizer.bin to decode with.
+    /// tokenizer.bin or tokenizer.json to decode with.
     #[arg(short = 'z', long)]
     pub tokenizer: PathBuf,
     /// Token ids; BOS (1) marks a sequence start and prints nothing.
@@ -24,9 +24,10 @@ pub struct Args {
 /// `403 407` and `1 403 407` print the same.
 pub fn decode_ids(tok: &Tokenizer, ids: &[u32]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut prev = BOS;
+    let bos = tok.bos();
+    let mut prev = bos;
     for &id in ids {
-        if id != BOS {
+        if id != bos {
             out.extend_from_slice(tok.decode(prev, id)?.bytes());
         }
         prev = id;

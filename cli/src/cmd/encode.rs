@@ -8,7 +8,7 @@ use crate::{load, out};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// tokenizer.bin to encode with.
+    /// tokenizer.bin or tokenizer.json to encode with.
     #[arg(short = 'z', long)]
     pub tokenizer: PathBuf,
     /// The text.

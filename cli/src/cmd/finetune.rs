@@ -27,13 +27,15 @@ pub enum Init {
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("data").required(true).args(["text_file", "tokens"])))]
 pub struct Args {
-    /// Base model checkpoint (llama2.c v0, v1 or v2); it stays frozen.
+    /// Base model: a llama2.c checkpoint (v0, v1 or v2), a GGUF file or a Hugging Face folder; it
+    /// stays frozen.
     pub model: PathBuf,
-    /// tokenizer.bin with the model's vocabulary (needed for --text-file).
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary, for --text-file and
+    /// --eval-file (default: the model's own, when it carries one).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// UTF-8 text to train on: BOS + its encoding, cut into --seq windows, batched in a seeded order.
-    #[arg(long, requires = "tokenizer")]
+    #[arg(long)]
     pub text_file: Option<PathBuf>,
     /// Token id lists separated by `;` ("1 403 407;1 5 6"), each cut into windows on its own.
     #[arg(long)]
@@ -97,7 +99,7 @@ pub struct Args {
     /// Held-out UTF-8 text: after training, the mean loss over every --seq window of it (BOS +
     /// its encoding, cut as the training text) is printed and written to held_out.json (the
     /// Train view's held-out loss, for comparison).
-    #[arg(long, requires = "tokenizer")]
+    #[arg(long)]
     pub eval_file: Option<PathBuf>,
     /// Output directory: adapter_config.json, adapter_model.safetensors, optimizer.safetensors, losses.json.
     #[arg(short = 'o', long)]
@@ -200,14 +202,24 @@ fn dataset(a: &Args, m: &LoadedModel) -> Result<Dataset> {
                 .map_err(|e| Error::Io { file: load::name(path), what: format!("the text is not UTF-8: {e}") })?;
             Dataset::from_text(tok, &text, a.seq.unwrap_or(64.min(c.seq_len)), c)
         }
-        _ => Err(Error::InvalidSetting("give --tokens, or --text-file with --tokenizer".into())),
+        (None, Some(_), None) => Err(Error::InvalidSetting(format!(
+            "--text-file needs a tokenizer: {} carries none, give one with --tokenizer",
+            m.name()
+        ))),
+        _ => Err(Error::InvalidSetting("give --tokens, or --text-file (with --tokenizer unless the model has one)".into())),
     }
 }
 
 /// The windows of --eval-file, cut like the training text's (every one of them is evaluated).
 fn held_out(a: &Args, m: &LoadedModel, seq: usize) -> Result<Option<HeldOut>> {
-    let (Some(path), Some(tok)) = (&a.eval_file, m.tokenizer()) else {
+    let Some(path) = &a.eval_file else {
         return Ok(None);
+    };
+    let Some(tok) = m.tokenizer() else {
+        return Err(Error::InvalidSetting(format!(
+            "--eval-file needs a tokenizer: {} carries none, give one with --tokenizer",
+            m.name()
+        )));
     };
     let bytes = load::read_file(path, "held-out text")?;
     let text = String::from_utf8(bytes)

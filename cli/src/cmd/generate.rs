@@ -19,11 +19,11 @@ use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint (llama2.c v0, v1 or v2).
+    /// Model: llama2.c checkpoint (v0, v1, v2), GGUF file or Hugging Face folder.
     pub model: PathBuf,
-    /// tokenizer.bin with the model's vocabulary.
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary (default: the model's own).
     #[arg(short = 'z', long)]
-    pub tokenizer: PathBuf,
+    pub tokenizer: Option<PathBuf>,
     /// 0 is greedy; negative counts as 0 (as run.c).
     #[arg(short = 't', long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f32,
@@ -77,7 +77,7 @@ pub fn resolve_seed(seed: i64) -> u64 {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let mut model = load::with_tokenizer(load::model(&a.model)?, &a.tokenizer)?;
+    let mut model = load::tokenizer_or_own(load::model(&a.model)?, a.tokenizer.as_deref())?;
     let mut sampler = Sampler::from_cli(a.temperature, a.topp, resolve_seed(a.seed))?;
     let prompt = model.need_tokenizer()?.encode(&a.prompt, true, false);
     let steps = a.steps.max(0) as usize;
@@ -110,7 +110,9 @@ pub fn run(a: Args) -> Result<()> {
                 return false;
             }
         };
-        match out::write(piece.printable()) {
+        // run.c drops lone non-printable bytes; a Hugging Face tokenizer's byte pieces are
+        // parts of characters and are written as they are.
+        match out::write(if tok.is_hf() { piece.bytes() } else { piece.printable() }) {
             Ok(true) => {}
             Ok(false) => return false,
             Err(e) => {

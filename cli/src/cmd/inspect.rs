@@ -20,11 +20,12 @@ use tinylm_engine::gpu::{AnyBackend, GpuOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint (llama2.c v0, v1 or v2).
+    /// Model: llama2.c checkpoint (v0, v1 or v2), GGUF file or Hugging Face folder.
     pub model: PathBuf,
-    /// tokenizer.bin with the model's vocabulary (for the text and the pieces).
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary, for the text and the pieces
+    /// (default: the model's own).
     #[arg(short = 'z', long)]
-    pub tokenizer: PathBuf,
+    pub tokenizer: Option<PathBuf>,
     /// Text to inspect (encoded with BOS first).
     #[arg(short = 'i', long, required_unless_present = "ids", conflicts_with = "ids")]
     pub prompt: Option<String>,
@@ -102,7 +103,7 @@ fn report(a: &Args) -> Result<Report> {
     if a.top == 0 {
         return Err(Error::InvalidSetting("--top 0 shows nothing; give 1 or more".into()));
     }
-    let mut model = load::with_tokenizer(load::model(&a.model)?, &a.tokenizer)?;
+    let mut model = load::tokenizer_or_own(load::model(&a.model)?, a.tokenizer.as_deref())?;
     let tokens = match (&a.ids, &a.prompt) {
         (Some(ids), _) => parse_tokens(ids)?,
         (None, Some(text)) if text.is_empty() => {

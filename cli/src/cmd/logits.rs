@@ -16,15 +16,15 @@ use tinylm_engine::gpu::GpuOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint (llama2.c v0, v1 or v2).
+    /// Model: llama2.c checkpoint (v0, v1 or v2), GGUF file or Hugging Face folder.
     pub model: PathBuf,
     /// Token ids separated by spaces or commas, BOS included ("1 403 407").
     #[arg(long, required_unless_present = "prompt", conflicts_with = "prompt")]
     pub tokens: Option<String>,
-    /// Text to encode (with BOS) instead of --tokens; needs --tokenizer.
-    #[arg(short = 'i', long, requires = "tokenizer")]
+    /// Text to encode (with BOS) instead of --tokens; needs --tokenizer unless the model has one.
+    #[arg(short = 'i', long)]
     pub prompt: Option<String>,
-    /// tokenizer.bin for --prompt (and --steer's prompts).
+    /// tokenizer.bin or tokenizer.json for --prompt and --steer's prompts (default: the model's own).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// Output .safetensors file.
@@ -57,7 +57,7 @@ pub fn run(a: Args) -> Result<()> {
     let tokens = match (&a.tokens, &a.prompt, model.tokenizer()) {
         (Some(t), _, _) => parse_tokens(t)?,
         (None, Some(text), Some(tok)) => tok.encode(text, true, false),
-        _ => return Err(Error::InvalidSetting("give --tokens, or --prompt with --tokenizer".into())),
+        _ => return Err(Error::InvalidSetting("give --tokens, or --prompt (with --tokenizer unless the model has one)".into())),
     };
     load::use_adapter(&mut model, a.adapter.as_deref())?;
     let mut change = None;

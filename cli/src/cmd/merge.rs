@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 
 use tinylm_engine::checkpoint::{default_group_size, write_v0, write_v1, write_v2};
-use tinylm_engine::Result;
+use tinylm_engine::{Error, Result};
 
 use super::make_model::FileFormat;
 use crate::{load, out};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Base model checkpoint (llama2.c v0, v1 or v2).
+    /// Base model: llama2.c checkpoint (v0, v1 or v2), or a GGUF file or Hugging Face folder that
+    /// a llama2.c checkpoint can hold (the merged model is written as one; see `tinylm convert`).
     pub model: PathBuf,
     /// PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
     #[arg(long)]
@@ -29,6 +30,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let model = load::model(&a.model)?;
+    if let Some(why) = super::convert::llama2c_misfit(model.config()) {
+        return Err(Error::InvalidSetting(format!("a llama2.c file cannot hold {}: {why}", model.name())));
+    }
     let adapter = load::adapter(&a.adapter, model.config())?;
     let merged = adapter.merged(model.weights())?;
     let bytes = match a.format {

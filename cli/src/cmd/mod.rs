@@ -2,6 +2,7 @@
 
 pub mod batch_stories;
 pub mod bench;
+pub mod convert;
 pub mod decode;
 pub mod encode;
 pub mod finetune;

@@ -13,11 +13,11 @@ use crate::{load, out};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint (llama2.c v0, v1 or v2).
+    /// Model: llama2.c checkpoint (v0, v1 or v2), GGUF file or Hugging Face folder.
     #[arg(required_unless_present = "list")]
     pub model: Option<PathBuf>,
-    /// tokenizer.bin with the model's vocabulary.
-    #[arg(short = 'z', long, required_unless_present = "list")]
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary (default: the model's own).
+    #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// A ready-made example (see --list).
     #[arg(long, conflicts_with_all = ["clean", "corrupt", "clean_answer", "corrupt_answer"])]
@@ -56,11 +56,11 @@ pub fn run(a: Args) -> Result<()> {
         }
         return out::write(s.as_bytes()).map(|_| ());
     }
-    let (Some(model), Some(tp)) = (&a.model, &a.tokenizer) else {
-        return Err(Error::InvalidSetting("give the model and --tokenizer".into()));
+    let Some(model) = &a.model else {
+        return Err(Error::InvalidSetting("give the model (and --tokenizer unless it has one)".into()));
     };
     let ex = example(&a)?;
-    let mut m = load::with_tokenizer(load::model(model)?, tp)?;
+    let mut m = load::tokenizer_or_own(load::model(model)?, a.tokenizer.as_deref())?;
     load::use_adapter(&mut m, a.adapter.as_deref())?;
     let tok = m.need_tokenizer()?;
     let (clean, corrupt) = (tok.encode(&ex.clean, true, false), tok.encode(&ex.corrupt, true, false));

@@ -28,7 +28,8 @@ const EVAL_CHUNK: usize = 8;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A llama2.c checkpoint to start from (or give --shape / --config for random weights).
+    /// A model to start from: a llama2.c checkpoint, or a GGUF file or Hugging Face folder that a
+    /// llama2.c checkpoint can hold (runs are saved as llama2.c); or give --shape / --config.
     #[arg(conflicts_with_all = ["shape", "config"])]
     pub model: Option<PathBuf>,
     /// Start from the random model of a named shape: micro, tiny64, s15m, s42m, s110m.
@@ -40,7 +41,8 @@ pub struct Args {
     /// Seed of the random init (make-model's recipe) [default: the named shape's; required with --config].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// tokenizer.bin with the model's vocabulary (needed for --text-file and --eval-file).
+    /// tokenizer.bin or tokenizer.json with the model's vocabulary (needed for --text-file and
+    /// --eval-file).
     #[arg(short = 'z', long)]
     pub tokenizer: Option<PathBuf>,
     /// UTF-8 text to train on: BOS + its encoding, cut into --seq windows, batched in a seeded order.
@@ -346,6 +348,20 @@ pub fn to_text<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map(|s| s + "\n").map_err(|e| Error::InvalidSetting(format!("writing JSON: {e}")))
 }
 
+/// A run saves llama2.c checkpoints, which hold only the seven header sizes (RoPE base 10000,
+/// epsilon 1e-5, BOS 1 and no EOS): a GGUF or Hugging Face model is trained only if one holds it.
+fn check_llama2c(c: &Config, path: &Path) -> Result<()> {
+    let h = [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len];
+    if *c == Config::llama2c(h, c.shared_classifier) {
+        return Ok(());
+    }
+    let why = super::convert::llama2c_misfit(c).unwrap_or_else(|| format!("BOS {} and EOS {:?}", c.bos_id, c.eos_id));
+    Err(Error::InvalidSetting(format!(
+        "{}: pretraining saves llama2.c checkpoints, which cannot hold this model ({why}); start from a llama2.c model, --shape or --config",
+        load::name(path)
+    )))
+}
+
 /// The weights a fresh run starts from, and how to name them.
 fn start_weights(a: &Args) -> Result<(Weights, String)> {
     match (&a.model, &a.shape, &a.config) {
@@ -353,7 +369,9 @@ fn start_weights(a: &Args) -> Result<(Weights, String)> {
             if a.seed.is_some() {
                 return Err(Error::InvalidSetting("--seed is for the random init of --shape or --config".into()));
             }
-            Ok((load::model(path)?.into_weights(), load::name(path)))
+            let weights = load::model(path)?.into_weights();
+            check_llama2c(&weights.config, path)?;
+            Ok((weights, load::name(path)))
         }
         (None, Some(name), _) => {
             let (c, seed) = named_shape(name)?;

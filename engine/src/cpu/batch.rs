@@ -41,16 +41,16 @@ pub fn forward_batch(w: &Weights, states: &mut [&mut State], tokens: &[u32], pos
     for (&t, &p) in tokens.iter().zip(pos) {
         check_step(c, t, p)?;
     }
-    let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
+    let (dim, kv_dim, eps) = (c.dim, c.kv_dim(), c.norm_eps);
     let mut scratch = Vec::new();
     for ((s, &t), &p) in states.iter_mut().zip(tokens).zip(pos) {
         s.x.copy_from_slice(&w.tok_embeddings[t as usize * dim..][..dim]);
-        rope_table(&mut s.rope, p, hs);
+        rope_table(&mut s.rope, p, &s.freqs);
     }
     for l in 0..c.n_layers {
         let lw = w.layer(l);
         let cache = |p: usize| l * c.seq_len * kv_dim + p * kv_dim..l * c.seq_len * kv_dim + (p + 1) * kv_dim;
-        each(states, |s| fast::rmsnorm(&mut s.xb, &s.x, lw.rms_att));
+        each(states, |s| fast::rmsnorm_eps(&mut s.xb, &s.x, lw.rms_att, eps));
         matmul_batch(&mut scratch, lw.wq, states, |s| (&mut s.q, &s.xb));
         let mut at = pos.iter();
         matmul_batch(&mut scratch, lw.wk, states, |s| (&mut s.key_cache[cache(*at.next().unwrap())], &s.xb));
@@ -62,18 +62,18 @@ pub fn forward_batch(w: &Weights, states: &mut [&mut State], tokens: &[u32], pos
             rope_turn(&mut s.key_cache[cache(p)], &s.rope);
             let layer = l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim;
             let (keys, values) = (&s.key_cache[layer.clone()], &s.value_cache[layer]);
-            heads::attend_heads(fast::attend, true, c, p, &s.q, keys, values, &mut s.att, &mut s.xb);
+            heads::attend_heads(fast::attend, true, c, p, &s.q, keys, values, &mut s.att, &mut s.ao);
         }
-        matmul_batch(&mut scratch, lw.wo, states, |s| (&mut s.xb2, &s.xb));
+        matmul_batch(&mut scratch, lw.wo, states, |s| (&mut s.xb2, &s.ao));
         each(states, |s| add(&mut s.x, &s.xb2));
-        each(states, |s| fast::rmsnorm(&mut s.xb, &s.x, lw.rms_ffn));
+        each(states, |s| fast::rmsnorm_eps(&mut s.xb, &s.x, lw.rms_ffn, eps));
         matmul_batch(&mut scratch, lw.w1, states, |s| (&mut s.hb, &s.xb));
         matmul_batch(&mut scratch, lw.w3, states, |s| (&mut s.hb2, &s.xb));
         each(states, |s| fast::swiglu(&mut s.hb, &s.hb2));
         matmul_batch(&mut scratch, lw.w2, states, |s| (&mut s.xb, &s.hb));
         each(states, |s| add(&mut s.x, &s.xb));
     }
-    each(states, |s| fast::rmsnorm(&mut s.xb, &s.x, &w.rms_final));
+    each(states, |s| fast::rmsnorm_eps(&mut s.xb, &s.x, &w.rms_final, eps));
     matmul_batch(&mut scratch, w.classifier(), states, |s| (&mut s.logits, &s.xb));
     Ok(())
 }

@@ -135,15 +135,20 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 
 /// RMSNorm as `ops::rmsnorm` with SIMD partial sums of squares.
 pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
+    rmsnorm_eps(o, x, g, crate::config::LLAMA2C_NORM_EPS)
+}
+
+/// `rmsnorm` with the model's epsilon (`ops::rmsnorm_eps`).
+pub fn rmsnorm_eps(o: &mut [f32], x: &[f32], g: &[f32], eps: f32) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: AVX2+FMA checked at run time.
-        return unsafe { x86::rmsnorm(o, x, g) };
+        return unsafe { x86::rmsnorm(o, x, g, eps) };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return wasm::rmsnorm(o, x, g);
+    return wasm::rmsnorm(o, x, g, eps);
     #[allow(unreachable_code)]
-    super::ops::rmsnorm(o, x, g)
+    super::ops::rmsnorm_eps(o, x, g, eps)
 }
 
 /// One head's attention over positions `0..att.len()`: `att = softmax(q·k_t / sqrt(hs))`,

@@ -193,9 +193,9 @@ pub fn swiglu(h: &mut [f32], g: &[f32]) {
     }
 }
 
-/// RMSNorm, `o = g ⊙ (s·x)` with `s = 1/sqrt(mean(x²) + 1e-5)`; the sum of squares over four
+/// RMSNorm, `o = g ⊙ (s·x)` with `s = 1/sqrt(mean(x²) + eps)`; the sum of squares over four
 /// accumulators.
-pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
+pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32], eps: f32) {
     let n = x.len();
     let body = n - n % 16;
     let mut acc = [splat(0.0); 4];
@@ -209,7 +209,7 @@ pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
     for v in &x[body..] {
         ss += v * v;
     }
-    let s = 1.0 / (ss / n as f32 + 1e-5).sqrt();
+    let s = 1.0 / (ss / n as f32 + eps).sqrt();
     let n = n.min(o.len()).min(g.len());
     let body = n - n % 4;
     for j in (0..body).step_by(4) {

@@ -282,11 +282,11 @@ pub unsafe fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f
 
 /// RMSNorm (`ops::rmsnorm`) with the sum of squares over four accumulators.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
+pub unsafe fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32], eps: f32) {
     let n = x.len();
     let mut ss = dot(x.as_ptr(), x.as_ptr(), n);
     ss /= n as f32;
-    ss += 1e-5;
+    ss += eps;
     let s = 1.0 / ss.sqrt();
     let m = n.min(o.len()).min(g.len());
     let body = m - m % 8;

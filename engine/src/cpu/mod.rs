@@ -24,10 +24,14 @@ pub struct State {
     hb: Vec<f32>,
     hb2: Vec<f32>,
     q: Vec<f32>,
+    /// Attention output, `[q_dim]` (the input of wo).
+    ao: Vec<f32>,
     att: Vec<f32>,
     logits: Vec<f32>,
     /// RoPE's (sin, cos) per pair of a head at the current position (fast kernels).
     rope: Vec<(f32, f32)>,
+    /// RoPE's frequency per pair of a head (`Config::rope_freqs`).
+    freqs: Vec<f32>,
     /// `[layer, pos, kv_dim]`.
     key_cache: Vec<f32>,
     value_cache: Vec<f32>,
@@ -42,10 +46,12 @@ impl State {
             xb2: vec![0.0; c.dim],
             hb: vec![0.0; c.hidden_dim],
             hb2: vec![0.0; c.hidden_dim],
-            q: vec![0.0; c.dim],
+            q: vec![0.0; c.q_dim()],
+            ao: vec![0.0; c.q_dim()],
             att: vec![0.0; c.n_heads * c.seq_len],
             logits: vec![0.0; c.vocab_size],
             rope: vec![(0.0, 0.0); c.head_size() / 2],
+            freqs: c.rope_freqs(),
             key_cache: vec![0.0; cache],
             value_cache: vec![0.0; cache],
         }
@@ -93,10 +99,10 @@ impl Kernels {
             Kernels::Fast => fast::swiglu,
         }
     }
-    fn rmsnorm(self) -> fn(&mut [f32], &[f32], &[f32]) {
+    fn rmsnorm(self) -> fn(&mut [f32], &[f32], &[f32], f32) {
         match self {
-            Kernels::Reference => ops::rmsnorm,
-            Kernels::Fast => fast::rmsnorm,
+            Kernels::Reference => ops::rmsnorm_eps,
+            Kernels::Fast => fast::rmsnorm_eps,
         }
     }
 }
@@ -131,7 +137,7 @@ pub fn forward_adapted<'s>(
     mut hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
     let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
-    let rmsnorm = kernels.rmsnorm();
+    let norm = kernels.rmsnorm();
     let lora = |l, t, x: &[f32], y: &mut [f32]| {
         if let Some(a) = adapter {
             a.apply(l, t, x, y);
@@ -139,10 +145,11 @@ pub fn forward_adapted<'s>(
     };
     let c = &w.config;
     check_step(c, token, pos)?;
-    let (dim, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
+    let (dim, kv_dim) = (c.dim, c.kv_dim());
+    let rmsnorm = |o: &mut [f32], x: &[f32], g: &[f32]| norm(o, x, g, c.norm_eps);
     s.x.copy_from_slice(&w.tok_embeddings[token as usize * dim..(token as usize + 1) * dim]);
     if kernels == Kernels::Fast {
-        rope_table(&mut s.rope, pos, hs);
+        rope_table(&mut s.rope, pos, &s.freqs);
     }
 
     for l in 0..c.n_layers {
@@ -158,8 +165,8 @@ pub fn forward_adapted<'s>(
         lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
         match kernels {
             Kernels::Reference => {
-                rope(&mut s.q, pos, hs);
-                rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, hs);
+                rope(&mut s.q, pos, &s.freqs);
+                rope(&mut s.key_cache[cache_at..cache_at + kv_dim], pos, &s.freqs);
             }
             Kernels::Fast => {
                 rope_turn(&mut s.q, &s.rope);
@@ -170,17 +177,17 @@ pub fn forward_adapted<'s>(
         let layer_cache = &s.key_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
         let layer_values = &s.value_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
         let parallel = kernels == Kernels::Fast;
-        heads::attend_heads(attend, parallel, c, pos, &s.q, layer_cache, layer_values, &mut s.att, &mut s.xb);
+        heads::attend_heads(attend, parallel, c, pos, &s.q, layer_cache, layer_values, &mut s.att, &mut s.ao);
         if let Some(k) = hook.as_deref_mut() {
             for h in 0..c.n_heads {
                 k.attention(l, h, &s.att[h * c.seq_len..][..=pos]);
             }
         }
         if let Some(k) = hook.as_deref_mut() {
-            k.heads(l, pos, &mut s.xb);
+            k.heads(l, pos, &mut s.ao);
         }
-        matmul(&mut s.xb2, &s.xb, lw.wo);
-        lora(l, Target::O, &s.xb, &mut s.xb2);
+        matmul(&mut s.xb2, &s.ao, lw.wo);
+        lora(l, Target::O, &s.ao, &mut s.xb2);
         if let Some(k) = hook.as_deref_mut() {
             k.attention_out(l, pos, &mut s.xb2);
         }

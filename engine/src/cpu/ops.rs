@@ -4,12 +4,17 @@ pub use crate::sampler::softmax;
 
 /// `o = g ⊙ x / sqrt(mean(x²) + 1e-5)`, computed as run.c: `g_j · (s · x_j)`.
 pub fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
+    rmsnorm_eps(o, x, g, crate::config::LLAMA2C_NORM_EPS)
+}
+
+/// `rmsnorm` with the model's epsilon (`Config::norm_eps`).
+pub fn rmsnorm_eps(o: &mut [f32], x: &[f32], g: &[f32], eps: f32) {
     let mut ss = 0f32;
     for v in x {
         ss += v * v;
     }
     ss /= x.len() as f32;
-    ss += 1e-5;
+    ss += eps;
     let s = 1.0 / ss.sqrt();
     for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
         *o = g * (s * x);
@@ -28,11 +33,12 @@ pub fn matmul(out: &mut [f32], x: &[f32], w: &[f32]) {
     }
 }
 
-/// RoPE on adjacent pairs: pair (i, i+1) with `j = i mod hs` turns by `pos / 10000^(j/hs)`.
-pub fn rope(v: &mut [f32], pos: usize, hs: usize) {
+/// RoPE on adjacent pairs: pair (i, i+1) of a head turns by `pos · freqs[(i mod hs) / 2]`
+/// (`Config::rope_freqs`, `hs = 2 · freqs.len()`; run.c's `pos / 10000^(j/hs)` for llama2.c).
+pub fn rope(v: &mut [f32], pos: usize, freqs: &[f32]) {
+    let hs = 2 * freqs.len();
     for i in (0..v.len()).step_by(2) {
-        let j = i % hs;
-        let freq = 1.0 / 10000f32.powf(j as f32 / hs as f32);
+        let freq = freqs[(i % hs) / 2];
         let (fci, fcr) = (pos as f32 * freq).sin_cos();
         let (v0, v1) = (v[i], v[i + 1]);
         v[i] = v0 * fcr - v1 * fci;
@@ -70,11 +76,10 @@ pub fn swiglu(h: &mut [f32], g: &[f32]) {
     }
 }
 
-/// `rope`'s (sin, cos) for each pair `j = 0, 2, …` of a head at `pos`: the same values, computed
-/// once per token instead of once per layer and head.
-pub fn rope_table(table: &mut [(f32, f32)], pos: usize, hs: usize) {
-    for (p, e) in table.iter_mut().enumerate() {
-        let freq = 1.0 / 10000f32.powf((2 * p) as f32 / hs as f32);
+/// `rope`'s (sin, cos) for each pair of a head at `pos`: the same values, computed once per
+/// token instead of once per layer and head.
+pub fn rope_table(table: &mut [(f32, f32)], pos: usize, freqs: &[f32]) {
+    for (e, &freq) in table.iter_mut().zip(freqs) {
         *e = (pos as f32 * freq).sin_cos();
     }
 }

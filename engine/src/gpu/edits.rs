@@ -18,6 +18,8 @@ pub(super) struct LayerEdit {
     replace: Option<wgpu::BindGroup>,
     /// edit.wgsl `add` on the residual (`Acts::x`).
     add: Option<wgpu::BindGroup>,
+    /// Row widths: the heads' outputs (`q_dim`) and the residual (`dim`).
+    q_dim: usize,
     dim: usize,
 }
 
@@ -28,22 +30,23 @@ pub(super) struct GpuEdits {
 impl GpuEdits {
     pub fn new(ctx: &GpuContext, k: &DecodeKernels, e: &Edits, a: &Acts) -> GpuEdits {
         let c = e.config();
-        let dims = uniform(ctx, "edit", &EditDims { dim: c.dim as u32, ..Default::default() });
+        let heads_dims = uniform(ctx, "edit heads", &EditDims { dim: c.q_dim() as u32, ..Default::default() });
+        let resid_dims = uniform(ctx, "edit resid", &EditDims { dim: c.dim as u32, ..Default::default() });
         let none = wgpu::BufferUsages::empty();
         let layers = (0..c.n_layers)
             .map(|l| {
                 let le = e.layer(l);
                 let hs = c.head_size();
                 let replace = le.replaces().then(|| {
-                    let mask: Vec<u32> = (0..c.dim).map(|i| le.replace[i / hs] as u32).collect();
+                    let mask: Vec<u32> = (0..c.q_dim()).map(|i| le.replace[i / hs] as u32).collect();
                     let (fill, mask) = (storage(ctx, "edit fill", &le.fill, none), storage(ctx, "edit mask", &mask, none));
-                    k.edit.bind(ctx, "edit replace", &[&fill, &mask, &a.ao, &dims])
+                    k.edit.bind(ctx, "edit replace", &[&fill, &mask, &a.ao, &heads_dims])
                 });
                 let add = le.add.as_ref().map(|v| {
                     let (v, mask) = (storage(ctx, "steer", v, none), storage(ctx, "edit mask", &[0u32], none));
-                    k.edit.bind(ctx, "edit add", &[&v, &mask, &a.x, &dims])
+                    k.edit.bind(ctx, "edit add", &[&v, &mask, &a.x, &resid_dims])
                 });
-                LayerEdit { skip_attn: le.skip_attn, skip_mlp: le.skip_mlp, replace, add, dim: c.dim }
+                LayerEdit { skip_attn: le.skip_attn, skip_mlp: le.skip_mlp, replace, add, q_dim: c.q_dim(), dim: c.dim }
             })
             .collect();
         GpuEdits { layers }
@@ -59,7 +62,7 @@ impl LayerEdit {
         rows: usize,
         step: (&wgpu::BindGroup, u32),
     ) -> Result<()> {
-        self.record(k, pass, "replace", self.replace.as_ref(), rows, step)
+        self.record(k, pass, "replace", self.replace.as_ref(), [self.q_dim, rows], step)
     }
 
     /// The steering addend added to the residual after the layer.
@@ -70,21 +73,21 @@ impl LayerEdit {
         rows: usize,
         step: (&wgpu::BindGroup, u32),
     ) -> Result<()> {
-        self.record(k, pass, "add", self.add.as_ref(), rows, step)
+        self.record(k, pass, "add", self.add.as_ref(), [self.dim, rows], step)
     }
 
-    /// One edit.wgsl dispatch of `entry` over `rows` rows, when this layer has that change.
+    /// One edit.wgsl dispatch of `entry` over `[width, rows]`, when this layer has that change.
     fn record(
         &self,
         k: &DecodeKernels,
         pass: &mut wgpu::ComputePass<'_>,
         entry: &str,
         bg: Option<&wgpu::BindGroup>,
-        rows: usize,
+        [width, rows]: [usize; 2],
         step: (&wgpu::BindGroup, u32),
     ) -> Result<()> {
         match bg {
-            Some(bg) => k.edit.dispatch(pass, entry, bg, step, [groups(self.dim, 64), rows as u32, 1]),
+            Some(bg) => k.edit.dispatch(pass, entry, bg, step, [groups(width, 64), rows as u32, 1]),
             None => Ok(()),
         }
     }

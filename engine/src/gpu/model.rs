@@ -143,7 +143,7 @@ impl GpuWeights {
                 rms_att: vec("rms_att", lw.rms_att),
                 rms_ffn: vec("rms_ffn", lw.rms_ffn),
                 wqkv: up("wqkv", &[lw.wq, lw.wk, lw.wv].concat(), c.dim)?,
-                wo: up("wo", lw.wo, c.dim)?,
+                wo: up("wo", lw.wo, c.q_dim())?,
                 w13: up("w13", &[lw.w1, lw.w3].concat(), c.dim)?,
                 w2: up("w2", lw.w2, c.hidden_dim)?,
             });
@@ -172,13 +172,12 @@ impl GpuWeights {
 }
 
 /// (cos, sin) of `pos · freq_j` for every position and pair, computed exactly as the CPU
-/// path's `ops::rope` does, so both paths rotate by bit-identical factors.
+/// path's `ops::rope` does (`Config::rope_freqs`), so both paths rotate by bit-identical factors.
 pub fn rope_table(c: &Config) -> Vec<f32> {
-    let hs = c.head_size();
-    let mut t = Vec::with_capacity(c.seq_len * hs);
+    let freqs = c.rope_freqs();
+    let mut t = Vec::with_capacity(c.seq_len * c.head_size());
     for pos in 0..c.seq_len {
-        for j in (0..hs).step_by(2) {
-            let freq = 1.0 / 10000f32.powf(j as f32 / hs as f32);
+        for &freq in &freqs {
             let (fci, fcr) = (pos as f32 * freq).sin_cos();
             t.push(fcr);
             t.push(fci);

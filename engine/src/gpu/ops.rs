@@ -11,6 +11,9 @@ use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::error::Result;
 
+/// The RMSNorm epsilon of the lab's kernels (llama2.c's; they are compared with `cpu::ops`).
+const LAB_EPS: f32 = crate::config::LLAMA2C_NORM_EPS;
+
 /// The shape of a `KernelLab::matmul` call.
 #[derive(Debug, Clone, Copy)]
 pub struct Matmul {
@@ -95,8 +98,11 @@ impl KernelLab {
             }
         };
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, m));
-        let dims: Vec<_> =
-            chunks.parts.iter().map(|(_, r)| uniform(&self.ctx, "d", &MatmulDims::chunk(r.clone(), k, m, false))).collect();
+        let dims: Vec<_> = chunks
+            .parts
+            .iter()
+            .map(|(_, r)| uniform(&self.ctx, "d", &MatmulDims::chunk(r.clone(), k, m, false).with_eps(LAB_EPS)))
+            .collect();
         let calls: Vec<_> = chunks
             .parts
             .iter()
@@ -138,7 +144,7 @@ impl KernelLab {
     pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
         let rows = x.len() / g.len();
         let (xb, gb, o) = (self.input(x), self.input(g), out_buf(&self.ctx, x.len()));
-        let d = uniform(&self.ctx, "d", &NormDims { dim: g.len() as u32, ..NormDims::default() });
+        let d = uniform(&self.ctx, "d", &NormDims { dim: g.len() as u32, eps: LAB_EPS, ..NormDims::default() });
         let r = self.run(Self::rows(rows), &[(&self.k.rmsnorm, "main", vec![&xb, &gb, &o, &d], [rows as u32, 1, 1])], &[&o])?;
         Ok(floats(&r[0]))
     }
@@ -175,10 +181,10 @@ impl KernelLab {
     /// RoPE of `qkv` `[rows, dim + 2 kv_dim]` at positions pos0..: (q `[rows, dim]`, the cache
     /// `[2, seq_len, kv_dim]` starting from `cache`).
     pub fn rope(&self, qkv: &[f32], c: &Config, pos0: usize, cache: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let width = c.dim + 2 * c.kv_dim();
+        let width = c.q_dim() + 2 * c.kv_dim();
         let rows = qkv.len() / width;
         let (qb, table, kv) = (self.input(qkv), self.input(&super::model::rope_table(c)), self.input(cache));
-        let q = out_buf(&self.ctx, rows * c.dim);
+        let q = out_buf(&self.ctx, rows * c.q_dim());
         let d = uniform(&self.ctx, "d", &rope_dims(c));
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
         let r = self.run(
@@ -192,10 +198,10 @@ impl KernelLab {
     /// Attention of `q` `[rows, dim]` at positions pos0.. over `cache` `[2, seq_len, kv_dim]`:
     /// (probabilities `[rows, n_heads, seq_len]`, output `[rows, dim]`).
     pub fn attention(&self, q: &[f32], cache: &[f32], c: &Config, pos0: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let rows = q.len() / c.dim;
+        let rows = q.len() / c.q_dim();
         let (qb, kv) = (self.input(q), self.input(cache));
         let att = out_buf(&self.ctx, rows * c.n_heads * c.seq_len);
-        let o = out_buf(&self.ctx, rows * c.dim);
+        let o = out_buf(&self.ctx, rows * c.q_dim());
         let d = uniform(&self.ctx, "d", &attention_dims(c));
         let step = Step { n_rows: rows as u32, pos0: pos0 as u32, ..Step::default() };
         let r = self.run(

@@ -87,12 +87,13 @@ fn fused_mm(
     (x, g): (&wgpu::Buffer, &wgpu::Buffer),
     w: &Chunked,
     out: (&wgpu::Buffer, usize, bool),
+    eps: f32,
 ) -> Vec<Mm> {
     let (out, out_stride, acc) = out;
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matvec", &MatmulDims::chunk(r.clone(), w.cols, out_stride, acc));
+            let dims = uniform(ctx, "matvec", &MatmulDims::chunk(r.clone(), w.cols, out_stride, acc).with_eps(eps));
             Mm { bg: k.bind(ctx, "matvec", &[x, buf, out, &dims, g]), rows: r.len() }
         })
         .collect()
@@ -111,12 +112,13 @@ fn qkv_rope(
     (rope, rope_dims): (&wgpu::Buffer, &wgpu::Buffer),
     cache: &wgpu::Buffer,
     a: &Acts,
+    eps: f32,
 ) -> Vec<Mm> {
     let w = &lw.wqkv;
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matvec rope", &MatmulDims::chunk(r.clone(), w.cols, 0, false));
+            let dims = uniform(ctx, "matvec rope", &MatmulDims::chunk(r.clone(), w.cols, 0, false).with_eps(eps));
             Mm {
                 bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]),
                 rows: r.len(),
@@ -130,23 +132,23 @@ fn fused(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Ac
     if !all.into_iter().all(fusable) {
         return None;
     }
-    let d = c.dim;
+    let (d, e) = (c.dim, c.norm_eps);
     let layers = w
         .layers
         .iter()
         .zip(&a.kv)
         .map(|(lw, cache)| FusedLayer {
-            qkv: qkv_rope(ctx, k, lw, (&w.rope, rope_dims), cache, a),
-            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true)),
-            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false)),
-            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true)),
+            qkv: qkv_rope(ctx, k, lw, (&w.rope, rope_dims), cache, a, e),
+            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true), e),
+            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false), e),
+            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true), e),
         })
         .collect();
     let (cls, cls_f16) = match (&w.cls_f16, k.classifier_f16()) {
         (Some(half), Some((kh, _))) if fusable(half) => {
-            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false)), true)
+            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false), e), true)
         }
-        _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false)), false),
+        _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false), e), false),
     };
     Some(Fused { layers, cls, cls_f16 })
 }
@@ -157,16 +159,16 @@ fn rmsnorm(
     x: &wgpu::Buffer,
     g: &wgpu::Buffer,
     o: &wgpu::Buffer,
-    dim: usize,
+    c: &Config,
 ) -> wgpu::BindGroup {
-    let dims = uniform(ctx, "rmsnorm", &NormDims { dim: dim as u32, ..NormDims::default() });
+    let dims = uniform(ctx, "rmsnorm", &NormDims { dim: c.dim as u32, eps: c.norm_eps, ..NormDims::default() });
     k.rmsnorm.bind(ctx, "rmsnorm", &[x, g, o, &dims])
 }
 
 impl Plan {
     /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow.
     pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
-        let (d, kv) = (c.dim, c.kv_dim());
+        let (d, kv, q) = (c.dim, c.kv_dim(), c.q_dim());
         let rope_dims = uniform(ctx, "rope", &rope_dims(c));
         let attn_dims = uniform(ctx, "attention", &attention_dims(c));
         let swiglu_dims = uniform(ctx, "swiglu", &SwigluDims { hidden: c.hidden_dim as u32, ..SwigluDims::default() });
@@ -175,12 +177,12 @@ impl Plan {
             .iter()
             .zip(&a.kv)
             .map(|(lw, cache)| LayerPlan {
-                rms_att: rmsnorm(ctx, k, &a.x, &lw.rms_att, &a.xn, d),
-                qkv: matmuls(ctx, k, &a.xn, &lw.wqkv, &a.qkv, d + 2 * kv, false),
+                rms_att: rmsnorm(ctx, k, &a.x, &lw.rms_att, &a.xn, c),
+                qkv: matmuls(ctx, k, &a.xn, &lw.wqkv, &a.qkv, q + 2 * kv, false),
                 rope: k.rope.bind(ctx, "rope", &[&a.qkv, &w.rope, &a.q, cache, &rope_dims]),
                 attn: k.attention.bind(ctx, "attention", &[&a.q, cache, &a.att, &a.ao, &attn_dims]),
                 wo: matmuls(ctx, k, &a.ao, &lw.wo, &a.x, d, true),
-                rms_ffn: rmsnorm(ctx, k, &a.x, &lw.rms_ffn, &a.xn, d),
+                rms_ffn: rmsnorm(ctx, k, &a.x, &lw.rms_ffn, &a.xn, c),
                 w13: matmuls(ctx, k, &a.xn, &lw.w13, &a.hb, 2 * c.hidden_dim, false),
                 swiglu: k.swiglu.bind(ctx, "swiglu", &[&a.hb, &a.hg, &swiglu_dims]),
                 w2: matmuls(ctx, k, &a.hg, &lw.w2, &a.x, d, true),
@@ -202,7 +204,7 @@ impl Plan {
             fused: if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None },
             embed,
             layers,
-            rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, d),
+            rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, c),
             cls: matmuls(ctx, k, &a.xn, w.classifier(), &a.logits, c.vocab_size, false),
             sample: k.sample.bind(ctx, "sample", &[&a.logits, &a.probs, &a.tokens, &sample_dims]),
         }
@@ -308,7 +310,7 @@ impl Plan {
         } else {
             k.rmsnorm.dispatch(pass, "main", &lp.rms_att, step, [r, 1, 1])?;
             Self::matmul(k, pass, &lp.qkv, rows, step)?;
-            k.rope.dispatch(pass, "main", &lp.rope, step, [groups((c.dim + 2 * c.kv_dim()) / 2, 64), r, 1])?;
+            k.rope.dispatch(pass, "main", &lp.rope, step, [groups((c.q_dim() + 2 * c.kv_dim()) / 2, 64), r, 1])?;
             k.attention.dispatch(pass, "main", &lp.attn, step, [c.n_heads as u32, r, 1])?;
             if let Some(e) = edit {
                 e.replace(k, pass, rows, step)?;
@@ -360,7 +362,7 @@ impl Plan {
 
 /// rope_pair.wgsl's sizes for `c`.
 pub(crate) fn rope_dims(c: &Config) -> RopeDims {
-    RopeDims { dim: c.dim as u32, kv_dim: c.kv_dim() as u32, head_size: c.head_size() as u32, seq_len: c.seq_len as u32 }
+    RopeDims { q_dim: c.q_dim() as u32, kv_dim: c.kv_dim() as u32, head_size: c.head_size() as u32, seq_len: c.seq_len as u32 }
 }
 
 /// attention.wgsl's sizes for `c`.
@@ -372,7 +374,7 @@ pub(crate) fn attention_dims(c: &Config) -> AttentionDims {
         kv_dim: c.kv_dim() as u32,
         kv_mul: c.kv_mul() as u32,
         seq_len: c.seq_len as u32,
-        dim: c.dim as u32,
+        q_dim: c.q_dim() as u32,
         scale: (hs as f32).sqrt(),
         _pad: 0,
     }

@@ -34,7 +34,15 @@ pub struct Acts {
 /// Bytes per row of each batch-sized activation, and the fixed-size ones.
 fn row_bytes(c: &Config) -> [u64; 7] {
     let f = |n: usize| n as u64 * 4;
-    [f(c.dim), f(c.dim + 2 * c.kv_dim()), f(c.n_heads * c.seq_len), f(2 * c.hidden_dim), f(c.hidden_dim), f(c.vocab_size), 0]
+    [
+        f(c.dim.max(c.q_dim())),
+        f(c.q_dim() + 2 * c.kv_dim()),
+        f(c.n_heads * c.seq_len),
+        f(2 * c.hidden_dim),
+        f(c.hidden_dim),
+        f(c.vocab_size),
+        0,
+    ]
 }
 
 /// The largest batch ≤ `want` whose activations each fit a storage binding.
@@ -69,9 +77,9 @@ impl Acts {
             tokens: f("tokens", c.seq_len as u64 + 1),
             x: f("x", b * c.dim as u64),
             xn: f("xn", b * c.dim as u64),
-            qkv: f("qkv", b * (c.dim + 2 * c.kv_dim()) as u64),
-            q: f("q", b * c.dim as u64),
-            ao: f("ao", b * c.dim as u64),
+            qkv: f("qkv", b * (c.q_dim() + 2 * c.kv_dim()) as u64),
+            q: f("q", b * c.q_dim() as u64),
+            ao: f("ao", b * c.q_dim() as u64),
             att: f("att", b * (c.n_heads * c.seq_len) as u64),
             hb: f("hb", b * 2 * c.hidden_dim as u64),
             hg: f("hg", b * c.hidden_dim as u64),

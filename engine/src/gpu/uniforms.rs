@@ -36,16 +36,18 @@ pub struct EditDims {
     pub _pad: [u32; 3],
 }
 
-/// rmsnorm.wgsl `Dims`.
+/// rmsnorm.wgsl `Dims`; `eps` is the model's RMSNorm epsilon (`Config::norm_eps`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct NormDims {
     pub dim: u32,
-    pub _pad: [u32; 3],
+    pub eps: f32,
+    pub _pad: [u32; 2],
 }
 
 /// matmul.wgsl and matvec.wgsl `Dims`: `out[.., col0 + i] (+)= W[i] · x` over this chunk's `m`
-/// rows of width `k`, output rows `out_stride` apart.
+/// rows of width `k`, output rows `out_stride` apart. `eps`: the RMSNorm epsilon of matvec's
+/// `norm` staging (`with_eps`; matmul.wgsl's padding).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct MatmulDims {
@@ -54,7 +56,8 @@ pub struct MatmulDims {
     pub out_stride: u32,
     pub col0: u32,
     pub accumulate: u32,
-    pub _pad: [u32; 3],
+    pub eps: f32,
+    pub _pad: [u32; 2],
 }
 
 impl MatmulDims {
@@ -66,8 +69,14 @@ impl MatmulDims {
             out_stride: out_stride as u32,
             col0: rows.start as u32,
             accumulate: accumulate as u32,
-            _pad: [0; 3],
+            eps: 0.0,
+            _pad: [0; 2],
         }
+    }
+
+    /// The same chunk, for a matvec that RMSNorms its input with epsilon `eps`.
+    pub fn with_eps(self, eps: f32) -> MatmulDims {
+        MatmulDims { eps, ..self }
     }
 }
 
@@ -75,7 +84,8 @@ impl MatmulDims {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct RopeDims {
-    pub dim: u32,
+    /// Width of q (`Config::q_dim`).
+    pub q_dim: u32,
     pub kv_dim: u32,
     pub head_size: u32,
     pub seq_len: u32,
@@ -90,7 +100,8 @@ pub struct AttentionDims {
     pub kv_dim: u32,
     pub kv_mul: u32,
     pub seq_len: u32,
-    pub dim: u32,
+    /// Width of q and of the output (`Config::q_dim`).
+    pub q_dim: u32,
     pub scale: f32,
     pub _pad: u32,
 }
@@ -132,14 +143,14 @@ pub struct LoraMatmulDims {
     pub _p1: [u32; 2],
 }
 
-/// lora_rmsnorm.wgsl `Dims`.
+/// lora_rmsnorm.wgsl `Dims`; `eps` is the model's RMSNorm epsilon.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct LoraNormDims {
     pub rows: u32,
     pub width: u32,
     pub accumulate: u32,
-    pub _pad: u32,
+    pub eps: f32,
 }
 
 /// lora_rope.wgsl `Dims`.

@@ -83,9 +83,10 @@ impl Target {
 
     /// `(out, in)` of the adapted weight.
     pub fn shape(self, c: &Config) -> (usize, usize) {
-        let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
+        let (d, h, kv, q) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim());
         match self {
-            Target::Q | Target::O => (d, d),
+            Target::Q => (q, d),
+            Target::O => (d, q),
             Target::K | Target::V => (kv, d),
             Target::Gate | Target::Up => (h, d),
             Target::Down => (d, h),

@@ -158,16 +158,16 @@ impl<F: Real> Activations<F> {
     /// Zeroed buffers for a forward of `batch × seq` tokens through a model of shape `c`.
     pub fn new(c: &Config, batch: usize, seq: usize) -> Activations<F> {
         let n = batch * seq;
-        let (d, kv, hd) = (c.dim, c.kv_dim(), c.hidden_dim);
+        let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
         let z = |len: usize| vec![F::ZERO; len];
         let layer = || LayerActs {
             x: z(n * d),
             xn_att: z(n * d),
-            q: z(n * d),
+            q: z(n * q),
             k: z(n * kv),
             v: z(n * kv),
             probs: z(attn_shape(c, batch, seq).probs_len()),
-            att: z(n * d),
+            att: z(n * q),
             x_mid: z(n * d),
             xn_ffn: z(n * d),
             h1: z(n * hd),
@@ -183,7 +183,7 @@ impl<F: Real> Activations<F> {
             xn_final: z(n * d),
             logits: z(n * c.vocab_size),
             scratch: z(n * d),
-            rope: k::rope_table(n, seq, c.head_size()),
+            rope: k::rope_table(n, seq, &k::rope_freqs(c)),
         }
     }
 }
@@ -209,7 +209,8 @@ pub fn forward_into<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Ba
     {
         return Err(crate::error::Error::InvalidSetting("the activation buffers were made for another batch shape".into()));
     }
-    let (d, kv, hs) = (c.dim, c.kv_dim(), c.head_size());
+    let (d, kv, hs, q) = (c.dim, c.kv_dim(), c.head_size(), c.q_dim());
+    let eps = F::of(c.norm_eps as f64);
     let Activations { layers, x_final, xn_final, logits, scratch: tmp, rope, .. } = acts;
     for (row, &tok) in layers[0].x.chunks_exact_mut(d).zip(&batch.tokens) {
         row.copy_from_slice(&base.get(Tensor::TokEmbeddings)[tok as usize * d..][..d]);
@@ -222,24 +223,24 @@ pub fn forward_into<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Ba
             None => &mut *x_final,
         };
         let [uq, uk, uv, uo, ug, uu, ud] = &mut a.u;
-        fast::rmsnorm(kn, &mut a.xn_att, &a.x, base.layer(Tensor::RmsAtt, l));
+        fast::rmsnorm(kn, &mut a.xn_att, &a.x, base.layer(Tensor::RmsAtt, l), eps);
         project(base, ad, l, Target::Q, &a.xn_att, &mut a.q, uq);
         project(base, ad, l, Target::K, &a.xn_att, &mut a.k, uk);
         project(base, ad, l, Target::V, &a.xn_att, &mut a.v, uv);
-        k::rope_with(&mut a.q, d, seq, hs, rope);
+        k::rope_with(&mut a.q, q, seq, hs, rope);
         k::rope_with(&mut a.k, kv, seq, hs, rope);
         fast::attention(kn, &mut a.att, &mut a.probs, &a.q, &a.k, &a.v, attn_shape(c, batch.batch, seq));
         project(base, ad, l, Target::O, &a.att, tmp, uo);
         add(&mut a.x_mid, &a.x, tmp);
 
-        fast::rmsnorm(kn, &mut a.xn_ffn, &a.x_mid, base.layer(Tensor::RmsFfn, l));
+        fast::rmsnorm(kn, &mut a.xn_ffn, &a.x_mid, base.layer(Tensor::RmsFfn, l), eps);
         project(base, ad, l, Target::Gate, &a.xn_ffn, &mut a.h1, ug);
         project(base, ad, l, Target::Up, &a.xn_ffn, &mut a.h3, uu);
         fast::swiglu(kn, &mut a.g, &a.h1, &a.h3);
         project(base, ad, l, Target::Down, &a.g, tmp, ud);
         add(x_out, &a.x_mid, tmp);
     }
-    fast::rmsnorm(kn, xn_final, x_final, base.get(Tensor::RmsFinal));
+    fast::rmsnorm(kn, xn_final, x_final, base.get(Tensor::RmsFinal), eps);
     fast::matmul(kn, logits, xn_final, base.get(Tensor::Wcls), d);
     Ok(())
 }
@@ -291,12 +292,12 @@ pub(crate) struct Scratch<F> {
 impl<F: Real> Scratch<F> {
     pub(crate) fn new(c: &Config, n: usize, r: usize) -> Scratch<F> {
         let z = |len: usize| vec![F::ZERO; len];
-        let (d, kv, hd) = (c.dim, c.kv_dim(), c.hidden_dim);
+        let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
         Scratch {
             dx: z(n * d),
             dxn: z(n * d),
-            datt: z(n * d),
-            dq: z(n * d),
+            datt: z(n * q),
+            dq: z(n * q),
             dk: z(n * kv),
             dv: z(n * kv),
             dg: z(n * hd),
@@ -343,13 +344,14 @@ pub(crate) fn backward<F: Real>(
 ) -> f64 {
     let c = &base.config;
     let (seq, n) = (acts.seq, acts.batch * acts.seq);
-    let (d, kv, hd, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size());
+    let (d, kv, hd, q, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim(), c.head_size());
+    let eps = F::of(c.norm_eps as f64);
     let (sum, count) = k::cross_entropy(&acts.logits, targets, c.vocab_size);
     let kn = base.kernels;
     fast::cross_entropy_bwd(kn, &mut acts.logits, targets, c.vocab_size, F::of(1.0 / count as f64));
     let mut s = Scratch::new(c, n, ad.config.r);
     fast::matmul_dx(kn, &mut s.dxn, &acts.logits, base.get(Tensor::Wcls), d, F::ONE);
-    k::rmsnorm_bwd(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn);
+    k::rmsnorm_bwd_eps(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn, eps);
 
     for l in (0..c.n_layers).rev() {
         let a = &acts.layers[l];
@@ -367,11 +369,11 @@ pub(crate) fn backward<F: Real>(
         fast::matmul_dx(kn, &mut s.dxn, &s.dh3, w(Tensor::W3), d, F::ONE);
         project_bwd(ad, grads, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &mut s.du, Some(&mut s.dxn));
         project_bwd(ad, grads, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &mut s.du, Some(&mut s.dxn));
-        k::rmsnorm_bwd(&mut s.dx, &a.x_mid, w(Tensor::RmsFfn), &s.dxn);
+        k::rmsnorm_bwd_eps(&mut s.dx, &a.x_mid, w(Tensor::RmsFfn), &s.dxn, eps);
 
         // Attention: x_mid = x + Wo·attention(rope(Wq xn), rope(Wk xn), Wv xn).
         zero(&mut s.datt);
-        fast::matmul_dx(kn, &mut s.datt, &s.dx, w(Tensor::Wo), d, F::ONE);
+        fast::matmul_dx(kn, &mut s.datt, &s.dx, w(Tensor::Wo), q, F::ONE);
         project_bwd(ad, grads, l, Target::O, &s.dx, &a.att, u(Target::O), &mut s.du, Some(&mut s.datt));
         zero(&mut s.dq);
         zero(&mut s.dk);
@@ -388,8 +390,8 @@ pub(crate) fn backward<F: Real>(
             &a.v,
             attn_shape(c, acts.batch, seq),
         );
-        k::rope_bwd(&mut s.dq, d, seq, hs);
-        k::rope_bwd(&mut s.dk, kv, seq, hs);
+        k::rope_bwd_with(&mut s.dq, q, seq, hs, &acts.rope);
+        k::rope_bwd_with(&mut s.dk, kv, seq, hs, &acts.rope);
         // The embeddings are frozen: below layer 0 no input gradient is needed.
         let need_dx = l > 0;
         zero(&mut s.dxn);
@@ -403,7 +405,7 @@ pub(crate) fn backward<F: Real>(
             project_bwd(ad, grads, l, t, dy, &a.xn_att, u(t), &mut s.du, dx);
         }
         if need_dx {
-            k::rmsnorm_bwd(&mut s.dx, &a.x, w(Tensor::RmsAtt), &s.dxn);
+            k::rmsnorm_bwd_eps(&mut s.dx, &a.x, w(Tensor::RmsAtt), &s.dxn, eps);
         }
     }
     sum / count as f64

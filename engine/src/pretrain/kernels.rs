@@ -42,21 +42,22 @@ fn matmul_dw_f32(dw: &mut [f32], dy: &[f32], x: &[f32], n_in: usize) {
 }
 
 /// `1 / sqrt(mean(x²) + eps)` summed in order, as the forward's RMSNorm.
-fn inv_rms<F: Real>(x: &[F]) -> F {
+fn inv_rms<F: Real>(x: &[F], eps: F) -> F {
     let mut ss = F::ZERO;
     for &v in x {
         ss += v * v;
     }
     ss /= F::of(x.len() as f64);
-    ss += F::of(k::RMS_EPS);
+    ss += eps;
     F::ONE / ss.sqrt()
 }
 
-/// The gain's gradient of `y = g ⊙ x · rs` per row of `dg.len()`: `dg_j += Σ_rows dy_j · (rs·x_j)`.
-pub fn rmsnorm_bwd_gain<F: Real>(dg: &mut [F], x: &[F], dy: &[F]) {
+/// The gain's gradient of `y = g ⊙ x · rs` per row of `dg.len()`: `dg_j += Σ_rows dy_j · (rs·x_j)`
+/// (`eps`: the model's RMSNorm epsilon).
+pub fn rmsnorm_bwd_gain<F: Real>(dg: &mut [F], x: &[F], dy: &[F], eps: F) {
     let d = dg.len();
     for (xr, dyr) in x.chunks_exact(d).zip(dy.chunks_exact(d)) {
-        let s = inv_rms(xr);
+        let s = inv_rms(xr, eps);
         for ((o, &xv), &g) in dg.iter_mut().zip(xr).zip(dyr) {
             *o += g * (s * xv);
         }
@@ -149,7 +150,7 @@ fn softmax<F: Real>(kn: Kernels, x: &mut [F]) {
 }
 
 /// The largest pre-softmax attention logit `q·k / √hs` over every batch row, head and causal
-/// pair, from post-RoPE `q [N, dim]` and `k [N, kv_dim]`.
+/// pair, from post-RoPE `q [N, n_heads·head_size]` and `k [N, kv_dim]`.
 pub fn attention_logit_max<F: Real>(kn: Kernels, q: &[F], kk: &[F], s: AttnShape) -> f64 {
     if kn == Kernels::Fast {
         if let (Some(q), Some(kk)) = (F::f32s(q), F::f32s(kk)) {

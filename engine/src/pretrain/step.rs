@@ -41,13 +41,13 @@ pub struct Workspace<F> {
 impl<F: Real> Workspace<F> {
     pub fn new(c: &Config, batch: usize, seq: usize) -> Workspace<F> {
         let n = batch * seq;
-        let (d, kv, hd) = (c.dim, c.kv_dim(), c.hidden_dim);
+        let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
         let z = |len: usize| vec![F::ZERO; len];
         let s = Scratch {
             dx: z(n * d),
             dxn: z(n * d),
-            datt: z(n * d),
-            dq: z(n * d),
+            datt: z(n * q),
+            dq: z(n * q),
             dk: z(n * kv),
             dv: z(n * kv),
             dg: z(n * hd),
@@ -61,7 +61,7 @@ impl<F: Real> Workspace<F> {
             acts: Activations::new(c, batch, seq),
             targets: vec![IGNORE; n],
             lse: z(n),
-            rope: k::rope_table(n, seq, c.head_size()),
+            rope: k::rope_table(n, seq, &k::rope_freqs(c)),
             s,
             attn_max: vec![0.0; c.n_layers],
         }
@@ -105,7 +105,8 @@ impl<F: Real> Workspace<F> {
     pub fn backward(&mut self, base: &Base<F>, tokens: &[u32], stats: &LossStats, coef: f64, g: &mut Params<F>) {
         let c = base.config;
         let (seq, kn) = (self.seq, base.kernels);
-        let (d, kv, hd, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size());
+        let (d, kv, hd, hs, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.head_size(), c.q_dim());
+        let eps = F::of(c.norm_eps as f64);
         let (acts, s) = (&mut self.acts, &mut self.s);
         g.fill_zero();
         let scale = F::of(1.0 / stats.rows.max(1) as f64);
@@ -115,8 +116,8 @@ impl<F: Real> Workspace<F> {
         zero(&mut s.dxn);
         fast::matmul_dx(kn, &mut s.dxn, &acts.logits, base.get(Tensor::Wcls), d, F::ONE);
         zero(&mut s.dx);
-        k::rmsnorm_bwd(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn);
-        pk::rmsnorm_bwd_gain(g.get_mut(Tensor::RmsFinal), &acts.x_final, &s.dxn);
+        k::rmsnorm_bwd_eps(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn, eps);
+        pk::rmsnorm_bwd_gain(g.get_mut(Tensor::RmsFinal), &acts.x_final, &s.dxn, eps);
 
         for l in (0..c.n_layers).rev() {
             let a = &acts.layers[l];
@@ -133,19 +134,19 @@ impl<F: Real> Workspace<F> {
             zero(&mut s.dxn);
             fast::matmul_dx(kn, &mut s.dxn, &s.dh1, w(Tensor::W1), d, F::ONE);
             fast::matmul_dx(kn, &mut s.dxn, &s.dh3, w(Tensor::W3), d, F::ONE);
-            pk::rmsnorm_bwd_gain(g.layer_mut(Tensor::RmsFfn, l), &a.x_mid, &s.dxn);
-            k::rmsnorm_bwd(&mut s.dx, &a.x_mid, w(Tensor::RmsFfn), &s.dxn);
+            pk::rmsnorm_bwd_gain(g.layer_mut(Tensor::RmsFfn, l), &a.x_mid, &s.dxn, eps);
+            k::rmsnorm_bwd_eps(&mut s.dx, &a.x_mid, w(Tensor::RmsFfn), &s.dxn, eps);
 
             // Attention: x_mid = x + Wo·attention(rope(Wq xn), rope(Wk xn), Wv xn).
-            pk::matmul_dw(kn, g.layer_mut(Tensor::Wo, l), &s.dx, &a.att, d);
+            pk::matmul_dw(kn, g.layer_mut(Tensor::Wo, l), &s.dx, &a.att, q);
             zero(&mut s.datt);
-            fast::matmul_dx(kn, &mut s.datt, &s.dx, w(Tensor::Wo), d, F::ONE);
+            fast::matmul_dx(kn, &mut s.datt, &s.dx, w(Tensor::Wo), q, F::ONE);
             zero(&mut s.dq);
             zero(&mut s.dk);
             zero(&mut s.dv);
             let shape = attn_shape(&c, self.batch, seq);
             fast::attention_bwd_into(kn, &mut s.dq, &mut s.dk, &mut s.dv, &s.datt, &a.probs, &a.q, &a.k, &a.v, shape, &mut s.ds);
-            k::rope_bwd_with(&mut s.dq, d, seq, hs, &self.rope);
+            k::rope_bwd_with(&mut s.dq, q, seq, hs, &self.rope);
             k::rope_bwd_with(&mut s.dk, kv, seq, hs, &self.rope);
             pk::matmul_dw(kn, g.layer_mut(Tensor::Wq, l), &s.dq, &a.xn_att, d);
             pk::matmul_dw(kn, g.layer_mut(Tensor::Wk, l), &s.dk, &a.xn_att, d);
@@ -154,8 +155,8 @@ impl<F: Real> Workspace<F> {
             fast::matmul_dx(kn, &mut s.dxn, &s.dq, w(Tensor::Wq), d, F::ONE);
             fast::matmul_dx(kn, &mut s.dxn, &s.dk, w(Tensor::Wk), d, F::ONE);
             fast::matmul_dx(kn, &mut s.dxn, &s.dv, w(Tensor::Wv), d, F::ONE);
-            pk::rmsnorm_bwd_gain(g.layer_mut(Tensor::RmsAtt, l), &a.x, &s.dxn);
-            k::rmsnorm_bwd(&mut s.dx, &a.x, w(Tensor::RmsAtt), &s.dxn);
+            pk::rmsnorm_bwd_gain(g.layer_mut(Tensor::RmsAtt, l), &a.x, &s.dxn, eps);
+            k::rmsnorm_bwd_eps(&mut s.dx, &a.x, w(Tensor::RmsAtt), &s.dxn, eps);
         }
         // The lookup: each row's gradient lands on its token's embedding.
         pk::embedding_bwd(g.get_mut(Tensor::TokEmbeddings), &s.dx, tokens, d);

@@ -120,8 +120,8 @@ impl Intervention {
     }
 }
 
-/// Every head's mean output over the positions of a text, `[L, dim]` (head h of layer l at
-/// `l·dim + h·head_size`), in the unchanged model: what mean ablation puts in.
+/// Every head's mean output over the positions of a text, `[L, q_dim]` (head h of layer l at
+/// `l·q_dim + h·head_size`), in the unchanged model: what mean ablation puts in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadMeans {
     pub config: Config,
@@ -134,7 +134,7 @@ impl HeadMeans {
     /// Head `h` of layer `l`'s mean output, `[head_size]`.
     pub fn head(&self, l: usize, h: usize) -> &[f32] {
         let hs = self.config.head_size();
-        let at = l * self.config.dim + h * hs;
+        let at = l * self.config.q_dim() + h * hs;
         &self.means[at..at + hs]
     }
 }
@@ -158,7 +158,7 @@ pub(crate) fn check_tokens(c: &Config, tokens: &[u32], what: &str) -> Result<()>
 pub struct LayerEdit {
     /// `[n_heads]`: whether the head's output is replaced by `fill`.
     pub replace: Vec<bool>,
-    /// `[dim]`: what replaced heads output (zeros, or their means).
+    /// `[q_dim]`: what replaced heads output (zeros, or their means).
     pub fill: Vec<f32>,
     pub skip_attn: bool,
     pub skip_mlp: bool,
@@ -194,7 +194,7 @@ impl Edits {
             }
             Ok(())
         };
-        let mut layers = vec![LayerEdit { replace: vec![false; nh], fill: vec![0.0; d], ..LayerEdit::default() }; nl];
+        let mut layers = vec![LayerEdit { replace: vec![false; nh], fill: vec![0.0; c.q_dim()], ..LayerEdit::default() }; nl];
         let means = match (iv.ablation, iv.ablate.is_empty(), means) {
             (Ablation::Mean, false, None) => {
                 return Err(Error::InvalidSetting("mean ablation needs the heads' mean outputs over a text".into()))

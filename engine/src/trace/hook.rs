@@ -6,7 +6,7 @@
 pub trait Hook {
     /// The post-softmax attention of head `h` at this position, `[pos + 1]`.
     fn attention(&mut self, _l: usize, _h: usize, _att: &[f32]) {}
-    /// The heads' outputs side by side, `[dim]` (head h at `h·head_size`), before the output
+    /// The heads' outputs side by side, `[q_dim]` (head h at `h·head_size`), before the output
     /// projection (and before a LoRA adapter's o_proj term, which reads them too).
     fn heads(&mut self, _l: usize, _pos: usize, _o: &mut [f32]) {}
     /// The attention block's output `[dim]` (wo·heads), before it is added to the residual.

@@ -17,7 +17,7 @@ pub struct HeadMeansRun {
     next: usize,
 }
 
-/// Adds each layer's head outputs to running sums.
+/// Adds each layer's head outputs (`[q_dim]`) to running sums.
 struct SumHeads<'a> {
     dim: usize,
     sums: &'a mut [f64],
@@ -34,7 +34,7 @@ impl Hook for SumHeads<'_> {
 impl HeadMeansRun {
     pub fn new(c: &Config, tokens: &[u32]) -> Result<HeadMeansRun> {
         check_tokens(c, tokens, "the text for the heads' means")?;
-        let sums = vec![0.0; c.n_layers * c.dim];
+        let sums = vec![0.0; c.n_layers * c.q_dim()];
         Ok(HeadMeansRun { tokens: tokens.to_vec(), config: *c, state: State::new(c), sums, next: 0 })
     }
 
@@ -49,7 +49,7 @@ impl HeadMeansRun {
     pub fn advance(&mut self, m: &CpuModel, positions: usize) -> Result<bool> {
         m.check(&self.config, "the heads' means")?;
         let end = (self.next + positions).min(self.total());
-        let mut hook = SumHeads { dim: self.config.dim, sums: &mut self.sums };
+        let mut hook = SumHeads { dim: self.config.q_dim(), sums: &mut self.sums };
         for pos in self.next..end {
             m.forward(&mut self.state, self.tokens[pos], pos, Some(&mut hook))?;
             self.next = pos + 1;

@@ -126,7 +126,7 @@ pub struct Patcher {
     config: Config,
     maps: PatchMaps,
     state: State,
-    /// The clean run's residuals and head outputs, `[L, T, D]` each.
+    /// The clean run's residuals `[L, T, dim]` and head outputs `[L, T, q_dim]`.
     clean_resid: Vec<f32>,
     clean_heads: Vec<f32>,
     phase: Phase,
@@ -135,18 +135,19 @@ pub struct Patcher {
     done: usize,
 }
 
-/// Records residuals and head outputs, `[L, T, D]`.
+/// Records residuals `[L, T, d]` and head outputs `[L, T, q]`.
 struct Record<'a> {
     t: usize,
     d: usize,
+    q: usize,
     resid: &'a mut [f32],
     heads: &'a mut [f32],
 }
 
 impl Hook for Record<'_> {
     fn heads(&mut self, l: usize, pos: usize, o: &mut [f32]) {
-        let at = (l * self.t + pos) * self.d;
-        self.heads[at..at + self.d].copy_from_slice(o);
+        let at = (l * self.t + pos) * self.q;
+        self.heads[at..at + self.q].copy_from_slice(o);
     }
     fn resid(&mut self, l: usize, pos: usize, x: &mut [f32]) {
         let at = (l * self.t + pos) * self.d;
@@ -160,6 +161,7 @@ struct Put<'a> {
     at: usize,
     t: usize,
     d: usize,
+    q: usize,
     hs: usize,
     clean_resid: &'a [f32],
     clean_heads: &'a [f32],
@@ -169,7 +171,7 @@ impl Hook for Put<'_> {
     fn heads(&mut self, l: usize, pos: usize, o: &mut [f32]) {
         if let Site::Head { layer, head } = self.site {
             if layer == l && pos == self.at {
-                let at = (l * self.t + pos) * self.d + head * self.hs;
+                let at = (l * self.t + pos) * self.q + head * self.hs;
                 o[head * self.hs..(head + 1) * self.hs].copy_from_slice(&self.clean_heads[at..at + self.hs]);
             }
         }
@@ -217,7 +219,7 @@ impl Patcher {
             maps,
             state: State::new(c),
             clean_resid: vec![0.0; l * t * d],
-            clean_heads: vec![0.0; l * t * d],
+            clean_heads: vec![0.0; l * t * c.q_dim()],
             phase: Phase::Clean,
             pos: 0,
             done: 0,
@@ -277,14 +279,14 @@ impl Patcher {
 
     /// One forward pass of the current run.
     fn step(&mut self, m: &CpuModel) -> Result<()> {
-        let (t, d, hs) = (self.len(), self.config.dim, self.config.head_size());
+        let (t, d, q, hs) = (self.len(), self.config.dim, self.config.q_dim(), self.config.head_size());
         let pos = self.pos;
         let last = pos + 1 == t;
         let (a, b) = (self.maps.clean_answer as usize, self.maps.corrupt_answer as usize);
         let diff = |logits: &[f32]| logits[a] - logits[b];
         match self.phase {
             Phase::Clean => {
-                let mut rec = Record { t, d, resid: &mut self.clean_resid, heads: &mut self.clean_heads };
+                let mut rec = Record { t, d, q, resid: &mut self.clean_resid, heads: &mut self.clean_heads };
                 let logits = m.forward(&mut self.state, self.maps.clean[pos], pos, Some(&mut rec))?;
                 if last {
                     self.maps.clean_diff = diff(logits);
@@ -300,7 +302,7 @@ impl Patcher {
             }
             Phase::Patch { run } => {
                 let (at, site) = self.site(run);
-                let mut put = Put { site, at, t, d, hs, clean_resid: &self.clean_resid, clean_heads: &self.clean_heads };
+                let mut put = Put { site, at, t, d, q, hs, clean_resid: &self.clean_resid, clean_heads: &self.clean_heads };
                 let logits = m.forward(&mut self.state, self.maps.corrupt[pos], pos, Some(&mut put))?;
                 if last {
                     let got = diff(logits);

@@ -21,7 +21,8 @@ pub mod tuning;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model checkpoint; or use --shape for a deterministic random model.
+    /// Model (llama2.c checkpoint, GGUF file or Hugging Face folder); or use --shape for a
+    /// deterministic random model.
     #[arg(required_unless_present = "shape", conflicts_with = "shape")]
     pub model: Option<PathBuf>,
     /// A named random shape instead of a file: micro, tiny64, s15m, s42m, s110m.

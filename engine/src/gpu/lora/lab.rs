@@ -6,6 +6,7 @@ use super::model::usage;
 use super::ops::{encode, lin, Builder, Lin, Op};
 use super::train_kernels::TrainKernels;
 use crate::config::Config;
+use crate::config::LLAMA2C_NORM_EPS;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{buffer, storage};
@@ -77,27 +78,18 @@ impl LoraLab {
     /// `rmsnorm` over rows of `g.len()`.
     pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
         let (xb, gb, yb) = (self.buf(x), self.buf(g), self.buf(&vec![0f32; x.len()]));
-        self.one(self.b().rmsnorm("forward", &xb, &gb, &xb, &yb, x.len() / g.len(), g.len(), false), &yb)
+        self.one(self.b().rmsnorm("forward", &xb, &gb, &xb, &yb, x.len() / g.len(), g.len(), false, LLAMA2C_NORM_EPS), &yb)
     }
 
     /// `rmsnorm_bwd`: `dx += …`.
     pub fn rmsnorm_bwd(&self, dx: &[f32], x: &[f32], g: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
         let (xb, gb, yb, db) = (self.buf(x), self.buf(g), self.buf(dy), self.buf(dx));
-        self.one(self.b().rmsnorm("backward", &xb, &gb, &yb, &db, x.len() / g.len(), g.len(), true), &db)
+        self.one(self.b().rmsnorm("backward", &xb, &gb, &yb, &db, x.len() / g.len(), g.len(), true, LLAMA2C_NORM_EPS), &db)
     }
 
     /// `rope` (`backward`: `rope_bwd`) in place on `x [N, width]`.
     pub fn rope(&self, x: &[f32], width: usize, seq: usize, hs: usize, backward: bool) -> Result<Vec<f32>> {
-        let c = Config {
-            dim: hs,
-            hidden_dim: hs,
-            n_layers: 1,
-            n_heads: 1,
-            n_kv_heads: 1,
-            vocab_size: 1,
-            seq_len: seq,
-            shared_classifier: true,
-        };
+        let c = Config::llama2c([hs, hs, 1, 1, 1, 1, seq], true);
         let (tb, xb) = (self.buf(&rope_table(&c)), self.buf(x));
         let entry = if backward { "backward" } else { "forward" };
         self.one(self.b().rope(entry, &tb, &xb, x.len() / width, width, seq, hs), &xb)

@@ -153,8 +153,9 @@ impl Builder<'_> {
         rows: usize,
         width: usize,
         acc: bool,
+        eps: f32,
     ) -> Result<Op> {
-        let dims = LoraNormDims { rows: rows as u32, width: width as u32, accumulate: acc as u32, _pad: 0 };
+        let dims = LoraNormDims { rows: rows as u32, width: width as u32, accumulate: acc as u32, eps };
         self.run(&self.kernels.rmsnorm, entry, &[x, g, dy, y], &dims, grid(rows.div_ceil(64))?)
     }
 

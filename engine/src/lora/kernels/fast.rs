@@ -27,18 +27,18 @@ pub fn matmul_dx<F: Real>(k: Kernels, dx: &mut [F], dy: &[F], w: &[F], n_in: usi
     super::matmul_dx(dx, dy, w, n_in, s)
 }
 
-/// RMSNorm per row of `g.len()` (`super::rmsnorm`).
-pub fn rmsnorm<F: Real>(k: Kernels, y: &mut [F], x: &[F], g: &[F]) {
+/// RMSNorm per row of `g.len()` (`super::rmsnorm_eps`).
+pub fn rmsnorm<F: Real>(k: Kernels, y: &mut [F], x: &[F], g: &[F], eps: F) {
     if k == Kernels::Fast {
-        if let (Some(y), Some(x), Some(g)) = (F::f32s_mut(y), F::f32s(x), F::f32s(g)) {
+        if let (Some(y), Some(x), Some(g), Some(&[e])) = (F::f32s_mut(y), F::f32s(x), F::f32s(g), F::f32s(&[eps])) {
             let d = g.len();
             for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                fast::rmsnorm(yr, xr, g);
+                fast::rmsnorm_eps(yr, xr, g, e);
             }
             return;
         }
     }
-    super::rmsnorm(y, x, g)
+    super::rmsnorm_eps(y, x, g, eps)
 }
 
 /// `g = silu(h1) ⊙ h3` (`super::swiglu`).

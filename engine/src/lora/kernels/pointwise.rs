@@ -1,26 +1,32 @@
 //! Row-wise kernels: RMSNorm, RoPE, softmax and SwiGLU, forward and backward.
 
+use crate::config::Config;
 use crate::lora::real::Real;
 
-/// RMSNorm's epsilon in llama2.c and Hugging Face Llama.
+/// RMSNorm's epsilon in llama2.c (models give their own: `Config::norm_eps`).
 pub const RMS_EPS: f64 = 1e-5;
 
 /// `1 / sqrt(mean(x²) + eps)`, summed in order as run.c.
-fn inv_rms<F: Real>(x: &[F]) -> F {
+fn inv_rms<F: Real>(x: &[F], eps: F) -> F {
     let mut ss = F::ZERO;
     for &v in x {
         ss += v * v;
     }
     ss /= F::of(x.len() as f64);
-    ss += F::of(RMS_EPS);
+    ss += eps;
     F::ONE / ss.sqrt()
 }
 
-/// `y = g ⊙ x · rs` per row of `g.len()`, computed as run.c: `g_j · (rs · x_j)`.
+/// `rmsnorm_eps` with llama2.c's epsilon.
 pub fn rmsnorm<F: Real>(y: &mut [F], x: &[F], g: &[F]) {
+    rmsnorm_eps(y, x, g, F::of(RMS_EPS))
+}
+
+/// `y = g ⊙ x · rs` per row of `g.len()`, computed as run.c: `g_j · (rs · x_j)`.
+pub fn rmsnorm_eps<F: Real>(y: &mut [F], x: &[F], g: &[F], eps: F) {
     let d = g.len();
     for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-        let s = inv_rms(xr);
+        let s = inv_rms(xr, eps);
         for ((o, &xv), &gv) in yr.iter_mut().zip(xr).zip(g) {
             *o = gv * (s * xv);
         }
@@ -30,10 +36,15 @@ pub fn rmsnorm<F: Real>(y: &mut [F], x: &[F], g: &[F]) {
 /// `dx += ∂y/∂x · dy` for `y = rmsnorm(x, g)` (g frozen):
 /// `dx_j += rs·g_j·dy_j − x_j · rs³ · Σ_i(g_i·dy_i·x_i) / n`.
 pub fn rmsnorm_bwd<F: Real>(dx: &mut [F], x: &[F], g: &[F], dy: &[F]) {
+    rmsnorm_bwd_eps(dx, x, g, dy, F::of(RMS_EPS))
+}
+
+/// `rmsnorm_bwd` with the model's epsilon.
+pub fn rmsnorm_bwd_eps<F: Real>(dx: &mut [F], x: &[F], g: &[F], dy: &[F], eps: F) {
     let d = g.len();
     let rows = dx.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(dy.chunks_exact(d));
     for ((dxr, xr), dyr) in rows {
-        let s = inv_rms(xr);
+        let s = inv_rms(xr, eps);
         let mut dot = F::ZERO;
         for ((&gv, &dv), &xv) in g.iter().zip(dyr).zip(xr) {
             dot += gv * dv * xv;
@@ -45,25 +56,44 @@ pub fn rmsnorm_bwd<F: Real>(dx: &mut [F], x: &[F], g: &[F], dy: &[F]) {
     }
 }
 
-/// The angle of RoPE pair `j` (even, `0 ≤ j < hs`) at `pos`, as `(sin, cos)`, computed as
-/// `cpu::ops::rope`: `pos · 10000^(−j/hs)`.
-fn rope_sin_cos<F: Real>(pos: usize, j: usize, hs: usize) -> (F, F) {
-    let freq = F::ONE / F::of(10000.0).powf(F::of(j as f64) / F::of(hs as f64));
-    (F::of(pos as f64) * freq).sin_cos()
+/// RoPE's frequency of each pair of a head in `F`, computed as `Config::rope_freqs` (so in f32
+/// bit for bit the CPU path's): `1 / theta^(2p/hs)`, divided as llama3 scaling says.
+pub fn rope_freqs<F: Real>(c: &Config) -> Vec<F> {
+    let hs = c.head_size();
+    (0..hs / 2)
+        .map(|p| {
+            let freq = F::ONE / F::of(c.rope_theta as f64).powf(F::of((2 * p) as f64) / F::of(hs as f64));
+            match c.rope_scaling {
+                Some(r) => freq / F::of(r.divisor(freq.to_f64() as f32) as f64),
+                None => freq,
+            }
+        })
+        .collect()
 }
 
-/// `rope_sin_cos` of each position `< min(rows, seq)` and pair of a head, `[pos, hs/2]`: the
-/// same values, computed once per call (or once per trainer) instead of once per row and head.
-pub fn rope_table<F: Real>(rows: usize, seq: usize, hs: usize) -> Vec<(F, F)> {
-    (0..rows.min(seq)).flat_map(|p| (0..hs).step_by(2).map(move |j| rope_sin_cos(p, j, hs))).collect()
+/// `(sin, cos)` of `pos · freqs[p]` for each position `< min(rows, seq)` and pair `p` of a head,
+/// `[pos, hs/2]`: computed once per call (or once per trainer) instead of once per row and head.
+pub fn rope_table<F: Real>(rows: usize, seq: usize, freqs: &[F]) -> Vec<(F, F)> {
+    (0..rows.min(seq)).flat_map(|p| freqs.iter().map(move |&f| (F::of(p as f64) * f).sin_cos())).collect()
 }
 
-/// RoPE in place on `x [N, width]` (whole heads of `hs`); row `n` is at position `n mod seq`.
+/// llama2.c's frequencies for heads of `hs`.
+fn llama2c_freqs<F: Real>(hs: usize) -> Vec<F> {
+    rope_freqs(&Config::llama2c([hs, hs, 1, 1, 1, 1, 1], true))
+}
+
+/// `rope_with` at llama2.c's frequencies (heads of `hs`).
 pub fn rope<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize) {
-    rope_with(x, width, seq, hs, &rope_table(x.len() / width, seq, hs))
+    rope_with(x, width, seq, hs, &rope_table(x.len() / width, seq, &llama2c_freqs(hs)))
 }
 
-/// `rope` with the table made by `rope_table` for at least these rows.
+/// `rope_bwd_with` at llama2.c's frequencies.
+pub fn rope_bwd<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize) {
+    rope_bwd_with(dx, width, seq, hs, &rope_table(dx.len() / width, seq, &llama2c_freqs(hs)))
+}
+
+/// RoPE in place on `x [N, width]` (whole heads of `hs`) with a table from `rope_table` for at
+/// least these rows; row `n` is at position `n mod seq`.
 pub fn rope_with<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize, table: &[(F, F)]) {
     for (n, row) in x.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {
@@ -76,11 +106,7 @@ pub fn rope_with<F: Real>(x: &mut [F], width: usize, seq: usize, hs: usize, tabl
 }
 
 /// RoPE's backward in place: a rotation's gradient turns by the opposite angle.
-pub fn rope_bwd<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize) {
-    rope_bwd_with(dx, width, seq, hs, &rope_table(dx.len() / width, seq, hs))
-}
-
-/// `rope_bwd` with a table from `rope_table`.
+/// `table`: as `rope_with`'s.
 pub fn rope_bwd_with<F: Real>(dx: &mut [F], width: usize, seq: usize, hs: usize, table: &[(F, F)]) {
     for (n, row) in dx.chunks_exact_mut(width).enumerate() {
         for i in (0..width).step_by(2) {

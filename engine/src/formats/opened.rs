@@ -1,0 +1,25 @@
+//! What the GGUF and Hugging Face readers give: config, f32 weights, the model's own tokenizer.
+
+use crate::tokenizer::Tokenizer;
+use crate::weights::Weights;
+
+/// Longest context these models get: files name up to 128k positions, and the KV cache is
+/// allocated for the whole context up front.
+pub const MAX_CONTEXT: usize = 2048;
+
+/// A model read from GGUF or a Hugging Face folder.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub weights: Weights,
+    /// The model's tokenizer (GGUF metadata or `tokenizer.json`), when it has one.
+    pub tokenizer: Option<Tokenizer>,
+    /// What was read, in words ("GGUF v3, Q4_K (Q6_K, F32)", "Hugging Face safetensors, BF16").
+    pub format: String,
+    /// The file's context length, before `MAX_CONTEXT` capped it.
+    pub file_context: usize,
+}
+
+/// A path's last component.
+pub fn base(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
+}

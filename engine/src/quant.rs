@@ -1,0 +1,307 @@
+//! Weight storage types of GGUF and safetensors files and their block formats: F32, F16, BF16,
+//! Q8_0, Q4_0, Q4_K and Q6_K, with the dequantizer of each (the reference the quantized CPU and
+//! GPU kernels will be tested against) and the quantizers `tinylm convert` writes (F16, Q8_0).
+//!
+//! Block layouts are ggml's (little-endian; `d`/`dmin` are f16): Q8_0 `[d, 32 × i8]`, Q4_0
+//! `[d, 16 bytes]` (low nibbles are weights 0..16, high nibbles 16..32, each minus 8), Q4_K
+//! (256 weights) `[d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles]`, Q6_K
+//! (256 weights) `[128 bytes low nibbles, 64 bytes high 2 bits, 16 × i8 scales, d]`.
+
+use half::{bf16, f16};
+
+/// A tensor's element type as stored in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    Q8_0,
+    Q4_0,
+    Q4K,
+    Q6K,
+}
+
+impl DType {
+    /// ggml's type id (GGUF tensor info), for the types this engine reads.
+    pub fn from_ggml(id: u32) -> Option<DType> {
+        Some(match id {
+            0 => DType::F32,
+            1 => DType::F16,
+            2 => DType::Q4_0,
+            8 => DType::Q8_0,
+            12 => DType::Q4K,
+            14 => DType::Q6K,
+            30 => DType::BF16,
+            _ => return None,
+        })
+    }
+
+    pub fn ggml_id(self) -> u32 {
+        match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::Q4_0 => 2,
+            DType::Q8_0 => 8,
+            DType::Q4K => 12,
+            DType::Q6K => 14,
+            DType::BF16 => 30,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "F32",
+            DType::F16 => "F16",
+            DType::BF16 => "BF16",
+            DType::Q8_0 => "Q8_0",
+            DType::Q4_0 => "Q4_0",
+            DType::Q4K => "Q4_K",
+            DType::Q6K => "Q6_K",
+        }
+    }
+
+    /// (weights per block, bytes per block).
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            DType::F32 => (1, 4),
+            DType::F16 | DType::BF16 => (1, 2),
+            DType::Q8_0 => (32, 34),
+            DType::Q4_0 => (32, 18),
+            DType::Q4K => (256, 144),
+            DType::Q6K => (256, 210),
+        }
+    }
+
+    /// Bytes of `n` weights, or `None` when `n` is not a whole number of blocks or overflows.
+    pub fn bytes_of(self, n: u64) -> Option<u64> {
+        let (per, bytes) = self.block();
+        n.is_multiple_of(per as u64).then(|| (n / per as u64).checked_mul(bytes as u64)).flatten()
+    }
+}
+
+/// ggml's names for types this engine does not read (for messages).
+pub fn ggml_type_name(id: u32) -> String {
+    let known = [
+        (3, "Q4_1"),
+        (6, "Q5_0"),
+        (7, "Q5_1"),
+        (9, "Q8_1"),
+        (10, "Q2_K"),
+        (11, "Q3_K"),
+        (13, "Q5_K"),
+        (15, "Q8_K"),
+        (16, "IQ2_XXS"),
+        (17, "IQ2_XS"),
+        (18, "IQ3_XXS"),
+        (19, "IQ1_S"),
+        (20, "IQ4_NL"),
+        (21, "IQ3_S"),
+        (22, "IQ2_S"),
+        (23, "IQ4_XS"),
+        (24, "I8"),
+        (25, "I16"),
+        (26, "I32"),
+        (27, "I64"),
+        (28, "F64"),
+        (29, "IQ1_M"),
+        (34, "TQ1_0"),
+        (35, "TQ2_0"),
+    ];
+    match DType::from_ggml(id) {
+        Some(t) => t.name().into(),
+        None => known.iter().find(|k| k.0 == id).map_or(format!("type {id}"), |k| k.1.to_string()),
+    }
+}
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// Appends the weights of `data` (whole blocks of `t`, as `DType::bytes_of` checks) to `out`.
+pub fn dequantize(t: DType, data: &[u8], out: &mut Vec<f32>) {
+    let (per, bytes) = t.block();
+    out.reserve(data.len() / bytes * per);
+    match t {
+        DType::F32 => out.extend(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+        DType::F16 => out.extend(data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())),
+        DType::BF16 => out.extend(data.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+        DType::Q8_0 => data.chunks_exact(bytes).for_each(|b| q8_0(b, out)),
+        DType::Q4_0 => data.chunks_exact(bytes).for_each(|b| q4_0(b, out)),
+        DType::Q4K => data.chunks_exact(bytes).for_each(|b| q4_k(b, out)),
+        DType::Q6K => data.chunks_exact(bytes).for_each(|b| q6_k(b, out)),
+    }
+}
+
+fn q8_0(b: &[u8], out: &mut Vec<f32>) {
+    let d = f16_at(b, 0);
+    out.extend(b[2..34].iter().map(|&q| q as i8 as f32 * d));
+}
+
+fn q4_0(b: &[u8], out: &mut Vec<f32>) {
+    let d = f16_at(b, 0);
+    let qs = &b[2..18];
+    out.extend(qs.iter().map(|&q| ((q & 0xf) as i32 - 8) as f32 * d));
+    out.extend(qs.iter().map(|&q| ((q >> 4) as i32 - 8) as f32 * d));
+}
+
+/// Scale and min `j` (0..8) of a Q4_K block's 12 packed bytes: 6 bits each.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+fn q4_k(b: &[u8], out: &mut Vec<f32>) {
+    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+    let (scales, qs) = (&b[4..16], &b[16..144]);
+    // Four chunks of 64 weights: 32 low nibbles with scale 2c, then 32 high nibbles with 2c+1.
+    for (c, q) in qs.chunks_exact(32).enumerate() {
+        let (sc1, m1) = scale_min_k4(2 * c, scales);
+        let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+        let (d1, min1, d2, min2) = (d * sc1 as f32, dmin * m1 as f32, d * sc2 as f32, dmin * m2 as f32);
+        out.extend(q.iter().map(|&v| d1 * (v & 0xf) as f32 - min1));
+        out.extend(q.iter().map(|&v| d2 * (v >> 4) as f32 - min2));
+    }
+}
+
+fn q6_k(b: &[u8], out: &mut Vec<f32>) {
+    let (ql, qh, sc, d) = (&b[0..128], &b[128..192], &b[192..208], f16_at(b, 208));
+    // Two halves of 128 weights; each uses 64 bytes of ql, 32 of qh and 8 scales.
+    for h in 0..2 {
+        let (ql, qh, sc) = (&ql[64 * h..64 * (h + 1)], &qh[32 * h..32 * (h + 1)], &sc[8 * h..8 * (h + 1)]);
+        let mut y = [0f32; 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0xf) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            y[l] = d * sc[is] as i8 as f32 * q1 as f32;
+            y[l + 32] = d * sc[is + 2] as i8 as f32 * q2 as f32;
+            y[l + 64] = d * sc[is + 4] as i8 as f32 * q3 as f32;
+            y[l + 96] = d * sc[is + 6] as i8 as f32 * q4 as f32;
+        }
+        out.extend_from_slice(&y);
+    }
+}
+
+/// Encodes `w` as `t` (F32, F16, BF16 or Q8_0; `w.len()` a whole number of blocks).
+pub fn quantize(t: DType, w: &[f32]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(t.bytes_of(w.len() as u64)? as usize);
+    match t {
+        DType::F32 => w.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => w.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        DType::BF16 => w.iter().for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+        // ggml's reference quantizer: d = max|w| / 127, q = round(w / d) (half away from zero).
+        DType::Q8_0 => {
+            for g in w.chunks_exact(32) {
+                let amax = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend(g.iter().map(|v| (v * id).round() as i8 as u8));
+            }
+        }
+        DType::Q4_0 | DType::Q4K | DType::Q6K => return None,
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-computed blocks: every field at a known value.
+    #[test]
+    fn q8_0_and_q4_0_blocks() {
+        let mut b = f16::from_f32(0.5).to_le_bytes().to_vec();
+        b.extend((0..32).map(|i| (i as i8 - 16) as u8));
+        let mut out = vec![];
+        dequantize(DType::Q8_0, &b, &mut out);
+        assert_eq!(out, (0..32).map(|i| (i - 16) as f32 * 0.5).collect::<Vec<_>>());
+
+        let mut b = f16::from_f32(2.0).to_le_bytes().to_vec();
+        b.extend((0..16u8).map(|i| i | ((15 - i) << 4)));
+        let mut out = vec![];
+        dequantize(DType::Q4_0, &b, &mut out);
+        let want: Vec<f32> = (0..16).map(|i| (i - 8) as f32 * 2.0).chain((0..16).map(|i| (7 - i) as f32 * 2.0)).collect();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn q4_k_block() {
+        // d = 1, dmin = 0.5; scales 0..3 = 1,2,3,4 / mins 0..3 = 5,6,7,8 in the low 6 bits;
+        // scales/mins 4..7 = 9..12 / 13..16 split 4 + 2 bits.
+        let mut b = [0u8; 144];
+        b[0..2].copy_from_slice(&f16::from_f32(1.0).to_le_bytes());
+        b[2..4].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
+        let (sc, mn): ([u8; 8], [u8; 8]) = ([1, 2, 3, 4, 9 + 16, 10, 11, 12], [5, 6, 7, 8, 13, 14 + 32, 15, 16]);
+        for j in 0..4 {
+            b[4 + j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+            b[4 + j + 4] = mn[j] | ((mn[j + 4] >> 4) << 6);
+            b[4 + j + 8] = (sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4);
+        }
+        for (i, q) in b[16..].iter_mut().enumerate() {
+            *q = (i % 16) as u8 | (((i + 3) % 16) as u8) << 4;
+        }
+        let mut out = vec![];
+        dequantize(DType::Q4K, &b, &mut out);
+        for c in 0..4 {
+            for l in 0..32 {
+                let i = 32 * c + l;
+                let lo = (sc[2 * c] as f32) * (i % 16) as f32 - 0.5 * mn[2 * c] as f32;
+                let hi = (sc[2 * c + 1] as f32) * ((i + 3) % 16) as f32 - 0.5 * mn[2 * c + 1] as f32;
+                assert_eq!(out[64 * c + l], lo, "chunk {c} low {l}");
+                assert_eq!(out[64 * c + 32 + l], hi, "chunk {c} high {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn q6_k_block() {
+        // Weight at half h, group g (0..4), lane l: 6-bit value v = (l + 7g + 3h) % 64, scale
+        // sc[8h + l/16 + 2g] = index − 8, d = 0.25.
+        let mut b = [0u8; 210];
+        let v = |h: usize, g: usize, l: usize| ((l + 7 * g + 3 * h) % 64) as u8;
+        for h in 0..2 {
+            for l in 0..32 {
+                let q = [v(h, 0, l), v(h, 1, l), v(h, 2, l), v(h, 3, l)];
+                b[64 * h + l] = (q[0] & 0xf) | ((q[2] & 0xf) << 4);
+                b[64 * h + l + 32] = (q[1] & 0xf) | ((q[3] & 0xf) << 4);
+                b[128 + 32 * h + l] = (q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6);
+            }
+        }
+        for i in 0..16 {
+            b[192 + i] = (i as i8 - 8) as u8;
+        }
+        b[208..210].copy_from_slice(&f16::from_f32(0.25).to_le_bytes());
+        let mut out = vec![];
+        dequantize(DType::Q6K, &b, &mut out);
+        for h in 0..2 {
+            for g in 0..4 {
+                for l in 0..32 {
+                    let sc = (8 * h + l / 16 + 2 * g) as f32 - 8.0;
+                    let want = 0.25 * sc * (v(h, g, l) as f32 - 32.0);
+                    assert_eq!(out[128 * h + 32 * g + l], want, "half {h} group {g} lane {l}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_round_trip_within_half_a_step() {
+        let w: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) / 40.0).collect();
+        let mut back = vec![];
+        dequantize(DType::Q8_0, &quantize(DType::Q8_0, &w).unwrap(), &mut back);
+        for (g, b) in w.chunks(32).zip(back.chunks(32)) {
+            let step = g.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            // Half a step, plus d's rounding to f16 (relative 2⁻¹¹) over up to 127 steps.
+            let bound = 0.5 * step + 127.0 * step * 2f32.powi(-11);
+            assert!(g.iter().zip(b).all(|(a, b)| (a - b).abs() <= bound));
+        }
+        assert_eq!(DType::Q8_0.bytes_of(33), None);
+        assert_eq!(DType::Q4K.bytes_of(512), Some(288));
+    }
+}
