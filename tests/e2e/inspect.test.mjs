@@ -415,7 +415,8 @@ describe('Inspect view on WebGPU (SwiftShader): batch by batch', () => {
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   test('progress between batches, Stop, then a several-batch inspection equal to tinylm logits', async () => {
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+    // WebGPU chosen (Auto never takes a software adapter).
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
     assert.equal(await loadFromSite(page, 'extra/mid.bin'), 'ready');
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');

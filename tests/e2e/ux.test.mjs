@@ -1,11 +1,12 @@
 // A lab a class can use (issue 17, part A): Auto chooses the backend by measurement and never a
 // software adapter; the reading pace; the adapter in use, visible and carried by links.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  assertClean, bundledPath, generate, launchBrowser, openApp, readShared, sharedPath, statusText, tinylm, useSite, waitForState,
+  assertClean, bundledPath, generate, launchBrowser, openApp, readShared, REPO, sharedPath, statusText, tinylm, useSite, waitForState,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
@@ -200,6 +201,102 @@ describe('Reading pace and the adapter in use (CPU path)', () => {
     assert.equal(await page.locator('[data-testid=adapter-badge-model]').count(), 0);
     const plain = await generate(page, greedy);
     assert.ok(greedy256.startsWith(plain.text) && plain.text.length > 100, plain.text);
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+});
+
+describe('Training that teaches (CPU path)', () => {
+  const site = useSite();
+  const TEXTS = ['peter-rabbit', 'aesop', 'alice', 'tinystories'];
+
+  async function openTrain(page) {
+    assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready');
+    await page.click('[data-testid=tab-train]');
+  }
+
+  /** Chooses a bundled text and waits for its counts. */
+  async function useText(page, key) {
+    await page.evaluate(() => { document.querySelector('[data-testid=counts]')?.removeAttribute('data-train-chars'); });
+    await page.selectOption('[data-testid=corpus]', key);
+    await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
+  }
+
+  async function trainToEnd(page) {
+    await page.click('[data-testid=train-start]');
+    await page.waitForFunction(() => ['finished', 'error'].includes(document.querySelector('[data-testid=train-status]').dataset.state), null, { timeout: 600_000 });
+    assert.equal(await page.getAttribute('[data-testid=train-status]', 'data-state'), 'finished', await page.textContent('[data-testid=train-status]'));
+    return JSON.parse(await page.textContent('[data-testid=train-held]'));
+  }
+
+  test('each preset on each bundled text ends with held-out loss below its start; the chart stays in view', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    await openTrain(page);
+    const table = [];
+    for (const text of TEXTS) {
+      await useText(page, text);
+      for (const preset of ['quick', 'better']) {
+        await page.click(`[data-testid=preset-${preset}]`);
+        const held = await trainToEnd(page);
+        const [start, end] = [held[0], held[held.length - 1]];
+        table.push(`${preset} ${text}: ${start[1].toFixed(3)} -> ${end[1].toFixed(3)}`);
+        assert.equal(start[0], 0);
+        assert.equal(end[0], 150);
+        assert.ok(end[1] < start[1], `${preset} on ${text}: held-out ${start[1]} -> ${end[1]}`);
+        // A loss axis never goes below zero, and the last step is labelled inside the chart.
+        assert.ok(Number(await page.textContent('[data-testid=y-min]')) >= 0);
+        assert.equal(await page.textContent('[data-testid=x-max]'), 'step 150');
+        const fits = await page.evaluate(() => {
+          const svg = document.querySelector('[data-testid=loss-chart] svg');
+          const box = svg.viewBox.baseVal;
+          return [...svg.querySelectorAll('text')].every((t) => {
+            const b = t.getBBox();
+            return b.x >= box.x && b.y >= box.y && b.x + b.width <= box.x + box.width && b.y + b.height <= box.y + box.height;
+          });
+        });
+        assert.ok(fits, 'every chart label lies inside the chart');
+        // The pre-start estimate's "Measuring…" is gone once a run has ended.
+        assert.doesNotMatch(await page.textContent('[data-testid=train-estimate]'), /Measuring/);
+        await page.waitForSelector('[data-testid=best]');
+      }
+    }
+    console.log(table.join('\n'));
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
+  test('a run that memorises Peter Rabbit says so, marks the step, and offers its best adapter (= tinylm finetune)', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    await openTrain(page);
+    await useText(page, 'peter-rabbit');
+    await page.click('[data-testid=preset-quick]');
+    const run = { lr: 5e-3, steps: 100 };
+    await page.fill('[data-testid=train-lr]', String(run.lr));
+    await page.fill('[data-testid=train-steps]', String(run.steps));
+    const held = await trainToEnd(page);
+    // Lowest at step 25, higher at every check after it.
+    const low = held.reduce((a, b) => (b[1] < a[1] ? b : a));
+    assert.equal(low[0], 25, JSON.stringify(held));
+    assert.equal(await page.getAttribute('[data-testid=overfit]', 'data-step'), '25');
+    assert.match(await page.textContent('[data-testid=overfit]'), /^The adapter has started memorising its text \(overfitting\)\. Since step 25 the held-out loss/);
+    assert.equal(await page.getAttribute('[data-testid=overfit-mark]', 'data-step'), '25');
+    // The best adapter: its held-out loss is the CLI's after 25 steps on the same split.
+    const chars = Number(await page.getAttribute('[data-testid=counts]', 'data-train-chars'));
+    const book = Array.from(readFileSync(join(REPO, 'public/corpora/peter-rabbit.txt'), 'utf8'));
+    const work = mkdtempSync(join(tmpdir(), 'tinylm-ux-'));
+    writeFileSync(join(work, 'train.txt'), book.slice(0, chars).join(''));
+    writeFileSync(join(work, 'held.txt'), book.slice(chars).join(''));
+    tinylm(['finetune', bundledPath('stories260K.bin'), '-z', bundledPath('tok512.bin'), '--text-file', join(work, 'train.txt'),
+      '--eval-file', join(work, 'held.txt'), '--targets', 'q_proj,v_proj', '--rank', '4', '--alpha', '8', '--lr', String(run.lr),
+      '--steps', '25', '--batch', '4', '--seq', '64', '--init-seed', '1234', '--data-seed', '1234', '-o', join(work, 'cli')]);
+    const cli = JSON.parse(readFileSync(join(work, 'cli/held_out.json'), 'utf8')).loss;
+    rmSync(work, { recursive: true, force: true });
+    assert.ok(Math.abs(low[1] - cli) <= 1e-5 * cli, `best ${low[1]} vs CLI ${cli}`);
+    assert.match(await page.textContent('[data-testid=best]'), new RegExp(`^The held-out loss was lowest at step 25 \\(${cli.toFixed(3)};`));
+    const rows = await page.locator('[data-testid=adapter-row]').count();
+    await page.click('[data-testid=keep-best]');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=adapter-row]').length > n, rows, { timeout: 30_000 });
+    assert.match(await page.locator('[data-testid=adapter-row]').last().getAttribute('data-name'), /\(best: step 25\)$/);
     await assertClean(page, log, site.server.url);
     await page.close();
   });
