@@ -243,7 +243,10 @@ mod tests {
             run: true,
         };
         let text = s.encode();
-        assert!(text.ends_with("&adapter=Peter%20Rabbit%20style%20%2840%20steps%29&adapter_hash=0123456789abcdef&run=1"), "{text}");
+        assert!(
+            text.ends_with("&adapter=Peter%20Rabbit%20style%20%2840%20steps%29&adapter_hash=0123456789abcdef&run=1"),
+            "{text}"
+        );
         assert!(!text.contains(' ') && !text.contains('🐉') && !text.contains('\n'), "{text}");
         assert_eq!(LinkState::decode(&format!("#{text}")), s);
     }

@@ -94,9 +94,9 @@ mod tests {
         );
         let gpu_faster = Speeds { cpu: 310.0, gpu: 1234567.0 };
         assert!(gpu_faster.gpu_wins());
-        assert!(gpu_faster.reason(When::Earlier).starts_with(
-            "Measured earlier on this device: WebGPU writes 1,234,567 tokens/s, the CPU 310 tokens/s, so WebGPU"
-        ));
+        assert!(gpu_faster
+            .reason(When::Earlier)
+            .starts_with("Measured earlier on this device: WebGPU writes 1,234,567 tokens/s, the CPU 310 tokens/s, so WebGPU"));
         // A tie keeps the CPU (it needs no start).
         assert!(!Speeds { cpu: 10.0, gpu: 10.0 }.gpu_wins());
     }

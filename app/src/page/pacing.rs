@@ -71,11 +71,7 @@ pub struct Reveal {
 
 impl Reveal {
     pub fn new(story: RwSignal<String>, present: bool) -> Reveal {
-        Reveal {
-            pace: RwSignal::new(ReadingPace::default_for(present)),
-            story,
-            queue: StoredValue::new_local(Queue::default()),
-        }
+        Reveal { pace: RwSignal::new(ReadingPace::default_for(present)), story, queue: StoredValue::new_local(Queue::default()) }
     }
 
     /// What runs when the last piece of a run is shown (or the run stopped): its figures, and

@@ -235,7 +235,12 @@ mod tests {
             files: vec![NamedBytes { name: "a b.bin".into(), bytes: Bytes::from_slice(&[0, 7, 255]) }],
         };
         assert_eq!(round_trip(&m), m);
-        let r = FromWorker::Text { run: 3, prompt: String::new(), pieces: vec!["🐉".into(), " \"hi\"\n".into()], stats: RunStats::default() };
+        let r = FromWorker::Text {
+            run: 3,
+            prompt: String::new(),
+            pieces: vec!["🐉".into(), " \"hi\"\n".into()],
+            stats: RunStats::default(),
+        };
         assert_eq!(round_trip(&r), r);
         let g = ToWorker::Generate {
             run: 1,

@@ -42,13 +42,7 @@ fn quick() -> TrainSettings {
 }
 
 fn better() -> TrainSettings {
-    TrainSettings {
-        targets: "q_proj,k_proj,v_proj,o_proj".into(),
-        rank: 8,
-        alpha: 16.0,
-        lr: 1e-3,
-        ..quick()
-    }
+    TrainSettings { targets: "q_proj,k_proj,v_proj,o_proj".into(), rank: 8, alpha: 16.0, lr: 1e-3, ..quick() }
 }
 
 pub const PRESETS: [Preset; 2] = [

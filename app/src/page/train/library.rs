@@ -73,12 +73,7 @@ pub fn add_trained(t: TrainCtx, ck: &Snapshot) {
 pub fn add_best(t: TrainCtx) {
     let Some((step, loss, peft)) = t.best.with_untracked(|b| b.as_ref().map(|(s, l, p)| (*s, *l, p.copy()))) else { return };
     let Some((run, base, info)) = t.last_info.get_untracked() else { return };
-    let meta = AdapterMeta {
-        base,
-        info,
-        loss: t.losses.with_untracked(|l| l.get(step as usize).copied()),
-        held: Some(loss),
-    };
+    let meta = AdapterMeta { base, info, loss: t.losses.with_untracked(|l| l.get(step as usize).copied()), held: Some(loss) };
     let name = format!("{run} (best: step {step})");
     spawn_local(async move {
         save(t, &name, &peft, meta).await;
