@@ -64,14 +64,27 @@ describe('Auto chooses the backend by measurement (WebGPU on SwiftShader)', () =
     await page.selectOption('[data-testid=backend-choice]', 'cpu');
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
     await page.selectOption('[data-testid=backend-choice]', 'auto');
-    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    // SwiftShader compiles in Chromium's GPU process, which then paints no frames for the page:
+    // no waiting on animation frames (Playwright's default) or on a click's "stable" check.
+    const state = (states) => page.waitForFunction((w) => w.includes(document.querySelector('[data-testid=status]').dataset.state),
+      states, { timeout: SLOW, polling: 100 });
+    await state(['ready']);
     assert.equal((await backend(page)).reason, WARMING);
     // The first story does not wait for WebGPU (SwiftShader takes seconds to start).
-    const first = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 64 });
-    assert.equal(first.state, 'done', first.status);
-    assert.ok(greedy256.startsWith(first.text) && first.text.length > 100, first.text);
+    await page.evaluate(() => {
+      const set = (id, v) => {
+        const el = document.querySelector(`[data-testid=${id}]`);
+        el.value = v;
+        el.dispatchEvent(new Event('input', { bubbles: true }));
+      };
+      for (const [id, v] of [['prompt', ''], ['temperature', '0'], ['topp', '0.9'], ['seed', '1'], ['steps', '64']]) set(id, v);
+      document.querySelector('[data-testid=generate]').click();
+    });
+    await state(['done', 'error']);
+    const first = await page.textContent('[data-testid=output]');
+    assert.ok(greedy256.startsWith(first) && first.length > 100, first);
     assert.equal((await backend(page)).reason, WARMING, 'the story was written before WebGPU was ready');
-    await page.waitForFunction(() => /^Measured/.test(document.querySelector('[data-testid=backend-reason]').textContent), null, { timeout: SLOW });
+    await page.waitForFunction(() => /^Measured/.test(document.querySelector('[data-testid=backend-reason]').textContent), null, { timeout: SLOW, polling: 250 });
     const b = await backend(page);
     const m = b.reason.match(/^Measured just now on this device: the CPU writes ([\d,.]+) tokens\/s, WebGPU ([\d,.]+) tokens\/s, so the CPU writes the story\.$/);
     assert.ok(m, b.reason);
