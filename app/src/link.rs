@@ -14,6 +14,18 @@ pub struct LinkState {
     pub steps: String,
     pub backend: Choice,
     pub present: bool,
+    /// The adapter the story was written with, if any.
+    pub adapter: Option<AdapterLink>,
+    /// Write the story as soon as the page is ready (a teacher's link shows its story).
+    pub run: bool,
+}
+
+/// An adapter as a link names it: its name, and a hash of its content (`train::adapter_hash`)
+/// that tells the receiver whether the adapter on their device is the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterLink {
+    pub name: String,
+    pub hash: String,
 }
 
 /// How a link names its model.
@@ -52,6 +64,8 @@ impl Default for LinkState {
             steps: "256".into(),
             backend: Choice::Auto,
             present: false,
+            adapter: None,
+            run: false,
         }
     }
 }
@@ -86,6 +100,12 @@ impl LinkState {
         if self.present {
             pairs.push(("present", "1"));
         }
+        if let Some(a) = &self.adapter {
+            pairs.extend([("adapter", a.name.as_str()), ("adapter_hash", a.hash.as_str())]);
+        }
+        if self.run {
+            pairs.push(("run", "1"));
+        }
         pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
     }
 
@@ -93,6 +113,7 @@ impl LinkState {
     pub fn decode(fragment: &str) -> LinkState {
         let mut s = LinkState::default();
         let (mut url, mut tok, mut file) = (None, None, None);
+        let (mut adapter, mut adapter_hash) = (None, None);
         for pair in fragment.trim_start_matches('#').split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = decode(v);
@@ -107,9 +128,14 @@ impl LinkState {
                 "steps" => s.steps = v,
                 "backend" => s.backend = Choice::from_key(&v).unwrap_or_default(),
                 "present" => s.present = v == "1",
+                "adapter" => adapter = Some(v),
+                "adapter_hash" => adapter_hash = Some(v),
+                "run" => s.run = v == "1",
                 _ => {}
             }
         }
+        // An adapter is named by both; a hash alone names nothing the reader could look for.
+        s.adapter = adapter.filter(|n| !n.is_empty()).map(|name| AdapterLink { name, hash: adapter_hash.unwrap_or_default() });
         s.model = match (url, file) {
             (Some(model), _) => ModelRef::Url { model, tokenizer: tok },
             (None, Some(model)) => ModelRef::File { model },
@@ -127,6 +153,12 @@ pub struct Restore {
     pub target: Option<Source>,
     /// A file the link names, which only its sender has.
     pub missing_file: Option<String>,
+    /// The link's adapter, put in use once its model is (if this device has it).
+    pub adapter: Option<AdapterLink>,
+    /// The link writes its story as soon as all this is done.
+    pub run: bool,
+    /// The link's adapter was found and asked for: the story runs once it is in use.
+    pub awaiting: Option<String>,
 }
 
 /// `link` is None when the page opened without a fragment.
@@ -207,8 +239,14 @@ mod tests {
             steps: "0".into(),
             backend: Choice::Cpu,
             present: true,
+            adapter: Some(AdapterLink { name: "Peter Rabbit style (40 steps)".into(), hash: "0123456789abcdef".into() }),
+            run: true,
         };
         let text = s.encode();
+        assert!(
+            text.ends_with("&adapter=Peter%20Rabbit%20style%20%2840%20steps%29&adapter_hash=0123456789abcdef&run=1"),
+            "{text}"
+        );
         assert!(!text.contains(' ') && !text.contains('🐉') && !text.contains('\n'), "{text}");
         assert_eq!(LinkState::decode(&format!("#{text}")), s);
     }
@@ -222,6 +260,7 @@ mod tests {
         assert_eq!(s.model, ModelRef::Bundled);
         assert_eq!(s.temperature, "1.0");
         assert_eq!(LinkState::decode(""), LinkState::default());
+        assert_eq!(LinkState::decode("#adapter_hash=ab&run=yes"), LinkState::default());
     }
 
     #[test]

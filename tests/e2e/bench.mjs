@@ -7,7 +7,9 @@
 //    reader gets by opening that page; its JSON is included whole);
 //  - the gzipped size of the app's wasm and js.
 // Medians of several runs. Prints a table, then JSON. RUNS=…, COLD_RUNS=… and STEPS_*=… change
-// the counts; BACKENDS=cpu (or webgpu) measures one backend only.
+// the counts; BACKENDS=cpu (or webgpu) measures one backend only; COLD_ONLY=1 only the cold starts
+// (the time to ready is the bundled model's time to be ready to write, in Auto: with
+// BACKENDS=webgpu the browser offers SwiftShader, which Auto skips).
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -15,6 +17,7 @@ import { DIST, launchBrowser, startServer, waitForState } from './helpers.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const COLD_RUNS = Number(process.env.COLD_RUNS ?? 5);
+const COLD_ONLY = Boolean(process.env.COLD_ONLY);
 const BACKENDS = (process.env.BACKENDS ?? 'cpu,webgpu').split(',');
 for (const b of BACKENDS) if (!['cpu', 'webgpu'].includes(b)) throw new Error(`BACKENDS: unknown backend ${b}`);
 const TIMEOUT = 600_000;
@@ -102,7 +105,7 @@ try {
       first_token_ms: median(cold.map((c) => c.first_token_ms)),
     };
     process.stderr.write(`  ${key} cold start: ${result.cold_start[key].first_token_ms} ms\n`);
-    result.speed[key] = await pageRuns(server.url, webgpu);
+    if (!COLD_ONLY) result.speed[key] = await pageRuns(server.url, webgpu);
   }
 } finally {
   await server.close();
@@ -113,7 +116,7 @@ const z = result.sizes;
 const label = (key) => (key === 'cpu' ? 'CPU' : 'WebGPU');
 const rows = BACKENDS.map((key) => [`cold start → first token (${label(key)})`,
   `${result.cold_start[key].first_token_ms} ms (model ready ${result.cold_start[key].ready_ms} ms)`]);
-for (const key of BACKENDS) {
+for (const key of COLD_ONLY ? [] : BACKENDS) {
   for (const model of ['stories260K', 's15m']) {
     const s = result.speed[key][model];
     rows.push([`${model} on ${key === 'cpu' ? 'CPU (wasm)' : 'WebGPU'}`,
@@ -125,8 +128,10 @@ rows.push(['gzipped worker (wasm + js)', `${kb(z.worker_wasm_gz)} + ${kb(z.worke
 rows.push(['gzipped total (raw)', `${kb(z.total_gz)} (${kb(z.total_raw)})`]);
 const w = Math.max(...rows.map((r) => r[0].length));
 console.log(`TinyLM Lab browser benchmark, medians of ${RUNS} runs (${COLD_RUNS} cold starts)`);
-const machine = result.speed[BACKENDS[0]].machine;
-console.log(`Browser: ${machine.user_agent} (${machine.hardware_concurrency} logical cores)`);
-console.log(BACKENDS.map((key) => `${key === 'cpu' ? 'CPU' : 'GPU'} backend: ${result.speed[key].backend}`).join('; '));
+if (!COLD_ONLY) {
+  const machine = result.speed[BACKENDS[0]].machine;
+  console.log(`Browser: ${machine.user_agent} (${machine.hardware_concurrency} logical cores)`);
+  console.log(BACKENDS.map((key) => `${key === 'cpu' ? 'CPU' : 'GPU'} backend: ${result.speed[key].backend}`).join('; '));
+}
 for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
 console.log(JSON.stringify(result, null, 2));

@@ -141,7 +141,8 @@ for (const mode of ['cpu', 'webgpu']) {
     const site = useSite({ webgpu: mode === 'webgpu' });
 
     test('the reference text: attention equals llama2.c, heads respond to pointer, click and keys', async () => {
-      const { page, log } = await openApp(site.browser.context, site.server.url);
+      // WebGPU chosen on SwiftShader (Auto never takes a software adapter).
+      const { page, log } = await openApp(site.browser.context, `${site.server.url}${mode === 'webgpu' ? '#backend=webgpu' : ''}`);
       assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
       assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), mode);
       await inspectReference(page);
@@ -534,7 +535,8 @@ describe('Inspect view on WebGPU (SwiftShader): batch by batch', () => {
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   test('progress between batches, Stop, then a several-batch inspection equal to tinylm logits', async () => {
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+    // WebGPU chosen (Auto never takes a software adapter).
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
     assert.equal(await loadFromSite(page, 'extra/mid.bin'), 'ready');
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');

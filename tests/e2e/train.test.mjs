@@ -485,7 +485,8 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
   const work = mkdtempSync(join(tmpdir(), 'tinylm-train-gpu-'));
 
   test('20 steps on Peter Rabbit on WebGPU: loss falls, samples differ, losses within 1e-5 of tinylm finetune', async () => {
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+    // Chosen (Auto never takes a software adapter).
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');
     await page.click('[data-testid=tab-train]');
@@ -517,7 +518,7 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
   });
 
   test('an adapter in use survives a WebGPU restart that falls back to the CPU', async () => {
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
     await page.click('[data-testid=tab-train]');
     await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
@@ -576,7 +577,7 @@ describe('Train presets, measured', { skip: !process.env.TINYLM_MEASURE_PRESETS 
   for (const webgpu of [false, true].filter((g) => kinds.includes(g ? 'webgpu' : 'cpu'))) {
     test(`presets on ${webgpu ? 'WebGPU (SwiftShader)' : 'the CPU path'}`, async () => {
       await withSite({ webgpu }, async ({ server, browser }) => {
-        const { page } = await openApp(browser.context, server.url);
+        const { page } = await openApp(browser.context, `${server.url}${webgpu ? '#backend=webgpu' : ''}`);
         assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready');
         await page.click('[data-testid=tab-train]');
         for (const preset of ['quick', 'better']) {

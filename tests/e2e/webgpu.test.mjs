@@ -1,6 +1,7 @@
 // The app with WebGPU: headless Chromium with --enable-unsafe-webgpu offers a SwiftShader
-// (software) adapter, which the engine worker uses through wgpu. The greedy story must be
-// run.c's; the backend selector switches between WebGPU and the CPU.
+// (software) adapter, which the engine worker uses through wgpu when WebGPU is chosen (Auto never
+// takes a software adapter: see ux.test.mjs). The greedy story must be run.c's; the backend
+// selector switches between WebGPU and the CPU.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
@@ -22,13 +23,13 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
     };
   }
 
-  test('Auto picks WebGPU, and the greedy story (t=0, 256 steps) equals run.c', async () => {
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+  test('a link choosing WebGPU starts it, and the greedy story (t=0, 256 steps) equals run.c', async () => {
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready', await statusText(page));
     const b = await backend(page);
     assert.equal(b.kind, 'webgpu');
     assert.match(b.name, /^WebGPU — .*swiftshader/i);
-    assert.equal(b.reason, 'WebGPU works in this browser, so the graphics processor writes the story.');
+    assert.equal(b.reason, 'You chose WebGPU: the graphics processor writes the story.');
     assert.match(await page.textContent('[data-testid=backend-start]'), /^Started in \d+\.\d s\.$/);
     await screenshot(page, 'idle-webgpu');
     await page.fill('[data-testid=temperature]', '0');
@@ -73,7 +74,7 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
   });
 
   test('Esc stops a story on the GPU', async () => {
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     await waitForState(page, ['ready'], 60_000);
     assert.equal((await backend(page)).kind, 'webgpu', 'the story runs on WebGPU');
     await page.fill('[data-testid=steps]', '512');
@@ -94,7 +95,7 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
     const want = readShared('reference/sampling_run_c/topp_s5.txt').replace(/\n$/, '');
     const cases = readShared('reference/sampling_run_c/cases.psv');
     assert.match(cases, /^topp_s5\|1\.0\|0\.9\|5\|256\|$/m);
-    const { page, log } = await openApp(site.browser.context, site.server.url);
+    const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     await waitForState(page, ['ready'], 60_000);
     assert.equal((await backend(page)).kind, 'webgpu');
     const r = await generate(page, { temperature: 1, topp: 0.9, seed: 5, steps: 256, timeout: SLOW });

@@ -7,6 +7,7 @@ use web_sys::File;
 
 use super::state::{Ctx, Status};
 use crate::link::{LinkState, ModelRef};
+use crate::protocol::train::TrainCmd;
 use crate::protocol::{Bytes, Choice, NamedBytes, Source, ToWorker, MAX_FILE_BYTES};
 use crate::words;
 
@@ -24,16 +25,19 @@ pub fn generate(ctx: Ctx) {
     ctx.run_id.set(run);
     ctx.out_prompt.set(String::new());
     ctx.out_story.set(String::new());
+    ctx.reveal.start();
     ctx.stats.set(None);
     ctx.status.set(Status::Running(Default::default()));
     // The address bar always holds the settings of the last story.
-    super::browser::replace_hash(&link_state(ctx).encode());
+    super::browser::replace_hash(&link_state(ctx, false).encode());
     ctx.send(&ToWorker::Generate { run, prompt: ctx.form.prompt.get_untracked(), settings });
 }
 
+/// Stops the run: the worker at its next token, and the page shows no more of it.
 pub fn stop(ctx: Ctx) {
     if ctx.running() {
         ctx.send(&ToWorker::Stop { run: ctx.run_id.get_untracked() });
+        ctx.reveal.stop();
     }
 }
 
@@ -87,8 +91,9 @@ pub fn select(ctx: Ctx, model: u32, choice: Choice) {
     ctx.send(&ToWorker::Select { model, choice });
 }
 
-/// The link that reproduces the current form with the active model.
-pub fn link_state(ctx: Ctx) -> LinkState {
+/// The link that reproduces the current form with the active model and its adapter; `run`: it
+/// writes the story as soon as it opens.
+pub fn link_state(ctx: Ctx, run: bool) -> LinkState {
     let f = ctx.form;
     LinkState {
         model: ctx.active_entry().map_or(ModelRef::Bundled, |m| ModelRef::of(&m.source)),
@@ -99,18 +104,27 @@ pub fn link_state(ctx: Ctx) -> LinkState {
         steps: f.steps.get_untracked(),
         backend: ctx.choice.get_untracked(),
         present: ctx.present.get_untracked(),
+        adapter: ctx.adapter.get_untracked(),
+        run,
     }
 }
 
 /// Puts the link in the address bar and on the clipboard, and shows it for copying by hand.
-pub fn copy_link(ctx: Ctx) {
-    let hash = link_state(ctx).encode();
+pub fn copy_link(ctx: Ctx, run: bool) {
+    let hash = link_state(ctx, run).encode();
     super::browser::replace_hash(&hash);
     let url = super::browser::current_url();
     super::browser::copy_text(&url);
     ctx.link.set(Some(url));
 }
 
+/// Generate writes with the plain model again.
+pub fn adapter_off(ctx: Ctx) {
+    ctx.send(&ToWorker::Train(TrainCmd::Use { adapter: None }));
+}
+
+/// Presentation mode on or off; each brings its own reading pace (the typewriter for a class).
 pub fn toggle_present(ctx: Ctx) {
     ctx.present.update(|p| *p = !*p);
+    ctx.reveal.pace.set(super::pacing::ReadingPace::default_for(ctx.present.get_untracked()));
 }

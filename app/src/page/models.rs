@@ -4,8 +4,10 @@
 
 use leptos::prelude::*;
 
-use super::actions;
 use super::state::{Ctx, Progress, Status};
+use super::{actions, link_adapter};
+use crate::link::AdapterLink;
+use crate::protocol::train::TrainEvent;
 use crate::protocol::{FromWorker, Source, ToWorker};
 
 /// A worker that keeps dying is not restarted forever.
@@ -31,6 +33,8 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
             ctx.models.set(models.clone());
             ctx.active.set(Some(*active));
             ctx.backend.set(Some(backend.clone()));
+            // The worker says again if an adapter is still in use (`Using` follows).
+            ctx.adapter.set(None);
             ctx.parses.set(*parses);
             ctx.progress.set(None);
             if ctx.loading() {
@@ -38,6 +42,13 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
             }
             super::memory::save(models, *active);
             continue_restore(ctx);
+        }
+        FromWorker::Backend { model, backend } if ctx.active.get_untracked() == Some(*model) => {
+            ctx.backend.set(Some(backend.clone()));
+        }
+        FromWorker::Train(TrainEvent::Using { name, hash, error }) => {
+            ctx.adapter.set(name.clone().zip(hash.clone()).map(|(name, hash)| AdapterLink { name, hash }));
+            link_adapter::using(ctx, hash.as_deref(), error.as_deref());
         }
         FromWorker::LoadFailed { message, active } => {
             ctx.active.set(*active);
@@ -81,11 +92,12 @@ fn continue_restore(ctx: Ctx) {
     }
     let target = plan.target.take();
     let missing = plan.missing_file.take();
-    ctx.restore.set_value(Default::default());
+    let (adapter, run, awaiting) = (plan.adapter.take(), plan.run, plan.awaiting.take());
+    ctx.restore.set_value(crate::link::Restore { awaiting, ..Default::default() });
     let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
     if let Some(id) = found.filter(|&id| Some(id) != ctx.active.get_untracked()) {
         // Its Loaded reply comes back here with nothing left to do but the note below.
-        ctx.restore.set_value(crate::link::Restore { missing_file: missing, ..Default::default() });
+        ctx.restore.set_value(crate::link::Restore { missing_file: missing, adapter, run, ..Default::default() });
         return actions::select(ctx, id, ctx.choice.get_untracked());
     }
     if let Some(name) = missing {
@@ -93,5 +105,8 @@ fn continue_restore(ctx: Ctx) {
             "This link was made with the model file “{name}” from the sender's computer. Load that \
              file with “Choose files” to get the same story; until then another model is used."
         )));
+        // Not the link's story: nothing runs by itself.
+        return;
     }
+    link_adapter::restore(ctx, adapter, run);
 }

@@ -4,7 +4,8 @@
 use leptos::prelude::*;
 
 use super::client::Client;
-use crate::link::LinkState;
+use super::pacing::Reveal;
+use crate::link::{AdapterLink, LinkState};
 use crate::protocol::{BackendInfo, Choice, ModelEntry, RunStats, ToWorker};
 use crate::settings::Form;
 
@@ -100,7 +101,13 @@ pub struct Ctx {
     pub run_id: RwSignal<u64>,
     pub out_prompt: RwSignal<String>,
     pub out_story: RwSignal<String>,
+    /// The story shown at the reading pace (its pieces wait there).
+    pub reveal: Reveal,
     pub stats: RwSignal<Option<RunStats>>,
+    /// The adapter Generate uses with the active model (name and content hash), if any.
+    pub adapter: RwSignal<Option<AdapterLink>>,
+    /// What became of the adapter a link named, when it is not the one in use.
+    pub link_note: RwSignal<Option<String>>,
     pub form: FormSignals,
     pub present: RwSignal<bool>,
     /// The last link made by "Copy link".
@@ -118,6 +125,8 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(opened: &LinkState, restore: crate::link::Restore, client: Client) -> Ctx {
+        let out_story = RwSignal::new(String::new());
+        let restore = crate::link::Restore { adapter: opened.adapter.clone(), run: opened.run, ..restore };
         Ctx {
             models: RwSignal::new(Vec::new()),
             active: RwSignal::new(None),
@@ -127,8 +136,11 @@ impl Ctx {
             progress: RwSignal::new(None),
             run_id: RwSignal::new(0),
             out_prompt: RwSignal::new(String::new()),
-            out_story: RwSignal::new(String::new()),
+            out_story,
+            reveal: Reveal::new(out_story, opened.present),
             stats: RwSignal::new(None),
+            adapter: RwSignal::new(None),
+            link_note: RwSignal::new(None),
             form: FormSignals::new(opened),
             present: RwSignal::new(opened.present),
             link: RwSignal::new(None),

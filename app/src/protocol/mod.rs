@@ -175,16 +175,23 @@ pub enum FromWorker {
         backend: BackendInfo,
         parses: u64,
     },
+    /// Auto measured the backends of model `model` and switched to the faster (or says why not).
+    Backend {
+        model: u32,
+        backend: BackendInfo,
+    },
     /// Loading failed; the model that was active (if any) still is.
     LoadFailed {
         message: String,
         active: Option<u32>,
     },
-    /// Text since the last message: `prompt` echoes prompt tokens, `story` is new text.
+    /// Text since the last message: `prompt` echoes prompt tokens; `pieces` is the new text,
+    /// one entry per chosen token (empty while a character's bytes are incomplete), so the page
+    /// can show it at a reading pace.
     Text {
         run: u64,
         prompt: String,
-        story: String,
+        pieces: Vec<String>,
         stats: RunStats,
     },
     Finished {
@@ -228,7 +235,12 @@ mod tests {
             files: vec![NamedBytes { name: "a b.bin".into(), bytes: Bytes::from_slice(&[0, 7, 255]) }],
         };
         assert_eq!(round_trip(&m), m);
-        let r = FromWorker::Text { run: 3, prompt: String::new(), story: "🐉 \"hi\"\n".into(), stats: RunStats::default() };
+        let r = FromWorker::Text {
+            run: 3,
+            prompt: String::new(),
+            pieces: vec!["🐉".into(), " \"hi\"\n".into()],
+            stats: RunStats::default(),
+        };
         assert_eq!(round_trip(&r), r);
         let g = ToWorker::Generate {
             run: 1,

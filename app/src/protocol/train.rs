@@ -191,6 +191,13 @@ pub enum TrainEvent {
         step: u32,
         loss: f64,
     },
+    /// The adapter at the lowest held-out loss of run `job` so far (sent when it improves).
+    Best {
+        job: u64,
+        step: u32,
+        loss: f64,
+        adapter: Peft,
+    },
     Sample {
         job: u64,
         step: u32,
@@ -214,9 +221,11 @@ pub enum TrainEvent {
         req: u64,
         result: Result<(AdapterInfo, BaseId), String>,
     },
-    /// The adapter Generate now uses (None: none), or why it could not be used.
+    /// The adapter Generate now uses (None: none) with its content hash (`train::adapter_hash`),
+    /// or why it could not be used.
     Using {
         name: Option<String>,
+        hash: Option<String>,
         error: Option<String>,
     },
     Logits {

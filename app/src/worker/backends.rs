@@ -1,6 +1,8 @@
 //! Opening the backend the reader chose for a loaded model, and saying in plain words which one
 //! runs and why. A failed WebGPU open falls back to the CPU on the same loaded model: nothing is
-//! parsed again, and the reason comes typed from the engine (no message is parsed back).
+//! parsed again, and the reason comes typed from the engine (no message is parsed back). Auto
+//! never waits for WebGPU: it opens the CPU and, unless the adapter is a software fallback or a
+//! kept measurement says the CPU is faster, asks for WebGPU to be started beside it (`speed`).
 
 use js_sys::{Function, Reflect};
 use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions, Reason};
@@ -9,27 +11,34 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::bridge::{now_ms, scope};
+use super::speed::Warmup;
 use crate::protocol::{BackendInfo, BackendKind, Choice};
+use crate::speed::{fallback_reason, When, WARMING};
 use crate::words;
 
+/// What opened: the backend, the page's words for it, and for Auto the WebGPU start to make
+/// beside it (None: nothing to try, or already decided).
+pub struct Opened {
+    pub backend: AnyBackend,
+    pub info: BackendInfo,
+    pub warmup: Option<Warmup>,
+}
+
 /// Opens `model` (with its adapter in use) on the backend `choice` asks for. WebGPU falls back
-/// to the CPU when it cannot be had.
-pub async fn open(model: &LoadedModel, choice: Choice) -> Result<(AnyBackend, BackendInfo), String> {
+/// to the CPU when it cannot be had; Auto starts on the CPU (see the module's note).
+pub async fn open(model: &LoadedModel, choice: Choice) -> Result<Opened, String> {
+    if choice == Choice::Auto {
+        return open_auto(model).await;
+    }
     let missing = webgpu_missing();
     let want = match choice {
-        Choice::Cpu => BackendChoice::Cpu,
         // Without navigator.gpu there is nothing to try.
-        _ if missing.is_some() => BackendChoice::Cpu,
-        Choice::Auto => BackendChoice::Auto,
-        Choice::WebGpu => BackendChoice::Gpu,
+        Choice::WebGpu if missing.is_none() => BackendChoice::Gpu,
+        _ => BackendChoice::Cpu,
     };
     let t0 = now_ms();
     // A tuning the benchmark page measured on this adapter for this model shape, if kept.
-    let workgroups = match want {
-        BackendChoice::Cpu => None,
-        _ => super::tuning::load(&adapter_label().await.unwrap_or_default(), model.config()).await,
-    };
-    let opts = GpuOptions { workgroups, ..GpuOptions::default() };
+    let opts = gpu_options(model, want).await;
     let (backend, failure) = match model.open_backend_async(want, opts).await {
         Ok(o) => match o.reason {
             Reason::NoUsableGpu(e) => (o.backend, Some(e)),
@@ -43,7 +52,45 @@ pub async fn open(model: &LoadedModel, choice: Choice) -> Result<(AnyBackend, Ba
     };
     let start_ms = now_ms() - t0;
     let info = describe(&backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
-    Ok((backend, BackendInfo { start_ms, ..info }))
+    Ok(Opened { backend, info: BackendInfo { start_ms, ..info }, warmup: None })
+}
+
+/// Auto: the CPU at once, with WebGPU to be started beside it when it may be faster.
+async fn open_auto(model: &LoadedModel) -> Result<Opened, String> {
+    let t0 = now_ms();
+    let cpu = model.open_backend_async(BackendChoice::Cpu, GpuOptions::default()).await.map_err(|e| words::run_error(&e))?;
+    let start_ms = now_ms() - t0;
+    let adapter = match webgpu_missing() {
+        Some(why) => Err(why),
+        None => probe_adapter().await.ok_or_else(|| plain(&Error::NoGpu(NoGpu::NoAdapter(String::new())))),
+    };
+    let (reason, warmup) = match adapter {
+        Err(why) => (format!("Using the CPU because {why}."), None),
+        Ok(a) if a.fallback => (fallback_reason(&a.words), None),
+        Ok(a) => {
+            let label = a.label();
+            match super::speed::kept(&label, model.config()).await {
+                // Known to be slower here: not even started.
+                Some(s) if !s.gpu_wins() => (s.reason(When::Earlier), None),
+                kept => (WARMING.to_string(), Some(Warmup { adapter: label, kept })),
+            }
+        }
+    };
+    let info = BackendInfo { kind: BackendKind::Cpu, detail: cpu_detail(), reason, start_ms };
+    Ok(Opened { backend: cpu.backend, info, warmup })
+}
+
+/// The kept workgroup tuning for this adapter and model shape, when the GPU is wanted.
+pub async fn gpu_options(model: &LoadedModel, want: BackendChoice) -> GpuOptions {
+    let workgroups = match want {
+        BackendChoice::Cpu => None,
+        _ => super::tuning::load(&adapter_label().await.unwrap_or_default(), model.config()).await,
+    };
+    GpuOptions { workgroups, ..GpuOptions::default() }
+}
+
+fn cpu_detail() -> String {
+    format!("WebAssembly, {}", tinylm_engine::cpu::fast::kernel_name())
 }
 
 /// Why WebGPU cannot even be tried here, if so.
@@ -60,7 +107,7 @@ fn webgpu_missing() -> Option<String> {
 }
 
 /// A GPU failure in words: the engine's text is kept, after a sentence a reader can follow.
-fn plain(failure: &Error) -> String {
+pub fn plain(failure: &Error) -> String {
     match failure {
         Error::NoGpu(NoGpu::NoAdapter(_)) => "WebGPU found no graphics adapter it can use here (it may be switched off in \
              this browser, or the graphics chip is not supported)"
@@ -83,7 +130,7 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
         AnyBackend::Cpu(_) => BackendInfo {
             start_ms: 0.0,
             kind: BackendKind::Cpu,
-            detail: format!("WebAssembly, {}", tinylm_engine::cpu::fast::kernel_name()),
+            detail: cpu_detail(),
             reason: match (choice, gpu_problem) {
                 (Choice::Cpu, _) => "You chose the CPU.".into(),
                 (Choice::WebGpu, Some(p)) => format!("You chose WebGPU, but it is not available: {p}. Using the CPU instead."),
@@ -94,9 +141,27 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
     }
 }
 
-/// "google swiftshader (fallback adapter)", from the browser's own adapter description
-/// (wgpu leaves the adapter name empty on the web).
-pub async fn adapter_label() -> Option<String> {
+/// What the browser says about its WebGPU adapter (wgpu leaves the adapter name empty on the web).
+pub struct AdapterFacts {
+    /// "google swiftshader", or "WebGPU adapter" when the browser names nothing.
+    pub words: String,
+    /// `GPUAdapterInfo.isFallbackAdapter`: a software adapter.
+    pub fallback: bool,
+}
+
+impl AdapterFacts {
+    /// "google swiftshader (software fallback adapter)".
+    pub fn label(&self) -> String {
+        if self.fallback {
+            format!("{} (software fallback adapter)", self.words)
+        } else {
+            self.words.clone()
+        }
+    }
+}
+
+/// The browser's adapter, if it offers one.
+pub async fn probe_adapter() -> Option<AdapterFacts> {
     let gpu = Reflect::get(&scope().navigator(), &"gpu".into()).ok()?;
     let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
     let adapter = JsFuture::from(js_sys::Promise::from(request.call0(&gpu).ok()?)).await.ok()?;
@@ -107,9 +172,11 @@ pub async fn adapter_label() -> Option<String> {
     let field = |k: &str| Reflect::get(&info, &k.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty());
     let words: Vec<String> = ["vendor", "architecture", "description"].into_iter().filter_map(field).collect();
     let fallback = Reflect::get(&info, &"isFallbackAdapter".into()).map(|v| v.is_truthy()).unwrap_or(false);
-    let mut label = if words.is_empty() { "WebGPU adapter".to_string() } else { words.join(" ") };
-    if fallback {
-        label.push_str(" (software fallback adapter)");
-    }
-    Some(label)
+    let words = if words.is_empty() { "WebGPU adapter".to_string() } else { words.join(" ") };
+    Some(AdapterFacts { words, fallback })
+}
+
+/// "google swiftshader (software fallback adapter)".
+pub async fn adapter_label() -> Option<String> {
+    probe_adapter().await.map(|a| a.label())
 }

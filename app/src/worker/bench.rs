@@ -40,7 +40,7 @@ async fn run(req: &BenchRequest) -> Result<BenchResult, String> {
         _ => None,
     };
     progress(&format!("Starting the backend for {model}"), 0, None);
-    let (mut backend, info) = backends::open(&loaded, req.choice).await?;
+    let backends::Opened { mut backend, info, .. } = backends::open(&loaded, req.choice).await?;
     let workgroups = backend.gpu().map(|g| g.workgroups());
     let steps = req.steps.min(backend.config().seq_len);
     decode(&mut backend, WARM_UP.min(steps)).await?;

@@ -92,7 +92,7 @@ struct Stream<'a> {
     /// Byte-fallback pieces arrive a byte at a time; this joins them into characters.
     utf8: Utf8Stream,
     prompt: String,
-    story: String,
+    pieces: Vec<String>,
     t0: f64,
     first: Option<f64>,
     last_token: f64,
@@ -108,7 +108,7 @@ impl<'a> Stream<'a> {
             tokenizer,
             utf8: Utf8Stream::default(),
             prompt: String::new(),
-            story: String::new(),
+            pieces: Vec::new(),
             t0,
             first: None,
             last_token: t0,
@@ -124,7 +124,7 @@ impl<'a> Stream<'a> {
         if step.from_prompt {
             self.prompt.push_str(&text);
         } else {
-            self.story.push_str(&text);
+            self.pieces.push(text);
             self.generated += 1;
         }
         let now = now_ms();
@@ -144,14 +144,19 @@ impl<'a> Stream<'a> {
 
     fn post(&mut self) {
         self.last_post = now_ms();
-        let (prompt, story) = (std::mem::take(&mut self.prompt), std::mem::take(&mut self.story));
-        post(&FromWorker::Text { run: self.run, prompt, story, stats: self.stats() });
+        let (prompt, pieces) = (std::mem::take(&mut self.prompt), std::mem::take(&mut self.pieces));
+        post(&FromWorker::Text { run: self.run, prompt, pieces, stats: self.stats() });
     }
 
     /// Sends what is left, an unfinished character included (as U+FFFD).
     fn finish(&mut self) {
         let tail = self.utf8.finish();
-        self.story.push_str(&tail);
+        if !tail.is_empty() {
+            match self.pieces.last_mut() {
+                Some(last) => last.push_str(&tail),
+                None => self.pieces.push(tail),
+            }
+        }
         self.post();
     }
 

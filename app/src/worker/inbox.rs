@@ -10,9 +10,16 @@ use std::task::{Context, Poll, Waker};
 
 use crate::protocol::ToWorker;
 
-/// A message waiting its turn.
+/// Work for the engine: the page's messages, and the worker's own news.
+pub enum Work {
+    Page(ToWorker),
+    /// WebGPU, started beside the CPU for Auto, is ready to be measured (`speed`).
+    GpuReady,
+}
+
+/// Work waiting its turn.
 pub struct Job {
-    pub msg: ToWorker,
+    pub msg: Work,
     /// When it arrived (ms on the worker's clock).
     pub at: f64,
 }

@@ -13,12 +13,13 @@ mod inspect;
 mod models;
 mod router;
 mod session;
+mod speed;
 mod store;
 mod train;
 mod tuning;
 
 use cancel::Cancels;
-use inbox::{Inbox, Job};
+use inbox::{Inbox, Job, Work};
 use router::{on_arrival, Router};
 
 use crate::protocol::FromWorker;
@@ -32,11 +33,11 @@ pub fn start() {
         let (inbox, cancels) = (inbox.clone(), cancels.clone());
         bridge::listen(move |msg| {
             if let Some(msg) = on_arrival(msg, &cancels) {
-                inbox.push(Job { msg, at: bridge::now_ms() });
+                inbox.push(Job { msg: Work::Page(msg), at: bridge::now_ms() });
             }
         });
     }
-    let mut router = Router::new(cancels);
+    let mut router = Router::new(cancels, inbox.clone());
     wasm_bindgen_futures::spawn_local(async move {
         loop {
             let job = inbox.next().await;

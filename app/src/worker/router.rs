@@ -3,10 +3,10 @@
 //! on arrival through the one cancellation type; the rest wait their turn in the inbox.
 
 use super::cancel::Cancels;
-use super::inbox::Job;
+use super::inbox::{Inbox, Job, Work};
 use super::inspect::Kept;
 use super::session::Session;
-use super::{bench, generate, inspect, models, train};
+use super::{bench, generate, inspect, models, speed, train};
 use crate::protocol::inspect::InspectCtl;
 use crate::protocol::train::{Ending, TrainCmd};
 use crate::protocol::ToWorker;
@@ -37,13 +37,17 @@ pub fn on_arrival(msg: ToWorker, cancels: &Cancels) -> Option<ToWorker> {
 }
 
 impl Router {
-    pub fn new(cancels: Cancels) -> Router {
-        Router { session: Session::default(), cancels, kept: None }
+    pub fn new(cancels: Cancels, inbox: Inbox) -> Router {
+        Router { session: Session::new(inbox), cancels, kept: None }
     }
 
     pub async fn handle(&mut self, job: Job) {
         let s = &mut self.session;
-        match job.msg {
+        let msg = match job.msg {
+            Work::Page(msg) => msg,
+            Work::GpuReady => return speed::on_ready(s).await,
+        };
+        match msg {
             ToWorker::Load { source, choice, files } => models::load(s, source, files, choice).await,
             ToWorker::Select { model, choice } => models::select(s, model, choice).await,
             ToWorker::Generate { run, prompt, settings } => {

@@ -7,6 +7,8 @@ use tinylm_engine::gpu::AnyBackend;
 use super::backends;
 use super::bridge::post;
 use super::fetch::progress;
+use super::inbox::Inbox;
+use super::speed::{self, Warm, WarmSlot};
 use super::store::{parses, Store, Stored};
 use crate::protocol::train::TrainEvent;
 use crate::protocol::{BackendInfo, BackendKind, Choice, FromWorker, Settings};
@@ -26,17 +28,32 @@ pub struct Active {
     pub id: u32,
     pub backend: AnyBackend,
     pub info: BackendInfo,
+    /// What the reader chose (a restart with an adapter chooses the same).
+    pub choice: Choice,
     /// The last story written with this backend, for the Inspect view.
     pub story: Option<Story>,
 }
 
-#[derive(Default)]
 pub struct Session {
     pub store: Store,
     pub active: Option<Active>,
+    /// Counts activations: a GPU warmed for an older one is stale (`speed`).
+    epoch: u64,
+    /// Where Auto's WebGPU start leaves its backend, and the inbox that hears it is ready.
+    warm: WarmSlot,
+    inbox: Inbox,
 }
 
 impl Session {
+    pub fn new(inbox: Inbox) -> Session {
+        Session { store: Store::default(), active: None, epoch: 0, warm: WarmSlot::default(), inbox }
+    }
+
+    /// The GPU warmed for the current activation, if it is ready (a stale one is dropped).
+    pub fn take_warm(&mut self) -> Option<Warm> {
+        self.warm.borrow_mut().take().filter(|w| w.epoch() == self.epoch)
+    }
+
     /// The active model and its backend.
     pub fn active(&self) -> Result<(&Stored, &Active), String> {
         let a = self.active.as_ref().ok_or(NO_MODEL)?;
@@ -59,17 +76,26 @@ impl Session {
         progress("Starting the backend", 0, None);
         // Free the old backend first: a GPU may not hold two models.
         self.active = None;
+        self.epoch += 1;
+        self.warm.borrow_mut().take();
         for other in self.store.others_mut(id) {
+            other.adapter_hash = None;
             if let Some(name) = other.adapter_name.take() {
                 let _ = other.model.set_adapter(None);
                 post(&FromWorker::Train(TrainEvent::Using {
                     name: None,
+                    hash: None,
                     error: Some(format!("Generate no longer uses the adapter “{name}”: another model was loaded.")),
                 }));
             }
         }
-        let (backend, info) = backends::open(&self.store.get(id)?.model, choice).await?;
-        self.active = Some(Active { id, backend, info, story: None });
+        let model = &self.store.get(id)?.model;
+        let opened = backends::open(model, choice).await?;
+        if let Some(w) = opened.warmup {
+            let (weights, adapter) = (model.weights().clone(), model.adapter().cloned());
+            speed::start(self.epoch, weights, adapter, w, self.warm.clone(), self.inbox.clone());
+        }
+        self.active = Some(Active { id, backend: opened.backend, info: opened.info, choice, story: None });
         Ok(())
     }
 
@@ -81,8 +107,8 @@ impl Session {
                 let models = self.store.entries();
                 post(&FromWorker::Loaded { models, active: a.id, backend: a.info.clone(), parses: parses() });
                 // After Loaded (which clears the page's mark): the adapter is still on.
-                if let Ok(Some(name)) = self.store.get(a.id).map(|m| m.adapter_name.clone()) {
-                    post(&FromWorker::Train(TrainEvent::Using { name: Some(name), error: None }));
+                if let Ok(Some((name, hash))) = self.store.get(a.id).map(|m| m.adapter_name.clone().zip(m.adapter_hash.clone())) {
+                    post(&FromWorker::Train(TrainEvent::Using { name: Some(name), hash: Some(hash), error: None }));
                 }
                 return;
             }

@@ -28,6 +28,8 @@ pub struct Stored {
     pub base: BaseId,
     /// The name of the adapter in use with it (`model.adapter()`), if any.
     pub adapter_name: Option<String>,
+    /// Its content hash (`train::adapter_hash`), for links.
+    pub adapter_hash: Option<String>,
 }
 
 #[derive(Default)]
@@ -58,7 +60,7 @@ impl Store {
         if source == Source::Bundled {
             self.bundled_tokenizer = Some((files.tokenizer_name, files.tokenizer));
         }
-        self.models.push(Stored { entry, model, base, adapter_name: None });
+        self.models.push(Stored { entry, model, base, adapter_name: None, adapter_hash: None });
         Ok(id)
     }
 

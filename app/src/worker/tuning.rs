@@ -28,7 +28,7 @@ fn key(adapter: &str, c: &Config) -> String {
 
 /// The stored shapes for this adapter and model shape, if a valid tuning is kept.
 pub async fn load(adapter: &str, c: &Config) -> Option<Workgroups> {
-    let text = read(&key(adapter, c)).await.ok()?;
+    let text = read(DIR, &key(adapter, c)).await.ok()?;
     let stored: Stored = serde_json::from_str(&text).ok()?;
     (stored.adapter == adapter).then_some(())?;
     stored.tuning.workgroups_for(c).ok()
@@ -38,7 +38,7 @@ pub async fn load(adapter: &str, c: &Config) -> Option<Workgroups> {
 pub async fn save(adapter: &str, t: &Tuning) -> Result<(), String> {
     let stored = Stored { adapter: adapter.to_string(), tuning: t.clone() };
     let text = serde_json::to_string(&stored).map_err(|e| e.to_string())?;
-    write(&key(adapter, &t.config), &text).await.map_err(|e| format!("could not keep the GPU tuning: {e:?}"))
+    write(DIR, &key(adapter, &t.config), &text).await.map_err(|e| format!("could not keep the GPU tuning: {e:?}"))
 }
 
 fn get(obj: &JsValue, k: &str) -> Result<JsValue, JsValue> {
@@ -57,19 +57,20 @@ fn create() -> JsValue {
     o.into()
 }
 
-async fn dir() -> Result<JsValue, JsValue> {
+async fn dir(name: &str) -> Result<JsValue, JsValue> {
     let storage = get(&get(&js_sys::global(), "navigator")?, "storage")?;
     let root = call(&storage, "getDirectory", &[]).await?;
-    call(&root, "getDirectoryHandle", &[DIR.into(), create()]).await
+    call(&root, "getDirectoryHandle", &[name.into(), create()]).await
 }
 
-async fn read(name: &str) -> Result<String, JsValue> {
-    let file = call(&call(&dir().await?, "getFileHandle", &[name.into()]).await?, "getFile", &[]).await?;
+/// A small text file of directory `dir` (also the kept backend speeds, `speed`).
+pub async fn read(dir_name: &str, name: &str) -> Result<String, JsValue> {
+    let file = call(&call(&dir(dir_name).await?, "getFileHandle", &[name.into()]).await?, "getFile", &[]).await?;
     call(&file, "text", &[]).await?.as_string().ok_or_else(|| "not text".into())
 }
 
-async fn write(name: &str, text: &str) -> Result<(), JsValue> {
-    let handle = call(&dir().await?, "getFileHandle", &[name.into(), create()]).await?;
+pub async fn write(dir_name: &str, name: &str, text: &str) -> Result<(), JsValue> {
+    let handle = call(&dir(dir_name).await?, "getFileHandle", &[name.into(), create()]).await?;
     let stream = call(&handle, "createWritable", &[]).await?;
     call(&stream, "write", &[text.into()]).await?;
     call(&stream, "close", &[]).await.map(drop)

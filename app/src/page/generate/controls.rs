@@ -3,12 +3,14 @@
 use leptos::prelude::*;
 
 use crate::page::actions;
+use crate::page::pacing::ReadingPace;
 use crate::page::state::{Ctx, Status};
 use crate::protocol::BackendKind;
 
 #[component]
 pub fn Controls(ctx: Ctx) -> impl IntoView {
     let f = ctx.form;
+    let link_runs = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         actions::generate(ctx);
@@ -34,6 +36,7 @@ pub fn Controls(ctx: Ctx) -> impl IntoView {
                         hint="The dice: the same seed and settings give the same story again." />
                     <Field id="steps" label="Max steps" value=f.steps step="1"
                         hint="How many tokens (word pieces) to write, prompt included; 0 fills the model's context." />
+                    <PaceField ctx />
                 </div>
                 <div class="actions">
                     <button id="generate" data-testid="generate" type="submit" disabled=move || !ctx.can_generate()>
@@ -44,9 +47,13 @@ pub fn Controls(ctx: Ctx) -> impl IntoView {
                         "Stop"
                     </button>
                     <button id="copy-link" data-testid="copy-link" type="button" class="secondary"
-                        disabled=move || ctx.active.with(Option::is_none) on:click=move |_| actions::copy_link(ctx)>
+                        disabled=move || ctx.active.with(Option::is_none) on:click=move |_| actions::copy_link(ctx, link_runs.get_untracked())>
                         "Copy link"
                     </button>
+                    <label class="check">
+                        <input type="checkbox" data-testid="link-runs" bind:checked=link_runs />
+                        " The link writes the story when opened"
+                    </label>
                     <span class="keys" aria-hidden="true">"Enter: write · Esc: stop"</span>
                 </div>
                 <Show when=move || ctx.link.with(Option::is_some)>
@@ -81,6 +88,27 @@ fn Field(
             <input id=id data-testid=id type="number" min="0" step=step inputmode="decimal"
                 aria-describedby=hint_id.clone() bind:value=value />
             <small id=hint_id class="hint">{hint}</small>
+        </label>
+    }
+}
+
+/// How fast the story appears: as the engine writes it, or at a typewriter's pace for a class.
+#[component]
+fn PaceField(ctx: Ctx) -> impl IntoView {
+    let pace = ctx.reveal.pace;
+    let change = move |ev: leptos::ev::Event| {
+        if let Some(p) = ReadingPace::from_key(&event_target_value(&ev)) {
+            pace.set(p);
+        }
+    };
+    view! {
+        <label class="field" for="pace">
+            <span class="name">"Reading pace"</span>
+            <select id="pace" data-testid="pace" aria-describedby="pace-hint" on:change=change
+                prop:value=move || pace.get().key()>
+                {ReadingPace::ALL.into_iter().map(|p| view! { <option value=p.key()>{p.label()}</option> }).collect_view()}
+            </select>
+            <small id="pace-hint" class="hint">"The typewriter shows one token at a time so a class can read along; tokens/s below is still the engine's own speed."</small>
         </label>
     }
 }

@@ -7,6 +7,7 @@ mod model_card;
 
 use leptos::prelude::*;
 
+use super::actions;
 use super::state::{Ctx, Status};
 use crate::protocol::FromWorker;
 use controls::Controls;
@@ -14,31 +15,50 @@ use model_card::ModelCard;
 
 /// Makes the view's message handler (its state is the page's, `Ctx`).
 pub fn install(ctx: Ctx) -> super::client::Handler {
+    ctx.reveal.on_end(std::rc::Rc::new(move |stats, stopped| {
+        ctx.stats.set(Some(stats));
+        if ctx.running() {
+            ctx.status.set(Status::Done { stats, stopped });
+        }
+    }));
     Box::new(move |msg| receive(ctx, msg))
 }
 
 fn receive(ctx: Ctx, msg: &FromWorker) {
     let current = |run: &u64| *run == ctx.run_id.get_untracked();
     match msg {
-        FromWorker::Text { run, prompt, story, stats } if current(run) => {
+        FromWorker::Text { run, prompt, pieces, stats } if current(run) && ctx.running() => {
             if !prompt.is_empty() {
                 ctx.out_prompt.update(|s| s.push_str(prompt));
             }
-            if !story.is_empty() {
-                ctx.out_story.update(|s| s.push_str(story));
-            }
+            ctx.reveal.push(pieces);
             ctx.stats.set(Some(*stats));
             ctx.status.set(Status::Running(*stats));
         }
-        FromWorker::Finished { run, stats, stopped } if current(run) => {
-            ctx.stats.set(Some(*stats));
-            if ctx.running() {
-                ctx.status.set(Status::Done { stats: *stats, stopped: *stopped });
-            }
-        }
+        // The run ends on the page once its last piece is shown (`pacing`).
+        FromWorker::Finished { run, stats, stopped } if current(run) => ctx.reveal.finish(*stats, *stopped),
         FromWorker::RunFailed { run, message } if current(run) => ctx.status.set(Status::Error(message.clone())),
         // Replies about runs the page has moved past, and other views' news.
         _ => {}
+    }
+}
+
+/// Which adapter Generate uses, with a button to write with the plain model again (shown on the
+/// model card and above the story, so a changed story never looks unexplained).
+#[component]
+pub fn AdapterBadge(ctx: Ctx, place: &'static str) -> impl IntoView {
+    let name = move || ctx.adapter.with(|a| a.as_ref().map(|a| a.name.clone()).unwrap_or_default());
+    view! {
+        <Show when=move || ctx.adapter.with(Option::is_some)>
+            <p class="adapter-badge" data-testid=format!("adapter-badge-{place}")>
+                <span>"Adapter in use: “"<strong data-testid=format!("adapter-name-{place}")>{name}</strong>"”"</span>
+                " "
+                <button type="button" class="secondary" data-testid=format!("adapter-off-{place}")
+                    disabled=move || ctx.running() on:click=move |_| actions::adapter_off(ctx)>
+                    "Turn off"
+                </button>
+            </p>
+        </Show>
     }
 }
 
@@ -60,6 +80,10 @@ fn Story(ctx: Ctx) -> impl IntoView {
     view! {
         <section class="card story" aria-label="Story">
             <h2>"Story"</h2>
+            <AdapterBadge ctx place="story" />
+            <Show when=move || ctx.link_note.with(Option::is_some)>
+                <p class="link-note" data-testid="link-note" role="status">{move || ctx.link_note.get().unwrap_or_default()}</p>
+            </Show>
             <pre id="output" data-testid="output" class="output" aria-live="polite">
                 <span class="echo">{move || ctx.out_prompt.get()}</span>
                 {move || ctx.out_story.get()}

@@ -24,38 +24,61 @@ fn dots(d: &str) -> impl IntoView {
         .collect_view()
 }
 
+/// The loss range the chart shows: the data with a margin, never below zero (a loss is not).
+pub fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    let pad = 0.05 * (hi - lo).max(1e-3);
+    ((lo - pad).max(0.0), hi + pad)
+}
+
 #[component]
 pub fn LossChart(t: TrainCtx) -> impl IntoView {
     let data = move || {
         let train: Vec<(f64, f64)> = t.losses.with(|l| l.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect());
         let held: Vec<(f64, f64)> = t.held.with(|h| h.iter().map(|&(s, v)| (s as f64, v)).collect());
-        let all = train.iter().chain(&held).map(|p| p.1);
-        let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo - 0.05 * (hi - lo + 1e-3), hi + 0.05 * (hi - lo + 1e-3)) };
+        let (lo, hi) = y_range(train.iter().chain(&held).map(|p| p.1));
         let x_max = t.total.get().max(1) as f64;
-        (path(&train, x_max, lo, hi), path(&held, x_max, lo, hi), lo, hi, x_max)
+        let overfit = t.held.with(|h| crate::train::overfit_from(h)).map(|(s, ..)| s);
+        (path(&train, x_max, lo, hi), path(&held, x_max, lo, hi), lo, hi, x_max, overfit)
     };
+    let x = move |s: f64, x_max: f64| PAD + (W - PAD - 8.0) * s / x_max.max(1.0);
     view! {
         <figure class="chart" data-testid="loss-chart">
             <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label="Loss per training step">
                 {move || {
-                    let (train, held, lo, hi, x_max) = data();
+                    let (train, held, lo, hi, x_max, overfit) = data();
                     view! {
                         <line class="axis" x1=PAD y1=H - PAD x2=W - 8.0 y2=H - PAD />
                         <line class="axis" x1=PAD y1=8.0 x2=PAD y2=H - PAD />
-                        <text class="tick" x=2.0 y=14.0>{format!("{hi:.2}")}</text>
-                        <text class="tick" x=2.0 y=H - PAD>{format!("{lo:.2}")}</text>
-                        <text class="tick" x=W - 40.0 y=H - PAD + 16.0>{format!("step {x_max:.0}")}</text>
+                        // Labels are anchored inside the drawing, so none is cut at an edge.
+                        <text class="tick" data-testid="y-max" x=PAD - 4.0 y=14.0 text-anchor="end">{format!("{hi:.2}")}</text>
+                        <text class="tick" data-testid="y-min" x=PAD - 4.0 y=H - PAD text-anchor="end">{format!("{lo:.2}")}</text>
+                        <text class="tick" x=PAD y=H - PAD + 16.0 text-anchor="start">"step 0"</text>
+                        <text class="tick" data-testid="x-max" x=W - 8.0 y=H - PAD + 16.0 text-anchor="end">{format!("step {x_max:.0}")}</text>
                         <path class="train-line" data-testid="train-line" d=train />
                         <path class="held-line" data-testid="held-line" d=held.clone() />
                         {dots(&held)}
+                        {overfit.map(|s| {
+                            let at = x(s as f64, x_max);
+                            let (anchor, dx) = if at > W / 2.0 { ("end", -4.0) } else { ("start", 4.0) };
+                            view! {
+                                <line class="overfit-mark" data-testid="overfit-mark" data-step=s.to_string()
+                                    x1=at y1=8.0 x2=at y2=H - PAD />
+                                <text class="tick overfit-label" x=at + dx y=22.0 text-anchor=anchor>
+                                    {format!("step {s}: memorising from here")}
+                                </text>
+                            }
+                        })}
                     }
                 }}
             </svg>
             <figcaption>
                 <span class="key train-key">"training loss"</span>
                 <span class="key held-key">"held-out loss"</span>
-                " (lower is better: how surprised the model is by the next token)"
+                " (lower is better: how surprised the model is by the next token; the held-out text is never trained on)"
             </figcaption>
         </figure>
     }

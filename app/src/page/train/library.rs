@@ -69,6 +69,17 @@ pub fn add_trained(t: TrainCtx, ck: &Snapshot) {
     });
 }
 
+/// The run's best adapter (lowest held-out loss) into the library, next to the final one.
+pub fn add_best(t: TrainCtx) {
+    let Some((step, loss, peft)) = t.best.with_untracked(|b| b.as_ref().map(|(s, l, p)| (*s, *l, p.copy()))) else { return };
+    let Some((run, base, info)) = t.last_info.get_untracked() else { return };
+    let meta = AdapterMeta { base, info, loss: t.losses.with_untracked(|l| l.get(step as usize).copied()), held: Some(loss) };
+    let name = format!("{run} (best: step {step})");
+    spawn_local(async move {
+        save(t, &name, &peft, meta).await;
+    });
+}
+
 async fn peft_of(id: &str) -> Result<Peft, String> {
     let (_, bytes) = storage::get_bytes(id).await.map_err(|e| e.message())?;
     let [config, weights] = <[Vec<u8>; 2]>::try_from(bytes).map_err(|_| "The stored adapter is incomplete.".to_string())?;

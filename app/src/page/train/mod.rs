@@ -60,12 +60,13 @@ fn receive(t: TrainCtx, ev: TrainEvent) {
             h.retain(|(s, _)| *s != step);
             h.push((step, loss));
         }),
+        TrainEvent::Best { job, step, loss, adapter } if current(job) => t.best.set(Some((step, loss, adapter))),
         TrainEvent::Sample { job, step, off, on } if current(job) => t.samples.update(|s| s.push((step, off, on))),
         TrainEvent::Snapshot { job, snapshot } if current(job) => run::keep_snapshot(t, snapshot),
         TrainEvent::Ended { job, ending, snapshot } if current(job) => run::ended(t, ending, snapshot),
         TrainEvent::Failed { job, message } if current(job) => t.phase.set(Phase::Failed(message)),
         TrainEvent::Checked { req, result } => library::checked(t, req, result),
-        TrainEvent::Using { name, error } => {
+        TrainEvent::Using { name, error, .. } => {
             t.using.set(name);
             if let Some(e) = error {
                 t.note.set(e);

@@ -4,9 +4,11 @@
 use leptos::prelude::*;
 
 use super::chart::LossChart;
+use super::library;
 use super::run::{ended, start};
 use super::state::{Phase, TrainCtx};
 use crate::protocol::train::{Ending, TrainCmd};
+use crate::train::overfit_from;
 
 fn status(t: TrainCtx) -> String {
     let (step, total) = (t.step.get(), t.total.get());
@@ -54,9 +56,9 @@ fn duration(seconds: f64) -> String {
 
 fn estimate_line(t: TrainCtx) -> String {
     match t.estimate.get() {
-        // Started before the measurement was done: the run's own time left is below.
-        None if t.busy() => String::new(),
-        None => "Measuring how long this run would take here…".into(),
+        // Only before a run: once one started, its own time left is below.
+        None if t.phase.with(|p| *p == Phase::Idle) => "Measuring how long this run would take here…".into(),
+        None => String::new(),
         Some(Ok(e)) => format!(
             "Estimated time: about {} on this device ({}, {:.0} ms per step, measured just now).",
             duration(e.seconds),
@@ -133,6 +135,7 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                 {move || estimate_line(t)}
             </p>
             <p class="status" data-testid="train-status" role="status" data-state=move || t.phase.with(Phase::key)>{move || status(t)}</p>
+            <BestOffer t />
             <Show when=move || t.save_note.with(|n| !n.is_empty())>
                 <p class="save-note" role="alert" data-testid="train-save-note">{move || t.save_note.get()}</p>
             </Show>
@@ -145,6 +148,7 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                 <div><dt>"checkpoints"</dt><dd data-testid="train-checkpoints">{move || t.snapshots.get()}</dd></div>
             </dl>
             <LossChart t />
+            <Memorising t />
             <p class="hint" data-testid="train-backend" data-kind=move || t.backend.with(|b| if b == "WebGPU" { "webgpu" } else if b.is_empty() { "" } else { "cpu" })>
                 {move || match t.backend.get() {
                     b if b.is_empty() => "Training runs in the engine's worker (on WebGPU when the model runs there, else on the CPU), so the page stays responsive.".to_string(),
@@ -156,6 +160,52 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
             <pre class="visually-hidden" data-testid="train-held">{move || serde_json::to_string(&t.held.get()).unwrap_or_default()}</pre>
             <Samples t />
         </div>
+    }
+}
+
+/// Plain words when the held-out loss has risen for a while: the adapter memorises its text.
+#[component]
+fn Memorising(t: TrainCtx) -> impl IntoView {
+    let seen = move || t.held.with(|h| overfit_from(h));
+    view! {
+        {move || seen().map(|(step, low, last)| view! {
+            <p class="memorising" data-testid="overfit" data-step=step.to_string() role="status">
+                <strong>"The adapter has started memorising its text (overfitting). "</strong>
+                {format!(
+                    "Since step {step} the held-out loss — on text it never trains on — has risen from {low:.3} to {last:.3}, \
+                     while the training loss keeps falling: it is learning this text by heart instead of its style, and \
+                     more steps make it worse. The adapter from step {step} is the best one."
+                )}
+            </p>
+        })}
+    }
+}
+
+/// At the end, the offer to keep the adapter of the lowest held-out loss (when it is not the last).
+#[component]
+fn BestOffer(t: TrainCtx) -> impl IntoView {
+    let offer = move || {
+        let done = t.phase.with(|p| matches!(p, Phase::Done(_)));
+        let end = t.held.with(|h| h.last().copied());
+        t.best.with(|b| b.as_ref().map(|(s, l, _)| (*s, *l))).filter(|_| done).zip(end)
+    };
+    view! {
+        {move || offer().map(|((step, loss), (end_step, end_loss))| if step == end_step {
+            view! {
+                <p class="best" data-testid="best" data-step=step.to_string()>
+                    {format!("The adapter at the end has the run's lowest held-out loss ({loss:.3}): it is the one in the library.")}
+                </p>
+            }.into_any()
+        } else {
+            view! {
+                <p class="best" data-testid="best" data-step=step.to_string()>
+                    {format!("The held-out loss was lowest at step {step} ({loss:.3}; {end_loss:.3} at the end). ")}
+                    <button type="button" data-testid="keep-best" on:click=move |_| library::add_best(t)>
+                        {format!("Keep the adapter from step {step}")}
+                    </button>
+                </p>
+            }.into_any()
+        })}
     }
 }
 

@@ -40,6 +40,7 @@ pub fn ended(t: TrainCtx, ending: Ending, snapshot: Option<Snapshot>) {
         Ending::Stopped | Ending::Finished => {
             // The saved run is forgotten only once its adapter is in the library.
             library::add_trained(t, &ck);
+            t.last_info.set(Some((ck.name.clone(), ck.base.clone(), ck.info.clone())));
             t.last.set(None);
             t.phase.set(Phase::Done(ending));
         }
@@ -93,6 +94,7 @@ pub fn start(t: TrainCtx, from: Option<SavedRun>) {
                 t.held.set(Vec::new());
                 t.step.set(0);
                 t.samples.set(Vec::new());
+                t.best.set(None);
                 t.snapshots.set(0);
                 t.saved_step.set(None);
                 t.save_note.set(String::new());

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use super::form::FormSignals;
 use super::store::Saver;
 use crate::page::state::Ctx;
-use crate::protocol::train::{Ending, Estimate, Peft, TrainCmd};
+use crate::protocol::train::{AdapterInfo, BaseId, Ending, Estimate, Peft, TrainCmd};
 use crate::protocol::ToWorker;
 use crate::train::saved::SavedRun;
 use crate::train::AdapterMeta;
@@ -70,6 +70,10 @@ pub struct TrainCtx {
     /// measuring or with nothing to measure), and the newest request's id.
     pub estimate: RwSignal<Option<Result<Estimate, String>>>,
     pub estimate_req: RwSignal<u64>,
+    /// The run's adapter at its lowest held-out loss so far: (step, loss, adapter).
+    pub best: RwSignal<Option<(u32, f64, Peft)>, LocalStorage>,
+    /// The ended run's name, base model and adapter shape (what its best adapter is kept with).
+    pub last_info: RwSignal<Option<(String, BaseId, AdapterInfo)>>,
     /// (step, adapter off, adapter on), newest last.
     pub samples: RwSignal<Vec<(u32, String, String)>>,
     /// The last snapshot of this run (what Resume continues from).
@@ -118,6 +122,8 @@ impl TrainCtx {
             estimate: RwSignal::new(None),
             estimate_req: RwSignal::new(0),
             samples: RwSignal::new(Vec::new()),
+            best: RwSignal::new_local(None),
+            last_info: RwSignal::new(None),
             last: RwSignal::new_local(None),
             interrupted: RwSignal::new_local(None),
             snapshots: RwSignal::new(0),

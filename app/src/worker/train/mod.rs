@@ -17,8 +17,8 @@ use super::cancel::Cancel;
 use super::session::Session;
 use super::store::Stored;
 use crate::protocol::train::{BaseId, Ending, Peft, StartRun, TrainCmd, TrainEvent};
-use crate::protocol::{BackendKind, Choice, FromWorker};
-use crate::train::{adapter_error, adapter_info, read_adapter, split};
+use crate::protocol::{Choice, FromWorker};
+use crate::train::{adapter_error, adapter_hash, adapter_info, read_adapter, split};
 use samples::off_and_on;
 
 fn send(ev: TrainEvent) {
@@ -90,20 +90,19 @@ async fn use_adapter(s: &mut Session, adapter: Option<(String, BaseId, Peft)>) {
                 base.name, base.hash, m.base.name, m.base.hash, base.name
             ));
         }
-        Ok((a.id, Some((name, read_adapter(&p, m.model.config())?))))
+        let hash = adapter_hash(&p);
+        Ok((a.id, Some((name, hash, read_adapter(&p, m.model.config())?))))
     })();
     let (id, chosen) = match checked {
         Ok(c) => c,
         // Nothing changed: the page hears the reason and what is still in use.
         Err(e) => {
-            let name = s.active().ok().and_then(|(m, _)| m.adapter_name.clone());
-            return send(TrainEvent::Using { name, error: Some(e) });
+            let (name, hash) = s.active().ok().map_or((None, None), |(m, _)| (m.adapter_name.clone(), m.adapter_hash.clone()));
+            return send(TrainEvent::Using { name, hash, error: Some(e) });
         }
     };
-    let choice = match s.active_kind() {
-        Some(BackendKind::WebGpu) => Choice::WebGpu,
-        _ => Choice::Cpu,
-    };
+    // The reader's choice again (Auto measures again, or reuses what it kept).
+    let choice = s.active.as_ref().map_or(Choice::Auto, |a| a.choice);
     let result = set_adapter(s, id, chosen);
     let result = match result {
         Ok(()) => s.activate(id, choice).await,
@@ -115,15 +114,16 @@ async fn use_adapter(s: &mut Session, adapter: Option<(String, BaseId, Peft)>) {
     // On success this also announces the adapter (see `Session::report`).
     s.report(result.clone());
     if let Err(e) = result {
-        send(TrainEvent::Using { name: None, error: Some(e) });
+        send(TrainEvent::Using { name: None, hash: None, error: Some(e) });
     }
 }
 
-fn set_adapter(s: &mut Session, id: u32, chosen: Option<(String, Adapter)>) -> Result<(), String> {
+fn set_adapter(s: &mut Session, id: u32, chosen: Option<(String, String, Adapter)>) -> Result<(), String> {
     let m = s.store.get_mut(id)?;
-    let (name, adapter) = chosen.map_or((None, None), |(n, a)| (Some(n), Some(a)));
+    let (name, hash, adapter) = chosen.map_or((None, None, None), |(n, h, a)| (Some(n), Some(h), Some(a)));
     m.model.set_adapter(adapter).map_err(|e| adapter_error(&e))?;
     m.adapter_name = name;
+    m.adapter_hash = hash;
     Ok(())
 }
 

@@ -116,6 +116,14 @@ struct History {
     held: Vec<(u32, f64)>,
 }
 
+impl History {
+    /// The lowest held-out loss before the latest check.
+    fn best_before_last(&self) -> Option<f64> {
+        let n = self.held.len().checked_sub(1)?;
+        self.held[..n].iter().map(|h| h.1).min_by(f64::total_cmp)
+    }
+}
+
 /// Yields between held-out passes, so Pause and Stop are heard.
 struct Yielding;
 
@@ -163,7 +171,7 @@ pub async fn train(s: &Session, run: Run, text: &str, resume: Option<Snapshot>, 
     // What the work costs here, for the time left (steps are averaged, checks and samples the latest).
     let mut costs = Costs { step_ms: 0.0, held_ms: 0.0, sample_ms: 0.0 };
     if trainer.steps_done() == 0 {
-        costs.held_ms = timed(held_loss(trainer, &t.held, &mut hist, job)).await?;
+        costs.held_ms = timed(held_loss(trainer, &t.held, &mut hist, job, &stored.base.name)).await?;
     }
     let mut timing = (0.0f64, 0u32);
     let mut done = trainer.steps_done();
@@ -192,7 +200,7 @@ pub async fn train(s: &Session, run: Run, text: &str, resume: Option<Snapshot>, 
         });
         let due = |every: u32| report.step % every == 0 && report.step < st.steps;
         if due(st.sample_every) {
-            costs.held_ms = timed(held_loss(trainer, &t.held, &mut hist, job)).await?;
+            costs.held_ms = timed(held_loss(trainer, &t.held, &mut hist, job, &stored.base.name)).await?;
             costs.sample_ms = timed(sample(m, trainer, st, job)).await?;
         }
         if due(st.snapshot_every) {
@@ -203,7 +211,7 @@ pub async fn train(s: &Session, run: Run, text: &str, resume: Option<Snapshot>, 
     // The loss after the last update, on the batch a next step would take (as the CLI).
     let next = t.data.batch(st.batch, st.steps as u64, st.seed).map_err(|e| e.to_string())?;
     hist.losses.push(trainer.loss_async(&next).await.map_err(|e| e.to_string())?);
-    held_loss(trainer, &t.held, &mut hist, job).await?;
+    held_loss(trainer, &t.held, &mut hist, job, &stored.base.name).await?;
     sample(m, trainer, st, job).await?;
     let snapshot = snapshot(&run, stored, trainer, &hist, true).await?;
     send(TrainEvent::Ended { job, ending: Ending::Finished, snapshot: Some(snapshot) });
@@ -211,7 +219,8 @@ pub async fn train(s: &Session, run: Run, text: &str, resume: Option<Snapshot>, 
 }
 
 /// The held-out evaluation at the trainer's step, yielding between passes; recorded and sent.
-async fn held_loss(t: &mut AnyTrainer, held: &HeldOut, hist: &mut History, job: u64) -> Result<(), String> {
+/// A new lowest loss (after step 0) sends the adapter of this step as the run's best.
+async fn held_loss(t: &mut AnyTrainer, held: &HeldOut, hist: &mut History, job: u64, base: &str) -> Result<(), String> {
     let Some(loss) = t.held_out_async(held, &mut Yielding).await.map_err(|e| e.to_string())? else {
         return Ok(());
     };
@@ -219,6 +228,12 @@ async fn held_loss(t: &mut AnyTrainer, held: &HeldOut, hist: &mut History, job: 
     hist.held.retain(|(s, _)| *s != step);
     hist.held.push((step, loss));
     send(TrainEvent::Held { job, step, loss });
+    if step > 0 && hist.best_before_last().is_none_or(|b| loss < b) {
+        let adapter = t.adapter_async().await.map_err(|e| e.to_string())?;
+        let files = write_peft(&adapter, base).map_err(|e| e.to_string())?;
+        let adapter = Peft { config_json: files.config_json, safetensors: Bytes::from_slice(&files.safetensors) };
+        send(TrainEvent::Best { job, step, loss, adapter });
+    }
     Ok(())
 }
 
