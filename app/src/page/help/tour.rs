@@ -90,34 +90,43 @@ impl TourState {
     }
 }
 
-/// Outlines the element `spot` (and no other) once the tab has drawn it.
-fn outline(spot: Option<&'static str>) {
+/// Outlines step `at`'s element (and no other) once its tab has drawn it: tries again for a
+/// few seconds (Inspect draws its views when the inspection arrives), while the step is shown.
+fn outline(tour: TourState, at: Option<usize>, tries: u32) {
     let run = move || {
+        if tour.step.get_untracked() != at {
+            return;
+        }
         let Some(doc) = browser::window().document() else { return };
         while let Some(old) = doc.query_selector(".tour-spot").ok().flatten() {
             let _ = old.class_list().remove_1("tour-spot");
         }
-        if let Some(el) = spot.and_then(|s| doc.query_selector(s).ok().flatten()) {
-            let _ = el.class_list().add_1("tour-spot");
+        match at.and_then(|i| doc.query_selector(STEPS[i].spot).ok().flatten()) {
+            Some(el) => {
+                let _ = el.class_list().add_1("tour-spot");
+            }
+            None if at.is_some() && tries > 0 => outline(tour, at, tries - 1),
+            None => {}
         }
     };
-    set_timeout(run, std::time::Duration::from_millis(50));
+    set_timeout(run, std::time::Duration::from_millis(100));
 }
 
 #[component]
 pub fn Tour(tour: TourState, tab: RwSignal<&'static str>) -> impl IntoView {
     Effect::new(move |_| {
-        let step = tour.step.get().map(|i| &STEPS[i]);
-        if let Some(s) = step {
-            tab.set(s.tab);
+        let at = tour.step.get();
+        if let Some(i) = at {
+            tab.set(STEPS[i].tab);
         }
-        outline(step.map(|s| s.spot));
+        outline(tour, at, 50);
     });
     let last = STEPS.len() - 1;
     let at = move || tour.step.get().unwrap_or(0);
     view! {
         <Show when=move || tour.step.with(Option::is_some)>
-            <aside class="tour" data-testid="tour" aria-labelledby="tour-title" data-step=move || at().to_string()>
+            <aside class="tour" data-testid="tour" aria-labelledby="tour-title" data-step=move || at().to_string()
+                data-tab=move || STEPS[at()].tab>
                 <p class="tour-count">{move || format!("Tour · step {} of {}", at() + 1, STEPS.len())}</p>
                 <h2 id="tour-title">{move || STEPS[at()].title}</h2>
                 <p>{move || STEPS[at()].text}</p>
