@@ -13,7 +13,7 @@ OUT=$(mktemp -d)
 declare -A RES
 for r in $(seq "$ROUNDS"); do
   for t in 1 2; do
-    v=$(RAYON_NUM_THREADS=$t target/release/tinylm pretrain --shape tiny64 -z public/models/tok512.bin --text-file "$TEXT" \
+    v=$(TINYLM_THREADS=$t target/release/tinylm pretrain --shape tiny64 -z public/models/tok512.bin --text-file "$TEXT" \
         --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup 0 -o "$OUT/t$t" | sed -n 's/.*(\([0-9]*\) training tokens\/s).*/\1/p')
     RES[tinylm-$t]+="$v "
     v=$("$PY" scripts/pretrain_bench.py --threads "$t" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" |

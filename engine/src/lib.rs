@@ -14,6 +14,7 @@ pub mod generate;
 pub mod gpu;
 pub mod loaded;
 pub mod lora;
+pub mod pool;
 pub mod pretrain;
 pub mod randmodel;
 pub mod sampler;

@@ -1,9 +1,10 @@
-//! CPU training split over rayon threads is bit-identical to one thread (each output element
+//! CPU training split over the pool's threads is bit-identical to one thread (each output element
 //! is summed by one thread in the serial order).
 
 mod common;
 use common::*;
 use tinylm_engine::lora::{self, Adapter, Base, Batch, LoraConfig, Target};
+use tinylm_engine::pool;
 use tinylm_engine::randmodel::random_tokens;
 
 fn run_with(threads: usize) -> (f64, Adapter) {
@@ -12,8 +13,7 @@ fn run_with(threads: usize) -> (f64, Adapter) {
     let ad = Adapter::det(&w.config, lora, 3, 0.05).unwrap();
     let tokens: Vec<u32> = (0..4).flat_map(|b| random_tokens(b + 1, 48, w.config.vocab_size)).collect();
     let batch = Batch::new(4, 48, tokens).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    pool.install(|| lora::loss_and_grads(&Base::new(&w), &ad, &batch).unwrap())
+    pool::install(pool::with_threads(threads), || lora::loss_and_grads(&Base::new(&w), &ad, &batch).unwrap())
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use common::pretrain::case;
 use tinylm_engine::cpu::Kernels;
 use tinylm_engine::lora::kernels as lk;
+use tinylm_engine::pool;
 use tinylm_engine::pretrain::{kernel, read_state, Hyper, Params, Pretrainer};
 use tinylm_engine::randmodel::{random_tokens, random_weights};
 use tinylm_engine::weights::Tensor;
@@ -129,8 +130,7 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
 fn a_step_allocates_nothing() {
     let c = case("stories260K");
     let (b0, b1, b2) = (c.batch(0), c.batch(1), c.batch(2));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    pool.install(|| {
+    pool::install(pool::with_threads(1), || {
         for kernels in [Kernels::Fast, Kernels::Reference] {
             let mut t = Pretrainer::<f32>::new(&c.weights, c.hyper).unwrap().with_kernels(kernels);
             t.step(&b0).unwrap(); // makes the buffers

@@ -61,6 +61,10 @@ pub struct Args {
     /// Knock-outs and steering: the story is regenerated with them (same seed) beside the original.
     #[command(flatten)]
     pub edit: intervene::Flags,
+    /// Several stories of the prompt decoded together on the CPU, one per setting:
+    /// "t=0.8,s=1;t=1.0,p=0.5,s=2" (keys left out take -t/-p/-s); each equals its own run.
+    #[arg(long, conflicts_with_all = ["tuning", "tune"])]
+    pub compare: Option<String>,
 }
 
 /// run.c stores atoi's int in an unsigned long long (negative values wrap) and takes the
@@ -79,6 +83,9 @@ pub fn run(a: Args) -> Result<()> {
     let steps = a.steps.max(0) as usize;
     // Checks the prompt against the model before any backend is opened.
     Generation::new(prompt.clone(), steps, model.config())?;
+    if let Some(spec) = &a.compare {
+        return super::batch_stories::run(&a, spec, model.weights(), model.need_tokenizer()?, &prompt, steps);
+    }
     load::use_adapter(&mut model, a.adapter.as_deref())?;
     let tok = model.need_tokenizer()?;
     let wg = tuning::workgroups(model.config(), a.tuning.as_deref(), a.tune.then_some(a.tune_budget_ms), &a.backend)?;

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod batch_stories;
 pub mod bench;
 pub mod decode;
 pub mod encode;

@@ -1,33 +1,32 @@
 //! Fast kernels for the CPU path: explicit SIMD with several accumulators (AVX2+FMA natively when
-//! the processor has it, simd128 in wasm), rows split across threads natively. Matrix–vector and
+//! the processor has it, simd128 in wasm), rows split over the current pool (`crate::pool`). Matrix–vector and
 //! matrix–matrix products, attention forward and backward, softmax, RMSNorm and SwiGLU.
 //! The scalar `ops` (and the LoRA trainer's generic kernels) stay the reference these are tested
 //! against.
 
-/// `out = W · x`, W row-major `[out.len(), x.len()]`, on the fastest kernel available.
+use crate::pool;
+
+/// `out = W · x`, W row-major `[out.len(), x.len()]`, on the fastest kernel available; large
+/// matrices split by rows over the current pool (`crate::pool`), bit-identical to one thread.
 pub fn matmul(out: &mut [f32], x: &[f32], w: &[f32]) {
-    #[cfg(not(target_arch = "wasm32"))]
-    if out.len() * x.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-        return parallel(out, x, w);
-    }
-    rows(out, x, w);
-}
-
-/// Matrices smaller than this (in elements) are not worth splitting across threads.
-#[cfg(not(target_arch = "wasm32"))]
-const PARALLEL_MIN: usize = 1 << 17;
-
-#[cfg(not(target_arch = "wasm32"))]
-fn parallel(out: &mut [f32], x: &[f32], w: &[f32]) {
-    use rayon::prelude::*;
     let n = x.len();
-    // Blocks of rows a few times the thread count, so uneven cores still balance.
-    let block = out.len().div_ceil(4 * rayon::current_num_threads()).max(16);
-    out.par_chunks_mut(block).zip(w.par_chunks(block * n)).for_each(|(o, wb)| rows(o, x, wb));
+    if out.len() * n >= PARALLEL_MIN {
+        let pool = pool::current();
+        if pool.threads() > 1 {
+            let block = pool::block_rows(out.len(), n, pool.threads());
+            return pool::for_chunks(&*pool, out, block, |b, o| rows(o, x, &w[b * block * n..][..o.len() * n]));
+        }
+    }
+    rows(out, x, w)
 }
 
-/// One thread's share of rows.
-fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
+/// Work (multiply-adds) below which a product stays on the calling thread: about two
+/// microseconds, the price of waking the pool and waiting for it.
+pub(crate) const PARALLEL_MIN: usize = 1 << 15;
+
+/// One thread's share of rows. Blocks of a multiple of 8 rows give the whole-matrix result
+/// (the AVX2 kernel takes short rows eight at a time from the block's start).
+pub(crate) fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the processor supports AVX2 and FMA (checked at run time).
@@ -39,6 +38,30 @@ fn rows(out: &mut [f32], x: &[f32], w: &[f32]) {
     portable::rows(out, x, w)
 }
 
+/// `rows` for two vectors at once (`out_a = W·x_a`, `out_b = W·x_b`), each equal to its own `rows`
+/// bit for bit; long rows share each weight load (batched decode, `cpu::batch`).
+pub(crate) fn rows_pair(out_a: &mut [f32], out_b: &mut [f32], xa: &[f32], xb: &[f32], w: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if xa.len() >= 256 && has_avx2_fma() {
+        // SAFETY: AVX2 and FMA checked at run time; rows at least the kernel's long-row length.
+        return unsafe { x86::matvec_pair(out_a, out_b, xa, xb, w) };
+    }
+    rows(out_a, xa, w);
+    rows(out_b, xb, w);
+}
+
+/// Splits rows of `out` (each `width` long) with the rows of `inp` (each `in_width`) over the
+/// current pool when `work` is large; `f(out rows, in rows)`.
+fn split_rows(out: &mut [f32], width: usize, inp: &[f32], in_width: usize, work: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
+    let n = out.len() / width.max(1);
+    let pool = pool::current();
+    if work < PARALLEL_MIN || pool.threads() == 1 || n < 2 {
+        return f(out, inp);
+    }
+    let per = n.div_ceil(4 * pool.threads());
+    pool::for_chunks(&*pool, out, per * width, |b, o| f(o, &inp[b * per * in_width..][..o.len() / width * in_width]));
+}
+
 /// `y[N,out] = x[N,in] · Wᵀ` (W row-major `[out, in]`): every row of `y` is `matmul` of the
 /// same row of `x`, bit for bit, whichever thread computes it.
 pub fn matmat(y: &mut [f32], x: &[f32], w: &[f32], n_in: usize) {
@@ -46,13 +69,9 @@ pub fn matmat(y: &mut [f32], x: &[f32], w: &[f32], n_in: usize) {
     if n_out == 0 || n_in == 0 {
         return y.fill(0.0);
     }
-    let pairs = |(yr, xr): (&mut [f32], &[f32])| rows(yr, xr, w);
-    #[cfg(not(target_arch = "wasm32"))]
-    if y.len() * n_in >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        return y.par_chunks_exact_mut(n_out).zip(x.par_chunks_exact(n_in)).for_each(pairs);
-    }
-    y.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)).for_each(pairs);
+    split_rows(y, n_out, x, n_in, y.len() * n_in, |y, x| {
+        y.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)).for_each(|(yr, xr)| rows(yr, xr, w))
+    });
 }
 
 /// `dx[N,in] += (s·dy[N,out]) · W`, the input gradient of `matmat`. Each element adds the rows
@@ -62,13 +81,9 @@ pub fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
     if n_out == 0 || n_in == 0 {
         return;
     }
-    let one = |(dxr, dyr): (&mut [f32], &[f32])| dx_rows(dxr, dyr, w, n_in, s);
-    #[cfg(not(target_arch = "wasm32"))]
-    if dx.len() * n_out >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        return dx.par_chunks_exact_mut(n_in).zip(dy.par_chunks_exact(n_out)).for_each(one);
-    }
-    dx.chunks_exact_mut(n_in).zip(dy.chunks_exact(n_out)).for_each(one);
+    split_rows(dx, n_in, dy, n_out, dx.len() * n_out, |dx, dy| {
+        dx.chunks_exact_mut(n_in).zip(dy.chunks_exact(n_out)).for_each(|(dxr, dyr)| dx_rows(dxr, dyr, w, n_in, s))
+    });
 }
 
 fn dx_rows(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {

@@ -299,3 +299,41 @@ pub unsafe fn rmsnorm(o: &mut [f32], x: &[f32], g: &[f32]) {
         o[j] = g[j] * (s * x[j]);
     }
 }
+
+/// `out_a = W · x_a` and `out_b = W · x_b` for rows of at least `SHORT_ROW` floats, each weight
+/// load used for both: every sum is `dot`'s, operation for operation (the same four accumulators,
+/// the same remainder and tail), so each output equals `matvec`'s bit for bit.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matvec_pair(out_a: &mut [f32], out_b: &mut [f32], xa: &[f32], xb: &[f32], w: &[f32]) {
+    let n = xa.len();
+    assert!(n >= SHORT_ROW && xb.len() == n && out_b.len() == out_a.len() && w.len() >= out_a.len() * n);
+    let (pa, pb) = (xa.as_ptr(), xb.as_ptr());
+    for (r, (oa, ob)) in out_a.iter_mut().zip(out_b.iter_mut()).enumerate() {
+        let row = w.as_ptr().add(r * n);
+        let (mut a, mut b) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+        let mut j = 0;
+        while j + 32 <= n {
+            for k in 0..4 {
+                let wv = _mm256_loadu_ps(row.add(j + 8 * k));
+                a[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pa.add(j + 8 * k)), a[k]);
+                b[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pb.add(j + 8 * k)), b[k]);
+            }
+            j += 32;
+        }
+        while j + 8 <= n {
+            let wv = _mm256_loadu_ps(row.add(j));
+            a[0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pa.add(j)), a[0]);
+            b[0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pb.add(j)), b[0]);
+            j += 8;
+        }
+        let mut sa = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+        let mut sb = hsum(_mm256_add_ps(_mm256_add_ps(b[0], b[1]), _mm256_add_ps(b[2], b[3])));
+        while j < n {
+            sa += *row.add(j) * *pa.add(j);
+            sb += *row.add(j) * *pb.add(j);
+            j += 1;
+        }
+        *oa = sa;
+        *ob = sb;
+    }
+}

@@ -1,6 +1,9 @@
 //! The CPU path: run.c's forward pass in plain f32, the readable reference for every other path.
 
+pub mod batch;
 pub mod fast;
+mod heads;
+pub mod hugepages;
 pub mod ops;
 
 use std::sync::Arc;
@@ -60,7 +63,7 @@ pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
     Ok(())
 }
 
-type AttendFn = fn(&[f32], &[f32], &[f32], usize, &mut [f32], &mut [f32]);
+use heads::AttendFn;
 
 /// Which matrix–vector kernel the forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,13 +169,11 @@ pub fn forward_adapted<'s>(
 
         let layer_cache = &s.key_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
         let layer_values = &s.value_cache[l * c.seq_len * kv_dim..(l + 1) * c.seq_len * kv_dim];
-        for h in 0..c.n_heads {
-            let att = &mut s.att[h * c.seq_len..h * c.seq_len + pos + 1];
-            let kv_off = (h / c.kv_mul()) * hs;
-            let (q, xb) = (&s.q[h * hs..(h + 1) * hs], &mut s.xb[h * hs..(h + 1) * hs]);
-            attend(q, &layer_cache[kv_off..], &layer_values[kv_off..], kv_dim, att, xb);
-            if let Some(k) = hook.as_deref_mut() {
-                k.attention(l, h, att);
+        let parallel = kernels == Kernels::Fast;
+        heads::attend_heads(attend, parallel, c, pos, &s.q, layer_cache, layer_values, &mut s.att, &mut s.xb);
+        if let Some(k) = hook.as_deref_mut() {
+            for h in 0..c.n_heads {
+                k.attention(l, h, &s.att[h * c.seq_len..][..=pos]);
             }
         }
         if let Some(k) = hook.as_deref_mut() {
@@ -234,6 +235,7 @@ impl CpuBackend {
     }
     pub fn with_kernels(weights: impl Into<Arc<Weights>>, kernels: Kernels) -> CpuBackend {
         let weights = weights.into();
+        hugepages::advise(&weights);
         let state = State::new(&weights.config);
         CpuBackend { weights, adapter: None, kernels, state, edits: None }
     }

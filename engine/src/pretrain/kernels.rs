@@ -35,12 +35,10 @@ fn matmul_dw_f32(dw: &mut [f32], dy: &[f32], x: &[f32], n_in: usize) {
             }
         }
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    if dw.len() * (dy.len() / n_out.max(1)) >= 1 << 17 && rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        return dw.par_chunks_mut(DW_BLOCK * n_in).enumerate().for_each(block);
+    match k::parallel(dw.len() * (dy.len() / n_out.max(1))) {
+        Some(p) => crate::pool::for_chunks(&*p, dw, DW_BLOCK * n_in, |b, rows| block((b, rows))),
+        None => dw.chunks_mut(DW_BLOCK * n_in).enumerate().for_each(block),
     }
-    dw.chunks_mut(DW_BLOCK * n_in).enumerate().for_each(block);
 }
 
 /// `1 / sqrt(mean(x²) + eps)` summed in order, as the forward's RMSNorm.

@@ -15,6 +15,7 @@ use tinylm_engine::{Error, LoadedModel, Result};
 
 use crate::{backend, load, out};
 
+mod batch;
 mod finetune;
 pub mod tuning;
 
@@ -84,6 +85,10 @@ pub struct Args {
     /// GPU rows decode with the workgroup shapes of this tuning JSON (from --tune).
     #[arg(long)]
     pub tuning: Option<PathBuf>,
+    /// CPU: also time this many greedy sequences decoded together (`cpu::batch`), a row beside
+    /// each CPU thread count's; tokens/s counts every sequence's tokens.
+    #[arg(long, conflicts_with_all = ["finetune", "tune", "adapter"])]
+    pub sequences: Option<usize>,
 }
 
 /// One configuration's medians.
@@ -92,6 +97,8 @@ struct Row {
     backend: String,
     reason: String,
     threads: Option<usize>,
+    /// Sequences decoded together (1 but for `--sequences` rows).
+    sequences: usize,
     /// GPU decode with the f16 classifier (`--f16-classifier`).
     f16_classifier: bool,
     /// GPU: the decode kernels' workgroup shapes (`None`: the defaults).
@@ -123,6 +130,9 @@ pub fn run(a: Args) -> Result<()> {
     let mut rows = Vec::new();
     for (choice, threads) in plan(&a)? {
         rows.push(measure(&m, choice, threads, &a, wg)?);
+        if let (Some(n), BackendChoice::Cpu) = (a.sequences, choice) {
+            rows.push(batch::measure(m.weights(), n, threads, &a)?);
+        }
     }
     report(&m, &label, &a, &rows, None)
 }
@@ -222,13 +232,11 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         measure_open(&mut opened.backend, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
     };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
+    // The CPU's threads start once per configuration, as in an app that keeps its pool.
+    let pool = threads.map(tinylm_engine::pool::with_threads);
     for _ in 0..a.runs {
-        reports.push(match threads {
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| Error::InvalidSetting(format!("cannot start {n} threads: {e}")))?
-                .install(once)?,
+        reports.push(match &pool {
+            Some(p) => tinylm_engine::pool::install(p.clone(), once)?,
             None => once()?,
         });
     }
@@ -238,6 +246,7 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         backend: first.backend.clone(),
         reason: first.reason.clone(),
         threads,
+        sequences: 1,
         f16_classifier: first.f16_classifier,
         workgroups: wg.filter(|_| first.backend.starts_with("gpu")),
         runs: a.runs,

@@ -173,10 +173,8 @@ fn cross_entropy_bwd_f32(logits: &mut [f32], targets: &[u32], vocab: usize, scal
             *v *= scale;
         }
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    if super::linear::parallel(logits.len()) {
-        use rayon::prelude::*;
-        return logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(row);
+    match super::linear::parallel(logits.len()) {
+        Some(p) => crate::pool::for_chunks(&*p, logits, vocab, |i, l| row((l, &targets[i]))),
+        None => logits.chunks_exact_mut(vocab).zip(targets).for_each(row),
     }
-    logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
 }

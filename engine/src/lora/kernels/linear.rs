@@ -1,35 +1,33 @@
 //! Matrix products and the LoRA branch, forward and backward.
 //!
-//! Large products split their output rows over rayon's threads. Each output element is still
-//! summed by one thread in the serial order, so results are bit-identical to one thread.
-
-#[cfg(not(target_arch = "wasm32"))]
-use rayon::prelude::*;
+//! Large products split their output rows over the current pool (`crate::pool`). Each output
+//! element is still summed by one thread in the serial order, so results are bit-identical to
+//! one thread.
 
 use crate::lora::real::Real;
+use crate::pool;
 
 /// Work (multiply-adds) below this stays on the calling thread.
-#[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MIN: usize = 1 << 17;
 
-/// Whether to split `work` over rayon's threads (never in wasm, which has no rayon here).
-pub(super) fn parallel(work: usize) -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    return work >= PARALLEL_MIN && rayon::current_num_threads() > 1;
-    #[cfg(target_arch = "wasm32")]
-    {
-        let _ = work;
-        false
+/// The pool to split `work` over, when it is large enough and the pool has several threads.
+pub(crate) fn parallel(work: usize) -> Option<std::sync::Arc<dyn pool::Pool>> {
+    if work < PARALLEL_MIN {
+        return None;
     }
+    Some(pool::current()).filter(|p| p.threads() > 1)
 }
 
 /// Runs `f` on every pair of `(out row, in row)` chunks, in parallel when the work is large.
 fn rows<F: Real>(out: &mut [F], out_w: usize, inp: &[F], in_w: usize, work: usize, f: impl Fn(&mut [F], &[F]) + Sync) {
-    if parallel(work) {
-        #[cfg(not(target_arch = "wasm32"))]
-        return out.par_chunks_exact_mut(out_w).zip(inp.par_chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
+    let one = |o: &mut [F], i: &[F]| o.chunks_exact_mut(out_w).zip(i.chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
+    match parallel(work) {
+        Some(p) => {
+            let per = (out.len() / out_w).div_ceil(4 * p.threads()).max(1);
+            pool::for_chunks(&*p, out, per * out_w, |b, o| one(o, &inp[b * per * in_w..][..o.len() / out_w * in_w]))
+        }
+        None => one(out, inp),
     }
-    out.chunks_exact_mut(out_w).zip(inp.chunks_exact(in_w)).for_each(|(o, i)| f(o, i));
 }
 
 /// `y[N,out] = x[N,in] · wᵀ`, each dot product summed in order as run.c's matmul.
@@ -86,11 +84,10 @@ pub fn matmul_dw<F: Real>(dw: &mut [F], dy: &[F], x: &[F], n_in: usize, s: F) {
             }
         }
     };
-    if parallel(dw.len() * (dy.len() / n_out)) {
-        #[cfg(not(target_arch = "wasm32"))]
-        return dw.par_chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
+    match parallel(dw.len() * (dy.len() / n_out)) {
+        Some(p) => pool::for_chunks(&*p, dw, n_in, one_row),
+        None => dw.chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r)),
     }
-    dw.chunks_exact_mut(n_in).enumerate().for_each(|(o, r)| one_row(o, r));
 }
 
 /// One LoRA pair as the kernels see it: `a [r, in]`, `b [out, r]`, scale `s`.

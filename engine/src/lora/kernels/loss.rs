@@ -45,12 +45,8 @@ pub fn cross_entropy_bwd<F: Real>(logits: &mut [F], targets: &[u32], vocab: usiz
         }
     };
     // Rows are independent, so threads change nothing but the time.
-    if super::linear::parallel(logits.len()) {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            use rayon::prelude::*;
-            return logits.par_chunks_exact_mut(vocab).zip(targets.par_iter()).for_each(row);
-        }
+    match super::linear::parallel(logits.len()) {
+        Some(p) => crate::pool::for_chunks(&*p, logits, vocab, |i, l| row((l, &targets[i]))),
+        None => logits.chunks_exact_mut(vocab).zip(targets).for_each(row),
     }
-    logits.chunks_exact_mut(vocab).zip(targets).for_each(row);
 }

@@ -15,6 +15,7 @@ mod pointwise;
 
 pub use adamw::{adamw, adamw_tracked, AdamW, UpdateNorms};
 pub use attention::{attention, attention_bwd, attention_bwd_with, AttnShape};
+pub(crate) use linear::parallel;
 pub use linear::{lora, lora_bwd, matmul, matmul_add_scaled, matmul_dw, matmul_dx, LoraPair};
 pub use loss::{cross_entropy, cross_entropy_bwd, IGNORE};
 pub use pointwise::{

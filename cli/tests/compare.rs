@@ -1,0 +1,62 @@
+//! `generate --compare` (several stories decoded together on the CPU) against one `generate`
+//! run per setting, and `bench --sequences`'s rows.
+
+mod common;
+use common::*;
+
+fn generate(extra: &[&str]) -> Vec<u8> {
+    let mut args = vec!["generate".to_string(), model().display().to_string()];
+    args.extend(["-z".to_string(), tok512().display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ok(&args)
+}
+
+#[test]
+fn compare_prints_each_settings_own_story() {
+    let base = ["-i", "Once upon a time", "-n", "200", "-p", "0.9", "-s", "5"];
+    let mut args = base.to_vec();
+    args.extend(["--compare", "t=0; t=1.0,s=133742; t=0.8,p=0.5; t=1.2,s=9"]);
+    let got = generate(&args);
+    let mut expected = Vec::new();
+    for (t, p, s) in [("0", "0.9", "5"), ("1", "0.9", "133742"), ("0.8", "0.5", "5"), ("1.2", "0.9", "9")] {
+        expected.extend_from_slice(format!("[t={t} p={p} s={s}]\n").as_bytes());
+        expected.extend(generate(&["-i", "Once upon a time", "-n", "200", "-t", t, "-p", p, "-s", s]));
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+}
+
+#[test]
+fn compare_refuses_bad_settings_in_words() {
+    let z = tok512().display().to_string();
+    let m = model().display().to_string();
+    let err = fails(&["generate", &m, "-z", &z, "--compare", "t=hot"]);
+    assert!(err.contains("`hot` is not a number"), "{err}");
+    let err = fails(&["generate", &m, "-z", &z, "--compare", "t=1", "--backend", "gpu"]);
+    assert!(err.contains("on the CPU"), "{err}");
+}
+
+#[test]
+fn bench_sequences_adds_a_batch_row_per_cpu_thread_count() {
+    let out = ok(&[
+        "bench",
+        "--shape",
+        "micro",
+        "--backend",
+        "cpu",
+        "--threads",
+        "1,2",
+        "--sequences",
+        "3",
+        "--runs",
+        "1",
+        "-n",
+        "8",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    let seqs: Vec<(u64, u64)> = rows.iter().map(|r| (r["threads"].as_u64().unwrap(), r["sequences"].as_u64().unwrap())).collect();
+    assert_eq!(seqs, [(1, 1), (1, 3), (2, 1), (2, 3)]);
+    assert_eq!(rows[1]["decode_tokens"], 24, "3 sequences of 8 tokens");
+    assert!(rows[1]["decode_tok_s"].as_f64().unwrap() > 0.0);
+}
