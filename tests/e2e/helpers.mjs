@@ -53,14 +53,16 @@ export function tinylm(args) {
  * Headless Chromium with a fresh profile; close() also deletes the profile. `webgpu: true` adds
  * --enable-unsafe-webgpu, which gives a SwiftShader (software) WebGPU adapter; without it
  * Chromium offers no adapter here. `profile: DIR` uses (and keeps) that profile instead, so a
- * test can close the browser and open it again with the same storage.
+ * test can close the browser and open it again with the same storage. `bypassCSP: true` lets a
+ * test inject a script of its own (axe-core); only the accessibility test uses it.
  */
-export async function launchBrowser({ webgpu = false, profile: kept } = {}) {
+export async function launchBrowser({ webgpu = false, profile: kept, bypassCSP = false } = {}) {
   const profile = kept ?? (await mkdtemp(join(tmpdir(), 'tinylm-e2e-')));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1100, height: 900 },
+    bypassCSP,
     args: [
       '--no-sandbox',
       '--disable-background-networking',
@@ -111,11 +113,11 @@ export async function cspViolations(page) {
  * closed after. The returned object's `server` and `browser` are set once its `before` has run;
  * `extra` (routes, see serve) may be a function, called then.
  */
-export function useSite({ prefix = '/', extra = {}, webgpu = false } = {}) {
+export function useSite({ prefix = '/', extra = {}, webgpu = false, bypassCSP = false } = {}) {
   const site = { server: null, browser: null };
   before(async () => {
     site.server = await startServer(prefix, typeof extra === 'function' ? await extra() : extra);
-    site.browser = await launchBrowser({ webgpu });
+    site.browser = await launchBrowser({ webgpu, bypassCSP });
   });
   after(async () => {
     await site.browser?.close();

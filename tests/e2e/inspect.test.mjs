@@ -234,7 +234,7 @@ for (const mode of ['cpu', 'webgpu']) {
       await setRange(page, 'next-topp', 0.1);
       const kept = await page.locator('[data-testid=candidate][data-kept=true]').count();
       assert.equal(kept, 1);
-      assert.match(await page.textContent('[data-testid=kept-note]'), /^1 tokens survive/);
+      assert.match(await page.textContent('[data-testid=kept-note]'), /^1 token survives the top-p cut/);
       await setRange(page, 'next-topp', 1);
       assert.equal(await page.locator('[data-testid=candidate][data-kept=false]').count(), 0);
 

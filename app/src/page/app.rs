@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use super::client::Client;
 use super::client::Handler;
+use super::help::{Glossary, Tour, TourState};
 use super::state::{Ctx, Status};
 use super::{actions, browser, generate, inspect, keys, memory, models, storage_panel, train};
 use crate::link::{restore_plan, LinkState};
@@ -53,6 +54,8 @@ pub fn App() -> impl IntoView {
     }
     keys::install(ctx);
     let tab = RwSignal::new(TABS[0].key);
+    let tour = TourState::load();
+    provide_context(tour);
     let class = move || if ctx.present.get() { "app present" } else { "app" };
     view! {
         <div class=class data-testid="app" data-parses=move || ctx.parses.get().to_string()>
@@ -61,6 +64,10 @@ pub fn App() -> impl IntoView {
                     <h1>"TinyLM Lab"</h1>
                     <p class="tagline">"Karpathy's tiny llama2.c story models, running in your browser."</p>
                 </div>
+                <div class="top-buttons">
+                <button id="help" data-testid="help" type="button" class="secondary" on:click=move |_| tour.start()>
+                    "Help"
+                </button>
                 <button
                     id="present"
                     data-testid="present"
@@ -71,18 +78,26 @@ pub fn App() -> impl IntoView {
                 >
                     {move || if ctx.present.get() { "Exit presentation" } else { "Presentation mode" }}
                 </button>
+                </div>
             </header>
+            <Tour tour tab />
             <Tabs tab />
-            <div role="tabpanel" id="tab-panel" aria-labelledby=move || format!("tab-{}", tab.get())>
-                {move || {
-                    let key = tab.get();
-                    TABS.iter().find(|t| t.key == key).map(|t| (t.view)())
-                }}
-            </div>
+            // The one main landmark: whichever view is shown.
+            <main>
+                <div role="tabpanel" id="tab-panel" aria-labelledby=move || format!("tab-{}", tab.get())>
+                    {move || {
+                        let key = tab.get();
+                        TABS.iter().find(|t| t.key == key).map(|t| (t.view)())
+                    }}
+                </div>
+            </main>
             <footer class="foot">
-                "stories260K and tok512: MIT, Andrej Karpathy (llama2.c); trained on TinyStories "
-                "(CDLA-Sharing-1.0). Everything runs on this device; nothing you type leaves the page. "
-                <a href="models/LICENSE-NOTES.md">"Licence notes"</a>
+                <Glossary />
+                <p>
+                    "stories260K and tok512: MIT, Andrej Karpathy (llama2.c); trained on TinyStories "
+                    "(CDLA-Sharing-1.0). Everything runs on this device; nothing you type leaves the page. "
+                    <a href="licences.html" data-testid="licences">"Licences"</a>
+                </p>
             </footer>
         </div>
     }
@@ -105,7 +120,9 @@ fn Tabs(tab: RwSignal<&'static str>) -> impl IntoView {
         }
     };
     view! {
-        <nav class="tabs" role="tablist" aria-label="Views" on:keydown=on_key>
+        // The tab list inside a nav landmark (a role on the nav itself would remove the landmark).
+        <nav aria-label="Views">
+        <div class="tabs" role="tablist" aria-label="Views" on:keydown=on_key>
             {TABS.iter().map(|t| {
                 let key = t.key;
                 let selected = move || tab.get() == key;
@@ -118,6 +135,7 @@ fn Tabs(tab: RwSignal<&'static str>) -> impl IntoView {
                     </button>
                 }
             }).collect_view()}
+        </div>
         </nav>
     }
 }

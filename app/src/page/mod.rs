@@ -7,6 +7,7 @@ mod app;
 mod browser;
 mod client;
 mod generate;
+mod help;
 mod inspect;
 mod keys;
 mod link_adapter;

@@ -8,6 +8,7 @@ use web_sys::{File, HtmlInputElement};
 
 use super::actions;
 use super::client::Handler;
+use super::help::{About, Term};
 use super::state::{Ctx, Status};
 use crate::protocol::{FromWorker, ModelEntry, Source};
 use crate::storage::{self, Data, Entry, Estimate, Kind};
@@ -119,6 +120,13 @@ fn StoragePanel(p: Panel) -> impl IntoView {
     view! {
         <section class="card storage" aria-label="Storage" data-testid="storage">
             <h2>"Stored on this device"</h2>
+            <About>
+                <p>
+                    "Models and " <Term key="adapter" text="adapters" /> " can be kept in this browser's own storage, so "
+                    "the lab works without the internet and after a restart. Nothing here is uploaded anywhere; "
+                    "“Delete” removes a file from this device."
+                </p>
+            </About>
             <p class="hint">"Models you pick are saved here once they load; adapters too. They stay after a restart and work offline."</p>
             <p data-testid="storage-estimate">{move || p.estimate.get().map(describe_estimate)}</p>
             <div class="actions">
@@ -162,7 +170,7 @@ fn item(p: Panel, e: Entry) -> impl IntoView {
         <li data-testid="stored-item" data-kind=e.kind.word() data-name=e.name.clone()>
             <span class="name">{e.name.clone()}</span>
             <span class="hint">{format!("{} · {} · sha256 {short}…", e.kind.word(), size(e.size()))}</span>
-            <span class="visually-hidden">{sha}</span>
+            <span hidden>{sha}</span>
             <span class="buttons">
                 <Show when=move || is_model>
                     <button type="button" class="secondary" data-testid="stored-use" on:click={

@@ -8,6 +8,7 @@ mod model_card;
 use leptos::prelude::*;
 
 use super::actions;
+use super::help::{About, Term};
 use super::state::{Ctx, Status};
 use crate::protocol::FromWorker;
 use controls::Controls;
@@ -66,11 +67,21 @@ pub fn AdapterBadge(ctx: Ctx, place: &'static str) -> impl IntoView {
 pub fn view() -> AnyView {
     let ctx = expect_context::<Ctx>();
     view! {
-        <main class="layout">
+        <div class="layout">
+            <div class="view-about">
+                <About>
+                    <p>
+                        "A language model writes a story one " <Term key="token" /> " at a time. For each next token it "
+                        "gives every possible token a " <Term key="probability" /> ", then one is picked: "
+                        <Term key="temperature" /> ", " <Term key="top-p" /> " and the " <Term key="seed" />
+                        " decide how. The model here is tiny (260 thousand numbers) and only knows simple children's stories."
+                    </p>
+                </About>
+            </div>
             <ModelCard ctx />
             <Controls ctx />
             <Story ctx />
-        </main>
+        </div>
     }
     .into_any()
 }

@@ -9,6 +9,7 @@ use wasm_bindgen::JsCast;
 use super::canvas::{draw, Heat};
 use super::palette::{css, hue, ramp};
 use super::state::State;
+use crate::page::help::{About, Term};
 
 /// Thumbnails are at most this many pixels a side (max-pooled beyond).
 const THUMB: usize = 96;
@@ -33,14 +34,22 @@ pub fn Overview(s: State) -> impl IntoView {
     view! {
         <section class="card overview" aria-label="Attention of every layer and head">
             <h2>"Attention: layers × heads"</h2>
+            <About>
+                <p>
+                    "The model has several " <Term key="layer" text="layers" /> ", one after another, and each layer has several "
+                    <Term key="head" text="heads" /> ". Every small square is one head's " <Term key="attention" />
+                    ": a row for each token, a column for each earlier token, darker where the row's token looks more "
+                    "at the column's. Some heads look at the token just before, some at the start, some at similar words."
+                </p>
+            </About>
             <p class="hint">"Point at a head to preview it, click to keep it. Arrow keys move between heads."</p>
-            <div class="heads" role="grid" aria-label="Layers and heads" on:keydown=on_key
+            <div class="heads" role="group" aria-label="Layers and heads (arrow keys move)" on:keydown=on_key
                 on:mouseleave=move |_| s.hover.set(None)>
                 {move || {
                     let (layers, heads) = shape();
                     (0..layers).map(|l| view! {
-                        <div class="heads-row" role="row">
-                            <span class="heads-label" role="rowheader">{format!("L{}", l + 1)}</span>
+                        <div class="heads-row" role="group" aria-label=format!("Layer {}", l + 1)>
+                            <span class="heads-label" aria-hidden="true">{format!("L{}", l + 1)}</span>
                             {(0..heads).map(|h| view! { <Thumb s l h /> }).collect_view()}
                         </div>
                     }).collect_view()
@@ -74,9 +83,8 @@ fn Thumb(s: State, l: usize, h: usize) -> impl IntoView {
     });
     let locked = move || s.locked.get() == (l, h);
     view! {
-        <button type="button" role="gridcell" class="thumb" id=format!("head-{l}-{h}")
+        <button type="button" class="thumb" id=format!("head-{l}-{h}")
             data-testid=format!("head-{l}-{h}")
-            aria-label=format!("Layer {}, head {}", l + 1, h + 1)
             aria-pressed=move || locked().to_string()
             tabindex=move || if locked() { "0" } else { "-1" }
             class:locked=locked
@@ -86,6 +94,7 @@ fn Thumb(s: State, l: usize, h: usize) -> impl IntoView {
             on:click=move |_| { s.locked.set((l, h)); s.hover.set(None); }>
             <canvas node_ref=canvas aria-hidden="true"></canvas>
             <span class="thumb-label" aria-hidden="true">{format!("H{}", h + 1)}</span>
+            <span class="visually-hidden">{format!("Layer {}, head {}", l + 1, h + 1)}</span>
         </button>
     }
 }

@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 
 use super::state::State;
+use crate::page::help::{About, Term};
 use crate::protocol::inspect::{nearest, InspectCtl};
 use crate::protocol::ToWorker;
 
@@ -43,22 +44,30 @@ pub fn Lens(s: State) -> impl IntoView {
     let body = move || {
         s.data.with(|d| {
             let Some(d) = d.as_ref() else { return Vec::new() };
-            (0..d.layers()).rev().map(|l| {
-                let cells = span().map(|t| {
-                    let Some(top) = s.lens.with(|m| m.get(&t).map(|c| c[l])) else {
-                        return view! { <td class="pending" data-pending="true" title="Computing…">"…"</td> }.into_any();
-                    };
-                    let next = d.info.tokens.get(t + 1) == Some(&top.id);
-                    view! {
-                        <td class:hit=next class:strong={top.prob > 0.5} style:background-color=format!("rgba(0, 114, 178, {:.3})", top.prob * 0.85)>
-                            <span class="piece">{d.vocab(top.id).to_string()}</span>
-                            <span class="num">{format!("{:.0}%", top.prob * 100.0)}</span>
-                        </td>
-                    }.into_any()
-                }).collect::<Vec<_>>();
-                let name = if l + 1 == d.layers() { format!("L{} (output)", l + 1) } else { format!("L{}", l + 1) };
-                view! { <tr><th scope="row">{name}</th>{cells}</tr> }
-            }).collect::<Vec<_>>()
+            (0..d.layers())
+                .rev()
+                .map(|l| {
+                    let cells = span()
+                        .map(|t| {
+                            let Some(top) = s.lens.with(|m| m.get(&t).map(|c| c[l])) else {
+                                return view! { <td class="pending" data-pending="true" title="Computing…">"…"</td> }.into_any();
+                            };
+                            let next = d.info.tokens.get(t + 1) == Some(&top.id);
+                            view! {
+                                // Light enough at 100% for dark text (WCAG AA); over the black of presentation
+                                // mode the same tint stays dark enough for white text.
+                                <td class:hit=next style:background-color=format!("rgba(0, 114, 178, {:.3})", top.prob * 0.45)>
+                                    <span class="piece">{d.vocab(top.id).to_string()}</span>
+                                    <span class="num">{format!("{:.0}%", top.prob * 100.0)}</span>
+                                </td>
+                            }
+                            .into_any()
+                        })
+                        .collect::<Vec<_>>();
+                    let name = if l + 1 == d.layers() { format!("L{} (output)", l + 1) } else { format!("L{}", l + 1) };
+                    view! { <tr><th scope="row">{name}</th>{cells}</tr> }
+                })
+                .collect::<Vec<_>>()
         })
     };
     let note = move || {
@@ -80,6 +89,15 @@ pub fn Lens(s: State) -> impl IntoView {
     view! {
         <section class="card lens" aria-label="Logit lens">
             <h2>"Logit lens"</h2>
+            <About>
+                <p>
+                    "The " <Term key="logit lens" /> " asks every " <Term key="layer" /> " “what would you predict next if you "
+                    "were the last?” Each column is a token of the text, each row a layer, the bottom row the first. "
+                    "After layer 1 the " <Term key="residual stream" /> " still mostly holds the token itself, so the lens "
+                    "often shows that same token at nearly 100%: it has not yet worked out what comes next. Higher "
+                    "layers move towards the real next token."
+                </p>
+            </About>
             <p class="hint">
                 "The model's final norm and classifier applied to the residual stream after each layer: the token \
                  it would predict next if it stopped there, and how sure it would be. Underlined: the token that \

@@ -2,6 +2,7 @@
 //! head, the next-token distribution as the sampler reshapes it, the logit lens, attention
 //! rollout and a step-by-step replay. The worker computes; this module only draws.
 
+mod axes;
 mod canvas;
 mod data;
 mod export;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 
 use super::client::Handler;
+use super::help::{About, Term};
 use super::state::Ctx;
 use crate::protocol::inspect::{InspectCtl, InspectInfo, InspectNews, InspectRequest, Inspected, Stage};
 use crate::protocol::{FromWorker, ToWorker};
@@ -42,7 +44,11 @@ fn receive(s: State, msg: &FromWorker) {
     }
 }
 
-/// Asks the worker to inspect the last story (or the prompt when there is none).
+/// What Inspect reads when no story has been written: the prompt, or this when it is empty
+/// (a bare start marker would show one token and nothing to learn from).
+pub const STAND_IN: &str = "Once upon a time";
+
+/// Asks the worker to inspect the last story (or the prompt, or `STAND_IN`, when there is none).
 pub fn request(s: State) {
     let ctx = s.ctx;
     let id = s.req.get_untracked() + 1;
@@ -51,7 +57,8 @@ pub fn request(s: State) {
     s.progress.set(None);
     s.source.set(Some((ctx.run_id.get_untracked(), ctx.active.get_untracked())));
     let has_run = ctx.run_id.get_untracked() > 0;
-    let text = ctx.form.prompt.get_untracked();
+    let prompt = ctx.form.prompt.get_untracked();
+    let text = if prompt.trim().is_empty() { STAND_IN.to_string() } else { prompt };
     lens::cancel_pending(s);
     ctx.send(&ToWorker::Inspect(InspectRequest { id, last_run: has_run, text }));
 }
@@ -154,6 +161,15 @@ pub fn view() -> AnyView {
     view! {
         <section class="inspect" aria-label="Inspect the model">
             <div class="card inspect-head">
+                <About>
+                    <p>
+                        "Inspect opens up the model while it reads the text: which earlier " <Term key="token" text="tokens" />
+                        " each token pays " <Term key="attention" /> " to, in every " <Term key="layer" /> " and "
+                        <Term key="head" /> ", and how sure it is about the next token. Nothing is re-trained here; "
+                        "it only shows the numbers the model computed."
+                    </p>
+                </About>
+                <p class="inspect-subject" data-testid="inspect-subject">{move || subject(s)}</p>
                 <p class="inspect-status" data-testid="inspect-status" role="status"
                     data-state=move || s.phase.with(Phase::word)>{phase_text}</p>
                 <div class="actions">
@@ -202,6 +218,19 @@ fn progress_value(s: State) -> f64 {
             }
         }
         None => 0.0,
+    }
+}
+
+/// What is being inspected when it is not a story the model wrote.
+fn subject(s: State) -> String {
+    let prompt_only = s.data.with(|d| d.as_ref().is_some_and(|d| d.info.settings.is_none()));
+    if !prompt_only {
+        return String::new();
+    }
+    if s.ctx.form.prompt.with(|p| p.trim().is_empty()) {
+        format!("No story yet, and the prompt is empty: inspecting “{STAND_IN}”. Write a story in Generate to inspect it.")
+    } else {
+        "No story yet: inspecting the prompt. Write a story in Generate to inspect it.".to_string()
     }
 }
 

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use tinylm_engine::trace::next_tokens;
 
 use super::state::State;
+use crate::page::help::{About, Term};
 
 const K: usize = 12;
 
@@ -32,7 +33,8 @@ pub fn NextTokens(s: State) -> impl IntoView {
     let kept_note = move || {
         view_data.with(|v| match v {
             Some((.., kept, mass, _)) => {
-                format!("{kept} tokens survive the top-p cut ({:.1}% of the probability before renormalising).", mass * 100.0)
+                let (noun, verb) = if *kept == 1 { ("token", "survives") } else { ("tokens", "survive") };
+                format!("{kept} {noun} {verb} the top-p cut ({:.1}% of the probability before renormalising).", mass * 100.0)
             }
             None => String::new(),
         })
@@ -60,6 +62,14 @@ pub fn NextTokens(s: State) -> impl IntoView {
     view! {
         <section class="card next" aria-label="Next-token probabilities">
             <h2>{heading}</h2>
+            <About>
+                <p>
+                    "For the picked token, the model scores every possible next token (its " <Term key="logit" text="logits" />
+                    ") and turns the scores into " <Term key="probability" text="probabilities" /> ". The grey bars are the "
+                    "model's own odds; the blue bars are what the dice actually use after " <Term key="temperature" />
+                    " and " <Term key="top-p" /> ". Move the sliders to see how they reshape the odds."
+                </p>
+            </About>
             <div class="sliders">
                 <Slider label="Temperature" testid="next-temperature" value=s.temperature min=0.0 max=2.0 step=0.05 />
                 <Slider label="Top-p" testid="next-topp" value=s.topp min=0.0 max=1.0 step=0.01 />

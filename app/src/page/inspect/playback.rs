@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use tinylm_engine::trace::odds;
 
 use super::state::State;
+use crate::page::help::{About, Term};
 
 const TICK_MS: u64 = 700;
 
@@ -89,15 +90,24 @@ pub fn Playback(s: State) -> impl IntoView {
     view! {
         <section class="card playback" aria-label="Step-by-step generation">
             <h2>"Step by step"</h2>
+            <About>
+                <p>
+                    "Replay how the story was written: at each step the model picked one " <Term key="token" />
+                    ". The views above follow along, and later tokens fade out, because when the model chose this "
+                    "token it had not seen them yet."
+                </p>
+            </About>
             <div class="actions">
-                <button type="button" class="secondary" data-testid="step-back" aria-label="Step back"
-                    on:click=move |_| { stop(); go(s, s.step.get_untracked().map_or(hi(), |t| t.saturating_sub(1))) }>"◀ Step"</button>
+                <button type="button" class="secondary" data-testid="step-back"
+                    on:click=move |_| { stop(); go(s, s.step.get_untracked().map_or(hi(), |t| t.saturating_sub(1))) }>
+                    <span aria-hidden="true">"◀ "</span>"Step back"</button>
                 <button type="button" data-testid="play" aria-pressed=move || s.playing.get().to_string()
                     on:click=move |_| if s.playing.get_untracked() { stop() } else { play() }>
                     {move || if s.playing.get() { "Pause" } else { "Play" }}
                 </button>
-                <button type="button" class="secondary" data-testid="step-forward" aria-label="Step forward"
-                    on:click=move |_| { stop(); go(s, s.step.get_untracked().map_or(lo(), |t| t + 1)) }>"Step ▶"</button>
+                <button type="button" class="secondary" data-testid="step-forward"
+                    on:click=move |_| { stop(); go(s, s.step.get_untracked().map_or(lo(), |t| t + 1)) }>
+                    "Step forward"<span aria-hidden="true">" ▶"</span></button>
                 <button type="button" class="secondary" data-testid="step-all"
                     on:click=move |_| { stop(); s.step.set(None) }>"Show all"</button>
                 <input type="range" class="scrub" data-testid="scrub" aria-label="Scrub through the steps"

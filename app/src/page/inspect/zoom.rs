@@ -5,10 +5,12 @@ use leptos::ev::{KeyboardEvent, MouseEvent};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
+use super::axes::Axes;
 use super::canvas::{cell_at, cell_for, draw, Heat};
 use super::data::Data;
 use super::palette::viridis;
 use super::state::State;
+use crate::page::help::{About, Term};
 
 /// About this many pixels a side for the large heatmaps.
 const ZOOM_PX: usize = 512;
@@ -79,9 +81,18 @@ pub fn Zoom(s: State) -> impl IntoView {
     view! {
         <section class="card zoom" aria-label="The chosen head">
             <h2 data-testid="zoom-title" data-layer=move || s.shown().0 data-head=move || s.shown().1>{title}</h2>
-            <canvas node_ref=canvas data-testid="zoom" class="heat" tabindex="0" role="img"
-                aria-label=move || format!("{}: attention of each query token (rows) to earlier tokens (columns). Arrow keys move a cursor.", title())
-                on:mousemove=on_move on:mouseleave=move |_| cell.set(None) on:keydown=on_key></canvas>
+            <About>
+                <p>
+                    "One " <Term key="head" /> " large. Read it row by row: the token on the left looks back at the tokens "
+                    "along the top, and the brighter the square, the more " <Term key="attention" /> " it pays. Each row "
+                    "adds up to 100%. The top-right half is hatched because a token can never look at tokens that come after it."
+                </p>
+            </About>
+            <Axes s cell>
+                <canvas node_ref=canvas data-testid="zoom" class="heat" tabindex="0" role="img"
+                    aria-label=move || format!("{}: attention of each query token (rows) to earlier tokens (columns). Arrow keys move a cursor.", title())
+                    on:mousemove=on_move on:mouseleave=move |_| cell.set(None) on:keydown=on_key></canvas>
+            </Axes>
             <p class="readout" data-testid="zoom-readout" aria-live="polite">{readout}</p>
             <label class="check">
                 <input type="checkbox" data-testid="shared-scale" prop:checked=move || s.shared_scale.get()
@@ -126,9 +137,21 @@ pub fn Rollout(s: State) -> impl IntoView {
         });
     });
     let layers = move || s.data.with(|d| d.as_ref().map_or(1, |d| d.layers()));
+    let cell = RwSignal::new(None::<(usize, usize)>);
+    let on_move = move |e: MouseEvent| {
+        let (Some(c), n) = (canvas.get_untracked(), len(s)) else { return };
+        cell.set(cell_at(&c, e.offset_x(), e.offset_y(), n));
+    };
     view! {
         <section class="card rollout" aria-label="Attention rollout">
             <h2>"Attention rollout (an approximation)"</h2>
+            <About>
+                <p>
+                    <Term key="rollout" text="Attention rollout" /> " follows attention through all the "
+                    <Term key="layer" text="layers" /> " at once: how much of each token (rows) can be traced back to "
+                    "each input token (columns). It is only an estimate."
+                </p>
+            </About>
             <p class="hint">
                 "How much of each position (rows) traces back to each input token (columns), multiplying the \
                  heads' mean attention through the layers with the residual path counted as half. It ignores \
@@ -140,8 +163,10 @@ pub fn Rollout(s: State) -> impl IntoView {
                     prop:value=move || (layer.get().min(layers() - 1) + 1).to_string()
                     on:input=move |e| layer.set(event_target_value(&e).parse::<usize>().unwrap_or(1).saturating_sub(1)) />
             </label>
-            <canvas node_ref=canvas class="heat small" role="img" data-testid="rollout"
-                aria-label="Attention rollout heatmap"></canvas>
+            <Axes s cell>
+                <canvas node_ref=canvas class="heat small" role="img" data-testid="rollout"
+                    aria-label="Attention rollout heatmap" on:mousemove=on_move on:mouseleave=move |_| cell.set(None)></canvas>
+            </Axes>
         </section>
     }
 }

@@ -102,17 +102,20 @@ pub fn DataPanel(t: TrainCtx) -> impl IntoView {
     };
     view! {
         <div class="data" data-testid="train-data">
-            <h3>"1. Text to learn from"</h3>
-            <select data-testid="corpus" on:change=change prop:value=move || d.source.get() disabled=move || t.busy()>
+            <h3 id="train-text-title">"1. Text to learn from"</h3>
+            <select data-testid="corpus" aria-labelledby="train-text-title" on:change=change prop:value=move || d.source.get() disabled=move || t.busy()>
                 {CORPORA.iter().map(|c| view! { <option value=c.key>{c.title}</option> }).collect_view()}
                 <option value="paste">"Paste your own text"</option>
                 <option value="file">"Upload a .txt file"</option>
             </select>
             <Show when=move || d.source.get() == "paste">
-                <textarea data-testid="paste" rows="5" placeholder="Paste a story or a few pages of a book…" on:change=pasted></textarea>
+                <textarea data-testid="paste" rows="5" aria-label="Your text" placeholder="Paste a story or a few pages of a book…" on:change=pasted></textarea>
             </Show>
             <Show when=move || d.source.get() == "file">
-                <input type="file" accept=".txt,text/plain" data-testid="text-upload" on:change=on_file />
+                <label class="upload">
+                    <span>"A .txt file: "</span>
+                    <input type="file" accept=".txt,text/plain" data-testid="text-upload" on:change=on_file />
+                </label>
             </Show>
             <p class="hint" data-testid="data-source">{move || d.label.get()}</p>
             <p class="counts" data-testid="counts"
@@ -128,7 +131,7 @@ pub fn DataPanel(t: TrainCtx) -> impl IntoView {
             </p>
             <details class="preview">
                 <summary>"Show the text"</summary>
-                <pre class="text-preview">{move || d.text.with(|s| s.chars().take(3000).collect::<String>())}</pre>
+                <pre class="text-preview" tabindex="0" role="region" aria-label="The training text">{move || d.text.with(|s| s.chars().take(3000).collect::<String>())}</pre>
             </details>
         </div>
     }

@@ -241,6 +241,8 @@ pub fn logits_ready(t: TrainCtx, _req: u64, result: Result<Vec<Vec<f32>>, String
 #[component]
 pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
     let tokens = RwSignal::new("1 403 407 261 378".to_string());
+    // The developer tools are open: the rows show their "Logits" buttons.
+    let dev = RwSignal::new(false);
     let on_upload = move |ev: leptos::ev::Event| {
         let input: HtmlInputElement = event_target(&ev);
         let files: Vec<gloo::file::File> = input.files().map(|l| gloo::file::FileList::from(l).to_vec()).unwrap_or_default();
@@ -263,31 +265,37 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
                         on:click=move |_| t.send(TrainCmd::Use { adapter: None })>"Use no adapter"</button>
                 </Show>
             </p>
+            <div class="scroll">
             <table class="adapters">
-                <thead><tr><th>"name"</th><th>"base model"</th><th>"size"</th><th>"loss"</th><th></th></tr></thead>
+                <thead><tr><th>"name"</th><th>"base model"</th><th>"size"</th><th>"loss"</th><th><span class="visually-hidden">"actions"</span></th></tr></thead>
                 <tbody>
-                    {move || t.library.get().into_iter().map(|item| row(t, item, tokens)).collect_view()}
+                    {move || t.library.get().into_iter().map(|item| row(t, item, tokens, dev)).collect_view()}
                 </tbody>
             </table>
+            </div>
             <label class="upload">
                 <span>"Upload a PEFT adapter (adapter_config.json + adapter_model.safetensors, or a zip from here): "</span>
                 <input type="file" multiple accept=".json,.safetensors,.zip" data-testid="adapter-upload" on:change=on_upload />
             </label>
             <p class="note" data-testid="library-note" role="status">{move || t.note.get()}</p>
             <Comparison t />
-            <details class="logits-check">
-                <summary>"Check logits"</summary>
-                <p class="hint">"The model's scores for every next token at each position of these token ids (for comparing with the tinylm command)."</p>
-                <input type="text" data-testid="logits-tokens" bind:value=tokens />
+            <details class="logits-check devtools" on:toggle=move |e| dev.set(event_target::<web_sys::Element>(&e).has_attribute("open"))>
+                <summary>"For developers"</summary>
+                <h4>"Check logits"</h4>
+                <p class="hint">"The model's scores for every next token at each position of these token ids (for comparing with the tinylm command). “Logits” in an adapter's row fills this box with that adapter on."</p>
+                <label class="field">
+                    <span class="name">"Token ids"</span>
+                    <input type="text" data-testid="logits-tokens" bind:value=tokens />
+                </label>
                 <button type="button" class="secondary" data-testid="logits-plain"
                     on:click=move |_| logits(t, None, tokens.get_untracked())>"Logits without adapter"</button>
-                <textarea readonly rows="3" data-testid="logits-json" prop:value=move || t.logits.get()></textarea>
+                <textarea readonly rows="3" data-testid="logits-json" aria-label="Logits (JSON)" prop:value=move || t.logits.get()></textarea>
             </details>
         </div>
     }
 }
 
-fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>) -> impl IntoView {
+fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>, dev: RwSignal<bool>) -> impl IntoView {
     let m = &item.meta;
     let loss = m.loss.map_or("uploaded".to_string(), |l| format!("{l:.3}"));
     let detail = format!("r{} α{} on {}", m.info.rank, m.info.alpha, m.info.targets.join(", "));
@@ -302,8 +310,13 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>) -> impl IntoView {
                 <button type="button" data-testid="adapter-use" on:click=move |_| use_in_generate(t, a.clone())>"Use"</button>
                 <button type="button" class="secondary" data-testid="adapter-compare" on:click=move |_| compare(t, e.clone())>"Compare"</button>
                 <button type="button" class="secondary" data-testid="adapter-download" on:click=move |_| download(t, b.clone())>"Download"</button>
-                <button type="button" class="secondary" data-testid="adapter-logits"
-                    on:click=move |_| logits(t, Some(c.clone()), tokens.get_untracked())>"Logits"</button>
+                <Show when=move || dev.get()>
+                    <button type="button" class="secondary" data-testid="adapter-logits"
+                        on:click={
+                            let c = c.clone();
+                            move |_| logits(t, Some(c.clone()), tokens.get_untracked())
+                        }>"Logits"</button>
+                </Show>
                 <button type="button" class="secondary" data-testid="adapter-delete" on:click=move |_| delete(t, d.clone())>"Delete"</button>
             </td>
         </tr>

@@ -14,6 +14,7 @@ mod store;
 use leptos::prelude::*;
 
 use super::client::Handler;
+use super::help::{About, Term};
 use super::state::Ctx;
 use crate::protocol::train::TrainEvent;
 use crate::protocol::FromWorker;
@@ -98,6 +99,16 @@ fn TrainView(t: TrainCtx) -> impl IntoView {
     view! {
         <section class="card train" aria-label="Train" data-testid="train">
             <h2>"Train an adapter"</h2>
+            <About>
+                <p>
+                    "Training nudges the model towards a text's style. With " <Term key="LoRA" /> " the model itself stays as "
+                    "it is; a small " <Term key="adapter" /> " of extra numbers learns instead. The chart shows the "
+                    <Term key="loss" /> " (how surprised the model is by the text) on the training part and on a "
+                    <Term key="held-out" /> " part it never trains on. If the training loss falls while the held-out "
+                    "loss rises, the adapter is memorising the text rather than learning its style: "
+                    <Term key="overfitting" /> "."
+                </p>
+            </About>
             <p class="hint">
                 "Teach the model a new style with LoRA: a small set of extra weights (an adapter) is \
                  trained on your text while the model itself stays as it is. Everything happens on \

@@ -139,7 +139,8 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
             <Show when=move || t.save_note.with(|n| !n.is_empty())>
                 <p class="save-note" role="alert" data-testid="train-save-note">{move || t.save_note.get()}</p>
             </Show>
-            <span class="visually-hidden" data-testid="train-saved-step">{move || t.saved_step.get().map(|s| s.to_string()).unwrap_or_default()}</span>
+            // Numbers for tests and tools only: `hidden`, so screen readers skip them.
+            <span hidden data-testid="train-saved-step">{move || t.saved_step.get().map(|s| s.to_string()).unwrap_or_default()}</span>
             <progress data-testid="train-progress" max=move || t.total.get().max(1) value=move || t.step.get()></progress>
             <dl class="figures">
                 <div><dt>"step"</dt><dd data-testid="train-step">{move || format!("{} / {}", t.step.get(), t.total.get())}</dd></div>
@@ -156,8 +157,8 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
                     b => format!("Training on the processor: {b}."),
                 }}
             </p>
-            <pre class="visually-hidden" data-testid="train-losses">{move || serde_json::to_string(&t.losses.get()).unwrap_or_default()}</pre>
-            <pre class="visually-hidden" data-testid="train-held">{move || serde_json::to_string(&t.held.get()).unwrap_or_default()}</pre>
+            <pre hidden data-testid="train-losses">{move || serde_json::to_string(&t.losses.get()).unwrap_or_default()}</pre>
+            <pre hidden data-testid="train-held">{move || serde_json::to_string(&t.held.get()).unwrap_or_default()}</pre>
             <Samples t />
         </div>
     }

@@ -1,0 +1,145 @@
+//! The guided tour: a few steps through Generate → Inspect → Train, shown on a first visit (and
+//! again from the Help button). It sits in the page's flow above the tabs, so it never covers
+//! what it talks about; each step switches to its tab and outlines the part it describes.
+//! Skipping or finishing it is remembered on this device (localStorage).
+
+use crate::page::browser;
+use leptos::prelude::*;
+
+const SEEN_KEY: &str = "tinylm-tour-seen";
+
+struct Step {
+    tab: &'static str,
+    /// A selector for what the step is about (outlined while it is shown).
+    spot: &'static str,
+    title: &'static str,
+    text: &'static str,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        tab: "generate",
+        spot: "#prompt",
+        title: "A language model in your browser",
+        text: "This lab runs a tiny story-writing model on this device. Type the start of a story in the Prompt box, or leave it empty and let the model begin.",
+    },
+    Step {
+        tab: "generate",
+        spot: "#generate",
+        title: "Write a story",
+        text: "Temperature, top-p and seed decide how each next piece of text is picked. Press Generate and watch the story appear, one token at a time.",
+    },
+    Step {
+        tab: "inspect",
+        spot: "[data-testid=tokens]",
+        title: "Look inside: tokens",
+        text: "Inspect shows what the model worked out. Each box is one token. Point at a token (or move with the arrow keys) to see which earlier tokens it pays attention to.",
+    },
+    Step {
+        tab: "inspect",
+        spot: ".overview",
+        title: "Attention heads",
+        text: "Each small square is one attention head in one layer. Click one to see it large: every row is a token, and the colours show how much it looks back at each earlier token.",
+    },
+    Step {
+        tab: "inspect",
+        spot: ".next",
+        title: "What comes next?",
+        text: "The next-token table shows the model's odds for the next token and how temperature and top-p change them. The logit lens further down shows what each layer would guess.",
+    },
+    Step {
+        tab: "train",
+        spot: "[data-testid=train-start]",
+        title: "Teach it a style",
+        text: "Train teaches the model a new style with a small adapter (LoRA). Pick a text, press Start and watch the loss: lower means the model predicts the text better.",
+    },
+    Step {
+        tab: "generate",
+        spot: "#help",
+        title: "That's it!",
+        text: "Words with a dotted underline explain themselves when you click them, and every view has a “What am I looking at?”. Press Help to take this tour again.",
+    },
+];
+
+/// The tour's state, provided as context so the Help button can start it again.
+#[derive(Clone, Copy)]
+pub struct TourState {
+    /// The step shown, or None when the tour is closed.
+    pub step: RwSignal<Option<usize>>,
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    browser::window().local_storage().ok().flatten()
+}
+
+impl TourState {
+    /// Open on a first visit (nothing remembered), closed otherwise.
+    pub fn load() -> TourState {
+        let seen = storage().and_then(|s| s.get_item(SEEN_KEY).ok().flatten()).is_some();
+        TourState { step: RwSignal::new((!seen).then_some(0)) }
+    }
+    pub fn start(&self) {
+        self.step.set(Some(0));
+    }
+    /// Closes the tour and remembers that it was seen.
+    pub fn close(&self) {
+        if let Some(s) = storage() {
+            let _ = s.set_item(SEEN_KEY, "1");
+        }
+        self.step.set(None);
+    }
+}
+
+/// Outlines step `at`'s element (and no other) once its tab has drawn it: tries again for a
+/// few seconds (Inspect draws its views when the inspection arrives), while the step is shown.
+fn outline(tour: TourState, at: Option<usize>, tries: u32) {
+    let run = move || {
+        if tour.step.get_untracked() != at {
+            return;
+        }
+        let Some(doc) = browser::window().document() else { return };
+        while let Some(old) = doc.query_selector(".tour-spot").ok().flatten() {
+            let _ = old.class_list().remove_1("tour-spot");
+        }
+        match at.and_then(|i| doc.query_selector(STEPS[i].spot).ok().flatten()) {
+            Some(el) => {
+                let _ = el.class_list().add_1("tour-spot");
+            }
+            None if at.is_some() && tries > 0 => outline(tour, at, tries - 1),
+            None => {}
+        }
+    };
+    set_timeout(run, std::time::Duration::from_millis(100));
+}
+
+#[component]
+pub fn Tour(tour: TourState, tab: RwSignal<&'static str>) -> impl IntoView {
+    Effect::new(move |_| {
+        let at = tour.step.get();
+        if let Some(i) = at {
+            tab.set(STEPS[i].tab);
+        }
+        outline(tour, at, 50);
+    });
+    let last = STEPS.len() - 1;
+    let at = move || tour.step.get().unwrap_or(0);
+    view! {
+        <Show when=move || tour.step.with(Option::is_some)>
+            <aside class="tour" data-testid="tour" aria-labelledby="tour-title" data-step=move || at().to_string()
+                data-tab=move || STEPS[at()].tab>
+                <p class="tour-count">{move || format!("Tour · step {} of {}", at() + 1, STEPS.len())}</p>
+                <h2 id="tour-title">{move || STEPS[at()].title}</h2>
+                <p>{move || STEPS[at()].text}</p>
+                <div class="actions">
+                    <button type="button" class="secondary" data-testid="tour-back" disabled=move || at() == 0
+                        on:click=move |_| tour.step.set(Some(at().saturating_sub(1)))>"Back"</button>
+                    <button type="button" data-testid="tour-next"
+                        on:click=move |_| if at() == last { tour.close() } else { tour.step.set(Some(at() + 1)) }>
+                        {move || if at() == last { "Finish" } else { "Next" }}
+                    </button>
+                    <button type="button" class="secondary" data-testid="tour-skip" on:click=move |_| tour.close()>"Skip the tour"</button>
+                </div>
+            </aside>
+        </Show>
+    }
+}

@@ -1,0 +1,101 @@
+// Layout on phones and projectors (issue 17): no sideways page scroll on any tab from 360 to
+// 430 px wide (the tab bar wraps, wide tables scroll inside their card, the run's figures never
+// break into stacked letters), and Inspect in presentation mode at 1920×1080 with the tokens and
+// the zoomed head on screen together.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { openApp, screenshot, useSite, waitForState } from './helpers.mjs';
+import { show, skipTour, storyAndInspect } from './views.mjs';
+
+const TABS = ['generate', 'inspect', 'train', 'storage'];
+
+/** The page's width against the viewport's, and anything that pokes out on the right. */
+async function overflow(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((el) => {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.right <= width + 0.5) return false;
+        // Inside a scrolling box, poking out is fine: it scrolls there.
+        for (let p = el.parentElement; p; p = p.parentElement) {
+          const o = getComputedStyle(p).overflowX;
+          if ((o === 'auto' || o === 'scroll' || o === 'hidden') && p.getBoundingClientRect().right <= width + 0.5) return false;
+        }
+        return true;
+      })
+      .slice(0, 5)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)} px)`);
+    return { scroll: document.documentElement.scrollWidth, width, wide };
+  });
+}
+
+describe('Layout', () => {
+  const site = useSite();
+
+  test('no sideways scroll on any tab at 360, 390 and 430 px; tabs, figures and tables fit', async () => {
+    const { page } = await openApp(site.browser.context, site.server.url);
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await storyAndInspect(page);
+    for (const width of [360, 390, 430]) {
+      await page.setViewportSize({ width, height: 800 });
+      for (const tab of TABS) {
+        await show(page, tab);
+        const o = await overflow(page);
+        assert.ok(o.scroll <= width, `${tab} at ${width} px: the page is ${o.scroll} px wide; poking out: ${o.wide.join(', ')}`);
+        assert.deepEqual(o.wide, [], `${tab} at ${width} px`);
+        // Every tab button is on screen (the bar wraps).
+        const tabs = await page.$$eval('[role=tab]', (els) => els.map((e) => e.getBoundingClientRect().right));
+        assert.ok(tabs.every((r) => r <= width), `${tab} at ${width} px: tab bar ${tabs}`);
+      }
+      // The run's figures: each label and value on one line ("CPU", not "C/P/U").
+      await show(page, 'generate');
+      const lines = await page.$$eval('[data-testid=figures] dt, [data-testid=figures] dd', (els) =>
+        els.map((e) => [e.textContent, e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)]));
+      for (const [text, n] of lines) assert.ok(n < 1.5, `"${text}" takes ${n.toFixed(1)} lines at ${width} px`);
+      if (width === 390) {
+        for (const tab of TABS) {
+          await show(page, tab);
+          await screenshot(page, `layout-390-${tab}`);
+        }
+      }
+    }
+    // The logit lens table is wider than a phone: it scrolls inside its card.
+    await page.setViewportSize({ width: 360, height: 800 });
+    await show(page, 'inspect');
+    const lens = await page.$eval('.lens .scroll', (el) => [el.scrollWidth, el.clientWidth]);
+    assert.ok(lens[0] > lens[1], `the lens table (${lens[0]} px) should scroll inside its card (${lens[1]} px)`);
+    await page.close();
+  });
+
+  test('presentation mode at 1920×1080: the tokens and the zoomed head are on screen together', async () => {
+    const { page } = await openApp(site.browser.context, site.server.url);
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await storyAndInspect(page);
+    await page.click('[data-testid=present]');
+    await skipTour(page);
+    await show(page, 'inspect');
+    // Scroll so the zoomed head is wholly in view, then the token strip must be in view too.
+    await page.$eval('[data-testid=zoom]', (el) => el.scrollIntoView({ block: 'nearest' }));
+    const r = await page.evaluate(() => {
+      const box = (sel) => {
+        const b = document.querySelector(sel).getBoundingClientRect();
+        return { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
+      };
+      return {
+        zoom: box('[data-testid=zoom]'), tokens: box('[data-testid=tokens]'), heads: box('.heads'),
+        h: innerHeight, w: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth,
+      };
+    });
+    assert.ok(r.scroll <= 1920, `the page is ${r.scroll} px wide`);
+    assert.ok(r.zoom.top >= 0 && r.zoom.bottom <= r.h, `zoomed head ${JSON.stringify(r.zoom)} in ${r.h}`);
+    assert.ok(r.zoom.bottom - r.zoom.top >= 400, `the zoomed head is ${r.zoom.bottom - r.zoom.top} px: too small for a projector`);
+    assert.ok(r.tokens.top >= 0 && r.tokens.bottom <= r.h, `tokens ${JSON.stringify(r.tokens)} in ${r.h}`);
+    // Side by side: the strip on the left, the zoomed head on the right.
+    assert.ok(r.tokens.right <= r.zoom.left, `tokens ${JSON.stringify(r.tokens)}, zoom ${JSON.stringify(r.zoom)}`);
+    await screenshot(page, 'layout-present-1920');
+    await page.close();
+  });
+});
