@@ -16,6 +16,13 @@ pub fn start(s: State, kind: Kind, make: impl FnOnce(u64) -> ExperimentRequest) 
     s.req.set(id);
     s.running.set(Some((id, kind)));
     s.phase(kind).set(Phase::Busy(None));
+    // The last result of this kind goes: it no longer matches the form, and an error shown
+    // above it would read as its own.
+    match kind {
+        Kind::KnockOut => s.knocked.set(None),
+        Kind::Patch => s.patched.set(None),
+        Kind::Steer => s.steered.set(None),
+    }
     s.ctx.send(&ToWorker::Experiment(make(id)));
 }
 
