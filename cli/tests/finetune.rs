@@ -69,8 +69,9 @@ fn losses(dir: &Path) -> Vec<f64> {
 }
 
 /// Every tensor of `dir`'s adapter against the same key of `want_dir`'s: same keys and shapes,
-/// values within `rel` of the reference's largest magnitude, per tensor.
+/// values within `rel` of the reference's largest magnitude, per tensor. Prints the worst.
 fn assert_adapters_match(dir: &Path, want_dir: &Path, rel: f32) {
+    let mut worst = 0f32;
     let got = std::fs::read(dir.join("adapter_model.safetensors")).unwrap();
     let want = std::fs::read(want_dir.join("adapter_model.safetensors")).unwrap();
     let keys = |bytes: &[u8]| {
@@ -84,8 +85,22 @@ fn assert_adapters_match(dir: &Path, want_dir: &Path, rel: f32) {
         let ((gs, g), (ws, w)) = (tensor(&got, key), tensor(&want, key));
         assert_eq!(gs, ws, "{key}");
         let d = max_diff(&g, &w) / max_abs(&w);
+        worst = nan_max(worst, d);
         assert!(d <= rel, "{key}: relative difference {d:e} > {rel:e}");
     }
+    println!("{} vs {}: worst relative difference {worst:.2e} (tolerance {rel:e})", dir.display(), want_dir.display());
+}
+
+/// Asserts |got − want| ≤ rel·|want| for each pair, printing the worst relative difference.
+fn assert_losses_close(label: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{label}");
+    let mut worst = 0f64;
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs() / w.abs();
+        worst = if d.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(d) };
+        assert!(d <= rel, "{label}, loss {k}: {g} vs {w} ({d:e} > {rel:e})");
+    }
+    println!("{label}: worst relative difference {worst:.2e} (tolerance {rel:e})");
 }
 
 #[test]
@@ -94,14 +109,11 @@ fn finetune_reproduces_the_peft_losses_and_adapter() {
     let out = tinylm(&fixture_args(&dir, "5"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "no progress bar when stderr is not a terminal");
-    let (_, want) = reference("losses");
     let got = losses(&dir);
     assert_eq!(got.len(), 6, "the loss before each of 5 steps and after the last");
-    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        let w = *w as f64;
-        assert!((g - w).abs() <= 1e-5 * w, "loss {k}: {g} vs PEFT {w}");
-    }
-    assert_adapters_match(&dir, &fixture("adapter_final"), 1e-3);
+    // Measured: losses 5.0e-7, final adapter 2.2e-4 relative (see `PEFT_ADAPTER`).
+    assert_losses_close("CPU vs PEFT", &got, &peft_losses(), 5e-6);
+    assert_adapters_match(&dir, &fixture("adapter_final"), PEFT_ADAPTER);
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!((cfg["r"].as_u64(), cfg["lora_alpha"].as_f64()), (Some(4), Some(8.0)));
     assert_eq!(cfg["target_modules"], serde_json::json!(["q_proj", "v_proj"]));
@@ -125,12 +137,21 @@ fn init_adapter_continues_from_a_peft_directory() {
         "-o",
         &s(&dir),
     ]);
-    let (_, want) = reference("losses");
-    for (g, w) in losses(&dir).iter().zip(&want) {
-        assert!((g - *w as f64).abs() <= 1e-5 * *w as f64, "{g} vs {w}");
-    }
-    assert_adapters_match(&dir, &fixture("adapter_final"), 1e-3);
+    assert_losses_close("from adapter_init, CPU vs PEFT", &losses(&dir), &peft_losses(), 5e-6);
+    assert_adapters_match(&dir, &fixture("adapter_final"), PEFT_ADAPTER);
 }
+
+/// The fixture's six losses (before each of the 5 steps, after the last).
+fn peft_losses() -> Vec<f64> {
+    reference("losses").1.iter().map(|&v| v as f64).collect()
+}
+
+/// The trained adapter against PEFT's, relative per tensor. Measured 2.2e-4 on the CPU and
+/// 4.6e-5 on the GPU (lavapipe): under Adam's eps 1e-8, elements whose gradient is float32
+/// rounding noise take lr-sized steps whose sign depends on the last bits. A GPU run without
+/// weight decay is about 5e-4 away, so the GPU gets its own, tighter bound.
+const PEFT_ADAPTER: f32 = 1e-3;
+const PEFT_ADAPTER_GPU: f32 = 4e-4;
 
 /// `tinylm logits` of the fixture's ids, with extra arguments; returns `logits`.
 fn logits(model: &Path, extra: &[&str], name: &str) -> Vec<f32> {
@@ -306,10 +327,9 @@ fn resuming_from_the_output_directory_continues_the_same_run() {
     assert!(first.join("optimizer.safetensors").exists());
     let part2 = run(&scratch("ft-resume-2"), "3", Some(&first));
     let joined: Vec<f64> = part1[..2].iter().chain(&part2).copied().collect();
-    for (a, b) in straight.iter().zip(&joined) {
-        assert!((a - b).abs() <= 1e-6 * a, "{straight:?} vs {joined:?}");
-    }
-    assert_adapters_match(&scratch("ft-resume-2"), &scratch("ft-resume-all"), 1e-6);
+    // The same code on the same bytes: equal, not close.
+    assert_eq!(straight, joined);
+    assert_adapters_match(&scratch("ft-resume-2"), &scratch("ft-resume-all"), 0.0);
 }
 
 #[test]
@@ -413,10 +433,10 @@ fn gpu_training_matches_the_cpu_and_peft() {
     ok(&fixture_args(&cpu, "5"));
     let (c, g) = (losses(&cpu), losses(&gpu));
     assert_eq!(g.len(), 6);
-    for (k, (c, g)) in c.iter().zip(&g).enumerate() {
-        assert!((c - g).abs() <= 1e-4 * c, "loss {k}: GPU {g} vs CPU {c}");
-    }
-    assert_adapters_match(&gpu, &fixture("adapter_final"), 1e-3);
+    // Measured: GPU vs CPU 4.4e-7, GPU vs PEFT 3.2e-7 relative.
+    assert_losses_close("GPU vs CPU", &g, &c, 5e-6);
+    assert_losses_close("GPU vs PEFT", &g, &peft_losses(), 5e-6);
+    assert_adapters_match(&gpu, &fixture("adapter_final"), PEFT_ADAPTER_GPU);
     // A GPU run resumes from a CPU run's directory (adapter + optimizer.safetensors).
     let resumed = scratch("ft-gpu-resumed");
     let first = scratch("ft-cpu-2");
@@ -429,7 +449,5 @@ fn gpu_training_matches_the_cpu_and_peft() {
     args.extend(["--init-adapter".into(), s(&first), "-o".into(), s(&resumed)]);
     ok(&args);
     let r = losses(&resumed);
-    for (k, (c, g)) in c[2..].iter().zip(&r).enumerate() {
-        assert!((c - g).abs() <= 1e-4 * c, "resumed loss {k}: GPU {g} vs CPU {c}");
-    }
+    assert_losses_close("GPU resumed from a CPU run vs the CPU", &r, &c[2..], 5e-6);
 }

@@ -42,6 +42,26 @@ fn seeded_sampling_reproduces_llama2c_doc_story() {
     assert_ne!(a, other, "another seed, another story");
 }
 
+/// Whole seeded runs byte for byte as llama2.c's run.c printed them (top-p, plain multinomial,
+/// a prompt at t 0.7, t 1.5), on the CPU and on the GPU backend.
+#[test]
+fn seeded_runs_equal_run_c_on_both_backends() {
+    let psv = std::fs::read_to_string(data("reference/sampling_run_c/cases.psv")).unwrap();
+    let cases = run_c_cases(&psv);
+    assert_eq!(cases.len(), 4);
+    for c in cases {
+        let want = std::fs::read(data(&format!("reference/sampling_run_c/{}.txt", c.name))).unwrap();
+        let (t, p, seed, n) = (c.temperature.to_string(), c.topp.to_string(), c.seed.to_string(), c.steps.to_string());
+        let mut args = vec!["-t", &t, "-p", &p, "-s", &seed, "-n", &n];
+        if !c.prompt.is_empty() {
+            args.extend(["-i", &c.prompt]);
+        }
+        assert_eq!(String::from_utf8_lossy(&generate(&args)), String::from_utf8_lossy(&want), "{} (cpu)", c.name);
+        args.extend(["--backend", "gpu"]);
+        assert_eq!(String::from_utf8_lossy(&generate(&args)), String::from_utf8_lossy(&want), "{} (gpu)", c.name);
+    }
+}
+
 #[test]
 fn run_is_generate_as_llama2c_users_type_it() {
     let expected = std::fs::read(data("reference/stories260K_greedy_256.txt")).unwrap();

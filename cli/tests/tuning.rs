@@ -47,7 +47,22 @@ fn bench_tune_measures_every_candidate_and_generate_uses_the_result() {
 /// and the tuned decode runs it; an adapter without shader-f16 refuses the flag by name.
 #[test]
 fn bench_tune_with_the_f16_classifier_tunes_its_shape() {
-    let args = ["bench", "--shape", "micro", "--backend", "gpu", "--tune", "--f16-classifier", "--runs", "1", "-n", "8"];
+    // Every candidate is measured: a budget (ms) that no machine spends, however loaded.
+    let args = [
+        "bench",
+        "--shape",
+        "micro",
+        "--backend",
+        "gpu",
+        "--tune",
+        "--tune-budget-ms",
+        "1e9",
+        "--f16-classifier",
+        "--runs",
+        "1",
+        "-n",
+        "8",
+    ];
     let out = tinylm(&args);
     let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {

@@ -51,6 +51,10 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("{file}: {what}")]
     Io { file: String, what: String },
+    /// The model computed something that is not a number (NaN or infinite), as damaged weights
+    /// do: named so the page can say so instead of drawing nothing.
+    #[error("{0} is not a number (NaN or infinite): the model's weights look damaged")]
+    NotFinite(String),
 }
 
 /// Why no GPU device could be opened, by kind, so callers choose their words without parsing

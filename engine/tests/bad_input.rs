@@ -100,6 +100,30 @@ fn run_time_inputs_are_checked() {
     assert!(Config::parse("16,40,2,2,1,64,8,sideways").is_err());
 }
 
+/// A v2 (Q8_0) file with a NaN group scale loads (runq.c reads it too), but inspecting it is a
+/// named error instead of a panic in the top-p view (found by the sabotage runs of issue 19).
+#[test]
+fn nan_weights_are_named_when_inspected() {
+    let mut data = common::read("models/stories260K.v2-q80.bin");
+    let (w, _) = checkpoint::read(&data, "ok.bin").unwrap();
+    let c = w.config;
+    // 256-byte header, the f32 norms, the embeddings' int8 values, then one scale per 64-wide row:
+    // the second scale is token 1's (<s>) row.
+    let norms = 4 * (2 * c.n_layers * c.dim + c.dim);
+    let at = 256 + norms + c.vocab_size * c.dim + 4;
+    data[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let (w, _) = checkpoint::read(&data, "nan.bin").unwrap();
+    let mut b = CpuBackend::new(w);
+    let e = tinylm_engine::trace::inspect(&mut b, &[1, 403, 407]).unwrap_err();
+    assert!(matches!(e, Error::NotFinite(_)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "the model's output after token 1 is not a number (NaN or infinite): the model's weights look damaged"
+    );
+    let next = tinylm_engine::trace::next_tokens(&[0.5, f32::NAN, 1.0], 1.0, 0.9, 3);
+    assert!(matches!(next, Err(Error::NotFinite(_))), "{next:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 

@@ -39,7 +39,16 @@ async fn gpu(w: &Weights) -> GpuBackend {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+    a.iter().zip(b).fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
+}
+
+/// The larger of `m` and `v`, NaN if either is (`f32::max` would skip a NaN result).
+fn nan_max(m: f32, v: f32) -> f32 {
+    if m.is_nan() || v.is_nan() {
+        f32::NAN
+    } else {
+        m.max(v)
+    }
 }
 
 #[wasm_bindgen_test]

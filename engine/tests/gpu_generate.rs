@@ -78,6 +78,19 @@ fn sampled_t1_p09_seed_133742_equals_the_cpu_path() {
     assert!(story.starts_with("Once upon a time, there was a little boy named Timmy"), "{story}");
 }
 
+/// Whole seeded runs as llama2.c's run.c printed them (sampling on the GPU with run.c's coin
+/// drawn on the CPU): top-p, plain multinomial, a prompt at t 0.7, t 1.5.
+#[test]
+fn seeded_runs_equal_run_c_byte_for_byte() {
+    let (w, tok) = (stories260k(), tok512());
+    let mut g = gpu(&w, GpuOptions::default());
+    for (case, want) in run_c_samples() {
+        let mut s = Sampler::new(case.temperature, case.topp, case.seed).unwrap();
+        let (_, steps) = gpu_generate(&mut g, &tok.encode(&case.prompt, true, false), case.steps, &mut s);
+        assert_eq!(format!("{}\n", text(&tok, &steps)), String::from_utf8(want).unwrap(), "{}", case.name);
+    }
+}
+
 #[test]
 fn multinomial_and_other_settings_equal_the_cpu_path() {
     let w = stories260k();
@@ -206,6 +219,8 @@ fn bench_reports_both_backends() {
 /// Speed on the big shapes (random weights; s110m is 438 MB, so the embedding/classifier and
 /// the model as a whole exceed WebGPU's default binding and buffer limits unless split).
 /// Slow on lavapipe: `cargo test --release -p tinylm-engine --test gpu_generate -- --ignored --nocapture`.
+/// The split it relies on is tested on every run with a 4 KB binding limit
+/// (`gpu_model::tiny_binding_limit_and_small_batches_still_match`).
 #[test]
 #[ignore]
 fn bench_large_shapes() {

@@ -19,11 +19,20 @@ fn rand(name: &str, n: usize, bound: f64) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+    a.iter().zip(b).fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
 }
 
 fn max_abs(a: &[f32]) -> f32 {
-    a.iter().fold(0f32, |m, x| m.max(x.abs()))
+    a.iter().fold(0f32, |m, x| nan_max(m, x.abs()))
+}
+
+/// The larger of `m` and `v`, NaN if either is (`f32::max` would skip a NaN result).
+fn nan_max(m: f32, v: f32) -> f32 {
+    if m.is_nan() || v.is_nan() {
+        f32::NAN
+    } else {
+        m.max(v)
+    }
 }
 
 #[test]
@@ -166,13 +175,13 @@ fn check_attention(lab: &KernelLab, label: &str) {
                     .collect();
                 softmax(&mut a);
                 let at = (t * c.n_heads + h) * c.seq_len;
-                wd_att = wd_att.max(max_diff(&att[at..at + n], &a));
+                wd_att = nan_max(wd_att, max_diff(&att[at..at + n], &a));
                 for i in 0..hs {
                     let mut acc = 0f32;
                     for (s, p) in a.iter().enumerate() {
                         acc += p * cache[(c.seq_len + s) * kv + ko + i];
                     }
-                    wd_out = wd_out.max((out[t * d + h * hs + i] - acc).abs());
+                    wd_out = nan_max(wd_out, (out[t * d + h * hs + i] - acc).abs());
                 }
             }
         }

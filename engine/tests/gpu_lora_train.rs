@@ -1,14 +1,16 @@
 //! GPU LoRA training against the PEFT reference (shared/data/reference/stories260K_lora_qv_r4)
 //! and against the CPU trainer: logits with the PEFT adapters, step-0 gradients, five AdamW
-//! steps, clipping, GQA with every target, resume from saved optimizer state.
+//! steps, clipping, GQA with every target, resume from saved optimizer state. Tolerances are
+//! about 10× the differences measured on lavapipe (each comment gives them), tight enough that
+//! a GPU AdamW without weight decay fails three of these tests.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::*;
-use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer};
+use tinylm_engine::gpu::{GpuTrainOptions, GpuTrainer, TrainStats};
 use tinylm_engine::lora::{self, hf_tensors, read_peft, AdamW, Adapter, Base, Batch, LoraConfig, Target, TrainConfig, Trainer};
 use tinylm_engine::randmodel::{random_tokens, random_weights};
-use tinylm_engine::{Config, Weights};
+use tinylm_engine::{Config, Error, Weights};
 
 const DIR: &str = "reference/stories260K_lora_qv_r4";
 const REF: &str = "reference/stories260K_lora_qv_r4/lora_reference.safetensors";
@@ -43,7 +45,7 @@ fn assert_tensors_match(ad: &Adapter, file: &str, tol: f32) -> f32 {
         let (shape, want) = fixture(file, &t.key);
         assert_eq!(t.shape, shape, "{}", t.key);
         let d = rel_diff(&t.data, &want);
-        worst = worst.max(d);
+        worst = nan_max(worst, d);
         assert!(d <= tol, "{file} {}: relative difference {d:e} > {tol:e}", t.key);
     }
     worst
@@ -53,7 +55,7 @@ fn assert_adapters_close(label: &str, got: &Adapter, want: &Adapter, tol: f32) {
     let mut worst = 0f32;
     for (i, (g, w)) in got.tensors().zip(want.tensors()).enumerate() {
         let d = rel_diff(g, w);
-        worst = worst.max(d);
+        worst = nan_max(worst, d);
         assert!(d <= tol, "{label}: tensor {i} differs by {d:e} relative > {tol:e}");
     }
     println!("{label}: worst relative difference {worst:.2e} (tolerance {tol:e})");
@@ -66,7 +68,8 @@ fn logits_with_the_peft_adapters_match_peft() {
         let mut t = gpu(&w, peft_adapter(which, &w.config), reference_config());
         let got = t.logits(&Batch::single(tokens()).unwrap()).unwrap();
         let (_, want) = fixture(REF, key);
-        let tol = 1e-4 * max_abs(&want).max(1.0);
+        // Measured 2.4e-5 (max |logit| 19–21): tolerance 1e-5·max(1, max|logit|) ≈ 2e-4.
+        let tol = 1e-5 * max_abs(&want).max(1.0);
         let d = max_diff(&got, &want);
         println!("{key}: max |Δ| {d:.2e} (tolerance {tol:.2e})");
         assert!(d <= tol, "{key}: {d:e} > {tol:e}");
@@ -79,9 +82,11 @@ fn step0_loss_and_gradients_match_peft() {
     let mut t = gpu(&w, peft_adapter("adapter_init", &w.config), reference_config());
     let (loss, grads) = t.loss_and_grads(&Batch::single(tokens()).unwrap()).unwrap();
     let (_, losses) = fixture(REF, "losses");
-    assert!((loss - losses[0] as f64).abs() <= 1e-4 * losses[0] as f64, "loss {loss} vs {}", losses[0]);
-    let worst = assert_tensors_match(&grads, &format!("{DIR}/grads_step0.safetensors"), 1e-4);
-    println!("step-0 gradients: worst relative difference {worst:.2e} (tolerance 1e-4)");
+    let d = (loss - losses[0] as f64).abs() / losses[0] as f64;
+    // Measured: loss 5.9e-8, gradients 4.5e-6 relative; tolerances about 10× that.
+    assert!(d <= 1e-6, "loss {loss} vs {}: {d:e}", losses[0]);
+    let worst = assert_tensors_match(&grads, &format!("{DIR}/grads_step0.safetensors"), 5e-5);
+    println!("step-0 loss {d:.2e} (tolerance 1e-6), gradients: worst relative difference {worst:.2e} (tolerance 5e-5)");
 }
 
 #[test]
@@ -101,12 +106,16 @@ fn five_adamw_steps_match_peft_losses_and_final_adapter() {
     let mut worst = 0f64;
     for (k, (g, w)) in losses.iter().zip(&want).enumerate() {
         let d = (g - *w as f64).abs() / *w as f64;
-        worst = worst.max(d);
-        assert!(d <= 1e-4, "loss {k}: {g} vs PEFT {w}");
+        worst = if d.is_nan() { d } else { worst.max(d) };
+        // Measured 3.2e-7 relative at worst; a GPU AdamW without weight decay is 1.1e-4 off.
+        assert!(d <= 3e-6, "loss {k}: {g} vs PEFT {w} ({d:e})");
     }
     let ad = t.adapter().unwrap();
-    let worst_ad = assert_tensors_match(&ad, &format!("{DIR}/adapter_final/adapter_model.safetensors"), 1e-3);
-    println!("losses: worst relative difference {worst:.2e} (tolerance 1e-4); final adapter {worst_ad:.2e} (tolerance 1e-3)");
+    // Measured 4.6e-5 relative against PEFT (float32 torch on another machine); 5e-4 is ~10×,
+    // and a GPU AdamW without weight decay fails it. (The CPU trainer is no closer: elements
+    // whose gradient is rounding noise take lr-sized steps of either sign under eps 1e-8.)
+    let worst_ad = assert_tensors_match(&ad, &format!("{DIR}/adapter_final/adapter_model.safetensors"), 5e-4);
+    println!("losses: worst relative difference {worst:.2e} (tolerance 3e-6); final adapter {worst_ad:.2e} (tolerance 5e-4)");
     assert_eq!(t.steps_done(), 5);
 }
 
@@ -126,8 +135,11 @@ fn every_target_with_gqa_and_rslora_matches_the_cpu() {
     let mut t = gpu(&w, ad.clone(), reference_config());
     let (loss, grads) = t.loss_and_grads(&batch).unwrap();
     let (want_loss, want) = lora::loss_and_grads(&Base::new(&w), &ad, &batch).unwrap();
-    assert!((loss - want_loss).abs() <= 1e-5 * want_loss, "{loss} vs {want_loss}");
-    assert_adapters_close("gradients", &grads, &want, 1e-4);
+    let d = (loss - want_loss).abs() / want_loss;
+    println!("loss: relative difference {d:.2e} (tolerance 1e-6)");
+    assert!(d <= 1e-6, "{loss} vs {want_loss}");
+    // Measured 2.2e-6.
+    assert_adapters_close("gradients", &grads, &want, 2.5e-5);
     // Steps with clipping on, against the CPU trainer. Adam divides by √v + eps: with the
     // default eps (1e-8) a gradient element that is f32 rounding noise (~1e-9) becomes a full
     // lr-sized step of either sign, so the two trainers' adapters would differ by whatever their
@@ -138,10 +150,13 @@ fn every_target_with_gqa_and_rslora_matches_the_cpu() {
     let mut c = Trainer::new(ad, cfg).unwrap();
     for _ in 0..3 {
         let (rg, rc) = (g.step(&batch).unwrap(), c.step(&Base::new(&w), &batch).unwrap());
-        assert!((rg.loss - rc.loss).abs() <= 1e-4 * rc.loss, "{rg:?} vs {rc:?}");
-        assert!((rg.grad_norm - rc.grad_norm).abs() <= 1e-4 * rc.grad_norm, "{rg:?} vs {rc:?}");
+        let (dl, dn) = ((rg.loss - rc.loss).abs() / rc.loss, (rg.grad_norm - rc.grad_norm).abs() / rc.grad_norm);
+        println!("clipped step {}: loss {dl:.2e}, gradient norm {dn:.2e} relative (tolerances 1e-6, 5e-5)", rg.step);
+        assert!(dl <= 1e-6, "{rg:?} vs {rc:?}");
+        assert!(dn <= 5e-5, "{rg:?} vs {rc:?}");
         assert!(rc.grad_norm > 0.05, "clipping is active");
     }
+    // Measured 1.8e-5; without weight decay on the GPU, 2.7e-4.
     assert_adapters_close("adapter after 3 clipped steps", &g.adapter().unwrap(), &c.adapter, 1e-4);
     // The comparison can see clipping: without it the adapter lands far outside that tolerance.
     let mut unclipped = Trainer::new(gqa_setup().1, TrainConfig { clip_norm: None, ..cfg }).unwrap();
@@ -168,12 +183,16 @@ fn optimizer_state_round_trips_between_gpu_and_cpu() {
     assert_eq!(s, c.optimizer_state(), "the state is read back as uploaded");
     for _ in 0..2 {
         let (rg, rc) = (g.step(&batch).unwrap(), c.step(&Base::new(&w), &batch).unwrap());
-        assert!((rg.loss - rc.loss).abs() <= 1e-4 * rc.loss, "{rg:?} vs {rc:?}");
+        let dl = (rg.loss - rc.loss).abs() / rc.loss;
+        println!("resumed step {}: loss {dl:.2e} relative (tolerance 1e-6)", rg.step);
+        assert!(dl <= 1e-6, "{rg:?} vs {rc:?}");
     }
-    assert_adapters_close("resumed", &g.adapter().unwrap(), &c.adapter, 3e-3);
+    // Measured 1.4e-6 (adapter) and 1.7e-6 (second moments); without weight decay on the GPU,
+    // 1.9e-4 and 3.4e-4.
+    assert_adapters_close("resumed", &g.adapter().unwrap(), &c.adapter, 2e-5);
     let (gs, cs) = (g.optimizer_state().unwrap(), c.optimizer_state());
     assert_eq!(gs.step, 4);
-    assert_adapters_close("second moments", &gs.v, &cs.v, 3e-3);
+    assert_adapters_close("second moments", &gs.v, &cs.v, 2e-5);
 }
 
 #[test]
@@ -185,4 +204,44 @@ fn bad_batches_are_errors() {
     assert!(g.loss(&Batch::new(1, 17, vec![1; 17]).unwrap()).is_err(), "longer than the context");
     let other = Adapter::<f32>::zeros(&stories260k().config, LoraConfig::new(2, 4.0, false, vec![Target::Q]).unwrap()).unwrap();
     assert!(GpuTrainer::new(&w, other, reference_config(), GpuTrainOptions::default()).is_err());
+}
+
+/// README: one step is one command buffer and one submit, and what comes back is one float per
+/// row (the losses) and the gradient norm; a loss without an update reads only the losses.
+#[test]
+fn one_submit_per_step_reading_back_one_float_per_row() {
+    let (w, ad, batch) = gqa_setup();
+    let rows = batch.tokens.len() as u64;
+    let mut g = gpu(&w, ad, reference_config());
+    assert_eq!(g.stats(), TrainStats::default(), "loading submits nothing");
+    for k in 1..=3 {
+        g.step(&batch).unwrap();
+        assert_eq!(g.stats(), TrainStats { submits: k, bytes_read: k * 4 * (rows + 1) }, "after step {k}");
+    }
+    g.loss(&batch).unwrap();
+    assert_eq!(g.stats(), TrainStats { submits: 4, bytes_read: 3 * 4 * (rows + 1) + 4 * rows });
+}
+
+/// README: the GPU trainer's buffers stay within WebGPU's default limits, and a batch whose
+/// logits exceed the 128 MiB storage binding is refused with a typed error (before anything of
+/// that size is allocated); one just under the limit runs, on the same trainer.
+#[test]
+fn a_batch_whose_logits_exceed_the_binding_limit_is_refused() {
+    // A 32000-token vocabulary: 125 KiB of logits per row, so 1024 rows fit and 1088 do not.
+    let c = Config::parse("16,40,2,2,1,32000,64").unwrap();
+    let w = random_weights(&c, 1).unwrap();
+    let ad = Adapter::det(&c, LoraConfig::new(2, 4.0, false, vec![Target::Q, Target::V]).unwrap(), 3, 0.05).unwrap();
+    let mut g = gpu(&w, ad, reference_config());
+    let limit = g.context().limits.max_storage_buffer_binding_size;
+    assert_eq!(limit, 128 << 20, "the device has WebGPU's default limits");
+    let batch = |b: u64| Batch::new(b as usize, 64, (0..b).flat_map(|i| random_tokens(i + 1, 64, 32000)).collect()).unwrap();
+    // 16 sequences' logits fit the binding, 17 do not.
+    assert!((16 * 64 * 32000 * 4..17 * 64 * 32000 * 4).contains(&limit));
+    match g.step(&batch(17)) {
+        Err(Error::Gpu(m)) => assert!(m.contains("the logits needs 139264000 bytes") && m.contains("smaller batch"), "{m}"),
+        other => panic!("expected Error::Gpu for 1088 rows of logits, got {other:?}"),
+    }
+    assert_eq!((g.steps_done(), g.stats().submits), (0, 0), "nothing ran");
+    // 1024 rows make the same buffers (a forward pass here; a whole step on lavapipe takes 10 s).
+    assert!(g.loss(&batch(16)).unwrap().is_finite());
 }

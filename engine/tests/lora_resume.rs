@@ -26,7 +26,8 @@ fn run(t: &mut Trainer, w: &tinylm_engine::Weights, data: &Dataset, steps: std::
 fn max_rel(a: &Adapter, b: &Adapter) -> f64 {
     let (mut diff, mut max) = (0f64, 0f64);
     for (x, y) in a.tensors().flatten().zip(b.tensors().flatten()) {
-        diff = diff.max((x - y).abs() as f64);
+        let d = (x - y).abs() as f64;
+        diff = if d.is_nan() || diff.is_nan() { f64::NAN } else { diff.max(d) };
         max = max.max(x.abs() as f64);
     }
     diff / max

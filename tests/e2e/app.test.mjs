@@ -73,6 +73,23 @@ describe('TinyLM Lab page (CPU path)', () => {
     await page.close();
   });
 
+  test('seeded sampling equals llama2.c run.c byte for byte (top-p, multinomial, a prompt, t 1.5)', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    // shared/data/reference/sampling_run_c: whole runs printed by run.c itself.
+    const rows = readShared('reference/sampling_run_c/cases.psv').trim().split('\n').slice(1);
+    assert.equal(rows.length, 4);
+    for (const row of rows) {
+      const [name, t, p, seed, steps, prompt] = row.split('|');
+      const want = readShared(`reference/sampling_run_c/${name}.txt`).replace(/\n$/, '');
+      assert.match(want, /^[\x20-\x7e\n]+$/, `${name}: a plain ASCII story (run.c drops lone bytes the page shows)`);
+      const r = await generate(page, { prompt, temperature: Number(t), topp: Number(p), seed: Number(seed), steps: Number(steps) });
+      assert.equal(r.state, 'done', r.status);
+      assert.equal(r.text, want, name);
+    }
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
   test('seeded sampling equals `tinylm generate` byte for byte', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     const cases = [

@@ -156,8 +156,8 @@ export async function waitForState(page, states, timeout = 60_000) {
   return page.locator('[data-testid=status]').getAttribute('data-state');
 }
 
-/** Fills the form, presses Generate and returns the story text once the run has ended. */
-export async function generate(page, { prompt = '', temperature, topp, seed, steps }) {
+/** Fills the form, presses Generate and returns the story text once the run has ended (within `timeout` ms). */
+export async function generate(page, { prompt = '', temperature, topp, seed, steps, timeout = 60_000 }) {
   await waitForState(page, ['ready', 'done', 'error']);
   await page.fill('[data-testid=prompt]', prompt);
   await page.fill('[data-testid=temperature]', String(temperature));
@@ -165,7 +165,7 @@ export async function generate(page, { prompt = '', temperature, topp, seed, ste
   await page.fill('[data-testid=seed]', String(seed));
   await page.fill('[data-testid=steps]', String(steps));
   await page.click('[data-testid=generate]');
-  const state = await waitForState(page, ['done', 'error']);
+  const state = await waitForState(page, ['done', 'error'], timeout);
   const status = await page.textContent('[data-testid=status]');
   const text = await page.textContent('[data-testid=output]');
   return { state, status, text };

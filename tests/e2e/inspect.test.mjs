@@ -9,7 +9,9 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import {
   assertClean, generate, openApp, readShared, responsiveness, screenshot, sharedPath, tinylm, useSite, waitForState,
@@ -30,6 +32,53 @@ function readSafetensors(path) {
     out[key] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
   }
   return out;
+}
+
+/** An 8-bit RGBA PNG (what a canvas exports) as { width, height, rgba }. */
+function decodePng(buf) {
+  assert.equal(buf.subarray(1, 4).toString(), 'PNG');
+  let at = 8;
+  let width = 0;
+  let height = 0;
+  const idat = [];
+  while (at < buf.length) {
+    const len = buf.readUInt32BE(at);
+    const type = buf.subarray(at + 4, at + 8).toString();
+    const data = buf.subarray(at + 8, at + 8 + len);
+    if (type === 'IHDR') {
+      [width, height] = [data.readUInt32BE(0), data.readUInt32BE(4)];
+      assert.deepEqual([data[8], data[9], data[12]], [8, 6, 0], '8-bit RGBA, not interlaced');
+    }
+    if (type === 'IDAT') idat.push(data);
+    at += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * 4;
+  const rgba = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= 4 ? rgba[y * stride + x - 4] : 0;
+      const b = y > 0 ? rgba[(y - 1) * stride + x] : 0;
+      const c = x >= 4 && y > 0 ? rgba[(y - 1) * stride + x - 4] : 0;
+      const p = a + b - c;
+      const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+      const paeth = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      const add = [0, a, b, (a + b) >> 1, paeth][filter];
+      assert.ok(add !== undefined, `PNG filter ${filter}`);
+      rgba[y * stride + x] = (line[x] + add) & 0xff;
+    }
+  }
+  return { width, height, rgba };
+}
+
+/** Viridis at x in [0, 1]: matplotlib's table (fixtures/viridis.json, made by make_viridis.py), interpolated. */
+const VIRIDIS = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures/viridis.json'), 'utf8')).rgb;
+function viridis(x) {
+  const f = Math.min(1, Math.max(0, x)) * 255;
+  const k = Math.min(254, Math.floor(f));
+  return [0, 1, 2].map((c) => VIRIDIS[k][c] + (VIRIDIS[k + 1][c] - VIRIDIS[k][c]) * (f - k));
 }
 
 const fixture = readSafetensors(sharedPath('reference/stories260K_attention.safetensors'));
@@ -139,6 +188,36 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.match(await page.textContent('.zoom .hint'), /^Colour scale 0 – 1 for every head\./);
       await page.click('[data-testid=shared-scale]');
 
+      // PNG export of the zoomed head (layer 4, head 3; its own colour scale, linear): every
+      // cell's colour is viridis of the fixture's weight over the head's largest weight after
+      // the first row; the causal mask is hatched. Sampled 2 px inside each cell's corner, away
+      // from the printed percentage. The app's viridis is a polynomial fit, within 4/255 of
+      // matplotlib's table (measured over [0, 1]); tolerance 6.
+      const png = await download(page, 'export-png');
+      assert.equal(png.name, 'tinylm-attention-layer4-head3.png');
+      const img = decodePng(png.bytes);
+      assert.deepEqual([img.width, img.height], [512, 512], '32 px per cell');
+      const [pl, ph] = [3, 2];
+      let headMax = 0;
+      for (let t = 1; t < T; t++) for (let s = 0; s <= t; s++) headMax = Math.max(headMax, attnAt(pl, ph, t, s));
+      const pixel = (x, y) => Array.from(img.rgba.subarray((y * 512 + x) * 4, (y * 512 + x) * 4 + 4));
+      let worstColour = 0;
+      for (let t = 0; t < T; t++) {
+        for (let s = 0; s < T; s++) {
+          const [x, y] = [s * 32 + 2, t * 32 + 2];
+          const got = pixel(x, y);
+          assert.equal(got[3], 255);
+          if (s > t) {
+            assert.deepEqual(got.slice(0, 3), (x + y) % 6 === 0 ? [200, 200, 205] : [240, 240, 243], `mask at query ${t}, key ${s}`);
+            continue;
+          }
+          const want = viridis(attnAt(pl, ph, t, s) / headMax);
+          worstColour = Math.max(worstColour, ...want.map((v, c) => Math.abs(v - got[c])));
+        }
+      }
+      console.log(`# ${mode}: PNG cells vs viridis of the fixture: max channel difference ${worstColour.toFixed(1)}`);
+      assert.ok(worstColour <= 6, `PNG colours differ from viridis(weight / head max) by ${worstColour}`);
+
       // Pointing at token 9 lights up what it attends to in that head: most on the fixture's
       // largest weight, nothing on later tokens.
       await page.hover('[data-testid=tok-9]');
@@ -162,11 +241,6 @@ for (const mode of ['cpu', 'webgpu']) {
       await page.click('[data-testid=step-forward]');
       assert.match(await page.textContent('[data-testid=step-about]'),
         /^Step 1 of 15: the model chose “Once” \(id 403\) with probability [\d.]+%, rank 1 of 512\.$/);
-
-      // PNG export of the zoomed head.
-      const png = await download(page, 'export-png');
-      assert.equal(png.name, 'tinylm-attention-layer4-head3.png');
-      assert.deepEqual([...png.bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]);
 
       await page.click('[data-testid=present]');
       await screenshot(page, `inspect-${mode}-present`);
@@ -194,13 +268,42 @@ for (const mode of ['cpu', 'webgpu']) {
         const ready = Date.now() - t0;
         const status = await page.textContent('[data-testid=inspect-status]');
         assert.match(status, /^512 tokens \(the first 512 of \d+\) · 5 layers × 8 heads/);
+        await new Promise((ok) => setTimeout(ok, 400)); // long-task entries are delivered late
+        const inspecting = await page.evaluate(() => window.__long.length);
         const t1 = Date.now();
         for (const [l, h] of [[0, 1], [1, 2], [2, 3], [4, 7]]) await page.hover(`[data-testid=head-${l}-${h}]`);
         const hovers = Date.now() - t1;
+        await new Promise((ok) => setTimeout(ok, 400));
         const long = await page.evaluate(() => window.__long);
-        console.log(`# 512 tokens: ready in ${ready} ms, 4 head previews in ${hovers} ms, long tasks ${JSON.stringify(long.map(Math.round))}`);
+        const [whileInspecting, whileHovering] = [long.slice(0, inspecting), long.slice(inspecting)];
+        // The control, in the same page and run: the same 512 × 512 map drawn the slow way, one
+        // fillRect per cell (what the view must not do), timed by the same observer.
+        const naive = await page.evaluate((n) => new Promise((done) => {
+          const seen = window.__long.length;
+          setTimeout(() => {
+            const c = document.createElement('canvas');
+            c.width = c.height = n;
+            const ctx = c.getContext('2d');
+            for (let t = 0; t < n; t++) {
+              for (let s = 0; s < n; s++) {
+                ctx.fillStyle = s > t ? 'rgb(240,240,243)' : `rgb(${(t * 7) % 256},${(s * 3) % 256},${(t + s) % 256})`;
+                ctx.fillRect(s, t, 1, 1);
+              }
+            }
+            ctx.getImageData(0, 0, 1, 1);
+            setTimeout(() => done(Math.max(0, ...window.__long.slice(seen))), 400);
+          }, 0);
+        }), 512);
+        console.log(`# 512 tokens: ready in ${ready} ms (long tasks ${JSON.stringify(whileInspecting.map(Math.round))}), `
+          + `4 head previews in ${hovers} ms (long tasks ${JSON.stringify(whileHovering.map(Math.round))}); the control (per-cell drawing) ${Math.round(naive)} ms`);
         await screenshot(page, 'inspect-cpu-512');
-        assert.ok(Math.max(0, ...long) < 1500, `a long task froze the page: ${long}`);
+        // Each head preview redraws the 512 × 512 map: no task of it may take a third of the
+        // per-cell control; receiving and drawing the whole inspection, not three times it.
+        // Measured at load ≈12: previews ≤ 144 ms, the inspection 300–600 ms, the control
+        // 750–1160 ms.
+        assert.ok(naive > 0, 'the control shows up as a long task');
+        assert.ok(Math.max(0, ...whileHovering) < naive / 3, `a preview took ${Math.max(...whileHovering)} ms; the control ${naive} ms`);
+        assert.ok(Math.max(0, ...whileInspecting) < 3 * naive, `a long task (${Math.max(...whileInspecting)} ms) froze the page; the control ${naive} ms`);
         await assertClean(page, log, site.server.url);
         await page.close();
       });
@@ -303,16 +406,32 @@ describe('Inspect view on bigger models (CPU path)', () => {
     const before = await page.textContent('[data-testid=inspect-status]');
     const tStop = Date.now();
     await page.click('[data-testid=inspect-stop]');
-    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error'], 10_000), 'stopped');
+    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error']), 'stopped');
     const stopMs = Date.now() - tStop;
     const stopped = await page.textContent('[data-testid=inspect-status]');
     assert.match(stopped, /^Stopped in the forward pass at \d+ of (\d+) tokens\. “Inspect again” starts over\.$/);
     console.log(`# s110m: ${before} → stopped in ${stopMs} ms: ${stopped}`);
     assert.equal(await page.locator('[data-testid=inspect-stop]').count(), 0);
+    await new Promise((ok) => setTimeout(ok, 400)); // long-task entries are delivered late
     const { lag, long } = await responsiveness(page);
-    console.log(`# s110m while inspecting: input lag ${JSON.stringify(lag.map(([t, ms]) => `${t} ${Math.round(ms)}`))}, long tasks ${JSON.stringify(long.map(Math.round))}`);
-    assert.ok(lag.every(([, ms]) => ms < 500), `input waited: ${JSON.stringify(lag)}`);
-    assert.ok(Math.max(0, ...long) < 1000, `a long task froze the page: ${long}`);
+    // The control, in the same page and run: the page thread blocked for 300 ms (what the
+    // forward pass on the page's thread would do for far longer), then a click behind it.
+    const box = await page.locator('[data-testid=inspect-status]').boundingBox();
+    await page.evaluate(() => setTimeout(() => {
+      const t = performance.now();
+      while (performance.now() - t < 300);
+    }, 20));
+    await new Promise((ok) => setTimeout(ok, 80));
+    await page.mouse.click(box.x + 2, box.y + box.height / 2);
+    await new Promise((ok) => setTimeout(ok, 400));
+    const control = await responsiveness(page);
+    const blockedLag = Math.max(...control.lag.slice(lag.length).map(([, ms]) => ms));
+    const blockedTask = Math.max(0, ...control.long.slice(long.length));
+    console.log(`# s110m while inspecting: input lag ${JSON.stringify(lag.map(([t, ms]) => `${t} ${Math.round(ms)}`))}, long tasks ${JSON.stringify(long.map(Math.round))}; `
+      + `control: lag ${Math.round(blockedLag)} ms, long task ${Math.round(blockedTask)} ms`);
+    assert.ok(blockedTask >= 250, `the control's long task was seen: ${JSON.stringify(control.long)}`);
+    assert.ok(lag.every(([, ms]) => ms < blockedLag / 3), `input waited: ${JSON.stringify(lag)}; the control ${blockedLag}`);
+    assert.ok(Math.max(0, ...long) < blockedTask / 3, `a long task froze the page: ${long}; the control ${blockedTask}`);
 
     // A re-run on a shorter text finishes; the lens comes up front for the positions the budget allows.
     await page.click('[data-testid=tab-generate]');
@@ -369,7 +488,7 @@ describe('Inspect view on bigger models (CPU path)', () => {
     await page.waitForFunction(() => /forward pass at [1-9]/.test(
       document.querySelector('[data-testid=inspect-status]')?.textContent ?? ''), null, { timeout: SLOW });
     await page.click('[data-testid=inspect-stop]');
-    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error'], 10_000), 'stopped');
+    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error']), 'stopped');
     assert.match(await page.textContent('[data-testid=inspect-status]'), /Showing the last finished inspection\./);
     assert.equal(await page.locator('[data-testid=tokens] .tok').count(), n);
     await page.click('[data-testid=tok-30]');
@@ -427,7 +546,7 @@ describe('Inspect view on WebGPU (SwiftShader): batch by batch', () => {
     const during = await page.textContent('[data-testid=inspect-status]');
     const tStop = Date.now();
     await page.click('[data-testid=inspect-stop]');
-    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error'], 60_000), 'stopped');
+    assert.equal(await waitInspect(page, ['stopped', 'ready', 'error']), 'stopped');
     const stopped = await page.textContent('[data-testid=inspect-status]');
     console.log(`# webgpu: ${during} → stopped in ${Date.now() - tStop} ms: ${stopped}`);
     const [, at, of] = stopped.match(/^Stopped in the forward pass at (\d+) of (\d+) tokens/).map(Number);

@@ -12,6 +12,21 @@ import {
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
+
+/** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
+function safetensorsFile(path) {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [key, t] of Object.entries(header)) {
+    if (key === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    const copy = new Uint8Array(buf.subarray(8 + n + a, 8 + n + b)).buffer;
+    out[key] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
+  }
+  return out;
+}
 const LLAMA2_TOKENIZER = sharedPath('tokenizers/llama2/tokenizer.bin');
 
 describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
@@ -26,9 +41,19 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
       const model = readFileSync(bundledPath('stories260K.bin'));
       writeFileSync(join(tmp, 'corrupt.bin'), model.subarray(0, model.length - 1000));
       writeFileSync(join(tmp, 'photo.bin'), Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
+      // The v2 export with a NaN group scale on <s>'s embedding row (header: dim at byte 8,
+      // n_layers at 16, vocab at 28; then f32 norms, int8 embeddings, one scale per row).
+      const v2 = Buffer.from(readFileSync(sharedPath('models/stories260K.v2-q80.bin')));
+      const [dim, layers, vocab] = [v2.readInt32LE(8), v2.readInt32LE(16), v2.readInt32LE(28)];
+      v2.writeFloatLE(NaN, 256 + 4 * (2 * layers * dim + dim) + vocab * dim + 4);
+      writeFileSync(join(tmp, 'v2-nan.bin'), v2);
       return {
         'extra/s15m.bin': join(tmp, 's15m.bin'),
         'extra/tokenizer.bin': LLAMA2_TOKENIZER,
+        // stories260K as llama2.c's own export.py wrote it: v1 (f32) and v2 (Q8_0).
+        'extra/v1.bin': sharedPath('models/stories260K.v1.bin'),
+        'extra/v2.bin': sharedPath('models/stories260K.v2-q80.bin'),
+        'extra/v2-nan.bin': join(tmp, 'v2-nan.bin'),
         // Announces 6 GB and never sends them: the worker must refuse before reading.
         'extra/huge.bin': (req, res) => {
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(6e9) });
@@ -145,6 +170,64 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await page.close();
   });
 
+  test('llama2.c’s own v1 and v2 (Q8_0) exports: v1 tells run.c’s story, v2’s next-token logits are transformers’', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    await waitForState(page, ['ready']);
+    assert.equal(await loadFromSite(page, 'extra/v1.bin', 'models/tok512.bin'), 'ready', await statusText(page));
+    assert.match(await page.textContent('[data-testid=model]'), /format\s*llama2\.c v1/);
+    const v1 = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 256 });
+    assert.equal(v1.text, greedy256);
+    await assertClean(page, log, site.server.url);
+    await page.close();
+
+    // v2 in a fresh page: Inspect the fixture's 16 tokens (its text) and export the next-token
+    // view at several positions; each listed logit against transformers on export.py's Q8_0
+    // weights (stories260K_v2_q80_logits.safetensors; the f32 model is 0.29 away from them).
+    const fixture = safetensorsFile(sharedPath('reference/stories260K_v2_q80_logits.safetensors'));
+    const [T, V] = fixture.logits.shape;
+    const other = await openApp(site.browser.context, site.server.url);
+    const p = other.page;
+    await waitForState(p, ['ready']);
+    assert.equal(await loadFromSite(p, 'extra/v2.bin', 'models/tok512.bin'), 'ready', await statusText(p));
+    assert.match(await p.textContent('[data-testid=model]'), /format\s*llama2\.c v2 \(ak42, Q8_0, group size 64\)/);
+    await p.fill('[data-testid=prompt]', 'Once upon a time, there was a little girl named Lily.');
+    await p.click('[data-testid=tab-inspect]');
+    await p.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('[data-testid=inspect-status]')?.dataset.state), null, { timeout: 120_000 });
+    let worst = 0;
+    let max = 0;
+    for (const t of [1, 6, 11, 15]) {
+      await p.click(`[data-testid=tok-${t}]`);
+      const [dl] = await Promise.all([p.waitForEvent('download'), p.click('[data-testid=export-json]')]);
+      const json = JSON.parse(readFileSync(await dl.path(), 'utf8'));
+      assert.deepEqual(json.tokens, Array.from(fixture.tokens.data), 'the fixture’s tokens');
+      const next = json.next_token;
+      assert.equal(next.position, t);
+      const row = fixture.logits.data.subarray(t * V, (t + 1) * V);
+      assert.equal(next.top[0].id, row.indexOf(Math.max(...row)), `argmax at ${t}`);
+      for (const c of next.top) {
+        worst = Math.max(worst, Math.abs(c.logit - row[c.id]));
+        max = Math.max(max, Math.abs(row[c.id]));
+      }
+    }
+    assert.equal(T, 16);
+    // Measured 6.7e-6 here (wasm), 1.1e-5 natively (max |logit| 20.5); tolerance
+    // 1e-5·max(1, max|logit|) = 2e-4.
+    console.log(`# v2 next-token logits vs transformers: max |Δ| ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-5 * Math.max(1, max), `v2 logits differ from transformers by ${worst}`);
+    await assertClean(p, other.log, site.server.url);
+    await p.close();
+
+    // The same file with a NaN weight: Inspect says so in words instead of never finishing.
+    const nan = await openApp(site.browser.context, site.server.url);
+    await waitForState(nan.page, ['ready']);
+    assert.equal(await loadFromSite(nan.page, 'extra/v2-nan.bin', 'models/tok512.bin'), 'ready', await statusText(nan.page));
+    await nan.page.click('[data-testid=tab-inspect]');
+    await nan.page.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('[data-testid=inspect-status]')?.dataset.state), null, { timeout: 120_000 });
+    assert.equal(await nan.page.getAttribute('[data-testid=inspect-status]', 'data-state'), 'error');
+    assert.match(await nan.page.textContent('[data-testid=inspect-status]'), /not a number \(NaN or infinite\): the model’?'?s weights look damaged/);
+    await nan.page.close();
+  });
+
   test('s15m from this site: progress, then the page stays responsive while it streams; Esc stops', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
@@ -180,11 +263,11 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await screenshot(page, 'generating');
     await page.waitForFunction((n) => document.querySelector('[data-testid=output]').textContent.length > n + 20, before, { timeout: 60_000 });
     assert.equal(await waitForState(page, ['running']), 'running', 'still streaming after the interactions');
+    await new Promise((ok) => setTimeout(ok, 400)); // long-task entries are delivered late
     const { lag, long } = await responsiveness(page);
     assert.ok(lag.length >= 8, `input events seen: ${JSON.stringify(lag)}`);
-    for (const [type, ms] of lag) assert.ok(ms < 100, `${type} handled after ${ms.toFixed(1)} ms`);
-    assert.deepEqual(long.filter((ms) => ms >= 100), [], `long main-thread tasks: ${long.join(', ')}`);
-    // A control: a page thread blocked for 300 ms must show up in the same measurements.
+    // The control, in the same run and the same page: the page thread blocked for 300 ms (what
+    // a story written on the page's thread would do), then a click, which waits behind it.
     const seed = await page.locator('[data-testid=seed]').boundingBox();
     await page.evaluate(() => setTimeout(() => {
       const t = performance.now();
@@ -192,10 +275,18 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     }, 20));
     await new Promise((ok) => setTimeout(ok, 80));
     await page.mouse.click(seed.x + seed.width / 2, seed.y + seed.height / 2);
-    await new Promise((ok) => setTimeout(ok, 400)); // long-task entries are delivered late
+    await new Promise((ok) => setTimeout(ok, 400));
     const control = await responsiveness(page);
-    assert.ok(control.lag.slice(lag.length).some(([, ms]) => ms >= 100), `control lag ${JSON.stringify(control.lag.slice(lag.length))}`);
-    assert.ok(control.long.some((ms) => ms >= 250), 'control long task not seen');
+    const blockedLag = Math.max(...control.lag.slice(lag.length).map(([, ms]) => ms));
+    const blockedTask = Math.max(0, ...control.long.slice(long.length));
+    console.log(`# while streaming: input lag ≤ ${Math.max(...lag.map(([, ms]) => ms)).toFixed(1)} ms, long tasks ${JSON.stringify(long.map(Math.round))}; `
+      + `control: lag ${blockedLag.toFixed(1)} ms, long task ${blockedTask.toFixed(0)} ms`);
+    assert.ok(blockedTask >= 250, `the control's long task was seen: ${JSON.stringify(control.long)}`);
+    // While the worker streams, no input waited a third as long as behind the control, and no
+    // main-thread task took a third of the control's (measured: lag ≤ 14 ms, no long task,
+    // against 246 / 307 ms for the control).
+    for (const [type, ms] of lag) assert.ok(ms < blockedLag / 3, `${type} handled after ${ms.toFixed(1)} ms; the control ${blockedLag.toFixed(1)} ms`);
+    assert.deepEqual(long.filter((ms) => ms >= blockedTask / 3), [], `long main-thread tasks: ${long.join(', ')}; the control ${blockedTask}`);
     await page.keyboard.press('Escape');
     assert.equal(await waitForState(page, ['done']), 'done');
     assert.match(await statusText(page), /^Stopped: \d+ tokens/);

@@ -146,9 +146,35 @@ describe('offline app (service worker, manifest, storage)', () => {
         ['adapter', 'adapter_config.json + adapter_model.safetensors'],
       ]);
       assert.match(await page.textContent('[data-testid=storage-estimate]'), /^This site uses .+ of the .+ the browser allows it/);
-      await page.click('[data-testid=persist]');
-      await page.waitForFunction(() => document.querySelector('[data-testid=persist-result]')?.textContent.length > 0);
+      // "Keep offline" says what the browser answered: first its own answer (read back with
+      // navigator.storage.persisted()), then, from a stubbed persist(), the other answer and a
+      // refusal, each in its own words.
+      const GRANTED = "Kept offline: the browser will not clear this site's files to make room.";
+      const NOT_GRANTED = /^Not granted: the browser may clear stored models when the disk is nearly full\. /;
+      const keep = async (stub) => {
+        const before = await page.textContent('[data-testid=persist-result]');
+        if (stub) await page.evaluate(stub);
+        await page.click('[data-testid=persist]');
+        await page.waitForFunction((b) => {
+          const t = document.querySelector('[data-testid=persist-result]')?.textContent ?? '';
+          return t.length > 0 && t !== b;
+        }, before);
+        return page.textContent('[data-testid=persist-result]');
+      };
+      const first = await keep(null);
+      const granted = await page.evaluate(() => navigator.storage.persisted());
+      if (granted) assert.equal(first, GRANTED);
+      else assert.match(first, NOT_GRANTED);
       await screenshot(page, 'storage-panel');
+      const other = await keep(granted
+        ? () => { StorageManager.prototype.persist = async () => false; }
+        : () => { StorageManager.prototype.persist = async () => true; });
+      if (granted) assert.match(other, NOT_GRANTED);
+      else assert.equal(other, GRANTED);
+      const refused = await keep(() => {
+        StorageManager.prototype.persist = async () => { throw new DOMException('blocked by a policy', 'NotAllowedError'); };
+      });
+      assert.equal(refused, 'This browser cannot keep files for this site (blocked by a policy).');
       await page.click('[data-testid=stored-item][data-kind=model] [data-testid=stored-use]');
       await page.waitForSelector('[data-testid=storage-note]:has-text("Loading “mystory.bin” from this device.")');
       await openGenerate(page);

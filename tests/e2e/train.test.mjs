@@ -1,8 +1,10 @@
-// The Train view in a real browser: LoRA training in the engine worker on the CPU path (the
-// GPU trainer is not wired into the page), compared with the CLI `tinylm finetune` on the same
-// data and settings; adapter download read by `tinylm logits`; reload + resume equal to an
-// uninterrupted run; the PEFT fixture uploaded gives the fixture's logits; a foreign adapter is
-// refused. Runs in a CPU-only browser (no WebGPU).
+// The Train view in a real browser: LoRA training in the engine worker, on the CPU path and on
+// WebGPU (SwiftShader), compared with the CLI `tinylm finetune` on the same data and settings;
+// the estimate against the run's own duration; adapter download read by `tinylm logits`; an
+// adapter in use dropped when another model loads; reload + resume (also past a damaged newest
+// checkpoint) exactly equal to an uninterrupted run; a full disk; the saved run kept until its
+// adapter is in the library; the PEFT fixture uploaded gives the fixture's logits; a foreign
+// adapter is refused.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,8 +146,8 @@ describe('Train view (CPU training in the engine worker)', () => {
     await settings(page, { ...RUN, sampleEvery: 10, checkpointEvery: 5 });
     // Before Start: an estimate measured on this device for these settings.
     const estimate = await waitEstimate(page);
-    assert.ok(estimate > 0 && estimate < 600, `estimate ${estimate} s`);
     assert.match(await page.textContent('[data-testid=train-estimate]'), /^Estimated time: about \d+ (s|min) on this device \(CPU, \d+ ms per step/);
+    assert.ok(estimate > 0, `estimate ${estimate} s`);
     const stored = await rows(page);
     await page.click('[data-testid=train-start]');
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=train-step]').textContent.split(' ')[0]) >= 3, null, { timeout: SLOW });
@@ -246,11 +248,32 @@ describe('Train view (CPU training in the engine worker)', () => {
     // Training, samples, held-out checks, logits, the comparison, the adapter in use and the
     // restart all worked from the model the worker parsed once, when it loaded.
     assert.equal(await page.getAttribute('[data-testid=app]', 'data-parses'), '1');
+
+    // Loading another model drops the adapter in use, with a message; switching back to the
+    // first model does not bring it back.
+    await page.click('[data-testid=tab-train]');
+    const name = (await page.textContent('[data-testid=using]')).match(/adapter “(.+)”/)[1];
+    await page.click('[data-testid=tab-generate]');
+    await page.setInputFiles('[data-testid=files]', [MODEL, TOK]);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready', await statusText(page));
+    assert.equal(await page.inputValue('[data-testid=model-select]'), '1', 'a second model is loaded');
+    await page.click('[data-testid=tab-train]');
+    await page.waitForFunction(() => /another model was loaded/.test(document.querySelector('[data-testid=library-note]')?.textContent), null, { timeout: 30_000 });
+    assert.equal(await page.textContent('[data-testid=library-note]'), `Generate no longer uses the adapter “${name}”: another model was loaded.`);
+    assert.equal(await page.textContent('[data-testid=using]'), 'Generate and Inspect use the plain model.');
+    await page.click('[data-testid=tab-generate]');
+    const plainAgain = await generate(page, { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
+    assert.equal(plainAgain.state, 'done', plainAgain.status);
+    assert.ok(plainStory.startsWith(plainAgain.text) && plainAgain.text.length > 100, `the plain model's story: ${plainAgain.text}`);
+    await page.selectOption('[data-testid=model-select]', '0');
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    const first = await generate(page, { prompt: '', temperature: 0, topp: 0.9, seed: 1, steps: 64 });
+    assert.equal(first.text, plainAgain.text, 'back on the first model, still without the adapter');
     await assertClean(page, log, site.server.url);
     await page.close();
   });
 
-  test('reload during training, resume: the final adapter equals an uninterrupted run', async () => {
+  test('reload during training; the newest checkpoint damaged, a reload resumes from the one before; the final adapter equals an uninterrupted run exactly', async () => {
     const s = { ...RUN, steps: 30, sampleEvery: 15, checkpointEvery: 5, name: 'resume-check' };
     const { page, log } = await openApp(site.browser.context, site.server.url);
     await openTrain(page);
@@ -260,11 +283,36 @@ describe('Train view (CPU training in the engine worker)', () => {
     await screenshot(page, 'train-mid-run');
     await page.reload();
     await openTrain(page);
-    await page.waitForSelector('[data-testid=interrupted]', { timeout: 30_000 });
-    const offer = await page.textContent('[data-testid=interrupted]');
-    const saved = Number(offer.match(/at step (\d+) of 30/)[1]);
-    assert.ok(saved >= 5 && saved % 5 === 0, offer);
+    const offered = async () => {
+      await page.waitForSelector('[data-testid=interrupted]', { timeout: 30_000 });
+      const offer = await page.textContent('[data-testid=interrupted]');
+      const step = Number(offer.match(/at step (\d+) of 30/)?.[1]);
+      assert.ok(step >= 5 && step % 5 === 0, offer);
+      return step;
+    };
+    const newest = await offered();
     await screenshot(page, 'train-resume-offer');
+
+    // A crash in the middle of writing the newest checkpoint (or a damaged disk): its file is
+    // cut in half. Which file that is, is the one written last; the test needs no more of the
+    // storage format than that the run lives in the Train view's OPFS folder.
+    const damaged = await page.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm-train');
+      const files = [];
+      for await (const [name, h] of dir.entries()) if (h.kind === 'file') files.push({ name, file: await h.getFile() });
+      files.sort((a, b) => b.file.lastModified - a.file.lastModified);
+      const { name, file } = files[0];
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const w = await (await dir.getFileHandle(name)).createWritable();
+      await w.write(bytes.subarray(0, bytes.length >> 1));
+      await w.close();
+      return { name, files: files.length, bytes: bytes.length };
+    });
+    assert.ok(damaged.files >= 2, `the run is kept in more than one file: ${JSON.stringify(damaged)}`);
+    await page.reload();
+    await openTrain(page);
+    const saved = await offered();
+    assert.ok(saved < newest, `a reload skips the damaged checkpoint at step ${newest} (offered ${saved}; cut ${JSON.stringify(damaged)})`);
     const stored = await rows(page);
     await page.click('[data-testid=resume-saved]');
     // It continues from the saved step, not from 0.
@@ -272,24 +320,37 @@ describe('Train view (CPU training in the engine worker)', () => {
     assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
     const resumedLosses = await losses(page);
     await waitRows(page, stored);
-    const resumed = safetensors(Buffer.from((await download(page, join(work, 'resumed')))['adapter_model.safetensors']));
+    const resumed = (await download(page, join(work, 'resumed')))['adapter_model.safetensors'];
 
+    // The uninterrupted run, with the estimate shown before its Start.
     await settings(page, s);
+    await page.evaluate(() => { document.querySelector('[data-testid=train-estimate]').removeAttribute('data-seconds'); });
+    const estimate = await waitEstimate(page);
+    const stepMs = Number((await page.textContent('[data-testid=train-estimate]')).match(/(\d+) ms per step/)[1]);
+    const t0 = performance.now();
     await page.click('[data-testid=train-start]');
     assert.equal(await waitPhase(page, ['finished', 'error']), 'finished');
+    // The estimate against this run's own duration, measured on the same machine at the same
+    // load, within a factor of 4 either way: wrong units or a missing factor of the steps are
+    // 30–1000× off. Measured at load ≈8–9 (30 steps, about 1–2 s, where the fixed costs of
+    // starting and ending a run weigh): the run took 0.7–2.3× the estimate. The formula
+    // itself is unit-tested (app/src/train: time_left_counts_steps_checks_and_samples), and
+    // the estimate covers at least the steps at the cost per step it states.
+    const took = (performance.now() - t0) / 1000;
+    console.log(`# estimate ${estimate} s, the run took ${took.toFixed(2)} s`);
+    assert.ok(estimate > 0 && estimate / took < 4 && took / estimate < 4, `estimate ${estimate} s, the run took ${took.toFixed(2)} s`);
+    assert.ok(estimate + 0.05 >= (s.steps * (stepMs - 0.5)) / 1000, `${estimate} s < ${s.steps} steps of ${stepMs} ms`);
     const straightLosses = await losses(page);
     await waitRows(page, stored + 1);
-    const straight = safetensors(Buffer.from((await download(page, join(work, 'straight')))['adapter_model.safetensors']));
+    const straight = (await download(page, join(work, 'straight')))['adapter_model.safetensors'];
 
+    // The same code on the same bytes (adapter, optimizer state and data order restored from
+    // the checkpoint): equal, not close.
     assert.equal(resumedLosses.length, 31);
-    for (let i = 0; i < 31; i++) {
-      assert.ok(Math.abs(resumedLosses[i] - straightLosses[i]) <= 1e-4 * Math.abs(straightLosses[i]), `loss ${i}`);
-    }
-    assert.deepEqual(Object.keys(resumed).sort(), Object.keys(straight).sort());
-    for (const k of Object.keys(straight)) {
-      const { d, m } = maxDiff(Array.from(resumed[k].data), Array.from(straight[k].data));
-      assert.ok(d <= 1e-4 * m, `${k}: differs by ${d} (max ${m})`);
-    }
+    assert.deepEqual(resumedLosses, straightLosses);
+    const [a, b] = [safetensors(Buffer.from(resumed)), safetensors(Buffer.from(straight))];
+    assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+    for (const k of Object.keys(b)) assert.deepEqual(Array.from(a[k].data), Array.from(b[k].data), k);
     await assertClean(page, log, site.server.url);
     await page.close();
   });
@@ -334,6 +395,61 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.close();
   });
 
+  test('the saved run is deleted only once its adapter is in the library', async () => {
+    const s = { ...RUN, steps: 22, sampleEvery: 11, checkpointEvery: 5, name: 'library-check' };
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    // No saved run from an earlier test.
+    await page.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm-train', { create: true });
+      for (const name of await Array.fromAsync(dir.keys())) await dir.removeEntry(name);
+    });
+    await page.reload();
+    await openTrain(page);
+    const before = await rows(page);
+    await settings(page, s);
+    // The library cannot take the finished adapter: creating its folder in OPFS fails as a full
+    // disk would (checkpoints, in their own folder, are still written).
+    await page.evaluate(() => {
+      const get = FileSystemDirectoryHandle.prototype.getDirectoryHandle;
+      FileSystemDirectoryHandle.prototype.getDirectoryHandle = function (name, opts) {
+        if (name === 'items') return Promise.reject(new DOMException('The quota has been exceeded.', 'QuotaExceededError'));
+        return get.call(this, name, opts);
+      };
+    });
+    await page.click('[data-testid=train-start]');
+    assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
+    await page.waitForFunction(() => /room/.test(document.querySelector('[data-testid=library-note]')?.textContent), null, { timeout: 30_000 });
+    assert.equal(await rows(page), before, 'nothing was added to the library');
+    // So the last checkpoint (step 20) stays, and a reload offers to finish the run.
+    await page.reload();
+    await openTrain(page);
+    await page.waitForSelector('[data-testid=interrupted]', { timeout: 30_000 });
+    assert.match(await page.textContent('[data-testid=interrupted]'), /^“library-check” was interrupted at step 20 of 22/);
+    await page.click('[data-testid=resume-saved]');
+    assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
+    await waitRows(page, before);
+    // Now the adapter is in the library and the run is gone: its files are removed, and a
+    // reload offers nothing.
+    const runFiles = () => page.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm-train', { create: true });
+      const names = [];
+      for await (const name of dir.keys()) names.push(name);
+      return names;
+    });
+    await page.waitForFunction(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm-train', { create: true });
+      for await (const _ of dir.keys()) return false;
+      return true;
+    }, null, { timeout: 30_000 }).catch(() => {});
+    assert.deepEqual(await runFiles(), [], 'the saved run is deleted');
+    await page.reload();
+    await openTrain(page);
+    await waitRows(page, before);
+    assert.equal(await page.locator('[data-testid=interrupted]').count(), 0, 'no run to resume');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
   test('the PEFT fixture uploaded gives logits_final; an adapter for another model is refused', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     await openTrain(page);
@@ -368,7 +484,7 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
   const site = useSite({ webgpu: true });
   const work = mkdtempSync(join(tmpdir(), 'tinylm-train-gpu-'));
 
-  test('20 steps on Peter Rabbit on WebGPU: loss falls, samples differ, losses within 1e-3 of tinylm finetune', async () => {
+  test('20 steps on Peter Rabbit on WebGPU: loss falls, samples differ, losses within 1e-5 of tinylm finetune', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error'], 120_000), 'ready', await statusText(page));
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'webgpu');
@@ -390,8 +506,11 @@ describe('Train view on WebGPU (SwiftShader): the GPU trainer in the worker', ()
     assert.notEqual(await page.textContent('[data-testid=sample-on]'), await page.textContent('[data-testid=sample-off]'));
     const chars = Number(await page.getAttribute('[data-testid=counts]', 'data-train-chars'));
     const want = cliLosses(work, Array.from(readFileSync(BOOK, 'utf8')).slice(0, chars).join(''));
+    const worst = Math.max(...want.map((w, i) => Math.abs(got[i] - w) / Math.abs(w)));
+    console.log(`# WebGPU vs CLI (CPU) losses: worst relative difference ${worst.toExponential(2)}`);
+    // Measured 7.6e-7 relative on SwiftShader (lavapipe: 4.4e-7); 1e-5 is about 10×.
     for (let i = 0; i < want.length; i++) {
-      assert.ok(Math.abs(got[i] - want[i]) <= 1e-3 * Math.abs(want[i]), `loss ${i}: WebGPU ${got[i]} vs CLI ${want[i]}`);
+      assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * Math.abs(want[i]), `loss ${i}: WebGPU ${got[i]} vs CLI ${want[i]}`);
     }
     await assertClean(page, log, site.server.url);
     await page.close();

@@ -75,14 +75,32 @@ describe('TinyLM Lab page (WebGPU path, SwiftShader)', () => {
   test('Esc stops a story on the GPU', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready'], 60_000);
+    assert.equal((await backend(page)).kind, 'webgpu', 'the story runs on WebGPU');
     await page.fill('[data-testid=steps]', '512');
     await page.click('[data-testid=generate]');
     await page.waitForFunction(() => document.querySelector('[data-testid=output]').textContent.length > 10, null, { timeout: SLOW });
     await page.keyboard.press('Escape');
-    assert.equal(await waitForState(page, ['done', 'error'], 60_000), 'done');
+    assert.equal(await waitForState(page, ['done', 'error'], SLOW), 'done');
     const status = await statusText(page);
     const tokens = Number(status.match(/^Stopped: (\d+) tokens/)?.[1]);
     assert.ok(tokens > 0 && tokens < 512, status);
+    assert.equal(await page.textContent('[data-testid=figure-backend]'), 'WebGPU', 'the stopped run was the GPU’s');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
+  test('a seeded story on WebGPU is run.c’s, byte for byte (top-p, t 1, seed 5, 256 steps)', async () => {
+    // shared/data/reference/sampling_run_c: run.c's stdout (a trailing newline after the story).
+    const want = readShared('reference/sampling_run_c/topp_s5.txt').replace(/\n$/, '');
+    const cases = readShared('reference/sampling_run_c/cases.psv');
+    assert.match(cases, /^topp_s5\|1\.0\|0\.9\|5\|256\|$/m);
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    await waitForState(page, ['ready'], 60_000);
+    assert.equal((await backend(page)).kind, 'webgpu');
+    const r = await generate(page, { temperature: 1, topp: 0.9, seed: 5, steps: 256, timeout: SLOW });
+    assert.equal(r.state, 'done', r.status);
+    assert.equal(await page.textContent('[data-testid=figure-backend]'), 'WebGPU');
+    assert.equal(r.text, want);
     await assertClean(page, log, site.server.url);
     await page.close();
   });

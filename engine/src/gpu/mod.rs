@@ -35,7 +35,7 @@ mod workgroups;
 pub use backend::{GpuBackend, GpuOptions, GpuStats};
 pub use choice::{AnyBackend, BackendChoice, Opened, Reason};
 pub use context::GpuContext;
-pub use lora::{GpuTrainOptions, GpuTrainer};
+pub use lora::{GpuTrainOptions, GpuTrainer, TrainStats};
 pub use model::{f16_bits, f16_round, f16_value, rope_table};
 pub use tune::Tuning;
 pub use workgroups::{MatvecShape, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};

@@ -147,6 +147,10 @@ impl Inspector {
         if !self.is_finished() {
             return Err(Error::InvalidSetting(format!("the inspection stopped at {} of {} tokens", self.next, self.total())));
         }
+        let v = self.out.config.vocab_size;
+        if let Some(i) = self.out.logits.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NotFinite(format!("the model's output after token {}", i / v + 1)));
+        }
         Ok(self.out)
     }
 }

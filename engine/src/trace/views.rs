@@ -214,6 +214,10 @@ pub fn next_tokens(logits: &[f32], temperature: f32, topp: f32, k: usize) -> Res
     if logits.is_empty() {
         return Err(Error::InvalidSetting("no logits to show".into()));
     }
+    // NaN would leave the top-p set empty (run.c's sampler then takes the argmax).
+    if logits.iter().any(|x| !x.is_finite()) {
+        return Err(Error::NotFinite("a logit".into()));
+    }
     // The sampler's own checks of its settings.
     Sampler::new(temperature, topp, 0)?;
     let mut model = logits.to_vec();

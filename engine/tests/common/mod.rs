@@ -39,3 +39,10 @@ pub fn reference_json() -> serde_json::Value {
 pub fn fixture(rel: &str, key: &str) -> (Vec<usize>, Vec<f32>) {
     tensor(&read(rel), key)
 }
+
+/// The run.c sampling cases with the stdout run.c printed for each.
+pub fn run_c_samples() -> Vec<(RunC, Vec<u8>)> {
+    let cases = run_c_cases(&String::from_utf8(read("reference/sampling_run_c/cases.psv")).unwrap());
+    assert_eq!(cases.len(), 4, "top-p, multinomial, a prompt, a hot temperature");
+    cases.into_iter().map(|c| (read(&format!("reference/sampling_run_c/{}.txt", c.name)), c)).map(|(t, c)| (c, t)).collect()
+}

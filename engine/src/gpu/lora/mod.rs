@@ -40,6 +40,14 @@ pub struct GpuTrainOptions {
     pub state: Option<OptimizerState>,
 }
 
+/// What a trainer has asked of the GPU so far: queue submits and bytes read back (every submit
+/// and readback goes through `GpuTrainer::run`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TrainStats {
+    pub submits: u64,
+    pub bytes_read: u64,
+}
+
 /// An adapter being trained on the GPU, with its AdamW moments (the twin of `lora::Trainer`).
 pub struct GpuTrainer {
     ctx: GpuContext,
@@ -49,6 +57,7 @@ pub struct GpuTrainer {
     pub config: TrainConfig,
     step: u32,
     plan: Option<Plan>,
+    stats: std::sync::Mutex<TrainStats>,
 }
 
 impl GpuTrainer {
@@ -70,7 +79,12 @@ impl GpuTrainer {
                 Ok((kernels, model, params))
             })
             .await??;
-        Ok(GpuTrainer { ctx, kernels, model, params, config, step: state.step, plan: None })
+        Ok(GpuTrainer { ctx, kernels, model, params, config, step: state.step, plan: None, stats: Default::default() })
+    }
+
+    /// Submits and bytes read back since this trainer was made.
+    pub fn stats(&self) -> TrainStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
     /// Steps done so far.
@@ -130,6 +144,10 @@ impl GpuTrainer {
             at += *n as u64 * 4;
         }
         let sub = self.ctx.queue.submit([enc.finish()]);
+        if let Ok(mut s) = self.stats.lock() {
+            s.submits += 1;
+            s.bytes_read += total as u64 * 4;
+        }
         let all = floats(&readback::read(&self.ctx, &staging, total as u64 * 4, sub).await?);
         let mut out = Vec::new();
         let mut at = 0;
