@@ -15,7 +15,15 @@ pub enum ExperimentRequest {
     KnockOut { id: u64, prompt: String, settings: Settings, change: Intervention },
     /// The steering direction at `layer` from the two prompt lists, and the story at each
     /// strength (same seed), beside the unchanged one.
-    Steer { id: u64, prompt: String, settings: Settings, layer: usize, toward: Vec<String>, away: Vec<String>, strengths: Vec<f32> },
+    Steer {
+        id: u64,
+        prompt: String,
+        settings: Settings,
+        layer: usize,
+        toward: Vec<String>,
+        away: Vec<String>,
+        strengths: Vec<f32>,
+    },
     /// Activation patching of two prompts of equal token length (on the CPU whatever the backend).
     Patch { id: u64, clean: String, corrupt: String, clean_answer: String, corrupt_answer: String },
     /// Stops experiment `id` (and older ones) at its next yield; acts on arrival.
@@ -92,12 +100,22 @@ pub struct Patched {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ExperimentNews {
     /// `what` ("the knocked-out story") is `done` of `total` steps along.
-    Progress { id: u64, what: String, done: usize, total: usize },
+    Progress {
+        id: u64,
+        what: String,
+        done: usize,
+        total: usize,
+    },
     KnockedOut(Box<KnockedOut>),
     Steered(Box<Steered>),
     Patched(Box<Patched>),
-    Stopped { id: u64 },
-    Failed { id: u64, message: String },
+    Stopped {
+        id: u64,
+    },
+    Failed {
+        id: u64,
+        message: String,
+    },
 }
 
 /// The most tokens a patching prompt may have: the passes grow with its square (at 32 tokens of
@@ -139,7 +157,8 @@ mod tests {
             strengths: vec![-2.0, 0.0, 1.0, 2.0],
         };
         assert_eq!(round_trip(&steer), steer);
-        let iv = Intervention { steer: Some(Steer { layer: 0, direction: vec![0.5, -1.0], strength: 2.0 }), ..Default::default() };
+        let iv =
+            Intervention { steer: Some(Steer { layer: 0, direction: vec![0.5, -1.0], strength: 2.0 }), ..Default::default() };
         assert_eq!(round_trip(&iv), iv);
         let stop = ExperimentRequest::Stop { id: 9 };
         assert_eq!(round_trip(&stop), stop);

@@ -36,7 +36,13 @@ pub fn Map(
         .zip(&p.corrupt_pieces)
         .enumerate()
         .map(|(t, (a, b))| {
-            let label = if t == 0 { "BOS".to_string() } else if a == b { a.clone() } else { format!("{}/{}", a.trim(), b.trim()) };
+            let label = if t == 0 {
+                "BOS".to_string()
+            } else if a == b {
+                a.clone()
+            } else {
+                format!("{}/{}", a.trim(), b.trim())
+            };
             view! { <th scope="col" class:differs={a != b} title=format!("position {t}")>{label}</th> }
         })
         .collect_view();

@@ -5,9 +5,9 @@
 use leptos::prelude::*;
 use tinylm_engine::trace::{Ablation, HeadId, Intervention};
 
+use super::controls::{start, story_settings, SettingsNote, Status};
 use super::state::{Kind, State};
 use super::story::StoryText;
-use super::controls::{start, story_settings, SettingsNote, Status};
 use crate::protocol::experiments::{ChangeRow, ExperimentRequest};
 
 fn run(s: State) {
@@ -138,7 +138,8 @@ fn Odds(s: State, rows: Vec<ChangeRow>, pieces: Vec<String>) -> impl IntoView {
             let c = &r.change;
             let shade = if most > 0.0 { (c.kl / most).sqrt() } else { 0.0 };
             // BOS reads as a dot; the rest as the story's pieces.
-            let piece = if t == 0 { "·".to_string() } else { pieces.get(t).cloned().unwrap_or_default().replace("<0x0A>", "↵") };
+            let piece =
+                if t == 0 { "·".to_string() } else { pieces.get(t).cloned().unwrap_or_default().replace("<0x0A>", "↵") };
             view! {
                 <span class="ko-tok" class:picked=move || s.ko_pos.get() == t
                     style:background-color=format!("rgba(214, 96, 77, {shade:.3})")

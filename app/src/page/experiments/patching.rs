@@ -7,9 +7,9 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use tinylm_engine::trace::PATCH_EXAMPLES;
 
+use super::controls::{start, Status};
 use super::heatmap::{Legend, Map};
 use super::state::{Kind, State};
-use super::controls::{start, Status};
 use crate::protocol::experiments::{ExperimentRequest, Patched};
 
 fn run(s: State) {
@@ -80,7 +80,8 @@ pub fn Patching(s: State) -> impl IntoView {
 fn result(p: Arc<Patched>) -> impl IntoView {
     let m = &p.maps;
     let (l, h, t) = (m.n_layers, m.n_heads, m.len());
-    let resid: Vec<(String, Vec<f32>)> = (0..l).map(|li| (format!("{li}"), (0..t).map(|ti| m.resid_at(li, ti)).collect())).collect();
+    let resid: Vec<(String, Vec<f32>)> =
+        (0..l).map(|li| (format!("{li}"), (0..t).map(|ti| m.resid_at(li, ti)).collect())).collect();
     let heads: Vec<(String, Vec<f32>)> = (0..l)
         .flat_map(|li| (0..h).map(move |hi| (li, hi)))
         .map(|(li, hi)| (format!("{li}.{hi}"), (0..t).map(|ti| m.heads_at(li, hi, ti)).collect()))

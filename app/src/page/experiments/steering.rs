@@ -4,9 +4,9 @@
 
 use leptos::prelude::*;
 
+use super::controls::{start, story_settings, SettingsNote, Status};
 use super::state::{Kind, State};
 use super::story::StoryText;
-use super::controls::{start, story_settings, SettingsNote, Status};
 use crate::protocol::experiments::ExperimentRequest;
 
 /// The strengths written for slider value `s`: away (negative), none, half and all of it.

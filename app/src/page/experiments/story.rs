@@ -26,7 +26,9 @@ pub fn StoryText(story: Story, first: Option<usize>, title: String, testid: Stri
             let text = if i == 1 { p.trim_start().to_string() } else { p.clone() };
             let text = text.replace("<0x0A>", "\n");
             match first {
-                Some(f) if i == f => view! { <mark class="first-diff" data-testid=format!("{testid}-first-diff")>{text}</mark> }.into_any(),
+                Some(f) if i == f => {
+                    view! { <mark class="first-diff" data-testid=format!("{testid}-first-diff")>{text}</mark> }.into_any()
+                }
                 Some(f) if i > f => view! { <span class="after-diff">{text}</span> }.into_any(),
                 _ => view! { <span>{text}</span> }.into_any(),
             }

@@ -37,7 +37,8 @@ pub async fn handle(s: &mut Session, req: ExperimentRequest, stop: &Cancel) {
                 steer::run(s, &prompt, &settings, layer, lists, &strengths, &mut tick).await
             }
             ExperimentRequest::Patch { clean, corrupt, clean_answer, corrupt_answer, .. } => {
-                patch::run(s, [clean.as_str(), corrupt.as_str()], [clean_answer.as_str(), corrupt_answer.as_str()], &mut tick).await
+                patch::run(s, [clean.as_str(), corrupt.as_str()], [clean_answer.as_str(), corrupt_answer.as_str()], &mut tick)
+                    .await
             }
             ExperimentRequest::Stop { .. } => Ok(None),
         }

@@ -8,9 +8,9 @@ use tinylm_engine::{Sampler, Tokenizer};
 
 use crate::protocol::experiments::{ExperimentNews, Story};
 use crate::protocol::{FromWorker, Settings};
+use crate::words;
 use crate::worker::bridge::{now_ms, post, yield_now};
 use crate::worker::cancel::Cancel;
-use crate::words;
 
 /// CPU work between yields: short enough that Stop feels instant.
 const SLICE_MS: f64 = 25.0;
