@@ -6,6 +6,7 @@ mod actions;
 mod app;
 mod browser;
 mod client;
+mod experiments;
 mod generate;
 mod help;
 mod inspect;

@@ -7,6 +7,7 @@ use tinylm_engine::Config;
 
 pub mod bench;
 pub mod binary;
+pub mod experiments;
 pub mod inspect;
 pub mod seed;
 pub mod train;
@@ -110,6 +111,8 @@ pub enum ToWorker {
     Train(train::TrainCmd),
     /// Times decoding for the benchmark page.
     Bench(bench::BenchRequest),
+    /// Knock-outs, activation patching and steering (the Inspect view's Experiments panel).
+    Experiment(experiments::ExperimentRequest),
 }
 
 /// A model in the menu.
@@ -216,6 +219,8 @@ pub enum FromWorker {
         id: u64,
         message: String,
     },
+    /// Progress and results of an experiment.
+    Experiment(experiments::ExperimentNews),
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub struct Cancels {
     pub inspect: Cancel,
     /// Logit lens requests, by their `seq`: a newer one supersedes the older.
     pub lens: Cancel,
+    /// Experiments (knock-outs, patching, steering), by request id.
+    pub experiment: Cancel,
     /// Training runs, by job id, with how they end.
     pub train: Cancel<crate::protocol::train::Ending>,
 }

@@ -6,6 +6,7 @@ mod backends;
 mod bench;
 mod bridge;
 mod cancel;
+mod experiments;
 mod fetch;
 mod generate;
 mod inbox;

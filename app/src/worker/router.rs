@@ -6,7 +6,8 @@ use super::cancel::Cancels;
 use super::inbox::{Inbox, Job, Work};
 use super::inspect::Kept;
 use super::session::Session;
-use super::{bench, generate, inspect, models, speed, train};
+use super::{bench, experiments, generate, inspect, models, speed, train};
+use crate::protocol::experiments::ExperimentRequest;
 use crate::protocol::inspect::InspectCtl;
 use crate::protocol::train::{Ending, TrainCmd};
 use crate::protocol::ToWorker;
@@ -26,6 +27,7 @@ pub fn on_arrival(msg: ToWorker, cancels: &Cancels) -> Option<ToWorker> {
         ToWorker::Train(TrainCmd::Pause { job }) => cancels.train.cancel(job, Ending::Paused),
         ToWorker::Train(TrainCmd::Stop { job }) => cancels.train.cancel(job, Ending::Stopped),
         ToWorker::InspectCtl(InspectCtl::Stop { id }) => cancels.inspect.cancel(id, ()),
+        ToWorker::Experiment(ExperimentRequest::Stop { id }) => cancels.experiment.cancel(id, ()),
         ToWorker::InspectCtl(InspectCtl::Lens { seq, .. }) => {
             // A newer lens request ends the older ones early; it then waits its turn.
             cancels.lens.cancel(seq.saturating_sub(1), ());
@@ -60,6 +62,7 @@ impl Router {
             }
             ToWorker::Train(cmd) => train::handle(s, cmd, &self.cancels.train).await,
             ToWorker::Bench(req) => bench::handle(req).await,
+            ToWorker::Experiment(req) => experiments::handle(s, req, &self.cancels.experiment).await,
             // Controls acted on arrival (`on_arrival`).
             ToWorker::Stop { .. } | ToWorker::InspectCtl(InspectCtl::Stop { .. }) => {}
         }
@@ -79,6 +82,8 @@ mod tests {
         assert_eq!(c.train.reason(2), Some(Ending::Paused));
         assert!(on_arrival(ToWorker::InspectCtl(InspectCtl::Stop { id: 9 }), &c).is_none());
         assert!(c.inspect.is_cancelled(9));
+        assert!(on_arrival(ToWorker::Experiment(ExperimentRequest::Stop { id: 3 }), &c).is_none());
+        assert!(c.experiment.is_cancelled(3) && !c.experiment.is_cancelled(4));
         // A lens request supersedes the older ones and is queued itself.
         let lens = ToWorker::InspectCtl(InspectCtl::Lens { id: 1, seq: 5, positions: vec![3] });
         assert_eq!(on_arrival(lens.clone(), &c), Some(lens));

@@ -32,7 +32,11 @@ pub use state::{Phase, State};
 pub fn install(ctx: Ctx) -> Handler {
     let s = State::new(ctx);
     provide_context(s);
-    Box::new(move |msg| receive(s, msg))
+    let experiments = super::experiments::install(ctx);
+    Box::new(move |msg| {
+        receive(s, msg);
+        experiments(msg);
+    })
 }
 
 fn receive(s: State, msg: &FromWorker) {
@@ -201,6 +205,7 @@ pub fn view() -> AnyView {
                 </div>
                 <lens::Lens s />
             </Show>
+            <super::experiments::Panel />
         </section>
     }
     .into_any()

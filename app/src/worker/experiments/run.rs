@@ -1,0 +1,125 @@
+//! What the experiments share: a ticker that yields, reports progress and sees Stop; seeded
+//! stories and inspections on the active backend, paced by it.
+
+use tinylm_engine::generate::{Pace, Step};
+use tinylm_engine::gpu::AnyBackend;
+use tinylm_engine::trace::{pieces, Inspection, Inspector};
+use tinylm_engine::{Sampler, Tokenizer};
+
+use crate::protocol::experiments::{ExperimentNews, Story};
+use crate::protocol::{FromWorker, Settings};
+use crate::words;
+use crate::worker::bridge::{now_ms, post, yield_now};
+use crate::worker::cancel::Cancel;
+
+/// CPU work between yields: short enough that Stop feels instant.
+const SLICE_MS: f64 = 25.0;
+/// Progress is sent at most this often.
+const PROGRESS_MS: f64 = 100.0;
+
+/// Progress reports and yields between chunks of work; says when the page stopped it.
+pub struct Ticker<'a> {
+    pub id: u64,
+    stop: &'a Cancel,
+    slice: f64,
+    posted: f64,
+}
+
+impl<'a> Ticker<'a> {
+    pub fn new(id: u64, stop: &'a Cancel) -> Ticker<'a> {
+        Ticker { id, stop, slice: now_ms(), posted: f64::NEG_INFINITY }
+    }
+
+    /// After a chunk: yields when the time slice is spent; true when stopped.
+    pub async fn tick(&mut self, what: &str, done: usize, total: usize) -> bool {
+        if now_ms() - self.posted >= PROGRESS_MS {
+            self.posted = now_ms();
+            let news = ExperimentNews::Progress { id: self.id, what: what.to_string(), done, total };
+            post(&FromWorker::Experiment(news));
+        }
+        if now_ms() - self.slice >= SLICE_MS {
+            yield_now().await;
+            self.slice = now_ms();
+        }
+        self.stop.is_cancelled(self.id)
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.is_cancelled(self.id)
+    }
+}
+
+pub fn err(e: tinylm_engine::Error) -> String {
+    words::run_error(&e)
+}
+
+/// A story with `settings` (the seed fixes it) on the backend as its edits stand; `None` when
+/// stopped.
+pub async fn story(
+    backend: &mut AnyBackend,
+    prompt: &[u32],
+    settings: &Settings,
+    tick: &mut Ticker<'_>,
+    what: &str,
+) -> Result<Option<Vec<u32>>, String> {
+    let mut sampler = Sampler::new(settings.temperature, settings.topp, settings.seed).map_err(err)?;
+    let total = if settings.steps == 0 { backend_context(backend) } else { settings.steps };
+    let mut pace = Paced { tick, what, done: 0, total, stopped: false };
+    let tokens = backend.run_async(prompt, settings.steps, &mut sampler, &mut pace).await.map_err(err)?;
+    Ok((!pace.stopped).then_some(tokens))
+}
+
+fn backend_context(backend: &AnyBackend) -> usize {
+    use tinylm_engine::generate::Backend;
+    backend.config().seq_len
+}
+
+struct Paced<'a, 'b> {
+    tick: &'a mut Ticker<'b>,
+    what: &'a str,
+    done: usize,
+    total: usize,
+    stopped: bool,
+}
+
+impl Pace for Paced<'_, '_> {
+    fn token(&mut self, step: Step) -> bool {
+        self.done = step.pos;
+        self.stopped |= self.tick.stopped();
+        !self.stopped
+    }
+    async fn between(&mut self) -> bool {
+        self.stopped |= self.tick.tick(self.what, self.done, self.total).await;
+        !self.stopped
+    }
+}
+
+/// A story as the page shows it.
+pub fn told(tok: &Tokenizer, tokens: Vec<u32>) -> Result<Story, String> {
+    let text = String::from_utf8_lossy(&tok.decode_all(&tokens).map_err(err)?).into_owned();
+    Ok(Story { pieces: pieces::token_pieces(tok, &tokens), tokens, text })
+}
+
+/// The forward pass keeping everything, on the backend as its edits stand: on the CPU a
+/// position at a time, on the GPU a batch of positions at a time; `None` when stopped.
+pub async fn inspection(
+    backend: &mut AnyBackend,
+    tokens: &[u32],
+    tick: &mut Ticker<'_>,
+    what: &str,
+) -> Result<Option<Inspection>, String> {
+    use tinylm_engine::generate::Backend;
+    let mut run = Inspector::new(backend.config(), tokens).map_err(err)?;
+    loop {
+        let finished = match backend {
+            AnyBackend::Gpu(g) => g.inspect_advance_async(&mut run).await,
+            AnyBackend::Cpu(cpu) => run.advance(cpu, 1),
+        };
+        if finished.map_err(err)? {
+            return run.finish().map(Some).map_err(err);
+        }
+        if tick.tick(what, run.done(), tokens.len()).await {
+            return Ok(None);
+        }
+    }
+}
