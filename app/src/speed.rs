@@ -111,16 +111,7 @@ mod tests {
 
     #[test]
     fn keys_differ_by_adapter_and_shape() {
-        let c = Config {
-            dim: 64,
-            hidden_dim: 172,
-            n_layers: 5,
-            n_heads: 8,
-            n_kv_heads: 4,
-            vocab_size: 512,
-            seq_len: 512,
-            shared_classifier: true,
-        };
+        let c = Config::llama2c([64, 172, 5, 8, 4, 512, 512], true);
         let d = Config { seq_len: 256, ..c };
         assert_ne!(key("a", &c), key("b", &c));
         assert_ne!(key("a", &c), key("a", &d));

@@ -50,7 +50,7 @@ impl Store {
             name: self.unique_name(&files.model_name),
             source: source.clone(),
             config: c,
-            format: model.format().describe(),
+            format: model.describe().to_string(),
             params: c.n_params(),
             model_bytes: files.model.len() as u64,
             tokenizer_name: files.tokenizer_name.clone(),

@@ -40,7 +40,7 @@ pub fn Steering(s: State) -> impl IntoView {
     });
     let disabled = move || s.busy() || !s.ctx.can_generate();
     let title = |strength: f32| match strength {
-        x if x == 0.0 => "Strength 0 (no push)".to_string(),
+        0.0 => "Strength 0 (no push)".to_string(),
         x if x < 0.0 => format!("Strength {x} (pushed toward the second list)"),
         x => format!("Strength {x} (pushed toward the first list)"),
     };
