@@ -11,7 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::bridge::{now_ms, scope};
-use super::speed::Warmup;
+use super::warmup::Warmup;
 use crate::protocol::{BackendInfo, BackendKind, Choice};
 use crate::speed::{fallback_reason, When, WARMING};
 use crate::words;
@@ -69,7 +69,7 @@ async fn open_auto(model: &LoadedModel) -> Result<Opened, String> {
         Ok(a) if a.fallback => (fallback_reason(&a.words), None),
         Ok(a) => {
             let label = a.label();
-            match super::speed::kept(&label, model.config()).await {
+            match super::warmup::kept(&label, model.config()).await {
                 // Known to be slower here: not even started.
                 Some(s) if !s.gpu_wins() => (s.reason(When::Earlier), None),
                 kept => (WARMING.to_string(), Some(Warmup { adapter: label, kept })),

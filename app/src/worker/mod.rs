@@ -18,6 +18,7 @@ mod speed;
 mod store;
 mod train;
 mod tuning;
+mod warmup;
 
 use cancel::Cancels;
 use inbox::{Inbox, Job, Work};

@@ -8,8 +8,8 @@ use super::backends;
 use super::bridge::post;
 use super::fetch::progress;
 use super::inbox::Inbox;
-use super::speed::{self, Warm, WarmSlot};
 use super::store::{parses, Store, Stored};
+use super::warmup::{self, Warm, WarmSlot};
 use crate::protocol::train::TrainEvent;
 use crate::protocol::{BackendInfo, BackendKind, Choice, FromWorker, Settings};
 
@@ -93,7 +93,7 @@ impl Session {
         let opened = backends::open(model, choice).await?;
         if let Some(w) = opened.warmup {
             let (weights, adapter) = (model.weights().clone(), model.adapter().cloned());
-            speed::start(self.epoch, weights, adapter, w, self.warm.clone(), self.inbox.clone());
+            warmup::start(self.epoch, weights, adapter, w, self.warm.clone(), self.inbox.clone());
         }
         self.active = Some(Active { id, backend: opened.backend, info: opened.info, choice, story: None });
         Ok(())

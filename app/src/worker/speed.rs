@@ -1,66 +1,24 @@
-//! Auto's WebGPU start beside the CPU, and the measurement that decides between them. The GPU
-//! opens in a task of its own (the CPU meanwhile writes stories); once it is ready, a job in the
-//! inbox times a few decode steps on both, keeps the figures on the device, and makes the faster
-//! one the active backend. A newer activation (another model, backend or adapter) makes the
+//! Auto's choice between the CPU and a WebGPU backend started beside it (`warmup`): once the GPU
+//! is ready, a job in the inbox times a few decode steps on both, keeps the figures on the device,
+//! and makes the faster one the active backend. A newer activation (another model, backend or adapter) makes the
 //! warmed GPU stale: it is dropped unused.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::Arc;
-
 use tinylm_engine::generate::Backend;
-use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions};
-use tinylm_engine::lora::Adapter;
-use tinylm_engine::{Config, Sampler, Weights, BOS};
+use tinylm_engine::gpu::AnyBackend;
+use tinylm_engine::{Sampler, BOS};
 
 use super::backends;
 use super::bridge::{now_ms, post, yield_now};
-use super::inbox::{Inbox, Job, Work};
 use super::session::Session;
+use super::warmup::keep;
 use crate::protocol::{BackendInfo, BackendKind, FromWorker};
-use crate::speed::{key, Speeds, When};
+use crate::speed::{Speeds, When};
 
-/// Where kept measurements live in the Origin Private File System.
-const DIR: &str = "tinylm-backend-speed";
 /// Decode time per backend, after a short warm-up (pipelines compile on the first dispatch).
 const BUDGET_MS: f64 = 150.0;
 const WARM_UP_TOKENS: usize = 3;
 /// Tokens timed at least, whatever the budget.
 const MIN_TOKENS: usize = 4;
-
-/// A WebGPU start Auto asks for: the adapter's description, and speeds kept from an earlier
-/// visit (then nothing is measured again).
-pub struct Warmup {
-    pub adapter: String,
-    pub kept: Option<Speeds>,
-}
-
-/// A WebGPU backend started for activation `epoch`, or why it did not start.
-pub struct Warm {
-    epoch: u64,
-    warmup: Warmup,
-    gpu: Result<(AnyBackend, f64), String>,
-}
-
-pub type WarmSlot = Rc<RefCell<Option<Warm>>>;
-
-/// Starts WebGPU for `weights` (with `adapter` merged) in a task of its own; when it is ready, a
-/// `Work::GpuReady` job is queued.
-pub fn start(epoch: u64, weights: Arc<Weights>, adapter: Option<Arc<Adapter>>, warmup: Warmup, slot: WarmSlot, inbox: Inbox) {
-    wasm_bindgen_futures::spawn_local(async move {
-        let t0 = now_ms();
-        let opts = GpuOptions { workgroups: super::tuning::load(&warmup.adapter, &weights.config).await, ..Default::default() };
-        let opened = AnyBackend::open_shared(&weights, adapter.as_ref(), BackendChoice::Gpu, opts).await;
-        let gpu = opened.map(|o| (o.backend, now_ms() - t0)).map_err(|e| backends::plain(&e));
-        let mut slot = slot.borrow_mut();
-        // A start for a newer activation may have finished first: never replace it.
-        if slot.as_ref().is_none_or(|w| w.epoch < epoch) {
-            *slot = Some(Warm { epoch, warmup, gpu });
-        }
-        drop(slot);
-        inbox.push(Job { msg: Work::GpuReady, at: now_ms() });
-    });
-}
 
 /// The warmed GPU's job: measure (unless kept figures decide), switch to the faster backend and
 /// tell the page.
@@ -70,8 +28,8 @@ pub async fn on_ready(s: &mut Session) {
     let config = *stored.model.config();
     let (gpu, start_ms) = match warm.gpu {
         Ok(g) => g,
-        Err(why) => {
-            active.info.reason = format!("Using the CPU because {why}.");
+        Err(e) => {
+            active.info.reason = format!("Using the CPU because {}.", backends::plain(&e));
             return post(&FromWorker::Backend { model: active.id, backend: active.info.clone() });
         }
     };
@@ -97,12 +55,6 @@ pub async fn on_ready(s: &mut Session) {
         active.info.reason = speeds.reason(when);
     }
     post(&FromWorker::Backend { model: active.id, backend: active.info.clone() });
-}
-
-impl Warm {
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
 }
 
 /// Decode speeds of the same model on the CPU and on the GPU.
@@ -134,17 +86,4 @@ async fn rate(b: &mut AnyBackend) -> Result<f64, String> {
     .map_err(|e| e.to_string())?;
     let ms = first.map_or(0.0, |f| last - f);
     Ok(if n > 1 && ms > 0.0 { (n - 1) as f64 * 1000.0 / ms } else { f64::INFINITY })
-}
-
-/// Speeds kept for this adapter and model shape, if any.
-pub async fn kept(adapter: &str, c: &Config) -> Option<Speeds> {
-    let text = super::tuning::read(DIR, &key(adapter, c)).await.ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-async fn keep(adapter: &str, c: &Config, s: Speeds) {
-    let Ok(text) = serde_json::to_string(&s) else { return };
-    if let Err(e) = super::tuning::write(DIR, &key(adapter, c), &text).await {
-        web_sys::console::warn_1(&e);
-    }
 }

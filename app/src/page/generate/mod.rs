@@ -2,15 +2,16 @@
 //! settings, and the story as the worker writes it. Its messages are `protocol`'s own
 //! (`ToWorker::Generate`, `FromWorker::Text` …).
 
+mod adapter_badge;
 mod controls;
 mod model_card;
 
 use leptos::prelude::*;
 
-use super::actions;
 use super::help::{About, Term};
 use super::state::{Ctx, Status};
 use crate::protocol::FromWorker;
+use adapter_badge::AdapterBadge;
 use controls::Controls;
 use model_card::ModelCard;
 
@@ -41,25 +42,6 @@ fn receive(ctx: Ctx, msg: &FromWorker) {
         FromWorker::RunFailed { run, message } if current(run) => ctx.status.set(Status::Error(message.clone())),
         // Replies about runs the page has moved past, and other views' news.
         _ => {}
-    }
-}
-
-/// Which adapter Generate uses, with a button to write with the plain model again (shown on the
-/// model card and above the story, so a changed story never looks unexplained).
-#[component]
-pub fn AdapterBadge(ctx: Ctx, place: &'static str) -> impl IntoView {
-    let name = move || ctx.adapter.with(|a| a.as_ref().map(|a| a.name.clone()).unwrap_or_default());
-    view! {
-        <Show when=move || ctx.adapter.with(Option::is_some)>
-            <p class="adapter-badge" data-testid=format!("adapter-badge-{place}")>
-                <span>"Adapter in use: “"<strong data-testid=format!("adapter-name-{place}")>{name}</strong>"”"</span>
-                " "
-                <button type="button" class="secondary" data-testid=format!("adapter-off-{place}")
-                    disabled=move || ctx.running() on:click=move |_| actions::adapter_off(ctx)>
-                    "Turn off"
-                </button>
-            </p>
-        </Show>
     }
 }
 

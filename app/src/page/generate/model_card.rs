@@ -16,7 +16,7 @@ pub fn ModelCard(ctx: Ctx) -> impl IntoView {
         <section class="card model" aria-label="Model" id="model" data-testid="model">
             <h2>"Model"</h2>
             <ModelMenu ctx />
-            <super::AdapterBadge ctx place="model" />
+            <super::adapter_badge::AdapterBadge ctx place="model" />
             {move || ctx.active_entry().map(|m| facts(&m))}
             <BackendPanel ctx />
             <Loader ctx />
