@@ -62,16 +62,18 @@ install_rust_tools() {
     fi
 }
 
-# npm tools pinned by package-lock.json: binaryen@132 (wasm-opt) and playwright-core.
+# npm tools pinned by package-lock.json: binaryen@132 (wasm-opt), playwright-core and axe-core
+# (the accessibility test). `npm ci` runs when any of them is missing or at another version.
 install_node_tools() {
-    local want_pw have_pw have_opt
-    want_pw=$(node -p "require('./package.json').devDependencies['playwright-core']")
-    have_pw=$(node -p "try { require('./node_modules/playwright-core/package.json').version } catch { '' }")
+    local stale have_opt
+    stale=$(node -p "Object.entries(require('./package.json').devDependencies).filter(([n, v]) => {
+        try { return require('./node_modules/' + n + '/package.json').version !== v } catch { return true }
+    }).map(([n]) => n).join(' ')")
     have_opt=$(wasm-opt --version 2>/dev/null || true)
-    if [[ "$have_pw" == "$want_pw" && "$have_opt" == *"version 132"* ]]; then
-        echo "npm tools: already installed (playwright-core $have_pw, $have_opt)"
+    if [[ -z "$stale" && "$have_opt" == *"version 132"* ]]; then
+        echo "npm tools: already installed ($have_opt)"
     else
-        log "npm ci (binaryen, playwright-core)"
+        log "npm ci (${stale:-binaryen})"
         npm ci --no-audit --no-fund </dev/null
     fi
 }
