@@ -98,7 +98,9 @@ for (const mode of ['cpu', 'webgpu']) {
     const site = useSite({ webgpu: mode === 'webgpu' });
 
     before(async () => {
-      ({ page, log } = await openApp(site.browser.context, site.server.url));
+      // Auto never takes a software adapter (SwiftShader): WebGPU is asked for by name.
+      const url = mode === 'webgpu' ? `${site.server.url}#backend=webgpu` : site.server.url;
+      ({ page, log } = await openApp(site.browser.context, url));
       assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready', await statusText(page));
       assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), mode);
       await page.fill('[data-testid=prompt]', PROMPT);
