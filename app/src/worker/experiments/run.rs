@@ -3,7 +3,7 @@
 
 use tinylm_engine::generate::{Pace, Step};
 use tinylm_engine::gpu::AnyBackend;
-use tinylm_engine::trace::{pieces, Inspection, Inspector};
+use tinylm_engine::trace::{pieces, Inspection};
 use tinylm_engine::{Sampler, Tokenizer};
 
 use crate::protocol::experiments::{ExperimentNews, Story};
@@ -11,6 +11,7 @@ use crate::protocol::{FromWorker, Settings};
 use crate::words;
 use crate::worker::bridge::{now_ms, post, yield_now};
 use crate::worker::cancel::Cancel;
+use crate::worker::inspect::{forward, Progress};
 
 /// CPU work between yields: short enough that Stop feels instant.
 const SLICE_MS: f64 = 25.0;
@@ -108,18 +109,17 @@ pub async fn inspection(
     tick: &mut Ticker<'_>,
     what: &str,
 ) -> Result<Option<Inspection>, String> {
-    use tinylm_engine::generate::Backend;
-    let mut run = Inspector::new(backend.config(), tokens).map_err(err)?;
-    loop {
-        let finished = match backend {
-            AnyBackend::Gpu(g) => g.inspect_advance_async(&mut run).await,
-            AnyBackend::Cpu(cpu) => run.advance(cpu, 1),
-        };
-        if finished.map_err(err)? {
-            return run.finish().map(Some).map_err(err);
-        }
-        if tick.tick(what, run.done(), tokens.len()).await {
-            return Ok(None);
-        }
+    forward(backend, tokens, &mut Labelled { tick, what }).await
+}
+
+/// The experiment's ticker, reporting the forward pass's steps under `what`.
+struct Labelled<'t, 'a> {
+    tick: &'t mut Ticker<'a>,
+    what: &'t str,
+}
+
+impl Progress for Labelled<'_, '_> {
+    async fn step_done(&mut self, done: usize, total: usize) -> bool {
+        self.tick.tick(self.what, done, total).await
     }
 }

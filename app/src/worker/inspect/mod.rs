@@ -125,9 +125,25 @@ async fn inspect(s: &mut Session, req: &InspectRequest, stop: &Cancel) -> Result
     Ok(Some((inspected, kept)))
 }
 
+/// Progress and Stop between the steps of `forward`.
+pub(crate) trait Progress {
+    /// After `done` of `total` positions; true when the page stopped the work.
+    async fn step_done(&mut self, done: usize, total: usize) -> bool;
+}
+
+impl Progress for Ticker<'_> {
+    async fn step_done(&mut self, done: usize, total: usize) -> bool {
+        self.tick(Stage::Forward, done, total).await
+    }
+}
+
 /// The forward pass keeping everything, with progress and Stop between steps: on the CPU a
 /// position at a time, on the GPU a batch of positions (one submit) at a time.
-async fn forward(backend: &mut AnyBackend, tokens: &[u32], tick: &mut Ticker<'_>) -> Result<Option<Inspection>, String> {
+pub(crate) async fn forward(
+    backend: &mut AnyBackend,
+    tokens: &[u32],
+    progress: &mut impl Progress,
+) -> Result<Option<Inspection>, String> {
     let n = tokens.len();
     let err = |e: tinylm_engine::Error| words::run_error(&e);
     let mut run = Inspector::new(backend.config(), tokens).map_err(err)?;
@@ -139,7 +155,7 @@ async fn forward(backend: &mut AnyBackend, tokens: &[u32], tick: &mut Ticker<'_>
         if finished.map_err(err)? {
             return run.finish().map(Some).map_err(err);
         }
-        if tick.tick(Stage::Forward, run.done(), n).await {
+        if progress.step_done(run.done(), n).await {
             return Ok(None);
         }
     }
