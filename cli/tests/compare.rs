@@ -4,23 +4,16 @@
 mod common;
 use common::*;
 
-fn generate(extra: &[&str]) -> Vec<u8> {
-    let mut args = vec!["generate".to_string(), model().display().to_string()];
-    args.extend(["-z".to_string(), tok512().display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    ok(&args)
-}
-
 #[test]
 fn compare_prints_each_settings_own_story() {
     let base = ["-i", "Once upon a time", "-n", "200", "-p", "0.9", "-s", "5"];
     let mut args = base.to_vec();
     args.extend(["--compare", "t=0; t=1.0,s=133742; t=0.8,p=0.5; t=1.2,s=9"]);
-    let got = generate(&args);
+    let got = generate_260k(&args);
     let mut expected = Vec::new();
     for (t, p, s) in [("0", "0.9", "5"), ("1", "0.9", "133742"), ("0.8", "0.5", "5"), ("1.2", "0.9", "9")] {
         expected.extend_from_slice(format!("[t={t} p={p} s={s}]\n").as_bytes());
-        expected.extend(generate(&["-i", "Once upon a time", "-n", "200", "-t", t, "-p", p, "-s", s]));
+        expected.extend(generate_260k(&["-i", "Once upon a time", "-n", "200", "-t", t, "-p", p, "-s", s]));
     }
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
 }

@@ -4,17 +4,10 @@ mod common;
 use common::*;
 use tinylm_engine::Tokenizer;
 
-fn generate(extra: &[&str]) -> Vec<u8> {
-    let mut args = vec!["generate".to_string(), model().display().to_string()];
-    args.extend(["-z".to_string(), tok512().display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    ok(&args)
-}
-
 #[test]
 fn greedy_256_is_the_reference_text_byte_for_byte() {
     let expected = std::fs::read(data("reference/stories260K_greedy_256.txt")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&generate(&["-t", "0", "-n", "256"])), String::from_utf8_lossy(&expected));
+    assert_eq!(String::from_utf8_lossy(&generate_260k(&["-t", "0", "-n", "256"])), String::from_utf8_lossy(&expected));
 }
 
 #[test]
@@ -27,18 +20,18 @@ fn greedy_with_prompt_matches_reference_ids() {
         expected.extend_from_slice(tok.decode(w[0], w[1]).unwrap().printable());
     }
     expected.push(b'\n');
-    let got = generate(&["-i", "Once upon a time", "-n", "64", "-t", "0"]);
+    let got = generate_260k(&["-i", "Once upon a time", "-n", "64", "-t", "0"]);
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
 }
 
 #[test]
 fn seeded_sampling_reproduces_llama2c_doc_story() {
     let args = ["-t", "1.0", "-p", "0.9", "-s", "133742", "-n", "256"];
-    let a = generate(&args);
+    let a = generate_260k(&args);
     let text = String::from_utf8_lossy(&a);
     assert!(text.starts_with("Once upon a time, there was a little boy named Timmy"), "{text}");
-    assert_eq!(a, generate(&args), "same seed, same story");
-    let other = generate(&["-t", "1.0", "-p", "0.9", "-s", "42", "-n", "256"]);
+    assert_eq!(a, generate_260k(&args), "same seed, same story");
+    let other = generate_260k(&["-t", "1.0", "-p", "0.9", "-s", "42", "-n", "256"]);
     assert_ne!(a, other, "another seed, another story");
 }
 
@@ -56,9 +49,9 @@ fn seeded_runs_equal_run_c_on_both_backends() {
         if !c.prompt.is_empty() {
             args.extend(["-i", &c.prompt]);
         }
-        assert_eq!(String::from_utf8_lossy(&generate(&args)), String::from_utf8_lossy(&want), "{} (cpu)", c.name);
+        assert_eq!(String::from_utf8_lossy(&generate_260k(&args)), String::from_utf8_lossy(&want), "{} (cpu)", c.name);
         args.extend(["--backend", "gpu"]);
-        assert_eq!(String::from_utf8_lossy(&generate(&args)), String::from_utf8_lossy(&want), "{} (gpu)", c.name);
+        assert_eq!(String::from_utf8_lossy(&generate_260k(&args)), String::from_utf8_lossy(&want), "{} (gpu)", c.name);
     }
 }
 
@@ -72,23 +65,23 @@ fn run_is_generate_as_llama2c_users_type_it() {
 
 #[test]
 fn long_options_equal_short_ones() {
-    let short = generate(&["-t", "0.8", "-p", "0.5", "-s", "7", "-n", "40", "-i", "Tom"]);
-    let long = generate(&["--temperature", "0.8", "--topp", "0.5", "--seed", "7", "--steps", "40", "--prompt", "Tom"]);
+    let short = generate_260k(&["-t", "0.8", "-p", "0.5", "-s", "7", "-n", "40", "-i", "Tom"]);
+    let long = generate_260k(&["--temperature", "0.8", "--topp", "0.5", "--seed", "7", "--steps", "40", "--prompt", "Tom"]);
     assert_eq!(short, long);
 }
 
 #[test]
 fn out_of_range_settings_are_clamped_as_run_c() {
     // Negative temperature is greedy.
-    assert_eq!(generate(&["-t", "-1", "-n", "48"]), generate(&["-t", "0", "-n", "48"]));
+    assert_eq!(generate_260k(&["-t", "-1", "-n", "48"]), generate_260k(&["-t", "0", "-n", "48"]));
     // Top-p outside [0, 1] is 0.9.
-    assert_eq!(generate(&["-p", "1.5", "-s", "9", "-n", "48"]), generate(&["-p", "0.9", "-s", "9", "-n", "48"]));
+    assert_eq!(generate_260k(&["-p", "1.5", "-s", "9", "-n", "48"]), generate_260k(&["-p", "0.9", "-s", "9", "-n", "48"]));
     // Steps 0, negative or beyond the context mean the whole context (512).
-    let full = generate(&["-t", "0", "-n", "512"]);
+    let full = generate_260k(&["-t", "0", "-n", "512"]);
     assert!(full.len() > 566, "512 steps say more than 256");
-    assert_eq!(generate(&["-t", "0", "-n", "0"]), full);
-    assert_eq!(generate(&["-t", "0", "-n", "-3"]), full);
-    assert_eq!(generate(&["-t", "0", "-n", "9999"]), full);
+    assert_eq!(generate_260k(&["-t", "0", "-n", "0"]), full);
+    assert_eq!(generate_260k(&["-t", "0", "-n", "-3"]), full);
+    assert_eq!(generate_260k(&["-t", "0", "-n", "9999"]), full);
 }
 
 #[test]

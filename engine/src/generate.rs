@@ -82,6 +82,60 @@ impl<F: FnMut(Step) -> bool> Pace for F {
     }
 }
 
+/// A backend with its own best generation loop (the CPU's `Generation`, the GPU's batched
+/// prefill and on-GPU sampling). Every loop returns every token, BOS first; a stopped run
+/// returns those so far. The callback and blocking forms are written once, here.
+pub trait Generator {
+    fn run_async<P: Pace + ?Sized>(
+        &mut self,
+        prompt: &[u32],
+        steps: usize,
+        sampler: &mut Sampler,
+        pace: &mut P,
+    ) -> impl std::future::Future<Output = Result<Vec<u32>>>;
+
+    /// `run_async` with a callback that hears each token and returns false to stop.
+    fn generate_async<F: FnMut(Step) -> bool>(
+        &mut self,
+        prompt: &[u32],
+        steps: usize,
+        sampler: &mut Sampler,
+        mut on_token: F,
+    ) -> impl std::future::Future<Output = Result<Vec<u32>>> {
+        async move { self.run_async(prompt, steps, sampler, &mut on_token).await }
+    }
+
+    /// Blocking `generate_async`.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn generate<F: FnMut(Step) -> bool>(
+        &mut self,
+        prompt: &[u32],
+        steps: usize,
+        sampler: &mut Sampler,
+        on_token: F,
+    ) -> Result<Vec<u32>> {
+        block_on(self.generate_async(prompt, steps, sampler, on_token))
+    }
+}
+
+/// Waits for an engine future natively: the GPU's are driven by pollster; the CPU path never
+/// waits, so without the GPU a future is ready at once (a wait would be a bug, reported).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(feature = "gpu")]
+    return pollster::block_on(f);
+    #[cfg(not(feature = "gpu"))]
+    {
+        use std::future::Future;
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::pin!(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => Err(Error::InvalidSetting("a CPU computation had to wait".into())),
+        }
+    }
+}
+
 /// A pace that never stops or yields.
 pub struct Unpaced;
 

@@ -1,7 +1,8 @@
 //! Every fast CPU kernel (`cpu::fast`, and the training path's `lora::kernels::fast`) against the
 //! scalar reference on random inputs with odd lengths (SIMD tails), plus stories260K greedy
-//! decoding against the fixture. Runs natively (AVX2+FMA here) with `cargo test`, and compiled to
-//! wasm with simd128 under Node, where the simd128 kernels run for real:
+//! decoding against the fixture and the random-model recipe against independent hashes. Runs
+//! natively (AVX2+FMA here) with `cargo test`, and compiled to wasm with simd128 under Node,
+//! where the simd128 kernels run for real:
 //!
 //! ```sh
 //! CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -21,10 +22,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 // The shared comparisons (no file access, so they run in wasm too).
 #[path = "common/fixtures.rs"]
 mod fixtures;
-use fixtures::{ids, max_abs, max_diff};
+use fixtures::{ids, max_abs, max_diff, sha256_without_rope_tables};
 
 const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
 const REFERENCE: &str = include_str!("../../../shared/data/reference/stories260K_reference.json");
+const RANDOM_MODELS: &str = include_str!("../../../shared/data/reference/random_models_sha256.json");
 
 fn rand(seed: u64, name: &str, n: usize) -> Vec<f32> {
     det_uniform(seed, name, n, 1.0, 0.0)
@@ -204,4 +206,21 @@ fn stories260k_greedy_on_the_fast_kernels_equals_the_fixture() {
         got.push((0..logits.len()).fold(0, |m, i| if logits[i] > logits[m] { i } else { m }) as u32);
     }
     assert_eq!(got, want);
+}
+
+/// The random-model recipe in this build (wasm under Node as well as natively) against an
+/// independent Python implementation's hashes: every weight bit-identical, so a model built in
+/// the browser is the one the CLI builds.
+#[test]
+fn random_models_equal_an_independent_implementation() {
+    let json: serde_json::Value = serde_json::from_str(RANDOM_MODELS).unwrap();
+    let cases = json["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 3);
+    for (name, case) in cases {
+        let c = tinylm_engine::Config::parse(case["config"].as_str().unwrap()).unwrap();
+        let w = tinylm_engine::randmodel::random_weights(&c, case["seed"].as_u64().unwrap()).unwrap();
+        let file = checkpoint::write_v0(&w);
+        assert_eq!(file.len() as u64, case["bytes"].as_u64().unwrap(), "{name}: file size");
+        assert_eq!(sha256_without_rope_tables(&c, &file), case["sha256_without_rope_tables"].as_str().unwrap(), "{name}");
+    }
 }

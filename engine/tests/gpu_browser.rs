@@ -12,7 +12,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::generate::{Generation, Step};
+use tinylm_engine::generate::{Generation, Generator, Step};
 use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::randmodel::random_tokens;
 use tinylm_engine::trace::{inspect, steering_direction, Ablation, CpuModel, Edits, HeadId, HeadMeansRun, Intervention, Steer};

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::generate::Backend;
+use tinylm_engine::generate::{Backend, Generator};
 use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::{Error, Sampler};
 

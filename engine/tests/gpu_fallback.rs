@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use std::sync::Arc;
 
+use tinylm_engine::generate::Generator;
 use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions, Reason};
 use tinylm_engine::loaded::parses_on_this_thread;
 use tinylm_engine::{Error, LoadedModel, NamedFile, NoGpu, Sampler};

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::generate::{Generation, Step};
+use tinylm_engine::generate::{Generation, Generator, Step};
 use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions};
 use tinylm_engine::randmodel::{named_shape, random_weights};
 use tinylm_engine::{Sampler, Tokenizer, Weights};

@@ -8,7 +8,7 @@ mod common;
 use common::interp::cases;
 use common::{max_diff, stories260k, tok512};
 use tinylm_engine::cpu::CpuBackend;
-use tinylm_engine::generate::{Backend, Generation};
+use tinylm_engine::generate::{Backend, Generation, Generator};
 use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::trace::{first_difference, CpuModel, Edits, HeadId, HeadMeansRun, Intervention, Steer};
 use tinylm_engine::{Sampler, Weights};

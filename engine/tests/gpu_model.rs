@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::generate::Generator;
 use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
 use tinylm_engine::trace::{inspect, Inspection};

@@ -8,6 +8,7 @@
 mod common;
 use common::*;
 use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::generate::Generator;
 use tinylm_engine::gpu::tune::{tune, tune_async, TUNING_VERSION};
 use tinylm_engine::gpu::{
     GpuBackend, GpuContext, GpuOptions, MatvecShape, Tuning, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use tinylm_engine::checkpoint::{self, Format};
-use tinylm_engine::generate::{Backend, Generation, Pace, Step};
+use tinylm_engine::generate::{Backend, Generation, Generator, Pace, Step};
 use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions};
 use tinylm_engine::loaded::{parses_on_this_thread, sniff, ModelFormat};
 use tinylm_engine::lora::{

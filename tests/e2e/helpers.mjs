@@ -24,6 +24,22 @@ export function readShared(path) {
   return readFileSync(join(SHARED_DATA, path), 'utf8');
 }
 
+/** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
+export function readSafetensors(path) {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [key, t] of Object.entries(header)) {
+    if (key === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    const bytes = buf.subarray(8 + n + a, 8 + n + b);
+    const copy = new Uint8Array(bytes).buffer;
+    out[key] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
+  }
+  return out;
+}
+
 export const sharedPath = (path) => join(SHARED_DATA, path);
 export const bundledPath = (name) => join(REPO, 'public/models', name);
 

@@ -14,25 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import {
-  assertClean, generate, openApp, readShared, responsiveness, screenshot, sharedPath, tinylm, useSite, waitForState,
+  assertClean, generate, openApp, readSafetensors, readShared, responsiveness, screenshot, sharedPath, tinylm, useSite, waitForState,
   watchResponsiveness,
 } from './helpers.mjs';
-
-/** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
-function readSafetensors(path) {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const out = {};
-  for (const [key, t] of Object.entries(header)) {
-    if (key === '__metadata__') continue;
-    const [a, b] = t.data_offsets;
-    const bytes = buf.subarray(8 + n + a, 8 + n + b);
-    const copy = new Uint8Array(bytes).buffer;
-    out[key] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
-  }
-  return out;
-}
 
 /** An 8-bit RGBA PNG (what a canvas exports) as { width, height, rgba }. */
 function decodePng(buf) {

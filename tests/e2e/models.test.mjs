@@ -7,26 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  assertClean, bundledPath, generate, openApp, readShared, responsiveness, screenshot, sharedPath,
+  assertClean, bundledPath, generate, openApp, readSafetensors, readShared, responsiveness, screenshot, sharedPath,
   statusText, tinylm, useSite, waitForState, watchResponsiveness,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
 
-/** A safetensors file's tensors as { shape, data: Float32Array | Int32Array } (F32 and I32 only). */
-function safetensorsFile(path) {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const out = {};
-  for (const [key, t] of Object.entries(header)) {
-    if (key === '__metadata__') continue;
-    const [a, b] = t.data_offsets;
-    const copy = new Uint8Array(buf.subarray(8 + n + a, 8 + n + b)).buffer;
-    out[key] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
-  }
-  return out;
-}
 const LLAMA2_TOKENIZER = sharedPath('tokenizers/llama2/tokenizer.bin');
 
 describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
@@ -183,7 +169,7 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     // v2 in a fresh page: Inspect the fixture's 16 tokens (its text) and export the next-token
     // view at several positions; each listed logit against transformers on export.py's Q8_0
     // weights (stories260K_v2_q80_logits.safetensors; the f32 model is 0.29 away from them).
-    const fixture = safetensorsFile(sharedPath('reference/stories260K_v2_q80_logits.safetensors'));
+    const fixture = readSafetensors(sharedPath('reference/stories260K_v2_q80_logits.safetensors'));
     const [T, V] = fixture.logits.shape;
     const other = await openApp(site.browser.context, site.server.url);
     const p = other.page;

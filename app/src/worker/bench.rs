@@ -3,7 +3,7 @@
 //! whole decode, on the backend the page asked for.
 
 use tinylm_engine::checkpoint::Format;
-use tinylm_engine::generate::Backend;
+use tinylm_engine::generate::{Backend, Generator};
 use tinylm_engine::gpu::tune::tune_async;
 use tinylm_engine::gpu::{AnyBackend, GpuContext, Tuning};
 use tinylm_engine::loaded::ModelFormat;

@@ -2,7 +2,7 @@
 //! paced for the browser: on the CPU path the loop yields to the worker's event loop every time
 //! slice (so a Stop is seen), and text streams to the page in batches.
 
-use tinylm_engine::generate::{Pace, Step};
+use tinylm_engine::generate::{Generator, Pace, Step};
 use tinylm_engine::tokenizer::Utf8Stream;
 use tinylm_engine::{Error, Sampler, Tokenizer};
 

@@ -14,6 +14,7 @@ mod inspect;
 mod models;
 mod router;
 mod session;
+mod slices;
 mod speed;
 mod store;
 mod train;

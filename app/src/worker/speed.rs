@@ -3,7 +3,7 @@
 //! and makes the faster one the active backend. A newer activation (another model, backend or adapter) makes the
 //! warmed GPU stale: it is dropped unused.
 
-use tinylm_engine::generate::Backend;
+use tinylm_engine::generate::{Backend, Generator};
 use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::{Sampler, BOS};
 

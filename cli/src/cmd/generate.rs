@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tinylm_engine::generate::{Backend, Generation};
+use tinylm_engine::generate::{Backend, Generation, Generator};
 use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::trace::pieces::token_pieces;
 use tinylm_engine::trace::{first_difference, Edits};

@@ -37,6 +37,14 @@ pub fn ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
 }
 
 /// Runs `tinylm`, asserts it fails cleanly (status 1, `error:`, no panic) and returns stderr.
+/// `tinylm generate` on stories260K with tok512 and `extra`: its stdout.
+pub fn generate_260k(extra: &[&str]) -> Vec<u8> {
+    let mut args = vec!["generate".to_string(), model().display().to_string()];
+    args.extend(["-z".to_string(), tok512().display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ok(&args)
+}
+
 pub fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     let out = tinylm(args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

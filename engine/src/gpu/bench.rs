@@ -7,7 +7,7 @@ use super::backend::{GpuBackend, GpuOptions};
 use super::choice::{AnyBackend, BackendChoice};
 use crate::cpu::CpuBackend;
 use crate::error::Result;
-use crate::generate::{Backend, Generation};
+use crate::generate::{Backend, Generation, Generator};
 use crate::randmodel::random_tokens;
 use crate::sampler::Sampler;
 use crate::weights::Weights;

@@ -9,7 +9,7 @@ use super::backend::{GpuBackend, GpuOptions};
 use crate::config::Config;
 use crate::cpu::{CpuBackend, Kernels};
 use crate::error::{Error, Result};
-use crate::generate::{Backend, Generation, Pace, Step};
+use crate::generate::{Backend, Generation, Generator, Pace};
 use crate::lora::Adapter;
 use crate::sampler::Sampler;
 use crate::trace::{Edits, StepTrace};
@@ -145,11 +145,19 @@ impl AnyBackend {
         }
     }
 
+    fn inner(&mut self) -> &mut dyn Backend {
+        match self {
+            AnyBackend::Cpu(c) => c,
+            AnyBackend::Gpu(g) => g,
+        }
+    }
+}
+
+impl Generator for AnyBackend {
     /// The one generation loop, with each backend's best path: the CPU's `Generation` with
     /// `pace` asked between forward passes, or the GPU's batched prefill and on-GPU sampling
-    /// (its waits for the GPU are the yields there). Same semantics and return value as
-    /// `GpuBackend::generate_async`: every token, BOS first; a stopped run returns those so far.
-    pub async fn run_async<P: Pace + ?Sized>(
+    /// (its waits for the GPU are the yields there).
+    async fn run_async<P: Pace + ?Sized>(
         &mut self,
         prompt: &[u32],
         steps: usize,
@@ -157,42 +165,12 @@ impl AnyBackend {
         pace: &mut P,
     ) -> Result<Vec<u32>> {
         match self {
-            AnyBackend::Gpu(g) => g.generate_async(prompt, steps, sampler, |step| pace.token(step)).await,
+            AnyBackend::Gpu(g) => g.run_async(prompt, steps, sampler, pace).await,
             AnyBackend::Cpu(c) => {
                 let c: &mut CpuBackend = c;
                 let config = c.weights.config;
                 Generation::new(prompt.to_vec(), steps, &config)?.run(c, sampler, pace).await
             }
-        }
-    }
-
-    /// `run_async` with a callback that hears each token and returns false to stop.
-    pub async fn generate_async<F: FnMut(Step) -> bool>(
-        &mut self,
-        prompt: &[u32],
-        steps: usize,
-        sampler: &mut Sampler,
-        mut on_token: F,
-    ) -> Result<Vec<u32>> {
-        self.run_async(prompt, steps, sampler, &mut on_token).await
-    }
-
-    /// Blocking `generate_async`.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn generate<F: FnMut(Step) -> bool>(
-        &mut self,
-        prompt: &[u32],
-        steps: usize,
-        sampler: &mut Sampler,
-        on_token: F,
-    ) -> Result<Vec<u32>> {
-        pollster::block_on(self.generate_async(prompt, steps, sampler, on_token))
-    }
-
-    fn inner(&mut self) -> &mut dyn Backend {
-        match self {
-            AnyBackend::Cpu(c) => c,
-            AnyBackend::Gpu(g) => g,
         }
     }
 }

@@ -8,7 +8,7 @@ use super::backend::GpuBackend;
 use super::kernels::Step as GpuStep;
 use super::readback::{self, Pending};
 use crate::error::Result;
-use crate::generate::{clamp_steps, Generation, Step};
+use crate::generate::{clamp_steps, Generation, Generator, Pace, Step};
 use crate::sampler::{Rng, Sampler};
 use crate::BOS;
 
@@ -32,17 +32,17 @@ fn sampling(s: &Sampler, vocab: usize) -> (GpuStep, &'static str) {
     (GpuStep { mode, temperature: s.temperature, topp: s.topp, cutoff, ..GpuStep::default() }, "sample")
 }
 
-impl GpuBackend {
+impl Generator for GpuBackend {
     /// Generates like `generate::Generation` (steps clamped to the context, prompt tokens
-    /// forced, stop at BOS) with the prompt prefilled as one batch. `on_token` sees every
-    /// emitted token and returns false to stop. Returns all tokens, BOS first; `sampler.rng`
+    /// forced, stop at BOS) with the prompt prefilled as one batch. `pace` hears every emitted
+    /// token and may stop the run (the waits for the GPU are the yields here). `sampler.rng`
     /// ends as the CPU path's would.
-    pub async fn generate_async<F: FnMut(Step) -> bool>(
+    async fn run_async<P: Pace + ?Sized>(
         &mut self,
         prompt: &[u32],
         steps: usize,
         sampler: &mut Sampler,
-        mut on_token: F,
+        pace: &mut P,
     ) -> Result<Vec<u32>> {
         Generation::new(prompt.to_vec(), steps, &self.config)?;
         let steps = clamp_steps(steps, self.config.seq_len);
@@ -54,7 +54,7 @@ impl GpuBackend {
                 return Ok(tokens);
             }
             tokens.push(next);
-            if !on_token(Step { prev: prompt[pos], token: next, pos: pos + 1, from_prompt: true }) {
+            if !pace.token(Step { prev: prompt[pos], token: next, pos: pos + 1, from_prompt: true }) {
                 return Ok(tokens);
             }
         }
@@ -99,7 +99,7 @@ impl GpuBackend {
             }
             let prev = tokens[tokens.len() - 1];
             tokens.push(token);
-            if !on_token(Step { prev, token, pos: f.pos + 1, from_prompt: false }) {
+            if !pace.token(Step { prev, token, pos: f.pos + 1, from_prompt: false }) {
                 break Ok(());
             }
         };
@@ -109,19 +109,9 @@ impl GpuBackend {
         }
         result.map(|()| tokens)
     }
+}
 
-    /// Blocking `generate_async`.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn generate<F: FnMut(Step) -> bool>(
-        &mut self,
-        prompt: &[u32],
-        steps: usize,
-        sampler: &mut Sampler,
-        on_token: F,
-    ) -> Result<Vec<u32>> {
-        pollster::block_on(self.generate_async(prompt, steps, sampler, on_token))
-    }
-
+impl GpuBackend {
     /// One submit: prefill the prompt, sample from its last position.
     fn submit_prefill(&mut self, prompt: &[u32], head: GpuStep, slot: usize, entry: &str) -> Result<Pending> {
         let mut enc = self.encoder();

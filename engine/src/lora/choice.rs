@@ -9,6 +9,8 @@ use super::model::{loss, Base};
 use super::train::{OptimizerState, StepReport, TrainConfig, Trainer};
 use super::Adapter;
 use crate::error::Result;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::generate::block_on;
 use crate::generate::Pace;
 use crate::weights::Weights;
 
@@ -157,35 +159,18 @@ impl AnyTrainer {
         state: Option<OptimizerState>,
         device: TrainDevice,
     ) -> Result<AnyTrainer> {
-        block(Self::new_async(weights, adapter, config, state, device))
+        block_on(Self::new_async(weights, adapter, config, state, device))
     }
     pub fn step(&mut self, batch: &Batch) -> Result<StepReport> {
-        block(self.step_async(batch))
+        block_on(self.step_async(batch))
     }
     pub fn loss(&mut self, batch: &Batch) -> Result<f64> {
-        block(self.loss_async(batch))
+        block_on(self.loss_async(batch))
     }
     pub fn held_out(&mut self, held: &HeldOut) -> Result<Option<f64>> {
-        block(self.held_out_async(held, &mut crate::generate::Unpaced))
+        block_on(self.held_out_async(held, &mut crate::generate::Unpaced))
     }
     pub fn state(&self) -> Result<(Adapter, OptimizerState)> {
-        block(self.state_async())
-    }
-}
-
-/// The CPU path never waits, so its futures are ready at once; the GPU's are driven by pollster.
-#[cfg(not(target_arch = "wasm32"))]
-fn block<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    #[cfg(feature = "gpu")]
-    return pollster::block_on(f);
-    #[cfg(not(feature = "gpu"))]
-    {
-        use std::future::Future;
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        match std::pin::pin!(f).poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => Err(crate::Error::InvalidSetting("a CPU computation had to wait".into())),
-        }
+        block_on(self.state_async())
     }
 }

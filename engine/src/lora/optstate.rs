@@ -34,7 +34,23 @@ pub fn write_optimizer(state: &OptimizerState) -> Result<Vec<u8>> {
         views.push((key.clone(), v));
     }
     let meta = HashMap::from([("format".to_string(), FORMAT.to_string()), ("step".to_string(), state.step.to_string())]);
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::InvalidSetting(format!("writing the optimizer state: {e}")))
+    let mut bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::InvalidSetting(format!("writing the optimizer state: {e}")))?;
+    fix_metadata_order(&mut bytes, state.step);
+    Ok(bytes)
+}
+
+/// safetensors keeps the metadata in a `HashMap`, so its two entries come out in either order;
+/// putting `format` first makes the same state always the same bytes (the length is the same
+/// either way, so no offset moves).
+fn fix_metadata_order(bytes: &mut [u8], step: u32) {
+    let want = format!(r#"{{"format":"{FORMAT}","step":"{step}"}}"#);
+    let swapped = format!(r#"{{"step":"{step}","format":"{FORMAT}"}}"#);
+    let header_end = bytes.len().min(8 + u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()) as usize);
+    let header = &mut bytes[8..header_end];
+    if let Some(at) = header.windows(swapped.len()).position(|w| w == swapped.as_bytes()) {
+        header[at..at + want.len()].copy_from_slice(want.as_bytes());
+    }
 }
 
 /// Reads `optimizer.safetensors` for `adapter` (named `file` in errors). A file for another

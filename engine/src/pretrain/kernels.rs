@@ -41,23 +41,12 @@ fn matmul_dw_f32(dw: &mut [f32], dy: &[f32], x: &[f32], n_in: usize) {
     }
 }
 
-/// `1 / sqrt(mean(x²) + eps)` summed in order, as the forward's RMSNorm.
-fn inv_rms<F: Real>(x: &[F], eps: F) -> F {
-    let mut ss = F::ZERO;
-    for &v in x {
-        ss += v * v;
-    }
-    ss /= F::of(x.len() as f64);
-    ss += eps;
-    F::ONE / ss.sqrt()
-}
-
 /// The gain's gradient of `y = g ⊙ x · rs` per row of `dg.len()`: `dg_j += Σ_rows dy_j · (rs·x_j)`
 /// (`eps`: the model's RMSNorm epsilon).
 pub fn rmsnorm_bwd_gain<F: Real>(dg: &mut [F], x: &[F], dy: &[F], eps: F) {
     let d = dg.len();
     for (xr, dyr) in x.chunks_exact(d).zip(dy.chunks_exact(d)) {
-        let s = inv_rms(xr, eps);
+        let s = k::inv_rms(xr, eps);
         for ((o, &xv), &g) in dg.iter_mut().zip(xr).zip(dyr) {
             *o += g * (s * xv);
         }

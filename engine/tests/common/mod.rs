@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use tinylm_engine::{checkpoint, Tokenizer, Weights};
 
 mod fixtures;
+pub mod gradcheck;
 pub mod interp;
 pub mod pretrain;
 #[allow(unused_imports)] // not every test binary uses them

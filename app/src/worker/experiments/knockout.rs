@@ -53,7 +53,7 @@ pub async fn run(
     let Some(before) = inspection(backend, &original[..n], tick, "Reading the unchanged odds").await? else { return Ok(None) };
     let rows = changes(&before, &after).map_err(err)?.into_iter().map(|ch| row(tok, ch)).collect();
     Ok(Some(ExperimentNews::KnockedOut(Box::new(KnockedOut {
-        id: tick.id,
+        id: tick.id(),
         description: change.describe(),
         first_difference: first_difference(&original, &changed),
         original: told(tok, original)?,

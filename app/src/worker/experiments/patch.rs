@@ -44,7 +44,7 @@ pub async fn run(
     let maps = p.finish().map_err(err)?;
     let piece = |id: u32| tok.piece(id).map(pieces::raw_readable).unwrap_or_default();
     Ok(Some(ExperimentNews::Patched(Box::new(Patched {
-        id: tick.id,
+        id: tick.id(),
         clean_pieces: pieces::token_pieces(tok, &maps.clean),
         corrupt_pieces: pieces::token_pieces(tok, &maps.corrupt),
         clean_answer: piece(maps.clean_answer),

@@ -1,7 +1,7 @@
-//! What the experiments share: a ticker that yields, reports progress and sees Stop; seeded
+//! What the experiments share: a ticker (time slices whose progress names the work); seeded
 //! stories and inspections on the active backend, paced by it.
 
-use tinylm_engine::generate::{Pace, Step};
+use tinylm_engine::generate::{Generator, Pace, Step};
 use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::trace::{pieces, Inspection};
 use tinylm_engine::{Sampler, Tokenizer};
@@ -9,44 +9,30 @@ use tinylm_engine::{Sampler, Tokenizer};
 use crate::protocol::experiments::{ExperimentNews, Story};
 use crate::protocol::{FromWorker, Settings};
 use crate::words;
-use crate::worker::bridge::{now_ms, post, yield_now};
 use crate::worker::cancel::Cancel;
 use crate::worker::inspect::{forward, Progress};
+use crate::worker::slices::TimeSlices;
 
-/// CPU work between yields: short enough that Stop feels instant.
-const SLICE_MS: f64 = 25.0;
-/// Progress is sent at most this often.
-const PROGRESS_MS: f64 = 100.0;
-
-/// Progress reports and yields between chunks of work; says when the page stopped it.
-pub struct Ticker<'a> {
-    pub id: u64,
-    stop: &'a Cancel,
-    slice: f64,
-    posted: f64,
-}
+/// The experiments' time slices: their progress names what is being done.
+pub struct Ticker<'a>(TimeSlices<'a>);
 
 impl<'a> Ticker<'a> {
     pub fn new(id: u64, stop: &'a Cancel) -> Ticker<'a> {
-        Ticker { id, stop, slice: now_ms(), posted: f64::NEG_INFINITY }
+        Ticker(TimeSlices::new(id, stop))
     }
 
-    /// After a chunk: yields when the time slice is spent; true when stopped.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// After a chunk: progress, a yield when the slice is spent; true when stopped.
     pub async fn tick(&mut self, what: &str, done: usize, total: usize) -> bool {
-        if now_ms() - self.posted >= PROGRESS_MS {
-            self.posted = now_ms();
-            let news = ExperimentNews::Progress { id: self.id, what: what.to_string(), done, total };
-            post(&FromWorker::Experiment(news));
-        }
-        if now_ms() - self.slice >= SLICE_MS {
-            yield_now().await;
-            self.slice = now_ms();
-        }
-        self.stop.is_cancelled(self.id)
+        let id = self.0.id;
+        self.0.tick(|| FromWorker::Experiment(ExperimentNews::Progress { id, what: what.to_string(), done, total })).await
     }
 
     pub fn stopped(&self) -> bool {
-        self.stop.is_cancelled(self.id)
+        self.0.stopped()
     }
 }
 

@@ -51,7 +51,7 @@ pub async fn run(
     backend.set_edits(None).map_err(err)?;
     let direction_norm = direction.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
     Ok(Some(ExperimentNews::Steered(Box::new(Steered {
-        id: tick.id,
+        id: tick.id(),
         layer,
         direction_norm,
         original: told(tok, original)?,

@@ -9,18 +9,14 @@ use tinylm_engine::generate::Backend;
 use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::trace::{pieces, Inspection, Inspector, LensHead, Rollout};
 
-use super::bridge::{now_ms, post, yield_now};
+use super::bridge::{now_ms, post};
 use super::cancel::Cancel;
 use super::session::{Session, NO_MODEL};
+use super::slices::TimeSlices;
 use crate::protocol::inspect::{cap_note, max_tokens, InspectInfo, InspectNews, InspectRequest, Inspected, Stage};
 use crate::protocol::{Floats, FromWorker};
 use crate::words;
 pub use lens::{on_demand, Kept};
-
-/// CPU work between yields: short enough that Stop feels instant.
-const SLICE_MS: f64 = 25.0;
-/// Progress is sent at most this often.
-const PROGRESS_MS: f64 = 100.0;
 
 pub async fn run(s: &mut Session, req: InspectRequest, kept: &mut Option<Kept>, stop: &Cancel) {
     // The last inspection's residuals stay until this one is done: if it is stopped, the page
@@ -35,30 +31,19 @@ pub async fn run(s: &mut Session, req: InspectRequest, kept: &mut Option<Kept>, 
     }
 }
 
-/// Progress reports and yields between chunks of work; says when the page stopped the work.
-struct Ticker<'a> {
-    id: u64,
-    stop: &'a Cancel,
-    slice: f64,
-    posted: f64,
-}
+/// Inspect's time slices: progress names the stage, and a stop is told to the page with how far
+/// the work got.
+struct Ticker<'a>(TimeSlices<'a>);
 
 impl Ticker<'_> {
-    /// After a chunk: yields when the time slice is spent; true when stopped (the page is told).
+    /// After a chunk: progress, a yield when the slice is spent; true when stopped (the page is told).
     async fn tick(&mut self, stage: Stage, done: usize, total: usize) -> bool {
-        if now_ms() - self.posted >= PROGRESS_MS {
-            self.posted = now_ms();
-            post(&FromWorker::InspectNews(InspectNews::Progress { id: self.id, stage, done, total }));
+        let id = self.0.id;
+        if !self.0.tick(|| FromWorker::InspectNews(InspectNews::Progress { id, stage, done, total })).await {
+            return false;
         }
-        if now_ms() - self.slice >= SLICE_MS {
-            yield_now().await;
-            self.slice = now_ms();
-        }
-        if self.stop.is_cancelled(self.id) {
-            post(&FromWorker::InspectNews(InspectNews::Stopped { id: self.id, stage, done, total }));
-            return true;
-        }
-        false
+        post(&FromWorker::InspectNews(InspectNews::Stopped { id, stage, done, total }));
+        true
     }
 }
 
@@ -79,7 +64,7 @@ async fn inspect(s: &mut Session, req: &InspectRequest, stop: &Cancel) -> Result
     tokens.truncate(max_tokens(c.n_layers, c.n_heads, c.vocab_size, c.dim, wanted.min(c.seq_len)));
     let n = tokens.len();
     let t0 = now_ms();
-    let mut tick = Ticker { id: req.id, stop, slice: now_ms(), posted: f64::NEG_INFINITY };
+    let mut tick = Ticker(TimeSlices::new(req.id, stop));
     if tick.tick(Stage::Forward, 0, n).await {
         return Ok(None);
     }

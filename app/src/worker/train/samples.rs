@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tinylm_engine::generate::{Backend, Pace, Step};
+use tinylm_engine::generate::{Backend, Generator, Pace, Step};
 use tinylm_engine::gpu::AnyBackend;
 use tinylm_engine::lora::Adapter;
 use tinylm_engine::tokenizer::Utf8Stream;

@@ -19,6 +19,6 @@ pub(crate) use linear::parallel;
 pub use linear::{lora, lora_bwd, matmul, matmul_add_scaled, matmul_dw, matmul_dx, LoraPair};
 pub use loss::{cross_entropy, cross_entropy_bwd, IGNORE};
 pub use pointwise::{
-    rmsnorm, rmsnorm_bwd, rmsnorm_bwd_eps, rmsnorm_eps, rope, rope_bwd, rope_bwd_with, rope_freqs, rope_table, rope_with,
-    softmax, swiglu, swiglu_bwd, RMS_EPS,
+    inv_rms, rmsnorm, rmsnorm_bwd, rmsnorm_bwd_eps, rmsnorm_eps, rope, rope_bwd, rope_bwd_with, rope_freqs, rope_table,
+    rope_with, softmax, swiglu, swiglu_bwd, RMS_EPS,
 };

@@ -7,7 +7,7 @@ use crate::lora::real::Real;
 pub const RMS_EPS: f64 = 1e-5;
 
 /// `1 / sqrt(mean(x²) + eps)`, summed in order as run.c.
-fn inv_rms<F: Real>(x: &[F], eps: F) -> F {
+pub fn inv_rms<F: Real>(x: &[F], eps: F) -> F {
     let mut ss = F::ZERO;
     for &v in x {
         ss += v * v;
