@@ -157,7 +157,7 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.ok(json.changes.some((c) => c.kl > 1e-3), 'the odds should move somewhere');
       // The readout says it in words.
       await setRange(page, 'ko-pos', 3);
-      assert.match(await page.textContent('[data-testid=ko-readout]'), /^After token 3: The token that came next, “.*”, had [\d.]+% \(rank \d+\) before/);
+      assert.match(await page.textContent('[data-testid=ko-readout]'), /^After token 3 \(“.*”\): The token that came next, “.*”, had [\d.]+% \(rank \d+\) before/);
 
       // Mean ablation of the same heads (no blocks skipped), against --ablate-mean.
       for (const l of SKIP_MLP) await setChecked(page, `ko-skip-mlp-${l}`, false);
@@ -265,7 +265,11 @@ for (const mode of ['cpu', 'webgpu']) {
       await page.click('[data-testid=patch-run]');
       await page.waitForFunction(() => document.querySelector('[data-testid=patch-status]')?.dataset.state === 'error', null, { timeout: SLOW });
       assert.match(await page.textContent('[data-testid=patch-status]'), /must have the same number/);
+      assert.equal(await page.locator('[data-testid=patch-result]').count(), 0, 'the error replaces the last map');
+      // The example again, for the screenshots.
       await page.selectOption('[data-testid=patch-example]', 'she-or-he');
+      await page.click('[data-testid=patch-run]');
+      await waitDone(page, 'patch');
     });
 
     if (mode === 'cpu') {

@@ -34,27 +34,32 @@ fn clear(s: State) {
 #[component]
 pub fn KnockOut(s: State) -> impl IntoView {
     let shape = move || s.shape().unwrap_or((0, 0));
+    // A grid: the head numbers across the top once, a row of checkboxes per layer (compact
+    // enough for 8 heads at 390 px).
     let heads = move || {
         let (nl, nh) = shape();
-        (0..nl)
+        let top = (0..nh).map(|h| view! { <span class="ko-num" aria-hidden="true">{h.to_string()}</span> }).collect_view();
+        let rows = (0..nl)
             .map(|l| {
                 let boxes = (0..nh)
                     .map(|h| {
                         let on = move || s.heads.with(|set| set.contains(&(l, h)));
                         view! {
-                            <label class="ko-head" title=format!("Layer {l}, head {h}")>
-                                <input type="checkbox" data-testid=format!("ko-head-{l}-{h}")
-                                    aria-label=format!("Switch off head {h} of layer {l}")
-                                    prop:checked=on
-                                    on:change=move |_| s.heads.update(|set| if !set.remove(&(l, h)) { set.insert((l, h)); }) />
-                                <span aria-hidden="true">{h.to_string()}</span>
-                            </label>
+                            <input type="checkbox" data-testid=format!("ko-head-{l}-{h}") title=format!("Layer {l}, head {h}")
+                                aria-label=format!("Switch off head {h} of layer {l}")
+                                prop:checked=on
+                                on:change=move |_| s.heads.update(|set| if !set.remove(&(l, h)) { set.insert((l, h)); }) />
                         }
                     })
                     .collect_view();
-                view! { <div class="ko-row" role="group" aria-label=format!("Heads of layer {l}")><span class="ko-layer" aria-hidden="true">{format!("L{l}")}</span>{boxes}</div> }
+                view! { <span class="ko-layer" aria-hidden="true">{format!("L{l}")}</span>{boxes} }
             })
-            .collect_view()
+            .collect_view();
+        view! {
+            <div class="ko-grid" style:grid-template-columns=format!("2.4em repeat({nh}, 1.9em)")>
+                <span class="ko-num" aria-hidden="true">"head"</span>{top}{rows}
+            </div>
+        }
     };
     let blocks = move || {
         let (nl, _) = shape();
@@ -166,8 +171,9 @@ fn Odds(s: State, rows: Vec<ChangeRow>, pieces: Vec<String>) -> impl IntoView {
             _ => "This is the last token, so nothing came next. ".into(),
         };
         format!(
-            "After token {t}: {next}The likeliest next token was “{}” ({:.1}%) and is now “{}” ({:.1}%). \
+            "After token {t} (“{}”): {next}The likeliest next token was “{}” ({:.1}%) and is now “{}” ({:.1}%). \
              The whole distribution moved by {:.4} (KL divergence, 0 means not at all).",
+            pieces.get(t).map_or("", |p| p.as_str()),
             r.top_before,
             c.top_before.prob * 100.0,
             r.top_after,
