@@ -3,9 +3,12 @@
 
 mod backend;
 mod cmd;
+mod download;
 mod intervene;
 mod load;
 mod out;
+mod pull_error;
+mod shelf;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -48,10 +51,12 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Write a model (llama2.c, GGUF or Hugging Face folder) as llama2.c, GGUF or safetensors.
     Convert(cmd::convert::Args),
+    /// Download a model of the site's shelf (and its tokenizer), checked by SHA-256; --list prints the shelf.
+    Pull(cmd::pull::Args),
 }
 
-fn run(cli: Cli) -> tinylm_engine::Result<()> {
-    match cli.command {
+fn run(command: Command) -> tinylm_engine::Result<()> {
+    match command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Logits(a) => cmd::logits::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
@@ -65,6 +70,7 @@ fn run(cli: Cli) -> tinylm_engine::Result<()> {
         Command::Merge(a) => cmd::merge::run(a),
         Command::Pretrain(a) => cmd::pretrain::run(a),
         Command::Convert(a) => cmd::convert::run(a),
+        Command::Pull(_) => unreachable!("pull is run by main"),
     }
 }
 
@@ -77,7 +83,15 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         }
     };
-    match run(cli) {
+    // `pull` has its own error type: downloads fail in ways a model file does not.
+    match cli.command {
+        Command::Pull(a) => finish(cmd::pull::run(a)),
+        command => finish(run(command)),
+    }
+}
+
+fn finish<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e}");

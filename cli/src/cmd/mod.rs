@@ -14,3 +14,4 @@ pub mod make_model;
 pub mod merge;
 pub mod patch;
 pub mod pretrain;
+pub mod pull;
