@@ -73,6 +73,9 @@ fn byte_piece(p: &[u8]) -> Option<u8> {
     }
 }
 
+/// <unk>, BOS, EOS and one piece per byte value.
+const MIN_BIN_VOCAB: usize = 3 + 256;
+
 impl Tokenizer {
     /// Reads every entry of a `tokenizer.bin`. `file` names it in errors.
     pub fn from_bytes(data: &[u8], file: &str) -> Result<Tokenizer> {
@@ -96,8 +99,13 @@ impl Tokenizer {
             pieces.push(r.take(len as usize)?.to_vec());
             scores.push(score);
         }
-        if pieces.len() < 3 {
-            return Err(bad(format!("has {} tokens; a vocabulary needs at least <unk>, BOS and EOS", pieces.len())));
+        // The encoder falls back to a character's bytes as ids 3..259 (run.c's `byte + 3`), so a
+        // shorter vocabulary would hand out ids it does not have (found by fuzzing).
+        if pieces.len() < MIN_BIN_VOCAB {
+            return Err(bad(format!(
+                "has {} tokens; a llama2.c tokenizer needs at least {MIN_BIN_VOCAB}: <unk>, BOS, EOS and the 256 byte pieces",
+                pieces.len()
+            )));
         }
         let mut lookup = HashMap::with_capacity(pieces.len());
         for (id, p) in pieces.iter().enumerate().rev() {

@@ -62,17 +62,23 @@ fn merges_pick_the_best_score_leftmost_on_ties() {
     for s in ["<unk>", "<s>", "</s>"] {
         add(s, 0.0);
     }
-    add(" ", -5.0); // 3
-    add("a", -1.0); // 4
-    add("b", -1.0); // 5
-    add("ab", 1.0); // 6
-    add("ba", 1.0); // 7
-    add("aba", 0.5); // 8
+    // The byte pieces every llama2.c vocabulary has (ids 3..259), for the byte fallback.
+    for b in 0..=255u8 {
+        add(&format!("<0x{b:02X}>"), 0.0);
+    }
+    add(" ", -5.0); // 259
+    add("a", -1.0); // 260
+    add("b", -1.0); // 261
+    add("ab", 1.0); // 262
+    add("ba", 1.0); // 263
+    add("aba", 0.5); // 264
     let tok = Tokenizer::from_bytes(&file, "hand.bin").unwrap();
     // "bab": pairs "ba"(1) at 1 and "ab"(1) at 2: the leftmost wins → [" ", "ba", "b"].
-    assert_eq!(tok.encode("bab", false, false), [3, 7, 5]);
+    assert_eq!(tok.encode("bab", false, false), [259, 263, 261]);
     // "aba": "ab" (1) beats "ba" (1) by being leftmost → ["ab","a"]; then "ab"+"a" = "aba" (0.5) merges.
-    assert_eq!(tok.encode("aba", false, false), [3, 8]);
+    assert_eq!(tok.encode("aba", false, false), [259, 264]);
+    // "c" has no piece: its byte, 0x63 + 3.
+    assert_eq!(tok.encode("c", false, false), [259, 0x63 + 3]);
 }
 
 #[test]

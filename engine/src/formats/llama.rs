@@ -63,7 +63,9 @@ pub fn gguf_name(t: Tensor, l: usize) -> String {
 pub fn assemble(c: Config, mut fetch: impl FnMut(Tensor, usize, &[usize]) -> Result<Vec<f32>>) -> Result<Weights> {
     let mut tensors = Vec::new();
     for spec in tensor_specs(&c) {
-        let mut all = Vec::with_capacity(spec.len);
+        // Grown from what the file holds, never reserved from the header's sizes: a forged
+        // shape must not allocate before its tensors are found (found by fuzzing).
+        let mut all = Vec::new();
         for l in 0..spec.blocks {
             all.extend(fetch(spec.tensor, l, &shape(&c, spec.tensor))?);
         }

@@ -87,6 +87,9 @@ pub fn from_json(data: &[u8], file: &str) -> Result<Loaded> {
         Some(t) => return Err(bad(format!("its model is {t}; this lab reads BPE tokenizers"))),
         None => return Err(bad("has no model type; this is not a tokenizer.json".into())),
     }
+    if let Some(missing) = template_gap(&spec) {
+        return Err(bad(format!("its post-processor's template uses the special token `{missing}`, which it does not define")));
+    }
     let tok = tokenizers::Tokenizer::from_bytes(data).map_err(|e| bad(format!("cannot be read: {e}")))?;
     let n = tok.get_vocab(true).values().map(|&id| id as usize + 1).max().unwrap_or(0);
     if n == 0 || n > MAX_VOCAB {
@@ -125,6 +128,30 @@ fn post_processor_bos(spec: &Value, tok: &tokenizers::Tokenizer) -> Option<u32> 
         }
     }
     found
+}
+
+/// A special token that a TemplateProcessing post-processor's `single` or `pair` template names
+/// but its `special_tokens` lacks. The tokenizers crate reads such a file and then panics when it
+/// encodes (found by fuzzing), so it is refused here.
+fn template_gap(spec: &Value) -> Option<String> {
+    let mut visit = vec![spec.get("post_processor")?];
+    while let Some(v) = visit.pop() {
+        if v.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+            let defined = v.get("special_tokens").and_then(Value::as_object);
+            for template in ["single", "pair"] {
+                for piece in v.get(template).and_then(Value::as_array).into_iter().flatten() {
+                    let Some(id) = piece.pointer("/SpecialToken/id").and_then(Value::as_str) else { continue };
+                    if !defined.is_some_and(|d| d.contains_key(id)) {
+                        return Some(id.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(a) = v.get("processors").and_then(Value::as_array) {
+            visit.extend(a);
+        }
+    }
+    None
 }
 
 /// Rebuilds a tokenizer.json from GGUF tokenizer metadata and reads it.

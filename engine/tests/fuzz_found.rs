@@ -1,0 +1,56 @@
+//! The inputs the fuzzers found (fuzz/, committed in tests/fixtures/fuzz_found), each now a
+//! clear error: a tokenizer.bin too short for run.c's byte fallback (it encoded to ids past its
+//! vocabulary and panicked), a tokenizer.json whose template names an undefined special token
+//! (the tokenizers crate panicked when encoding), and a GGUF whose metadata implies 6.4 GB of
+//! weights it does not hold (it was allocated before any tensor was looked up).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tinylm_engine::{LoadedModel, NamedFile, Tokenizer};
+
+/// Records the largest single allocation.
+struct Largest;
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+unsafe impl GlobalAlloc for Largest {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LARGEST.fetch_max(n, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+#[global_allocator]
+static GLOBAL: Largest = Largest;
+
+fn found(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/fuzz_found/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn a_tokenizer_bin_without_the_byte_pieces_is_refused() {
+    let e = Tokenizer::from_bytes(&found("tokenizer_short_vocab.bin"), "tok.bin").unwrap_err().to_string();
+    assert!(e.contains("needs at least 259"), "{e}");
+}
+
+#[test]
+fn a_tokenizer_json_whose_template_names_an_undefined_token_is_refused() {
+    let e = Tokenizer::from_json(&found("tokenizer_template_gap.json"), "tokenizer.json").unwrap_err().to_string();
+    assert!(e.contains("does not define"), "{e}");
+}
+
+#[test]
+fn a_gguf_with_a_forged_shape_allocates_only_what_it_holds() {
+    let bytes = found("gguf_forged_shape.gguf");
+    let e = LoadedModel::open(&[NamedFile { name: "m.gguf", bytes: &bytes }]).err().expect("refused").to_string();
+    assert!(e.contains("m.gguf"), "{e}");
+    // The file is 34 KB; its metadata implies 6.4 GB. Nothing near that may be asked for.
+    // (The counter is the whole binary's; the other tests here allocate a few KB.)
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(largest < 64 << 20, "an allocation of {largest} bytes");
+}
