@@ -82,10 +82,10 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     assert.ok(s.every(([, t]) => t.startsWith('Once upon a time')), JSON.stringify(s));
 
     // The model joined the menu and is in use; Generate writes with it what the CLI writes.
+    await page.click('[data-testid=tab-generate]');
     assert.equal(await waitForState(page, ['ready', 'error'], 60_000), 'ready', await statusText(page));
     const menu = await page.$eval('[data-testid=model-select]', (s) => s.options[s.selectedIndex].textContent);
     assert.match(menu, /built-s30k-300/);
-    await page.click('[data-testid=tab-generate]');
     const story = await generate(page, { prompt: 'Once upon a time', temperature: 0, topp: 0.9, seed: 1, steps: 40 });
     assert.equal(story.state, 'done', story.status);
 
@@ -118,7 +118,10 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     const losses = JSON.parse(readFileSync(join(out, 'losses.json'), 'utf8'));
     console.log(`# build: paused at ${pausedAt}; bytes equal: ${got.equals(want)}; max |Δw| ${d.toExponential(2)} (max |w| ${m.toFixed(3)}); CLI loss ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}; ${log1.trim().split('\n').pop()}`);
     assert.ok(losses[losses.length - 1] < losses[0] - 1.0, `the loss falls: ${losses[0]} -> ${losses[losses.length - 1]}`);
-    assert.ok(d <= 1e-4 * Math.max(1, m), `weights within 1e-4: ${d}`);
+    // Not bit for bit: the wasm build runs the simd128 kernels, the CLI avx2+fma (fused
+    // multiply-adds, other summation orders), and 300 steps of AdamW carry the last-bit
+    // differences along. Measured max |Δw| 2.0e-6 with max |w| 1.36 (2026-12-04); bound ~10×.
+    assert.ok(d <= 2e-5 * Math.max(1, m), `weights within 2e-5: ${d}`);
 
     // The story Generate wrote is the CLI's greedy story with the downloaded model.
     const cli = tinylm(['generate', mine, '-z', TOK, '-t', '0', '-n', '40', '-i', 'Once upon a time']).toString();

@@ -158,8 +158,8 @@ async fn check(t: &mut Trainer, d: &Data, tok: &Tokenizer, prompt: &[u32], job: 
     }
     let mut sampler = Sampler::new(SAMPLE_TEMPERATURE, 0.9, SAMPLE_SEED).map_err(|e| e.to_string())?;
     let tokens = t.sample_async(prompt.to_vec(), SAMPLE_TOKENS, &mut sampler).await.map_err(|e| e.to_string())?;
-    // The text after BOS, prompt included.
-    let text = String::from_utf8_lossy(&tok.decode_all(&tokens[1..]).map_err(|e| e.to_string())?).into_owned();
+    // The text after BOS (`decode_all` decodes each token after the one before), prompt included.
+    let text = String::from_utf8_lossy(&tok.decode_all(&tokens).map_err(|e| e.to_string())?).into_owned();
     send(BuildEvent::Sample { job, step, text });
     Ok(())
 }
