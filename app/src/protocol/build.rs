@@ -126,3 +126,42 @@ pub enum BuildEvent {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinylm_engine::Config;
+
+    #[test]
+    fn shapes_span_30k_to_1m_parameters_and_read_tok512() {
+        let n: Vec<u64> = SHAPES.iter().map(|s| Config::parse(s.spec).unwrap().n_params()).collect();
+        // Counted by hand for the first: 512·32 embedding + 4·32² attention + 3·32·64 MLP + 3·32 gains.
+        assert_eq!(n[0], 26_720);
+        assert!(n.windows(2).all(|w| w[0] < w[1]) && n[2] > 900_000 && n[2] < 1_100_000, "{n:?}");
+        for s in SHAPES {
+            let c = Config::parse(s.spec).unwrap();
+            assert_eq!((c.vocab_size, c.seq_len), (512, 256), "{}", s.key);
+            assert_eq!(shape(s.key), Some(s));
+        }
+        assert_eq!(shape("nope"), None);
+    }
+
+    #[test]
+    fn events_survive_the_wire() {
+        let m = StepView {
+            step: 3,
+            loss: 9.5,
+            lr: 1e-3,
+            grad_norm: 2.0,
+            attn_logit_max: vec![1.5, 2.5],
+            logit_max: 4.0,
+            lse_mean: 6.2,
+            update_ratio: 1e-3,
+            ms_per_step: 5.0,
+        };
+        let ev = BuildEvent::Step { job: 1, m };
+        assert_eq!(serde_json::from_str::<BuildEvent>(&serde_json::to_string(&ev).unwrap()).unwrap(), ev);
+        let ev = BuildEvent::Checkpoint { job: 1, step: 50, state: Bytes::from_slice(&[1, 2, 3]) };
+        assert_eq!(serde_json::from_str::<BuildEvent>(&serde_json::to_string(&ev).unwrap()).unwrap(), ev);
+    }
+}

@@ -103,8 +103,9 @@ pub fn Curves(series: Signal<Vec<Vec<(f64, f64)>>>, x_max: Signal<f64>, label: S
                 view! {
                     <line class="axis" x1=PAD y1=H - PAD x2=W - 8.0 y2=H - PAD />
                     <line class="axis" x1=PAD y1=8.0 x2=PAD y2=H - PAD />
-                    <text class="tick" x=PAD - 4.0 y=14.0 text-anchor="end">{short(hi)}</text>
-                    <text class="tick" x=PAD - 4.0 y=H - PAD text-anchor="end">{short(lo)}</text>
+                    // The range inside the plot, so a long label is never cut at the edge.
+                    <text class="tick" x=PAD + 4.0 y=24.0 text-anchor="start">{short(hi)}</text>
+                    <text class="tick" x=PAD + 4.0 y=H - PAD - 6.0 text-anchor="start">{short(lo)}</text>
                     <text class="tick" x=PAD y=H - PAD + 16.0 text-anchor="start">"step 0"</text>
                     <text class="tick" x=W - 8.0 y=H - PAD + 16.0 text-anchor="end">{format!("step {x_max:.0}")}</text>
                     {all.iter().enumerate().map(|(i, s)| view! { <path class=class(i) d=path(s, x_max, lo, hi) /> }).collect_view()}
@@ -124,11 +125,16 @@ fn y_range_signed(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// A tick label short enough for the margin: 3 significant digits, scientific when small.
+/// A short tick label: about 3 significant digits, scientific when small.
 fn short(v: f64) -> String {
-    if v != 0.0 && v.abs() < 0.01 {
+    let a = v.abs();
+    if v != 0.0 && a < 0.01 {
         format!("{v:.1e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.3}")
     }
 }
