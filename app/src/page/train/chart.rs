@@ -122,7 +122,8 @@ fn y_range_signed(values: impl Iterator<Item = f64>) -> (f64, f64) {
         return (0.0, 1.0);
     }
     let pad = 0.05 * (hi - lo).max(1e-9);
-    (lo - pad, hi + pad)
+    // A measure that is never negative (a rate, a norm) gets no negative label.
+    (if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad }, hi + pad)
 }
 
 /// A short tick label: about 3 significant digits, scientific when small.
