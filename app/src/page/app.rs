@@ -9,7 +9,7 @@ use super::client::Client;
 use super::client::Handler;
 use super::help::{Glossary, Tour, TourState};
 use super::state::{Ctx, Status};
-use super::{actions, browser, generate, inspect, keys, memory, models, storage_panel, train};
+use super::{actions, browser, build, generate, inspect, keys, memory, models, storage_panel, train};
 use crate::link::{restore_plan, LinkState};
 use crate::protocol::FromWorker;
 
@@ -27,6 +27,7 @@ const TABS: &[Tab] = &[
     Tab { key: "generate", label: "Generate", install: generate::install, view: generate::view },
     Tab { key: "inspect", label: "Inspect", install: inspect::install, view: inspect::view },
     Tab { key: "train", label: "Train", install: train::install, view: train::view },
+    Tab { key: "build", label: "Build", install: build::install, view: build::view },
     Tab { key: "storage", label: "Storage", install: storage_panel::install, view: storage_panel::view },
 ];
 

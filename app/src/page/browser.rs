@@ -51,3 +51,15 @@ pub fn same_origin(url: &str) -> bool {
         Err(_) => false,
     }
 }
+
+/// Offers `bytes` as a download named `name` (a Blob behind a temporary object URL).
+pub fn save_file(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    let blob = gloo::file::Blob::new_with_options(bytes, Some(mime));
+    let url = gloo::file::ObjectUrl::from(blob);
+    let doc = window().document().ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = doc.create_element("a").map_err(|e| format!("{e:?}"))?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    Ok(())
+}

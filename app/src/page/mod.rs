@@ -5,6 +5,7 @@
 mod actions;
 mod app;
 mod browser;
+mod build;
 mod client;
 mod experiments;
 mod generate;

@@ -7,6 +7,7 @@ use tinylm_engine::Config;
 
 pub mod bench;
 pub mod binary;
+pub mod build;
 pub mod experiments;
 pub mod inspect;
 pub mod seed;
@@ -113,6 +114,8 @@ pub enum ToWorker {
     Bench(bench::BenchRequest),
     /// Knock-outs, activation patching and steering (the Inspect view's Experiments panel).
     Experiment(experiments::ExperimentRequest),
+    /// Growing a model from random weights (the Build view).
+    Build(build::BuildCmd),
 }
 
 /// A model in the menu.
@@ -221,6 +224,7 @@ pub enum FromWorker {
     },
     /// Progress and results of an experiment.
     Experiment(experiments::ExperimentNews),
+    Build(build::BuildEvent),
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct Cancels {
     pub experiment: Cancel,
     /// Training runs, by job id, with how they end.
     pub train: Cancel<crate::protocol::train::Ending>,
+    /// Build runs (growing a model), by job id, with how they end.
+    pub build: Cancel<crate::protocol::train::Ending>,
 }
 
 #[cfg(test)]

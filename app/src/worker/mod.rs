@@ -5,6 +5,7 @@
 mod backends;
 mod bench;
 mod bridge;
+mod build;
 mod cancel;
 mod experiments;
 mod fetch;

@@ -6,7 +6,8 @@ use super::cancel::Cancels;
 use super::inbox::{Inbox, Job, Work};
 use super::inspect::Kept;
 use super::session::Session;
-use super::{bench, experiments, generate, inspect, models, speed, train};
+use super::{bench, build, experiments, generate, inspect, models, speed, train};
+use crate::protocol::build::BuildCmd;
 use crate::protocol::experiments::ExperimentRequest;
 use crate::protocol::inspect::InspectCtl;
 use crate::protocol::train::{Ending, TrainCmd};
@@ -26,6 +27,8 @@ pub fn on_arrival(msg: ToWorker, cancels: &Cancels) -> Option<ToWorker> {
         ToWorker::Stop { run } => cancels.generate.cancel(run, ()),
         ToWorker::Train(TrainCmd::Pause { job }) => cancels.train.cancel(job, Ending::Paused),
         ToWorker::Train(TrainCmd::Stop { job }) => cancels.train.cancel(job, Ending::Stopped),
+        ToWorker::Build(BuildCmd::Pause { job }) => cancels.build.cancel(job, Ending::Paused),
+        ToWorker::Build(BuildCmd::Stop { job }) => cancels.build.cancel(job, Ending::Stopped),
         ToWorker::InspectCtl(InspectCtl::Stop { id }) => cancels.inspect.cancel(id, ()),
         ToWorker::Experiment(ExperimentRequest::Stop { id }) => cancels.experiment.cancel(id, ()),
         ToWorker::InspectCtl(InspectCtl::Lens { seq, .. }) => {
@@ -62,6 +65,7 @@ impl Router {
             }
             ToWorker::Train(cmd) => train::handle(s, cmd, &self.cancels.train).await,
             ToWorker::Bench(req) => bench::handle(req).await,
+            ToWorker::Build(cmd) => build::handle(cmd, &self.cancels.build).await,
             ToWorker::Experiment(req) => experiments::handle(s, req, &self.cancels.experiment).await,
             // Controls acted on arrival (`on_arrival`).
             ToWorker::Stop { .. } | ToWorker::InspectCtl(InspectCtl::Stop { .. }) => {}

@@ -83,3 +83,59 @@ pub fn LossChart(t: TrainCtx) -> impl IntoView {
         </figure>
     }
 }
+
+/// A small chart of one or more series over the steps (the Build view's loss curves and
+/// instruments): the first series drawn as the training line, the second as the held-out one,
+/// others in their own colours.
+#[component]
+pub fn Curves(series: Signal<Vec<Vec<(f64, f64)>>>, x_max: Signal<f64>, label: String, testid: &'static str) -> impl IntoView {
+    let class = |i: usize| match i {
+        0 => "train-line".to_string(),
+        1 => "held-line".to_string(),
+        k => format!("line-{}", k % 4),
+    };
+    view! {
+        <svg class="curves" viewBox=format!("0 0 {W} {H}") role="img" aria-label=label data-testid=testid>
+            {move || {
+                let all = series.get();
+                let (lo, hi) = y_range_signed(all.iter().flatten().map(|p| p.1));
+                let x_max = x_max.get();
+                view! {
+                    <line class="axis" x1=PAD y1=H - PAD x2=W - 8.0 y2=H - PAD />
+                    <line class="axis" x1=PAD y1=8.0 x2=PAD y2=H - PAD />
+                    // The range inside the plot, so a long label is never cut at the edge.
+                    <text class="tick" x=PAD + 4.0 y=24.0 text-anchor="start">{short(hi)}</text>
+                    <text class="tick" x=PAD + 4.0 y=H - PAD - 6.0 text-anchor="start">{short(lo)}</text>
+                    <text class="tick" x=PAD y=H - PAD + 16.0 text-anchor="start">"step 0"</text>
+                    <text class="tick" x=W - 8.0 y=H - PAD + 16.0 text-anchor="end">{format!("step {x_max:.0}")}</text>
+                    {all.iter().enumerate().map(|(i, s)| view! { <path class=class(i) d=path(s, x_max, lo, hi) /> }).collect_view()}
+                }
+            }}
+        </svg>
+    }
+}
+
+/// As `y_range`, but a measure may be negative (a mean logit).
+fn y_range_signed(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    let pad = 0.05 * (hi - lo).max(1e-9);
+    // A measure that is never negative (a rate, a norm) gets no negative label.
+    (if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad }, hi + pad)
+}
+
+/// A short tick label: about 3 significant digits, scientific when small.
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if v != 0.0 && a < 0.01 {
+        format!("{v:.1e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}

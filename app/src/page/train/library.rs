@@ -2,9 +2,8 @@
 //! as PEFT files. Use one in Generate, download it as a zip, check its logits, delete it.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{HtmlAnchorElement, HtmlInputElement};
+use web_sys::HtmlInputElement;
 
 use super::state::{Item, TrainCtx};
 use crate::protocol::train::{AdapterInfo, BaseId, Peft, Snapshot, TrainCmd};
@@ -181,22 +180,10 @@ fn download(t: TrainCtx, item: Item) {
         let weights = peft.safetensors.to_vec();
         let bytes = archive::write(&[(CONFIG, peft.config_json.as_bytes()), (WEIGHTS, &weights)]);
         let name = format!("{}.zip", item.name.replace(|c: char| !c.is_alphanumeric() && c != '-', "_"));
-        if let Err(e) = save_file(&name, &bytes) {
+        if let Err(e) = crate::page::browser::save_file(&name, &bytes, "application/zip") {
             t.note.set(format!("The download failed: {e}"));
         }
     });
-}
-
-/// Offers `bytes` as a download named `name` (a Blob behind a temporary object URL).
-fn save_file(name: &str, bytes: &[u8]) -> Result<(), String> {
-    let blob = gloo::file::Blob::new_with_options(bytes, Some("application/zip"));
-    let url = gloo::file::ObjectUrl::from(blob);
-    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
-    let a: HtmlAnchorElement = doc.create_element("a").map_err(|e| format!("{e:?}"))?.unchecked_into();
-    a.set_href(&url);
-    a.set_download(name);
-    a.click();
-    Ok(())
 }
 
 fn delete(t: TrainCtx, item: Item) {

@@ -2,14 +2,14 @@
 //! watch it learn; snapshots of the run and finished adapters are kept on this device. Its
 //! messages are `protocol::train`'s.
 
-mod chart;
-mod data;
+pub(crate) mod chart;
+pub(crate) mod data;
 mod form;
 mod library;
 mod progress;
 mod run;
 mod state;
-mod store;
+pub(crate) mod store;
 
 use leptos::prelude::*;
 

@@ -39,16 +39,21 @@ fn create() -> JsValue {
     o.into()
 }
 
-async fn folder() -> Result<JsValue, JsValue> {
+async fn folder_named(name: &str) -> Result<JsValue, JsValue> {
     let nav = web_sys::window().ok_or("no window")?.navigator();
     let storage = Reflect::get(&nav, &"storage".into())?;
     let root = call(&storage, "getDirectory", &[]).await?;
-    call(&root, "getDirectoryHandle", &[FOLDER.into(), create()]).await
+    call(&root, "getDirectoryHandle", &[name.into(), create()]).await
 }
 
 pub async fn write(name: &str, bytes: &[u8]) -> Result<(), String> {
+    write_in(FOLDER, name, bytes).await
+}
+
+/// Writes file `name` of OPFS folder `dir` (another view's folder: the Build view's run).
+pub async fn write_in(dir: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
     let go = async {
-        let file = call(&folder().await?, "getFileHandle", &[name.into(), create()]).await?;
+        let file = call(&folder_named(dir).await?, "getFileHandle", &[name.into(), create()]).await?;
         let w = call(&file, "createWritable", &[]).await?;
         // The file changes only on close(); a failed write is aborted, leaving it as it was.
         if let Err(e) = call(&w, "write", &[Uint8Array::from(bytes).into()]).await {
@@ -73,8 +78,13 @@ fn js_name(e: &JsValue) -> String {
 
 /// The file's bytes, or None when it does not exist (or storage is unavailable).
 pub async fn read(name: &str) -> Option<Vec<u8>> {
+    read_in(FOLDER, name).await
+}
+
+/// The bytes of file `name` of OPFS folder `dir`, or None.
+pub async fn read_in(dir: &str, name: &str) -> Option<Vec<u8>> {
     let go = async {
-        let file = call(&folder().await?, "getFileHandle", &[name.into()]).await?;
+        let file = call(&folder_named(dir).await?, "getFileHandle", &[name.into()]).await?;
         let blob = call(&file, "getFile", &[]).await?;
         call(&blob, "arrayBuffer", &[]).await
     };
@@ -82,7 +92,11 @@ pub async fn read(name: &str) -> Option<Vec<u8>> {
 }
 
 pub async fn remove(name: &str) {
-    if let Ok(dir) = folder().await {
+    remove_in(FOLDER, name).await
+}
+
+pub async fn remove_in(dir: &str, name: &str) {
+    if let Ok(dir) = folder_named(dir).await {
         let _ = call(&dir, "removeEntry", &[name.into()]).await;
     }
 }

@@ -1,0 +1,52 @@
+//! The Build view: grow a tiny Llama from random weights on this device (the engine's
+//! `pretrain`, as `tinylm pretrain`), and watch it learn: loss curves, samples on one prompt
+//! kept as a timeline, and the instruments that show why a run goes right or wrong. Its
+//! messages are `protocol::build`'s.
+
+mod panels;
+mod run;
+mod state;
+
+use leptos::prelude::*;
+
+use super::client::Handler;
+use super::state::Ctx;
+use crate::protocol::FromWorker;
+use state::BuildCtx;
+
+/// Makes the view's state (provided as context), shows a run kept from an earlier visit, and
+/// returns the view's message handler.
+pub fn install(ctx: Ctx) -> Handler {
+    let b = BuildCtx::new(ctx);
+    provide_context(b);
+    run::restore(b);
+    Box::new(move |msg| {
+        if let FromWorker::Build(ev) = msg {
+            run::receive(b, ev.clone());
+        }
+    })
+}
+
+/// The tab's view.
+pub fn view() -> AnyView {
+    let b = expect_context::<BuildCtx>();
+    view! {
+        <section class="card build" aria-label="Build a model" data-testid="build">
+            <h2>"Build a model from nothing"</h2>
+            <p class="hint">
+                "Start from random numbers and train every weight of a tiny story model on a text, here on this \
+                 device. Watch its samples go from noise to words, and the instruments that tell a healthy run \
+                 from one that blows up."
+            </p>
+            <div class="train-grid">
+                <panels::ShapePanel b />
+                <panels::SettingsPanel b />
+            </div>
+            <panels::Controls b />
+            <panels::Curves b />
+            <panels::Timeline b />
+            <panels::Instruments b />
+        </section>
+    }
+    .into_any()
+}

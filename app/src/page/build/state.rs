@@ -1,0 +1,135 @@
+//! The Build view's state: the form, the run's history (kept in OPFS with its checkpoint, so a
+//! reload resumes) and the finished model; signal handles provided as context.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::page::state::Ctx;
+use crate::protocol::build::{BuildCmd, BuildSettings, StepView};
+use crate::protocol::ToWorker;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Idle,
+    Running,
+    /// Pause or Stop pressed; the worker ends after its step.
+    Ending,
+    /// Paused, or a run kept from an earlier visit: Resume continues it.
+    Paused,
+    Finished,
+    Stopped,
+    Failed(String),
+}
+
+impl Phase {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Running => "running",
+            Phase::Ending => "ending",
+            Phase::Paused => "paused",
+            Phase::Finished => "finished",
+            Phase::Stopped => "stopped",
+            Phase::Failed(_) => "error",
+        }
+    }
+}
+
+/// Everything a run shows, saved beside its checkpoint.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct History {
+    pub steps: Vec<StepView>,
+    pub held: Vec<(u32, f64)>,
+    pub samples: Vec<(u32, String)>,
+}
+
+impl History {
+    /// Forgets what came after step `step` (a resume repeats those steps).
+    pub fn truncate(&mut self, step: u32) {
+        self.steps.retain(|m| m.step <= step);
+        self.held.retain(|h| h.0 <= step);
+        self.samples.retain(|s| s.0 <= step);
+    }
+}
+
+/// The run kept in OPFS: its settings, text and history (the checkpoint is a file beside it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    pub settings: BuildSettings,
+    pub text: String,
+    pub text_label: String,
+    pub step: u32,
+    pub history: History,
+}
+
+/// The form's fields, as typed.
+#[derive(Clone, Copy)]
+pub struct Form {
+    pub shape: RwSignal<String>,
+    pub corpus: RwSignal<String>,
+    pub own_text: RwSignal<String>,
+    pub steps: RwSignal<String>,
+    pub lr: RwSignal<String>,
+    pub warmup: RwSignal<String>,
+    pub batch: RwSignal<String>,
+    pub seq: RwSignal<String>,
+    pub z_loss: RwSignal<String>,
+    pub sample_every: RwSignal<String>,
+    pub prompt: RwSignal<String>,
+}
+
+#[derive(Clone, Copy)]
+pub struct BuildCtx {
+    pub ctx: Ctx,
+    pub form: Form,
+    pub job: RwSignal<u64>,
+    pub phase: RwSignal<Phase>,
+    pub history: RwSignal<History>,
+    /// The run's settings and text (as started).
+    pub run: RwSignal<Option<(BuildSettings, String, String)>>,
+    /// Bytes of the text trained on (the rest is held out), its tokens, and the model's size.
+    pub data: RwSignal<Option<(usize, usize, usize, u64)>>,
+    /// The step of the newest checkpoint kept on this device.
+    pub saved_step: RwSignal<Option<u32>>,
+    /// The finished (or stopped) model as a llama2.c file.
+    pub model: RwSignal<Option<(u32, Vec<u8>)>>,
+    pub note: RwSignal<String>,
+}
+
+impl BuildCtx {
+    pub fn new(ctx: Ctx) -> BuildCtx {
+        let s = |v: &str| RwSignal::new(v.to_string());
+        BuildCtx {
+            ctx,
+            form: Form {
+                shape: s("s30k"),
+                corpus: s("tinystories"),
+                own_text: s(""),
+                steps: s("300"),
+                lr: s("0.005"),
+                warmup: s("10"),
+                batch: s("8"),
+                seq: s("64"),
+                z_loss: s("0"),
+                sample_every: s("50"),
+                prompt: s("Once upon a time"),
+            },
+            job: RwSignal::new(0),
+            phase: RwSignal::new(Phase::Idle),
+            history: RwSignal::new(History::default()),
+            run: RwSignal::new(None),
+            data: RwSignal::new(None),
+            saved_step: RwSignal::new(None),
+            model: RwSignal::new(None),
+            note: RwSignal::new(String::new()),
+        }
+    }
+
+    pub fn send(&self, cmd: BuildCmd) {
+        self.ctx.send(&ToWorker::Build(cmd));
+    }
+
+    pub fn busy(&self) -> bool {
+        self.phase.with(|p| matches!(p, Phase::Running | Phase::Ending))
+    }
+}

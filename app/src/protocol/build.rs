@@ -1,0 +1,167 @@
+//! The Build view's messages: growing a model from random weights (`tinylm pretrain` in the
+//! worker), its per-step instruments, samples on one prompt, checkpoints and the finished model.
+
+use serde::{Deserialize, Serialize};
+
+use super::train::Ending;
+use super::Bytes;
+
+/// A shape the Build view offers: a `Config::parse` spec (vocabulary 512: the bundled tok512)
+/// and the seed of its random init (as `tinylm pretrain --config SPEC --seed SEED`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub spec: &'static str,
+    pub seed: u64,
+}
+
+/// From ~30K to ~1M parameters; all read tok512 and have a 256-token context.
+pub const SHAPES: [Shape; 3] = [
+    Shape { key: "s30k", label: "Seedling", spec: "32,64,1,4,4,512,256", seed: 30 },
+    Shape { key: "s260k", label: "Sapling (the stories260K shape)", spec: "64,172,5,8,4,512,256", seed: 260 },
+    Shape { key: "s1m", label: "Tree", spec: "128,344,5,8,4,512,256", seed: 1000 },
+];
+
+pub fn shape(key: &str) -> Option<Shape> {
+    SHAPES.iter().copied().find(|s| s.key == key)
+}
+
+/// Settings of a run, in the CLI's terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildSettings {
+    /// A key of `SHAPES`.
+    pub shape: String,
+    pub steps: u32,
+    pub lr: f64,
+    pub warmup: u32,
+    pub batch: usize,
+    pub seq: usize,
+    pub data_seed: u64,
+    pub z_loss: f64,
+    /// A sample (and a held-out check) every this many steps.
+    pub sample_every: u32,
+    pub prompt: String,
+}
+
+/// A run to start or continue (boxed in `BuildCmd`: it carries the text and a checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildStart {
+    pub job: u64,
+    pub settings: BuildSettings,
+    pub text: String,
+    /// tok512.bin's bytes.
+    pub tokenizer: Bytes,
+    /// A checkpoint (`Trainer::snapshot_async(true)`) to continue from.
+    pub resume: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BuildCmd {
+    Start(Box<BuildStart>),
+    /// Ends run `job` after its current step with a checkpoint (acted on arrival).
+    Pause {
+        job: u64,
+    },
+    Stop {
+        job: u64,
+    },
+}
+
+/// One step's instruments (the engine's `StepMetrics`, reduced to what the charts draw).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepView {
+    pub step: u32,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    /// Largest pre-softmax attention logit per layer.
+    pub attn_logit_max: Vec<f64>,
+    pub logit_max: f64,
+    pub lse_mean: f64,
+    /// The largest update-to-weight ratio over the tensors.
+    pub update_ratio: f64,
+    pub ms_per_step: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BuildEvent {
+    /// The text as cut: training is on its first `train_bytes` bytes (UTF-8), the rest held out.
+    Data {
+        job: u64,
+        train_bytes: usize,
+        train_tokens: usize,
+        held_tokens: usize,
+        params: u64,
+    },
+    Step {
+        job: u64,
+        m: StepView,
+    },
+    Held {
+        job: u64,
+        step: u32,
+        loss: f64,
+    },
+    Sample {
+        job: u64,
+        step: u32,
+        text: String,
+    },
+    /// A checkpoint to keep (OPFS) for a resume.
+    Checkpoint {
+        job: u64,
+        step: u32,
+        state: Bytes,
+    },
+    /// The run ended; `model` is the llama2.c v0 file of its weights.
+    Ended {
+        job: u64,
+        ending: Ending,
+        step: u32,
+        model: Bytes,
+    },
+    Failed {
+        job: u64,
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinylm_engine::Config;
+
+    #[test]
+    fn shapes_span_30k_to_1m_parameters_and_read_tok512() {
+        let n: Vec<u64> = SHAPES.iter().map(|s| Config::parse(s.spec).unwrap().n_params()).collect();
+        // Counted by hand for the first: 512·32 embedding + 4·32² attention + 3·32·64 MLP + 3·32 gains.
+        assert_eq!(n[0], 26_720);
+        assert!(n.windows(2).all(|w| w[0] < w[1]) && n[2] > 900_000 && n[2] < 1_100_000, "{n:?}");
+        for s in SHAPES {
+            let c = Config::parse(s.spec).unwrap();
+            assert_eq!((c.vocab_size, c.seq_len), (512, 256), "{}", s.key);
+            assert_eq!(shape(s.key), Some(s));
+        }
+        assert_eq!(shape("nope"), None);
+    }
+
+    #[test]
+    fn events_survive_the_wire() {
+        let m = StepView {
+            step: 3,
+            loss: 9.5,
+            lr: 1e-3,
+            grad_norm: 2.0,
+            attn_logit_max: vec![1.5, 2.5],
+            logit_max: 4.0,
+            lse_mean: 6.2,
+            update_ratio: 1e-3,
+            ms_per_step: 5.0,
+        };
+        let ev = BuildEvent::Step { job: 1, m };
+        assert_eq!(serde_json::from_str::<BuildEvent>(&serde_json::to_string(&ev).unwrap()).unwrap(), ev);
+        let ev = BuildEvent::Checkpoint { job: 1, step: 50, state: Bytes::from_slice(&[1, 2, 3]) };
+        assert_eq!(serde_json::from_str::<BuildEvent>(&serde_json::to_string(&ev).unwrap()).unwrap(), ev);
+    }
+}
