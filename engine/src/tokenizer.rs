@@ -73,9 +73,6 @@ fn byte_piece(p: &[u8]) -> Option<u8> {
     }
 }
 
-/// <unk>, BOS, EOS and one piece per byte value.
-const MIN_BIN_VOCAB: usize = 3 + 256;
-
 impl Tokenizer {
     /// Reads every entry of a `tokenizer.bin`. `file` names it in errors.
     pub fn from_bytes(data: &[u8], file: &str) -> Result<Tokenizer> {
@@ -99,13 +96,8 @@ impl Tokenizer {
             pieces.push(r.take(len as usize)?.to_vec());
             scores.push(score);
         }
-        // The encoder falls back to a character's bytes as ids 3..259 (run.c's `byte + 3`), so a
-        // shorter vocabulary would hand out ids it does not have (found by fuzzing).
-        if pieces.len() < MIN_BIN_VOCAB {
-            return Err(bad(format!(
-                "has {} tokens; a llama2.c tokenizer needs at least {MIN_BIN_VOCAB}: <unk>, BOS, EOS and the 256 byte pieces",
-                pieces.len()
-            )));
+        if pieces.len() < 3 {
+            return Err(bad(format!("has {} tokens; a vocabulary needs at least <unk>, BOS and EOS", pieces.len())));
         }
         let mut lookup = HashMap::with_capacity(pieces.len());
         for (id, p) in pieces.iter().enumerate().rev() {
@@ -224,18 +216,30 @@ impl Tokenizer {
         tokens
     }
 
+    /// run.c's byte fallback, `byte + 3`, where the vocabulary has that id; a small vocabulary
+    /// without the 256 byte pieces (a random model's) gets <unk> (id 0) instead of an id it does
+    /// not have (run.c would read past its table; the fuzzer found the panic).
+    fn byte_id(&self, b: u8) -> u32 {
+        let id = b as u32 + 3;
+        if (id as usize) < self.pieces.len() {
+            id
+        } else {
+            0
+        }
+    }
+
     /// The dummy prefix, then each code point as its piece or as its bytes (id = byte + 3).
     fn encode_unmerged(&self, text: &str) -> Vec<u32> {
         let mut tokens = Vec::with_capacity(text.len() + 1);
         if !text.is_empty() {
-            tokens.push(self.id_of(b" ").unwrap_or(b' ' as u32 + 3));
+            tokens.push(self.id_of(b" ").unwrap_or(self.byte_id(b' ')));
         }
         for ch in text.chars() {
             let mut buf = [0u8; 4];
             let bytes = ch.encode_utf8(&mut buf).as_bytes();
             match self.id_of(bytes) {
                 Some(id) => tokens.push(id),
-                None => tokens.extend(bytes.iter().map(|&b| b as u32 + 3)),
+                None => tokens.extend(bytes.iter().map(|&b| self.byte_id(b))),
             }
         }
         tokens
