@@ -9,7 +9,7 @@ import { REPO, launchBrowser, startServer, waitForState } from '../tests/e2e/hel
 import { show, skipTour, storyAndInspect } from '../tests/e2e/views.mjs';
 
 const OUT = join(REPO, 'docs/screenshots');
-const TABS = ['generate', 'inspect', 'train', 'storage'];
+const TABS = ['generate', 'inspect', 'train', 'build', 'storage'];
 const SIZES = [['phone', 390, 844], ['projector', 1920, 1080]];
 
 mkdirSync(OUT, { recursive: true });
