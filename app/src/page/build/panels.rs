@@ -60,7 +60,7 @@ pub fn ShapePanel(b: BuildCtx) -> impl IntoView {
                                 {move || {
                                     let (batch, seq) = dims();
                                     let mem = c.map_or(0, |c| memory_bytes(&c, batch, seq));
-                                    format!("{layers} layer(s) of width {dim}; about {} of memory to train", size(mem))
+                                    format!("{layers} {} of width {dim}; about {} of memory to train", if layers == 1 { "layer" } else { "layers" }, size(mem))
                                 }}
                             </small>
                         </label>
