@@ -126,7 +126,6 @@ pub fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T>
     return pollster::block_on(f);
     #[cfg(not(feature = "gpu"))]
     {
-        use std::future::Future;
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         match std::pin::pin!(f).poll(&mut cx) {
