@@ -152,21 +152,18 @@ fn greedy(model: &Path, tok: &Path) -> Vec<u8> {
     ])
 }
 
+/// `tinylm pull NAME --shelf LIST -o DIR`'s arguments.
+fn pull_args<'a>(name: &'a str, list: &'a Path, dir: &'a Path) -> [&'a std::ffi::OsStr; 6] {
+    ["pull".as_ref(), name.as_ref(), "--shelf".as_ref(), list.as_os_str(), "-o".as_ref(), dir.as_os_str()]
+}
+
 #[test]
 fn pull_follows_the_redirect_and_the_model_writes_the_same_story() {
     let hub = Hub::start(0);
     let dir = scratch("pull-redirect");
     let out = dir.join("models");
     let list = shelf(&dir, &hub.url(), &[("tiny", "moved/stories260K.bin", Some(&real_sha()))]);
-    let stdout = String::from_utf8(ok(&[
-        "pull".as_ref(),
-        "tiny".as_ref(),
-        "--shelf".as_ref(),
-        list.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]))
-    .unwrap();
+    let stdout = String::from_utf8(ok(&pull_args("tiny", &list, &out))).unwrap();
     assert!(stdout.contains("stories260K.bin  1056540 bytes  downloaded, SHA-256 checked"), "{stdout}");
     assert_eq!(listing(&out), ["stories260K.bin", "tok512.bin"]);
     let reqs = hub.requests();
@@ -178,15 +175,7 @@ fn pull_follows_the_redirect_and_the_model_writes_the_same_story() {
     );
     assert_eq!(greedy(&out.join("stories260K.bin"), &out.join("tok512.bin")), greedy(&model(), &tok512()));
     // A second pull finds the checked files and fetches nothing.
-    let again = String::from_utf8(ok(&[
-        "pull".as_ref(),
-        "tiny".as_ref(),
-        "--shelf".as_ref(),
-        list.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]))
-    .unwrap();
+    let again = String::from_utf8(ok(&pull_args("tiny", &list, &out))).unwrap();
     assert!(again.contains("already here"), "{again}");
     assert_eq!(hub.requests().len(), reqs.len());
 }
@@ -197,7 +186,7 @@ fn a_cut_connection_keeps_the_part_and_the_next_pull_resumes_with_range() {
     let dir = scratch("pull-cut");
     let list = shelf(&dir, &hub.url(), &[("tiny", "cut/stories260K.bin", Some(&real_sha()))]);
     let m = dir.join("m");
-    let args = ["pull".as_ref(), "tiny".as_ref(), "--shelf".as_ref(), list.as_os_str(), "-o".as_ref(), m.as_os_str()];
+    let args = pull_args("tiny", &list, &m);
     let err = fails(&args);
     let half = 1056540 / 2;
     assert!(err.contains(&format!("the connection was cut after {half} of 1056540 bytes")), "{err}");
@@ -219,7 +208,7 @@ fn a_server_that_ignores_range_gets_a_fresh_download_after_a_cut() {
     let dir = scratch("pull-plain");
     let list = shelf(&dir, &hub.url(), &[("tiny", "plain/stories260K.bin", Some(&real_sha()))]);
     let m = dir.join("m");
-    let args = ["pull".as_ref(), "tiny".as_ref(), "--shelf".as_ref(), list.as_os_str(), "-o".as_ref(), m.as_os_str()];
+    let args = pull_args("tiny", &list, &m);
     assert!(fails(&args).contains("the connection was cut after 528270 of 1056540 bytes"));
     let stdout = String::from_utf8(ok(&args)).unwrap();
     assert!(stdout.contains("stories260K.bin  1056540 bytes  downloaded, SHA-256 checked"), "{stdout}");
