@@ -5,7 +5,7 @@
 //! checkpoint; at the end the model as a llama2.c file.
 
 use tinylm_engine::checkpoint::write_v0;
-use tinylm_engine::lora::{Batch, Dataset};
+use tinylm_engine::lora::{Dataset, HeldOut};
 use tinylm_engine::pretrain::{Hyper, PretrainBackend, Schedule, ScheduleKind, StepMetrics, Trainer};
 use tinylm_engine::randmodel::random_weights;
 use tinylm_engine::sampler::Sampler;
@@ -18,8 +18,7 @@ use crate::protocol::train::Ending;
 use crate::protocol::{Bytes, FromWorker};
 use crate::train::split;
 
-/// Held-out windows per forward pass, and at most this many windows in all (spread evenly).
-const HELD_CHUNK: usize = 8;
+/// At most this many held-out windows (spread evenly, as the Train view's `HeldOut`).
 const HELD_MAX: usize = 64;
 /// Tokens of each sample (the prompt's included).
 const SAMPLE_TOKENS: usize = 48;
@@ -55,7 +54,7 @@ pub fn hyper(s: &BuildSettings) -> Hyper {
 /// The text's windows: training on the first nine tenths (`train::split`), held out the rest.
 struct Data {
     train: Dataset,
-    held: Vec<Batch>,
+    held: HeldOut,
 }
 
 fn data(tok: &Tokenizer, text: &str, s: &BuildSettings, c: &Config, job: u64) -> Result<Data, String> {
@@ -63,24 +62,13 @@ fn data(tok: &Tokenizer, text: &str, s: &BuildSettings, c: &Config, job: u64) ->
     let train = Dataset::from_text(tok, train_text, s.seq, c)
         .map_err(|e| format!("The text is too short to train on with windows of {} tokens ({e}). Use more text.", s.seq))?;
     let held = match Dataset::from_text(tok, held_text, s.seq, c) {
-        Ok(d) if !held_text.is_empty() => held_batches(&d)?,
-        _ => Vec::new(),
+        Ok(d) if !held_text.is_empty() => HeldOut::new(&d, HELD_MAX).map_err(|e| e.to_string())?,
+        _ => HeldOut::none(s.seq),
     };
-    let held_tokens = held.iter().map(|b| b.tokens.len()).sum();
+    let held_tokens = held.windows * held.seq;
     let train_tokens = train.len() * s.seq;
     send(BuildEvent::Data { job, train_bytes: train_text.len(), train_tokens, held_tokens, params: c.n_params() });
     Ok(Data { train, held })
-}
-
-/// Up to `HELD_MAX` windows spread over the held-out text, in chunks.
-fn held_batches(d: &Dataset) -> Result<Vec<Batch>, String> {
-    let n = d.len().min(HELD_MAX);
-    let picked: Vec<usize> = (0..n).map(|i| i * d.len() / n).collect();
-    picked
-        .chunks(HELD_CHUNK)
-        .map(|c| Batch::new(c.len(), d.seq, c.iter().flat_map(|&i| d.window(i).iter().copied()).collect()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())
 }
 
 async fn run(start: BuildStart, cancel: &Cancel<Ending>) -> Result<(), String> {
@@ -149,12 +137,11 @@ async fn check(t: &mut Trainer, d: &Data, tok: &Tokenizer, prompt: &[u32], job: 
     let step = t.steps_done();
     if !d.held.is_empty() {
         let mut sum = 0.0;
-        for b in &d.held {
+        for b in &d.held.batches {
             sum += t.loss_async(b).await.map_err(|e| e.to_string())? * b.batch as f64;
             yield_now().await;
         }
-        let windows: usize = d.held.iter().map(|b| b.batch).sum();
-        send(BuildEvent::Held { job, step, loss: sum / windows as f64 });
+        send(BuildEvent::Held { job, step, loss: sum / d.held.windows as f64 });
     }
     let mut sampler = Sampler::new(SAMPLE_TEMPERATURE, 0.9, SAMPLE_SEED).map_err(|e| e.to_string())?;
     let tokens = t.sample_async(prompt.to_vec(), SAMPLE_TOKENS, &mut sampler).await.map_err(|e| e.to_string())?;
