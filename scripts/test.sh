@@ -57,7 +57,7 @@ step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
 # The CPU path's simd128 kernels against the scalar reference, and full training against the
 # PyTorch run, compiled to wasm and run in Node (reuses the engine build of the step above).
 step "engine CPU kernels (wasm simd128, Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test -p tinylm-engine --target wasm32-unknown-unknown --test fast_kernels --test pretrain_wasm
+    cargo test -p tinylm-engine --target wasm32-unknown-unknown --test fast_kernels --test pretrain_wasm --test gemm
 # Lints deny warnings. TINYLM_CLIPPY=0 skips them (they cost a cold check build each).
 if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
     step "clippy (engine, cli)" cargo clippy --workspace --exclude tinylm-app --all-targets -- -D warnings

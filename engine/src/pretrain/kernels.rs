@@ -11,8 +11,9 @@ use crate::lora::Real;
 /// rows stream past.
 const DW_BLOCK: usize = 16;
 
-/// `dw[out,in] += dy[N,out]ᵀ · x[N,in]`: each element sums the batch rows in order, as the
-/// generic `lora::kernels::matmul_dw` does, bit for bit (`fast::axpy` rounds as `d + g·x`).
+/// `dw[out,in] += dy[N,out]ᵀ · x[N,in]`. With at least `gemm::MIN_ROWS` batch rows through
+/// `gemm` (cache-blocked); with fewer, each element sums the batch rows in order, as the generic
+/// `lora::kernels::matmul_dw` does, bit for bit (`fast::axpy` rounds as `d + g·x`).
 pub fn matmul_dw<F: Real>(kn: Kernels, dw: &mut [F], dy: &[F], x: &[F], n_in: usize) {
     if kn == Kernels::Fast {
         if let (Some(dw), Some(dy), Some(x)) = (F::f32s_mut(dw), F::f32s(dy), F::f32s(x)) {
@@ -23,6 +24,9 @@ pub fn matmul_dw<F: Real>(kn: Kernels, dw: &mut [F], dy: &[F], x: &[F], n_in: us
 }
 
 fn matmul_dw_f32(dw: &mut [f32], dy: &[f32], x: &[f32], n_in: usize) {
+    if n_in > 0 && x.len() / n_in >= k::gemm::MIN_ROWS {
+        return k::gemm::dyt_x(dw, dy, x, n_in, 1.0);
+    }
     let n_out = dw.len() / n_in;
     let block = |(b, rows): (usize, &mut [f32])| {
         let o0 = b * DW_BLOCK;

@@ -1,9 +1,10 @@
 //! The f32 training path on `cpu::fast`'s SIMD kernels, chosen by `Kernels`: with
 //! `Kernels::Reference` (and always for f64) each function is the generic kernel beside it,
 //! which stays the reference these are tested against. Every output element is computed by one
-//! thread in a fixed order, so results do not depend on the thread count.
+//! thread in a fixed order, so results do not depend on the thread count. Products of at least
+//! `gemm::MIN_ROWS` rows go through `gemm` (cache-blocked); fewer rows, through `cpu::fast`.
 
-use super::{AttnShape, IGNORE};
+use super::{gemm, AttnShape, IGNORE};
 use crate::cpu::{fast, Kernels};
 use crate::lora::real::Real;
 
@@ -11,6 +12,9 @@ use crate::lora::real::Real;
 pub fn matmul<F: Real>(k: Kernels, y: &mut [F], x: &[F], w: &[F], n_in: usize) {
     if k == Kernels::Fast {
         if let (Some(y), Some(x), Some(w)) = (F::f32s_mut(y), F::f32s(x), F::f32s(w)) {
+            if n_in > 0 && x.len() / n_in >= gemm::MIN_ROWS {
+                return gemm::x_wt(y, x, w, n_in);
+            }
             return fast::matmat(y, x, w, n_in);
         }
     }
@@ -21,6 +25,9 @@ pub fn matmul<F: Real>(k: Kernels, y: &mut [F], x: &[F], w: &[F], n_in: usize) {
 pub fn matmul_dx<F: Real>(k: Kernels, dx: &mut [F], dy: &[F], w: &[F], n_in: usize, s: F) {
     if k == Kernels::Fast {
         if let (Some(dx), Some(dy), Some(w), Some(&[s])) = (F::f32s_mut(dx), F::f32s(dy), F::f32s(w), F::f32s(&[s])) {
+            if n_in > 0 && dx.len() / n_in >= gemm::MIN_ROWS {
+                return gemm::dy_w(dx, dy, w, n_in, s);
+            }
             return fast::matmul_dx(dx, dy, w, n_in, s);
         }
     }

@@ -9,6 +9,7 @@
 mod adamw;
 mod attention;
 pub mod fast;
+pub mod gemm;
 mod linear;
 mod loss;
 mod pointwise;
