@@ -8,14 +8,15 @@
 #   bash scripts/cpu_vs_runc.sh LLAMA2C_DIR [ROUNDS] [STEPS]
 # LLAMA2C_DIR holds run.c (a clone of github.com/karpathy/llama2.c). TINYLM_OTHER=/path/to/tinylm
 # adds rows for another build (e.g. an earlier commit) in the same rounds. Needs
-# target/release/tinylm (cargo build --release -p tinylm-cli), a C compiler with OpenMP, python3.
+# target/release/tinylm (cargo build --release -p tinylm-cli; or TINYLM=), the shared data (or
+# TINYLM_DATA=), a C compiler with OpenMP, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L2C=${1:?usage: cpu_vs_runc.sh LLAMA2C_DIR [ROUNDS] [STEPS]}
 ROUNDS=${2:-5} STEPS=${3:-256}
-TINYLM=target/release/tinylm
+TINYLM=${TINYLM:-target/release/tinylm}
 CC=${CC:-cc}
-DATA=../shared/data
+DATA=${TINYLM_DATA:-../shared/data}
 [ -f "$L2C/run.c" ] || { echo "no run.c in $L2C" >&2; exit 1; }
 [ -x "$TINYLM" ] || { echo "build $TINYLM first: cargo build --release -p tinylm-cli" >&2; exit 1; }
 OUT=$(mktemp -d)

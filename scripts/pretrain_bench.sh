@@ -8,12 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3} BATCH=${2:-8} SEQ=${3:-256} STEPS=${4:-10}
 PY=${PYTHON:-/work/venv-pretrain/bin/python}
-TEXT=../shared/data/corpora/tinystories/TinyStories-valid.head.txt
+TEXT=${TINYLM_DATA:-../shared/data}/corpora/tinystories/TinyStories-valid.head.txt
+TINYLM=${TINYLM:-target/release/tinylm}
 OUT=$(mktemp -d)
 declare -A RES
 for r in $(seq "$ROUNDS"); do
   for t in 1 2; do
-    v=$(TINYLM_THREADS=$t target/release/tinylm pretrain --shape tiny64 -z public/models/tok512.bin --text-file "$TEXT" \
+    v=$(TINYLM_THREADS=$t "$TINYLM" pretrain --shape tiny64 -z public/models/tok512.bin --text-file "$TEXT" \
         --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup 0 -o "$OUT/t$t" | sed -n 's/.*(\([0-9]*\) training tokens\/s).*/\1/p')
     RES[tinylm-$t]+="$v "
     v=$("$PY" scripts/pretrain_bench.py --threads "$t" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" |
