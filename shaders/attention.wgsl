@@ -58,16 +58,17 @@ fn sequential_sum(ao: u32, n: u32, lane: u32) -> f32 {
     return workgroupUniformLoad(&red[0]);
 }
 
-@compute @workgroup_size(ATT_LANES)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
-    let h = wg.x;
-    let t = wg.y;
-    let lane = lid.x;
+// Attention of head h for row t (query row t, keys 0..=pos0 + t) into scratch slot `slot`:
+// probabilities at att[(slot·n_heads + h)·seq_len ..], output at o[slot·q_dim + h·head_size ..].
+// attention_wo.wgsl runs it once per output block (slot = block), so no two workgroups share
+// scratch. Call from uniform control flow (it has barriers).
+fn attend(h: u32, t: u32, slot: u32, lane: u32) {
     let n = step.pos0 + t + 1u;
     let hs = d.head_size;
     let qo = t * d.q_dim + h * hs;
+    let oo = slot * d.q_dim + h * hs;
     let ko = (h / d.kv_mul) * hs;
-    let ao = (t * d.n_heads + h) * d.seq_len;
+    let ao = (slot * d.n_heads + h) * d.seq_len;
 
     var mx = F32_LOWEST;
     for (var s = lane; s < n; s += ATT_LANES) {
@@ -95,6 +96,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
         for (var s = 0u; s < n; s++) {
             acc += att[ao + s] * kv[vo + s * d.kv_dim + i];
         }
-        o[qo + i] = acc;
+        o[oo + i] = acc;
     }
+}
+
+@compute @workgroup_size(ATT_LANES)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    attend(wg.x, wg.y, wg.y, lid.x);
 }

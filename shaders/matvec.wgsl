@@ -8,8 +8,10 @@
 // out[col0 + j] = (accumulate ? out[col0 + j] : 0) + Σ_i W[j, i] · in_i, where `in` is staged
 // once per workgroup in workgroup memory:
 //   plain:  in_i = x_i
-//   norm:   in_i = g_i * (s * x_i), s = 1/sqrt(mean(x²) + eps) — rmsnorm.wgsl's arithmetic,
-//           the squares summed in index order by one lane so it rounds like the CPU;
+//   norm:   in_i = g_i * (s * r_i), s = 1/sqrt(mean(r²) + eps) — rmsnorm.wgsl's arithmetic,
+//           the squares summed in index order by one lane so it rounds like the CPU — where
+//           r = x row in_row0, plus rows 1..=parts of `x` when `parts` > 0: the residual with
+//           its pending partial sums (the three-dispatch layer, layer.wgsl), added in row order;
 //   swiglu: in_i = silu(x_i) * x_{k+i} — swiglu.wgsl's arithmetic.
 // So RMSNorm → matvec and SwiGLU → matvec are one dispatch each. The workgroup is MV_X × MV_Y
 // lanes (constants the loader defines, chosen by gpu::tune; 16 × 16 untuned): lane (x, y) sums
@@ -20,7 +22,7 @@
 // `W4`, the weights' vec4 type, is defined by the loader: vec4<f32>, or vec4<f16> (with
 // `enable f16`) for the optional half-precision classifier; the sums stay f32 either way.
 
-struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, eps: f32, _p1: u32, _p2: u32 }
+struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, eps: f32, parts: u32, _p2: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<W4>;
@@ -34,6 +36,21 @@ var<workgroup> xs: array<f32, MAXK>;
 var<workgroup> part: array<vec4<f32>, LANES>;
 var<workgroup> total: f32;
 
+// Σ over y of each lane's `acc`, in y order: complete in lanes with lid.y = 0. Ends with a
+// barrier, so it can be called again at once.
+fn reduce_y(lid: vec3<u32>, acc: vec4<f32>) -> vec4<f32> {
+    part[lid.y * MV_X + lid.x] = acc;
+    workgroupBarrier();
+    var sum = vec4<f32>(0.0);
+    if (lid.y == 0u) {
+        for (var y = 0u; y < MV_Y; y++) {
+            sum += part[y * MV_X + lid.x];
+        }
+    }
+    workgroupBarrier();
+    return sum;
+}
+
 // Σ_i W[j, i] · xs[i] for this lane's 4 outputs, complete in lanes with lid.y = 0.
 fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) -> vec4<f32> {
     let j4 = wg.x * MV_X + lid.x;
@@ -44,15 +61,7 @@ fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) -> vec4<f32> {
             acc += vec4<f32>(w[i * m4 + j4]) * xs[i];
         }
     }
-    part[lid.y * MV_X + lid.x] = acc;
-    workgroupBarrier();
-    var sum = vec4<f32>(0.0);
-    if (lid.y == 0u) {
-        for (var y = 0u; y < MV_Y; y++) {
-            sum += part[y * MV_X + lid.x];
-        }
-    }
-    return sum;
+    return reduce_y(lid, acc);
 }
 
 // The lane's first output column (col0 + 4 j4) when it holds finished sums, else none.
@@ -82,10 +91,18 @@ fn stage_plain(lane: u32) {
     workgroupBarrier();
 }
 
+// The residual entry i: x row in_row0, plus the `parts` partial-sum rows after row 0.
+fn resid(i: u32) -> f32 {
+    var v = x[step.in_row0 * d.k + i];
+    for (var p = 1u; p <= d.parts; p++) {
+        v += x[p * d.k + i];
+    }
+    return v;
+}
+
 fn stage_norm(lane: u32) {
-    let xo = step.in_row0 * d.k;
     for (var i = lane; i < d.k; i += LANES) {
-        let v = x[xo + i];
+        let v = resid(i);
         xs[i] = v * v;
     }
     workgroupBarrier();
@@ -98,7 +115,7 @@ fn stage_norm(lane: u32) {
     }
     let s = 1.0 / sqrt(workgroupUniformLoad(&total) / f32(d.k) + d.eps);
     for (var i = lane; i < d.k; i += LANES) {
-        xs[i] = g[i] * (s * x[xo + i]);
+        xs[i] = g[i] * (s * resid(i));
     }
     workgroupBarrier();
 }

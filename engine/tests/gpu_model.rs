@@ -314,3 +314,55 @@ fn every_candidate_workgroup_shape_decodes_like_the_cpu() {
         assert_close(&format!("stories260K decode, {wg}"), &got, &want);
     }
 }
+
+/// Logits of `tokens` fed one by one through `forward` (no trace, so the GPU takes its plain
+/// decode path), concatenated.
+fn forward_logits(b: &mut dyn tinylm_engine::generate::Backend, tokens: &[u32]) -> Vec<f32> {
+    tokens.iter().enumerate().flat_map(|(pos, &t)| b.forward(t, pos).unwrap().to_vec()).collect()
+}
+
+/// The three-dispatch decode layer (decode3: q|k|v; attention with wo by heads; the whole FFN
+/// by hidden blocks, residual sums completed by the next dispatch) token by token against the
+/// CPU and the five-dispatch layer: logits within 1e-4·max(1, max|logit|) at every position
+/// and the same greedy tokens. Shapes: stories260K; an s15m-like one (dim 288, hidden 768, 6
+/// heads, 2 layers); GQA with head size 48 and a hidden width (500) that leaves the last FFN
+/// block part-filled; dim 96 (fewer outputs than attention lanes). Dispatches per token counted
+/// by hand for stories260K: 1 + 5·3 + 1 + 1 (five-dispatch: 1 + 5·5 + 1 + 1).
+#[test]
+fn three_dispatch_decode_matches_the_cpu_and_the_five_dispatch_layer() {
+    let cases = [
+        ("stories260K", stories260k(), Some((28, 18))),
+        ("s15m-like 288/768/2/6/6/512/64", custom([288, 768, 2, 6, 6, 512, 64], true), Some((13, 9))),
+        ("gqa3 hs48 288/500/2/6/2/200/80", custom([288, 500, 2, 6, 2, 200, 80], true), None),
+        ("untied 96/200/2/4/2/300/64", custom([96, 200, 2, 4, 2, 300, 64], false), None),
+    ];
+    for (label, w, counts) in cases {
+        let c = w.config;
+        let n = 40.min(c.seq_len);
+        let tokens = random_tokens(11, n, c.vocab_size);
+        let mut three = gpu(&w, GpuOptions::default());
+        let mut five = gpu(&w, GpuOptions { three_dispatch: false, ..GpuOptions::default() });
+        assert!(three.is_three_dispatch() && !five.is_three_dispatch(), "{label}: on by default only");
+        let (d3, d5) = (three.dispatches_per_token(), five.dispatches_per_token());
+        assert!(d3 <= 3 * c.n_layers + 3, "{label}: {d3} dispatches per token");
+        if let Some(want) = counts {
+            assert_eq!((d5, d3), want, "{label}");
+        }
+        let mut cpu = CpuBackend::reference(w.clone());
+        let want = forward_logits(&mut cpu, &tokens);
+        let got = forward_logits(&mut three, &tokens);
+        let old = forward_logits(&mut five, &tokens);
+        let tol = 1e-4 * max_abs(&want).max(1.0);
+        let (d_cpu, d_five) = (max_diff(&got, &want), max_diff(&got, &old));
+        println!("{label}: {n} positions, logits max|Δ| vs CPU {d_cpu:.2e}, vs five-dispatch {d_five:.2e} (tolerance {tol:.2e})");
+        assert!(d_cpu <= tol, "{label}: logits differ from the CPU by {d_cpu} > {tol}");
+        assert!(d_five <= tol, "{label}: logits differ from the five-dispatch layer by {d_five} > {tol}");
+        let mut s = tinylm_engine::sampler::Sampler::new(0.0, 0.9, 1).unwrap();
+        let steps = c.seq_len.min(64);
+        let mut g = tinylm_engine::generate::Generation::new(vec![tinylm_engine::BOS], steps, &c).unwrap();
+        while g.step(&mut cpu, &mut s).unwrap().is_some() {}
+        let greedy_cpu = g.tokens;
+        let greedy_gpu = three.generate(&[tinylm_engine::BOS], steps, &mut s, |_| true).unwrap();
+        assert_eq!(greedy_gpu, greedy_cpu, "{label}: greedy tokens");
+    }
+}

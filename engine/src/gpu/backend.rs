@@ -28,6 +28,11 @@ pub struct GpuOptions {
     /// Fused one-row (decode) dispatches — RMSNorm and SwiGLU folded into the following
     /// matvec, vec4 loads — where the shapes allow; off runs the unfused kernels everywhere.
     pub fused: bool,
+    /// With `fused`: plain decoding (one row, no edits, no trace) runs each layer as three
+    /// dispatches (q|k|v; attention with the output projection; the whole FFN), the residual
+    /// sums split by heads and hidden blocks and completed by the next dispatch (`decode3`),
+    /// where the shapes allow; off keeps the five-dispatch fused layer.
+    pub three_dispatch: bool,
     /// The decode classifier reads an f16 copy of its weights (half the bytes of the largest
     /// matvec; logits then carry f16 rounding). Needs WebGPU's `shader-f16` and the fused
     /// path; refused with `Error::Gpu` where either is missing. Off by default.
@@ -45,6 +50,7 @@ impl Default for GpuOptions {
             max_batch: 128,
             in_flight: 4,
             fused: true,
+            three_dispatch: true,
             f16_classifier: false,
             workgroups: None,
         }
@@ -135,7 +141,7 @@ impl GpuBackend {
                 let kernels = DecodeKernels::new(&ctx, wg);
                 let gw = GpuWeights::upload(&ctx, weights, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
-                let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused);
+                let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused, opts.three_dispatch);
                 let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
                 let logits_rb = buffer(&ctx, "logits readback", (batch * c.vocab_size * 4) as u64, rb);
                 let ring = (0..in_flight).map(|_| buffer(&ctx, "token readback", 8, rb)).collect();
@@ -182,6 +188,11 @@ impl GpuBackend {
     /// allow them: vec4-aligned weight chunks, inputs of at most 2816 floats).
     pub fn is_fused(&self) -> bool {
         self.plan.is_fused()
+    }
+    /// Whether plain decoding runs three dispatches per layer (`GpuOptions::three_dispatch` and
+    /// shapes that allow it: wo, w1|w3 and w2 each one weight chunk, hidden a multiple of 4).
+    pub fn is_three_dispatch(&self) -> bool {
+        self.plan.is_decode3()
     }
     /// The decode kernels' workgroup shapes in use.
     pub fn workgroups(&self) -> Workgroups {
@@ -271,6 +282,31 @@ impl GpuBackend {
         Ok(pass)
     }
 
+    /// Records a whole pass over `rows` rows with the step in `slot` — embedding, layers (with
+    /// `capture`), and the head over `head_rows` rows with the `head` step — into one compute
+    /// pass, returned open for the sampler. A plain one-row pass (no capture, no edits) takes
+    /// the three-dispatch layer where the plan has it.
+    pub(super) fn encode_pass(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        slot: usize,
+        rows: usize,
+        head_rows: usize,
+        head: (&wgpu::BindGroup, u32),
+        capture: Option<&Capture>,
+    ) -> Result<wgpu::ComputePass<'static>> {
+        if (rows, head_rows) == (1, 1) && capture.is_none() && self.edits.is_none() {
+            let mut pass = begin(enc);
+            let step = (&self.acts.step_bg, self.acts.slot(slot));
+            if self.plan.decode3(&self.kernels, &mut pass, step, head)? {
+                return Ok(pass);
+            }
+        }
+        let mut pass = self.encode_body(enc, slot, rows, capture)?;
+        self.plan.head(&self.kernels, &mut pass, rows, head_rows, head)?;
+        Ok(pass)
+    }
+
     /// Makes sure capture buffers exist; returns the rows per capturing submit.
     fn ensure_capture(&mut self) -> usize {
         if self.capture.is_none() {
@@ -300,10 +336,8 @@ impl GpuBackend {
             None
         };
         let mut enc = self.encoder();
-        let mut pass = self.encode_body(&mut enc, 0, rows, cap.as_ref())?;
         let head = (&self.acts.step_bg, self.acts.slot(self.acts.head_slot()));
-        self.plan.head(&self.kernels, &mut pass, rows, rows, head)?;
-        drop(pass);
+        drop(self.encode_pass(&mut enc, 0, rows, rows, head, cap.as_ref())?);
         let lbytes = (rows * c.vocab_size * 4) as u64;
         enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.logits_rb, 0, lbytes);
         let sub = self.submit(enc);

@@ -25,6 +25,9 @@ pub struct BenchReport {
     pub decode_tok_s: f64,
     /// Queue submits per decoded token (GPU fast path; 0 on the CPU).
     pub submits_per_token: f64,
+    /// Compute dispatches one decoded token records (`GpuBackend::dispatches_per_token`; 0 on
+    /// the CPU).
+    pub dispatches_per_token: f64,
     /// Bytes read back from the GPU per decoded token (0 on the CPU).
     pub bytes_per_token: f64,
     /// The GPU decode classifier read f16 weights.
@@ -102,6 +105,7 @@ pub fn measure<B: Benched + ?Sized>(
         decode_tokens: decoded,
         decode_tok_s,
         submits_per_token: submits as f64 / n,
+        dispatches_per_token: b.gpu().map_or(0.0, |g| g.dispatches_per_token() as f64),
         bytes_per_token: bytes as f64 / n,
         f16_classifier: b.gpu().is_some_and(|g| g.is_f16_classifier()),
     })

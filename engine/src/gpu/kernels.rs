@@ -138,12 +138,16 @@ pub struct DecodeKernels {
     pub matvec: Kernel,
     /// matvec.wgsl + matvec_rope.wgsl: entry point `norm_rope` (RMSNorm, q|k|v, RoPE, cache).
     pub matvec_rope: Kernel,
+    /// matvec.wgsl + mlp.wgsl: entry point `mlp` (a layer's whole FFN by hidden blocks).
+    pub mlp: Kernel,
     /// The classifier's `norm` in its own shape; `None` when that is the layers' shape.
     pub matvec_cls: Option<Kernel>,
     /// The classifier's `norm` over f16 weights, on devices opened with SHADER_F16.
     pub matvec_cls_f16: Option<Kernel>,
     pub rope: Kernel,
     pub attention: Kernel,
+    /// attention.wgsl + attention_wo.wgsl: entry point `attend_wo`.
+    pub attention_wo: Kernel,
     pub swiglu: Kernel,
     /// Entry points `argmax` and `sample`.
     pub sample: Kernel,
@@ -181,10 +185,12 @@ impl DecodeKernels {
             matmul: k(&r::MATMUL),
             matvec: k(&r::MATVEC),
             matvec_rope: k(&r::MATVEC_ROPE),
+            mlp: k(&r::MLP),
             matvec_cls: (wg.classifier != wg.layers).then(|| k(&r::MATVEC_CLS)),
             matvec_cls_f16: f16.then(|| k(&r::MATVEC_CLS_F16)),
             rope: k(&r::ROPE),
             attention: k(&r::ATTENTION),
+            attention_wo: k(&r::ATTENTION_WO),
             swiglu: k(&r::SWIGLU),
             sample: k(&r::SAMPLE),
             edit: k(&r::EDIT),

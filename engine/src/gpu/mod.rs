@@ -16,6 +16,7 @@ mod backend;
 pub mod bench;
 mod choice;
 mod context;
+mod decode3;
 mod edits;
 mod kernels;
 pub mod lora;

@@ -128,9 +128,8 @@ impl GpuBackend {
         let hs = self.acts.head_slot();
         self.write_step(hs, GpuStep { n_rows: 1, pos0: pos as u32, in_row0: 0, ..head });
         let mut enc = self.encoder();
-        let mut pass = self.encode_body(&mut enc, 0, 1, None)?;
         let step = (&self.acts.step_bg, self.acts.slot(hs));
-        self.plan.head(&self.kernels, &mut pass, 1, 1, step)?;
+        let mut pass = self.encode_pass(&mut enc, 0, 1, 1, step, None)?;
         self.plan.sample(&self.kernels, &mut pass, entry, step)?;
         drop(pass);
         Ok(self.send(enc, pos, slot))

@@ -2,6 +2,7 @@
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
 use super::context::GpuContext;
+use super::decode3::{Classifier, Decode3};
 use super::edits::LayerEdit;
 use super::kernels::{groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuLayer, GpuWeights};
@@ -12,9 +13,9 @@ use crate::config::Config;
 use crate::error::Result;
 
 /// One matmul over one weight chunk.
-struct Mm {
-    bg: wgpu::BindGroup,
-    rows: usize,
+pub(super) struct Mm {
+    pub bg: wgpu::BindGroup,
+    pub rows: usize,
 }
 
 struct LayerPlan {
@@ -53,6 +54,8 @@ pub(crate) const FUSED_MAX_K: usize = 2816;
 pub struct Plan {
     config: Config,
     fused: Option<Fused>,
+    /// Plain one-row decoding in three dispatches per layer (`decode3`), where the shapes allow.
+    decode3: Option<Decode3>,
     embed: Vec<(wgpu::BindGroup, usize)>,
     layers: Vec<LayerPlan>,
     rms_final: wgpu::BindGroup,
@@ -80,20 +83,23 @@ fn matmuls(
 }
 
 /// Bind groups of matvec.wgsl (`out (+)= W · in`, `in` made from `x` and the gains `g`).
-/// `out` is (buffer, row stride, accumulate).
-fn fused_mm(
+/// `out` is (buffer, row stride, accumulate); `parts`: partial-sum rows of `x` the `norm`
+/// staging adds to its row 0.
+pub(super) fn fused_mm(
     ctx: &GpuContext,
     k: &Kernel,
     (x, g): (&wgpu::Buffer, &wgpu::Buffer),
     w: &Chunked,
     out: (&wgpu::Buffer, usize, bool),
     eps: f32,
+    parts: usize,
 ) -> Vec<Mm> {
     let (out, out_stride, acc) = out;
     w.parts
         .iter()
         .map(|(buf, r)| {
-            let dims = uniform(ctx, "matvec", &MatmulDims::chunk(r.clone(), w.cols, out_stride, acc).with_eps(eps));
+            let dims = MatmulDims::chunk(r.clone(), w.cols, out_stride, acc).with_eps(eps).with_parts(parts);
+            let dims = uniform(ctx, "matvec", &dims);
             Mm { bg: k.bind(ctx, "matvec", &[x, buf, out, &dims, g]), rows: r.len() }
         })
         .collect()
@@ -120,7 +126,8 @@ fn qkv_rope(
         .map(|(buf, r)| {
             let dims = uniform(ctx, "matvec rope", &MatmulDims::chunk(r.clone(), w.cols, 0, false).with_eps(eps));
             Mm {
-                bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims]),
+                // The residual copy (binding 8) is only read by the three-dispatch layer.
+                bg: k.matvec_rope.bind(ctx, "matvec rope", &[&a.x, buf, &a.q, &dims, &lw.rms_att, rope, cache, rope_dims, &a.xn]),
                 rows: r.len(),
             }
         })
@@ -139,16 +146,18 @@ fn fused(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Ac
         .zip(&a.kv)
         .map(|(lw, cache)| FusedLayer {
             qkv: qkv_rope(ctx, k, lw, (&w.rope, rope_dims), cache, a, e),
-            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true), e),
-            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false), e),
-            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true), e),
+            wo: fused_mm(ctx, &k.matvec, (&a.ao, &a.ao), &lw.wo, (&a.x, d, true), e, 0),
+            w13: fused_mm(ctx, &k.matvec, (&a.x, &lw.rms_ffn), &lw.w13, (&a.hb, 2 * c.hidden_dim, false), e, 0),
+            w2: fused_mm(ctx, &k.matvec, (&a.hb, &a.hb), &lw.w2, (&a.x, d, true), e, 0),
         })
         .collect();
     let (cls, cls_f16) = match (&w.cls_f16, k.classifier_f16()) {
         (Some(half), Some((kh, _))) if fusable(half) => {
-            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false), e), true)
+            (fused_mm(ctx, kh, (&a.x, &w.rms_final), half, (&a.logits, c.vocab_size, false), e, 0), true)
         }
-        _ => (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false), e), false),
+        _ => {
+            (fused_mm(ctx, k.classifier().0, (&a.x, &w.rms_final), w.classifier(), (&a.logits, c.vocab_size, false), e, 0), false)
+        }
     };
     Some(Fused { layers, cls, cls_f16 })
 }
@@ -166,8 +175,9 @@ fn rmsnorm(
 }
 
 impl Plan {
-    /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow.
-    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool) -> Plan {
+    /// `fuse`: use matvec.wgsl's fused decode dispatches where the shapes allow; `three`: and
+    /// the three-dispatch layer (`decode3`) for plain decoding where they allow that too.
+    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, w: &GpuWeights, a: &Acts, fuse: bool, three: bool) -> Plan {
         let (d, kv, q) = (c.dim, c.kv_dim(), c.q_dim());
         let rope_dims = uniform(ctx, "rope", &rope_dims(c));
         let attn_dims = uniform(ctx, "attention", &attention_dims(c));
@@ -199,9 +209,21 @@ impl Plan {
             })
             .collect();
         let sample_dims = uniform(ctx, "sample", &SampleDims { vocab: c.vocab_size as u32, ..SampleDims::default() });
+        let fused = if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None };
+        let decode3 = match &fused {
+            Some(f) if three => {
+                let (kernel, weights) = match (f.cls_f16, k.classifier_f16(), &w.cls_f16) {
+                    (true, Some((kh, _)), Some(half)) => (kh, half),
+                    _ => (k.classifier().0, w.classifier()),
+                };
+                Decode3::new(ctx, k, c, w, a, Classifier { kernel, weights })
+            }
+            _ => None,
+        };
         Plan {
             config: *c,
-            fused: if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None },
+            fused,
+            decode3,
             embed,
             layers,
             rms_final: rmsnorm(ctx, k, &a.x, &w.rms_final, &a.xn, c),
@@ -232,8 +254,33 @@ impl Plan {
         self.fused.is_some()
     }
 
+    /// Whether plain one-row passes use the three-dispatch layer.
+    pub fn is_decode3(&self) -> bool {
+        self.decode3.is_some()
+    }
+
+    /// Records embedding, layers and classifier of a plain one-row pass (no edits, no capture)
+    /// in three dispatches per layer; `false` (nothing recorded) where the plan has none.
+    pub fn decode3(
+        &self,
+        k: &DecodeKernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        step: (&wgpu::BindGroup, u32),
+        head: (&wgpu::BindGroup, u32),
+    ) -> Result<bool> {
+        let (Some(d3), Some(f)) = (&self.decode3, &self.fused) else {
+            return Ok(false);
+        };
+        let (kernel, shape) = f.cls_f16.then(|| k.classifier_f16()).flatten().unwrap_or_else(|| k.classifier());
+        d3.record(k, pass, step, head, (kernel, shape.rows()))?;
+        Ok(true)
+    }
+
     /// Dispatches one decoded token records: embedding, layers, head and sampler.
     pub fn decode_dispatches(&self) -> usize {
+        if let Some(d3) = &self.decode3 {
+            return d3.dispatches() + 1;
+        }
         let mats = |q: &[Mm], o: &[Mm], h: &[Mm], d: &[Mm]| q.len() + o.len() + h.len() + d.len();
         let body = match &self.fused {
             // attention besides the four matvecs; the final RMSNorm is in the classifier.

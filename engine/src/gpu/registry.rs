@@ -100,11 +100,22 @@ pub const MATVEC: Spec = Spec {
 /// RMSNorm, q|k|v, RoPE and the cache write in one dispatch (matvec.wgsl + matvec_rope.wgsl).
 pub const MATVEC_ROPE: Spec = Spec {
     name: "matvec rope",
-    slots: &[Read, Read, Write, Uniform, Read, Read, Write, Uniform],
+    slots: &[Read, Read, Write, Uniform, Read, Read, Write, Uniform, Write],
     entries: &["norm_rope"],
     uniforms: &[size_of::<MatmulDims>(), size_of::<RopeDims>()],
     step: true,
     source: |wg| matvec_source(wg.layers, false) + ROPE_PAIR + wgsl!("matvec_rope.wgsl"),
+};
+
+/// The three-dispatch layer's whole FFN: RMSNorm, w1|w3, SwiGLU, w2 by hidden blocks
+/// (matvec.wgsl + mlp.wgsl), the layers' shape.
+pub const MLP: Spec = Spec {
+    name: "mlp",
+    slots: &[Read, Read, Write, Uniform, Read, Read, Uniform],
+    entries: &["mlp"],
+    uniforms: &[size_of::<MatmulDims>(), size_of::<MlpDims>()],
+    step: true,
+    source: |wg| matvec_source(wg.layers, false) + wgsl!("mlp.wgsl"),
 };
 
 /// The classifier's `norm` in its own shape.
@@ -143,6 +154,17 @@ pub const ATTENTION: Spec = Spec {
     uniforms: &[size_of::<AttentionDims>()],
     step: true,
     source: |wg| attention_source(wg.attention),
+};
+
+/// One row's attention and the output projection by heads (attention.wgsl +
+/// attention_wo.wgsl).
+pub const ATTENTION_WO: Spec = Spec {
+    name: "attention wo",
+    slots: &[Read, Read, Write, Write, Uniform, Read, Write, Uniform],
+    entries: &["attend_wo"],
+    uniforms: &[size_of::<AttentionDims>(), size_of::<WoDims>()],
+    step: true,
+    source: |wg| attention_source(wg.attention) + wgsl!("attention_wo.wgsl"),
 };
 
 pub const SWIGLU: Spec = Spec {
@@ -239,16 +261,18 @@ pub const LORA_ADAMW: Spec = Spec {
 
 /// Every kernel, for the checks below.
 #[cfg(test)]
-pub const ALL: [&Spec; 19] = [
+pub const ALL: [&Spec; 21] = [
     &EMBED,
     &RMSNORM,
     &MATMUL,
     &MATVEC,
     &MATVEC_ROPE,
+    &MLP,
     &MATVEC_CLS,
     &MATVEC_CLS_F16,
     &ROPE,
     &ATTENTION,
+    &ATTENTION_WO,
     &SWIGLU,
     &SAMPLE,
     &EDIT,

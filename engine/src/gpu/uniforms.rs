@@ -47,7 +47,8 @@ pub struct NormDims {
 
 /// matmul.wgsl and matvec.wgsl `Dims`: `out[.., col0 + i] (+)= W[i] · x` over this chunk's `m`
 /// rows of width `k`, output rows `out_stride` apart. `eps`: the RMSNorm epsilon of matvec's
-/// `norm` staging (`with_eps`; matmul.wgsl's padding).
+/// `norm` staging (`with_eps`; matmul.wgsl's padding); `parts`: partial-sum rows the `norm`
+/// staging adds to the residual (`with_parts`; matmul.wgsl's padding).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct MatmulDims {
@@ -57,7 +58,8 @@ pub struct MatmulDims {
     pub col0: u32,
     pub accumulate: u32,
     pub eps: f32,
-    pub _pad: [u32; 2],
+    pub parts: u32,
+    pub _pad: u32,
 }
 
 impl MatmulDims {
@@ -70,13 +72,19 @@ impl MatmulDims {
             col0: rows.start as u32,
             accumulate: accumulate as u32,
             eps: 0.0,
-            _pad: [0; 2],
+            parts: 0,
+            _pad: 0,
         }
     }
 
     /// The same chunk, for a matvec that RMSNorms its input with epsilon `eps`.
     pub fn with_eps(self, eps: f32) -> MatmulDims {
         MatmulDims { eps, ..self }
+    }
+
+    /// The same chunk, its `norm` input the residual (row 0) plus `parts` partial-sum rows.
+    pub fn with_parts(self, parts: usize) -> MatmulDims {
+        MatmulDims { parts: parts as u32, ..self }
     }
 }
 
@@ -104,6 +112,23 @@ pub struct AttentionDims {
     pub q_dim: u32,
     pub scale: f32,
     pub _pad: u32,
+}
+
+/// attention_wo.wgsl `WoDims`: the model width (wo's rows, one partial-sum row per head).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct WoDims {
+    pub dim: u32,
+    pub _pad: [u32; 3],
+}
+
+/// layer.wgsl `MlpDims`: FFN width and model width.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct MlpDims {
+    pub hidden: u32,
+    pub dim: u32,
+    pub _pad: [u32; 2],
 }
 
 /// swiglu.wgsl `Dims`.

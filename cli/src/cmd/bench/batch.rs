@@ -52,6 +52,7 @@ pub(super) fn measure(w: &Weights, n: usize, threads: Option<usize>, a: &Args) -
         decode_tokens: runs[0].0,
         decode_tok_s: median(runs.iter().map(|r| r.1).collect()),
         submits_per_token: 0.0,
+        dispatches_per_token: 0.0,
         bytes_per_token: 0.0,
         peak_rss_mb: peak_rss_mb(),
     })

@@ -111,6 +111,8 @@ struct Row {
     decode_tokens: usize,
     decode_tok_s: f64,
     submits_per_token: f64,
+    /// GPU: compute dispatches one decoded token records (0 on the CPU).
+    dispatches_per_token: f64,
     bytes_per_token: f64,
     peak_rss_mb: Option<f64>,
 }
@@ -257,6 +259,7 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         decode_tokens: first.decode_tokens,
         decode_tok_s: med(|r| r.decode_tok_s),
         submits_per_token: med(|r| r.submits_per_token),
+        dispatches_per_token: med(|r| r.dispatches_per_token),
         bytes_per_token: med(|r| r.bytes_per_token),
         peak_rss_mb: peak_rss_mb(),
     })
@@ -274,8 +277,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn table(rows: &[Row]) -> String {
     let mut s = format!(
-        "{:<46} {:>7} {:>9} {:>13} {:>12} {:>11} {:>9} {:>8}",
-        "backend", "threads", "load ms", "prefill tok/s", "decode tok/s", "submits/tok", "bytes/tok", "peak MB"
+        "{:<46} {:>7} {:>9} {:>13} {:>12} {:>11} {:>14} {:>9} {:>8}",
+        "backend", "threads", "load ms", "prefill tok/s", "decode tok/s", "submits/tok", "dispatches/tok", "bytes/tok", "peak MB"
     );
     for r in rows {
         let threads = r.threads.map_or("-".into(), |t| t.to_string());
@@ -285,8 +288,16 @@ fn table(rows: &[Row]) -> String {
             name += &r.workgroups.map_or(" [default shapes]".to_string(), |w| format!(" [{w}]"));
         }
         s += &format!(
-            "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>9.1} {:>8}",
-            name, threads, r.load_ms, r.prefill_tok_s, r.decode_tok_s, r.submits_per_token, r.bytes_per_token, peak
+            "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>14.0} {:>9.1} {:>8}",
+            name,
+            threads,
+            r.load_ms,
+            r.prefill_tok_s,
+            r.decode_tok_s,
+            r.submits_per_token,
+            r.dispatches_per_token,
+            r.bytes_per_token,
+            peak
         );
         if r.backend.starts_with("cpu") && r.reason.contains("no usable GPU") {
             s += &format!("\n  ({})", r.reason);
