@@ -13,8 +13,12 @@ use tinylm_engine::gpu::{GpuBackend, GpuOptions};
 use tinylm_engine::trace::{first_difference, CpuModel, Edits, HeadId, HeadMeansRun, Intervention, Steer};
 use tinylm_engine::{Sampler, Weights};
 
+/// Edits always run the five-dispatch fused layer (the three-dispatch one never materialises
+/// the residual between layers), so the unedited passes compared bit for bit below take it too;
+/// gpu_model's `three_dispatch_decode_matches_the_cpu_and_the_five_dispatch_layer` compares the two.
 fn gpu(w: &Weights) -> GpuBackend {
-    GpuBackend::new(w, GpuOptions::default()).expect("a GPU adapter (lavapipe) is needed for the GPU tests")
+    GpuBackend::new(w, GpuOptions { three_dispatch: false, ..GpuOptions::default() })
+        .expect("a GPU adapter (lavapipe) is needed for the GPU tests")
 }
 
 /// The logits of `tokens` one forward pass at a time (the fused decode dispatches).

@@ -197,7 +197,9 @@ fn fused_decode_matches_the_unfused_kernels_and_the_cpu() {
     ];
     for (label, w, counts) in cases {
         let tokens = random_tokens(7, 24, w.config.vocab_size);
-        let mut fused = gpu(&w, GpuOptions::default());
+        // The five-dispatch layer (traces take it anyway; plain decoding's three-dispatch
+        // layer is compared with it below).
+        let mut fused = gpu(&w, GpuOptions { three_dispatch: false, ..GpuOptions::default() });
         let mut plain = gpu(&w, GpuOptions { fused: false, ..GpuOptions::default() });
         assert!(fused.is_fused() && !plain.is_fused(), "{label}: fusion should be on by default only");
         assert!(fused.dispatches_per_token() < plain.dispatches_per_token());
@@ -365,4 +367,32 @@ fn three_dispatch_decode_matches_the_cpu_and_the_five_dispatch_layer() {
         let greedy_gpu = three.generate(&[tinylm_engine::BOS], steps, &mut s, |_| true).unwrap();
         assert_eq!(greedy_gpu, greedy_cpu, "{label}: greedy tokens");
     }
+}
+
+/// The three-dispatch layer in every candidate workgroup shape (mlp.wgsl's hidden block is
+/// 4·x units: stories260K's 172 units make 1 to 11 blocks, the last part-filled; attention_wo's
+/// output blocks follow the attention lanes) and with wo split into several chunks, token by
+/// token against the CPU.
+#[test]
+fn three_dispatch_decode_in_every_candidate_shape_matches_the_cpu() {
+    use tinylm_engine::gpu::{Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
+    let w = stories260k();
+    let tokens = random_tokens(12, 24, 512);
+    let want = forward_logits(&mut CpuBackend::reference(w.clone()), &tokens);
+    let tol = 1e-4 * max_abs(&want).max(1.0);
+    for (i, &layers) in MATVEC_CANDIDATES.iter().enumerate() {
+        let attention = ATTENTION_CANDIDATES[i % ATTENTION_CANDIDATES.len()];
+        let wg = Workgroups { layers, attention, ..Workgroups::default() };
+        let mut g = gpu(&w, GpuOptions { workgroups: Some(wg), ..GpuOptions::default() });
+        assert!(g.is_three_dispatch());
+        let d = max_diff(&forward_logits(&mut g, &tokens), &want);
+        println!("stories260K three-dispatch, {wg}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})");
+        assert!(d <= tol, "{wg}: {d} > {tol}");
+    }
+    // A 14,336-byte binding limit splits every matrix into vec4-aligned chunks (wo: 56 + 8
+    // rows; w2: 20·3 + 4): the five-dispatch fused layer takes over, still like the CPU.
+    let mut chunked = gpu(&w, GpuOptions { max_weight_binding: Some(14336), ..GpuOptions::default() });
+    assert!(chunked.is_fused() && !chunked.is_three_dispatch(), "wo in several chunks has no three-dispatch layer");
+    let d = max_diff(&forward_logits(&mut chunked, &tokens), &want);
+    assert!(d <= tol, "chunked: {d} > {tol}");
 }

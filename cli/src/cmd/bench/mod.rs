@@ -53,6 +53,10 @@ pub struct Args {
     /// with --tune, its kernel is tuned too.
     #[arg(long)]
     pub f16_classifier: bool,
+    /// GPU: decode with the five-dispatch fused layer instead of the three-dispatch one (to
+    /// compare them; `dispatches_per_token` tells the rows apart).
+    #[arg(long)]
+    pub five_dispatch: bool,
     /// Generate with this PEFT LoRA adapter (CPU: unmerged; GPU: merged into the weights).
     #[arg(long, conflicts_with = "finetune")]
     pub adapter: Option<PathBuf>,
@@ -225,7 +229,12 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
 }
 
 fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &Args, wg: Option<Workgroups>) -> Result<Row> {
-    let gpu_opts = GpuOptions { f16_classifier: a.f16_classifier, workgroups: wg, ..GpuOptions::default() };
+    let gpu_opts = GpuOptions {
+        f16_classifier: a.f16_classifier,
+        workgroups: wg,
+        three_dispatch: !a.five_dispatch,
+        ..GpuOptions::default()
+    };
     reset_peak_rss();
     let once = || {
         let t = Instant::now();
