@@ -68,6 +68,9 @@ fn bench_reports_every_configuration_with_one_submit_per_gpu_token() {
     let gpu = &rows[2];
     assert!(gpu["backend"].as_str().unwrap().starts_with("gpu"), "{gpu}");
     assert_eq!(gpu["submits_per_token"], 1.0);
+    // micro has 2 layers: embedding + 3·2 + classifier + sampler (the three-dispatch layer).
+    assert_eq!(gpu["dispatches_per_token"], 9.0, "{gpu}");
+    assert_eq!(rows[0]["dispatches_per_token"], 0.0);
     assert!(gpu["bytes_per_token"].as_f64().unwrap() <= 16.0);
     assert!(v["machine"].as_str().unwrap().contains("cores"));
 }
@@ -80,6 +83,10 @@ fn bench_f16_classifier_on_the_gpu_and_named_shapes() {
     let gpu = &v["results"][0];
     assert_eq!(gpu["f16_classifier"], true, "{gpu}");
     assert_eq!(gpu["submits_per_token"], 1.0);
+    // The five-dispatch layer for comparison: 1 + 5·2 + 1 + 1.
+    let out = ok(&["bench", "--shape", "micro", "--backend", "gpu", "--five-dispatch", "--runs", "1", "-n", "4", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["results"][0]["dispatches_per_token"], 13.0, "{}", v["results"][0]);
     let err = fails(&["bench", "--shape", "s999m"]);
     assert!(err.contains("s42m") && err.contains("s110m"), "{err}");
 }

@@ -13,10 +13,10 @@
 //! Used for plain decoding (one row, no edits, no capture); the residual after each layer is
 //! not materialised, so traces and edits take the five-dispatch path (`plan`).
 
+use super::binds::{attention_dims, fused_mm, rope_dims, Mm};
 use super::context::GpuContext;
 use super::kernels::{buffer, groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuWeights};
-use super::plan::{attention_dims, fused_mm, Mm};
 use super::state::Acts;
 use super::uniforms::{EmbedDims, MatmulDims, MlpDims, WoDims};
 use crate::config::Config;
@@ -47,7 +47,7 @@ fn single(w: &Chunked) -> Option<&wgpu::Buffer> {
     }
 }
 
-/// The classifier kernel the plan chose (`f16`: the half-float copy) with its shape's rows.
+/// The classifier kernel the plan chose and the weights it reads (f32, or the f16 copy).
 pub(super) struct Classifier<'a> {
     pub kernel: &'a Kernel,
     pub weights: &'a Chunked,
@@ -65,7 +65,7 @@ impl Decode3 {
         a: &Acts,
         cls: Classifier<'_>,
     ) -> Option<Decode3> {
-        if c.hidden_dim % 4 != 0 || c.dim % 4 != 0 {
+        if !c.hidden_dim.is_multiple_of(4) || !c.dim.is_multiple_of(4) {
             return None;
         }
         let singles: Option<Vec<_>> = w.layers.iter().map(|l| Some((single(&l.wo)?, single(&l.w13)?, single(&l.w2)?))).collect();
@@ -80,7 +80,7 @@ impl Decode3 {
         let blocks = wo_blocks as usize;
         let o = buffer(ctx, "attention out blocks", (blocks * c.q_dim() * 4) as u64, act);
         let att = buffer(ctx, "attention blocks", (blocks * nh * c.seq_len * 4) as u64, act);
-        let rope_dims = uniform(ctx, "rope", &super::plan::rope_dims(c));
+        let rope_dims = uniform(ctx, "rope", &rope_dims(c));
         let attn_dims = uniform(ctx, "attention", &attention_dims(c));
         let wo_dims = uniform(ctx, "attention wo", &WoDims { dim: d as u32, ..WoDims::default() });
         let mlp_dims = uniform(ctx, "mlp", &MlpDims { hidden: c.hidden_dim as u32, dim: d as u32, ..MlpDims::default() });

@@ -14,6 +14,7 @@
 mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+mod binds;
 mod choice;
 mod context;
 mod decode3;

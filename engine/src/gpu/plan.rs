@@ -1,22 +1,18 @@
 //! The forward pass as bind groups made once at load, and the code that records it into a
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
+pub(crate) use super::binds::{attention_dims, rope_dims};
+use super::binds::{fused_mm, Mm};
 use super::context::GpuContext;
 use super::decode3::{Classifier, Decode3};
 use super::edits::LayerEdit;
 use super::kernels::{groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
-use super::uniforms::{AttentionDims, EmbedDims, MatmulDims, NormDims, RopeDims, SampleDims, SwigluDims};
+use super::uniforms::{EmbedDims, MatmulDims, NormDims, SampleDims, SwigluDims};
 use super::workgroups::MatvecShape;
 use crate::config::Config;
 use crate::error::Result;
-
-/// One matmul over one weight chunk.
-pub(super) struct Mm {
-    pub bg: wgpu::BindGroup,
-    pub rows: usize,
-}
 
 struct LayerPlan {
     rms_att: wgpu::BindGroup,
@@ -78,29 +74,6 @@ fn matmuls(
         .map(|(buf, r)| {
             let dims = uniform(ctx, "matmul", &MatmulDims::chunk(r.clone(), w.cols, out_stride, acc));
             Mm { bg: k.matmul.bind(ctx, "matmul", &[x, buf, out, &dims]), rows: r.len() }
-        })
-        .collect()
-}
-
-/// Bind groups of matvec.wgsl (`out (+)= W · in`, `in` made from `x` and the gains `g`).
-/// `out` is (buffer, row stride, accumulate); `parts`: partial-sum rows of `x` the `norm`
-/// staging adds to its row 0.
-pub(super) fn fused_mm(
-    ctx: &GpuContext,
-    k: &Kernel,
-    (x, g): (&wgpu::Buffer, &wgpu::Buffer),
-    w: &Chunked,
-    out: (&wgpu::Buffer, usize, bool),
-    eps: f32,
-    parts: usize,
-) -> Vec<Mm> {
-    let (out, out_stride, acc) = out;
-    w.parts
-        .iter()
-        .map(|(buf, r)| {
-            let dims = MatmulDims::chunk(r.clone(), w.cols, out_stride, acc).with_eps(eps).with_parts(parts);
-            let dims = uniform(ctx, "matvec", &dims);
-            Mm { bg: k.bind(ctx, "matvec", &[x, buf, out, &dims, g]), rows: r.len() }
         })
         .collect()
 }
@@ -404,25 +377,5 @@ impl Plan {
         head: (&wgpu::BindGroup, u32),
     ) -> Result<()> {
         k.sample.dispatch(pass, entry, &self.sample, head, [1, 1, 1])
-    }
-}
-
-/// rope_pair.wgsl's sizes for `c`.
-pub(crate) fn rope_dims(c: &Config) -> RopeDims {
-    RopeDims { q_dim: c.q_dim() as u32, kv_dim: c.kv_dim() as u32, head_size: c.head_size() as u32, seq_len: c.seq_len as u32 }
-}
-
-/// attention.wgsl's sizes for `c`.
-pub(crate) fn attention_dims(c: &Config) -> AttentionDims {
-    let hs = c.head_size();
-    AttentionDims {
-        n_heads: c.n_heads as u32,
-        head_size: hs as u32,
-        kv_dim: c.kv_dim() as u32,
-        kv_mul: c.kv_mul() as u32,
-        seq_len: c.seq_len as u32,
-        q_dim: c.q_dim() as u32,
-        scale: (hs as f32).sqrt(),
-        _pad: 0,
     }
 }
