@@ -5,13 +5,14 @@
 # the CPU (1 thread and every core), all in about 8 minutes at most (each bench has its own
 # time limit). Prints a table per model and, when $OUT is set, writes each bench's JSON there.
 #   bash scripts/device-bench.sh [TINYLM_BIN]
-# TINYLM_BIN: a release `tinylm` built elsewhere (the device machine has no Rust); without it
-# the script builds one with cargo when cargo is present, else uses target/release/tinylm.
-# TINYLM_STORIES: stories260K.bin (default ../shared/data/models/stories260K.bin); skipped
-# with a note when missing. STEPS (256) and RUNS (3) override the sizes.
+# TINYLM_BIN (or TINYLM=): a release `tinylm` built elsewhere (the device machine has no Rust);
+# without either the script builds one with cargo when cargo is present, else uses
+# target/release/tinylm. The shared data from TINYLM_DATA= (default ../shared/data), or
+# stories260K.bin itself from TINYLM_STORIES=; skipped with a note when missing. STEPS (256)
+# and RUNS (3) override the sizes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-}
+BIN=${1:-${TINYLM:-}}
 if [ -z "$BIN" ]; then
   if command -v cargo >/dev/null; then
     cargo build --release -p tinylm-cli >&2 || exit 1
@@ -19,7 +20,7 @@ if [ -z "$BIN" ]; then
   BIN=target/release/tinylm
 fi
 [ -x "$BIN" ] || { echo "no tinylm binary at $BIN (pass one, or build: cargo build --release -p tinylm-cli)" >&2; exit 1; }
-STORIES=${TINYLM_STORIES:-../shared/data/models/stories260K.bin}
+STORIES=${TINYLM_STORIES:-${TINYLM_DATA:-../shared/data}/models/stories260K.bin}
 STEPS=${STEPS:-256} RUNS=${RUNS:-3}
 CORES=$(nproc 2>/dev/null || echo 2)
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -w "${XDG_RUNTIME_DIR}" ]; then
