@@ -11,6 +11,7 @@ pub mod build;
 pub mod experiments;
 pub mod inspect;
 pub mod seed;
+pub mod shelf;
 pub mod train;
 pub mod wire;
 
@@ -72,6 +73,9 @@ pub enum Source {
     Url { model: String, tokenizer: Option<String> },
     /// Picked, dropped or stored files; their bytes travel in `ToWorker::Load::files`.
     Files { model: String, tokenizer: Option<String> },
+    /// A model of the shelf (by its name there), downloaded and verified before: its stored
+    /// files' bytes travel in `ToWorker::Load::files`, as for `Files`.
+    Shelf { name: String },
 }
 
 /// A file's name and bytes.
@@ -116,6 +120,8 @@ pub enum ToWorker {
     Experiment(experiments::ExperimentRequest),
     /// Growing a model from random weights (the Build view).
     Build(build::BuildCmd),
+    /// Fetching a model of the shelf onto this device (beside the engine's queue: it is I/O).
+    Shelf(shelf::ShelfCmd),
 }
 
 /// A model in the menu.
@@ -225,6 +231,7 @@ pub enum FromWorker {
     /// Progress and results of an experiment.
     Experiment(experiments::ExperimentNews),
     Build(build::BuildEvent),
+    Shelf(shelf::ShelfEvent),
 }
 
 #[cfg(test)]
