@@ -99,7 +99,8 @@ pub fn App() -> impl IntoView {
                 <Glossary />
                 <p>
                     "stories260K and tok512: MIT, Andrej Karpathy (llama2.c); trained on TinyStories "
-                    "(CDLA-Sharing-1.0). Everything runs on this device; nothing you type leaves the page. "
+                    "(CDLA-Sharing-1.0). Everything runs on this device; nothing you type leaves the page. A shelf "
+                    "model is fetched from its hub (huggingface.co) only when you press its Download. "
                     <a href="licences.html" data-testid="licences">"Licences"</a>
                 </p>
             </footer>
