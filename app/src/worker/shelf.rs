@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use js_sys::{Array, Promise, Reflect, Uint8Array};
 use sha2::{Digest, Sha256};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit, Response};
 
@@ -239,8 +239,12 @@ async fn request(url: &str, from: u64) -> Result<Response, Attempt> {
         init.set_headers(&headers);
     }
     IN_FLIGHT.with(|f| *f.borrow_mut() = Some(controller));
-    match JsFuture::from(scope().fetch_with_str_and_init(url, &init)).await {
-        Ok(resp) => resp.dyn_into().map_err(|_| Attempt::Cut),
+    match within_stall(scope().fetch_with_str_and_init(url, &init)).await {
+        Ok(Some(resp)) => resp.dyn_into().map_err(|_| Attempt::Cut),
+        Ok(None) => {
+            abort();
+            Err(Attempt::Cut)
+        }
         // A network error. Before any byte arrived it is most likely no connection, or a host this
         // site may not fetch from (its Content-Security-Policy, or a server without CORS).
         Err(_) if from == 0 => Err(Attempt::Fatal(format!(
@@ -254,24 +258,29 @@ async fn request(url: &str, from: u64) -> Result<Response, Attempt> {
 
 /// The next chunk, `None` at the end; a cut or a stall (nothing for `STALL_MS`) is `Cut`.
 async fn read(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, Attempt> {
-    let mut timer = None;
-    let stalled = Promise::new(&mut |resolve, _| {
-        timer = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, STALL_MS).ok();
-    });
-    let first = Promise::race(&Array::of2(&reader.read(), &stalled));
-    let chunk = JsFuture::from(first).await;
-    if let Some(t) = timer {
-        scope().clear_timeout_with_handle(t);
-    }
-    let chunk = chunk.map_err(|_| Attempt::Cut)?;
-    if chunk.is_undefined() {
+    let Some(chunk) = within_stall(reader.read()).await.map_err(|_| Attempt::Cut)? else {
         abort();
         return Err(Attempt::Cut);
-    }
+    };
     if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
         return Ok(None);
     }
     Ok(Some(Reflect::get(&chunk, &"value".into()).map_err(|_| Attempt::Cut)?.unchecked_into()))
+}
+
+/// `promise`'s value, or `None` when nothing came for `STALL_MS` (a server that went quiet
+/// without closing the connection; the caller aborts the request).
+async fn within_stall(promise: Promise) -> Result<Option<JsValue>, JsValue> {
+    let mut timer = None;
+    let stalled = Promise::new(&mut |resolve, _| {
+        timer = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, STALL_MS).ok();
+    });
+    let first = JsFuture::from(Promise::race(&Array::of2(&promise, &stalled))).await;
+    if let Some(t) = timer {
+        scope().clear_timeout_with_handle(t);
+    }
+    // The timer resolves with `undefined`; fetch and read() never do.
+    first.map(|v| Some(v).filter(|v| !v.is_undefined()))
 }
 
 fn cancel_body(resp: &Response) {

@@ -241,6 +241,9 @@ async fn use_stored(s: ShelfState, name: &str) {
 /// A link named shelf model `name`: used if it is on this device (the link's adapter and story
 /// follow), otherwise offered for download.
 async fn from_link(s: ShelfState, name: String) {
+    if s.list.with_untracked(Option::is_none) {
+        s.list.set(Some(read_list().await));
+    }
     refresh(s).await;
     if s.stored.with_untracked(|st| st.iter().any(|(n, _)| *n == name)) {
         s.ctx.restore.update_value(|r| r.target = Some(Source::Shelf { name: name.clone() }));
