@@ -265,6 +265,18 @@ mod tests {
         };
         assert_eq!(round_trip(&g), g);
         assert!(serde_json::from_str::<ToWorker>("{\"Nope\":1}").is_err());
+        let file =
+            shelf::FetchFile { url: "https://h/x.bin".into(), name: "x.bin".into(), size: u64::MAX, sha256: "ab".repeat(32) };
+        let d = ToWorker::Shelf(shelf::ShelfCmd::Download(shelf::Download {
+            job: 2,
+            model: "stories15M".into(),
+            params: 15_191_712,
+            licence: "MIT".into(),
+            files: vec![file],
+        }));
+        assert_eq!(round_trip(&d), d);
+        let p = FromWorker::Shelf(shelf::ShelfEvent::Progress { job: 2, done: 7, total: 9, note: Some("cut".into()) });
+        assert_eq!(round_trip(&p), p);
     }
 
     #[test]
