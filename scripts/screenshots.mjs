@@ -2,6 +2,7 @@
 // (1920×1080), and presentation mode, after writing a greedy story and inspecting it. Run by hand
 // after `trunk build --release` (not part of the test command):
 //   node scripts/screenshots.mjs            (writes docs/screenshots/*.png)
+//   node scripts/screenshots.mjs shelf      (only the model shelf in the model card: *-shelf.png)
 // Each shot is the viewport only (what a student or a class sees at once), so the files stay small.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,38 +16,52 @@ const SIZES = [['phone', 390, 844], ['projector', 1920, 1080]];
 mkdirSync(OUT, { recursive: true });
 const server = await startServer();
 const browser = await launchBrowser();
+const onlyShelf = process.argv.includes('shelf');
 try {
   const page = await browser.context.newPage();
   await page.goto(server.url);
   await waitForState(page, ['ready']);
-  // The first visit's tour, as a newcomer sees it.
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.screenshot({ path: join(OUT, 'phone-tour.png') });
-  await skipTour(page);
-  await page.fill('[data-testid=prompt]', 'Once upon a time');
-  await storyAndInspect(page, 96);
-  const shoot = async (name) => {
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: join(OUT, `${name}.png`) });
-    console.log(`wrote docs/screenshots/${name}.png`);
-  };
+  if (!onlyShelf) {
+    // The first visit's tour, as a newcomer sees it.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(OUT, 'phone-tour.png') });
+  }
+  // The shelf, scrolled to the top of the screen, at each size.
   for (const [size, width, height] of SIZES) {
     await page.setViewportSize({ width, height });
-    for (const tab of TABS) {
-      await show(page, tab);
-      await shoot(`${size}-${tab}`);
-    }
+    await skipTour(page);
+    await page.waitForSelector('[data-testid=shelf-item]');
+    await page.$eval('[data-testid=shelf]', (el) => el.scrollIntoView({ block: 'start' }));
+    await page.screenshot({ path: join(OUT, `${size}-shelf.png`) });
+    console.log(`wrote docs/screenshots/${size}-shelf.png`);
   }
-  // Presentation mode on the projector: the story, and Inspect with a token pointed at.
-  await page.setViewportSize({ width: 1920, height: 1080 });
-  await page.click('[data-testid=present]');
-  await show(page, 'generate');
-  await shoot('present-generate');
-  await show(page, 'inspect');
-  await page.$eval('[data-testid=zoom]', (el) => el.scrollIntoView({ block: 'nearest' }));
-  await page.hover('[data-testid=tok-12]');
-  await page.screenshot({ path: join(OUT, 'present-inspect.png') });
-  console.log('wrote docs/screenshots/present-inspect.png');
+  if (!onlyShelf) {
+    await skipTour(page);
+    await page.fill('[data-testid=prompt]', 'Once upon a time');
+    await storyAndInspect(page, 96);
+    const shoot = async (name) => {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: join(OUT, `${name}.png`) });
+      console.log(`wrote docs/screenshots/${name}.png`);
+    };
+    for (const [size, width, height] of SIZES) {
+      await page.setViewportSize({ width, height });
+      for (const tab of TABS) {
+        await show(page, tab);
+        await shoot(`${size}-${tab}`);
+      }
+    }
+    // Presentation mode on the projector: the story, and Inspect with a token pointed at.
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    await page.click('[data-testid=present]');
+    await show(page, 'generate');
+    await shoot('present-generate');
+    await show(page, 'inspect');
+    await page.$eval('[data-testid=zoom]', (el) => el.scrollIntoView({ block: 'nearest' }));
+    await page.hover('[data-testid=tok-12]');
+    await page.screenshot({ path: join(OUT, 'present-inspect.png') });
+    console.log('wrote docs/screenshots/present-inspect.png');
+  }
 } finally {
   await browser.close();
   await server.close();

@@ -9,6 +9,7 @@ pub mod page;
 pub mod pick;
 pub mod protocol;
 pub mod settings;
+pub mod shelf;
 pub mod speed;
 pub mod storage;
 pub mod train;

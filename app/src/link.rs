@@ -41,6 +41,10 @@ pub enum ModelRef {
     File {
         model: String,
     },
+    /// A model of the shelf, by its name there: used from this device, or offered for download.
+    Shelf {
+        name: String,
+    },
 }
 
 impl ModelRef {
@@ -49,6 +53,7 @@ impl ModelRef {
             Source::Bundled => ModelRef::Bundled,
             Source::Url { model, tokenizer } => ModelRef::Url { model: model.clone(), tokenizer: tokenizer.clone() },
             Source::Files { model, .. } => ModelRef::File { model: model.clone() },
+            Source::Shelf { name } => ModelRef::Shelf { name: name.clone() },
         }
     }
 }
@@ -86,6 +91,7 @@ impl LinkState {
                 }
             }
             ModelRef::File { model } => pairs.push(("model_file", model)),
+            ModelRef::Shelf { name } => pairs.push(("model_shelf", name)),
         }
         pairs.extend([
             ("prompt", self.prompt.as_str()),
@@ -112,7 +118,7 @@ impl LinkState {
     /// Reads a fragment (with or without `#`); missing or unknown keys keep their defaults.
     pub fn decode(fragment: &str) -> LinkState {
         let mut s = LinkState::default();
-        let (mut url, mut tok, mut file) = (None, None, None);
+        let (mut url, mut tok, mut file, mut shelf) = (None, None, None, None);
         let (mut adapter, mut adapter_hash) = (None, None);
         for pair in fragment.trim_start_matches('#').split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -121,6 +127,7 @@ impl LinkState {
                 "model_url" => url = Some(v),
                 "tokenizer_url" => tok = Some(v),
                 "model_file" => file = Some(v),
+                "model_shelf" => shelf = Some(v),
                 "prompt" => s.prompt = v,
                 "t" => s.temperature = v,
                 "p" => s.topp = v,
@@ -136,9 +143,10 @@ impl LinkState {
         }
         // An adapter is named by both; a hash alone names nothing the reader could look for.
         s.adapter = adapter.filter(|n| !n.is_empty()).map(|name| AdapterLink { name, hash: adapter_hash.unwrap_or_default() });
-        s.model = match (url, file) {
-            (Some(model), _) => ModelRef::Url { model, tokenizer: tok },
-            (None, Some(model)) => ModelRef::File { model },
+        s.model = match (url, file, shelf.filter(|n| !n.is_empty())) {
+            (Some(model), _, _) => ModelRef::Url { model, tokenizer: tok },
+            (None, Some(model), _) => ModelRef::File { model },
+            (None, None, Some(name)) => ModelRef::Shelf { name },
             _ => ModelRef::Bundled,
         };
         s
@@ -153,6 +161,8 @@ pub struct Restore {
     pub target: Option<Source>,
     /// A file the link names, which only its sender has.
     pub missing_file: Option<String>,
+    /// A shelf model the link names: used if it is on this device, else offered for download.
+    pub shelf: Option<String>,
     /// The link's adapter, put in use once its model is (if this device has it).
     pub adapter: Option<AdapterLink>,
     /// The link writes its story as soon as all this is done.
@@ -181,6 +191,7 @@ pub fn restore_plan(link: Option<&ModelRef>, remembered: Vec<Source>, remembered
             plan.target = Some(s);
         }
         Some(ModelRef::File { model }) => plan.missing_file = Some(model.clone()),
+        Some(ModelRef::Shelf { name }) => plan.shelf = Some(name.clone()),
     }
     plan.queue = queue;
     plan
@@ -278,6 +289,18 @@ mod tests {
         let p = restore_plan(Some(&ModelRef::File { model: "mine.bin".into() }), vec![], Some(files));
         assert_eq!(p.missing_file.as_deref(), Some("mine.bin"));
         assert!(p.queue.is_empty());
+        let p = restore_plan(Some(&ModelRef::Shelf { name: "stories15M".into() }), vec![url("a")], Some(url("a")));
+        assert_eq!((p.shelf.as_deref(), p.queue), (Some("stories15M"), vec![url("a")]));
+    }
+
+    #[test]
+    fn a_link_names_a_shelf_model() {
+        let s = LinkState { model: ModelRef::of(&Source::Shelf { name: "stories15M".into() }), ..LinkState::default() };
+        let text = s.encode();
+        assert!(text.starts_with("model_shelf=stories15M&prompt="), "{text}");
+        assert_eq!(LinkState::decode(&text), s);
+        // An empty name names nothing.
+        assert_eq!(LinkState::decode("model_shelf=").model, ModelRef::Bundled);
     }
 
     #[test]

@@ -152,8 +152,13 @@ describe('TinyLM Lab page (CPU path)', () => {
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
     assert.match(csp, /worker-src 'self'/);
-    assert.match(csp, /connect-src 'self'/);
-    assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*|blob:|data:/);
+    // Fetches: this site, the model shelf's hub and the hosts the hub redirects downloads to
+    // (every hop of a redirect must be allowed), nothing else.
+    const connect = csp.match(/connect-src ([^;]+);/)[1].split(' ');
+    assert.deepEqual(connect, ["'self'", 'https://huggingface.co', 'https://*.hf.co']);
+    const shelf = JSON.parse(readFileSync(join(DIST, 'shelf.json'), 'utf8'));
+    assert.ok(connect.includes(new URL(shelf.hub).origin), `the shelf's hub ${shelf.hub} is in connect-src`);
+    assert.doesNotMatch(csp.replace(' https://*.hf.co;', ';'), /'unsafe-inline'|'unsafe-eval'|\*|blob:|data:/);
     assert.equal(await page.locator('script:not([src])').count(), 0, 'no inline scripts in the page');
     await assertClean(page, log, site.server.url);
     // A control: an injected inline script must be blocked and reported.

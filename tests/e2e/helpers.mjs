@@ -43,12 +43,12 @@ export function readSafetensors(path) {
 export const sharedPath = (path) => join(SHARED_DATA, path);
 export const bundledPath = (name) => join(REPO, 'public/models', name);
 
-/** Serves dist/ on a free 127.0.0.1 port, under the URL path `prefix` (extra routes: see serve). */
-export async function startServer(prefix = '/', extra = {}) {
+/** Serves dist/ on a free 127.0.0.1 port, under the URL path `prefix` (extra routes, rewrite: see serve). */
+export async function startServer(prefix = '/', extra = {}, options = {}) {
   if (!existsSync(join(DIST, 'index.html'))) {
     throw new Error(`${DIST}/index.html is missing: build first (trunk build --release)`);
   }
-  return serve(DIST, 0, '127.0.0.1', prefix, extra);
+  return serve(DIST, 0, '127.0.0.1', prefix, extra, options);
 }
 
 let cliPath = process.env.TINYLM_CLI;

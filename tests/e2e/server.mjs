@@ -46,7 +46,7 @@ function pageCsp(root) {
   }
 }
 
-async function handle(root, prefix, extra, req, res) {
+async function handle(root, prefix, extra, rewrite, req, res) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { Allow: 'GET, HEAD' }).end();
     return;
@@ -68,13 +68,15 @@ async function handle(root, prefix, extra, req, res) {
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
     return;
   }
+  const rewritten = rewrite && file.endsWith('index.html');
   res.writeHead(200, {
     'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
-    'Content-Length': info.size,
+    ...(rewritten ? {} : { 'Content-Length': info.size }),
     'Cache-Control': 'no-cache',
     'X-Content-Type-Options': 'nosniff',
   });
   if (req.method === 'HEAD') res.end();
+  else if (rewrite && file.endsWith('index.html')) res.end(rewrite(readFileSync(file, 'utf8')));
   else createReadStream(file).pipe(res);
 }
 
@@ -82,16 +84,18 @@ async function handle(root, prefix, extra, req, res) {
  * Starts serving `dir` under the URL path `prefix` (e.g. "/lab/" to mimic a sub-path deploy);
  * resolves to { url, close, hits }. `extra` maps paths below the prefix to a file on disk or to
  * a handler `(req, res) => …` (tests use it for generated models and broken downloads). `hits`
- * counts requests per path.
+ * counts requests per path. `rewrite(text)`, when given, edits index.html and the CSP as served
+ * (the shelf test points the hub's hosts at local servers, with one dist/).
  */
-export function serve(dir, port = 0, host = '127.0.0.1', prefix = '/', extra = {}) {
+export function serve(dir, port = 0, host = '127.0.0.1', prefix = '/', extra = {}, { rewrite } = {}) {
   const root = resolve(dir);
-  const csp = pageCsp(root);
+  const page = pageCsp(root);
+  const csp = page && rewrite ? rewrite(page) : page;
   const hits = new Map();
   const server = createServer((req, res) => {
     hits.set(req.url, (hits.get(req.url) ?? 0) + 1);
     if (csp) res.setHeader('Content-Security-Policy', csp);
-    handle(root, prefix, extra, req, res).catch(() => res.writeHead(500).end());
+    handle(root, prefix, extra, rewrite, req, res).catch(() => res.writeHead(500).end());
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);

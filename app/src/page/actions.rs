@@ -58,11 +58,16 @@ pub fn load(ctx: Ctx, source: Source, files: Vec<NamedBytes>) {
 /// Loads picked, dropped or stored files (the model first): the browser reads them into JS
 /// memory, and their bytes are transferred to the worker (never copied into the page's own).
 pub fn load_files(ctx: Ctx, model: File, tokenizer: Option<File>) {
+    let source = Source::Files { model: model.name(), tokenizer: tokenizer.as_ref().map(File::name) };
+    load_files_as(ctx, source, model, tokenizer);
+}
+
+/// `load_files` for files that come from `source` (a stored shelf model).
+pub fn load_files_as(ctx: Ctx, source: Source, model: File, tokenizer: Option<File>) {
     let size = model.size() as u64;
     if size > MAX_FILE_BYTES {
         return ctx.status.set(Status::Error(words::too_large(&model.name(), size)));
     }
-    let source = Source::Files { model: model.name(), tokenizer: tokenizer.as_ref().map(File::name) };
     let files: Vec<File> = std::iter::once(model.clone()).chain(tokenizer).collect();
     stop(ctx);
     ctx.status.set(Status::Loading(format!("Reading {}", model.name())));

@@ -9,7 +9,7 @@ use super::client::Client;
 use super::client::Handler;
 use super::help::{Glossary, Tour, TourState};
 use super::state::{Ctx, Status};
-use super::{actions, browser, build, generate, inspect, keys, memory, models, storage_panel, train};
+use super::{actions, browser, build, generate, inspect, keys, memory, models, shelf, storage_panel, train};
 use crate::link::{restore_plan, LinkState};
 use crate::protocol::FromWorker;
 
@@ -42,8 +42,11 @@ pub fn App() -> impl IntoView {
     // Every view's state is made now, under the app's owner, so it outlives tab switches and
     // hears the worker while another tab is shown.
     let handlers: Rc<Vec<Handler>> = Rc::new(TABS.iter().map(|t| (t.install)(ctx)).collect());
+    // The model shelf (in the model card): after `models`, whose restore it may continue.
+    let shelf = shelf::install(ctx);
     ctx.client.set_router(Rc::new(move |msg: FromWorker| {
         models::receive(ctx, &msg);
+        shelf(&msg);
         for h in handlers.iter() {
             h(&msg);
         }
@@ -96,7 +99,8 @@ pub fn App() -> impl IntoView {
                 <Glossary />
                 <p>
                     "stories260K and tok512: MIT, Andrej Karpathy (llama2.c); trained on TinyStories "
-                    "(CDLA-Sharing-1.0). Everything runs on this device; nothing you type leaves the page. "
+                    "(CDLA-Sharing-1.0). Everything runs on this device; nothing you type leaves the page. A shelf "
+                    "model is fetched from its hub (huggingface.co) only when you press its Download. "
                     <a href="licences.html" data-testid="licences">"Licences"</a>
                 </p>
             </footer>

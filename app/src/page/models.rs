@@ -92,6 +92,7 @@ fn continue_restore(ctx: Ctx) {
     }
     let target = plan.target.take();
     let missing = plan.missing_file.take();
+    let shelf = plan.shelf.take();
     let (adapter, run, awaiting) = (plan.adapter.take(), plan.run, plan.awaiting.take());
     ctx.restore.set_value(crate::link::Restore { awaiting, ..Default::default() });
     let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
@@ -106,6 +107,11 @@ fn continue_restore(ctx: Ctx) {
              file with “Choose files” to get the same story; until then another model is used."
         )));
         // Not the link's story: nothing runs by itself.
+        return;
+    }
+    if let Some(name) = shelf {
+        // The shelf (which hears this message next) uses it from this device or offers it.
+        ctx.restore.set_value(crate::link::Restore { shelf: Some(name), adapter, run, ..Default::default() });
         return;
     }
     link_adapter::restore(ctx, adapter, run);

@@ -192,7 +192,11 @@ fn use_model(p: Panel, id: String) {
                 let mut files = files.into_iter();
                 let Some(model) = files.next() else { return };
                 p.note.set(Some((false, format!("Loading “{}” from this device.", entry.name))));
-                actions::load_files(p.ctx, model, files.next());
+                match entry.meta.get("shelf").and_then(|v| v.as_str()) {
+                    // A shelf download: the menu and links name it by its shelf name.
+                    Some(name) => actions::load_files_as(p.ctx, Source::Shelf { name: name.into() }, model, files.next()),
+                    None => actions::load_files(p.ctx, model, files.next()),
+                }
             }
             Err(e) => p.note.set(Some((true, e.message()))),
         }

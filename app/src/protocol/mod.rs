@@ -11,6 +11,7 @@ pub mod build;
 pub mod experiments;
 pub mod inspect;
 pub mod seed;
+pub mod shelf;
 pub mod train;
 pub mod wire;
 
@@ -72,6 +73,9 @@ pub enum Source {
     Url { model: String, tokenizer: Option<String> },
     /// Picked, dropped or stored files; their bytes travel in `ToWorker::Load::files`.
     Files { model: String, tokenizer: Option<String> },
+    /// A model of the shelf (by its name there), downloaded and verified before: its stored
+    /// files' bytes travel in `ToWorker::Load::files`, as for `Files`.
+    Shelf { name: String },
 }
 
 /// A file's name and bytes.
@@ -116,6 +120,8 @@ pub enum ToWorker {
     Experiment(experiments::ExperimentRequest),
     /// Growing a model from random weights (the Build view).
     Build(build::BuildCmd),
+    /// Fetching a model of the shelf onto this device (beside the engine's queue: it is I/O).
+    Shelf(shelf::ShelfCmd),
 }
 
 /// A model in the menu.
@@ -225,6 +231,7 @@ pub enum FromWorker {
     /// Progress and results of an experiment.
     Experiment(experiments::ExperimentNews),
     Build(build::BuildEvent),
+    Shelf(shelf::ShelfEvent),
 }
 
 #[cfg(test)]
@@ -258,6 +265,18 @@ mod tests {
         };
         assert_eq!(round_trip(&g), g);
         assert!(serde_json::from_str::<ToWorker>("{\"Nope\":1}").is_err());
+        let file =
+            shelf::FetchFile { url: "https://h/x.bin".into(), name: "x.bin".into(), size: u64::MAX, sha256: "ab".repeat(32) };
+        let d = ToWorker::Shelf(shelf::ShelfCmd::Download(shelf::Download {
+            job: 2,
+            model: "stories15M".into(),
+            params: 15_191_712,
+            licence: "MIT".into(),
+            files: vec![file],
+        }));
+        assert_eq!(round_trip(&d), d);
+        let p = FromWorker::Shelf(shelf::ShelfEvent::Progress { job: 2, done: 7, total: 9, note: Some("cut".into()) });
+        assert_eq!(round_trip(&p), p);
     }
 
     #[test]

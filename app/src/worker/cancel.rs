@@ -47,6 +47,8 @@ pub struct Cancels {
     pub train: Cancel<crate::protocol::train::Ending>,
     /// Build runs (growing a model), by job id, with how they end.
     pub build: Cancel<crate::protocol::train::Ending>,
+    /// Shelf downloads, by job id.
+    pub shelf: Cancel,
 }
 
 #[cfg(test)]

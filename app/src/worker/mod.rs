@@ -1,6 +1,7 @@
 //! The engine worker: loads models and writes stories off the page's thread, so the page never
 //! freezes. A thin router (`router`) hands each `protocol` message to its feature (`models`,
-//! `generate`, `inspect`, `train`, `bench`), each given the session's loaded model.
+//! `generate`, `inspect`, `train`, `bench`), each given the session's loaded model; shelf
+//! downloads (`shelf`) run beside them.
 
 mod backends;
 mod bench;
@@ -15,6 +16,7 @@ mod inspect;
 mod models;
 mod router;
 mod session;
+mod shelf;
 mod slices;
 mod speed;
 mod store;
@@ -26,7 +28,8 @@ use cancel::Cancels;
 use inbox::{Inbox, Job, Work};
 use router::{on_arrival, Router};
 
-use crate::protocol::FromWorker;
+use crate::protocol::shelf::ShelfCmd;
+use crate::protocol::{FromWorker, ToWorker};
 
 /// Entry point of the worker binary.
 pub fn start() {
@@ -35,10 +38,11 @@ pub fn start() {
     let cancels = Cancels::default();
     {
         let (inbox, cancels) = (inbox.clone(), cancels.clone());
-        bridge::listen(move |msg| {
-            if let Some(msg) = on_arrival(msg, &cancels) {
-                inbox.push(Job { msg: Work::Page(msg), at: bridge::now_ms() });
-            }
+        bridge::listen(move |msg| match on_arrival(msg, &cancels) {
+            // A download is I/O, not engine work: it starts at once, beside the queue.
+            Some(ToWorker::Shelf(ShelfCmd::Download(d))) => shelf::spawn(d, cancels.shelf.clone()),
+            Some(msg) => inbox.push(Job { msg: Work::Page(msg), at: bridge::now_ms() }),
+            None => {}
         });
     }
     let mut router = Router::new(cancels, inbox.clone());

@@ -56,7 +56,7 @@ async fn gather(s: &Session, source: &Source, files: Vec<NamedBytes>) -> Result<
             };
             Ok(Files { model_name, model: bytes, tokenizer_name, tokenizer })
         }
-        Source::Files { .. } => {
+        Source::Files { .. } | Source::Shelf { .. } => {
             let mut files = files.into_iter();
             let model = files.next().ok_or("No model file was given.")?;
             if model.bytes.len() as u64 > MAX_FILE_BYTES {

@@ -10,6 +10,7 @@ use super::{bench, build, experiments, generate, inspect, models, speed, train};
 use crate::protocol::build::BuildCmd;
 use crate::protocol::experiments::ExperimentRequest;
 use crate::protocol::inspect::InspectCtl;
+use crate::protocol::shelf::ShelfCmd;
 use crate::protocol::train::{Ending, TrainCmd};
 use crate::protocol::ToWorker;
 
@@ -31,6 +32,10 @@ pub fn on_arrival(msg: ToWorker, cancels: &Cancels) -> Option<ToWorker> {
         ToWorker::Build(BuildCmd::Stop { job }) => cancels.build.cancel(job, Ending::Stopped),
         ToWorker::InspectCtl(InspectCtl::Stop { id }) => cancels.inspect.cancel(id, ()),
         ToWorker::Experiment(ExperimentRequest::Stop { id }) => cancels.experiment.cancel(id, ()),
+        ToWorker::Shelf(ShelfCmd::Cancel { job }) => {
+            cancels.shelf.cancel(job, ());
+            super::shelf::abort();
+        }
         ToWorker::InspectCtl(InspectCtl::Lens { seq, .. }) => {
             // A newer lens request ends the older ones early; it then waits its turn.
             cancels.lens.cancel(seq.saturating_sub(1), ());
@@ -67,8 +72,8 @@ impl Router {
             ToWorker::Bench(req) => bench::handle(req).await,
             ToWorker::Build(cmd) => build::handle(cmd, &self.cancels.build).await,
             ToWorker::Experiment(req) => experiments::handle(s, req, &self.cancels.experiment).await,
-            // Controls acted on arrival (`on_arrival`).
-            ToWorker::Stop { .. } | ToWorker::InspectCtl(InspectCtl::Stop { .. }) => {}
+            // Controls acted on arrival (`on_arrival`); downloads start there too (`worker::start`).
+            ToWorker::Stop { .. } | ToWorker::InspectCtl(InspectCtl::Stop { .. }) | ToWorker::Shelf(_) => {}
         }
     }
 }
@@ -88,6 +93,8 @@ mod tests {
         assert!(c.inspect.is_cancelled(9));
         assert!(on_arrival(ToWorker::Experiment(ExperimentRequest::Stop { id: 3 }), &c).is_none());
         assert!(c.experiment.is_cancelled(3) && !c.experiment.is_cancelled(4));
+        assert!(on_arrival(ToWorker::Shelf(ShelfCmd::Cancel { job: 2 }), &c).is_none());
+        assert!(c.shelf.is_cancelled(2) && !c.shelf.is_cancelled(3));
         // A lens request supersedes the older ones and is queued itself.
         let lens = ToWorker::InspectCtl(InspectCtl::Lens { id: 1, seq: 5, positions: vec![3] });
         assert_eq!(on_arrival(lens.clone(), &c), Some(lens));

@@ -1,5 +1,6 @@
-//! The model card: the model menu and facts, the backend selector, and loading your own model
-//! (file picker, drag and drop, or a path on this site) with a progress bar.
+//! The model card: the model menu and facts, the backend selector, the model shelf
+//! (`page::shelf`), and loading your own model (file picker, drag and drop, or a path on this
+//! site) with a progress bar.
 
 use leptos::prelude::*;
 use web_sys::{DragEvent, File, FileList, HtmlInputElement};
@@ -19,6 +20,7 @@ pub fn ModelCard(ctx: Ctx) -> impl IntoView {
             <super::adapter_badge::AdapterBadge ctx place="model" />
             {move || ctx.active_entry().map(|m| facts(&m))}
             <BackendPanel ctx />
+            <crate::page::shelf::ShelfCard />
             <Loader ctx />
         </section>
     }
@@ -54,6 +56,7 @@ fn menu_label(m: &ModelEntry) -> String {
         Source::Bundled => "bundled",
         Source::Url { .. } => "from this site",
         Source::Files { .. } => "your file",
+        Source::Shelf { .. } => "from the shelf, on this device",
     };
     format!("{} — {} parameters, {} ({from})", m.name, params(m.params), size(m.model_bytes))
 }
