@@ -18,6 +18,7 @@ pub mod lora;
 pub mod pool;
 pub mod pretrain;
 pub mod quant;
+pub mod quant_weights;
 pub mod randmodel;
 pub mod sampler;
 pub mod tokenizer;

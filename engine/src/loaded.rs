@@ -8,7 +8,7 @@
 //! in the metadata); Hugging Face Llama folders (config.json, safetensors, tokenizer.json).
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::checkpoint;
 use crate::config::Config;
@@ -16,6 +16,7 @@ use crate::cpu::{CpuBackend, Kernels};
 use crate::error::{Error, Result};
 use crate::formats::{self, gguf, gguf_model, hf};
 use crate::lora::Adapter;
+use crate::quant_weights::QuantWeights;
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 
@@ -119,8 +120,8 @@ fn parse(s: &Sniffed, files: &[NamedFile]) -> Result<LoadedModel> {
     let file = files[s.model];
     let (name, own_tokenizer, opened) = match s.format {
         ModelFormat::Llama2c(_) => {
-            let (w, f) = checkpoint::read(file.bytes, file.name)?;
-            return Ok(LoadedModel::from_weights(file.name, ModelFormat::Llama2c(f), w));
+            let (w, f) = checkpoint::read_quant(file.bytes, file.name)?;
+            return Ok(LoadedModel::from_quant(file.name, ModelFormat::Llama2c(f), w));
         }
         ModelFormat::Gguf => (file.name.to_string(), file.name.to_string(), gguf_model::read(file.bytes, file.name)?),
         ModelFormat::HfFolder => {
@@ -129,7 +130,7 @@ fn parse(s: &Sniffed, files: &[NamedFile]) -> Result<LoadedModel> {
             (folder_of(file.name), own.to_string(), hf::read(&pairs)?)
         }
     };
-    let mut m = LoadedModel::from_weights(&name, s.format, opened.weights);
+    let mut m = LoadedModel::from_quant(&name, s.format, opened.weights);
     m.described = opened.format;
     m.file_context = (opened.file_context != m.config().seq_len).then_some(opened.file_context);
     if let Some(t) = opened.tokenizer {
@@ -149,6 +150,17 @@ fn folder_of(config: &str) -> String {
     }
 }
 
+/// How a model's weights are held. A model with Q8_0 matrices (llama2.c v2 files, GGUF Q8_0
+/// tensors) keeps them quantized by default: the CPU backend runs them with its Q8_0 kernels
+/// (`cpu::q8`, ~1/4 of the f32 bytes). The f32 `Weights` are made from them once, on first
+/// demand, for the paths that have no Q8_0 kernels yet (GPU, training, inspection, conversion),
+/// and shared by every clone of the model from then on.
+#[derive(Debug, Clone)]
+enum Held {
+    Dense(Arc<Weights>),
+    Quant { quant: Arc<QuantWeights>, dense: Arc<OnceLock<Arc<Weights>>> },
+}
+
 /// A model, its tokenizer and the adapter in use, parsed once.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
@@ -158,7 +170,7 @@ pub struct LoadedModel {
     described: String,
     /// The file's own context length, where the engine capped it (`formats::MAX_CONTEXT`).
     file_context: Option<usize>,
-    weights: Arc<Weights>,
+    weights: Held,
     tokenizer: Option<Tokenizer>,
     tokenizer_name: Option<String>,
     adapter: Option<Arc<Adapter>>,
@@ -195,15 +207,44 @@ impl LoadedModel {
 
     /// A model made in memory (a random one, a merged one), without a tokenizer.
     pub fn from_weights(name: &str, format: ModelFormat, weights: impl Into<Arc<Weights>>) -> LoadedModel {
+        LoadedModel::held(name, format, Held::Dense(weights.into()))
+    }
+
+    fn held(name: &str, format: ModelFormat, weights: Held) -> LoadedModel {
         LoadedModel {
             name: name.to_string(),
             format,
             described: format.describe(),
             file_context: None,
-            weights: weights.into(),
+            weights,
             tokenizer: None,
             tokenizer_name: None,
             adapter: None,
+        }
+    }
+
+    /// A model whose Q8_0 matrices (if any) stay quantized (`Held`); one without any is held
+    /// as plain f32 `Weights` (moved, not copied).
+    pub fn from_quant(name: &str, format: ModelFormat, weights: QuantWeights) -> LoadedModel {
+        if !weights.has_q8() {
+            return LoadedModel::from_weights(name, format, weights.into_dense());
+        }
+        LoadedModel::held(name, format, Held::Quant { quant: Arc::new(weights), dense: Arc::default() })
+    }
+
+    /// The Q8_0-holding weights, when the model has Q8_0 matrices (the CPU backend runs them).
+    pub fn quantized(&self) -> Option<&Arc<QuantWeights>> {
+        match &self.weights {
+            Held::Quant { quant, .. } => Some(quant),
+            Held::Dense(_) => None,
+        }
+    }
+
+    /// Bytes of weights held now: the quantized ones, plus f32 ones once something needed them.
+    pub fn held_bytes(&self) -> u64 {
+        match &self.weights {
+            Held::Dense(w) => w.size_bytes(),
+            Held::Quant { quant, dense } => quant.size_bytes() + dense.get().map_or(0, |w| w.size_bytes()),
         }
     }
 
@@ -225,15 +266,22 @@ impl LoadedModel {
         self.file_context
     }
     pub fn config(&self) -> &Config {
-        &self.weights.config
+        match &self.weights {
+            Held::Dense(w) => &w.config,
+            Held::Quant { quant, .. } => &quant.config,
+        }
     }
     /// The weights, the model given up (no copy while nothing else shares them).
     pub fn into_weights(self) -> Weights {
-        Arc::unwrap_or_clone(self.weights)
+        Arc::unwrap_or_clone(self.weights().clone())
     }
-    /// The weights, shared: backends and trainers hold this same allocation.
+    /// The f32 weights, shared: backends and trainers hold this same allocation. For a model
+    /// held quantized they are dequantized here once, on the first call.
     pub fn weights(&self) -> &Arc<Weights> {
-        &self.weights
+        match &self.weights {
+            Held::Dense(w) => w,
+            Held::Quant { quant, dense } => dense.get_or_init(|| Arc::new(quant.dequantize())),
+        }
     }
     pub fn tokenizer(&self) -> Option<&Tokenizer> {
         self.tokenizer.as_ref()
@@ -267,7 +315,10 @@ impl LoadedModel {
     /// The CPU backend with another adapter (or none), e.g. one being trained; it was checked
     /// against the model by whoever made it (`Adapter::check_base`).
     pub fn cpu_with(&self, adapter: Option<Arc<Adapter>>) -> CpuBackend {
-        let mut b = CpuBackend::with_kernels(self.weights.clone(), Kernels::Fast);
+        let mut b = match &self.weights {
+            Held::Dense(w) => CpuBackend::with_kernels(w.clone(), Kernels::Fast),
+            Held::Quant { quant, .. } => CpuBackend::with_kernels(quant.clone(), Kernels::Fast),
+        };
         b.adapter = adapter;
         b
     }
@@ -276,15 +327,30 @@ impl LoadedModel {
 #[cfg(feature = "gpu")]
 mod gpu {
     use super::*;
-    use crate::gpu::{AnyBackend, BackendChoice, GpuOptions, Opened};
+    use crate::gpu::{AnyBackend, BackendChoice, GpuOptions, Opened, Reason};
 
     impl LoadedModel {
         /// Opens the backend `choice` asks for with the adapter in use (see
         /// `AnyBackend::open_shared`). Nothing is parsed again and the weights are not copied;
         /// after a failure (`Error::NoGpu` when no GPU exists, `Error::Gpu` when one failed) the
         /// caller falls back with another `open_backend_async` on this same model.
+        /// A model held quantized runs its Q8_0 weights on the CPU; the GPU (or `Auto` trying
+        /// it) gets the f32 weights (`weights`).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {
-            AnyBackend::open_shared(&self.weights, self.adapter.as_ref(), choice, opts).await
+            if self.quantized().is_none() {
+                return AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), choice, opts).await;
+            }
+            let cpu = |reason| Opened { backend: AnyBackend::Cpu(self.cpu()), reason };
+            Ok(match choice {
+                BackendChoice::Cpu => cpu(Reason::Requested),
+                BackendChoice::Gpu => AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), choice, opts).await?,
+                BackendChoice::Auto => {
+                    match AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), BackendChoice::Gpu, opts).await {
+                        Ok(o) => Opened { backend: o.backend, reason: Reason::GpuAvailable },
+                        Err(e) => cpu(Reason::NoUsableGpu(e)),
+                    }
+                }
+            })
         }
 
         /// Blocking `open_backend_async`.

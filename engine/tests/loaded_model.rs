@@ -92,7 +92,7 @@ fn parsed_once_whatever_is_done_with_it() {
     // Generation through the one loop, on a backend sharing the weights.
     let mut opened = m.open_backend(BackendChoice::Cpu, GpuOptions::default()).unwrap();
     let AnyBackend::Cpu(cpu) = &opened.backend else { panic!("asked for the CPU") };
-    assert!(Arc::ptr_eq(&cpu.weights, m.weights()));
+    assert!(Arc::ptr_eq(cpu.weights.f32().unwrap(), m.weights()));
     let mut s = Sampler::new(0.0, 0.9, 1).unwrap();
     assert_eq!(opened.backend.generate(&[1], 256, &mut s, |_| true).unwrap(), want);
     // A pace hears every token, is asked between forward passes, and stops the run.

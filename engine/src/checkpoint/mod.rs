@@ -14,6 +14,7 @@ pub use v1::write_v1;
 pub use v2::{default_group_size, write_v2};
 
 use crate::error::{Error, Result};
+use crate::quant_weights::QuantWeights;
 use crate::weights::Weights;
 
 /// Reads a checkpoint of any supported version. `file` names it in errors.
@@ -31,6 +32,14 @@ pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
         1 => Ok((v1::read(data, file)?, Format::V1)),
         2 => v2::read(data, file),
         v => Err(Error::model(file, format!("format version {v} is not supported (expected 1 or 2)"))),
+    }
+}
+
+/// Reads a checkpoint keeping a v2 file's matrices as Q8_0 (v0 and v1 files: f32 matrices).
+pub fn read_quant(data: &[u8], file: &str) -> Result<(QuantWeights, Format)> {
+    match recognise(data) {
+        Some(Format::V2 { .. }) => v2::read_quant(data, file),
+        _ => read(data, file).map(|(w, f)| (QuantWeights::from_dense(w), f)),
     }
 }
 

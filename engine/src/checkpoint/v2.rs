@@ -2,9 +2,10 @@
 //! quantized tensor (per layer for layer tensors) as int8 values followed by f32 group scales.
 
 use super::format::{Format, HEADER_V1};
-use super::v1::{header, in_v0_order, read_header};
+use super::v1::{header, read_header};
 use crate::bytes::{check_len, put_f32s, Reader};
 use crate::error::{Error, Result};
+use crate::quant_weights::{Matrix, Q8Matrix, QuantWeights};
 use crate::weights::{tensor_specs, Tensor, Weights};
 
 const NORMS: [Tensor; 3] = [Tensor::RmsAtt, Tensor::RmsFfn, Tensor::RmsFinal];
@@ -12,6 +13,12 @@ const QUANTIZED: [Tensor; 9] =
     [Tensor::TokEmbeddings, Tensor::Wq, Tensor::Wk, Tensor::Wv, Tensor::Wo, Tensor::W1, Tensor::W2, Tensor::W3, Tensor::Wcls];
 
 pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
+    let (q, f) = read_quant(data, file)?;
+    Ok((q.into_dense(), f))
+}
+
+/// `read`, keeping the quantized tensors as Q8_0 (int8 values, one f32 scale per group).
+pub fn read_quant(data: &[u8], file: &str) -> Result<(QuantWeights, Format)> {
     let (config, mut r) = read_header(data, file)?;
     let gs = r.i32()?;
     if gs <= 0 || !config.dim.is_multiple_of(gs as usize) {
@@ -30,19 +37,26 @@ pub fn read(data: &[u8], file: &str) -> Result<(Weights, Format)> {
     let mut read = Vec::with_capacity(specs.len());
     for t in NORMS {
         let s = specs.iter().find(|s| s.tensor == t).expect("norms always exist");
-        read.push((t, r.f32s(s.len)?));
+        read.push((t, Matrix::F32(r.f32s(s.len)?)));
     }
     for t in QUANTIZED {
         let Some(s) = specs.iter().find(|s| s.tensor == t) else { continue };
-        let mut out = Vec::with_capacity(s.len);
+        // Every matrix has dim as a factor, so each layer's block is whole groups.
+        let mut m = Q8Matrix { group: gs, q: Vec::with_capacity(s.len), scales: Vec::with_capacity(s.len / gs) };
         for _ in 0..s.blocks {
-            let q = r.i8s(s.per_layer)?;
-            let scales = r.f32s(s.per_layer / gs)?;
-            out.extend(q.iter().enumerate().map(|(i, &v)| (v as i8) as f32 * scales[i / gs]));
+            m.q.extend(r.i8s(s.per_layer)?.iter().map(|&v| v as i8));
+            m.scales.extend(r.f32s(s.per_layer / gs)?);
         }
-        read.push((t, out));
+        read.push((t, Matrix::Q8(m)));
     }
-    Ok((Weights::from_tensors(config, in_v0_order(&specs, read)), Format::V2 { group_size: gs }))
+    let tensors = specs
+        .iter()
+        .map(|s| {
+            let i = read.iter().position(|(t, _)| *t == s.tensor).expect("every spec was read");
+            read.swap_remove(i).1
+        })
+        .collect();
+    Ok((QuantWeights::from_tensors(config, tensors), Format::V2 { group_size: gs }))
 }
 
 /// The group size llama2.c's exporter picks: 64, halved until it divides dim.

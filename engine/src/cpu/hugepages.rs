@@ -4,6 +4,7 @@
 //! weights copied from the mapped file into ordinary memory fell from ≈290–340 to ≈180–200 tok/s,
 //! and `MADV_COLLAPSE` on that memory brought it back to ≈295–315.
 
+use crate::quant_weights::{Matrix, QuantWeights};
 use crate::weights::Weights;
 
 /// Asks the kernel to back each large tensor of `w` with huge pages. A hint: where it fails (an
@@ -14,8 +15,21 @@ pub fn advise(w: &Weights) {
     }
 }
 
+/// `advise` for weights with Q8_0 matrices (their values and their scales).
+pub fn advise_quant(w: &QuantWeights) {
+    for m in w.matrices() {
+        match m {
+            Matrix::F32(v) => advise_slice(v),
+            Matrix::Q8(q) => {
+                advise_slice(&q.q);
+                advise_slice(&q.scales);
+            }
+        }
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn advise_slice(data: &[f32]) {
+fn advise_slice<T>(data: &[T]) {
     const HUGE: usize = 2 << 20;
     let start = data.as_ptr() as usize;
     // The 2 MiB pages that hold any of `data`: a tensor smaller than 2 MiB (a layer stack of
@@ -31,7 +45,7 @@ fn advise_slice(data: &[f32]) {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn advise_slice(_: &[f32]) {}
+fn advise_slice<T>(_: &[T]) {}
 
 #[cfg(test)]
 mod tests {

@@ -5,14 +5,16 @@ pub mod fast;
 mod heads;
 pub mod hugepages;
 pub mod ops;
+pub mod q8;
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
+use crate::quant_weights::{matrix_shape, MatrixRef, QuantWeights};
 use crate::trace::{both, Edits, Hook, StepTrace};
-use crate::weights::Weights;
+use crate::weights::{Tensor, Weights};
 use ops::{rope, rope_table, rope_turn};
 
 /// Activations and the KV cache for one sequence.
@@ -134,32 +136,46 @@ pub fn forward_adapted<'s>(
     s: &'s mut State,
     token: u32,
     pos: usize,
+    hook: Option<&mut dyn Hook>,
+) -> Result<&'s mut [f32]> {
+    forward_on(kernels, w, adapter, s, token, pos, hook)
+}
+
+/// `forward_adapted` over any weights the forward pass can read (f32 `Weights`, or
+/// `QuantWeights` with Q8_0 matrices).
+pub fn forward_on<'s, W: ForwardWeights + ?Sized>(
+    kernels: Kernels,
+    w: &W,
+    adapter: Option<&Adapter>,
+    s: &'s mut State,
+    token: u32,
+    pos: usize,
     mut hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
-    let (matmul, attend, swiglu) = (kernels.matmul(), kernels.attend(), kernels.swiglu());
+    let (attend, swiglu) = (kernels.attend(), kernels.swiglu());
+    let matmul = |out: &mut [f32], x: &[f32], t: Tensor, l: usize| w.matvec(kernels, t, l, out, x);
     let norm = kernels.rmsnorm();
     let lora = |l, t, x: &[f32], y: &mut [f32]| {
         if let Some(a) = adapter {
             a.apply(l, t, x, y);
         }
     };
-    let c = &w.config;
+    let c = w.config();
     check_step(c, token, pos)?;
     let (dim, kv_dim) = (c.dim, c.kv_dim());
     let rmsnorm = |o: &mut [f32], x: &[f32], g: &[f32]| norm(o, x, g, c.norm_eps);
-    s.x.copy_from_slice(&w.tok_embeddings[token as usize * dim..(token as usize + 1) * dim]);
+    w.embed(token as usize, &mut s.x[..dim]);
     if kernels == Kernels::Fast {
         rope_table(&mut s.rope, pos, &s.freqs);
     }
 
     for l in 0..c.n_layers {
-        let lw = w.layer(l);
-        rmsnorm(&mut s.xb, &s.x, lw.rms_att);
+        rmsnorm(&mut s.xb, &s.x, w.norm(Tensor::RmsAtt, l));
 
         let cache_at = l * c.seq_len * kv_dim + pos * kv_dim;
-        matmul(&mut s.q, &s.xb, lw.wq);
-        matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wk);
-        matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, lw.wv);
+        matmul(&mut s.q, &s.xb, Tensor::Wq, l);
+        matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, Tensor::Wk, l);
+        matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, Tensor::Wv, l);
         lora(l, Target::Q, &s.xb, &mut s.q);
         lora(l, Target::K, &s.xb, &mut s.key_cache[cache_at..cache_at + kv_dim]);
         lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
@@ -186,20 +202,20 @@ pub fn forward_adapted<'s>(
         if let Some(k) = hook.as_deref_mut() {
             k.heads(l, pos, &mut s.ao);
         }
-        matmul(&mut s.xb2, &s.ao, lw.wo);
+        matmul(&mut s.xb2, &s.ao, Tensor::Wo, l);
         lora(l, Target::O, &s.ao, &mut s.xb2);
         if let Some(k) = hook.as_deref_mut() {
             k.attention_out(l, pos, &mut s.xb2);
         }
         add(&mut s.x, &s.xb2);
 
-        rmsnorm(&mut s.xb, &s.x, lw.rms_ffn);
-        matmul(&mut s.hb, &s.xb, lw.w1);
-        matmul(&mut s.hb2, &s.xb, lw.w3);
+        rmsnorm(&mut s.xb, &s.x, w.norm(Tensor::RmsFfn, l));
+        matmul(&mut s.hb, &s.xb, Tensor::W1, l);
+        matmul(&mut s.hb2, &s.xb, Tensor::W3, l);
         lora(l, Target::Gate, &s.xb, &mut s.hb);
         lora(l, Target::Up, &s.xb, &mut s.hb2);
         swiglu(&mut s.hb, &s.hb2);
-        matmul(&mut s.xb, &s.hb, lw.w2);
+        matmul(&mut s.xb, &s.hb, Tensor::W2, l);
         lora(l, Target::Down, &s.hb, &mut s.xb);
         if let Some(k) = hook.as_deref_mut() {
             k.mlp_out(l, pos, &mut s.xb);
@@ -209,8 +225,8 @@ pub fn forward_adapted<'s>(
             k.resid(l, pos, &mut s.x);
         }
     }
-    rmsnorm(&mut s.xb, &s.x, &w.rms_final);
-    matmul(&mut s.logits, &s.xb, w.classifier());
+    rmsnorm(&mut s.xb, &s.x, w.norm(Tensor::RmsFinal, 0));
+    matmul(&mut s.logits, &s.xb, Tensor::Wcls, 0);
     Ok(&mut s.logits)
 }
 
@@ -220,10 +236,155 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
+/// What the forward pass reads from a model: its embedding rows, norms, and products with its
+/// matrices, so one forward pass runs f32 `Weights` and Q8_0 `QuantWeights` alike.
+pub trait ForwardWeights {
+    fn config(&self) -> &Config;
+    /// Row `token` of the embedding table, as f32.
+    fn embed(&self, token: usize, out: &mut [f32]);
+    /// Layer `l`'s norm `t` (RmsAtt, RmsFfn; RmsFinal with `l = 0`).
+    fn norm(&self, t: Tensor, l: usize) -> &[f32];
+    /// `out = M · x` for layer `l`'s matrix `t` (whole tensors: `l = 0`).
+    fn matvec(&self, kernels: Kernels, t: Tensor, l: usize, out: &mut [f32], x: &[f32]);
+}
+
+fn layer_slice(t: &[f32], l: usize, n: usize) -> &[f32] {
+    &t[l * n..(l + 1) * n]
+}
+
+impl ForwardWeights for Weights {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn embed(&self, token: usize, out: &mut [f32]) {
+        let d = self.config.dim;
+        out.copy_from_slice(&self.tok_embeddings[token * d..(token + 1) * d]);
+    }
+    fn norm(&self, t: Tensor, l: usize) -> &[f32] {
+        layer_slice(self.get(t), l, self.config.dim)
+    }
+    fn matvec(&self, kernels: Kernels, t: Tensor, l: usize, out: &mut [f32], x: &[f32]) {
+        let (rows, cols) = matrix_shape(&self.config, t);
+        kernels.matmul()(out, x, layer_slice(self.get(t), l, rows * cols))
+    }
+}
+
+impl ForwardWeights for QuantWeights {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn embed(&self, token: usize, out: &mut [f32]) {
+        match self.layer(Tensor::TokEmbeddings, 0) {
+            MatrixRef::F32(e) => out.copy_from_slice(&e[token * out.len()..(token + 1) * out.len()]),
+            MatrixRef::Q8(e) => e.row_f32(token, out),
+        }
+    }
+    fn norm(&self, t: Tensor, l: usize) -> &[f32] {
+        let all = match t {
+            Tensor::RmsAtt => &self.rms_att,
+            Tensor::RmsFfn => &self.rms_ffn,
+            _ => &self.rms_final,
+        };
+        layer_slice(all, l, self.config.dim)
+    }
+    fn matvec(&self, kernels: Kernels, t: Tensor, l: usize, out: &mut [f32], x: &[f32]) {
+        match (self.layer(t, l), kernels) {
+            (MatrixRef::F32(m), k) => k.matmul()(out, x, m),
+            (MatrixRef::Q8(m), Kernels::Reference) => q8::portable(out, x, m),
+            (MatrixRef::Q8(m), Kernels::Fast) => q8::matvec(out, x, m),
+        }
+    }
+}
+
+/// The weights a CPU backend runs, shared with whoever loaded them (never copied): f32
+/// `Weights`, or `QuantWeights` whose Q8_0 matrices run on `cpu::q8`'s kernels.
+#[derive(Debug, Clone)]
+pub struct CpuWeights {
+    /// The model's shape (the weights' own, copied for direct access).
+    pub config: Config,
+    held: Held,
+}
+
+#[derive(Debug, Clone)]
+enum Held {
+    F32(Arc<Weights>),
+    Quant(Arc<QuantWeights>),
+}
+
+impl CpuWeights {
+    /// Bytes of weights held (f32: 4 a parameter; Q8_0 matrices: their int8 values and scales).
+    pub fn size_bytes(&self) -> u64 {
+        match &self.held {
+            Held::F32(w) => w.size_bytes(),
+            Held::Quant(w) => w.size_bytes(),
+        }
+    }
+    /// The Q8_0-holding weights, when these are them.
+    pub fn quantized(&self) -> Option<&Arc<QuantWeights>> {
+        match &self.held {
+            Held::Quant(w) => Some(w),
+            Held::F32(_) => None,
+        }
+    }
+    /// The f32 weights, when these are them.
+    pub fn f32(&self) -> Option<&Arc<Weights>> {
+        match &self.held {
+            Held::F32(w) => Some(w),
+            Held::Quant(_) => None,
+        }
+    }
+    fn advise_huge_pages(&self) {
+        match &self.held {
+            Held::F32(w) => hugepages::advise(w),
+            Held::Quant(w) => hugepages::advise_quant(w),
+        }
+    }
+    fn forward<'s>(
+        &self,
+        k: Kernels,
+        a: Option<&Adapter>,
+        s: &'s mut State,
+        token: u32,
+        pos: usize,
+        hook: Option<&mut dyn Hook>,
+    ) -> Result<&'s mut [f32]> {
+        match &self.held {
+            Held::F32(w) => forward_on(k, &**w, a, s, token, pos, hook),
+            Held::Quant(w) => forward_on(k, &**w, a, s, token, pos, hook),
+        }
+    }
+}
+
+impl From<Weights> for CpuWeights {
+    fn from(w: Weights) -> CpuWeights {
+        CpuWeights { config: w.config, held: Held::F32(Arc::new(w)) }
+    }
+}
+impl From<Arc<Weights>> for CpuWeights {
+    fn from(w: Arc<Weights>) -> CpuWeights {
+        CpuWeights { config: w.config, held: Held::F32(w) }
+    }
+}
+impl From<&Arc<Weights>> for CpuWeights {
+    fn from(w: &Arc<Weights>) -> CpuWeights {
+        CpuWeights { config: w.config, held: Held::F32(w.clone()) }
+    }
+}
+impl From<Arc<QuantWeights>> for CpuWeights {
+    fn from(w: Arc<QuantWeights>) -> CpuWeights {
+        CpuWeights { config: w.config, held: Held::Quant(w) }
+    }
+}
+impl From<QuantWeights> for CpuWeights {
+    fn from(w: QuantWeights) -> CpuWeights {
+        CpuWeights { config: w.config, held: Held::Quant(Arc::new(w)) }
+    }
+}
+
 /// The CPU backend: the weights (shared with whoever loaded them, never copied), an optional
 /// unmerged LoRA adapter, and one sequence's state.
 pub struct CpuBackend {
-    pub weights: Arc<Weights>,
+    pub weights: CpuWeights,
     /// Added after each projection it adapts (`forward_adapted`); `None` runs the plain model.
     pub adapter: Option<Arc<Adapter>>,
     pub kernels: Kernels,
@@ -232,23 +393,27 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
+    /// Bytes of weights this backend reads (`CpuWeights::size_bytes`).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weights.size_bytes()
+    }
     /// The fast kernels (what users run).
-    pub fn new(weights: impl Into<Arc<Weights>>) -> CpuBackend {
+    pub fn new(weights: impl Into<CpuWeights>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Fast)
     }
     /// The scalar reference kernels.
-    pub fn reference(weights: impl Into<Arc<Weights>>) -> CpuBackend {
+    pub fn reference(weights: impl Into<CpuWeights>) -> CpuBackend {
         CpuBackend::with_kernels(weights, Kernels::Reference)
     }
-    pub fn with_kernels(weights: impl Into<Arc<Weights>>, kernels: Kernels) -> CpuBackend {
+    pub fn with_kernels(weights: impl Into<CpuWeights>, kernels: Kernels) -> CpuBackend {
         let weights = weights.into();
-        hugepages::advise(&weights);
+        weights.advise_huge_pages();
         let state = State::new(&weights.config);
         CpuBackend { weights, adapter: None, kernels, state, edits: None }
     }
     /// With `adapter` applied unmerged (the PEFT math exactly); fails with `Mismatch` when it
     /// was made for another shape.
-    pub fn with_adapter(weights: impl Into<Arc<Weights>>, adapter: Option<Arc<Adapter>>, kernels: Kernels) -> Result<CpuBackend> {
+    pub fn with_adapter(weights: impl Into<CpuWeights>, adapter: Option<Arc<Adapter>>, kernels: Kernels) -> Result<CpuBackend> {
         let mut b = CpuBackend::with_kernels(weights, kernels);
         if let Some(a) = &adapter {
             a.check_base(&b.weights.config)?;
@@ -266,17 +431,18 @@ impl crate::generate::Backend for CpuBackend {
         match (&self.adapter, self.kernels) {
             (Some(a), _) => format!("cpu + LoRA r{}", a.config.r),
             (None, Kernels::Reference) => "cpu (reference)".into(),
+            (None, Kernels::Fast) if self.weights.quantized().is_some() => format!("cpu ({})", q8::kernel_name()),
             (None, Kernels::Fast) => format!("cpu ({})", fast::kernel_name()),
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {
         let hook = self.edits.as_mut().map(|e| e as &mut dyn Hook);
-        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, hook)
+        self.weights.forward(self.kernels, self.adapter.as_deref(), &mut self.state, token, pos, hook)
     }
     fn forward_traced(&mut self, token: u32, pos: usize, trace: &mut StepTrace) -> Result<&mut [f32]> {
         let mut hook = both(self.edits.as_mut().map(|e| e as &mut dyn Hook), Some(trace));
         let hook = hook.as_mut().map(|h| h as &mut dyn Hook);
-        forward_adapted(self.kernels, &self.weights, self.adapter.as_deref(), &mut self.state, token, pos, hook)
+        self.weights.forward(self.kernels, self.adapter.as_deref(), &mut self.state, token, pos, hook)
     }
     fn set_edits(&mut self, edits: Option<&Edits>) -> Result<()> {
         self.edits = edits.map(|e| e.check(&self.weights.config).map(|_| e.clone())).transpose()?;

@@ -1,4 +1,5 @@
-//! A GGUF file of a `llama` model: `llama.*` metadata → `Config`, tensors → f32 `Weights`
+//! A GGUF file of a `llama` model: `llama.*` metadata → `Config`, tensors → `QuantWeights` (Q8_0
+//! matrices kept quantized, every other type in f32)
 //! (llama.cpp already stores q/k in the engine's RoPE order), tokenizer metadata → `Tokenizer`.
 
 use std::collections::BTreeMap;
@@ -8,13 +9,15 @@ use super::{llama, Opened, MAX_CONTEXT};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::quant::{dequantize, DType};
+use crate::quant_weights::{Matrix, Q8Matrix, QuantWeights};
 use crate::tokenizer::Tokenizer;
+use crate::weights::{tensor_specs, Tensor};
 
 pub fn read(data: &[u8], file: &str) -> Result<Opened> {
     let g = Gguf::parse(data, file)?;
     let (config, file_context) = config(&g, file)?;
     let mut types: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let weights = llama::assemble(config, |t, l, shape| {
+    let mut fetch = |t: Tensor, l: usize, shape: &[usize]| -> Result<Matrix> {
         let name = llama::gguf_name(t, l);
         let info = g.tensor(&name).ok_or_else(|| Error::model(file, format!("has no tensor {name}")))?;
         // GGUF lists dimensions innermost first.
@@ -23,10 +26,21 @@ pub fn read(data: &[u8], file: &str) -> Result<Opened> {
             return Err(Error::model(file, format!("tensor {name} has shape {dims:?}; the metadata implies {shape:?}")));
         }
         *types.entry(info.dtype.name()).or_default() += 1;
+        // Q8_0 matrices stay quantized (the CPU's Q8_0 kernels); every other type becomes f32.
+        if info.dtype == DType::Q8_0 && shape.len() == 2 {
+            return Ok(Matrix::Q8(Q8Matrix::from_ggml(g.bytes(info))));
+        }
         let mut out = Vec::new();
         dequantize(info.dtype, g.bytes(info), &mut out);
-        Ok(out)
-    })?;
+        Ok(Matrix::F32(out))
+    };
+    let mut tensors = Vec::new();
+    for spec in tensor_specs(&config) {
+        let shape = llama::shape(&config, spec.tensor);
+        let pieces = (0..spec.blocks).map(|l| fetch(spec.tensor, l, &shape)).collect::<Result<Vec<_>>>()?;
+        tensors.push(Matrix::join(pieces));
+    }
+    let weights = QuantWeights::from_tensors(config, tensors);
     let tokenizer = match g.get("tokenizer.ggml.tokens") {
         Some(_) => Some(Tokenizer::from_gguf(&g, file)?.with_specials(config.bos_id, config.eos_id)),
         None => None,

@@ -57,6 +57,7 @@ pub(crate) fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
     };
     let names: Vec<String> = dtypes.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
     let layout = if shards.sharded() { "sharded safetensors" } else { "safetensors" };
+    let weights = crate::quant_weights::QuantWeights::from_dense(weights);
     Ok(Opened { weights, tokenizer, format: format!("Hugging Face {layout}, {}", names.join(", ")), file_context })
 }
 

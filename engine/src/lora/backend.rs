@@ -21,7 +21,7 @@ impl LoraCpuBackend {
     }
 
     pub fn with_kernels(weights: impl Into<Arc<Weights>>, adapter: Adapter, kernels: Kernels) -> Result<LoraCpuBackend> {
-        CpuBackend::with_adapter(weights, Some(Arc::new(adapter)), kernels).map(LoraCpuBackend)
+        CpuBackend::with_adapter(weights.into(), Some(Arc::new(adapter)), kernels).map(LoraCpuBackend)
     }
 }
 
