@@ -22,8 +22,8 @@ use tinylm_engine::sampler::argmax;
 use tinylm_engine::{checkpoint, LoadedModel, NamedFile, Weights};
 
 /// The CPU tolerance against the dequantized reference: 1e-5·max(1, max|logit|).
-/// Measured: stories260K v2 ≤ 4.8e-7, GGUF Q8_0 fixture ≤ 1.1e-6 (relative): `scale·Σq·x` rounds
-/// in another order than `Σ(q·scale)·x`.
+/// Measured: stories260K v2 ≤ 8.5e-7, GGUF Q8_0 fixture ≤ 2.0e-6 (relative, against either
+/// reference): `scale·Σq·x` rounds in another order than `Σ(q·scale)·x`.
 const TOL: f32 = 1e-5;
 
 fn v2_file() -> Vec<u8> {
@@ -140,9 +140,9 @@ fn kernels_match_the_dequantized_product_on_awkward_shapes() {
         q8::matvec(&mut fast, &x, view);
         q8::portable(&mut portable, &x, view);
         for (name, got) in [("fast", &fast), ("portable", &portable)] {
-            // Measured ≤ 3e-7 of max(1, max|y|) (sums of up to 768 products).
+            // Measured ≤ 9.4e-7 of max(1, max|y|) (600×768; the others ≤ 3.7e-7).
             let err = relative_error(got, &want);
-            assert!(err <= 3e-6, "{name} {rows}×{cols}/{group}: {err:e}");
+            assert!(err <= 1e-5, "{name} {rows}×{cols}/{group}: {err:e}");
         }
         // Any block of rows, starting anywhere (inside a group too), gives those rows' values.
         for (first, n) in [(1, rows - 1), (rows / 2, rows - rows / 2), (rows - 1, 1)] {
