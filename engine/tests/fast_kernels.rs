@@ -9,11 +9,12 @@
 //!   cargo test -p tinylm-engine --no-default-features --target wasm32-unknown-unknown --test fast_kernels
 //! ```
 
-use tinylm_engine::cpu::{fast, ops, CpuBackend, Kernels};
+use tinylm_engine::cpu::{fast, ops, q8, CpuBackend, Kernels};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::lora::kernels::{self as k, AttnShape, IGNORE};
 use tinylm_engine::lora::{self, Adapter, Base, Batch, LoraConfig, Target};
 use tinylm_engine::randmodel::{det_uniform, random_tokens};
+use tinylm_engine::sampler::argmax;
 use tinylm_engine::{checkpoint, Weights};
 
 #[cfg(target_arch = "wasm32")]
@@ -25,6 +26,7 @@ mod fixtures;
 use fixtures::{ids, max_abs, max_diff, sha256_without_rope_tables};
 
 const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
+const MODEL_V2: &[u8] = include_bytes!("../../../shared/data/models/stories260K.v2-q80.bin");
 const REFERENCE: &str = include_str!("../../../shared/data/reference/stories260K_reference.json");
 const RANDOM_MODELS: &str = include_str!("../../../shared/data/reference/random_models_sha256.json");
 
@@ -40,6 +42,50 @@ fn kernel_name_is_simd() {
     assert_eq!(name, "simd128", "the wasm build must have +simd128 (.cargo/config.toml)");
     #[cfg(not(target_arch = "wasm32"))]
     println!("kernel: {name}");
+}
+
+/// The Q8_0 kernels (`cpu::q8`: AVX2+FMA natively, simd128 in wasm) against the product of the
+/// dequantized matrix, on groups within rows (32, 64, 16) and straddling rows (172 in groups of
+/// 64, as stories260K's w2: the portable kernel), rows not a multiple of 8.
+#[test]
+fn q8_matvec_matches_the_dequantized_product() {
+    #[cfg(target_arch = "wasm32")]
+    assert_eq!(q8::kernel_name(), "q8 simd128");
+    for (rows, cols, group) in [(1, 32, 32), (7, 64, 32), (13, 96, 32), (37, 288, 64), (9, 48, 16), (19, 172, 64), (130, 768, 32)]
+    {
+        let q: Vec<i8> = det_uniform(5, "q", rows * cols, 127.0, 0.0).iter().map(|v| v.round() as i8).collect();
+        let scales = det_uniform(5, "s", (rows * cols).div_ceil(group), 0.01, 0.012);
+        let x = rand(6, "x", cols);
+        let w: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / group]).collect();
+        let mut want = vec![0f32; rows];
+        ops::matmul(&mut want, &x, &w);
+        let mut got = vec![0f32; rows];
+        q8::matvec(&mut got, &x, q8::Q8Rows { cols, group, offset: 0, q: &q, scales: &scales });
+        // Measured natively ≤ 9.4e-7 of max(1, max|y|) (tests/q8_cpu.rs).
+        let err = max_diff(&got, &want) / max_abs(&want).max(1.0);
+        assert!(err <= 1e-5, "{rows}×{cols}/{group}: {err:e}");
+    }
+}
+
+/// stories260K's v2 (Q8_0) file held quantized against its dequantized weights on the f32
+/// reference: logits within 1e-5·max(1, max|logit|), the same greedy tokens.
+#[test]
+fn q8_stories260k_matches_the_dequantized_reference() {
+    let (q, _) = checkpoint::read_quant(MODEL_V2, "stories260K.v2-q80.bin").unwrap();
+    let mut want_b = CpuBackend::reference(q.dequantize());
+    let mut got_b = CpuBackend::new(q);
+    let (mut want, mut got) = (vec![0f32; 512], vec![0f32; 512]);
+    let mut tokens = (vec![1u32], vec![1u32]);
+    for pos in 0..64 {
+        want.copy_from_slice(want_b.forward(tokens.0[pos], pos).unwrap());
+        got.copy_from_slice(got_b.forward(tokens.1[pos], pos).unwrap());
+        // Measured natively ≤ 8.5e-7 (tests/q8_cpu.rs).
+        let err = max_diff(&got, &want) / max_abs(&want).max(1.0);
+        assert!(err <= 1e-5, "position {pos}: {err:e}");
+        tokens.0.push(argmax(&want) as u32);
+        tokens.1.push(argmax(&got) as u32);
+    }
+    assert_eq!(tokens.0, tokens.1, "greedy tokens");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tinylm_engine::checkpoint::Format;
 use tinylm_engine::gpu::bench::{measure as measure_open, BenchReport};
-use tinylm_engine::gpu::{BackendChoice, GpuOptions, Workgroups};
+use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions, Workgroups};
 use tinylm_engine::loaded::ModelFormat;
 use tinylm_engine::randmodel::{named_shape, random_weights};
 use tinylm_engine::{Error, LoadedModel, Result};
@@ -119,6 +119,8 @@ struct Row {
     dispatches_per_token: f64,
     bytes_per_token: f64,
     peak_rss_mb: Option<f64>,
+    /// CPU: bytes of weights the backend holds (Q8_0 matrices quantized), in MB.
+    weight_mb: Option<f64>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -236,11 +238,15 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         ..GpuOptions::default()
     };
     reset_peak_rss();
+    let weight_mb = std::cell::Cell::new(None);
     let once = || {
         let t = Instant::now();
         // With an adapter the GPU runs the merged weights, the CPU the unmerged adapter, as
         // `generate --adapter` does.
         let (mut opened, why) = backend::open(m, &choice.to_string(), gpu_opts)?;
+        if let AnyBackend::Cpu(c) = &opened.backend {
+            weight_mb.set(Some(c.weight_bytes() as f64 / 1e6));
+        }
         measure_open(&mut opened.backend, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
     };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
@@ -271,6 +277,7 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         dispatches_per_token: med(|r| r.dispatches_per_token),
         bytes_per_token: med(|r| r.bytes_per_token),
         peak_rss_mb: peak_rss_mb(),
+        weight_mb: weight_mb.get(),
     })
 }
 
@@ -286,18 +293,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn table(rows: &[Row]) -> String {
     let mut s = format!(
-        "{:<46} {:>7} {:>9} {:>13} {:>12} {:>11} {:>14} {:>9} {:>8}",
-        "backend", "threads", "load ms", "prefill tok/s", "decode tok/s", "submits/tok", "dispatches/tok", "bytes/tok", "peak MB"
+        "{:<46} {:>7} {:>9} {:>13} {:>12} {:>11} {:>14} {:>9} {:>8} {:>10}",
+        "backend", "threads", "load ms", "prefill tok/s", "decode tok/s", "submits/tok", "dispatches/tok", "bytes/tok", "peak MB", "weights MB"
     );
     for r in rows {
         let threads = r.threads.map_or("-".into(), |t| t.to_string());
         let peak = r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"));
+        let weights = r.weight_mb.map_or("-".into(), |m| format!("{m:.1}"));
         let mut name = if r.f16_classifier { format!("{} +f16 cls", r.backend) } else { r.backend.clone() };
         if r.backend.starts_with("gpu") {
             name += &r.workgroups.map_or(" [default shapes]".to_string(), |w| format!(" [{w}]"));
         }
         s += &format!(
-            "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>14.0} {:>9.1} {:>8}",
+            "\n{:<46} {:>7} {:>9.1} {:>13.0} {:>12.1} {:>11.2} {:>14.0} {:>9.1} {:>8} {:>10}",
             name,
             threads,
             r.load_ms,
@@ -306,7 +314,8 @@ fn table(rows: &[Row]) -> String {
             r.submits_per_token,
             r.dispatches_per_token,
             r.bytes_per_token,
-            peak
+            peak,
+            weights
         );
         if r.backend.starts_with("cpu") && r.reason.contains("no usable GPU") {
             s += &format!("\n  ({})", r.reason);
