@@ -55,5 +55,6 @@ pub(super) fn measure(w: &Weights, n: usize, threads: Option<usize>, a: &Args) -
         dispatches_per_token: 0.0,
         bytes_per_token: 0.0,
         peak_rss_mb: peak_rss_mb(),
+        weight_mb: Some(w.size_bytes() as f64 / 1e6),
     })
 }
