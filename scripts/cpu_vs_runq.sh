@@ -45,7 +45,7 @@ done
 
 median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "s15m Q8_0 (llama2.c v2, group 64), greedy decode of $STEPS tokens from BOS, $ROUNDS alternating rounds, medians"
+echo "s15m Q8_0 (llama2.c v2, group 32), greedy decode of $STEPS tokens from BOS, $ROUNDS alternating rounds, medians"
 echo "| program | threads | decode tok/s (median) | × runq same threads | runs |"
 echo "| --- | --- | --- | --- | --- |"
 for key in runq:1 tinylm:1 runq-openmp:2 tinylm:2; do
