@@ -41,7 +41,7 @@ fn no_adapter_is_an_error_and_auto_falls_back_to_the_cpu() {
     assert!(matches!(e, Error::NoGpu(NoGpu::NoAdapter(_))), "{e:?}");
     let mut cpu = m.open_backend(BackendChoice::Cpu, GpuOptions::default()).unwrap();
     let AnyBackend::Cpu(c) = &cpu.backend else { panic!("the CPU") };
-    assert!(Arc::ptr_eq(&c.weights, m.weights()), "the CPU backend shares the loaded weights");
+    assert!(Arc::ptr_eq(c.weights.f32().unwrap(), m.weights()), "the CPU backend shares the loaded weights");
     let auto = m.open_backend(BackendChoice::Auto, GpuOptions::default()).unwrap();
     assert!(matches!(auto.reason, Reason::NoUsableGpu(Error::NoGpu(NoGpu::NoAdapter(_)))), "{:?}", auto.reason);
     assert!(auto.why().starts_with("cpu: no usable GPU (GPU: no GPU adapter: "), "{}", auto.why());

@@ -294,7 +294,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn table(rows: &[Row]) -> String {
     let mut s = format!(
         "{:<46} {:>7} {:>9} {:>13} {:>12} {:>11} {:>14} {:>9} {:>8} {:>10}",
-        "backend", "threads", "load ms", "prefill tok/s", "decode tok/s", "submits/tok", "dispatches/tok", "bytes/tok", "peak MB", "weights MB"
+        "backend",
+        "threads",
+        "load ms",
+        "prefill tok/s",
+        "decode tok/s",
+        "submits/tok",
+        "dispatches/tok",
+        "bytes/tok",
+        "peak MB",
+        "weights MB"
     );
     for r in rows {
         let threads = r.threads.map_or("-".into(), |t| t.to_string());
