@@ -7,15 +7,16 @@
 # `tinylm make-model`, converted with `tinylm convert --to llama2c --type q8_0`, group size 64),
 # greedy from BOS, rounds alternating between the programs; medians. By hand, not in tests:
 #   bash scripts/cpu_vs_runq.sh LLAMA2C_DIR [ROUNDS] [STEPS]
-# Needs target/release/tinylm (cargo build --release -p tinylm-cli), a C compiler with OpenMP,
+# Needs target/release/tinylm (cargo build --release -p tinylm-cli; or TINYLM=), the shared data
+# (or TINYLM_DATA=), a C compiler with OpenMP,
 # python3. (stories260K's v2 file is not used: runq cannot run it, see FIXTURES.md.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L2C=${1:?usage: cpu_vs_runq.sh LLAMA2C_DIR [ROUNDS] [STEPS]}
 ROUNDS=${2:-5} STEPS=${3:-256}
-TINYLM=target/release/tinylm
+TINYLM=${TINYLM:-target/release/tinylm}
 CC=${CC:-cc}
-TOK=../shared/data/tokenizers/llama2/tokenizer.bin
+TOK=${TINYLM_DATA:-../shared/data}/tokenizers/llama2/tokenizer.bin
 [ -f "$L2C/runq.c" ] || { echo "no runq.c in $L2C" >&2; exit 1; }
 [ -x "$TINYLM" ] || { echo "build $TINYLM first: cargo build --release -p tinylm-cli" >&2; exit 1; }
 OUT=$(mktemp -d)
