@@ -56,9 +56,46 @@ pub struct BuildStart {
     pub resume: Option<Bytes>,
 }
 
+/// The learning-rate experiment (`tinylm pretrain --lr-sweep`'s runs with the settings' warm-up
+/// and z-loss): one short run from the same random init, data and seed per rate, one after another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepStart {
+    pub job: u64,
+    /// The runs' settings (`lr` unused: each run takes one of `rates`).
+    pub settings: BuildSettings,
+    pub rates: Vec<f64>,
+    pub text: String,
+    pub tokenizer: Bytes,
+}
+
+/// How long a run would take here, measured on its shape before it starts (see `BuildCmd::Estimate`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BuildEstimate {
+    /// The whole run: its steps, and a held-out check and a sample every `sample_every` steps.
+    pub seconds: f64,
+    /// One training step, and one check (the held-out windows' losses and a sample).
+    pub step_ms: f64,
+    pub check_ms: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum BuildCmd {
     Start(Box<BuildStart>),
+    /// Stopped by `Stop { job }`.
+    Sweep(Box<SweepStart>),
+    /// Times a few steps of the settings' shape on random tokens; answered by `Estimated`.
+    Estimate {
+        req: u64,
+        settings: BuildSettings,
+    },
+    /// Greedy stories of kept models (llama2.c files) on one prompt; answered by `Compared`.
+    Compare {
+        req: u64,
+        models: Vec<Bytes>,
+        tokenizer: Bytes,
+        prompt: String,
+        steps: usize,
+    },
     /// Ends run `job` after its current step with a checkpoint (acted on arrival).
     Pause {
         job: u64,
@@ -124,6 +161,35 @@ pub enum BuildEvent {
     Failed {
         job: u64,
         message: String,
+    },
+    /// Step `step`'s loss of the experiment's run `run` (an index of its rates).
+    SweepStep {
+        job: u64,
+        run: usize,
+        step: u32,
+        loss: f64,
+    },
+    /// The run's end: the loss on the next batch after its last step (as `--lr-sweep`'s
+    /// `final_loss`), or the step where it diverged.
+    SweepRun {
+        job: u64,
+        run: usize,
+        final_loss: Option<f64>,
+        diverged_at: Option<u32>,
+    },
+    /// The experiment ended (`stopped`: by Stop, before its last run).
+    SweepEnded {
+        job: u64,
+        stopped: bool,
+    },
+    Estimated {
+        req: u64,
+        result: Result<BuildEstimate, String>,
+    },
+    /// One story per model, in order (or what went wrong, in words).
+    Compared {
+        req: u64,
+        result: Result<Vec<String>, String>,
     },
 }
 

@@ -1,11 +1,14 @@
 //! The Build view: grow a tiny Llama from random weights on this device (the engine's
 //! `pretrain`, as `tinylm pretrain`), and watch it learn: loss curves, samples on one prompt
-//! kept as a timeline, and the instruments that show why a run goes right or wrong. Its
-//! messages are `protocol::build`'s.
+//! kept as a timeline, and the instruments that show why a run goes right or wrong; two kept
+//! models to use or compare, a time estimate before Start and the learning-rate experiment.
+//! Its messages are `protocol::build`'s.
 
 mod panels;
 mod run;
+mod slots;
 mod state;
+mod sweep;
 
 use leptos::prelude::*;
 
@@ -20,6 +23,7 @@ pub fn install(ctx: Ctx) -> Handler {
     let b = BuildCtx::new(ctx);
     provide_context(b);
     run::restore(b);
+    slots::restore(b);
     Box::new(move |msg| {
         if let FromWorker::Build(ev) = msg {
             run::receive(b, ev.clone());
@@ -30,6 +34,8 @@ pub fn install(ctx: Ctx) -> Handler {
 /// The tab's view.
 pub fn view() -> AnyView {
     let b = expect_context::<BuildCtx>();
+    // Only while the view is shown.
+    run::watch_estimate(b);
     view! {
         <section class="card build" aria-label="Build a model" data-testid="build">
             <h2>"Build a model from nothing"</h2>
@@ -46,6 +52,8 @@ pub fn view() -> AnyView {
             <panels::Curves b />
             <panels::Timeline b />
             <panels::Instruments b />
+            <slots::SlotsPanel b />
+            <sweep::SweepPanel b />
         </section>
     }
     .into_any()

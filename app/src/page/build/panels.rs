@@ -8,7 +8,7 @@ use super::run;
 use super::state::{BuildCtx, Phase};
 use crate::page::train::chart::Curves as Chart;
 use crate::page::train::data::CORPORA;
-use crate::protocol::build::{Shape, SHAPES};
+use crate::protocol::build::{BuildEstimate, Shape, SHAPES};
 use crate::words::size;
 
 /// Bytes a step holds for `shape` at `batch` × `seq`: weights, gradients and AdamW's two
@@ -181,10 +181,48 @@ pub fn Controls(b: BuildCtx) -> impl IntoView {
                 {status}
             </p>
             <p class="hint">{data}</p>
+            <Show when=move || !b.busy()>
+                <p class="hint estimate" data-testid="build-estimate" data-seconds=move || estimate_figure(b, |e| e.seconds)
+                    data-step-ms=move || estimate_figure(b, |e| e.step_ms) data-check-ms=move || estimate_figure(b, |e| e.check_ms)>
+                    {move || estimate_line(b)}
+                </p>
+            </Show>
             <Show when=move || !b.note.get().is_empty()>
                 <p class="error" role="alert" data-testid="build-note">{move || b.note.get()}</p>
             </Show>
         </div>
+    }
+}
+
+/// "about 40 seconds", "about 3 minutes", "about 1.5 hours".
+pub fn duration(seconds: f64) -> String {
+    let plural = |n: f64, one: &str| if n == 1.0 { format!("about 1 {one}") } else { format!("about {n} {one}s") };
+    if seconds < 59.5 {
+        plural(seconds.round().max(1.0), "second")
+    } else if seconds < 90.0 * 60.0 {
+        plural((seconds / 60.0).round(), "minute")
+    } else {
+        format!("about {:.1} hours", seconds / 3600.0)
+    }
+}
+
+fn estimate_figure(b: BuildCtx, f: fn(&BuildEstimate) -> f64) -> String {
+    b.estimate.with(|e| match e {
+        Some(Ok(e)) => f(e).to_string(),
+        _ => String::new(),
+    })
+}
+
+fn estimate_line(b: BuildCtx) -> String {
+    match b.estimate.get() {
+        None => "Measuring how long this run would take here…".into(),
+        Some(Ok(e)) => format!(
+            "A run with these settings takes {} on this device (measured just now: {:.0} ms per step, {:.1} s per sample and held-out check).",
+            duration(e.seconds),
+            e.step_ms,
+            e.check_ms / 1000.0
+        ),
+        Some(Err(e)) => format!("No time estimate: {e}"),
     }
 }
 
@@ -203,15 +241,24 @@ pub fn Curves(b: BuildCtx) -> impl IntoView {
             ]
         })
     });
+    // Before any step, a hint instead of an empty 0–1 chart.
+    let started = move || b.history.with(|h| !h.steps.is_empty());
     view! {
-        <figure class="chart" data-testid="build-loss">
-            <Chart series x_max=x_max(b) label="Loss per training step".into() testid="build-loss-chart" />
-            <figcaption>
-                <span class="key train-key">"training loss"</span>
-                <span class="key held-key">"held-out loss"</span>
-                " (how surprised the model is by the next token; a model guessing uniformly among the 512 tokens scores ln 512 ≈ 6.2)"
-            </figcaption>
-        </figure>
+        <Show when=started fallback=|| view! {
+            <p class="hint chart-empty" data-testid="build-loss-empty">
+                "The loss curves appear here once training starts: the training loss at every step and the held-out \
+                 loss at every sample."
+            </p>
+        }>
+            <figure class="chart" data-testid="build-loss">
+                <Chart series x_max=x_max(b) label="Loss per training step".into() testid="build-loss-chart" />
+                <figcaption>
+                    <span class="key train-key">"training loss"</span>
+                    <span class="key held-key">"held-out loss"</span>
+                    " (how surprised the model is by the next token; a model guessing uniformly among the 512 tokens scores ln 512 ≈ 6.2)"
+                </figcaption>
+            </figure>
+        </Show>
     }
 }
 
@@ -284,7 +331,10 @@ pub fn Instruments(b: BuildCtx) -> impl IntoView {
     view! {
         <section class="instruments" aria-label="Instruments">
             <h3>"Instruments"</h3>
-            <div class="gauges">
+            <Show when=move || b.history.with(|h| h.steps.is_empty())>
+                <p class="hint chart-empty">"Each instrument draws its measure at every step once training starts."</p>
+            </Show>
+            <div class="gauges" hidden=move || b.history.with(|h| h.steps.is_empty())>
                 {GAUGES.iter().map(|g| view! {
                     <figure class="chart gauge" data-testid=format!("gauge-{}", g.key)>
                         <Chart series=gauge_series(b, g.key) x_max=x_max(b) label=g.title.into() testid="gauge-chart" />

@@ -9,6 +9,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::Response;
 
 use super::state::{BuildCtx, History, Kept, Phase};
+use super::{slots, sweep};
 use crate::page::train::data::CORPORA;
 use crate::page::train::store::{read_in, remove_in, write_in};
 use crate::page::{actions, browser};
@@ -17,7 +18,7 @@ use crate::protocol::train::Ending;
 use crate::protocol::{Bytes, NamedBytes, Source};
 
 /// The run's OPFS folder and files.
-const FOLDER: &str = "tinylm-build";
+pub const FOLDER: &str = "tinylm-build";
 const CHECKPOINT: &str = "checkpoint.safetensors";
 const RUN: &str = "run.json";
 pub const TOKENIZER: &str = "models/tok512.bin";
@@ -58,7 +59,7 @@ pub fn settings(b: BuildCtx) -> Result<BuildSettings, String> {
     })
 }
 
-async fn fetch_bytes(url: &str) -> Option<Vec<u8>> {
+pub async fn fetch_bytes(url: &str) -> Option<Vec<u8>> {
     let resp: Response = JsFuture::from(browser::window().fetch_with_str(url)).await.ok()?.dyn_into().ok()?;
     if !resp.ok() {
         return None;
@@ -68,7 +69,7 @@ async fn fetch_bytes(url: &str) -> Option<Vec<u8>> {
 }
 
 /// The chosen text and how to name it.
-async fn text(b: BuildCtx) -> Result<(String, String), String> {
+pub async fn text(b: BuildCtx) -> Result<(String, String), String> {
     let key = b.form.corpus.get_untracked();
     if key == "own" {
         let t = b.form.own_text.get_untracked();
@@ -179,10 +180,14 @@ fn keep(b: BuildCtx, step: u32, state: Bytes) {
     });
 }
 
-/// A message from the worker about the current run.
+/// A message from the worker: about the current run, the experiment, an estimate or a comparison.
 pub fn receive(b: BuildCtx, ev: BuildEvent) {
+    if sweep::receive(b, &ev) || slots::receive(b, &ev) {
+        return;
+    }
     let current = |job: u64| job == b.job.get_untracked();
     match ev {
+        BuildEvent::Estimated { req, result } if req == b.estimate_req.get_untracked() => b.estimate.set(Some(result)),
         BuildEvent::Data { job, train_bytes, train_tokens, held_tokens, params } if current(job) => {
             b.data.set(Some((train_bytes, train_tokens, held_tokens, params)))
         }
@@ -228,14 +233,48 @@ pub fn file_name(b: BuildCtx) -> String {
 /// The model joins the model menu (with tok512) and becomes the active one.
 pub fn join_menu(b: BuildCtx) {
     let Some((_, bytes)) = b.model.get_untracked() else { return };
-    let name = file_name(b);
-    spawn_local(async move {
-        let Some(tok) = fetch_bytes(TOKENIZER).await else { return };
-        let files = vec![
-            NamedBytes { name: name.clone(), bytes: Bytes::from_slice(&bytes) },
-            NamedBytes { name: "tok512.bin".into(), bytes: Bytes::from_slice(&tok) },
-        ];
-        actions::load(b.ctx, Source::Files { model: name, tokenizer: Some("tok512.bin".into()) }, files);
+    spawn_local(to_menu(b, file_name(b), bytes));
+}
+
+/// A llama2.c file named `name` joins the model menu (with tok512) and becomes the active one.
+pub async fn to_menu(b: BuildCtx, name: String, bytes: Vec<u8>) {
+    let Some(tok) = fetch_bytes(TOKENIZER).await else {
+        return b.note.set(format!("Could not load {TOKENIZER}."));
+    };
+    let files = vec![
+        NamedBytes { name: name.clone(), bytes: Bytes::from_slice(&bytes) },
+        NamedBytes { name: "tok512.bin".into(), bytes: Bytes::from_slice(&tok) },
+    ];
+    actions::load(b.ctx, Source::Files { model: name, tokenizer: Some("tok512.bin".into()) }, files);
+}
+
+/// Measures the form's run again once its shape and sizes have been still for a moment (never
+/// during a run or the experiment: the worker does one thing at a time).
+pub fn watch_estimate(b: BuildCtx) {
+    let f = b.form;
+    Effect::new(move |_| {
+        for s in [f.shape, f.steps, f.batch, f.seq, f.sample_every, f.lr, f.warmup, f.z_loss] {
+            s.track();
+        }
+        let busy = b.busy();
+        if busy {
+            return;
+        }
+        let req = b.estimate_req.get_untracked() + 1;
+        b.estimate_req.set(req);
+        b.estimate.set(None);
+        let settings = match settings(b) {
+            Ok(s) => s,
+            Err(e) => return b.estimate.set(Some(Err(e))),
+        };
+        set_timeout(
+            move || {
+                if b.estimate_req.get_untracked() == req && !b.busy() {
+                    b.send(BuildCmd::Estimate { req, settings });
+                }
+            },
+            std::time::Duration::from_millis(500),
+        );
     });
 }
 

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::page::state::Ctx;
-use crate::protocol::build::{BuildCmd, BuildSettings, StepView};
+use crate::protocol::build::{BuildCmd, BuildEstimate, BuildSettings, StepView};
 use crate::protocol::ToWorker;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,34 @@ pub struct Kept {
     pub history: History,
 }
 
+/// The learning-rate experiment: its rates, each run's losses and how each ended.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sweep {
+    pub job: u64,
+    pub rates: Vec<f64>,
+    /// Per rate: (step, loss).
+    pub curves: Vec<Vec<(u32, f64)>>,
+    /// Per rate, once ended: the loss on the next batch, or the step where it diverged.
+    pub ends: Vec<Option<Result<f64, Option<u32>>>>,
+    pub running: bool,
+    pub stopped: bool,
+}
+
+/// A trained model kept in one of the two slots (its llama2.c file is beside `slots.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The model's file name, e.g. `built-s30k-300.bin`.
+    pub name: String,
+    pub settings: BuildSettings,
+    pub steps: u32,
+    /// The last training loss and held-out loss of its run.
+    pub loss: Option<f64>,
+    pub held: Option<f64>,
+}
+
+/// The two slots' labels.
+pub const SLOT_NAMES: [&str; 2] = ["A", "B"];
+
 /// The form's fields, as typed.
 #[derive(Clone, Copy)]
 pub struct Form {
@@ -76,6 +104,9 @@ pub struct Form {
     pub z_loss: RwSignal<String>,
     pub sample_every: RwSignal<String>,
     pub prompt: RwSignal<String>,
+    /// The learning-rate experiment's rates (comma-separated) and steps per run.
+    pub rates: RwSignal<String>,
+    pub sweep_steps: RwSignal<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -94,6 +125,17 @@ pub struct BuildCtx {
     /// The finished (or stopped) model as a llama2.c file.
     pub model: RwSignal<Option<(u32, Vec<u8>)>>,
     pub note: RwSignal<String>,
+    pub sweep: RwSignal<Sweep>,
+    /// How long the form's run would take here (None while measuring), and the newest request.
+    pub estimate: RwSignal<Option<Result<BuildEstimate, String>>>,
+    pub estimate_req: RwSignal<u64>,
+    /// The two kept models.
+    pub slots: RwSignal<[Option<Slot>; 2]>,
+    /// The kept models' stories on the prompt (slot order), and the newest request.
+    pub compared: RwSignal<Option<Result<Vec<(usize, String)>, String>>>,
+    pub compare_req: RwSignal<u64>,
+    /// The slots of the models sent for the newest comparison, in order.
+    pub compare_order: StoredValue<Vec<usize>>,
 }
 
 impl BuildCtx {
@@ -113,6 +155,8 @@ impl BuildCtx {
                 z_loss: s("0"),
                 sample_every: s("50"),
                 prompt: s("Once upon a time"),
+                rates: s("0.0003, 0.003, 0.03, 1"),
+                sweep_steps: s("100"),
             },
             job: RwSignal::new(0),
             phase: RwSignal::new(Phase::Idle),
@@ -122,6 +166,13 @@ impl BuildCtx {
             saved_step: RwSignal::new(None),
             model: RwSignal::new(None),
             note: RwSignal::new(String::new()),
+            sweep: RwSignal::new(Sweep::default()),
+            estimate: RwSignal::new(None),
+            estimate_req: RwSignal::new(0),
+            slots: RwSignal::new([None, None]),
+            compared: RwSignal::new(None),
+            compare_req: RwSignal::new(0),
+            compare_order: StoredValue::new(Vec::new()),
         }
     }
 
@@ -130,6 +181,6 @@ impl BuildCtx {
     }
 
     pub fn busy(&self) -> bool {
-        self.phase.with(|p| matches!(p, Phase::Running | Phase::Ending))
+        self.phase.with(|p| matches!(p, Phase::Running | Phase::Ending)) || self.sweep.with(|s| s.running)
     }
 }

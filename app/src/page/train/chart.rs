@@ -88,8 +88,17 @@ pub fn LossChart(t: TrainCtx) -> impl IntoView {
 /// instruments): the first series drawn as the training line, the second as the held-out one,
 /// others in their own colours.
 #[component]
-pub fn Curves(series: Signal<Vec<Vec<(f64, f64)>>>, x_max: Signal<f64>, label: String, testid: &'static str) -> impl IntoView {
-    let class = |i: usize| match i {
+pub fn Curves(
+    series: Signal<Vec<Vec<(f64, f64)>>>,
+    x_max: Signal<f64>,
+    label: String,
+    testid: &'static str,
+    /// Each series in its own solid colour (`line-0`, `line-1`, …), none drawn as held-out.
+    #[prop(optional)]
+    solid: bool,
+) -> impl IntoView {
+    let class = move |i: usize| match i {
+        _ if solid => format!("line-{}", i % 4),
         0 => "train-line".to_string(),
         1 => "held-line".to_string(),
         k => format!("line-{}", k % 4),

@@ -2,7 +2,13 @@
 //! --text-file TRAIN -z tok512.bin` does, one step at a time with a yield between (Pause and
 //! Stop, acted on as they arrive, end a run within one step). Each step's instruments go to the
 //! page; every `sample_every` steps a held-out check, a sample on the fixed prompt and a
-//! checkpoint; at the end the model as a llama2.c file.
+//! checkpoint; at the end the model as a llama2.c file. Beside runs: the learning-rate
+//! experiment (`sweep`), the time a run would take (`estimate`) and stories of kept models
+//! side by side (`compare`).
+
+mod compare;
+mod estimate;
+mod sweep;
 
 use tinylm_engine::checkpoint::write_v0;
 use tinylm_engine::lora::{Dataset, HeldOut};
@@ -19,14 +25,14 @@ use crate::protocol::{Bytes, FromWorker};
 use crate::train::split;
 
 /// At most this many held-out windows (spread evenly, as the Train view's `HeldOut`).
-const HELD_MAX: usize = 64;
+pub const HELD_MAX: usize = 64;
 /// Tokens of each sample (the prompt's included).
-const SAMPLE_TOKENS: usize = 48;
+pub const SAMPLE_TOKENS: usize = 48;
 /// The samples' sampler: the same seed at every step, so only the weights change them.
-const SAMPLE_TEMPERATURE: f32 = 0.8;
-const SAMPLE_SEED: u64 = 42;
+pub const SAMPLE_TEMPERATURE: f32 = 0.8;
+pub const SAMPLE_SEED: u64 = 42;
 
-fn send(ev: BuildEvent) {
+pub fn send(ev: BuildEvent) {
     post(&FromWorker::Build(ev));
 }
 
@@ -37,6 +43,16 @@ pub async fn handle(cmd: BuildCmd, cancel: &Cancel<Ending>) {
             if let Err(message) = run(*start, cancel).await {
                 send(BuildEvent::Failed { job, message });
             }
+        }
+        BuildCmd::Sweep(start) => {
+            let job = start.job;
+            if let Err(message) = sweep::run(*start, cancel).await {
+                send(BuildEvent::Failed { job, message });
+            }
+        }
+        BuildCmd::Estimate { req, settings } => send(BuildEvent::Estimated { req, result: estimate::measure(&settings).await }),
+        BuildCmd::Compare { req, models, tokenizer, prompt, steps } => {
+            send(BuildEvent::Compared { req, result: compare::stories(&models, &tokenizer, &prompt, steps) })
         }
         // Acted on when they arrived (`router::on_arrival`).
         BuildCmd::Pause { .. } | BuildCmd::Stop { .. } => {}
@@ -52,12 +68,12 @@ pub fn hyper(s: &BuildSettings) -> Hyper {
 }
 
 /// The text's windows: training on the first nine tenths (`train::split`), held out the rest.
-struct Data {
-    train: Dataset,
-    held: HeldOut,
+pub struct Data {
+    pub train: Dataset,
+    pub held: HeldOut,
 }
 
-fn data(tok: &Tokenizer, text: &str, s: &BuildSettings, c: &Config, job: u64) -> Result<Data, String> {
+pub fn data(tok: &Tokenizer, text: &str, s: &BuildSettings, c: &Config, job: u64) -> Result<Data, String> {
     let (train_text, held_text) = split(text);
     let train = Dataset::from_text(tok, train_text, s.seq, c)
         .map_err(|e| format!("The text is too short to train on with windows of {} tokens ({e}). Use more text.", s.seq))?;
