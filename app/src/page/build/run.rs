@@ -149,9 +149,15 @@ pub fn restore(b: BuildCtx) {
         }
         let f = b.form;
         let s = &kept.settings;
+        // Every field as the run was started (the experiment and a new run start from them).
         f.shape.set(s.shape.clone());
         f.steps.set(s.steps.to_string());
         f.lr.set(s.lr.to_string());
+        f.warmup.set(s.warmup.to_string());
+        f.batch.set(s.batch.to_string());
+        f.seq.set(s.seq.to_string());
+        f.z_loss.set(s.z_loss.to_string());
+        f.sample_every.set(s.sample_every.to_string());
         f.prompt.set(s.prompt.clone());
         b.history.set(kept.history.clone());
         b.saved_step.set(Some(kept.step));

@@ -1,18 +1,20 @@
 //! How long a run would take here, measured before it starts: the settings' shape from its
-//! random init, a warm-up step, then the median of a few timed steps on random tokens (the
+//! random init, warm-up steps, then the median of a few timed steps on random tokens (the
 //! time of a step does not depend on which tokens), one held-out window's loss and a sample.
+//! A check is counted with the most held-out windows a run takes (`HELD_MAX`).
 
 use tinylm_engine::lora::Batch;
 use tinylm_engine::pretrain::{PretrainBackend, Trainer};
 use tinylm_engine::randmodel::random_weights;
 use tinylm_engine::{Config, Rng, Sampler};
 
-use super::super::bridge::now_ms;
+use super::super::bridge::{now_ms, yield_now};
 use super::{hyper, HELD_MAX, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
 use crate::protocol::build::{shape, BuildEstimate, BuildSettings};
 
-/// Timed steps after the warm-up one.
+/// Timed steps after the warm-up.
 const TIMED: usize = 3;
+const WARM_MS: f64 = 200.0;
 
 pub async fn measure(s: &BuildSettings) -> Result<BuildEstimate, String> {
     let err = |e: tinylm_engine::Error| e.to_string();
@@ -23,13 +25,21 @@ pub async fn measure(s: &BuildSettings) -> Result<BuildEstimate, String> {
     let mut rng = Rng::new(s.data_seed);
     let mut tokens = |n: usize| (0..n).map(|_| rng.next_u32() % c.vocab_size as u32).collect::<Vec<u32>>();
     let batch = Batch::new(s.batch, s.seq, tokens(s.batch * s.seq)).map_err(err)?;
-    let mut times = Vec::with_capacity(TIMED + 1);
-    for _ in 0..=TIMED {
+    // Warm-up: the engine's code is compiled lazily and optimised once hot, so its first steps
+    // are slower (measured up to 3× for the smallest shape): at least one step and WARM_MS.
+    let t0 = now_ms();
+    while t.steps_done() == 0 || now_ms() - t0 < WARM_MS {
+        t.step_async(&batch).await.map_err(err)?;
+        yield_now().await;
+    }
+    let mut timed = Vec::with_capacity(TIMED);
+    for _ in 0..TIMED {
         let t0 = now_ms();
         t.step_async(&batch).await.map_err(err)?;
-        times.push(now_ms() - t0);
+        // A run yields after each step (for Pause and Stop): timed too.
+        yield_now().await;
+        timed.push(now_ms() - t0);
     }
-    let mut timed = times.split_off(1);
     timed.sort_by(f64::total_cmp);
     let step_ms = timed[TIMED / 2];
     // A check: the held-out windows (at most HELD_MAX, in batches of the run's size) and a sample.
