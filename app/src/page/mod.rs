@@ -16,6 +16,7 @@ mod link_adapter;
 mod memory;
 mod models;
 mod pacing;
+mod run_phase;
 mod shelf;
 mod state;
 mod storage_panel;

@@ -9,6 +9,7 @@ use super::state::{BuildCtx, Phase};
 use crate::page::train::chart::Curves as Chart;
 use crate::page::train::data::CORPORA;
 use crate::protocol::build::{BuildEstimate, Shape, SHAPES};
+use crate::protocol::train::Ending;
 use crate::words::size;
 
 /// Bytes a step holds for `shape` at `batch` × `seq`: weights, gradients and AdamW's two
@@ -144,8 +145,10 @@ pub fn Controls(b: BuildCtx) -> impl IntoView {
         Phase::Paused => {
             format!("Paused at step {}: Resume continues from the copy kept on this device.", b.saved_step.get().unwrap_or(0))
         }
-        Phase::Finished => format!("Finished {} steps. The model is now in the model menu: try it in Generate.", step()),
-        Phase::Stopped => format!("Stopped at step {}.", step()),
+        Phase::Done(Ending::Finished) => {
+            format!("Finished {} steps. The model is now in the model menu: try it in Generate.", step())
+        }
+        Phase::Done(_) => format!("Stopped at step {}.", step()),
         Phase::Failed(e) => e,
     };
     let data = move || {

@@ -212,11 +212,7 @@ pub fn receive(b: BuildCtx, ev: BuildEvent) {
         BuildEvent::Checkpoint { job, step, state } if current(job) => keep(b, step, state),
         BuildEvent::Ended { job, ending, step, model } if current(job) => {
             let bytes = model.to_vec();
-            b.phase.set(match ending {
-                Ending::Paused => Phase::Paused,
-                Ending::Stopped => Phase::Stopped,
-                Ending::Finished => Phase::Finished,
-            });
+            b.phase.set(Phase::ended(ending));
             if ending != Ending::Paused {
                 b.model.set(Some((step, bytes)));
             }

@@ -117,14 +117,7 @@ pub fn receive(b: BuildCtx, ev: &BuildEvent) -> bool {
 
 fn describe(s: &Slot) -> String {
     let loss = |l: Option<f64>| l.map_or("–".into(), |l| format!("{l:.2}"));
-    format!(
-        "{} · {} steps at rate {} · loss {}, held-out {}",
-        s.name,
-        s.steps,
-        s.settings.lr,
-        loss(s.loss),
-        loss(s.held)
-    )
+    format!("{} · {} steps at rate {} · loss {}, held-out {}", s.name, s.steps, s.settings.lr, loss(s.loss), loss(s.held))
 }
 
 #[component]

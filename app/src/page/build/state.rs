@@ -4,36 +4,10 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::page::run_phase::Phase;
 use crate::page::state::Ctx;
 use crate::protocol::build::{BuildCmd, BuildEstimate, BuildSettings, StepView};
 use crate::protocol::ToWorker;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    Idle,
-    Running,
-    /// Pause or Stop pressed; the worker ends after its step.
-    Ending,
-    /// Paused, or a run kept from an earlier visit: Resume continues it.
-    Paused,
-    Finished,
-    Stopped,
-    Failed(String),
-}
-
-impl Phase {
-    pub fn key(&self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Running => "running",
-            Phase::Ending => "ending",
-            Phase::Paused => "paused",
-            Phase::Finished => "finished",
-            Phase::Stopped => "stopped",
-            Phase::Failed(_) => "error",
-        }
-    }
-}
 
 /// Everything a run shows, saved beside its checkpoint.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -87,6 +61,9 @@ pub struct Slot {
     pub held: Option<f64>,
 }
 
+/// Stories of kept models side by side: (slot, story).
+pub type Compared = Vec<(usize, String)>;
+
 /// The two slots' labels.
 pub const SLOT_NAMES: [&str; 2] = ["A", "B"];
 
@@ -132,7 +109,7 @@ pub struct BuildCtx {
     /// The two kept models.
     pub slots: RwSignal<[Option<Slot>; 2]>,
     /// The kept models' stories on the prompt (slot order), and the newest request.
-    pub compared: RwSignal<Option<Result<Vec<(usize, String)>, String>>>,
+    pub compared: RwSignal<Option<Result<Compared, String>>>,
     pub compare_req: RwSignal<u64>,
     /// The slots of the models sent for the newest comparison, in order.
     pub compare_order: StoredValue<Vec<usize>>,
@@ -181,6 +158,6 @@ impl BuildCtx {
     }
 
     pub fn busy(&self) -> bool {
-        self.phase.with(|p| matches!(p, Phase::Running | Phase::Ending)) || self.sweep.with(|s| s.running)
+        self.phase.with(Phase::busy) || self.sweep.with(|s| s.running)
     }
 }

@@ -56,7 +56,14 @@ pub fn start(b: BuildCtx) {
         let job = b.job.get_untracked() + 1;
         b.job.set(job);
         let n = rates.len();
-        b.sweep.set(Sweep { job, rates: rates.clone(), curves: vec![vec![]; n], ends: vec![None; n], running: true, stopped: false });
+        b.sweep.set(Sweep {
+            job,
+            rates: rates.clone(),
+            curves: vec![vec![]; n],
+            ends: vec![None; n],
+            running: true,
+            stopped: false,
+        });
         let start = SweepStart { job, settings: s, rates, text, tokenizer: Bytes::from_slice(&tok) };
         b.send(BuildCmd::Sweep(Box::new(start)));
     });
@@ -116,7 +123,11 @@ pub fn SweepPanel(b: BuildCtx) -> impl IntoView {
     let started = move || b.sweep.with(|s| !s.rates.is_empty());
     let finals = move || {
         b.sweep.with(|s| {
-            s.ends.iter().map(|e| e.as_ref().and_then(|e| e.as_ref().ok().copied()).map_or(String::new(), |l| l.to_string())).collect::<Vec<_>>().join(",")
+            s.ends
+                .iter()
+                .map(|e| e.as_ref().and_then(|e| e.as_ref().ok().copied()).map_or(String::new(), |l| l.to_string()))
+                .collect::<Vec<_>>()
+                .join(",")
         })
     };
     let rows = move || {

@@ -7,37 +7,12 @@ use leptos::prelude::*;
 
 use super::form::FormSignals;
 use super::store::Saver;
+pub use crate::page::run_phase::Phase;
 use crate::page::state::Ctx;
-use crate::protocol::train::{AdapterInfo, BaseId, Ending, Estimate, Peft, TrainCmd};
+use crate::protocol::train::{AdapterInfo, BaseId, Estimate, Peft, TrainCmd};
 use crate::protocol::ToWorker;
 use crate::train::saved::SavedRun;
 use crate::train::AdapterMeta;
-
-/// Where the run is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    Idle,
-    Running,
-    /// Pause or Stop was pressed; the worker ends after its current step.
-    Ending,
-    Paused,
-    Done(Ending),
-    Failed(String),
-}
-
-impl Phase {
-    pub fn key(&self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Running => "running",
-            Phase::Ending => "ending",
-            Phase::Paused => "paused",
-            Phase::Done(Ending::Finished) => "finished",
-            Phase::Done(_) => "stopped",
-            Phase::Failed(_) => "error",
-        }
-    }
-}
 
 /// What the data makes, once the worker has tokenized it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,7 +128,7 @@ impl TrainCtx {
     }
 
     pub fn busy(&self) -> bool {
-        self.phase.with(|p| matches!(p, Phase::Running | Phase::Ending))
+        self.phase.with(Phase::busy)
     }
 }
 
