@@ -26,7 +26,9 @@ pub fn install(ctx: Ctx) -> Handler {
     slots::restore(b);
     Box::new(move |msg| {
         if let FromWorker::Build(ev) = msg {
-            run::receive(b, ev.clone());
+            if !sweep::receive(b, ev) && !slots::receive(b, ev) {
+                run::receive(b, ev.clone());
+            }
         }
     })
 }

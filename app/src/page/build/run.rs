@@ -9,7 +9,6 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::Response;
 
 use super::state::{BuildCtx, History, Kept, Phase};
-use super::{slots, sweep};
 use crate::page::train::data::CORPORA;
 use crate::page::train::store::{read_in, remove_in, write_in};
 use crate::page::{actions, browser};
@@ -186,11 +185,8 @@ fn keep(b: BuildCtx, step: u32, state: Bytes) {
     });
 }
 
-/// A message from the worker: about the current run, the experiment, an estimate or a comparison.
+/// A message from the worker about the current run, or an estimate.
 pub fn receive(b: BuildCtx, ev: BuildEvent) {
-    if sweep::receive(b, &ev) || slots::receive(b, &ev) {
-        return;
-    }
     let current = |job: u64| job == b.job.get_untracked();
     match ev {
         BuildEvent::Estimated { req, result } if req == b.estimate_req.get_untracked() => b.estimate.set(Some(result)),

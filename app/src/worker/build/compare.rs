@@ -6,7 +6,7 @@ use tinylm_engine::cpu::CpuBackend;
 use tinylm_engine::generate::Generation;
 use tinylm_engine::{Sampler, Tokenizer};
 
-use super::{SAMPLE_SEED, SAMPLE_TEMPERATURE};
+use super::setup::{SAMPLE_SEED, SAMPLE_TEMPERATURE};
 use crate::protocol::Bytes;
 
 pub fn stories(models: &[Bytes], tokenizer: &Bytes, prompt: &str, steps: usize) -> Result<Vec<String>, String> {

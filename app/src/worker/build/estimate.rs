@@ -9,7 +9,7 @@ use tinylm_engine::randmodel::random_weights;
 use tinylm_engine::{Config, Rng, Sampler};
 
 use super::super::bridge::{now_ms, yield_now};
-use super::{hyper, HELD_MAX, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
+use super::setup::{hyper, HELD_MAX, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
 use crate::protocol::build::{shape, BuildEstimate, BuildSettings};
 
 /// Timed steps after the warm-up.

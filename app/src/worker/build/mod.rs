@@ -1,46 +1,23 @@
-//! Build: grows a model from random weights, as `tinylm pretrain --config SPEC --seed SEED
-//! --text-file TRAIN -z tok512.bin` does, one step at a time with a yield between (Pause and
-//! Stop, acted on as they arrive, end a run within one step). Each step's instruments go to the
-//! page; every `sample_every` steps a held-out check, a sample on the fixed prompt and a
-//! checkpoint; at the end the model as a llama2.c file. Beside runs: the learning-rate
-//! experiment (`sweep`), the time a run would take (`estimate`) and stories of kept models
-//! side by side (`compare`).
+//! Build: growing a model from random weights (`grow`, as `tinylm pretrain`), the
+//! learning-rate experiment (`sweep`), the time a run would take (`estimate`) and stories of
+//! kept models side by side (`compare`).
 
 mod compare;
 mod estimate;
+mod grow;
+mod setup;
 mod sweep;
 
-use tinylm_engine::checkpoint::write_v0;
-use tinylm_engine::lora::{Dataset, HeldOut};
-use tinylm_engine::pretrain::{Hyper, PretrainBackend, Schedule, ScheduleKind, StepMetrics, Trainer};
-use tinylm_engine::randmodel::random_weights;
-use tinylm_engine::sampler::Sampler;
-use tinylm_engine::{Config, Tokenizer};
-
-use super::bridge::{now_ms, post, yield_now};
 use super::cancel::Cancel;
-use crate::protocol::build::{shape, BuildCmd, BuildEvent, BuildSettings, BuildStart, StepView};
+use crate::protocol::build::{BuildCmd, BuildEvent};
 use crate::protocol::train::Ending;
-use crate::protocol::{Bytes, FromWorker};
-use crate::train::split;
-
-/// At most this many held-out windows (spread evenly, as the Train view's `HeldOut`).
-pub const HELD_MAX: usize = 64;
-/// Tokens of each sample (the prompt's included).
-pub const SAMPLE_TOKENS: usize = 48;
-/// The samples' sampler: the same seed at every step, so only the weights change them.
-pub const SAMPLE_TEMPERATURE: f32 = 0.8;
-pub const SAMPLE_SEED: u64 = 42;
-
-pub fn send(ev: BuildEvent) {
-    post(&FromWorker::Build(ev));
-}
+use setup::send;
 
 pub async fn handle(cmd: BuildCmd, cancel: &Cancel<Ending>) {
     match cmd {
         BuildCmd::Start(start) => {
             let job = start.job;
-            if let Err(message) = run(*start, cancel).await {
+            if let Err(message) = grow::run(*start, cancel).await {
                 send(BuildEvent::Failed { job, message });
             }
         }
@@ -56,127 +33,5 @@ pub async fn handle(cmd: BuildCmd, cancel: &Cancel<Ending>) {
         }
         // Acted on when they arrived (`router::on_arrival`).
         BuildCmd::Pause { .. } | BuildCmd::Stop { .. } => {}
-    }
-}
-
-/// The settings as the engine's (`tinylm pretrain`'s defaults for the rest: cosine to 0,
-/// betas 0.9/0.95, weight decay 0.1, clipping at 1).
-pub fn hyper(s: &BuildSettings) -> Hyper {
-    let d = Hyper::default();
-    let schedule = Schedule { kind: ScheduleKind::Cosine, lr: s.lr, min_lr: 0.0, warmup: s.warmup, steps: s.steps };
-    Hyper { schedule, z_loss: s.z_loss, ..d }
-}
-
-/// The text's windows: training on the first nine tenths (`train::split`), held out the rest.
-pub struct Data {
-    pub train: Dataset,
-    pub held: HeldOut,
-}
-
-pub fn data(tok: &Tokenizer, text: &str, s: &BuildSettings, c: &Config, job: u64) -> Result<Data, String> {
-    let (train_text, held_text) = split(text);
-    let train = Dataset::from_text(tok, train_text, s.seq, c)
-        .map_err(|e| format!("The text is too short to train on with windows of {} tokens ({e}). Use more text.", s.seq))?;
-    let held = match Dataset::from_text(tok, held_text, s.seq, c) {
-        Ok(d) if !held_text.is_empty() => HeldOut::new(&d, HELD_MAX).map_err(|e| e.to_string())?,
-        _ => HeldOut::none(s.seq),
-    };
-    let held_tokens = held.windows * held.seq;
-    let train_tokens = train.len() * s.seq;
-    send(BuildEvent::Data { job, train_bytes: train_text.len(), train_tokens, held_tokens, params: c.n_params() });
-    Ok(Data { train, held })
-}
-
-async fn run(start: BuildStart, cancel: &Cancel<Ending>) -> Result<(), String> {
-    let BuildStart { job, settings: s, text, tokenizer, resume } = start;
-    let text_err = |e: tinylm_engine::Error| e.to_string();
-    let shape = shape(&s.shape).ok_or_else(|| format!("Unknown shape “{}”.", s.shape))?;
-    let c = Config::parse(shape.spec).map_err(text_err)?;
-    let tok = Tokenizer::from_bytes(&tokenizer.to_vec(), "tok512.bin").map_err(text_err)?;
-    let hyper = hyper(&s);
-    hyper.validate().map_err(text_err)?;
-    let d = data(&tok, &text, &s, &c, job)?;
-    d.train.batch(s.batch, 0, s.data_seed).map_err(text_err)?;
-    let mut t = match resume {
-        Some(state) => {
-            let t = Trainer::from_snapshot_async(PretrainBackend::Cpu, &state.to_vec(), "checkpoint").await.map_err(text_err)?;
-            // Only the CPU trainer exists (a GPU one would be moved there from this).
-            let Trainer::Cpu(p) = &t;
-            if p.hyper != hyper || p.params.config != c {
-                return Err("The checkpoint was saved with other settings; start a new run.".into());
-            }
-            t
-        }
-        None => {
-            let w = random_weights(&c, shape.seed).map_err(text_err)?;
-            Trainer::open_async(PretrainBackend::Cpu, &w, hyper, None).await.map_err(text_err)?
-        }
-    };
-    let prompt = tok.encode(&s.prompt, true, false);
-    let mut done = t.steps_done();
-    if done == 0 {
-        check(&mut t, &d, &tok, &prompt, job).await?;
-    }
-    let mut timing = (0.0f64, 0u32);
-    while done < s.steps {
-        if let Some(ending) = cancel.reason(job) {
-            return end(&mut t, job, ending).await;
-        }
-        let batch = d.train.batch(s.batch, done as u64, s.data_seed).map_err(text_err)?;
-        let t0 = now_ms();
-        let m = t.step_async(&batch).await.map_err(text_err)?.clone();
-        timing = (timing.0 + now_ms() - t0, timing.1 + 1);
-        done = m.step;
-        send(BuildEvent::Step { job, m: view(&m, timing.0 / timing.1 as f64) });
-        if done % s.sample_every.max(1) == 0 && done < s.steps {
-            check(&mut t, &d, &tok, &prompt, job).await?;
-            let (_, state) = t.snapshot_async(true).await.map_err(text_err)?;
-            send(BuildEvent::Checkpoint { job, step: done, state: Bytes::from_slice(&state) });
-        }
-        yield_now().await;
-    }
-    check(&mut t, &d, &tok, &prompt, job).await?;
-    end(&mut t, job, Ending::Finished).await
-}
-
-/// The run's end: a checkpoint (to resume a pause) and the model file.
-async fn end(t: &mut Trainer, job: u64, ending: Ending) -> Result<(), String> {
-    let (w, state) = t.snapshot_async(true).await.map_err(|e| e.to_string())?;
-    let step = t.steps_done();
-    send(BuildEvent::Checkpoint { job, step, state: Bytes::from_slice(&state) });
-    send(BuildEvent::Ended { job, ending, step, model: Bytes::from_slice(&write_v0(&w)) });
-    Ok(())
-}
-
-/// The held-out loss and a sample at the current step.
-async fn check(t: &mut Trainer, d: &Data, tok: &Tokenizer, prompt: &[u32], job: u64) -> Result<(), String> {
-    let step = t.steps_done();
-    if !d.held.is_empty() {
-        let mut sum = 0.0;
-        for b in &d.held.batches {
-            sum += t.loss_async(b).await.map_err(|e| e.to_string())? * b.batch as f64;
-            yield_now().await;
-        }
-        send(BuildEvent::Held { job, step, loss: sum / d.held.windows as f64 });
-    }
-    let mut sampler = Sampler::new(SAMPLE_TEMPERATURE, 0.9, SAMPLE_SEED).map_err(|e| e.to_string())?;
-    let tokens = t.sample_async(prompt.to_vec(), SAMPLE_TOKENS, &mut sampler).await.map_err(|e| e.to_string())?;
-    // The text after BOS (`decode_all` decodes each token after the one before), prompt included.
-    let text = String::from_utf8_lossy(&tok.decode_all(&tokens).map_err(|e| e.to_string())?).into_owned();
-    send(BuildEvent::Sample { job, step, text });
-    Ok(())
-}
-
-fn view(m: &StepMetrics, ms_per_step: f64) -> StepView {
-    StepView {
-        step: m.step,
-        loss: m.loss,
-        lr: m.lr,
-        grad_norm: m.grad_norm,
-        attn_logit_max: m.attn_logit_max.clone(),
-        logit_max: m.logit_max,
-        lse_mean: m.lse_mean,
-        update_ratio: m.update_ratio.iter().flatten().copied().fold(0.0, f64::max),
-        ms_per_step,
     }
 }

@@ -8,7 +8,7 @@ use tinylm_engine::{Config, Error, Tokenizer};
 
 use super::super::bridge::yield_now;
 use super::super::cancel::Cancel;
-use super::{data, hyper, send};
+use super::setup::{data, hyper, send};
 use crate::protocol::build::{shape, BuildEvent, SweepStart};
 use crate::protocol::train::Ending;
 
