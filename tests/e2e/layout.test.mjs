@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { openApp, screenshot, useSite, waitForState } from './helpers.mjs';
 import { show, skipTour, storyAndInspect } from './views.mjs';
 
-const TABS = ['generate', 'inspect', 'train', 'storage'];
+const TABS = ['generate', 'inspect', 'train', 'build', 'storage'];
 
 /** The page's width against the viewport's, and anything that pokes out on the right. */
 async function overflow(page) {
