@@ -48,6 +48,9 @@ describe('Layout', () => {
         // Every tab button is on screen (the bar wraps).
         const tabs = await page.$$eval('[role=tab]', (els) => els.map((e) => e.getBoundingClientRect().right));
         assert.ok(tabs.every((r) => r <= width), `${tab} at ${width} px: tab bar ${tabs}`);
+        // From 390 px the five tabs fit one row (below, they wrap).
+        const tops = await page.$$eval('[role=tab]', (els) => els.map((e) => Math.round(e.getBoundingClientRect().top)));
+        if (width >= 390) assert.equal(new Set(tops).size, 1, `${tab} at ${width} px: tab rows at ${tops}`);
       }
       // The run's figures: each label and value on one line ("CPU", not "C/P/U").
       await show(page, 'generate');
