@@ -270,7 +270,10 @@ pub fn Timeline(b: BuildCtx) -> impl IntoView {
     view! {
         <section class="build-samples" aria-label="Samples over training">
             <h3>"What it writes, step by step"</h3>
-            <ol class="timeline" data-testid="build-samples" tabindex="0" aria-label="Samples, one per checkpoint">
+            <Show when=move || b.history.with(|h| h.samples.is_empty())>
+                <p class="hint chart-empty">"A sample on the prompt at step 0 and every “Sample every” steps: noise first, then words."</p>
+            </Show>
+            <ol class="timeline" hidden=move || b.history.with(|h| h.samples.is_empty()) data-testid="build-samples" tabindex="0" aria-label="Samples, one per checkpoint">
                 {move || b.history.with(|h| h.samples.iter().map(|(step, text)| view! {
                     <li data-step=step.to_string()><strong>{format!("step {step}: ")}</strong><span class="sample">{text.clone()}</span></li>
                 }).collect_view())}
