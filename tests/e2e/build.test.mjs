@@ -66,7 +66,7 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     const took = Date.now() - t1;
     const predicted = 59 * stepMs + checkMs;
     console.log(`# build: estimate ${seconds.toFixed(1)} s for the run (${stepMs.toFixed(2)} ms/step, ${checkMs.toFixed(0)} ms/check); steps 1->60 took ${took} ms, predicted ${predicted.toFixed(0)} ms (machine shared, under load)`);
-    // The right order, not a speed: within 5× either way. Measured predicted/took 0.46–3.6 over seven
+    // The right order, not a speed: within 5× either way. Measured predicted/took 0.41–3.6 over eight
     // runs (2026-12-04, machine shared and under load; before the estimate warmed up for 200 ms).
     assert.ok(predicted / took > 0.2 && predicted / took < 5, `predicted ${predicted} ms, took ${took} ms`);
     await page.click('[data-testid=build-pause]');
@@ -179,11 +179,12 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     const diffs = wantSweep.map((r, i) => Math.abs(r.final_loss - finals[i]));
     console.log(`# build: sweep finals page ${finals.map((x) => x.toFixed(5))} CLI ${wantSweep.map((r) => r.final_loss.toFixed(5))}; |Δ| ${diffs.map((d) => d.toExponential(1))}; legend ${JSON.stringify(legend)}`);
     // simd128 (page) against avx2+fma (CLI): last-bit differences that a stable run keeps small
-    // and an unstable one amplifies, which is the lesson. Measured 2026-12-04: |Δ| ≤ 2.6e-6 for
-    // the rates up to 0.03 (2.6e-6), 1.5e-2 at rate 1; bounds ~10×: 3e-5 and 0.15.
+    // and an unstable one amplifies, which is the lesson. Measured 2026-12-04 in two builds of the
+    // kernels: |Δ| ≤ 2.6e-6 (then 4.0e-7) up to rate 0.03, bound 3e-5; at rate 1 1.5e-2 (then
+    // 3.4e-2), bound 0.3: the unstable run's chaos moves it from build to build.
     for (const [i, r] of wantSweep.entries()) {
       assert.equal(r.lr, SWEEP.rates[i]);
-      const tol = r.lr < 0.1 ? 3e-5 : 0.15;
+      const tol = r.lr < 0.1 ? 3e-5 : 0.3;
       assert.ok(diffs[i] <= tol, `rate ${r.lr}: page ${finals[i]}, CLI ${r.final_loss} (tolerance ${tol})`);
     }
     // Too small learns slowly: the smallest rate ends far above the best.
