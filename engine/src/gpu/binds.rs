@@ -4,7 +4,7 @@
 use super::context::GpuContext;
 use super::kernels::{uniform, Kernel};
 use super::model::Chunked;
-use super::uniforms::{AttentionDims, MatmulDims, RopeDims};
+use super::uniforms::{AttentionDims, EmbedDims, MatmulDims, RopeDims};
 use crate::config::Config;
 
 /// One matmul over one weight chunk.
@@ -54,4 +54,21 @@ pub(crate) fn attention_dims(c: &Config) -> AttentionDims {
         scale: (hs as f32).sqrt(),
         _pad: 0,
     }
+}
+
+/// One embedding bind group per chunk of the table `emb`, with the chunk's row count: the rows
+/// of `tokens` looked up into `out` (width `dim`).
+pub(super) fn embed_binds(
+    ctx: &GpuContext,
+    k: &Kernel,
+    emb: &Chunked,
+    tokens: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    dim: usize,
+) -> Vec<(wgpu::BindGroup, usize)> {
+    let bind = |(buf, r): &(wgpu::Buffer, std::ops::Range<usize>)| {
+        let dims = uniform(ctx, "embed", &EmbedDims { row0: r.start as u32, rows: r.len() as u32, dim: dim as u32, _pad: 0 });
+        (k.bind(ctx, "embed", &[buf, tokens, out, &dims]), r.len())
+    };
+    emb.parts.iter().map(bind).collect()
 }

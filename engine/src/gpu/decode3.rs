@@ -13,12 +13,12 @@
 //! Used for plain decoding (one row, no edits, no capture); the residual after each layer is
 //! not materialised, so traces and edits take the five-dispatch path (`plan`).
 
-use super::binds::{attention_dims, fused_mm, rope_dims, Mm};
+use super::binds::{attention_dims, embed_binds, fused_mm, rope_dims, Mm};
 use super::context::GpuContext;
 use super::kernels::{buffer, groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuWeights};
 use super::state::Acts;
-use super::uniforms::{EmbedDims, MatmulDims, MlpDims, WoDims};
+use super::uniforms::{MatmulDims, MlpDims, WoDims};
 use crate::config::Config;
 use crate::error::Result;
 
@@ -113,15 +113,7 @@ impl Decode3 {
                 }
             })
             .collect();
-        let embed = w
-            .emb
-            .parts
-            .iter()
-            .map(|(buf, r)| {
-                let dims = EmbedDims { row0: r.start as u32, rows: r.len() as u32, dim: d as u32, _pad: 0 };
-                k.embed.bind(ctx, "embed", &[buf, &a.tokens, &r1, &uniform(ctx, "embed", &dims)])
-            })
-            .collect();
+        let embed = embed_binds(ctx, &k.embed, &w.emb, &a.tokens, &r1, d).into_iter().map(|(bg, _)| bg).collect();
         let cls =
             fused_mm(ctx, cls.kernel, (&r1, &w.rms_final), cls.weights, (&a.logits, c.vocab_size, false), e, mlp_blocks as usize);
         Some(Decode3 { embed, layers, cls, wo_blocks, mlp_blocks, n_heads: nh as u32, dim: d })

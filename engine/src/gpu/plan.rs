@@ -2,14 +2,14 @@
 //! compute pass for a batch of rows. Nothing here allocates GPU memory per token.
 
 pub(crate) use super::binds::{attention_dims, rope_dims};
-use super::binds::{fused_mm, Mm};
+use super::binds::{embed_binds, fused_mm, Mm};
 use super::context::GpuContext;
 use super::decode3::{Classifier, Decode3};
 use super::edits::LayerEdit;
 use super::kernels::{groups, uniform, DecodeKernels, Kernel};
 use super::model::{Chunked, GpuLayer, GpuWeights};
 use super::state::Acts;
-use super::uniforms::{EmbedDims, MatmulDims, NormDims, SampleDims, SwigluDims};
+use super::uniforms::{MatmulDims, NormDims, SampleDims, SwigluDims};
 use super::workgroups::MatvecShape;
 use crate::config::Config;
 use crate::error::Result;
@@ -171,16 +171,7 @@ impl Plan {
                 w2: matmuls(ctx, k, &a.hg, &lw.w2, &a.x, d, true),
             })
             .collect();
-        let embed = w
-            .emb
-            .parts
-            .iter()
-            .map(|(buf, r)| {
-                let dims =
-                    uniform(ctx, "embed", &EmbedDims { row0: r.start as u32, rows: r.len() as u32, dim: d as u32, _pad: 0 });
-                (k.embed.bind(ctx, "embed", &[buf, &a.tokens, &a.x, &dims]), r.len())
-            })
-            .collect();
+        let embed = embed_binds(ctx, &k.embed, &w.emb, &a.tokens, &a.x, d);
         let sample_dims = uniform(ctx, "sample", &SampleDims { vocab: c.vocab_size as u32, ..SampleDims::default() });
         let fused = if fuse { fused(ctx, k, c, w, a, &rope_dims) } else { None };
         let decode3 = match &fused {
