@@ -1,9 +1,10 @@
-//! The model shelf as the page reads it: the site's `shelf.json` (the list `tinylm pull` also
-//! reads, `cli/src/shelf.rs`), where each file is fetched from, what the model card says about a
-//! model before it is downloaded, and whether a download fits this site's storage. Plain data,
-//! tested natively; the fetching is the worker's (`worker/shelf.rs`), the card the page's.
+//! The model shelf as the page shows it: the site's `shelf.json`, read by the engine's reader
+//! (`tinylm_engine::shelf`, which `tinylm pull` uses too), where each file is fetched from, what
+//! the model card says about a model before it is downloaded, and whether a download fits this
+//! site's storage. Plain data, tested natively; the fetching is the worker's (`worker/shelf.rs`),
+//! the card the page's.
 
-use serde::{Deserialize, Serialize};
+pub use tinylm_engine::shelf::{Model as ShelfModel, Role, Shelf, ShelfFile};
 
 use crate::protocol::MAX_FILE_BYTES;
 use crate::words::size;
@@ -13,50 +14,6 @@ pub const LIST: &str = "shelf.json";
 
 /// Downloads larger than this get a warning before they start (a classroom's shared connection).
 pub const BIG_BYTES: u64 = 100_000_000;
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Shelf {
-    pub hub: String,
-    pub models: Vec<ShelfModel>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ShelfModel {
-    pub name: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub about: String,
-    pub params: u64,
-    /// Bytes of memory it needs to run.
-    #[serde(default)]
-    pub memory: Option<u64>,
-    pub licence: String,
-    pub files: Vec<ShelfFile>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Model,
-    Tokenizer,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ShelfFile {
-    pub role: Role,
-    /// Joined to the hub's base URL.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// An absolute http(s) URL.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// A file of the site, relative to the list.
-    #[serde(default)]
-    pub site: Option<String>,
-    pub size: u64,
-    pub sha256: Option<String>,
-}
 
 /// What the card offers for a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,69 +28,28 @@ pub enum Offer {
     Unverified,
 }
 
-impl Shelf {
-    /// Reads the list and checks what the page relies on, in words.
-    pub fn parse(text: &str) -> Result<Shelf, String> {
-        let shelf: Shelf =
-            serde_json::from_str(text).map_err(|e| format!("The model shelf list is not in the site's format: {e}."))?;
-        if !is_web_url(&shelf.hub) {
-            return Err(format!("The model shelf list's hub “{}” is not an http:// or https:// address.", shelf.hub));
-        }
-        for m in &shelf.models {
-            m.check().map_err(|e| format!("The model shelf list's model “{}”: {e}.", m.name))?;
-        }
-        Ok(shelf)
-    }
-
-    pub fn model(&self, name: &str) -> Option<&ShelfModel> {
-        self.models.iter().find(|m| m.name == name)
-    }
-
-    /// The address of `file`: the hub's, an absolute one, or (for a site file) relative to the page.
-    pub fn address(&self, file: &ShelfFile) -> String {
-        match (&file.path, &file.url, &file.site) {
-            (Some(p), _, _) => format!("{}/{}", self.hub.trim_end_matches('/'), p),
-            (_, Some(u), _) => u.clone(),
-            (_, _, Some(s)) => s.clone(),
-            _ => String::new(),
-        }
-    }
+/// Reads the list (files up to what the page can hold), the refusal in a sentence.
+pub fn parse(text: &str) -> Result<Shelf, String> {
+    Shelf::parse(text, None, MAX_FILE_BYTES).map_err(|e| format!("The model shelf list is refused: {e}."))
 }
 
-impl ShelfModel {
-    fn check(&self) -> Result<(), String> {
-        if self.name.is_empty() || self.name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
-            return Err("the name is empty or holds a slash".into());
-        }
-        if self.files.iter().filter(|f| f.role == Role::Model).count() != 1 {
-            return Err("it must list exactly one file whose role is \"model\"".into());
-        }
-        self.files.iter().try_for_each(ShelfFile::check)
-    }
+/// The address of `file`: the hub's, an absolute one, or (for a site file) relative to the page.
+pub fn address(shelf: &Shelf, file: &ShelfFile) -> String {
+    shelf.web_address(file).or_else(|| file.site.clone()).unwrap_or_default()
+}
 
-    /// The model file (checked to be there by `parse`).
-    pub fn model_file(&self) -> Option<&ShelfFile> {
-        self.files.iter().find(|f| f.role == Role::Model)
-    }
-
-    /// The model file first, then the tokenizer: the order the engine is given files in.
-    pub fn files_in_order(&self) -> Vec<&ShelfFile> {
-        let mut files: Vec<&ShelfFile> = self.files.iter().collect();
-        files.sort_by_key(|f| f.role != Role::Model);
-        files
-    }
-
-    pub fn download_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
-    }
-
-    /// The shelf's name for the site file of a model that comes with the site, if it does.
-    pub fn site_model(&self) -> Option<&str> {
-        self.model_file().and_then(|f| f.site.as_deref())
-    }
-
+/// What the model card says about a shelf model.
+pub trait Card {
     /// What the card offers, given whether a verified copy is on this device.
-    pub fn offer(&self, on_device: bool) -> Offer {
+    fn offer(&self, on_device: bool) -> Offer;
+    /// "15.2 M parameters · 61.2 MB download · 64.4 MB of memory · MIT".
+    fn facts(&self) -> String;
+    /// A word of warning before a big download, if it is one.
+    fn big_warning(&self) -> Option<String>;
+}
+
+impl Card for ShelfModel {
+    fn offer(&self, on_device: bool) -> Offer {
         if self.site_model().is_some() {
             Offer::WithTheSite
         } else if on_device {
@@ -145,14 +61,12 @@ impl ShelfModel {
         }
     }
 
-    /// "15.2 M parameters · 61.2 MB download · 64.4 MB of memory · MIT".
-    pub fn facts(&self) -> String {
+    fn facts(&self) -> String {
         let memory = self.memory.map(|m| format!(" · {} of memory", size(m))).unwrap_or_default();
         format!("{} parameters · {} download{memory} · {}", params(self.params), size(self.download_bytes()), self.licence)
     }
 
-    /// A word of warning before a big download, if it is one.
-    pub fn big_warning(&self) -> Option<String> {
+    fn big_warning(&self) -> Option<String> {
         let bytes = self.download_bytes();
         (bytes > BIG_BYTES).then(|| {
             format!(
@@ -161,42 +75,6 @@ impl ShelfModel {
                 size(bytes)
             )
         })
-    }
-}
-
-impl ShelfFile {
-    fn check(&self) -> Result<(), String> {
-        let given = [&self.path, &self.url, &self.site].iter().filter(|s| s.is_some()).count();
-        if given != 1 {
-            return Err("each file needs exactly one of \"path\", \"url\" or \"site\"".into());
-        }
-        if self.url.as_deref().is_some_and(|u| !is_web_url(u)) {
-            return Err(format!("“{}” is not an http:// or https:// address", self.url.as_deref().unwrap_or_default()));
-        }
-        if let Some(rel) = self.path.as_ref().or(self.site.as_ref()) {
-            if rel.starts_with('/') || rel.contains("..") || rel.contains('\\') || rel.contains(':') {
-                return Err(format!("“{rel}” must be a relative path without “..”"));
-            }
-        }
-        if self.file_name().is_empty() {
-            return Err("a file's path does not end in a file name".into());
-        }
-        if self.size == 0 || self.size > MAX_FILE_BYTES {
-            return Err(format!("{}: size {} is not between 1 byte and {}", self.file_name(), self.size, size(MAX_FILE_BYTES)));
-        }
-        if let Some(h) = &self.sha256 {
-            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                return Err(format!("{}: sha256 is not 64 lowercase hexadecimal digits", self.file_name()));
-            }
-        }
-        Ok(())
-    }
-
-    /// The name the file is stored and loaded under: the last segment of its path or URL.
-    pub fn file_name(&self) -> &str {
-        let loc = self.path.as_deref().or(self.url.as_deref()).or(self.site.as_deref()).unwrap_or("");
-        let loc = loc.split(['?', '#']).next().unwrap_or(loc);
-        loc.rsplit('/').next().unwrap_or(loc)
     }
 }
 
@@ -236,11 +114,6 @@ fn params(n: u64) -> String {
     }
 }
 
-fn is_web_url(s: &str) -> bool {
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.chars().any(|c| c.is_whitespace() || c.is_control()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,15 +122,15 @@ mod tests {
 
     #[test]
     fn the_sites_list_reads_and_each_model_gets_its_offer() {
-        let s = Shelf::parse(SITE_LIST).unwrap();
+        let s = parse(SITE_LIST).unwrap();
         let names: Vec<_> = s.models.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["stories260K", "stories15M", "stories42M", "stories110M"]);
         let m15 = s.model("stories15M").unwrap();
         assert_eq!(
-            s.address(m15.model_file().unwrap()),
+            address(&s, m15.model_file().unwrap()),
             "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin"
         );
-        assert_eq!(s.address(&m15.files[1]), "models/tokenizer.bin");
+        assert_eq!(address(&s, &m15.files[1]), "models/tokenizer.bin");
         // 60,816,028 + 433,869 bytes.
         assert_eq!(m15.download_bytes(), 61_249_897);
         assert_eq!(m15.facts(), "15.2 M parameters · 61.25 MB download · 64.36 MB of memory · MIT");
@@ -271,22 +144,19 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_list_is_refused_in_words() {
+    fn a_broken_list_is_refused_in_a_sentence_with_the_pages_limit() {
+        // The checks themselves are the engine's (`tinylm_engine::shelf` tests them all).
         let list = |file: &str| {
             format!(r#"{{"hub":"https://x","models":[{{"name":"m","params":1,"licence":"MIT","files":[{file}]}}]}}"#)
         };
-        let err = |t: &str| Shelf::parse(t).unwrap_err();
-        assert!(err("{").contains("not in the site's format"));
-        assert!(err(&list(r#"{"role":"model","path":"../a.bin","size":3,"sha256":null}"#)).contains("without “..”"));
-        assert!(err(&list(r#"{"role":"model","path":"a.bin","url":"https://y/a.bin","size":3,"sha256":null}"#))
-            .contains("exactly one of"));
-        assert!(err(&list(r#"{"role":"model","url":"javascript:x","size":3,"sha256":null}"#)).contains("not an http"));
-        assert!(err(&list(r#"{"role":"model","path":"a.bin","size":3,"sha256":"AB"}"#)).contains("64 lowercase"));
-        assert!(err(&list(r#"{"role":"model","path":"a.bin","size":0,"sha256":null}"#)).contains("size 0"));
-        assert!(err(&list(r#"{"role":"model","path":"a.bin","size":2000000000,"sha256":null}"#)).contains("1.1 GB"));
-        assert!(err(&list(r#"{"role":"tokenizer","path":"a.bin","size":3,"sha256":null}"#)).contains("exactly one file"));
-        let ok = Shelf::parse(&list(r#"{"role":"model","url":"https://cdn.example/x/a.bin?download=1","size":3,"sha256":null}"#));
-        assert_eq!(ok.unwrap().models[0].files[0].file_name(), "a.bin");
+        assert_eq!(parse("{").unwrap_err().split(':').next(), Some("The model shelf list is refused"));
+        let msg = parse(&list(r#"{"role":"model","path":"../a.bin","size":3,"sha256":null}"#)).unwrap_err();
+        assert!(msg.contains("without \"..\"") && msg.ends_with('.'), "{msg}");
+        // The page holds files of up to 1 GiB; `tinylm pull` takes larger ones.
+        assert!(parse(&list(r#"{"role":"model","path":"a.bin","size":2000000000,"sha256":null}"#))
+            .unwrap_err()
+            .contains("1.1 GB"));
+        assert!(parse(&list(r#"{"role":"model","path":"a.bin","size":1000000000,"sha256":null}"#)).is_ok());
     }
 
     #[test]

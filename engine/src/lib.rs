@@ -21,6 +21,7 @@ pub mod quant;
 pub mod quant_weights;
 pub mod randmodel;
 pub mod sampler;
+pub mod shelf;
 pub mod tokenizer;
 pub mod trace;
 pub mod weights;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::download::{self, Outcome, Want};
 use crate::pull_error::PullError;
-use crate::shelf::{Origin, Shelf};
+use crate::shelf::{self, Origin, Shelf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,9 +32,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<(), PullError> {
     let (text, origin) = match &a.shelf {
         Some(p) => (std::fs::read_to_string(p).map_err(|e| PullError::io(p, e))?, Origin::File(p.clone())),
-        None => (crate::shelf::BUILTIN.to_string(), Origin::Builtin),
+        None => (shelf::BUILTIN.to_string(), Origin::Builtin),
     };
-    let shelf = Shelf::parse(&text, &origin, a.hub.as_deref())?;
+    let shelf = shelf::parse(&text, &origin, a.hub.as_deref())?;
     match &a.name {
         Some(name) if !a.list => pull(&shelf, &origin, name, &a),
         _ => {
@@ -45,7 +45,7 @@ pub fn run(a: Args) -> Result<(), PullError> {
 }
 
 fn pull(shelf: &Shelf, origin: &Origin, name: &str, a: &Args) -> Result<(), PullError> {
-    let model = shelf.model(name)?;
+    let model = shelf::model(shelf, name)?;
     std::fs::create_dir_all(&a.dir).map_err(|e| PullError::io(&a.dir, e))?;
     // Every source is resolved and every hash demanded before the first byte moves.
     let mut jobs = Vec::new();
@@ -54,7 +54,7 @@ fn pull(shelf: &Shelf, origin: &Origin, name: &str, a: &Args) -> Result<(), Pull
         if want.sha256.is_none() && !a.unverified {
             return Err(PullError::Unverified { file: want.name.to_string() });
         }
-        jobs.push((f.source(&shelf.hub, origin)?, want));
+        jobs.push((shelf::source(shelf, f, origin)?, want));
     }
     let agent = download::agent();
     for (source, want) in &jobs {
