@@ -10,8 +10,9 @@ use super::actions;
 use super::client::Handler;
 use super::help::{About, Term};
 use super::state::{Ctx, Status};
+use crate::protocol::MAX_FILE_BYTES;
 use crate::protocol::{FromWorker, ModelEntry, Source};
-use crate::storage::{self, Data, Entry, Estimate, Kind};
+use crate::storage::{self, bundle, Data, Entry, Estimate, Kind};
 use crate::words::size;
 
 /// The panel's state, provided as context.
@@ -49,32 +50,43 @@ fn loaded(p: Panel, models: &[ModelEntry], active: u32) {
     let ctx = p.ctx;
     let Some(entry) = models.iter().find(|m| m.id == active) else { return };
     let Source::Files { model, .. } = &entry.source else { return };
-    let picked = ctx.picked.try_update_value(|p| p.take_if(|(f, _)| f.name() == *model)).flatten();
-    let Some((file, tok)) = picked else { return };
+    let picked = ctx.picked.try_update_value(|p| p.take_if(|files| files.first().is_some_and(|(n, _)| n == model))).flatten();
+    let Some(files) = picked else { return };
     let meta = serde_json::json!({
         "params": entry.params, "format": entry.format, "config": entry.config,
-        "tokenizer": tok.as_ref().map(|t| t.name()),
+        "tokenizer": (files.len() == 2).then(|| files[1].0.clone()),
     });
-    wasm_bindgen_futures::spawn_local(async move { save_model(p, file, tok, meta).await });
+    let name = stored_name(entry, &files);
+    wasm_bindgen_futures::spawn_local(async move { save_model(p, name, files, meta).await });
 }
 
-async fn save_model(p: Panel, file: File, tok: Option<File>, meta: serde_json::Value) {
+/// A model file is stored under its name; a Hugging Face folder (all its files in one item)
+/// under the menu's name for it: the folder's when it was dropped whole.
+fn stored_name(entry: &ModelEntry, files: &[(String, File)]) -> String {
+    match files {
+        [(name, _)] | [(name, _), _] => name.rsplit('/').next().unwrap_or(name).to_string(),
+        _ => entry.name.clone(),
+    }
+}
+
+async fn save_model(p: Panel, name: String, files: Vec<(String, File)>, meta: serde_json::Value) {
     let ctx = p.ctx;
     let stored = storage::list(Some(Kind::Model)).await.unwrap_or_default();
-    let total = file.size() as u64 + tok.as_ref().map_or(0, |t| t.size() as u64);
-    if stored.iter().any(|e| e.name == file.name() && e.size() == total) {
+    let same = |e: &Entry| {
+        e.name == name
+            && e.files.len() == files.len()
+            && e.files.iter().zip(&files).all(|(a, (n, f))| a.name == *n && a.size == f.size() as u64)
+    };
+    if stored.iter().any(same) {
         return;
     }
-    let mut files = vec![(file.name(), Data::Blob(&file))];
-    if let Some(t) = &tok {
-        files.push((t.name(), Data::Blob(t)));
-    }
-    match storage::put(Kind::Model, &file.name(), files, meta).await {
+    let data = files.iter().map(|(n, f)| (n.clone(), Data::Blob(f))).collect();
+    match storage::put(Kind::Model, &name, data, meta).await {
         Ok(e) => p
             .note
             .set(Some((false, format!("Saved “{}” on this device ({}): it stays available offline.", e.name, size(e.size()))))),
         Err(e) => {
-            let message = format!("“{}” is loaded, but not saved on this device. {}", file.name(), e.message());
+            let message = format!("“{name}” is loaded, but not saved on this device. {}", e.message());
             ctx.status.set(Status::Error(message.clone()));
             p.note.set(Some((true, message)));
         }
@@ -133,6 +145,7 @@ fn StoragePanel(p: Panel) -> impl IntoView {
                 <button type="button" class="secondary" data-testid="persist" on:click=keep>"Keep offline"</button>
                 <AdapterUpload p />
             </div>
+            <BundleControls p />
             <p class="hint" data-testid="persist-result">{move || p.persisted.get()}</p>
             <p data-testid="storage-note" class=move || if p.note.get().is_some_and(|n| n.0) { "note bad" } else { "note" }>
                 {move || p.note.get().map(|n| n.1)}
@@ -189,13 +202,15 @@ fn use_model(p: Panel, id: String) {
     wasm_bindgen_futures::spawn_local(async move {
         match storage::get(&id).await {
             Ok((entry, files)) => {
-                let mut files = files.into_iter();
-                let Some(model) = files.next() else { return };
+                if files.is_empty() {
+                    return;
+                }
                 p.note.set(Some((false, format!("Loading “{}” from this device.", entry.name))));
                 match entry.meta.get("shelf").and_then(|v| v.as_str()) {
                     // A shelf download: the menu and links name it by its shelf name.
-                    Some(name) => actions::load_files_as(p.ctx, Source::Shelf { name: name.into() }, model, files.next()),
-                    None => actions::load_files(p.ctx, model, files.next()),
+                    Some(name) => actions::load_files_as(p.ctx, Source::Shelf { name: name.into() }, files),
+                    // By their stored names: a dropped folder's paths name the model for its folder.
+                    None => actions::load_named(p.ctx, entry.files.iter().map(|f| f.name.clone()).zip(files).collect()),
                 }
             }
             Err(e) => p.note.set(Some((true, e.message()))),
@@ -231,4 +246,116 @@ fn AdapterUpload(p: Panel) -> impl IntoView {
         <input id="adapter-files" data-testid="adapter-files" class="visually-hidden" type="file" multiple
             accept=".json,.safetensors" on:change=picked />
     }
+}
+
+/// A classroom bundle: everything stored here as one file, and such a file added on another
+/// computer (`storage::bundle`), so a class needs one download instead of one per computer.
+#[component]
+fn BundleControls(p: Panel) -> impl IntoView {
+    let shelf = use_context::<super::shelf::ShelfState>();
+    let export = move |_| wasm_bindgen_futures::spawn_local(export(p));
+    let picked = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        let file = input.files().and_then(|l| l.get(0));
+        input.set_value("");
+        if let Some(file) = file {
+            wasm_bindgen_futures::spawn_local(async move {
+                import(p, file).await;
+                if let Some(s) = shelf {
+                    super::shelf::stored_changed(s);
+                }
+            });
+        }
+    };
+    view! {
+        <div class="actions bundle" data-testid="bundle">
+            <button type="button" class="secondary" data-testid="bundle-save" on:click=export>
+                "Save everything as one file"
+            </button>
+            <label class="button secondary" for="bundle-file">"Add from a bundle file"</label>
+            <input id="bundle-file" data-testid="bundle-file" class="visually-hidden" type="file" accept=".zip"
+                on:change=picked />
+        </div>
+        <p class="hint">
+            "For a class: save everything stored here as one file once, copy it to the other computers (a USB stick, a "
+            "shared drive) and add it there. No download is needed on each one, and every file is checked by its SHA-256."
+        </p>
+    }
+}
+
+async fn export(p: Panel) {
+    let entries = match storage::list(None).await {
+        Ok(e) if e.is_empty() => return p.note.set(Some((true, "Nothing is stored yet, so there is nothing to save.".into()))),
+        Ok(e) => e,
+        Err(e) => return p.note.set(Some((true, e.message()))),
+    };
+    let mut items = Vec::with_capacity(entries.len());
+    for e in &entries {
+        match storage::get_bytes(&e.id).await {
+            Ok(item) => items.push(item),
+            Err(err) => return p.note.set(Some((true, err.message()))),
+        }
+    }
+    let zip = bundle::pack(&items);
+    let names = entries.iter().map(|e| format!("“{}”", e.name)).collect::<Vec<_>>().join(", ");
+    let note = match super::browser::save_file(bundle::FILE_NAME, &zip, "application/zip") {
+        Ok(()) => (
+            false,
+            format!(
+                "Saved {} ({}): {names}. On another computer, open the lab, go to Storage and press “Add from a bundle file”.",
+                bundle::FILE_NAME,
+                size(zip.len() as u64)
+            ),
+        ),
+        Err(e) => (true, format!("The bundle could not be offered as a download ({e}).")),
+    };
+    p.note.set(Some(note));
+}
+
+async fn import(p: Panel, file: File) {
+    if file.size() as u64 > MAX_FILE_BYTES {
+        let msg = format!(
+            "“{}” is {}; a bundle this page can read holds at most {}.",
+            file.name(),
+            size(file.size() as u64),
+            size(MAX_FILE_BYTES)
+        );
+        return p.note.set(Some((true, msg)));
+    }
+    p.note.set(Some((false, format!("Checking “{}”…", file.name()))));
+    let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+        Ok(buf) => js_sys::Uint8Array::new(&buf).to_vec(),
+        Err(_) => return p.note.set(Some((true, format!("“{}” could not be read.", file.name())))),
+    };
+    let unpacked = match bundle::unpack(&bytes) {
+        Ok(u) => u,
+        Err(msg) => return p.note.set(Some((true, msg))),
+    };
+    drop(bytes);
+    let stored = storage::list(None).await.unwrap_or_default();
+    let (mut added, mut already) = (Vec::new(), 0);
+    for u in unpacked {
+        if stored.iter().any(|e| u.item.is_stored_as(e)) {
+            already += 1;
+            continue;
+        }
+        let files = u.item.files.iter().zip(&u.data).map(|(f, d)| (f.name.clone(), Data::Bytes(d))).collect();
+        if let Err(e) = storage::put(u.item.kind, &u.item.name, files, u.item.meta.clone()).await {
+            let before = if added.is_empty() { String::new() } else { format!(" Added before that: {}.", added.join(", ")) };
+            p.note.set(Some((true, format!("{}{before}", e.message()))));
+            return refresh(p).await;
+        }
+        added.push(format!("“{}”", u.item.name));
+    }
+    let here = match already {
+        0 => String::new(),
+        1 => " 1 item was already on this device.".into(),
+        n => format!(" {n} items were already on this device."),
+    };
+    let note = match added.len() {
+        0 => format!("Nothing new in the bundle.{here}"),
+        n => format!("Added {n} {} from the bundle: {}.{here}", if n == 1 { "item" } else { "items" }, added.join(", ")),
+    };
+    p.note.set(Some((false, note)));
+    refresh(p).await;
 }

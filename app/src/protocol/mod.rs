@@ -137,6 +137,10 @@ pub struct ModelEntry {
     pub model_bytes: u64,
     pub tokenizer_name: String,
     pub tokenizer_bytes: u64,
+    /// Bytes of weights the engine holds for it now (`LoadedModel::held_bytes`): quantized
+    /// ones stay quantized on the CPU, f32 ones only once something needed them.
+    #[serde(default)]
+    pub weight_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,11 +19,14 @@
 //!
 //! `Entry { id, kind, name, files: [FileInfo { name, size, sha256 }], meta, saved_ms }`; files
 //! come back in the order they were put. `estimate()`, `persist()` and `persisted()` wrap
-//! `navigator.storage`. Listing also sweeps folders of writes that never finished.
+//! `navigator.storage`. Listing also sweeps folders of writes that never finished. Shelf
+//! downloads in progress live beside the items (`partial`) and are committed as one.
 
-mod js;
+pub mod bundle;
+pub(crate) mod js;
 pub mod manifest;
 mod opfs;
+pub mod partial;
 
 use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
@@ -133,10 +136,7 @@ async fn write_item(kind: Kind, name: &str, id: &str, files: &[(String, Uint8Arr
             infos.push(FileInfo { name: file_name.clone(), size: data.length() as u64, sha256 });
         }
         let entry = Entry { id: id.to_string(), kind, name: name.to_string(), files: infos, meta, saved_ms: js_sys::Date::now() };
-        let root = opfs::root().await?;
-        let mut m = opfs::read_manifest(&root).await?;
-        m.commit(entry.clone());
-        opfs::write_manifest(&root, &m).await?;
+        opfs::commit_entry(&entry).await?;
         Ok::<Entry, JsValue>(entry)
     }
     .await;

@@ -4,7 +4,7 @@ use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
 
 use super::js::{call_await, get, options, storage_manager};
-use super::manifest::Manifest;
+use super::manifest::{Entry, Manifest};
 
 const ROOT: &str = "tinylm";
 const MANIFEST: &str = "manifest.json";
@@ -91,4 +91,13 @@ pub async fn read_manifest(root: &JsValue) -> Result<Manifest, JsValue> {
 pub async fn write_manifest(root: &JsValue, m: &Manifest) -> Result<(), JsValue> {
     let text = m.to_json();
     write_file(root, MANIFEST, &Uint8Array::from(text.as_bytes())).await
+}
+
+/// Lists `entry` (its files already written) in the manifest: written last, so an item is
+/// listed only once it is whole.
+pub async fn commit_entry(entry: &Entry) -> Result<(), JsValue> {
+    let root = root().await?;
+    let mut m = read_manifest(&root).await?;
+    m.commit(entry.clone());
+    write_manifest(&root, &m).await
 }

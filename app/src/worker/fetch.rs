@@ -1,7 +1,10 @@
 //! Downloads from this site into the worker, with progress. Sizes are checked before anything
 //! large is allocated. (Picked files arrive as bytes in the Load message.)
 
-use js_sys::{Reflect, Uint8Array};
+use std::cell::RefCell;
+
+use js_sys::{Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response};
@@ -13,9 +16,37 @@ use crate::words;
 /// Progress messages are sent at most this often.
 const PROGRESS_MS: f64 = 50.0;
 
+thread_local! {
+    /// Requests started before anyone asked (`prefetch`), by URL; each is used once.
+    static EARLY: RefCell<Vec<(&'static str, Promise)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Starts fetching `urls` now, so a later `download` of one finds it under way: the worker asks
+/// for the bundled model while the page is still starting (its Load comes later).
+pub fn prefetch(urls: &[&'static str]) {
+    let requests = urls.iter().map(|&u| {
+        let p = scope().fetch_with_str(u);
+        // Handled here too, so a failure unused yet is no "uncaught" error; `download` sees it.
+        let noop = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+        let _ = p.catch(&noop);
+        noop.forget();
+        (u, p)
+    });
+    EARLY.with(|e| e.borrow_mut().extend(requests));
+}
+
+/// The request for `url`: the prefetched one if there is one, else a new one.
+fn request(url: &str) -> Promise {
+    let early = EARLY.with(|e| {
+        let mut e = e.borrow_mut();
+        e.iter().position(|(u, _)| *u == url).map(|i| e.swap_remove(i).1)
+    });
+    early.unwrap_or_else(|| scope().fetch_with_str(url))
+}
+
 /// Downloads `url` (relative to the worker, which sits next to the page) as bytes.
 pub async fn download(url: &str, label: &str) -> Result<Vec<u8>, String> {
-    let resp = JsFuture::from(scope().fetch_with_str(url))
+    let resp = JsFuture::from(request(url))
         .await
         .map_err(|_| format!("Could not download {url}: the server did not answer (network error)."))?;
     let resp: Response = resp.dyn_into().map_err(|_| format!("Could not download {url}: no response."))?;

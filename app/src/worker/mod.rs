@@ -34,6 +34,9 @@ use crate::protocol::{FromWorker, ToWorker};
 /// Entry point of the worker binary.
 pub fn start() {
     console_error_panic_hook::set_once();
+    // The page loads the bundled model first, always: its files are asked for now, beside the
+    // page's own start, rather than when the page's Load arrives.
+    fetch::prefetch(&[models::BUNDLED_MODEL, models::BUNDLED_TOKENIZER]);
     let inbox = Inbox::default();
     let cancels = Cancels::default();
     {

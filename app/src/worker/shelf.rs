@@ -1,8 +1,10 @@
 //! Fetching a shelf model onto this device, in the worker (never on the page's thread): the
-//! quota checked first, each file streamed with progress, resumed with an HTTP `Range` request
-//! after a cut or a stall, its SHA-256 computed as the bytes arrive and compared before anything
-//! is stored, then the files stored as one OPFS item (`crate::storage`, which commits an item
-//! only once all its files are written). A failure or a Cancel leaves nothing stored.
+//! quota checked first, each file streamed with progress straight into its `.part` file in OPFS
+//! (`crate::storage::partial`; only the chunk in hand is held in memory), its SHA-256 computed
+//! as the bytes arrive, resumed with an HTTP `Range` request after a cut or a stall, and after a
+//! reload (the bytes already stored are hashed again first). A file whose SHA-256 is right is
+//! renamed from `.part`; once all are, they are moved into the store as one item. A Cancel or a
+//! refusal removes the partial download; a connection that keeps breaking leaves it for Resume.
 //! Downloads run beside the engine's queue (they are I/O), so a story can be written meanwhile.
 
 use std::cell::RefCell;
@@ -17,14 +19,17 @@ use super::bridge::{now_ms, post, scope};
 use super::cancel::Cancel;
 use crate::protocol::shelf::{Download, FetchFile, ShelfEvent};
 use crate::protocol::FromWorker;
-use crate::storage::{self, Data, Kind};
+use crate::storage::partial::{self, PartFile};
+use crate::storage::{self, StoreError};
 use crate::words::size;
 
-/// Cuts (or stalls) survived per file before the download gives up.
+/// Cuts (or stalls) survived per file before the download pauses (kept for Resume).
 const MAX_CUTS: u32 = 5;
 /// A connection that sends nothing for this long is treated as cut.
 const STALL_MS: i32 = 30_000;
 const PROGRESS_MS: f64 = 100.0;
+/// Bytes read at a time when hashing what an earlier visit stored.
+const REHASH_CHUNK: u32 = 1 << 20;
 
 thread_local! {
     /// The request in flight, aborted by a Cancel (`abort`) or a stall.
@@ -35,10 +40,14 @@ thread_local! {
 pub fn spawn(d: Download, cancel: Cancel) {
     wasm_bindgen_futures::spawn_local(async move {
         let (job, model) = (d.job, d.model.clone());
-        let event = match run(&d, &cancel).await {
+        let result = run(&d, &cancel).await;
+        if matches!(result, Err(Stop::Cancelled | Stop::Failed(_))) {
+            let _ = partial::discard(&model).await;
+        }
+        let event = match result {
             Ok(id) => ShelfEvent::Stored { job, model, id },
             Err(Stop::Cancelled) => ShelfEvent::Cancelled { job, model },
-            Err(Stop::Failed(message)) => ShelfEvent::Failed { job, model, message },
+            Err(Stop::Failed(message) | Stop::Paused(message)) => ShelfEvent::Failed { job, model, message },
         };
         post(&FromWorker::Shelf(event));
     });
@@ -54,8 +63,11 @@ pub fn abort() {
 }
 
 enum Stop {
+    /// The partial download is removed.
     Cancelled,
     Failed(String),
+    /// The partial download is kept for Resume.
+    Paused(String),
 }
 
 impl From<String> for Stop {
@@ -64,32 +76,29 @@ impl From<String> for Stop {
     }
 }
 
-/// Quota, every file, then one stored item; returns its id.
+/// Quota, every file not yet verified, then one stored item; returns its id.
 async fn run(d: &Download, cancel: &Cancel) -> Result<String, Stop> {
     let total: u64 = d.files.iter().map(|f| f.size).sum();
+    let dir = partial::open(d).await.map_err(|e| e.message())?;
+    let already = partial::bytes_in(&dir, d).await;
     let room = storage::estimate().await.map_err(|e| e.message())?;
-    if let Some(message) = crate::shelf::no_room(&d.model, total, room.usage, room.quota) {
+    if let Some(message) = crate::shelf::no_room(&d.model, total - already.min(total), room.usage, room.quota) {
         return Err(Stop::Failed(message));
     }
     let mut progress = Progress { job: d.job, total, before: 0, last: 0.0 };
-    let mut blobs = Vec::with_capacity(d.files.len());
-    for f in &d.files {
-        blobs.push(fetch_file(f, &mut progress, || cancel.is_cancelled(d.job)).await?);
+    for (i, f) in d.files.iter().enumerate() {
+        if !partial::is_done(&dir, i, f.size).await {
+            fetch_file(&dir, i, f, &mut progress, || cancel.is_cancelled(d.job)).await?;
+        }
         progress.before += f.size;
     }
-    let files = d.files.iter().zip(&blobs).map(|(f, b)| (f.name.clone(), Data::Blob(b))).collect();
-    let meta = serde_json::json!({ "shelf": d.model, "params": d.params, "licence": d.licence });
     if cancel.is_cancelled(d.job) {
         return Err(Stop::Cancelled);
     }
-    let entry = storage::put(Kind::Model, &d.model, files, meta)
+    let meta = serde_json::json!({ "shelf": d.model, "params": d.params, "licence": d.licence });
+    let entry = partial::commit(&dir, d, meta)
         .await
         .map_err(|e| format!("{} arrived and was verified, but could not be stored. {}", d.model, e.message()))?;
-    // Storage hashed the bytes it wrote (SubtleCrypto): they must be the ones verified here.
-    if entry.files.iter().zip(&d.files).any(|(stored, f)| stored.sha256 != f.sha256) {
-        let _ = storage::delete(&entry.id).await;
-        return Err(Stop::Failed(format!("{}: the stored copy differs from the download; it was removed.", d.model)));
-    }
     Ok(entry.id)
 }
 
@@ -112,43 +121,110 @@ impl Progress {
     }
 }
 
-/// The bytes of one file so far, hashed as they came.
-struct Partial {
-    chunks: Vec<Uint8Array>,
+/// One file's `.part`: the bytes so far, on disk and hashed in order.
+struct Partial<'a> {
+    file: &'a PartFile,
+    name: &'a str,
     hasher: Sha256,
     have: u64,
 }
 
-impl Partial {
-    fn new() -> Partial {
-        Partial { chunks: Vec::new(), hasher: Sha256::new(), have: 0 }
+impl Partial<'_> {
+    /// Hashes what is stored already (an earlier visit's bytes), reading it in chunks.
+    fn resume(&mut self, size: u64) -> Result<(), Attempt> {
+        let stored = self.file.size().map_err(|e| self.refused(e))?;
+        if stored > size {
+            return self.restart();
+        }
+        let buf = Uint8Array::new_with_length(REHASH_CHUNK);
+        let mut bytes = vec![0; REHASH_CHUNK as usize];
+        while self.have < stored {
+            let n = self.file.read_at(&buf, self.have).map_err(|e| self.refused(e))?;
+            if n == 0 {
+                break;
+            }
+            buf.subarray(0, n).copy_to(&mut bytes[..n as usize]);
+            self.hasher.update(&bytes[..n as usize]);
+            self.have += n as u64;
+        }
+        Ok(())
     }
 
-    fn push(&mut self, chunk: Uint8Array) {
+    /// The chunk onto the disk, then into the hash.
+    fn push(&mut self, chunk: &Uint8Array) -> Result<(), Attempt> {
+        self.file.write_at(chunk, self.have).map_err(|e| self.refused(e))?;
         self.hasher.update(chunk.to_vec());
         self.have += chunk.length() as u64;
-        self.chunks.push(chunk);
+        Ok(())
+    }
+
+    /// Drops the bytes so far (the server sent the file from its start).
+    fn restart(&mut self) -> Result<(), Attempt> {
+        self.file.truncate(0).map_err(|e| self.refused(e))?;
+        (self.hasher, self.have) = (Sha256::new(), 0);
+        Ok(())
+    }
+
+    fn refused(&self, e: StoreError) -> Attempt {
+        Attempt::Fatal(match e {
+            StoreError::Quota { .. } => format!(
+                "The browser refused to store more of {} on this device at {} (this site's storage is full). \
+                 Nothing was kept: delete stored models on the Storage tab or free disk space, and try again.",
+                self.name,
+                size(self.have)
+            ),
+            e => format!("{} could not be written on this device. {}", self.name, e.message()),
+        })
     }
 }
 
-/// One file, whole and verified, as a `Blob`.
-async fn fetch_file(f: &FetchFile, progress: &mut Progress, cancelled: impl Fn() -> bool) -> Result<web_sys::Blob, Stop> {
-    let mut part = Partial::new();
+/// File `i` of the download into its `.part`, verified, then renamed.
+async fn fetch_file(
+    dir: &JsValue,
+    i: usize,
+    f: &FetchFile,
+    progress: &mut Progress,
+    cancelled: impl Fn() -> bool,
+) -> Result<(), Stop> {
+    let file = PartFile::open(dir, i).await.map_err(|e| format!("{}: {}", f.name, e.message()))?;
+    let mut part = Partial { file: &file, name: &f.name, hasher: Sha256::new(), have: 0 };
+    let filled = fill(&mut part, f, progress, &cancelled).await;
+    file.close();
+    filled?;
+    let got = crate::storage::manifest::hex(&std::mem::take(&mut part.hasher).finalize());
+    if got != f.sha256 {
+        partial::drop_part(dir, i).await;
+        return Err(Stop::Failed(format!(
+            "{} arrived whole, but its SHA-256 is {got}, not the {} the shelf list gives: the download is \
+             damaged or not the file the list means, so it was removed and not stored.",
+            f.name, f.sha256
+        )));
+    }
+    partial::finish(dir, i).await.map_err(|e| Stop::Failed(format!("{}: {}", f.name, e.message())))
+}
+
+/// Requests until the `.part` holds `f.size` bytes (from where an earlier visit stopped).
+async fn fill(part: &mut Partial<'_>, f: &FetchFile, progress: &mut Progress, cancelled: &impl Fn() -> bool) -> Result<(), Stop> {
+    part.resume(f.size).map_err(fatal)?;
+    if part.have > 0 {
+        let note = format!("{} were already on this device; asking for the rest…", size(part.have));
+        progress.show(part.have, Some(note), true);
+    }
     let mut cuts = 0;
     while part.have < f.size {
         if cancelled() {
             return Err(Stop::Cancelled);
         }
-        match attempt(f, &mut part, progress, &cancelled).await {
+        match attempt(f, part, progress, cancelled).await {
             Ok(()) => {}
             Err(_) if cancelled() => return Err(Stop::Cancelled),
             Err(Attempt::Fatal(message)) => return Err(Stop::Failed(message)),
             Err(Attempt::Cut) => {
                 cuts += 1;
                 if cuts > MAX_CUTS {
-                    return Err(Stop::Failed(format!(
-                        "The connection to {} broke {cuts} times ({} of {} received). Nothing was stored; press \
-                         Download to try again.",
+                    return Err(Stop::Paused(format!(
+                        "The connection to {} broke {cuts} times ({} of {} received). What arrived is kept on \
+                         this device: press Resume to continue, or Discard.",
                         host(&f.url),
                         size(part.have),
                         size(f.size)
@@ -160,17 +236,14 @@ async fn fetch_file(f: &FetchFile, progress: &mut Progress, cancelled: impl Fn()
             }
         }
     }
-    let got = crate::storage::manifest::hex(&std::mem::take(&mut part.hasher).finalize());
-    if got != f.sha256 {
-        return Err(Stop::Failed(format!(
-            "{} arrived whole, but its SHA-256 is {got}, not the {} the shelf list gives: the download is \
-             damaged or not the file the list means, so it was not stored.",
-            f.name, f.sha256
-        )));
+    Ok(())
+}
+
+fn fatal(a: Attempt) -> Stop {
+    match a {
+        Attempt::Fatal(m) => Stop::Failed(m),
+        Attempt::Cut => Stop::Failed("the partial file could not be read.".into()),
     }
-    let parts: Array = part.chunks.into_iter().collect();
-    web_sys::Blob::new_with_u8_array_sequence(&parts)
-        .map_err(|_| Stop::Failed(format!("{}: the browser could not hold it.", f.name)))
 }
 
 enum Attempt {
@@ -182,7 +255,7 @@ enum Attempt {
 /// One request: from byte `part.have` (a `Range` request when it is not 0) to the end or a cut.
 async fn attempt(
     f: &FetchFile,
-    part: &mut Partial,
+    part: &mut Partial<'_>,
     progress: &mut Progress,
     cancelled: &impl Fn() -> bool,
 ) -> Result<(), Attempt> {
@@ -190,11 +263,11 @@ async fn attempt(
     let range = resp.headers().get("content-range").ok().flatten();
     let length = resp.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok());
     match start_of(resp.status(), range.as_deref(), length, part.have, f.size) {
-        Ok(0) if part.have > 0 => *part = Partial::new(), // the server ignored the Range: start again
+        Ok(0) if part.have > 0 => part.restart()?, // the server ignored the Range: start again
         Ok(_) => {}
         Err(Answer::Restart) => {
             cancel_body(&resp);
-            *part = Partial::new();
+            part.restart()?;
             return Err(Attempt::Cut);
         }
         Err(Answer::Fatal(why)) => {
@@ -218,7 +291,10 @@ async fn attempt(
                 size(f.size)
             )));
         }
-        part.push(chunk);
+        if let Err(e) = part.push(&chunk) {
+            let _ = reader.cancel();
+            return Err(e);
+        }
         progress.show(part.have, None, false);
     }
     progress.show(part.have, None, true);

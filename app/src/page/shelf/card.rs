@@ -1,11 +1,11 @@
 //! The shelf in the model card: each model with what it is, its size before any download, a
-//! warning for a big one, and Use, Download (with progress, time left and Cancel) or why it is
-//! not offered.
+//! warning for a big one, and Use, Download (with progress, time left and Cancel), Resume or
+//! Discard for a download an earlier visit left half done, or why it is not offered.
 
 use leptos::prelude::*;
 
-use super::{cancel, download, use_model, Busy, ShelfState};
-use crate::shelf::{progress_text, Offer, Shelf, ShelfModel};
+use super::{cancel, discard, download, use_model, Busy, ShelfState};
+use crate::shelf::{progress_text, Card, Offer, Shelf, ShelfModel};
 use crate::words::size;
 
 #[component]
@@ -60,9 +60,17 @@ fn item(s: ShelfState, m: ShelfModel) -> impl IntoView {
         let name = name.clone();
         move || s.offered.with(|o| o.as_deref() == Some(name.as_str()))
     };
+    let unfinished = {
+        let name = name.clone();
+        move || {
+            let idle = s.busy.with(Option::is_none);
+            s.unfinished.with(|u| u.iter().find(|u| u.model == name && idle).map(|u| (u.have, u.total)))
+        }
+    };
     let title = if m.title.is_empty() { m.name.clone() } else { m.title.clone() };
     let bytes = size(m.download_bytes());
-    let (use_name, get_name) = (name.clone(), name.clone());
+    let (use_name, get_name, resume_name, drop_name) = (name.clone(), name.clone(), name.clone(), name.clone());
+    let half = unfinished.clone();
     view! {
         <li data-testid="shelf-item" data-name=name.clone() data-offer=move || offer_key(offer.get()) class:offered=offered>
             <div class="shelf-head">
@@ -82,11 +90,23 @@ fn item(s: ShelfState, m: ShelfModel) -> impl IntoView {
                         disabled=move || s.ctx.running() || s.ctx.loading()
                         on:click={ let n = use_name.clone(); move |_| use_model(s, n.clone()) }>"Use"</button>
                 </Show>
-                <Show when=move || offer.get() == Offer::Download>
+                <Show when=move || offer.get() == Offer::Download && unfinished().is_none()>
                     <button type="button" data-testid="shelf-download" disabled=move || s.busy.with(Option::is_some)
                         on:click={ let n = get_name.clone(); move |_| download(s, &n) }>{format!("Download ({bytes})")}</button>
                 </Show>
             </div>
+            {move || (offer.get() == Offer::Download).then(&half).flatten().map(|(have, total)| {
+                let (r, d) = (resume_name.clone(), drop_name.clone());
+                view! {
+                    <div class="buttons" data-testid="shelf-half">
+                        <p class="hint" data-testid="shelf-half-text">{format!("Half downloaded: {} of {}", size(have), size(total))}</p>
+                        <button type="button" data-testid="shelf-resume-button" disabled=move || s.busy.with(Option::is_some)
+                            on:click=move |_| download(s, &r)>"Resume"</button>
+                        <button type="button" class="secondary" data-testid="shelf-discard"
+                            on:click=move |_| discard(s, d.clone())>"Discard"</button>
+                    </div>
+                }
+            })}
             {move || busy_here().map(|b| view! { <Downloading s b /> })}
         </li>
     }

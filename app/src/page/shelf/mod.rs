@@ -1,6 +1,7 @@
 //! The model shelf in the model card: the site's list (`crate::shelf`), which of its models are
 //! stored on this device, a download in progress (the worker fetches, verifies and stores it:
-//! `worker/shelf.rs`) and a link that names a shelf model. `card` draws it.
+//! `worker/shelf.rs`), downloads an earlier visit left half done (Resume or Discard) and a link
+//! that names a shelf model. `card` draws it.
 
 mod card;
 
@@ -15,7 +16,8 @@ use super::client::Handler;
 use super::state::{Ctx, Status};
 use crate::protocol::shelf::{Download, FetchFile, ShelfCmd, ShelfEvent};
 use crate::protocol::{FromWorker, Source, ToWorker};
-use crate::shelf::{Shelf, ShelfModel, LIST};
+use crate::shelf::{self, Shelf, ShelfModel, LIST};
+use crate::storage::partial::{self, Unfinished};
 use crate::storage::{self, Entry, Kind};
 
 /// The list's name for the bundled model's file (loaded as `Source::Bundled`).
@@ -29,6 +31,8 @@ pub struct ShelfState {
     list: RwSignal<Option<Result<Shelf, String>>>,
     /// Shelf models stored on this device: (shelf name, storage id).
     stored: RwSignal<Vec<(String, String)>>,
+    /// Downloads that stopped before the end (a reload, a broken connection), kept for Resume.
+    unfinished: RwSignal<Vec<Unfinished>>,
     busy: RwSignal<Option<Busy>>,
     /// (is an error, message)
     note: RwSignal<Option<(bool, String)>>,
@@ -55,6 +59,7 @@ pub fn install(ctx: Ctx) -> Handler {
         ctx,
         list: RwSignal::new(None),
         stored: RwSignal::new(Vec::new()),
+        unfinished: RwSignal::new(Vec::new()),
         busy: RwSignal::new(None),
         note: RwSignal::new(None),
         offered: RwSignal::new(None),
@@ -76,6 +81,23 @@ pub fn install(ctx: Ctx) -> Handler {
     })
 }
 
+/// The engine stopped (the page restarts it): a download it was running went with it, so the
+/// card is freed and says so instead of showing progress that will never come.
+pub fn engine_stopped(s: ShelfState) {
+    if let Some(b) = s.busy.get_untracked() {
+        s.busy.set(None);
+        s.note.set(Some((
+            true,
+            format!(
+                "The download of {} stopped because the engine stopped. What arrived is kept on this device: \
+                 press Resume to continue.",
+                b.model
+            ),
+        )));
+        wasm_bindgen_futures::spawn_local(refresh(s));
+    }
+}
+
 async fn read_list() -> Result<Shelf, String> {
     let failed = |why: &str| format!("The model shelf could not be read ({why}).");
     let resp = JsFuture::from(super::browser::window().fetch_with_str(LIST)).await.map_err(|_| failed("no connection"))?;
@@ -84,7 +106,12 @@ async fn read_list() -> Result<Shelf, String> {
         return Err(failed(&format!("HTTP {}", resp.status())));
     }
     let text = JsFuture::from(resp.text().map_err(|_| failed("no text"))?).await.map_err(|_| failed("unreadable"))?;
-    Shelf::parse(&text.as_string().unwrap_or_default())
+    shelf::parse(&text.as_string().unwrap_or_default())
+}
+
+/// The store changed outside the shelf (a bundle was added): its models may be here now.
+pub fn stored_changed(s: ShelfState) {
+    wasm_bindgen_futures::spawn_local(refresh(s));
 }
 
 /// Which shelf models are stored here: items whose meta names the model, holding the list's
@@ -96,6 +123,7 @@ async fn refresh(s: ShelfState) {
         _ => Vec::new(),
     });
     s.stored.set(stored);
+    s.unfinished.set(partial::unfinished().await.unwrap_or_default());
 }
 
 fn stored_copy(m: &ShelfModel, items: &[Entry]) -> Option<String> {
@@ -135,16 +163,31 @@ fn on_event(s: ShelfState, ev: &ShelfEvent) {
         ShelfEvent::Failed { job, message, .. } if mine(job) => {
             s.busy.set(None);
             s.note.set(Some((true, message.clone())));
+            wasm_bindgen_futures::spawn_local(refresh(s));
         }
         ShelfEvent::Cancelled { job, model } if mine(job) => {
             s.busy.set(None);
             s.note.set(Some((false, format!("The download of {model} was cancelled; nothing was stored."))));
+            wasm_bindgen_futures::spawn_local(refresh(s));
         }
         _ => {}
     }
 }
 
-/// Asks the worker to fetch `name`'s files (the model first) onto this device.
+/// Removes what an unfinished download of `name` left on this device.
+fn discard(s: ShelfState, name: String) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let note = match partial::discard(&name).await {
+            Ok(()) => (false, format!("The half-downloaded {name} was removed from this device.")),
+            Err(e) => (true, e.message()),
+        };
+        s.note.set(Some(note));
+        refresh(s).await;
+    });
+}
+
+/// Asks the worker to fetch `name`'s files (the model first) onto this device; it continues
+/// from what an unfinished download of the same files left.
 fn download(s: ShelfState, name: &str) {
     if s.busy.with_untracked(Option::is_some) {
         return;
@@ -161,12 +204,13 @@ fn download(s: ShelfState, name: &str) {
     let job = s.jobs.get_value() + 1;
     s.jobs.set_value(job);
     req.job = job;
+    let done = s.unfinished.with_untracked(|u| u.iter().find(|u| u.model == name).map_or(0, |u| u.have));
     let busy = Busy {
         job,
         model: name.into(),
-        done: 0,
+        done,
         total: req.files.iter().map(|f| f.size).sum(),
-        from: 0,
+        from: done,
         since: js_sys::Date::now(),
         note: None,
     };
@@ -182,7 +226,7 @@ fn request(shelf: &Shelf, m: &ShelfModel, job: u64) -> Option<Download> {
         .files_in_order()
         .into_iter()
         .map(|f| {
-            let url = web_sys::Url::new_with_base(&shelf.address(f), &base).ok()?.href();
+            let url = web_sys::Url::new_with_base(&shelf::address(shelf, f), &base).ok()?.href();
             Some(FetchFile { url, name: f.file_name().into(), size: f.size, sha256: f.sha256.clone()? })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -229,11 +273,7 @@ async fn use_stored(s: ShelfState, name: &str) {
         return s.note.set(Some((true, format!("{name} is not stored on this device."))));
     };
     match storage::get(&id).await {
-        Ok((_, files)) => {
-            let mut files = files.into_iter();
-            let Some(model) = files.next() else { return };
-            actions::load_files_as(ctx, source, model, files.next());
-        }
+        Ok((_, files)) => actions::load_files_as(ctx, source, files),
         Err(e) => s.note.set(Some((true, e.message()))),
     }
 }
