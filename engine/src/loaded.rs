@@ -153,8 +153,9 @@ fn folder_of(config: &str) -> String {
 /// How a model's weights are held. A model with Q8_0 matrices (llama2.c v2 files, GGUF Q8_0
 /// tensors) keeps them quantized by default: the CPU backend runs them with its Q8_0 kernels
 /// (`cpu::q8`, ~1/4 of the f32 bytes). The f32 `Weights` are made from them once, on first
-/// demand, for the paths that have no Q8_0 kernels yet (GPU, training, inspection, conversion),
-/// and shared by every clone of the model from then on.
+/// demand, for the paths that have no Q8_0 kernels yet (training, inspection, conversion), and
+/// shared by every clone of the model from then on; the GPU gets a copy for its upload only
+/// (`dense_weights`).
 #[derive(Debug, Clone)]
 enum Held {
     Dense(Arc<Weights>),
@@ -283,6 +284,16 @@ impl LoadedModel {
             Held::Quant { quant, dense } => dense.get_or_init(|| Arc::new(quant.dequantize())),
         }
     }
+    /// The f32 weights for a backend without quantized kernels (the GPU): the shared ones when
+    /// something made them already, else a copy of its own that is freed with whatever holds it,
+    /// so that a GPU that fails to start (or that Auto drops for the CPU) leaves no f32 copy of a
+    /// quantized model behind.
+    pub fn dense_weights(&self) -> Arc<Weights> {
+        match &self.weights {
+            Held::Dense(w) => w.clone(),
+            Held::Quant { quant, dense } => dense.get().cloned().unwrap_or_else(|| Arc::new(quant.dequantize())),
+        }
+    }
     pub fn tokenizer(&self) -> Option<&Tokenizer> {
         self.tokenizer.as_ref()
     }
@@ -335,7 +346,8 @@ mod gpu {
         /// after a failure (`Error::NoGpu` when no GPU exists, `Error::Gpu` when one failed) the
         /// caller falls back with another `open_backend_async` on this same model.
         /// A model held quantized runs its Q8_0 weights on the CPU; the GPU (or `Auto` trying
-        /// it) gets the f32 weights (`weights`).
+        /// it) gets f32 weights (`dense_weights`: held by the GPU backend only, so a failed
+        /// start keeps none).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {
             if self.quantized().is_none() {
                 return AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), choice, opts).await;
@@ -343,9 +355,10 @@ mod gpu {
             let cpu = |reason| Opened { backend: AnyBackend::Cpu(self.cpu()), reason };
             Ok(match choice {
                 BackendChoice::Cpu => cpu(Reason::Requested),
-                BackendChoice::Gpu => AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), choice, opts).await?,
+                BackendChoice::Gpu => AnyBackend::open_shared(&self.dense_weights(), self.adapter.as_ref(), choice, opts).await?,
                 BackendChoice::Auto => {
-                    match AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), BackendChoice::Gpu, opts).await {
+                    let dense = self.dense_weights();
+                    match AnyBackend::open_shared(&dense, self.adapter.as_ref(), BackendChoice::Gpu, opts).await {
                         Ok(o) => Opened { backend: o.backend, reason: Reason::GpuAvailable },
                         Err(e) => cpu(Reason::NoUsableGpu(e)),
                     }

@@ -226,3 +226,23 @@ fn q8_0_blocks_read_as_the_dequantizer_reads_them() {
     dequantize(DType::Q8_0, &blocks, &mut want);
     assert_eq!(tinylm_engine::quant_weights::Matrix::Q8(m).dequantize(), want);
 }
+
+/// Auto trying the GPU for a quantized model, and failing, keeps no f32 copy: the CPU runs the
+/// Q8_0 weights and the model holds only those (issue 24). The GPU is made to fail on purpose
+/// (an f16 classifier without the fused path is refused after the upload), so that this holds
+/// on a machine with a GPU as well as on one without.
+#[cfg(feature = "gpu")]
+#[test]
+fn a_failed_gpu_start_leaves_no_f32_copy_of_a_quantized_model() {
+    use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions, Reason};
+    let file = v2_file();
+    let m = LoadedModel::open(&[NamedFile::new("stories260K.v2-q80.bin", &file)]).unwrap();
+    let quant = m.quantized().unwrap().size_bytes();
+    let failing = GpuOptions { f16_classifier: true, fused: false, ..GpuOptions::default() };
+    let opened = m.open_backend(BackendChoice::Auto, failing).unwrap();
+    assert!(matches!(opened.reason, Reason::NoUsableGpu(_)), "the GPU was refused");
+    assert!(matches!(opened.backend, AnyBackend::Cpu(_)));
+    assert_eq!(m.held_bytes(), quant, "only the Q8_0 weights stay held");
+    assert!(m.open_backend(BackendChoice::Gpu, failing).is_err());
+    assert_eq!(m.held_bytes(), quant);
+}

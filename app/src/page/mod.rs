@@ -7,6 +7,7 @@ mod app;
 mod browser;
 mod build;
 mod client;
+mod drop_folder;
 mod experiments;
 mod generate;
 mod help;

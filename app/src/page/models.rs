@@ -29,7 +29,8 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
             ctx.progress.set(Some(Progress { label: label.clone(), done: *done, total: *total }));
         }
         FromWorker::Loaded { models, active, backend, parses } => {
-            let name = models.iter().find(|m| m.id == *active).map_or(String::new(), |m| m.name.clone());
+            // "Ready: quant.q8_0 (GGUF v3, Q8_0 ×7, F32 ×3). Press Generate.": what was read.
+            let name = models.iter().find(|m| m.id == *active).map_or(String::new(), |m| format!("{} ({})", m.name, m.format));
             ctx.models.set(models.clone());
             ctx.active.set(Some(*active));
             ctx.backend.set(Some(backend.clone()));
@@ -93,6 +94,7 @@ fn continue_restore(ctx: Ctx) {
     let target = plan.target.take();
     let missing = plan.missing_file.take();
     let shelf = plan.shelf.take();
+    let built = plan.built.take();
     let (adapter, run, awaiting) = (plan.adapter.take(), plan.run, plan.awaiting.take());
     ctx.restore.set_value(crate::link::Restore { awaiting, ..Default::default() });
     let found = target.and_then(|t| ctx.models.with_untracked(|ms| ms.iter().find(|m| m.source == t).map(|m| m.id)));
@@ -107,6 +109,11 @@ fn continue_restore(ctx: Ctx) {
              file with “Choose files” to get the same story; until then another model is used."
         )));
         // Not the link's story: nothing runs by itself.
+        return;
+    }
+    if let Some(built) = built {
+        // The Build view (which hears this message too) looks for it on this device.
+        ctx.restore.set_value(crate::link::Restore { built: Some(built), adapter, run, ..Default::default() });
         return;
     }
     if let Some(name) = shelf {

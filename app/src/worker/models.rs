@@ -5,7 +5,7 @@
 use super::bridge::scope;
 use super::fetch::{download, progress};
 use super::session::Session;
-use super::store::{file_name, Files};
+use super::store::{file_name, needs_tokenizer, Files};
 use crate::protocol::{Choice, NamedBytes, Source, MAX_FILE_BYTES};
 use crate::words;
 
@@ -17,7 +17,7 @@ pub const BUNDLED_TOKENIZER: &str = "models/tok512.bin";
 pub async fn load(s: &mut Session, source: Source, files: Vec<NamedBytes>, choice: Choice) {
     let result = async {
         let files = gather(s, &source, files).await?;
-        progress(&format!("Checking {}", files.model_name), 0, None);
+        progress(&format!("Checking {}", files.files[0].0), 0, None);
         let id = s.store.add(source, files)?;
         s.activate(id, choice).await
     };
@@ -37,44 +37,44 @@ pub async fn select(s: &mut Session, id: u32, choice: Choice) {
 /// The bytes of a model and its tokenizer, wherever they come from.
 async fn gather(s: &Session, source: &Source, files: Vec<NamedBytes>) -> Result<Files, String> {
     match source {
-        Source::Bundled => Ok(Files {
-            model_name: file_name(BUNDLED_MODEL),
-            model: download(BUNDLED_MODEL, "Downloading stories260K").await?,
-            tokenizer_name: file_name(BUNDLED_TOKENIZER),
-            tokenizer: download(BUNDLED_TOKENIZER, "Downloading its tokenizer").await?,
-        }),
+        Source::Bundled => Ok(Files::pair(
+            file_name(BUNDLED_MODEL),
+            download(BUNDLED_MODEL, "Downloading stories260K").await?,
+            file_name(BUNDLED_TOKENIZER),
+            download(BUNDLED_TOKENIZER, "Downloading its tokenizer").await?,
+        )),
         Source::Url { model, tokenizer } => {
             same_origin(model)?;
             let model_name = file_name(model);
             let bytes = download(model, &format!("Downloading {model_name}")).await?;
-            let (tokenizer_name, tokenizer) = match tokenizer {
-                Some(t) => {
-                    same_origin(t)?;
-                    (file_name(t), download(t, "Downloading the tokenizer").await?)
-                }
-                None => lent_tokenizer(s)?,
-            };
-            Ok(Files { model_name, model: bytes, tokenizer_name, tokenizer })
+            let mut files = vec![(model_name, bytes)];
+            if let Some(t) = tokenizer {
+                same_origin(t)?;
+                files.push((file_name(t), download(t, "Downloading the tokenizer").await?));
+            }
+            with_lent_tokenizer(s, files)
         }
         Source::Files { .. } | Source::Shelf { .. } => {
-            let mut files = files.into_iter();
-            let model = files.next().ok_or("No model file was given.")?;
-            if model.bytes.len() as u64 > MAX_FILE_BYTES {
-                return Err(words::too_large(&model.name, model.bytes.len() as u64));
+            if files.is_empty() {
+                return Err("No model file was given.".into());
             }
-            let (tokenizer_name, tokenizer) = match files.next() {
-                Some(t) => (t.name, t.bytes.to_vec()),
-                None => lent_tokenizer(s)?,
-            };
-            Ok(Files { model_name: model.name, model: model.bytes.to_vec(), tokenizer_name, tokenizer })
+            let total: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
+            if total > MAX_FILE_BYTES {
+                return Err(words::too_large(&files[0].name, total));
+            }
+            with_lent_tokenizer(s, files.into_iter().map(|f| (f.name, f.bytes.to_vec())).collect())
         }
     }
 }
 
-/// Without a tokenizer, a model gets the bundled tok512 (right for 512-token models).
-fn lent_tokenizer(s: &Session) -> Result<(String, Vec<u8>), String> {
-    let (name, bytes) = s.store.bundled_tokenizer().ok_or("Give the model's tokenizer file too.")?;
-    Ok((format!("{name} (bundled; no tokenizer was given)"), bytes))
+/// A llama2.c model given alone gets the bundled tok512 (right for 512-token models); GGUF
+/// files and Hugging Face folders carry their own tokenizer.
+fn with_lent_tokenizer(s: &Session, mut files: Vec<(String, Vec<u8>)>) -> Result<Files, String> {
+    if needs_tokenizer(&files) {
+        let (name, bytes) = s.store.bundled_tokenizer().ok_or("Give the model's tokenizer file too.")?;
+        files.push((format!("{name} (bundled; no tokenizer was given)"), bytes));
+    }
+    Ok(Files { files })
 }
 
 /// Privacy: models come only from this site. The check is here as well as in the page, and

@@ -92,7 +92,7 @@ impl Session {
         let model = &self.store.get(id)?.model;
         let opened = backends::open(model, choice).await?;
         if let Some(w) = opened.warmup {
-            let (weights, adapter) = (model.weights().clone(), model.adapter().cloned());
+            let (weights, adapter) = (model.dense_weights(), model.adapter().cloned());
             warmup::start(self.epoch, weights, adapter, w, self.warm.clone(), self.inbox.clone());
         }
         self.active = Some(Active { id, backend: opened.backend, info: opened.info, choice, story: None });

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use web_sys::{DragEvent, File, FileList, HtmlInputElement};
 
 use crate::page::state::{Ctx, Status};
-use crate::page::{actions, browser};
+use crate::page::{actions, browser, drop_folder};
 use crate::pick;
 use crate::protocol::{BackendKind, Choice, ModelEntry, Source};
 use crate::words::size;
@@ -80,12 +80,35 @@ fn facts(m: &ModelEntry) -> impl IntoView {
         ("heads / kv heads", format!("{} / {}", c.n_heads, c.n_kv_heads)),
         ("vocabulary", c.vocab_size.to_string()),
         ("context", format!("{} tokens", c.seq_len)),
-        ("tokenizer", format!("{}, {}", m.tokenizer_name, size(m.tokenizer_bytes))),
+        ("weights in memory", weights_held(m)),
+        (
+            "tokenizer",
+            match m.tokenizer_bytes {
+                0 => m.tokenizer_name.clone(),
+                b => format!("{}, {}", m.tokenizer_name, size(b)),
+            },
+        ),
     ];
     view! {
-        <dl class="facts">
-            {rows.into_iter().map(|(k, v)| view! { <div><dt>{k}</dt><dd>{v}</dd></div> }).collect_view()}
+        <dl class="facts" data-testid="facts" data-weight-bytes=m.weight_bytes.to_string() data-params=m.params.to_string()>
+            {rows.into_iter().map(|(k, v)| {
+                let id = format!("fact-{}", k.replace([' ', '/'], "-"));
+                view! { <div data-testid=id><dt>{k}</dt><dd>{v}</dd></div> }
+            }).collect_view()}
         </dl>
+    }
+}
+
+/// "1.50 MB (kept quantized: 28% of f32)", or "0.54 MB (f32)" (the list's `data-weight-bytes`
+/// has the exact count).
+fn weights_held(m: &ModelEntry) -> String {
+    let f32_bytes = 4 * m.params;
+    if m.weight_bytes < f32_bytes {
+        format!("{} (kept quantized: {:.0}% of f32)", size(m.weight_bytes), 100.0 * m.weight_bytes as f64 / f32_bytes as f64)
+    } else if m.weight_bytes > f32_bytes {
+        format!("{} (quantized, with an f32 copy for the GPU or inspection)", size(m.weight_bytes))
+    } else {
+        format!("{} (f32)", size(m.weight_bytes))
     }
 }
 
@@ -147,7 +170,11 @@ fn Loader(ctx: Ctx) -> impl IntoView {
     let dropped = move |ev: DragEvent| {
         ev.prevent_default();
         dragging.set(false);
-        load_files(ctx, ev.data_transfer().and_then(|d| d.files()));
+        let Some(dt) = ev.data_transfer() else { return };
+        match drop_folder::entries(&dt) {
+            Some(entries) => load_folder(ctx, entries),
+            None => load_files(ctx, dt.files()),
+        }
     };
     let load_url = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -164,9 +191,9 @@ fn Loader(ctx: Ctx) -> impl IntoView {
                 on:dragleave=move |_| dragging.set(false)
                 on:drop=dropped
             >
-                <p>"Drop a llama2.c model (.bin) and its tokenizer (.bin) here, or"</p>
+                <p>"Drop a llama2.c model (.bin) and its tokenizer (.bin), a GGUF file (.gguf), or a Hugging Face folder (the folder itself, or its config.json, .safetensors and tokenizer.json) here, or"</p>
                 <label class="button secondary" for="files">"Choose files"</label>
-                <input id="files" data-testid="files" class="visually-hidden" type="file" multiple accept=".bin"
+                <input id="files" data-testid="files" class="visually-hidden" type="file" multiple accept=".bin,.gguf,.json,.safetensors"
                     on:change=picked />
             </div>
             <form class="from-site" on:submit=load_url>
@@ -178,7 +205,7 @@ fn Loader(ctx: Ctx) -> impl IntoView {
                 <button id="load-url" data-testid="load-url" type="submit" class="secondary" disabled=busy>"Load"</button>
             </form>
             <ProgressBar ctx />
-            <p class="hint">"Models from this site stay in the menu while this tab is open, reloads included; picked files until you reload. Files never leave your device."</p>
+            <p class="hint">"Models from this site stay in the menu while this tab is open, reloads included. Picked and dropped models are kept on this device (the Storage tab). Files never leave your device."</p>
         </details>
     }
 }
@@ -202,13 +229,29 @@ fn ProgressBar(ctx: Ctx) -> impl IntoView {
 
 fn load_files(ctx: Ctx, list: Option<FileList>) {
     let Some(list) = list else { return };
-    let files: Vec<File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
-    let named: Vec<(String, u64)> = files.iter().map(|f| (f.name(), f.size() as u64)).collect();
+    load_named(ctx, (0..list.length()).filter_map(|i| list.get(i)).map(|f| (f.name(), f)).collect());
+}
+
+/// A dropped folder: its files are listed first (a moment for a big one), then loaded.
+fn load_folder(ctx: Ctx, entries: Vec<wasm_bindgen::JsValue>) {
+    ctx.status.set(Status::Loading("Reading the dropped folder".into()));
+    wasm_bindgen_futures::spawn_local(async move {
+        match drop_folder::files(entries).await {
+            Ok(files) => load_named(ctx, files),
+            Err(message) => ctx.status.set(Status::Error(message)),
+        }
+    });
+}
+
+/// Files by the name the engine should see (a dropped folder's by their path in it).
+fn load_named(ctx: Ctx, files: Vec<(String, File)>) {
+    let named: Vec<(String, u64)> = files.iter().map(|(n, f)| (n.clone(), f.size() as u64)).collect();
     match pick::split(&named) {
-        Ok((model, tok)) => {
-            let (model, tok) = (files[model].clone(), tok.map(|t| files[t].clone()));
-            ctx.picked.set_value(Some((model.clone(), tok.clone())));
-            actions::load_files(ctx, model, tok);
+        Ok(picked) => {
+            let ordered: Vec<(String, File)> = picked.order().into_iter().map(|i| files[i].clone()).collect();
+            // Kept on the device once it loads (the Storage view saves them).
+            ctx.picked.set_value(Some(ordered.clone()));
+            actions::load_named(ctx, ordered);
         }
         Err(message) => ctx.status.set(Status::Error(message)),
     }
