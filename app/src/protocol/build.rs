@@ -56,16 +56,45 @@ pub struct BuildStart {
     pub resume: Option<Bytes>,
 }
 
-/// The learning-rate experiment (`tinylm pretrain --lr-sweep`'s runs with the settings' warm-up
-/// and z-loss): one short run from the same random init, data and seed per rate, one after another.
+/// An experiment (`tinylm pretrain --lr-sweep`'s runs): one short run from the same random init,
+/// data and seed per entry of `runs`, one after another: the learning-rate experiment (rates,
+/// the settings' warm-up and z-loss), or warm-up and z-loss at one rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepStart {
     pub job: u64,
-    /// The runs' settings (`lr` unused: each run takes one of `rates`).
+    /// The runs' settings (`lr`, `warmup` and `z_loss` unused: each run has its own).
     pub settings: BuildSettings,
-    pub rates: Vec<f64>,
+    pub runs: Vec<SweepRunSpec>,
     pub text: String,
     pub tokenizer: Bytes,
+}
+
+/// Where a run's time went (since it started or resumed), measured in the run by one clock:
+/// what the estimate counts (steps, each with its yield, and checks) and the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunTiming {
+    pub steps: u32,
+    /// Mean of the steps and of the checks.
+    pub step_ms: f64,
+    pub checks: u32,
+    pub check_ms: f64,
+    /// From the first step (or check) to the model file.
+    pub total_ms: f64,
+}
+
+impl RunTiming {
+    /// The estimate's sum with this run's own per-step and per-check costs.
+    pub fn counted_ms(&self) -> f64 {
+        self.steps as f64 * self.step_ms + self.checks as f64 * self.check_ms
+    }
+}
+
+/// What differs between an experiment's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SweepRunSpec {
+    pub lr: f64,
+    pub warmup: u32,
+    pub z_loss: f64,
 }
 
 /// How long a run would take here, measured on its shape before it starts (see `BuildCmd::Estimate`).
@@ -157,17 +186,20 @@ pub enum BuildEvent {
         ending: Ending,
         step: u32,
         model: Bytes,
+        timing: RunTiming,
     },
     Failed {
         job: u64,
         message: String,
     },
-    /// Step `step`'s loss of the experiment's run `run` (an index of its rates).
+    /// Step `step`'s loss of the experiment's run `run` (an index of its runs) and its largest
+    /// pre-softmax attention logit over the layers.
     SweepStep {
         job: u64,
         run: usize,
         step: u32,
         loss: f64,
+        attn: f64,
     },
     /// The run's end: the loss on the next batch after its last step (as `--lr-sweep`'s
     /// `final_loss`), or the step where it diverged.

@@ -1,19 +1,26 @@
 //! The Build view: grow a tiny Llama from random weights on this device (the engine's
 //! `pretrain`, as `tinylm pretrain`), and watch it learn: loss curves, samples on one prompt
 //! kept as a timeline, and the instruments that show why a run goes right or wrong; two kept
-//! models to use or compare, a time estimate before Start and the learning-rate experiment.
+//! models to use or compare, a time estimate before Start, the learning-rate experiment and the
+//! warm-up and z-loss one; the form and the newest model kept on this device.
 //! Its messages are `protocol::build`'s.
 
+mod built;
+mod form;
 mod panels;
+mod ratechart;
 mod run;
 mod slots;
 mod state;
 mod sweep;
+mod variants;
 
 use leptos::prelude::*;
 
 use super::client::Handler;
 use super::state::Ctx;
+use crate::protocol::build::BuildEvent;
+use crate::protocol::train::Ending;
 use crate::protocol::FromWorker;
 use state::BuildCtx;
 
@@ -22,12 +29,20 @@ use state::BuildCtx;
 pub fn install(ctx: Ctx) -> Handler {
     let b = BuildCtx::new(ctx);
     provide_context(b);
-    run::restore(b);
+    form::restore(b, run::restore(b));
     slots::restore(b);
+    built::restore(b);
     Box::new(move |msg| {
+        if let FromWorker::Loaded { .. } = msg {
+            built::resolve_link(b);
+        }
         if let FromWorker::Build(ev) = msg {
             if !sweep::receive(b, ev) && !slots::receive(b, ev) {
                 run::receive(b, ev.clone());
+                // A model that ended a run (not a pause) is kept on this device.
+                if matches!(ev, BuildEvent::Ended { ending, .. } if *ending != Ending::Paused) {
+                    built::save(b);
+                }
             }
         }
     })
@@ -39,7 +54,8 @@ pub fn view() -> AnyView {
     // Only while the view is shown.
     run::watch_estimate(b);
     view! {
-        <section class="card build" aria-label="Build a model" data-testid="build">
+        <section class="card build" aria-label="Build a model" data-testid="build"
+            data-form-restored=move || b.form_restored.get().to_string()>
             <h2>"Build a model from nothing"</h2>
             <p class="hint">
                 "Start from random numbers and train every weight of a tiny story model on a text, here on this \
@@ -56,6 +72,7 @@ pub fn view() -> AnyView {
             <panels::Instruments b />
             <slots::SlotsPanel b />
             <sweep::SweepPanel b />
+            <variants::VariantsPanel b />
         </section>
     }
     .into_any()

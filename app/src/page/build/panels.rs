@@ -8,7 +8,7 @@ use super::run;
 use super::state::{BuildCtx, Phase};
 use crate::page::train::chart::Curves as Chart;
 use crate::page::train::data::CORPORA;
-use crate::protocol::build::{BuildEstimate, Shape, SHAPES};
+use crate::protocol::build::{BuildEstimate, RunTiming, Shape, SHAPES};
 use crate::protocol::train::Ending;
 use crate::words::size;
 
@@ -184,6 +184,15 @@ pub fn Controls(b: BuildCtx) -> impl IntoView {
                 {status}
             </p>
             <p class="hint">{data}</p>
+            <Show when=move || b.timing.with(Option::is_some)>
+                {move || b.timing.get().map(|t| view! {
+                    <p class="hint" data-testid="build-timing" data-total-ms=t.total_ms.to_string()
+                        data-counted-ms=t.counted_ms().to_string() data-step-ms=t.step_ms.to_string()
+                        data-check-ms=t.check_ms.to_string() data-steps=t.steps.to_string() data-checks=t.checks.to_string()>
+                        {timing_line(&t)}
+                    </p>
+                })}
+            </Show>
             <Show when=move || !b.busy()>
                 <p class="hint estimate" data-testid="build-estimate" data-seconds=move || estimate_figure(b, |e| e.seconds)
                     data-step-ms=move || estimate_figure(b, |e| e.step_ms) data-check-ms=move || estimate_figure(b, |e| e.check_ms)>
@@ -195,6 +204,18 @@ pub fn Controls(b: BuildCtx) -> impl IntoView {
             </Show>
         </div>
     }
+}
+
+/// How the last run's time went, in the estimate's terms.
+fn timing_line(t: &RunTiming) -> String {
+    format!(
+        "Since it started or resumed: {} steps at {:.1} ms each and {} checks at {:.0} ms each; {} in all.",
+        t.steps,
+        t.step_ms,
+        t.checks,
+        t.check_ms,
+        duration(t.total_ms / 1000.0)
+    )
 }
 
 /// "about 40 seconds", "about 3 minutes", "about 1.5 hours".

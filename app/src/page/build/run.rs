@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::Response;
 
-use super::state::{BuildCtx, History, Kept, Phase};
+use super::state::{model_hash, BuildCtx, History, Kept, Phase};
 use crate::page::train::data::CORPORA;
 use crate::page::train::store::{read_in, remove_in, write_in};
 use crate::page::{actions, browser};
@@ -94,8 +94,10 @@ pub fn start(b: BuildCtx) {
         remove_in(FOLDER, CHECKPOINT).await;
         remove_in(FOLDER, RUN).await;
         b.saved_step.set(None);
+        b.timing.set(None);
         b.history.set(History::default());
         b.model.set(None);
+        b.model_name.set(None);
         launch(b, s, text, label, None).await;
     });
 }
@@ -140,29 +142,27 @@ async fn load_kept() -> Option<Kept> {
 }
 
 /// A run kept from an earlier visit is shown, ready to resume.
-pub fn restore(b: BuildCtx) {
-    spawn_local(async move {
-        let Some(kept) = load_kept().await else { return };
-        if read_in(FOLDER, CHECKPOINT).await.is_none() {
-            return;
-        }
-        let f = b.form;
-        let s = &kept.settings;
-        // Every field as the run was started (the experiment and a new run start from them).
-        f.shape.set(s.shape.clone());
-        f.steps.set(s.steps.to_string());
-        f.lr.set(s.lr.to_string());
-        f.warmup.set(s.warmup.to_string());
-        f.batch.set(s.batch.to_string());
-        f.seq.set(s.seq.to_string());
-        f.z_loss.set(s.z_loss.to_string());
-        f.sample_every.set(s.sample_every.to_string());
-        f.prompt.set(s.prompt.clone());
-        b.history.set(kept.history.clone());
-        b.saved_step.set(Some(kept.step));
-        b.run.set(Some((kept.settings, kept.text, kept.text_label)));
-        b.phase.set(Phase::Paused);
-    });
+pub async fn restore(b: BuildCtx) {
+    let Some(kept) = load_kept().await else { return };
+    if read_in(FOLDER, CHECKPOINT).await.is_none() {
+        return;
+    }
+    let f = b.form;
+    let s = &kept.settings;
+    // Every field as the run was started (the experiment and a new run start from them).
+    f.shape.set(s.shape.clone());
+    f.steps.set(s.steps.to_string());
+    f.lr.set(s.lr.to_string());
+    f.warmup.set(s.warmup.to_string());
+    f.batch.set(s.batch.to_string());
+    f.seq.set(s.seq.to_string());
+    f.z_loss.set(s.z_loss.to_string());
+    f.sample_every.set(s.sample_every.to_string());
+    f.prompt.set(s.prompt.clone());
+    b.history.set(kept.history.clone());
+    b.saved_step.set(Some(kept.step));
+    b.run.set(Some((kept.settings, kept.text, kept.text_label)));
+    b.phase.set(Phase::Paused);
 }
 
 /// Saves a checkpoint and the history up to it (the checkpoint first: a run file always
@@ -206,11 +206,14 @@ pub fn receive(b: BuildCtx, ev: BuildEvent) {
             h.samples.push((step, text));
         }),
         BuildEvent::Checkpoint { job, step, state } if current(job) => keep(b, step, state),
-        BuildEvent::Ended { job, ending, step, model } if current(job) => {
+        BuildEvent::Ended { job, ending, step, model, timing } if current(job) => {
             let bytes = model.to_vec();
+            b.timing.set(Some(timing));
             b.phase.set(Phase::ended(ending));
             if ending != Ending::Paused {
+                b.model_name.set(None);
                 b.model.set(Some((step, bytes)));
+                b.model_name.set(Some(file_name(b)));
             }
             if ending == Ending::Finished {
                 join_menu(b);
@@ -223,6 +226,9 @@ pub fn receive(b: BuildCtx, ev: BuildEvent) {
 
 /// The model's file name, e.g. `built-s30k-300.bin`.
 pub fn file_name(b: BuildCtx) -> String {
+    if let Some(name) = b.model_name.get_untracked() {
+        return name;
+    }
     let shape = b.run.with_untracked(|r| r.as_ref().map(|r| r.0.shape.clone())).unwrap_or_default();
     let step = b.model.with_untracked(|m| m.as_ref().map_or(0, |m| m.0));
     format!("built-{shape}-{step}.bin")
@@ -239,6 +245,11 @@ pub async fn to_menu(b: BuildCtx, name: String, bytes: Vec<u8>) {
     let Some(tok) = fetch_bytes(TOKENIZER).await else {
         return b.note.set(format!("Could not load {TOKENIZER}."));
     };
+    let hash = model_hash(&bytes);
+    b.ctx.built.update_value(|v| {
+        v.retain(|(n, _)| *n != name);
+        v.push((name.clone(), hash));
+    });
     let files = vec![
         NamedBytes { name: name.clone(), bytes: Bytes::from_slice(&bytes) },
         NamedBytes { name: "tok512.bin".into(), bytes: Bytes::from_slice(&tok) },

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
 use super::run::{fetch_bytes, file_name, to_menu, FOLDER, TOKENIZER};
-use super::state::{BuildCtx, Slot, SLOT_NAMES};
+use super::state::{model_hash, BuildCtx, Slot, SLOT_NAMES};
 use crate::page::browser;
 use crate::page::train::store::{read_in, write_in};
 use crate::protocol::build::{BuildCmd, BuildEvent};
@@ -56,6 +56,19 @@ pub fn keep(b: BuildCtx, i: usize) {
 
 async fn read_slot(i: usize) -> Option<Vec<u8>> {
     read_in(FOLDER, &bin(i)).await
+}
+
+/// The kept model whose bytes have content hash `want`, with its menu name (read from the
+/// device: the slots may not be restored yet).
+pub async fn with_hash(want: &str) -> Option<(String, Vec<u8>)> {
+    let slots = serde_json::from_slice::<[Option<Slot>; 2]>(&read_in(FOLDER, SLOTS).await?).ok()?;
+    for (i, slot) in slots.iter().enumerate() {
+        let Some(slot) = slot else { continue };
+        if let Some(bytes) = read_slot(i).await.filter(|bytes| model_hash(bytes) == want) {
+            return Some((menu_name(slot, i), bytes));
+        }
+    }
+    None
 }
 
 pub fn use_in_menu(b: BuildCtx, i: usize) {

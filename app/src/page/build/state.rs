@@ -3,10 +3,11 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub use crate::page::run_phase::Phase;
 use crate::page::state::Ctx;
-use crate::protocol::build::{BuildCmd, BuildEstimate, BuildSettings, StepView};
+use crate::protocol::build::{BuildCmd, BuildEstimate, BuildSettings, RunTiming, StepView, SweepRunSpec};
 use crate::protocol::ToWorker;
 
 /// Everything a run shows, saved beside its checkpoint.
@@ -36,13 +37,16 @@ pub struct Kept {
     pub history: History,
 }
 
-/// The learning-rate experiment: its rates, each run's losses and how each ended.
+/// An experiment (learning rates, or warm-up and z-loss): its runs, each run's losses and how
+/// each ended.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sweep {
     pub job: u64,
-    pub rates: Vec<f64>,
-    /// Per rate: (step, loss).
+    pub runs: Vec<SweepRunSpec>,
+    /// Per run: (step, loss).
     pub curves: Vec<Vec<(u32, f64)>>,
+    /// Per run: the largest attention logit of any step so far.
+    pub attn: Vec<f64>,
     /// Per rate, once ended: the loss on the next batch, or the step where it diverged.
     pub ends: Vec<Option<Result<f64, Option<u32>>>>,
     pub running: bool,
@@ -64,6 +68,11 @@ pub struct Slot {
 /// Stories of kept models side by side: (slot, story).
 pub type Compared = Vec<(usize, String)>;
 
+/// A model file's content hash for links: the first 16 hex digits of its sha256.
+pub fn model_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// The two slots' labels.
 pub const SLOT_NAMES: [&str; 2] = ["A", "B"];
 
@@ -84,6 +93,10 @@ pub struct Form {
     /// The learning-rate experiment's rates (comma-separated) and steps per run.
     pub rates: RwSignal<String>,
     pub sweep_steps: RwSignal<String>,
+    /// "four" (plain, warm-up, z-loss, both at each rate) or "one" (the form's warm-up and z-loss).
+    pub sweep_ways: RwSignal<String>,
+    /// The warm-up and z-loss experiment's rate.
+    pub variant_lr: RwSignal<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -101,8 +114,16 @@ pub struct BuildCtx {
     pub saved_step: RwSignal<Option<u32>>,
     /// The finished (or stopped) model as a llama2.c file.
     pub model: RwSignal<Option<(u32, Vec<u8>)>>,
+    /// Its file name, once it has one (kept from an earlier visit, or named as it ended).
+    pub model_name: RwSignal<Option<String>>,
     pub note: RwSignal<String>,
+    /// The form kept from an earlier visit has been read back (typing before that is replaced).
+    pub form_restored: RwSignal<bool>,
+    /// Where the last run's time went (since it started or resumed), as it measured it.
+    pub timing: RwSignal<Option<RunTiming>>,
     pub sweep: RwSignal<Sweep>,
+    /// The warm-up and z-loss experiment.
+    pub variants: RwSignal<Sweep>,
     /// How long the form's run would take here (None while measuring), and the newest request.
     pub estimate: RwSignal<Option<Result<BuildEstimate, String>>>,
     pub estimate_req: RwSignal<u64>,
@@ -134,6 +155,8 @@ impl BuildCtx {
                 prompt: s("Once upon a time"),
                 rates: s("0.0003, 0.003, 0.03, 1"),
                 sweep_steps: s("100"),
+                sweep_ways: s("four"),
+                variant_lr: s("0.1"),
             },
             job: RwSignal::new(0),
             phase: RwSignal::new(Phase::Idle),
@@ -142,8 +165,12 @@ impl BuildCtx {
             data: RwSignal::new(None),
             saved_step: RwSignal::new(None),
             model: RwSignal::new(None),
+            model_name: RwSignal::new(None),
             note: RwSignal::new(String::new()),
+            form_restored: RwSignal::new(false),
+            timing: RwSignal::new(None),
             sweep: RwSignal::new(Sweep::default()),
+            variants: RwSignal::new(Sweep::default()),
             estimate: RwSignal::new(None),
             estimate_req: RwSignal::new(0),
             slots: RwSignal::new([None, None]),
@@ -158,6 +185,6 @@ impl BuildCtx {
     }
 
     pub fn busy(&self) -> bool {
-        self.phase.with(Phase::busy) || self.sweep.with(|s| s.running)
+        self.phase.with(Phase::busy) || self.sweep.with(|s| s.running) || self.variants.with(|s| s.running)
     }
 }

@@ -13,7 +13,7 @@ use tinylm_engine::{Config, Tokenizer};
 use super::super::bridge::{now_ms, yield_now};
 use super::super::cancel::Cancel;
 use super::setup::{data, hyper, send, Data, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
-use crate::protocol::build::{shape, BuildEvent, BuildStart, StepView};
+use crate::protocol::build::{shape, BuildEvent, BuildStart, RunTiming, StepView};
 use crate::protocol::train::Ending;
 use crate::protocol::Bytes;
 
@@ -44,37 +44,80 @@ pub async fn run(start: BuildStart, cancel: &Cancel<Ending>) -> Result<(), Strin
     };
     let prompt = tok.encode(&s.prompt, true, false);
     let mut done = t.steps_done();
+    let mut clock = Clock::new();
     if done == 0 {
-        check(&mut t, &d, &tok, &prompt, job).await?;
+        clock.check(check(&mut t, &d, &tok, &prompt, job)).await?;
     }
-    let mut timing = (0.0f64, 0u32);
     while done < s.steps {
         if let Some(ending) = cancel.reason(job) {
-            return end(&mut t, job, ending).await;
+            return end(&mut t, job, ending, clock).await;
         }
         let batch = d.train.batch(s.batch, done as u64, s.data_seed).map_err(text_err)?;
         let t0 = now_ms();
         let m = t.step_async(&batch).await.map_err(text_err)?.clone();
-        timing = (timing.0 + now_ms() - t0, timing.1 + 1);
+        let step_ms = now_ms() - t0;
         done = m.step;
-        send(BuildEvent::Step { job, m: view(&m, timing.0 / timing.1 as f64) });
+        send(BuildEvent::Step { job, m: view(&m, (clock.steps_ms + step_ms) / (clock.steps + 1) as f64) });
         if done % s.sample_every.max(1) == 0 && done < s.steps {
-            check(&mut t, &d, &tok, &prompt, job).await?;
+            clock.check(check(&mut t, &d, &tok, &prompt, job)).await?;
             let (_, state) = t.snapshot_async(true).await.map_err(text_err)?;
             send(BuildEvent::Checkpoint { job, step: done, state: Bytes::from_slice(&state) });
         }
+        // As the estimate times a step: with the yield after it (for Pause and Stop).
+        let t0 = now_ms();
         yield_now().await;
+        clock.step(step_ms + now_ms() - t0);
     }
-    check(&mut t, &d, &tok, &prompt, job).await?;
-    end(&mut t, job, Ending::Finished).await
+    clock.check(check(&mut t, &d, &tok, &prompt, job)).await?;
+    end(&mut t, job, Ending::Finished, clock).await
+}
+
+/// Where the run's time goes, by one clock: its steps, its checks, and the whole.
+struct Clock {
+    start: f64,
+    steps: u32,
+    steps_ms: f64,
+    checks: u32,
+    checks_ms: f64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { start: now_ms(), steps: 0, steps_ms: 0.0, checks: 0, checks_ms: 0.0 }
+    }
+
+    fn step(&mut self, ms: f64) {
+        self.steps += 1;
+        self.steps_ms += ms;
+    }
+
+    async fn check<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        let t0 = now_ms();
+        let out = work.await;
+        self.checks += 1;
+        self.checks_ms += now_ms() - t0;
+        out
+    }
+
+    fn timing(&self) -> RunTiming {
+        let mean = |ms: f64, n: u32| if n == 0 { 0.0 } else { ms / n as f64 };
+        RunTiming {
+            steps: self.steps,
+            step_ms: mean(self.steps_ms, self.steps),
+            checks: self.checks,
+            check_ms: mean(self.checks_ms, self.checks),
+            total_ms: now_ms() - self.start,
+        }
+    }
 }
 
 /// The run's end: a checkpoint (to resume a pause) and the model file.
-async fn end(t: &mut Trainer, job: u64, ending: Ending) -> Result<(), String> {
+async fn end(t: &mut Trainer, job: u64, ending: Ending, clock: Clock) -> Result<(), String> {
     let (w, state) = t.snapshot_async(true).await.map_err(|e| e.to_string())?;
     let step = t.steps_done();
     send(BuildEvent::Checkpoint { job, step, state: Bytes::from_slice(&state) });
-    send(BuildEvent::Ended { job, ending, step, model: Bytes::from_slice(&write_v0(&w)) });
+    let model = Bytes::from_slice(&write_v0(&w));
+    send(BuildEvent::Ended { job, ending, step, model, timing: clock.timing() });
     Ok(())
 }
 

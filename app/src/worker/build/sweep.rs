@@ -1,5 +1,5 @@
-//! The learning-rate experiment: the same short run (shape, random init, data, steps, warm-up,
-//! z-loss) at each rate, one after another, as `tinylm pretrain --lr-sweep` runs each of its
+//! The experiments: the same short run (shape, random init, data, steps) at each of its runs'
+//! rate, warm-up and z-loss, one after another, as `tinylm pretrain --lr-sweep` runs each of its
 //! variants: a cosine to a tenth of the rate, and at the end the loss on the next batch.
 
 use tinylm_engine::pretrain::{PretrainBackend, Trainer};
@@ -13,18 +13,20 @@ use crate::protocol::build::{shape, BuildEvent, SweepStart};
 use crate::protocol::train::Ending;
 
 pub async fn run(start: SweepStart, cancel: &Cancel<Ending>) -> Result<(), String> {
-    let SweepStart { job, settings: s, rates, text, tokenizer } = start;
+    let SweepStart { job, settings: s, runs, text, tokenizer } = start;
     let text_err = |e: Error| e.to_string();
     let shape = shape(&s.shape).ok_or_else(|| format!("Unknown shape “{}”.", s.shape))?;
     let c = Config::parse(shape.spec).map_err(text_err)?;
     let tok = Tokenizer::from_bytes(&tokenizer.to_vec(), "tok512.bin").map_err(text_err)?;
     let d = data(&tok, &text, &s, &c, job)?;
     let w = random_weights(&c, shape.seed).map_err(text_err)?;
-    for (run, &lr) in rates.iter().enumerate() {
+    for (run, spec) in runs.iter().enumerate() {
         let mut h = hyper(&s);
-        h.schedule.lr = lr;
+        h.schedule.lr = spec.lr;
         // `--lr-sweep`'s default end of the cosine.
-        h.schedule.min_lr = lr / 10.0;
+        h.schedule.min_lr = spec.lr / 10.0;
+        h.schedule.warmup = spec.warmup;
+        h.z_loss = spec.z_loss;
         h.validate().map_err(text_err)?;
         let mut t = Trainer::open_async(PretrainBackend::Cpu, &w, h, None).await.map_err(text_err)?;
         let mut diverged_at = None;
@@ -35,7 +37,10 @@ pub async fn run(start: SweepStart, cancel: &Cancel<Ending>) -> Result<(), Strin
             }
             let batch = d.train.batch(s.batch, k as u64, s.data_seed).map_err(text_err)?;
             match t.step_async(&batch).await {
-                Ok(m) => send(BuildEvent::SweepStep { job, run, step: m.step, loss: m.loss }),
+                Ok(m) => {
+                    let attn = m.attn_logit_max.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    send(BuildEvent::SweepStep { job, run, step: m.step, loss: m.loss, attn })
+                }
                 // The engine refuses a non-finite loss: the run ends there, as the CLI's does.
                 Err(Error::InvalidSetting(msg)) if msg.contains("diverged") => {
                     diverged_at = Some(k + 1);
