@@ -45,6 +45,12 @@ pub enum ModelRef {
     Shelf {
         name: String,
     },
+    /// A model grown in the Build view, by its file name and a hash of its bytes: used if this
+    /// device kept the same one, else the reader is told and the plain model writes.
+    Built {
+        name: String,
+        hash: String,
+    },
 }
 
 impl ModelRef {
@@ -92,6 +98,7 @@ impl LinkState {
             }
             ModelRef::File { model } => pairs.push(("model_file", model)),
             ModelRef::Shelf { name } => pairs.push(("model_shelf", name)),
+            ModelRef::Built { name, hash } => pairs.extend([("model_built", name.as_str()), ("model_hash", hash.as_str())]),
         }
         pairs.extend([
             ("prompt", self.prompt.as_str()),
@@ -120,6 +127,7 @@ impl LinkState {
         let mut s = LinkState::default();
         let (mut url, mut tok, mut file, mut shelf) = (None, None, None, None);
         let (mut adapter, mut adapter_hash) = (None, None);
+        let (mut built, mut model_hash) = (None, String::new());
         for pair in fragment.trim_start_matches('#').split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = decode(v);
@@ -128,6 +136,8 @@ impl LinkState {
                 "tokenizer_url" => tok = Some(v),
                 "model_file" => file = Some(v),
                 "model_shelf" => shelf = Some(v),
+                "model_built" => built = Some(v),
+                "model_hash" => model_hash = v,
                 "prompt" => s.prompt = v,
                 "t" => s.temperature = v,
                 "p" => s.topp = v,
@@ -147,7 +157,10 @@ impl LinkState {
             (Some(model), _, _) => ModelRef::Url { model, tokenizer: tok },
             (None, Some(model), _) => ModelRef::File { model },
             (None, None, Some(name)) => ModelRef::Shelf { name },
-            _ => ModelRef::Bundled,
+            _ => match built.filter(|n| !n.is_empty()) {
+                Some(name) => ModelRef::Built { name, hash: model_hash },
+                None => ModelRef::Bundled,
+            },
         };
         s
     }
@@ -163,6 +176,8 @@ pub struct Restore {
     pub missing_file: Option<String>,
     /// A shelf model the link names: used if it is on this device, else offered for download.
     pub shelf: Option<String>,
+    /// A built model the link names (name, hash): used if this device kept it.
+    pub built: Option<(String, String)>,
     /// The link's adapter, put in use once its model is (if this device has it).
     pub adapter: Option<AdapterLink>,
     /// The link writes its story as soon as all this is done.
@@ -192,6 +207,7 @@ pub fn restore_plan(link: Option<&ModelRef>, remembered: Vec<Source>, remembered
         }
         Some(ModelRef::File { model }) => plan.missing_file = Some(model.clone()),
         Some(ModelRef::Shelf { name }) => plan.shelf = Some(name.clone()),
+        Some(ModelRef::Built { name, hash }) => plan.built = Some((name.clone(), hash.clone())),
     }
     plan.queue = queue;
     plan
@@ -301,6 +317,18 @@ mod tests {
         assert_eq!(LinkState::decode(&text), s);
         // An empty name names nothing.
         assert_eq!(LinkState::decode("model_shelf=").model, ModelRef::Bundled);
+    }
+
+    #[test]
+    fn a_link_names_a_built_model_with_its_hash() {
+        let built = ModelRef::Built { name: "built-s30k-300.bin".into(), hash: "00ff".into() };
+        let s = LinkState { model: built.clone(), ..LinkState::default() };
+        let text = s.encode();
+        assert!(text.starts_with("model_built=built-s30k-300.bin&model_hash=00ff&prompt="), "{text}");
+        assert_eq!(LinkState::decode(&text), s);
+        let p = restore_plan(Some(&built), vec![], None);
+        assert_eq!(p.built, Some(("built-s30k-300.bin".into(), "00ff".into())));
+        assert_eq!(LinkState::decode("model_built=&model_hash=00ff").model, ModelRef::Bundled);
     }
 
     #[test]

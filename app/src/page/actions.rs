@@ -55,31 +55,40 @@ pub fn load(ctx: Ctx, source: Source, files: Vec<NamedBytes>) {
     ctx.send(&ToWorker::Load { source, choice: ctx.choice.get_untracked(), files });
 }
 
-/// Loads picked, dropped or stored files (the model first): the browser reads them into JS
-/// memory, and their bytes are transferred to the worker (never copied into the page's own).
-pub fn load_files(ctx: Ctx, model: File, tokenizer: Option<File>) {
-    let source = Source::Files { model: model.name(), tokenizer: tokenizer.as_ref().map(File::name) };
-    load_files_as(ctx, source, model, tokenizer);
+/// Loads picked, dropped or stored files (the model first: a llama2.c or GGUF file, or a
+/// Hugging Face folder's config.json; then its tokenizer or the folder's other files), by the
+/// names the engine sees (a dropped folder's files by their path in it, "smol/config.json", so
+/// the model is named for its folder): the browser reads them into JS memory, and their bytes
+/// are transferred to the worker (never copied into the page's own).
+pub fn load_named(ctx: Ctx, files: Vec<(String, File)>) {
+    let Some((model, _)) = files.first() else { return };
+    let source = Source::Files { model: model.clone(), tokenizer: files.get(1).map(|f| f.0.clone()) };
+    read_and_load(ctx, source, files);
 }
 
-/// `load_files` for files that come from `source` (a stored shelf model).
-pub fn load_files_as(ctx: Ctx, source: Source, model: File, tokenizer: Option<File>) {
-    let size = model.size() as u64;
-    if size > MAX_FILE_BYTES {
-        return ctx.status.set(Status::Error(words::too_large(&model.name(), size)));
+/// `load_named` for files that come from `source` (a stored shelf model), by their own names.
+pub fn load_files_as(ctx: Ctx, source: Source, files: Vec<File>) {
+    read_and_load(ctx, source, files.into_iter().map(|f| (f.name(), f)).collect());
+}
+
+fn read_and_load(ctx: Ctx, source: Source, files: Vec<(String, File)>) {
+    let Some((model, _)) = files.first() else { return };
+    for (name, f) in &files {
+        let size = f.size() as u64;
+        if size > MAX_FILE_BYTES {
+            return ctx.status.set(Status::Error(words::too_large(name, size)));
+        }
     }
-    let files: Vec<File> = std::iter::once(model.clone()).chain(tokenizer).collect();
     stop(ctx);
-    ctx.status.set(Status::Loading(format!("Reading {}", model.name())));
+    ctx.status.set(Status::Loading(format!("Reading {model}")));
     wasm_bindgen_futures::spawn_local(async move {
         let mut named = Vec::with_capacity(files.len());
-        for f in &files {
+        for (name, f) in files {
             match JsFuture::from(f.array_buffer()).await {
-                Ok(buf) => named.push(NamedBytes { name: f.name(), bytes: Bytes::from_array(Uint8Array::new(&buf)) }),
+                Ok(buf) => named.push(NamedBytes { name, bytes: Bytes::from_array(Uint8Array::new(&buf)) }),
                 Err(_) => {
                     return ctx.status.set(Status::Error(format!(
-                        "Could not read the file “{}”: the browser refused (was it moved or deleted?).",
-                        f.name()
+                        "Could not read the file “{name}”: the browser refused (was it moved or deleted?)."
                     )))
                 }
             }
@@ -101,7 +110,9 @@ pub fn select(ctx: Ctx, model: u32, choice: Choice) {
 pub fn link_state(ctx: Ctx, run: bool) -> LinkState {
     let f = ctx.form;
     LinkState {
-        model: ctx.active_entry().map_or(ModelRef::Bundled, |m| ModelRef::of(&m.source)),
+        model: ctx
+            .active_entry()
+            .map_or(ModelRef::Bundled, |m| built_ref(ctx, &m.source).unwrap_or_else(|| ModelRef::of(&m.source))),
         prompt: f.prompt.get_untracked(),
         temperature: f.temperature.get_untracked(),
         topp: f.topp.get_untracked(),
@@ -112,6 +123,14 @@ pub fn link_state(ctx: Ctx, run: bool) -> LinkState {
         adapter: ctx.adapter.get_untracked(),
         run,
     }
+}
+
+/// A model file grown in the Build view, named with its hash so a reload (or a reader who
+/// kept the same model) finds it again.
+fn built_ref(ctx: Ctx, source: &Source) -> Option<ModelRef> {
+    let Source::Files { model, .. } = source else { return None };
+    let hash = ctx.built.with_value(|b| b.iter().find(|(n, _)| n == model).map(|(_, h)| h.clone()))?;
+    Some(ModelRef::Built { name: model.clone(), hash })
 }
 
 /// Puts the link in the address bar and on the clipboard, and shows it for copying by hand.

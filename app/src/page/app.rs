@@ -51,7 +51,11 @@ pub fn App() -> impl IntoView {
             h(&msg);
         }
     }));
-    ctx.client.set_on_crash(Rc::new(move |what| models::crashed(ctx, what)));
+    let shelf_state = expect_context::<shelf::ShelfState>();
+    ctx.client.set_on_crash(Rc::new(move |what| {
+        shelf::engine_stopped(shelf_state);
+        models::crashed(ctx, what)
+    }));
     match ctx.client.start() {
         Ok(()) => models::load_bundled(ctx),
         Err(e) => ctx.status.set(Status::Error(e)),

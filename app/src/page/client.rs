@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use gloo::events::EventListener;
+use js_sys::{Function, Reflect};
 use leptos::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{ErrorEvent, MessageEvent, Worker};
@@ -14,6 +15,16 @@ use crate::protocol::{wire, FromWorker, ToWorker};
 
 /// Trunk's loader shim for the worker binary, next to the page.
 const WORKER_URL: &str = "worker_loader.js";
+
+/// The worker boot.js started (`globalThis.tinylmEarlyWorker`), taken once: it and its holder.
+fn early_worker() -> Option<(Worker, JsValue)> {
+    let global = js_sys::global();
+    let key = JsValue::from_str("tinylmEarlyWorker");
+    let boot = Reflect::get(&global, &key).ok().filter(|b| b.is_object())?;
+    let _ = Reflect::delete_property(global.unchecked_ref::<js_sys::Object>(), &key);
+    let worker = Reflect::get(&boot, &"worker".into()).ok()?.dyn_into::<Worker>().ok()?;
+    Some((worker, boot))
+}
 
 pub type Router = Rc<dyn Fn(FromWorker)>;
 /// A view's handler of the worker's messages (each view sees every message and takes its own).
@@ -77,10 +88,15 @@ impl Client {
         self.0.with_value(|c| c.restarts)
     }
 
-    /// Starts the worker (replacing any old one).
+    /// Starts the worker (replacing any old one). The first time, it adopts the worker boot.js
+    /// started before the page's wasm (see `early_worker`).
     pub fn start(&self) -> Result<(), String> {
-        let worker = Worker::new(WORKER_URL)
-            .map_err(|_| "This browser could not start the engine (Web Workers are blocked).".to_string())?;
+        let early = early_worker();
+        let worker = match &early {
+            Some((w, _)) => w.clone(),
+            None => Worker::new(WORKER_URL)
+                .map_err(|_| "This browser could not start the engine (Web Workers are blocked).".to_string())?,
+        };
         let this = *self;
         let on_message = EventListener::new(&worker, "message", move |ev| {
             let Some(ev) = ev.dyn_ref::<MessageEvent>() else { return };
@@ -103,6 +119,12 @@ impl Client {
         });
         if let Some(Some(old)) = old {
             old.terminate();
+        }
+        // Now that the page listens, the early worker's first messages (its Started) come in.
+        if let Some((_, boot)) = early {
+            if let Ok(adopt) = Reflect::get(&boot, &"adopt".into()).and_then(|f| f.dyn_into::<Function>()) {
+                let _ = adopt.call0(&boot);
+            }
         }
         Ok(())
     }

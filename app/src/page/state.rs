@@ -108,6 +108,8 @@ pub struct Ctx {
     pub adapter: RwSignal<Option<AdapterLink>>,
     /// What became of the adapter a link named, when it is not the one in use.
     pub link_note: RwSignal<Option<String>>,
+    /// Models grown in the Build view that joined the menu: (file name, hash), for links.
+    pub built: StoredValue<Vec<(String, String)>>,
     pub form: FormSignals,
     pub present: RwSignal<bool>,
     /// The last link made by "Copy link".
@@ -118,9 +120,9 @@ pub struct Ctx {
     pub client: Client,
     /// Model files the worker has parsed since it started (`FromWorker::Loaded`).
     pub parses: RwSignal<u64>,
-    /// The model (and tokenizer) files the reader picked last, kept on the device by the
-    /// Storage view once the worker says they make a model.
-    pub picked: StoredValue<Option<(web_sys::File, Option<web_sys::File>)>, LocalStorage>,
+    /// The files the reader picked or dropped last, by the names the engine sees (the model
+    /// first), kept on the device by the Storage view once the worker says they make a model.
+    pub picked: StoredValue<Option<Vec<(String, web_sys::File)>>, LocalStorage>,
 }
 
 impl Ctx {
@@ -141,6 +143,7 @@ impl Ctx {
             stats: RwSignal::new(None),
             adapter: RwSignal::new(None),
             link_note: RwSignal::new(None),
+            built: StoredValue::new(Vec::new()),
             form: FormSignals::new(opened),
             present: RwSignal::new(opened.present),
             link: RwSignal::new(None),
