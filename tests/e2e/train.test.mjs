@@ -173,7 +173,10 @@ describe('Train view (CPU training in the engine worker)', () => {
     assert.match(await page.textContent('[data-testid=train-status]'), /held-out \d\.\d{4}/);
     const off = await page.textContent('[data-testid=sample-off]');
     const on = await page.textContent('[data-testid=sample-on]');
-    assert.ok(off.startsWith('Once upon a time') && on.startsWith('Once upon a time'));
+    // The samples start with the text's own prompt (Peter Rabbit's: its data.rs `prompt`).
+    const prompt = await page.inputValue('[data-testid=train-prompt]');
+    assert.equal(prompt, 'Mr. McGregor');
+    assert.ok(off.startsWith(prompt) && on.startsWith(prompt));
     assert.notEqual(on, off, 'adapter-on sample differs from adapter-off');
 
     // The same run on the CLI, on the text the browser trained on (the held-out tenth removed),

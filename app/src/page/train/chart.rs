@@ -98,10 +98,10 @@ pub fn Curves(
     solid: bool,
 ) -> impl IntoView {
     let class = move |i: usize| match i {
-        _ if solid => format!("line-{}", i % 4),
+        _ if solid => format!("line-{}", i % 6),
         0 => "train-line".to_string(),
         1 => "held-line".to_string(),
-        k => format!("line-{}", k % 4),
+        k => format!("line-{}", k % 6),
     };
     view! {
         <svg class="curves" viewBox=format!("0 0 {W} {H}") role="img" aria-label=label data-testid=testid>
@@ -112,12 +112,13 @@ pub fn Curves(
                 view! {
                     <line class="axis" x1=PAD y1=H - PAD x2=W - 8.0 y2=H - PAD />
                     <line class="axis" x1=PAD y1=8.0 x2=PAD y2=H - PAD />
-                    // The range inside the plot, so a long label is never cut at the edge.
+                    {all.iter().enumerate().map(|(i, s)| view! { <path class=class(i) d=path(s, x_max, lo, hi) /> }).collect_view()}
+                    // The range inside the plot, so a long label is never cut at the edge; drawn
+                    // after the lines, with a halo (`.tick`'s stroke), so no line crosses them.
                     <text class="tick" x=PAD + 4.0 y=24.0 text-anchor="start">{short(hi)}</text>
                     <text class="tick" x=PAD + 4.0 y=H - PAD - 6.0 text-anchor="start">{short(lo)}</text>
                     <text class="tick" x=PAD y=H - PAD + 16.0 text-anchor="start">"step 0"</text>
                     <text class="tick" x=W - 8.0 y=H - PAD + 16.0 text-anchor="end">{format!("step {x_max:.0}")}</text>
-                    {all.iter().enumerate().map(|(i, s)| view! { <path class=class(i) d=path(s, x_max, lo, hi) /> }).collect_view()}
                 }
             }}
         </svg>
@@ -125,7 +126,7 @@ pub fn Curves(
 }
 
 /// As `y_range`, but a measure may be negative (a mean logit).
-fn y_range_signed(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub fn y_range_signed(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         return (0.0, 1.0);
@@ -136,7 +137,7 @@ fn y_range_signed(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// A short tick label: about 3 significant digits, scientific when small.
-fn short(v: f64) -> String {
+pub fn short(v: f64) -> String {
     let a = v.abs();
     if v != 0.0 && a < 0.01 {
         format!("{v:.1e}")

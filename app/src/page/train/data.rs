@@ -15,6 +15,10 @@ pub struct Corpus {
     pub file: &'static str,
     pub title: &'static str,
     pub licence: &'static str,
+    /// The samples' prompt for this text: words from it, so the adapter's sample can go on in
+    /// its style (its names) where the plain model's cannot (measured: README, "Presets chosen
+    /// by measurement").
+    pub prompt: &'static str,
 }
 
 pub static CORPORA: [Corpus; 4] = [
@@ -23,24 +27,28 @@ pub static CORPORA: [Corpus; 4] = [
         file: "corpora/peter-rabbit.txt",
         title: "The Tale of Peter Rabbit — Beatrix Potter (5 KB)",
         licence: "Public domain (Project Gutenberg #14304, 1916 edition)",
+        prompt: "Mr. McGregor",
     },
     Corpus {
         key: "aesop",
         file: "corpora/aesop.txt",
         title: "Aesop's Fables, tr. Townsend (222 KB)",
         licence: "Public domain (Project Gutenberg #21)",
+        prompt: "The Lion",
     },
     Corpus {
         key: "alice",
         file: "corpora/alice.txt",
         title: "Alice's Adventures in Wonderland — Lewis Carroll (144 KB)",
         licence: "Public domain (Project Gutenberg #11)",
+        prompt: "Alice",
     },
     Corpus {
         key: "tinystories",
         file: "corpora/tinystories.txt",
         title: "TinyStories, first 100 KB of the validation set",
         licence: "CDLA-Sharing-1.0 (Eldan & Li, 2023)",
+        prompt: "Once upon a time",
     },
 ];
 
@@ -56,6 +64,7 @@ pub fn load_corpus(t: TrainCtx, key: String) {
         return;
     };
     t.data.source.set(key);
+    t.form.prompt.set(c.prompt.to_string());
     spawn_local(async move {
         let text = async {
             let w = web_sys::window()?;

@@ -123,7 +123,7 @@ pub fn SettingsPanel(form: FormSignals, busy: Signal<bool>) -> impl IntoView {
                     let make = p.settings;
                     view! {
                         <button type="button" class="secondary" data-testid=format!("preset-{}", p.key)
-                            on:click=move |_| f.fill(&make())>{p.label}</button>
+                            on:click=move |_| f.fill(&TrainSettings { prompt: f.prompt.get_untracked(), ..make() })>{p.label}</button>
                     }
                 }).collect_view()}
             </div>
