@@ -53,6 +53,18 @@ try {
         await shoot(`${size}-${tab}`);
       }
     }
+    // The Build tab after its learning-rate experiment (the form's defaults: four rates, four
+    // ways each), scrolled to the experiment's charts.
+    await show(page, 'build');
+    await page.waitForSelector('[data-testid=build][data-form-restored=true]');
+    await page.click('[data-testid=build-sweep-start]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=build-sweep-legend]')?.dataset.running === 'false', null, { timeout: 300_000 });
+    for (const [size, width, height] of SIZES) {
+      await page.setViewportSize({ width, height });
+      await page.$eval('[data-testid=build-sweep]', (el) => el.scrollIntoView({ block: 'start' }));
+      await page.screenshot({ path: join(OUT, `${size}-build-experiment.png`) });
+      console.log(`wrote docs/screenshots/${size}-build-experiment.png`);
+    }
     // Presentation mode on the projector: the story, and Inspect with a token pointed at.
     await page.setViewportSize({ width: 1920, height: 1080 });
     await page.click('[data-testid=present]');

@@ -65,6 +65,35 @@ pub fn bad_model(file: &str, bytes: &[u8], err: &Error) -> String {
     }
 }
 
+/// Why a GGUF file was refused: the reader's own words (a cut-short file, a tensor type or an
+/// architecture this lab cannot run).
+pub fn bad_gguf(file: &str, err: &Error) -> String {
+    format!(
+        "“{file}” is a GGUF file this app cannot use: {}. GGUF Llama models in F32, F16, BF16, Q8_0, Q4_0 or \
+         Q4_K/Q6_K are read; the file may also be damaged or cut short.",
+        detail(err)
+    )
+}
+
+/// Why a Hugging Face folder was refused.
+pub fn bad_folder(err: &Error) -> String {
+    let what = match err {
+        Error::BadFile { file, what, .. } => format!("{file}: {what}"),
+        other => other.to_string(),
+    };
+    format!(
+        "This Hugging Face folder cannot be used ({what}). Llama-family folders (LlamaForCausalLM) with \
+         config.json, .safetensors weights in F32, F16 or BF16 and tokenizer.json are read."
+    )
+}
+
+fn detail(err: &Error) -> String {
+    match err {
+        Error::BadFile { what, .. } => what.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Why a tokenizer file was refused.
 pub fn bad_tokenizer(file: &str, bytes: &[u8], err: &Error) -> String {
     let detail = match err {

@@ -93,4 +93,19 @@ describe('Accessibility', () => {
     assert.doesNotMatch(await focused(), /^tok-/);
     await page.close();
   });
+
+  test('axe-core: the Build tab with the learning-rate experiment run (its charts and legends)', async () => {
+    const { page } = await openApp(site.browser.context, site.server.url);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await show(page, 'build');
+    await page.waitForSelector('[data-testid=build][data-form-restored=true]');
+    // A short experiment, four ways at two rates (30: past where training breaks).
+    await page.fill('[data-testid=build-rates]', '0.003, 30');
+    await page.fill('[data-testid=build-sweep-steps]', '8');
+    await page.click('[data-testid=build-sweep-start]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=build-sweep-legend]')?.dataset.running === 'false', null, { timeout: 120_000 });
+    assert.equal(await page.$$eval('[data-testid=build-rate-loss] svg [data-lr]', (p) => p.length), 8);
+    assert.deepEqual(await violations(page), []);
+    await page.close();
+  });
 });

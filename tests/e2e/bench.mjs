@@ -9,7 +9,8 @@
 // Medians of several runs. Prints a table, then JSON. RUNS=…, COLD_RUNS=… and STEPS_*=… change
 // the counts; BACKENDS=cpu (or webgpu) measures one backend only; COLD_ONLY=1 only the cold starts
 // (the time to ready is the bundled model's time to be ready to write, in Auto: with
-// BACKENDS=webgpu the browser offers SwiftShader, which Auto skips).
+// BACKENDS=webgpu the browser offers SwiftShader, which Auto skips). Each cold start also prints
+// where the time to ready went; NO_SW=1 leaves the service worker out.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -44,19 +45,66 @@ function sizes() {
   };
 }
 
-/** From navigation (fresh profile, empty cache) to the first story text on screen. */
+/** The files on the path to "Ready", by a short name, for the breakdown. */
+const STEPS = [
+  ['page_wasm', /\/app-[^/]*_bg\.wasm$/],
+  ['worker_loader', /\/worker_loader\.js$/],
+  ['worker_wasm', /\/worker_bg\.wasm$/],
+  ['model', /\/stories260K\.bin$/],
+  ['tokenizer', /\/tok512\.bin$/],
+];
+
+/** Inside the page: each change of the status line (state and words), at performance.now(). */
+function watchStatus() {
+  window.__tinylmStatus = [];
+  new MutationObserver(() => {
+    const el = document.querySelector('[data-testid=status]');
+    if (!el) return;
+    const last = window.__tinylmStatus.at(-1);
+    const entry = { t: performance.now(), state: el.dataset.state, text: el.textContent.slice(0, 60) };
+    if (!last || last.state !== entry.state || last.text.slice(0, 20) !== entry.text.slice(0, 20)) window.__tinylmStatus.push(entry);
+  }).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+}
+
+/**
+ * From navigation (fresh profile, empty cache) to the first story text on screen, with where the
+ * time to "Ready" went: when each file on the path was asked for and arrived (the page's and the
+ * worker's requests alike), when the page's wasm had started (boot.js's mark), and each status.
+ * Times in ms from navigation start (the page's performance.timeOrigin).
+ */
 async function coldStart(url, webgpu) {
   const browser = await launchBrowser({ webgpu });
   try {
     const page = await browser.context.newPage();
+    await page.addInitScript(watchStatus);
+    // NO_SW=1: the offline service worker is not installed (to see what its precache costs).
+    if (process.env.NO_SW) await page.route('**/sw.js', (r) => r.abort());
+    const seen = {};
+    const name = (u) => STEPS.find(([, re]) => re.test(new URL(u).pathname))?.[0];
+    const stamp = (what) => (req) => {
+      const n = name(req.url());
+      if (n) (seen[n] ??= {})[what] = Date.now();
+    };
+    page.on('request', stamp('asked'));
+    page.on('requestfinished', stamp('arrived'));
     const t0 = Date.now();
     await page.goto(url);
     await waitForState(page, ['ready'], TIMEOUT);
-    const ready = Date.now() - t0;
+    const readyAt = Date.now();
+    const ready = readyAt - t0;
+    const inPage = await page.evaluate(() => ({
+      origin: performance.timeOrigin,
+      boot: performance.getEntriesByName('tinylm:page-started')[0]?.startTime,
+      status: window.__tinylmStatus,
+    }));
+    const rel = (t) => Math.round(t - inPage.origin);
+    const files = Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, [rel(v.asked), rel(v.arrived)]]));
+    const breakdown = { ready: rel(readyAt), page_started: Math.round(inPage.boot ?? NaN), files,
+      status: inPage.status.map((s) => `${Math.round(s.t)} ${s.state}: ${s.text}`) };
     await page.fill('[data-testid=temperature]', '0');
     await page.click('[data-testid=generate]');
     await page.waitForFunction(() => document.querySelector('[data-testid=output]').textContent.length > 0, null, { timeout: TIMEOUT, polling: 5 });
-    return { ready_ms: ready, first_token_ms: Date.now() - t0 };
+    return { ready_ms: ready, first_token_ms: Date.now() - t0, breakdown };
   } finally {
     await browser.close();
   }
@@ -99,10 +147,24 @@ try {
   for (const key of BACKENDS) {
     const webgpu = key === 'webgpu';
     const cold = [];
-    for (let i = 0; i < COLD_RUNS; i++) cold.push(await coldStart(server.url, webgpu));
+    for (let i = 0; i < COLD_RUNS; i++) {
+      const c = await coldStart(server.url, webgpu);
+      cold.push(c);
+      const f = Object.entries(c.breakdown.files).map(([k, [a, b]]) => `${k} ${a}→${b}`).join(', ');
+      process.stderr.write(`  ${key} cold ${i + 1}: ready ${c.ready_ms} ms (page wasm started ${c.breakdown.page_started}; ${f}; ready at ${c.breakdown.ready})\n`);
+      process.stderr.write(`    status: ${c.breakdown.status.join(' | ')}\n`);
+    }
+    const at = (pick) => median(cold.map((c) => pick(c.breakdown) ?? NaN));
     result.cold_start[key] = {
       ready_ms: median(cold.map((c) => c.ready_ms)),
       first_token_ms: median(cold.map((c) => c.first_token_ms)),
+      // Medians, ms from navigation start: [asked, arrived] per file, the page's wasm started.
+      breakdown: {
+        page_started: at((b) => b.page_started),
+        ...Object.fromEntries(STEPS.map(([k]) => [k, [at((b) => b.files[k]?.[0]), at((b) => b.files[k]?.[1])]])),
+        ready: at((b) => b.ready),
+      },
+      runs: cold.map((c) => c.breakdown),
     };
     process.stderr.write(`  ${key} cold start: ${result.cold_start[key].first_token_ms} ms\n`);
     if (!COLD_ONLY) result.speed[key] = await pageRuns(server.url, webgpu);
@@ -116,6 +178,11 @@ const z = result.sizes;
 const label = (key) => (key === 'cpu' ? 'CPU' : 'WebGPU');
 const rows = BACKENDS.map((key) => [`cold start → first token (${label(key)})`,
   `${result.cold_start[key].first_token_ms} ms (model ready ${result.cold_start[key].ready_ms} ms)`]);
+for (const key of BACKENDS) {
+  const b = result.cold_start[key].breakdown;
+  const f = STEPS.map(([k]) => `${k} ${b[k][0]}→${b[k][1]}`).join(', ');
+  rows.push([`  where it went (${label(key)}, ms)`, `${f}; page wasm started ${b.page_started}; ready ${b.ready}`]);
+}
 for (const key of COLD_ONLY ? [] : BACKENDS) {
   for (const model of ['stories260K', 's15m']) {
     const s = result.speed[key][model];
