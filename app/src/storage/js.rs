@@ -23,7 +23,7 @@ pub async fn call_await(obj: &JsValue, name: &str, args: &[JsValue]) -> Result<J
 }
 
 /// `{ key: value }`.
-pub fn options(key: &str, value: bool) -> JsValue {
+pub fn options(key: &str, value: impl Into<JsValue>) -> JsValue {
     let o = Object::new();
     let _ = Reflect::set(&o, &key.into(), &value.into());
     o.into()

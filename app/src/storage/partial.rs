@@ -8,7 +8,7 @@
 use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
 
-use super::js::{call, call_await};
+use super::js::{call, call_await, options};
 use super::manifest::{hex, Entry, FileInfo, Kind};
 use super::{opfs, StoreError, LOCK};
 use crate::protocol::shelf::Download;
@@ -118,7 +118,7 @@ pub struct PartFile {
 impl PartFile {
     pub async fn open(dir: &JsValue, i: usize) -> Result<PartFile, StoreError> {
         async {
-            let file = call_await(dir, "getFileHandle", &[part_name(i).into(), super::js::options("create", true)]).await?;
+            let file = call_await(dir, "getFileHandle", &[part_name(i).into(), options("create", true)]).await?;
             call_await(&file, "createSyncAccessHandle", &[]).await
         }
         .await
@@ -133,7 +133,7 @@ impl PartFile {
 
     /// Writes all of `data` at byte `at` (a refusal for room is `StoreError::Quota`).
     pub fn write_at(&self, data: &Uint8Array, at: u64) -> Result<(), StoreError> {
-        let written = call(&self.handle, "write", &[data.into(), at_option(at)]).map_err(StoreError::from_js)?;
+        let written = call(&self.handle, "write", &[data.into(), options("at", at as f64)]).map_err(StoreError::from_js)?;
         if written.as_f64() != Some(data.length() as f64) {
             return Err(StoreError::Quota { needed: data.length() as u64, usage: None, quota: None });
         }
@@ -142,7 +142,7 @@ impl PartFile {
 
     /// Reads into `buf` from byte `at`; returns the bytes read.
     pub fn read_at(&self, buf: &Uint8Array, at: u64) -> Result<u32, StoreError> {
-        let n = call(&self.handle, "read", &[buf.into(), at_option(at)]).map_err(StoreError::from_js)?;
+        let n = call(&self.handle, "read", &[buf.into(), options("at", at as f64)]).map_err(StoreError::from_js)?;
         Ok(n.as_f64().unwrap_or(0.0) as u32)
     }
 
@@ -155,12 +155,6 @@ impl PartFile {
         let _ = call(&self.handle, "flush", &[]);
         let _ = call(&self.handle, "close", &[]);
     }
-}
-
-fn at_option(at: u64) -> JsValue {
-    let o = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&o, &"at".into(), &(at as f64).into());
-    o.into()
 }
 
 /// Renames file `i`'s `.part` (closed, verified) to `i`.

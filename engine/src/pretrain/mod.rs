@@ -11,6 +11,7 @@ mod params;
 mod schedule;
 mod state;
 mod step;
+mod sweep;
 mod trainer;
 
 pub use choice::{PretrainBackend, Trainer};
@@ -19,6 +20,7 @@ pub use params::{decays, Params};
 pub use schedule::{Schedule, ScheduleKind};
 pub use state::{read_state, SavedState, OPTIMIZER_FILE};
 pub use step::Workspace;
+pub use sweep::{sweep_ways, SweepWay, SWEEP_WAY_NAMES, SWEEP_Z_LOSS};
 pub use trainer::{global_norm, Hyper, Moments, Pretrainer, StepMetrics};
 
 /// The pretrain kernels, public for their tests against the generic ones.

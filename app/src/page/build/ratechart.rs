@@ -271,6 +271,38 @@ fn chart(s: &Sweep, measure: Measure) -> impl IntoView {
     }
 }
 
+/// One chart with its caption, drawn as the runs end.
+fn figure(sweep: RwSignal<Sweep>, measure: Measure) -> impl IntoView {
+    let (testid, label, title, text) = match measure {
+        Measure::Loss => (
+            "build-rate-loss",
+            "Final loss against learning rate, one line per variant",
+            "Final loss against learning rate",
+            ": each dot is one run; lower means it learned more. Too small a rate barely learns; too big and the run \
+             gets worse than where it started, or blows up (✕ in the top row). The dashed line is the loss of the \
+             random start.",
+        ),
+        Measure::Attn => (
+            "build-rate-attn",
+            "Largest attention logit against learning rate, one line per variant",
+            "Largest attention logit against learning rate",
+            ": the biggest score the model gave one word for another before softmax. At high rates these scores \
+             balloon, which is how big models break; see which fix keeps them down.",
+        ),
+    };
+    view! {
+        <figure class="chart rate-chart" data-testid=testid>
+            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=label>
+                {move || sweep.with(|s| chart(s, measure))}
+            </svg>
+            <figcaption>
+                <strong>{title}</strong>
+                {text}
+            </figcaption>
+        </figure>
+    }
+}
+
 /// The two charts side by side (stacked on a phone), drawn as the runs end.
 #[component]
 pub fn RateCharts(sweep: RwSignal<Sweep>) -> impl IntoView {
@@ -297,27 +329,8 @@ pub fn RateCharts(sweep: RwSignal<Sweep>) -> impl IntoView {
     };
     view! {
         <div class="rate-charts" data-testid="build-rate-charts" data-cap=cap>
-            <figure class="chart rate-chart" data-testid="build-rate-loss">
-                <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label="Final loss against learning rate, one line per variant">
-                    {move || sweep.with(|s| chart(s, Measure::Loss))}
-                </svg>
-                <figcaption>
-                    <strong>"Final loss against learning rate"</strong>
-                    ": each dot is one run; lower means it learned more. Too small a rate barely learns; too big \
-                     and the run gets worse than where it started, or blows up (✕ in the top row). The dashed line is \
-                     the loss of the random start."
-                </figcaption>
-            </figure>
-            <figure class="chart rate-chart" data-testid="build-rate-attn">
-                <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label="Largest attention logit against learning rate, one line per variant">
-                    {move || sweep.with(|s| chart(s, Measure::Attn))}
-                </svg>
-                <figcaption>
-                    <strong>"Largest attention logit against learning rate"</strong>
-                    ": the biggest score the model gave one word for another before softmax. At high rates these \
-                     scores balloon, which is how big models break; see which fix keeps them down."
-                </figcaption>
-            </figure>
+            {figure(sweep, Measure::Loss)}
+            {figure(sweep, Measure::Attn)}
             <ul class="sweep-legend rate-legend" aria-label="Variants">{keys}</ul>
         </div>
     }

@@ -6,6 +6,7 @@
 //! losses and attention logits against the rate are `ratechart`'s.
 
 use leptos::prelude::*;
+use tinylm_engine::pretrain::{sweep_ways, SweepWay};
 use wasm_bindgen_futures::spawn_local;
 
 use super::ratechart::{start_loss, variants, RateCharts};
@@ -22,9 +23,7 @@ const MAX_RATE: f64 = 100.0;
 const ONE_WAY: &str = "one";
 /// Per-step losses above the start's are drawn at the chart's top edge, this much above it, so
 /// a blown-up run does not squash the others' curves into a line.
-pub const CURVE_CAP: f64 = 1.05;
-/// `--lr-sweep`'s z-loss when none is set (the paper's 1e-4).
-const Z_LOSS: f64 = 1e-4;
+const CURVE_CAP: f64 = 1.05;
 
 /// "0.0003, 0.003, 0.03, 1" as rates, or what is wrong in words.
 pub fn rates(list: &str) -> Result<Vec<f64>, String> {
@@ -52,12 +51,9 @@ pub fn sweep_settings(b: BuildCtx) -> Result<BuildSettings, String> {
     Ok(s)
 }
 
-/// `--lr-sweep`'s four (warm-up, z-loss) pairs in its order: the form's warm-up and z-loss, or
-/// `--lr-sweep`'s when they are 0 (a tenth of the run, 1e-4).
-pub fn four_ways(s: &BuildSettings) -> [(u32, f64); 4] {
-    let warm = if s.warmup > 0 { s.warmup } else { (s.steps / 10).max(1) };
-    let z = if s.z_loss > 0.0 { s.z_loss } else { Z_LOSS };
-    [(0, 0.0), (warm, 0.0), (0, z), (warm, z)]
+/// `--lr-sweep`'s four ways (the form's warm-up and z-loss, or `--lr-sweep`'s when they are 0).
+pub fn four_ways(s: &BuildSettings) -> [SweepWay; 4] {
+    sweep_ways(s.steps, s.warmup, s.z_loss)
 }
 
 pub fn start(b: BuildCtx) {
@@ -65,7 +61,7 @@ pub fn start(b: BuildCtx) {
         let s = sweep_settings(b)?;
         let rates = rates(&b.form.rates.get_untracked())?;
         // Variant by variant, each over the rates, in `--lr-sweep`'s order.
-        let ways = if b.form.sweep_ways.get_untracked() == ONE_WAY { vec![(s.warmup, s.z_loss)] } else { four_ways(&s).to_vec() };
+        let ways = if b.form.sweep_ways.get_untracked() == ONE_WAY { vec![(s.warmup, s.z_loss)] } else { four_ways(&s).map(|w| (w.warmup, w.z_loss)).to_vec() };
         let runs = ways
             .into_iter()
             .flat_map(|(warmup, z_loss)| rates.iter().map(move |&lr| SweepRunSpec { lr, warmup, z_loss }))
@@ -192,18 +188,19 @@ fn curve_choice(b: BuildCtx, shown: RwSignal<usize>) -> impl IntoView {
     }
 }
 
+/// Runs' loss curves for a chart, each loss capped a little above the start's so a blown-up run
+/// runs along the top edge (see `CURVE_CAP`).
+pub fn capped_curves(s: &Sweep, runs: impl IntoIterator<Item = usize>) -> Vec<Vec<(f64, f64)>> {
+    let cap = start_loss(s).map_or(f64::INFINITY, |l| l * CURVE_CAP);
+    runs.into_iter().map(|i| s.curves[i].iter().map(|&(st, l)| (st as f64, l.min(cap))).collect()).collect()
+}
+
 #[component]
 pub fn SweepPanel(b: BuildCtx) -> impl IntoView {
     let f = b.form;
     // One variant's curves at a time: every run's in one chart would be a tangle.
     let shown = RwSignal::new(0usize);
-    let series = Signal::derive(move || {
-        b.sweep.with(|s| {
-            let cap = start_loss(s).map_or(f64::INFINITY, |l| l * CURVE_CAP);
-            let curve = |i: usize| s.curves[i].iter().map(|&(st, l)| (st as f64, l.min(cap))).collect();
-            shown_runs(s, shown.get()).into_iter().map(curve).collect()
-        })
-    });
+    let series = Signal::derive(move || b.sweep.with(|s| capped_curves(s, shown_runs(s, shown.get()))));
     let x_max = Signal::derive(move || f.sweep_steps.get().trim().parse::<f64>().unwrap_or(100.0));
     let running = move || b.sweep.with(|s| s.running);
     let started = move || b.sweep.with(|s| !s.runs.is_empty());

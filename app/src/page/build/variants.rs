@@ -3,15 +3,13 @@
 //! curves overlaid and a sentence on what each fix changed against the plain run.
 
 use leptos::prelude::*;
+use tinylm_engine::pretrain::SWEEP_WAY_NAMES;
 
-use super::ratechart::start_loss;
 use super::state::{BuildCtx, Sweep};
-use super::sweep::{finals, four_ways, launch, stop, sweep_settings, CURVE_CAP};
+use super::sweep::{capped_curves, finals, four_ways, launch, stop, sweep_settings};
 use crate::page::train::chart::{short, Curves as Chart};
 use crate::protocol::build::SweepRunSpec;
 
-/// The variants in `--lr-sweep`'s order.
-pub const NAMES: [&str; 4] = ["plain", "warm-up", "z-loss", "warm-up + z-loss"];
 
 pub fn start(b: BuildCtx) {
     let go = || -> Result<_, String> {
@@ -20,7 +18,7 @@ pub fn start(b: BuildCtx) {
             Ok(r) if r > 0.0 && r <= 1.0 => r,
             _ => return Err("The experiment's learning rate must be a number above 0 and at most 1.".into()),
         };
-        let runs = four_ways(&s).map(|(warmup, z_loss)| SweepRunSpec { lr, warmup, z_loss });
+        let runs = four_ways(&s).map(|w| SweepRunSpec { lr, warmup: w.warmup, z_loss: w.z_loss });
         Ok((s, runs.to_vec()))
     };
     match go() {
@@ -37,7 +35,7 @@ pub fn summary(s: &Sweep) -> Option<String> {
     let end = |i: usize| s.ends[i].unwrap_or(Err(None));
     let attn = |i: usize| s.attn[i];
     let mut out = Vec::new();
-    for (i, name) in NAMES.iter().enumerate().skip(1) {
+    for (i, name) in SWEEP_WAY_NAMES.iter().enumerate().skip(1) {
         let what = match (end(0), end(i)) {
             (Err(_), Ok(l)) => format!("rescued the run that blew up: final loss {l:.3}"),
             (_, Err(at)) => format!("still blew up{}", at.map_or(String::new(), |a| format!(" at step {a}"))),
@@ -73,13 +71,7 @@ fn attn_change(a: f64, p: f64) -> String {
 pub fn VariantsPanel(b: BuildCtx) -> impl IntoView {
     let f = b.form;
     let v = b.variants;
-    // Capped as the learning-rate experiment's curves (a blown-up run along the top edge).
-    let series = Signal::derive(move || {
-        v.with(|s| {
-            let cap = start_loss(s).map_or(f64::INFINITY, |l| l * CURVE_CAP);
-            s.curves.iter().map(|c| c.iter().map(|&(st, l)| (st as f64, l.min(cap))).collect()).collect()
-        })
-    });
+    let series = Signal::derive(move || v.with(|s| capped_curves(s, 0..s.curves.len())));
     let x_max = Signal::derive(move || f.sweep_steps.get().trim().parse::<f64>().unwrap_or(100.0));
     let running = move || v.with(|s| s.running);
     let started = move || v.with(|s| !s.runs.is_empty());
@@ -94,7 +86,7 @@ pub fn VariantsPanel(b: BuildCtx) -> impl IntoView {
                         Some(Ok(l)) => format!("final loss {l:.3}"),
                         Some(Err(at)) => format!("blew up{}", at.map_or(String::new(), |a| format!(" at step {a}"))),
                     };
-                    let text = format!("{} (warm-up {}, z-loss {}): {end}", NAMES[i], r.warmup, r.z_loss);
+                    let text = format!("{} (warm-up {}, z-loss {}): {end}", SWEEP_WAY_NAMES[i], r.warmup, r.z_loss);
                     view! { <li class=format!("key line-{}-key", i % 4) data-losses=losses>{text}</li> }
                 })
                 .collect_view()

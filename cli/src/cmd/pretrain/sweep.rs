@@ -4,7 +4,7 @@
 //! attention and output logits grew; `lr_sweep.json` is laid out for the Build view's charts.
 
 use serde::Serialize;
-use tinylm_engine::pretrain::{Hyper, PretrainBackend, Trainer};
+use tinylm_engine::pretrain::{sweep_ways, Hyper, PretrainBackend, SweepWay, Trainer};
 use tinylm_engine::{Error, Result};
 
 use super::{to_text, Args, Job};
@@ -51,15 +51,12 @@ pub fn run(a: Args, backend: PretrainBackend) -> Result<()> {
     let mut job = Job::fresh(&a)?;
     let base = job.run.hyper;
     let steps = base.schedule.steps;
-    // Warm-up and z-loss as given, or the usual choices: a tenth of the run, 1e-4 (the paper's).
-    let warm = a.warmup.filter(|&w| w > 0).unwrap_or((steps / 10).max(1));
-    let z = a.z_loss.filter(|&z| z > 0.0).unwrap_or(1e-4);
-    let kinds = [("plain", 0, 0.0), ("warm-up", warm, 0.0), ("z-loss", 0, z), ("warm-up + z-loss", warm, z)];
+    let ways = sweep_ways(steps, a.warmup.unwrap_or(0), a.z_loss.unwrap_or(0.0));
     std::fs::create_dir_all(&a.output)
         .map_err(|e| Error::Io { file: load::name(&a.output), what: format!("cannot create the output directory: {e}") })?;
     out::line(&format!("learning-rate sweep: {} rates × 4 variants, {steps} steps each; {}", lrs.len(), job.describe()))?;
     let mut variants = Vec::new();
-    for (name, warmup, z_loss) in kinds {
+    for SweepWay { name, warmup, z_loss } in ways {
         let mut runs = Vec::new();
         for &lr in &lrs {
             let mut h = base;
