@@ -4,7 +4,7 @@
 //!
 //! A row is a whole number of blocks (GGUF requires it). Kernels: portable (the reference the
 //! others are tested against: each block dequantized by `quant::dequantize_block` into a small
-//! buffer, then `Σ w·x` in order) and AVX2+FMA (x86_64, detected at run time: the block's integers
+//! buffer, then `Σ w·x` in order) and AVX2+FMA (x86_64, with F16C, detected at run time: the block's integers
 //! unpacked and widened to f32, each run sharing a scale summed on its own and then scaled).
 //! Elsewhere (wasm) the portable kernel runs. Rows are split over the current pool as `cpu::q8`
 //! splits them, each row summed in the same order wherever its block starts, so any thread count
@@ -68,17 +68,25 @@ pub fn matvec(out: &mut [f32], x: &[f32], w: BlockRows) {
 /// One thread's rows, on the fastest kernel for this type.
 pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
     #[cfg(target_arch = "x86_64")]
-    if super::fast::has_avx2_fma() {
-        // SAFETY: AVX2 and FMA checked at run time; shapes asserted inside.
+    if has_avx2_fma_f16c() {
+        // SAFETY: AVX2, FMA and F16C checked at run time; shapes asserted inside.
         return unsafe { x86::rows(out, x, w) };
     }
     portable(out, x, w)
 }
 
+/// AVX2 and FMA (`fast`'s test) and F16C, which every AVX2 processor has.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma_f16c() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| super::fast::has_avx2_fma() && is_x86_feature_detected!("f16c"))
+}
+
 /// Name of the kernel `rows` uses, for reports.
 pub fn kernel_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if super::fast::has_avx2_fma() {
+    if has_avx2_fma_f16c() {
         return "avx2+fma";
     }
     "portable"
