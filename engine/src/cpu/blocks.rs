@@ -4,11 +4,11 @@
 //!
 //! A row is a whole number of blocks (GGUF requires it). Kernels: portable (the reference the
 //! others are tested against: each block dequantized by `quant::dequantize_block` into a small
-//! buffer, then `Σ w·x` in order) and AVX2+FMA (x86_64, with F16C, detected at run time: the block's integers
-//! unpacked and widened to f32, each run sharing a scale summed on its own and then scaled).
-//! Elsewhere (wasm) the portable kernel runs. Rows are split over the current pool as `cpu::q8`
-//! splits them, each row summed in the same order wherever its block starts, so any thread count
-//! gives the same bits.
+//! buffer, then `Σ w·x` in order), AVX2+FMA (x86_64, with F16C, detected at run time: the
+//! block's integers unpacked and widened to f32, each run sharing a scale summed on its own and
+//! then scaled) and simd128 (wasm32 built with it: the same sums four lanes wide). Rows are split
+//! over the current pool as `cpu::q8` splits them, each row summed in the same order wherever its
+//! block starts, so any thread count gives the same bits.
 
 use crate::pool;
 use crate::quant::{dequantize_block, DType};
@@ -72,6 +72,9 @@ pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
         // SAFETY: AVX2, FMA and F16C checked at run time; shapes asserted inside.
         return unsafe { x86::rows(out, x, w) };
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::rows(out, x, w);
+    #[allow(unreachable_code)]
     portable(out, x, w)
 }
 
@@ -89,6 +92,9 @@ pub fn kernel_name() -> &'static str {
     if has_avx2_fma_f16c() {
         return "avx2+fma";
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return "simd128";
+    #[allow(unreachable_code)]
     "portable"
 }
 
@@ -113,3 +119,7 @@ pub fn portable(out: &mut [f32], x: &[f32], w: BlockRows) {
 #[cfg(target_arch = "x86_64")]
 #[path = "blocks_x86.rs"]
 mod x86;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[path = "blocks_wasm.rs"]
+mod wasm;
