@@ -150,10 +150,11 @@ fn folder_of(config: &str) -> String {
     }
 }
 
-/// How a model's weights are held. A model with Q8_0 matrices (llama2.c v2 files, GGUF Q8_0
-/// tensors) keeps them quantized by default: the CPU backend runs them with its Q8_0 kernels
-/// (`cpu::q8`, ~1/4 of the f32 bytes). The f32 `Weights` are made from them once, on first
-/// demand, for the paths that have no Q8_0 kernels yet (training, inspection, conversion), and
+/// How a model's weights are held. A model with quantized matrices (llama2.c v2 files, GGUF
+/// Q8_0, Q4_0, Q4_K and Q6_K tensors) keeps them quantized by default: the CPU backend runs them
+/// with its quantized kernels (`cpu::q8`, ~1/4 of the f32 bytes; `cpu::blocks`, ~1/7 for Q4_0
+/// and Q4_K). The f32 `Weights` are made from them once, on first
+/// demand, for the paths that have no quantized kernels yet (training, inspection, conversion), and
 /// shared by every clone of the model from then on; the GPU gets a copy for its upload only
 /// (`dense_weights`).
 #[derive(Debug, Clone)]
@@ -224,16 +225,16 @@ impl LoadedModel {
         }
     }
 
-    /// A model whose Q8_0 matrices (if any) stay quantized (`Held`); one without any is held
-    /// as plain f32 `Weights` (moved, not copied).
+    /// A model whose quantized matrices (if any: Q8_0, Q4_0, Q4_K, Q6_K) stay quantized
+    /// (`Held`); one without any is held as plain f32 `Weights` (moved, not copied).
     pub fn from_quant(name: &str, format: ModelFormat, weights: QuantWeights) -> LoadedModel {
-        if !weights.has_q8() {
+        if !weights.is_quantized() {
             return LoadedModel::from_weights(name, format, weights.into_dense());
         }
         LoadedModel::held(name, format, Held::Quant { quant: Arc::new(weights), dense: Arc::default() })
     }
 
-    /// The Q8_0-holding weights, when the model has Q8_0 matrices (the CPU backend runs them).
+    /// The quantized weights, when the model has quantized matrices (the CPU backend runs them).
     pub fn quantized(&self) -> Option<&Arc<QuantWeights>> {
         match &self.weights {
             Held::Quant { quant, .. } => Some(quant),
@@ -345,7 +346,7 @@ mod gpu {
         /// `AnyBackend::open_shared`). Nothing is parsed again and the weights are not copied;
         /// after a failure (`Error::NoGpu` when no GPU exists, `Error::Gpu` when one failed) the
         /// caller falls back with another `open_backend_async` on this same model.
-        /// A model held quantized runs its Q8_0 weights on the CPU; the GPU (or `Auto` trying
+        /// A model held quantized runs its quantized weights on the CPU; the GPU (or `Auto` trying
         /// it) gets f32 weights (`dense_weights`: held by the GPU backend only, so a failed
         /// start keeps none).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {

@@ -1,6 +1,6 @@
 //! Weight storage types of GGUF and safetensors files and their block formats: F32, F16, BF16,
-//! Q8_0, Q4_0, Q4_K and Q6_K, with the dequantizer of each (the reference the quantized CPU and
-//! GPU kernels will be tested against) and the quantizers `tinylm convert` writes (F16, Q8_0).
+//! Q8_0, Q4_0, Q4_K and Q6_K, with the dequantizer of each (the reference the quantized CPU kernels,
+//! `cpu::q8` and `cpu::blocks`, are tested against) and the quantizers `tinylm convert` writes (F16, Q8_0).
 //!
 //! Block layouts are ggml's (little-endian; `d`/`dmin` are f16): Q8_0 `[d, 32 × i8]`, Q4_0
 //! `[d, 16 bytes]` (low nibbles are weights 0..16, high nibbles 16..32, each minus 8), Q4_K
@@ -113,39 +113,55 @@ pub fn ggml_type_name(id: u32) -> String {
     }
 }
 
-fn f16_at(b: &[u8], i: usize) -> f32 {
+pub(crate) fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
 /// Appends the weights of `data` (whole blocks of `t`, as `DType::bytes_of` checks) to `out`.
 pub fn dequantize(t: DType, data: &[u8], out: &mut Vec<f32>) {
     let (per, bytes) = t.block();
-    out.reserve(data.len() / bytes * per);
     match t {
         DType::F32 => out.extend(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
         DType::F16 => out.extend(data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())),
         DType::BF16 => out.extend(data.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())),
-        DType::Q8_0 => data.chunks_exact(bytes).for_each(|b| q8_0(b, out)),
-        DType::Q4_0 => data.chunks_exact(bytes).for_each(|b| q4_0(b, out)),
-        DType::Q4K => data.chunks_exact(bytes).for_each(|b| q4_k(b, out)),
-        DType::Q6K => data.chunks_exact(bytes).for_each(|b| q6_k(b, out)),
+        _ => {
+            let start = out.len();
+            out.resize(start + data.len() / bytes * per, 0.0);
+            for (b, o) in data.chunks_exact(bytes).zip(out[start..].chunks_exact_mut(per)) {
+                dequantize_block(t, b, o);
+            }
+        }
     }
 }
 
-fn q8_0(b: &[u8], out: &mut Vec<f32>) {
-    let d = f16_at(b, 0);
-    out.extend(b[2..34].iter().map(|&q| q as i8 as f32 * d));
+/// The weights of one block `b` of a block type (Q8_0, Q4_0, Q4_K, Q6_K) into `out` (its
+/// `block().0` weights): the CPU's block kernels' reference reads them here.
+pub fn dequantize_block(t: DType, b: &[u8], out: &mut [f32]) {
+    match t {
+        DType::Q8_0 => q8_0(b, out),
+        DType::Q4_0 => q4_0(b, out),
+        DType::Q4K => q4_k(b, out),
+        DType::Q6K => q6_k(b, out),
+        DType::F32 | DType::F16 | DType::BF16 => panic!("{} has no blocks", t.name()),
+    }
 }
 
-fn q4_0(b: &[u8], out: &mut Vec<f32>) {
+fn q8_0(b: &[u8], out: &mut [f32]) {
     let d = f16_at(b, 0);
-    let qs = &b[2..18];
-    out.extend(qs.iter().map(|&q| ((q & 0xf) as i32 - 8) as f32 * d));
-    out.extend(qs.iter().map(|&q| ((q >> 4) as i32 - 8) as f32 * d));
+    out.iter_mut().zip(&b[2..34]).for_each(|(o, &q)| *o = q as i8 as f32 * d);
+}
+
+fn q4_0(b: &[u8], out: &mut [f32]) {
+    let d = f16_at(b, 0);
+    let (lo, hi) = out.split_at_mut(16);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[2..18]) {
+        *l = ((q & 0xf) as i32 - 8) as f32 * d;
+        *h = ((q >> 4) as i32 - 8) as f32 * d;
+    }
 }
 
 /// Scale and min `j` (0..8) of a Q4_K block's 12 packed bytes: 6 bits each.
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -153,25 +169,27 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-fn q4_k(b: &[u8], out: &mut Vec<f32>) {
+fn q4_k(b: &[u8], out: &mut [f32]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let (scales, qs) = (&b[4..16], &b[16..144]);
     // Four chunks of 64 weights: 32 low nibbles with scale 2c, then 32 high nibbles with 2c+1.
-    for (c, q) in qs.chunks_exact(32).enumerate() {
+    for (c, (q, o)) in qs.chunks_exact(32).zip(out.chunks_exact_mut(64)).enumerate() {
         let (sc1, m1) = scale_min_k4(2 * c, scales);
         let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
         let (d1, min1, d2, min2) = (d * sc1 as f32, dmin * m1 as f32, d * sc2 as f32, dmin * m2 as f32);
-        out.extend(q.iter().map(|&v| d1 * (v & 0xf) as f32 - min1));
-        out.extend(q.iter().map(|&v| d2 * (v >> 4) as f32 - min2));
+        let (lo, hi) = o.split_at_mut(32);
+        for ((l, h), &v) in lo.iter_mut().zip(hi).zip(q) {
+            *l = d1 * (v & 0xf) as f32 - min1;
+            *h = d2 * (v >> 4) as f32 - min2;
+        }
     }
 }
 
-fn q6_k(b: &[u8], out: &mut Vec<f32>) {
+fn q6_k(b: &[u8], out: &mut [f32]) {
     let (ql, qh, sc, d) = (&b[0..128], &b[128..192], &b[192..208], f16_at(b, 208));
     // Two halves of 128 weights; each uses 64 bytes of ql, 32 of qh and 8 scales.
-    for h in 0..2 {
+    for (h, y) in out.chunks_exact_mut(128).enumerate() {
         let (ql, qh, sc) = (&ql[64 * h..64 * (h + 1)], &qh[32 * h..32 * (h + 1)], &sc[8 * h..8 * (h + 1)]);
-        let mut y = [0f32; 128];
         for l in 0..32 {
             let is = l / 16;
             let q1 = ((ql[l] & 0xf) | ((qh[l] & 3) << 4)) as i32 - 32;
@@ -183,7 +201,6 @@ fn q6_k(b: &[u8], out: &mut Vec<f32>) {
             y[l + 64] = d * sc[is + 4] as i8 as f32 * q3 as f32;
             y[l + 96] = d * sc[is + 6] as i8 as f32 * q4 as f32;
         }
-        out.extend_from_slice(&y);
     }
 }
 

@@ -1,11 +1,16 @@
-//! A model as the CPU backend keeps it: each matrix in f32 or as Q8_0 (int8 values and one f32
-//! scale per group, as llama2.c v2 files and GGUF Q8_0 tensors hold them), the norms in f32.
-//! Q8_0 takes ~1.1 bytes a weight against f32's 4. `dequantize` gives the f32 `Weights` for the
-//! paths that have no Q8_0 kernels yet (GPU, training, inspection), bit for bit what
-//! `quant::dequantize` and the v2 reader give (`q as f32 · scale`).
+//! A model as the CPU backend keeps it: each matrix in f32, as Q8_0 (int8 values and one f32
+//! scale per group, as llama2.c v2 files and GGUF Q8_0 tensors hold them) or in GGUF's Q4_0, Q4_K
+//! or Q6_K blocks as read (`BlockMatrix`); the norms in f32. Q8_0 takes ~1.1 bytes a weight, Q4_0
+//! and Q4_K ~0.56, Q6_K ~0.82, against f32's 4. A tensor whose layers come in different types
+//! (Q4_K_M's attn_v and ffn_down: Q6_K in some layers, Q4_K in others) is kept per layer
+//! (`Matrix::Layers`). `dequantize` gives the f32 `Weights` for the paths that have no quantized
+//! kernels yet (GPU, training, inspection), bit for bit what `quant::dequantize` and the v2 reader
+//! give.
 
 use crate::config::Config;
+use crate::cpu::blocks::BlockRows;
 use crate::cpu::q8::Q8Rows;
+use crate::quant::{dequantize, DType};
 use crate::weights::{tensor_specs, Tensor, Weights};
 
 /// A Q8_0 matrix (all layers stacked): value `i` of the flattened tensor is
@@ -30,11 +35,34 @@ impl Q8Matrix {
     }
 }
 
+/// A matrix in ggml blocks of a block type (Q4_0, Q4_K, Q6_K), the file's bytes as they were;
+/// rows are whole blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockMatrix {
+    pub dtype: DType,
+    pub data: Vec<u8>,
+}
+
+impl BlockMatrix {
+    /// Values held.
+    pub fn len(&self) -> usize {
+        let (per, bytes) = self.dtype.block();
+        self.data.len() / bytes * per
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
 /// One matrix, in the type it is kept in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Matrix {
     F32(Vec<f32>),
     Q8(Q8Matrix),
+    Blocks(BlockMatrix),
+    /// Layers of one tensor kept in different types, each a whole number of rows (and of Q8_0
+    /// groups): equal lengths, in layer order.
+    Layers(Vec<Matrix>),
 }
 
 /// Rows of a `Matrix`, borrowed.
@@ -42,6 +70,7 @@ pub enum Matrix {
 pub enum MatrixRef<'a> {
     F32(&'a [f32]),
     Q8(Q8Rows<'a>),
+    Blocks(BlockRows<'a>),
 }
 
 impl Matrix {
@@ -50,17 +79,30 @@ impl Matrix {
         match self {
             Matrix::F32(v) => v.len(),
             Matrix::Q8(m) => m.q.len(),
+            Matrix::Blocks(m) => m.len(),
+            Matrix::Layers(l) => l.iter().map(Matrix::len).sum(),
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Bytes held in memory (values and scales).
+    /// Bytes held in memory (values and scales; blocks as the file stores them).
     pub fn bytes(&self) -> u64 {
         match self {
             Matrix::F32(v) => 4 * v.len() as u64,
             Matrix::Q8(m) => m.q.len() as u64 + 4 * m.scales.len() as u64,
+            Matrix::Blocks(m) => m.data.len() as u64,
+            Matrix::Layers(l) => l.iter().map(Matrix::bytes).sum(),
+        }
+    }
+
+    /// Kept in some quantized type (not all f32).
+    pub fn is_quantized(&self) -> bool {
+        match self {
+            Matrix::F32(_) => false,
+            Matrix::Layers(l) => l.iter().any(Matrix::is_quantized),
+            _ => true,
         }
     }
 
@@ -72,14 +114,28 @@ impl Matrix {
                 let all = Q8Rows { cols, group: m.group, offset: 0, q: &m.q, scales: &m.scales };
                 MatrixRef::Q8(all.rows(first, n))
             }
+            Matrix::Blocks(m) => MatrixRef::Blocks(BlockRows { dtype: m.dtype, cols, data: &m.data }.rows(first, n)),
+            Matrix::Layers(l) => {
+                // Each layer's rows lie in one piece.
+                let per = l[0].len() / cols;
+                let at = first / per;
+                assert!(first + n <= (at + 1) * per, "rows {first}..+{n} span two layers");
+                l[at].rows(first - at * per, n, cols)
+            }
         }
     }
 
-    /// The f32 values (`q · scale` for Q8_0).
+    /// The f32 values (`q · scale` for Q8_0, `quant::dequantize` for blocks).
     pub fn dequantize(&self) -> Vec<f32> {
         match self {
             Matrix::F32(v) => v.clone(),
             Matrix::Q8(m) => m.q.iter().enumerate().map(|(i, &q)| q as f32 * m.scales[i / m.group]).collect(),
+            Matrix::Blocks(m) => {
+                let mut out = Vec::new();
+                dequantize(m.dtype, &m.data, &mut out);
+                out
+            }
+            Matrix::Layers(l) => l.iter().flat_map(Matrix::dequantize).collect(),
         }
     }
 
@@ -91,24 +147,47 @@ impl Matrix {
     }
 
     /// Layer pieces of one tensor joined: Q8_0 when every piece is Q8_0 with one group size (each
-    /// piece a whole number of groups), f32 otherwise.
+    /// piece a whole number of groups), blocks when every piece is of one block type, f32 when
+    /// every piece is f32, else the pieces as they are (`Layers`; f32 if a Q8_0 piece is not whole
+    /// groups).
     pub fn join(pieces: Vec<Matrix>) -> Matrix {
-        let group = match pieces.first() {
-            Some(Matrix::Q8(m)) => m.group,
-            _ => 0,
+        let whole = |p: &Matrix| !matches!(p, Matrix::Q8(m) if !m.q.len().is_multiple_of(m.group));
+        let same = |a: &Matrix, b: &Matrix| match (a, b) {
+            (Matrix::F32(_), Matrix::F32(_)) => true,
+            (Matrix::Q8(a), Matrix::Q8(b)) => a.group == b.group,
+            (Matrix::Blocks(a), Matrix::Blocks(b)) => a.dtype == b.dtype,
+            _ => false,
         };
-        let all_q8 = pieces.iter().all(|p| matches!(p, Matrix::Q8(m) if m.group == group && m.q.len().is_multiple_of(group)));
-        if !all_q8 || pieces.is_empty() {
+        let Some(first) = pieces.first() else { return Matrix::F32(Vec::new()) };
+        if !pieces.iter().all(whole) || matches!(first, Matrix::Layers(_)) {
             return Matrix::F32(pieces.into_iter().flat_map(Matrix::into_f32).collect());
         }
-        let mut out = Q8Matrix { group, q: Vec::new(), scales: Vec::new() };
-        for p in pieces {
-            if let Matrix::Q8(m) = p {
-                out.q.extend_from_slice(&m.q);
-                out.scales.extend_from_slice(&m.scales);
-            }
+        if !pieces.iter().all(|p| same(first, p)) {
+            return Matrix::Layers(pieces);
         }
-        Matrix::Q8(out)
+        match first {
+            Matrix::F32(_) => Matrix::F32(pieces.into_iter().flat_map(Matrix::into_f32).collect()),
+            Matrix::Q8(m) => {
+                let mut out = Q8Matrix { group: m.group, q: Vec::new(), scales: Vec::new() };
+                for p in pieces {
+                    if let Matrix::Q8(m) = p {
+                        out.q.extend_from_slice(&m.q);
+                        out.scales.extend_from_slice(&m.scales);
+                    }
+                }
+                Matrix::Q8(out)
+            }
+            Matrix::Blocks(m) => {
+                let mut out = BlockMatrix { dtype: m.dtype, data: Vec::new() };
+                for p in pieces {
+                    if let Matrix::Blocks(m) = p {
+                        out.data.extend_from_slice(&m.data);
+                    }
+                }
+                Matrix::Blocks(out)
+            }
+            Matrix::Layers(_) => unreachable!("refused above"),
+        }
     }
 }
 
@@ -173,9 +252,26 @@ impl QuantWeights {
         self.matrices.iter().map(|(_, m)| m)
     }
 
-    /// Some matrix is kept as Q8_0.
-    pub fn has_q8(&self) -> bool {
-        self.matrices.iter().any(|(_, m)| matches!(m, Matrix::Q8(_)))
+    /// Some matrix is kept quantized (Q8_0 or blocks).
+    pub fn is_quantized(&self) -> bool {
+        self.matrices.iter().any(|(_, m)| m.is_quantized())
+    }
+
+    /// The quantized types its matrices are kept in, in `DType` order ("Q4_K", "Q6_K").
+    pub fn kept_types(&self) -> Vec<DType> {
+        fn add(m: &Matrix, out: &mut Vec<DType>) {
+            match m {
+                Matrix::F32(_) => {}
+                Matrix::Q8(_) => out.push(DType::Q8_0),
+                Matrix::Blocks(b) => out.push(b.dtype),
+                Matrix::Layers(l) => l.iter().for_each(|m| add(m, out)),
+            }
+        }
+        let mut out = Vec::new();
+        self.matrices.iter().for_each(|(_, m)| add(m, &mut out));
+        out.sort_by_key(|t| t.ggml_id());
+        out.dedup();
+        out
     }
 
     /// The matrix `t` (`Wcls` is the embedding table when tied); norms are not matrices here.

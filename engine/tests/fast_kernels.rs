@@ -67,6 +67,44 @@ fn q8_matvec_matches_the_dequantized_product() {
     }
 }
 
+/// The Q4_0, Q4_K and Q6_K kernels (`cpu::blocks`: AVX2+FMA natively, simd128 in wasm) against
+/// the product of the dequantized matrix (random blocks with sensible f16 scales), rows not a
+/// multiple of 8, several blocks a row.
+#[test]
+fn block_matvec_matches_the_dequantized_product() {
+    use tinylm_engine::cpu::blocks::{self, BlockRows};
+    use tinylm_engine::quant::{dequantize, DType};
+    #[cfg(target_arch = "wasm32")]
+    assert_eq!(blocks::kernel_name(), "simd128");
+    for t in [DType::Q4_0, DType::Q4K, DType::Q6K] {
+        let (per, bytes) = t.block();
+        for (rows, nb) in [(1, 1), (7, 2), (13, 3), (130, 3)] {
+            let cols = nb * per;
+            let n = rows * nb * bytes;
+            let mut data: Vec<u8> =
+                det_uniform(7, "b", n, 127.5, 127.5).iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect();
+            let d = det_uniform(7, "d", n / bytes, 0.02, 0.03);
+            for (b, d) in data.chunks_exact_mut(bytes).zip(d) {
+                let at = if t == DType::Q6K { 208 } else { 0 };
+                b[at..at + 2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                if t == DType::Q4K {
+                    b[2..4].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                }
+            }
+            let mut w = Vec::new();
+            dequantize(t, &data, &mut w);
+            let x = rand(6, "x", cols);
+            let mut want = vec![0f32; rows];
+            ops::matmul(&mut want, &x, &w);
+            let mut got = vec![0f32; rows];
+            blocks::matvec(&mut got, &x, BlockRows { dtype: t, cols, data: &data });
+            // Measured: simd128 ≤ 8.4e-7 of max(1, max|y|); natively ≤ 1.1e-6 (blocks_cpu.rs).
+            let err = max_diff(&got, &want) / max_abs(&want).max(1.0);
+            assert!(err <= 1e-5, "{} {rows}×{cols}: {err:e}", t.name());
+        }
+    }
+}
+
 /// stories260K's v2 (Q8_0) file held quantized against its dequantized weights on the f32
 /// reference: logits within 1e-5·max(1, max|logit|), the same greedy tokens.
 #[test]

@@ -4,8 +4,8 @@
 // files, not its README or its onnx/ subfolder), each with its own tokenizer. The page says what it
 // read, writes transformers' greedy tokens and shows transformers' logits (the committed
 // reference of engine/tests/fixtures/formats, made by make_fixtures.py) on the CPU and on
-// WebGPU (SwiftShader); the weights it holds are what `tinylm info` reports (Q8_0 stays
-// quantized on the CPU). Bad input is refused in words and the page keeps working.
+// WebGPU (SwiftShader); the weights it holds are what `tinylm info` reports (Q8_0, Q4_K and
+// Q6_K stay quantized on the CPU). Bad input is refused in words and the page keeps working.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -41,7 +41,7 @@ const CASES = {
   q8: { files: [join(FX, 'gguf/quant.q8_0.gguf')], ref: 'quant.q8_0.gguf', name: 'quant.q8_0', cli: join(FX, 'gguf/quant.q8_0.gguf'),
     format: /^GGUF v3, Q8_0 ×\d+, F32 ×\d+$/, held: /\(kept quantized: \d+% of f32\)$/ },
   q4k: { files: [join(FX, 'gguf/quant.q4_k_m.gguf')], ref: 'quant.q4_k_m.gguf', name: 'quant.q4_k_m', drop: 'files',
-    format: /Q4_K ×\d+, Q6_K ×\d+/, held: /\(f32\)$/ },
+    format: /Q4_K ×\d+, Q6_K ×\d+/, held: /\(kept quantized: \d+% of f32\)$/ },
   // Named for its folder, as dropped whole (picked files come without a folder).
   hf: { files: [SNAPSHOT], ref: 'mha_tied_bf16', name: 'mha_tied_bf16', drop: 'folder', cli: join(FX, 'hf/mha_tied_bf16'),
     format: /^Hugging Face sharded safetensors, BF16 ×\d+/, held: /\(f32\)$/ },

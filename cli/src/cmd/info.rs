@@ -68,7 +68,7 @@ pub fn run(a: Args) -> Result<()> {
     v["file"] = json!(load::name(&a.model));
     v["tokenizer"] = json!(model.tokenizer().map(|t| format!("{} tokens, its own", t.vocab_size())));
     v["file_context"] = json!(model.file_context());
-    // What the engine holds in memory for it on the CPU (Q8_0 matrices stay quantized).
+    // What the engine holds in memory for it on the CPU (Q8_0, Q4_0, Q4_K, Q6_K matrices stay quantized).
     v["weight_bytes"] = json!(model.held_bytes());
     out::line(&if a.json { v.to_string() } else { text(&v) })
 }

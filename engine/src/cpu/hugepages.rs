@@ -15,16 +15,20 @@ pub fn advise(w: &Weights) {
     }
 }
 
-/// `advise` for weights with Q8_0 matrices (their values and their scales).
+/// `advise` for weights with quantized matrices (Q8_0's values and scales, blocks' bytes).
 pub fn advise_quant(w: &QuantWeights) {
-    for m in w.matrices() {
-        match m {
-            Matrix::F32(v) => advise_slice(v),
-            Matrix::Q8(q) => {
-                advise_slice(&q.q);
-                advise_slice(&q.scales);
-            }
+    w.matrices().for_each(advise_matrix);
+}
+
+fn advise_matrix(m: &Matrix) {
+    match m {
+        Matrix::F32(v) => advise_slice(v),
+        Matrix::Q8(q) => {
+            advise_slice(&q.q);
+            advise_slice(&q.scales);
         }
+        Matrix::Blocks(b) => advise_slice(&b.data),
+        Matrix::Layers(l) => l.iter().for_each(advise_matrix),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The CPU path: run.c's forward pass in plain f32, the readable reference for every other path.
 
 pub mod batch;
+pub mod blocks;
 pub mod fast;
 mod heads;
 pub mod hugepages;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, Target};
+use crate::quant::DType;
 use crate::quant_weights::{matrix_shape, MatrixRef, QuantWeights};
 use crate::trace::{both, Edits, Hook, StepTrace};
 use crate::weights::{Tensor, Weights};
@@ -142,7 +144,7 @@ pub fn forward_adapted<'s>(
 }
 
 /// `forward_adapted` over any weights the forward pass can read (f32 `Weights`, or
-/// `QuantWeights` with Q8_0 matrices).
+/// `QuantWeights` with quantized matrices).
 pub fn forward_on<'s, W: ForwardWeights + ?Sized>(
     kernels: Kernels,
     w: &W,
@@ -237,7 +239,7 @@ fn add(x: &mut [f32], y: &[f32]) {
 }
 
 /// What the forward pass reads from a model: its embedding rows, norms, and products with its
-/// matrices, so one forward pass runs f32 `Weights` and Q8_0 `QuantWeights` alike.
+/// matrices, so one forward pass runs f32 `Weights` and quantized `QuantWeights` alike.
 pub trait ForwardWeights {
     fn config(&self) -> &Config;
     /// Row `token` of the embedding table, as f32.
@@ -277,6 +279,7 @@ impl ForwardWeights for QuantWeights {
         match self.layer(Tensor::TokEmbeddings, 0) {
             MatrixRef::F32(e) => out.copy_from_slice(&e[token * out.len()..(token + 1) * out.len()]),
             MatrixRef::Q8(e) => e.row_f32(token, out),
+            MatrixRef::Blocks(e) => e.row_f32(token, out),
         }
     }
     fn norm(&self, t: Tensor, l: usize) -> &[f32] {
@@ -292,12 +295,14 @@ impl ForwardWeights for QuantWeights {
             (MatrixRef::F32(m), k) => k.matmul()(out, x, m),
             (MatrixRef::Q8(m), Kernels::Reference) => q8::portable(out, x, m),
             (MatrixRef::Q8(m), Kernels::Fast) => q8::matvec(out, x, m),
+            (MatrixRef::Blocks(m), Kernels::Reference) => blocks::portable(out, x, m),
+            (MatrixRef::Blocks(m), Kernels::Fast) => blocks::matvec(out, x, m),
         }
     }
 }
 
 /// The weights a CPU backend runs, shared with whoever loaded them (never copied): f32
-/// `Weights`, or `QuantWeights` whose Q8_0 matrices run on `cpu::q8`'s kernels.
+/// `Weights`, or `QuantWeights` whose quantized matrices run on `cpu::q8`'s and `cpu::blocks`' kernels.
 #[derive(Debug, Clone)]
 pub struct CpuWeights {
     /// The model's shape (the weights' own, copied for direct access).
@@ -312,14 +317,14 @@ enum Held {
 }
 
 impl CpuWeights {
-    /// Bytes of weights held (f32: 4 a parameter; Q8_0 matrices: their int8 values and scales).
+    /// Bytes of weights held (f32: 4 a parameter; Q8_0: int8 values and scales; blocks: their bytes).
     pub fn size_bytes(&self) -> u64 {
         match &self.held {
             Held::F32(w) => w.size_bytes(),
             Held::Quant(w) => w.size_bytes(),
         }
     }
-    /// The Q8_0-holding weights, when these are them.
+    /// The quantized weights, when these are them.
     pub fn quantized(&self) -> Option<&Arc<QuantWeights>> {
         match &self.held {
             Held::Quant(w) => Some(w),
@@ -431,8 +436,14 @@ impl crate::generate::Backend for CpuBackend {
         match (&self.adapter, self.kernels) {
             (Some(a), _) => format!("cpu + LoRA r{}", a.config.r),
             (None, Kernels::Reference) => "cpu (reference)".into(),
-            (None, Kernels::Fast) if self.weights.quantized().is_some() => format!("cpu ({})", q8::kernel_name()),
-            (None, Kernels::Fast) => format!("cpu ({})", fast::kernel_name()),
+            (None, Kernels::Fast) => match self.weights.quantized().map(|q| q.kept_types()) {
+                Some(t) if t == [DType::Q8_0] => format!("cpu ({})", q8::kernel_name()),
+                Some(t) => {
+                    let names: Vec<&str> = t.iter().map(|t| t.name()).collect();
+                    format!("cpu ({} {})", names.join("+"), blocks::kernel_name())
+                }
+                None => format!("cpu ({})", fast::kernel_name()),
+            },
         }
     }
     fn forward(&mut self, token: u32, pos: usize) -> Result<&mut [f32]> {

@@ -1,5 +1,5 @@
-//! A GGUF file of a `llama` model: `llama.*` metadata → `Config`, tensors → `QuantWeights` (Q8_0
-//! matrices kept quantized, every other type in f32)
+//! A GGUF file of a `llama` model: `llama.*` metadata → `Config`, tensors → `QuantWeights` (Q8_0,
+//! Q4_0, Q4_K and Q6_K matrices kept quantized, every other type in f32)
 //! (llama.cpp already stores q/k in the engine's RoPE order), tokenizer metadata → `Tokenizer`.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use super::{llama, Opened, MAX_CONTEXT};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::quant::{dequantize, DType};
-use crate::quant_weights::{Matrix, Q8Matrix, QuantWeights};
+use crate::quant_weights::{BlockMatrix, Matrix, Q8Matrix, QuantWeights};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{tensor_specs, Tensor};
 
@@ -26,9 +26,15 @@ pub fn read(data: &[u8], file: &str) -> Result<Opened> {
             return Err(Error::model(file, format!("tensor {name} has shape {dims:?}; the metadata implies {shape:?}")));
         }
         *types.entry(info.dtype.name()).or_default() += 1;
-        // Q8_0 matrices stay quantized (the CPU's Q8_0 kernels); every other type becomes f32.
-        if info.dtype == DType::Q8_0 && shape.len() == 2 {
-            return Ok(Matrix::Q8(Q8Matrix::from_ggml(g.bytes(info))));
+        // Quantized matrices stay quantized (the CPU's `q8` and `blocks` kernels); every other
+        // type becomes f32.
+        let whole_rows = shape.len() == 2 && shape[1].is_multiple_of(info.dtype.block().0);
+        match info.dtype {
+            DType::Q8_0 if whole_rows => return Ok(Matrix::Q8(Q8Matrix::from_ggml(g.bytes(info)))),
+            DType::Q4_0 | DType::Q4K | DType::Q6K if whole_rows => {
+                return Ok(Matrix::Blocks(BlockMatrix { dtype: info.dtype, data: g.bytes(info).to_vec() }))
+            }
+            _ => {}
         }
         let mut out = Vec::new();
         dequantize(info.dtype, g.bytes(info), &mut out);

@@ -119,7 +119,7 @@ struct Row {
     dispatches_per_token: f64,
     bytes_per_token: f64,
     peak_rss_mb: Option<f64>,
-    /// CPU: bytes of weights the backend holds (Q8_0 matrices quantized), in MB.
+    /// CPU: bytes of weights the backend holds (Q8_0/Q4_0/Q4_K/Q6_K matrices quantized), in MB.
     weight_mb: Option<f64>,
 }
 

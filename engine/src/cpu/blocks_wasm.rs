@@ -1,0 +1,128 @@
+//! simd128 kernels for `blocks.rs`, shaped as the AVX2 ones (`blocks_x86.rs`) four lanes wide:
+//! four bytes at a time widened to u32 lanes, nibbles and bit pairs masked and shifted there,
+//! converted to f32 and multiplied into partial sums, one per run sharing a scale (two at once),
+//! each then scaled into a row accumulator; Q4_K's mins come out as `dmin·m·Σ x`. simd128 has no
+//! fused multiply-add: each product and sum rounds on its own.
+
+use std::arch::wasm32::*;
+
+use super::BlockRows;
+use crate::quant::{f16_at, scale_min_k4, DType};
+
+/// `out = W · x` for Q4_0, Q4_K and Q6_K (others on the portable kernel).
+pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
+    let (per, _) = w.dtype.block();
+    assert!(w.cols.is_multiple_of(per) && x.len() == w.cols && w.n_rows() >= out.len());
+    match w.dtype {
+        DType::Q4_0 => rows_q4_0(out, x, w),
+        DType::Q4K => rows_q4_k(out, x, w),
+        DType::Q6K => rows_q6_k(out, x, w),
+        _ => super::portable(out, x, w),
+    }
+}
+
+/// Four bytes of `b` from `at` as u32 lanes.
+#[inline]
+fn bytes4(b: &[u8], at: usize) -> v128 {
+    // The word's bytes in the low four bytes, little-endian: `b[at..at + 4]` in order.
+    let v = u32x4_splat(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+    u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(v))
+}
+
+/// `acc + f32(q) · x[at..at + 4]`.
+#[inline]
+fn madd4(q: v128, x: &[f32], at: usize, acc: v128) -> v128 {
+    let x4 = &x[at..at + 4];
+    // SAFETY: `x4` is 16 readable bytes; v128_load takes any alignment.
+    let xv = unsafe { v128_load(x4.as_ptr() as *const v128) };
+    f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(q), xv))
+}
+
+fn hsum(v: v128) -> f32 {
+    (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v)) + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
+}
+
+/// Q4_0: `[d, 16 bytes]`, weights `(nibble − 8)·d`, the 16 low nibbles first.
+fn rows_q4_0(out: &mut [f32], x: &[f32], w: BlockRows) {
+    let (m4, eight) = (u32x4_splat(0xf), i32x4_splat(8));
+    for (r, o) in out.iter_mut().enumerate() {
+        let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        for (k, b) in w.rows(r, 1).data.chunks_exact(18).enumerate() {
+            let xs = &x[32 * k..32 * (k + 1)];
+            let (mut s0, mut s1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+            for j in 0..4 {
+                let v = bytes4(b, 2 + 4 * j);
+                let (lo, hi) = (i32x4_sub(v128_and(v, m4), eight), i32x4_sub(u32x4_shr(v, 4), eight));
+                s0 = madd4(lo, xs, 4 * j, s0);
+                s1 = madd4(hi, xs, 16 + 4 * j, s1);
+            }
+            let d = f32x4_splat(f16_at(b, 0));
+            a0 = f32x4_add(a0, f32x4_mul(s0, d));
+            a1 = f32x4_add(a1, f32x4_mul(s1, d));
+        }
+        *o = hsum(f32x4_add(a0, a1));
+    }
+}
+
+/// Q4_K: `[d, dmin, 12 bytes of scales/mins, 128 bytes]`, four chunks of 32 bytes, each the
+/// low nibbles of run `2c` then the high nibbles of run `2c+1`.
+fn rows_q4_k(out: &mut [f32], x: &[f32], w: BlockRows) {
+    let sums: Vec<f32> = x.chunks_exact(32).map(|c| c.iter().sum()).collect();
+    let m4 = u32x4_splat(0xf);
+    for (r, o) in out.iter_mut().enumerate() {
+        let (mut a0, mut a1, mut mins) = (f32x4_splat(0.0), f32x4_splat(0.0), 0f32);
+        for (k, b) in w.rows(r, 1).data.chunks_exact(144).enumerate() {
+            let (d, dmin, sc) = (f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+            for c in 0..4 {
+                let xs = &x[256 * k + 64 * c..256 * k + 64 * (c + 1)];
+                // Runs 2c (low nibbles) and 2c+1 (high), each in two partial sums.
+                let mut s = [[f32x4_splat(0.0); 2]; 2];
+                for i in 0..8 {
+                    let v = bytes4(b, 16 + 32 * c + 4 * i);
+                    s[0][i % 2] = madd4(v128_and(v, m4), xs, 4 * i, s[0][i % 2]);
+                    s[1][i % 2] = madd4(u32x4_shr(v, 4), xs, 32 + 4 * i, s[1][i % 2]);
+                }
+                for (h, s) in s.iter().enumerate() {
+                    let (sv, m) = scale_min_k4(2 * c + h, sc);
+                    let scale = f32x4_splat(d * sv as f32);
+                    a0 = f32x4_add(a0, f32x4_mul(s[0], scale));
+                    a1 = f32x4_add(a1, f32x4_mul(s[1], scale));
+                    mins += dmin * m as f32 * sums[8 * k + 2 * c + h];
+                }
+            }
+        }
+        *o = hsum(f32x4_add(a0, a1)) - mins;
+    }
+}
+
+/// Q6_K: `[128 bytes low nibbles, 64 bytes high 2 bits, 16 × i8 scales, d]`, as in
+/// `blocks_x86.rs`: lanes 0..16 and 16..32 of each run of 32 have a scale each.
+fn rows_q6_k(out: &mut [f32], x: &[f32], w: BlockRows) {
+    let (m4, m2, off) = (u32x4_splat(0xf), u32x4_splat(3), i32x4_splat(32));
+    for (r, o) in out.iter_mut().enumerate() {
+        let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        for (k, b) in w.rows(r, 1).data.chunks_exact(210).enumerate() {
+            let d = f16_at(b, 208);
+            for h in 0..2 {
+                let xs = &x[256 * k + 128 * h..256 * k + 128 * (h + 1)];
+                let mut s = [[f32x4_splat(0.0); 2]; 4];
+                for i in 0..8 {
+                    let (la, lb, hb) =
+                        (bytes4(b, 64 * h + 4 * i), bytes4(b, 64 * h + 32 + 4 * i), bytes4(b, 128 + 32 * h + 4 * i));
+                    let low = [v128_and(la, m4), v128_and(lb, m4), u32x4_shr(la, 4), u32x4_shr(lb, 4)];
+                    for (g, low) in low.into_iter().enumerate() {
+                        let top = u32x4_shl(v128_and(u32x4_shr(hb, 2 * g as u32), m2), 4);
+                        let q = i32x4_sub(v128_or(low, top), off);
+                        s[g][i / 4] = madd4(q, xs, 32 * g + 4 * i, s[g][i / 4]);
+                    }
+                }
+                for (g, s) in s.iter().enumerate() {
+                    let sc = &b[192 + 8 * h + 2 * g..];
+                    a0 = f32x4_add(a0, f32x4_mul(s[0], f32x4_splat(d * sc[0] as i8 as f32)));
+                    a1 = f32x4_add(a1, f32x4_mul(s[1], f32x4_splat(d * sc[1] as i8 as f32)));
+                }
+            }
+        }
+        *o = hsum(f32x4_add(a0, a1));
+    }
+}
