@@ -61,7 +61,11 @@ pub fn start(b: BuildCtx) {
         let s = sweep_settings(b)?;
         let rates = rates(&b.form.rates.get_untracked())?;
         // Variant by variant, each over the rates, in `--lr-sweep`'s order.
-        let ways = if b.form.sweep_ways.get_untracked() == ONE_WAY { vec![(s.warmup, s.z_loss)] } else { four_ways(&s).map(|w| (w.warmup, w.z_loss)).to_vec() };
+        let ways = if b.form.sweep_ways.get_untracked() == ONE_WAY {
+            vec![(s.warmup, s.z_loss)]
+        } else {
+            four_ways(&s).map(|w| (w.warmup, w.z_loss)).to_vec()
+        };
         let runs = ways
             .into_iter()
             .flat_map(|(warmup, z_loss)| rates.iter().map(move |&lr| SweepRunSpec { lr, warmup, z_loss }))

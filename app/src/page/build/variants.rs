@@ -10,7 +10,6 @@ use super::sweep::{capped_curves, finals, four_ways, launch, stop, sweep_setting
 use crate::page::train::chart::{short, Curves as Chart};
 use crate::protocol::build::SweepRunSpec;
 
-
 pub fn start(b: BuildCtx) {
     let go = || -> Result<_, String> {
         let s = sweep_settings(b)?;
