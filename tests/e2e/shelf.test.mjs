@@ -428,8 +428,9 @@ describe('a download left half done by a reload, resumed; a full store refused (
     }, MODEL.length);
     assert.ok(left > 0 && left < MODEL.length / 2, `room left: about ${2 * left} bytes`);
     await page.click(`${item('full260K')} [data-testid=shelf-download]`);
-    // (Chromium grants a sync access handle room in steps, so the refusal may come at byte 0.)
-    await noteIs(page, /^The browser refused to store more of full260K\.bin on this device at [\d.]+ (KB|MB) \(this site's storage is full\)\. Nothing was kept: delete stored models on the Storage tab or free disk space, and try again\.$/);
+    // (Chromium grants a sync access handle room in steps, so the refusal may come at byte 0, or
+    // even at the download's folder, named for the model: seen once in a full run.)
+    await noteIs(page, /^The browser refused to store more of full260K(\.bin)? on this device at [\d.]+ (KB|MB) \(this site's storage is full\)\. Nothing was kept: delete stored models on the Storage tab or free disk space, and try again\.$/);
     assert.deepEqual(await partialNames(page), [], 'nothing half-stored');
     assert.equal(await page.getAttribute(item('full260K'), 'data-offer'), 'download');
     // Room made again, the same button works.

@@ -79,7 +79,7 @@ impl From<String> for Stop {
 /// Quota, every file not yet verified, then one stored item; returns its id.
 async fn run(d: &Download, cancel: &Cancel) -> Result<String, Stop> {
     let total: u64 = d.files.iter().map(|f| f.size).sum();
-    let dir = partial::open(d).await.map_err(|e| e.message())?;
+    let dir = partial::open(d).await.map_err(|e| refusal(&d.model, 0, e))?;
     let already = partial::bytes_in(&dir, d).await;
     let room = storage::estimate().await.map_err(|e| e.message())?;
     if let Some(message) = crate::shelf::no_room(&d.model, total - already.min(total), room.usage, room.quota) {
@@ -166,15 +166,20 @@ impl Partial<'_> {
     }
 
     fn refused(&self, e: StoreError) -> Attempt {
-        Attempt::Fatal(match e {
-            StoreError::Quota { .. } => format!(
-                "The browser refused to store more of {} on this device at {} (this site's storage is full). \
-                 Nothing was kept: delete stored models on the Storage tab or free disk space, and try again.",
-                self.name,
-                size(self.have)
-            ),
-            e => format!("{} could not be written on this device. {}", self.name, e.message()),
-        })
+        Attempt::Fatal(refusal(self.name, self.have, e))
+    }
+}
+
+/// A store's refusal to keep `name` after `have` bytes, in words: the same words whether the
+/// browser refused a write or, with even less room, the folder or file the bytes were to go in.
+fn refusal(name: &str, have: u64, e: StoreError) -> String {
+    match e {
+        StoreError::Quota { .. } => format!(
+            "The browser refused to store more of {name} on this device at {} (this site's storage is full). \
+             Nothing was kept: delete stored models on the Storage tab or free disk space, and try again.",
+            size(have)
+        ),
+        e => format!("{name} could not be written on this device. {}", e.message()),
     }
 }
 
@@ -186,7 +191,7 @@ async fn fetch_file(
     progress: &mut Progress,
     cancelled: impl Fn() -> bool,
 ) -> Result<(), Stop> {
-    let file = PartFile::open(dir, i).await.map_err(|e| format!("{}: {}", f.name, e.message()))?;
+    let file = PartFile::open(dir, i).await.map_err(|e| refusal(&f.name, 0, e))?;
     let mut part = Partial { file: &file, name: &f.name, hasher: Sha256::new(), have: 0 };
     let filled = fill(&mut part, f, progress, &cancelled).await;
     file.close();
