@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(err(row("1", "1.5", "1")), "Setting 2: Top-p must be between 0 and 1, not 1.5.");
         assert_eq!(err(row("1", "0.9", "0")), "Setting 2: Seed must be at least 1.");
         assert_eq!(err(row("hot", "0.9", "1")), "Setting 2: Temperature must be a number, not \"hot\".");
-        assert_eq!(parse_rows(&[ok.clone()]).unwrap_err(), "Compare 2 to 4 settings, not 1.");
+        assert_eq!(parse_rows(std::slice::from_ref(&ok)).unwrap_err(), "Compare 2 to 4 settings, not 1.");
         assert!(parse_rows(&vec![ok; 5]).is_err());
     }
 
