@@ -48,6 +48,8 @@ describe('Compare settings (Generate view, CPU batch)', () => {
 
   test('three settings written together: each column is the CLI run alone with that setting', async () => {
     const { page, log } = await openCompare(site, 200);
+    // Where it runs, in words: the CPU, whatever the backend.
+    assert.match(await page.textContent('#compare-hint'), /written together on the CPU .*whatever backend Generate uses/);
     // The defaults: three rows, greedy and two temperatures, one seed.
     assert.equal(await page.locator('[data-testid^=compare-row-]').count(), 3);
     assert.equal(await page.inputValue('[data-testid=compare-t-1]'), '0');
