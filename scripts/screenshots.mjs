@@ -3,6 +3,7 @@
 // after `trunk build --release` (not part of the test command):
 //   node scripts/screenshots.mjs            (writes docs/screenshots/*.png)
 //   node scripts/screenshots.mjs shelf      (only the model shelf in the model card: *-shelf.png)
+//   node scripts/screenshots.mjs compare    (only the Generate view's Compare settings: *-compare.png)
 // Each shot is the viewport only (what a student or a class sees at once), so the files stay small.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,10 +18,31 @@ mkdirSync(OUT, { recursive: true });
 const server = await startServer();
 const browser = await launchBrowser();
 const onlyShelf = process.argv.includes('shelf');
+const onlyCompare = process.argv.includes('compare');
 try {
   const page = await browser.context.newPage();
   await page.goto(server.url);
   await waitForState(page, ['ready']);
+  if (onlyCompare) {
+    // Three settings (the section's defaults) on one prompt, written together.
+    await skipTour(page);
+    await page.fill('[data-testid=prompt]', 'Once upon a time');
+    await page.fill('[data-testid=steps]', '128');
+    await page.click('[data-testid=compare-settings] summary');
+    await page.click('[data-testid=compare-write]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=compare-status]')?.dataset.state === 'done');
+    for (const [size, width, height] of SIZES) {
+      await page.setViewportSize({ width, height });
+      // The phone shows the stories (stacked); the projector the whole section.
+      const at = size === 'phone' ? '[data-testid=compare-status]' : '[data-testid=compare-settings]';
+      await page.$eval(at, (el) => el.scrollIntoView({ block: 'start' }));
+      await page.screenshot({ path: join(OUT, `${size}-compare.png`) });
+      console.log(`wrote docs/screenshots/${size}-compare.png`);
+    }
+    await browser.close();
+    await server.close();
+    process.exit(0);
+  }
   if (!onlyShelf) {
     // The first visit's tour, as a newcomer sees it.
     await page.setViewportSize({ width: 390, height: 844 });

@@ -115,6 +115,17 @@ pub fn mismatch(tokenizer: &str, tokens: usize, model: &str, vocab: usize) -> St
 }
 
 /// A failed run or a refused setting.
+/// Why "Compare settings" refuses while Generate uses an adapter (the batch has none).
+pub const COMPARE_NO_ADAPTER: &str =
+    "Compare settings writes with the model alone: stop using the adapter (Train view) to compare settings.";
+
+/// Where "Compare settings" runs, whatever the backend above.
+pub const COMPARE_ON_CPU: &str = "The settings are written together on the CPU (one pass over the \
+     weights for all of them), whatever backend Generate uses; each story is the one Generate would \
+     write alone with those settings on the CPU. A model stored in fewer bits (Q8_0, Q4) is \
+     unpacked to 32-bit numbers for this first: more memory, and its stories may differ a little \
+     from Generate's.";
+
 pub fn run_error(err: &Error) -> String {
     match err {
         Error::PromptTooLong { tokens, seq_len } => format!(

@@ -33,11 +33,15 @@ pub fn generate(ctx: Ctx) {
     ctx.send(&ToWorker::Generate { run, prompt: ctx.form.prompt.get_untracked(), settings });
 }
 
-/// Stops the run: the worker at its next token, and the page shows no more of it.
+/// Stops the run (a story or a compare): the worker at its next token, and the page shows no
+/// more of a story.
 pub fn stop(ctx: Ctx) {
     if ctx.running() {
         ctx.send(&ToWorker::Stop { run: ctx.run_id.get_untracked() });
         ctx.reveal.stop();
+    }
+    if ctx.compare.running() {
+        ctx.send(&ToWorker::Stop { run: ctx.compare.run.get_untracked() });
     }
 }
 

@@ -1,4 +1,4 @@
-//! Keyboard shortcuts for classrooms: Enter writes a story, Esc stops it.
+//! Keyboard shortcuts for classrooms: Enter writes a story, Esc stops it (or a compare).
 
 use leptos::ev;
 use leptos::prelude::*;

@@ -123,6 +123,8 @@ pub struct Ctx {
     /// The files the reader picked or dropped last, by the names the engine sees (the model
     /// first), kept on the device by the Storage view once the worker says they make a model.
     pub picked: StoredValue<Option<Vec<(String, web_sys::File)>>, LocalStorage>,
+    /// The Generate view's "Compare settings" section.
+    pub compare: super::generate::CompareState,
 }
 
 impl Ctx {
@@ -151,6 +153,7 @@ impl Ctx {
             client,
             parses: RwSignal::new(0),
             picked: StoredValue::new_local(None),
+            compare: super::generate::CompareState::new(),
         }
     }
 
@@ -161,7 +164,7 @@ impl Ctx {
         self.status.with(|s| matches!(s, Status::Loading(_)))
     }
     pub fn can_generate(&self) -> bool {
-        self.active.with(Option::is_some) && !self.running() && !self.loading()
+        self.active.with(Option::is_some) && !self.running() && !self.loading() && !self.compare.running()
     }
     pub fn send(&self, msg: &ToWorker) {
         self.client.send(msg);

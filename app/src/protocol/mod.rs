@@ -8,6 +8,7 @@ use tinylm_engine::Config;
 pub mod bench;
 pub mod binary;
 pub mod build;
+pub mod compare;
 pub mod experiments;
 pub mod inspect;
 pub mod seed;
@@ -104,7 +105,9 @@ pub enum ToWorker {
         prompt: String,
         settings: Settings,
     },
-    /// Stops run `run` (and any older one) at the next token.
+    /// One prompt under several samplings, written together (the Generate view's compare).
+    Compare(compare::CompareRequest),
+    /// Stops run `run` (and any older one, a compare's too) at the next token.
     Stop {
         run: u64,
     },
@@ -219,6 +222,8 @@ pub enum FromWorker {
         run: u64,
         message: String,
     },
+    /// Text and the end of a compare run.
+    Compare(compare::CompareNews),
     Inspected(Box<inspect::Inspected>),
     InspectFailed {
         id: u64,
@@ -268,6 +273,18 @@ mod tests {
             settings: Settings { temperature: 1.0, topp: 0.9, seed: u64::MAX, steps: 0 },
         };
         assert_eq!(round_trip(&g), g);
+        let c = ToWorker::Compare(compare::CompareRequest {
+            run: 2,
+            prompt: "Once".into(),
+            steps: 40,
+            columns: vec![compare::Sampling { temperature: 0.8, topp: 0.9, seed: u64::MAX }],
+        });
+        assert_eq!(round_trip(&c), c);
+        let n = FromWorker::Compare(compare::CompareNews::Text {
+            run: 2,
+            columns: vec![compare::ColumnText { prompt: "Once".into(), story: " upon".into() }],
+        });
+        assert_eq!(round_trip(&n), n);
         assert!(serde_json::from_str::<ToWorker>("{\"Nope\":1}").is_err());
         let file =
             shelf::FetchFile { url: "https://h/x.bin".into(), name: "x.bin".into(), size: u64::MAX, sha256: "ab".repeat(32) };

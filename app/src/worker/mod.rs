@@ -8,6 +8,7 @@ mod bench;
 mod bridge;
 mod build;
 mod cancel;
+mod compare;
 mod experiments;
 mod fetch;
 mod generate;

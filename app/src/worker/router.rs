@@ -6,7 +6,7 @@ use super::cancel::Cancels;
 use super::inbox::{Inbox, Job, Work};
 use super::inspect::Kept;
 use super::session::Session;
-use super::{bench, build, experiments, generate, inspect, models, speed, train};
+use super::{bench, build, compare, experiments, generate, inspect, models, speed, train};
 use crate::protocol::build::BuildCmd;
 use crate::protocol::experiments::ExperimentRequest;
 use crate::protocol::inspect::InspectCtl;
@@ -64,6 +64,7 @@ impl Router {
                 let req = generate::Request { run, prompt, settings, t0: job.at };
                 generate::run(s, req, &self.cancels.generate).await;
             }
+            ToWorker::Compare(req) => compare::run(s, req, &self.cancels.generate).await,
             ToWorker::Inspect(req) => inspect::run(s, req, &mut self.kept, &self.cancels.inspect).await,
             ToWorker::InspectCtl(InspectCtl::Lens { id, seq, positions }) => {
                 inspect::on_demand(s, &self.kept, id, seq, positions, &self.cancels.lens).await

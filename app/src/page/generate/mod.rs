@@ -1,8 +1,10 @@
 //! The Generate view: the model card (menu, facts, backend, loading your own), the prompt and
-//! settings, and the story as the worker writes it. Its messages are `protocol`'s own
+//! settings, the story as the worker writes it, and "Compare settings" (`compare`). Its messages are `protocol`'s own
 //! (`ToWorker::Generate`, `FromWorker::Text` …).
 
 mod adapter_badge;
+mod compare;
+mod compare_state;
 mod controls;
 mod model_card;
 
@@ -12,6 +14,8 @@ use super::help::{About, Term};
 use super::state::{Ctx, Status};
 use crate::protocol::FromWorker;
 use adapter_badge::AdapterBadge;
+use compare::Compare;
+pub use compare_state::CompareState;
 use controls::Controls;
 use model_card::ModelCard;
 
@@ -40,6 +44,7 @@ fn receive(ctx: Ctx, msg: &FromWorker) {
         // The run ends on the page once its last piece is shown (`pacing`).
         FromWorker::Finished { run, stats, stopped } if current(run) => ctx.reveal.finish(*stats, *stopped),
         FromWorker::RunFailed { run, message } if current(run) => ctx.status.set(Status::Error(message.clone())),
+        FromWorker::Compare(news) => ctx.compare.receive(news),
         // Replies about runs the page has moved past, and other views' news.
         _ => {}
     }
@@ -63,6 +68,7 @@ pub fn view() -> AnyView {
             <ModelCard ctx />
             <Controls ctx />
             <Story ctx />
+            <Compare ctx />
         </div>
     }
     .into_any()
