@@ -72,8 +72,10 @@ pub fn ShapePanel(b: BuildCtx) -> impl IntoView {
                 <span class="name">"Text"</span>
                 <select id="build-text" data-testid="build-text" prop:value=move || f.corpus.get()
                     on:change=move |e| f.corpus.set(event_target_value(&e))>
-                    {CORPORA.iter().map(|c| view! { <option value=c.key>{c.title}</option> }).collect_view()}
-                    <option value="own">"Your own text (type or paste below)"</option>
+                    // Each option says whether it is chosen (as the sweep's select: a value set
+                    // before the options exist is lost).
+                    {CORPORA.iter().map(|c| view! { <option value=c.key prop:selected=move || f.corpus.get() == c.key>{c.title}</option> }).collect_view()}
+                    <option value="own" prop:selected=move || f.corpus.get() == "own">"Your own text (type or paste below)"</option>
                 </select>
                 <small class="hint">"The last tenth is held out: never trained on, it shows whether the model learns or memorises."</small>
             </label>

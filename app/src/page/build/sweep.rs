@@ -247,8 +247,15 @@ pub fn SweepPanel(b: BuildCtx) -> impl IntoView {
                         <span class="name">"Runs at each rate"</span>
                         <select id="build-sweep-ways" data-testid="build-sweep-ways" prop:value=move || f.sweep_ways.get()
                             on:change=move |e| f.sweep_ways.set(event_target_value(&e))>
-                            <option value="four">"Four: plain, warm-up, z-loss, both"</option>
-                            <option value=ONE_WAY>"One: the warm-up and z-loss above"</option>
+                            // Each option says whether it is chosen: the select's own value, set when
+                            // the panel is built after the saved form was read, comes before its options
+                            // exist and was lost (the page showed "Four" while the form held "One").
+                            <option value="four" prop:selected=move || f.sweep_ways.get() != ONE_WAY>
+                                "Four: plain, warm-up, z-loss, both"
+                            </option>
+                            <option value=ONE_WAY prop:selected=move || f.sweep_ways.get() == ONE_WAY>
+                                "One: the warm-up and z-loss above"
+                            </option>
                         </select>
                         <small class="hint">"Four shows what moves the rate where training breaks (and takes four times as long)."</small>
                     </label>
