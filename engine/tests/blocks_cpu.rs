@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{max_abs, max_diff, tensor};
+use common::{greedy_run, max_abs, max_diff, tensor};
 use tinylm_engine::cpu::blocks::{self, BlockRows};
 use tinylm_engine::cpu::{ops, CpuBackend, Kernels};
 use tinylm_engine::formats::gguf::Gguf;
@@ -20,7 +20,6 @@ use tinylm_engine::pool;
 use tinylm_engine::quant::{dequantize, DType};
 use tinylm_engine::quant_weights::{BlockMatrix, Matrix, MatrixRef};
 use tinylm_engine::randmodel::det_uniform;
-use tinylm_engine::sampler::argmax;
 use tinylm_engine::weights::tensor_specs;
 use tinylm_engine::{LoadedModel, NamedFile};
 
@@ -142,23 +141,6 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(name)).unwrap()
 }
 
-/// Logits of `tokens` at every position, and `n` greedy tokens after them.
-fn run(b: &mut dyn Backend, tokens: &[u32], n: usize) -> (Vec<f32>, Vec<u32>) {
-    let mut logits = Vec::new();
-    let mut last = Vec::new();
-    for (pos, &t) in tokens.iter().enumerate() {
-        last = b.forward(t, pos).unwrap().to_vec();
-        logits.extend_from_slice(&last);
-    }
-    let mut out = Vec::new();
-    for pos in tokens.len()..tokens.len() + n {
-        let next = argmax(&last) as u32;
-        out.push(next);
-        last = b.forward(next, pos).unwrap().to_vec();
-    }
-    (logits, out)
-}
-
 fn open(name: &str, file: &[u8]) -> LoadedModel {
     LoadedModel::open(&[NamedFile::new(name, file)]).unwrap()
 }
@@ -174,9 +156,9 @@ fn gguf_q4_0_and_q4_k_m_are_held_in_blocks_and_match_both_references() {
         let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
         let (_, transformers) = tensor(&r, "logits");
         let want_greedy: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
-        let (dequantized, _) = run(&mut CpuBackend::reference(q.dequantize()), &tokens, 0);
+        let (dequantized, _) = greedy_run(&mut CpuBackend::reference(q.dequantize()), &tokens, 0);
         for k in [Kernels::Reference, Kernels::Fast] {
-            let (got, greedy) = run(&mut CpuBackend::with_kernels(q.clone(), k), &tokens, want_greedy.len());
+            let (got, greedy) = greedy_run(&mut CpuBackend::with_kernels(q.clone(), k), &tokens, want_greedy.len());
             for (what, want) in [("dequantized f32 path", &dequantized), ("transformers", &transformers)] {
                 // Measured: Reference 0 vs the f32 path (the same order); Fast vs it 2.4e-6
                 // (Q4_0), 6.6e-6 (Q4_K_M: the f32 path's own fast kernels differ from its

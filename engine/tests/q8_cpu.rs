@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{max_abs, max_diff, tensor};
+use common::{greedy_run, max_abs, max_diff, tensor};
 use tinylm_engine::cpu::q8::{self, Q8Rows};
 use tinylm_engine::cpu::{ops, CpuBackend, Kernels};
 use tinylm_engine::generate::Backend;
@@ -18,7 +18,6 @@ use tinylm_engine::pool;
 use tinylm_engine::quant::{dequantize, quantize, DType};
 use tinylm_engine::quant_weights::QuantWeights;
 use tinylm_engine::randmodel::{det_uniform, named_shape, random_weights};
-use tinylm_engine::sampler::argmax;
 use tinylm_engine::{checkpoint, LoadedModel, NamedFile, Weights};
 
 /// The CPU tolerance against the dequantized reference: 1e-5·max(1, max|logit|).
@@ -35,23 +34,6 @@ fn gguf_q8_file() -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
-/// Logits of `tokens` at every position, and `n` greedy tokens after them.
-fn run(b: &mut dyn Backend, tokens: &[u32], n: usize) -> (Vec<f32>, Vec<u32>) {
-    let mut logits = Vec::new();
-    let mut last = Vec::new();
-    for (pos, &t) in tokens.iter().enumerate() {
-        last = b.forward(t, pos).unwrap().to_vec();
-        logits.extend_from_slice(&last);
-    }
-    let mut out = Vec::new();
-    for pos in tokens.len()..tokens.len() + n {
-        let next = argmax(&last) as u32;
-        out.push(next);
-        last = b.forward(next, pos).unwrap().to_vec();
-    }
-    (logits, out)
-}
-
 fn relative_error(got: &[f32], want: &[f32]) -> f32 {
     max_diff(got, want) / max_abs(want).max(1.0)
 }
@@ -65,9 +47,9 @@ fn v2_files_are_held_quantized_and_match_the_dequantized_reference() {
     assert_eq!(q.dequantize(), dense, "QuantWeights dequantize exactly as the v2 reader does");
 
     let tokens: Vec<u32> = (0..48).map(|i| (i * 37 + 1) % 512).collect();
-    let (want, want_greedy) = run(&mut CpuBackend::reference(dense), &tokens, 200);
+    let (want, want_greedy) = greedy_run(&mut CpuBackend::reference(dense), &tokens, 200);
     for k in [Kernels::Reference, Kernels::Fast] {
-        let (got, greedy) = run(&mut CpuBackend::with_kernels(q.clone(), k), &tokens, 200);
+        let (got, greedy) = greedy_run(&mut CpuBackend::with_kernels(q.clone(), k), &tokens, 200);
         let err = relative_error(&got, &want);
         assert!(err <= TOL, "{k:?}: max error {err:e} (relative)");
         assert_eq!(greedy, want_greedy, "{k:?}: greedy tokens");
@@ -84,7 +66,7 @@ fn v2_quantized_logits_match_transformers_on_the_dequantized_weights() {
     let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
     let (_, want) = tensor(&r, "logits");
     let (q, _) = checkpoint::read_quant(&v2_file(), "v2").unwrap();
-    let (got, _) = run(&mut CpuBackend::new(q), &tokens, 0);
+    let (got, _) = greedy_run(&mut CpuBackend::new(q), &tokens, 0);
     let err = relative_error(&got, &want);
     assert!(err <= TOL, "max error {err:e} (relative)");
 }
@@ -101,9 +83,9 @@ fn gguf_q8_0_is_held_quantized_and_matches_both_references() {
     let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
     let (_, transformers) = tensor(&r, "logits");
     let want_greedy: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
-    let (dequantized, _) = run(&mut CpuBackend::reference(q.dequantize()), &tokens, 0);
+    let (dequantized, _) = greedy_run(&mut CpuBackend::reference(q.dequantize()), &tokens, 0);
     for k in [Kernels::Reference, Kernels::Fast] {
-        let (got, greedy) = run(&mut CpuBackend::with_kernels(q.clone(), k), &tokens, want_greedy.len());
+        let (got, greedy) = greedy_run(&mut CpuBackend::with_kernels(q.clone(), k), &tokens, want_greedy.len());
         for (what, want) in [("dequantized f32 path", &dequantized), ("transformers", &transformers)] {
             let err = relative_error(&got, want);
             assert!(err <= TOL, "{k:?} vs {what}: max error {err:e} (relative)");
@@ -174,7 +156,7 @@ fn one_two_and_three_threads_give_the_same_bits() {
     let (w, _) = checkpoint::read_quant(&v2_file(), "v2").unwrap();
     let w = Arc::new(w);
     let tokens: Vec<u32> = (0..20).map(|i| (i * 53 + 1) % 512).collect();
-    let logits = |threads| pool::install(pool::with_threads(threads), || run(&mut CpuBackend::new(w.clone()), &tokens, 8));
+    let logits = |threads| pool::install(pool::with_threads(threads), || greedy_run(&mut CpuBackend::new(w.clone()), &tokens, 8));
     let base = logits(1);
     for t in [2, 3] {
         let other = logits(t);

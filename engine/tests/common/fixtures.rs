@@ -80,3 +80,20 @@ pub fn sha256_without_rope_tables(c: &tinylm_engine::Config, file: &[u8]) -> Str
     let digest = Sha256::new().chain_update(&file[..rope_at]).chain_update(&file[rope_at + rope_len..]).finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Logits of `tokens` at every position, and `n` greedy tokens after them.
+pub fn greedy_run(b: &mut dyn tinylm_engine::generate::Backend, tokens: &[u32], n: usize) -> (Vec<f32>, Vec<u32>) {
+    let mut logits = Vec::new();
+    let mut last = Vec::new();
+    for (pos, &t) in tokens.iter().enumerate() {
+        last = b.forward(t, pos).unwrap().to_vec();
+        logits.extend_from_slice(&last);
+    }
+    let mut out = Vec::new();
+    for pos in tokens.len()..tokens.len() + n {
+        let next = tinylm_engine::sampler::argmax(&last) as u32;
+        out.push(next);
+        last = b.forward(next, pos).unwrap().to_vec();
+    }
+    (logits, out)
+}
