@@ -5,21 +5,22 @@
 //! Kernels split their work into tasks whose results do not depend on which thread runs them or
 //! how many there are (rows of a product in fixed blocks, attention heads), so any pool gives
 //! the single-thread result bit for bit. Natively the pool is `Workers` (persistent threads,
-//! no spin-up per call); in wasm it is `Serial` until a host installs its own (issue 20: Web
-//! Workers sharing the module's memory run the same tasks through this trait).
+//! no spin-up per call); in wasm it is `Serial` until a host installs its own: in the threaded
+//! build (`+atomics`) that is `Workers::hosted`, whose threads are Web Workers sharing the
+//! module's memory (issue 20).
 //!
 //! Kernels ask for `current()`: the pool `install`ed on this thread, else the process default
 //! (`set_default`, natively all cores). Inside a task `current()` is `Serial`, so a kernel called
 //! from a task never waits on its own pool.
 
-#[cfg(not(target_arch = "wasm32"))]
-mod native;
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+mod workers;
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock, RwLock};
 
-#[cfg(not(target_arch = "wasm32"))]
-pub use native::Workers;
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+pub use workers::Workers;
 
 /// A fixed set of threads that runs numbered tasks.
 pub trait Pool: Send + Sync {
@@ -211,6 +212,7 @@ const CACHE_BLOCK: usize = 512 << 10;
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
 
     #[test]
     fn every_task_runs_once_on_any_pool() {
@@ -267,6 +269,44 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 16);
+    }
+
+    /// The web build's shape: a hosted pool, with threads the host starts (here std threads,
+    /// there Web Workers) calling `serve`, some late, gives every task once and kernels' results
+    /// equal to `Serial`'s bit for bit.
+    #[test]
+    fn a_hosted_pool_runs_tasks_before_and_after_its_threads_start() {
+        let pool = Arc::new(Workers::hosted(3));
+        let sums = |p: &dyn Pool| {
+            let mut out = vec![0f32; 1000];
+            for_chunks(p, &mut out, 8, |b, o| o.iter_mut().enumerate().for_each(|(j, x)| *x = ((b * 8 + j) as f32).sqrt() * 0.1));
+            out
+        };
+        let serial = sums(&Serial);
+        assert_eq!(sums(&*pool), serial, "no thread started yet: the caller runs every task");
+        let hosts: Vec<_> = (0..2)
+            .map(|_| {
+                let p = pool.clone();
+                std::thread::spawn(move || p.serve())
+            })
+            .collect();
+        while pool.started() < 2 {
+            std::thread::yield_now();
+        }
+        assert_eq!(pool.threads(), 3);
+        let seen = Mutex::new(std::collections::HashSet::new());
+        for _ in 0..200 {
+            assert_eq!(sums(&*pool), serial);
+            pool.run(64, &|_| {
+                seen.lock().unwrap().insert(std::thread::current().id());
+                std::hint::black_box((0..2000).sum::<u64>());
+            });
+        }
+        assert!(seen.lock().unwrap().len() > 1, "the hosted threads took tasks");
+        pool.stop();
+        for h in hosts {
+            h.join().unwrap();
+        }
     }
 
     #[test]
