@@ -47,6 +47,14 @@ install_rust_tools() {
         log "rustup target add wasm32-unknown-unknown"
         rustup target add wasm32-unknown-unknown
     fi
+    # The threaded engine worker rebuilds std with atomics (scripts/threads-build.sh): std's
+    # sources, and the crates std itself uses (fetch_std_crates), so that build runs offline.
+    if rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+        echo "rust-src: already installed"
+    else
+        log "rustup component add rust-src"
+        rustup component add rust-src
+    fi
     if [[ "$(trunk --version 2>/dev/null)" == "trunk $TRUNK_VERSION" ]]; then
         echo "trunk $TRUNK_VERSION: already installed"
     else
@@ -78,9 +86,17 @@ install_node_tools() {
     fi
 }
 
+fetch_std_crates() {
+    local lib
+    lib="$(rustc --print sysroot)/lib/rustlib/src/rust/library"
+    log "cargo fetch of std's own crates (for -Z build-std)"
+    (cd /tmp && RUSTC_BOOTSTRAP=1 cargo fetch --manifest-path "$lib/Cargo.toml" </dev/null)
+}
+
 install_apt
 install_rust_tools
 install_node_tools
 log "cargo fetch (so Trunk can build with --offline)"
 cargo fetch </dev/null
+fetch_std_crates
 echo "setup: done"

@@ -75,8 +75,9 @@ if [[ -f dist/index.html ]]; then
     step "browser tests (e2e)" node --test --test-concurrency=1 tests/e2e/
     page_wasm=$(gzip -9c dist/app-*_bg.wasm | wc -c)
     worker_wasm=$(gzip -9c dist/worker_bg.wasm | wc -c)
+    mt_wasm=$(gzip -9c dist/worker_mt_bg.wasm | wc -c)
     js=$(cat dist/app-*.js dist/boot.js dist/worker.js dist/worker_loader.js | gzip -9c | wc -c)
-    SUMMARY+=("$(printf 'info  gzipped: page wasm %d B, worker wasm %d B, js %d B' "$page_wasm" "$worker_wasm" "$js")")
+    SUMMARY+=("$(printf 'info  gzipped: page wasm %d B, worker wasm %d B (threaded %d B), js %d B' "$page_wasm" "$worker_wasm" "$mt_wasm" "$js")")
 else
     skip "browser tests (e2e)" "no dist/index.html"
 fi

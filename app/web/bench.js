@@ -1,4 +1,5 @@
-// The benchmark page: starts the app's engine worker (worker_loader.js) once per configuration,
+// The benchmark page: starts the app's engine worker (worker_loader.js, or the threaded
+// worker_mt_loader.js where the page is cross-origin isolated) once per configuration,
 // asks it to time decoding (`{Bench: …}` in app/src/protocol/bench.rs, posted as a plain JS
 // object: the worker's messages are typed JS values, not JSON text) and shows medians as a
 // table and as JSON. tests/e2e/bench.mjs reads the JSON from #json once #status says "done".
@@ -11,9 +12,18 @@ const list = (key, dflt) => (params.get(key) ?? dflt).split(',').map((s) => s.tr
 
 const RUNS = num('runs', 5);
 const MODELS = list('models', 'stories260K,s15m');
-const BACKENDS = list('backends', 'cpu,webgpu');
+// cpu: the CPU on every thread the page may use (THREADS); cpu1: the CPU on one thread (the
+// plain worker build), so the two figures come side by side. Where the page is not cross-origin
+// isolated there is only one thread, and cpu1 is left out by default.
+const ISOLATED = self.crossOriginIsolated === true;
+const BACKENDS = list('backends', ISOLATED ? 'cpu1,cpu,webgpu' : 'cpu,webgpu');
+const THREADS = ISOLATED ? num('threads', navigator.hardwareConcurrency || 1) : 1;
 const STEPS = { stories260K: num('steps_260k', num('steps', 256)), other: num('steps_s15m', num('steps', 128)) };
-const CHOICE = { cpu: 'Cpu', webgpu: 'WebGpu' };
+const CHOICE = { cpu: 'Cpu', cpu1: 'Cpu', webgpu: 'WebGpu' };
+/** The engine worker a configuration runs in, and its CPU threads. */
+const engine = (backend) => (backend !== 'cpu1' && THREADS > 1
+  ? { url: `worker_mt_loader.js?threads=${THREADS}`, threads: THREADS }
+  : { url: 'worker_loader.js', threads: 1 });
 // ?tune=1: before timing WebGPU, measure the decode kernels' workgroup shapes on this adapter
 // (the worker keeps the result for later loads of a model of that shape).
 const TUNE = params.get('tune') === '1';
@@ -52,7 +62,7 @@ function benchOnce(model, backend, id) {
     },
   };
   return new Promise((resolve, reject) => {
-    const worker = new Worker('worker_loader.js');
+    const worker = new Worker(engine(backend).url);
     const done = (f, v) => {
       worker.terminate();
       f(v);
@@ -70,7 +80,7 @@ function benchOnce(model, backend, id) {
 
 function row(r) {
   const tr = document.createElement('tr');
-  const cells = [r.model, r.requested, r.backend, r.steps, r.decode_tok_s.toFixed(1),
+  const cells = [r.model, r.requested, r.backend, r.threads, r.steps, r.decode_tok_s.toFixed(1),
     r.runs.map((x) => x.toFixed(0)).join(' '), r.model_ms.toFixed(0), r.start_ms.toFixed(0)];
   cells.forEach((c, i) => {
     const td = document.createElement('td');
@@ -118,7 +128,7 @@ async function runAll() {
   const body = $('table').querySelector('tbody');
   body.replaceChildren();
   const m = machine();
-  $('machine').textContent = `${m.browser ?? m.user_agent}; ${m.platform}; ${m.hardware_concurrency} logical cores`;
+  $('machine').textContent = `${m.browser ?? m.user_agent}; ${m.platform}; ${m.hardware_concurrency} logical cores; ${ISOLATED ? `cross-origin isolated, CPU on ${THREADS} thread(s)` : 'not cross-origin isolated: the CPU runs on one thread (open the lab once so its service worker can isolate this page)'}`;
   const out = { page: 'bench', date: new Date().toISOString(), machine: m, runs: RUNS, results: [], errors: [] };
   let id = 0;
   for (const backend of BACKENDS) {
@@ -128,6 +138,7 @@ async function runAll() {
         const r = await benchOnce(model, backend, ++id);
         const result = {
           model: r.model, requested: backend, kind: r.kind === 'WebGpu' ? 'webgpu' : 'cpu', backend: r.backend,
+          threads: r.kind === 'WebGpu' ? null : engine(backend).threads,
           detail: r.detail, steps: r.steps, runs: r.runs, decode_tok_s: r.median_tok_s,
           model_ms: r.model_ms, start_ms: r.start_ms, workgroups: r.workgroups ?? null, tuning: r.tuning ?? null,
         };

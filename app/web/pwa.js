@@ -29,14 +29,55 @@ function offer(reg) {
   };
 }
 
+/** The one reload of a first visit that turns on the engine's threads (see below). */
+const ISOLATE_KEY = 'tinylm.isolating';
+function isolateOnce() {
+  if (self.crossOriginIsolated || (navigator.hardwareConcurrency ?? 1) < 2) return;
+  try {
+    if (sessionStorage.getItem(ISOLATE_KEY)) return;
+    sessionStorage.setItem(ISOLATE_KEY, '1');
+  } catch {
+    return; // Without session storage a reload could repeat: stay on one thread.
+  }
+  location.reload();
+}
+
+/** After that reload: a line saying why the page reloaded itself. */
+function explainReload() {
+  let reloaded = false;
+  try {
+    reloaded = sessionStorage.getItem(ISOLATE_KEY) === '1' && self.crossOriginIsolated;
+    if (reloaded) sessionStorage.setItem(ISOLATE_KEY, 'done');
+  } catch {
+    return;
+  }
+  if (!reloaded) return;
+  const el = document.createElement('div');
+  el.className = 'update';
+  el.setAttribute('role', 'status');
+  el.dataset.testid = 'isolated-reload';
+  const text = document.createElement('span');
+  text.textContent = 'The page reloaded once, on this first visit, so the engine can use several CPU cores. It works offline now too.';
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = 'OK';
+  button.onclick = () => el.remove();
+  el.append(text, button);
+  document.body.append(el);
+}
+
 if ('serviceWorker' in navigator) {
+  explainReload();
   // After the user accepts, the new worker takes control; reload once to run its files.
   let reloading = false;
   let hadController = !!navigator.serviceWorker.controller;
   navigator.serviceWorker.addEventListener('controllerchange', () => {
-    // The first install claims the page: nothing to reload.
+    // The first install claims the page: nothing to reload for the files, but the page is not
+    // yet cross-origin isolated (the headers come from this worker), so the engine runs on one
+    // thread. Reload once, now, so it gets every core (issue 20); the page says so after.
     if (!hadController) {
       hadController = true;
+      isolateOnce();
       return;
     }
     if (!reloading) {

@@ -48,7 +48,21 @@ self.addEventListener('fetch', (event) => {
 async function fromShell(req, path) {
   const cache = await caches.open(SHELL);
   const key = req.mode === 'navigate' && !FILES.includes(path) ? new URL('index.html', ROOT).href : req;
-  return (await cache.match(key, { ignoreSearch: true })) ?? fetch(req);
+  return isolated((await cache.match(key, { ignoreSearch: true })) ?? (await fetch(req)));
+}
+
+/**
+ * The site's own files with the two headers that make the page cross-origin isolated, so the
+ * engine may share memory between its CPU threads (issue 20). Static hosts such as GitHub Pages
+ * cannot set headers; this worker answers every shell request, so it sets them. Every file is
+ * same-origin, and models from other hosts are fetched with CORS, so require-corp blocks nothing.
+ */
+function isolated(resp) {
+  if (resp.type === 'opaque' || resp.type === 'opaqueredirect' || resp.status === 0) return resp;
+  const headers = new Headers(resp.headers);
+  headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  return new Response(resp.body, { status: resp.status, statusText: resp.statusText, headers });
 }
 
 /** Network first, so a changed model file is seen online; the last good copy offline. */

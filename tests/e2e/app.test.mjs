@@ -33,7 +33,7 @@ describe('TinyLM Lab page (CPU path)', () => {
     const menu = await page.locator('[data-testid=model-select] option').allTextContents();
     assert.deepEqual(menu, ['stories260K — 260 K parameters, 1.06 MB (bundled)']);
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'cpu');
-    assert.match(await page.textContent('[data-testid=backend]'), /^CPU — WebAssembly, simd128$/);
+    assert.match(await page.textContent('[data-testid=backend]'), /^CPU — WebAssembly, simd128, 1 thread$/);
     assert.match(await page.textContent('[data-testid=backend-reason]'),
       /^Using the CPU because WebGPU found no graphics adapter it can use here/);
     assert.equal(await page.inputValue('[data-testid=backend-choice]'), 'auto');

@@ -72,7 +72,13 @@ export function tinylm(args) {
  * test can close the browser and open it again with the same storage. `bypassCSP: true` lets a
  * test inject a script of its own (axe-core); only the accessibility test uses it.
  */
-export async function launchBrowser({ webgpu = false, profile: kept, bypassCSP = false } = {}) {
+/**
+ * `isolateReload`: let the page reload itself once when its service worker first takes it (so it
+ * becomes cross-origin isolated and the engine gets its threads, tests/e2e/threads.test.mjs).
+ * Off elsewhere: a reload at a moment the page picks would cut other tests' steps short, so they
+ * run as a visit after that reload's refusal would (one thread until the page is next loaded).
+ */
+export async function launchBrowser({ webgpu = false, profile: kept, bypassCSP = false, isolateReload = false, serviceWorkers = 'allow' } = {}) {
   const profile = kept ?? (await mkdtemp(join(tmpdir(), 'tinylm-e2e-')));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -87,7 +93,17 @@ export async function launchBrowser({ webgpu = false, profile: kept, bypassCSP =
       '--no-first-run',
       ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
+    serviceWorkers,
   });
+  // app/web/pwa.js reloads once unless this session already did ('done').
+  // (Some documents, e.g. a download's, have no storage: nothing to do there.)
+  if (!isolateReload) {
+    await context.addInitScript(() => {
+      try {
+        sessionStorage.setItem('tinylm.isolating', 'done');
+      } catch {}
+    });
+  }
   return {
     context,
     close: async () => {

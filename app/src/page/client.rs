@@ -13,8 +13,19 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use crate::protocol::{wire, FromWorker, ToWorker};
 
-/// Trunk's loader shim for the worker binary, next to the page.
-const WORKER_URL: &str = "worker_loader.js";
+/// Trunk's loader shim for the worker binary, next to the page: the plain, one-thread engine.
+const PLAIN_WORKER_URL: &str = "worker_loader.js";
+
+/// The engine worker's file as boot.js chose it (the threaded build where the page is
+/// cross-origin isolated), else the plain one. A restart after a crash takes the plain one, so
+/// a threaded build that cannot start is not started again and again.
+fn worker_url(restart: bool) -> String {
+    let chosen = Reflect::get(&js_sys::global(), &JsValue::from_str("tinylmWorkerUrl")).ok().and_then(|v| v.as_string());
+    match chosen {
+        Some(url) if !restart => url,
+        _ => PLAIN_WORKER_URL.into(),
+    }
+}
 
 /// The worker boot.js started (`globalThis.tinylmEarlyWorker`), taken once: it and its holder.
 fn early_worker() -> Option<(Worker, JsValue)> {
@@ -94,7 +105,7 @@ impl Client {
         let early = early_worker();
         let worker = match &early {
             Some((w, _)) => w.clone(),
-            None => Worker::new(WORKER_URL)
+            None => Worker::new(&worker_url(self.restarts() > 0))
                 .map_err(|_| "This browser could not start the engine (Web Workers are blocked).".to_string())?,
         };
         let this = *self;

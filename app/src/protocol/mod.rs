@@ -161,6 +161,9 @@ pub struct BackendInfo {
     pub reason: String,
     /// Time to open the backend with this model (device, uploads, pipelines).
     pub start_ms: f64,
+    /// On the CPU, why it runs on one thread where the browser reports several cores.
+    #[serde(default)]
+    pub one_thread: Option<String>,
 }
 
 /// Figures of one run so far.

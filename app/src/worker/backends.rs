@@ -76,7 +76,8 @@ async fn open_auto(model: &LoadedModel) -> Result<Opened, String> {
             }
         }
     };
-    let info = BackendInfo { kind: BackendKind::Cpu, detail: cpu_detail(), reason, start_ms };
+    let info =
+        BackendInfo { kind: BackendKind::Cpu, detail: cpu_detail(), reason, start_ms, one_thread: super::threads::why_one() };
     Ok(Opened { backend: cpu.backend, info, warmup })
 }
 
@@ -90,7 +91,7 @@ pub async fn gpu_options(model: &LoadedModel, want: BackendChoice) -> GpuOptions
 }
 
 fn cpu_detail() -> String {
-    format!("WebAssembly, {}", tinylm_engine::cpu::fast::kernel_name())
+    format!("WebAssembly, {}, {}", tinylm_engine::cpu::fast::kernel_name(), super::threads::count())
 }
 
 /// Why WebGPU cannot even be tried here, if so.
@@ -126,6 +127,7 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
                 Choice::WebGpu => "You chose WebGPU: the graphics processor writes the story.".into(),
                 _ => "WebGPU works in this browser, so the graphics processor writes the story.".into(),
             },
+            one_thread: None,
         },
         AnyBackend::Cpu(_) => BackendInfo {
             start_ms: 0.0,
@@ -137,6 +139,7 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
                 (_, Some(p)) => format!("Using the CPU because {p}."),
                 (_, None) => "Using the CPU.".into(),
             },
+            one_thread: super::threads::why_one(),
         },
     }
 }

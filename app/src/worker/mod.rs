@@ -21,6 +21,7 @@ mod shelf;
 mod slices;
 mod speed;
 mod store;
+mod threads;
 mod train;
 mod tuning;
 mod warmup;

@@ -49,8 +49,13 @@ pub async fn on_ready(s: &mut Session) {
     };
     if speeds.gpu_wins() {
         active.backend = gpu;
-        active.info =
-            BackendInfo { kind: BackendKind::WebGpu, detail: warm.warmup.adapter, reason: speeds.reason(when), start_ms };
+        active.info = BackendInfo {
+            kind: BackendKind::WebGpu,
+            detail: warm.warmup.adapter,
+            reason: speeds.reason(when),
+            start_ms,
+            one_thread: None,
+        };
     } else {
         active.info.reason = speeds.reason(when);
     }

@@ -7,6 +7,7 @@ mod compare;
 mod compare_state;
 mod controls;
 mod model_card;
+mod threads;
 
 use leptos::prelude::*;
 

@@ -145,9 +145,13 @@ fn BackendPanel(ctx: Ctx) -> impl IntoView {
                     {Choice::ALL.into_iter().map(|c| view! { <option value=c.key()>{c.label()}</option> }).collect_view()}
                 </select>
             </label>
+            <super::threads::ThreadsMenu />
             <p id="backend" data-testid="backend" data-kind=kind class="backend-name">{name}</p>
             <p id="backend-reason" data-testid="backend-reason" class="hint">
                 {move || ctx.backend.with(|b| b.as_ref().map(|b| b.reason.clone()).unwrap_or_default())}
+            </p>
+            <p data-testid="backend-threads" class="hint">
+                {move || ctx.backend.with(|b| b.as_ref().and_then(|b| b.one_thread.clone()).unwrap_or_default())}
             </p>
             <p data-testid="backend-start" class="hint">
                 {move || ctx.backend.with(|b| b.as_ref().map(|b| format!("Started in {:.1} s.", b.start_ms / 1000.0)).unwrap_or_default())}

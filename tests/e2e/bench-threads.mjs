@@ -1,0 +1,73 @@
+// Benchmark of the built site's CPU threads (issue 20; not a test): s15m decode in headless
+// Chromium on one thread (the plain worker) and on every thread (the threaded worker), side by
+// side in alternating rounds, and with L2C=DIR (a llama2.c checkout's run.c) llama2.c's
+// `run.c -Ofast -fopenmp -march=native` on as many threads natively, in the same rounds.
+//   node tests/e2e/bench-threads.mjs            ROUNDS=5 RUNS=3 STEPS=256 L2C=… change it
+// The page is opened once first, so its service worker makes bench.html cross-origin isolated.
+// Prints a table of medians and ratios, then JSON.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { launchBrowser, openApp, sharedPath, startServer, tinylm } from './helpers.mjs';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const RUNS = Number(process.env.RUNS ?? 3);
+const STEPS = Number(process.env.STEPS ?? 256);
+const L2C = process.env.L2C;
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** run.c with OpenMP on `threads` threads, greedy from BOS: its achieved tok/s. */
+function runC(bin, model, threads) {
+  // run.c prints its speed on stderr.
+  const { stderr } = spawnSync(bin, [model, '-z', sharedPath('tokenizers/llama2/tokenizer.bin'), '-t', '0', '-n', String(STEPS)], {
+    env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+  });
+  return Number(stderr.toString().match(/achieved tok\/s: ([0-9.]+)/)[1]);
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'tinylm-bench-threads-'));
+const server = await startServer('/');
+const browser = await launchBrowser({ isolateReload: true });
+const load = () => execFileSync('cut', ['-d', ' ', '-f1-3', '/proc/loadavg']).toString().trim();
+try {
+  let runc = null;
+  if (L2C) {
+    runc = join(tmp, 'run_omp');
+    execFileSync('cc', ['-Ofast', '-fopenmp', '-march=native', join(L2C, 'run.c'), '-lm', '-o', runc]);
+    tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 's15m.bin')]);
+  }
+  const { page } = await openApp(browser.context, server.url);
+  await page.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
+  const threads = await page.evaluate(() => navigator.hardwareConcurrency);
+  const loadBefore = load();
+  const rows = { cpu1: [], cpu: [], runc: [] };
+  let machine = null;
+  for (let r = 0; r < ROUNDS; r++) {
+    const bench = await browser.context.newPage();
+    await bench.goto(`${server.url}bench.html?models=s15m&backends=cpu1,cpu&runs=${RUNS}&steps=${STEPS}`);
+    await bench.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status').dataset.state), null, { timeout: 900_000 });
+    const out = JSON.parse(await bench.textContent('#json'));
+    await bench.close();
+    if (out.errors.length) throw new Error(JSON.stringify(out.errors));
+    machine = out.machine;
+    for (const x of out.results) rows[x.requested].push(x.decode_tok_s);
+    if (runc) rows.runc.push(runC(runc, join(tmp, 's15m.bin'), threads));
+  }
+  const m = Object.fromEntries(Object.entries(rows).filter(([, v]) => v.length).map(([k, v]) => [k, median(v)]));
+  console.log(`s15m decode, ${STEPS} greedy tokens, medians of ${ROUNDS} alternating rounds (each browser figure a median of ${RUNS} runs)`);
+  console.log(`Browser: ${machine.user_agent}; ${threads} logical cores; cross-origin isolated: ${machine.cross_origin_isolated}; load before ${loadBefore}, after ${load()}`);
+  console.log(`  wasm CPU, 1 thread        ${m.cpu1.toFixed(1)} tok/s  (${rows.cpu1.map((x) => x.toFixed(0)).join(' ')})`);
+  console.log(`  wasm CPU, ${threads} threads       ${m.cpu.toFixed(1)} tok/s  (${rows.cpu.map((x) => x.toFixed(0)).join(' ')})  ${(m.cpu / m.cpu1).toFixed(2)}× one thread`);
+  if (m.runc) console.log(`  run.c -fopenmp, ${threads} threads ${m.runc.toFixed(1)} tok/s  (${rows.runc.map((x) => x.toFixed(0)).join(' ')})  wasm ${threads} threads = ${(m.cpu / m.runc).toFixed(2)}× run.c`);
+  console.log(JSON.stringify({ steps: STEPS, rounds: ROUNDS, runs: RUNS, threads, machine, rows, medians: m }, null, 2));
+} finally {
+  await browser.close();
+  await server.close();
+  rmSync(tmp, { recursive: true, force: true });
+}
