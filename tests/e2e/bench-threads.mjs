@@ -1,7 +1,9 @@
 // Benchmark of the built site's CPU threads (issue 20; not a test): s15m decode in headless
 // Chromium on one thread (the plain worker) and on every thread (the threaded worker), side by
 // side in alternating rounds, and with L2C=DIR (a llama2.c checkout's run.c) llama2.c's
-// `run.c -Ofast -fopenmp -march=native` on as many threads natively, in the same rounds.
+// `run.c -Ofast -fopenmp -march=native` on as many threads natively, in the same rounds. Then
+// one LoRA step on the s15m shape (the Train view's own measurement before a run, "ms per step",
+// at its default settings), on one thread and on every thread, in alternating rounds.
 //   node tests/e2e/bench-threads.mjs            ROUNDS=5 RUNS=3 STEPS=256 L2C=… change it
 // The page is opened once first, so its service worker makes bench.html cross-origin isolated.
 // Prints a table of medians and ratios, then JSON.
@@ -29,6 +31,27 @@ function runC(bin, model, threads) {
     env: { ...process.env, OMP_NUM_THREADS: String(threads) },
   });
   return Number(stderr.toString().match(/achieved tok\/s: ([0-9.]+)/)[1]);
+}
+
+/** The Train view's measured ms per step on s15m in a fresh page with `threads` threads. */
+async function loraStepMs(browser, url, threads) {
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${url}?threads=${threads}`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.dataset.state === 'ready', null, { timeout: 120_000 });
+    await page.fill('[data-testid=model-url]', 'models/s15m.bin');
+    await page.fill('[data-testid=tokenizer-url]', 'models/tok32000.bin');
+    await page.click('[data-testid=load-url]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent.startsWith('Ready: s15m'), null, { timeout: 300_000 });
+    const backend = await page.textContent('[data-testid=backend]');
+    if (!backend.endsWith(threads === 1 ? '1 thread' : `${threads} threads`)) throw new Error(`asked for ${threads} threads, got ${backend}`);
+    await page.click('[data-testid=tab-train]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=train-estimate]')?.dataset.seconds, null, { timeout: 600_000 });
+    const line = await page.textContent('[data-testid=train-estimate]');
+    return Number(line.match(/([0-9]+) ms per step/)[1]);
+  } finally {
+    await page.close();
+  }
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'tinylm-bench-threads-'));
@@ -59,12 +82,36 @@ try {
     for (const x of out.results) rows[x.requested].push(x.decode_tok_s);
     if (runc) rows.runc.push(runC(runc, join(tmp, 's15m.bin'), threads));
   }
+  // One LoRA step: the Train view's estimate on s15m, threads set by the address.
+  tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 'lora-s15m.bin')]);
+  const site = await startServer('/', {
+    'models/s15m.bin': join(tmp, 'lora-s15m.bin'),
+    'models/tok32000.bin': sharedPath('tokenizers/llama2/tokenizer.bin'),
+  });
+  const lora = { 1: [], [threads]: [] };
+  try {
+    // The first visit's reload, so the pages below are isolated.
+    const first = await browser.context.newPage();
+    await first.goto(site.url);
+    await first.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
+    await first.close();
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const t of [1, threads]) lora[t].push(await loraStepMs(browser, site.url, t));
+    }
+  } finally {
+    await site.close();
+  }
+  rows.lora_ms_1 = lora[1];
+  rows.lora_ms_all = lora[threads];
   const m = Object.fromEntries(Object.entries(rows).filter(([, v]) => v.length).map(([k, v]) => [k, median(v)]));
   console.log(`s15m decode, ${STEPS} greedy tokens, medians of ${ROUNDS} alternating rounds (each browser figure a median of ${RUNS} runs)`);
   console.log(`Browser: ${machine.user_agent}; ${threads} logical cores; cross-origin isolated: ${machine.cross_origin_isolated}; load before ${loadBefore}, after ${load()}`);
   console.log(`  wasm CPU, 1 thread        ${m.cpu1.toFixed(1)} tok/s  (${rows.cpu1.map((x) => x.toFixed(0)).join(' ')})`);
   console.log(`  wasm CPU, ${threads} threads       ${m.cpu.toFixed(1)} tok/s  (${rows.cpu.map((x) => x.toFixed(0)).join(' ')})  ${(m.cpu / m.cpu1).toFixed(2)}× one thread`);
   if (m.runc) console.log(`  run.c -fopenmp, ${threads} threads ${m.runc.toFixed(1)} tok/s  (${rows.runc.map((x) => x.toFixed(0)).join(' ')})  wasm ${threads} threads = ${(m.cpu / m.runc).toFixed(2)}× run.c`);
+  console.log(`One LoRA step, s15m shape, the Train view's default settings (ms, lower is better):`);
+  console.log(`  1 thread   ${m.lora_ms_1.toFixed(0)} ms  (${rows.lora_ms_1.map((x) => x.toFixed(0)).join(' ')})`);
+  console.log(`  ${threads} threads  ${m.lora_ms_all.toFixed(0)} ms  (${rows.lora_ms_all.map((x) => x.toFixed(0)).join(' ')})  ${(m.lora_ms_1 / m.lora_ms_all).toFixed(2)}× one thread`);
   console.log(JSON.stringify({ steps: STEPS, rounds: ROUNDS, runs: RUNS, threads, machine, rows, medians: m }, null, 2));
 } finally {
   await browser.close();

@@ -204,6 +204,12 @@ for (const mode of ['cpu', 'webgpu']) {
       const want = ref.intervention.steer.direction_norm;
       // The direction is worked out on the CPU in both modes.
       assert.ok(Math.abs(norm - want) <= 1e-5 * Math.max(1, want), `direction length ${norm} vs ${want}`);
+      // Away and back: the view is built again with the layer kept, and its menu shows that
+      // layer (a select's value set before its options existed showed layer 0).
+      await page.click('[data-testid=tab-generate]');
+      await page.click('[data-testid=tab-inspect]');
+      await page.waitForSelector('[data-testid=steer-layer]');
+      assert.equal(await page.inputValue('[data-testid=steer-layer]'), String(STEER_LAYER));
     });
 
     test('patching: both maps equal the CLI cell by cell; a prompt patched into itself gives 1 everywhere', async () => {

@@ -69,9 +69,15 @@ pub fn Steering(s: State) -> impl IntoView {
             <div class="steer-knobs">
                 <label class="field">
                     <span class="name">"Layer (added after it, counted from 0)"</span>
-                    <select data-testid="steer-layer" prop:value=move || s.layer.get().to_string()
+                    // The options say which is chosen (a select's value set before its options
+                    // exist is lost, as in the Build view's menus).
+                    <select data-testid="steer-layer"
                         on:change=move |e| { if let Ok(v) = event_target_value(&e).parse::<usize>() { s.layer.set(v) } }>
-                        {move || (0..layers()).map(|l| view! { <option value=l.to_string()>{l.to_string()}</option> }).collect_view()}
+                        {move || {
+                            (0..layers())
+                                .map(|l| view! { <option value=l.to_string() prop:selected=move || s.layer.get() == l>{l.to_string()}</option> })
+                                .collect_view()
+                        }}
                     </select>
                 </label>
                 <label class="field">

@@ -112,10 +112,15 @@ pub fn DataPanel(t: TrainCtx) -> impl IntoView {
     view! {
         <div class="data" data-testid="train-data">
             <h3 id="train-text-title">"1. Text to learn from"</h3>
-            <select data-testid="corpus" aria-labelledby="train-text-title" on:change=change prop:value=move || d.source.get() disabled=move || t.busy()>
-                {CORPORA.iter().map(|c| view! { <option value=c.key>{c.title}</option> }).collect_view()}
-                <option value="paste">"Paste your own text"</option>
-                <option value="file">"Upload a .txt file"</option>
+            // Each option says whether it is chosen: a select's own value, set while the panel is
+            // built, comes before its options and is lost (the Build view's menus had that bug).
+            <select data-testid="corpus" aria-labelledby="train-text-title" on:change=change disabled=move || t.busy()>
+                {CORPORA
+                    .iter()
+                    .map(|c| view! { <option value=c.key prop:selected=move || d.source.get() == c.key>{c.title}</option> })
+                    .collect_view()}
+                <option value="paste" prop:selected=move || d.source.get() == "paste">"Paste your own text"</option>
+                <option value="file" prop:selected=move || d.source.get() == "file">"Upload a .txt file"</option>
             </select>
             <Show when=move || d.source.get() == "paste">
                 <textarea data-testid="paste" rows="5" aria-label="Your text" placeholder="Paste a story or a few pages of a book…" on:change=pasted></textarea>
