@@ -1,23 +1,25 @@
 // Registers the service worker (sw.js) and offers a new version when one is waiting. An
 // external file, so the page's CSP needs no inline script.
-const banner = () => {
-  let el = document.getElementById('update');
-  if (el) return el;
-  el = document.createElement('div');
-  el.id = 'update';
+/** A notice at the foot of the page: its words and one button (role status, so it is read out). */
+function notice({ id, testid, text, button, buttonTestid }) {
+  const el = document.createElement('div');
+  if (id) el.id = id;
   el.className = 'update';
   el.setAttribute('role', 'status');
-  el.dataset.testid = 'update';
-  const text = document.createElement('span');
-  text.textContent = 'New version — reload';
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.dataset.testid = 'update-reload';
-  button.textContent = 'Reload';
-  el.append(text, button);
+  el.dataset.testid = testid;
+  const words = document.createElement('span');
+  words.textContent = text;
+  const b = document.createElement('button');
+  b.type = 'button';
+  if (buttonTestid) b.dataset.testid = buttonTestid;
+  b.textContent = button;
+  el.append(words, b);
   document.body.append(el);
   return el;
-};
+}
+
+const banner = () => document.getElementById('update')
+  ?? notice({ id: 'update', testid: 'update', text: 'New version — reload', button: 'Reload', buttonTestid: 'update-reload' });
 
 function offer(reg) {
   const waiting = reg.waiting;
@@ -52,18 +54,12 @@ function explainReload() {
     return;
   }
   if (!reloaded) return;
-  const el = document.createElement('div');
-  el.className = 'update';
-  el.setAttribute('role', 'status');
-  el.dataset.testid = 'isolated-reload';
-  const text = document.createElement('span');
-  text.textContent = 'The page reloaded once, on this first visit, so the engine can use several CPU cores. It works offline now too.';
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.textContent = 'OK';
-  button.onclick = () => el.remove();
-  el.append(text, button);
-  document.body.append(el);
+  const el = notice({
+    testid: 'isolated-reload',
+    text: 'The page reloaded once, on this first visit, so the engine can use several CPU cores. It works offline now too.',
+    button: 'OK',
+  });
+  el.querySelector('button').onclick = () => el.remove();
 }
 
 if ('serviceWorker' in navigator) {

@@ -1,8 +1,9 @@
 //! The engine worker's CPU threads (issue 20). The threaded build of this worker (compiled with
 //! `+atomics` and a shared memory, `scripts/threads-build.sh`) is started by `worker_mt_loader.js`,
-//! which makes the pool here (`pool_start`), starts `threads − 1` Web Workers on the same module
-//! and memory (`pool_thread.js`, each calling `pool_serve`) and installs the pool once they run.
-//! The plain build has none of this and runs one thread; `describe` says which and why.
+//! which makes the pool here (`pool_start`), installs it at once (`pool_install`: until a thread
+//! is up the engine's own thread runs its tasks) and starts `threads − 1` Web Workers on the same
+//! module and memory (`pool_thread.js`, each calling `pool_serve`). The plain build has none of
+//! this and runs one thread; `count` and `why_one` say which and why.
 
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
@@ -18,7 +19,7 @@ pub fn count() -> String {
 }
 
 /// Why the CPU path runs on one thread where the browser reports several cores, in words for the
-/// backend's reason; None when it runs on several, or there is one core.
+/// backend's `one_thread`; None when it runs on several, or there is one core.
 pub fn why_one() -> Option<String> {
     if tinylm_engine::pool::current().threads() > 1 || cores() <= 1 {
         return None;
@@ -79,7 +80,7 @@ mod hosted {
         pool(handle).serve();
     }
 
-    /// Makes the pool the engine's (once its threads are up).
+    /// Makes the pool the engine's (at once: it works before its threads are up).
     #[wasm_bindgen]
     pub fn pool_install(handle: usize) {
         pool::set_default(pool(handle));
@@ -90,11 +91,5 @@ mod hosted {
     #[wasm_bindgen]
     pub fn pool_thread_lost(handle: usize) {
         pool(handle).thread_lost();
-    }
-
-    /// Threads the pool's workers have started, so far.
-    #[wasm_bindgen]
-    pub fn pool_started(handle: usize) -> usize {
-        pool(handle).started()
     }
 }
