@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use common::{greedy_run, max_abs, max_diff, tensor};
 use tinylm_engine::cpu::blocks::{self, BlockRows};
-use tinylm_engine::cpu::{ops, CpuBackend, Kernels};
+use tinylm_engine::cpu::q8::Q8Rows;
+use tinylm_engine::cpu::{ops, products, CpuBackend, Kernels};
 use tinylm_engine::formats::gguf::Gguf;
 use tinylm_engine::formats::llama;
 use tinylm_engine::generate::Backend;
@@ -117,6 +118,48 @@ fn one_two_and_three_threads_give_the_same_bits() {
             assert!(one.iter().zip(on(n)).all(|(a, b)| a.to_bits() == b.to_bits()), "{} on {n} threads", t.name());
         }
     }
+}
+
+/// A decode step's products sharing an input (q/k/v, w1/w3) run as one pool call
+/// (`cpu::products::matvecs`): each output equals its own product on one thread bit for bit,
+/// whatever the types side by side and the thread count.
+#[test]
+fn products_in_one_pool_call_equal_each_product_alone() {
+    let cols = 512;
+    let x = det_uniform(4, "x", cols, 1.0, 0.0);
+    let f32s = det_uniform(4, "w", 300 * cols, 0.1, 0.0);
+    let q: Vec<i8> = det_uniform(4, "q", 200 * cols, 127.0, 0.0).iter().map(|v| v.round() as i8).collect();
+    let scales = det_uniform(4, "s", 200 * cols / 32, 0.01, 0.012);
+    let data = random_blocks(DType::Q4K, 4, 1031, cols);
+    let mats = [
+        MatrixRef::F32(&f32s),
+        MatrixRef::Q8(Q8Rows { cols, group: 32, offset: 0, q: &q, scales: &scales }),
+        MatrixRef::Blocks(BlockRows { dtype: DType::Q4K, cols, data: &data }),
+    ];
+    let lens = [300, 200, 1031];
+    let alone: Vec<Vec<f32>> = mats
+        .iter()
+        .zip(lens)
+        .map(|(&m, n)| {
+            let mut out = vec![0f32; n];
+            pool::install(pool::with_threads(1), || products::matvec(Kernels::Fast, m, &mut out, &x));
+            out
+        })
+        .collect();
+    for threads in [1, 2, 3] {
+        let [mut a, mut b, mut c] = lens.map(|n| vec![f32::NAN; n]);
+        let parts = [(mats[0], &mut a[..]), (mats[1], &mut b[..]), (mats[2], &mut c[..])];
+        pool::install(pool::with_threads(threads), || products::matvecs(Kernels::Fast, &x, parts));
+        for (j, got) in [a, b, c].iter().enumerate() {
+            assert!(got.iter().zip(&alone[j]).all(|(p, q)| p.to_bits() == q.to_bits()), "product {j} on {threads} threads");
+        }
+    }
+    // The reference kernels give each product's reference result.
+    let mut r = vec![0f32; 300];
+    products::matvecs(Kernels::Reference, &x, [(mats[0], &mut r[..])]);
+    let mut want = vec![0f32; 300];
+    ops::matmul(&mut want, &x, &f32s);
+    assert_eq!(r, want);
 }
 
 /// Layers of one tensor in different types (Q4_K_M's attn_v, ffn_down) are kept per layer.

@@ -5,7 +5,9 @@ pub mod blocks;
 pub mod fast;
 mod heads;
 pub mod hugepages;
+mod kernels;
 pub mod ops;
+pub mod products;
 pub mod q8;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use crate::quant::DType;
 use crate::quant_weights::{matrix_shape, MatrixRef, QuantWeights};
 use crate::trace::{both, Edits, Hook, StepTrace};
 use crate::weights::{Tensor, Weights};
+pub use kernels::Kernels;
 use ops::{rope, rope_table, rope_turn};
 
 /// Activations and the KV cache for one sequence.
@@ -73,44 +76,6 @@ pub fn check_step(c: &Config, token: u32, pos: usize) -> Result<()> {
     Ok(())
 }
 
-use heads::AttendFn;
-
-/// Which matrix–vector kernel the forward pass uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernels {
-    /// run.c's scalar loops, the reference.
-    Reference,
-    /// SIMD and threads (`fast.rs`), tested against the reference.
-    Fast,
-}
-
-impl Kernels {
-    fn matmul(self) -> fn(&mut [f32], &[f32], &[f32]) {
-        match self {
-            Kernels::Reference => ops::matmul,
-            Kernels::Fast => fast::matmul,
-        }
-    }
-    fn attend(self) -> AttendFn {
-        match self {
-            Kernels::Reference => ops::attend,
-            Kernels::Fast => fast::attend,
-        }
-    }
-    fn swiglu(self) -> fn(&mut [f32], &[f32]) {
-        match self {
-            Kernels::Reference => ops::swiglu,
-            Kernels::Fast => fast::swiglu,
-        }
-    }
-    fn rmsnorm(self) -> fn(&mut [f32], &[f32], &[f32], f32) {
-        match self {
-            Kernels::Reference => ops::rmsnorm_eps,
-            Kernels::Fast => fast::rmsnorm_eps,
-        }
-    }
-}
-
 /// run.c `forward(token, pos)` with the reference kernels: returns the logits; calls `hook`
 /// (a `StepTrace` records attention and residuals; an experiment changes activations) when given.
 pub fn forward<'s>(w: &Weights, s: &'s mut State, token: u32, pos: usize, hook: Option<&mut dyn Hook>) -> Result<&'s mut [f32]> {
@@ -155,7 +120,7 @@ pub fn forward_on<'s, W: ForwardWeights + ?Sized>(
     mut hook: Option<&mut dyn Hook>,
 ) -> Result<&'s mut [f32]> {
     let (attend, swiglu) = (kernels.attend(), kernels.swiglu());
-    let matmul = |out: &mut [f32], x: &[f32], t: Tensor, l: usize| w.matvec(kernels, t, l, out, x);
+    let matmul = |out: &mut [f32], x: &[f32], t: Tensor, l: usize| products::matvec(kernels, w.matrix(t, l), out, x);
     let norm = kernels.rmsnorm();
     let lora = |l, t, x: &[f32], y: &mut [f32]| {
         if let Some(a) = adapter {
@@ -175,9 +140,9 @@ pub fn forward_on<'s, W: ForwardWeights + ?Sized>(
         rmsnorm(&mut s.xb, &s.x, w.norm(Tensor::RmsAtt, l));
 
         let cache_at = l * c.seq_len * kv_dim + pos * kv_dim;
-        matmul(&mut s.q, &s.xb, Tensor::Wq, l);
-        matmul(&mut s.key_cache[cache_at..cache_at + kv_dim], &s.xb, Tensor::Wk, l);
-        matmul(&mut s.value_cache[cache_at..cache_at + kv_dim], &s.xb, Tensor::Wv, l);
+        let (k_at, v_at) = (&mut s.key_cache[cache_at..cache_at + kv_dim], &mut s.value_cache[cache_at..cache_at + kv_dim]);
+        let qkv = [(w.matrix(Tensor::Wq, l), &mut s.q[..]), (w.matrix(Tensor::Wk, l), k_at), (w.matrix(Tensor::Wv, l), v_at)];
+        products::matvecs(kernels, &s.xb, qkv);
         lora(l, Target::Q, &s.xb, &mut s.q);
         lora(l, Target::K, &s.xb, &mut s.key_cache[cache_at..cache_at + kv_dim]);
         lora(l, Target::V, &s.xb, &mut s.value_cache[cache_at..cache_at + kv_dim]);
@@ -212,8 +177,8 @@ pub fn forward_on<'s, W: ForwardWeights + ?Sized>(
         add(&mut s.x, &s.xb2);
 
         rmsnorm(&mut s.xb, &s.x, w.norm(Tensor::RmsFfn, l));
-        matmul(&mut s.hb, &s.xb, Tensor::W1, l);
-        matmul(&mut s.hb2, &s.xb, Tensor::W3, l);
+        let w13 = [(w.matrix(Tensor::W1, l), &mut s.hb[..]), (w.matrix(Tensor::W3, l), &mut s.hb2[..])];
+        products::matvecs(kernels, &s.xb, w13);
         lora(l, Target::Gate, &s.xb, &mut s.hb);
         lora(l, Target::Up, &s.xb, &mut s.hb2);
         swiglu(&mut s.hb, &s.hb2);
@@ -246,8 +211,8 @@ pub trait ForwardWeights {
     fn embed(&self, token: usize, out: &mut [f32]);
     /// Layer `l`'s norm `t` (RmsAtt, RmsFfn; RmsFinal with `l = 0`).
     fn norm(&self, t: Tensor, l: usize) -> &[f32];
-    /// `out = M · x` for layer `l`'s matrix `t` (whole tensors: `l = 0`).
-    fn matvec(&self, kernels: Kernels, t: Tensor, l: usize, out: &mut [f32], x: &[f32]);
+    /// Layer `l`'s matrix `t` (whole tensors: `l = 0`), for `products`.
+    fn matrix(&self, t: Tensor, l: usize) -> MatrixRef<'_>;
 }
 
 fn layer_slice(t: &[f32], l: usize, n: usize) -> &[f32] {
@@ -265,9 +230,9 @@ impl ForwardWeights for Weights {
     fn norm(&self, t: Tensor, l: usize) -> &[f32] {
         layer_slice(self.get(t), l, self.config.dim)
     }
-    fn matvec(&self, kernels: Kernels, t: Tensor, l: usize, out: &mut [f32], x: &[f32]) {
+    fn matrix(&self, t: Tensor, l: usize) -> MatrixRef<'_> {
         let (rows, cols) = matrix_shape(&self.config, t);
-        kernels.matmul()(out, x, layer_slice(self.get(t), l, rows * cols))
+        MatrixRef::F32(layer_slice(self.get(t), l, rows * cols))
     }
 }
 
@@ -290,14 +255,8 @@ impl ForwardWeights for QuantWeights {
         };
         layer_slice(all, l, self.config.dim)
     }
-    fn matvec(&self, kernels: Kernels, t: Tensor, l: usize, out: &mut [f32], x: &[f32]) {
-        match (self.layer(t, l), kernels) {
-            (MatrixRef::F32(m), k) => k.matmul()(out, x, m),
-            (MatrixRef::Q8(m), Kernels::Reference) => q8::portable(out, x, m),
-            (MatrixRef::Q8(m), Kernels::Fast) => q8::matvec(out, x, m),
-            (MatrixRef::Blocks(m), Kernels::Reference) => blocks::portable(out, x, m),
-            (MatrixRef::Blocks(m), Kernels::Fast) => blocks::matvec(out, x, m),
-        }
+    fn matrix(&self, t: Tensor, l: usize) -> MatrixRef<'_> {
+        self.layer(t, l)
     }
 }
 

@@ -160,6 +160,28 @@ pub fn for_chunks2<A: Send, B: Send>(
     pool.run(pa.count(), &|i| f(i, unsafe { pa.get(i) }, unsafe { pb.get(i) }));
 }
 
+/// `for_chunks` over several outputs in one pool call: output `j` in chunks of `sizes[j]`, each
+/// chunk one task, `f(j, i, chunk)` for the `i`-th chunk of output `j`.
+pub fn for_chunks_of<T: Send, const N: usize>(
+    pool: &dyn Pool,
+    outs: [&mut [T]; N],
+    sizes: [usize; N],
+    f: impl Fn(usize, usize, &mut [T]) + Sync,
+) {
+    let mut size = sizes.into_iter();
+    let parts = outs.map(|o| Parts::new(o, size.next().unwrap_or(1)));
+    let total = parts.iter().map(Parts::count).sum();
+    pool.run(total, &|mut i| {
+        let mut j = 0;
+        while i >= parts[j].count() {
+            i -= parts[j].count();
+            j += 1;
+        }
+        // SAFETY: as `for_chunks`: each task index maps to one (output, chunk) pair.
+        f(j, i, unsafe { parts[j].get(i) })
+    });
+}
+
 /// A mutable slice cut into chunks that tasks take one each.
 struct Parts<T> {
     ptr: *mut T,
