@@ -7,6 +7,7 @@
 use std::arch::wasm32::*;
 
 use super::BlockRows;
+use crate::cpu::fast::{touch_ahead, touch_here};
 use crate::quant::{f16_at, scale_min_k4, DType};
 
 /// `out = W · x` for Q4_0, Q4_K and Q6_K (others on the portable kernel).
@@ -45,7 +46,11 @@ fn hsum(v: v128) -> f32 {
 /// Q4_0: `[d, 16 bytes]`, weights `(nibble − 8)·d`, the 16 low nibbles first.
 fn rows_q4_0(out: &mut [f32], x: &[f32], w: BlockRows) {
     let (m4, eight) = (u32x4_splat(0xf), i32x4_splat(8));
+    let touch = touch_here();
     for (r, o) in out.iter_mut().enumerate() {
+        if touch {
+            touch_ahead(w.data, r * w.row_bytes(), w.row_bytes());
+        }
         let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
         for (k, b) in w.rows(r, 1).data.chunks_exact(18).enumerate() {
             let xs = &x[32 * k..32 * (k + 1)];
@@ -69,7 +74,11 @@ fn rows_q4_0(out: &mut [f32], x: &[f32], w: BlockRows) {
 fn rows_q4_k(out: &mut [f32], x: &[f32], w: BlockRows) {
     let sums: Vec<f32> = x.chunks_exact(32).map(|c| c.iter().sum()).collect();
     let m4 = u32x4_splat(0xf);
+    let touch = touch_here();
     for (r, o) in out.iter_mut().enumerate() {
+        if touch {
+            touch_ahead(w.data, r * w.row_bytes(), w.row_bytes());
+        }
         let (mut a0, mut a1, mut mins) = (f32x4_splat(0.0), f32x4_splat(0.0), 0f32);
         for (k, b) in w.rows(r, 1).data.chunks_exact(144).enumerate() {
             let (d, dmin, sc) = (f16_at(b, 0), f16_at(b, 2), &b[4..16]);
@@ -99,7 +108,11 @@ fn rows_q4_k(out: &mut [f32], x: &[f32], w: BlockRows) {
 /// `blocks_x86.rs`: lanes 0..16 and 16..32 of each run of 32 have a scale each.
 fn rows_q6_k(out: &mut [f32], x: &[f32], w: BlockRows) {
     let (m4, m2, off) = (u32x4_splat(0xf), u32x4_splat(3), i32x4_splat(32));
+    let touch = touch_here();
     for (r, o) in out.iter_mut().enumerate() {
+        if touch {
+            touch_ahead(w.data, r * w.row_bytes(), w.row_bytes());
+        }
         let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
         for (k, b) in w.rows(r, 1).data.chunks_exact(210).enumerate() {
             let d = f16_at(b, 208);

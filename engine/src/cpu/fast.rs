@@ -306,3 +306,5 @@ mod x86;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[path = "fast_wasm.rs"]
 mod wasm;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) use wasm::{touch_ahead, touch_here};

@@ -4,6 +4,7 @@
 use std::arch::wasm32::*;
 
 use super::Q8Rows;
+use crate::cpu::fast::{touch_ahead, touch_here};
 
 /// `out = W · x`: per group, sixteen int8 at a time are widened to four f32x4 and multiplied into
 /// four partial sums; the group's sum is scaled into the row's accumulator.
@@ -12,7 +13,11 @@ pub fn rows(out: &mut [f32], x: &[f32], w: Q8Rows) {
     assert!(w.offset == 0 && n.is_multiple_of(g) && g.is_multiple_of(16) && x.len() == n);
     assert!(w.q.len() >= out.len() * n && w.scales.len() >= out.len() * (n / g));
     let per_row = n / g;
+    let touch = touch_here();
     for (r, o) in out.iter_mut().enumerate() {
+        if touch {
+            touch_ahead(w.q, r * n, n);
+        }
         let q = &w.q[r * n..(r + 1) * n];
         let mut acc = f32x4_splat(0.0);
         for k in 0..per_row {

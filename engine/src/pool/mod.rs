@@ -124,6 +124,12 @@ pub fn with_threads(n: usize) -> Arc<dyn Pool> {
     serial()
 }
 
+/// Whether this thread is running a pool's task (so a pool's other threads may be streaming
+/// weights beside it).
+pub fn in_task() -> bool {
+    IN_TASK.with(Cell::get)
+}
+
 /// Marks this thread as running tasks while `f` runs, so kernels inside stay on it. Every `Pool`
 /// runs its tasks inside this (a wasm pool's Web Workers too), so no task waits on a pool.
 pub fn as_task<R>(f: impl FnOnce() -> R) -> R {
