@@ -327,7 +327,12 @@ mod tests {
             assert_eq!(sums(&*pool), serial);
             pool.run(64, &|_| {
                 seen.lock().unwrap().insert(std::thread::current().id());
-                std::hint::black_box((0..2000).sum::<u64>());
+                // Work the optimizer cannot fold away (a sum's closed form would be instant),
+                // long enough that the woken threads take some tasks.
+                let t = std::time::Instant::now();
+                while t.elapsed() < std::time::Duration::from_micros(20) {
+                    std::hint::spin_loop();
+                }
             });
         }
         assert!(seen.lock().unwrap().len() > 1, "the hosted threads took tasks");

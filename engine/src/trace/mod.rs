@@ -138,6 +138,7 @@ impl Inspector {
 
     /// What a batched backend (the GPU's `inspect_advance_async`) fills in: the inspection so
     /// far and the next position to run.
+    #[cfg(feature = "gpu")]
     pub(crate) fn parts_mut(&mut self) -> (&mut Inspection, &mut usize) {
         (&mut self.out, &mut self.next)
     }
