@@ -57,7 +57,8 @@ def strip(src):
 
 def expand(tree):
     """'a::{b, c::{d, e as f}}' -> [['a','b'], ['a','c','d'], ['a','c','e']]."""
-    tree = re.sub(r"\s+", "", tree)
+    # `x as y` becomes `x@y` before spaces go, so a name containing "as" (`fast`) stays whole.
+    tree = re.sub(r"\s+", "", re.sub(r"\s+as\s+", "@", tree))
 
     def split_top(s):
         parts, depth, cur = [], 0, ""
@@ -78,7 +79,7 @@ def expand(tree):
     def go(s, prefix):
         brace = s.find("{")
         if brace == -1:
-            s = s.split("as")[0] if "as" in s.split("::")[-1] else s
+            s = s.split("@")[0]
             segs = [x for x in s.split("::") if x]
             if segs and segs[-1] == "self":
                 segs = segs[:-1]
