@@ -106,3 +106,18 @@ fn lora_step_stories260k() {
     });
     report("LoRA step stories260K (q,v r4, 4x64)", "ms", ms, &runs);
 }
+
+#[wasm_bindgen_test]
+fn lora_step_s15m() {
+    let (c, seed) = named_shape("s15m").unwrap();
+    let w = random_weights(&c, seed).unwrap();
+    let lora = LoraConfig::new(4, 8.0, false, vec![Target::Q, Target::V]).unwrap();
+    let tokens: Vec<u32> = (0..4).flat_map(|b| random_tokens(b + 1, 64, c.vocab_size)).collect();
+    let batch = Batch::new(4, 64, tokens).unwrap();
+    let base = Base::new(&w);
+    let mut t = Trainer::new(Adapter::<f32>::peft_default(&c, lora, 0).unwrap(), TrainConfig::default()).unwrap();
+    let (ms, runs) = time(|| {
+        t.step(&base, &batch).unwrap();
+    });
+    report("LoRA step s15m (q,v r4, 4x64)", "ms", ms, &runs);
+}

@@ -5,6 +5,9 @@
 // one LoRA step on the s15m shape (the Train view's own measurement before a run, "ms per step",
 // at its default settings), on one thread and on every thread, in alternating rounds.
 //   node tests/e2e/bench-threads.mjs            ROUNDS=5 RUNS=3 STEPS=256 L2C=… change it
+// OTHER=DIR adds the decode rows of another build of the site (e.g. the one before a change),
+// served beside this one and measured in the same rounds; LORA=0 skips the LoRA step, DECODE=0
+// the decode rounds.
 // The page is opened once first, so its service worker makes bench.html cross-origin isolated.
 // Prints a table of medians and ratios, then JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,11 +15,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser, openApp, sharedPath, startServer, tinylm } from './helpers.mjs';
+import { serve } from './server.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const RUNS = Number(process.env.RUNS ?? 3);
 const STEPS = Number(process.env.STEPS ?? 256);
 const L2C = process.env.L2C;
+const OTHER = process.env.OTHER;
+const LORA = process.env.LORA !== '0';
+const DECODE = process.env.DECODE !== '0';
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,6 +63,7 @@ async function loraStepMs(browser, url, threads) {
 
 const tmp = mkdtempSync(join(tmpdir(), 'tinylm-bench-threads-'));
 const server = await startServer('/');
+const other = OTHER ? await serve(OTHER, 0, '127.0.0.1', '/') : null;
 const browser = await launchBrowser({ isolateReload: true });
 const load = () => execFileSync('cut', ['-d', ' ', '-f1-3', '/proc/loadavg']).toString().trim();
 try {
@@ -65,56 +73,87 @@ try {
     execFileSync('cc', ['-Ofast', '-fopenmp', '-march=native', join(L2C, 'run.c'), '-lm', '-o', runc]);
     tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 's15m.bin')]);
   }
-  const { page } = await openApp(browser.context, server.url);
-  await page.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
-  const threads = await page.evaluate(() => navigator.hardwareConcurrency);
+  const sites = [[server, '']];
+  if (other) sites.push([other, 'other_']);
+  let threads = null;
+  for (const [site] of sites) {
+    const { page } = await openApp(browser.context, site.url);
+    await page.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
+    threads = await page.evaluate(() => navigator.hardwareConcurrency);
+    await page.close();
+  }
   const loadBefore = load();
-  const rows = { cpu1: [], cpu: [], runc: [] };
+  const rows = { cpu1: [], cpu: [], other_cpu1: [], other_cpu: [], runc: [] };
   let machine = null;
-  for (let r = 0; r < ROUNDS; r++) {
-    const bench = await browser.context.newPage();
-    await bench.goto(`${server.url}bench.html?models=s15m&backends=cpu1,cpu&runs=${RUNS}&steps=${STEPS}`);
-    await bench.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status').dataset.state), null, { timeout: 900_000 });
-    const out = JSON.parse(await bench.textContent('#json'));
-    await bench.close();
-    if (out.errors.length) throw new Error(JSON.stringify(out.errors));
-    machine = out.machine;
-    for (const x of out.results) rows[x.requested].push(x.decode_tok_s);
+  for (let r = 0; r < (DECODE ? ROUNDS : 0); r++) {
+    for (const [site, name] of sites) {
+      const bench = await browser.context.newPage();
+      await bench.goto(`${site.url}bench.html?models=s15m&backends=cpu1,cpu&runs=${RUNS}&steps=${STEPS}`);
+      await bench.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status').dataset.state), null, { timeout: 900_000 });
+      const out = JSON.parse(await bench.textContent('#json'));
+      await bench.close();
+      if (out.errors.length) throw new Error(JSON.stringify(out.errors));
+      machine = out.machine;
+      for (const x of out.results) rows[name + x.requested].push(x.decode_tok_s);
+    }
     if (runc) rows.runc.push(runC(runc, join(tmp, 's15m.bin'), threads));
   }
   // One LoRA step: the Train view's estimate on s15m, threads set by the address.
-  tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 'lora-s15m.bin')]);
-  const site = await startServer('/', {
-    'models/s15m.bin': join(tmp, 'lora-s15m.bin'),
-    'models/tok32000.bin': sharedPath('tokenizers/llama2/tokenizer.bin'),
-  });
-  const lora = { 1: [], [threads]: [] };
-  try {
-    // The first visit's reload, so the pages below are isolated.
-    const first = await browser.context.newPage();
-    await first.goto(site.url);
-    await first.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
-    await first.close();
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const t of [1, threads]) lora[t].push(await loraStepMs(browser, site.url, t));
-    }
-  } finally {
-    await site.close();
-  }
-  rows.lora_ms_1 = lora[1];
-  rows.lora_ms_all = lora[threads];
+  if (LORA) await loraRows(rows, threads);
   const m = Object.fromEntries(Object.entries(rows).filter(([, v]) => v.length).map(([k, v]) => [k, median(v)]));
-  console.log(`s15m decode, ${STEPS} greedy tokens, medians of ${ROUNDS} alternating rounds (each browser figure a median of ${RUNS} runs)`);
-  console.log(`Browser: ${machine.user_agent}; ${threads} logical cores; cross-origin isolated: ${machine.cross_origin_isolated}; load before ${loadBefore}, after ${load()}`);
-  console.log(`  wasm CPU, 1 thread        ${m.cpu1.toFixed(1)} tok/s  (${rows.cpu1.map((x) => x.toFixed(0)).join(' ')})`);
-  console.log(`  wasm CPU, ${threads} threads       ${m.cpu.toFixed(1)} tok/s  (${rows.cpu.map((x) => x.toFixed(0)).join(' ')})  ${(m.cpu / m.cpu1).toFixed(2)}× one thread`);
-  if (m.runc) console.log(`  run.c -fopenmp, ${threads} threads ${m.runc.toFixed(1)} tok/s  (${rows.runc.map((x) => x.toFixed(0)).join(' ')})  wasm ${threads} threads = ${(m.cpu / m.runc).toFixed(2)}× run.c`);
-  console.log(`One LoRA step, s15m shape, the Train view's default settings (ms, lower is better):`);
-  console.log(`  1 thread   ${m.lora_ms_1.toFixed(0)} ms  (${rows.lora_ms_1.map((x) => x.toFixed(0)).join(' ')})`);
-  console.log(`  ${threads} threads  ${m.lora_ms_all.toFixed(0)} ms  (${rows.lora_ms_all.map((x) => x.toFixed(0)).join(' ')})  ${(m.lora_ms_1 / m.lora_ms_all).toFixed(2)}× one thread`);
+  const list = (xs) => xs.map((x) => x.toFixed(0)).join(' ');
+  console.log(`Browser: ${machine?.user_agent ?? 'see the JSON'}; ${threads} logical cores; load before ${loadBefore}, after ${load()}`);
+  if (DECODE) console.log(`s15m decode, ${STEPS} greedy tokens, medians of ${ROUNDS} alternating rounds (each browser figure a median of ${RUNS} runs)`);
+  for (const [, name] of DECODE ? sites : []) {
+    const who = name ? `OTHER build (${OTHER}) ` : '';
+    console.log(`  ${who}wasm CPU, 1 thread        ${m[name + 'cpu1'].toFixed(1)} tok/s  (${list(rows[name + 'cpu1'])})`);
+    console.log(`  ${who}wasm CPU, ${threads} threads       ${m[name + 'cpu'].toFixed(1)} tok/s  (${list(rows[name + 'cpu'])})  ${(m[name + 'cpu'] / m[name + 'cpu1']).toFixed(2)}× one thread` + (m.runc ? `, ${(m[name + 'cpu'] / m.runc).toFixed(2)}× run.c` : ''));
+  }
+  if (m.runc) console.log(`  run.c -fopenmp, ${threads} threads ${m.runc.toFixed(1)} tok/s  (${list(rows.runc)})`);
+  if (LORA) {
+    console.log(`One LoRA step, s15m shape, the Train view's default settings (ms, lower is better):`);
+    for (const [, name] of sites) {
+      const [one, all] = [`${name}lora_ms_1`, `${name}lora_ms_all`];
+      const who = name ? `OTHER build ` : '';
+      console.log(`  ${who}1 thread   ${m[one].toFixed(0)} ms  (${list(rows[one])})`);
+      console.log(`  ${who}${threads} threads  ${m[all].toFixed(0)} ms  (${list(rows[all])})  ${(m[one] / m[all]).toFixed(2)}× one thread`);
+    }
+  }
   console.log(JSON.stringify({ steps: STEPS, rounds: ROUNDS, runs: RUNS, threads, machine, rows, medians: m }, null, 2));
 } finally {
   await browser.close();
   await server.close();
+  await other?.close();
   rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Adds `lora_ms_1` and `lora_ms_all` (and OTHER's `other_lora_ms_…`): the Train view's ms per
+ * step, alternating thread counts and builds. */
+async function loraRows(rows, threads) {
+  tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 'lora-s15m.bin')]);
+  const files = {
+    'models/s15m.bin': join(tmp, 'lora-s15m.bin'),
+    'models/tok32000.bin': sharedPath('tokenizers/llama2/tokenizer.bin'),
+  };
+  const sites = [[await startServer('/', files), '']];
+  if (OTHER) sites.push([await serve(OTHER, 0, '127.0.0.1', '/', files), 'other_']);
+  try {
+    for (const [site, name] of sites) {
+      // The first visit's reload, so the pages below are isolated.
+      const first = await browser.context.newPage();
+      await first.goto(site.url);
+      await first.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
+      await first.close();
+      rows[`${name}lora_ms_1`] = [];
+      rows[`${name}lora_ms_all`] = [];
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [site, name] of sites) {
+        rows[`${name}lora_ms_1`].push(await loraStepMs(browser, site.url, 1));
+        rows[`${name}lora_ms_all`].push(await loraStepMs(browser, site.url, threads));
+      }
+    }
+  } finally {
+    for (const [site] of sites) await site.close();
+  }
 }
