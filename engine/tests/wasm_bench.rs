@@ -7,8 +7,8 @@
 //! ```
 //! Prints one `BENCH {json}` line per measure: medians of `RUNS` runs of greedy decode
 //! (stories260K, 256 tokens; a random s15m-shaped model, 64 tokens), an inspection
-//! (`trace::inspect` + `logit_lens` of 256 stories260K tokens) and one LoRA training step (the
-//! Train tab's defaults: q_proj,v_proj, rank 4, batch 4 × 64 tokens). Only APIs that predate the
+//! (`trace::inspect` + `logit_lens` of 256 stories260K tokens) and one LoRA training step of
+//! stories260K and of the s15m shape (the Train tab's defaults: q_proj,v_proj, rank 4, batch 4 × 64 tokens). Only APIs that predate the
 //! simd128 kernels are used, so the same file times an older checkout for before/after.
 #![cfg(target_arch = "wasm32")]
 
@@ -92,9 +92,8 @@ fn inspection_stories260k() {
     report("inspect+lens stories260K (256 tokens)", "ms", ms, &runs);
 }
 
-#[wasm_bindgen_test]
-fn lora_step_stories260k() {
-    let w = stories260k();
+/// One LoRA training step of `w` at the Train tab's defaults (q_proj,v_proj, rank 4, batch 4 × 64).
+fn lora_step(name: &str, w: Weights) {
     let c = w.config;
     let lora = LoraConfig::new(4, 8.0, false, vec![Target::Q, Target::V]).unwrap();
     let tokens: Vec<u32> = (0..4).flat_map(|b| random_tokens(b + 1, 64, c.vocab_size)).collect();
@@ -104,20 +103,16 @@ fn lora_step_stories260k() {
     let (ms, runs) = time(|| {
         t.step(&base, &batch).unwrap();
     });
-    report("LoRA step stories260K (q,v r4, 4x64)", "ms", ms, &runs);
+    report(&format!("LoRA step {name} (q,v r4, 4x64)"), "ms", ms, &runs);
+}
+
+#[wasm_bindgen_test]
+fn lora_step_stories260k() {
+    lora_step("stories260K", stories260k());
 }
 
 #[wasm_bindgen_test]
 fn lora_step_s15m() {
     let (c, seed) = named_shape("s15m").unwrap();
-    let w = random_weights(&c, seed).unwrap();
-    let lora = LoraConfig::new(4, 8.0, false, vec![Target::Q, Target::V]).unwrap();
-    let tokens: Vec<u32> = (0..4).flat_map(|b| random_tokens(b + 1, 64, c.vocab_size)).collect();
-    let batch = Batch::new(4, 64, tokens).unwrap();
-    let base = Base::new(&w);
-    let mut t = Trainer::new(Adapter::<f32>::peft_default(&c, lora, 0).unwrap(), TrainConfig::default()).unwrap();
-    let (ms, runs) = time(|| {
-        t.step(&base, &batch).unwrap();
-    });
-    report("LoRA step s15m (q,v r4, 4x64)", "ms", ms, &runs);
+    lora_step("s15m", random_weights(&c, seed).unwrap());
 }
