@@ -35,6 +35,11 @@ impl<'a> BlockRows<'a> {
         BlockRows { data: &self.data[first * rb..(first + n) * rb], ..*self }
     }
 
+    /// The f32 row as long in bytes as one row here, how `pool::block_rows` sizes a task's rows.
+    pub fn f32_width(&self) -> usize {
+        self.row_bytes().div_ceil(4)
+    }
+
     pub fn n_rows(&self) -> usize {
         self.data.len() / self.row_bytes().max(1)
     }
@@ -57,8 +62,7 @@ pub fn matvec(out: &mut [f32], x: &[f32], w: BlockRows) {
     if out.len() * n >= super::fast::PARALLEL_MIN {
         let pool = pool::current();
         if pool.threads() > 1 {
-            // A block of rows sized by its bytes, as `block_rows` counts an f32 row's.
-            let block = pool::block_rows(out.len(), w.row_bytes().div_ceil(4), pool.threads());
+            let block = pool::block_rows(out.len(), w.f32_width(), pool.threads());
             return pool::for_chunks(&*pool, out, block, |b, o| rows(o, x, w.rows(b * block, o.len())));
         }
     }

@@ -36,15 +36,15 @@ pub fn matvecs<const N: usize>(kernels: Kernels, x: &[f32], parts: [(MatrixRef, 
     pool::for_chunks_of(&*pool, outs, sizes, |j, b, o| rows(mats[j], b * sizes[j], o, x));
 }
 
-/// Rows per task of `m` (as its lone product splits it): sized by bytes, as `pool::block_rows`
-/// counts an f32 row's.
+/// Rows per task of `m`, as its lone product splits it (`fast::matmul`, `q8::matvec`,
+/// `blocks::matvec`).
 fn block_rows(m: &MatrixRef, rows: usize, threads: usize) -> usize {
-    let row_floats = match m {
+    let width = match m {
         MatrixRef::F32(w) => w.len() / rows.max(1),
-        MatrixRef::Q8(w) => w.cols.div_ceil(4),
-        MatrixRef::Blocks(w) => w.row_bytes().div_ceil(4),
+        MatrixRef::Q8(w) => w.f32_width(),
+        MatrixRef::Blocks(w) => w.f32_width(),
     };
-    pool::block_rows(rows, row_floats, threads)
+    pool::block_rows(rows, width, threads)
 }
 
 /// Rows `first..first + out.len()` of `m · x` on this thread, on the fast kernels.

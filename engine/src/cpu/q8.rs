@@ -38,6 +38,12 @@ impl<'a> Q8Rows<'a> {
         }
     }
 
+    /// The f32 row as long in bytes as one row here (int8 values: a quarter of the columns), how
+    /// `pool::block_rows` sizes a task's rows.
+    pub fn f32_width(&self) -> usize {
+        self.cols.div_ceil(4)
+    }
+
     pub fn n_rows(&self) -> usize {
         self.q.len() / self.cols.max(1)
     }
@@ -64,8 +70,7 @@ pub fn matvec(out: &mut [f32], x: &[f32], w: Q8Rows) {
     if out.len() * n >= super::fast::PARALLEL_MIN {
         let pool = pool::current();
         if pool.threads() > 1 {
-            // A block's bytes as `block_rows` counts an f32 row's: a quarter of the columns.
-            let block = pool::block_rows(out.len(), n.div_ceil(4), pool.threads());
+            let block = pool::block_rows(out.len(), w.f32_width(), pool.threads());
             return pool::for_chunks(&*pool, out, block, |b, o| rows(o, x, w.rows(b * block, o.len())));
         }
     }

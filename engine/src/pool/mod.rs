@@ -60,7 +60,7 @@ fn default_slot() -> &'static RwLock<Option<Arc<dyn Pool>>> {
 /// The pool kernels use on this thread: `Serial` inside a task, else the `install`ed one, else
 /// the default.
 pub fn current() -> Arc<dyn Pool> {
-    if IN_TASK.with(Cell::get) {
+    if in_task() {
         return serial();
     }
     if let Some(p) = INSTALLED.with(|i| i.borrow().clone()) {
@@ -146,9 +146,7 @@ pub fn as_task<R>(f: impl FnOnce() -> R) -> R {
 /// Calls `f(i, chunk)` for the `i`-th chunk of `size` elements of `out` (the last may be
 /// shorter), one task per chunk.
 pub fn for_chunks<T: Send>(pool: &dyn Pool, out: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let parts = Parts::new(out, size);
-    // SAFETY: each task index is given to one call only, so the chunks handed out are disjoint.
-    pool.run(parts.count(), &|i| f(i, unsafe { parts.get(i) }));
+    for_chunks_of(pool, [out], [size], |_, i, chunk| f(i, chunk));
 }
 
 /// `for_chunks` over two outputs split into the same number of chunks: `f(i, a_i, b_i)`.
