@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { assertClean, bundledPath, generate, openApp, REPO, screenshot, statusText, tinylm, useSite, waitForState } from './helpers.mjs';
+import { assertClean, bundledPath, generate, openApp, REPO, screenshot, statusText, tinylm, useSite, waitForAsync, waitForState } from './helpers.mjs';
 
 const TOK = bundledPath('tok512.bin');
 const TEXT = join(REPO, 'public/corpora/tinystories.txt');
@@ -395,10 +395,11 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     await page.check('[data-testid=build-shape-s30k]');
     for (const [k, v] of Object.entries(typed)) await page.fill(`[data-testid=build-${k}]`, v);
     await page.selectOption('[data-testid=build-sweep-ways]', 'one');
-    // Saved as typed (every field as left is in the file: waiting on one field only let a
-    // reload race the last change, seen once in CI); the reload reads it back.
+    // Saved as typed (every field as left is in the file; the reload reads it back). Polled from
+    // here: waitForFunction took its async predicate's pending promise as true, so the reload
+    // raced the last change and the page came back with the menu's old value (CI, 3 times).
     const want = { variant_lr: typed['variant-lr'], rates: typed.rates, sweep_ways: 'one', corpus: 'own', own_text: own };
-    await page.waitForFunction(async (want) => {
+    await waitForAsync(page, async (want) => {
       try {
         const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm-build');
         const saved = JSON.parse(await (await (await dir.getFileHandle('form.json')).getFile()).text());

@@ -190,6 +190,20 @@ export async function waitForState(page, states, timeout = 60_000) {
   return page.locator('[data-testid=status]').getAttribute('data-state');
 }
 
+/**
+ * Waits until the async `predicate(arg)`, run in the page, resolves truthy (polled every 100 ms,
+ * up to `timeout` ms). Playwright's waitForFunction cannot do this: it takes the pending promise
+ * an async predicate returns as a truthy answer and stops waiting at once.
+ */
+export async function waitForAsync(page, predicate, arg = null, { timeout = 30_000 } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(predicate, arg)) return;
+    if (Date.now() > end) throw new Error(`waitForAsync: not true within ${timeout} ms: ${predicate}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Fills the form, presses Generate and returns the story text once the run has ended (within `timeout` ms). */
 export async function generate(page, { prompt = '', temperature, topp, seed, steps, timeout = 60_000 }) {
   await waitForState(page, ['ready', 'done', 'error']);

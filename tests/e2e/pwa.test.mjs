@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   DIST, REPO, bundledPath, cspViolations, generate, launchBrowser, openApp, readShared, screenshot,
-  sharedPath, startServer, waitForState, withSite,
+  sharedPath, startServer, waitForAsync, waitForState, withSite,
 } from './helpers.mjs';
 import { serve } from './server.mjs';
 
@@ -108,7 +108,7 @@ describe('offline app (service worker, manifest, storage)', () => {
       await waitForSw(page);
       await page.setInputFiles('[data-testid=files]', [model, bundledPath('tok512.bin')]);
       await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent.startsWith('Ready: mystory'));
-      await page.waitForFunction(async () => {
+      await waitForAsync(page, async () => {
         const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm', { create: true });
         try {
           return JSON.parse(await (await (await root.getFileHandle('manifest.json')).getFile()).text()).entries.length === 1;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  assertClean, bundledPath, generate, readShared, openApp, REPO, screenshot, sharedPath, statusText, tinylm, waitForState,
+  assertClean, bundledPath, generate, readShared, openApp, REPO, screenshot, sharedPath, statusText, tinylm, waitForAsync, waitForState,
   useSite, withSite,
 } from './helpers.mjs';
 
@@ -439,7 +439,7 @@ describe('Train view (CPU training in the engine worker)', () => {
       for await (const name of dir.keys()) names.push(name);
       return names;
     });
-    await page.waitForFunction(async () => {
+    await waitForAsync(page, async () => {
       const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('tinylm-train', { create: true });
       for await (const _ of dir.keys()) return false;
       return true;
