@@ -2,8 +2,9 @@
 // Chromium on one thread (the plain worker) and on every thread (the threaded worker), side by
 // side in alternating rounds, and with L2C=DIR (a llama2.c checkout's run.c) llama2.c's
 // `run.c -Ofast -fopenmp -march=native` on as many threads natively, in the same rounds. Then
-// one LoRA step on the s15m shape (the Train view's own measurement before a run, "ms per step",
-// at its default settings), on one thread and on every thread, in alternating rounds.
+// one LoRA step on the s15m shape at the Train view's default settings (its own estimate before a
+// run, "ms per step", and the steady step of a run started there), on one thread and on every
+// thread, in alternating rounds.
 //   node tests/e2e/bench-threads.mjs            ROUNDS=5 RUNS=3 STEPS=256 L2C=… change it
 // OTHER=DIR adds the decode rows of another build of the site (e.g. the one before a change),
 // served beside this one and measured in the same rounds; LORA=0 skips the LoRA step, DECODE=0
@@ -24,6 +25,9 @@ const L2C = process.env.L2C;
 const OTHER = process.env.OTHER;
 const LORA = process.env.LORA !== '0';
 const DECODE = process.env.DECODE !== '0';
+// The steady LoRA step: RUN_STEPS steps of a run from step RUN_FROM.
+const RUN_FROM = Number(process.env.RUN_FROM ?? 6);
+const RUN_STEPS = Number(process.env.RUN_STEPS ?? 12);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -40,7 +44,12 @@ function runC(bin, model, threads) {
   return Number(stderr.toString().match(/achieved tok\/s: ([0-9.]+)/)[1]);
 }
 
-/** The Train view's measured ms per step on s15m in a fresh page with `threads` threads. */
+/**
+ * One LoRA step on s15m in a fresh page with `threads` threads: the Train view's estimate
+ * before a run (`estimate`, ms; steps 4 to 6 of a new page) and the steady step of a run
+ * (`run`, ms): from the run's mean ms per step at two steps past RUN_FROM, so the first steps,
+ * where V8 still optimizes the code, are left out.
+ */
 async function loraStepMs(browser, url, threads) {
   const page = await browser.context.newPage();
   try {
@@ -54,8 +63,24 @@ async function loraStepMs(browser, url, threads) {
     if (!backend.endsWith(threads === 1 ? '1 thread' : `${threads} threads`)) throw new Error(`asked for ${threads} threads, got ${backend}`);
     await page.click('[data-testid=tab-train]');
     await page.waitForFunction(() => document.querySelector('[data-testid=train-estimate]')?.dataset.seconds, null, { timeout: 600_000 });
-    const line = await page.textContent('[data-testid=train-estimate]');
-    return Number(line.match(/([0-9]+) ms per step/)[1]);
+    const estimate = Number((await page.textContent('[data-testid=train-estimate]')).match(/([0-9]+) ms per step/)[1]);
+    const tokens = Number(await page.inputValue('[data-testid=train-batch]')) * Number(await page.inputValue('[data-testid=train-seq]'));
+    await page.click('[data-testid=train-start]');
+    // The page shows the run's mean speed over its steps so far: (step, tokens/s) read together.
+    const at = async (step) => {
+      const h = await page.waitForFunction((want) => {
+        const k = Number(document.querySelector('[data-testid=train-step]')?.textContent.split('/')[0]);
+        const r = Number(document.querySelector('[data-testid=train-tok-s]')?.textContent);
+        return k >= want && r > 0 && [k, r];
+      }, step, { timeout: 600_000, polling: 20 });
+      return h.jsonValue();
+    };
+    const [k1, r1] = await at(RUN_FROM);
+    const [k2, r2] = await at(k1 + RUN_STEPS);
+    await page.click('[data-testid=train-stop]');
+    // Mean ms per step is tokens·1000/rate; the steps between the two readings took the difference.
+    const run = (tokens * 1000 * (k2 / r2 - k1 / r1)) / (k2 - k1);
+    return { estimate, run };
   } finally {
     await page.close();
   }
@@ -112,11 +137,12 @@ try {
   if (m.runc) console.log(`  run.c -fopenmp, ${threads} threads ${m.runc.toFixed(1)} tok/s  (${list(rows.runc)})`);
   if (LORA) {
     console.log(`One LoRA step, s15m shape, the Train view's default settings (ms, lower is better):`);
-    for (const [, name] of sites) {
-      const [one, all] = [`${name}lora_ms_1`, `${name}lora_ms_all`];
-      const who = name ? `OTHER build ` : '';
-      console.log(`  ${who}1 thread   ${m[one].toFixed(0)} ms  (${list(rows[one])})`);
-      console.log(`  ${who}${threads} threads  ${m[all].toFixed(0)} ms  (${list(rows[all])})  ${(m[one] / m[all]).toFixed(2)}× one thread`);
+    for (const [kind, what] of [['lora_ms', 'estimate before a run'], ['lora_run_ms', `a run's steps ${RUN_FROM}+ (${RUN_STEPS} or more)`]]) {
+      for (const [, name] of sites) {
+        const [one, all] = [`${name}${kind}_1`, `${name}${kind}_all`];
+        const who = name ? `OTHER build, ` : '';
+        console.log(`  ${who}${what}: 1 thread ${m[one].toFixed(0)} ms (${list(rows[one])}); ${threads} threads ${m[all].toFixed(0)} ms (${list(rows[all])}): ${(m[one] / m[all]).toFixed(2)}× one thread`);
+      }
     }
   }
   console.log(JSON.stringify({ steps: STEPS, rounds: ROUNDS, runs: RUNS, threads, machine, rows, medians: m }, null, 2));
@@ -127,8 +153,8 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-/** Adds `lora_ms_1` and `lora_ms_all` (and OTHER's `other_lora_ms_…`): the Train view's ms per
- * step, alternating thread counts and builds. */
+/** Adds `lora_ms_1`/`_all` (the Train view's estimate) and `lora_run_ms_1`/`_all` (a run's steady
+ * step), and OTHER's `other_…`, alternating thread counts and builds. */
 async function loraRows(rows, threads) {
   tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 'lora-s15m.bin')]);
   const files = {
@@ -144,13 +170,15 @@ async function loraRows(rows, threads) {
       await first.goto(site.url);
       await first.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60_000 });
       await first.close();
-      rows[`${name}lora_ms_1`] = [];
-      rows[`${name}lora_ms_all`] = [];
+      for (const kind of ['lora_ms', 'lora_run_ms']) for (const n of ['1', 'all']) rows[`${name}${kind}_${n}`] = [];
     }
     for (let r = 0; r < ROUNDS; r++) {
       for (const [site, name] of sites) {
-        rows[`${name}lora_ms_1`].push(await loraStepMs(browser, site.url, 1));
-        rows[`${name}lora_ms_all`].push(await loraStepMs(browser, site.url, threads));
+        for (const [n, count] of [['1', 1], ['all', threads]]) {
+          const { estimate, run } = await loraStepMs(browser, site.url, count);
+          rows[`${name}lora_ms_${n}`].push(estimate);
+          rows[`${name}lora_run_ms_${n}`].push(run);
+        }
       }
     }
   } finally {
