@@ -93,7 +93,13 @@ pub fn argmax(x: &[f32]) -> usize {
 
 /// In-place softmax as run.c: subtract the max, exp, sum in order, divide.
 pub fn softmax(x: &mut [f32]) {
-    let Some(&first) = x.first() else { return };
+    softmax_stats(x);
+}
+
+/// `softmax`, returning the max and the sum of `e^(x−max)` it divided by (`max + ln(sum)` is the
+/// logsumexp); `(−∞, 0)` for an empty `x`.
+pub fn softmax_stats(x: &mut [f32]) -> (f32, f32) {
+    let Some(&first) = x.first() else { return (f32::NEG_INFINITY, 0.0) };
     let max = x.iter().fold(first, |m, &v| if v > m { v } else { m });
     let mut sum = 0f32;
     for v in x.iter_mut() {
@@ -103,6 +109,7 @@ pub fn softmax(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v /= sum;
     }
+    (max, sum)
 }
 
 /// Multinomial: first index whose cdf exceeds the coin; the last index on rounding.

@@ -252,6 +252,29 @@ fn cross_entropy_backward_matches_the_generic_kernel() {
     assert!(max_diff(&a, &b) <= 1e-7, "{}", max_diff(&a, &b));
 }
 
+/// The loss and gradient in one pass (the loss from the softmax's own max and sum) against the
+/// generic loss and gradient, on rows long enough for the vector body and a tail, some logits far
+/// below the max (their `exp` underflows) and one target among them.
+#[test]
+fn cross_entropy_and_backward_in_one_pass_match_the_generic_kernels() {
+    let vocab = 1003;
+    let targets = [3, IGNORE, 0, 1002, 500, 17];
+    let mut logits = det_uniform(18, "l", targets.len() * vocab, 12.0, 0.0);
+    logits[5 * vocab + 17] = -150.0;
+    logits[5 * vocab + 18] = -200.0;
+    let (mut a, mut b) = (logits.clone(), logits.clone());
+    let (want, n) = k::cross_entropy(&logits, &targets, vocab);
+    k::cross_entropy_bwd(&mut a, &targets, vocab, 1.0 / n as f32);
+    let (got, m) = k::fast::cross_entropy_and_bwd(Kernels::Fast, &mut b, &targets, vocab);
+    assert_eq!((n, m), (5, 5));
+    assert!((got - want).abs() <= 1e-5 * want.abs(), "loss {got} vs {want}");
+    assert!(max_diff(&a, &b) <= 1e-7, "{}", max_diff(&a, &b));
+    // The reference kernels give the generic figures exactly.
+    let mut c = logits;
+    assert_eq!(k::fast::cross_entropy_and_bwd(Kernels::Reference, &mut c, &targets, vocab), (want, n));
+    assert_eq!(a, c);
+}
+
 fn stories260k() -> Weights {
     checkpoint::read(MODEL, "stories260K.bin").unwrap().0
 }

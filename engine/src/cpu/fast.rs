@@ -235,6 +235,12 @@ unsafe fn x86_attend(q: &[f32], k: &[f32], v: &[f32], stride: usize, att: &mut [
 
 /// In-place softmax (vectorised `exp`, within a few ulps of `ops::softmax`).
 pub fn softmax(x: &mut [f32]) {
+    softmax_stats(x);
+}
+
+/// `softmax`, returning the max and the sum of `e^(x−max)` it divided by (`max + ln(sum)` is the
+/// logsumexp of `x` as it was), as `sampler::softmax_stats`.
+pub fn softmax_stats(x: &mut [f32]) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: AVX2+FMA checked at run time.
@@ -243,7 +249,7 @@ pub fn softmax(x: &mut [f32]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return wasm::softmax(x);
     #[allow(unreachable_code)]
-    super::ops::softmax(x)
+    crate::sampler::softmax_stats(x)
 }
 
 /// SwiGLU in place: `h = silu(h) · g`.

@@ -185,7 +185,7 @@ fn exp(x: v128) -> v128 {
 }
 
 /// In-place softmax: max, `e^(x-max)` with their sum, then divide (as `ops::softmax`).
-pub fn softmax(x: &mut [f32]) {
+pub fn softmax(x: &mut [f32]) -> (f32, f32) {
     let n = x.len();
     let body = n - n % 4;
     let mut m = splat(f32::NEG_INFINITY);
@@ -216,6 +216,7 @@ pub fn softmax(x: &mut [f32]) {
     for v in &mut x[body..] {
         *v /= sum;
     }
+    (max, sum)
 }
 
 /// SwiGLU in place: `h = silu(h) · g`.

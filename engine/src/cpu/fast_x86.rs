@@ -176,9 +176,10 @@ unsafe fn exp(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(bits))
 }
 
-/// In-place softmax: max, `e^(x-max)` with their sum, then divide, as `ops::softmax`.
+/// In-place softmax: max, `e^(x-max)` with their sum, then divide, as `ops::softmax`; returns the
+/// max and the sum.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn softmax(x: &mut [f32]) {
+pub unsafe fn softmax(x: &mut [f32]) -> (f32, f32) {
     let n = x.len();
     let body = n - n % 8;
     let p = x.as_mut_ptr();
@@ -208,6 +209,7 @@ pub unsafe fn softmax(x: &mut [f32]) {
     for v in &mut x[body..] {
         *v /= sum;
     }
+    (max, sum)
 }
 
 #[target_feature(enable = "avx2,fma")]

@@ -346,9 +346,8 @@ pub(crate) fn backward<F: Real>(
     let (seq, n) = (acts.seq, acts.batch * acts.seq);
     let (d, kv, hd, q, hs) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim(), c.head_size());
     let eps = F::of(c.norm_eps as f64);
-    let (sum, count) = k::cross_entropy(&acts.logits, targets, c.vocab_size);
     let kn = base.kernels;
-    fast::cross_entropy_bwd(kn, &mut acts.logits, targets, c.vocab_size, F::of(1.0 / count as f64));
+    let (sum, count) = fast::cross_entropy_and_bwd(kn, &mut acts.logits, targets, c.vocab_size);
     let mut s = Scratch::new(c, n, ad.config.r);
     fast::matmul_dx(kn, &mut s.dxn, &acts.logits, base.get(Tensor::Wcls), d, F::ONE);
     k::rmsnorm_bwd_eps(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn, eps);
