@@ -252,7 +252,8 @@ fn cross_entropy_backward_matches_the_generic_kernel() {
     assert!(max_diff(&a, &b) <= 1e-7, "{}", max_diff(&a, &b));
 }
 
-/// The loss and gradient in one pass (the loss from the softmax's own max and sum) against the
+/// The loss and gradient in one pass (the loss from the softmax's own max and sum), and the loss
+/// alone, against the
 /// generic loss and gradient, on rows long enough for the vector body and a tail, some logits far
 /// below the max (their `exp` underflows) and one target among them.
 #[test]
@@ -269,7 +270,11 @@ fn cross_entropy_and_backward_in_one_pass_match_the_generic_kernels() {
     assert_eq!((n, m), (5, 5));
     assert!((got - want).abs() <= 1e-5 * want.abs(), "loss {got} vs {want}");
     assert!(max_diff(&a, &b) <= 1e-7, "{}", max_diff(&a, &b));
+    // The loss alone, the same way.
+    let mut d = logits.clone();
+    assert_eq!(k::fast::cross_entropy(Kernels::Fast, &mut d, &targets, vocab), (got, m));
     // The reference kernels give the generic figures exactly.
+    assert_eq!(k::fast::cross_entropy(Kernels::Reference, &mut logits.clone(), &targets, vocab), (want, n));
     let mut c = logits;
     assert_eq!(k::fast::cross_entropy_and_bwd(Kernels::Reference, &mut c, &targets, vocab), (want, n));
     assert_eq!(a, c);

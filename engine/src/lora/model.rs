@@ -261,8 +261,8 @@ fn targets(batch: &Batch) -> Vec<u32> {
 /// Mean next-token cross-entropy over all `batch · (seq − 1)` positions.
 pub fn loss<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Batch) -> Result<f64> {
     batch.check_trainable()?;
-    let acts = forward(base, ad, batch)?;
-    let (sum, count) = k::cross_entropy(&acts.logits, &targets(batch), base.config.vocab_size);
+    let mut acts = forward(base, ad, batch)?;
+    let (sum, count) = fast::cross_entropy(base.kernels, &mut acts.logits, &targets(batch), base.config.vocab_size);
     Ok(sum / count as f64)
 }
 

@@ -163,27 +163,34 @@ fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f
 pub fn cross_entropy_bwd<F: Real>(k: Kernels, logits: &mut [F], targets: &[u32], vocab: usize, scale: F) {
     if k == Kernels::Fast {
         if let (Some(logits), Some(&[scale])) = (F::f32s_mut(logits), F::f32s(&[scale])) {
-            cross_entropy_bwd_f32(logits, targets, vocab, scale, &mut vec![0.0; targets.len()]);
+            rows_f32(logits, targets, vocab, Some(scale));
             return;
         }
     }
     super::cross_entropy_bwd(logits, targets, vocab, scale)
 }
 
+/// The summed loss and the rows counted (`super::cross_entropy`), with the logits as scratch (on
+/// the fast path they become their softmax): each row's logsumexp is `max + ln(sum)` of its
+/// vectorised softmax, where the generic loss takes a scalar `exp` a logit.
+pub fn cross_entropy<F: Real>(k: Kernels, logits: &mut [F], targets: &[u32], vocab: usize) -> (f64, usize) {
+    if k == Kernels::Fast {
+        if let Some(logits) = F::f32s_mut(logits) {
+            return rows_f32(logits, targets, vocab, None);
+        }
+    }
+    super::cross_entropy(logits, targets, vocab)
+}
+
 /// The summed loss and the rows counted (`super::cross_entropy`), then `∂(mean loss)/∂logits` in
-/// place. On the fast path in one pass: a row's logsumexp is `max + ln(sum)` of its softmax, so
-/// the loss takes no `exp` of its own (the scalar one was a third of a one-thread LoRA step in
-/// wasm, on s15m's 32,000 logits a row).
+/// place. On the fast path in one pass: the loss is the max and sum of the gradient's softmax (the
+/// loss's own scalar `exp` was a sixth of a one-thread s15m LoRA step in wasm).
 pub fn cross_entropy_and_bwd<F: Real>(k: Kernels, logits: &mut [F], targets: &[u32], vocab: usize) -> (f64, usize) {
     let count = targets.iter().filter(|&&t| t != IGNORE).count();
     let scale = F::of(1.0 / count as f64);
     if k == Kernels::Fast {
         if let (Some(logits), Some(&[scale])) = (F::f32s_mut(logits), F::f32s(&[scale])) {
-            let mut losses = vec![0.0; targets.len()];
-            cross_entropy_bwd_f32(logits, targets, vocab, scale, &mut losses);
-            // Summed here in row order, whatever the threads: the total does not depend on them.
-            let sum = losses.iter().zip(targets).filter(|(_, &t)| t != IGNORE).map(|(l, _)| l).sum();
-            return (sum, count);
+            return rows_f32(logits, targets, vocab, Some(scale));
         }
     }
     let loss = super::cross_entropy(logits, targets, vocab);
@@ -191,8 +198,10 @@ pub fn cross_entropy_and_bwd<F: Real>(k: Kernels, logits: &mut [F], targets: &[u
     loss
 }
 
-/// Each row's gradient in place and its loss `logsumexp − l[target]` into `losses` (0 on ignored rows).
-fn cross_entropy_bwd_f32(logits: &mut [f32], targets: &[u32], vocab: usize, scale: f32, losses: &mut [f64]) {
+/// Each row's softmax in place, turned into its gradient `scale · (softmax − onehot)` when `grad`
+/// gives the scale (ignored rows zeroed); returns the summed loss `logsumexp − l[target]` and the
+/// rows counted, summed in row order whatever the threads.
+fn rows_f32(logits: &mut [f32], targets: &[u32], vocab: usize, grad: Option<f32>) -> (f64, usize) {
     let row = |l: &mut [f32], t: u32, loss: &mut f64| {
         if t == IGNORE {
             return l.fill(0.0);
@@ -201,13 +210,18 @@ fn cross_entropy_bwd_f32(logits: &mut [f32], targets: &[u32], vocab: usize, scal
         let (max, sum) = fast::softmax_stats(l);
         // As `loss::row_loss`, in f32.
         *loss = (sum.ln() + max - target) as f64;
-        l[t as usize] -= 1.0;
-        for v in l.iter_mut() {
-            *v *= scale;
+        if let Some(scale) = grad {
+            l[t as usize] -= 1.0;
+            for v in l.iter_mut() {
+                *v *= scale;
+            }
         }
     };
+    let mut losses = vec![0.0; targets.len()];
     match super::linear::parallel(logits.len()) {
-        Some(p) => crate::pool::for_chunks2(&*p, logits, vocab, losses, 1, |i, l, loss| row(l, targets[i], &mut loss[0])),
-        None => logits.chunks_exact_mut(vocab).zip(targets).zip(losses).for_each(|((l, &t), loss)| row(l, t, loss)),
+        Some(p) => crate::pool::for_chunks2(&*p, logits, vocab, &mut losses, 1, |i, l, loss| row(l, targets[i], &mut loss[0])),
+        None => logits.chunks_exact_mut(vocab).zip(targets).zip(&mut losses).for_each(|((l, &t), loss)| row(l, t, loss)),
     }
+    let counted = losses.iter().zip(targets).filter(|(_, &t)| t != IGNORE);
+    counted.fold((0.0, 0), |(sum, n), (l, _)| (sum + l, n + 1))
 }
