@@ -184,7 +184,8 @@ fn exp(x: v128) -> v128 {
     f32x4_mul(y, bits)
 }
 
-/// In-place softmax: max, `e^(x-max)` with their sum, then divide (as `ops::softmax`).
+/// In-place softmax: max, `e^(x-max)` with their sum, then divide (as `ops::softmax`); returns the
+/// max and the sum.
 pub fn softmax(x: &mut [f32]) -> (f32, f32) {
     let n = x.len();
     let body = n - n % 4;

@@ -184,7 +184,7 @@ pub fn cross_entropy<F: Real>(k: Kernels, logits: &mut [F], targets: &[u32], voc
 
 /// The summed loss and the rows counted (`super::cross_entropy`), then `∂(mean loss)/∂logits` in
 /// place. On the fast path in one pass: the loss is the max and sum of the gradient's softmax (the
-/// loss's own scalar `exp` was a sixth of a one-thread s15m LoRA step in wasm).
+/// loss's own scalar `exp` was about a tenth of a one-thread s15m LoRA step in wasm).
 pub fn cross_entropy_and_bwd<F: Real>(k: Kernels, logits: &mut [F], targets: &[u32], vocab: usize) -> (f64, usize) {
     let count = targets.iter().filter(|&&t| t != IGNORE).count();
     let scale = F::of(1.0 / count as f64);
