@@ -1,14 +1,16 @@
-// lora_rmsnorm.wgsl — RMSNorm over rows, forward and backward (the gain g is frozen).
+// lora_rmsnorm.wgsl — RMSNorm over rows, forward and backward to x (the gain's own gradient is
+// pretrain.wgsl's `gain_grad`).
 // Prepended by common.wgsl (flat_invocation).
 //
-// Bindings (group 0): 0 `x` [rows, width] read, 1 `g` [width] read, 2 `dy` [rows, width] read
-// (unused by `forward`), 3 `y` [rows, width] read_write, 4 `d` uniform.
+// Bindings (group 0): 0 `x` [rows, width] read, 1 `g` read (the gain: [width] from element
+// `g_off`), 2 `dy` [rows, width] read (unused by `forward`), 3 `y` [rows, width] read_write,
+// 4 `d` uniform.
 // `forward`:  y = g ⊙ x · rs with rs = 1 / sqrt(mean(x²) + eps), as run.c (eps: the model's).
 // `backward`: y (+)= rs·g ⊙ dy − x · rs³ · Σ(g ⊙ dy ⊙ x) / width, the gradient w.r.t. x of the
 // forward given dy; `accumulate` = 1 adds it (the residual stream's gradient), 0 overwrites.
 // One invocation per row, 64 per workgroup; dispatch a grid of ceil(rows / 64) workgroups (x, then y rows).
 
-struct Dims { rows: u32, width: u32, accumulate: u32, eps: f32 }
+struct Dims { rows: u32, width: u32, accumulate: u32, eps: f32, g_off: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -34,7 +36,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let o = row * d.width;
     let s = inv_rms(o);
     for (var i = 0u; i < d.width; i++) {
-        y[o + i] = g[i] * (s * x[o + i]);
+        y[o + i] = g[d.g_off + i] * (s * x[o + i]);
     }
 }
 
@@ -48,11 +50,11 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let s = inv_rms(o);
     var dot = 0.0;
     for (var i = 0u; i < d.width; i++) {
-        dot += g[i] * dy[o + i] * x[o + i];
+        dot += g[d.g_off + i] * dy[o + i] * x[o + i];
     }
     let c = dot * s * s * s / f32(d.width);
     for (var i = 0u; i < d.width; i++) {
-        let v = s * g[i] * dy[o + i] - c * x[o + i];
+        let v = s * g[d.g_off + i] * dy[o + i] - c * x[o + i];
         if (d.accumulate != 0u) {
             y[o + i] = y[o + i] + v;
         } else {

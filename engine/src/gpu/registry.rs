@@ -259,9 +259,18 @@ pub const LORA_ADAMW: Spec = Spec {
     source: |_| wgsl!("lora_adamw.wgsl").to_string(),
 };
 
+pub const PRETRAIN: Spec = Spec {
+    name: "pretrain",
+    slots: &[Read, Read, Read, Write, Write, Uniform],
+    entries: &["embed", "embed_grad", "inv_rms", "gain_grad", "attn_rows", "max_into", "seg_sums"],
+    uniforms: &[size_of::<PretrainDims>()],
+    step: false,
+    source: |_| format!("{COMMON}{}", wgsl!("pretrain.wgsl")),
+};
+
 /// Every kernel, for the checks below.
 #[cfg(test)]
-pub const ALL: [&Spec; 21] = [
+pub const ALL: [&Spec; 22] = [
     &EMBED,
     &RMSNORM,
     &MATMUL,
@@ -283,6 +292,7 @@ pub const ALL: [&Spec; 21] = [
     &LORA_SWIGLU,
     &LORA_LOSS,
     &LORA_ADAMW,
+    &PRETRAIN,
 ];
 
 #[cfg(test)]

@@ -176,6 +176,9 @@ pub struct LoraNormDims {
     pub width: u32,
     pub accumulate: u32,
     pub eps: f32,
+    /// Where the gain starts in its buffer (full training keeps every layer's in one).
+    pub g_off: u32,
+    pub _pad: [u32; 3],
 }
 
 /// lora_rope.wgsl `Dims`.
@@ -208,7 +211,8 @@ pub struct LoraSwigluDims {
     pub _pad: [u32; 3],
 }
 
-/// lora_loss.wgsl `Dims`: cross-entropy per row, scaled, its gradient in place when `grad`.
+/// lora_loss.wgsl `Dims`: cross-entropy per row, scaled, its gradient in place when `grad`
+/// (with the z-loss's `coef`), each row's statistics after the losses when `stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct LossDims {
@@ -216,6 +220,9 @@ pub struct LossDims {
     pub vocab: u32,
     pub scale: f32,
     pub grad: u32,
+    pub coef: f32,
+    pub stats: u32,
+    pub _pad: [u32; 2],
 }
 
 /// lora_adamw.wgsl `Dims`: AdamW's per-step scalars, formed in f64 as `lora::kernels::adamw`
@@ -237,5 +244,22 @@ pub struct AdamwDims {
     /// lr / (1 − β1^t).
     pub step_size: f32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// The first element updated (`len` from there).
+    pub start: u32,
+    pub _pad: [u32; 2],
+}
+
+/// pretrain.wgsl `Dims`: what full training's own kernels need (each entry reads its part).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct PretrainDims {
+    pub rows: u32,
+    pub width: u32,
+    /// An element offset into the output (`out`).
+    pub off: u32,
+    pub eps: f32,
+    pub batch: u32,
+    pub seq: u32,
+    pub n_heads: u32,
+    pub n_kv_heads: u32,
 }

@@ -27,10 +27,12 @@ impl PretrainBackend {
     }
 }
 
-/// A full-parameter trainer. Only the CPU's exists so far; `PretrainBackend::Gpu` is refused
-/// in words until the WGSL trainer lands.
+/// A full-parameter trainer on the CPU or (built with the `gpu` feature) the GPU. The CPU
+/// trainer is the state's home: the GPU's reads back into one to save or sample.
 pub enum Trainer {
-    Cpu(Pretrainer),
+    Cpu(Box<Pretrainer>),
+    #[cfg(feature = "gpu")]
+    Gpu(Box<crate::gpu::GpuPretrainer>),
 }
 
 impl Trainer {
@@ -59,12 +61,34 @@ impl Trainer {
     pub fn device(&self) -> String {
         match self {
             Trainer::Cpu(_) => "the CPU".into(),
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => format!("the GPU ({})", t.context().adapter),
+        }
+    }
+
+    /// The run's settings.
+    pub fn hyper(&self) -> Hyper {
+        match self {
+            Trainer::Cpu(t) => t.hyper,
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => t.hyper,
+        }
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> crate::Config {
+        match self {
+            Trainer::Cpu(t) => t.params.config,
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => t.config(),
         }
     }
 
     pub fn steps_done(&self) -> u32 {
         match self {
             Trainer::Cpu(t) => t.steps_done(),
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => t.steps_done(),
         }
     }
 
@@ -72,6 +96,8 @@ impl Trainer {
     pub async fn step_async(&mut self, batch: &Batch) -> Result<&StepMetrics> {
         match self {
             Trainer::Cpu(t) => t.step(batch),
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => t.step_async(batch).await,
         }
     }
 
@@ -79,6 +105,8 @@ impl Trainer {
     pub async fn loss_async(&mut self, batch: &Batch) -> Result<f64> {
         match self {
             Trainer::Cpu(t) => t.loss(batch),
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => t.loss_async(batch).await,
         }
     }
 
@@ -86,6 +114,11 @@ impl Trainer {
     pub async fn snapshot_async(&mut self, with_weights: bool) -> Result<(Weights, Vec<u8>)> {
         match self {
             Trainer::Cpu(t) => Ok((t.weights(), t.save_state(with_weights)?)),
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => {
+                let cpu = t.to_cpu_async().await?;
+                Ok((cpu.weights(), cpu.save_state(with_weights)?))
+            }
         }
     }
 
@@ -94,6 +127,8 @@ impl Trainer {
     pub async fn sample_async(&mut self, prompt: Vec<u32>, steps: usize, sampler: &mut Sampler) -> Result<Vec<u32>> {
         let w = match self {
             Trainer::Cpu(t) => t.weights(),
+            #[cfg(feature = "gpu")]
+            Trainer::Gpu(t) => t.to_cpu_async().await?.weights(),
         };
         let mut g = Generation::new(prompt, steps, &w.config)?;
         let mut backend = CpuBackend::new(w);
@@ -109,8 +144,11 @@ impl Trainer {
     /// `cpu` itself, or moved to the GPU.
     async fn on(backend: PretrainBackend, cpu: Pretrainer) -> Result<Trainer> {
         match backend {
-            PretrainBackend::Cpu => Ok(Trainer::Cpu(cpu)),
-            PretrainBackend::Gpu => Err(Error::Gpu("full-parameter training has no GPU trainer yet; use the CPU".into())),
+            PretrainBackend::Cpu => Ok(Trainer::Cpu(Box::new(cpu))),
+            #[cfg(feature = "gpu")]
+            PretrainBackend::Gpu => Ok(Trainer::Gpu(Box::new(crate::gpu::GpuPretrainer::new_async(&cpu, None).await?))),
+            #[cfg(not(feature = "gpu"))]
+            PretrainBackend::Gpu => Err(Error::Gpu("this build has no GPU path; train on the CPU".into())),
         }
     }
 }

@@ -76,7 +76,7 @@ impl Hyper {
     }
 
     /// AdamW's settings for step `it` (0-based) on tensor `t`.
-    fn adamw(&self, it: u32, t: Tensor) -> AdamW {
+    pub(crate) fn adamw(&self, it: u32, t: Tensor) -> AdamW {
         let weight_decay = if decays(t) { self.weight_decay } else { 0.0 };
         AdamW { lr: self.schedule.lr(it), beta1: self.beta1, beta2: self.beta2, eps: self.eps, weight_decay }
     }
@@ -120,7 +120,7 @@ fn ratios<S: serde::Serializer>(r: &[Option<f64>; 12], s: S) -> std::result::Res
 }
 
 impl StepMetrics {
-    fn new(layers: usize) -> StepMetrics {
+    pub(crate) fn new(layers: usize) -> StepMetrics {
         StepMetrics {
             step: 0,
             lr: 0.0,
@@ -135,7 +135,7 @@ impl StepMetrics {
         }
     }
 
-    fn set_loss(&mut self, st: &LossStats, coef: f64, vocab: usize) {
+    pub(crate) fn set_loss(&mut self, st: &LossStats, coef: f64, vocab: usize) {
         let rows = st.rows.max(1) as f64;
         self.loss = st.ce_sum / rows;
         self.z_loss = coef * st.lse_sq_sum / rows;

@@ -30,9 +30,7 @@ pub async fn run(start: BuildStart, cancel: &Cancel<Ending>) -> Result<(), Strin
     let mut t = match resume {
         Some(state) => {
             let t = Trainer::from_snapshot_async(PretrainBackend::Cpu, &state.to_vec(), "checkpoint").await.map_err(text_err)?;
-            // Only the CPU trainer exists (a GPU one would be moved there from this).
-            let Trainer::Cpu(p) = &t;
-            if p.hyper != hyper || p.params.config != c {
+            if t.hyper() != hyper || t.config() != c {
                 return Err("The checkpoint was saved with other settings; start a new run.".into());
             }
             t

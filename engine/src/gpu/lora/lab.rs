@@ -78,13 +78,13 @@ impl LoraLab {
     /// `rmsnorm` over rows of `g.len()`.
     pub fn rmsnorm(&self, x: &[f32], g: &[f32]) -> Result<Vec<f32>> {
         let (xb, gb, yb) = (self.buf(x), self.buf(g), self.buf(&vec![0f32; x.len()]));
-        self.one(self.b().rmsnorm("forward", &xb, &gb, &xb, &yb, x.len() / g.len(), g.len(), false, LLAMA2C_NORM_EPS), &yb)
+        self.one(self.b().rmsnorm("forward", &xb, (&gb, 0), &xb, &yb, x.len() / g.len(), g.len(), false, LLAMA2C_NORM_EPS), &yb)
     }
 
     /// `rmsnorm_bwd`: `dx += …`.
     pub fn rmsnorm_bwd(&self, dx: &[f32], x: &[f32], g: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
         let (xb, gb, yb, db) = (self.buf(x), self.buf(g), self.buf(dy), self.buf(dx));
-        self.one(self.b().rmsnorm("backward", &xb, &gb, &yb, &db, x.len() / g.len(), g.len(), true, LLAMA2C_NORM_EPS), &db)
+        self.one(self.b().rmsnorm("backward", &xb, (&gb, 0), &yb, &db, x.len() / g.len(), g.len(), true, LLAMA2C_NORM_EPS), &db)
     }
 
     /// `rope` (`backward`: `rope_bwd`) in place on `x [N, width]`.

@@ -13,19 +13,17 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod lab;
-mod model;
-mod ops;
+pub(crate) mod model;
+pub(crate) mod ops;
 mod plan;
-mod train_kernels;
+pub(crate) mod train_kernels;
 
 use model::{flatten, unflatten, Frozen, Params};
-use ops::{encode, Builder, Op};
+use ops::{submit_and_read, Builder, Op};
 use plan::Plan;
 use train_kernels::TrainKernels;
 
 use super::context::GpuContext;
-use super::kernels::buffer;
-use super::readback::{self, floats};
 use crate::error::{Error, Result};
 use crate::lora::kernels::IGNORE;
 use crate::lora::{Adapter, Batch, OptimizerState, StepReport, TrainConfig};
@@ -130,32 +128,13 @@ impl GpuTrainer {
         self.ctx.queue.write_buffer(&plan.targets, 0, bytemuck::cast_slice(&targets));
     }
 
-    /// Submits `ops`, then copies `reads` (buffer, floats) into one staging buffer and returns
-    /// them, in order.
+    /// Submits `ops` and reads back `reads` (`ops::submit_and_read`), counted in `stats`.
     async fn run(&self, ops: &[Op], reads: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
-        let total: usize = reads.iter().map(|r| r.1).sum();
-        let staging =
-            buffer(&self.ctx, "lora readback", total as u64 * 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        encode(&mut enc, ops);
-        let mut at = 0u64;
-        for (b, n) in reads {
-            enc.copy_buffer_to_buffer(b, 0, &staging, at, *n as u64 * 4);
-            at += *n as u64 * 4;
-        }
-        let sub = self.ctx.queue.submit([enc.finish()]);
         if let Ok(mut s) = self.stats.lock() {
             s.submits += 1;
-            s.bytes_read += total as u64 * 4;
+            s.bytes_read += reads.iter().map(|r| r.1 as u64 * 4).sum::<u64>();
         }
-        let all = floats(&readback::read(&self.ctx, &staging, total as u64 * 4, sub).await?);
-        let mut out = Vec::new();
-        let mut at = 0;
-        for (_, n) in reads {
-            out.push(all[at..at + n].to_vec());
-            at += n;
-        }
-        Ok(out)
+        submit_and_read(&self.ctx, ops, reads).await
     }
 
     /// The mean loss over a batch from its per-row losses (ignored rows are 0).

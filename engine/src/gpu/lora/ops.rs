@@ -4,24 +4,43 @@
 use super::train_kernels::{Kernel, TrainKernels};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::uniform;
+use crate::gpu::kernels::{buffer, uniform};
+use crate::gpu::readback::{self, floats};
 use crate::gpu::uniforms::{AdamwDims, LoraAttentionDims, LoraMatmulDims, LoraNormDims, LoraRopeDims, LoraSwigluDims, LossDims};
 
 /// One unit of recorded work.
 #[derive(Clone)]
 pub enum Op {
-    Run { pipeline: wgpu::ComputePipeline, bg: wgpu::BindGroup, groups: [u32; 3] },
-    Copy { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+    Run {
+        pipeline: wgpu::ComputePipeline,
+        bg: wgpu::BindGroup,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        dst: wgpu::Buffer,
+        bytes: u64,
+    },
+    /// Zeroes a whole buffer.
+    Clear(wgpu::Buffer),
 }
 
 /// Records `ops` in order; consecutive dispatches share one compute pass.
 pub fn encode(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
     let mut i = 0;
     while i < ops.len() {
-        if let Op::Copy { src, dst, bytes } = &ops[i] {
-            enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
-            i += 1;
-            continue;
+        match &ops[i] {
+            Op::Copy { src, dst, bytes } => {
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+                i += 1;
+                continue;
+            }
+            Op::Clear(b) => {
+                enc.clear_buffer(b, 0, None);
+                i += 1;
+                continue;
+            }
+            Op::Run { .. } => {}
         }
         let mut pass = enc.begin_compute_pass(&Default::default());
         while let Some(Op::Run { pipeline, bg, groups }) = ops.get(i) {
@@ -31,6 +50,30 @@ pub fn encode(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
             i += 1;
         }
     }
+}
+
+/// Submits `ops`, then copies `reads` (buffer, floats from its start) into one staging buffer
+/// and returns them, in order.
+pub async fn submit_and_read(ctx: &GpuContext, ops: &[Op], reads: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
+    let total: usize = reads.iter().map(|r| r.1).sum();
+    let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+    let staging = buffer(ctx, "training readback", total.max(1) as u64 * 4, usage);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    encode(&mut enc, ops);
+    let mut at = 0u64;
+    for (b, n) in reads {
+        enc.copy_buffer_to_buffer(b, 0, &staging, at, *n as u64 * 4);
+        at += *n as u64 * 4;
+    }
+    let sub = ctx.queue.submit([enc.finish()]);
+    let all = floats(&readback::read(ctx, &staging, total as u64 * 4, sub).await?);
+    let mut out = Vec::with_capacity(reads.len());
+    let mut at = 0;
+    for (_, n) in reads {
+        out.push(all[at..at + n].to_vec());
+        at += n;
+    }
+    Ok(out)
 }
 
 /// WebGPU's default limit on workgroups per dimension.
@@ -74,7 +117,7 @@ pub struct Builder<'a> {
 
 impl Builder<'_> {
     /// One dispatch of `entry` with `buffers` and then `dims` (its uniform) bound.
-    fn run<U: bytemuck::Pod>(
+    pub(crate) fn run<U: bytemuck::Pod>(
         &self,
         k: &Kernel,
         entry: &str,
@@ -141,13 +184,14 @@ impl Builder<'_> {
         self.matmul((dy, 1, l.n_out), (x, l.n_in, 1), (dw, l.n_in), [l.n_out, l.n_in, l.rows], l.s, l.acc)
     }
 
-    /// RMSNorm `forward` (y = norm(x)) or `backward` (y (+)= ∂/∂x given dy), lora_rmsnorm.wgsl.
+    /// RMSNorm `forward` (y = norm(x)) or `backward` (y (+)= ∂/∂x given dy), lora_rmsnorm.wgsl;
+    /// the gain `g` at its offset.
     #[allow(clippy::too_many_arguments)]
     pub fn rmsnorm(
         &self,
         entry: &str,
         x: &wgpu::Buffer,
-        g: &wgpu::Buffer,
+        g: At,
         dy: &wgpu::Buffer,
         y: &wgpu::Buffer,
         rows: usize,
@@ -155,8 +199,9 @@ impl Builder<'_> {
         acc: bool,
         eps: f32,
     ) -> Result<Op> {
-        let dims = LoraNormDims { rows: rows as u32, width: width as u32, accumulate: acc as u32, eps };
-        self.run(&self.kernels.rmsnorm, entry, &[x, g, dy, y], &dims, grid(rows.div_ceil(64))?)
+        let u = |v: usize| v as u32;
+        let dims = LoraNormDims { rows: u(rows), width: u(width), accumulate: acc as u32, eps, g_off: u(g.1), _pad: [0; 3] };
+        self.run(&self.kernels.rmsnorm, entry, &[x, g.0, dy, y], &dims, grid(rows.div_ceil(64))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -210,10 +255,24 @@ impl Builder<'_> {
         scale: f32,
         grad: bool,
     ) -> Result<Op> {
+        self.loss_with(targets, logits, loss, LossDims { scale, grad: grad as u32, ..LossDims::default() }, rows, vocab)
+    }
+
+    /// `loss` with every setting of `dims` (a z-loss `coef`, per-row `stats`); its `rows` and
+    /// `vocab` are filled in here.
+    pub fn loss_with(
+        &self,
+        targets: &wgpu::Buffer,
+        logits: &wgpu::Buffer,
+        loss: &wgpu::Buffer,
+        dims: LossDims,
+        rows: usize,
+        vocab: usize,
+    ) -> Result<Op> {
         if rows > MAX_GROUPS as usize {
             return Err(Error::Gpu(format!("{rows} rows exceed the GPU's dispatch limits; use a smaller batch")));
         }
-        let dims = LossDims { rows: rows as u32, vocab: vocab as u32, scale, grad: grad as u32 };
+        let dims = LossDims { rows: rows as u32, vocab: vocab as u32, ..dims };
         self.run(&self.kernels.loss, "main", &[targets, logits, loss], &dims, [rows as u32, 1, 1])
     }
 
@@ -245,6 +304,7 @@ pub fn adamw_dims(h: &crate::lora::AdamW, clip: Option<f64>, step: u32, len: usi
         bc2_sqrt: g(bc2_sqrt),
         step_size: g(h.lr / bc1),
         eps: g(h.eps),
-        _pad: [0; 3],
+        start: 0,
+        _pad: [0; 2],
     }
 }

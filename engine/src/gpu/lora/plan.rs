@@ -214,7 +214,7 @@ impl Ctx<'_> {
         let mut fw = Vec::new();
         for (l, a) in bf.acts.iter().enumerate() {
             let (x, lw, u) = (&xs[l], &m.layers[l], |t: Target| a.u[t as usize].as_ref());
-            fw.push(b.rmsnorm("forward", x, &lw.rms_att, x, &a.xn_att, n, d, false, c.norm_eps)?);
+            fw.push(b.rmsnorm("forward", x, (&lw.rms_att, 0), x, &a.xn_att, n, d, false, c.norm_eps)?);
             self.project(&mut fw, l, Target::Q, &a.xn_att, &a.q, u(Target::Q), false)?;
             self.project(&mut fw, l, Target::K, &a.xn_att, &a.k, u(Target::K), false)?;
             self.project(&mut fw, l, Target::V, &a.xn_att, &a.v, u(Target::V), false)?;
@@ -230,7 +230,7 @@ impl Ctx<'_> {
             // x_mid = x + Wo·att (+ LoRA), accumulated in place.
             fw.push(Op::Copy { src: x.clone(), dst: a.x_mid.clone(), bytes: (n * d * 4) as u64 });
             self.project(&mut fw, l, Target::O, &a.att, &a.x_mid, u(Target::O), true)?;
-            fw.push(b.rmsnorm("forward", &a.x_mid, &lw.rms_ffn, &a.x_mid, &a.xn_ffn, n, d, false, c.norm_eps)?);
+            fw.push(b.rmsnorm("forward", &a.x_mid, (&lw.rms_ffn, 0), &a.x_mid, &a.xn_ffn, n, d, false, c.norm_eps)?);
             self.project(&mut fw, l, Target::Gate, &a.xn_ffn, &a.h1, u(Target::Gate), false)?;
             self.project(&mut fw, l, Target::Up, &a.xn_ffn, &a.h3, u(Target::Up), false)?;
             fw.push(b.swiglu("forward", [&a.h1, &a.h3, &a.h1], [&a.g, &bf.s.dg], n * hd)?);
@@ -238,7 +238,7 @@ impl Ctx<'_> {
             self.project(&mut fw, l, Target::Down, &a.g, &xs[l + 1], u(Target::Down), true)?;
         }
         let x_final = &xs[c.n_layers];
-        fw.push(b.rmsnorm("forward", x_final, &m.rms_final, x_final, &bf.xn_final, n, d, false, c.norm_eps)?);
+        fw.push(b.rmsnorm("forward", x_final, (&m.rms_final, 0), x_final, &bf.xn_final, n, d, false, c.norm_eps)?);
         fw.push(b.linear((&bf.xn_final, 0), (&m.wcls, 0), (&bf.logits, 0), lin(n, d, c.vocab_size, false))?);
         Ok(fw)
     }
@@ -250,7 +250,7 @@ impl Ctx<'_> {
         let (s, b) = (&bf.s, &self.b);
         let mut bw = Vec::new();
         bw.push(b.linear_dx((&bf.logits, 0), (&m.wcls, 0), (&s.dxn, 0), lin(n, d, c.vocab_size, false))?);
-        bw.push(b.rmsnorm("backward", &bf.xs[c.n_layers], &m.rms_final, &s.dxn, &s.dx, n, d, false, c.norm_eps)?);
+        bw.push(b.rmsnorm("backward", &bf.xs[c.n_layers], (&m.rms_final, 0), &s.dxn, &s.dx, n, d, false, c.norm_eps)?);
         for l in (0..c.n_layers).rev() {
             let (a, lw) = (&bf.acts[l], &m.layers[l]);
             let u = |t: Target| a.u[t as usize].as_ref();
@@ -263,7 +263,7 @@ impl Ctx<'_> {
             bw.push(b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), lin(n, d, hd, true))?);
             self.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &s.du, Some(&s.dxn))?;
             self.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &s.du, Some(&s.dxn))?;
-            bw.push(b.rmsnorm("backward", &a.x_mid, &lw.rms_ffn, &s.dxn, &s.dx, n, d, true, c.norm_eps)?);
+            bw.push(b.rmsnorm("backward", &a.x_mid, (&lw.rms_ffn, 0), &s.dxn, &s.dx, n, d, true, c.norm_eps)?);
             // Attention.
             bw.push(b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), lin(n, c.q_dim(), d, false))?);
             self.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
@@ -289,7 +289,7 @@ impl Ctx<'_> {
                 self.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &s.du, need_dx.then_some(&s.dxn))?;
             }
             if need_dx {
-                bw.push(b.rmsnorm("backward", &bf.xs[l], &lw.rms_att, &s.dxn, &s.dx, n, d, true, c.norm_eps)?);
+                bw.push(b.rmsnorm("backward", &bf.xs[l], (&lw.rms_att, 0), &s.dxn, &s.dx, n, d, true, c.norm_eps)?);
             }
         }
         Ok(bw)
