@@ -21,12 +21,21 @@ for r in $(seq "$ROUNDS"); do
         "$PY" -c 'import json,sys; print(round(json.load(sys.stdin)["tokens_per_s"]))')
     RES[torch-$t]+="$v "
   done
+  # The GPU trainer (its adapter named in the table; on a machine without a GPU that is Mesa's
+  # lavapipe, a CPU emulation: not a GPU speed).
+  line=$("$TINYLM" pretrain --shape tiny64 -z public/models/tok512.bin --text-file "$TEXT" --backend gpu \
+      --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup 0 -o "$OUT/gpu" 2>/dev/null || true)
+  GPU_NAME=$(echo "$line" | sed -n 's/.* on the GPU (\(.*\))$/\1/p' | head -1)
+  v=$(echo "$line" | sed -n 's/.*(\([0-9]*\) training tokens\/s).*/\1/p')
+  RES[gpu-1]+="${v:--} "
 done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| implementation | threads | training tokens/s (median) | runs |"
 echo "| --- | --- | --- | --- |"
-for k in tinylm-1 tinylm-2 torch-1 torch-2; do
-  med=$(echo "${RES[$k]}" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "| ${k%-*} | ${k#*-} | $med | ${RES[$k]}|"
+for k in tinylm-1 tinylm-2 torch-1 torch-2 gpu-1; do
+  med=$(echo "${RES[$k]}" | tr ' ' '\n' | grep '^[0-9]' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  name=${k%-*}
+  [ "$name" = gpu ] && name="tinylm pretrain --backend gpu (${GPU_NAME:-no GPU})"
+  echo "| $name | ${k#*-} | ${med:--} | ${RES[$k]}|"
 done
 rm -rf "$OUT"

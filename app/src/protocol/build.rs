@@ -42,6 +42,14 @@ pub struct BuildSettings {
     /// A sample (and a held-out check) every this many steps.
     pub sample_every: u32,
     pub prompt: String,
+    /// Where to train: "cpu", or "gpu" (WebGPU, falling back to the CPU in words). Runs kept
+    /// before the choice existed trained on the CPU.
+    #[serde(default = "on_the_cpu")]
+    pub device: String,
+}
+
+fn on_the_cpu() -> String {
+    "cpu".into()
 }
 
 /// A run to start or continue (boxed in `BuildCmd`: it carries the text and a checkpoint).
@@ -159,6 +167,12 @@ pub enum BuildEvent {
         train_tokens: usize,
         held_tokens: usize,
         params: u64,
+    },
+    /// Where run `job` trains, in words ("WebGPU (google swiftshader (software fallback
+    /// adapter))", "the CPU", or "the CPU (why not WebGPU)").
+    Device {
+        job: u64,
+        name: String,
     },
     Step {
         job: u64,

@@ -14,7 +14,7 @@ const FILE: &str = "form.json";
 
 /// Each field's name in the saved file and its signal, in one place for reading and writing.
 /// The file maps names to the fields as typed (text, so a half-typed number survives too).
-fn fields(f: Form) -> [(&'static str, RwSignal<String>); 15] {
+fn fields(f: Form) -> [(&'static str, RwSignal<String>); 16] {
     [
         ("shape", f.shape),
         ("corpus", f.corpus),
@@ -31,6 +31,7 @@ fn fields(f: Form) -> [(&'static str, RwSignal<String>); 15] {
         ("sweep_steps", f.sweep_steps),
         ("sweep_ways", f.sweep_ways),
         ("variant_lr", f.variant_lr),
+        ("device", f.device),
     ]
 }
 

@@ -120,6 +120,19 @@ pub fn SettingsPanel(b: BuildCtx) -> impl IntoView {
                 <Setting id="build-sample-every" label="Sample every" value=f.sample_every
                     hint="Steps between samples, held-out checks and saves to this device." />
                 <Setting id="build-prompt" label="Sample prompt" value=f.prompt hint="Every sample starts with this, with the same seed." />
+                <label class="field" for="build-device">
+                    <span class="name">"Train on"</span>
+                    <select id="build-device" data-testid="build-device" aria-describedby="build-device-hint"
+                        on:change=move |e| f.device.set(event_target_value(&e))>
+                        <option value="cpu" prop:selected=move || f.device.get() == "cpu">"The CPU"</option>
+                        <option value="gpu" prop:selected=move || f.device.get() == "gpu">"WebGPU"</option>
+                    </select>
+                    <small id="build-device-hint" class="hint">
+                        "WebGPU runs on the graphics chip. Both give the same model up to rounding; shapes this small \
+                         are often faster on the CPU. Without WebGPU the run says so and uses the CPU. The \
+                         experiments run on the CPU."
+                    </small>
+                </label>
             </div>
         </fieldset>
     }
@@ -186,6 +199,11 @@ pub fn Controls(b: BuildCtx) -> impl IntoView {
                 {status}
             </p>
             <p class="hint">{data}</p>
+            <Show when=move || b.device.with(Option::is_some)>
+                <p class="hint" data-testid="build-device-used" data-device=move || b.device.get().unwrap_or_default()>
+                    {move || format!("Training on {}.", b.device.get().unwrap_or_default())}
+                </p>
+            </Show>
             <Show when=move || b.timing.with(Option::is_some)>
                 {move || b.timing.get().map(|t| view! {
                     <p class="hint" data-testid="build-timing" data-total-ms=t.total_ms.to_string()

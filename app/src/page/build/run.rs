@@ -40,6 +40,10 @@ pub fn settings(b: BuildCtx) -> Result<BuildSettings, String> {
     if !(lr > 0.0 && lr <= 1.0) {
         return Err("The learning rate must be above 0 and at most 1.".into());
     }
+    let device = f.device.get_untracked();
+    if !matches!(device.as_str(), "cpu" | "gpu") {
+        return Err("Pick where to train.".into());
+    }
     let z_loss = num(f.z_loss, "The z-loss")?;
     if !(0.0..=1.0).contains(&z_loss) {
         return Err("The z-loss must be from 0 to 1.".into());
@@ -55,6 +59,7 @@ pub fn settings(b: BuildCtx) -> Result<BuildSettings, String> {
         z_loss,
         sample_every: whole(f.sample_every, "Sample every", 1, 1_000_000)? as u32,
         prompt: f.prompt.get_untracked(),
+        device,
     })
 }
 
@@ -120,6 +125,7 @@ async fn launch(b: BuildCtx, s: BuildSettings, text: String, label: String, resu
     };
     let job = b.job.get_untracked() + 1;
     b.job.set(job);
+    b.device.set(None);
     b.phase.set(Phase::Running);
     b.run.set(Some((s.clone(), text.clone(), label)));
     let start =
@@ -159,6 +165,7 @@ pub async fn restore(b: BuildCtx) {
     f.z_loss.set(s.z_loss.to_string());
     f.sample_every.set(s.sample_every.to_string());
     f.prompt.set(s.prompt.clone());
+    f.device.set(s.device.clone());
     b.history.set(kept.history.clone());
     b.saved_step.set(Some(kept.step));
     b.run.set(Some((kept.settings, kept.text, kept.text_label)));
@@ -193,6 +200,7 @@ pub fn receive(b: BuildCtx, ev: BuildEvent) {
         BuildEvent::Data { job, train_bytes, train_tokens, held_tokens, params } if current(job) => {
             b.data.set(Some((train_bytes, train_tokens, held_tokens, params)))
         }
+        BuildEvent::Device { job, name } if current(job) => b.device.set(Some(name)),
         BuildEvent::Step { job, m } if current(job) => b.history.update(|h| {
             h.truncate(m.step - 1);
             h.steps.push(m);
@@ -262,7 +270,7 @@ pub async fn to_menu(b: BuildCtx, name: String, bytes: Vec<u8>) {
 pub fn watch_estimate(b: BuildCtx) {
     let f = b.form;
     Effect::new(move |_| {
-        for s in [f.shape, f.steps, f.batch, f.seq, f.sample_every, f.lr, f.warmup, f.z_loss] {
+        for s in [f.shape, f.steps, f.batch, f.seq, f.sample_every, f.lr, f.warmup, f.z_loss, f.device] {
             s.track();
         }
         let busy = b.busy();

@@ -97,6 +97,8 @@ pub struct Form {
     pub sweep_ways: RwSignal<String>,
     /// The warm-up and z-loss experiment's rate.
     pub variant_lr: RwSignal<String>,
+    /// Where to train: "cpu" or "gpu" (WebGPU).
+    pub device: RwSignal<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -110,6 +112,8 @@ pub struct BuildCtx {
     pub run: RwSignal<Option<(BuildSettings, String, String)>>,
     /// Bytes of the text trained on (the rest is held out), its tokens, and the model's size.
     pub data: RwSignal<Option<(usize, usize, usize, u64)>>,
+    /// Where the current run trains, in words (the worker's `Device`).
+    pub device: RwSignal<Option<String>>,
     /// The step of the newest checkpoint kept on this device.
     pub saved_step: RwSignal<Option<u32>>,
     /// The finished (or stopped) model as a llama2.c file.
@@ -157,12 +161,14 @@ impl BuildCtx {
                 sweep_steps: s("100"),
                 sweep_ways: s("four"),
                 variant_lr: s("0.1"),
+                device: s("cpu"),
             },
             job: RwSignal::new(0),
             phase: RwSignal::new(Phase::Idle),
             history: RwSignal::new(History::default()),
             run: RwSignal::new(None),
             data: RwSignal::new(None),
+            device: RwSignal::new(None),
             saved_step: RwSignal::new(None),
             model: RwSignal::new(None),
             model_name: RwSignal::new(None),

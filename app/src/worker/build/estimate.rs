@@ -1,15 +1,15 @@
 //! How long a run would take here, measured before it starts: the settings' shape from its
 //! random init, warm-up steps, then the median of a few timed steps on random tokens (the
 //! time of a step does not depend on which tokens), one held-out window's loss and a sample.
-//! A check is counted with the most held-out windows a run takes (`HELD_MAX`).
+//! A check is counted with the most held-out windows a run takes (`HELD_MAX`). On the device
+//! the run would train on.
 
 use tinylm_engine::lora::Batch;
-use tinylm_engine::pretrain::{PretrainBackend, Trainer};
 use tinylm_engine::randmodel::random_weights;
 use tinylm_engine::{Config, Rng, Sampler};
 
 use super::super::bridge::{now_ms, yield_now};
-use super::setup::{hyper, HELD_MAX, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
+use super::setup::{hyper, open_trainer, From, HELD_MAX, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
 use crate::protocol::build::{shape, BuildEstimate, BuildSettings};
 
 /// Timed steps after the warm-up.
@@ -21,7 +21,7 @@ pub async fn measure(s: &BuildSettings) -> Result<BuildEstimate, String> {
     let shape = shape(&s.shape).ok_or_else(|| format!("Unknown shape “{}”.", s.shape))?;
     let c = Config::parse(shape.spec).map_err(err)?;
     let w = random_weights(&c, shape.seed).map_err(err)?;
-    let mut t = Trainer::open_async(PretrainBackend::Cpu, &w, hyper(s), None).await.map_err(err)?;
+    let (mut t, _) = open_trainer(s, From::Fresh(&w, hyper(s))).await?;
     let mut rng = Rng::new(s.data_seed);
     let mut tokens = |n: usize| (0..n).map(|_| rng.next_u32() % c.vocab_size as u32).collect::<Vec<u32>>();
     let batch = Batch::new(s.batch, s.seq, tokens(s.batch * s.seq)).map_err(err)?;

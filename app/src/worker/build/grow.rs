@@ -5,14 +5,14 @@
 //! checkpoint; at the end the model as a llama2.c file.
 
 use tinylm_engine::checkpoint::write_v0;
-use tinylm_engine::pretrain::{PretrainBackend, StepMetrics, Trainer};
+use tinylm_engine::pretrain::{StepMetrics, Trainer};
 use tinylm_engine::randmodel::random_weights;
 use tinylm_engine::sampler::Sampler;
 use tinylm_engine::{Config, Tokenizer};
 
 use super::super::bridge::{now_ms, yield_now};
 use super::super::cancel::Cancel;
-use super::setup::{data, hyper, send, Data, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
+use super::setup::{data, hyper, open_trainer, send, Data, From, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS};
 use crate::protocol::build::{shape, BuildEvent, BuildStart, RunTiming, StepView};
 use crate::protocol::train::Ending;
 use crate::protocol::Bytes;
@@ -27,19 +27,20 @@ pub async fn run(start: BuildStart, cancel: &Cancel<Ending>) -> Result<(), Strin
     hyper.validate().map_err(text_err)?;
     let d = data(&tok, &text, &s, &c, job)?;
     d.train.batch(s.batch, 0, s.data_seed).map_err(text_err)?;
-    let mut t = match resume {
+    let (mut t, device) = match resume {
         Some(state) => {
-            let t = Trainer::from_snapshot_async(PretrainBackend::Cpu, &state.to_vec(), "checkpoint").await.map_err(text_err)?;
-            if t.hyper() != hyper || t.config() != c {
+            let opened = open_trainer(&s, From::Checkpoint(&state.to_vec())).await?;
+            if opened.0.hyper() != hyper || opened.0.config() != c {
                 return Err("The checkpoint was saved with other settings; start a new run.".into());
             }
-            t
+            opened
         }
         None => {
             let w = random_weights(&c, shape.seed).map_err(text_err)?;
-            Trainer::open_async(PretrainBackend::Cpu, &w, hyper, None).await.map_err(text_err)?
+            open_trainer(&s, From::Fresh(&w, hyper)).await?
         }
     };
+    send(BuildEvent::Device { job, name: device });
     let prompt = tok.encode(&s.prompt, true, false);
     let mut done = t.steps_done();
     let mut clock = Clock::new();

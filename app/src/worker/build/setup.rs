@@ -2,9 +2,10 @@
 //! text cut into training and held-out windows, and the samples' settings.
 
 use tinylm_engine::lora::{Dataset, HeldOut};
-use tinylm_engine::pretrain::{Hyper, Schedule, ScheduleKind};
-use tinylm_engine::{Config, Tokenizer};
+use tinylm_engine::pretrain::{Hyper, PretrainBackend, Schedule, ScheduleKind, Trainer};
+use tinylm_engine::{Config, Tokenizer, Weights};
 
+use super::super::backends::adapter_label;
 use super::super::bridge::post;
 use crate::protocol::build::{BuildEvent, BuildSettings};
 use crate::protocol::FromWorker;
@@ -28,6 +29,44 @@ pub fn hyper(s: &BuildSettings) -> Hyper {
     let d = Hyper::default();
     let schedule = Schedule { kind: ScheduleKind::Cosine, lr: s.lr, min_lr: 0.0, warmup: s.warmup, steps: s.steps };
     Hyper { schedule, z_loss: s.z_loss, ..d }
+}
+
+/// Where a run starts: new at `w` with `hyper`, or a checkpoint's bytes.
+#[derive(Clone, Copy)]
+pub enum From<'a> {
+    Fresh(&'a Weights, Hyper),
+    Checkpoint(&'a [u8]),
+}
+
+/// The run's trainer: on WebGPU when the settings ask for it and the GPU can train, else on the
+/// CPU; with where it trains in words (and why not on WebGPU, when asked and refused).
+pub async fn open_trainer(s: &BuildSettings, from: From<'_>) -> Result<(Trainer, String), String> {
+    let on = |b: PretrainBackend| async move {
+        match from {
+            From::Fresh(w, h) => Trainer::open_async(b, w, h, None).await,
+            From::Checkpoint(bytes) => Trainer::from_snapshot_async(b, bytes, "checkpoint").await,
+        }
+    };
+    let mut why = None;
+    if s.device == "gpu" {
+        match on(PretrainBackend::Gpu).await {
+            Ok(t) => {
+                // wgpu names no adapter on the web: the browser's own words.
+                let name = match adapter_label().await {
+                    Some(label) => format!("WebGPU ({label})"),
+                    None => "WebGPU".into(),
+                };
+                return Ok((t, name));
+            }
+            Err(e) => why = Some(format!("WebGPU could not train: {e}")),
+        }
+    }
+    let t = on(PretrainBackend::Cpu).await.map_err(|e| e.to_string())?;
+    let name = match why {
+        Some(w) => format!("the CPU ({w})"),
+        None => "the CPU".into(),
+    };
+    Ok((t, name))
 }
 
 /// The text's windows: training on the first nine tenths (`train::split`), held out the rest.
