@@ -7,6 +7,7 @@ pub mod link;
 #[cfg(target_arch = "wasm32")]
 pub mod page;
 pub mod pick;
+pub mod plot;
 pub mod protocol;
 pub mod settings;
 pub mod shelf;

@@ -128,7 +128,7 @@ impl Trainer {
         let w = match self {
             Trainer::Cpu(t) => t.weights(),
             #[cfg(feature = "gpu")]
-            Trainer::Gpu(t) => t.to_cpu_async().await?.weights(),
+            Trainer::Gpu(t) => t.weights_async().await?,
         };
         let mut g = Generation::new(prompt, steps, &w.config)?;
         let mut backend = CpuBackend::new(w);

@@ -8,10 +8,16 @@ const W: f64 = 600.0;
 const H: f64 = 200.0;
 const PAD: f64 = 34.0;
 
-/// Plot coordinates of `(step, loss)` points for x in 0..=x_max and y in lo..=hi.
+/// Runs of points a drawn line keeps at most (about one per two units of the 600-wide plot).
+const BUCKETS: usize = 300;
+
+/// Plot coordinates of `(step, loss)` points for x in 0..=x_max and y in lo..=hi, thinned to
+/// `BUCKETS` runs (a lesson-length run has tens of thousands of steps; drawing each one at
+/// every step froze the page).
 fn path(points: &[(f64, f64)], x_max: f64, lo: f64, hi: f64) -> String {
     let x = |s: f64| PAD + (W - PAD - 8.0) * s / x_max.max(1.0);
     let y = |l: f64| 8.0 + (H - PAD - 8.0) * (1.0 - (l - lo) / (hi - lo).max(1e-9));
+    let points = crate::plot::thin(points, BUCKETS);
     points.iter().enumerate().map(|(i, &(s, l))| format!("{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, x(s), y(l))).collect()
 }
 

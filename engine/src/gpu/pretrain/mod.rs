@@ -12,44 +12,31 @@
 //! - The CPU trainer is the state's home: `to_cpu_async` reads everything back into one, which
 //!   saves, samples and resumes as before; `new_async` moves one onto the GPU.
 
+mod flat;
 mod layout;
 mod plan;
 
+use flat::Flat;
 use layout::Layout;
 use plan::{Ctx, Plan};
 
 use super::context::GpuContext;
 use super::kernels::Kernel;
-use super::lora::model::sized;
 use super::lora::ops::{adamw_dims, grid, submit_and_read, Builder, Op};
 use super::lora::train_kernels::TrainKernels;
 use super::registry;
 use super::uniforms::{AdamwDims, PretrainDims};
 use super::workgroups::Workgroups;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{buffer, storage};
+use crate::gpu::kernels::buffer;
 use crate::gpu::rope_table;
 use crate::lora::kernels::IGNORE;
 use crate::lora::Batch;
 use crate::pretrain::{Hyper, LossStats, Moments, Params, Pretrainer, StepMetrics};
 
-/// The flat arrays every step reads and writes.
-pub(crate) struct Flat {
-    pub params: wgpu::Buffer,
-    pub grads: wgpu::Buffer,
-    pub m: wgpu::Buffer,
-    pub v: wgpu::Buffer,
-    /// The parameters before the last update (for the update norms).
-    pub old: wgpu::Buffer,
-    /// The gradient norm (one float).
-    pub norm: wgpu::Buffer,
-    /// `(Σ Δ², Σ w²)` of each tensor's last update.
-    pub sums: wgpu::Buffer,
-    spare: wgpu::Buffer,
-}
-
-/// AdamW's recorded work: the norm, each tensor's update, and the update norms; each with its
-/// own small uniform, rewritten before each step.
+/// AdamW's recorded work: the gradient norm (which ends a step's first submit), then, the
+/// weights copied aside, each tensor's update and its update and weight norms; each update with
+/// its own small uniform, rewritten before each step.
 struct Optimizer {
     dims: Vec<wgpu::Buffer>,
     norm: Op,
@@ -73,11 +60,6 @@ pub struct GpuPretrainer {
     metrics: StepMetrics,
 }
 
-fn upload(ctx: &GpuContext, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
-    super::lora::model::check_size(ctx, what, data.len())?;
-    Ok(storage(ctx, what, data, wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC))
-}
-
 impl GpuPretrainer {
     /// `cpu`'s weights, moments and settings moved to the GPU (`context`: a device to share,
     /// else a new one).
@@ -93,17 +75,8 @@ impl GpuPretrainer {
             .scoped("loading the model for training", || -> Result<_> {
                 let kernels = TrainKernels::new(&ctx);
                 let own = Kernel::compile(&ctx, &registry::PRETRAIN, &Workgroups::default(), None);
-                let flat = Flat {
-                    params: upload(&ctx, "the weights", &layout.flatten(&cpu.params))?,
-                    grads: sized(&ctx, "the gradients", layout.len)?,
-                    m: upload(&ctx, "AdamW m", &layout.flatten(&moments.m))?,
-                    v: upload(&ctx, "AdamW v", &layout.flatten(&moments.v))?,
-                    old: sized(&ctx, "the weights before the update", layout.len)?,
-                    norm: sized(&ctx, "gradient norm", 1)?,
-                    sums: sized(&ctx, "update norms", 2 * layout.specs.len())?,
-                    spare: sized(&ctx, "spare", 1)?,
-                };
-                Ok((kernels, own, flat, upload(&ctx, "rope table", &rope_table(&config))?))
+                let flat = Flat::new(&ctx, &layout, &cpu.params, &moments.m, &moments.v)?;
+                Ok((kernels, own, flat, flat::upload(&ctx, "rope table", &rope_table(&config))?))
             })
             .await??;
         let opt = Optimizer::new(&ctx, &kernels, &own, &layout, &flat)?;
@@ -162,8 +135,10 @@ impl GpuPretrainer {
             config: self.layout.config,
         };
         let z = self.hyper.z_loss;
-        let plan =
-            self.ctx.scoped("preparing the training buffers", || Plan::new(&self.ctx, &cx, batch.batch, batch.seq, z)).await??;
+        let plan = self
+            .ctx
+            .scoped("preparing the training buffers", || Plan::new(&self.ctx, &cx, batch.batch, batch.seq, z, &self.opt.norm))
+            .await??;
         if eval {
             self.eval = Some(plan);
         } else {
@@ -189,17 +164,10 @@ impl GpuPretrainer {
         self.plan_for(batch, false).await?;
         let plan = self.upload(false, batch)?;
         let layers = self.layout.config.n_layers;
-        let ops: Vec<Op> = [
-            &plan.forward[..],
-            std::slice::from_ref(&plan.loss[1]),
-            &plan.measure,
-            &plan.backward,
-            std::slice::from_ref(&self.opt.norm),
-        ]
-        .concat();
         let n = batch.tokens.len();
         let out =
-            submit_and_read(&self.ctx, &ops, &[(&plan.row_loss, 4 * n), (&self.flat.norm, 1), (&plan.attn_max, layers)]).await?;
+            submit_and_read(&self.ctx, &plan.step, &[(&plan.row_loss, 4 * n), (&self.flat.norm, 1), (&plan.attn_max, layers)])
+                .await?;
         let st = loss_stats(&out[0], n, batch.seq);
         let it = self.step;
         self.metrics.set_loss(&st, self.hyper.z_loss, self.layout.config.vocab_size);
@@ -211,10 +179,7 @@ impl GpuPretrainer {
             )));
         }
         self.opt.set_step(&self.ctx, &self.hyper, &self.layout, it);
-        let bytes = self.layout.len as u64 * 4;
-        let mut ops = vec![Op::Copy { src: self.flat.params.clone(), dst: self.flat.old.clone(), bytes }];
-        ops.extend(self.opt.update.iter().cloned());
-        let sums = submit_and_read(&self.ctx, &ops, &[(&self.flat.sums, 2 * self.layout.specs.len())]).await?;
+        let sums = submit_and_read(&self.ctx, &self.opt.update, &[(&self.flat.sums, 2 * self.layout.specs.len())]).await?;
         self.step += 1;
         let m = &mut self.metrics;
         m.step = self.step;
@@ -234,9 +199,8 @@ impl GpuPretrainer {
     pub async fn loss_stats_async(&mut self, batch: &Batch) -> Result<LossStats> {
         self.plan_for(batch, true).await?;
         let plan = self.upload(true, batch)?;
-        let ops: Vec<Op> = [&plan.forward[..], std::slice::from_ref(&plan.loss[0])].concat();
         let n = batch.tokens.len();
-        let out = submit_and_read(&self.ctx, &ops, &[(&plan.row_loss, 4 * n)]).await?;
+        let out = submit_and_read(&self.ctx, &plan.eval, &[(&plan.row_loss, 4 * n)]).await?;
         Ok(loss_stats(&out[0], n, batch.seq))
     }
 
@@ -251,12 +215,18 @@ impl GpuPretrainer {
     pub async fn loss_and_grads_async(&mut self, batch: &Batch) -> Result<(f64, Params<f32>)> {
         self.plan_for(batch, false).await?;
         let plan = self.upload(false, batch)?;
-        let ops: Vec<Op> = [&plan.forward[..], std::slice::from_ref(&plan.loss[1]), &plan.backward].concat();
         let n = batch.tokens.len();
-        let out = submit_and_read(&self.ctx, &ops, &[(&plan.row_loss, 4 * n), (&self.flat.grads, self.layout.len)]).await?;
+        let out =
+            submit_and_read(&self.ctx, &plan.grads, &[(&plan.row_loss, 4 * n), (&self.flat.grads, self.layout.len)]).await?;
         let st = loss_stats(&out[0], n, batch.seq);
         let grads = Params::from_tensors(self.layout.config, self.layout.split(&out[1]));
         Ok((st.ce_sum / st.rows.max(1) as f64, grads))
+    }
+
+    /// The weights as trained so far (read back; for samples).
+    pub async fn weights_async(&self) -> Result<crate::Weights> {
+        let out = submit_and_read(&self.ctx, &[], &[(&self.flat.params, self.layout.len)]).await?;
+        Ok(Params::from_tensors(self.layout.config, self.layout.split(&out[0])).to_weights())
     }
 
     /// The weights, moments and settings read back into a CPU trainer (to save, sample or go
@@ -330,7 +300,7 @@ impl Optimizer {
         let norm = Op::Run { pipeline: k.adamw.pipeline("norm_main")?.clone(), bg: bind(&norm_dims), groups: [1, 1, 1] };
         let b = Builder { ctx, kernels: k };
         let mut dims = Vec::new();
-        let mut update = Vec::new();
+        let mut update = vec![Op::Copy { src: f.params.clone(), dst: f.old.clone(), bytes: layout.len as u64 * 4 }];
         for (i, (spec, &start)) in layout.specs.iter().zip(&layout.starts).enumerate() {
             let d = dims_buf();
             update.push(Op::Run {

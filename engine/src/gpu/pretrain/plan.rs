@@ -3,8 +3,8 @@
 //! the flat parameter buffer at its offset (`Layout`), every gradient written to the flat
 //! gradient buffer at the same offset.
 
+use super::flat::Flat;
 use super::layout::Layout;
-use super::Flat;
 use crate::config::Config;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
@@ -54,12 +54,12 @@ pub struct Plan {
     pub row_loss: wgpu::Buffer,
     /// The largest attention logit of each layer.
     pub attn_max: wgpu::Buffer,
-    pub forward: Vec<Op>,
-    /// The loss without (`[0]`) and with (`[1]`) its gradient, both with the row statistics.
-    pub loss: [Op; 2],
-    /// Each layer's largest attention logit into `attn_max`.
-    pub measure: Vec<Op>,
-    pub backward: Vec<Op>,
+    /// The recorded work, made once: the forward and the loss (held-out batches); the forward,
+    /// the loss with its gradient and the backward (the gradients alone); and a step's first
+    /// submit, which also measures each layer's largest attention logit and the gradient norm.
+    pub eval: Vec<Op>,
+    pub grads: Vec<Op>,
+    pub step: Vec<Op>,
     /// Bytes of GPU memory this shape's buffers hold.
     pub bytes: u64,
 }
@@ -313,7 +313,8 @@ impl Ctx<'_> {
 }
 
 impl Plan {
-    pub(super) fn new(ctx: &GpuContext, cx: &Ctx<'_>, batch: usize, seq: usize, z_loss: f64) -> Result<Plan> {
+    /// `norm`: the optimizer's gradient norm, which ends a step's first submit.
+    pub(super) fn new(ctx: &GpuContext, cx: &Ctx<'_>, batch: usize, seq: usize, z_loss: f64, norm: &Op) -> Result<Plan> {
         let bf = Bufs::new(ctx, &cx.config, batch, seq)?;
         let (forward, measure, backward) =
             (cx.forward(&bf, batch, seq)?, cx.measure(&bf, batch, seq)?, cx.backward(&bf, batch, seq)?);
@@ -324,7 +325,11 @@ impl Plan {
             cx.b.loss_with(&bf.targets, &bf.logits, &bf.row_loss, dims(false), n, vocab)?,
             cx.b.loss_with(&bf.targets, &bf.logits, &bf.row_loss, dims(true), n, vocab)?,
         ];
+        let [plain, with_grad] = loss;
+        let eval = [&forward[..], &[plain]].concat();
+        let grads = [&forward[..], std::slice::from_ref(&with_grad), &backward].concat();
+        let step = [&forward[..], &[with_grad], &measure, &backward, std::slice::from_ref(norm)].concat();
         let Bufs { tokens, targets, row_loss, attn_max, bytes, .. } = bf;
-        Ok(Plan { batch, seq, tokens, targets, row_loss, attn_max, forward, loss, measure, backward, bytes })
+        Ok(Plan { batch, seq, tokens, targets, row_loss, attn_max, eval, grads, step, bytes })
     }
 }
