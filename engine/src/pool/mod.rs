@@ -164,6 +164,22 @@ pub fn for_chunks2<A: Send, B: Send>(
     pool.run(pa.count(), &|i| f(i, unsafe { pa.get(i) }, unsafe { pb.get(i) }));
 }
 
+/// `for_chunks2` over `N` outputs of one type: output `j` in chunks of `sizes[j]`, every output in
+/// the same number of chunks, `f(i, [chunk i of each output])`.
+pub fn for_zipped_chunks<T: Send, const N: usize>(
+    pool: &dyn Pool,
+    outs: [&mut [T]; N],
+    sizes: [usize; N],
+    f: impl Fn(usize, [&mut [T]; N]) + Sync,
+) {
+    let mut size = sizes.into_iter();
+    let parts = outs.map(|o| Parts::new(o, size.next().unwrap_or(1)));
+    let count = parts.first().map_or(0, Parts::count);
+    assert!(parts.iter().all(|p| p.count() == count), "for_zipped_chunks: the outputs split into different numbers of chunks");
+    // SAFETY: as `for_chunks`, for each output: task `i` alone takes chunk `i` of each.
+    pool.run(count, &|i| f(i, std::array::from_fn(|j| unsafe { parts[j].get(i) })));
+}
+
 /// `for_chunks` over several outputs in one pool call: output `j` in chunks of `sizes[j]`, each
 /// chunk one task, `f(j, i, chunk)` for the `i`-th chunk of output `j`.
 pub fn for_chunks_of<T: Send, const N: usize>(

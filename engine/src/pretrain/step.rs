@@ -21,7 +21,8 @@ struct Scratch<F> {
     dg: Vec<F>,
     dh1: Vec<F>,
     dh3: Vec<F>,
-    /// One attention row (`seq`).
+    /// One attention row per sequence (`batch · seq`: a row each when attention splits the
+    /// batch over threads).
     ds: Vec<F>,
 }
 
@@ -53,7 +54,7 @@ impl<F: Real> Workspace<F> {
             dg: z(n * hd),
             dh1: z(n * hd),
             dh3: z(n * hd),
-            ds: z(seq),
+            ds: z(n),
         };
         Workspace {
             batch,

@@ -72,6 +72,9 @@ pub fn attention<F: Real>(k: Kernels, out: &mut [F], probs: &mut [F], q: &[F], k
 }
 
 fn attention_f32(out: &mut [f32], probs: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttnShape) {
+    if let Some(pool) = sequence_pool(s) {
+        return attention_by_sequence(&*pool, out, probs, q, k, v, s);
+    }
     let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
     let kv_mul = s.n_heads / s.n_kv_heads;
     for b in 0..s.batch {
@@ -107,7 +110,7 @@ pub fn attention_bwd<F: Real>(
         let grads = (F::f32s_mut(dq), F::f32s_mut(dk), F::f32s_mut(dv));
         let inputs = (F::f32s(dout), F::f32s(probs), F::f32s(q), F::f32s(kk), F::f32s(v));
         if let ((Some(dq), Some(dk), Some(dv)), (Some(dout), Some(probs), Some(q), Some(kk), Some(v))) = (grads, inputs) {
-            return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s, &mut vec![0f32; s.seq]);
+            return attention_bwd_f32([dq, dk, dv], [dout, probs, q, kk, v], s, &mut vec![0f32; s.batch * s.seq]);
         }
     }
     super::attention_bwd(dq, dk, dv, dout, probs, q, kk, v, s)
@@ -141,6 +144,9 @@ pub fn attention_bwd_into<F: Real>(
 }
 
 fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f32]; 5], s: AttnShape, ds: &mut [f32]) {
+    if let Some(pool) = sequence_pool(s) {
+        return attention_bwd_by_sequence(&*pool, [dq, dk, dv], [dout, probs, q, k, v], s, ds);
+    }
     let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
     let kv_mul = s.n_heads / s.n_kv_heads;
     for b in 0..s.batch {
@@ -157,6 +163,78 @@ fn attention_bwd_f32([dq, dk, dv]: [&mut [f32]; 3], [dout, probs, q, k, v]: [&[f
             }
         }
     }
+}
+
+// On several threads, attention splits the batch's sequences over the pool: each sequence's rows
+// of the outputs (and its K/V cache's gradients) belong to it alone, and each is computed as on
+// one thread, so the result is the same bit for bit. One thread keeps the plain loops above
+// (splitting there measured slower in Chromium, cause not found).
+
+/// The pool to split the batch's sequences over: with several threads, several sequences and
+/// enough work.
+fn sequence_pool(s: AttnShape) -> Option<std::sync::Arc<dyn crate::pool::Pool>> {
+    super::linear::parallel(s.batch * s.n_heads * s.seq * s.seq * s.head_size).filter(|_| s.batch > 1)
+}
+
+/// Sequence `b`'s `seq` rows of `width` in `x`.
+fn seq_rows(x: &[f32], b: usize, seq: usize, width: usize) -> &[f32] {
+    &x[b * seq * width..][..seq * width]
+}
+
+fn attention_by_sequence(
+    pool: &dyn crate::pool::Pool,
+    out: &mut [f32],
+    probs: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttnShape,
+) {
+    let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
+    let kv_mul = s.n_heads / s.n_kv_heads;
+    let sizes = [seq * dim, s.n_heads * seq * seq];
+    crate::pool::for_zipped_chunks(pool, [out, probs], sizes, |b, [out, probs]| {
+        let (q, k, v) = (seq_rows(q, b, seq, dim), seq_rows(k, b, seq, kv), seq_rows(v, b, seq, kv));
+        for t in 0..seq {
+            for h in 0..s.n_heads {
+                let (qo, ko) = (h * hs, (h / kv_mul) * hs);
+                let p = &mut probs[(h * seq + t) * seq..][..seq];
+                let (qh, oh) = (&q[t * dim + qo..][..hs], &mut out[t * dim + qo..][..hs]);
+                fast::attend(qh, &k[ko..], &v[ko..], kv, &mut p[..=t], oh);
+                p[t + 1..].fill(0.0);
+            }
+        }
+    });
+}
+
+/// `ds`: scratch of at least `batch · seq` (a row per sequence; shorter: each task allocates its own).
+fn attention_bwd_by_sequence(
+    pool: &dyn crate::pool::Pool,
+    [dq, dk, dv]: [&mut [f32]; 3],
+    [dout, probs, q, k, v]: [&[f32]; 5],
+    s: AttnShape,
+    ds: &mut [f32],
+) {
+    let (dim, kv, hs, seq) = (s.dim(), s.kv_dim(), s.head_size, s.seq);
+    let kv_mul = s.n_heads / s.n_kv_heads;
+    let one = |b: usize, [dq, dk, dv, ds]: [&mut [f32]; 4]| {
+        let (dout, q) = (seq_rows(dout, b, seq, dim), seq_rows(q, b, seq, dim));
+        let (k, v, probs) = (seq_rows(k, b, seq, kv), seq_rows(v, b, seq, kv), seq_rows(probs, b, seq, s.n_heads * seq));
+        for t in 0..seq {
+            for h in 0..s.n_heads {
+                let (qo, ko) = (h * hs, (h / kv_mul) * hs);
+                let p = &probs[(h * seq + t) * seq..][..=t];
+                let (qh, g, dqh) = (&q[t * dim + qo..][..hs], &dout[t * dim + qo..][..hs], &mut dq[t * dim + qo..][..hs]);
+                fast::attend_bwd(dqh, &mut dk[ko..], &mut dv[ko..], kv, g, p, qh, &k[ko..], &v[ko..], &mut ds[..=t]);
+            }
+        }
+    };
+    let sizes = [seq * dim, seq * kv, seq * kv];
+    if ds.len() >= s.batch * seq {
+        let ds = &mut ds[..s.batch * seq];
+        return crate::pool::for_zipped_chunks(pool, [dq, dk, dv, ds], [sizes[0], sizes[1], sizes[2], seq], one);
+    }
+    crate::pool::for_zipped_chunks(pool, [dq, dk, dv], sizes, |b, [dq, dk, dv]| one(b, [dq, dk, dv, &mut vec![0f32; seq]]));
 }
 
 /// `∂loss/∂logits` in place (`super::cross_entropy_bwd`), with `fast::softmax`.
