@@ -112,6 +112,8 @@ describe('Build view on WebGPU (SwiftShader): full training by the GPU trainer',
     await worker.evaluate(() => { GPU.prototype.requestAdapter = async () => null; });
     await page.fill('[data-testid=build-steps]', '3');
     await page.click('[data-testid=build-start]');
+    // The new run says where it trains (the finished run before it said WebGPU), then ends.
+    await page.waitForFunction(() => /^the CPU/.test(document.querySelector('[data-testid=build-device-used]')?.dataset.device ?? ''), null, { timeout: SLOW });
     assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=build-status]'));
     const fellBack = await page.getAttribute('[data-testid=build-device-used]', 'data-device');
     assert.match(fellBack, /^the CPU \(WebGPU could not train: .+\)$/, fellBack);

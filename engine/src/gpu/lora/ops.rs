@@ -56,17 +56,32 @@ pub fn encode(enc: &mut wgpu::CommandEncoder, ops: &[Op]) {
 /// and returns them, in order.
 pub async fn submit_and_read(ctx: &GpuContext, ops: &[Op], reads: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
     let total: usize = reads.iter().map(|r| r.1).sum();
-    let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
-    let staging = buffer(ctx, "training readback", total.max(1) as u64 * 4, usage);
+    submit_and_read_via(ctx, ops, reads, &staging(ctx, total)).await
+}
+
+/// A buffer to read `floats` back through.
+pub fn staging(ctx: &GpuContext, floats: usize) -> wgpu::Buffer {
+    buffer(ctx, "training readback", floats.max(1) as u64 * 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)
+}
+
+/// `submit_and_read` through the caller's `staging` buffer (from `staging`, large enough for
+/// every read together; unmapped again after), so a step makes no buffer.
+pub async fn submit_and_read_via(
+    ctx: &GpuContext,
+    ops: &[Op],
+    reads: &[(&wgpu::Buffer, usize)],
+    staging: &wgpu::Buffer,
+) -> Result<Vec<Vec<f32>>> {
+    let total: usize = reads.iter().map(|r| r.1).sum();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     encode(&mut enc, ops);
     let mut at = 0u64;
     for (b, n) in reads {
-        enc.copy_buffer_to_buffer(b, 0, &staging, at, *n as u64 * 4);
+        enc.copy_buffer_to_buffer(b, 0, staging, at, *n as u64 * 4);
         at += *n as u64 * 4;
     }
     let sub = ctx.queue.submit([enc.finish()]);
-    let all = floats(&readback::read(ctx, &staging, total as u64 * 4, sub).await?);
+    let all = floats(&readback::read(ctx, staging, total as u64 * 4, sub).await?);
     let mut out = Vec::with_capacity(reads.len());
     let mut at = 0;
     for (_, n) in reads {

@@ -5,7 +5,8 @@
 //!
 //! - Weights, gradients and AdamW's moments live on the GPU as flat arrays in `Pretrainer`'s
 //!   tensor order (`Layout`); a plan per batch shape holds the activations.
-//! - A step is two submits: forward, loss (with the z-loss), the attention measurements,
+//! - A step is two submits, read back through one staging buffer of its plan (a step makes no
+//!   GPU buffer): forward, loss (with the z-loss), the attention measurements,
 //!   backward and the gradient norm, then, once the loss read back is finite (a diverged step is
 //!   refused before any update, as on the CPU), AdamW tensor by tensor (decay on matrices only)
 //!   with each tensor's update and weight norms.
@@ -22,7 +23,7 @@ use plan::{Ctx, Plan};
 
 use super::context::GpuContext;
 use super::kernels::Kernel;
-use super::lora::ops::{adamw_dims, grid, submit_and_read, Builder, Op};
+use super::lora::ops::{adamw_dims, grid, submit_and_read, submit_and_read_via, Builder, Op};
 use super::lora::train_kernels::TrainKernels;
 use super::registry;
 use super::uniforms::{AdamwDims, PretrainDims};
@@ -165,9 +166,10 @@ impl GpuPretrainer {
         let plan = self.upload(false, batch)?;
         let layers = self.layout.config.n_layers;
         let n = batch.tokens.len();
-        let out =
-            submit_and_read(&self.ctx, &plan.step, &[(&plan.row_loss, 4 * n), (&self.flat.norm, 1), (&plan.attn_max, layers)])
-                .await?;
+        let reads = [(&plan.row_loss, 4 * n), (&self.flat.norm, 1), (&plan.attn_max, layers)];
+        let out = submit_and_read_via(&self.ctx, &plan.step, &reads, &plan.staging).await?;
+        // A handle, not a buffer: the second submit reads through the same one.
+        let staging = plan.staging.clone();
         let st = loss_stats(&out[0], n, batch.seq);
         let it = self.step;
         self.metrics.set_loss(&st, self.hyper.z_loss, self.layout.config.vocab_size);
@@ -179,7 +181,8 @@ impl GpuPretrainer {
             )));
         }
         self.opt.set_step(&self.ctx, &self.hyper, &self.layout, it);
-        let sums = submit_and_read(&self.ctx, &self.opt.update, &[(&self.flat.sums, 2 * self.layout.specs.len())]).await?;
+        let reads = [(&self.flat.sums, 2 * self.layout.specs.len())];
+        let sums = submit_and_read_via(&self.ctx, &self.opt.update, &reads, &staging).await?;
         self.step += 1;
         let m = &mut self.metrics;
         m.step = self.step;
@@ -200,7 +203,7 @@ impl GpuPretrainer {
         self.plan_for(batch, true).await?;
         let plan = self.upload(true, batch)?;
         let n = batch.tokens.len();
-        let out = submit_and_read(&self.ctx, &plan.eval, &[(&plan.row_loss, 4 * n)]).await?;
+        let out = submit_and_read_via(&self.ctx, &plan.eval, &[(&plan.row_loss, 4 * n)], &plan.staging).await?;
         Ok(loss_stats(&out[0], n, batch.seq))
     }
 

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::lora::model::sized;
-use crate::gpu::lora::ops::{grid, lin, At, Builder, Lin, Op};
+use crate::gpu::lora::ops::{grid, lin, staging, At, Builder, Lin, Op};
 use crate::gpu::uniforms::{LossDims, PretrainDims};
 use crate::lora::Target;
 use crate::weights::Tensor;
@@ -54,6 +54,8 @@ pub struct Plan {
     pub row_loss: wgpu::Buffer,
     /// The largest attention logit of each layer.
     pub attn_max: wgpu::Buffer,
+    /// What a step or a held-out batch reads back goes through this (`ops::staging`).
+    pub staging: wgpu::Buffer,
     /// The recorded work, made once: the forward and the loss (held-out batches); the forward,
     /// the loss with its gradient and the backward (the gradients alone); and a step's first
     /// submit, which also measures each layer's largest attention logit and the gradient norm.
@@ -329,7 +331,10 @@ impl Plan {
         let eval = [&forward[..], &[plain]].concat();
         let grads = [&forward[..], std::slice::from_ref(&with_grad), &backward].concat();
         let step = [&forward[..], &[with_grad], &measure, &backward, std::slice::from_ref(norm)].concat();
+        // The larger of a step's two readbacks: the rows' losses and statistics, the gradient
+        // norm and the layers' attention maxima; each tensor's two update norms.
+        let staging = staging(ctx, (4 * n + 1 + cx.config.n_layers).max(2 * cx.layout.specs.len()));
         let Bufs { tokens, targets, row_loss, attn_max, bytes, .. } = bf;
-        Ok(Plan { batch, seq, tokens, targets, row_loss, attn_max, eval, grads, step, bytes })
+        Ok(Plan { batch, seq, tokens, targets, row_loss, attn_max, staging, eval, grads, step, bytes })
     }
 }
