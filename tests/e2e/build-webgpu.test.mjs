@@ -8,16 +8,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { assertClean, bundledPath, generate, openApp, REPO, screenshot, statusText, tinylm, useSite, waitForState } from './helpers.mjs';
+import { assertClean, bundledPath, generate, openApp, REPO, screenshot, statusText, tinylm, useSite, waitForState, weightDiff } from './helpers.mjs';
 
 const TOK = bundledPath('tok512.bin');
 const TEXT = join(REPO, 'public/corpora/tinystories.txt');
 const SHAPE = { key: 's30k', spec: '32,64,1,4,4,512,256', seed: 30 };
 const RUN = { steps: 40, lr: 0.01, warmup: 5, batch: 4, seq: 32, zloss: 0.0001, 'sample-every': 20 };
 const SLOW = 300_000;
-
-/** The floats of a llama2.c v0 file after its 7-int header. */
-const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length));
 
 describe('Build view on WebGPU (SwiftShader): full training by the GPU trainer', () => {
   const site = useSite({ webgpu: true });
@@ -90,13 +87,7 @@ describe('Build view on WebGPU (SwiftShader): full training by the GPU trainer',
     const want = readFileSync(join(out, 'model.bin'));
     assert.equal(got.length, want.length);
     assert.deepEqual(got.subarray(0, 28), want.subarray(0, 28), 'the same header');
-    const [a, b] = [floats(got), floats(want)];
-    let d = 0;
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-      d = Math.max(d, Math.abs(a[i] - b[i]));
-      m = Math.max(m, Math.abs(b[i]));
-    }
+    const { d, m } = weightDiff(got, want);
     const losses = JSON.parse(readFileSync(join(out, 'losses.json'), 'utf8'));
     const [first, last] = [Number(await status(page, 'data-first-loss')), Number(await status(page, 'data-loss'))];
     console.log(`# build on WebGPU: paused at ${pausedAt}; page loss ${first.toFixed(4)} -> ${last.toFixed(4)}, CLI (lavapipe) ${losses[0].toFixed(4)} -> ${losses[RUN.steps - 1].toFixed(4)}; max |Δw| ${d.toExponential(2)} (max |w| ${m.toFixed(3)})`);

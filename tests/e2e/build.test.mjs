@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { assertClean, bundledPath, generate, openApp, REPO, screenshot, statusText, tinylm, useSite, waitForAsync, waitForState } from './helpers.mjs';
+import { assertClean, bundledPath, generate, openApp, REPO, screenshot, statusText, tinylm, useSite, waitForAsync, waitForState, weightDiff } from './helpers.mjs';
 
 const TOK = bundledPath('tok512.bin');
 const TEXT = join(REPO, 'public/corpora/tinystories.txt');
@@ -25,9 +25,6 @@ const SLOW = 120_000;
 // one high rate (the variants of `--lr-sweep`, in its order).
 const SWEEP = { rates: [0.0003, 0.003, 0.03, 1, 30], steps: 60 };
 const VARIANTS = { lr: 0.03, names: ['plain', 'warm-up', 'z-loss', 'warm-up + z-loss'] };
-
-/** The floats of a llama2.c v0 file after its 7-int header. */
-const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length));
 
 describe('Build view (a model grown from nothing, CPU)', () => {
   const site = useSite();
@@ -164,13 +161,7 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     const want = readFileSync(join(out, 'model.bin'));
     assert.equal(got.length, want.length);
     assert.deepEqual(got.subarray(0, 28), want.subarray(0, 28), 'the same header');
-    const [a, b] = [floats(got), floats(want)];
-    let d = 0;
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-      d = Math.max(d, Math.abs(a[i] - b[i]));
-      m = Math.max(m, Math.abs(b[i]));
-    }
+    const { d, m } = weightDiff(got, want);
     const losses = JSON.parse(readFileSync(join(out, 'losses.json'), 'utf8'));
     console.log(`# build: paused at ${pausedAt}; bytes equal: ${got.equals(want)}; max |Δw| ${d.toExponential(2)} (max |w| ${m.toFixed(3)}); CLI loss ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}; ${log1.trim().split('\n').pop()}`);
     assert.ok(losses[losses.length - 1] < losses[0] - 1.0, `the loss falls: ${losses[0]} -> ${losses[losses.length - 1]}`);

@@ -252,3 +252,19 @@ export async function screenshot(page, name) {
   await page.screenshot({ path, fullPage: true });
   return path;
 }
+
+/**
+ * The weights of two llama2.c v0 files (the floats after the 7-int header): the largest
+ * difference between them `d` and the largest weight of `want` `m`.
+ */
+export function weightDiff(got, want) {
+  const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length));
+  const [a, b] = [floats(got), floats(want)];
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return { d, m };
+}
