@@ -11,6 +11,7 @@
 //! - Every method that waits for the GPU is async (the browser awaits it in its worker);
 //!   native callers get blocking twins through pollster.
 
+pub(crate) mod bufs;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod lab;
 pub(crate) mod model;

@@ -2,43 +2,13 @@
 //! recorded forward, loss, backward and optimizer work over them, mirroring
 //! `lora::model::{forward, backward}` kernel for kernel.
 
-use super::model::{sized, Frozen, Params};
+use super::bufs::{LayerActs, Scratch, Sizer};
+use super::model::{Frozen, Params};
 use super::ops::{adamw_dims, lin, At, Builder, Lin, Op};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::buffer;
 use crate::lora::Target;
-
-/// One layer's kept activations (as `lora::LayerActs`); `u` per adapted target.
-struct Acts {
-    xn_att: wgpu::Buffer,
-    q: wgpu::Buffer,
-    k: wgpu::Buffer,
-    v: wgpu::Buffer,
-    probs: wgpu::Buffer,
-    att: wgpu::Buffer,
-    x_mid: wgpu::Buffer,
-    xn_ffn: wgpu::Buffer,
-    h1: wgpu::Buffer,
-    h3: wgpu::Buffer,
-    g: wgpu::Buffer,
-    u: [Option<wgpu::Buffer>; 7],
-}
-
-/// Backward scratch (as `lora::model::Scratch`).
-struct Scratch {
-    dx: wgpu::Buffer,
-    dxn: wgpu::Buffer,
-    datt: wgpu::Buffer,
-    dq: wgpu::Buffer,
-    dk: wgpu::Buffer,
-    dv: wgpu::Buffer,
-    dg: wgpu::Buffer,
-    dh1: wgpu::Buffer,
-    dh3: wgpu::Buffer,
-    du: wgpu::Buffer,
-    ds: wgpu::Buffer,
-}
 
 pub struct Plan {
     pub batch: usize,
@@ -133,8 +103,12 @@ impl Ctx<'_> {
 /// Every buffer of one batch shape.
 struct Bufs {
     xs: Vec<wgpu::Buffer>,
-    acts: Vec<Acts>,
+    acts: Vec<LayerActs>,
+    /// Each layer's `A x` per adapted target (indexed like `Target::ALL`).
+    us: Vec<[Option<wgpu::Buffer>; 7]>,
     s: Scratch,
+    /// The adapter's input gradient `du` (rank wide).
+    du: wgpu::Buffer,
     xn_final: wgpu::Buffer,
     logits: wgpu::Buffer,
     row_loss: wgpu::Buffer,
@@ -147,55 +121,27 @@ impl Bufs {
     fn new(ctx: &GpuContext, m: &Frozen, p: &Params, batch: usize, seq: usize) -> Result<Bufs> {
         let c = m.config;
         let n = batch * seq;
-        let (d, kv, hd, r) = (c.dim, c.kv_dim(), c.hidden_dim, p.shape.config.r);
-        let probs = batch * c.n_heads * seq * seq;
-        let mut bytes = 0u64;
-        let mut f = |what: &str, floats: usize| {
-            bytes += floats as u64 * 4;
-            sized(ctx, what, floats)
-        };
-        let xs = (0..=c.n_layers).map(|_| f("x", n * d)).collect::<Result<Vec<_>>>()?;
-        let mut acts = Vec::with_capacity(c.n_layers);
+        let (d, r) = (c.dim, p.shape.config.r);
+        let mut f = Sizer::new(ctx);
+        let xs = (0..=c.n_layers).map(|_| f.f("x", n * d)).collect::<Result<Vec<_>>>()?;
+        let acts = (0..c.n_layers).map(|_| LayerActs::new(&mut f, &c, batch, seq)).collect::<Result<Vec<_>>>()?;
+        let mut us = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
             let mut u: [Option<wgpu::Buffer>; 7] = Default::default();
             for &t in &p.shape.config.targets {
                 if p.shape.index(l, t).is_some() {
-                    u[t as usize] = Some(f("u", n * r)?);
+                    u[t as usize] = Some(f.f("u", n * r)?);
                 }
             }
-            acts.push(Acts {
-                xn_att: f("xn", n * d)?,
-                q: f("q", n * c.q_dim())?,
-                k: f("k", n * kv)?,
-                v: f("v", n * kv)?,
-                probs: f("the attention probabilities", probs)?,
-                att: f("att", n * c.q_dim())?,
-                x_mid: f("x_mid", n * d)?,
-                xn_ffn: f("xn", n * d)?,
-                h1: f("h1", n * hd)?,
-                h3: f("h3", n * hd)?,
-                g: f("g", n * hd)?,
-                u,
-            });
+            us.push(u);
         }
-        let s = Scratch {
-            dx: f("dx", n * d)?,
-            dxn: f("dxn", n * d)?,
-            datt: f("datt", n * c.q_dim())?,
-            dq: f("dq", n * c.q_dim())?,
-            dk: f("dk", n * kv)?,
-            dv: f("dv", n * kv)?,
-            dg: f("dg", n * hd)?,
-            dh1: f("dh1", n * hd)?,
-            dh3: f("dh3", n * hd)?,
-            du: f("du", n * r)?,
-            ds: f("ds", probs)?,
-        };
-        let xn_final = f("xn", n * d)?;
-        let logits = f("the logits", n * c.vocab_size)?;
-        let row_loss = f("loss", n)?;
-        let targets = f("targets", n)?;
-        Ok(Bufs { xs, acts, s, xn_final, logits, row_loss, targets, bytes })
+        let s = Scratch::new(&mut f, &c, batch, seq)?;
+        let du = f.f("du", n * r)?;
+        let xn_final = f.f("xn", n * d)?;
+        let logits = f.f("the logits", n * c.vocab_size)?;
+        let row_loss = f.f("loss", n)?;
+        let targets = f.f("targets", n)?;
+        Ok(Bufs { xs, acts, us, s, du, xn_final, logits, row_loss, targets, bytes: f.bytes })
     }
 }
 
@@ -213,7 +159,7 @@ impl Ctx<'_> {
         let (xs, b) = (&bf.xs, &self.b);
         let mut fw = Vec::new();
         for (l, a) in bf.acts.iter().enumerate() {
-            let (x, lw, u) = (&xs[l], &m.layers[l], |t: Target| a.u[t as usize].as_ref());
+            let (x, lw, u) = (&xs[l], &m.layers[l], |t: Target| bf.us[l][t as usize].as_ref());
             fw.push(b.rmsnorm("forward", x, (&lw.rms_att, 0), x, &a.xn_att, n, d, false, c.norm_eps)?);
             self.project(&mut fw, l, Target::Q, &a.xn_att, &a.q, u(Target::Q), false)?;
             self.project(&mut fw, l, Target::K, &a.xn_att, &a.k, u(Target::K), false)?;
@@ -253,20 +199,20 @@ impl Ctx<'_> {
         bw.push(b.rmsnorm("backward", &bf.xs[c.n_layers], (&m.rms_final, 0), &s.dxn, &s.dx, n, d, false, c.norm_eps)?);
         for l in (0..c.n_layers).rev() {
             let (a, lw) = (&bf.acts[l], &m.layers[l]);
-            let u = |t: Target| a.u[t as usize].as_ref();
+            let u = |t: Target| bf.us[l][t as usize].as_ref();
             let w = |t: Target| (&lw.w[t as usize], 0usize);
             // FFN.
             bw.push(b.linear_dx((&s.dx, 0), w(Target::Down), (&s.dg, 0), lin(n, hd, d, false))?);
-            self.project_bwd(&mut bw, l, Target::Down, &s.dx, &a.g, u(Target::Down), &s.du, Some(&s.dg))?;
+            self.project_bwd(&mut bw, l, Target::Down, &s.dx, &a.g, u(Target::Down), &bf.du, Some(&s.dg))?;
             bw.push(b.swiglu("backward", [&a.h1, &a.h3, &s.dg], [&s.dh1, &s.dh3], n * hd)?);
             bw.push(b.linear_dx((&s.dh1, 0), w(Target::Gate), (&s.dxn, 0), lin(n, d, hd, false))?);
             bw.push(b.linear_dx((&s.dh3, 0), w(Target::Up), (&s.dxn, 0), lin(n, d, hd, true))?);
-            self.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &s.du, Some(&s.dxn))?;
-            self.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &s.du, Some(&s.dxn))?;
+            self.project_bwd(&mut bw, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &bf.du, Some(&s.dxn))?;
+            self.project_bwd(&mut bw, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &bf.du, Some(&s.dxn))?;
             bw.push(b.rmsnorm("backward", &a.x_mid, (&lw.rms_ffn, 0), &s.dxn, &s.dx, n, d, true, c.norm_eps)?);
             // Attention.
             bw.push(b.linear_dx((&s.dx, 0), w(Target::O), (&s.datt, 0), lin(n, c.q_dim(), d, false))?);
-            self.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &s.du, Some(&s.datt))?;
+            self.project_bwd(&mut bw, l, Target::O, &s.dx, &a.att, u(Target::O), &bf.du, Some(&s.datt))?;
             let shape = self.attn_shape();
             bw.push(b.attention(
                 "backward_q",
@@ -286,7 +232,7 @@ impl Ctx<'_> {
                 bw.push(b.linear_dx((&s.dv, 0), w(Target::V), (&s.dxn, 0), lin(n, d, kv, true))?);
             }
             for (t, dy) in [(Target::Q, &s.dq), (Target::K, &s.dk), (Target::V, &s.dv)] {
-                self.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &s.du, need_dx.then_some(&s.dxn))?;
+                self.project_bwd(&mut bw, l, t, dy, &a.xn_att, u(t), &bf.du, need_dx.then_some(&s.dxn))?;
             }
             if need_dx {
                 bw.push(b.rmsnorm("backward", &bf.xs[l], (&lw.rms_att, 0), &s.dxn, &s.dx, n, d, true, c.norm_eps)?);

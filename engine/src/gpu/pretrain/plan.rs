@@ -9,41 +9,11 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::Kernel;
-use crate::gpu::lora::model::sized;
+use crate::gpu::lora::bufs::{LayerActs, Scratch, Sizer};
 use crate::gpu::lora::ops::{grid, lin, staging, At, Builder, Lin, Op};
 use crate::gpu::uniforms::{LossDims, PretrainDims};
 use crate::lora::Target;
 use crate::weights::Tensor;
-
-/// One layer's kept activations (as `lora::LayerActs`).
-struct Acts {
-    xn_att: wgpu::Buffer,
-    q: wgpu::Buffer,
-    k: wgpu::Buffer,
-    v: wgpu::Buffer,
-    probs: wgpu::Buffer,
-    att: wgpu::Buffer,
-    x_mid: wgpu::Buffer,
-    xn_ffn: wgpu::Buffer,
-    h1: wgpu::Buffer,
-    h3: wgpu::Buffer,
-    g: wgpu::Buffer,
-}
-
-/// The backward's scratch (as `pretrain::step::Scratch`), and the gains' row scales.
-struct Scratch {
-    dx: wgpu::Buffer,
-    dxn: wgpu::Buffer,
-    datt: wgpu::Buffer,
-    dq: wgpu::Buffer,
-    dk: wgpu::Buffer,
-    dv: wgpu::Buffer,
-    dg: wgpu::Buffer,
-    dh1: wgpu::Buffer,
-    dh3: wgpu::Buffer,
-    ds: wgpu::Buffer,
-    rs: wgpu::Buffer,
-}
 
 pub struct Plan {
     pub batch: usize,
@@ -70,8 +40,10 @@ struct Bufs {
     tokens: wgpu::Buffer,
     targets: wgpu::Buffer,
     xs: Vec<wgpu::Buffer>,
-    acts: Vec<Acts>,
+    acts: Vec<LayerActs>,
     s: Scratch,
+    /// Each row's `1 / rms` for the gains' gradients.
+    rs: wgpu::Buffer,
     xn_final: wgpu::Buffer,
     logits: wgpu::Buffer,
     row_loss: wgpu::Buffer,
@@ -85,56 +57,24 @@ struct Bufs {
 impl Bufs {
     fn new(ctx: &GpuContext, c: &Config, batch: usize, seq: usize) -> Result<Bufs> {
         let n = batch * seq;
-        let (d, kv, hd, q) = (c.dim, c.kv_dim(), c.hidden_dim, c.q_dim());
-        let probs = batch * c.n_heads * seq * seq;
-        let mut bytes = 0u64;
-        let mut f = |what: &str, floats: usize| {
-            bytes += floats as u64 * 4;
-            sized(ctx, what, floats)
-        };
-        let xs = (0..=c.n_layers).map(|_| f("x", n * d)).collect::<Result<Vec<_>>>()?;
-        let mut acts = Vec::with_capacity(c.n_layers);
-        for _ in 0..c.n_layers {
-            acts.push(Acts {
-                xn_att: f("xn", n * d)?,
-                q: f("q", n * q)?,
-                k: f("k", n * kv)?,
-                v: f("v", n * kv)?,
-                probs: f("the attention probabilities", probs)?,
-                att: f("att", n * q)?,
-                x_mid: f("x_mid", n * d)?,
-                xn_ffn: f("xn", n * d)?,
-                h1: f("h1", n * hd)?,
-                h3: f("h3", n * hd)?,
-                g: f("g", n * hd)?,
-            });
-        }
-        let s = Scratch {
-            dx: f("dx", n * d)?,
-            dxn: f("dxn", n * d)?,
-            datt: f("datt", n * q)?,
-            dq: f("dq", n * q)?,
-            dk: f("dk", n * kv)?,
-            dv: f("dv", n * kv)?,
-            dg: f("dg", n * hd)?,
-            dh1: f("dh1", n * hd)?,
-            dh3: f("dh3", n * hd)?,
-            ds: f("ds", probs)?,
-            rs: f("rs", n)?,
-        };
+        let d = c.dim;
+        let mut f = Sizer::new(ctx);
+        let xs = (0..=c.n_layers).map(|_| f.f("x", n * d)).collect::<Result<Vec<_>>>()?;
+        let acts = (0..c.n_layers).map(|_| LayerActs::new(&mut f, c, batch, seq)).collect::<Result<Vec<_>>>()?;
         Ok(Bufs {
-            tokens: f("tokens", n)?,
-            targets: f("targets", n)?,
+            tokens: f.f("tokens", n)?,
+            targets: f.f("targets", n)?,
             xs,
             acts,
-            s,
-            xn_final: f("xn", n * d)?,
-            logits: f("the logits", n * c.vocab_size)?,
-            row_loss: f("loss", n * 4)?,
-            attn_rows: f("attention rows", batch * c.n_heads * seq)?,
-            attn_max: f("attention maxima", c.n_layers)?,
-            spare: [f("spare", 1)?, f("spare", 1)?],
-            bytes,
+            s: Scratch::new(&mut f, c, batch, seq)?,
+            rs: f.f("rs", n)?,
+            xn_final: f.f("xn", n * d)?,
+            logits: f.f("the logits", n * c.vocab_size)?,
+            row_loss: f.f("loss", n * 4)?,
+            attn_rows: f.f("attention rows", batch * c.n_heads * seq)?,
+            attn_max: f.f("attention maxima", c.n_layers)?,
+            spare: [f.f("spare", 1)?, f.f("spare", 1)?],
+            bytes: f.bytes,
         })
     }
 }
@@ -178,8 +118,8 @@ impl Ctx<'_> {
             ..Default::default()
         };
         Ok([
-            self.own_op("inv_rms", [&bf.tokens, x, x, &bf.s.rs, &bf.spare[1]], dims, grid(rows.div_ceil(64))?)?,
-            self.own_op("gain_grad", [&bf.tokens, x, dy, &bf.s.rs, &self.flat.grads], dims, grid(d.div_ceil(64))?)?,
+            self.own_op("inv_rms", [&bf.tokens, x, x, &bf.rs, &bf.spare[1]], dims, grid(rows.div_ceil(64))?)?,
+            self.own_op("gain_grad", [&bf.tokens, x, dy, &bf.rs, &self.flat.grads], dims, grid(d.div_ceil(64))?)?,
         ])
     }
 
