@@ -22,12 +22,14 @@ const SHARED = process.env.TINYLM_SHARED_DATA ?? resolve(REPO, '../shared/data')
 // Each text with its samples' prompt, as app/src/page/train/data.rs CORPORA.
 // TEXTS='[["aesop","The Fox"],…]' tries other prompts (a text may come more than once).
 const TEXTS = process.env.TEXTS ? JSON.parse(process.env.TEXTS)
-  : Object.entries({ 'peter-rabbit': 'Mr. McGregor', aesop: 'The Lion', alice: 'Alice', tinystories: 'Once upon a time' });
-// As app/src/train/mod.rs PRESETS (batch 4, seq 64, seed 1234 for both).
+  : Object.entries({ 'peter-rabbit': 'Mr. McGregor', aesop: 'The Fox and the', alice: 'Alice', tinystories: 'Once upon a time' });
+// As app/src/train/mod.rs PRESETS (batch 4, seq 64, seed 1234 for both). `steps: "pass"` is one
+// pass over the training windows within 100–500 steps (`one_pass_steps` there).
 const PRESETS = process.env.PRESETS ? JSON.parse(process.env.PRESETS) : {
   quick: { targets: 'gate_proj,up_proj,down_proj', rank: 8, alpha: 16, lr: 3e-3, steps: 80 },
-  better: { targets: 'all', rank: 4, alpha: 8, lr: 2e-3, steps: 100 },
+  better: { targets: 'all', rank: 4, alpha: 8, lr: 2e-3, steps: 'pass' },
 };
+const onePass = (windows) => Math.min(500, Math.max(100, Math.ceil(windows / 4)));
 const SEEDS = (process.env.SEEDS ?? '1234').split(',');
 const SAMPLE_TOKENS = Number(process.env.SAMPLE_TOKENS ?? 48);
 
@@ -68,15 +70,17 @@ try {
       const common = ['finetune', MODEL, '-z', TOK, '--text-file', trainFile, '--eval-file', heldFile, '--targets', p.targets,
         '--rank', `${p.rank}`, '--alpha', `${p.alpha}`, '--lr', `${p.lr}`, '--batch', '4', '--seq', '64',
         '--init-seed', '1234', '--data-seed', '1234'];
-      const before = heldOut(run([...common, '--steps', '0', '-o', join(work, 'zero')]));
+      const zero = run([...common, '--steps', '0', '-o', join(work, 'zero')]);
+      const before = heldOut(zero);
+      const trainSteps = p.steps === 'pass' ? onePass(Number(zero.match(/data: (\d+) window/)[1])) : p.steps;
       const dir = join(work, `${text}-${name}`);
       const t0 = process.hrtime.bigint();
-      const after = heldOut(run([...common, '--steps', `${p.steps}`, '-o', dir]));
+      const after = heldOut(run([...common, '--steps', `${trainSteps}`, '-o', dir]));
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const on = SEEDS.map((seed) => sample(dir, seed));
       // Per seed, the plain model's count and the adapter's.
       const words = [plain, on].map((texts) => texts.map((t) => countDistinctive(t, prompt, distinct)));
-      rows.push({ preset: name, text, prompt, before, after, seconds, words });
+      rows.push({ preset: name, text, prompt, steps: trainSteps, before, after, seconds, words });
       samples.push({ preset: name, text, plain: plain[0], sample: on[0] });
       console.error(JSON.stringify(rows[rows.length - 1]));
     }
@@ -84,10 +88,10 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
-console.log('| preset | text (prompt) | held-out before | held-out after | duration (CLI, 1 thread) | distinctive words plain → adapter |');
-console.log('| --- | --- | --- | --- | --- | --- |');
+console.log('| preset | text (prompt) | steps | held-out before | held-out after | duration (CLI, 1 thread) | distinctive words plain → adapter |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
-  console.log(`| ${r.preset} | ${r.text} (“${r.prompt}”) | ${r.before.toFixed(3)} | ${r.after.toFixed(3)} | ${r.seconds.toFixed(1)} s | ${r.words[0][0]} → ${r.words[1][0]}${SEEDS.length > 1 ? ` (seeds ${SEEDS.join(', ')}: ${r.words[0].join('/')} → ${r.words[1].join('/')})` : ''} |`);
+  console.log(`| ${r.preset} | ${r.text} (“${r.prompt}”) | ${r.steps} | ${r.before.toFixed(3)} | ${r.after.toFixed(3)} | ${r.seconds.toFixed(1)} s | ${r.words[0][0]} → ${r.words[1][0]}${SEEDS.length > 1 ? ` (seeds ${SEEDS.join(', ')}: ${r.words[0].join('/')} → ${r.words[1].join('/')})` : ''} |`);
 }
 console.log();
 for (const s of samples) console.log(`- ${s.preset}, ${s.text}: plain “${s.plain}”; adapter “${s.sample}”`);

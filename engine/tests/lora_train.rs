@@ -22,6 +22,7 @@ fn windows_overlap_by_one_token_and_cover_every_pair() {
     // One token left over: a last window ending at the end.
     let d = Dataset::from_token_lists(&[list(11)], 4, &c).unwrap();
     assert_eq!((0..d.len()).map(|i| d.window(i)[0]).collect::<Vec<_>>(), [0, 3, 6, 7]);
+    assert_eq!((lora::window_count(10, 4), lora::window_count(11, 4), lora::window_count(3, 4)), (3, 4, 0));
     // Every next-token pair of every list is predicted by some window, for many lengths.
     for len in 4..40 {
         for seq in 2..=4.min(len as usize) {
@@ -30,6 +31,7 @@ fn windows_overlap_by_one_token_and_cover_every_pair() {
             let mut pairs: Vec<(u32, u32)> =
                 (0..d.len()).flat_map(|i| d.window(i).windows(2).map(|p| (p[0], p[1])).collect::<Vec<_>>()).collect();
             pairs.sort();
+            assert_eq!(lora::window_count(len as usize, seq) + 1, d.len(), "len {len} seq {seq}");
             for p in l.windows(2) {
                 assert!(pairs.binary_search(&(p[0], p[1])).is_ok(), "len {len} seq {seq}: pair {p:?}");
             }

@@ -185,6 +185,11 @@ pub fn even_sample(n: usize, max: usize) -> Vec<usize> {
 }
 
 /// Starts of the windows of `seq` in a stream of `len ≥ seq` tokens.
+/// How many windows of `seq` tokens (`seq` ≥ 2) a list of `len` tokens makes: `Dataset`'s cut.
+pub fn window_count(len: usize, seq: usize) -> usize {
+    window_starts(len, seq).len()
+}
+
 fn window_starts(len: usize, seq: usize) -> Vec<usize> {
     let stride = seq - 1;
     let mut starts: Vec<usize> = (0..).map(|i| i * stride).take_while(|&s| s + seq <= len).collect();

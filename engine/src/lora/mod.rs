@@ -21,7 +21,7 @@ mod train;
 pub use adapter::{Adapter, Module};
 pub use backend::LoraCpuBackend;
 pub use choice::{AnyTrainer, TrainDevice};
-pub use data::{even_sample, Batch, Dataset, HeldOut, HELD_CHUNK};
+pub use data::{even_sample, window_count, Batch, Dataset, HeldOut, HELD_CHUNK};
 pub use kernels::AdamW;
 pub use model::{forward, forward_into, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs, ALL_TENSORS};
 pub use optstate::{read_optimizer, write_optimizer, OPTIMIZER_FILE};

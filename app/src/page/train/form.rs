@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::protocol::train::TrainSettings;
-use crate::train::{check, PRESETS};
+use crate::train::{check, one_pass_steps, PRESETS};
 
 #[derive(Clone, Copy)]
 pub struct FormSignals {
@@ -19,13 +19,16 @@ pub struct FormSignals {
     pub sample_every: RwSignal<String>,
     pub snapshot_every: RwSignal<String>,
     pub prompt: RwSignal<String>,
+    /// The steps a one-pass preset last wrote, while the field still holds them: a new text or
+    /// window size recounts them.
+    pub pass_steps: RwSignal<Option<String>>,
 }
 
 impl FormSignals {
-    pub fn new() -> FormSignals {
+    pub fn new(name: &str) -> FormSignals {
         let s = TrainSettings::default();
         let f = FormSignals {
-            name: RwSignal::new("Peter Rabbit style".into()),
+            name: RwSignal::new(name.into()),
             targets: RwSignal::new(String::new()),
             rank: RwSignal::new(String::new()),
             alpha: RwSignal::new(String::new()),
@@ -37,6 +40,7 @@ impl FormSignals {
             sample_every: RwSignal::new(String::new()),
             snapshot_every: RwSignal::new(String::new()),
             prompt: RwSignal::new(String::new()),
+            pass_steps: RwSignal::new(None),
         };
         f.fill(&s);
         f
@@ -111,19 +115,53 @@ fn Setting(id: &'static str, label: &'static str, value: RwSignal<String>, hint:
     }
 }
 
-/// The settings, `busy` while a run goes (they cannot change then).
+impl FormSignals {
+    /// Fills in a preset; a one-pass preset's steps follow the text's token count (`train_tokens`,
+    /// None while counting: its floor until the count comes).
+    fn apply(&self, make: fn() -> TrainSettings, one_pass: bool, train_tokens: Option<usize>) {
+        let mut s = TrainSettings { prompt: self.prompt.get_untracked(), ..make() };
+        if one_pass {
+            s.steps = one_pass_steps(train_tokens.unwrap_or(0), s.batch, s.seq);
+        }
+        self.fill(&s);
+        self.pass_steps.set(one_pass.then(|| s.steps.to_string()));
+    }
+
+    /// After a new count or window size, a one-pass preset's steps, if the field still holds them.
+    fn recount(&self, train_tokens: usize) {
+        let (Some(written), Ok(s)) = (self.pass_steps.get_untracked(), self.settings()) else { return };
+        if self.steps.get_untracked() != written {
+            self.pass_steps.set(None);
+            return;
+        }
+        let steps = one_pass_steps(train_tokens, s.batch, s.seq).to_string();
+        self.steps.set(steps.clone());
+        self.pass_steps.set(Some(steps));
+    }
+}
+
+/// The settings, `busy` while a run goes (they cannot change then). `train_tokens`: the text's
+/// training tokens once counted.
 #[component]
-pub fn SettingsPanel(form: FormSignals, busy: Signal<bool>) -> impl IntoView {
+pub fn SettingsPanel(form: FormSignals, busy: Signal<bool>, train_tokens: Signal<Option<usize>>) -> impl IntoView {
     let f = form;
+    Effect::new(move |_| {
+        f.batch.track();
+        f.seq.track();
+        // A run's own count (the same text) changes nothing; its settings are fixed meanwhile.
+        if let (Some(n), false) = (train_tokens.get(), busy.get_untracked()) {
+            f.recount(n);
+        }
+    });
     view! {
         <fieldset class="settings" data-testid="train-settings" disabled=move || busy.get()>
             <h3>"2. Settings"</h3>
             <div class="presets">
                 {PRESETS.iter().map(|p| {
-                    let make = p.settings;
+                    let (make, one_pass) = (p.settings, p.one_pass);
                     view! {
                         <button type="button" class="secondary" data-testid=format!("preset-{}", p.key)
-                            on:click=move |_| f.fill(&TrainSettings { prompt: f.prompt.get_untracked(), ..make() })>{p.label}</button>
+                            on:click=move |_| f.apply(make, one_pass, train_tokens.get_untracked())>{p.label}</button>
                     }
                 }).collect_view()}
             </div>
@@ -137,7 +175,8 @@ pub fn SettingsPanel(form: FormSignals, busy: Signal<bool>) -> impl IntoView {
                     hint="How strongly the adapter's change is applied (scaled by alpha ÷ rank)." />
                 <Setting id="train-lr" label="Learning rate" value=f.lr
                     hint="Size of each update. Too high and the loss jumps about or blows up; too low and nothing changes." />
-                <Setting id="train-steps" label="Steps" value=f.steps hint="How many updates to make." />
+                <Setting id="train-steps" label="Steps" value=f.steps
+                    hint="How many updates to make. The Better preset makes one pass over the text: each window once (at least 100 steps, at most 500)." />
                 <Setting id="train-batch" label="Batch" value=f.batch hint="Text windows per update: more gives steadier but slower steps." />
                 <Setting id="train-seq" label="Sequence length" value=f.seq hint="Tokens per window the model reads at once." />
                 <Setting id="train-seed" label="Seed" value=f.seed

@@ -24,7 +24,7 @@ use state::{Counts, Phase, TrainCtx};
 /// worker while another tab is shown), reads what an earlier visit stored, and returns the
 /// view's message handler.
 pub fn install(ctx: Ctx) -> Handler {
-    let t = TrainCtx::new(ctx, data::CORPORA[0].key);
+    let t = TrainCtx::new(ctx, data::CORPORA[0].key, data::CORPORA[0].style);
     provide_context(t);
     run::restore(t);
     data::load_default(t);
@@ -117,7 +117,7 @@ fn TrainView(t: TrainCtx) -> impl IntoView {
             <progress::Interrupted t />
             <div class="train-grid">
                 <data::DataPanel t />
-                <form::SettingsPanel form=t.form busy />
+                <form::SettingsPanel form=t.form busy train_tokens=Signal::derive(move || t.counts.get().map(|c| c.train_tokens)) />
             </div>
             <progress::RunPanel t />
             <library::LibraryPanel t />

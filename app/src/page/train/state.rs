@@ -79,11 +79,12 @@ pub struct TrainCtx {
 
 impl TrainCtx {
     /// The state of a view whose text starts as the corpus of key `corpus`.
-    pub fn new(ctx: Ctx, corpus: &str) -> TrainCtx {
+    /// `corpus`: the text chosen first; `name`: the adapter name suggested for it.
+    pub fn new(ctx: Ctx, corpus: &str, name: &str) -> TrainCtx {
         TrainCtx {
             ctx,
             data: DataSignals::new(corpus),
-            form: FormSignals::new(),
+            form: FormSignals::new(name),
             counts: RwSignal::new(None),
             job: RwSignal::new(0),
             phase: RwSignal::new(Phase::Idle),
