@@ -2,25 +2,29 @@
 // on the CPU by the worker; each column must be the story `tinylm generate` writes alone with
 // that setting (the CLI's single run, not its --compare batch).
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { assertClean, bundledPath, openApp, screenshot, tinylm, useSite, waitForState } from './helpers.mjs';
+import { assertClean, bundledPath, openApp, screenshot, sharedPath, statusText, tinylm, useSite, waitForState } from './helpers.mjs';
 import { skipTour } from './views.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PROMPT = 'Once upon a time';
 
-function cliStory({ temperature, topp, seed, steps }) {
-  const args = ['generate', bundledPath('stories260K.bin'), '-z', bundledPath('tok512.bin'),
+function cliStory({ temperature, topp, seed, steps }, model = bundledPath('stories260K.bin')) {
+  const args = ['generate', model, '-z', bundledPath('tok512.bin'),
     '-t', String(temperature), '-p', String(topp), '-s', String(seed), '-n', String(steps), '-i', PROMPT];
   return tinylm(args).toString('utf8').replace(/\n$/, '');
 }
 
 /** Opens the app with the section open, the prompt and max steps set. */
-async function openCompare(site, steps) {
+async function openCompare(site, steps, before = async () => {}) {
   const { page, log } = await openApp(site.browser.context, site.server.url);
   assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
   await skipTour(page);
+  await before(page);
   await page.fill('[data-testid=prompt]', PROMPT);
   await page.fill('[data-testid=steps]', String(steps));
   await page.click('[data-testid=compare-settings] summary');
@@ -158,6 +162,68 @@ describe('Compare settings (Generate view, CPU batch)', () => {
       return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 4).join(', ')}`);
     });
     assert.deepEqual(found, [], 'axe-core violations in the open section');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
+  test('a Q8_0 model is unpacked for the batch: each column is the CLI run alone on its f32 copy', async () => {
+    // stories260K as llama2.c's export.py writes v2 (Q8_0), and its f32 copy by `tinylm convert`
+    // (the engine's own unpacking, which the worker does before the batch).
+    const v2 = sharedPath('models/stories260K.v2-q80.bin');
+    const work = mkdtempSync(join(tmpdir(), 'tinylm-compare-'));
+    const f32 = join(work, 'v2-f32.bin');
+    try {
+      tinylm(['convert', v2, '--to', 'llama2c', '--type', 'f32', '-o', f32]);
+      const { page, log } = await openCompare(site, 120, async (p) => {
+        await p.setInputFiles('[data-testid=files]', [v2, bundledPath('tok512.bin')]);
+        await p.waitForFunction(() => /Q8_0/.test(document.querySelector('[data-testid=model]')?.textContent ?? ''), null, { timeout: 60_000 });
+        assert.equal(await waitForState(p, ['ready', 'error']), 'ready', await statusText(p));
+      });
+      assert.match(await page.textContent('#compare-hint'), /stored in fewer bits \(Q8_0, Q4\) is unpacked to 32-bit numbers/);
+      const rows = [
+        { temperature: 0, topp: 0.9, seed: 42 },
+        { temperature: 0.8, topp: 0.9, seed: 7 },
+        { temperature: 1, topp: 0.95, seed: 99 },
+      ];
+      await setRows(page, rows);
+      await page.click('[data-testid=compare-write]');
+      assert.equal(await waitCompare(page, ['done', 'error']), 'done', await page.textContent('[data-testid=compare-status]'));
+      const unpacked = rows.map((r) => cliStory({ ...r, steps: 120 }, f32));
+      for (const [i, expected] of unpacked.entries()) {
+        assert.equal(await page.textContent(`[data-testid=compare-output-${i + 1}]`), expected, `column ${i + 1}`);
+      }
+      // They are the Q8_0 model's stories: the bundled f32 original writes others.
+      const original = rows.map((r) => cliStory({ ...r, steps: 120 }));
+      assert.ok(original.some((t, i) => t !== unpacked[i]), 'the Q8_0 copy and the f32 original write the same stories');
+      await assertClean(page, log, site.server.url);
+      await page.close();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  test('with an adapter in use it refuses in words; one click turns the adapter off and it writes', async () => {
+    const { page, log } = await openCompare(site, 60, async (p) => {
+      // The PEFT fixture (q,v rank 4 on stories260K) uploaded and used, as a student would.
+      await p.click('[data-testid=tab-train]');
+      const before = await p.locator('[data-testid=adapter-row]').count();
+      const fixture = sharedPath('reference/stories260K_lora_qv_r4/adapter_final');
+      await p.setInputFiles('[data-testid=adapter-upload]', [join(fixture, 'adapter_config.json'), join(fixture, 'adapter_model.safetensors')]);
+      await p.waitForFunction((n) => document.querySelectorAll('[data-testid=adapter-row]').length > n, before, { timeout: 30_000 });
+      await p.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]').click();
+      await p.click('[data-testid=tab-generate]');
+      await p.waitForSelector('[data-testid=adapter-badge-story]', { timeout: 60_000 });
+    });
+    await page.click('[data-testid=compare-write]');
+    assert.equal(await waitCompare(page, ['done', 'error']), 'error');
+    assert.equal(await page.textContent('[data-testid=compare-status]'),
+      'Compare settings writes with the model alone: stop using the adapter (Train view) to compare settings.');
+    assert.equal(await page.locator('[data-testid^=compare-column-]').count(), 0, 'nothing written with the adapter');
+    await page.click('[data-testid=adapter-off-story]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=adapter-badge-story]'), null, { timeout: 60_000 });
+    await page.click('[data-testid=compare-write]');
+    assert.equal(await waitCompare(page, ['done', 'error']), 'done', await page.textContent('[data-testid=compare-status]'));
+    assert.equal(await page.textContent('[data-testid=compare-output-1]'), cliStory({ temperature: 0, topp: 0.9, seed: 42, steps: 60 }));
     await assertClean(page, log, site.server.url);
     await page.close();
   });

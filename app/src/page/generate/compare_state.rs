@@ -100,7 +100,13 @@ impl CompareState {
                 let tokens = tokens.iter().sum();
                 self.phase.set(Phase::Done { tokens, elapsed_ms: *elapsed_ms, stopped: *stopped });
             }
-            CompareNews::Failed { message, .. } => self.phase.set(Phase::Error(message.clone())),
+            CompareNews::Failed { message, .. } => {
+                // Refused before any text: no empty columns under the message.
+                if self.columns.with_untracked(|cols| cols.iter().all(|c| c.prompt.is_empty() && c.story.is_empty())) {
+                    self.columns.set(Vec::new());
+                }
+                self.phase.set(Phase::Error(message.clone()));
+            }
         }
     }
 }
