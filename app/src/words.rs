@@ -114,7 +114,6 @@ pub fn mismatch(tokenizer: &str, tokens: usize, model: &str, vocab: usize) -> St
     )
 }
 
-/// A failed run or a refused setting.
 /// Why "Compare settings" refuses while Generate uses an adapter (the batch has none).
 pub const COMPARE_NO_ADAPTER: &str =
     "Compare settings writes with the model alone: stop using the adapter (Train view) to compare settings.";
@@ -126,6 +125,7 @@ pub const COMPARE_ON_CPU: &str = "The settings are written together on the CPU (
      unpacked to 32-bit numbers for this first: more memory, and its stories may differ a little \
      from Generate's.";
 
+/// A failed run or a refused setting.
 pub fn run_error(err: &Error) -> String {
     match err {
         Error::PromptTooLong { tokens, seq_len } => format!(

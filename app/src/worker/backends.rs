@@ -76,9 +76,7 @@ async fn open_auto(model: &LoadedModel) -> Result<Opened, String> {
             }
         }
     };
-    let info =
-        BackendInfo { kind: BackendKind::Cpu, detail: cpu_detail(), reason, start_ms, one_thread: super::threads::why_one() };
-    Ok(Opened { backend: cpu.backend, info, warmup })
+    Ok(Opened { backend: cpu.backend, info: cpu_info(reason, start_ms), warmup })
 }
 
 /// The kept workgroup tuning for this adapter and model shape, when the GPU is wanted.
@@ -90,8 +88,10 @@ pub async fn gpu_options(model: &LoadedModel, want: BackendChoice) -> GpuOptions
     GpuOptions { workgroups, ..GpuOptions::default() }
 }
 
-fn cpu_detail() -> String {
-    format!("WebAssembly, {}, {}", tinylm_engine::cpu::fast::kernel_name(), super::threads::count())
+/// The CPU backend as the page shows it: its kernels and threads, and why it was chosen.
+fn cpu_info(reason: String, start_ms: f64) -> BackendInfo {
+    let detail = format!("WebAssembly, {}, {}", tinylm_engine::cpu::fast::kernel_name(), super::threads::count());
+    BackendInfo { kind: BackendKind::Cpu, detail, reason, start_ms, one_thread: super::threads::why_one() }
 }
 
 /// Why WebGPU cannot even be tried here, if so.
@@ -129,18 +129,15 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
             },
             one_thread: None,
         },
-        AnyBackend::Cpu(_) => BackendInfo {
-            start_ms: 0.0,
-            kind: BackendKind::Cpu,
-            detail: cpu_detail(),
-            reason: match (choice, gpu_problem) {
+        AnyBackend::Cpu(_) => cpu_info(
+            match (choice, gpu_problem) {
                 (Choice::Cpu, _) => "You chose the CPU.".into(),
                 (Choice::WebGpu, Some(p)) => format!("You chose WebGPU, but it is not available: {p}. Using the CPU instead."),
                 (_, Some(p)) => format!("Using the CPU because {p}."),
                 (_, None) => "Using the CPU.".into(),
             },
-            one_thread: super::threads::why_one(),
-        },
+            0.0,
+        ),
     }
 }
 
