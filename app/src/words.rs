@@ -125,6 +125,11 @@ pub const COMPARE_ON_CPU: &str = "The settings are written together on the CPU (
      unpacked to 32-bit numbers for this first: more memory, and its stories may differ a little \
      from Generate's.";
 
+/// An unfinished download's files were deleted (from its shelf card or the Storage tab).
+pub fn half_removed(model: &str) -> String {
+    format!("The half-downloaded {model} was removed from this device.")
+}
+
 /// A failed run or a refused setting.
 pub fn run_error(err: &Error) -> String {
     match err {

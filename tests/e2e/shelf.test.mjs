@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
-  DIST, REPO, bundledPath, cspViolations, generate, launchBrowser, openApp, sharedPath, startServer, tinylm, waitForState,
+  DIST, REPO, bundledPath, cspViolations, generate, launchBrowser, openApp, sharedPath, startServer, tinylm, waitForState, screenshot,
 } from './helpers.mjs';
 import { show } from './views.mjs';
 import { retarget } from '../../scripts/set-hub.mjs';
@@ -336,18 +336,19 @@ print(json.dumps({"names": z.namelist(), "index": json.loads(z.read("tinylm-bund
 
 describe('a download left half done by a reload, resumed; a full store refused (a second profile)', () => {
   const log = { ranges: [], held: [], hub: 0, cdn: 0 };
-  const hold = new Set(['again260K.bin', 'drop260K.bin']);
+  const hold = new Set(['again260K.bin', 'drop260K.bin', 'store260K.bin']);
   const K = 7 * CHUNK + 500;
   let hub, cdn, site, browser;
 
   before(async () => {
-    const files = { 'again260K.bin': MODEL, 'drop260K.bin': MODEL, 'full260K.bin': MODEL };
-    ({ hub, cdn } = await startHub(files, log, { cuts: { 'again260K.bin': K, 'drop260K.bin': K }, hold }));
+    const files = { 'again260K.bin': MODEL, 'drop260K.bin': MODEL, 'store260K.bin': MODEL, 'full260K.bin': MODEL };
+    ({ hub, cdn } = await startHub(files, log, { cuts: { 'again260K.bin': K, 'drop260K.bin': K, 'store260K.bin': K }, hold }));
     const sha = sha256(MODEL);
     const shelf = {
       hub: hub.origin,
       models: [SITE_SHELF.models[0], entry('again260K', sha, 'Resumed after a reload.'),
-        entry('drop260K', sha, 'Discarded after a reload.'), entry('full260K', sha, 'Refused by a full store.')],
+        entry('drop260K', sha, 'Discarded after a reload.'), entry('store260K', sha, 'Deleted in the Storage tab.'),
+        entry('full260K', sha, 'Refused by a full store.')],
     };
     site = await serveSite(shelf, hub, cdn);
     browser = await launchBrowser();
@@ -400,6 +401,22 @@ describe('a download left half done by a reload, resumed; a full store refused (
     await noteIs(page, /^The half-downloaded drop260K was removed from this device\.$/);
     await page.waitForSelector(`${item('drop260K')} [data-testid=shelf-download]`);
     assert.deepEqual(await partialNames(page), []);
+
+    // The Storage tab lists an unfinished download with its bytes, and deletes it too.
+    await cutAndReload(page, 'store260K');
+    await page.click('[data-testid=tab-storage]');
+    const half = '[data-testid=unfinished-item][data-name=store260K]';
+    await page.waitForSelector(half);
+    assert.equal(await page.textContent(`${half} [data-testid=unfinished-size]`), `unfinished download · ${Math.round(K / 1000)} KB of ${DOWNLOAD}`);
+    assert.equal(await page.locator('[data-testid=stored-empty]').count(), 0, 'not "Nothing stored yet"');
+    await screenshot(page, 'storage-unfinished');
+    await page.click(`${half} [data-testid=unfinished-delete]`);
+    await page.waitForFunction(() => !document.querySelector('[data-testid=unfinished-item]'));
+    assert.equal(await page.textContent('[data-testid=storage-note]'), 'The half-downloaded store260K was removed from this device.');
+    assert.deepEqual(await partialNames(page), []);
+    // The shelf heard it: the card offers the download from the start.
+    await page.click('[data-testid=tab-generate]');
+    await page.waitForSelector(`${item('store260K')} [data-testid=shelf-download]`);
     assert.deepEqual(await cspViolations(page), []);
     await page.close();
   });

@@ -12,6 +12,7 @@ use super::help::{About, Term};
 use super::state::{Ctx, Status};
 use crate::protocol::MAX_FILE_BYTES;
 use crate::protocol::{FromWorker, ModelEntry, Source};
+use crate::storage::partial::{self, Unfinished};
 use crate::storage::{self, bundle, Data, Entry, Estimate, Kind};
 use crate::words::size;
 
@@ -20,6 +21,8 @@ use crate::words::size;
 struct Panel {
     ctx: Ctx,
     items: RwSignal<Vec<Entry>>,
+    /// Downloads that stopped before the end: their bytes count in the usage figure too.
+    unfinished: RwSignal<Vec<Unfinished>>,
     estimate: RwSignal<Option<Estimate>>,
     persisted: RwSignal<Option<String>>,
     /// (is an error, message)
@@ -33,6 +36,7 @@ pub fn install(ctx: Ctx) -> Handler {
     let p = Panel {
         ctx,
         items: RwSignal::new(Vec::new()),
+        unfinished: RwSignal::new(Vec::new()),
         estimate: RwSignal::new(None),
         persisted: RwSignal::new(None),
         note: RwSignal::new(None),
@@ -99,6 +103,7 @@ async fn refresh(p: Panel) {
         Ok(items) => p.items.set(items),
         Err(e) => p.note.set(Some((true, e.message()))),
     }
+    p.unfinished.set(partial::unfinished().await.unwrap_or_default());
     p.estimate.set(storage::estimate().await.ok());
     if p.persisted.get_untracked().is_none() && storage::persisted().await == Ok(true) {
         p.persisted.set(Some(GRANTED.into()));
@@ -152,8 +157,9 @@ fn StoragePanel(p: Panel) -> impl IntoView {
             </p>
             <ul class="stored" data-testid="stored">
                 {move || p.items.get().into_iter().map(|e| item(p, e)).collect_view()}
+                {move || p.unfinished.get().into_iter().map(|u| unfinished_item(p, u)).collect_view()}
             </ul>
-            <Show when=move || p.items.with(Vec::is_empty)>
+            <Show when=move || p.items.with(Vec::is_empty) && p.unfinished.with(Vec::is_empty)>
                 <p class="hint" data-testid="stored-empty">"Nothing stored yet."</p>
             </Show>
         </section>
@@ -192,6 +198,46 @@ fn item(p: Panel, e: Entry) -> impl IntoView {
                     }>"Use"</button>
                 </Show>
                 <button type="button" class="secondary" data-testid="stored-delete" on:click=remove>"Delete"</button>
+            </span>
+        </li>
+    }
+}
+
+/// A download that stopped before the end: what it holds here, and Delete (not while it runs).
+fn unfinished_item(p: Panel, u: Unfinished) -> impl IntoView {
+    let shelf = use_context::<super::shelf::ShelfState>();
+    let (name, label) = (u.model.clone(), u.model.clone());
+    let running = {
+        let model = u.model.clone();
+        move || shelf.and_then(super::shelf::downloading).is_some_and(|m| m == model)
+    };
+    let remove = {
+        let model = u.model.clone();
+        move |_| {
+            let model = model.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let note = match partial::discard(&model).await {
+                    Ok(()) => (false, crate::words::half_removed(&model)),
+                    Err(e) => (true, e.message()),
+                };
+                p.note.set(Some(note));
+                refresh(p).await;
+                if let Some(s) = shelf {
+                    super::shelf::stored_changed(s);
+                }
+            })
+        }
+    };
+    view! {
+        <li data-testid="unfinished-item" data-kind="unfinished" data-name=name>
+            <span class="name">{label}</span>
+            <span class="hint" data-testid="unfinished-size">
+                {format!("unfinished download · {} of {}", size(u.have), size(u.total))}
+            </span>
+            <span class="buttons">
+                <button type="button" class="secondary" data-testid="unfinished-delete" disabled=running on:click=remove>
+                    "Delete"
+                </button>
             </span>
         </li>
     }

@@ -109,7 +109,13 @@ async fn read_list() -> Result<Shelf, String> {
     shelf::parse(&text.as_string().unwrap_or_default())
 }
 
-/// The store changed outside the shelf (a bundle was added): its models may be here now.
+/// The model whose download is running now, if any (its `.part` is being written).
+pub fn downloading(s: ShelfState) -> Option<String> {
+    s.busy.with(|b| b.as_ref().map(|b| b.model.clone()))
+}
+
+/// The store changed outside the shelf (a bundle was added, an unfinished download deleted):
+/// its models may be here now, or gone.
 pub fn stored_changed(s: ShelfState) {
     wasm_bindgen_futures::spawn_local(refresh(s));
 }
@@ -178,7 +184,7 @@ fn on_event(s: ShelfState, ev: &ShelfEvent) {
 fn discard(s: ShelfState, name: String) {
     wasm_bindgen_futures::spawn_local(async move {
         let note = match partial::discard(&name).await {
-            Ok(()) => (false, format!("The half-downloaded {name} was removed from this device.")),
+            Ok(()) => (false, crate::words::half_removed(&name)),
             Err(e) => (true, e.message()),
         };
         s.note.set(Some(note));
