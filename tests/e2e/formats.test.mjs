@@ -8,6 +8,7 @@
 // Q6_K stay quantized on the CPU). Bad input is refused in words and the page keeps working.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,6 +175,62 @@ describe('GGUF files and Hugging Face folders on the CPU', () => {
     }
     await assertClean(page, log, site.server.url);
     await page.close();
+  });
+
+  test('a dropped folder is stored as one item, carried by a classroom bundle to a fresh browser, and writes the same story there', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
+    assert.equal(await give(page, [SNAPSHOT], 'folder'), 'ready', await statusText(page));
+    const steps = 24;
+    const cli = tinylm(['generate', CASES.hf.cli, '-t', '0', '-n', `${steps}`, '-i', PROMPT]).toString();
+    const mine = await generate(page, { prompt: PROMPT, temperature: 0, topp: 0.9, seed: 1, steps });
+    assert.equal(mine.state, 'done', mine.status);
+    assert.ok(mine.text.length > PROMPT.length && cli.startsWith(mine.text.trimEnd()), `page ${mine.text} vs CLI ${cli}`);
+    await page.click('[data-testid=tab-storage]');
+    const stored = '[data-testid=stored-item][data-name=mha_tied_bf16]';
+    await page.waitForSelector(stored, { timeout: SLOW });
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=bundle-save]')]);
+    const bundlePath = join(tmp, 'bundle.zip');
+    await dl.saveAs(bundlePath);
+    await assertClean(page, log, site.server.url);
+    await page.close();
+    // Read with Python's zipfile (not the page's reader): the folder's model files, byte for byte,
+    // and not its README, generation config or onnx/ subfolder.
+    const z = JSON.parse(execFileSync('python3', ['-c', `import zipfile, json, hashlib, sys
+z = zipfile.ZipFile(sys.argv[1])
+index = json.loads(z.read("tinylm-bundle.json"))
+item = [i for i in index["items"] if i["name"] == "mha_tied_bf16"]
+n = index["items"].index(item[0])
+files = {name.split("/", 2)[2]: hashlib.sha256(z.read(name)).hexdigest() for name in z.namelist() if name.startswith(f"items/{n}/")}
+print(json.dumps({"count": len(item), "kind": item[0]["kind"], "files": files}))`, bundlePath]).toString());
+    assert.equal(z.count, 1);
+    assert.equal(z.kind, 'model');
+    // Each under the folder's name, as dropped.
+    const want = Object.fromEntries(folder('mha_tied_bf16').map((f) =>
+      [`mha_tied_bf16/${f.split('/').pop()}`, createHash('sha256').update(readFileSync(f)).digest('hex')]));
+    assert.deepEqual(Object.keys(z.files).sort(), Object.keys(want).sort());
+    assert.deepEqual(z.files, want);
+
+    // Another computer: a fresh profile adds the bundle, uses the folder model and writes the same story.
+    const other = await launchBrowser();
+    try {
+      const { page: p2, log: log2 } = await openApp(other.context, site.server.url);
+      assert.equal(await waitForState(p2, ['ready', 'error'], SLOW), 'ready');
+      await p2.click('[data-testid=tab-storage]');
+      await p2.setInputFiles('[data-testid=bundle-file]', bundlePath);
+      await p2.waitForFunction(() => /^Added \d+ items? from the bundle: .*“mha_tied_bf16”/.test(
+        document.querySelector('[data-testid=storage-note]')?.textContent ?? ''), null, { timeout: SLOW });
+      await p2.click(`${stored} [data-testid=stored-use]`);
+      await p2.click('[data-testid=tab-generate]');
+      await p2.waitForFunction(() => /^Ready: mha_tied_bf16 \(/.test(document.querySelector('[data-testid=status]')?.textContent ?? ''),
+        null, { timeout: SLOW });
+      const theirs = await generate(p2, { prompt: PROMPT, temperature: 0, topp: 0.9, seed: 1, steps });
+      assert.equal(theirs.state, 'done', theirs.status);
+      assert.equal(theirs.text, mine.text);
+      await assertClean(p2, log2, site.server.url);
+    } finally {
+      await other.close();
+    }
   });
 
   test('a cut-short GGUF, folders missing config.json or tokenizer.json, another architecture: refused in words', async () => {
