@@ -242,6 +242,14 @@ impl LoadedModel {
         }
     }
 
+    /// What a CPU trainer reads: the matrices as kept (no f32 copy of a quantized model).
+    pub fn train_base(&self) -> crate::lora::TrainBase {
+        match &self.weights {
+            Held::Quant { quant, .. } => crate::lora::TrainBase::Quant(quant.clone()),
+            Held::Dense(w) => crate::lora::TrainBase::Dense(w.clone()),
+        }
+    }
+
     /// Bytes of weights held now: the quantized ones, plus f32 ones once something needed them.
     pub fn held_bytes(&self) -> u64 {
         match &self.weights {

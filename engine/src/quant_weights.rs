@@ -73,6 +73,17 @@ pub enum MatrixRef<'a> {
     Blocks(BlockRows<'a>),
 }
 
+impl MatrixRef<'_> {
+    /// Row `r` (of `out.len()` values) in f32: `quant::dequantize`'s values for quantized rows.
+    pub fn row_f32(&self, r: usize, out: &mut [f32]) {
+        match self {
+            MatrixRef::F32(m) => out.copy_from_slice(&m[r * out.len()..(r + 1) * out.len()]),
+            MatrixRef::Q8(m) => m.row_f32(r, out),
+            MatrixRef::Blocks(m) => m.row_f32(r, out),
+        }
+    }
+}
+
 impl Matrix {
     /// Values held.
     pub fn len(&self) -> usize {

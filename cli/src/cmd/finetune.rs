@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tinylm_engine::lora::{
     parse_targets, read_optimizer, write_optimizer, write_peft, AdamW, Adapter, AnyTrainer, Dataset, HeldOut, LoraConfig,
-    OptimizerState, TrainConfig, TrainDevice, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
+    OptimizerState, TrainBase, TrainConfig, TrainDevice, CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE,
 };
 use tinylm_engine::{Error, LoadedModel, Result};
 
@@ -123,7 +123,9 @@ pub fn run(a: Args) -> Result<()> {
     let adamw = AdamW { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weight_decay: a.weight_decay };
     let config = TrainConfig { adamw, clip_norm: a.clip_norm };
     let state = initial_optimizer(&a, &adapter)?;
-    let mut trainer = AnyTrainer::new(model.weights(), adapter, config, state, device)?;
+    // On the CPU a quantized model trains as it is kept (no f32 copy); the GPU uploads f32.
+    let base = if device == TrainDevice::Cpu { model.train_base() } else { TrainBase::from(model.weights()) };
+    let mut trainer = AnyTrainer::new(base, adapter, config, state, device)?;
     // The first batch is built now so that a bad --batch fails before anything is written.
     data.batch(batch, 0, a.data_seed)?;
     std::fs::create_dir_all(&a.output)

@@ -241,11 +241,7 @@ impl ForwardWeights for QuantWeights {
         &self.config
     }
     fn embed(&self, token: usize, out: &mut [f32]) {
-        match self.layer(Tensor::TokEmbeddings, 0) {
-            MatrixRef::F32(e) => out.copy_from_slice(&e[token * out.len()..(token + 1) * out.len()]),
-            MatrixRef::Q8(e) => e.row_f32(token, out),
-            MatrixRef::Blocks(e) => e.row_f32(token, out),
-        }
+        self.layer(Tensor::TokEmbeddings, 0).row_f32(token, out)
     }
     fn norm(&self, t: Tensor, l: usize) -> &[f32] {
         let all = match t {

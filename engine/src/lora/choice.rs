@@ -12,7 +12,32 @@ use crate::error::Result;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::generate::block_on;
 use crate::generate::Pace;
+use crate::quant_weights::QuantWeights;
 use crate::weights::Weights;
+
+/// The frozen model a trainer reads: f32 weights, or a quantized model's matrices as they are
+/// kept (on the CPU, dequantized a tile at a time inside the products: `lora::quant_base`; the
+/// GPU trainer uploads an f32 copy).
+#[derive(Debug, Clone)]
+pub enum TrainBase {
+    Dense(Arc<Weights>),
+    Quant(Arc<QuantWeights>),
+}
+
+impl TrainBase {
+    fn base(&self) -> Base<'_, f32> {
+        match self {
+            TrainBase::Dense(w) => Base::new(w),
+            TrainBase::Quant(q) => Base::quantized(q),
+        }
+    }
+}
+
+impl From<&Arc<Weights>> for TrainBase {
+    fn from(w: &Arc<Weights>) -> TrainBase {
+        TrainBase::Dense(w.clone())
+    }
+}
 
 /// Where an adapter trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +56,7 @@ enum Device {
 
 /// An adapter being trained on either device, over weights shared with the loaded model.
 pub struct AnyTrainer {
-    weights: Arc<Weights>,
+    base: TrainBase,
     device: Device,
 }
 
@@ -39,12 +64,13 @@ impl AnyTrainer {
     /// A trainer on `device` for `adapter`, fresh or resuming AdamW's `state`. A GPU that
     /// cannot be had is an error (`Error::NoGpu` / `Error::Gpu`); the caller may fall back.
     pub async fn new_async(
-        weights: &Arc<Weights>,
+        base: impl Into<TrainBase>,
         adapter: Adapter,
         config: TrainConfig,
         state: Option<OptimizerState>,
         device: TrainDevice,
     ) -> Result<AnyTrainer> {
+        let base = base.into();
         let device = match device {
             TrainDevice::Cpu => Device::Cpu(match state {
                 Some(state) => Trainer::restore(adapter, config, state)?,
@@ -53,12 +79,16 @@ impl AnyTrainer {
             #[cfg(feature = "gpu")]
             TrainDevice::Gpu => {
                 let opts = crate::gpu::GpuTrainOptions { context: None, state };
-                Device::Gpu(Box::new(crate::gpu::GpuTrainer::new_async(weights, adapter, config, opts).await?))
+                let weights = match &base {
+                    TrainBase::Dense(w) => w.clone(),
+                    TrainBase::Quant(q) => Arc::new(q.dequantize()),
+                };
+                Device::Gpu(Box::new(crate::gpu::GpuTrainer::new_async(&weights, adapter, config, opts).await?))
             }
             #[cfg(not(feature = "gpu"))]
             TrainDevice::Gpu => return Err(crate::Error::Gpu("this engine was built without the GPU".into())),
         };
-        Ok(AnyTrainer { weights: weights.clone(), device })
+        Ok(AnyTrainer { base, device })
     }
 
     /// "the CPU" or "the GPU (adapter name)".
@@ -98,7 +128,7 @@ impl AnyTrainer {
     /// One step on `batch`: its loss before the update, and the update.
     pub async fn step_async(&mut self, batch: &Batch) -> Result<StepReport> {
         match &mut self.device {
-            Device::Cpu(t) => t.step(&Base::new(&self.weights), batch),
+            Device::Cpu(t) => t.step(&self.base.base(), batch),
             #[cfg(feature = "gpu")]
             Device::Gpu(t) => t.step_async(batch).await,
         }
@@ -107,7 +137,7 @@ impl AnyTrainer {
     /// The mean next-token loss over `batch` with the adapter as it is (no update).
     pub async fn loss_async(&mut self, batch: &Batch) -> Result<f64> {
         match &mut self.device {
-            Device::Cpu(t) => loss(&Base::new(&self.weights), Some(&t.adapter), batch),
+            Device::Cpu(t) => loss(&self.base.base(), Some(&t.adapter), batch),
             #[cfg(feature = "gpu")]
             Device::Gpu(t) => t.loss_async(batch).await,
         }
@@ -153,13 +183,13 @@ impl AnyTrainer {
 #[cfg(not(target_arch = "wasm32"))]
 impl AnyTrainer {
     pub fn new(
-        weights: &Arc<Weights>,
+        base: impl Into<TrainBase>,
         adapter: Adapter,
         config: TrainConfig,
         state: Option<OptimizerState>,
         device: TrainDevice,
     ) -> Result<AnyTrainer> {
-        block_on(Self::new_async(weights, adapter, config, state, device))
+        block_on(Self::new_async(base, adapter, config, state, device))
     }
     pub fn step(&mut self, batch: &Batch) -> Result<StepReport> {
         block_on(self.step_async(batch))

@@ -15,12 +15,13 @@ pub mod kernels;
 mod model;
 mod optstate;
 mod peft;
+pub mod quant_base;
 mod real;
 mod train;
 
 pub use adapter::{Adapter, Module};
 pub use backend::LoraCpuBackend;
-pub use choice::{AnyTrainer, TrainDevice};
+pub use choice::{AnyTrainer, TrainBase, TrainDevice};
 pub use data::{even_sample, window_count, Batch, Dataset, HeldOut, HELD_CHUNK};
 pub use kernels::AdamW;
 pub use model::{forward, forward_into, loss, loss_and_grads, Activations, Base, BaseBuf, LayerActs, ALL_TENSORS};

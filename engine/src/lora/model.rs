@@ -3,27 +3,42 @@
 
 use super::data::Batch;
 use super::kernels::{self as k, fast, AttnShape, IGNORE};
+use super::quant_base::{self as qb, BaseMatrix};
 use super::real::{cast, Real};
 use super::{Adapter, Target};
 use crate::config::Config;
 use crate::cpu::Kernels;
 use crate::error::Result;
+use crate::quant_weights::QuantWeights;
 use crate::weights::{Tensor, Weights};
 
 /// The frozen model's tensors as slices of `F`, indexed by `Tensor` (`Wcls` is the classifier,
-/// tied or not), and the kernels the f32 path runs on.
+/// tied or not), and the kernels the f32 path runs on. With `quant`, the matrices are that
+/// model's, kept quantized (`quant_base`); the slices then hold only the norms.
 #[derive(Debug, Clone, Copy)]
 pub struct Base<'a, F> {
     pub config: Config,
     /// `Fast` (SIMD, `cpu::fast`) or the generic reference kernels; f64 always takes the latter.
     pub kernels: Kernels,
     t: [&'a [F]; 12],
+    quant: Option<&'a QuantWeights>,
 }
 
 impl<'a> Base<'a, f32> {
     /// Borrows the engine's weights (no copy); the fast kernels.
     pub fn new(w: &'a Weights) -> Base<'a, f32> {
-        Base { config: w.config, kernels: Kernels::Fast, t: ALL_TENSORS.map(|t| w.get(t)) }
+        Base { config: w.config, kernels: Kernels::Fast, t: ALL_TENSORS.map(|t| w.get(t)), quant: None }
+    }
+
+    /// Borrows a model whose matrices stay quantized: no f32 copy; the fast kernels.
+    pub fn quantized(q: &'a QuantWeights) -> Base<'a, f32> {
+        let t = ALL_TENSORS.map(|t| match t {
+            Tensor::RmsAtt => q.rms_att.as_slice(),
+            Tensor::RmsFfn => q.rms_ffn.as_slice(),
+            Tensor::RmsFinal => q.rms_final.as_slice(),
+            _ => &[][..],
+        });
+        Base { config: q.config, kernels: Kernels::Fast, t, quant: Some(q) }
     }
 }
 
@@ -47,7 +62,7 @@ impl<'a, F> Base<'a, F> {
     /// Borrows tensors given in `Tensor` order (`Wcls` is the classifier: the embedding table
     /// again when tied), for trainers that own their weights.
     pub fn from_slices(config: Config, kernels: Kernels, t: [&'a [F]; 12]) -> Base<'a, F> {
-        Base { config, kernels, t }
+        Base { config, kernels, t, quant: None }
     }
     /// The same weights on other kernels.
     pub fn with_kernels(self, kernels: Kernels) -> Base<'a, F> {
@@ -63,6 +78,16 @@ impl<'a, F> Base<'a, F> {
         let n = all.len() / self.config.n_layers;
         &all[l * n..(l + 1) * n]
     }
+    /// Layer `l`'s matrix `t` (the whole matrix for the embedding and the classifier), dense or
+    /// kept quantized.
+    pub fn matrix(&self, t: Tensor, l: usize) -> BaseMatrix<'a, F> {
+        let whole = matches!(t, Tensor::TokEmbeddings | Tensor::Wcls);
+        match self.quant {
+            Some(q) => BaseMatrix::Quant(q.layer(t, if whole { 0 } else { l })),
+            None if whole => BaseMatrix::Dense(self.get(t)),
+            None => BaseMatrix::Dense(self.layer(t, l)),
+        }
+    }
 }
 
 /// An owned copy of the weights in another float type (f64 for gradient checks).
@@ -77,7 +102,7 @@ impl<F: Real> BaseBuf<F> {
         BaseBuf { config: w.config, t: ALL_TENSORS.iter().map(|&t| cast(w.get(t))).collect() }
     }
     pub fn view(&self) -> Base<'_, F> {
-        Base { config: self.config, kernels: Kernels::Reference, t: std::array::from_fn(|i| self.t[i].as_slice()) }
+        Base { config: self.config, kernels: Kernels::Reference, t: std::array::from_fn(|i| self.t[i].as_slice()), quant: None }
     }
 }
 
@@ -145,7 +170,7 @@ fn attn_shape(c: &Config, batch: usize, seq: usize) -> AttnShape {
 /// `y = W x (+ s·B(A x))` for target `t` of layer `l`, keeping `A x` in `u`.
 fn project<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, l: usize, t: Target, x: &[F], y: &mut [F], u: &mut Vec<F>) {
     let (_, n_in) = t.shape(&base.config);
-    fast::matmul(base.kernels, y, x, base.layer(t.tensor(), l), n_in);
+    qb::matmul(base.kernels, y, x, base.matrix(t.tensor(), l), n_in);
     let Some(ad) = ad else { return };
     if let Some(i) = ad.index(l, t) {
         let rows = y.len() / t.shape(&base.config).0;
@@ -212,8 +237,9 @@ pub fn forward_into<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Ba
     let (d, kv, hs, q) = (c.dim, c.kv_dim(), c.head_size(), c.q_dim());
     let eps = F::of(c.norm_eps as f64);
     let Activations { layers, x_final, xn_final, logits, scratch: tmp, rope, .. } = acts;
+    let emb = base.matrix(Tensor::TokEmbeddings, 0);
     for (row, &tok) in layers[0].x.chunks_exact_mut(d).zip(&batch.tokens) {
-        row.copy_from_slice(&base.get(Tensor::TokEmbeddings)[tok as usize * d..][..d]);
+        qb::row(emb, tok as usize, row);
     }
     let kn = base.kernels;
     for l in 0..c.n_layers {
@@ -241,7 +267,7 @@ pub fn forward_into<F: Real>(base: &Base<F>, ad: Option<&Adapter<F>>, batch: &Ba
         add(x_out, &a.x_mid, tmp);
     }
     fast::rmsnorm(kn, xn_final, x_final, base.get(Tensor::RmsFinal), eps);
-    fast::matmul(kn, logits, xn_final, base.get(Tensor::Wcls), d);
+    qb::matmul(kn, logits, xn_final, base.matrix(Tensor::Wcls, 0), d);
     Ok(())
 }
 
@@ -349,30 +375,31 @@ pub(crate) fn backward<F: Real>(
     let kn = base.kernels;
     let (sum, count) = fast::cross_entropy_and_bwd(kn, &mut acts.logits, targets, c.vocab_size);
     let mut s = Scratch::new(c, n, ad.config.r);
-    fast::matmul_dx(kn, &mut s.dxn, &acts.logits, base.get(Tensor::Wcls), d, F::ONE);
+    qb::matmul_dx(kn, &mut s.dxn, &acts.logits, base.matrix(Tensor::Wcls, 0), d, F::ONE);
     k::rmsnorm_bwd_eps(&mut s.dx, &acts.x_final, base.get(Tensor::RmsFinal), &s.dxn, eps);
 
     for l in (0..c.n_layers).rev() {
         let a = &acts.layers[l];
         let w = |t: Tensor| base.layer(t, l);
+        let m = |t: Tensor| base.matrix(t, l);
         let u = |t: Target| &a.u[t as usize];
         // FFN: x_out = x_mid + W2·(silu(W1 xn) ⊙ W3 xn); s.dx holds ∂/∂x_out.
         zero(&mut s.dg);
-        fast::matmul_dx(kn, &mut s.dg, &s.dx, w(Tensor::W2), hd, F::ONE);
+        qb::matmul_dx(kn, &mut s.dg, &s.dx, m(Tensor::W2), hd, F::ONE);
         project_bwd(ad, grads, l, Target::Down, &s.dx, &a.g, u(Target::Down), &mut s.du, Some(&mut s.dg));
         zero(&mut s.dh1);
         zero(&mut s.dh3);
         k::swiglu_bwd(&mut s.dh1, &mut s.dh3, &s.dg, &a.h1, &a.h3);
         zero(&mut s.dxn);
-        fast::matmul_dx(kn, &mut s.dxn, &s.dh1, w(Tensor::W1), d, F::ONE);
-        fast::matmul_dx(kn, &mut s.dxn, &s.dh3, w(Tensor::W3), d, F::ONE);
+        qb::matmul_dx(kn, &mut s.dxn, &s.dh1, m(Tensor::W1), d, F::ONE);
+        qb::matmul_dx(kn, &mut s.dxn, &s.dh3, m(Tensor::W3), d, F::ONE);
         project_bwd(ad, grads, l, Target::Gate, &s.dh1, &a.xn_ffn, u(Target::Gate), &mut s.du, Some(&mut s.dxn));
         project_bwd(ad, grads, l, Target::Up, &s.dh3, &a.xn_ffn, u(Target::Up), &mut s.du, Some(&mut s.dxn));
         k::rmsnorm_bwd_eps(&mut s.dx, &a.x_mid, w(Tensor::RmsFfn), &s.dxn, eps);
 
         // Attention: x_mid = x + Wo·attention(rope(Wq xn), rope(Wk xn), Wv xn).
         zero(&mut s.datt);
-        fast::matmul_dx(kn, &mut s.datt, &s.dx, w(Tensor::Wo), q, F::ONE);
+        qb::matmul_dx(kn, &mut s.datt, &s.dx, m(Tensor::Wo), q, F::ONE);
         project_bwd(ad, grads, l, Target::O, &s.dx, &a.att, u(Target::O), &mut s.du, Some(&mut s.datt));
         zero(&mut s.dq);
         zero(&mut s.dk);
@@ -395,9 +422,9 @@ pub(crate) fn backward<F: Real>(
         let need_dx = l > 0;
         zero(&mut s.dxn);
         if need_dx {
-            fast::matmul_dx(kn, &mut s.dxn, &s.dq, w(Tensor::Wq), d, F::ONE);
-            fast::matmul_dx(kn, &mut s.dxn, &s.dk, w(Tensor::Wk), d, F::ONE);
-            fast::matmul_dx(kn, &mut s.dxn, &s.dv, w(Tensor::Wv), d, F::ONE);
+            qb::matmul_dx(kn, &mut s.dxn, &s.dq, m(Tensor::Wq), d, F::ONE);
+            qb::matmul_dx(kn, &mut s.dxn, &s.dk, m(Tensor::Wk), d, F::ONE);
+            qb::matmul_dx(kn, &mut s.dxn, &s.dv, m(Tensor::Wv), d, F::ONE);
         }
         for (t, dy) in [(Target::Q, &s.dq), (Target::K, &s.dk), (Target::V, &s.dv)] {
             let dx = need_dx.then_some(s.dxn.as_mut_slice());

@@ -107,7 +107,8 @@ async fn trainer(
     } else {
         cpu("the model runs on the CPU path".into());
     }
-    AnyTrainer::new_async(m.weights(), adapter, tc, state, TrainDevice::Cpu).await.map_err(|e| e.to_string())
+    // A quantized model trains as it is kept: no f32 copy on the CPU.
+    AnyTrainer::new_async(m.train_base(), adapter, tc, state, TrainDevice::Cpu).await.map_err(|e| e.to_string())
 }
 
 /// Losses so far, kept for snapshots.
