@@ -330,6 +330,16 @@ describe('Training an adapter on a GGUF file and a Hugging Face folder (CPU)', (
       assert.equal(lastStep, STEPS);
       console.log(`# train ${key}: loss ${got[0].toFixed(4)} -> ${got[STEPS].toFixed(4)}, held-out ${lastHeld.toFixed(5)} (CLI ${cliHeld.loss.toFixed(5)})`);
       assert.ok(Math.abs(lastHeld - cliHeld.loss) <= 1e-5 * cliHeld.loss, `${key} held-out: browser ${lastHeld} vs CLI ${cliHeld.loss}`);
+      if (key === 'q8') {
+        // Trained on the CPU without an f32 copy: with the new adapter in use (the model restarts
+        // and reports what it holds) the card still says the weights are kept quantized.
+        await page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]').click();
+        await page.click('[data-testid=tab-generate]');
+        await page.waitForSelector('[data-testid=adapter-badge-story]', { timeout: SLOW });
+        assert.match(await page.textContent('[data-testid=fact-weights-in-memory] dd'), /\(kept quantized: \d+% of f32\)$/);
+        await page.click('[data-testid=adapter-off-story]');
+        await page.waitForFunction(() => !document.querySelector('[data-testid=adapter-badge-story]'), null, { timeout: SLOW });
+      }
       await assertClean(page, log, site.server.url);
       await page.close();
     }
