@@ -242,6 +242,14 @@ impl LoadedModel {
         }
     }
 
+    /// What the logit lens reads: the final norm and the classifier, as kept (no f32 copy).
+    pub fn lens_head(&self) -> crate::trace::LensHead<'_> {
+        match &self.weights {
+            Held::Quant { quant, .. } => crate::trace::LensHead::of_quantized(quant),
+            Held::Dense(w) => crate::trace::LensHead::of(w),
+        }
+    }
+
     /// What a CPU trainer reads: the matrices as kept (no f32 copy of a quantized model).
     pub fn train_base(&self) -> crate::lora::TrainBase {
         match &self.weights {

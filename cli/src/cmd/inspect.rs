@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::trace::pieces::{raw_readable, token_pieces};
-use tinylm_engine::trace::{
-    changes, inspect, lens_top_k, next_tokens, rollout, Change, Edits, Inspection, LensHead, NextTokens, Top1,
-};
+use tinylm_engine::trace::{changes, inspect, lens_top_k, next_tokens, rollout, Change, Edits, Inspection, NextTokens, Top1};
 use tinylm_engine::{Error, Result};
 
 use super::logits::parse_tokens;
@@ -155,7 +153,7 @@ fn report(a: &Args) -> Result<Report> {
         _ => None,
     };
     let roll = rollout(&ins).split_off(last * n * n);
-    let lens_head = LensHead::of(model.weights());
+    let lens_head = model.lens_head();
     let at = positions
         .into_iter()
         .map(|t| {

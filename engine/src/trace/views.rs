@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Inspection;
 use crate::config::Config;
-use crate::cpu::{fast, ops};
+use crate::cpu::{fast, ops, products, Kernels};
 use crate::error::{Error, Result};
+use crate::quant_weights::{MatrixRef, QuantWeights};
 use crate::sampler::{argmax, softmax, topp_keep, Sampler};
-use crate::weights::Weights;
+use crate::weights::{Tensor, Weights};
 
 /// A token of a distribution and its probability (the likeliest, in `lens_at`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,12 +25,18 @@ pub struct Top1 {
 pub struct LensHead<'a> {
     config: Config,
     rms_final: &'a [f32],
-    classifier: &'a [f32],
+    /// In f32, or kept quantized (then read by the CPU decode's own classifier kernels).
+    classifier: MatrixRef<'a>,
 }
 
 impl<'a> LensHead<'a> {
     pub fn of(w: &'a Weights) -> LensHead<'a> {
-        LensHead { config: w.config, rms_final: &w.rms_final, classifier: w.classifier() }
+        LensHead { config: w.config, rms_final: &w.rms_final, classifier: MatrixRef::F32(w.classifier()) }
+    }
+
+    /// A quantized model's, with the classifier as kept (no f32 copy).
+    pub fn of_quantized(q: &'a QuantWeights) -> LensHead<'a> {
+        LensHead { config: q.config, rms_final: &q.rms_final, classifier: q.layer(Tensor::Wcls, 0) }
     }
 
     /// From copies of `rms_final` and the classifier; checks their sizes against `config`.
@@ -37,7 +44,7 @@ impl<'a> LensHead<'a> {
         if rms_final.len() != config.dim || classifier.len() != config.vocab_size * config.dim {
             return Err(Error::InvalidSetting("the logit lens got a norm or classifier of the wrong size".into()));
         }
-        Ok(LensHead { config, rms_final, classifier })
+        Ok(LensHead { config, rms_final, classifier: MatrixRef::F32(classifier) })
     }
 }
 
@@ -85,7 +92,7 @@ fn lens_layers<R>(head: &LensHead, ins: &Inspection, t: usize, mut f: impl FnMut
     let (mut xb, mut logits) = (vec![0f32; c.dim], vec![0f32; c.vocab_size]);
     let layer = |l: usize| {
         ops::rmsnorm(&mut xb, ins.resid_at(l, t), head.rms_final);
-        fast::matmul(&mut logits, &xb, head.classifier);
+        products::matvec(Kernels::Fast, head.classifier, &mut logits, &xb);
         f(&mut logits)
     };
     Ok((0..c.n_layers).map(layer).collect())

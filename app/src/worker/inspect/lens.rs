@@ -43,7 +43,7 @@ pub async fn on_demand(s: &Session, kept: &Option<Kept>, id: u64, seq: u64, posi
     if active.id != kept.model {
         return;
     }
-    let head = LensHead::of(stored.model.weights());
+    let head = stored.model.lens_head();
     let mut columns = Vec::new();
     let mut last = now_ms();
     for &pos in positions.iter().filter(|&&p| p < kept.ins.len()) {

@@ -7,7 +7,7 @@ mod lens;
 
 use tinylm_engine::generate::Backend;
 use tinylm_engine::gpu::AnyBackend;
-use tinylm_engine::trace::{pieces, Inspection, Inspector, LensHead, Rollout};
+use tinylm_engine::trace::{pieces, Inspection, Inspector, Rollout};
 
 use super::bridge::{now_ms, post};
 use super::cancel::Cancel;
@@ -73,7 +73,7 @@ async fn inspect(s: &mut Session, req: &InspectRequest, stop: &Cancel) -> Result
     let prompt_len = prompt_len.min(n);
     // The lens reads the final norm and the classifier from the loaded model (adapters never
     // change them), whatever backend ran the inspection.
-    let head = LensHead::of(stored.model.weights());
+    let head = stored.model.lens_head();
     let mut lens = Vec::new();
     let first = lens::up_front(&c, n, prompt_len.saturating_sub(1));
     for (i, &pos) in first.iter().enumerate() {

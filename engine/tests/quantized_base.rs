@@ -1,4 +1,7 @@
-//! LoRA training on a quantized base (`Base::quantized`, `lora::quant_base`): the frozen
+//! A quantized model used without an f32 copy. The logit lens (`LoadedModel::lens_head`) reads
+//! the classifier as kept: its last layer is the quantized forward's own output, and every
+//! layer agrees with the lens over the f32 copy. LoRA training on a quantized base
+//! (`Base::quantized`, `lora::quant_base`): the frozen
 //! matrices stay Q8_0 / Q4_K / Q6_K and are dequantized a tile of rows at a time inside the
 //! products. Against the same training on the dequantized f32 copy (`Base::new`): the forward
 //! logits, each step's loss and the adapter after several steps, on llama2.c's own Q8_0 export
@@ -108,4 +111,37 @@ fn a_quantized_model_trains_on_the_cpu_without_an_f32_copy() {
     }
     assert_eq!(m.held_bytes(), held, "no f32 copy was made ({held} bytes held, quantized)");
     assert!(held < m.quantized().unwrap().dequantize().size_bytes(), "held bytes are the quantized ones");
+}
+
+#[test]
+fn the_logit_lens_reads_a_quantized_classifier_as_kept() {
+    use tinylm_engine::sampler::argmax;
+    use tinylm_engine::trace::{inspect, lens_at, LensHead};
+    for (name, m) in [
+        ("stories260K v2 Q8_0", quantized("stories260K.v2-q80.bin", read("models/stories260K.v2-q80.bin"))),
+        ("GGUF Q4_K_M", {
+            let f = format!("{}/tests/fixtures/formats/gguf/quant.q4_k_m.gguf", env!("CARGO_MANIFEST_DIR"));
+            quantized("quant.q4_k_m.gguf", std::fs::read(f).unwrap())
+        }),
+    ] {
+        let held = m.held_bytes();
+        let c = *m.config();
+        let toks = tokens(12, c.vocab_size, 9);
+        // The inspection on the quantized CPU backend; its lens from the classifier as kept.
+        let ins = inspect(&mut m.cpu_with(None), &toks).unwrap();
+        let head = m.lens_head();
+        assert_eq!(m.held_bytes(), held, "{name}: no f32 copy");
+        let dense = m.quantized().unwrap().dequantize();
+        for t in 0..toks.len() {
+            let col = lens_at(&head, &ins, t).unwrap();
+            // The last layer is the quantized forward's own output, exactly.
+            assert_eq!(col[c.n_layers - 1].id, argmax(ins.logits_at(t)) as u32, "{name} position {t}");
+            // Every layer against the lens over the f32 copy.
+            let want = lens_at(&LensHead::of(&dense), &ins, t).unwrap();
+            for (a, b) in col.iter().zip(&want) {
+                assert_eq!(a.id, b.id, "{name} position {t}");
+                assert!((a.prob - b.prob).abs() <= TOL, "{name} position {t}: {} vs {}", a.prob, b.prob);
+            }
+        }
+    }
 }
