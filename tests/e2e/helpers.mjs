@@ -253,13 +253,9 @@ export async function screenshot(page, name) {
   return path;
 }
 
-/**
- * The weights of two llama2.c v0 files (the floats after the 7-int header): the largest
- * difference between them `d` and the largest weight of `want` `m`.
- */
-export function weightDiff(got, want) {
-  const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length));
-  const [a, b] = [floats(got), floats(want)];
+/** Largest |a-b| over two arrays of the same length, and max |b|. */
+export function maxDiff(a, b) {
+  assert.equal(a.length, b.length);
   let d = 0;
   let m = 0;
   for (let i = 0; i < a.length; i++) {
@@ -267,4 +263,13 @@ export function weightDiff(got, want) {
     m = Math.max(m, Math.abs(b[i]));
   }
   return { d, m };
+}
+
+/**
+ * The weights of two llama2.c v0 files (the floats after the 7-int header): the largest
+ * difference between them `d` and the largest weight of `want` `m`.
+ */
+export function weightDiff(got, want) {
+  const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length));
+  return maxDiff(floats(got), floats(want));
 }

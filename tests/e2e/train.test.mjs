@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  assertClean, bundledPath, generate, readShared, openApp, REPO, screenshot, sharedPath, statusText, tinylm, waitForAsync, waitForState,
+  assertClean, bundledPath, generate, maxDiff, readShared, openApp, REPO, screenshot, sharedPath, statusText, tinylm, waitForAsync, waitForState,
   useSite, withSite,
 } from './helpers.mjs';
 
@@ -52,18 +52,6 @@ function unzip(buf) {
     at = start + size;
   }
   return files;
-}
-
-/** Largest |a-b| over arrays (flattened), and max |b|. */
-function maxDiff(a, b) {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return { d, m };
 }
 
 /** `tinylm finetune` (CPU) on `text` with RUN's settings; its losses.json. */
