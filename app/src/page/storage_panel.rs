@@ -216,11 +216,7 @@ fn unfinished_item(p: Panel, u: Unfinished) -> impl IntoView {
         move |_| {
             let model = model.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let note = match partial::discard(&model).await {
-                    Ok(()) => (false, crate::words::half_removed(&model)),
-                    Err(e) => (true, e.message()),
-                };
-                p.note.set(Some(note));
+                p.note.set(Some(super::shelf::remove_unfinished(&model).await));
                 refresh(p).await;
                 if let Some(s) = shelf {
                     super::shelf::stored_changed(s);

@@ -180,14 +180,19 @@ fn on_event(s: ShelfState, ev: &ShelfEvent) {
     }
 }
 
-/// Removes what an unfinished download of `name` left on this device.
+/// Removes what an unfinished download of `name` left on this device (from the card or the
+/// Storage tab); the note to show: (is an error, message).
+pub async fn remove_unfinished(name: &str) -> (bool, String) {
+    match partial::discard(name).await {
+        Ok(()) => (false, crate::words::half_removed(name)),
+        Err(e) => (true, e.message()),
+    }
+}
+
+/// The card's Discard: `remove_unfinished`, then the card offers the download afresh.
 fn discard(s: ShelfState, name: String) {
     wasm_bindgen_futures::spawn_local(async move {
-        let note = match partial::discard(&name).await {
-            Ok(()) => (false, crate::words::half_removed(&name)),
-            Err(e) => (true, e.message()),
-        };
-        s.note.set(Some(note));
+        s.note.set(Some(remove_unfinished(&name).await));
         refresh(s).await;
     });
 }
