@@ -2,8 +2,9 @@
 // projection in one dispatch, the projection split by heads into partial sums.
 //
 // Bindings (group 0): attention.wgsl's 0–4, where `att` [blocks, n_heads, seq_len] and `o`
-// [blocks, q_dim] are per-block scratch; 5 `wo` [q_dim, dim / 4] vec4 read: wo stored
-// TRANSPOSED (matvec.wgsl's layout), dim a multiple of 4; 6 `parts` [1 + n_heads, dim]
+// [blocks, q_dim] are per-block scratch; 5 `wo` read: wo stored TRANSPOSED
+// (matvec.wgsl's layout, read through `wo_at` in the weights' format, gpu::packing), dim a
+// multiple of 4; 6 `parts` [1 + n_heads, dim]
 // read_write: row 1 + h receives head h's share (row 0, the residual, is not touched); 7 `wd`.
 // Workgroup (h, b): head h's attention for row 0 at step.pos0 (attention.wgsl's `attend`, each
 // block into its own scratch slot b, so blocks recompute it rather than share it), then
@@ -15,7 +16,7 @@
 
 struct WoDims { dim: u32, _p0: u32, _p1: u32, _p2: u32 }
 
-@group(0) @binding(5) var<storage, read> wo: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> wo: array<W4>;
 @group(0) @binding(6) var<storage, read_write> parts: array<f32>;
 @group(0) @binding(7) var<uniform> wd: WoDims;
 
@@ -35,7 +36,7 @@ fn attend_wo(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
     let oo = b * d.q_dim + h * hs;
     var acc = vec4<f32>(0.0);
     for (var i = 0u; i < hs; i++) {
-        acc += wo[(h * hs + i) * m4 + j4] * o[oo + i];
+        acc += wo_at(h * hs + i, j4, m4, d.q_dim) * o[oo + i];
     }
     let at = (1u + h) * wd.dim + 4u * j4;
     parts[at] = acc.x;

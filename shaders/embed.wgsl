@@ -1,7 +1,8 @@
 // embed.wgsl — token embedding lookup from one row-chunk of the embedding table.
 //
 // Bindings (group 0): 0 `table` [dim, rows] read: embedding rows row0 .. row0 + rows, stored
-// transposed like every weight chunk (the tied classifier shares it);
+// transposed like every weight chunk (the tied classifier shares it), read through
+// `table_at1` in the weights' format (gpu::packing);
 // 1 `tokens` [seq_len + 1] u32 read: the token at each position; 2 `x` [n_rows, dim] read_write;
 // 3 `d` uniform. Computes x[t, :] = table[tokens[pos0 + t] - row0, :] for the rows whose token
 // falls in this chunk; the table is split in chunks that fit a storage binding, and the token
@@ -9,7 +10,7 @@
 
 struct Dims { row0: u32, rows: u32, dim: u32, _pad: u32 }
 
-@group(0) @binding(0) var<storage, read> table: array<f32>;
+@group(0) @binding(0) var<storage, read> table: array<W1>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @group(0) @binding(3) var<uniform> d: Dims;
@@ -25,5 +26,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (tok < d.row0 || tok >= d.row0 + d.rows) {
         return;
     }
-    x[t * d.dim + i] = table[i * d.rows + tok - d.row0];
+    x[t * d.dim + i] = table_at1(i, tok - d.row0, d.rows, d.dim);
 }

@@ -2,7 +2,8 @@
 //
 // Bindings (group 0): 0 `x` [*, k] read: input rows, row t read at in_row0 + t;
 // 1 `w` [k, m] read: rows col0 .. col0 + m of a row-major [out, in] matrix (one storage-sized
-// chunk), stored TRANSPOSED, so consecutive outputs are adjacent in memory;
+// chunk), stored TRANSPOSED, so consecutive outputs are adjacent in memory, and read through
+// `w_at1` in the weights' format (gpu::packing: f32 or Q8_0);
 // 2 `out` [n_rows, out_stride] read_write; 3 `d` uniform.
 // Computes out[t, col0 + j] = (accumulate ? out[t, col0 + j] : 0) + Σ_i W[j, i] · x[in_row0 + t, i],
 // `accumulate` fuses the residual add (x += W·y).
@@ -13,7 +14,7 @@
 struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<W1>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> d: Dims;
 
@@ -40,7 +41,7 @@ fn matvec(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     if (j < d.m) {
         let xo = (step.in_row0 + t) * d.k;
         for (var i = lid.y; i < d.k; i += 16u) {
-            acc += w[i * d.m + j] * x[xo + i];
+            acc += w_at1(i, j, d.m, d.k) * x[xo + i];
         }
     }
     part[lid.y * 16u + lid.x] = acc;
@@ -77,7 +78,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             let c = k0 + idx / 64u;
             var wv = 0.0;
             if (r < d.m && c < d.k) {
-                wv = w[c * d.m + r];
+                wv = w_at1(c, r, d.m, d.k);
             }
             ws[idx] = wv;
         }

@@ -1,8 +1,8 @@
 // matvec.wgsl — the decode (one row) matvec with its input's producer fused in, vec4 loads.
 //
 // Bindings (group 0): 0 `x` read: the input row (in_row0) — the residual stream for `norm`,
-// the stacked [w1·x, w3·x] row for `swiglu`, the finished input for `plain`; 1 `w` [k, m / 4]
-// W4 read: a row chunk of a [out, in] matrix stored TRANSPOSED (as in matmul.wgsl), m a
+// the stacked [w1·x, w3·x] row for `swiglu`, the finished input for `plain`; 1 `w` read: a row
+// chunk of a [out, in] matrix stored TRANSPOSED ([k, m], as in matmul.wgsl; gpu::packing), m a
 // multiple of 4; 2 `out` read_write; 3 `d` uniform (matmul.wgsl's Dims); 4 `g` [k] read:
 // the RMSNorm gains (`norm` only).
 // out[col0 + j] = (accumulate ? out[col0 + j] : 0) + Σ_i W[j, i] · in_i, where `in` is staged
@@ -19,8 +19,10 @@
 // y = 0 add the MV_Y partial sums in y order. Wider MV_X reads longer contiguous runs of a
 // weight row; deeper MV_Y shortens each lane's walk along k but adds reduction steps.
 // Dispatch (ceil(m / (4 MV_X)), 1). The plan uses it only when k <= MAXK.
-// `W4`, the weights' vec4 type, is defined by the loader: vec4<f32>, or vec4<f16> (with
-// `enable f16`) for the optional half-precision classifier; the sums stay f32 either way.
+// `W4` and `w_at` (4 adjacent outputs at one input, as vec4<f32>) are defined by the loader
+// for the weights' format (gpu::packing): f32, f16 for the optional half-precision classifier
+// (with `enable f16`), or Q8_0 (int8 values and scales, dequantized as they are read); the
+// sums stay f32 in every format.
 
 struct Dims { m: u32, k: u32, out_stride: u32, col0: u32, accumulate: u32, eps: f32, parts: u32, _p2: u32 }
 
@@ -58,7 +60,7 @@ fn dot_rows(lid: vec3<u32>, wg: vec3<u32>) -> vec4<f32> {
     var acc = vec4<f32>(0.0);
     if (j4 < m4) {
         for (var i = lid.y; i < d.k; i += MV_Y) {
-            acc += vec4<f32>(w[i * m4 + j4]) * xs[i];
+            acc += w_at(i, j4, m4, d.k) * xs[i];
         }
     }
     return reduce_y(lid, acc);

@@ -2,11 +2,10 @@
 // dispatch, split by blocks of hidden units into partial sums.
 //
 // Bindings (group 0): matvec.wgsl's 0 `x` [1 + parts, dim] read: the residual after attention
-// (row 0) and attention_wo.wgsl's per-head partial sums (rows 1..=parts); 1 `w` [dim,
-// 2·hidden / 4] vec4 read: w1 and w3 stacked ([2·hidden, dim]) and stored TRANSPOSED, hidden a
-// multiple of 4; 2 `out` [1 + blocks, dim] read_write; 3 `d` (k = dim, m = 2·hidden, parts =
-// n_heads, eps); 4 `g` [dim] read: the FFN RMSNorm gains; 5 `w2` [hidden, dim / 4] vec4 read:
-// w2 transposed; 6 `md` uniform.
+// (row 0) and attention_wo.wgsl's per-head partial sums (rows 1..=parts); 1 `w` read: w1
+// and w3 stacked ([2·hidden, dim]) and stored TRANSPOSED (gpu::packing), hidden a multiple of 4; 2 `out` [1 + blocks, dim] read_write; 3 `d` (k = dim, m = 2·hidden, parts =
+// n_heads, eps); 4 `g` [dim] read: the FFN RMSNorm gains; 5 `w2` read: w2 transposed, read
+// through `w2_at` (the weights' format, as `w`); 6 `md` uniform.
 // Workgroup b takes the hidden units u in [b·HB, b·HB + HB), HB = 4·MV_X:
 //   r = x row 0 + rows 1..=parts in row order (workgroup 0 writes r to out row 0: the residual);
 //   h_u = silu(w1_u · n) · (w3_u · n), n = rmsnorm(r) (matvec.wgsl's staging and y-split
@@ -18,7 +17,7 @@
 
 struct MlpDims { hidden: u32, dim: u32, _p0: u32, _p1: u32 }
 
-@group(0) @binding(5) var<storage, read> w2: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> w2: array<W4>;
 @group(0) @binding(6) var<uniform> md: MlpDims;
 
 @compute @workgroup_size(MV_X, MV_Y)
@@ -36,8 +35,8 @@ fn mlp(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id)
     var c = vec4<f32>(0.0);
     if (u4 < h4) {
         for (var i = lid.y; i < d.k; i += MV_Y) {
-            a += vec4<f32>(w[i * m4 + u4]) * xs[i];
-            c += vec4<f32>(w[i * m4 + h4 + u4]) * xs[i];
+            a += w_at(i, u4, m4, d.k) * xs[i];
+            c += w_at(i, h4 + u4, m4, d.k) * xs[i];
         }
     }
     let sa = reduce_y(lid, a);
@@ -58,7 +57,7 @@ fn mlp(@builtin(local_invocation_index) lane: u32, @builtin(local_invocation_id)
     for (var j4 = lane; j4 < dm4; j4 += LANES) {
         var acc = vec4<f32>(0.0);
         for (var u = 0u; u < nu; u++) {
-            acc += w2[(u0 + u) * dm4 + j4] * part[u / 4u][u % 4u];
+            acc += w2_at(u0 + u, j4, dm4, md.hidden) * part[u / 4u][u % 4u];
         }
         let at = (1u + wg.x) * md.dim + 4u * j4;
         out[at] = acc.x;

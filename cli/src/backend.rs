@@ -3,7 +3,7 @@
 //! exactly), merged into the uploaded weights on the GPU (`W += s·B·A`; logits equal the
 //! unmerged ones within 1e-4).
 
-use tinylm_engine::gpu::{BackendChoice, GpuOptions, Opened};
+use tinylm_engine::gpu::{BackendChoice, GpuOptions, Opened, WeightFormat};
 use tinylm_engine::{LoadedModel, Result};
 
 /// Opens `name` for `model`, with the reason it was chosen (for `auto`, why the CPU was used
@@ -16,6 +16,12 @@ pub fn open(model: &LoadedModel, name: &str, opts: GpuOptions) -> Result<(Opened
         (Some(_), Some(_)) => why += " (LoRA adapter merged into the weights)",
         (Some(_), None) => why += " (adapter unmerged)",
         (None, _) => {}
+    }
+    if let (Some(_), Some(g)) = (model.quantized(), opened.backend.gpu_ref()) {
+        why += match g.weight_format() {
+            WeightFormat::Q8 { .. } => " (Q8_0 weights kept Q8_0 on the GPU)",
+            _ => " (an f32 copy of the quantized weights on the GPU)",
+        };
     }
     Ok((opened, why))
 }
@@ -59,5 +65,21 @@ mod tests {
         let d = unmerged.iter().zip(&merged).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(d <= 1e-4, "merged vs unmerged logits differ by {d}");
         assert!(open(&m, "tpu", GpuOptions::default()).is_err());
+    }
+
+    /// The reason says what the GPU holds of a quantized model (lavapipe here).
+    #[test]
+    fn the_gpu_says_whether_q8_0_stays_q8_0() {
+        let (c, seed) = named_shape("micro").unwrap();
+        let w = random_weights(&c, seed).unwrap();
+        // Groups of 8 divide every row of micro (dim 16, hidden 40); 16 do not (40).
+        for (group, words) in
+            [(8, "(Q8_0 weights kept Q8_0 on the GPU)"), (16, "(an f32 copy of the quantized weights on the GPU)")]
+        {
+            let file = tinylm_engine::checkpoint::write_v2(&w, group).unwrap();
+            let m = LoadedModel::open(&[tinylm_engine::NamedFile::new("micro_q8.bin", &file)]).unwrap();
+            let (o, why) = open(&m, "gpu", GpuOptions::default()).unwrap();
+            assert!(o.backend.gpu_ref().is_some() && why.ends_with(words), "{why}");
+        }
     }
 }

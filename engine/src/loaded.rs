@@ -355,31 +355,36 @@ impl LoadedModel {
 #[cfg(feature = "gpu")]
 mod gpu {
     use super::*;
-    use crate::gpu::{AnyBackend, BackendChoice, GpuOptions, Opened, Reason};
+    use crate::gpu::{q8_format, AnyBackend, BackendChoice, GpuBackend, GpuOptions, Opened, Reason};
 
     impl LoadedModel {
         /// Opens the backend `choice` asks for with the adapter in use (see
         /// `AnyBackend::open_shared`). Nothing is parsed again and the weights are not copied;
         /// after a failure (`Error::NoGpu` when no GPU exists, `Error::Gpu` when one failed) the
         /// caller falls back with another `open_backend_async` on this same model.
-        /// A model held quantized runs its quantized weights on the CPU; the GPU (or `Auto` trying
-        /// it) gets f32 weights (`dense_weights`: held by the GPU backend only, so a failed
+        /// A model held quantized runs its quantized weights on the CPU. On the GPU (or `Auto`
+        /// trying it) a model all in Q8_0 stays Q8_0 (`gpu::q8_format`, no adapter in use);
+        /// others get f32 weights (`dense_weights`: held by the GPU backend only, so a failed
         /// start keeps none).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {
-            if self.quantized().is_none() {
+            let Some(quant) = self.quantized() else {
                 return AnyBackend::open_shared(self.weights(), self.adapter.as_ref(), choice, opts).await;
-            }
+            };
             let cpu = |reason| Opened { backend: AnyBackend::Cpu(self.cpu()), reason };
+            let gpu = async || -> Result<AnyBackend> {
+                if self.adapter.is_none() && q8_format(quant).is_some() {
+                    return Ok(AnyBackend::Gpu(GpuBackend::new_q8_async(quant, opts).await?));
+                }
+                let dense = self.dense_weights();
+                Ok(AnyBackend::open_shared(&dense, self.adapter.as_ref(), BackendChoice::Gpu, opts).await?.backend)
+            };
             Ok(match choice {
                 BackendChoice::Cpu => cpu(Reason::Requested),
-                BackendChoice::Gpu => AnyBackend::open_shared(&self.dense_weights(), self.adapter.as_ref(), choice, opts).await?,
-                BackendChoice::Auto => {
-                    let dense = self.dense_weights();
-                    match AnyBackend::open_shared(&dense, self.adapter.as_ref(), BackendChoice::Gpu, opts).await {
-                        Ok(o) => Opened { backend: o.backend, reason: Reason::GpuAvailable },
-                        Err(e) => cpu(Reason::NoUsableGpu(e)),
-                    }
-                }
+                BackendChoice::Gpu => Opened { backend: gpu().await?, reason: Reason::Requested },
+                BackendChoice::Auto => match gpu().await {
+                    Ok(backend) => Opened { backend, reason: Reason::GpuAvailable },
+                    Err(e) => cpu(Reason::NoUsableGpu(e)),
+                },
             })
         }
 

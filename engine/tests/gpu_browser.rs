@@ -130,3 +130,51 @@ async fn webgpu_sampling_equals_the_cpu_path() {
     assert_eq!(got, gen.tokens);
     assert_eq!(gs.rng, cs.rng);
 }
+
+/// Q8_0 weights kept Q8_0 on WebGPU (`gpu::packing`; Chromium's own WGSL compiler, stricter than
+/// naga's): the GGUF Q8_0 fixture's logits against transformers on gguf's dequantized weights,
+/// batched and per token, and a llama2.c v2 Q8_0 file's greedy story against the CPU path on
+/// its dequantized weights. (tests/gpu_q8.rs checks every decode path on lavapipe.)
+#[wasm_bindgen_test]
+async fn webgpu_keeps_q8_0_weights_quantized() {
+    use tinylm_engine::gpu::WeightFormat;
+    use tinylm_engine::{LoadedModel, NamedFile};
+    const GGUF: &[u8] = include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf");
+    const GGUF_REF: &[u8] = include_bytes!("fixtures/formats/reference/quant.q8_0.gguf.safetensors");
+    let m = LoadedModel::open(&[NamedFile::new("quant.q8_0.gguf", GGUF)]).unwrap();
+    let st = safetensors::SafeTensors::deserialize(GGUF_REF).unwrap();
+    let floats = |name: &str| -> Vec<f32> {
+        let t = st.tensor(name).unwrap();
+        match t.dtype() {
+            safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+            _ => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+        }
+    };
+    let tokens: Vec<u32> = floats("tokens").iter().map(|&t| t as u32).collect();
+    let want = floats("logits");
+    let mut g = GpuBackend::new_q8_async(m.quantized().unwrap(), GpuOptions::default()).await.unwrap();
+    assert_eq!(g.weight_format(), WeightFormat::Q8 { group: 32 });
+    let tol = 1e-4 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let batched = g.inspect_async(&tokens).await.unwrap().logits;
+    let mut decoded = Vec::new();
+    for (p, &t) in tokens.iter().enumerate() {
+        decoded.extend_from_slice(g.forward_async(t, p, None).await.unwrap());
+    }
+    for (path, got) in [("batched", batched), ("decode", decoded)] {
+        let d = max_diff(&got, &want);
+        console_log!("GGUF Q8_0 on {}, {path}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})", g.name());
+        assert!(d <= tol, "{path}: {d}");
+    }
+
+    // stories260K as a v2 Q8_0 file in groups of 4 (whole groups in every row).
+    let v2 = checkpoint::write_v2(&weights(), 4).unwrap();
+    let m = LoadedModel::open(&[NamedFile::new("stories260K_q8.bin", &v2)]).unwrap();
+    let dense = m.quantized().unwrap().dequantize();
+    let mut cpu = CpuBackend::new(dense.clone());
+    let mut gen = Generation::new(vec![1], 200, &dense.config).unwrap();
+    let mut cs = Sampler::new(0.0, 0.9, 1).unwrap();
+    while gen.step(&mut cpu, &mut cs).unwrap().is_some() {}
+    let mut g = GpuBackend::new_q8_async(m.quantized().unwrap(), GpuOptions::default()).await.unwrap();
+    let got = generate(&mut g, 200, &mut Sampler::new(0.0, 0.9, 1).unwrap()).await;
+    assert_eq!(got, gen.tokens);
+}

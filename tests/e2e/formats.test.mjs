@@ -40,12 +40,14 @@ const CASES = {
   f32: { files: [join(FX, 'gguf/gqa_untied.f32.gguf')], ref: 'gqa_untied.f32.gguf', name: 'gqa_untied.f32',
     format: /^GGUF v3, F32 ×\d+$/, held: /\(f32\)$/ },
   q8: { files: [join(FX, 'gguf/quant.q8_0.gguf')], ref: 'quant.q8_0.gguf', name: 'quant.q8_0', cli: join(FX, 'gguf/quant.q8_0.gguf'),
-    format: /^GGUF v3, Q8_0 ×\d+, F32 ×\d+$/, held: /\(kept quantized: \d+% of f32\)$/ },
+    format: /^GGUF v3, Q8_0 ×\d+, F32 ×\d+$/, held: /\(kept quantized: \d+% of f32\)$/,
+    // On WebGPU the Q8_0 weights stay Q8_0 (the GPU's bytes: matrices, norms, RoPE table).
+    gpuHeld: / Its Q8_0 weights stay Q8_0 on the graphics processor \((\d+) KB\)\.$/ },
   q4k: { files: [join(FX, 'gguf/quant.q4_k_m.gguf')], ref: 'quant.q4_k_m.gguf', name: 'quant.q4_k_m', drop: 'files',
     format: /Q4_K ×\d+, Q6_K ×\d+/, held: /\(kept quantized: \d+% of f32\)$/ },
   // Named for its folder, as dropped whole (picked files come without a folder).
   hf: { files: [SNAPSHOT], ref: 'mha_tied_bf16', name: 'mha_tied_bf16', drop: 'folder', cli: join(FX, 'hf/mha_tied_bf16'),
-    format: /^Hugging Face sharded safetensors, BF16 ×\d+/, held: /\(f32\)$/ },
+    format: /^Hugging Face sharded safetensors, BF16 ×\d+/, held: /\(f32\)$/, gpuHeld: /writes the story\.$/ },
 };
 
 /**
@@ -96,6 +98,14 @@ async function exportJson(page) {
 async function check(page, c, backend) {
   assert.equal(await give(page, c.files, c.drop), 'ready', await statusText(page));
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend);
+  if (backend === 'webgpu') {
+    const reason = await page.textContent('[data-testid=backend-reason]');
+    const held = reason.match(c.gpuHeld);
+    assert.ok(held, reason);
+    console.log(`# ${c.name} on WebGPU: ${reason}`);
+    // Q8_0: under 30% of the f32 weights (4 bytes a parameter).
+    if (held[1]) assert.ok(Number(held[1]) * 1000 < 0.3 * 4 * Number(await page.getAttribute('[data-testid=facts]', 'data-params')), reason);
+  }
   const status = await statusText(page);
   assert.ok(status.startsWith(`Ready: ${c.name} (`), status);
   const format = await page.textContent('[data-testid=fact-format] dd');

@@ -5,7 +5,7 @@
 //! kept measurement says the CPU is faster, asks for WebGPU to be started beside it (`speed`).
 
 use js_sys::{Function, Reflect};
-use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuOptions, Reason};
+use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions, Reason, WeightFormat};
 use tinylm_engine::{Error, LoadedModel, NoGpu};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -51,7 +51,7 @@ pub async fn open(model: &LoadedModel, choice: Choice) -> Result<Opened, String>
         Err(e) => return Err(words::run_error(&e)),
     };
     let start_ms = now_ms() - t0;
-    let info = describe(&backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
+    let info = describe(model, &backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
     Ok(Opened { backend, info: BackendInfo { start_ms, ..info }, warmup: None })
 }
 
@@ -117,16 +117,18 @@ pub fn plain(failure: &Error) -> String {
     }
 }
 
-async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<String>) -> BackendInfo {
+async fn describe(model: &LoadedModel, backend: &AnyBackend, choice: Choice, gpu_problem: Option<String>) -> BackendInfo {
     match backend {
-        AnyBackend::Gpu(_) => BackendInfo {
+        AnyBackend::Gpu(g) => BackendInfo {
             start_ms: 0.0,
             kind: BackendKind::WebGpu,
             detail: adapter_label().await.unwrap_or_else(|| "WebGPU adapter".into()),
             reason: match choice {
-                Choice::WebGpu => "You chose WebGPU: the graphics processor writes the story.".into(),
-                _ => "WebGPU works in this browser, so the graphics processor writes the story.".into(),
-            },
+                Choice::WebGpu => "You chose WebGPU: the graphics processor writes the story.",
+                _ => "WebGPU works in this browser, so the graphics processor writes the story.",
+            }
+            .to_string()
+                + &gpu_weights(model, g),
             one_thread: None,
         },
         AnyBackend::Cpu(_) => cpu_info(
@@ -138,6 +140,22 @@ async fn describe(backend: &AnyBackend, choice: Choice, gpu_problem: Option<Stri
             },
             0.0,
         ),
+    }
+}
+
+/// " " and what the GPU holds of a quantized model, in words; "" for an f32 model.
+pub fn gpu_weights(model: &LoadedModel, g: &GpuBackend) -> String {
+    let Some(q) = model.quantized() else { return String::new() };
+    let held = words::size(g.weight_bytes());
+    match g.weight_format() {
+        WeightFormat::Q8 { .. } => format!(" Its Q8_0 weights stay Q8_0 on the graphics processor ({held})."),
+        _ => {
+            let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
+            format!(
+                " WebGPU has no kernels for {} weights yet, so the graphics processor holds an f32 copy ({held}).",
+                types.join(" and ")
+            )
+        }
     }
 }
 

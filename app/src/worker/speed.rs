@@ -48,11 +48,15 @@ pub async fn on_ready(s: &mut Session) {
         },
     };
     if speeds.gpu_wins() {
+        let held = match &gpu {
+            AnyBackend::Gpu(g) => backends::gpu_weights(&stored.model, g),
+            AnyBackend::Cpu(_) => String::new(),
+        };
         active.backend = gpu;
         active.info = BackendInfo {
             kind: BackendKind::WebGpu,
             detail: warm.warmup.adapter,
-            reason: speeds.reason(when),
+            reason: speeds.reason(when) + &held,
             start_ms,
             one_thread: None,
         };

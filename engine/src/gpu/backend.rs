@@ -4,7 +4,8 @@
 use super::context::GpuContext;
 use super::edits::GpuEdits;
 use super::kernels::{buffer, DecodeKernels, Step, STEP_SLOT};
-use super::model::GpuWeights;
+use super::model::{GpuSource, GpuWeights};
+use super::packing::WeightFormat;
 use super::plan::Plan;
 use super::readback::{self, floats};
 use super::state::{choose_batch, Acts};
@@ -12,6 +13,7 @@ use super::workgroups::Workgroups;
 use crate::config::Config;
 use crate::cpu::check_step;
 use crate::error::{Error, Result};
+use crate::quant_weights::QuantWeights;
 use crate::trace::{Edits, Inspection, Inspector, StepTrace};
 use crate::weights::Weights;
 
@@ -100,7 +102,7 @@ pub struct GpuBackend {
     /// Knock-outs and steering in force (`set_edits`).
     edits: Option<GpuEdits>,
     host_logits: Vec<f32>,
-    _weights: GpuWeights,
+    weights: GpuWeights,
 }
 
 /// Capture buffers are kept under this size; inspection chunks shrink to fit.
@@ -120,9 +122,29 @@ impl GpuBackend {
         pollster::block_on(Self::new_async(weights, opts))
     }
 
+    /// Opens a device and uploads a model held in Q8_0, keeping it Q8_0 on the GPU: the
+    /// kernels dequantize as they read (`gpu::packing`). `Error::Gpu` when its matrices are not
+    /// all Q8_0 in whole-group rows (`q8_format`; the caller then uploads the f32 copy).
+    pub async fn new_q8_async(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
+        GpuSource::Q8(weights).format()?;
+        let ctx = GpuContext::with_features_async(wgpu::Features::empty()).await?;
+        Self::upload_to(ctx, GpuSource::Q8(weights), opts).await
+    }
+
+    /// Blocking `new_q8_async` for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_q8(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
+        pollster::block_on(Self::new_q8_async(weights, opts))
+    }
+
     /// Uploads `weights` to an existing device.
     pub async fn with_context(ctx: GpuContext, weights: &Weights, opts: GpuOptions) -> Result<GpuBackend> {
-        let c = weights.config;
+        Self::upload_to(ctx, GpuSource::F32(weights), opts).await
+    }
+
+    async fn upload_to(ctx: GpuContext, weights: GpuSource<'_>, opts: GpuOptions) -> Result<GpuBackend> {
+        let c = weights.config();
+        let format = weights.format()?;
         c.validate().map_err(Error::InvalidSetting)?;
         let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
         let max_weight = opts.max_weight_binding.map_or(limit, |m| m.min(limit));
@@ -138,8 +160,8 @@ impl GpuBackend {
         wg.check(&ctx.limits)?;
         let (kernels, gw, acts, plan, logits_rb, ring) = ctx
             .scoped("loading the model onto the GPU", || -> Result<_> {
-                let kernels = DecodeKernels::new(&ctx, wg);
-                let gw = GpuWeights::upload(&ctx, weights, max_weight, opts.f16_classifier)?;
+                let kernels = DecodeKernels::new(&ctx, wg, format);
+                let gw = GpuWeights::upload_from(&ctx, weights, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
                 let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused, opts.three_dispatch);
                 let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
@@ -166,7 +188,7 @@ impl GpuBackend {
             capture: None,
             edits: None,
             host_logits: vec![0.0; c.vocab_size],
-            _weights: gw,
+            weights: gw,
         })
     }
 
@@ -193,6 +215,14 @@ impl GpuBackend {
     /// shapes that allow it: wo, w1|w3 and w2 each one weight chunk, hidden a multiple of 4).
     pub fn is_three_dispatch(&self) -> bool {
         self.plan.is_decode3()
+    }
+    /// The format the weights are kept in on the GPU.
+    pub fn weight_format(&self) -> WeightFormat {
+        self.kernels.format
+    }
+    /// Bytes of GPU memory the weights take (`GpuWeights::bytes`).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weights.bytes()
     }
     /// The decode kernels' workgroup shapes in use.
     pub fn workgroups(&self) -> Workgroups {

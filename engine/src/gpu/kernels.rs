@@ -7,7 +7,7 @@ use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 pub use super::registry::Slot;
-use super::registry::Spec;
+use super::registry::{Spec, WeightFormat};
 pub use super::uniforms::Step;
 use super::workgroups::{MatvecShape, Workgroups};
 use crate::error::{Error, Result};
@@ -83,9 +83,20 @@ impl Kernel {
         Kernel { name: spec.name, layout, entries }
     }
 
-    /// `spec` at the decode shapes `wg`.
+    /// `spec` at the decode shapes `wg`, reading f32 weights.
     pub(crate) fn compile(ctx: &GpuContext, spec: &Spec, wg: &Workgroups, step_layout: Option<&wgpu::BindGroupLayout>) -> Kernel {
-        Kernel::new(ctx, spec, &(spec.source)(wg), step_layout)
+        Kernel::compile_for(ctx, spec, wg, WeightFormat::F32, step_layout)
+    }
+
+    /// `spec` at the decode shapes `wg`, reading weights in format `f`.
+    pub(crate) fn compile_for(
+        ctx: &GpuContext,
+        spec: &Spec,
+        wg: &Workgroups,
+        f: WeightFormat,
+        step_layout: Option<&wgpu::BindGroupLayout>,
+    ) -> Kernel {
+        Kernel::new(ctx, spec, &(spec.source)(wg, f), step_layout)
     }
 
     /// The pipeline of entry point `entry`; an entry point the kernel lacks is an error.
@@ -129,6 +140,8 @@ pub struct DecodeKernels {
     pub step_layout: wgpu::BindGroupLayout,
     /// The decode kernels' workgroup shapes (defaults, or `gpu::tune`'s choice).
     pub workgroups: Workgroups,
+    /// The format of the weights they read (`gpu::packing`).
+    pub format: WeightFormat,
     pub embed: Kernel,
     pub rmsnorm: Kernel,
     /// Entry points `matvec` (one row) and `matmul` (a batch).
@@ -173,12 +186,14 @@ pub(crate) fn step_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
 }
 
 impl DecodeKernels {
-    /// Every pipeline, the decode kernels in the shapes `wg` (checked by the caller).
-    pub fn new(ctx: &GpuContext, wg: Workgroups) -> DecodeKernels {
+    /// Every pipeline, the decode kernels in the shapes `wg` (checked by the caller) reading
+    /// weights in format `format`.
+    pub fn new(ctx: &GpuContext, wg: Workgroups, format: WeightFormat) -> DecodeKernels {
         use super::registry as r;
         let step_layout = step_layout(ctx);
-        let k = |spec: &Spec| Kernel::compile(ctx, spec, &wg, Some(&step_layout));
-        let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
+        let k = |spec: &Spec| Kernel::compile_for(ctx, spec, &wg, format, Some(&step_layout));
+        // The f16 classifier replaces an f32 one only.
+        let f16 = format == WeightFormat::F32 && ctx.device.features().contains(wgpu::Features::SHADER_F16);
         DecodeKernels {
             embed: k(&r::EMBED),
             rmsnorm: k(&r::RMSNORM),
@@ -196,6 +211,7 @@ impl DecodeKernels {
             edit: k(&r::EDIT),
             step_layout,
             workgroups: wg,
+            format,
         }
     }
 

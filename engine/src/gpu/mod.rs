@@ -24,6 +24,7 @@ pub mod lora;
 mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ops;
+pub mod packing;
 mod pipelined;
 mod plan;
 pub mod pretrain;
@@ -39,7 +40,8 @@ pub use backend::{GpuBackend, GpuOptions, GpuStats};
 pub use choice::{AnyBackend, BackendChoice, Opened, Reason};
 pub use context::GpuContext;
 pub use lora::{GpuTrainOptions, GpuTrainer, TrainStats};
-pub use model::{f16_bits, f16_round, f16_value, rope_table};
+pub use model::{f16_bits, f16_round, f16_value, q8_format, rope_table};
+pub use packing::WeightFormat;
 pub use pretrain::GpuPretrainer;
 pub use tune::Tuning;
 pub use workgroups::{MatvecShape, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};

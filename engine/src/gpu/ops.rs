@@ -4,6 +4,7 @@
 use super::context::GpuContext;
 use super::kernels::{buffer, groups, step_buffer, storage, uniform, DecodeKernels, Kernel, Step};
 use super::model::Chunked;
+use super::packing::WeightFormat;
 use super::plan::{attention_dims, rope_dims};
 use super::readback::{self, floats};
 use super::uniforms::{EmbedDims, MatmulDims, NormDims, SampleDims, SwigluDims};
@@ -62,7 +63,7 @@ impl KernelLab {
     pub fn with(features: wgpu::Features, wg: Workgroups) -> Result<KernelLab> {
         let ctx = GpuContext::with_features(features)?;
         wg.check(&ctx.limits)?;
-        let k = DecodeKernels::new(&ctx, wg);
+        let k = DecodeKernels::new(&ctx, wg, WeightFormat::F32);
         let (step, step_bg) = step_buffer(&ctx, &k, 1);
         ctx.check()?;
         Ok(KernelLab { ctx, k, step, step_bg })

@@ -20,6 +20,7 @@ pub enum Slot {
     Uniform,
 }
 
+pub use super::packing::WeightFormat;
 use super::workgroups::{attention_consts, matvec_consts, MatvecShape, Workgroups};
 
 /// One WGSL kernel family: a source and the pipelines made from its entry points.
@@ -32,8 +33,9 @@ pub struct Spec {
     pub uniforms: &'static [usize],
     /// Reads the per-submit `Step` (common.wgsl) as group 1: the decode kernels do.
     pub step: bool,
-    /// The source, in the decode shapes `wg` where the kernel has a shape.
-    pub source: fn(&Workgroups) -> String,
+    /// The source, in the decode shapes `wg` where the kernel has a shape, reading weights in
+    /// the format given where it reads weights.
+    pub source: fn(&Workgroups, WeightFormat) -> String,
 }
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
@@ -45,16 +47,21 @@ macro_rules! wgsl {
     };
 }
 
-/// matvec.wgsl in workgroup shape `shape` with its weight type `W4` defined: f32, or f16
-/// (`enable` must come first).
-pub fn matvec_source(shape: MatvecShape, f16: bool) -> String {
-    let (enable, ty) = if f16 { ("enable f16;\n", "f16") } else { ("", "f32") };
-    format!("{enable}{}{COMMON}alias W4 = vec4<{ty}>;\n{}", matvec_consts(shape), wgsl!("matvec.wgsl"))
+/// matvec.wgsl in workgroup shape `shape` reading `w` (and the weight bindings in `more`, of
+/// the files appended to it) in format `f`.
+pub fn matvec_source(shape: MatvecShape, f: WeightFormat, more: &[&str]) -> String {
+    let names: Vec<&str> = std::iter::once("w").chain(more.iter().copied()).collect();
+    format!("{}{}{COMMON}{}{}", f.enable(), matvec_consts(shape), f.accessors(&names, &[]), wgsl!("matvec.wgsl"))
 }
 
 /// attention.wgsl with `lanes` lanes per workgroup.
 pub fn attention_source(lanes: u32) -> String {
     format!("{}{COMMON}{}", attention_consts(lanes), wgsl!("attention.wgsl"))
+}
+
+/// A kernel reading one weight binding `name` element by element, in format `f`.
+fn scalar_source(f: WeightFormat, name: &str, file: &str) -> String {
+    format!("{}{COMMON}{}{file}", f.enable(), f.accessors(&[], &[name]))
 }
 
 const MATVEC_SLOTS: &[Slot] = &[Read, Read, Write, Uniform, Read];
@@ -65,7 +72,7 @@ pub const EMBED: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<EmbedDims>()],
     step: true,
-    source: |_| format!("{COMMON}{}", wgsl!("embed.wgsl")),
+    source: |_, f| scalar_source(f, "table", wgsl!("embed.wgsl")),
 };
 
 pub const RMSNORM: Spec = Spec {
@@ -74,7 +81,7 @@ pub const RMSNORM: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<NormDims>()],
     step: true,
-    source: |_| format!("{COMMON}{}", wgsl!("rmsnorm.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("rmsnorm.wgsl")),
 };
 
 /// Entry points `matvec` (one row) and `matmul` (a batch).
@@ -84,7 +91,7 @@ pub const MATMUL: Spec = Spec {
     entries: &["matvec", "matmul"],
     uniforms: &[size_of::<MatmulDims>()],
     step: true,
-    source: |_| format!("{COMMON}{}", wgsl!("matmul.wgsl")),
+    source: |_, f| scalar_source(f, "w", wgsl!("matmul.wgsl")),
 };
 
 /// The decode matvec with its producer fused in (`plain`, `norm`, `swiglu`), the layers' shape.
@@ -94,7 +101,7 @@ pub const MATVEC: Spec = Spec {
     entries: &["plain", "norm", "swiglu"],
     uniforms: &[size_of::<MatmulDims>()],
     step: true,
-    source: |wg| matvec_source(wg.layers, false),
+    source: |wg, f| matvec_source(wg.layers, f, &[]),
 };
 
 /// RMSNorm, q|k|v, RoPE and the cache write in one dispatch (matvec.wgsl + matvec_rope.wgsl).
@@ -104,7 +111,7 @@ pub const MATVEC_ROPE: Spec = Spec {
     entries: &["norm_rope"],
     uniforms: &[size_of::<MatmulDims>(), size_of::<RopeDims>()],
     step: true,
-    source: |wg| matvec_source(wg.layers, false) + ROPE_PAIR + wgsl!("matvec_rope.wgsl"),
+    source: |wg, f| matvec_source(wg.layers, f, &[]) + ROPE_PAIR + wgsl!("matvec_rope.wgsl"),
 };
 
 /// The three-dispatch layer's whole FFN: RMSNorm, w1|w3, SwiGLU, w2 by hidden blocks
@@ -115,7 +122,7 @@ pub const MLP: Spec = Spec {
     entries: &["mlp"],
     uniforms: &[size_of::<MatmulDims>(), size_of::<MlpDims>()],
     step: true,
-    source: |wg| matvec_source(wg.layers, false) + wgsl!("mlp.wgsl"),
+    source: |wg, f| matvec_source(wg.layers, f, &["w2"]) + wgsl!("mlp.wgsl"),
 };
 
 /// The classifier's `norm` in its own shape.
@@ -125,7 +132,7 @@ pub const MATVEC_CLS: Spec = Spec {
     entries: &["norm"],
     uniforms: &[size_of::<MatmulDims>()],
     step: true,
-    source: |wg| matvec_source(wg.classifier, false),
+    source: |wg, f| matvec_source(wg.classifier, f, &[]),
 };
 
 /// The classifier's `norm` over f16 weights (devices with SHADER_F16 only).
@@ -135,7 +142,7 @@ pub const MATVEC_CLS_F16: Spec = Spec {
     entries: &["norm"],
     uniforms: &[size_of::<MatmulDims>()],
     step: true,
-    source: |wg| matvec_source(wg.f16_classifier(), true),
+    source: |wg, _| matvec_source(wg.f16_classifier(), WeightFormat::F16, &[]),
 };
 
 pub const ROPE: Spec = Spec {
@@ -144,7 +151,7 @@ pub const ROPE: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<RopeDims>()],
     step: true,
-    source: |_| format!("{COMMON}{ROPE_PAIR}{}", wgsl!("rope.wgsl")),
+    source: |_, _| format!("{COMMON}{ROPE_PAIR}{}", wgsl!("rope.wgsl")),
 };
 
 pub const ATTENTION: Spec = Spec {
@@ -153,7 +160,7 @@ pub const ATTENTION: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<AttentionDims>()],
     step: true,
-    source: |wg| attention_source(wg.attention),
+    source: |wg, _| attention_source(wg.attention),
 };
 
 /// One row's attention and the output projection by heads (attention.wgsl +
@@ -164,7 +171,10 @@ pub const ATTENTION_WO: Spec = Spec {
     entries: &["attend_wo"],
     uniforms: &[size_of::<AttentionDims>(), size_of::<WoDims>()],
     step: true,
-    source: |wg| attention_source(wg.attention) + wgsl!("attention_wo.wgsl"),
+    source: |wg, f| {
+        let wo = f.accessors(&["wo"], &[]);
+        format!("{}{}{wo}{}", f.enable(), attention_source(wg.attention), wgsl!("attention_wo.wgsl"))
+    },
 };
 
 pub const SWIGLU: Spec = Spec {
@@ -173,7 +183,7 @@ pub const SWIGLU: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<SwigluDims>()],
     step: true,
-    source: |_| format!("{COMMON}{}", wgsl!("swiglu.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("swiglu.wgsl")),
 };
 
 /// Entry points `argmax` and `sample`.
@@ -183,7 +193,7 @@ pub const SAMPLE: Spec = Spec {
     entries: &["argmax", "sample"],
     uniforms: &[size_of::<SampleDims>()],
     step: true,
-    source: |_| format!("{COMMON}{}", wgsl!("sample.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("sample.wgsl")),
 };
 
 /// Knock-outs and steering (`gpu::edits`): entry points `replace` and `add`.
@@ -193,7 +203,7 @@ pub const EDIT: Spec = Spec {
     entries: &["replace", "add"],
     uniforms: &[size_of::<EditDims>()],
     step: true,
-    source: |_| format!("{COMMON}{}", wgsl!("edit.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("edit.wgsl")),
 };
 
 pub const LORA_MATMUL: Spec = Spec {
@@ -202,7 +212,7 @@ pub const LORA_MATMUL: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<LoraMatmulDims>()],
     step: false,
-    source: |_| wgsl!("lora_matmul.wgsl").to_string(),
+    source: |_, _| wgsl!("lora_matmul.wgsl").to_string(),
 };
 
 pub const LORA_RMSNORM: Spec = Spec {
@@ -211,7 +221,7 @@ pub const LORA_RMSNORM: Spec = Spec {
     entries: &["forward", "backward"],
     uniforms: &[size_of::<LoraNormDims>()],
     step: false,
-    source: |_| format!("{COMMON}{}", wgsl!("lora_rmsnorm.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("lora_rmsnorm.wgsl")),
 };
 
 pub const LORA_ROPE: Spec = Spec {
@@ -220,7 +230,7 @@ pub const LORA_ROPE: Spec = Spec {
     entries: &["forward", "backward"],
     uniforms: &[size_of::<LoraRopeDims>()],
     step: false,
-    source: |_| format!("{COMMON}{}", wgsl!("lora_rope.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("lora_rope.wgsl")),
 };
 
 pub const LORA_ATTENTION: Spec = Spec {
@@ -229,7 +239,7 @@ pub const LORA_ATTENTION: Spec = Spec {
     entries: &["forward", "backward_q", "backward_kv"],
     uniforms: &[size_of::<LoraAttentionDims>()],
     step: false,
-    source: |_| format!("{COMMON}{}", wgsl!("lora_attention.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("lora_attention.wgsl")),
 };
 
 pub const LORA_SWIGLU: Spec = Spec {
@@ -238,7 +248,7 @@ pub const LORA_SWIGLU: Spec = Spec {
     entries: &["forward", "backward"],
     uniforms: &[size_of::<LoraSwigluDims>()],
     step: false,
-    source: |_| format!("{COMMON}{}", wgsl!("lora_swiglu.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("lora_swiglu.wgsl")),
 };
 
 pub const LORA_LOSS: Spec = Spec {
@@ -247,7 +257,7 @@ pub const LORA_LOSS: Spec = Spec {
     entries: &["main"],
     uniforms: &[size_of::<LossDims>()],
     step: false,
-    source: |_| format!("{COMMON}{}", wgsl!("lora_loss.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("lora_loss.wgsl")),
 };
 
 pub const LORA_ADAMW: Spec = Spec {
@@ -256,7 +266,7 @@ pub const LORA_ADAMW: Spec = Spec {
     entries: &["norm_main", "update"],
     uniforms: &[size_of::<AdamwDims>()],
     step: false,
-    source: |_| wgsl!("lora_adamw.wgsl").to_string(),
+    source: |_, _| wgsl!("lora_adamw.wgsl").to_string(),
 };
 
 pub const PRETRAIN: Spec = Spec {
@@ -265,7 +275,7 @@ pub const PRETRAIN: Spec = Spec {
     entries: &["embed", "embed_grad", "inv_rms", "gain_grad", "attn_rows", "max_into", "seg_sums"],
     uniforms: &[size_of::<PretrainDims>()],
     step: false,
-    source: |_| format!("{COMMON}{}", wgsl!("pretrain.wgsl")),
+    source: |_, _| format!("{COMMON}{}", wgsl!("pretrain.wgsl")),
 };
 
 /// Every kernel, for the checks below.
@@ -361,21 +371,26 @@ mod tests {
     #[test]
     fn every_kernel_declares_the_bindings_its_spec_lists() {
         for spec in ALL {
-            let src = (spec.source)(&Workgroups::default());
-            let all = bindings(&src);
-            let group0: Vec<&Binding> = all.iter().filter(|b| b.group == 0).collect();
-            let slots: Vec<Slot> = group0.iter().map(|b| b.slot).collect();
-            assert_eq!(slots, spec.slots, "{}: group 0 bindings", spec.name);
-            let numbers: Vec<u32> = group0.iter().map(|b| b.binding).collect();
-            assert_eq!(numbers, (0..spec.slots.len() as u32).collect::<Vec<_>>(), "{}: binding numbers", spec.name);
-            let step = all.iter().any(|b| (b.group, b.binding, b.slot, b.ty.as_str()) == (1, 0, Uniform, "Step"));
-            assert!(step || !spec.step, "{}: the decode step must be group 1, binding 0", spec.name);
-            assert!(all.iter().all(|b| b.group <= 1), "{}: only groups 0 and 1", spec.name);
-            let uniforms: Vec<usize> = group0.iter().filter(|b| b.slot == Uniform).map(|b| struct_bytes(&src, &b.ty)).collect();
-            assert_eq!(uniforms, spec.uniforms, "{}: uniform struct sizes (WGSL vs Rust)", spec.name);
-            for e in spec.entries {
-                assert!(src.contains(&format!("fn {e}(")), "{}: no entry point {e}", spec.name);
+            for f in [WeightFormat::F32, WeightFormat::Q8 { group: 32 }] {
+                check_bindings(spec, &(spec.source)(&Workgroups::default(), f));
             }
+        }
+    }
+
+    fn check_bindings(spec: &Spec, src: &str) {
+        let all = bindings(src);
+        let group0: Vec<&Binding> = all.iter().filter(|b| b.group == 0).collect();
+        let slots: Vec<Slot> = group0.iter().map(|b| b.slot).collect();
+        assert_eq!(slots, spec.slots, "{}: group 0 bindings", spec.name);
+        let numbers: Vec<u32> = group0.iter().map(|b| b.binding).collect();
+        assert_eq!(numbers, (0..spec.slots.len() as u32).collect::<Vec<_>>(), "{}: binding numbers", spec.name);
+        let step = all.iter().any(|b| (b.group, b.binding, b.slot, b.ty.as_str()) == (1, 0, Uniform, "Step"));
+        assert!(step || !spec.step, "{}: the decode step must be group 1, binding 0", spec.name);
+        assert!(all.iter().all(|b| b.group <= 1), "{}: only groups 0 and 1", spec.name);
+        let uniforms: Vec<usize> = group0.iter().filter(|b| b.slot == Uniform).map(|b| struct_bytes(src, &b.ty)).collect();
+        assert_eq!(uniforms, spec.uniforms, "{}: uniform struct sizes (WGSL vs Rust)", spec.name);
+        for e in spec.entries {
+            assert!(src.contains(&format!("fn {e}(")), "{}: no entry point {e}", spec.name);
         }
     }
 

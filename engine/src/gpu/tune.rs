@@ -17,7 +17,7 @@ use super::kernels::{buffer, groups, step_buffer_in, step_layout, uniform, Kerne
 use super::model::MAX_CHUNK_ROWS;
 use super::plan::{attention_dims, FUSED_MAX_K};
 use super::readback;
-use super::registry::{attention_source, matvec_source, Spec, ATTENTION, MATVEC_CLS};
+use super::registry::{attention_source, matvec_source, Spec, WeightFormat, ATTENTION, MATVEC_CLS};
 use super::split::split_rows;
 use super::uniforms::MatmulDims;
 use super::workgroups::{MatvecShape, Workgroups, ATTENTION_CANDIDATES, MATVEC_CANDIDATES};
@@ -245,7 +245,7 @@ impl Rig {
 
     /// Jobs of shape `s`: [classifier, layer, f16 classifier if the device has it].
     fn matvec_candidate(&self, ctx: &GpuContext, s: MatvecShape) -> Result<Candidate> {
-        let k = self.kernel(ctx, &MATVEC_CLS, &matvec_source(s, false));
+        let k = self.kernel(ctx, &MATVEC_CLS, &matvec_source(s, WeightFormat::F32, &[]));
         let cls = self.matvec_jobs(ctx, &k, s, &self.cls)?;
         let layer = self
             .layer
@@ -257,7 +257,7 @@ impl Rig {
             .collect();
         let mut cand = Candidate { jobs: vec![cls, layer], kinds: vec![0, 1], samples: vec![Vec::new(), Vec::new()] };
         if let Some(m) = &self.cls_f16 {
-            let k16 = self.kernel(ctx, &MATVEC_CLS, &matvec_source(s, true));
+            let k16 = self.kernel(ctx, &MATVEC_CLS, &matvec_source(s, WeightFormat::F16, &[]));
             cand.jobs.push(self.matvec_jobs(ctx, &k16, s, m)?);
             cand.kinds.push(3);
             cand.samples.push(Vec::new());
