@@ -55,6 +55,14 @@ pub enum Error {
     /// do: named so the page can say so instead of drawing nothing.
     #[error("{0} is not a number (NaN or infinite): the model's weights look damaged")]
     NotFinite(String),
+    /// An allocation the memory has no room for (wasm32's 4 GiB), refused before it is made
+    /// (`memory::check_room`).
+    #[error(
+        "{what} would take {}, but this page's memory has room for {} more",
+        crate::memory::in_words(*needed),
+        crate::memory::in_words(*room)
+    )]
+    OutOfMemory { what: String, needed: u64, room: u64 },
 }
 
 /// Why no GPU device could be opened, by kind, so callers choose their words without parsing

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod gpu;
 pub mod loaded;
 pub mod lora;
+pub mod memory;
 pub mod pool;
 pub mod pretrain;
 pub mod quant;

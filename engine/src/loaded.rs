@@ -305,6 +305,11 @@ impl LoadedModel {
     /// something made them already, else a copy of its own that is freed with whatever holds it,
     /// so that a GPU that fails to start (or that Auto drops for the CPU) leaves no f32 copy of a
     /// quantized model behind.
+    /// Bytes of the f32 weights (`dense_weights`), counted without making them.
+    pub fn dense_bytes(&self) -> u64 {
+        4 * self.config().n_params()
+    }
+
     pub fn dense_weights(&self) -> Arc<Weights> {
         match &self.weights {
             Held::Dense(w) => w.clone(),
@@ -375,6 +380,8 @@ mod gpu {
                 if self.adapter.is_none() && q8_format(quant).is_some() {
                     return Ok(AnyBackend::Gpu(GpuBackend::new_q8_async(quant, opts).await?));
                 }
+                // The f32 copy is made in this memory before its upload: asked first (wasm32).
+                crate::memory::check_room("an f32 copy of the weights for the GPU", self.dense_bytes())?;
                 let dense = self.dense_weights();
                 Ok(AnyBackend::open_shared(&dense, self.adapter.as_ref(), BackendChoice::Gpu, opts).await?.backend)
             };

@@ -3,7 +3,8 @@
 //! every decode path (three dispatches, five fused, unfused, batched) and with weight chunks
 //! split small: the GGUF Q8_0 fixture against transformers on gguf's dequantized weights, and
 //! llama2.c v2 files against the CPU reference on their dequantized weights; greedy tokens
-//! identical; the GPU holds about 30% of the f32 weights' bytes.
+//! identical; the GPU holds about 30% of the f32 weights' bytes. Other quantized models' f32
+//! copy for the GPU is refused in words when the memory has no room for it.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -157,4 +158,29 @@ fn gpu_format(m: &LoadedModel) -> Option<WeightFormat> {
 
 fn read_fixture(rel: &str) -> Vec<u8> {
     std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel)).unwrap()
+}
+
+/// A quantized model's f32 copy for the GPU is asked for before it is made: with no room for it
+/// (as in a browser tab near wasm32's 4 GiB, `memory::pretend` here), WebGPU is refused in words
+/// and Auto runs on the CPU saying why; a Q8_0 model needs no copy and opens on the GPU.
+#[test]
+fn an_f32_copy_without_room_is_refused_before_it_is_made() {
+    use tinylm_engine::{memory, Error};
+    let m = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
+    let copy = m.dense_bytes();
+    assert_eq!(copy, m.dense_weights().size_bytes());
+    memory::pretend(Some((1000, 1000 + copy - 1)));
+    let e = m.open_backend(BackendChoice::Gpu, GpuOptions::default()).err().unwrap();
+    assert!(matches!(e, Error::OutOfMemory { needed, room, .. } if needed == copy && room == copy - 1), "{e:?}");
+    assert!(e.to_string().starts_with("an f32 copy of the weights for the GPU would take "), "{e}");
+    let auto = m.open_backend(BackendChoice::Auto, GpuOptions::default()).unwrap();
+    assert!(auto.backend.gpu_ref().is_none());
+    assert!(auto.why().contains("an f32 copy of the weights for the GPU would take"), "{}", auto.why());
+
+    let q8 = open("quant.q8_0.gguf", &read_fixture("gguf/quant.q8_0.gguf"));
+    memory::pretend(Some((1000, 1000 + q8.dense_bytes() - 1)));
+    assert_eq!(gpu_format(&q8), Some(WeightFormat::Q8 { group: 32 }));
+    memory::pretend(Some((1000, 1000 + copy)));
+    assert_eq!(gpu_format(&m), Some(WeightFormat::F32), "exactly the room needed");
+    memory::pretend(None);
 }

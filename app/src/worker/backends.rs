@@ -44,7 +44,7 @@ pub async fn open(model: &LoadedModel, choice: Choice) -> Result<Opened, String>
             Reason::NoUsableGpu(e) => (o.backend, Some(e)),
             _ => (o.backend, None),
         },
-        Err(e @ (Error::NoGpu(_) | Error::Gpu(_))) => {
+        Err(e @ (Error::NoGpu(_) | Error::Gpu(_) | Error::OutOfMemory { .. })) => {
             let cpu = model.open_backend_async(BackendChoice::Cpu, opts).await.map_err(|e| words::run_error(&e))?;
             (cpu.backend, Some(e))
         }
@@ -113,6 +113,8 @@ pub fn plain(failure: &Error) -> String {
         Error::NoGpu(NoGpu::NoAdapter(_)) => "WebGPU found no graphics adapter it can use here (it may be switched off in \
              this browser, or the graphics chip is not supported)"
             .into(),
+        // "an f32 copy of the weights for the GPU would take 4.87 GB, but …": a sentence already.
+        e @ Error::OutOfMemory { .. } => e.to_string(),
         e => format!("WebGPU failed to start ({})", e.gpu_detail().unwrap_or_else(|| e.to_string())),
     }
 }

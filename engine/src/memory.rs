@@ -1,0 +1,99 @@
+//! Room for a large allocation, asked before making it. In the browser the engine's memory is
+//! one wasm32 linear memory, which can never pass 4 GiB (the threaded build declares that
+//! maximum; the plain build's address space ends there): an allocation past it aborts the
+//! worker, losing what it held. So the big copies a caller can do without (the f32 copy of a
+//! quantized model for the GPU) are refused in words first, and the caller takes another way.
+//! Natively the operating system decides, and nothing is refused here.
+
+use crate::error::{Error, Result};
+
+/// wasm32's whole address space.
+pub const WASM_CEILING: u64 = 4 << 30;
+
+/// Bytes the process's memory holds now and the most it can grow to; `None` natively (unless
+/// a test `pretend`s).
+pub fn usage() -> Option<(u64, u64)> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let pages = core::arch::wasm32::memory_size(0) as u64;
+        Some((pages * 65536, WASM_CEILING))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        PRETEND.with(|p| p.get())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+thread_local! {
+    static PRETEND: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Natively, on this thread: `usage` says `(used, ceiling)` as wasm32 would, so tests reach the
+/// refusals without 4 GiB models; `None` restores the native answer.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn pretend(usage: Option<(u64, u64)>) {
+    PRETEND.with(|p| p.set(usage));
+}
+
+/// `Error::OutOfMemory` when `bytes` more (for `what`) would not fit here; see `fits`.
+pub fn check_room(what: &str, bytes: u64) -> Result<()> {
+    match usage() {
+        Some((used, ceiling)) => fits(what, bytes, used, ceiling),
+        None => Ok(()),
+    }
+}
+
+/// `Error::OutOfMemory` when `bytes` more than `used` would pass `ceiling`. The free part of the
+/// memory already grown is counted as used: an allocator may not find `bytes` in one piece there.
+pub fn fits(what: &str, bytes: u64, used: u64, ceiling: u64) -> Result<()> {
+    let room = ceiling.saturating_sub(used);
+    if bytes <= room {
+        return Ok(());
+    }
+    Err(Error::OutOfMemory { what: what.to_string(), needed: bytes, room })
+}
+
+/// "4.87 GB", "683 MB", "12 KB": bytes for a message.
+pub fn in_words(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} KB", b / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allocation_past_the_ceiling_is_refused_in_words() {
+        assert!(fits("x", 1 << 30, 1 << 30, WASM_CEILING).is_ok());
+        assert!(fits("x", 3 << 30, 1 << 30, WASM_CEILING).is_ok(), "exactly the room left");
+        let e = fits("an f32 copy of the weights for the GPU", 4_870_000_000, 1_200_000_000, WASM_CEILING).unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { needed: 4_870_000_000, room: 3_094_967_296, .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "an f32 copy of the weights for the GPU would take 4.87 GB, but this page's memory has room for 3.09 GB more"
+        );
+        // More in use than the ceiling (cannot happen in wasm32, but no underflow).
+        assert!(fits("x", 1, 5 << 30, WASM_CEILING).is_err());
+        assert_eq!(in_words(683_000), "683 KB");
+        assert_eq!(in_words(12_300_000), "12 MB");
+    }
+
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn natively_nothing_is_refused_unless_pretended() {
+        assert_eq!(usage(), None);
+        assert!(check_room("x", u64::MAX).is_ok());
+        pretend(Some((1 << 30, WASM_CEILING)));
+        assert!(check_room("x", 3 << 30).is_ok() && check_room("x", (3 << 30) + 1).is_err());
+        pretend(None);
+        assert!(check_room("x", u64::MAX).is_ok());
+    }
+}
