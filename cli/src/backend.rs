@@ -17,10 +17,11 @@ pub fn open(model: &LoadedModel, name: &str, opts: GpuOptions) -> Result<(Opened
         (Some(_), None) => why += " (adapter unmerged)",
         (None, _) => {}
     }
-    if let (Some(_), Some(g)) = (model.quantized(), opened.backend.gpu_ref()) {
-        why += match g.weight_format() {
-            WeightFormat::Q8 { .. } => " (Q8_0 weights kept Q8_0 on the GPU)",
-            _ => " (an f32 copy of the quantized weights on the GPU)",
+    if let (Some(q), Some(g)) = (model.quantized(), opened.backend.gpu_ref()) {
+        let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
+        why += &match g.weight_format() {
+            WeightFormat::Int8 { .. } => format!(" ({} weights kept quantized on the GPU, as int8)", types.join(", ")),
+            _ => format!(" (an f32 copy of the {} weights on the GPU)", types.join(", ")),
         };
     }
     Ok((opened, why))
@@ -69,12 +70,12 @@ mod tests {
 
     /// The reason says what the GPU holds of a quantized model (lavapipe here).
     #[test]
-    fn the_gpu_says_whether_q8_0_stays_q8_0() {
+    fn the_gpu_says_whether_the_weights_stay_quantized() {
         let (c, seed) = named_shape("micro").unwrap();
         let w = random_weights(&c, seed).unwrap();
         // Groups of 8 divide every row of micro (dim 16, hidden 40); 16 do not (40).
         for (group, words) in
-            [(8, "(Q8_0 weights kept Q8_0 on the GPU)"), (16, "(an f32 copy of the quantized weights on the GPU)")]
+            [(8, "(Q8_0 weights kept quantized on the GPU, as int8)"), (16, "(an f32 copy of the Q8_0 weights on the GPU)")]
         {
             let file = tinylm_engine::checkpoint::write_v2(&w, group).unwrap();
             let m = LoadedModel::open(&[tinylm_engine::NamedFile::new("micro_q8.bin", &file)]).unwrap();

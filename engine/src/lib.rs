@@ -19,6 +19,7 @@ pub mod memory;
 pub mod pool;
 pub mod pretrain;
 pub mod quant;
+pub mod quant_int8;
 pub mod quant_weights;
 pub mod randmodel;
 pub mod sampler;

@@ -360,7 +360,7 @@ impl LoadedModel {
 #[cfg(feature = "gpu")]
 mod gpu {
     use super::*;
-    use crate::gpu::{q8_format, AnyBackend, BackendChoice, GpuBackend, GpuOptions, Opened, Reason};
+    use crate::gpu::{int8_format, AnyBackend, BackendChoice, GpuBackend, GpuOptions, Opened, Reason};
 
     impl LoadedModel {
         /// Opens the backend `choice` asks for with the adapter in use (see
@@ -368,7 +368,8 @@ mod gpu {
         /// after a failure (`Error::NoGpu` when no GPU exists, `Error::Gpu` when one failed) the
         /// caller falls back with another `open_backend_async` on this same model.
         /// A model held quantized runs its quantized weights on the CPU. On the GPU (or `Auto`
-        /// trying it) a model all in Q8_0 stays Q8_0 (`gpu::q8_format`, no adapter in use);
+        /// trying it) a model whose matrices all take one int8 form stays quantized there
+        /// (`gpu::int8_format`: Q8_0, Q4_0, Q4_K, Q6_K; no adapter in use);
         /// others get f32 weights (`dense_weights`: held by the GPU backend only, so a failed
         /// start keeps none).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {
@@ -377,8 +378,8 @@ mod gpu {
             };
             let cpu = |reason| Opened { backend: AnyBackend::Cpu(self.cpu()), reason };
             let gpu = async || -> Result<AnyBackend> {
-                if self.adapter.is_none() && q8_format(quant).is_some() {
-                    return Ok(AnyBackend::Gpu(GpuBackend::new_q8_async(quant, opts).await?));
+                if self.adapter.is_none() && int8_format(quant).is_some() {
+                    return Ok(AnyBackend::Gpu(GpuBackend::new_quantized_async(quant, opts).await?));
                 }
                 // The f32 copy is made in this memory before its upload: asked first (wasm32).
                 crate::memory::check_room("an f32 copy of the weights for the GPU", self.dense_bytes())?;

@@ -131,39 +131,54 @@ async fn webgpu_sampling_equals_the_cpu_path() {
     assert_eq!(gs.rng, cs.rng);
 }
 
-/// Q8_0 weights kept Q8_0 on WebGPU (`gpu::packing`; Chromium's own WGSL compiler, stricter than
-/// naga's): the GGUF Q8_0 fixture's logits against transformers on gguf's dequantized weights,
-/// batched and per token, and a llama2.c v2 Q8_0 file's greedy story against the CPU path on
-/// its dequantized weights. (tests/gpu_q8.rs checks every decode path on lavapipe.)
+/// Quantized weights kept quantized on WebGPU (`gpu::packing`'s int8 form; Chromium's own WGSL
+/// compiler, stricter than naga's): the GGUF Q8_0 and Q4_K_M fixtures' logits against
+/// transformers on gguf's dequantized weights, batched and per token, and a llama2.c v2 Q8_0
+/// file's greedy story against the CPU path on its dequantized weights. (tests/gpu_quantized.rs
+/// checks every decode path on lavapipe.)
 #[wasm_bindgen_test]
-async fn webgpu_keeps_q8_0_weights_quantized() {
+async fn webgpu_keeps_quantized_weights_quantized() {
     use tinylm_engine::gpu::WeightFormat;
     use tinylm_engine::{LoadedModel, NamedFile};
-    const GGUF: &[u8] = include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf");
-    const GGUF_REF: &[u8] = include_bytes!("fixtures/formats/reference/quant.q8_0.gguf.safetensors");
-    let m = LoadedModel::open(&[NamedFile::new("quant.q8_0.gguf", GGUF)]).unwrap();
-    let st = safetensors::SafeTensors::deserialize(GGUF_REF).unwrap();
-    let floats = |name: &str| -> Vec<f32> {
-        let t = st.tensor(name).unwrap();
-        match t.dtype() {
-            safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-            _ => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+    let cases: [(&str, &[u8], &[u8], WeightFormat); 2] = [
+        (
+            "quant.q8_0.gguf",
+            include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf"),
+            include_bytes!("fixtures/formats/reference/quant.q8_0.gguf.safetensors"),
+            WeightFormat::Int8 { group: 32, mins: false },
+        ),
+        (
+            "quant.q4_k_m.gguf",
+            include_bytes!("fixtures/formats/gguf/quant.q4_k_m.gguf"),
+            include_bytes!("fixtures/formats/reference/quant.q4_k_m.gguf.safetensors"),
+            WeightFormat::Int8 { group: 16, mins: true },
+        ),
+    ];
+    for (name, file, reference, format) in cases {
+        let m = LoadedModel::open(&[NamedFile::new(name, file)]).unwrap();
+        let st = safetensors::SafeTensors::deserialize(reference).unwrap();
+        let floats = |key: &str| -> Vec<f32> {
+            let t = st.tensor(key).unwrap();
+            match t.dtype() {
+                safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+                _ => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+            }
+        };
+        let tokens: Vec<u32> = floats("tokens").iter().map(|&t| t as u32).collect();
+        let want = floats("logits");
+        let mut g = GpuBackend::new_quantized_async(m.quantized().unwrap(), GpuOptions::default()).await.unwrap();
+        assert_eq!(g.weight_format(), format);
+        let tol = 1e-4 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let batched = g.inspect_async(&tokens).await.unwrap().logits;
+        let mut decoded = Vec::new();
+        for (p, &t) in tokens.iter().enumerate() {
+            decoded.extend_from_slice(g.forward_async(t, p, None).await.unwrap());
         }
-    };
-    let tokens: Vec<u32> = floats("tokens").iter().map(|&t| t as u32).collect();
-    let want = floats("logits");
-    let mut g = GpuBackend::new_q8_async(m.quantized().unwrap(), GpuOptions::default()).await.unwrap();
-    assert_eq!(g.weight_format(), WeightFormat::Q8 { group: 32 });
-    let tol = 1e-4 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let batched = g.inspect_async(&tokens).await.unwrap().logits;
-    let mut decoded = Vec::new();
-    for (p, &t) in tokens.iter().enumerate() {
-        decoded.extend_from_slice(g.forward_async(t, p, None).await.unwrap());
-    }
-    for (path, got) in [("batched", batched), ("decode", decoded)] {
-        let d = max_diff(&got, &want);
-        console_log!("GGUF Q8_0 on {}, {path}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})", g.name());
-        assert!(d <= tol, "{path}: {d}");
+        for (path, got) in [("batched", batched), ("decode", decoded)] {
+            let d = max_diff(&got, &want);
+            console_log!("{name} on {}, {path}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})", g.name());
+            assert!(d <= tol, "{name} {path}: {d}");
+        }
     }
 
     // stories260K as a v2 Q8_0 file in groups of 4 (whole groups in every row).
@@ -174,7 +189,7 @@ async fn webgpu_keeps_q8_0_weights_quantized() {
     let mut gen = Generation::new(vec![1], 200, &dense.config).unwrap();
     let mut cs = Sampler::new(0.0, 0.9, 1).unwrap();
     while gen.step(&mut cpu, &mut cs).unwrap().is_some() {}
-    let mut g = GpuBackend::new_q8_async(m.quantized().unwrap(), GpuOptions::default()).await.unwrap();
+    let mut g = GpuBackend::new_quantized_async(m.quantized().unwrap(), GpuOptions::default()).await.unwrap();
     let got = generate(&mut g, 200, &mut Sampler::new(0.0, 0.9, 1).unwrap()).await;
     assert_eq!(got, gen.tokens);
 }

@@ -42,9 +42,12 @@ const CASES = {
   q8: { files: [join(FX, 'gguf/quant.q8_0.gguf')], ref: 'quant.q8_0.gguf', name: 'quant.q8_0', cli: join(FX, 'gguf/quant.q8_0.gguf'),
     format: /^GGUF v3, Q8_0 ×\d+, F32 ×\d+$/, held: /\(kept quantized: \d+% of f32\)$/,
     // On WebGPU the Q8_0 weights stay Q8_0 (the GPU's bytes: matrices, norms, RoPE table).
-    gpuHeld: / Its Q8_0 weights stay Q8_0 on the graphics processor \((\d+) KB\)\.$/ },
+    gpuHeld: / Its Q8_0 weights stay Q8_0 on the graphics processor \((\d+) KB\)\.$/, gpuMost: 0.3 },
   q4k: { files: [join(FX, 'gguf/quant.q4_k_m.gguf')], ref: 'quant.q4_k_m.gguf', name: 'quant.q4_k_m', drop: 'files',
-    format: /Q4_K ×\d+, Q6_K ×\d+/, held: /\(kept quantized: \d+% of f32\)$/ },
+    format: /Q4_K ×\d+, Q6_K ×\d+/, held: /\(kept quantized: \d+% of f32\)$/,
+    // On WebGPU as 8-bit integers in groups of 16 with mins (1.5 bytes a weight).
+    gpuHeld: / Its Q4_K and Q6_K weights stay quantized on the graphics processor, as 8-bit integers \((\d+) KB\)\.$/,
+    gpuMost: 0.4 },
   // Named for its folder, as dropped whole (picked files come without a folder).
   hf: { files: [SNAPSHOT], ref: 'mha_tied_bf16', name: 'mha_tied_bf16', drop: 'folder', cli: join(FX, 'hf/mha_tied_bf16'),
     format: /^Hugging Face sharded safetensors, BF16 ×\d+/, held: /\(f32\)$/, gpuHeld: /writes the story\.$/ },
@@ -103,8 +106,8 @@ async function check(page, c, backend) {
     const held = reason.match(c.gpuHeld);
     assert.ok(held, reason);
     console.log(`# ${c.name} on WebGPU: ${reason}`);
-    // Q8_0: under 30% of the f32 weights (4 bytes a parameter).
-    if (held[1]) assert.ok(Number(held[1]) * 1000 < 0.3 * 4 * Number(await page.getAttribute('[data-testid=facts]', 'data-params')), reason);
+    // Kept quantized: under `gpuMost` of the f32 weights (4 bytes a parameter).
+    if (held[1]) assert.ok(Number(held[1]) * 1000 < c.gpuMost * 4 * Number(await page.getAttribute('[data-testid=facts]', 'data-params')), reason);
   }
   const status = await statusText(page);
   assert.ok(status.startsWith(`Ready: ${c.name} (`), status);
@@ -423,15 +426,16 @@ describe('A dropped folder and a dropped GGUF file kept on this device', () => {
 describe('GGUF files and Hugging Face folders on WebGPU (SwiftShader)', () => {
   const site = useSite({ webgpu: true });
 
-  test('Q8_0 GGUF and a BF16 folder: greedy tokens and logits within 1e-4 on the GPU', async () => {
+  test('Q8_0 and Q4_K_M GGUF files (kept quantized) and a BF16 folder: greedy tokens and logits within 1e-4 on the GPU', async () => {
     // WebGPU chosen (Auto never takes a software adapter).
     const { page, log } = await openApp(site.browser.context, `${site.server.url}#backend=webgpu`);
     assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
-    for (const key of ['q8', 'hf']) {
+    for (const key of ['q8', 'q4k', 'hf']) {
       const r = await check(page, CASES[key], 'webgpu');
-      // Measured (SwiftShader): |Δ| 9.1e-6 (q8), 6.2e-6 (hf); the bound, 1e-4, is 11× that.
+      // Measured (SwiftShader): |Δ| 9.1e-6 (q8), 6.2e-6 (hf); the bound, 1e-4 of the largest
+      // logit (the issue's), is 11× that and more.
       console.log(`# webgpu ${key}: ${r.greedy} greedy tokens, logits max |Δ| ${r.worst.toExponential(2)} (scale ${r.scale.toFixed(2)})`);
-      assert.ok(r.worst <= 1e-4, `${key}: logits differ from transformers by ${r.worst}`);
+      assert.ok(r.worst <= 1e-4 * r.scale, `${key}: logits differ from transformers by ${r.worst}`);
     }
     await assertClean(page, log, site.server.url);
     await page.close();

@@ -149,15 +149,13 @@ async fn describe(model: &LoadedModel, backend: &AnyBackend, choice: Choice, gpu
 pub fn gpu_weights(model: &LoadedModel, g: &GpuBackend) -> String {
     let Some(q) = model.quantized() else { return String::new() };
     let held = words::size(g.weight_bytes());
-    match g.weight_format() {
-        WeightFormat::Q8 { .. } => format!(" Its Q8_0 weights stay Q8_0 on the graphics processor ({held})."),
-        _ => {
-            let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
-            format!(
-                " WebGPU has no kernels for {} weights yet, so the graphics processor holds an f32 copy ({held}).",
-                types.join(" and ")
-            )
+    let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
+    match (g.weight_format(), types.as_slice()) {
+        (WeightFormat::Int8 { .. }, ["Q8_0"]) => format!(" Its Q8_0 weights stay Q8_0 on the graphics processor ({held})."),
+        (WeightFormat::Int8 { .. }, _) => {
+            format!(" Its {} weights stay quantized on the graphics processor, as 8-bit integers ({held}).", types.join(" and "))
         }
+        _ => format!(" The graphics processor holds an f32 copy of its {} weights ({held}).", types.join(" and ")),
     }
 }
 

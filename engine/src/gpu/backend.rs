@@ -122,19 +122,20 @@ impl GpuBackend {
         pollster::block_on(Self::new_async(weights, opts))
     }
 
-    /// Opens a device and uploads a model held in Q8_0, keeping it Q8_0 on the GPU: the
-    /// kernels dequantize as they read (`gpu::packing`). `Error::Gpu` when its matrices are not
-    /// all Q8_0 in whole-group rows (`q8_format`; the caller then uploads the f32 copy).
-    pub async fn new_q8_async(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
-        GpuSource::Q8(weights).format()?;
+    /// Opens a device and uploads a model held quantized, keeping it quantized on the GPU in
+    /// int8 form (`gpu::packing`; the kernels dequantize as they read). `Error::Gpu` when its
+    /// matrices do not all take one int8 form (`int8_format`; the caller then uploads the f32
+    /// copy).
+    pub async fn new_quantized_async(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
+        GpuSource::Quantized(weights).format()?;
         let ctx = GpuContext::with_features_async(wgpu::Features::empty()).await?;
-        Self::upload_to(ctx, GpuSource::Q8(weights), opts).await
+        Self::upload_to(ctx, GpuSource::Quantized(weights), opts).await
     }
 
-    /// Blocking `new_q8_async` for native callers.
+    /// Blocking `new_quantized_async` for native callers.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_q8(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
-        pollster::block_on(Self::new_q8_async(weights, opts))
+    pub fn new_quantized(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
+        pollster::block_on(Self::new_quantized_async(weights, opts))
     }
 
     /// Uploads `weights` to an existing device.

@@ -6,54 +6,66 @@ use std::ops::Range;
 
 use super::context::GpuContext;
 use super::kernels::storage;
-use super::packing::{pack_q8, WeightFormat};
+use super::packing::{n_rows, pack_int8, WeightFormat};
 use super::split::split_rows;
 use crate::config::Config;
-use crate::cpu::q8::Q8Rows;
 use crate::error::{Error, Result};
+use crate::quant_int8::natural_group;
 use crate::quant_weights::{matrix_shape, Matrix, MatrixRef, QuantWeights};
 use crate::weights::{Tensor, Weights};
 
-/// The weights a GPU backend uploads: f32, or a model held quantized whose matrices are all
-/// Q8_0 in whole-group rows (`q8_format`), kept Q8_0 on the GPU.
+/// The weights a GPU backend uploads: f32, or a model held quantized whose matrices all take
+/// one int8 form (`int8_format`), kept quantized on the GPU.
 #[derive(Clone, Copy)]
 pub enum GpuSource<'a> {
     F32(&'a Weights),
-    Q8(&'a QuantWeights),
+    Quantized(&'a QuantWeights),
 }
 
 impl GpuSource<'_> {
     pub fn config(&self) -> Config {
         match self {
             GpuSource::F32(w) => w.config,
-            GpuSource::Q8(q) => q.config,
+            GpuSource::Quantized(q) => q.config,
         }
     }
 
-    /// The format the kernels read (`Q8` only where `q8_format` allows it).
+    /// The format the kernels read (`Int8` only where `int8_format` allows it).
     pub fn format(&self) -> Result<WeightFormat> {
         match self {
             GpuSource::F32(_) => Ok(WeightFormat::F32),
-            GpuSource::Q8(q) => q8_format(q).ok_or_else(|| {
-                Error::Gpu("this model's matrices are not all Q8_0 in whole-group rows; load its f32 copy instead".into())
+            GpuSource::Quantized(q) => int8_format(q).ok_or_else(|| {
+                Error::Gpu("this model's matrices do not all take one int8 form; load its f32 copy instead".into())
             }),
         }
     }
 }
 
-/// `WeightFormat::Q8` when every matrix of `q` is Q8_0 with one group size that divides each
-/// row, and every matrix the kernels read has a multiple of 4 rows (4 rows share a word);
-/// otherwise `None` (the GPU then takes the f32 copy).
-pub fn q8_format(q: &QuantWeights) -> Option<WeightFormat> {
+/// The int8 form every matrix of `q` can take (`quant_int8`), or `None` (the GPU then takes the
+/// f32 copy): no matrix in f32, one group size dividing every type's own (Q8_0 groups within
+/// rows; Q4_K_M's Q4_K and Q6_K: groups of 16), mins where Q4_K has them, and every matrix the
+/// kernels read a multiple of 4 rows (4 rows share a word).
+pub fn int8_format(q: &QuantWeights) -> Option<WeightFormat> {
     let c = &q.config;
-    let group = match q.matrix(Tensor::TokEmbeddings) {
-        Matrix::Q8(m) => m.group,
-        _ => return None,
-    };
-    let q8 = |m: &Matrix| matches!(m, Matrix::Q8(m) if m.group == group);
+    let mut own = Vec::new();
+    q.matrices().try_for_each(|m| own_groups(m, &mut own))?;
+    let group = own.iter().map(|&(g, _)| g).min()?;
+    let mins = own.iter().any(|&(_, m)| m);
     let rows_ok = [c.q_dim() + 2 * c.kv_dim(), c.dim, 2 * c.hidden_dim, c.vocab_size].iter().all(|r| r % 4 == 0);
-    let cols_ok = [c.dim, c.q_dim(), c.hidden_dim].iter().all(|k| k % group == 0);
-    (q.matrices().all(q8) && rows_ok && cols_ok && group <= u32::MAX as usize).then_some(WeightFormat::Q8 { group: group as u32 })
+    let cols_ok = [c.dim, c.q_dim(), c.hidden_dim].iter().all(|k| own.iter().all(|&(g, _)| k % g == 0));
+    let nested = own.iter().all(|&(g, _)| g % group == 0);
+    (rows_ok && cols_ok && nested && group <= u32::MAX as usize).then_some(WeightFormat::Int8 { group: group as u32, mins })
+}
+
+/// Each piece of `m`'s own (group, has mins); `None` for f32.
+fn own_groups(m: &Matrix, out: &mut Vec<(usize, bool)>) -> Option<()> {
+    match m {
+        Matrix::F32(_) => return None,
+        Matrix::Q8(q) => out.push((q.group, false)),
+        Matrix::Blocks(b) => out.push(natural_group(b.dtype)?),
+        Matrix::Layers(l) => return l.iter().try_for_each(|m| own_groups(m, out)),
+    }
+    Some(())
 }
 
 /// Most rows one matmul dispatch covers: `matvec` gives 16 rows per workgroup and a dispatch
@@ -80,19 +92,27 @@ impl Chunked {
 }
 
 impl Chunked {
-    /// Q8_0 matrices `views` stacked (their rows in order), each chunk packed by
-    /// `packing::pack_q8`. Chunks are split as if f32 (conservative: Q8_0 takes about a third of
-    /// that), a multiple of 4 rows each.
-    pub fn upload_q8(ctx: &GpuContext, label: &str, views: &[Q8Rows], max_bytes: u64) -> Result<Chunked> {
-        let cols = views.first().map_or(0, |v| v.cols);
-        let rows = views.iter().map(Q8Rows::n_rows).sum();
+    /// Quantized matrices `views` stacked (their rows in order), `cols` wide, each chunk packed
+    /// by `packing::pack_int8` in `format`. Chunks are split as if f32 (conservative: int8 takes
+    /// under half of that), a multiple of 4 rows each.
+    pub fn upload_int8(
+        ctx: &GpuContext,
+        label: &str,
+        views: &[MatrixRef],
+        cols: usize,
+        format: WeightFormat,
+        max_bytes: u64,
+    ) -> Result<Chunked> {
+        let WeightFormat::Int8 { group, mins } = format else {
+            return Err(Error::Gpu(format!("{label}: {format:?} is not an int8 format")));
+        };
+        let rows = views.iter().map(|v| n_rows(v, cols)).sum();
         let four_rows = 16 * cols as u64;
         let parts = split_rows(rows, cols, max_bytes / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
             .into_iter()
             .map(|r| {
-                let words = pack_q8(views, r.clone()).ok_or_else(|| {
-                    Error::Gpu(format!("{label}: rows {r:?} cannot be packed as Q8_0 (not whole groups or words)"))
-                })?;
+                let words = pack_int8(views, cols, r.clone(), group as usize, mins)
+                    .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} cannot take the int8 form {format:?}")))?;
                 Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
             })
             .collect::<Result<_>>()?;
@@ -249,47 +269,41 @@ impl GpuWeights {
     pub fn upload_from(ctx: &GpuContext, source: GpuSource, max_bytes: u64, f16_cls: bool) -> Result<GpuWeights> {
         match source {
             GpuSource::F32(w) => GpuWeights::upload(ctx, w, max_bytes, f16_cls),
-            GpuSource::Q8(q) if !f16_cls => GpuWeights::upload_q8(ctx, q, max_bytes),
-            GpuSource::Q8(_) => Err(Error::Gpu("the f16 classifier is made from f32 weights, not Q8_0 ones".into())),
+            GpuSource::Quantized(q) if !f16_cls => GpuWeights::upload_int8(ctx, q, source.format()?, max_bytes),
+            GpuSource::Quantized(_) => Err(Error::Gpu("the f16 classifier is made from f32 weights, not quantized ones".into())),
         }
     }
 
-    /// Uploads a model held in Q8_0 (`q8_format`), its matrices kept Q8_0.
-    pub fn upload_q8(ctx: &GpuContext, q: &QuantWeights, max_bytes: u64) -> Result<GpuWeights> {
+    /// Uploads a model held quantized in `format` (`int8_format`), its matrices kept int8.
+    pub fn upload_int8(ctx: &GpuContext, q: &QuantWeights, format: WeightFormat, max_bytes: u64) -> Result<GpuWeights> {
         let c = &q.config;
-        let not_q8 = || Error::Gpu("a matrix is not Q8_0".into());
-        let view = |t: Tensor, l: usize| match q.layer(t, l) {
-            MatrixRef::Q8(v) => Ok(v),
-            _ => Err(not_q8()),
-        };
         let whole = |t: Tensor| {
             let (rows, cols) = matrix_shape(c, t);
-            match q.matrix(t).rows(0, rows, cols) {
-                MatrixRef::Q8(v) => Ok(v),
-                _ => Err(not_q8()),
-            }
+            q.matrix(t).rows(0, rows, cols)
         };
-        let up = |label: &str, views: &[Q8Rows]| Chunked::upload_q8(ctx, label, views, max_bytes);
+        let up = |label: &str, t: &[Tensor], l: usize| {
+            let views: Vec<MatrixRef> = t.iter().map(|&t| q.layer(t, l)).collect();
+            Chunked::upload_int8(ctx, label, &views, matrix_shape(c, t[0]).1, format, max_bytes)
+        };
         let vec = |label: &str, data: &[f32]| storage(ctx, label, data, wgpu::BufferUsages::empty());
         let d = c.dim;
         let mut layers = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
-            let [wq, wk, wv, wo, w1, w2, w3] =
-                [Tensor::Wq, Tensor::Wk, Tensor::Wv, Tensor::Wo, Tensor::W1, Tensor::W2, Tensor::W3].map(|t| view(t, l));
             layers.push(GpuLayer {
                 rms_att: vec("rms_att", &q.rms_att[l * d..(l + 1) * d]),
                 rms_ffn: vec("rms_ffn", &q.rms_ffn[l * d..(l + 1) * d]),
-                wqkv: up("wqkv", &[wq?, wk?, wv?])?,
-                wo: up("wo", &[wo?])?,
-                w13: up("w13", &[w1?, w3?])?,
-                w2: up("w2", &[w2?])?,
+                wqkv: up("wqkv", &[Tensor::Wq, Tensor::Wk, Tensor::Wv], l)?,
+                wo: up("wo", &[Tensor::Wo], l)?,
+                w13: up("w13", &[Tensor::W1, Tensor::W3], l)?,
+                w2: up("w2", &[Tensor::W2], l)?,
             });
         }
+        let table = |t: Tensor| Chunked::upload_int8(ctx, t.name(), &[whole(t)], d, format, max_bytes);
         Ok(GpuWeights {
-            emb: up("tok_embeddings", &[whole(Tensor::TokEmbeddings)?])?,
+            emb: table(Tensor::TokEmbeddings)?,
             cls: match c.shared_classifier {
                 true => None,
-                false => Some(up("wcls", &[whole(Tensor::Wcls)?])?),
+                false => Some(table(Tensor::Wcls)?),
             },
             cls_f16: None,
             rms_final: vec("rms_final", &q.rms_final),

@@ -1,32 +1,38 @@
 //! How a weight matrix lies in a GPU buffer, both sides of it: the WGSL that reads one element
 //! (written into each kernel's source at load, `accessors`) and the Rust that writes a chunk
-//! (`pack_q8`; `model::Chunked` for f32 and f16).
+//! (`pack_int8`; `model::Chunked` for f32 and f16).
 //!
 //! Every chunk holds rows `j` (outputs) of a `[m, k]` matrix TRANSPOSED, input `i` major, so
 //! lanes on adjacent outputs read adjacent memory. The kernels never index a weight buffer
 //! themselves: they call `NAME_at(i, j4, m4, k)` (the 4 outputs `4·j4 .. 4·j4 + 3` at input
 //! `i`, as a vec4<f32>) or `NAME_at1(i, j, m, k)` (one output), where `NAME` is the binding, and
 //! declare the binding as `array<W4>` or `array<W1>`, types the accessors define. So one kernel
-//! source runs f32, f16 and Q8_0 weights; a model's matrices are all in one format on the GPU.
+//! source runs f32, f16 and int8 weights; a model's matrices are all in one format on the GPU.
 //!
-//! Q8_0 (`pack_q8`): word `i·m/4 + j/4` holds the int8 values of rows `4·(j/4) .. +3` at input
-//! `i`, row `4·(j/4) + e` in byte `e`; from word `k·m/4` on, the f32 scale of row `j`'s input
-//! group `g` (inputs `g·QG .. g·QG + QG − 1`) at word `k·m/4 + g·m + j`. The accessors multiply
-//! each value by its scale in f32, `q · scale`, the dequantized value the CPU reference uses
-//! (`Matrix::dequantize`), so the sums are those of the f32 kernels over the dequantized matrix.
-//! About 1.1 bytes a weight for groups of 32, against f32's 4.
+//! Int8 (`pack_int8`), every quantized type in `quant_int8`'s form `q · scale − min`: word
+//! `i·m/4 + j/4` holds the int8 values of rows `4·(j/4) .. +3` at input `i`, row `4·(j/4) + e` in
+//! byte `e`; from word `k·m/4` on, the f32 scale of row `j`'s input group `g` (inputs
+//! `g·QG .. g·QG + QG − 1`) at word `k·m/4 + g·m + j`; with mins, the mins after the scales in the
+//! same order. The accessors compute `q · scale − min` in f32, the dequantized value the CPU
+//! reference uses (bit for bit, `quant_int8`), so the sums are those of the f32 kernels over the
+//! dequantized matrix. Q8_0 and Q4_0 take 1.125 bytes a weight, a Q4_K_M mix (groups of 16 with
+//! mins) 1.5, against f32's 4. (Each value reads its scale; once per group would be faster, not
+//! measured on a real GPU yet.)
 
-use crate::cpu::q8::Q8Rows;
+use std::ops::Range;
 
+use crate::quant_int8;
+use crate::quant_weights::MatrixRef;
 /// The format of every weight chunk a kernel reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
     F32,
     /// IEEE half floats (the optional classifier; the device needs shader-f16).
     F16,
-    /// Q8_0 with `group` inputs per scale, each row whole groups.
-    Q8 {
+    /// Int8 values with a scale (and with `mins`, a min) per `group` inputs of a row.
+    Int8 {
         group: u32,
+        mins: bool,
     },
 }
 
@@ -45,31 +51,53 @@ impl WeightFormat {
         let mut s = match self {
             WeightFormat::F32 => "alias W4 = vec4<f32>;\nalias W1 = f32;\n".to_string(),
             WeightFormat::F16 => "alias W4 = vec4<f16>;\nalias W1 = f16;\n".to_string(),
-            WeightFormat::Q8 { group } => format!("alias W4 = u32;\nalias W1 = u32;\nconst QG: u32 = {group}u;\n{Q8_UNPACK}"),
+            WeightFormat::Int8 { group, .. } => {
+                format!("alias W4 = u32;\nalias W1 = u32;\nconst QG: u32 = {group}u;\n{Q8_UNPACK}")
+            }
         };
         for n in vec4 {
             s += &match self {
-                WeightFormat::Q8 { .. } => format!(
-                    "fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    \
-                     let s = k * m4 + (i / QG) * 4u * m4 + 4u * j4;\n    \
-                     let scale = vec4<f32>(bitcast<f32>({n}[s]), bitcast<f32>({n}[s + 1u]), bitcast<f32>({n}[s + 2u]), bitcast<f32>({n}[s + 3u]));\n    \
-                     return q8_values({n}[i * m4 + j4]) * scale;\n}}\n"
+                WeightFormat::Int8 { mins, .. } => int8_vec4(n, mins),
+                _ => format!(
+                    "fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    return vec4<f32>({n}[i * m4 + j4]);\n}}\n"
                 ),
-                _ => format!("fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    return vec4<f32>({n}[i * m4 + j4]);\n}}\n"),
             };
         }
         for n in scalar {
             s += &match self {
-                WeightFormat::Q8 { .. } => format!(
-                    "fn {n}_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {{\n    \
-                     let m4 = m / 4u;\n    \
-                     return q8_values({n}[i * m4 + j / 4u])[j % 4u] * bitcast<f32>({n}[k * m4 + (i / QG) * m + j]);\n}}\n"
-                ),
+                WeightFormat::Int8 { mins, .. } => int8_scalar(n, mins),
                 _ => format!("fn {n}_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {{\n    return f32({n}[i * m + j]);\n}}\n"),
             };
         }
         s
     }
+}
+
+/// Binding `n`'s int8 accessor for 4 adjacent outputs.
+fn int8_vec4(n: &str, mins: bool) -> String {
+    let vec = |at: &str| {
+        format!("vec4<f32>(bitcast<f32>({n}[{at}]), bitcast<f32>({n}[{at} + 1u]), bitcast<f32>({n}[{at} + 2u]), bitcast<f32>({n}[{at} + 3u]))")
+    };
+    let value = match mins {
+        false => format!("q8_values({n}[i * m4 + j4]) * {}", vec("s")),
+        true => format!("q8_values({n}[i * m4 + j4]) * {} - {}", vec("s"), vec("t")),
+    };
+    format!(
+        "fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    \
+         let s = k * m4 + (i / QG) * 4u * m4 + 4u * j4;\n    \
+         let t = s + (k / QG) * 4u * m4;\n    \
+         return {value};\n}}\n"
+    )
+}
+
+/// Binding `n`'s int8 accessor for one output.
+fn int8_scalar(n: &str, mins: bool) -> String {
+    let min = if mins { format!(" - bitcast<f32>({n}[s + (k / QG) * m])") } else { String::new() };
+    format!(
+        "fn {n}_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {{\n    \
+         let s = k * (m / 4u) + (i / QG) * m + j;\n    \
+         return q8_values({n}[i * (m / 4u) + j / 4u])[j % 4u] * bitcast<f32>({n}[s]){min};\n}}\n"
+    )
 }
 
 /// The four int8 values of a word (byte e is value e), as f32. Sign extension by an arithmetic
@@ -81,77 +109,138 @@ const Q8_UNPACK: &str = "fn q8_values(w: u32) -> vec4<f32> {
 ";
 
 /// Rows `rows` (a multiple of 4 long) of the matrices `views` stacked (wq, wk, wv: one matrix of
-/// their rows in order), each view `cols` inputs wide and whole groups per row, as the words of
-/// one Q8_0 chunk (module comment). `None` when a row is not whole groups or the rows not whole
+/// their rows in order), each `cols` inputs wide, in int8 groups of `group` (with mins when
+/// `mins`), as the words of one chunk (module comment). `None` when a row cannot take that form
+/// (f32, groups straddling rows, a group size not dividing its own) or the rows are not whole
 /// words.
-pub fn pack_q8(views: &[Q8Rows], rows: std::ops::Range<usize>) -> Option<Vec<u32>> {
-    let (cols, group) = (views.first()?.cols, views[0].group);
-    let whole = |v: &Q8Rows| v.cols == cols && v.group == group && v.offset == 0 && cols.is_multiple_of(group);
-    if !views.iter().all(whole) || !rows.len().is_multiple_of(4) {
+pub fn pack_int8(views: &[MatrixRef], cols: usize, rows: Range<usize>, group: usize, mins: bool) -> Option<Vec<u32>> {
+    if group == 0 || !cols.is_multiple_of(group) || !rows.len().is_multiple_of(4) {
         return None;
     }
-    // Row j of the stack: (its values, its scales).
-    let mut stack = Vec::new();
-    for v in views {
-        let per = cols / group;
-        stack.extend((0..v.n_rows()).map(|r| (&v.q[r * cols..(r + 1) * cols], &v.scales[r * per..(r + 1) * per])));
-    }
+    // Row j of the stack: (its view, its row there).
+    let stack: Vec<_> = views.iter().flat_map(|v| (0..n_rows(v, cols)).map(move |r| (v, r))).collect();
     let chunk = stack.get(rows)?;
     let (m, m4, groups) = (chunk.len(), chunk.len() / 4, cols / group);
-    let mut out = vec![0u32; cols * m4 + groups * m];
+    let tables = if mins { 2 } else { 1 };
+    let mut out = vec![0u32; cols * m4 + tables * groups * m];
+    let mut q = vec![vec![0i8; cols]; 4];
+    let (mut scales, mut lows) = (Vec::new(), Vec::new());
     for (j4, four) in chunk.chunks_exact(4).enumerate() {
-        for i in 0..cols {
-            let bytes = [four[0].0[i], four[1].0[i], four[2].0[i], four[3].0[i]].map(|q| q as u8);
-            out[i * m4 + j4] = u32::from_le_bytes(bytes);
+        for (e, (v, r)) in four.iter().enumerate() {
+            scales.clear();
+            lows.clear();
+            quant_int8::row(v, *r, group, mins, &mut q[e], &mut scales, &mut lows)?;
+            let j = 4 * j4 + e;
+            for g in 0..groups {
+                out[cols * m4 + g * m + j] = scales[g].to_bits();
+                if mins {
+                    out[cols * m4 + (groups + g) * m + j] = lows[g].to_bits();
+                }
+            }
         }
-    }
-    for (j, (_, scales)) in chunk.iter().enumerate() {
-        for (g, s) in scales.iter().enumerate() {
-            out[cols * m4 + g * m + j] = s.to_bits();
+        for i in 0..cols {
+            out[i * m4 + j4] = u32::from_le_bytes([q[0][i], q[1][i], q[2][i], q[3][i]].map(|v| v as u8));
         }
     }
     Some(out)
 }
 
+/// Rows of a matrix view `cols` wide.
+pub fn n_rows(v: &MatrixRef, cols: usize) -> usize {
+    match v {
+        MatrixRef::F32(m) => m.len() / cols.max(1),
+        MatrixRef::Q8(m) => m.n_rows(),
+        MatrixRef::Blocks(b) => b.n_rows(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::blocks::BlockRows;
+    use crate::cpu::q8::Q8Rows;
+    use crate::quant::DType;
 
-    fn view<'a>(q: &'a [i8], scales: &'a [f32], cols: usize, group: usize) -> Q8Rows<'a> {
-        Q8Rows { cols, group, offset: 0, q, scales }
+    /// The value the accessors compute at (input `i`, output `j`) of a chunk of `m` rows,
+    /// `cols` inputs wide: the WGSL's arithmetic in Rust.
+    fn read(words: &[u32], cols: usize, m: usize, group: usize, mins: bool, i: usize, j: usize) -> f32 {
+        let (m4, groups) = (m / 4, cols / group);
+        let q = (words[i * m4 + j / 4] >> (8 * (j % 4))) as u8 as i8;
+        let s = cols * m4 + (i / group) * m + j;
+        let v = q as f32 * f32::from_bits(words[s]);
+        if mins {
+            v - f32::from_bits(words[s + groups * m])
+        } else {
+            v
+        }
     }
 
-    /// The packed words read back as the accessors read them (the WGSL's arithmetic in Rust)
-    /// equal the dequantized rows, at every (input, output).
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// A chunk crossing the seam of two stacked Q8_0 views, and Q4_K and Q6_K rows re-grouped in
+    /// 16s with mins (the Q4_K_M form), read back as the accessors read them: the dequantized
+    /// rows, bit for bit, at every (input, output).
     #[test]
-    fn packed_q8_reads_back_as_the_dequantized_rows() {
+    fn packed_rows_read_back_as_the_dequantized_rows() {
         let (cols, group) = (64, 32);
         let q: Vec<i8> = (0..12 * cols).map(|i| ((i * 37 + 11) % 255) as i8).collect();
         let scales: Vec<f32> = (0..12 * cols / group).map(|g| 0.01 * (g as f32 + 1.0)).collect();
-        // Rows 4..12 of two stacked views of 8 and 4 rows (a chunk crossing the seam).
-        let (a, b) = (view(&q[..8 * cols], &scales[..16], cols, group), view(&q[8 * cols..], &scales[16..], cols, group));
-        let words = pack_q8(&[a, b], 4..12).unwrap();
-        let (m, m4) = (8, 2);
-        assert_eq!(words.len(), cols * m4 + (cols / group) * m);
-        for i in 0..cols {
-            for j in 0..m {
-                let row = 4 + j;
-                let want = q[row * cols + i] as f32 * scales[(row * cols + i) / group];
-                let byte = (words[i * m4 + j / 4] >> (8 * (j % 4))) as u8 as i8;
-                let got = byte as f32 * f32::from_bits(words[cols * m4 + (i / group) * m + j]);
-                assert_eq!(got.to_bits(), want.to_bits(), "input {i}, output {j}");
+        let view = |q, scales| MatrixRef::Q8(Q8Rows { cols, group, offset: 0, q, scales });
+        let (a, b) = (view(&q[..8 * cols], &scales[..16]), view(&q[8 * cols..], &scales[16..]));
+        let words = pack_int8(&[a, b], cols, 4..12, group, false).unwrap();
+        assert_eq!(words.len(), cols * 2 + (cols / group) * 8);
+        for (i, j) in (0..cols).flat_map(|i| (0..8).map(move |j| (i, j))) {
+            let want = q[(4 + j) * cols + i] as f32 * scales[((4 + j) * cols + i) / group];
+            assert_eq!(read(&words, cols, 8, group, false, i, j).to_bits(), want.to_bits(), "input {i}, output {j}");
+        }
+
+        for t in [DType::Q4K, DType::Q6K] {
+            let cols = 256;
+            let mut data = bytes(4 * t.block().1, 7 + t.ggml_id() as u64);
+            // Finite f16 scales (see quant_int8's test).
+            let halves: &[usize] = if t == DType::Q4K { &[0, 2] } else { &[208] };
+            for blk in data.chunks_exact_mut(t.block().1) {
+                halves.iter().for_each(|&at| blk[at + 1] &= 0x3b);
+            }
+            let m = MatrixRef::Blocks(BlockRows { dtype: t, cols, data: &data });
+            let words = pack_int8(&[m], cols, 0..4, 16, true).unwrap();
+            let mut row = vec![0.0; cols];
+            for j in 0..4 {
+                m.row_f32(j, &mut row);
+                for (i, want) in row.iter().enumerate() {
+                    assert_eq!(
+                        read(&words, cols, 4, 16, true, i, j).to_bits(),
+                        want.to_bits(),
+                        "{} input {i}, row {j}",
+                        t.name()
+                    );
+                }
             }
         }
     }
 
     #[test]
-    fn rows_that_are_not_whole_groups_or_words_are_not_packed() {
+    fn rows_that_cannot_take_the_form_are_not_packed() {
         let q = vec![1i8; 8 * 48];
-        let s = vec![1.0f32; 8 * 48 / 32];
+        let view = |s: &'static [f32], g| MatrixRef::Q8(Q8Rows { cols: 48, group: g, offset: 0, q: &q, scales: s });
+        let s32: &'static [f32] = Box::leak(vec![1.0f32; 12].into_boxed_slice());
+        let s16: &'static [f32] = Box::leak(vec![1.0f32; 24].into_boxed_slice());
         // 48 inputs: groups of 32 straddle rows (llama2.c v2 files can do this).
-        assert!(pack_q8(&[view(&q, &s, 48, 32)], 0..8).is_none());
-        let s = vec![1.0f32; 8 * 48 / 16];
-        assert!(pack_q8(&[view(&q, &s, 48, 16)], 0..8).is_some());
-        assert!(pack_q8(&[view(&q, &s, 48, 16)], 0..6).is_none(), "6 rows are not whole words");
+        assert!(pack_int8(&[view(s32, 32)], 48, 0..8, 32, false).is_none());
+        assert!(pack_int8(&[view(s16, 16)], 48, 0..8, 16, false).is_some());
+        assert!(pack_int8(&[view(s16, 16)], 48, 0..8, 32, false).is_none(), "groups of 16 are not groups of 32");
+        assert!(pack_int8(&[view(s16, 16)], 48, 0..6, 16, false).is_none(), "6 rows are not whole words");
+        let f = vec![0.5f32; 8 * 48];
+        assert!(pack_int8(&[MatrixRef::F32(&f)], 48, 0..8, 16, false).is_none(), "f32 rows");
     }
 }

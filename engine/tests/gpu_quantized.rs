@@ -1,10 +1,11 @@
-//! Q8_0 weights kept Q8_0 on the GPU (`gpu::packing`; lavapipe here, Chromium's WebGPU in
-//! gpu_browser.rs): the kernels dequantize as they read. Against the dequantized reference, on
-//! every decode path (three dispatches, five fused, unfused, batched) and with weight chunks
-//! split small: the GGUF Q8_0 fixture against transformers on gguf's dequantized weights, and
-//! llama2.c v2 files against the CPU reference on their dequantized weights; greedy tokens
-//! identical; the GPU holds about 30% of the f32 weights' bytes. Other quantized models' f32
-//! copy for the GPU is refused in words when the memory has no room for it.
+//! Quantized weights kept quantized on the GPU (`gpu::packing`, in `quant_int8`'s int8 form;
+//! lavapipe here, Chromium's WebGPU in gpu_browser.rs): the kernels dequantize as they read.
+//! Against the dequantized reference, on every decode path (three dispatches, five fused,
+//! unfused, batched) and with weight chunks split small: the GGUF Q8_0, Q4_0 and Q4_K_M fixtures
+//! against transformers on gguf's dequantized weights, and a llama2.c v2 file against the CPU
+//! reference on its dequantized weights; greedy tokens identical; the GPU's bytes against the f32
+//! upload's. A model that cannot take the int8 form gets the f32 copy, which is refused in words
+//! when the memory has no room for it.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -13,7 +14,7 @@ use common::{max_abs, max_diff, stories260k, tensor};
 use tinylm_engine::checkpoint::write_v2;
 use tinylm_engine::cpu::{self, Kernels, State};
 use tinylm_engine::generate::{Backend, Generator};
-use tinylm_engine::gpu::{q8_format, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
+use tinylm_engine::gpu::{int8_format, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
 use tinylm_engine::sampler::argmax;
 use tinylm_engine::{LoadedModel, NamedFile, Sampler, Weights};
 
@@ -24,6 +25,10 @@ fn open(name: &str, bytes: &[u8]) -> LoadedModel {
     let m = LoadedModel::open(&[NamedFile::new(name, bytes)]).unwrap();
     assert!(m.quantized().is_some(), "{name} is kept quantized");
     m
+}
+
+fn read_fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel)).unwrap()
 }
 
 /// The decode paths to check, each with its options.
@@ -44,16 +49,14 @@ fn gpu_logits(g: &mut GpuBackend, tokens: &[u32]) -> (Vec<f32>, Vec<f32>) {
     (decoded, g.inspect(tokens).unwrap().logits)
 }
 
-fn check(what: &str, m: &LoadedModel, tokens: &[u32], want: &[f32]) {
+/// Every decode path of `m` kept in `format` on the GPU against `want`.
+fn check(what: &str, m: &LoadedModel, format: WeightFormat, tokens: &[u32], want: &[f32]) {
     let q = m.quantized().unwrap();
-    let group = match q8_format(q) {
-        Some(WeightFormat::Q8 { group }) => group,
-        f => panic!("{what}: {f:?}"),
-    };
+    assert_eq!(int8_format(q), Some(format), "{what}");
     let scale = max_abs(want).max(1.0);
     for (name, opts) in variants() {
-        let mut g = GpuBackend::new_q8(q, opts).expect("a GPU adapter (lavapipe)");
-        assert_eq!(g.weight_format(), WeightFormat::Q8 { group });
+        let mut g = GpuBackend::new_quantized(q, opts).expect("a GPU adapter (lavapipe)");
+        assert_eq!(g.weight_format(), format);
         let (decoded, batched) = gpu_logits(&mut g, tokens);
         for (path, got) in [("decode", decoded), ("batched", batched)] {
             let err = max_diff(&got, want) / scale;
@@ -63,35 +66,45 @@ fn check(what: &str, m: &LoadedModel, tokens: &[u32], want: &[f32]) {
     }
 }
 
-/// Bytes the f32 GPU upload takes, against Q8_0's.
+/// The GPU's weight bytes kept quantized, over the f32 upload's.
 fn bytes_ratio(m: &LoadedModel) -> f64 {
-    let q8 = GpuBackend::new_q8(m.quantized().unwrap(), GpuOptions::default()).unwrap().weight_bytes();
+    let kept = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap().weight_bytes();
     let f32 = GpuBackend::new(&m.dense_weights(), GpuOptions::default()).unwrap().weight_bytes();
-    q8 as f64 / f32 as f64
+    kept as f64 / f32 as f64
 }
 
 #[test]
-fn gguf_q8_0_on_the_gpu_matches_transformers() {
-    let m = open("quant.q8_0.gguf", &read_fixture("gguf/quant.q8_0.gguf"));
-    let r = read_fixture("reference/quant.q8_0.gguf.safetensors");
-    let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
-    check("GGUF Q8_0", &m, &tokens, &tensor(&r, "logits").1);
+fn gguf_quantized_files_on_the_gpu_match_transformers() {
+    let int8 = |group, mins| WeightFormat::Int8 { group, mins };
+    // (file, its form on the GPU, the most of the f32 upload's bytes it may take)
+    for (file, format, most) in [
+        ("quant.q8_0.gguf", int8(32, false), 0.30),
+        ("quant.q4_0.gguf", int8(32, false), 0.30),
+        // Q4_K (groups of 32 with mins) and Q6_K (16): one form, groups of 16 with mins.
+        ("quant.q4_k_m.gguf", int8(16, true), 0.40),
+    ] {
+        let m = open(file, &read_fixture(&format!("gguf/{file}")));
+        let r = read_fixture(&format!("reference/{file}.safetensors"));
+        let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
+        check(file, &m, format, &tokens, &tensor(&r, "logits").1);
 
-    // Greedy tokens after the prompt: transformers' continuation.
-    let want: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
-    let mut g = GpuBackend::new_q8(m.quantized().unwrap(), GpuOptions::default()).unwrap();
-    let mut got = Vec::new();
-    let mut logits = g.prefill(&tokens).unwrap();
-    for pos in tokens.len()..tokens.len() + want.len() {
-        let next = argmax(&logits) as u32;
-        got.push(next);
-        logits = g.forward(next, pos).unwrap().to_vec();
+        // Greedy tokens after the prompt: transformers' continuation.
+        let want: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
+        let mut g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
+        let mut got = Vec::new();
+        let mut logits = g.prefill(&tokens).unwrap();
+        for pos in tokens.len()..tokens.len() + want.len() {
+            let next = argmax(&logits) as u32;
+            got.push(next);
+            logits = g.forward(next, pos).unwrap().to_vec();
+        }
+        assert_eq!(got, want, "{file}");
+
+        let ratio = bytes_ratio(&m);
+        println!("{file} on the GPU: {ratio:.3} of the f32 weights' bytes");
+        assert!(ratio <= most, "{file}: {ratio}");
+        assert_eq!(gpu_format(&m), Some(format), "{file}, opened as the page opens it");
     }
-    assert_eq!(got, want);
-
-    let ratio = bytes_ratio(&m);
-    println!("GGUF Q8_0 on the GPU: {ratio:.3} of the f32 weights' bytes");
-    assert!(ratio <= 0.30, "{ratio}");
 }
 
 /// The CPU reference's logits on the dequantized weights.
@@ -111,10 +124,11 @@ fn llama2c_v2_q8_on_the_gpu_matches_the_dequantized_reference() {
     let m = open("stories260K_q8.bin", &bytes);
     let dense = m.quantized().unwrap().dequantize();
     let prompt: Vec<u32> = vec![1, 403, 407, 261, 378, 22, 261, 499, 365, 267, 260, 426];
-    check("v2 Q8_0 (groups of 4)", &m, &prompt, &reference(&dense, &prompt));
+    let format = WeightFormat::Int8 { group: 4, mins: false };
+    check("v2 Q8_0 (groups of 4)", &m, format, &prompt, &reference(&dense, &prompt));
 
     // 200 greedy steps on the GPU (sampling there, tokens in flight) = the CPU on the f32 copy.
-    let mut g = GpuBackend::new_q8(m.quantized().unwrap(), GpuOptions::default()).unwrap();
+    let mut g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
     let gpu = g.generate(&prompt, 200, &mut Sampler::new(0.0, 0.9, 1).unwrap(), |_| true).unwrap();
     let mut b = tinylm_engine::cpu::CpuBackend::new(dense.clone());
     let mut want = prompt.clone();
@@ -129,24 +143,21 @@ fn llama2c_v2_q8_on_the_gpu_matches_the_dequantized_reference() {
         logits = b.forward(next, want.len() - 1).unwrap().to_vec();
     }
     assert_eq!(gpu, want);
+    assert_eq!(gpu_format(&m), Some(format));
+    println!("v2 Q8_0 (groups of 4) on the GPU: {:.3} of the f32 weights' bytes", bytes_ratio(&m));
+}
 
-    // Through the loaded model, as the page opens it: the GPU keeps Q8_0.
-    assert_eq!(gpu_format(&m), Some(WeightFormat::Q8 { group: 4 }));
-    let ratio = bytes_ratio(&m);
-    println!("v2 Q8_0 (groups of 4) on the GPU: {ratio:.3} of the f32 weights' bytes");
+/// llama2.c's own export of stories260K: groups of 64, and w2's rows are 172 long.
+fn straddling() -> LoadedModel {
+    open("stories260K_q8.bin", &write_v2(&stories260k(), 64).unwrap())
 }
 
 #[test]
 fn groups_that_straddle_rows_take_the_f32_copy() {
-    // llama2.c's default for stories260K: groups of 64, and w2's rows are 172 long.
-    let m = open("stories260K_q8.bin", &write_v2(&stories260k(), 64).unwrap());
-    assert_eq!(q8_format(m.quantized().unwrap()), None);
-    let e = GpuBackend::new_q8(m.quantized().unwrap(), GpuOptions::default()).err().unwrap().to_string();
-    assert!(e.contains("not all Q8_0 in whole-group rows"), "{e}");
-    assert_eq!(gpu_format(&m), Some(WeightFormat::F32));
-    // The Q4_K_M fixture (Q4_K and Q6_K blocks): no GPU kernels for those blocks yet.
-    let m = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
-    assert_eq!(q8_format(m.quantized().unwrap()), None);
+    let m = straddling();
+    assert_eq!(int8_format(m.quantized().unwrap()), None);
+    let e = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).err().unwrap().to_string();
+    assert!(e.contains("do not all take one int8 form"), "{e}");
     assert_eq!(gpu_format(&m), Some(WeightFormat::F32));
 }
 
@@ -156,17 +167,13 @@ fn gpu_format(m: &LoadedModel) -> Option<WeightFormat> {
     b.gpu().map(|g| g.weight_format())
 }
 
-fn read_fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel)).unwrap()
-}
-
 /// A quantized model's f32 copy for the GPU is asked for before it is made: with no room for it
 /// (as in a browser tab near wasm32's 4 GiB, `memory::pretend` here), WebGPU is refused in words
-/// and Auto runs on the CPU saying why; a Q8_0 model needs no copy and opens on the GPU.
+/// and Auto runs on the CPU saying why; a model kept quantized needs no copy and opens on the GPU.
 #[test]
 fn an_f32_copy_without_room_is_refused_before_it_is_made() {
     use tinylm_engine::{memory, Error};
-    let m = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
+    let m = straddling();
     let copy = m.dense_bytes();
     assert_eq!(copy, m.dense_weights().size_bytes());
     memory::pretend(Some((1000, 1000 + copy - 1)));
@@ -177,9 +184,9 @@ fn an_f32_copy_without_room_is_refused_before_it_is_made() {
     assert!(auto.backend.gpu_ref().is_none());
     assert!(auto.why().contains("an f32 copy of the weights for the GPU would take"), "{}", auto.why());
 
-    let q8 = open("quant.q8_0.gguf", &read_fixture("gguf/quant.q8_0.gguf"));
-    memory::pretend(Some((1000, 1000 + q8.dense_bytes() - 1)));
-    assert_eq!(gpu_format(&q8), Some(WeightFormat::Q8 { group: 32 }));
+    let kept = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
+    memory::pretend(Some((1000, 1000 + kept.dense_bytes() - 1)));
+    assert_eq!(gpu_format(&kept), Some(WeightFormat::Int8 { group: 16, mins: true }));
     memory::pretend(Some((1000, 1000 + copy)));
     assert_eq!(gpu_format(&m), Some(WeightFormat::F32), "exactly the room needed");
     memory::pretend(None);
