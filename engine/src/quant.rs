@@ -1,9 +1,12 @@
 //! Weight storage types of GGUF and safetensors files and their block formats: F32, F16, BF16,
-//! Q8_0, Q4_0, Q4_K and Q6_K, with the dequantizer of each (the reference the quantized CPU kernels,
+//! Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K, with the dequantizer of each (the reference the quantized CPU kernels,
 //! `cpu::q8` and `cpu::blocks`, are tested against) and the quantizers `tinylm convert` writes (F16, Q8_0).
 //!
 //! Block layouts are ggml's (little-endian; `d`/`dmin` are f16): Q8_0 `[d, 32 × i8]`, Q4_0
-//! `[d, 16 bytes]` (low nibbles are weights 0..16, high nibbles 16..32, each minus 8), Q4_K
+//! `[d, 16 bytes]` (low nibbles are weights 0..16, high nibbles 16..32, each minus 8), Q4_1
+//! `[d, m, 16 bytes]` (nibble · d + m), Q5_0 `[d, 4 bytes of fifth bits, 16 bytes]` (5-bit value
+//! minus 16) and Q5_1 `[d, m, 4 bytes, 16 bytes]` (5-bit value · d + m) — llama.cpp's fallbacks
+//! for rows that are not whole 256-value super-blocks (SmolLM2's 576) in its K-quant files —, Q4_K
 //! (256 weights) `[d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles]`, Q6_K
 //! (256 weights) `[128 bytes low nibbles, 64 bytes high 2 bits, 16 × i8 scales, d]`.
 
@@ -17,6 +20,9 @@ pub enum DType {
     BF16,
     Q8_0,
     Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
     Q4K,
     Q6K,
 }
@@ -28,6 +34,9 @@ impl DType {
             0 => DType::F32,
             1 => DType::F16,
             2 => DType::Q4_0,
+            3 => DType::Q4_1,
+            6 => DType::Q5_0,
+            7 => DType::Q5_1,
             8 => DType::Q8_0,
             12 => DType::Q4K,
             14 => DType::Q6K,
@@ -41,6 +50,9 @@ impl DType {
             DType::F32 => 0,
             DType::F16 => 1,
             DType::Q4_0 => 2,
+            DType::Q4_1 => 3,
+            DType::Q5_0 => 6,
+            DType::Q5_1 => 7,
             DType::Q8_0 => 8,
             DType::Q4K => 12,
             DType::Q6K => 14,
@@ -55,6 +67,9 @@ impl DType {
             DType::BF16 => "BF16",
             DType::Q8_0 => "Q8_0",
             DType::Q4_0 => "Q4_0",
+            DType::Q4_1 => "Q4_1",
+            DType::Q5_0 => "Q5_0",
+            DType::Q5_1 => "Q5_1",
             DType::Q4K => "Q4_K",
             DType::Q6K => "Q6_K",
         }
@@ -67,6 +82,9 @@ impl DType {
             DType::F16 | DType::BF16 => (1, 2),
             DType::Q8_0 => (32, 34),
             DType::Q4_0 => (32, 18),
+            DType::Q4_1 => (32, 20),
+            DType::Q5_0 => (32, 22),
+            DType::Q5_1 => (32, 24),
             DType::Q4K => (256, 144),
             DType::Q6K => (256, 210),
         }
@@ -82,9 +100,6 @@ impl DType {
 /// ggml's names for types this engine does not read (for messages).
 pub fn ggml_type_name(id: u32) -> String {
     let known = [
-        (3, "Q4_1"),
-        (6, "Q5_0"),
-        (7, "Q5_1"),
         (9, "Q8_1"),
         (10, "Q2_K"),
         (11, "Q3_K"),
@@ -140,6 +155,9 @@ pub fn dequantize_block(t: DType, b: &[u8], out: &mut [f32]) {
     match t {
         DType::Q8_0 => q8_0(b, out),
         DType::Q4_0 => q4_0(b, out),
+        DType::Q4_1 => q4_1(b, out),
+        DType::Q5_0 => q5(b, out, false),
+        DType::Q5_1 => q5(b, out, true),
         DType::Q4K => q4_k(b, out),
         DType::Q6K => q6_k(b, out),
         DType::F32 | DType::F16 | DType::BF16 => panic!("{} has no blocks", t.name()),
@@ -157,6 +175,32 @@ fn q4_0(b: &[u8], out: &mut [f32]) {
     for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[2..18]) {
         *l = ((q & 0xf) as i32 - 8) as f32 * d;
         *h = ((q >> 4) as i32 - 8) as f32 * d;
+    }
+}
+
+fn q4_1(b: &[u8], out: &mut [f32]) {
+    let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+    let (lo, hi) = out.split_at_mut(16);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
+        *l = (q & 0xf) as f32 * d + m;
+        *h = (q >> 4) as f32 * d + m;
+    }
+}
+
+/// Q5_0 (`(v − 16)·d`) or, `with_min`, Q5_1 (`v·d + m`): value j's fifth bit is bit j of `qh`.
+fn q5(b: &[u8], out: &mut [f32], with_min: bool) {
+    let d = f16_at(b, 0);
+    let (m, at) = if with_min { (f16_at(b, 2), 4) } else { (0.0, 2) };
+    let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (lo, hi) = out.split_at_mut(16);
+    for (j, ((l, h), &q)) in lo.iter_mut().zip(hi).zip(&b[at + 4..at + 20]).enumerate() {
+        let v0 = ((q & 0xf) as u32 | (((qh >> j) & 1) << 4)) as i32;
+        let v1 = ((q >> 4) as u32 | (((qh >> (j + 16)) & 1) << 4)) as i32;
+        if with_min {
+            (*l, *h) = (v0 as f32 * d + m, v1 as f32 * d + m);
+        } else {
+            (*l, *h) = ((v0 - 16) as f32 * d, (v1 - 16) as f32 * d);
+        }
     }
 }
 
@@ -221,7 +265,7 @@ pub fn quantize(t: DType, w: &[f32]) -> Option<Vec<u8>> {
                 out.extend(g.iter().map(|v| (v * id).round() as i8 as u8));
             }
         }
-        DType::Q4_0 | DType::Q4K | DType::Q6K => return None,
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q4K | DType::Q6K => return None,
     }
     Some(out)
 }

@@ -3,8 +3,8 @@
 //! fitting an i8. The products are the ones `quant::dequantize_block` computes (Q4_K's
 //! `d·sc` and `dmin·m` first, Q6_K's `d·sc` first), so the values are bit for bit the
 //! dequantized ones. This is the one form the GPU's kernels read (`gpu::packing`): Q8_0 as it
-//! is, Q4_0 (`q − 8`, groups of 32), Q4_K (nibbles, groups of 32 with mins), Q6_K (`q − 32`,
-//! groups of 16).
+//! is, Q4_0 (`q − 8`) and Q5_0 (`q − 16`) in groups of 32, Q4_1 and Q5_1 (groups of 32, the min
+//! `−m`), Q4_K (nibbles, groups of 32 with mins), Q6_K (`q − 32`, groups of 16).
 
 use crate::cpu::blocks::BlockRows;
 use crate::cpu::q8::Q8Rows;
@@ -14,8 +14,8 @@ use crate::quant_weights::MatrixRef;
 /// A type's own group size and whether it has mins; `None` for unquantized types.
 pub fn natural_group(t: DType) -> Option<(usize, bool)> {
     match t {
-        DType::Q8_0 | DType::Q4_0 => Some((32, false)),
-        DType::Q4K => Some((32, true)),
+        DType::Q8_0 | DType::Q4_0 | DType::Q5_0 => Some((32, false)),
+        DType::Q4_1 | DType::Q5_1 | DType::Q4K => Some((32, true)),
         DType::Q6K => Some((16, false)),
         DType::F32 | DType::F16 | DType::BF16 => None,
     }
@@ -33,6 +33,30 @@ pub fn block(t: DType, b: &[u8], q: &mut [i8], scales: &mut [f32], mins: &mut [f
             let (lo, hi) = q.split_at_mut(16);
             for ((l, h), &v) in lo.iter_mut().zip(hi).zip(&b[2..18]) {
                 (*l, *h) = ((v & 0xf) as i8 - 8, (v >> 4) as i8 - 8);
+            }
+        }
+        // `v·d + m` is `v·d − (−m)`, exactly.
+        DType::Q4_1 => {
+            (scales[0], mins[0]) = (f16_at(b, 0), -f16_at(b, 2));
+            let (lo, hi) = q.split_at_mut(16);
+            for ((l, h), &v) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
+                (*l, *h) = ((v & 0xf) as i8, (v >> 4) as i8);
+            }
+        }
+        DType::Q5_0 | DType::Q5_1 => {
+            let with_min = t == DType::Q5_1;
+            scales[0] = f16_at(b, 0);
+            let at = if with_min { 4 } else { 2 };
+            if with_min {
+                mins[0] = -f16_at(b, 2);
+            }
+            let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            let bias = if with_min { 0 } else { 16 };
+            let (lo, hi) = q.split_at_mut(16);
+            for (j, ((l, h), &v)) in lo.iter_mut().zip(hi).zip(&b[at + 4..at + 20]).enumerate() {
+                let v0 = (v & 0xf) as i32 | (((qh >> j) & 1) << 4) as i32;
+                let v1 = (v >> 4) as i32 | (((qh >> (j + 16)) & 1) << 4) as i32;
+                (*l, *h) = ((v0 - bias) as i8, (v1 - bias) as i8);
             }
         }
         DType::Q4K => {
@@ -138,7 +162,7 @@ mod tests {
     #[test]
     fn the_int8_form_is_the_dequantized_block_bit_for_bit() {
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        for t in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K] {
+        for t in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4K, DType::Q6K] {
             let (per, bytes) = t.block();
             let (group, with_mins) = natural_group(t).unwrap();
             for _ in 0..200 {
@@ -153,7 +177,7 @@ mod tests {
                 // Finite f16 scales: a drawn exponent of 31 is inf or NaN (clearing 0x40 of the
                 // high byte keeps it below 16).
                 let halves: &[usize] = match t {
-                    DType::Q4K => &[0, 2],
+                    DType::Q4K | DType::Q4_1 | DType::Q5_1 => &[0, 2],
                     DType::Q6K => &[208],
                     _ => &[0],
                 };

@@ -73,9 +73,25 @@ pub fn named_shape(name: &str) -> Result<(Config, u64)> {
         "s15m" => ([288, 768, 6, 6, 6, 32000, 256], true, 15),
         "s42m" => ([512, 1376, 8, 8, 8, 32000, 1024], true, 42),
         "s110m" => ([768, 2048, 12, 12, 12, 32000, 1024], true, 110),
+        // SmolLM2-135M's shape (GQA 9/3, tied), with a 512-token context.
+        "smol135m" => ([576, 1536, 30, 9, 3, 49152, 512], true, 135),
         _ => return Err(Error::InvalidSetting(format!("unknown shape `{name}`; known: {}", SHAPES.join(", ")))),
     };
     Ok((Config::from_header(h, shared, name)?, seed))
 }
 
-pub const SHAPES: [&str; 5] = ["micro", "tiny64", "s15m", "s42m", "s110m"];
+pub const SHAPES: [&str; 6] = ["micro", "tiny64", "s15m", "s42m", "s110m", "smol135m"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SmolLM2-135M's config.json numbers, and the parameters they make (tied embeddings, by hand:
+    /// 49152·576 + 30·(2·576² + 2·192·576 + 3·1536·576 + 2·576) + 576).
+    #[test]
+    fn smol135m_has_smollm2_135ms_shape() {
+        let (c, _) = named_shape("smol135m").unwrap();
+        assert_eq!((c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size), (576, 1536, 30, 9, 3, 49152));
+        assert_eq!(c.n_params(), 134_515_008);
+    }
+}

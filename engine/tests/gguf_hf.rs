@@ -74,7 +74,7 @@ fn greedy(w: &Weights, tokens: &[u32], n: usize) -> Vec<u32> {
 }
 
 /// (fixture, reference) pairs: every model file made by make_fixtures.py.
-const CASES: [(&str, &str); 12] = [
+const CASES: [(&str, &str); 13] = [
     ("hf/gqa_untied", "gqa_untied"),
     ("hf/mha_tied_bf16", "mha_tied_bf16"),
     ("hf/llama3_headdim", "llama3_headdim"),
@@ -87,6 +87,8 @@ const CASES: [(&str, &str); 12] = [
     ("gguf/quant.q8_0.gguf", "quant.q8_0.gguf"),
     ("gguf/quant.q4_0.gguf", "quant.q4_0.gguf"),
     ("gguf/quant.q4_k_m.gguf", "quant.q4_k_m.gguf"),
+    // Q5_0, Q5_1 and Q4_1: llama.cpp's fallbacks for rows that are not whole super-blocks.
+    ("gguf/quant.q5_mix.gguf", "quant.q5_mix.gguf"),
 ];
 
 /// The CPU tolerance, 1e-5·max(1, max|logit|). Measured over these fixtures: 1.2e-6 to

@@ -82,6 +82,8 @@ fn gguf_quantized_files_on_the_gpu_match_transformers() {
         ("quant.q4_0.gguf", int8(32, false), 0.30),
         // Q4_K (groups of 32 with mins) and Q6_K (16): one form, groups of 16 with mins.
         ("quant.q4_k_m.gguf", int8(16, true), 0.40),
+        // Q5_0, Q5_1 (min −m) and Q4_1: groups of 32 with mins.
+        ("quant.q5_mix.gguf", int8(32, true), 0.40),
     ] {
         let m = open(file, &read_fixture(&format!("gguf/{file}")));
         let r = read_fixture(&format!("reference/{file}.safetensors"));

@@ -21,7 +21,7 @@ pub enum FileFormat {
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("shape_or_config").required(true).args(["shape", "config"])))]
 pub struct Args {
-    /// A named shape: micro, tiny64, s15m, s42m, s110m.
+    /// A named shape: micro, tiny64, s15m, s42m, s110m, smol135m.
     #[arg(long)]
     pub shape: Option<String>,
     /// dim,hidden,layers,heads,kv_heads,vocab,seq[,untied]

@@ -32,7 +32,7 @@ pub struct Args {
     /// llama2.c checkpoint can hold (runs are saved as llama2.c); or give --shape / --config.
     #[arg(conflicts_with_all = ["shape", "config"])]
     pub model: Option<PathBuf>,
-    /// Start from the random model of a named shape: micro, tiny64, s15m, s42m, s110m.
+    /// Start from the random model of a named shape: micro, tiny64, s15m, s42m, s110m, smol135m.
     #[arg(long, conflicts_with = "config")]
     pub shape: Option<String>,
     /// Start from a random model of this shape: dim,hidden,layers,heads,kv_heads,vocab,seq[,untied].

@@ -31,7 +31,7 @@ pub fn read(data: &[u8], file: &str) -> Result<Opened> {
         let whole_rows = shape.len() == 2 && shape[1].is_multiple_of(info.dtype.block().0);
         match info.dtype {
             DType::Q8_0 if whole_rows => return Ok(Matrix::Q8(Q8Matrix::from_ggml(g.bytes(info)))),
-            DType::Q4_0 | DType::Q4K | DType::Q6K if whole_rows => {
+            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q4K | DType::Q6K if whole_rows => {
                 return Ok(Matrix::Blocks(BlockMatrix { dtype: info.dtype, data: g.bytes(info).to_vec() }))
             }
             _ => {}

@@ -25,7 +25,7 @@ pub struct Args {
     /// deterministic random model.
     #[arg(required_unless_present = "shape", conflicts_with = "shape")]
     pub model: Option<PathBuf>,
-    /// A named random shape instead of a file: micro, tiny64, s15m, s42m, s110m.
+    /// A named random shape instead of a file: micro, tiny64, s15m, s42m, s110m, smol135m.
     #[arg(long)]
     pub shape: Option<String>,
     /// Tokenizer (accepted for symmetry with generate; benchmarks use token ids).
@@ -244,9 +244,14 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         // With an adapter the GPU runs the merged weights, the CPU the unmerged adapter, as
         // `generate --adapter` does.
         let (mut opened, why) = backend::open(m, &choice.to_string(), gpu_opts)?;
-        if let AnyBackend::Cpu(c) = &opened.backend {
-            weight_mb.set(Some(c.weight_bytes() as f64 / 1e6));
-        }
+        // What the backend holds: CPU memory, or GPU memory (quantized models stay quantized).
+        weight_mb.set(Some(
+            match &opened.backend {
+                AnyBackend::Cpu(c) => c.weight_bytes(),
+                AnyBackend::Gpu(g) => g.weight_bytes(),
+            } as f64
+                / 1e6,
+        ));
         measure_open(&mut opened.backend, why, t.elapsed().as_secs_f64(), a.prompt_len, a.steps)
     };
     let mut reports: Vec<BenchReport> = Vec::with_capacity(a.runs);
