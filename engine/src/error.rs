@@ -57,12 +57,20 @@ pub enum Error {
     NotFinite(String),
     /// An allocation the memory has no room for (wasm32's 4 GiB), refused before it is made
     /// (`memory::check_room`).
-    #[error(
-        "{what} would take {}, but this page's memory has room for {} more",
-        crate::memory::in_words(*needed),
-        crate::memory::in_words(*room)
-    )]
+    #[error("{what} would take {}, but this page's memory has room for {} more", in_words(*needed), in_words(*room))]
     OutOfMemory { what: String, needed: u64, room: u64 },
+}
+
+/// "4.87 GB", "683 MB", "12 KB": bytes in a message.
+fn in_words(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} KB", b / 1e3)
+    }
 }
 
 /// Why no GPU device could be opened, by kind, so callers choose their words without parsing

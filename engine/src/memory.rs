@@ -54,18 +54,6 @@ pub fn fits(what: &str, bytes: u64, used: u64, ceiling: u64) -> Result<()> {
     Err(Error::OutOfMemory { what: what.to_string(), needed: bytes, room })
 }
 
-/// "4.87 GB", "683 MB", "12 KB": bytes for a message.
-pub fn in_words(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.0} MB", b / 1e6)
-    } else {
-        format!("{:.0} KB", b / 1e3)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,8 +70,9 @@ mod tests {
         );
         // More in use than the ceiling (cannot happen in wasm32, but no underflow).
         assert!(fits("x", 1, 5 << 30, WASM_CEILING).is_err());
-        assert_eq!(in_words(683_000), "683 KB");
-        assert_eq!(in_words(12_300_000), "12 MB");
+        assert!(fits("x", 683_000, WASM_CEILING - 12_300_000, WASM_CEILING).is_ok());
+        let small = fits("a copy", 12_300_000, WASM_CEILING - 683_000, WASM_CEILING).unwrap_err();
+        assert_eq!(small.to_string(), "a copy would take 12 MB, but this page's memory has room for 683 KB more");
     }
 
     #[test]
