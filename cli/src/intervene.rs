@@ -113,7 +113,7 @@ impl Plan {
         if !self.needs_means() {
             return Ok(None);
         }
-        HeadMeansRun::run(&CpuModel::adapted(model.weights(), model.adapter().map(|a| a.as_ref()))?, tokens).map(Some)
+        HeadMeansRun::run(&CpuModel::adapted(model.forward_weights(), model.adapter().map(|a| a.as_ref()))?, tokens).map(Some)
     }
 
     /// The one strength `logits` and `inspect` use.

@@ -310,6 +310,15 @@ impl LoadedModel {
         4 * self.config().n_params()
     }
 
+    /// The weights as held, for the CPU forward passes of experiments (patching, knock-outs,
+    /// head means): a quantized model's own quantized matrices, no f32 copy.
+    pub fn forward_weights(&self) -> &dyn crate::cpu::ForwardWeights {
+        match &self.weights {
+            Held::Dense(w) => &**w,
+            Held::Quant { quant, .. } => &**quant,
+        }
+    }
+
     pub fn dense_weights(&self) -> Arc<Weights> {
         match &self.weights {
             Held::Dense(w) => w.clone(),

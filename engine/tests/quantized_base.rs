@@ -1,6 +1,7 @@
 //! A quantized model used without an f32 copy. The logit lens (`LoadedModel::lens_head`) reads
 //! the classifier as kept: its last layer is the quantized forward's own output, and every
-//! layer agrees with the lens over the f32 copy. LoRA training on a quantized base
+//! layer agrees with the lens over the f32 copy. Experiments (patching, head means) run on the
+//! weights as held (`LoadedModel::forward_weights`). LoRA training on a quantized base
 //! (`Base::quantized`, `lora::quant_base`): the frozen
 //! matrices stay Q8_0 / Q4_K / Q6_K and are dequantized a tile of rows at a time inside the
 //! products. Against the same training on the dequantized f32 copy (`Base::new`): the forward
@@ -144,4 +145,35 @@ fn the_logit_lens_reads_a_quantized_classifier_as_kept() {
             }
         }
     }
+}
+
+/// Experiments on a quantized model without an f32 copy (`LoadedModel::forward_weights`):
+/// activation patching, head means and a knock-out run on the quantized forward, each within
+/// 1e-5 of the same experiment on the dequantized f32 copy, and `held_bytes` stays quantized.
+#[test]
+fn experiments_run_on_the_quantized_weights() {
+    use tinylm_engine::trace::{CpuModel, HeadMeansRun, Patcher};
+    let m = quantized("stories260K.v2-q80.bin", read("models/stories260K.v2-q80.bin"));
+    let held = m.held_bytes();
+    let dense = m.quantized().unwrap().dequantize();
+    let (kept, copy) = (CpuModel::new(m.forward_weights()), CpuModel::new(&dense));
+    let clean = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376];
+    let corrupt = [1, 403, 407, 261, 378, 432, 383, 286, 261, 298];
+    let (a, b) = (Patcher::run(&kept, &clean, &corrupt, 5, 9).unwrap(), Patcher::run(&copy, &clean, &corrupt, 5, 9).unwrap());
+    let scale = max_abs(&b.resid).max(1.0);
+    assert!(max_diff(&a.resid, &b.resid) <= TOL * scale && max_diff(&a.heads, &b.heads) <= TOL * scale);
+    assert!((a.clean_diff - b.clean_diff).abs() <= TOL * scale);
+    // The clean run is the quantized backend's own forward, bit for bit (the f32 copy's differs
+    // in rounding): the experiment read the quantized matrices.
+    let mut backend = m.cpu();
+    let mut last = Vec::new();
+    for (p, &t) in clean.iter().enumerate() {
+        last = tinylm_engine::generate::Backend::forward(&mut backend, t, p).unwrap().to_vec();
+    }
+    assert_eq!(a.clean_diff.to_bits(), (last[5] - last[9]).to_bits());
+    let (ma, mb) = (HeadMeansRun::run(&kept, &clean).unwrap(), HeadMeansRun::run(&copy, &clean).unwrap());
+    for (l, h) in [(0, 0), (2, 3), (4, 7)] {
+        assert!(max_diff(ma.head(l, h), mb.head(l, h)) <= TOL, "head {l}.{h}");
+    }
+    assert_eq!(m.held_bytes(), held, "no f32 copy was made");
 }

@@ -65,8 +65,13 @@ pub fn run(a: Args) -> Result<()> {
     let tok = m.need_tokenizer()?;
     let (clean, corrupt) = (tok.encode(&ex.clean, true, false), tok.encode(&ex.corrupt, true, false));
     let answers = (one_token(tok, &ex.clean_answer, "--clean-answer")?, one_token(tok, &ex.corrupt_answer, "--corrupt-answer")?);
-    let maps =
-        Patcher::run(&CpuModel::adapted(m.weights(), m.adapter().map(|a| a.as_ref()))?, &clean, &corrupt, answers.0, answers.1)?;
+    let maps = Patcher::run(
+        &CpuModel::adapted(m.forward_weights(), m.adapter().map(|a| a.as_ref()))?,
+        &clean,
+        &corrupt,
+        answers.0,
+        answers.1,
+    )?;
     if a.json {
         return out::line(&to_json(model, &ex, tok, &maps).to_string());
     }

@@ -236,6 +236,22 @@ impl ForwardWeights for Weights {
     }
 }
 
+/// Shared weights, read as the weights themselves (callers hold `Arc`s).
+impl<T: ForwardWeights + ?Sized> ForwardWeights for Arc<T> {
+    fn config(&self) -> &Config {
+        (**self).config()
+    }
+    fn embed(&self, token: usize, out: &mut [f32]) {
+        (**self).embed(token, out)
+    }
+    fn norm(&self, t: Tensor, l: usize) -> &[f32] {
+        (**self).norm(t, l)
+    }
+    fn matrix(&self, t: Tensor, l: usize) -> MatrixRef<'_> {
+        (**self).matrix(t, l)
+    }
+}
+
 impl ForwardWeights for QuantWeights {
     fn config(&self) -> &Config {
         &self.config

@@ -1,18 +1,17 @@
-//! The model the CPU-only experiments run on (head means, patching): borrowed weights, an
-//! unmerged adapter if any, and the kernels. Borrowed per call, so a caller that runs an
+//! The model the CPU-only experiments run on (head means, patching): borrowed weights (f32, or
+//! a quantized model as kept: no f32 copy), an unmerged adapter if any, and the kernels. Borrowed per call, so a caller that runs an
 //! experiment in slices (the web worker) keeps the weights where they are between slices.
 
 use crate::config::Config;
-use crate::cpu::{forward_adapted, Kernels, State};
+use crate::cpu::{forward_on, ForwardWeights, Kernels, State};
 use crate::error::{Error, Result};
 use crate::lora::Adapter;
-use crate::weights::Weights;
 
 use super::Hook;
 
 #[derive(Clone, Copy)]
 pub struct CpuModel<'a> {
-    pub weights: &'a Weights,
+    pub weights: &'a dyn ForwardWeights,
     /// Applied unmerged after each projection, as `LoraCpuBackend` does.
     pub adapter: Option<&'a Adapter>,
     pub kernels: Kernels,
@@ -20,20 +19,20 @@ pub struct CpuModel<'a> {
 
 impl<'a> CpuModel<'a> {
     /// The fast kernels, no adapter.
-    pub fn new(weights: &'a Weights) -> CpuModel<'a> {
+    pub fn new(weights: &'a dyn ForwardWeights) -> CpuModel<'a> {
         CpuModel { weights, adapter: None, kernels: Kernels::Fast }
     }
 
     /// With an unmerged adapter; fails with `Mismatch` when it was made for another shape.
-    pub fn adapted(weights: &'a Weights, adapter: Option<&'a Adapter>) -> Result<CpuModel<'a>> {
+    pub fn adapted(weights: &'a dyn ForwardWeights, adapter: Option<&'a Adapter>) -> Result<CpuModel<'a>> {
         if let Some(a) = adapter {
-            a.check_base(&weights.config)?;
+            a.check_base(weights.config())?;
         }
         Ok(CpuModel { weights, adapter, kernels: Kernels::Fast })
     }
 
     pub fn config(&self) -> &Config {
-        &self.weights.config
+        self.weights.config()
     }
 
     /// One forward pass on `state` (its KV cache holding positions `0..pos`).
@@ -44,12 +43,12 @@ impl<'a> CpuModel<'a> {
         pos: usize,
         hook: Option<&mut dyn Hook>,
     ) -> Result<&'s mut [f32]> {
-        forward_adapted(self.kernels, self.weights, self.adapter, state, token, pos, hook)
+        forward_on(self.kernels, self.weights, self.adapter, state, token, pos, hook)
     }
 
     /// Refuses a run that began on a model of another shape.
     pub(crate) fn check(&self, c: &Config, what: &str) -> Result<()> {
-        if self.weights.config != *c {
+        if self.weights.config() != c {
             return Err(Error::InvalidSetting(format!("{what} continues on the model it began on")));
         }
         Ok(())

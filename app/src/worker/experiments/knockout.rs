@@ -36,7 +36,7 @@ pub async fn run(
     backend.set_edits(None).map_err(err)?;
     let Some(original) = story(backend, &prompt, settings, tick, "Writing the unchanged story").await? else { return Ok(None) };
     let means = if change.ablation == Ablation::Mean && !change.ablate.is_empty() {
-        let m = CpuModel::adapted(stored.model.weights(), stored.model.adapter().map(|a| a.as_ref())).map_err(err)?;
+        let m = CpuModel::adapted(stored.model.forward_weights(), stored.model.adapter().map(|a| a.as_ref())).map_err(err)?;
         match means(&m, &original, tick).await? {
             Some(means) => Some(means),
             None => return Ok(None),

@@ -34,7 +34,7 @@ pub async fn run(
         return Err(format!("The prompts have {} tokens; patching takes at most {}.", a.len() - 1, MAX_PATCH_TOKENS - 1));
     }
     let answers = (one_token(tok, clean_answer, "clean")?, one_token(tok, corrupt_answer, "corrupted")?);
-    let m = CpuModel::adapted(stored.model.weights(), stored.model.adapter().map(|a| a.as_ref())).map_err(err)?;
+    let m = CpuModel::adapted(stored.model.forward_weights(), stored.model.adapter().map(|a| a.as_ref())).map_err(err)?;
     let mut p = Patcher::new(m.config(), &a, &b, answers.0, answers.1).map_err(err)?;
     while !p.advance(&m, CHUNK).map_err(err)? {
         if tick.tick("Patching", p.done(), p.total()).await {
