@@ -301,10 +301,7 @@ impl LoadedModel {
             Held::Quant { quant, dense } => dense.get_or_init(|| Arc::new(quant.dequantize())),
         }
     }
-    /// The f32 weights for a backend without quantized kernels (the GPU): the shared ones when
-    /// something made them already, else a copy of its own that is freed with whatever holds it,
-    /// so that a GPU that fails to start (or that Auto drops for the CPU) leaves no f32 copy of a
-    /// quantized model behind.
+
     /// Bytes of the f32 weights (`dense_weights`), counted without making them.
     pub fn dense_bytes(&self) -> u64 {
         4 * self.config().n_params()
@@ -319,6 +316,10 @@ impl LoadedModel {
         }
     }
 
+    /// The f32 weights for a backend without quantized kernels (the GPU): the shared ones when
+    /// something made them already, else a copy of its own that is freed with whatever holds it,
+    /// so that a GPU that fails to start (or that Auto drops for the CPU) leaves no f32 copy of a
+    /// quantized model behind.
     pub fn dense_weights(&self) -> Arc<Weights> {
         match &self.weights {
             Held::Dense(w) => w.clone(),
@@ -378,7 +379,7 @@ mod gpu {
         /// caller falls back with another `open_backend_async` on this same model.
         /// A model held quantized runs its quantized weights on the CPU. On the GPU (or `Auto`
         /// trying it) a model whose matrices all take one int8 form stays quantized there
-        /// (`gpu::int8_format`: Q8_0, Q4_0, Q4_K, Q6_K; no adapter in use);
+        /// (`gpu::int8_format`: every quantized type, in one group size; no adapter in use);
         /// others get f32 weights (`dense_weights`: held by the GPU backend only, so a failed
         /// start keeps none).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {

@@ -162,7 +162,7 @@ impl GpuBackend {
         let (kernels, gw, acts, plan, logits_rb, ring) = ctx
             .scoped("loading the model onto the GPU", || -> Result<_> {
                 let kernels = DecodeKernels::new(&ctx, wg, format);
-                let gw = GpuWeights::upload_from(&ctx, weights, max_weight, opts.f16_classifier)?;
+                let gw = GpuWeights::upload(&ctx, weights, format, max_weight, opts.f16_classifier)?;
                 let acts = Acts::new(&ctx, &kernels, &c, batch);
                 let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused, opts.three_dispatch);
                 let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;

@@ -2,6 +2,7 @@
 //! tensors of big models exceed a buffer) and split by rows into chunks that each fit one
 //! storage binding. wq|wk|wv and w1|w3 are stacked per layer so each is one matmul.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::context::GpuContext;
@@ -9,6 +10,7 @@ use super::kernels::storage;
 use super::packing::{n_rows, pack_int8, WeightFormat};
 use super::split::split_rows;
 use crate::config::Config;
+use crate::cpu::ForwardWeights;
 use crate::error::{Error, Result};
 use crate::quant_int8::natural_group;
 use crate::quant_weights::{matrix_shape, Matrix, MatrixRef, QuantWeights};
@@ -22,11 +24,16 @@ pub enum GpuSource<'a> {
     Quantized(&'a QuantWeights),
 }
 
-impl GpuSource<'_> {
+impl<'a> GpuSource<'a> {
     pub fn config(&self) -> Config {
-        match self {
-            GpuSource::F32(w) => w.config,
-            GpuSource::Quantized(q) => q.config,
+        *self.weights().config()
+    }
+
+    /// The weights as the forward pass reads them (norms and matrices as kept).
+    pub fn weights(&self) -> &'a dyn ForwardWeights {
+        match *self {
+            GpuSource::F32(w) => w,
+            GpuSource::Quantized(q) => q,
         }
     }
 
@@ -214,37 +221,50 @@ pub struct GpuWeights {
 }
 
 impl GpuWeights {
-    /// Uploads `w`, no weight chunk larger than `max_bytes`.
-    /// `f16_cls`: also upload the classifier in f16.
-    pub fn upload(ctx: &GpuContext, w: &Weights, max_bytes: u64, f16_cls: bool) -> Result<GpuWeights> {
-        let c = &w.config;
-        let up = |label: &str, data: &[f32], cols| Chunked::upload(ctx, label, data, cols, max_bytes);
+    /// Uploads `source`'s weights in `format` (`GpuSource::format`), no weight chunk larger than
+    /// `max_bytes`. `f16_cls`: also the classifier in f16 (from f32 weights only).
+    pub fn upload(
+        ctx: &GpuContext,
+        source: GpuSource,
+        format: WeightFormat,
+        max_bytes: u64,
+        f16_cls: bool,
+    ) -> Result<GpuWeights> {
+        let w = source.weights();
+        let c = w.config();
+        // Matrices `ts` of layer `l` (whole tensors: 0), their rows stacked, in `format`.
+        let up = |label: &str, ts: &[Tensor], l: usize| {
+            let cols = matrix_shape(c, ts[0]).1;
+            let views: Vec<MatrixRef> = ts.iter().map(|&t| w.matrix(t, l)).collect();
+            match format {
+                WeightFormat::Int8 { .. } => Chunked::upload_int8(ctx, label, &views, cols, format, max_bytes),
+                _ => Chunked::upload(ctx, label, &f32_rows(&views)?, cols, max_bytes),
+            }
+        };
         let vec = |label: &str, data: &[f32]| storage(ctx, label, data, wgpu::BufferUsages::empty());
         let mut layers = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
-            let lw = w.layer(l);
             layers.push(GpuLayer {
-                rms_att: vec("rms_att", lw.rms_att),
-                rms_ffn: vec("rms_ffn", lw.rms_ffn),
-                wqkv: up("wqkv", &[lw.wq, lw.wk, lw.wv].concat(), c.dim)?,
-                wo: up("wo", lw.wo, c.q_dim())?,
-                w13: up("w13", &[lw.w1, lw.w3].concat(), c.dim)?,
-                w2: up("w2", lw.w2, c.hidden_dim)?,
+                rms_att: vec("rms_att", w.norm(Tensor::RmsAtt, l)),
+                rms_ffn: vec("rms_ffn", w.norm(Tensor::RmsFfn, l)),
+                wqkv: up("wqkv", &[Tensor::Wq, Tensor::Wk, Tensor::Wv], l)?,
+                wo: up("wo", &[Tensor::Wo], l)?,
+                w13: up("w13", &[Tensor::W1, Tensor::W3], l)?,
+                w2: up("w2", &[Tensor::W2], l)?,
             });
         }
+        let cls_f16 = match (f16_cls, format) {
+            (false, _) => None,
+            (true, WeightFormat::F32) => {
+                Some(Chunked::upload_f16(ctx, "wcls f16", &f32_rows(&[w.matrix(Tensor::Wcls, 0)])?, c.dim, max_bytes)?)
+            }
+            (true, _) => return Err(Error::Gpu("the f16 classifier is made from f32 weights, not quantized ones".into())),
+        };
         Ok(GpuWeights {
-            emb: up("tok_embeddings", &w.tok_embeddings, c.dim)?,
-            cls: match &w.wcls {
-                Some(wcls) => Some(up("wcls", wcls, c.dim)?),
-                None => None,
-            },
-            cls_f16: match f16_cls {
-                true => {
-                    Some(Chunked::upload_f16(ctx, "wcls f16", w.wcls.as_deref().unwrap_or(&w.tok_embeddings), c.dim, max_bytes)?)
-                }
-                false => None,
-            },
-            rms_final: vec("rms_final", &w.rms_final),
+            emb: up("tok_embeddings", &[Tensor::TokEmbeddings], 0)?,
+            cls: (!c.shared_classifier).then(|| up("wcls", &[Tensor::Wcls], 0)).transpose()?,
+            cls_f16,
+            rms_final: vec("rms_final", w.norm(Tensor::RmsFinal, 0)),
             rope: vec("rope", &rope_table(c)),
             layers,
         })
@@ -264,52 +284,17 @@ impl GpuWeights {
         let cls = self.cls.iter().chain(&self.cls_f16).map(chunks).sum::<u64>();
         layers.sum::<u64>() + chunks(&self.emb) + cls + self.rms_final.size() + self.rope.size()
     }
+}
 
-    /// Uploads `source` in its format; the f16 classifier copy only for f32 weights.
-    pub fn upload_from(ctx: &GpuContext, source: GpuSource, max_bytes: u64, f16_cls: bool) -> Result<GpuWeights> {
-        match source {
-            GpuSource::F32(w) => GpuWeights::upload(ctx, w, max_bytes, f16_cls),
-            GpuSource::Quantized(q) if !f16_cls => GpuWeights::upload_int8(ctx, q, source.format()?, max_bytes),
-            GpuSource::Quantized(_) => Err(Error::Gpu("the f16 classifier is made from f32 weights, not quantized ones".into())),
-        }
-    }
-
-    /// Uploads a model held quantized in `format` (`int8_format`), its matrices kept int8.
-    pub fn upload_int8(ctx: &GpuContext, q: &QuantWeights, format: WeightFormat, max_bytes: u64) -> Result<GpuWeights> {
-        let c = &q.config;
-        let whole = |t: Tensor| {
-            let (rows, cols) = matrix_shape(c, t);
-            q.matrix(t).rows(0, rows, cols)
-        };
-        let up = |label: &str, t: &[Tensor], l: usize| {
-            let views: Vec<MatrixRef> = t.iter().map(|&t| q.layer(t, l)).collect();
-            Chunked::upload_int8(ctx, label, &views, matrix_shape(c, t[0]).1, format, max_bytes)
-        };
-        let vec = |label: &str, data: &[f32]| storage(ctx, label, data, wgpu::BufferUsages::empty());
-        let d = c.dim;
-        let mut layers = Vec::with_capacity(c.n_layers);
-        for l in 0..c.n_layers {
-            layers.push(GpuLayer {
-                rms_att: vec("rms_att", &q.rms_att[l * d..(l + 1) * d]),
-                rms_ffn: vec("rms_ffn", &q.rms_ffn[l * d..(l + 1) * d]),
-                wqkv: up("wqkv", &[Tensor::Wq, Tensor::Wk, Tensor::Wv], l)?,
-                wo: up("wo", &[Tensor::Wo], l)?,
-                w13: up("w13", &[Tensor::W1, Tensor::W3], l)?,
-                w2: up("w2", &[Tensor::W2], l)?,
-            });
-        }
-        let table = |t: Tensor| Chunked::upload_int8(ctx, t.name(), &[whole(t)], d, format, max_bytes);
-        Ok(GpuWeights {
-            emb: table(Tensor::TokEmbeddings)?,
-            cls: match c.shared_classifier {
-                true => None,
-                false => Some(table(Tensor::Wcls)?),
-            },
-            cls_f16: None,
-            rms_final: vec("rms_final", &q.rms_final),
-            rope: vec("rope", &rope_table(c)),
-            layers,
-        })
+/// f32 rows of `views` (f32 matrices) stacked; borrowed when there is one.
+fn f32_rows<'a>(views: &[MatrixRef<'a>]) -> Result<Cow<'a, [f32]>> {
+    let f32s = |v: &MatrixRef<'a>| match *v {
+        MatrixRef::F32(m) => Ok(m),
+        _ => Err(Error::Gpu("a quantized matrix among f32 weights".into())),
+    };
+    match views {
+        [one] => Ok(Cow::Borrowed(f32s(one)?)),
+        _ => Ok(Cow::Owned(views.iter().map(f32s).collect::<Result<Vec<_>>>()?.concat())),
     }
 }
 
