@@ -19,6 +19,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+# The fixtures' k-quant block maker (engine/tests/fixtures/formats/kquant_blocks.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine/tests/fixtures/formats"))
+from kquant_blocks import random_blocks  # noqa: E402
+
 QT = gguf.GGMLQuantizationType
 SHAPE = dict(vocab=49152, dim=576, hidden=1536, layers=30, heads=9, kv_heads=3, seq=512, eps=1e-5, theta=100000.0)
 
@@ -41,23 +45,6 @@ def tensors(rng):
         yield b + "ffn_up.weight", w(h, d)
         yield b + "ffn_down.weight", w(d, h)
     yield "output_norm.weight", np.ones(d, np.float32)
-
-
-def random_blocks(qtype, rows, cols, rng, scale):
-    """Valid Q4_K / Q6_K blocks of random bytes whose f16 super-block scales keep the values
-    within about `scale`."""
-    block, size = gguf.GGML_QUANT_SIZES[qtype]
-    n = rows * cols // block
-    raw = rng.integers(0, 256, size=(n, size), dtype=np.uint8)
-    if qtype == QT.Q4_K:
-        d = (rng.uniform(0.5, 1.5, n) * scale / (63 * 15 / 2)).astype(np.float16)
-        dmin = (rng.uniform(0.5, 1.5, n) * scale / 63).astype(np.float16)
-        raw[:, 0:2] = d.view(np.uint8).reshape(n, 2)
-        raw[:, 2:4] = dmin.view(np.uint8).reshape(n, 2)
-    else:
-        d = (rng.uniform(0.5, 1.5, n) * scale / (64 * 32)).astype(np.float16)
-        raw[:, 208:210] = d.view(np.uint8).reshape(n, 2)
-    return raw.reshape(rows, cols // block * size)
 
 
 def q4_k_m(name, cols):
