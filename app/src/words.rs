@@ -75,6 +75,21 @@ pub fn bad_gguf(file: &str, err: &Error) -> String {
     )
 }
 
+/// A model refused because the page's memory has no room for it (`Error::OutOfMemory`, asked
+/// before any weight is copied): the sizes, and what to do.
+pub fn no_room(err: &Error) -> String {
+    format!(
+        "{}. Reload the page to free the models loaded before it, or pick a smaller or more quantized \
+         file (Q8_0 takes about a quarter of F32, Q4_K_M about a seventh).",
+        capitalised(&err.to_string())
+    )
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or_else(String::new, |f| f.to_uppercase().collect::<String>() + c.as_str())
+}
+
 /// Why a Hugging Face folder was refused.
 pub fn bad_folder(err: &Error) -> String {
     let what = match err {
@@ -146,6 +161,23 @@ pub fn run_error(err: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_without_room_is_explained_with_its_sizes() {
+        let e = tinylm_engine::memory::fits(
+            "“tinyllama.f16.gguf” (its weights and its context's cache)",
+            2_300_000_000,
+            2_500_000_000,
+            4 << 30,
+        )
+        .unwrap_err();
+        assert_eq!(
+            no_room(&e),
+            "“tinyllama.f16.gguf” (its weights and its context's cache) would take 2.30 GB, but this page's memory has \
+             room for 1.79 GB more. Reload the page to free the models loaded before it, or pick a smaller or more \
+             quantized file (Q8_0 takes about a quarter of F32, Q4_K_M about a seventh)."
+        );
+    }
 
     #[test]
     fn files_are_recognised_by_their_first_bytes() {

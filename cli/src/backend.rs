@@ -21,6 +21,7 @@ pub fn open(model: &LoadedModel, name: &str, opts: GpuOptions) -> Result<(Opened
         let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
         why += &match g.weight_format() {
             WeightFormat::Int8 { .. } => format!(" ({} weights kept quantized on the GPU, as int8)", types.join(", ")),
+            WeightFormat::Half { .. } => format!(" ({} weights kept as read on the GPU)", types.join(", ")),
             _ => format!(" (an f32 copy of the {} weights on the GPU)", types.join(", ")),
         };
     }
@@ -82,5 +83,10 @@ mod tests {
             let (o, why) = open(&m, "gpu", GpuOptions::default()).unwrap();
             assert!(o.backend.gpu_ref().is_some() && why.ends_with(words), "{why}");
         }
+        // F16 matrices stay F16.
+        let file = tinylm_engine::formats::write::gguf(&w, tinylm_engine::quant::DType::F16, None, "micro").unwrap();
+        let m = LoadedModel::open(&[tinylm_engine::NamedFile::new("micro.f16.gguf", &file)]).unwrap();
+        let (o, why) = open(&m, "gpu", GpuOptions::default()).unwrap();
+        assert!(o.backend.gpu_ref().is_some() && why.ends_with("(F16 weights kept as read on the GPU)"), "{why}");
     }
 }

@@ -238,9 +238,11 @@ impl Config {
     /// `weights::tensor_specs`, counted here so the config does not depend on the weights
     /// (a test there holds the two together).
     pub fn n_params(&self) -> u64 {
-        let [d, h, l, kv, v] = [self.dim, self.hidden_dim, self.n_layers, self.kv_dim(), self.vocab_size].map(|n| n as u64);
-        // rms_att, rms_ffn; wq, wo; wk, wv; w1, w2, w3.
-        let layer = 2 * d + 2 * d * d + 2 * kv * d + 3 * h * d;
+        let [d, h, l, q, kv, v] =
+            [self.dim, self.hidden_dim, self.n_layers, self.q_dim(), self.kv_dim(), self.vocab_size].map(|n| n as u64);
+        // rms_att, rms_ffn; wq, wo (q_dim × dim: dim × dim unless head_dim is set apart); wk, wv;
+        // w1, w2, w3.
+        let layer = 2 * d + 2 * q * d + 2 * kv * d + 3 * h * d;
         let classifier = if self.shared_classifier { 0 } else { v * d };
         v * d + l * layer + d + classifier
     }

@@ -225,8 +225,8 @@ impl LoadedModel {
         }
     }
 
-    /// A model whose quantized matrices (if any: Q8_0, Q4_0, Q4_K, Q6_K) stay quantized
-    /// (`Held`); one without any is held as plain f32 `Weights` (moved, not copied).
+    /// A model whose quantized or F16/BF16 matrices (if any) stay as read (`Held`); one without
+    /// any is held as plain f32 `Weights` (moved, not copied).
     pub fn from_quant(name: &str, format: ModelFormat, weights: QuantWeights) -> LoadedModel {
         if !weights.is_quantized() {
             return LoadedModel::from_weights(name, format, weights.into_dense());
@@ -370,7 +370,7 @@ impl LoadedModel {
 #[cfg(feature = "gpu")]
 mod gpu {
     use super::*;
-    use crate::gpu::{int8_format, AnyBackend, BackendChoice, GpuBackend, GpuOptions, Opened, Reason};
+    use crate::gpu::{kept_format, AnyBackend, BackendChoice, GpuBackend, GpuOptions, Opened, Reason};
 
     impl LoadedModel {
         /// Opens the backend `choice` asks for with the adapter in use (see
@@ -378,8 +378,9 @@ mod gpu {
         /// after a failure (`Error::NoGpu` when no GPU exists, `Error::Gpu` when one failed) the
         /// caller falls back with another `open_backend_async` on this same model.
         /// A model held quantized runs its quantized weights on the CPU. On the GPU (or `Auto`
-        /// trying it) a model whose matrices all take one int8 form stays quantized there
-        /// (`gpu::int8_format`: every quantized type, in one group size; no adapter in use);
+        /// trying it) a model whose matrices the GPU can keep as they are stays so there
+        /// (`gpu::kept_format`: all F16 or all BF16, or every quantized type in one int8 group
+        /// size; no adapter in use);
         /// others get f32 weights (`dense_weights`: held by the GPU backend only, so a failed
         /// start keeps none).
         pub async fn open_backend_async(&self, choice: BackendChoice, opts: GpuOptions) -> Result<Opened> {
@@ -388,7 +389,7 @@ mod gpu {
             };
             let cpu = |reason| Opened { backend: AnyBackend::Cpu(self.cpu()), reason };
             let gpu = async || -> Result<AnyBackend> {
-                if self.adapter.is_none() && int8_format(quant).is_some() {
+                if self.adapter.is_none() && kept_format(quant).is_some() {
                     return Ok(AnyBackend::Gpu(GpuBackend::new_quantized_async(quant, opts).await?));
                 }
                 // The f32 copy is made in this memory before its upload: asked first (wasm32).

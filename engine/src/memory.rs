@@ -1,10 +1,12 @@
 //! Room for a large allocation, asked before making it. In the browser the engine's memory is
 //! one wasm32 linear memory, which can never pass 4 GiB (the threaded build declares that
 //! maximum; the plain build's address space ends there): an allocation past it aborts the
-//! worker, losing what it held. So the big copies a caller can do without (the f32 copy of a
-//! quantized model for the GPU) are refused in words first, and the caller takes another way.
+//! worker, losing what it held. So a model too big for what is left (`check_model`, asked by every
+//! reader before it copies weights) and the big copies a caller can do without (the f32 copy of
+//! a quantized model for the GPU) are refused in words first.
 //! Natively the operating system decides, and nothing is refused here.
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// wasm32's whole address space.
@@ -42,6 +44,18 @@ pub fn check_room(what: &str, bytes: u64) -> Result<()> {
         Some((used, ceiling)) => fits(what, bytes, used, ceiling),
         None => Ok(()),
     }
+}
+
+/// Bytes of a model's context cache (keys and values of every layer, f32), made when it runs.
+pub fn cache_bytes(c: &Config) -> u64 {
+    2 * 4 * (c.n_layers as u64) * (c.seq_len as u64) * (c.kv_dim() as u64)
+}
+
+/// `Error::OutOfMemory` when a model's weights as they will be held (`weights` bytes) and its
+/// context cache would not fit here: each reader asks once its header is read, before it copies
+/// any weight, so a model too big for the page is refused in words, not by a crashed worker.
+pub fn check_model(file: &str, weights: u64, c: &Config) -> Result<()> {
+    check_room(&format!("“{file}” (its weights and its context's cache)"), weights + cache_bytes(c))
 }
 
 /// `Error::OutOfMemory` when `bytes` more than `used` would pass `ceiling`. The free part of the

@@ -149,10 +149,12 @@ pub fn dequantize(t: DType, data: &[u8], out: &mut Vec<f32>) {
     }
 }
 
-/// The weights of one block `b` of a block type (Q8_0, Q4_0, Q4_K, Q6_K) into `out` (its
-/// `block().0` weights): the CPU's block kernels' reference reads them here.
+/// The weights of one block `b` of a block type into `out` (its `block().0` weights): the CPU's
+/// block kernels' reference reads them here. F16 and BF16 are blocks of one value, as in ggml.
 pub fn dequantize_block(t: DType, b: &[u8], out: &mut [f32]) {
     match t {
+        DType::F16 => out[0] = f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        DType::BF16 => out[0] = bf16::from_le_bytes([b[0], b[1]]).to_f32(),
         DType::Q8_0 => q8_0(b, out),
         DType::Q4_0 => q4_0(b, out),
         DType::Q4_1 => q4_1(b, out),
@@ -160,7 +162,7 @@ pub fn dequantize_block(t: DType, b: &[u8], out: &mut [f32]) {
         DType::Q5_1 => q5(b, out, true),
         DType::Q4K => q4_k(b, out),
         DType::Q6K => q6_k(b, out),
-        DType::F32 | DType::F16 | DType::BF16 => panic!("{} has no blocks", t.name()),
+        DType::F32 => panic!("F32 is kept as plain f32"),
     }
 }
 

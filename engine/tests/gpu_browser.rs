@@ -132,7 +132,7 @@ async fn webgpu_sampling_equals_the_cpu_path() {
 }
 
 /// Quantized weights kept quantized on WebGPU (`gpu::packing`'s int8 form; Chromium's own WGSL
-/// compiler, stricter than naga's): the GGUF Q8_0 and Q4_K_M fixtures' logits against
+/// compiler, stricter than naga's): the GGUF Q8_0, Q4_K_M, F16 and BF16 fixtures' logits against
 /// transformers on gguf's dequantized weights, batched and per token, and a llama2.c v2 Q8_0
 /// file's greedy story against the CPU path on its dequantized weights. (tests/gpu_quantized.rs
 /// checks every decode path on lavapipe.)
@@ -140,7 +140,7 @@ async fn webgpu_sampling_equals_the_cpu_path() {
 async fn webgpu_keeps_quantized_weights_quantized() {
     use tinylm_engine::gpu::WeightFormat;
     use tinylm_engine::{LoadedModel, NamedFile};
-    let cases: [(&str, &[u8], &[u8], WeightFormat); 2] = [
+    let cases: [(&str, &[u8], &[u8], WeightFormat); 4] = [
         (
             "quant.q8_0.gguf",
             include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf"),
@@ -152,6 +152,19 @@ async fn webgpu_keeps_quantized_weights_quantized() {
             include_bytes!("fixtures/formats/gguf/quant.q4_k_m.gguf"),
             include_bytes!("fixtures/formats/reference/quant.q4_k_m.gguf.safetensors"),
             WeightFormat::Int8 { group: 16, mins: true },
+        ),
+        // F16 and BF16 kept as read, two to a word.
+        (
+            "gqa_untied.f16.gguf",
+            include_bytes!("fixtures/formats/gguf/gqa_untied.f16.gguf"),
+            include_bytes!("fixtures/formats/reference/gqa_untied.f16.gguf.safetensors"),
+            WeightFormat::Half { bf16: false },
+        ),
+        (
+            "gqa_untied.bf16.gguf",
+            include_bytes!("fixtures/formats/gguf/gqa_untied.bf16.gguf"),
+            include_bytes!("fixtures/formats/reference/gqa_untied.bf16.gguf.safetensors"),
+            WeightFormat::Half { bf16: true },
         ),
     ];
     for (name, file, reference, format) in cases {

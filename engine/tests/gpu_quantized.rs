@@ -1,5 +1,6 @@
 //! Quantized weights kept quantized on the GPU (`gpu::packing`, in `quant_int8`'s int8 form;
-//! lavapipe here, Chromium's WebGPU in gpu_browser.rs): the kernels dequantize as they read.
+//! lavapipe here, Chromium's WebGPU in gpu_browser.rs): the kernels dequantize as they read; and
+//! F16/BF16 matrices kept as read, two to a word.
 //! Against the dequantized reference, on every decode path (three dispatches, five fused,
 //! unfused, batched) and with weight chunks split small: the GGUF Q8_0, Q4_0 and Q4_K_M fixtures
 //! against transformers on gguf's dequantized weights, and a llama2.c v2 file against the CPU
@@ -14,7 +15,7 @@ use common::{max_abs, max_diff, stories260k, tensor};
 use tinylm_engine::checkpoint::write_v2;
 use tinylm_engine::cpu::{self, Kernels, State};
 use tinylm_engine::generate::{Backend, Generator};
-use tinylm_engine::gpu::{int8_format, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
+use tinylm_engine::gpu::{int8_format, kept_format, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
 use tinylm_engine::sampler::argmax;
 use tinylm_engine::{LoadedModel, NamedFile, Sampler, Weights};
 
@@ -52,7 +53,7 @@ fn gpu_logits(g: &mut GpuBackend, tokens: &[u32]) -> (Vec<f32>, Vec<f32>) {
 /// Every decode path of `m` kept in `format` on the GPU against `want`.
 fn check(what: &str, m: &LoadedModel, format: WeightFormat, tokens: &[u32], want: &[f32]) {
     let q = m.quantized().unwrap();
-    assert_eq!(int8_format(q), Some(format), "{what}");
+    assert_eq!(kept_format(q), Some(format), "{what}");
     let scale = max_abs(want).max(1.0);
     for (name, opts) in variants() {
         let mut g = GpuBackend::new_quantized(q, opts).expect("a GPU adapter (lavapipe)");
@@ -106,6 +107,49 @@ fn gguf_quantized_files_on_the_gpu_match_transformers() {
         println!("{file} on the GPU: {ratio:.3} of the f32 weights' bytes");
         assert!(ratio <= most, "{file}: {ratio}");
         assert_eq!(gpu_format(&m), Some(format), "{file}, opened as the page opens it");
+    }
+}
+
+/// A fixture file, or every file of a fixture folder, as the front ends open them.
+fn open_fixture(rel: &str) -> LoadedModel {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel);
+    let paths: Vec<_> = match path.is_dir() {
+        true => std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect(),
+        false => vec![path],
+    };
+    let files: Vec<(String, Vec<u8>)> = paths.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect();
+    LoadedModel::open(&files.iter().map(|(n, b)| NamedFile::new(n, b)).collect::<Vec<_>>()).unwrap()
+}
+
+/// F16 and BF16 matrices (GGUF files, HF folders) stay in their type on the GPU, two values to a
+/// word (`WeightFormat::Half`): every decode path against transformers, greedy tokens equal,
+/// half the f32 upload's bytes.
+#[test]
+fn f16_and_bf16_files_stay_in_their_type_on_the_gpu() {
+    for (rel, reference, bf16) in [
+        ("gguf/gqa_untied.f16.gguf", "gqa_untied.f16.gguf", false),
+        ("gguf/gqa_untied.bf16.gguf", "gqa_untied.bf16.gguf", true),
+        ("hf/mha_tied_bf16", "mha_tied_bf16", true),
+        ("hf/llama3_headdim_f16", "llama3_headdim_f16", false),
+    ] {
+        let m = open_fixture(rel);
+        let r = read_fixture(&format!("reference/{reference}.safetensors"));
+        let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
+        check(rel, &m, WeightFormat::Half { bf16 }, &tokens, &tensor(&r, "logits").1);
+        let want: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
+        let mut g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
+        let mut got = Vec::new();
+        let mut logits = g.prefill(&tokens).unwrap();
+        for pos in tokens.len()..tokens.len() + want.len() {
+            let next = argmax(&logits) as u32;
+            got.push(next);
+            logits = g.forward(next, pos).unwrap().to_vec();
+        }
+        assert_eq!(got, want, "{rel}");
+        let ratio = bytes_ratio(&m);
+        println!("{rel} on the GPU: {ratio:.3} of the f32 weights' bytes");
+        assert!(ratio <= 0.55, "{rel}: {ratio}");
+        assert_eq!(gpu_format(&m), Some(WeightFormat::Half { bf16 }), "{rel}, opened as the page opens it");
     }
 }
 

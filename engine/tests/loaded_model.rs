@@ -179,3 +179,45 @@ fn a_generation_runs_as_the_step_loop() {
     let got = pollster::block_on(run.run(&mut b, &mut s, &mut |_| true)).unwrap();
     assert_eq!(got, g.tokens);
 }
+
+/// Every reader asks for room for the model as it will be held, before copying weights: with
+/// exactly its weights and context cache left (`memory::pretend`, as a wasm32 page near its
+/// 4 GiB) it opens, holding exactly that many weight bytes; with one byte less it is refused in
+/// words naming the file. llama2.c v0 and v2 (Q8_0), GGUF (Q4_K_M, F16), a sharded BF16 folder.
+#[test]
+fn a_model_without_room_is_refused_before_its_weights_are_copied() {
+    use tinylm_engine::memory;
+    let fixture = |rel: &str| {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel);
+        let paths: Vec<_> = match p.is_dir() {
+            true => std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect(),
+            false => vec![p],
+        };
+        paths.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect::<Vec<_>>()
+    };
+    let (v0, _) = files();
+    let v2 = checkpoint::write_v2(&stories260k(), 4).unwrap();
+    let cases = [
+        vec![("stories260K.bin".to_string(), v0)],
+        vec![("stories260K_q8.bin".to_string(), v2)],
+        fixture("gguf/quant.q4_k_m.gguf"),
+        fixture("gguf/gqa_untied.f16.gguf"),
+        fixture("hf/mha_tied_bf16"),
+    ];
+    const CEILING: u64 = 4 << 30;
+    for files in cases {
+        let named: Vec<NamedFile> = files.iter().map(|(n, b)| NamedFile::new(n, b)).collect();
+        let m = LoadedModel::open(&named).unwrap();
+        let need = m.held_bytes() + memory::cache_bytes(m.config());
+        memory::pretend(Some((CEILING - need, CEILING)));
+        let fits = LoadedModel::open(&named).map(|m| m.held_bytes());
+        memory::pretend(Some((CEILING - need + 1, CEILING)));
+        let refused = LoadedModel::open(&named).err();
+        memory::pretend(None);
+        assert_eq!(fits.unwrap(), m.held_bytes(), "{}", files[0].0);
+        let e = refused.unwrap_or_else(|| panic!("{}: opened without room", files[0].0));
+        assert!(matches!(e, Error::OutOfMemory { needed, .. } if needed == need), "{e:?}");
+        let name = m.name().rsplit('/').next().unwrap().to_string();
+        assert!(e.to_string().contains(&name) && e.to_string().contains("this page's memory has room for"), "{e}");
+    }
+}

@@ -144,6 +144,9 @@ pub struct ModelEntry {
     /// ones stay quantized on the CPU, f32 ones only once something needed them.
     #[serde(default)]
     pub weight_bytes: u64,
+    /// The types its matrices are kept in when not f32 ("Q4_K and Q6_K", "BF16"); "" for f32.
+    #[serde(default)]
+    pub kept_as: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

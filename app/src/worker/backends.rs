@@ -151,7 +151,10 @@ pub fn gpu_weights(model: &LoadedModel, g: &GpuBackend) -> String {
     let held = words::size(g.weight_bytes());
     let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
     match (g.weight_format(), types.as_slice()) {
-        (WeightFormat::Int8 { .. }, ["Q8_0"]) => format!(" Its Q8_0 weights stay Q8_0 on the graphics processor ({held})."),
+        (WeightFormat::Int8 { .. }, ["Q8_0"]) | (WeightFormat::Half { .. }, _) => {
+            let t = types.join(" and ");
+            format!(" Its {t} weights stay {t} on the graphics processor ({held}).")
+        }
         (WeightFormat::Int8 { .. }, _) => {
             format!(" Its {} weights stay quantized on the graphics processor, as 8-bit integers ({held}).", types.join(" and "))
         }

@@ -2,13 +2,12 @@
 //! switch back or a restart on another backend; nothing parses a model file again), with what
 //! the menu shows about it and the adapter Generate uses with it.
 
-use tinylm_engine::checkpoint::Format;
 use tinylm_engine::error::InputKind;
 use tinylm_engine::loaded::{parses_on_this_thread, sniff, ModelFormat};
 use tinylm_engine::{Error, LoadedModel, NamedFile};
 
 use crate::protocol::train::BaseId;
-use crate::protocol::{ModelEntry, Source, MAX_FILE_BYTES};
+use crate::protocol::{ModelEntry, Source};
 use crate::train::file_hash;
 use crate::words;
 
@@ -73,6 +72,7 @@ impl Store {
             tokenizer_name,
             tokenizer_bytes,
             weight_bytes: model.held_bytes(),
+            kept_as: kept_as(&model),
         };
         let base = BaseId { name: entry.name.clone(), hash: model_hash(&files, given) };
         if source == Source::Bundled {
@@ -132,14 +132,12 @@ fn parse(f: &Files) -> Result<(LoadedModel, Option<usize>), String> {
     let files = f.named();
     let sniffed = sniff(&files).map_err(|e| words::run_error(&e))?;
     let (model_name, model_bytes) = (&f.files[sniffed.model].0, &f.files[sniffed.model].1);
-    let q8 = matches!(sniffed.format, ModelFormat::Llama2c(Format::V2 { .. }));
-    if q8 && model_bytes.len() as u64 > MAX_FILE_BYTES / 4 {
-        // Q8_0 weights unpack to four times their size.
-        return Err(words::too_large(model_name, model_bytes.len() as u64 * 4));
-    }
+    // Each reader asks for room for the model as held (weights and context cache) before it
+    // copies any weight: a model too big for what this worker has left is `OutOfMemory`.
     let model = LoadedModel::open(&files).map_err(|e| {
         let tok = sniffed.tokenizer.map(|i| &f.files[i]);
         match (&e, tok) {
+            (Error::OutOfMemory { .. }, _) => words::no_room(&e),
             (Error::BadFile { kind: InputKind::Tokenizer, .. }, Some((name, bytes))) => words::bad_tokenizer(name, bytes, &e),
             (Error::VocabMismatch { tokens, vocab, .. }, Some((name, _))) => words::mismatch(name, *tokens, model_name, *vocab),
             _ => match sniffed.format {
@@ -324,4 +322,10 @@ mod tests {
         assert_eq!(file_name("models/s15m.bin?x=1"), "s15m.bin");
         assert_eq!(file_name("plain.bin"), "plain.bin");
     }
+}
+
+/// "Q4_K and Q6_K": the types `model`'s matrices are kept in; "" when all are f32.
+fn kept_as(model: &LoadedModel) -> String {
+    let types: Vec<&str> = model.quantized().map(|q| q.kept_types().iter().map(|t| t.name()).collect()).unwrap_or_default();
+    types.join(" and ")
 }

@@ -38,6 +38,8 @@ pub fn read(data: &[u8], file: &str) -> Result<Weights> {
     let config = config(&mut r, file)?;
     let specs = tensor_specs(&config);
     check_len(data, implied_len(&config), file)?;
+    let floats: u64 = specs.iter().map(|s| s.len as u64).sum();
+    crate::memory::check_model(file, 4 * floats, &config)?;
 
     let mut tensors = Vec::with_capacity(specs.len());
     for s in &specs {

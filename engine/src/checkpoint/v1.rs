@@ -44,6 +44,7 @@ pub fn read(data: &[u8], file: &str) -> Result<Weights> {
     let specs = tensor_specs(&config);
     let floats: u64 = specs.iter().map(|s| s.len as u64).sum();
     check_len(data, HEADER_V1 as u64 + 4 * floats, file)?;
+    crate::memory::check_model(file, 4 * floats, &config)?;
     let mut r = Reader::new(data, file);
     r.skip(HEADER_V1)?;
     let mut read = Vec::with_capacity(specs.len());

@@ -31,6 +31,8 @@ pub fn read_quant(data: &[u8], file: &str) -> Result<(QuantWeights, Format)> {
         expected += if NORMS.contains(&s.tensor) { 4 * s.len as u64 } else { s.len as u64 + 4 * (s.len / gs) as u64 };
     }
     check_len(data, expected, file)?;
+    // Held as stored: int8 values, f32 scales and norms.
+    crate::memory::check_model(file, expected - HEADER_V1 as u64, &config)?;
 
     let mut r = Reader::new(data, file);
     r.skip(HEADER_V1)?;

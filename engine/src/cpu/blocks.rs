@@ -1,6 +1,7 @@
-//! Matrix–vector products over GGUF's Q4_0, Q4_K and Q6_K matrices kept in their ggml blocks as
-//! read (layouts in `quant.rs`), on f32 activations (nothing is done to `x`): Q4_0 takes 4.5 bits
-//! a weight, Q4_K 4.5 and Q6_K 6.56, against Q8_0's 9 (as `cpu::q8` holds it) and f32's 32.
+//! Matrix–vector products over matrices kept in ggml's blocks as read (layouts in `quant.rs`): the
+//! block types Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, and F16 and BF16 rows (blocks of one value, as
+//! ggml counts them), on f32 activations (nothing is done to `x`): Q4_0 takes 4.5 bits a weight,
+//! Q4_K 4.5, Q6_K 6.56, F16 and BF16 16, against Q8_0's 9 (as `cpu::q8` holds it) and f32's 32.
 //!
 //! A row is a whole number of blocks (GGUF requires it). Kernels: portable (the reference the
 //! others are tested against: each block dequantized by `quant::dequantize_block` into a small
@@ -106,7 +107,7 @@ pub fn kernel_name() -> &'static str {
 /// row in order.
 pub fn portable(out: &mut [f32], x: &[f32], w: BlockRows) {
     let (per, bytes) = w.dtype.block();
-    assert!(per > 1 && w.cols.is_multiple_of(per) && x.len() == w.cols, "block matvec: shapes disagree");
+    assert!(w.dtype != DType::F32 && w.cols.is_multiple_of(per) && x.len() == w.cols, "block matvec: shapes disagree");
     let mut buf = [0f32; 256];
     let buf = &mut buf[..per];
     for (r, o) in out.iter_mut().enumerate() {

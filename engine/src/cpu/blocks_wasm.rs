@@ -2,7 +2,8 @@
 //! four bytes at a time widened to u32 lanes, nibbles and bit pairs masked and shifted there,
 //! converted to f32 and multiplied into partial sums, one per run sharing a scale (two at once),
 //! each then scaled into a row accumulator; Q4_K's mins come out as `dmin·m·Σ x`. simd128 has no
-//! fused multiply-add: each product and sum rounds on its own.
+//! fused multiply-add: each product and sum rounds on its own. F16 and BF16 rows are widened four
+//! at a time into four sums (simd128 has no f16 conversion: `f16x4` does it in integer lanes).
 
 use std::arch::wasm32::*;
 
@@ -18,6 +19,8 @@ pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
         DType::Q4_0 => rows_q4_0(out, x, w),
         DType::Q4K => rows_q4_k(out, x, w),
         DType::Q6K => rows_q6_k(out, x, w),
+        DType::F16 => rows_half(out, x, w, f16x4),
+        DType::BF16 => rows_half(out, x, w, |h| u32x4_shl(h, 16)),
         _ => super::portable(out, x, w),
     }
 }
@@ -138,4 +141,62 @@ fn rows_q6_k(out: &mut [f32], x: &[f32], w: BlockRows) {
         }
         *o = hsum(f32x4_add(a0, a1));
     }
+}
+
+/// Four f16 (the low 16 bits of u32 lanes) as f32, exactly: the exponent and mantissa shifted into
+/// place read as an f32 2¹¹² too small, normal or subnormal alike, so one exact multiply rescales
+/// them; infinities and NaNs (exponent 31) take f32's top exponent instead.
+fn f16x4(h: v128) -> v128 {
+    let em = v128_and(h, u32x4_splat(0x7fff));
+    let scaled = f32x4_mul(u32x4_shl(em, 13), f32x4_splat(f32::from_bits(0x7780_0000))); // 2¹¹²
+    let special = v128_or(u32x4_shl(em, 13), u32x4_splat(0x7f80_0000));
+    let value = v128_bitselect(special, scaled, u32x4_ge(em, u32x4_splat(0x7c00)));
+    v128_or(value, u32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16))
+}
+
+/// F16 or BF16 rows: `widen` turns four 2-byte values (low halves of u32 lanes) into f32; four
+/// sums of four lanes, then the row's last `cols % 16` values four or one at a time.
+fn rows_half(out: &mut [f32], x: &[f32], w: BlockRows, widen: impl Fn(v128) -> v128) {
+    let n = w.cols;
+    let lanes = |b: &[u8], i: usize| {
+        let v = u64::from_le_bytes(b[2 * i..2 * i + 8].try_into().expect("8 bytes"));
+        widen(u32x4_extend_low_u16x8(u64x2_splat(v)))
+    };
+    let touch = touch_here();
+    for (r, o) in out.iter_mut().enumerate() {
+        if touch {
+            touch_ahead(w.data, r * w.row_bytes(), w.row_bytes());
+        }
+        let row = w.rows(r, 1).data;
+        let mut acc = [f32x4_splat(0.0); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = madd(lanes(row, i + 4 * j), x, i + 4 * j, *a);
+            }
+            i += 16;
+        }
+        while i + 4 <= n {
+            acc[0] = madd(lanes(row, i), x, i, acc[0]);
+            i += 4;
+        }
+        let mut sum = hsum(f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3])));
+        for k in i..n {
+            let mut one = [0f32; 4];
+            let h = u16::from_le_bytes([row[2 * k], row[2 * k + 1]]);
+            // SAFETY: `one` is 16 writable bytes; v128_store takes any alignment.
+            unsafe { v128_store(one.as_mut_ptr() as *mut v128, widen(u32x4_splat(h as u32))) };
+            sum += one[0] * x[k];
+        }
+        *o = sum;
+    }
+}
+
+/// `acc + w · x[at..at + 4]` for f32 lanes `w`.
+#[inline]
+fn madd(w: v128, x: &[f32], at: usize, acc: v128) -> v128 {
+    let x4 = &x[at..at + 4];
+    // SAFETY: `x4` is 16 readable bytes; v128_load takes any alignment.
+    let xv = unsafe { v128_load(x4.as_ptr() as *const v128) };
+    f32x4_add(acc, f32x4_mul(w, xv))
 }

@@ -1,5 +1,5 @@
-//! A GGUF file of a `llama` model: `llama.*` metadata → `Config`, tensors → `QuantWeights` (Q8_0,
-//! Q4_0, Q4_K and Q6_K matrices kept quantized, every other type in f32)
+//! A GGUF file of a `llama` model: `llama.*` metadata → `Config`, tensors → `QuantWeights` (F16,
+//! BF16 and quantized matrices kept in their type, norms and F32 in f32)
 //! (llama.cpp already stores q/k in the engine's RoPE order), tokenizer metadata → `Tokenizer`.
 
 use std::collections::BTreeMap;
@@ -8,8 +8,9 @@ use super::gguf::{Gguf, Value};
 use super::{llama, Opened, MAX_CONTEXT};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::quant::{dequantize, DType};
-use crate::quant_weights::{BlockMatrix, Matrix, Q8Matrix, QuantWeights};
+use crate::quant_weights::{BlockMatrix, Matrix, Q8Matrix};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{tensor_specs, Tensor};
 
@@ -17,7 +18,7 @@ pub fn read(data: &[u8], file: &str) -> Result<Opened> {
     let g = Gguf::parse(data, file)?;
     let (config, file_context) = config(&g, file)?;
     let mut types: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut fetch = |t: Tensor, l: usize, shape: &[usize]| -> Result<Matrix> {
+    let fetch = |t: Tensor, l: usize, shape: &[usize]| -> Result<Matrix> {
         let name = llama::gguf_name(t, l);
         let info = g.tensor(&name).ok_or_else(|| Error::model(file, format!("has no tensor {name}")))?;
         // GGUF lists dimensions innermost first.
@@ -26,27 +27,18 @@ pub fn read(data: &[u8], file: &str) -> Result<Opened> {
             return Err(Error::model(file, format!("tensor {name} has shape {dims:?}; the metadata implies {shape:?}")));
         }
         *types.entry(info.dtype.name()).or_default() += 1;
-        // Quantized matrices stay quantized (the CPU's `q8` and `blocks` kernels); every other
-        // type becomes f32.
-        let whole_rows = shape.len() == 2 && shape[1].is_multiple_of(info.dtype.block().0);
-        match info.dtype {
-            DType::Q8_0 if whole_rows => return Ok(Matrix::Q8(Q8Matrix::from_ggml(g.bytes(info)))),
-            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q4K | DType::Q6K if whole_rows => {
-                return Ok(Matrix::Blocks(BlockMatrix { dtype: info.dtype, data: g.bytes(info).to_vec() }))
+        Ok(match kept(info.dtype, shape) {
+            Kept::Q8 => Matrix::Q8(Q8Matrix::from_ggml(g.bytes(info))),
+            Kept::Blocks => Matrix::Blocks(BlockMatrix { dtype: info.dtype, data: g.bytes(info).to_vec() }),
+            Kept::F32 => {
+                let mut out = Vec::new();
+                dequantize(info.dtype, g.bytes(info), &mut out);
+                Matrix::F32(out)
             }
-            _ => {}
-        }
-        let mut out = Vec::new();
-        dequantize(info.dtype, g.bytes(info), &mut out);
-        Ok(Matrix::F32(out))
+        })
     };
-    let mut tensors = Vec::new();
-    for spec in tensor_specs(&config) {
-        let shape = llama::shape(&config, spec.tensor);
-        let pieces = (0..spec.blocks).map(|l| fetch(spec.tensor, l, &shape)).collect::<Result<Vec<_>>>()?;
-        tensors.push(Matrix::join(pieces));
-    }
-    let weights = QuantWeights::from_tensors(config, tensors);
+    memory::check_model(file, held_bytes(&g, &config), &config)?;
+    let weights = llama::assemble(config, fetch)?;
     let tokenizer = match g.get("tokenizer.ggml.tokens") {
         Some(_) => Some(Tokenizer::from_gguf(&g, file)?.with_specials(config.bos_id, config.eos_id)),
         None => None,
@@ -59,6 +51,46 @@ pub fn read(data: &[u8], file: &str) -> Result<Opened> {
     let names: Vec<String> = by_count.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
     let format = format!("GGUF v{}, {}", g.version, names.join(", "));
     Ok(Opened { weights, tokenizer, format, file_context })
+}
+
+/// How a tensor is held.
+enum Kept {
+    /// `Q8Matrix`: int8 values and an f32 scale per 32.
+    Q8,
+    /// The file's bytes (the CPU's `blocks` kernels; F16 and BF16 are blocks of one value).
+    Blocks,
+    F32,
+}
+
+/// Matrices stay in their type when their rows are whole blocks; norms, F32 and anything else
+/// become f32.
+fn kept(t: DType, shape: &[usize]) -> Kept {
+    let whole_rows = shape.len() == 2 && shape[1].is_multiple_of(t.block().0);
+    match t {
+        DType::F32 => Kept::F32,
+        DType::Q8_0 if whole_rows => Kept::Q8,
+        _ if whole_rows => Kept::Blocks,
+        _ => Kept::F32,
+    }
+}
+
+/// Bytes the model's tensors will take held as `kept` says, from the header alone (tensors
+/// missing or misshapen are refused later, by the reader).
+fn held_bytes(g: &Gguf, c: &Config) -> u64 {
+    let mut held = 0u64;
+    for spec in tensor_specs(c) {
+        let shape = llama::shape(c, spec.tensor);
+        for l in 0..spec.blocks {
+            let Some(info) = g.tensor(&llama::gguf_name(spec.tensor, l)) else { continue };
+            let n = info.elements();
+            held = held.saturating_add(match kept(info.dtype, &shape) {
+                Kept::Q8 => n + 4 * (n / 32),
+                Kept::Blocks => (info.end - info.start) as u64,
+                Kept::F32 => 4 * n,
+            });
+        }
+    }
+    held
 }
 
 fn config(g: &Gguf, file: &str) -> Result<(Config, usize)> {

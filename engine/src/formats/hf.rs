@@ -1,6 +1,7 @@
 //! A Hugging Face `LlamaForCausalLM` folder: `config.json` (transformers 4's `rope_theta` /
 //! `rope_scaling` or transformers 5's `rope_parameters`), `model.safetensors` or shards named by
-//! `model.safetensors.index.json` (F32, F16 or BF16), and `tokenizer.json`.
+//! `model.safetensors.index.json` (F32, or F16 and BF16 matrices kept in their type), and
+//! `tokenizer.json`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,6 +12,7 @@ use super::{base, llama, Opened, MAX_CONTEXT};
 use crate::config::{Config, Llama3Rope};
 use crate::error::{Error, Result};
 use crate::quant::{dequantize, DType};
+use crate::quant_weights::{BlockMatrix, Matrix};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Tensor;
 
@@ -24,6 +26,7 @@ pub(crate) fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
     let (cfg_name, cfg_bytes) = find(CONFIG).ok_or_else(|| Error::model("(folder)", "has no config.json"))?;
     let (config, file_context) = config(cfg_bytes, cfg_name)?;
     let shards = shards(&find)?;
+    crate::memory::check_model(cfg_name, held_bytes(&shards, &config), &config)?;
     let mut dtypes: BTreeMap<&'static str, usize> = BTreeMap::new();
     let hs = config.head_size();
     let weights = llama::assemble(config, |t, l, shape| {
@@ -40,12 +43,17 @@ pub(crate) fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
             d => return Err(Error::model(file, format!("tensor {name} is {d:?}; F32, F16 and BF16 are read"))),
         };
         *dtypes.entry(dtype.name()).or_default() += 1;
+        // q and k rows in the engine's RoPE order; F16 and BF16 matrices stay in their type (the
+        // CPU's `blocks` kernels), anything else becomes f32.
+        let rope = matches!(t, Tensor::Wq | Tensor::Wk);
+        if keeps_half(view.dtype(), shape) {
+            let data = view.data();
+            let data = if rope { llama::interleave(data, hs, 2 * config.dim) } else { data.to_vec() };
+            return Ok(Matrix::Blocks(BlockMatrix { dtype, data }));
+        }
         let mut out = Vec::new();
         dequantize(dtype, view.data(), &mut out);
-        Ok(match t {
-            Tensor::Wq | Tensor::Wk => llama::interleave(&out, hs, config.dim),
-            _ => out,
-        })
+        Ok(Matrix::F32(if rope { llama::interleave(&out, hs, config.dim) } else { out }))
     })?;
     let tokenizer = match find(TOKENIZER) {
         Some((name, bytes)) => {
@@ -57,8 +65,28 @@ pub(crate) fn read(files: &[(&str, &[u8])]) -> Result<Opened> {
     };
     let names: Vec<String> = dtypes.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
     let layout = if shards.sharded() { "sharded safetensors" } else { "safetensors" };
-    let weights = crate::quant_weights::QuantWeights::from_dense(weights);
     Ok(Opened { weights, tokenizer, format: format!("Hugging Face {layout}, {}", names.join(", ")), file_context })
+}
+
+/// F16 and BF16 matrices are held as read; norms and F32 become f32.
+fn keeps_half(d: Dtype, shape: &[usize]) -> bool {
+    matches!(d, Dtype::F16 | Dtype::BF16) && shape.len() == 2
+}
+
+/// Bytes the model's tensors will take held (`keeps_half`: 2 a value, else 4), from the
+/// safetensors headers alone (tensors missing or misshapen are refused later, by the reader).
+fn held_bytes(shards: &Shards, c: &Config) -> u64 {
+    let mut held = 0u64;
+    for spec in crate::weights::tensor_specs(c) {
+        let shape = llama::shape(c, spec.tensor);
+        for l in 0..spec.blocks {
+            let name = llama::hf_name(spec.tensor, l);
+            let Some(view) = shards.get(&name).and_then(|(_, st)| st.tensor(&name).ok()) else { continue };
+            let n = view.shape().iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
+            held = held.saturating_add(n.saturating_mul(if keeps_half(view.dtype(), &shape) { 2 } else { 4 }));
+        }
+    }
+    held
 }
 
 /// Looks a file of the folder up by its base name: (its name, its bytes).

@@ -1,10 +1,11 @@
 //! What GGUF and Hugging Face Llama files share: the tensor each engine tensor comes from, its
-//! expected shape, assembling `Weights` from any source, the RoPE row order, and reading
+//! expected shape, assembling the tensors from any source, the RoPE row order, and reading
 //! llama.cpp's `rope_freqs` table back as llama3 scaling.
 
 use crate::config::{Config, Llama3Rope};
 use crate::error::{Error, Result};
-use crate::weights::{tensor_specs, Tensor, Weights};
+use crate::quant_weights::{Matrix, QuantWeights};
+use crate::weights::{tensor_specs, Tensor};
 
 /// The row-major shape `[rows, cols]` (or `[n]`) of one layer's (or the whole) `t`.
 pub fn shape(c: &Config, t: Tensor) -> Vec<usize> {
@@ -58,25 +59,25 @@ pub fn gguf_name(t: Tensor, l: usize) -> String {
     }
 }
 
-/// Builds `Weights` from `fetch(tensor, layer, shape)`, which returns that tensor's f32 values
-/// (its shape already checked against `shape`).
-pub fn assemble(c: Config, mut fetch: impl FnMut(Tensor, usize, &[usize]) -> Result<Vec<f32>>) -> Result<Weights> {
+/// Builds the model's tensors from `fetch(tensor, layer, shape)`, which returns that layer's piece
+/// as kept (its shape already checked against `shape`); a tensor's layers are joined as
+/// `Matrix::join` joins them.
+pub fn assemble(c: Config, mut fetch: impl FnMut(Tensor, usize, &[usize]) -> Result<Matrix>) -> Result<QuantWeights> {
     let mut tensors = Vec::new();
     for spec in tensor_specs(&c) {
         // Grown from what the file holds, never reserved from the header's sizes: a forged
         // shape must not allocate before its tensors are found (found by fuzzing).
-        let mut all = Vec::new();
-        for l in 0..spec.blocks {
-            all.extend(fetch(spec.tensor, l, &shape(&c, spec.tensor))?);
-        }
-        tensors.push(all);
+        let shape = shape(&c, spec.tensor);
+        let pieces = (0..spec.blocks).map(|l| fetch(spec.tensor, l, &shape)).collect::<Result<Vec<_>>>()?;
+        tensors.push(Matrix::join(pieces));
     }
-    Ok(Weights::from_tensors(c, tensors))
+    Ok(QuantWeights::from_tensors(c, tensors))
 }
 
-/// Hugging Face's rotate-half rows of q or k (`[heads · hs, cols]`) in the engine's interleaved
-/// order: within each head, row `2i` is HF's row `i` and row `2i+1` is HF's `i + hs/2`.
-pub fn interleave(w: &[f32], hs: usize, cols: usize) -> Vec<f32> {
+/// Hugging Face's rotate-half rows of q or k (`[heads · hs, cols]`, of any element: f32 values or
+/// the bytes of F16 rows) in the engine's interleaved order: within each head, row `2i` is HF's
+/// row `i` and row `2i+1` is HF's `i + hs/2`.
+pub fn interleave<T: Copy>(w: &[T], hs: usize, cols: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(w.len());
     for head in w.chunks_exact(hs * cols) {
         for i in 0..hs / 2 {

@@ -122,10 +122,10 @@ impl GpuBackend {
         pollster::block_on(Self::new_async(weights, opts))
     }
 
-    /// Opens a device and uploads a model held quantized, keeping it quantized on the GPU in
-    /// int8 form (`gpu::packing`; the kernels dequantize as they read). `Error::Gpu` when its
-    /// matrices do not all take one int8 form (`int8_format`; the caller then uploads the f32
-    /// copy).
+    /// Opens a device and uploads a model held quantized (or in F16/BF16), keeping it so on the
+    /// GPU: halves as read, quantized types in int8 form (`gpu::packing`; the kernels convert
+    /// as they read). `Error::Gpu` when its matrices take neither form (`kept_format`; the
+    /// caller then uploads the f32 copy).
     pub async fn new_quantized_async(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
         GpuSource::Quantized(weights).format()?;
         let ctx = GpuContext::with_features_async(wgpu::Features::empty()).await?;

@@ -40,7 +40,7 @@ pub use backend::{GpuBackend, GpuOptions, GpuStats};
 pub use choice::{AnyBackend, BackendChoice, Opened, Reason};
 pub use context::GpuContext;
 pub use lora::{GpuTrainOptions, GpuTrainer, TrainStats};
-pub use model::{f16_bits, f16_round, f16_value, int8_format, rope_table};
+pub use model::{f16_bits, f16_round, f16_value, int8_format, kept_format, rope_table};
 pub use packing::WeightFormat;
 pub use pretrain::GpuPretrainer;
 pub use tune::Tuning;

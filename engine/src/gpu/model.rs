@@ -7,17 +7,18 @@ use std::ops::Range;
 
 use super::context::GpuContext;
 use super::kernels::storage;
-use super::packing::{n_rows, pack_int8, WeightFormat};
+use super::packing::{n_rows, pack_half, pack_int8, WeightFormat};
 use super::split::split_rows;
 use crate::config::Config;
 use crate::cpu::ForwardWeights;
 use crate::error::{Error, Result};
+use crate::quant::DType;
 use crate::quant_int8::natural_group;
 use crate::quant_weights::{matrix_shape, Matrix, MatrixRef, QuantWeights};
 use crate::weights::{Tensor, Weights};
 
-/// The weights a GPU backend uploads: f32, or a model held quantized whose matrices all take
-/// one int8 form (`int8_format`), kept quantized on the GPU.
+/// The weights a GPU backend uploads: f32, or a model held quantized (or in F16/BF16) whose
+/// matrices the GPU can keep as they are (`kept_format`).
 #[derive(Clone, Copy)]
 pub enum GpuSource<'a> {
     F32(&'a Weights),
@@ -37,14 +38,43 @@ impl<'a> GpuSource<'a> {
         }
     }
 
-    /// The format the kernels read (`Int8` only where `int8_format` allows it).
+    /// The format the kernels read (`Half` or `Int8` only where `kept_format` allows it).
     pub fn format(&self) -> Result<WeightFormat> {
         match self {
             GpuSource::F32(_) => Ok(WeightFormat::F32),
-            GpuSource::Quantized(q) => int8_format(q).ok_or_else(|| {
+            GpuSource::Quantized(q) => kept_format(q).ok_or_else(|| {
                 Error::Gpu("this model's matrices do not all take one int8 form; load its f32 copy instead".into())
             }),
         }
+    }
+}
+
+/// How the GPU keeps `q`'s matrices without an f32 copy: `Half` when every matrix is F16 (or every
+/// one BF16), else `int8_format`'s form; `None` when neither fits.
+pub fn kept_format(q: &QuantWeights) -> Option<WeightFormat> {
+    half_format(q).or_else(|| int8_format(q))
+}
+
+/// `Half` when every matrix of `q` is in one of F16 and BF16 and every matrix the kernels read is
+/// a multiple of 4 rows (the vec4 accessors read 4 rows at once).
+fn half_format(q: &QuantWeights) -> Option<WeightFormat> {
+    fn types(m: &Matrix, out: &mut Vec<DType>) {
+        match m {
+            Matrix::Blocks(b) => out.push(b.dtype),
+            Matrix::Layers(l) => l.iter().for_each(|m| types(m, out)),
+            Matrix::F32(_) => out.push(DType::F32),
+            Matrix::Q8(_) => out.push(DType::Q8_0),
+        }
+    }
+    let mut all = Vec::new();
+    q.matrices().for_each(|m| types(m, &mut all));
+    let c = &q.config;
+    let rows_ok = [c.q_dim() + 2 * c.kv_dim(), c.dim, 2 * c.hidden_dim, c.vocab_size].iter().all(|r| r % 4 == 0);
+    match all.first() {
+        Some(&t @ (DType::F16 | DType::BF16)) if rows_ok && all.iter().all(|&a| a == t) => {
+            Some(WeightFormat::Half { bf16: t == DType::BF16 })
+        }
+        _ => None,
     }
 }
 
@@ -120,6 +150,22 @@ impl Chunked {
             .map(|r| {
                 let words = pack_int8(views, cols, r.clone(), group as usize, mins)
                     .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} cannot take the int8 form {format:?}")))?;
+                Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Chunked { parts, cols })
+    }
+
+    /// F16 or BF16 matrices `views` stacked, `cols` wide, each chunk packed by
+    /// `packing::pack_half` (a multiple of 4 rows; split as if f32, as `upload_int8` does).
+    pub fn upload_half(ctx: &GpuContext, label: &str, views: &[MatrixRef], cols: usize, max_bytes: u64) -> Result<Chunked> {
+        let rows = views.iter().map(|v| n_rows(v, cols)).sum();
+        let four_rows = 16 * cols as u64;
+        let parts = split_rows(rows, cols, max_bytes / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
+            .into_iter()
+            .map(|r| {
+                let words = pack_half(views, cols, r.clone())
+                    .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} are not all F16 or BF16")))?;
                 Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
             })
             .collect::<Result<_>>()?;
@@ -238,6 +284,7 @@ impl GpuWeights {
             let views: Vec<MatrixRef> = ts.iter().map(|&t| w.matrix(t, l)).collect();
             match format {
                 WeightFormat::Int8 { .. } => Chunked::upload_int8(ctx, label, &views, cols, format, max_bytes),
+                WeightFormat::Half { .. } => Chunked::upload_half(ctx, label, &views, cols, max_bytes),
                 _ => Chunked::upload(ctx, label, &f32_rows(&views)?, cols, max_bytes),
             }
         };

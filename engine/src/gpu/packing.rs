@@ -7,7 +7,10 @@
 //! themselves: they call `NAME_at(i, j4, m4, k)` (the 4 outputs `4·j4 .. 4·j4 + 3` at input
 //! `i`, as a vec4<f32>) or `NAME_at1(i, j, m, k)` (one output), where `NAME` is the binding, and
 //! declare the binding as `array<W4>` or `array<W1>`, types the accessors define. So one kernel
-//! source runs f32, f16 and int8 weights; a model's matrices are all in one format on the GPU.
+//! source runs f32, f16, packed halves and int8 weights; a model's matrices are all in one format on the GPU.
+//!
+//! Half (`pack_half`), F16 and BF16 matrices as read: two values to a word, unpacked to f32 by the
+//! accessors (exactly: every f16 and bf16 is an f32), 2 bytes a weight.
 //!
 //! Int8 (`pack_int8`), every quantized type in `quant_int8`'s form `q · scale − min`: word
 //! `i·m/4 + j/4` holds the int8 values of rows `4·(j/4) .. +3` at input `i`, row `4·(j/4) + e` in
@@ -21,8 +24,10 @@
 
 use std::ops::Range;
 
+use crate::quant::DType;
 use crate::quant_int8;
 use crate::quant_weights::MatrixRef;
+
 /// The format of every weight chunk a kernel reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -33,6 +38,11 @@ pub enum WeightFormat {
     Int8 {
         group: u32,
         mins: bool,
+    },
+    /// F16 (or, `bf16`, BF16) values as read, two to a u32 word (`pack_half`): no shader-f16
+    /// needed.
+    Half {
+        bf16: bool,
     },
 }
 
@@ -54,10 +64,18 @@ impl WeightFormat {
             WeightFormat::Int8 { group, .. } => {
                 format!("alias W4 = u32;\nalias W1 = u32;\nconst QG: u32 = {group}u;\n{Q8_UNPACK}")
             }
+            WeightFormat::Half { bf16 } => {
+                format!("alias W4 = u32;\nalias W1 = u32;\n{}", if bf16 { BF16_UNPACK } else { F16_UNPACK })
+            }
         };
         for n in vec4 {
             s += &match self {
                 WeightFormat::Int8 { mins, .. } => int8_vec4(n, mins),
+                WeightFormat::Half { .. } => format!(
+                    "fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    \
+                     let at = 2u * (i * m4 + j4);\n    \
+                     return vec4<f32>(half_pair({n}[at]), half_pair({n}[at + 1u]));\n}}\n"
+                ),
                 _ => format!(
                     "fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    return vec4<f32>({n}[i * m4 + j4]);\n}}\n"
                 ),
@@ -66,6 +84,10 @@ impl WeightFormat {
         for n in scalar {
             s += &match self {
                 WeightFormat::Int8 { mins, .. } => int8_scalar(n, mins),
+                WeightFormat::Half { .. } => format!(
+                    "fn {n}_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {{\n    \
+                     return half_pair({n}[i * (m / 2u) + j / 2u])[j % 2u];\n}}\n"
+                ),
                 _ => format!("fn {n}_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {{\n    return f32({n}[i * m + j]);\n}}\n"),
             };
         }
@@ -107,6 +129,43 @@ const Q8_UNPACK: &str = "fn q8_values(w: u32) -> vec4<f32> {
     return vec4<f32>(v >> vec4<u32>(24u));
 }
 ";
+
+/// The two half floats of a word (the low 16 bits first) as f32.
+const F16_UNPACK: &str = "fn half_pair(w: u32) -> vec2<f32> {
+    return unpack2x16float(w);
+}
+";
+
+/// The two bfloat16 of a word (the low 16 bits first) as f32: each is the top half of an f32.
+const BF16_UNPACK: &str = "fn half_pair(w: u32) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
+}
+";
+
+/// Rows `rows` (an even number) of the F16 or BF16 matrices `views` stacked, `cols` inputs
+/// wide, as the words of one chunk: word `i·m/2 + j/2` holds rows `2·(j/2)` (low half) and
+/// `2·(j/2) + 1` (high half) at input `i`, their bits as read. `None` when a view is not of one
+/// such type or the rows are not whole words.
+pub fn pack_half(views: &[MatrixRef], cols: usize, rows: Range<usize>) -> Option<Vec<u32>> {
+    let stack: Vec<_> = views.iter().flat_map(|v| (0..n_rows(v, cols)).map(move |r| (v, r))).collect();
+    let chunk = stack.get(rows)?;
+    if !chunk.len().is_multiple_of(2) {
+        return None;
+    }
+    let m2 = chunk.len() / 2;
+    let mut out = vec![0u32; cols * m2];
+    for (j2, pair) in chunk.chunks_exact(2).enumerate() {
+        let [lo, hi] = [pair[0], pair[1]].map(|(v, r)| match v {
+            MatrixRef::Blocks(b) if matches!(b.dtype, DType::F16 | DType::BF16) => Some(b.rows(r, 1).data),
+            _ => None,
+        });
+        let (lo, hi) = (lo?, hi?);
+        for i in 0..cols {
+            out[i * m2 + j2] = u32::from_le_bytes([lo[2 * i], lo[2 * i + 1], hi[2 * i], hi[2 * i + 1]]);
+        }
+    }
+    Some(out)
+}
 
 /// Rows `rows` (a multiple of 4 long) of the matrices `views` stacked (wq, wk, wv: one matrix of
 /// their rows in order), each `cols` inputs wide, in int8 groups of `group` (with mins when
@@ -185,6 +244,40 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    /// F16 and BF16 rows stacked from two views, a chunk crossing their seam, read back as the
+    /// accessors read them (the low half of word `i·m/2 + j/2` for even `j`): the rows' values bit
+    /// for bit; odd chunks and rows of another type are refused.
+    #[test]
+    fn packed_halves_read_back_as_the_rows() {
+        for t in [DType::F16, DType::BF16] {
+            let cols = 24;
+            let data = bytes(2 * 12 * cols, 3 + t.ggml_id() as u64);
+            let (a, b) = (&data[..2 * 8 * cols], &data[2 * 8 * cols..]);
+            let view = |d| MatrixRef::Blocks(BlockRows { dtype: t, cols, data: d });
+            let words = pack_half(&[view(a), view(b)], cols, 4..12).unwrap();
+            assert_eq!(words.len(), cols * 4);
+            let mut row = vec![0.0; cols];
+            for j in 0..8 {
+                view(&data).row_f32(4 + j, &mut row);
+                for (i, want) in row.iter().enumerate() {
+                    let w = words[i * 4 + j / 2] >> (16 * (j % 2));
+                    let got = match t {
+                        DType::F16 => half::f16::from_bits(w as u16).to_f32(),
+                        _ => f32::from_bits(w << 16),
+                    };
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{} input {i}, row {j}",
+                        t.name()
+                    );
+                }
+            }
+            assert!(pack_half(&[view(a)], cols, 1..4).is_none(), "three rows");
+        }
+        let f = [0f32; 48];
+        assert!(pack_half(&[MatrixRef::F32(&f)], 24, 0..2).is_none(), "f32 rows");
     }
 
     /// A chunk crossing the seam of two stacked Q8_0 views, and Q4_K and Q6_K rows re-grouped in

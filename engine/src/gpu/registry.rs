@@ -371,9 +371,13 @@ mod tests {
     #[test]
     fn every_kernel_declares_the_bindings_its_spec_lists() {
         for spec in ALL {
-            for f in
-                [WeightFormat::F32, WeightFormat::Int8 { group: 32, mins: false }, WeightFormat::Int8 { group: 16, mins: true }]
-            {
+            for f in [
+                WeightFormat::F32,
+                WeightFormat::Int8 { group: 32, mins: false },
+                WeightFormat::Int8 { group: 16, mins: true },
+                WeightFormat::Half { bf16: false },
+                WeightFormat::Half { bf16: true },
+            ] {
                 check_bindings(spec, &(spec.source)(&Workgroups::default(), f));
             }
         }

@@ -99,14 +99,15 @@ fn facts(m: &ModelEntry) -> impl IntoView {
     }
 }
 
-/// "1.50 MB (kept quantized: 28% of f32)", or "0.54 MB (f32)" (the list's `data-weight-bytes`
+/// "1.50 MB (kept as Q8_0: 28% of f32)", or "0.54 MB (f32)" (the list's `data-weight-bytes`
 /// has the exact count).
 fn weights_held(m: &ModelEntry) -> String {
     let f32_bytes = 4 * m.params;
+    let kept = if m.kept_as.is_empty() { "kept quantized".to_string() } else { format!("kept as {}", m.kept_as) };
     if m.weight_bytes < f32_bytes {
-        format!("{} (kept quantized: {:.0}% of f32)", size(m.weight_bytes), 100.0 * m.weight_bytes as f64 / f32_bytes as f64)
+        format!("{} ({kept}: {:.0}% of f32)", size(m.weight_bytes), 100.0 * m.weight_bytes as f64 / f32_bytes as f64)
     } else if m.weight_bytes > f32_bytes {
-        format!("{} (quantized, with an f32 copy for the GPU or inspection)", size(m.weight_bytes))
+        format!("{} ({kept}, with an f32 copy for the GPU or inspection)", size(m.weight_bytes))
     } else {
         format!("{} (f32)", size(m.weight_bytes))
     }
