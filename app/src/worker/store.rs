@@ -283,6 +283,7 @@ mod tests {
         // The Q8_0 matrices stay quantized: the held bytes are the engine's quantized ones.
         assert_eq!(e.weight_bytes, m.quantized().expect("held as Q8_0").size_bytes());
         assert!(e.weight_bytes * 3 < 4 * e.params, "{} bytes for {} parameters", e.weight_bytes, e.params);
+        assert_eq!(e.kept_as, "Q8_0");
 
         let mut files = folder("mha_tied_bf16");
         files.rotate_left(2);
@@ -290,7 +291,11 @@ mod tests {
         let e = &s.entries()[id as usize];
         assert_eq!((e.name.as_str(), e.tokenizer_name.as_str()), ("Hugging Face folder", "tokenizer.json"));
         assert!(e.format.starts_with("Hugging Face sharded safetensors, BF16"), "{}", e.format);
-        assert_eq!(e.weight_bytes, 4 * e.params, "a BF16 folder is held in f32");
+        // Matrices at 2 bytes a weight, the norms in f32.
+        let c = e.config;
+        let norms = c.dim as u64 * (2 * c.n_layers as u64 + 1);
+        assert_eq!(e.weight_bytes, 2 * (e.params - norms) + 4 * norms, "a BF16 folder is held as BF16");
+        assert_eq!(e.kept_as, "BF16");
         assert!(s.get(id).unwrap().model.tokenizer().is_some());
     }
 
