@@ -1,16 +1,17 @@
-"""SmolLM2-135M-shaped random models as GGUF in F32, Q8_0 and a Q4_K_M-style mix, for
+"""SmolLM2-135M-shaped random models as GGUF in F32, F16, BF16, Q8_0 and a Q4_K_M-style mix, for
 `tinylm bench` (issue: models people have). Run by hand, not by the test command:
 
     python3 -m venv /tmp/smolvenv && /tmp/smolvenv/bin/pip install gguf==0.19.0 numpy==2.3.5
-    /tmp/smolvenv/bin/python scripts/smol_bench_models.py /tmp/smol      # ~1.2 GB written
+    /tmp/smolvenv/bin/python scripts/smol_bench_models.py /tmp/smol      # ~1.3 GB written
+    /tmp/smolvenv/bin/python scripts/smol_bench_models.py /tmp/smol f16 bf16   # only those
 
 Shape: vocab 49152, dim 576, 30 layers, 9 heads, 3 KV heads, hidden 1536, tied embeddings,
 rope_theta 1e5, eps 1e-5 (SmolLM2-135M's config), context 512. Weights: normal, std 0.02 (the
-norms 1), one seed. Q8_0 by gguf's own quantizer; Q4_K and Q6_K blocks (gguf quantizes neither)
+norms 1), one seed. F16 by numpy, BF16 and Q8_0 by gguf's own quantizer (norms stay F32); Q4_K and Q6_K blocks (gguf quantizes neither)
 are valid random blocks scaled to the same range, in llama.cpp's Q4_K_M recipe (Q6_K for attn_v
-and ffn_down, Q4_K else) where rows are whole 256-value super-blocks, Q4_0 where not (in this
-shape every matrix but ffn_down; llama.cpp uses Q5_0 there). No tokenizer: the bench decodes
-token ids.
+and ffn_down, Q4_K else) where rows are whole 256-value super-blocks, and its fallbacks where not
+(in this shape every matrix but ffn_down): Q8_0 for attn_v, Q5_0 (gguf's quantizer) else, as a
+real SmolLM2-135M Q4_K_M file has them. No tokenizer: the bench decodes token ids.
 """
 
 import sys
@@ -48,11 +49,12 @@ def tensors(rng):
 
 
 def q4_k_m(name, cols):
-    """llama.cpp's recipe, and its fallback for rows that are not whole 256-value super-blocks
-    (SmolLM2's 576): Q5_0 there, which this engine does not read, so Q4_0 stands in."""
+    """llama.cpp's recipe (Q6_K for attn_v and ffn_down, Q4_K else), and its fallbacks for rows
+    that are not whole 256-value super-blocks (SmolLM2's 576): Q8_0 for Q6_K, Q5_0 for Q4_K."""
+    wanted = QT.Q6_K if ("attn_v" in name or "ffn_down" in name) else QT.Q4_K
     if cols % 256:
-        return QT.Q4_0
-    return QT.Q6_K if ("attn_v" in name or "ffn_down" in name) else QT.Q4_K
+        return QT.Q8_0 if wanted == QT.Q6_K else QT.Q5_0
+    return wanted
 
 
 def write(path, kind, seed=135):
@@ -75,8 +77,15 @@ def write(path, kind, seed=135):
         if w.ndim == 1 or kind == "f32":
             wr.add_tensor(name, w)
             continue
+        if kind == "f16":
+            wr.add_tensor(name, w.astype(np.float16))
+            continue
+        if kind == "bf16":
+            data = gguf.quants.quantize(w, QT.BF16)
+            wr.add_tensor(name, data, raw_shape=data.shape, raw_dtype=QT.BF16)
+            continue
         qtype = QT.Q8_0 if kind == "q8_0" else q4_k_m(name, w.shape[1])
-        if qtype in (QT.Q8_0, QT.Q4_0):
+        if qtype in (QT.Q8_0, QT.Q5_0):
             data = gguf.quants.quantize(w, qtype)
         else:
             data = random_blocks(qtype, w.shape[0], w.shape[1], blocks, float(np.abs(w).max()))
@@ -91,7 +100,7 @@ def write(path, kind, seed=135):
 def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/smol")
     out.mkdir(parents=True, exist_ok=True)
-    for kind in ("f32", "q8_0", "q4_k_m"):
+    for kind in sys.argv[2:] or ("f32", "f16", "bf16", "q8_0", "q4_k_m"):
         write(out / f"smol135m.{kind}.gguf", kind)
 
 

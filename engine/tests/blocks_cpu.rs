@@ -1,4 +1,5 @@
-//! GGUF Q4_0, Q4_K and Q6_K matrices (and F16/BF16 ones, GGUF and HF) kept in their blocks on the CPU (`cpu::blocks`,
+//! GGUF Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K matrices (and F16/BF16 ones, GGUF and HF) kept in
+//! their blocks on the CPU (`cpu::blocks`,
 //! `Matrix::Blocks`) against the dequantized reference (`quant::dequantize`, run by the f32
 //! path): kernels on awkward shapes, 1/2/3 threads giving the same bits, the fixture models
 //! quant.q4_0.gguf and quant.q4_k_m.gguf against transformers and the dequantized f32 path
@@ -27,7 +28,7 @@ use tinylm_engine::{LoadedModel, NamedFile};
 /// The CPU tolerance: 1e-5·max(1, max|y|).
 const TOL: f32 = 1e-5;
 
-const TYPES: [DType; 3] = [DType::Q4_0, DType::Q4K, DType::Q6K];
+const TYPES: [DType; 6] = [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4K, DType::Q6K];
 
 fn relative_error(got: &[f32], want: &[f32]) -> f32 {
     max_diff(got, want) / max_abs(want).max(1.0)
@@ -43,7 +44,12 @@ fn random_blocks(t: DType, seed: u64, rows: usize, cols: usize) -> Vec<u8> {
     let f16 = |v: f32| half::f16::from_f32(v).to_le_bytes();
     for (k, b) in data.chunks_exact_mut(bytes).enumerate() {
         match t {
-            DType::Q4_0 => b[0..2].copy_from_slice(&f16(10.0 * d[2 * k])),
+            DType::Q4_0 | DType::Q5_0 => b[0..2].copy_from_slice(&f16(10.0 * d[2 * k])),
+            // d and the min m (weights v·d + m: the min negative, so weights straddle 0).
+            DType::Q4_1 | DType::Q5_1 => {
+                b[0..2].copy_from_slice(&f16(10.0 * d[2 * k]));
+                b[2..4].copy_from_slice(&f16(-60.0 * d[2 * k + 1]));
+            }
             DType::Q4K => {
                 b[0..2].copy_from_slice(&f16(d[2 * k]));
                 b[2..4].copy_from_slice(&f16(d[2 * k + 1]));
@@ -78,8 +84,9 @@ fn kernels_match_the_dequantized_product_on_awkward_shapes() {
             blocks::matvec(&mut fast, &x, view);
             blocks::portable(&mut portable, &x, view);
             for (name, got) in [("fast", &fast), ("portable", &portable)] {
-                // Measured: portable 0 (ops::matmul's order), fast ≤ 4.4e-7 (Q4_0), 7.3e-7
-                // (Q4_K), 1.1e-6 (Q6_K) of max(1, max|y|).
+                // Measured: portable 0 (ops::matmul's order), fast ≤ 4.4e-7 (Q4_0), 3.9e-7
+                // (Q4_1), 3.5e-7 (Q5_0), 3.6e-7 (Q5_1), 7.3e-7 (Q4_K), 1.1e-6 (Q6_K) of
+                // max(1, max|y|).
                 let err = relative_error(got, &want);
                 assert!(err <= TOL, "{} {name} {rows}×{cols}: {err:e}", t.name());
             }
@@ -189,8 +196,12 @@ fn open(name: &str, file: &[u8]) -> LoadedModel {
 }
 
 #[test]
-fn gguf_q4_0_and_q4_k_m_are_held_in_blocks_and_match_both_references() {
-    for (name, types) in [("quant.q4_0.gguf", vec![DType::Q4_0]), ("quant.q4_k_m.gguf", vec![DType::Q4K, DType::Q6K])] {
+fn gguf_block_types_are_held_in_blocks_and_match_both_references() {
+    for (name, types) in [
+        ("quant.q4_0.gguf", vec![DType::Q4_0]),
+        ("quant.q4_k_m.gguf", vec![DType::Q4K, DType::Q6K]),
+        ("quant.q5_mix.gguf", vec![DType::Q4_1, DType::Q5_0, DType::Q5_1]),
+    ] {
         let file = fixture(&format!("gguf/{name}"));
         let m = open(name, &file);
         let q = m.quantized().unwrap_or_else(|| panic!("{name} is held quantized")).clone();

@@ -67,7 +67,7 @@ fn q8_matvec_matches_the_dequantized_product() {
     }
 }
 
-/// The Q4_0, Q4_K and Q6_K kernels (`cpu::blocks`: AVX2+FMA natively, simd128 in wasm) against
+/// The Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K kernels (`cpu::blocks`: AVX2+FMA natively, simd128 in wasm) against
 /// the product of the dequantized matrix (random blocks with sensible f16 scales), rows not a
 /// multiple of 8, several blocks a row.
 #[test]
@@ -76,7 +76,7 @@ fn block_matvec_matches_the_dequantized_product() {
     use tinylm_engine::quant::{dequantize, DType};
     #[cfg(target_arch = "wasm32")]
     assert_eq!(blocks::kernel_name(), "simd128");
-    for t in [DType::Q4_0, DType::Q4K, DType::Q6K] {
+    for t in [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4K, DType::Q6K] {
         let (per, bytes) = t.block();
         for (rows, nb) in [(1, 1), (7, 2), (13, 3), (130, 3)] {
             let cols = nb * per;
@@ -87,8 +87,11 @@ fn block_matvec_matches_the_dequantized_product() {
             for (b, d) in data.chunks_exact_mut(bytes).zip(d) {
                 let at = if t == DType::Q6K { 208 } else { 0 };
                 b[at..at + 2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
-                if t == DType::Q4K {
-                    b[2..4].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                // Q4_K's dmin; Q4_1's and Q5_1's min (weights straddle 0).
+                match t {
+                    DType::Q4K => b[2..4].copy_from_slice(&half::f16::from_f32(d).to_le_bytes()),
+                    DType::Q4_1 | DType::Q5_1 => b[2..4].copy_from_slice(&half::f16::from_f32(-8.0 * d).to_le_bytes()),
+                    _ => {}
                 }
             }
             let mut w = Vec::new();

@@ -70,6 +70,30 @@ pub fn matvec(out: &mut [f32], x: &[f32], w: BlockRows) {
     rows(out, x, w)
 }
 
+/// Where the parts of a 32-value block of Q4_1, Q5_0 or Q5_1 lie (offsets in bytes; `d` at 0):
+/// weights `(v − sub)·d (+ m)`, `v` a nibble of the 16 bytes at `qs` (the low nibbles are values
+/// 0..16) with, for Q5, bit `j` of the u32 at `qh` as value `j`'s fifth bit.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+#[derive(Clone, Copy)]
+struct Layout32 {
+    qs: usize,
+    qh: Option<usize>,
+    sub: i32,
+    min: Option<usize>,
+}
+
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+impl Layout32 {
+    fn of(t: DType) -> Option<Layout32> {
+        Some(match t {
+            DType::Q4_1 => Layout32 { qs: 4, qh: None, sub: 0, min: Some(2) },
+            DType::Q5_0 => Layout32 { qs: 6, qh: Some(2), sub: 16, min: None },
+            DType::Q5_1 => Layout32 { qs: 8, qh: Some(4), sub: 0, min: Some(2) },
+            _ => return None,
+        })
+    }
+}
+
 /// One thread's rows, on the fastest kernel for this type.
 pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
     #[cfg(target_arch = "x86_64")]

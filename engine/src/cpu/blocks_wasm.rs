@@ -7,11 +7,11 @@
 
 use std::arch::wasm32::*;
 
-use super::BlockRows;
+use super::{BlockRows, Layout32};
 use crate::cpu::fast::{touch_ahead, touch_here};
 use crate::quant::{f16_at, scale_min_k4, DType};
 
-/// `out = W · x` for Q4_0, Q4_K and Q6_K (others on the portable kernel).
+/// `out = W · x` for every block type and F16/BF16.
 pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
     let (per, _) = w.dtype.block();
     assert!(w.cols.is_multiple_of(per) && x.len() == w.cols && w.n_rows() >= out.len());
@@ -19,6 +19,7 @@ pub fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
         DType::Q4_0 => rows_q4_0(out, x, w),
         DType::Q4K => rows_q4_k(out, x, w),
         DType::Q6K => rows_q6_k(out, x, w),
+        DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => rows_32(out, x, w, Layout32::of(w.dtype).expect("a 32-value type")),
         DType::F16 => rows_half(out, x, w, f16x4),
         DType::BF16 => rows_half(out, x, w, |h| u32x4_shl(h, 16)),
         _ => super::portable(out, x, w),
@@ -69,6 +70,48 @@ fn rows_q4_0(out: &mut [f32], x: &[f32], w: BlockRows) {
             a1 = f32x4_add(a1, f32x4_mul(s1, d));
         }
         *o = hsum(f32x4_add(a0, a1));
+    }
+}
+
+/// Q4_1, Q5_0 and Q5_1 (`l`), as Q4_0 with a fifth bit from `qh` (lanes whose bit is set, by a
+/// mask test: simd128 has no per-lane shift) and the min out of the sum, `m·Σ x` per block.
+fn rows_32(out: &mut [f32], x: &[f32], w: BlockRows, l: Layout32) {
+    let bytes = w.dtype.block().1;
+    let sums: Vec<f32> = if l.min.is_some() { x.chunks_exact(32).map(|c| c.iter().sum()).collect() } else { Vec::new() };
+    let (m4, sub, sixteen, zero) = (u32x4_splat(0xf), i32x4_splat(l.sub), u32x4_splat(16), u32x4_splat(0));
+    let touch = touch_here();
+    for (r, o) in out.iter_mut().enumerate() {
+        if touch {
+            touch_ahead(w.data, r * w.row_bytes(), w.row_bytes());
+        }
+        let (mut a0, mut a1, mut mins) = (f32x4_splat(0.0), f32x4_splat(0.0), 0f32);
+        for (k, b) in w.rows(r, 1).data.chunks_exact(bytes).enumerate() {
+            let xs = &x[32 * k..32 * (k + 1)];
+            let qh = l.qh.map(|at| u32x4_splat(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])));
+            // 16 when value `first + lane`'s fifth bit is set.
+            let fifth = |first: u32| match qh {
+                Some(qh) => {
+                    let bits = u32x4(1 << first, 1 << (first + 1), 1 << (first + 2), 1 << (first + 3));
+                    v128_and(u32x4_ne(v128_and(qh, bits), zero), sixteen)
+                }
+                None => zero,
+            };
+            let (mut s0, mut s1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+            for j in 0..4 {
+                let v = bytes4(b, l.qs + 4 * j);
+                let lo = i32x4_sub(v128_or(v128_and(v, m4), fifth(4 * j as u32)), sub);
+                let hi = i32x4_sub(v128_or(u32x4_shr(v, 4), fifth(16 + 4 * j as u32)), sub);
+                s0 = madd4(lo, xs, 4 * j, s0);
+                s1 = madd4(hi, xs, 16 + 4 * j, s1);
+            }
+            let d = f32x4_splat(f16_at(b, 0));
+            a0 = f32x4_add(a0, f32x4_mul(s0, d));
+            a1 = f32x4_add(a1, f32x4_mul(s1, d));
+            if let Some(at) = l.min {
+                mins += f16_at(b, at) * sums[k];
+            }
+        }
+        *o = hsum(f32x4_add(a0, a1)) + mins;
     }
 }
 

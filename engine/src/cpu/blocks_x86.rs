@@ -10,10 +10,10 @@
 
 use std::arch::x86_64::*;
 
-use super::BlockRows;
+use super::{BlockRows, Layout32};
 use crate::quant::{scale_min_k4, DType};
 
-/// `out = W · x` for Q4_0, Q4_K and Q6_K (others on the portable kernel).
+/// `out = W · x` for every block type and F16/BF16.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
     let (per, _) = w.dtype.block();
@@ -22,6 +22,7 @@ pub unsafe fn rows(out: &mut [f32], x: &[f32], w: BlockRows) {
         DType::Q4_0 => rows_q4_0(out, x, w),
         DType::Q4K => rows_q4_k(out, x, w),
         DType::Q6K => rows_q6_k(out, x, w),
+        DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => rows_32(out, x, w, Layout32::of(w.dtype).expect("a 32-value type")),
         DType::F16 => rows_half(out, x, w, |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))),
         DType::BF16 => rows_half(out, x, w, |p| {
             _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)), 16))
@@ -71,6 +72,43 @@ unsafe fn rows_q4_0(out: &mut [f32], x: &[f32], w: BlockRows) {
             a1 = _mm256_fmadd_ps(s1, d, a1);
         }
         *o = hsum(_mm256_add_ps(a0, a1));
+    }
+}
+
+/// Q4_1, Q5_0 and Q5_1 (`l`), as Q4_0 with a fifth bit from `qh` (one variable shift per eight
+/// lanes) and the min out of the sum: `Σ (v·d + m)·x = d·Σ v·x + m·Σ x`, `Σ x` per block once.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_32(out: &mut [f32], x: &[f32], w: BlockRows, l: Layout32) {
+    let bytes = w.dtype.block().1;
+    let sums: Vec<f32> = if l.min.is_some() { x.chunks_exact(32).map(|c| c.iter().sum()).collect() } else { Vec::new() };
+    let (m4, sub, one) = (_mm256_set1_epi32(0xf), _mm256_set1_epi32(l.sub), _mm256_set1_epi32(1));
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (r, o) in out.iter_mut().enumerate() {
+        let (mut a0, mut a1, mut mins) = (_mm256_setzero_ps(), _mm256_setzero_ps(), 0f32);
+        for (k, b) in w.rows(r, 1).data.chunks_exact(bytes).enumerate() {
+            let xs = x.as_ptr().add(32 * k);
+            let (v0, v1) = (bytes8(b.as_ptr().add(l.qs)), bytes8(b.as_ptr().add(l.qs + 8)));
+            // Values 0..8, 8..16 (low nibbles), 16..24, 24..32 (high).
+            let mut q = [_mm256_and_si256(v0, m4), _mm256_and_si256(v1, m4), _mm256_srli_epi32(v0, 4), _mm256_srli_epi32(v1, 4)];
+            if let Some(at) = l.qh {
+                let qh = _mm256_set1_epi32(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as i32);
+                for (i, q) in q.iter_mut().enumerate() {
+                    let shift = _mm256_add_epi32(lanes, _mm256_set1_epi32(8 * i as i32));
+                    let fifth = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, shift), one), 4);
+                    *q = _mm256_or_si256(*q, fifth);
+                }
+            }
+            let q = q.map(|v| _mm256_sub_epi32(v, sub));
+            let s0 = fma8(q[2], xs.add(16), fma8(q[0], xs, _mm256_setzero_ps()));
+            let s1 = fma8(q[3], xs.add(24), fma8(q[1], xs.add(8), _mm256_setzero_ps()));
+            let d = _mm256_set1_ps(f16_at(b, 0));
+            a0 = _mm256_fmadd_ps(s0, d, a0);
+            a1 = _mm256_fmadd_ps(s1, d, a1);
+            if let Some(at) = l.min {
+                mins += f16_at(b, at) * sums[k];
+            }
+        }
+        *o = hsum(_mm256_add_ps(a0, a1)) + mins;
     }
 }
 
