@@ -302,8 +302,8 @@ describe('Training an adapter on a GGUF file and a Hugging Face folder (CPU)', (
   /** The Train form's value for `key` (e.g. 'lr'). */
   const field = (page, key) => page.inputValue(`[data-testid=train-${key}]`);
 
-  test(`the Quick preset, ${STEPS} steps on Peter Rabbit, on the Q8_0 GGUF and the BF16 folder: losses and held-out loss = tinylm finetune`, async () => {
-    for (const key of ['q8', 'hf']) {
+  test(`the Quick preset, ${STEPS} steps on Peter Rabbit, on the Q8_0 and Q4_K_M GGUF files and the BF16 folder: losses and held-out loss = tinylm finetune`, async () => {
+    for (const key of ['q8', 'q4k', 'hf']) {
       const c = CASES[key];
       const { page, log } = await openApp(site.browser.context, site.server.url);
       assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
@@ -330,7 +330,7 @@ describe('Training an adapter on a GGUF file and a Hugging Face folder (CPU)', (
       const [textFile, heldFile, cliDir] = ['train.txt', 'held.txt', `cli-${key}`].map((n) => join(work, n));
       writeFileSync(textFile, book.slice(0, chars).join(''));
       writeFileSync(heldFile, book.slice(chars).join(''));
-      tinylm(['finetune', c.cli, '--text-file', textFile, '--eval-file', heldFile, '--targets', run.targets, '--rank', run.rank,
+      tinylm(['finetune', c.cli ?? c.files[0], '--text-file', textFile, '--eval-file', heldFile, '--targets', run.targets, '--rank', run.rank,
         '--alpha', run.alpha, '--lr', run.lr, '--steps', `${STEPS}`, '--batch', run.batch, '--seq', run.seq,
         '--init-seed', run.seed, '--data-seed', run.seed, '-o', cliDir]);
       const want = JSON.parse(readFileSync(join(cliDir, 'losses.json'), 'utf8'));
