@@ -16,6 +16,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import {
   DIST, REPO, bundledPath, cspViolations, generate, launchBrowser, openApp, sharedPath, startServer, tinylm, waitForState, screenshot,
@@ -410,6 +411,14 @@ describe('a download left half done by a reload, resumed; a full store refused (
     assert.equal(await page.textContent(`${half} [data-testid=unfinished-size]`), `unfinished download · ${Math.round(K / 1000)} KB of ${DOWNLOAD}`);
     assert.equal(await page.locator('[data-testid=stored-empty]').count(), 0, 'not "Nothing stored yet"');
     await screenshot(page, 'storage-unfinished');
+    // axe-core over the Storage tab with the unfinished row, put in by DevTools (the page's CSP
+    // stays on for the rest of this profile's checks).
+    await page.evaluate(readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'));
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document.querySelector('[data-testid=storage]'), { resultTypes: ['violations'] });
+      return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 4).join(', ')}`);
+    });
+    assert.deepEqual(found, [], 'axe-core violations in the Storage tab');
     await page.click(`${half} [data-testid=unfinished-delete]`);
     await page.waitForFunction(() => !document.querySelector('[data-testid=unfinished-item]'));
     assert.equal(await page.textContent('[data-testid=storage-note]'), 'The half-downloaded store260K was removed from this device.');
