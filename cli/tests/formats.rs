@@ -70,6 +70,15 @@ fn info_describes_gguf_and_hf_models() {
     let v: serde_json::Value = serde_json::from_slice(&ok(&["info", s(&fx("hf/mha_tied_bf16")), "--json"])).unwrap();
     assert!(v["format"].as_str().unwrap().contains("sharded safetensors, BF16"), "{v}");
     assert_eq!(v["tokenizer"].as_str(), Some("512 tokens, its own"));
+    // Held as BF16 (2 bytes a matrix weight, the norms in f32), and the cache a run adds: keys
+    // and values of every layer and position, f32.
+    let n = |k: &str| v[k].as_u64().unwrap();
+    let norms = n("dim") * (2 * n("n_layers") + 1);
+    assert_eq!(n("weight_bytes"), 2 * (n("parameters") - norms) + 4 * norms);
+    assert_eq!(v["kept_as"].as_str(), Some("BF16"));
+    assert_eq!(n("cache_bytes"), 2 * 4 * n("n_layers") * n("seq_len") * n("kv_dim"));
+    let text = String::from_utf8(ok(&["info", s(&fx("hf/mha_tied_bf16"))])).unwrap();
+    assert!(text.contains(&format!("in memory   {:.3} MB of weights (BF16) + ", n("weight_bytes") as f64 / 1e6)), "{text}");
 }
 
 #[test]

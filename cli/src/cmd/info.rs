@@ -68,8 +68,13 @@ pub fn run(a: Args) -> Result<()> {
     v["file"] = json!(load::name(&a.model));
     v["tokenizer"] = json!(model.tokenizer().map(|t| format!("{} tokens, its own", t.vocab_size())));
     v["file_context"] = json!(model.file_context());
-    // What the engine holds in memory for it on the CPU (Q8_0, Q4_0, Q4_K, Q6_K matrices stay quantized).
+    // What the engine holds in memory for it on the CPU (quantized, F16 and BF16 matrices stay
+    // as read), the types they are kept in, and the context cache a run adds: together what a
+    // page's memory must have room for before the model loads (`memory::check_model`).
     v["weight_bytes"] = json!(model.held_bytes());
+    let kept: Vec<&str> = model.quantized().map(|q| q.kept_types().iter().map(|t| t.name()).collect()).unwrap_or_default();
+    v["kept_as"] = json!(if kept.is_empty() { "f32".to_string() } else { kept.join(", ") });
+    v["cache_bytes"] = json!(tinylm_engine::memory::cache_bytes(model.config()));
     out::line(&if a.json { v.to_string() } else { text(&v) })
 }
 
@@ -97,5 +102,13 @@ fn text(v: &Value) -> String {
     lines.push(format!("parameters  {}", v["parameters"]));
     lines.push(format!("file size   {:.3} MB ({} bytes)", f("file_mb"), v["file_bytes"]));
     lines.push(format!("f32 size    {:.3} MB", f("f32_mb")));
+    if let (Some(w), Some(c)) = (v["weight_bytes"].as_u64(), v["cache_bytes"].as_u64()) {
+        lines.push(format!(
+            "in memory   {:.3} MB of weights ({}) + {:.3} MB of context cache",
+            w as f64 / MB,
+            s("kept_as"),
+            c as f64 / MB
+        ));
+    }
     lines.join("\n")
 }
