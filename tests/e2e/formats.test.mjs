@@ -442,4 +442,23 @@ describe('GGUF files and Hugging Face folders on WebGPU (SwiftShader)', () => {
     await assertClean(page, log, site.server.url);
     await page.close();
   });
+
+  test('WebGPU chosen, then an F16 GGUF picked before stories260K is back up: the F16 weights stay F16 and the status names the model in use', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
+    await page.selectOption('[data-testid=backend-choice]', 'webgpu');
+    await page.setInputFiles('[data-testid=files]', [join(FX, 'gguf/gqa_untied.f16.gguf')]);
+    await page.waitForFunction(() => / Its F16 weights stay F16 on the graphics processor \(\d+ KB\)\.$/.test(
+      document.querySelector('[data-testid=backend-reason]')?.textContent ?? ''), null, { timeout: SLOW });
+    // Both loads have answered once the select names the F16 model; the status must name it too
+    // (it once kept "Ready: stories260K", the load that finished first).
+    await page.waitForFunction(() => /^gqa_untied\.f16 /.test(document.querySelector('[data-testid=model-select] option:checked')?.textContent ?? ''),
+      null, { timeout: SLOW });
+    await page.waitForFunction(() => /^Ready: gqa_untied\.f16 \(GGUF v3, F16 ×\d+, F32 ×\d+\)\./.test(
+      document.querySelector('[data-testid=status]')?.textContent ?? ''), null, { timeout: 10_000 })
+      .catch(async () => assert.fail(`the status says: ${await page.textContent('[data-testid=status]')}`));
+    assert.match(await page.textContent('[data-testid=fact-weights-in-memory] dd'), /\(kept as F16: 5\d% of f32\)$/);
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
 });

@@ -70,7 +70,7 @@ pub fn App() -> impl IntoView {
             <header class="top">
                 <div>
                     <h1>"TinyLM Lab"</h1>
-                    <p class="tagline">"Karpathy's tiny llama2.c story models, running in your browser."</p>
+                    <p class="tagline">"Tiny language models running in your browser: Karpathy's story models, or a small Llama-family model you bring."</p>
                 </div>
                 <div class="top-buttons">
                 <button id="help" data-testid="help" type="button" class="secondary" on:click=move |_| tour.start()>

@@ -38,7 +38,10 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
             ctx.adapter.set(None);
             ctx.parses.set(*parses);
             ctx.progress.set(None);
-            if ctx.loading() {
+            // A "Ready" line names the model now active: a load that ends after another (a
+            // backend switch, then a file picked before it finished) must not leave the first
+            // one's name up.
+            if ctx.loading() || ctx.status.with_untracked(|s| matches!(s, Status::Ready(_))) {
                 ctx.status.set(Status::Ready(format!("Ready: {name}. Press Generate.")));
             }
             super::memory::save(models, *active);
