@@ -203,7 +203,7 @@ fn groups_that_straddle_rows_take_the_f32_copy() {
     let m = straddling();
     assert_eq!(int8_format(m.quantized().unwrap()), None);
     let e = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).err().unwrap().to_string();
-    assert!(e.contains("do not all take one int8 form"), "{e}");
+    assert!(e.contains("nor all of one int8 form"), "{e}");
     assert_eq!(gpu_format(&m), Some(WeightFormat::F32));
 }
 

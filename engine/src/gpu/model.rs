@@ -43,7 +43,10 @@ impl<'a> GpuSource<'a> {
         match self {
             GpuSource::F32(_) => Ok(WeightFormat::F32),
             GpuSource::Quantized(q) => kept_format(q).ok_or_else(|| {
-                Error::Gpu("this model's matrices do not all take one int8 form; load its f32 copy instead".into())
+                Error::Gpu(
+                    "this model's matrices are neither all F16 or all BF16 nor all of one int8 form; load its f32 copy instead"
+                        .into(),
+                )
             }),
         }
     }
@@ -68,10 +71,8 @@ fn half_format(q: &QuantWeights) -> Option<WeightFormat> {
     }
     let mut all = Vec::new();
     q.matrices().for_each(|m| types(m, &mut all));
-    let c = &q.config;
-    let rows_ok = [c.q_dim() + 2 * c.kv_dim(), c.dim, 2 * c.hidden_dim, c.vocab_size].iter().all(|r| r % 4 == 0);
     match all.first() {
-        Some(&t @ (DType::F16 | DType::BF16)) if rows_ok && all.iter().all(|&a| a == t) => {
+        Some(&t @ (DType::F16 | DType::BF16)) if rows_in_fours(&q.config) && all.iter().all(|&a| a == t) => {
             Some(WeightFormat::Half { bf16: t == DType::BF16 })
         }
         _ => None,
@@ -88,10 +89,16 @@ pub fn int8_format(q: &QuantWeights) -> Option<WeightFormat> {
     q.matrices().try_for_each(|m| own_groups(m, &mut own))?;
     let group = own.iter().map(|&(g, _)| g).min()?;
     let mins = own.iter().any(|&(_, m)| m);
-    let rows_ok = [c.q_dim() + 2 * c.kv_dim(), c.dim, 2 * c.hidden_dim, c.vocab_size].iter().all(|r| r % 4 == 0);
+    let rows_ok = rows_in_fours(c);
     let cols_ok = [c.dim, c.q_dim(), c.hidden_dim].iter().all(|k| own.iter().all(|&(g, _)| k % g == 0));
     let nested = own.iter().all(|&(g, _)| g % group == 0);
     (rows_ok && cols_ok && nested && group <= u32::MAX as usize).then_some(WeightFormat::Int8 { group: group as u32, mins })
+}
+
+/// Every matrix the kernels read (q|k|v, wo and w2, w1|w3, the embedding and classifier) is a
+/// multiple of 4 rows: the packed formats hold 4 rows' values at an input in one word or two.
+fn rows_in_fours(c: &Config) -> bool {
+    [c.q_dim() + 2 * c.kv_dim(), c.dim, 2 * c.hidden_dim, c.vocab_size].iter().all(|r| r % 4 == 0)
 }
 
 /// Each piece of `m`'s own (group, has mins); `None` for f32.
