@@ -37,7 +37,7 @@ fn kind_of(bytes: &[u8]) -> Option<&'static str> {
     } else if starts(b"GGUF") {
         Some("a GGUF model (llama.cpp's format, not llama2.c's)")
     } else if bytes.len() > 8 && bytes[8..].starts_with(b"{\"") {
-        Some("a safetensors file (convert it with llama2.c's export.py)")
+        Some("a safetensors file (give it together with its folder's config.json and tokenizer.json)")
     } else if !bytes.is_empty()
         && bytes.iter().take(512).all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (32..127).contains(&b))
     {
@@ -47,21 +47,34 @@ fn kind_of(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// "A", "A and B", "A, B and C".
+pub fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// Why a model file was refused.
 pub fn bad_model(file: &str, bytes: &[u8], err: &Error) -> String {
     let detail = match err {
         Error::BadFile { what, .. } => what.clone(),
         other => other.to_string(),
     };
-    match kind_of(bytes) {
-        Some(kind) => format!(
-            "“{file}” is not a model file: it looks like {kind}. Pick a llama2.c checkpoint (.bin), \
-             such as stories260K.bin."
+    let pick = "Pick a llama2.c checkpoint (.bin) such as stories260K.bin, a GGUF file (.gguf) or a Hugging Face folder";
+    match (kind_of(bytes), file.to_ascii_lowercase().ends_with(".gguf")) {
+        (kind, true) => format!(
+            "“{file}” is named .gguf but is not a GGUF file (those begin with the letters GGUF){}. It may \
+             be damaged, or another kind of file renamed.",
+            kind.map_or(String::new(), |k| format!(": it looks like {k}"))
         ),
-        None => format!(
-            "“{file}” is not a model file this app can read ({detail}). Pick a llama2.c checkpoint \
-             (.bin), such as stories260K.bin; the file may also be damaged or cut short."
-        ),
+        (Some(kind), false) => format!("“{file}” is not a model file: it looks like {kind}. {pick}."),
+        (None, false) => {
+            format!(
+                "“{file}” is not a model file this app can read ({detail}). {pick}; the file may also be damaged or cut short."
+            )
+        }
     }
 }
 
@@ -69,8 +82,8 @@ pub fn bad_model(file: &str, bytes: &[u8], err: &Error) -> String {
 /// architecture this lab cannot run).
 pub fn bad_gguf(file: &str, err: &Error) -> String {
     format!(
-        "“{file}” is a GGUF file this app cannot use: {}. GGUF Llama models in F32, F16, BF16, Q8_0, Q4_0 or \
-         Q4_K/Q6_K are read; the file may also be damaged or cut short.",
+        "“{file}” is a GGUF file this app cannot use: {}. GGUF Llama models in F32, F16, BF16, Q8_0, Q4_0, \
+         Q4_1, Q5_0, Q5_1, Q4_K or Q6_K are read (so Q4_K_M files too); the file may also be damaged or cut short.",
         detail(err)
     )
 }
@@ -161,6 +174,14 @@ pub fn run_error(err: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_read_as_english() {
+        assert_eq!(and_list(&[]), "");
+        assert_eq!(and_list(&["Q8_0"]), "Q8_0");
+        assert_eq!(and_list(&["Q4_K", "Q6_K"]), "Q4_K and Q6_K");
+        assert_eq!(and_list(&["Q5_0", "Q8_0", "Q6_K"]), "Q5_0, Q8_0 and Q6_K");
+    }
 
     #[test]
     fn a_model_without_room_is_explained_with_its_sizes() {

@@ -260,6 +260,7 @@ print(json.dumps({"count": len(item), "kind": item[0]["kind"], "files": files}))
       const bytes = readFileSync(f);
       writeFileSync(join(qwen, name), name === 'config.json' ? bytes.toString().replace('LlamaForCausalLM', 'Qwen2ForCausalLM') : bytes);
     }
+    writeFileSync(join(tmp, 'model.gguf'), 'Once upon a time there was a text file.\n');
     const gqa = (names) => names.map((n) => join(FX, 'hf/gqa_untied', n));
     const two = join(tmp, 'two-ggufs');
     mkdirSync(two);
@@ -270,7 +271,11 @@ print(json.dumps({"count": len(item), "kind": item[0]["kind"], "files": files}))
     writeFileSync(join(notes, 'todo.txt'), 'train a model');
     writeFileSync(join(notes, 'deeper/config.txt'), '{}');
     const cases = [
-      [[join(tmp, 'cut.q4_k_m.gguf')], /^“cut\.q4_k_m\.gguf” is a GGUF file this app cannot use: .+\. GGUF Llama models in F32/],
+      // Refused by the worker: the status also says which model Generate still uses.
+      [[join(tmp, 'cut.q4_k_m.gguf')],
+        /^“cut\.q4_k_m\.gguf” is a GGUF file this app cannot use: .+\. GGUF Llama models in F32, .*Q5_0.* are read .* The model in use is still stories260K\.$/],
+      [[join(tmp, 'model.gguf')],
+        /^“model\.gguf” is named \.gguf but is not a GGUF file \(those begin with the letters GGUF\): it looks like a text file\./],
       [gqa(['model.safetensors', 'tokenizer.json']), /^This looks like a Hugging Face model folder, but config\.json \(the model's shape\) is missing: choose every file/],
       [gqa(['config.json', 'model.safetensors']), /^This looks like a Hugging Face model folder, but tokenizer\.json \(its tokenizer\) is missing/],
       [readdirSync(qwen).map((n) => join(qwen, n)), /^This Hugging Face folder cannot be used \(config\.json: Qwen2ForCausalLM is not a Llama model this lab can run\)/],
@@ -310,6 +315,8 @@ describe('Training an adapter on a GGUF file and a Hugging Face folder (CPU)', (
       assert.equal(await give(page, c.files, c.drop), 'ready', await statusText(page));
       await page.click('[data-testid=tab-train]');
       await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: SLOW });
+      // Counted with this model's tokenizer before any run (it once kept stories260K's count).
+      const before = await page.getAttribute('[data-testid=counts]', 'data-train-tokens');
       await page.click('[data-testid=preset-quick]');
       await page.fill('[data-testid=train-steps]', String(STEPS));
       const run = {};
@@ -341,6 +348,7 @@ describe('Training an adapter on a GGUF file and a Hugging Face folder (CPU)', (
       }
       const cliHeld = JSON.parse(readFileSync(join(cliDir, 'held_out.json'), 'utf8'));
       assert.equal(Number(await page.getAttribute('[data-testid=counts]', 'data-held-windows')), cliHeld.windows);
+      assert.equal(before, await page.getAttribute('[data-testid=counts]', 'data-train-tokens'), `${key}: the count shown before the run`);
       const [lastStep, lastHeld] = held[held.length - 1];
       assert.equal(lastStep, STEPS);
       console.log(`# train ${key}: loss ${got[0].toFixed(4)} -> ${got[STEPS].toFixed(4)}, held-out ${lastHeld.toFixed(5)} (CLI ${cliHeld.loss.toFixed(5)})`);

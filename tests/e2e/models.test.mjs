@@ -99,7 +99,8 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     assert.equal(await pick(page, [bundledPath('stories260K.bin'), LLAMA2_TOKENIZER]), 'error');
     assert.equal(await statusText(page),
       'The tokenizer “tokenizer.bin” does not match the model “stories260K.bin”: the tokenizer knows '
-      + '32000 word pieces but the model was trained with 512. Pick the tokenizer that came with the model.');
+      + '32000 word pieces but the model was trained with 512. Pick the tokenizer that came with the model. '
+      + 'The model in use is still stories260K.');
     await screenshot(page, 'error-tokenizer-mismatch');
     await stillWorks(page);
     await assertClean(page, log, site.server.url);

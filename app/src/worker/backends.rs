@@ -152,13 +152,16 @@ pub fn gpu_weights(model: &LoadedModel, g: &GpuBackend) -> String {
     let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
     match (g.weight_format(), types.as_slice()) {
         (WeightFormat::Int8 { .. }, ["Q8_0"]) | (WeightFormat::Half { .. }, _) => {
-            let t = types.join(" and ");
+            let t = words::and_list(&types);
             format!(" Its {t} weights stay {t} on the graphics processor ({held}).")
         }
         (WeightFormat::Int8 { .. }, _) => {
-            format!(" Its {} weights stay quantized on the graphics processor, as 8-bit integers ({held}).", types.join(" and "))
+            format!(
+                " Its {} weights stay quantized on the graphics processor, as 8-bit integers ({held}).",
+                words::and_list(&types)
+            )
         }
-        _ => format!(" The graphics processor holds an f32 copy of its {} weights ({held}).", types.join(" and ")),
+        _ => format!(" The graphics processor holds an f32 copy of its {} weights ({held}).", words::and_list(&types)),
     }
 }
 

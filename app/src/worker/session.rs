@@ -113,7 +113,14 @@ impl Session {
                 return;
             }
             (Ok(()), None) => FromWorker::LoadFailed { message: "No model is active.".into(), active: None },
-            (Err(message), a) => FromWorker::LoadFailed { message, active: a.as_ref().map(|a| a.id) },
+            // Say which model Generate still uses, so a refused file is not mistaken for a
+            // loaded one.
+            (Err(message), Some(a)) => {
+                let still =
+                    self.store.get(a.id).map(|m| format!(" The model in use is still {}.", m.entry.name)).unwrap_or_default();
+                FromWorker::LoadFailed { message: message + &still, active: Some(a.id) }
+            }
+            (Err(message), None) => FromWorker::LoadFailed { message, active: None },
         };
         post(&msg);
     }

@@ -148,7 +148,14 @@ fn parse(f: &Files) -> Result<(LoadedModel, Option<usize>), String> {
         }
     })?;
     if model.tokenizer().is_none() {
-        return Err(format!("{} has no tokenizer: give its tokenizer file too.", model.name()));
+        let which = match model.format() {
+            ModelFormat::Gguf => {
+                "this GGUF file carries none; give the model's tokenizer.json (or llama2.c tokenizer.bin) with it"
+            }
+            ModelFormat::HfFolder => "give the folder's tokenizer.json with its other files",
+            ModelFormat::Llama2c(_) => "give its tokenizer file (tokenizer.bin or tokenizer.json) too",
+        };
+        return Err(format!("“{}” has no tokenizer: {which}.", file_name(model.name())));
     }
     Ok((model, sniffed.tokenizer))
 }
@@ -332,5 +339,5 @@ mod tests {
 /// "Q4_K and Q6_K": the types `model`'s matrices are kept in; "" when all are f32.
 fn kept_as(model: &LoadedModel) -> String {
     let types: Vec<&str> = model.quantized().map(|q| q.kept_types().iter().map(|t| t.name()).collect()).unwrap_or_default();
-    types.join(" and ")
+    words::and_list(&types)
 }

@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use super::client::Handler;
 use super::help::{About, Term};
 use super::state::Ctx;
-use crate::protocol::train::TrainEvent;
+use crate::protocol::train::{TrainCmd, TrainEvent};
 use crate::protocol::FromWorker;
 use state::{Counts, Phase, TrainCtx};
 
@@ -28,10 +28,22 @@ pub fn install(ctx: Ctx) -> Handler {
     provide_context(t);
     run::restore(t);
     data::load_default(t);
+    // The model the shown counts were made with: another model has another tokenizer.
+    let counted_for = RwSignal::new(None::<u32>);
     Box::new(move |msg| match msg {
         FromWorker::Train(ev) => receive(t, ev.clone()),
-        // Another model (or a restart): Generate no longer uses an adapter until told again.
-        FromWorker::Loaded { .. } => t.using.set(None),
+        FromWorker::Loaded { active, .. } => {
+            // Another model (or a restart): Generate no longer uses an adapter until told again.
+            t.using.set(None);
+            if counted_for.get_untracked() != Some(*active) && !t.busy() {
+                counted_for.set(Some(*active));
+                let text = t.data.text.get_untracked();
+                if !text.is_empty() {
+                    t.counts.set(None);
+                    t.send(TrainCmd::Count { text });
+                }
+            }
+        }
         _ => {}
     })
 }
