@@ -47,6 +47,15 @@ fn kind_of(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// "1 layer", "2 layers": `n` and the noun, plural unless one.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// "A", "A and B", "A, B and C".
 pub fn and_list(items: &[&str]) -> String {
     match items {
@@ -174,6 +183,11 @@ pub fn run_error(err: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_plural_unless_one() {
+        assert_eq!(format!("{} × {}", count(1, "layer"), count(4, "head")), "1 layer × 4 heads");
+    }
 
     #[test]
     fn lists_read_as_english() {

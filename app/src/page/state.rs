@@ -45,10 +45,14 @@ impl Status {
     }
 }
 
-/// "256 tokens in 0.52 s · 493.1 tok/s".
+/// "256 tokens in 0.52 s: the first after 0.04 s, then 493.1 tok/s".
 fn describe(s: &RunStats) -> String {
-    let rate = s.tok_per_s.map_or("–".to_string(), |r| format!("{r:.1}"));
-    format!("{} tokens in {:.2} s · {rate} tok/s", s.tokens, s.elapsed_ms / 1000.0)
+    // The rate is run.c's (after the first token), so it is not tokens ÷ seconds: say so.
+    let head = format!("{} tokens in {:.2} s", s.tokens, s.elapsed_ms / 1000.0);
+    match (s.first_token_ms, s.tok_per_s) {
+        (Some(first), Some(rate)) => format!("{head}: the first after {:.2} s, then {rate:.1} tok/s", first / 1000.0),
+        _ => head,
+    }
 }
 
 /// Download or check progress: `done` of `total` bytes (unknown total: a busy bar).

@@ -25,6 +25,7 @@ use super::help::{About, Term};
 use super::state::Ctx;
 use crate::protocol::inspect::{InspectCtl, InspectInfo, InspectNews, InspectRequest, Inspected, Stage};
 use crate::protocol::{FromWorker, ToWorker};
+use crate::words;
 pub use data::Data;
 pub use state::{Phase, State};
 
@@ -242,5 +243,6 @@ fn subject(s: State) -> String {
 fn summary(d: &Data) -> String {
     let i = &d.info;
     let cut = i.truncated_from.map_or(String::new(), |n| format!(" (the first {} of {n})", d.len()));
-    format!("{} tokens{cut} · {} layers × {} heads · {} in {:.0} ms", d.len(), i.n_layers, i.n_heads, i.backend, i.ms)
+    let shape = format!("{} × {}", words::count(i.n_layers, "layer"), words::count(i.n_heads, "head"));
+    format!("{} tokens{cut} · {shape} · {} in {:.0} ms", d.len(), i.backend, i.ms)
 }
