@@ -1,8 +1,9 @@
 //! The inputs the fuzzers found (fuzz/, committed in tests/fixtures/fuzz_found), each now
 //! handled: a tokenizer.bin too short for run.c's byte fallback (it encoded to ids past its
 //! vocabulary and panicked; such bytes are now <unk>), a tokenizer.json whose template names an undefined special token
-//! (the tokenizers crate panicked when encoding), and a GGUF whose metadata implies 6.4 GB of
-//! weights it does not hold (it was allocated before any tensor was looked up).
+//! (the tokenizers crate panicked when encoding), a GGUF whose metadata implies 6.4 GB of
+//! weights it does not hold (it was allocated before any tensor was looked up), and a GGUF
+//! claiming 65,535 layers (the check for room before loading looked up every layer's names).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,4 +62,15 @@ fn a_gguf_with_a_forged_shape_allocates_only_what_it_holds() {
     // (The counter is the whole binary's; the other tests here allocate a few KB.)
     let largest = LARGEST.load(Ordering::Relaxed);
     assert!(largest < 64 << 20, "an allocation of {largest} bytes");
+}
+
+/// A GGUF whose metadata says 65,535 layers but holds tensors for a few: refused at the first
+/// missing tensor. (The memory check before loading once looked up every name of every layer
+/// first, which took the fuzzer's 10 s limit.)
+#[test]
+fn a_gguf_claiming_65535_layers_is_refused_at_its_first_missing_tensor() {
+    let bytes = found("gguf_many_layers.gguf");
+    let Err(e) = LoadedModel::open(&[NamedFile { name: "m.gguf", bytes: &bytes }]) else { panic!("a forged file was opened") };
+    let e = e.to_string();
+    assert!(e.contains("m.gguf") && e.contains("has no tensor blk."), "{e}");
 }

@@ -74,14 +74,16 @@ fn kept(t: DType, shape: &[usize]) -> Kept {
     }
 }
 
-/// Bytes the model's tensors will take held as `kept` says, from the header alone (tensors
-/// missing or misshapen are refused later, by the reader).
+/// Bytes the model's tensors will take held as `kept` says, from the header alone, up to the
+/// first missing tensor (tensors missing or misshapen are refused later, by the reader).
 fn held_bytes(g: &Gguf, c: &Config) -> u64 {
     let mut held = 0u64;
     for spec in tensor_specs(c) {
         let shape = llama::shape(c, spec.tensor);
         for l in 0..spec.blocks {
-            let Some(info) = g.tensor(&llama::gguf_name(spec.tensor, l)) else { continue };
+            // The reader refuses a file at its first missing tensor: no need to look further
+            // (a forged layer count of 65,535 made this loop look up every name; found by fuzzing).
+            let Some(info) = g.tensor(&llama::gguf_name(spec.tensor, l)) else { return held };
             let n = info.elements();
             held = held.saturating_add(match kept(info.dtype, &shape) {
                 Kept::Q8 => n + 4 * (n / 32),

@@ -74,14 +74,16 @@ fn keeps_half(d: Dtype, shape: &[usize]) -> bool {
 }
 
 /// Bytes the model's tensors will take held (`keeps_half`: 2 a value, else 4), from the
-/// safetensors headers alone (tensors missing or misshapen are refused later, by the reader).
+/// safetensors headers alone, up to the first missing tensor (tensors missing or misshapen are
+/// refused later, by the reader).
 fn held_bytes(shards: &Shards, c: &Config) -> u64 {
     let mut held = 0u64;
     for spec in crate::weights::tensor_specs(c) {
         let shape = llama::shape(c, spec.tensor);
         for l in 0..spec.blocks {
             let name = llama::hf_name(spec.tensor, l);
-            let Some(view) = shards.get(&name).and_then(|(_, st)| st.tensor(&name).ok()) else { continue };
+            // The reader refuses the folder at its first missing tensor: stop there too.
+            let Some(view) = shards.get(&name).and_then(|(_, st)| st.tensor(&name).ok()) else { return held };
             let n = view.shape().iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
             held = held.saturating_add(n.saturating_mul(if keeps_half(view.dtype(), &shape) { 2 } else { 4 }));
         }
