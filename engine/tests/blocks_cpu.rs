@@ -273,17 +273,6 @@ fn held_bytes_are_the_files_blocks_and_q4_k_m_holds_less_than_q8_0() {
     }
 }
 
-/// A fixture file, or every file of a fixture folder, opened as the front ends open them.
-fn open_fixture(rel: &str) -> LoadedModel {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel);
-    let paths: Vec<_> = match path.is_dir() {
-        true => std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect(),
-        false => vec![path],
-    };
-    let files: Vec<(String, Vec<u8>)> = paths.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect();
-    LoadedModel::open(&files.iter().map(|(n, b)| NamedFile::new(n, b)).collect::<Vec<_>>()).unwrap()
-}
-
 /// F16 and BF16 matrices (GGUF files and Hugging Face folders) stay in their type on the CPU: half
 /// of f32's bytes, on the F16/BF16 row kernels, with logits against transformers and the f32 path
 /// of the same values, and greedy tokens equal.
@@ -296,7 +285,7 @@ fn f16_and_bf16_matrices_are_held_as_read_and_match_both_references() {
         ("hf/llama3_headdim_f16", "llama3_headdim_f16", DType::F16),
     ];
     for (rel, reference, t) in cases {
-        let m = open_fixture(rel);
+        let m = common::open_format_fixture(rel);
         let q = m.quantized().unwrap_or_else(|| panic!("{rel} is held in {}", t.name())).clone();
         assert_eq!(q.kept_types(), [t], "{rel}");
         // Matrices at 2 bytes a value, norms in f32.

@@ -110,17 +110,6 @@ fn gguf_quantized_files_on_the_gpu_match_transformers() {
     }
 }
 
-/// A fixture file, or every file of a fixture folder, as the front ends open them.
-fn open_fixture(rel: &str) -> LoadedModel {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel);
-    let paths: Vec<_> = match path.is_dir() {
-        true => std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect(),
-        false => vec![path],
-    };
-    let files: Vec<(String, Vec<u8>)> = paths.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect();
-    LoadedModel::open(&files.iter().map(|(n, b)| NamedFile::new(n, b)).collect::<Vec<_>>()).unwrap()
-}
-
 /// F16 and BF16 matrices (GGUF files, HF folders) stay in their type on the GPU, two values to a
 /// word (`WeightFormat::Half`): every decode path against transformers, greedy tokens equal,
 /// half the f32 upload's bytes.
@@ -132,7 +121,7 @@ fn f16_and_bf16_files_stay_in_their_type_on_the_gpu() {
         ("hf/mha_tied_bf16", "mha_tied_bf16", true),
         ("hf/llama3_headdim_f16", "llama3_headdim_f16", false),
     ] {
-        let m = open_fixture(rel);
+        let m = common::open_format_fixture(rel);
         let r = read_fixture(&format!("reference/{reference}.safetensors"));
         let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
         check(rel, &m, WeightFormat::Half { bf16 }, &tokens, &tensor(&r, "logits").1);

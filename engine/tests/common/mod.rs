@@ -47,3 +47,16 @@ pub fn run_c_samples() -> Vec<(RunC, Vec<u8>)> {
     assert_eq!(cases.len(), 4, "top-p, multinomial, a prompt, a hot temperature");
     cases.into_iter().map(|c| (read(&format!("reference/sampling_run_c/{}.txt", c.name)), c)).map(|(t, c)| (c, t)).collect()
 }
+
+/// A fixture of `tests/fixtures/formats` (a file, or every file of a folder), opened as the front
+/// ends open models.
+pub fn open_format_fixture(rel: &str) -> tinylm_engine::LoadedModel {
+    use tinylm_engine::{LoadedModel, NamedFile};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(rel);
+    let paths: Vec<_> = match path.is_dir() {
+        true => std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect(),
+        false => vec![path],
+    };
+    let files: Vec<(String, Vec<u8>)> = paths.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect();
+    LoadedModel::open(&files.iter().map(|(n, b)| NamedFile::new(n, b)).collect::<Vec<_>>()).unwrap()
+}
