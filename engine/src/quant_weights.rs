@@ -74,6 +74,15 @@ pub enum MatrixRef<'a> {
 }
 
 impl MatrixRef<'_> {
+    /// Rows held, each `cols` values wide.
+    pub fn n_rows(&self, cols: usize) -> usize {
+        match self {
+            MatrixRef::F32(m) => m.len() / cols.max(1),
+            MatrixRef::Q8(m) => m.n_rows(),
+            MatrixRef::Blocks(b) => b.n_rows(),
+        }
+    }
+
     /// Row `r` (of `out.len()` values) in f32: `quant::dequantize`'s values for quantized rows.
     pub fn row_f32(&self, r: usize, out: &mut [f32]) {
         match self {

@@ -131,8 +131,9 @@ async fn webgpu_sampling_equals_the_cpu_path() {
     assert_eq!(gs.rng, cs.rng);
 }
 
-/// Quantized weights kept quantized on WebGPU (`gpu::packing`'s int8 form; Chromium's own WGSL
-/// compiler, stricter than naga's): the GGUF Q8_0, Q4_K_M, F16 and BF16 fixtures' logits against
+/// Quantized weights kept quantized on WebGPU (`gpu::packing`'s int8 form for Q8_0, the files' own
+/// blocks for Q4_K_M and the Q5 mix; Chromium's own WGSL compiler, stricter than naga's): the
+/// GGUF Q8_0, Q4_K_M, Q5 mix, F16 and BF16 fixtures' logits against
 /// transformers on gguf's dequantized weights, batched and per token, and a llama2.c v2 Q8_0
 /// file's greedy story against the CPU path on its dequantized weights. (tests/gpu_quantized.rs
 /// checks every decode path on lavapipe.)
@@ -140,7 +141,7 @@ async fn webgpu_sampling_equals_the_cpu_path() {
 async fn webgpu_keeps_quantized_weights_quantized() {
     use tinylm_engine::gpu::WeightFormat;
     use tinylm_engine::{LoadedModel, NamedFile};
-    let cases: [(&str, &[u8], &[u8], WeightFormat); 4] = [
+    let cases: [(&str, &[u8], &[u8], WeightFormat); 5] = [
         (
             "quant.q8_0.gguf",
             include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf"),
@@ -151,7 +152,14 @@ async fn webgpu_keeps_quantized_weights_quantized() {
             "quant.q4_k_m.gguf",
             include_bytes!("fixtures/formats/gguf/quant.q4_k_m.gguf"),
             include_bytes!("fixtures/formats/reference/quant.q4_k_m.gguf.safetensors"),
-            WeightFormat::Int8 { group: 16, mins: true },
+            WeightFormat::Blocks,
+        ),
+        // Q5_0, Q5_1 and Q4_1 mixed in one chunk, in their own blocks.
+        (
+            "quant.q5_mix.gguf",
+            include_bytes!("fixtures/formats/gguf/quant.q5_mix.gguf"),
+            include_bytes!("fixtures/formats/reference/quant.q5_mix.gguf.safetensors"),
+            WeightFormat::Blocks,
         ),
         // F16 and BF16 kept as read, two to a word.
         (

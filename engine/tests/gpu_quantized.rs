@@ -1,6 +1,7 @@
-//! Quantized weights kept quantized on the GPU (`gpu::packing`, in `quant_int8`'s int8 form;
-//! lavapipe here, Chromium's WebGPU in gpu_browser.rs): the kernels dequantize as they read; and
-//! F16/BF16 matrices kept as read, two to a word.
+//! Quantized weights kept quantized on the GPU (`gpu::packing`: Q8_0 in `quant_int8`'s int8
+//! form, types under a byte a weight in their own ggml blocks, `gpu::blocks`; lavapipe here,
+//! Chromium's WebGPU in gpu_browser.rs): the kernels dequantize as they read; and F16/BF16
+//! matrices kept as read, two to a word.
 //! Against the dequantized reference, on every decode path (three dispatches, five fused,
 //! unfused, batched) and with weight chunks split small: the GGUF Q8_0, Q4_0 and Q4_K_M fixtures
 //! against transformers on gguf's dequantized weights, and a llama2.c v2 file against the CPU
@@ -15,7 +16,7 @@ use common::{max_abs, max_diff, stories260k, tensor};
 use tinylm_engine::checkpoint::write_v2;
 use tinylm_engine::cpu::{self, Kernels, State};
 use tinylm_engine::generate::{Backend, Generator};
-use tinylm_engine::gpu::{int8_format, kept_format, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
+use tinylm_engine::gpu::{int8_format, kept_format, rope_table, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
 use tinylm_engine::sampler::argmax;
 use tinylm_engine::{LoadedModel, NamedFile, Sampler, Weights};
 
@@ -76,38 +77,50 @@ fn bytes_ratio(m: &LoadedModel) -> f64 {
 
 #[test]
 fn gguf_quantized_files_on_the_gpu_match_transformers() {
-    let int8 = |group, mins| WeightFormat::Int8 { group, mins };
     // (file, its form on the GPU, the most of the f32 upload's bytes it may take)
     for (file, format, most) in [
-        ("quant.q8_0.gguf", int8(32, false), 0.30),
-        ("quant.q4_0.gguf", int8(32, false), 0.30),
-        // Q4_K (groups of 32 with mins) and Q6_K (16): one form, groups of 16 with mins.
-        ("quant.q4_k_m.gguf", int8(16, true), 0.40),
-        // Q5_0, Q5_1 (min −m) and Q4_1: groups of 32 with mins.
-        ("quant.q5_mix.gguf", int8(32, true), 0.40),
+        // Q8_0 in int8 words (coalesced reads; 1.125 bytes a weight against its own 1.0625).
+        ("quant.q8_0.gguf", WeightFormat::Int8 { group: 32, mins: false }, 0.30),
+        // Under a byte a weight: the file's own blocks, types mixed in one chunk (Q4_K_M's q|k|v
+        // is Q4_K, Q4_K, Q6_K; q5_mix's is Q5_0, Q5_1, Q4_1).
+        ("quant.q4_0.gguf", WeightFormat::Blocks, 0.16),
+        ("quant.q4_k_m.gguf", WeightFormat::Blocks, 0.18),
+        ("quant.q5_mix.gguf", WeightFormat::Blocks, 0.20),
     ] {
         let m = open(file, &read_fixture(&format!("gguf/{file}")));
         let r = read_fixture(&format!("reference/{file}.safetensors"));
         let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
         check(file, &m, format, &tokens, &tensor(&r, "logits").1);
-
-        // Greedy tokens after the prompt: transformers' continuation.
         let want: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
-        let mut g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
-        let mut got = Vec::new();
-        let mut logits = g.prefill(&tokens).unwrap();
-        for pos in tokens.len()..tokens.len() + want.len() {
-            let next = argmax(&logits) as u32;
-            got.push(next);
-            logits = g.forward(next, pos).unwrap().to_vec();
-        }
-        assert_eq!(got, want, "{file}");
+        let g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
+        assert_eq!(greedy_after(g, &tokens, want.len()), want, "{file}: transformers' continuation");
 
         let ratio = bytes_ratio(&m);
         println!("{file} on the GPU: {ratio:.3} of the f32 weights' bytes");
         assert!(ratio <= most, "{file}: {ratio}");
+        if format == WeightFormat::Blocks {
+            // The file's bytes as the CPU holds them, the RoPE table and each chunk's segment
+            // table (6 chunks here, at most 3 segments each: 13 words and 3 bytes of padding).
+            let q = m.quantized().unwrap();
+            let rope = 4 * rope_table(&q.config).len() as u64;
+            let extra = GpuBackend::new_quantized(q, GpuOptions::default()).unwrap().weight_bytes() - rope - q.size_bytes();
+            println!("{file}: {extra} bytes beside the file's own");
+            assert!(extra <= 6 * (13 * 4 + 3), "{file}: {extra}");
+        }
         assert_eq!(gpu_format(&m), Some(format), "{file}, opened as the page opens it");
     }
+}
+
+/// `n` greedy tokens after prefilling `tokens`.
+fn greedy_after(mut g: GpuBackend, tokens: &[u32], n: usize) -> Vec<u32> {
+    let mut got = Vec::new();
+    let mut logits = g.prefill(tokens).unwrap();
+    for pos in tokens.len()..tokens.len() + n {
+        let next = argmax(&logits) as u32;
+        got.push(next);
+        logits = g.forward(next, pos).unwrap().to_vec();
+    }
+    got
 }
 
 /// F16 and BF16 matrices (GGUF files, HF folders) stay in their type on the GPU, two values to a
@@ -126,15 +139,8 @@ fn f16_and_bf16_files_stay_in_their_type_on_the_gpu() {
         let tokens: Vec<u32> = tensor(&r, "tokens").1.iter().map(|&t| t as u32).collect();
         check(rel, &m, WeightFormat::Half { bf16 }, &tokens, &tensor(&r, "logits").1);
         let want: Vec<u32> = tensor(&r, "greedy").1.iter().map(|&t| t as u32).collect();
-        let mut g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
-        let mut got = Vec::new();
-        let mut logits = g.prefill(&tokens).unwrap();
-        for pos in tokens.len()..tokens.len() + want.len() {
-            let next = argmax(&logits) as u32;
-            got.push(next);
-            logits = g.forward(next, pos).unwrap().to_vec();
-        }
-        assert_eq!(got, want, "{rel}");
+        let g = GpuBackend::new_quantized(m.quantized().unwrap(), GpuOptions::default()).unwrap();
+        assert_eq!(greedy_after(g, &tokens, want.len()), want, "{rel}: transformers' continuation");
         let ratio = bytes_ratio(&m);
         println!("{rel} on the GPU: {ratio:.3} of the f32 weights' bytes");
         assert!(ratio <= 0.55, "{rel}: {ratio}");
@@ -221,7 +227,7 @@ fn an_f32_copy_without_room_is_refused_before_it_is_made() {
 
     let kept = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
     memory::pretend(Some((1000, 1000 + kept.dense_bytes() - 1)));
-    assert_eq!(gpu_format(&kept), Some(WeightFormat::Int8 { group: 16, mins: true }));
+    assert_eq!(gpu_format(&kept), Some(WeightFormat::Blocks));
     memory::pretend(Some((1000, 1000 + copy)));
     assert_eq!(gpu_format(&m), Some(WeightFormat::F32), "exactly the room needed");
     memory::pretend(None);

@@ -15,6 +15,7 @@ mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 mod binds;
+mod blocks;
 mod choice;
 mod context;
 mod decode3;

@@ -5,9 +5,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use super::blocks::pack_blocks;
 use super::context::GpuContext;
 use super::kernels::storage;
-use super::packing::{n_rows, pack_half, pack_int8, WeightFormat};
+use super::packing::{pack_half, pack_int8, WeightFormat};
 use super::split::split_rows;
 use crate::config::Config;
 use crate::cpu::ForwardWeights;
@@ -53,14 +54,26 @@ impl<'a> GpuSource<'a> {
 }
 
 /// How the GPU keeps `q`'s matrices without an f32 copy: `Half` when every matrix is F16 (or every
-/// one BF16), else `int8_format`'s form; `None` when neither fits.
+/// one BF16); the file's own blocks when a type takes under a byte a weight (int8 would double
+/// Q4_0, Q4_K or Q5_0); else `int8_format`'s form (Q8_0 at 1.125 bytes a weight, read in
+/// coalesced words; llama2.c's Q8, whose groups may straddle rows); else the blocks (Q8_0 beside
+/// f32 matrices); `None` when nothing fits.
 pub fn kept_format(q: &QuantWeights) -> Option<WeightFormat> {
-    half_format(q).or_else(|| int8_format(q))
+    let blocks = blocks_format(q);
+    half_format(q)
+        .or_else(|| blocks.filter(|_| kept_types(q).iter().any(|t| under_a_byte(*t))))
+        .or_else(|| int8_format(q))
+        .or(blocks)
 }
 
-/// `Half` when every matrix of `q` is in one of F16 and BF16 and every matrix the kernels read is
-/// a multiple of 4 rows (the vec4 accessors read 4 rows at once).
-fn half_format(q: &QuantWeights) -> Option<WeightFormat> {
+/// A type that takes under 8 bits a weight (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K).
+fn under_a_byte(t: DType) -> bool {
+    let (per, bytes) = t.block();
+    bytes < per
+}
+
+/// The type of every matrix of `q` (Q8_0 for llama2.c's Q8).
+fn kept_types(q: &QuantWeights) -> Vec<DType> {
     fn types(m: &Matrix, out: &mut Vec<DType>) {
         match m {
             Matrix::Blocks(b) => out.push(b.dtype),
@@ -71,6 +84,26 @@ fn half_format(q: &QuantWeights) -> Option<WeightFormat> {
     }
     let mut all = Vec::new();
     q.matrices().for_each(|m| types(m, &mut all));
+    all
+}
+
+/// `Blocks` when no matrix is llama2.c's Q8 (`Matrix::Q8`, not ggml blocks) and every matrix the
+/// kernels read is a multiple of 4 rows.
+fn blocks_format(q: &QuantWeights) -> Option<WeightFormat> {
+    fn ggml(m: &Matrix) -> bool {
+        match m {
+            Matrix::Q8(_) => false,
+            Matrix::Layers(l) => l.iter().all(ggml),
+            _ => true,
+        }
+    }
+    (rows_in_fours(&q.config) && q.matrices().all(ggml)).then_some(WeightFormat::Blocks)
+}
+
+/// `Half` when every matrix of `q` is in one of F16 and BF16 and every matrix the kernels read is
+/// a multiple of 4 rows (the vec4 accessors read 4 rows at once).
+fn half_format(q: &QuantWeights) -> Option<WeightFormat> {
+    let all = kept_types(q);
     match all.first() {
         Some(&t @ (DType::F16 | DType::BF16)) if rows_in_fours(&q.config) && all.iter().all(|&a| a == t) => {
             Some(WeightFormat::Half { bf16: t == DType::BF16 })
@@ -150,7 +183,7 @@ impl Chunked {
         let WeightFormat::Int8 { group, mins } = format else {
             return Err(Error::Gpu(format!("{label}: {format:?} is not an int8 format")));
         };
-        let rows = views.iter().map(|v| n_rows(v, cols)).sum();
+        let rows = views.iter().map(|v| v.n_rows(cols)).sum();
         let four_rows = 16 * cols as u64;
         let parts = split_rows(rows, cols, max_bytes / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
             .into_iter()
@@ -163,10 +196,29 @@ impl Chunked {
         Ok(Chunked { parts, cols })
     }
 
+    /// Matrices `views` stacked, `cols` wide, each chunk in their own blocks (`blocks::pack_blocks`;
+    /// split as if f32: no type takes more, and every chunk a multiple of 4 rows).
+    pub fn upload_blocks(ctx: &GpuContext, label: &str, views: &[MatrixRef], cols: usize, max_bytes: u64) -> Result<Chunked> {
+        let rows = views.iter().map(|v| v.n_rows(cols)).sum();
+        let four_rows = 16 * cols as u64;
+        // The segment table: at most one segment per view, 4 words each, and the count.
+        let table = 4 * (1 + 4 * views.len() as u64);
+        let room = max_bytes.saturating_sub(table + 4 * views.len() as u64);
+        let parts = split_rows(rows, cols, room / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
+            .into_iter()
+            .map(|r| {
+                let words = pack_blocks(views, cols, r.clone())
+                    .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} are not all in ggml blocks or f32")))?;
+                Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Chunked { parts, cols })
+    }
+
     /// F16 or BF16 matrices `views` stacked, `cols` wide, each chunk packed by
     /// `packing::pack_half` (a multiple of 4 rows; split as if f32, as `upload_int8` does).
     pub fn upload_half(ctx: &GpuContext, label: &str, views: &[MatrixRef], cols: usize, max_bytes: u64) -> Result<Chunked> {
-        let rows = views.iter().map(|v| n_rows(v, cols)).sum();
+        let rows = views.iter().map(|v| v.n_rows(cols)).sum();
         let four_rows = 16 * cols as u64;
         let parts = split_rows(rows, cols, max_bytes / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
             .into_iter()
@@ -292,6 +344,7 @@ impl GpuWeights {
             match format {
                 WeightFormat::Int8 { .. } => Chunked::upload_int8(ctx, label, &views, cols, format, max_bytes),
                 WeightFormat::Half { .. } => Chunked::upload_half(ctx, label, &views, cols, max_bytes),
+                WeightFormat::Blocks => Chunked::upload_blocks(ctx, label, &views, cols, max_bytes),
                 _ => Chunked::upload(ctx, label, &f32_rows(&views)?, cols, max_bytes),
             }
         };

@@ -7,7 +7,8 @@
 //! themselves: they call `NAME_at(i, j4, m4, k)` (the 4 outputs `4·j4 .. 4·j4 + 3` at input
 //! `i`, as a vec4<f32>) or `NAME_at1(i, j, m, k)` (one output), where `NAME` is the binding, and
 //! declare the binding as `array<W4>` or `array<W1>`, types the accessors define. So one kernel
-//! source runs f32, f16, packed halves and int8 weights; a model's matrices are all in one format on the GPU.
+//! source runs f32, f16, packed halves, int8 and ggml blocks; a model's matrices are all in one
+//! format on the GPU (`Blocks` mixes types inside it).
 //!
 //! Half (`pack_half`), F16 and BF16 matrices as read: two values to a word, unpacked to f32 by the
 //! accessors (exactly: every f16 and bf16 is an f32), 2 bytes a weight.
@@ -44,6 +45,8 @@ pub enum WeightFormat {
     Half {
         bf16: bool,
     },
+    /// Every matrix in its own ggml blocks, the file's bytes, types mixed (`gpu::blocks`).
+    Blocks,
 }
 
 impl WeightFormat {
@@ -59,6 +62,7 @@ impl WeightFormat {
     /// those in `scalar` (see the module comment). The f32 and f16 accessors ignore `k`.
     pub fn accessors(self, vec4: &[&str], scalar: &[&str]) -> String {
         let mut s = match self {
+            WeightFormat::Blocks => return super::blocks::accessors(vec4, scalar),
             WeightFormat::F32 => "alias W4 = vec4<f32>;\nalias W1 = f32;\n".to_string(),
             WeightFormat::F16 => "alias W4 = vec4<f16>;\nalias W1 = f16;\n".to_string(),
             WeightFormat::Int8 { group, .. } => {
@@ -147,7 +151,7 @@ const BF16_UNPACK: &str = "fn half_pair(w: u32) -> vec2<f32> {
 /// `2·(j/2) + 1` (high half) at input `i`, their bits as read. `None` when a view is not of one
 /// such type or the rows are not whole words.
 pub fn pack_half(views: &[MatrixRef], cols: usize, rows: Range<usize>) -> Option<Vec<u32>> {
-    let stack: Vec<_> = views.iter().flat_map(|v| (0..n_rows(v, cols)).map(move |r| (v, r))).collect();
+    let stack: Vec<_> = views.iter().flat_map(|v| (0..v.n_rows(cols)).map(move |r| (v, r))).collect();
     let chunk = stack.get(rows)?;
     if !chunk.len().is_multiple_of(2) {
         return None;
@@ -177,7 +181,7 @@ pub fn pack_int8(views: &[MatrixRef], cols: usize, rows: Range<usize>, group: us
         return None;
     }
     // Row j of the stack: (its view, its row there).
-    let stack: Vec<_> = views.iter().flat_map(|v| (0..n_rows(v, cols)).map(move |r| (v, r))).collect();
+    let stack: Vec<_> = views.iter().flat_map(|v| (0..v.n_rows(cols)).map(move |r| (v, r))).collect();
     let chunk = stack.get(rows)?;
     let (m, m4, groups) = (chunk.len(), chunk.len() / 4, cols / group);
     let tables = if mins { 2 } else { 1 };
@@ -202,15 +206,6 @@ pub fn pack_int8(views: &[MatrixRef], cols: usize, rows: Range<usize>, group: us
         }
     }
     Some(out)
-}
-
-/// Rows of a matrix view `cols` wide.
-pub fn n_rows(v: &MatrixRef, cols: usize) -> usize {
-    match v {
-        MatrixRef::F32(m) => m.len() / cols.max(1),
-        MatrixRef::Q8(m) => m.n_rows(),
-        MatrixRef::Blocks(b) => b.n_rows(),
-    }
 }
 
 #[cfg(test)]

@@ -377,6 +377,7 @@ mod tests {
                 WeightFormat::Int8 { group: 16, mins: true },
                 WeightFormat::Half { bf16: false },
                 WeightFormat::Half { bf16: true },
+                WeightFormat::Blocks,
             ] {
                 check_bindings(spec, &(spec.source)(&Workgroups::default(), f));
             }
