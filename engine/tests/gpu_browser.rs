@@ -202,6 +202,47 @@ async fn webgpu_keeps_quantized_weights_quantized() {
         }
     }
 
+    // Held Q8_0 (int8 values, f32 scales) beside Q4_0, Q4_K, Q6_K and Q5_0 blocks, as in a real
+    // SmolLM2 Q4_K_M file (tests/gpu_quantized.rs builds the same mix): against the CPU path on
+    // the dequantized weights, per token.
+    {
+        use tinylm_engine::generate::Backend;
+        use tinylm_engine::quant_weights::{Matrix, QuantWeights};
+        use tinylm_engine::weights::{tensor_specs, Tensor};
+        let open = |name: &str, bytes: &[u8]| LoadedModel::open(&[NamedFile::new(name, bytes)]).unwrap();
+        let q8 = open("quant.q8_0.gguf", include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf"));
+        let q4 = open("quant.q4_0.gguf", include_bytes!("fixtures/formats/gguf/quant.q4_0.gguf"));
+        let km = open("quant.q4_k_m.gguf", include_bytes!("fixtures/formats/gguf/quant.q4_k_m.gguf"));
+        let q5 = open("quant.q5_mix.gguf", include_bytes!("fixtures/formats/gguf/quant.q5_mix.gguf"));
+        let from = |m: &LoadedModel, t| m.quantized().unwrap().matrix(t).clone();
+        let base = q8.quantized().unwrap();
+        let tensors = tensor_specs(&base.config)
+            .iter()
+            .map(|s| match s.tensor {
+                Tensor::RmsAtt => Matrix::F32(base.rms_att.clone()),
+                Tensor::RmsFfn => Matrix::F32(base.rms_ffn.clone()),
+                Tensor::RmsFinal => Matrix::F32(base.rms_final.clone()),
+                Tensor::Wq => from(&q4, Tensor::Wq),
+                Tensor::Wk | Tensor::W2 => from(&km, s.tensor),
+                Tensor::W1 | Tensor::W3 | Tensor::Wo => from(&q5, s.tensor),
+                t => from(&q8, t),
+            })
+            .collect();
+        let mixed = QuantWeights::from_tensors(base.config, tensors);
+        let mut cpu = CpuBackend::new(mixed.dequantize());
+        let mut g = GpuBackend::new_quantized_async(&mixed, GpuOptions::default()).await.unwrap();
+        assert_eq!(g.weight_format(), WeightFormat::Blocks);
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        for (p, t) in (0..12u32).map(|i| (i * 37 + 5) % base.config.vocab_size as u32).enumerate() {
+            want.extend_from_slice(cpu.forward(t, p).unwrap());
+            got.extend_from_slice(g.forward_async(t, p, None).await.unwrap());
+        }
+        let tol = 1e-4 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let d = max_diff(&got, &want);
+        console_log!("held Q8_0 among blocks on {}: logits max|Δ| {d:.2e} (tolerance {tol:.2e})", g.name());
+        assert!(d <= tol, "held Q8_0 among blocks: {d}");
+    }
+
     // stories260K as a v2 Q8_0 file in groups of 4 (whole groups in every row).
     let v2 = checkpoint::write_v2(&weights(), 4).unwrap();
     let m = LoadedModel::open(&[NamedFile::new("stories260K_q8.bin", &v2)]).unwrap();

@@ -17,6 +17,7 @@ use tinylm_engine::checkpoint::write_v2;
 use tinylm_engine::cpu::{self, Kernels, State};
 use tinylm_engine::generate::{Backend, Generator};
 use tinylm_engine::gpu::{int8_format, kept_format, rope_table, BackendChoice, GpuBackend, GpuOptions, WeightFormat};
+use tinylm_engine::quant_weights::{Matrix, QuantWeights};
 use tinylm_engine::sampler::argmax;
 use tinylm_engine::{LoadedModel, NamedFile, Sampler, Weights};
 
@@ -53,7 +54,11 @@ fn gpu_logits(g: &mut GpuBackend, tokens: &[u32]) -> (Vec<f32>, Vec<f32>) {
 
 /// Every decode path of `m` kept in `format` on the GPU against `want`.
 fn check(what: &str, m: &LoadedModel, format: WeightFormat, tokens: &[u32], want: &[f32]) {
-    let q = m.quantized().unwrap();
+    check_weights(what, m.quantized().unwrap(), format, tokens, want);
+}
+
+/// Every decode path of `q` kept in `format` on the GPU against `want`.
+fn check_weights(what: &str, q: &QuantWeights, format: WeightFormat, tokens: &[u32], want: &[f32]) {
     assert_eq!(kept_format(q), Some(format), "{what}");
     let scale = max_abs(want).max(1.0);
     for (name, opts) in variants() {
@@ -146,6 +151,46 @@ fn f16_and_bf16_files_stay_in_their_type_on_the_gpu() {
         assert!(ratio <= 0.55, "{rel}: {ratio}");
         assert_eq!(gpu_format(&m), Some(WeightFormat::Half { bf16 }), "{rel}, opened as the page opens it");
     }
+}
+
+/// llama.cpp's Q4_K_M of a model whose rows are not whole 256-value super-blocks (SmolLM2's dim
+/// 576) mixes Q5_0, Q8_0 and Q6_K, and Q8_0 is held as int8 values with f32 scales, not as
+/// blocks: one model here mixes every kind — held Q8_0, Q4_0, Q4_K, Q6_K, Q5_0, Q5_1, Q4_1 —
+/// from the quantized fixtures (one model quantized differently), so stacked q|k|v and w1|w3
+/// chunks hold three and two types. Against the CPU reference on its dequantized weights.
+#[test]
+fn a_mix_of_held_q8_0_and_blocks_stays_in_its_types_on_the_gpu() {
+    use tinylm_engine::weights::{tensor_specs, Tensor};
+    let q8 = open("quant.q8_0.gguf", &read_fixture("gguf/quant.q8_0.gguf"));
+    let q4 = open("quant.q4_0.gguf", &read_fixture("gguf/quant.q4_0.gguf"));
+    let km = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
+    let q5 = open("quant.q5_mix.gguf", &read_fixture("gguf/quant.q5_mix.gguf"));
+    let from = |m: &LoadedModel, t| m.quantized().unwrap().matrix(t).clone();
+    let base = q8.quantized().unwrap();
+    let tensors = tensor_specs(&base.config)
+        .iter()
+        .map(|s| match s.tensor {
+            Tensor::RmsAtt => Matrix::F32(base.rms_att.clone()),
+            Tensor::RmsFfn => Matrix::F32(base.rms_ffn.clone()),
+            Tensor::RmsFinal => Matrix::F32(base.rms_final.clone()),
+            Tensor::Wq => from(&q4, Tensor::Wq),
+            Tensor::Wk => from(&km, Tensor::Wk),
+            Tensor::W1 | Tensor::W3 | Tensor::Wo => from(&q5, s.tensor),
+            Tensor::W2 => from(&km, Tensor::W2),
+            t => from(&q8, t),
+        })
+        .collect();
+    let mixed = QuantWeights::from_tensors(base.config, tensors);
+    let types: Vec<&str> = mixed.kept_types().iter().map(|t| t.name()).collect();
+    assert_eq!(types, ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q6_K"]);
+    let prompt: Vec<u32> = (0..12).map(|i| (i * 37 + 5) % base.config.vocab_size as u32).collect();
+    let dense = mixed.dequantize();
+    check_weights("held Q8_0 among blocks", &mixed, WeightFormat::Blocks, &prompt, &reference(&dense, &prompt));
+    // The GPU holds what the CPU holds, the RoPE table and the segment tables.
+    let g = GpuBackend::new_quantized(&mixed, GpuOptions::default()).unwrap();
+    let extra = g.weight_bytes() - 4 * rope_table(&mixed.config).len() as u64 - mixed.size_bytes();
+    println!("held Q8_0 among blocks: {extra} bytes beside the held matrices'");
+    assert!(extra <= 6 * (13 * 4 + 3), "{extra}");
 }
 
 /// The CPU reference's logits on the dequantized weights.

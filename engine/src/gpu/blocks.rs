@@ -5,8 +5,9 @@
 //!
 //! A chunk's buffer starts with a table of its segments (runs of rows of one matrix, hence one
 //! type): word 0 is their number S; segment s takes words `1 + 4s ..= 4 + 4s`: the end of its
-//! rows (exclusive, counted from the chunk's first row), its type (`code`), the byte where its
-//! first row starts and the bytes of a row. Rows lie as in the file, one after another; each
+//! rows (exclusive, counted from the chunk's first row), its type (`code`; Q8_0 as the engine
+//! holds it, an f32 scale per group, is `q8_code`), the byte where its first row starts and the
+//! bytes of a row. Rows lie as in the file, one after another; each
 //! segment starts on a word. A stacked q|k|v chunk whose wv is Q6_K and wq, wk Q4_K (llama.cpp's
 //! Q4_K_M) is three segments.
 //!
@@ -17,6 +18,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::cpu::q8::Q8Rows;
 use crate::quant::DType;
 use crate::quant_weights::MatrixRef;
 
@@ -36,10 +38,31 @@ pub fn code(t: DType) -> u32 {
     }
 }
 
+/// The type word of a Q8 matrix as the engine holds it (GGUF Q8_0, llama2.c v2: int8 values and
+/// an f32 scale per group): `Q8_GROUPS` with the group size above the low byte, for groups that
+/// lie within rows and keep words aligned; else `None`.
+fn q8_code(m: &Q8Rows) -> Option<u32> {
+    let fits = m.offset == 0 && m.group.is_multiple_of(4) && m.cols.is_multiple_of(m.group) && m.group < 1 << 24;
+    fits.then_some(Q8_GROUPS | (m.group as u32) << 8)
+}
+
+/// Held Q8 groups as blocks of the f32 scale then the group's int8 values (`4 + group` bytes).
+fn q8_blocks(m: Q8Rows) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.q.len() + 4 * m.scales.len());
+    for (q, scale) in m.q.chunks_exact(m.group).zip(m.scales) {
+        out.extend_from_slice(&scale.to_le_bytes());
+        out.extend(q.iter().map(|&v| v as u8));
+    }
+    out
+}
+
+/// The type code of held Q8 groups (`q8_code`), after the ggml types' codes.
+const Q8_GROUPS: u32 = 10;
+
 /// Rows `rows` of the matrices `views` stacked (their rows in order), `cols` inputs wide, as the
-/// words of one chunk (module comment). `None` when a view is llama2.c's Q8 (its groups may
-/// straddle rows; the int8 form takes those), the rows run past the stack or the chunk would
-/// pass 4 GiB (byte addresses are u32).
+/// words of one chunk (module comment). `None` when a view's Q8 groups straddle rows (llama2.c
+/// v2 files may; the int8 form takes those), the rows run past the stack or the chunk would pass
+/// 4 GiB (byte addresses are u32).
 pub fn pack_blocks(views: &[MatrixRef], cols: usize, rows: Range<usize>) -> Option<Vec<u32>> {
     // (first row, end, type, bytes), rows counted from the chunk's first.
     let mut segments: Vec<(usize, usize, u32, Cow<[u8]>)> = Vec::new();
@@ -51,12 +74,12 @@ pub fn pack_blocks(views: &[MatrixRef], cols: usize, rows: Range<usize>) -> Opti
             let (t, bytes) = match v {
                 MatrixRef::F32(m) => {
                     let vals = &m[(a - first) * cols..(b - first) * cols];
-                    (DType::F32, Cow::Owned(vals.iter().flat_map(|x| x.to_le_bytes()).collect()))
+                    (code(DType::F32), Cow::Owned(vals.iter().flat_map(|x| x.to_le_bytes()).collect()))
                 }
-                MatrixRef::Blocks(m) => (m.dtype, Cow::Borrowed(m.rows(a - first, b - a).data)),
-                MatrixRef::Q8(_) => return None,
+                MatrixRef::Blocks(m) => (code(m.dtype), Cow::Borrowed(m.rows(a - first, b - a).data)),
+                MatrixRef::Q8(m) => (q8_code(m)?, Cow::Owned(q8_blocks(m.rows(a - first, b - a)))),
             };
-            segments.push((a - rows.start, b - rows.start, code(t), bytes));
+            segments.push((a - rows.start, b - rows.start, t, bytes));
         }
         first += n;
     }
@@ -117,7 +140,7 @@ fn NAME_bf16(a: u32) -> f32 {
 }
 fn NAME_value(t: u32, row: u32, i: u32) -> f32 {
     var v = 0.0;
-    switch t {
+    switch t & 0xffu {
         case 0u: { v = bitcast<f32>(NAME[(row >> 2u) + i]); }
         case 1u: { v = NAME_f16(row + 2u * i); }
         case 2u: { v = NAME_bf16(row + 2u * i); }
@@ -185,6 +208,13 @@ fn NAME_value(t: u32, row: u32, i: u32) -> f32 {
             let high = (NAME_byte(b + 128u + 32u * h + l) >> (2u * p)) & 3u;
             let sc = bitcast<i32>(NAME_byte(b + 192u + 8u * h + l / 16u + 2u * p) << 24u) >> 24u;
             v = (NAME_f16(b + 208u) * f32(sc)) * f32(i32(low | (high << 4u)) - 32);
+        }
+        case 10u: {
+            // Q8 as held: blocks of an f32 scale and `g` int8 values, g in the type word.
+            let g = t >> 8u;
+            let b = row + (i / g) * (4u + g);
+            let q = bitcast<i32>(NAME_byte(b + 4u + i % g) << 24u) >> 24u;
+            v = f32(q) * bitcast<f32>(NAME[b >> 2u]);
         }
         default: {}
     }

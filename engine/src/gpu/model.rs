@@ -87,17 +87,20 @@ fn kept_types(q: &QuantWeights) -> Vec<DType> {
     all
 }
 
-/// `Blocks` when no matrix is llama2.c's Q8 (`Matrix::Q8`, not ggml blocks) and every matrix the
-/// kernels read is a multiple of 4 rows.
+/// `Blocks` when every Q8 matrix's groups lie within rows and keep words aligned (`blocks`'
+/// `q8_code`; llama2.c v2 files' may not) and every matrix the kernels read is a multiple of 4
+/// rows.
 fn blocks_format(q: &QuantWeights) -> Option<WeightFormat> {
-    fn ggml(m: &Matrix) -> bool {
+    let c = &q.config;
+    let whole = |g: usize| g.is_multiple_of(4) && [c.dim, c.q_dim(), c.hidden_dim].iter().all(|k| k.is_multiple_of(g));
+    fn q8_ok(m: &Matrix, whole: &dyn Fn(usize) -> bool) -> bool {
         match m {
-            Matrix::Q8(_) => false,
-            Matrix::Layers(l) => l.iter().all(ggml),
+            Matrix::Q8(q) => whole(q.group),
+            Matrix::Layers(l) => l.iter().all(|m| q8_ok(m, whole)),
             _ => true,
         }
     }
-    (rows_in_fours(&q.config) && q.matrices().all(ggml)).then_some(WeightFormat::Blocks)
+    (rows_in_fours(c) && q.matrices().all(|m| q8_ok(m, &whole))).then_some(WeightFormat::Blocks)
 }
 
 /// `Half` when every matrix of `q` is in one of F16 and BF16 and every matrix the kernels read is
