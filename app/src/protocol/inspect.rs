@@ -158,11 +158,11 @@ pub fn cap_note(c: &tinylm_engine::Config, wanted: usize, kept: usize) -> Option
     let mb = |t: usize| values(c.n_layers, c.n_heads, c.vocab_size, c.dim, t) as f64 * 4.0 / 1e6;
     let all = wanted.min(c.seq_len);
     Some(format!(
-        "Showing the first {kept} of {wanted} tokens: the attention maps ({} layers × {} heads) grow with the \
-         square of the length, and {all} tokens would need {:.0} MB in the engine and as much again in the page; \
-         {kept} tokens take {:.0} MB.",
-        c.n_layers,
-        c.n_heads,
+        "Showing the first {kept} of {wanted} tokens: the attention maps ({} × {}) grow with the square of the \
+         length, and {all} tokens would need {:.0} MB in the engine and as much again in the page; {kept} tokens \
+         take {:.0} MB.",
+        crate::words::count(c.n_layers, "layer"),
+        crate::words::count(c.n_heads, "head"),
         mb(all),
         mb(kept)
     ))
@@ -204,5 +204,16 @@ mod tests {
         let (c, _) = tinylm_engine::randmodel::named_shape("tiny64").unwrap();
         assert_eq!(cap_note(&c, 600, 256).unwrap(), "Showing the first 256 of 600 tokens: the model's context is 256 tokens.");
         assert_eq!(cap_note(&c, 100, 100), None);
+    }
+
+    #[test]
+    fn the_cap_counts_one_layer_and_one_head_in_the_singular() {
+        let (mut c, _) = tinylm_engine::randmodel::named_shape("s110m").unwrap();
+        c.n_layers = 1;
+        let note = cap_note(&c, 2000, 100).unwrap();
+        assert!(note.contains("the attention maps (1 layer × 12 heads)"), "{note}");
+        c.n_heads = 1;
+        let note = cap_note(&c, 2000, 100).unwrap();
+        assert!(note.contains("the attention maps (1 layer × 1 head)"), "{note}");
     }
 }
