@@ -56,6 +56,42 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// A knock-out or steering change as the page shows it, layers and heads counted from 1 as
+/// everywhere else on the page (the engine's `Intervention::describe`, the CLI's words, counts
+/// from 0): "head 3 of layer 2 and head 5 of layer 4 zeroed; MLP skipped in layer 5".
+pub fn change(i: &tinylm_engine::trace::Intervention) -> String {
+    use tinylm_engine::trace::Ablation;
+    let layers = |v: &[usize]| {
+        let n: Vec<String> = v.iter().map(|l| (l + 1).to_string()).collect();
+        let n: Vec<&str> = n.iter().map(String::as_str).collect();
+        format!("{} {}", if v.len() == 1 { "layer" } else { "layers" }, and_list(&n))
+    };
+    let mut parts = Vec::new();
+    if !i.ablate.is_empty() {
+        let heads: Vec<String> = i.ablate.iter().map(|h| format!("head {} of layer {}", h.head + 1, h.layer + 1)).collect();
+        let heads: Vec<&str> = heads.iter().map(String::as_str).collect();
+        let how = match i.ablation {
+            Ablation::Zero => "zeroed",
+            Ablation::Mean if heads.len() == 1 => "set to its mean output",
+            Ablation::Mean => "set to their mean output",
+        };
+        parts.push(format!("{} {how}", and_list(&heads)));
+    }
+    if !i.skip_attn.is_empty() {
+        parts.push(format!("attention skipped in {}", layers(&i.skip_attn)));
+    }
+    if !i.skip_mlp.is_empty() {
+        parts.push(format!("MLP skipped in {}", layers(&i.skip_mlp)));
+    }
+    if let Some(s) = &i.steer {
+        parts.push(format!("steered after layer {} with strength {}", s.layer + 1, s.strength));
+    }
+    if parts.is_empty() {
+        return "nothing changed".into();
+    }
+    parts.join("; ")
+}
+
 /// "A", "A and B", "A, B and C".
 pub fn and_list(items: &[&str]) -> String {
     match items {
@@ -187,6 +223,18 @@ mod tests {
     #[test]
     fn counts_take_the_plural_unless_one() {
         assert_eq!(format!("{} × {}", count(1, "layer"), count(4, "head")), "1 layer × 4 heads");
+    }
+
+    #[test]
+    fn a_change_counts_layers_and_heads_from_one() {
+        use tinylm_engine::trace::{Ablation, HeadId, Intervention};
+        let head = |layer, head| HeadId { layer, head };
+        let ko = Intervention { ablate: vec![head(1, 2), head(3, 4)], skip_mlp: vec![4], ..Default::default() };
+        assert_eq!(change(&ko), "head 3 of layer 2 and head 5 of layer 4 zeroed; MLP skipped in layer 5");
+        let one =
+            Intervention { ablate: vec![head(0, 0)], ablation: Ablation::Mean, skip_attn: vec![0, 2], ..Default::default() };
+        assert_eq!(change(&one), "head 1 of layer 1 set to its mean output; attention skipped in layers 1 and 3");
+        assert_eq!(change(&Intervention::default()), "nothing changed");
     }
 
     #[test]

@@ -135,6 +135,16 @@ for (const mode of ['cpu', 'webgpu']) {
       await page.click('[data-testid=ko-run]');
       await waitDone(page, 'knockout');
       assert.equal(await page.getAttribute('[data-testid=ko-result]', 'data-description'), ref.runs[0].description);
+      // What the reader sees counts layers and heads from 1, as the attention view does (the
+      // CLI's description above, and its --ablate 1.2, count from 0).
+      assert.match(await page.textContent('[data-testid=ko-changed-words]'),
+        /^Changed: head 3 of layer 2 and head 5 of layer 4 zeroed; MLP skipped in layer 5 \(/);
+      assert.equal(await page.getAttribute('[data-testid=ko-head-1-2]', 'aria-label'), 'Switch off head 3 of layer 2');
+      assert.equal(await page.getAttribute('[data-testid=ko-skip-mlp-4]', 'aria-label'), 'Skip the MLP block of layer 5');
+      assert.equal(await page.textContent('[data-testid=head-1-2] .visually-hidden'), 'Layer 2, head 3');
+      const grid = await page.$$eval('.ko-grid > span', (els) => els.map((e) => e.textContent));
+      assert.deepEqual(grid.slice(0, 10), ['head', '1', '2', '3', '4', '5', '6', '7', '8', 'L1']);
+      assert.match(await page.textContent('.ko-heads legend'), /counted from 1/);
       assert.deepEqual(await tokensOf(page, 'ko-original'), ref.original.tokens);
       assert.deepEqual(await tokensOf(page, 'ko-changed'), ref.runs[0].tokens, 'the knocked-out story is the CLI\'s');
       assert.equal(await firstDiff(page, 'ko-result'), ref.runs[0].first_difference);
@@ -184,7 +194,8 @@ for (const mode of ['cpu', 'webgpu']) {
       const args = ['generate', ...genFlags(settings), '--steer', String(STEER_LAYER),
         ...HAPPY.flatMap((t) => ['--toward', t]), ...SAD.flatMap((t) => ['--away', t]), `--strength=${strengths.join(',')}`];
       const ref = cli(args);
-      await page.selectOption('[data-testid=steer-layer]', String(STEER_LAYER));
+      // By value (the engine's 0-based layer); the option reads STEER_LAYER + 1.
+      await page.selectOption('[data-testid=steer-layer]', { value: String(STEER_LAYER) });
       await setRange(page, 'steer-strength', STRENGTH);
       assert.deepEqual((await page.inputValue('[data-testid=steer-toward]')).split('\n'), HAPPY);
       assert.deepEqual((await page.inputValue('[data-testid=steer-away]')).split('\n'), SAD);
@@ -200,6 +211,9 @@ for (const mode of ['cpu', 'webgpu']) {
       // Strength 0 adds nothing: the unchanged story.
       assert.deepEqual(await tokensOf(page, 'steer-run-1'), ref.original.tokens);
       assert.notEqual(ref.runs[3].first_difference, null, 'the full strength should change the story');
+      // The menu and the result count layers from 1 (the CLI's --steer 2 is the third layer).
+      assert.equal(await page.$eval('[data-testid=steer-layer]', (el) => el.selectedOptions[0].textContent), String(STEER_LAYER + 1));
+      assert.match(await page.textContent('[data-testid=steer-words]'), new RegExp(`^The direction after layer ${STEER_LAYER + 1} has length`));
       const norm = Number(await page.getAttribute('[data-testid=steer-result]', 'data-norm'));
       const want = ref.intervention.steer.direction_norm;
       // The direction is worked out on the CPU in both modes.
@@ -250,6 +264,10 @@ for (const mode of ['cpu', 'webgpu']) {
       // The last layer at the last position is the clean run itself: 100%.
       assert.equal(await page.textContent(`[data-testid=patch-resid-${ref.layers - 1}-${T - 1}]`), '100');
       assert.equal(await page.locator('[data-testid=patch-legend]').count(), 1);
+      // Rows are named from 1, as the attention view's layers and heads.
+      const rowNames = async (id) => page.$$eval(`[data-testid=${id}] tbody th`, (els) => els.map((e) => e.textContent));
+      assert.deepEqual(await rowNames('patch-resid'), Array.from({ length: ref.layers }, (_, l) => String(l + 1)));
+      assert.deepEqual((await rowNames('patch-heads')).slice(0, 2), ['1.1', '1.2']);
       // The tokens label the columns, the changed word showing both versions.
       assert.ok(await page.locator('[data-testid=patch-resid] thead th.differs').count() > 0, 'the changed word is marked');
 

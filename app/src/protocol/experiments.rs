@@ -51,8 +51,11 @@ pub struct ChangeRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnockedOut {
     pub id: u64,
-    /// What was changed, in words ("heads 1.3, 2.0 zeroed").
+    /// What was changed, in the CLI's words ("heads 1.3, 2.0 zeroed": counted from 0, as its
+    /// `--ablate` flag), for comparing with `tinylm generate --json`.
     pub description: String,
+    /// The same as the page shows it, counted from 1 as the rest of the page (`words::change`).
+    pub shown: String,
     pub original: Story,
     pub changed: Story,
     pub first_difference: Option<usize>,

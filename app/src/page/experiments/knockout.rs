@@ -35,24 +35,25 @@ fn clear(s: State) {
 pub fn KnockOut(s: State) -> impl IntoView {
     let shape = move || s.shape().unwrap_or((0, 0));
     // A grid: the head numbers across the top once, a row of checkboxes per layer (compact
-    // enough for 8 heads at 390 px).
+    // enough for 8 heads at 390 px). Layers and heads are counted from 1, as in the attention
+    // view (the test ids keep the engine's 0-based indices).
     let heads = move || {
         let (nl, nh) = shape();
-        let top = (0..nh).map(|h| view! { <span class="ko-num" aria-hidden="true">{h.to_string()}</span> }).collect_view();
+        let top = (0..nh).map(|h| view! { <span class="ko-num" aria-hidden="true">{(h + 1).to_string()}</span> }).collect_view();
         let rows = (0..nl)
             .map(|l| {
                 let boxes = (0..nh)
                     .map(|h| {
                         let on = move || s.heads.with(|set| set.contains(&(l, h)));
                         view! {
-                            <input type="checkbox" data-testid=format!("ko-head-{l}-{h}") title=format!("Layer {l}, head {h}")
-                                aria-label=format!("Switch off head {h} of layer {l}")
+                            <input type="checkbox" data-testid=format!("ko-head-{l}-{h}") title=format!("Layer {}, head {}", l + 1, h + 1)
+                                aria-label=format!("Switch off head {} of layer {}", h + 1, l + 1)
                                 prop:checked=on
                                 on:change=move |_| s.heads.update(|set| if !set.remove(&(l, h)) { set.insert((l, h)); }) />
                         }
                     })
                     .collect_view();
-                view! { <span class="ko-layer" aria-hidden="true">{format!("L{l}")}</span>{boxes} }
+                view! { <span class="ko-layer" aria-hidden="true">{format!("L{}", l + 1)}</span>{boxes} }
             })
             .collect_view();
         view! {
@@ -68,13 +69,13 @@ pub fn KnockOut(s: State) -> impl IntoView {
                 let attn = move || s.skip_attn.with(|set| set.contains(&l));
                 let mlp = move || s.skip_mlp.with(|set| set.contains(&l));
                 view! {
-                    <div class="ko-row" role="group" aria-label=format!("Blocks of layer {l}")>
-                        <span class="ko-layer" aria-hidden="true">{format!("L{l}")}</span>
+                    <div class="ko-row" role="group" aria-label=format!("Blocks of layer {}", l + 1)>
+                        <span class="ko-layer" aria-hidden="true">{format!("L{}", l + 1)}</span>
                         <label><input type="checkbox" data-testid=format!("ko-skip-attn-{l}") prop:checked=attn
-                            aria-label=format!("Skip the attention block of layer {l}")
+                            aria-label=format!("Skip the attention block of layer {}", l + 1)
                             on:change=move |_| s.skip_attn.update(|set| if !set.remove(&l) { set.insert(l); }) />" attention"</label>
                         <label><input type="checkbox" data-testid=format!("ko-skip-mlp-{l}") prop:checked=mlp
-                            aria-label=format!("Skip the MLP block of layer {l}")
+                            aria-label=format!("Skip the MLP block of layer {}", l + 1)
                             on:change=move |_| s.skip_mlp.update(|set| if !set.remove(&l) { set.insert(l); }) />" MLP"</label>
                     </div>
                 }
@@ -93,7 +94,7 @@ pub fn KnockOut(s: State) -> impl IntoView {
             </p>
             <SettingsNote s />
             <fieldset class="ko-heads">
-                <legend>"Heads to switch off (layer and head, counted from 0)"</legend>
+                <legend>"Heads to switch off (layer and head, counted from 1)"</legend>
                 {heads}
             </fieldset>
             <fieldset class="ko-how">
@@ -117,7 +118,7 @@ pub fn KnockOut(s: State) -> impl IntoView {
                 view! {
                     <div class="ex-result" data-testid="ko-result" data-description=k.description.clone()
                         data-first-diff=first.map(|i| i.to_string()).unwrap_or_default()>
-                        <p><strong>"Changed: "</strong>{k.description.clone()}{format!(" ({}, {:.1} s)", k.backend, k.ms / 1000.0)}</p>
+                        <p data-testid="ko-changed-words"><strong>"Changed: "</strong>{k.shown.clone()}{format!(" ({}, {:.1} s)", k.backend, k.ms / 1000.0)}</p>
                         <div class="ex-stories">
                             <StoryText story=k.original.clone() first=None title="Unchanged model".into() testid="ko-original".into() />
                             <StoryText story=k.changed.clone() first=first title="With the change".into() testid="ko-changed".into() />

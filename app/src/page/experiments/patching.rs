@@ -81,10 +81,10 @@ fn result(p: Arc<Patched>) -> impl IntoView {
     let m = &p.maps;
     let (l, h, t) = (m.n_layers, m.n_heads, m.len());
     let resid: Vec<(String, Vec<f32>)> =
-        (0..l).map(|li| (format!("{li}"), (0..t).map(|ti| m.resid_at(li, ti)).collect())).collect();
+        (0..l).map(|li| (format!("{}", li + 1), (0..t).map(|ti| m.resid_at(li, ti)).collect())).collect();
     let heads: Vec<(String, Vec<f32>)> = (0..l)
         .flat_map(|li| (0..h).map(move |hi| (li, hi)))
-        .map(|(li, hi)| (format!("{li}.{hi}"), (0..t).map(|ti| m.heads_at(li, hi, ti)).collect()))
+        .map(|(li, hi)| (format!("{}.{}", li + 1, hi + 1), (0..t).map(|ti| m.heads_at(li, hi, ti)).collect()))
         .collect();
     let (ca, xa) = (p.clean_answer.trim().to_string(), p.corrupt_answer.trim().to_string());
     let summary = if m.clean_diff == m.corrupt_diff {

@@ -68,14 +68,14 @@ pub fn Steering(s: State) -> impl IntoView {
             </div>
             <div class="steer-knobs">
                 <label class="field">
-                    <span class="name">"Layer (added after it, counted from 0)"</span>
+                    <span class="name">"Layer (added after it, counted from 1)"</span>
                     // The options say which is chosen (a select's value set before its options
                     // exist is lost, as in the Build view's menus).
                     <select data-testid="steer-layer"
                         on:change=move |e| { if let Ok(v) = event_target_value(&e).parse::<usize>() { s.layer.set(v) } }>
                         {move || {
                             (0..layers())
-                                .map(|l| view! { <option value=l.to_string() prop:selected=move || s.layer.get() == l>{l.to_string()}</option> })
+                                .map(|l| view! { <option value=l.to_string() prop:selected=move || s.layer.get() == l>{(l + 1).to_string()}</option> })
                                 .collect_view()
                         }}
                     </select>
@@ -103,9 +103,9 @@ pub fn Steering(s: State) -> impl IntoView {
                 view! {
                     <div class="ex-result" data-testid="steer-result" data-norm=k.direction_norm.to_string()
                         data-strengths=serde_json::to_string(&k.runs.iter().map(|r| r.strength).collect::<Vec<_>>()).unwrap_or_default()>
-                        <p>{format!(
+                        <p data-testid="steer-words">{format!(
                             "The direction after layer {} has length {:.3} ({}, {:.1} s). The first different token of each story is marked.",
-                            k.layer, k.direction_norm, k.backend, k.ms / 1000.0
+                            k.layer + 1, k.direction_norm, k.backend, k.ms / 1000.0
                         )}</p>
                         <div class="ex-stories">
                             <StoryText story=k.original.clone() first=None title="Unchanged model".into() testid="steer-original".into() />

@@ -55,6 +55,7 @@ pub async fn run(
     Ok(Some(ExperimentNews::KnockedOut(Box::new(KnockedOut {
         id: tick.id(),
         description: change.describe(),
+        shown: crate::words::change(change),
         first_difference: first_difference(&original, &changed),
         original: told(tok, original)?,
         changed: told(tok, changed)?,
