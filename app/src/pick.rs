@@ -98,6 +98,41 @@ fn folder(names: &[String]) -> Result<Picked, String> {
     Ok(Picked { model, tokenizer: None, rest })
 }
 
+/// What to call a Hugging Face folder given as loose files (picked, so without the folder's
+/// name): the model's own name in its config.json (`_name_or_path`: "HuggingFaceTB/SmolLM-135M"
+/// → "SmolLM-135M"), else what its weights' files are named when that is not the generic
+/// "model" ("smol.safetensors", or shards "smol-00001-of-00002.safetensors" → "smol"), else
+/// None.
+pub fn folder_name(config_json: &[u8], names: &[String]) -> Option<String> {
+    let own = serde_json::from_slice::<serde_json::Value>(config_json).ok().and_then(|c| {
+        let path = c.get("_name_or_path")?.as_str()?.trim().trim_end_matches(['/', '\\']).to_string();
+        let last = path.rsplit(['/', '\\']).next()?.trim();
+        (!last.is_empty() && last != ".").then(|| last.to_string())
+    });
+    if own.is_some() {
+        return own;
+    }
+    // The weights' names without ".safetensors" and a shard's "-00001-of-00002".
+    let stems: Vec<String> = names
+        .iter()
+        .map(|n| base(n))
+        .filter_map(|b| b.strip_suffix(".safetensors").map(str::to_string))
+        .map(|stem| match stem.rsplit_once("-of-").and_then(|(head, _)| head.rsplit_once('-')) {
+            Some((name, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => name.to_string(),
+            _ => stem,
+        })
+        .collect();
+    // Their original spelling (`base` lower-cases): the first weights file's, cut to the stem's length.
+    let first = names.iter().find(|n| base(n).ends_with(".safetensors"))?;
+    let first = first.rsplit(['/', '\\']).next().unwrap_or(first);
+    let stem = stems.first()?;
+    let generic = ["model", "pytorch_model", "adapter_model", "consolidated"];
+    if stem.is_empty() || generic.contains(&stem.as_str()) || stems.iter().any(|s| s != stem) {
+        return None;
+    }
+    first.get(..stem.len()).map(str::to_string)
+}
+
 /// The folder part of a path ("a/b/config.json" → "a/b"; "config.json" → "").
 fn parent(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
@@ -138,6 +173,30 @@ mod tests {
 
     fn f(names: &[(&str, u64)]) -> Vec<(String, u64)> {
         names.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+    }
+
+    #[test]
+    fn a_picked_folder_is_named_after_its_model() {
+        use super::folder_name;
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let plain = names(&["config.json", "model.safetensors", "tokenizer.json"]);
+        let config = br#"{"_name_or_path": "HuggingFaceTB/SmolLM-135M", "model_type": "llama"}"#;
+        assert_eq!(folder_name(config, &plain).as_deref(), Some("SmolLM-135M"));
+        assert_eq!(folder_name(br#"{"_name_or_path": "/home/me/out/my-llama/"}"#, &plain).as_deref(), Some("my-llama"));
+        // No name in the config: the weights' own name, a shard's number cut off.
+        let bare = br#"{"model_type": "llama"}"#;
+        assert_eq!(folder_name(bare, &plain), None);
+        assert_eq!(
+            folder_name(bare, &names(&["config.json", "Tiny-Llama.safetensors", "tokenizer.json"])).as_deref(),
+            Some("Tiny-Llama")
+        );
+        let shards =
+            names(&["config.json", "smol-00001-of-00002.safetensors", "smol-00002-of-00002.safetensors", "tokenizer.json"]);
+        assert_eq!(folder_name(bare, &shards).as_deref(), Some("smol"));
+        let generic = names(&["config.json", "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors"]);
+        assert_eq!(folder_name(bare, &generic), None);
+        assert_eq!(folder_name(b"not json", &plain), None);
+        assert_eq!(folder_name(br#"{"_name_or_path": ""}"#, &plain), None);
     }
 
     fn pair(model: usize, tok: usize) -> Result<Picked, String> {

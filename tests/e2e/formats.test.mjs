@@ -248,6 +248,32 @@ print(json.dumps({"count": len(item), "kind": item[0]["kind"], "files": files}))
     }
   });
 
+  test('a Hugging Face folder picked as separate files is named after its model (config.json’s _name_or_path), here and in Storage', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');
+    // The folder as transformers' save_pretrained writes it: its config names the model.
+    const named = join(tmp, 'named');
+    mkdirSync(named);
+    for (const f of folder('gqa_untied')) {
+      const name = f.split('/').pop();
+      const bytes = readFileSync(f);
+      writeFileSync(join(named, name), name === 'config.json'
+        ? JSON.stringify({ _name_or_path: 'example-org/Tiny-GQA-7M', ...JSON.parse(bytes) }, null, 2) : bytes);
+    }
+    // Picked (the browser gives no folder name), not dropped as a folder.
+    assert.equal(await give(page, readdirSync(named).map((n) => join(named, n))), 'ready', await statusText(page));
+    assert.match(await statusText(page), /^Ready: Tiny-GQA-7M \(Hugging Face safetensors/);
+    const options = await page.locator('[data-testid=model-select] option').allTextContents();
+    assert.match(options[1], /^Tiny-GQA-7M — /);
+    assert.match(await page.textContent('[data-testid=fact-file] dd'), /^Tiny-GQA-7M, /);
+    // Kept on this device under that name, not "Hugging Face folder".
+    await page.click('[data-testid=tab-storage]');
+    await page.waitForSelector('[data-testid=stored-item][data-name=Tiny-GQA-7M]', { timeout: SLOW });
+    assert.equal(await page.locator('[data-testid=stored-item][data-name="Hugging Face folder"]').count(), 0);
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
   test('a cut-short GGUF, folders missing config.json or tokenizer.json, another architecture: refused in words', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error'], SLOW), 'ready');

@@ -63,7 +63,7 @@ impl Store {
             files.files.iter().enumerate().filter(|&(i, _)| Some(i) != given).map(|(_, (_, b))| b.len() as u64).sum();
         let entry = ModelEntry {
             id,
-            name: self.unique_name(&display_name(&model)),
+            name: self.unique_name(&display_name(&model, &files)),
             source: source.clone(),
             config: c,
             format: model.describe().to_string(),
@@ -161,10 +161,15 @@ fn parse(f: &Files) -> Result<(LoadedModel, Option<usize>), String> {
 }
 
 /// How the menu names a model: its file's name, or a Hugging Face folder's (when the browser
-/// gave paths; picked files come without, and are named for what they are).
-fn display_name(model: &LoadedModel) -> String {
+/// gave paths; picked files come without, and are named for the model in them: its config's
+/// `_name_or_path` or its weights' file name, `pick::folder_name`; else "Hugging Face folder").
+fn display_name(model: &LoadedModel, files: &Files) -> String {
     match model.format() {
-        ModelFormat::HfFolder if file_name(model.name()) == tinylm_engine::formats::hf::CONFIG => "Hugging Face folder".into(),
+        ModelFormat::HfFolder if file_name(model.name()) == tinylm_engine::formats::hf::CONFIG => {
+            let config = files.files.iter().find(|(n, _)| file_name(n) == tinylm_engine::formats::hf::CONFIG);
+            let names: Vec<String> = files.files.iter().map(|(n, _)| n.clone()).collect();
+            config.and_then(|(_, bytes)| crate::pick::folder_name(bytes, &names)).unwrap_or_else(|| "Hugging Face folder".into())
+        }
         _ => file_name(model.name()),
     }
 }
