@@ -313,6 +313,8 @@ print(json.dumps({"count": len(item), "kind": item[0]["kind"], "files": files}))
     for (const [files, message, drop] of cases) {
       assert.equal(await give(page, files, drop), 'error');
       assert.match(await statusText(page), message);
+      // The same words right under the drop zone's "Choose files", where the file was given.
+      assert.equal(await page.textContent('[data-testid=load-error-files]'), await statusText(page));
     }
     // The bundled model is still in use and still writes.
     assert.equal((await page.locator('[data-testid=model-select] option').count()), 1);

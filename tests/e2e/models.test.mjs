@@ -107,17 +107,55 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     await page.close();
   });
 
-  test('a file of the wrong type, one too large, and one from another site are refused', async () => {
+  /**
+   * The load error shown under `control` (`error`: its element): its words, the gap between
+   * them, and whether both are in view at once when the control is (on a phone and a laptop the
+   * status line is out of sight from the model card).
+   */
+  async function errorUnder(page, control, error) {
+    await page.locator(control).scrollIntoViewIfNeeded();
+    return page.evaluate(([c, e]) => {
+      const [a, b] = [document.querySelector(c).getBoundingClientRect(), document.querySelector(e).getBoundingClientRect()];
+      const el = document.querySelector(e);
+      return {
+        text: el.textContent, live: el.closest('[aria-live]')?.getAttribute('aria-live'), gap: b.top - a.bottom,
+        inView: a.top >= 0 && b.top >= 0 && b.bottom <= innerHeight, height: b.height,
+        inWidth: b.left >= 0 && b.right <= document.documentElement.clientWidth,
+      };
+    }, [control, error]);
+  }
+
+  test('a file of the wrong type, one too large, and one from another site are refused, the words under the control used', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     await waitForState(page, ['ready']);
-    assert.equal(await pick(page, [join(tmp, 'photo.bin')]), 'error');
-    assert.match(await statusText(page), /^“photo\.bin” is not a model file: it looks like a picture\./);
-    assert.equal(await loadFromSite(page, 'extra/huge.bin'), 'error');
-    assert.match(await statusText(page), /^“extra\/huge\.bin” is 6\.0 GB: too large for this device\./);
+    for (const [width, height] of [[390, 844], [1366, 768]]) {
+      await page.setViewportSize({ width, height });
+      assert.equal(await pick(page, [join(tmp, 'photo.bin')]), 'error');
+      assert.match(await statusText(page), /^“photo\.bin” is not a model file: it looks like a picture\./);
+      // Right under "Choose files", in view with it, in a live region; not under the site form.
+      const files = await errorUnder(page, 'label[for=files]', '[data-testid=load-error-files]');
+      assert.equal(files.text, await statusText(page));
+      assert.equal(files.live, 'polite');
+      assert.ok(files.gap >= 0 && files.gap < 40 && files.inView && files.inWidth && files.height > 0, `${width} px: ${JSON.stringify(files)}`);
+      assert.equal(await page.textContent('[data-testid=load-error-site]'), '');
+      if (width === 390) await screenshot(page, 'error-under-files-390');
+      assert.equal(await loadFromSite(page, 'extra/huge.bin'), 'error');
+      assert.match(await statusText(page), /^“extra\/huge\.bin” is 6\.0 GB: too large for this device\./);
+      // Under the Load button now; the picked file's error is gone.
+      const site2 = await errorUnder(page, '[data-testid=load-url]', '[data-testid=load-error-site]');
+      assert.equal(site2.text, await statusText(page));
+      assert.ok(site2.gap >= 0 && site2.gap < 40 && site2.inView && site2.inWidth, `${width} px: ${JSON.stringify(site2)}`);
+      assert.equal(await page.textContent('[data-testid=load-error-files]'), '');
+    }
+    await page.setViewportSize({ width: 1100, height: 900 });
     await page.fill('[data-testid=model-url]', 'https://example.com/stories.bin');
     await page.click('[data-testid=load-url]');
     assert.equal(await waitForState(page, ['error']), 'error');
     assert.match(await statusText(page), /is on another site\. For your privacy this page only loads models from its own site/);
+    assert.equal(await page.textContent('[data-testid=load-error-site]'), await statusText(page));
+    // A model that loads clears the words under the controls.
+    assert.equal(await loadFromSite(page, 'models/stories260K.bin', 'models/tok512.bin'), 'ready', await statusText(page));
+    assert.equal(await page.textContent('[data-testid=load-error-site]'), '');
     await stillWorks(page);
     await assertClean(page, log, site.server.url);
     await page.close();

@@ -80,7 +80,7 @@ fn read_and_load(ctx: Ctx, source: Source, files: Vec<(String, File)>) {
     for (name, f) in &files {
         let size = f.size() as u64;
         if size > MAX_FILE_BYTES {
-            return ctx.status.set(Status::Error(words::too_large(name, size)));
+            return ctx.load_failed(words::too_large(name, size));
         }
     }
     stop(ctx);
@@ -91,9 +91,9 @@ fn read_and_load(ctx: Ctx, source: Source, files: Vec<(String, File)>) {
             match JsFuture::from(f.array_buffer()).await {
                 Ok(buf) => named.push(NamedBytes { name, bytes: Bytes::from_array(Uint8Array::new(&buf)) }),
                 Err(_) => {
-                    return ctx.status.set(Status::Error(format!(
+                    return ctx.load_failed(format!(
                         "Could not read the file “{name}”: the browser refused (was it moved or deleted?)."
-                    )))
+                    ))
                 }
             }
         }
@@ -104,6 +104,7 @@ fn read_and_load(ctx: Ctx, source: Source, files: Vec<(String, File)>) {
 /// Switches to a model of the menu, or the active one to another backend.
 pub fn select(ctx: Ctx, model: u32, choice: Choice) {
     stop(ctx);
+    ctx.loading_from(None);
     ctx.choice.set(choice);
     ctx.status.set(Status::Loading("Switching".into()));
     ctx.send(&ToWorker::Select { model, choice });

@@ -38,6 +38,7 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
             ctx.adapter.set(None);
             ctx.parses.set(*parses);
             ctx.progress.set(None);
+            ctx.loading_from(None);
             // A "Ready" line names the model now active: a load that ends after another (a
             // backend switch, then a file picked before it finished) must not leave the first
             // one's name up.
@@ -57,7 +58,7 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
         FromWorker::LoadFailed { message, active } => {
             ctx.active.set(*active);
             ctx.progress.set(None);
-            ctx.status.set(Status::Error(message.clone()));
+            ctx.load_failed(message.clone());
             continue_restore(ctx);
         }
         _ => {}

@@ -55,6 +55,16 @@ fn describe(s: &RunStats) -> String {
     }
 }
 
+/// The model card's controls a reader loads a model with: a load's error is shown beside the
+/// one used (as well as on the status line, which on a phone or a laptop is out of sight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPlace {
+    /// "Choose files", or files or a folder dropped on the drop zone.
+    Files,
+    /// "Or from this site": a path typed and Load pressed.
+    Site,
+}
+
 /// Download or check progress: `done` of `total` bytes (unknown total: a busy bar).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
@@ -129,6 +139,10 @@ pub struct Ctx {
     pub picked: StoredValue<Option<Vec<(String, web_sys::File)>>, LocalStorage>,
     /// The Generate view's "Compare settings" section.
     pub compare: super::generate::CompareState,
+    /// Which of the model card's controls started the load under way, if one did.
+    pub load_from: RwSignal<Option<LoadPlace>>,
+    /// The last load's error, shown beside the control that started it.
+    pub load_error: RwSignal<Option<(LoadPlace, String)>>,
 }
 
 impl Ctx {
@@ -158,6 +172,8 @@ impl Ctx {
             parses: RwSignal::new(0),
             picked: StoredValue::new_local(None),
             compare: super::generate::CompareState::new(),
+            load_from: RwSignal::new(None),
+            load_error: RwSignal::new(None),
         }
     }
 
@@ -169,6 +185,19 @@ impl Ctx {
     }
     pub fn can_generate(&self) -> bool {
         self.active.with(Option::is_some) && !self.running() && !self.loading() && !self.compare.running()
+    }
+    /// A load failed: the status line says why, and so does the control that started it.
+    pub fn load_failed(&self, message: String) {
+        if let Some(place) = self.load_from.get_untracked() {
+            self.load_from.set(None);
+            self.load_error.set(Some((place, message.clone())));
+        }
+        self.status.set(Status::Error(message));
+    }
+    /// A load from `place` starts: its last error goes.
+    pub fn loading_from(&self, place: Option<LoadPlace>) {
+        self.load_from.set(place);
+        self.load_error.set(None);
     }
     pub fn send(&self, msg: &ToWorker) {
         self.client.send(msg);

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use web_sys::{DragEvent, File, FileList, HtmlInputElement};
 
-use crate::page::state::{Ctx, Status};
+use crate::page::state::{Ctx, LoadPlace, Status};
 use crate::page::{actions, browser, drop_folder};
 use crate::pick;
 use crate::protocol::{BackendKind, Choice, ModelEntry, Source};
@@ -168,6 +168,7 @@ fn Loader(ctx: Ctx) -> impl IntoView {
     let dragging = RwSignal::new(false);
     let picked = move |ev: leptos::ev::Event| {
         let input: HtmlInputElement = event_target(&ev);
+        ctx.loading_from(Some(LoadPlace::Files));
         load_files(ctx, input.files());
         // Picking the same files again should load them again.
         input.set_value("");
@@ -176,6 +177,7 @@ fn Loader(ctx: Ctx) -> impl IntoView {
         ev.prevent_default();
         dragging.set(false);
         let Some(dt) = ev.data_transfer() else { return };
+        ctx.loading_from(Some(LoadPlace::Files));
         match drop_folder::entries(&dt) {
             Some(entries) => load_folder(ctx, entries),
             None => load_files(ctx, dt.files()),
@@ -183,6 +185,7 @@ fn Loader(ctx: Ctx) -> impl IntoView {
     };
     let load_url = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        ctx.loading_from(Some(LoadPlace::Site));
         load_from_site(ctx, model_url.get_untracked(), tok_url.get_untracked());
     };
     let busy = move || ctx.loading();
@@ -200,6 +203,7 @@ fn Loader(ctx: Ctx) -> impl IntoView {
                 <label class="button secondary" for="files">"Choose files"</label>
                 <input id="files" data-testid="files" class="visually-hidden" type="file" multiple accept=".bin,.gguf,.json,.safetensors"
                     on:change=picked />
+                <LoadError ctx place=LoadPlace::Files />
             </div>
             <form class="from-site" on:submit=load_url>
                 <p class="hint">"Or from this site (for example models/stories260K.bin):"</p>
@@ -208,10 +212,25 @@ fn Loader(ctx: Ctx) -> impl IntoView {
                 <input id="tokenizer-url" data-testid="tokenizer-url" type="text" placeholder="models/your-tokenizer.bin"
                     aria-label="Tokenizer path on this site" bind:value=tok_url />
                 <button id="load-url" data-testid="load-url" type="submit" class="secondary" disabled=busy>"Load"</button>
+                <LoadError ctx place=LoadPlace::Site />
             </form>
             <ProgressBar ctx />
             <p class="hint">"Models from this site stay in the menu while this tab is open, reloads included. Picked and dropped models are kept on this device (the Storage tab). Files never leave your device."</p>
         </details>
+    }
+}
+
+/// Why the last load from `place` failed, right under its control: the status line, which says
+/// it too, is out of sight there on a phone or a laptop. A live region, so it is read out.
+#[component]
+fn LoadError(ctx: Ctx, place: LoadPlace) -> impl IntoView {
+    let testid = match place {
+        LoadPlace::Files => "load-error-files",
+        LoadPlace::Site => "load-error-site",
+    };
+    let text = move || ctx.load_error.with(|e| e.as_ref().filter(|(p, _)| *p == place).map(|(_, m)| m.clone()));
+    view! {
+        <p class="load-error" data-testid=testid aria-live="polite">{move || text().unwrap_or_default()}</p>
     }
 }
 
@@ -243,7 +262,7 @@ fn load_folder(ctx: Ctx, entries: Vec<wasm_bindgen::JsValue>) {
     wasm_bindgen_futures::spawn_local(async move {
         match drop_folder::files(entries).await {
             Ok(files) => load_named(ctx, files),
-            Err(message) => ctx.status.set(Status::Error(message)),
+            Err(message) => ctx.load_failed(message),
         }
     });
 }
@@ -258,20 +277,20 @@ fn load_named(ctx: Ctx, files: Vec<(String, File)>) {
             ctx.picked.set_value(Some(ordered.clone()));
             actions::load_named(ctx, ordered);
         }
-        Err(message) => ctx.status.set(Status::Error(message)),
+        Err(message) => ctx.load_failed(message),
     }
 }
 
 fn load_from_site(ctx: Ctx, model: String, tokenizer: String) {
     let (model, tokenizer) = (model.trim().to_string(), tokenizer.trim().to_string());
     if model.is_empty() {
-        return ctx.status.set(Status::Error("Type the model's path on this site, e.g. models/stories260K.bin.".into()));
+        return ctx.load_failed("Type the model's path on this site, e.g. models/stories260K.bin.".into());
     }
     for url in [&model, &tokenizer].into_iter().filter(|u| !u.is_empty()) {
         if !browser::same_origin(url) {
-            return ctx.status.set(Status::Error(format!(
+            return ctx.load_failed(format!(
                 "“{url}” is on another site. For your privacy this page only loads models from its own site."
-            )));
+            ));
         }
     }
     let tokenizer = Some(tokenizer).filter(|t| !t.is_empty());
