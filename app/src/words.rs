@@ -92,6 +92,27 @@ pub fn change(i: &tinylm_engine::trace::Intervention) -> String {
     parts.join("; ")
 }
 
+/// An adapter refused because it was made for another model, in plain words: `adapter` its
+/// name, `made_for` the model it was trained on, `in_use` the model in use (each when known).
+pub fn adapter_not_for(adapter: Option<&str>, made_for: Option<&str>, in_use: Option<&str>) -> String {
+    let this = adapter.map_or("This adapter".to_string(), |a| format!("“{a}”"));
+    let now = in_use.map_or("the model in use".to_string(), |m| format!("{m}, the model in use"));
+    match made_for {
+        Some(base) if Some(base) == in_use => format!(
+            "{this} was made for another file named {base}, not for the one in use (their contents differ). An \
+             adapter only works with the model it was trained on: load that file, then try again."
+        ),
+        Some(base) => format!(
+            "{this} was made for the model {base}, not for {now}. An adapter only works with the model it was \
+             trained on: choose {base} in the Model menu of the Generate tab (or load its file again), then try again."
+        ),
+        None => format!(
+            "{this} was made for another model, not for {now}: its sizes do not fit. An adapter only works with the \
+             model it was trained on: load that model first, then try again."
+        ),
+    }
+}
+
 /// "A", "A and B", "A, B and C".
 pub fn and_list(items: &[&str]) -> String {
     match items {
@@ -235,6 +256,23 @@ mod tests {
             Intervention { ablate: vec![head(0, 0)], ablation: Ablation::Mean, skip_attn: vec![0, 2], ..Default::default() };
         assert_eq!(change(&one), "head 1 of layer 1 set to its mean output; attention skipped in layers 1 and 3");
         assert_eq!(change(&Intervention::default()), "nothing changed");
+    }
+
+    #[test]
+    fn an_adapter_for_another_model_names_both_models_and_what_to_do() {
+        assert_eq!(
+            adapter_not_for(Some("Alice style (20 steps)"), Some("stories260K.bin"), Some("other.bin")),
+            "“Alice style (20 steps)” was made for the model stories260K.bin, not for other.bin, the model in use. An \
+             adapter only works with the model it was trained on: choose stories260K.bin in the Model menu of the \
+             Generate tab (or load its file again), then try again."
+        );
+        let same = adapter_not_for(Some("a"), Some("m.bin"), Some("m.bin"));
+        assert!(same.starts_with("“a” was made for another file named m.bin, not for the one in use"), "{same}");
+        let unknown = adapter_not_for(None, None, None);
+        assert!(unknown.starts_with("This adapter was made for another model, not for the model in use"), "{unknown}");
+        for m in [same, unknown] {
+            assert!(!m.contains("shape") && !m.contains("mismatch") && !m.contains("hash"), "{m}");
+        }
     }
 
     #[test]

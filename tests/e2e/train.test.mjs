@@ -464,8 +464,26 @@ describe('Train view (CPU training in the engine worker)', () => {
     tinylm(['finetune', other, '--tokens', '1 5 6 7 8 9', '--steps', '1', '-o', otherDir]);
     const count = await page.locator('[data-testid=adapter-row]').count();
     await page.setInputFiles('[data-testid=adapter-upload]', [join(otherDir, 'adapter_config.json'), join(otherDir, 'adapter_model.safetensors')]);
-    await page.waitForFunction(() => /different base model/.test(document.querySelector('[data-testid=library-note]').textContent), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /was made for/.test(document.querySelector('[data-testid=library-note]').textContent), null, { timeout: 30_000 });
+    // In plain words: which model it was made for, which is in use, what to do; no shapes.
+    const refused = await page.textContent('[data-testid=library-note]');
+    assert.match(refused, /^This adapter was made for the model other\.bin, not for stories260K, the model in use\. An adapter only works with the model it was trained on: choose other\.bin in the Model menu/);
+    assert.doesNotMatch(refused, /shape|mismatch|tensor|hash/i);
     assert.equal(await page.locator('[data-testid=adapter-row]').count(), count, 'nothing was added');
+
+    // Compare on an adapter of the library while another model is in use: the same plain words,
+    // naming the adapter and the model it was made for.
+    await page.click('[data-testid=tab-generate]');
+    await page.setInputFiles('[data-testid=files]', [other, TOK]);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready', await statusText(page));
+    await page.click('[data-testid=tab-train]');
+    const fixture = page.locator('[data-testid=adapter-row][data-name="uploaded adapter"]').first();
+    await fixture.locator('[data-testid=adapter-compare]').click();
+    await page.waitForFunction(() => /^“uploaded adapter” was made for/.test(document.querySelector('[data-testid=library-note]').textContent), null, { timeout: 30_000 });
+    const compared = await page.textContent('[data-testid=library-note]');
+    assert.equal(compared, '“uploaded adapter” was made for the model stories260K, not for other, the model in use. An adapter only '
+      + 'works with the model it was trained on: choose stories260K in the Model menu of the Generate tab (or load its file again), then try again.');
+    assert.equal(await page.locator('[data-testid=compare]').count(), 0, 'no comparison was written');
     await assertClean(page, log, site.server.url);
     await page.close();
   });

@@ -129,6 +129,8 @@ pub enum TrainCmd {
     /// (the library's side-by-side comparison); answered by `Compared`.
     Compare {
         name: String,
+        /// The model it was made for (the library's record): another model is refused in words.
+        base: BaseId,
         adapter: Peft,
         prompt: String,
         #[serde(with = "super::seed")]

@@ -14,6 +14,7 @@ use tinylm_engine::{Config, Error};
 
 use crate::protocol::train::{AdapterInfo, BaseId, Peft, Snapshot, TrainSettings};
 use crate::protocol::Bytes;
+use crate::words;
 
 /// A named starting point for the settings.
 pub struct Preset {
@@ -217,14 +218,30 @@ pub fn peft_from_upload(mut named: Vec<(String, Vec<u8>)>) -> Result<Peft, Strin
 
 /// The adapter in `p`, checked against the model `c` (the message is for the reader).
 pub fn read_adapter(p: &Peft, c: &Config) -> Result<Adapter, String> {
-    read_peft(p.config_json.as_bytes(), &p.safetensors.to_vec(), c, [CONFIG_FILE, WEIGHTS_FILE]).map_err(|e| adapter_error(&e))
+    read_adapter_on(p, c, None)
+}
+
+/// `read_adapter` with the name of the model in use, `model`, for the refusal of an adapter
+/// made for another model (which names the model it was made for, from its PEFT config).
+pub fn read_adapter_on(p: &Peft, c: &Config, model: Option<&str>) -> Result<Adapter, String> {
+    read_peft(p.config_json.as_bytes(), &p.safetensors.to_vec(), c, [CONFIG_FILE, WEIGHTS_FILE]).map_err(|e| match e {
+        Error::Mismatch(_) => words::adapter_not_for(None, made_for(p).as_deref(), model),
+        other => adapter_error(&other),
+    })
+}
+
+/// The model a PEFT adapter names as its base (`base_model_name_or_path`: a name, or the path
+/// the CLI was given, of which the file name is kept).
+pub fn made_for(p: &Peft) -> Option<String> {
+    let config: serde_json::Value = serde_json::from_str(&p.config_json).ok()?;
+    let path = config.get("base_model_name_or_path")?.as_str()?.trim();
+    let name = path.rsplit(['/', '\\']).find(|s| !s.is_empty())?;
+    Some(name.to_string())
 }
 
 pub fn adapter_error(e: &Error) -> String {
     match e {
-        Error::Mismatch(m) => format!(
-            "This adapter was made for a different base model than the one loaded ({m}). Load the model it was trained on first."
-        ),
+        Error::Mismatch(_) => words::adapter_not_for(None, None, None),
         other => format!("This adapter cannot be used: {other}"),
     }
 }

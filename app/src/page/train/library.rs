@@ -147,7 +147,7 @@ fn compare(t: TrainCtx, item: Item) {
         match peft_of(&item.id).await {
             Ok(adapter) => {
                 t.note.set(format!("Writing two stories, without and with “{}”…", item.name));
-                t.send(TrainCmd::Compare { name: item.name, adapter, prompt, seed });
+                t.send(TrainCmd::Compare { name: item.name, base: item.meta.base, adapter, prompt, seed });
             }
             Err(e) => t.note.set(e),
         }

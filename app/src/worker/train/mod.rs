@@ -18,7 +18,8 @@ use super::session::Session;
 use super::store::Stored;
 use crate::protocol::train::{BaseId, Ending, Peft, StartRun, TrainCmd, TrainEvent};
 use crate::protocol::{Choice, FromWorker};
-use crate::train::{adapter_error, adapter_hash, adapter_info, read_adapter, split};
+use crate::train::{adapter_error, adapter_hash, adapter_info, read_adapter, read_adapter_on, split};
+use crate::words;
 use samples::off_and_on;
 
 fn send(ev: TrainEvent) {
@@ -37,8 +38,9 @@ pub async fn handle(s: &mut Session, cmd: TrainCmd, cancel: &Cancel<Ending>) {
         // Acted on when they arrived (`router::on_arrival`).
         TrainCmd::Pause { .. } | TrainCmd::Stop { .. } => {}
         TrainCmd::Check { req, adapter } => {
-            let result =
-                s.active().and_then(|(m, _)| Ok((adapter_info(&read_adapter(&adapter, m.model.config())?), m.base.clone())));
+            let result = s.active().and_then(|(m, _)| {
+                Ok((adapter_info(&read_adapter_on(&adapter, m.model.config(), Some(&m.base.name))?), m.base.clone()))
+            });
             send(TrainEvent::Checked { req, result });
         }
         TrainCmd::Count { text } => {
@@ -47,9 +49,12 @@ pub async fn handle(s: &mut Session, cmd: TrainCmd, cancel: &Cancel<Ending>) {
             }
         }
         TrainCmd::Use { adapter } => use_adapter(s, adapter).await,
-        TrainCmd::Compare { name, adapter, prompt, seed } => {
+        TrainCmd::Compare { name, base, adapter, prompt, seed } => {
             let result = s.active().and_then(|(m, _)| {
-                let a = read_adapter(&adapter, m.model.config())?;
+                if base.hash != m.base.hash {
+                    return Err(words::adapter_not_for(Some(&name), Some(&base.name), Some(&m.base.name)));
+                }
+                let a = read_adapter_on(&adapter, m.model.config(), Some(&m.base.name))?;
                 off_and_on(&m.model, a, &prompt, seed)
             });
             send(TrainEvent::Compared { name, result });
@@ -83,15 +88,12 @@ async fn use_adapter(s: &mut Session, adapter: Option<(String, BaseId, Peft)>) {
     let checked = (|| {
         let (m, a) = s.active()?;
         let Some((name, base, p)) = adapter else { return Ok((a.id, None)) };
-        if base != m.base {
-            return Err(format!(
-                "“{name}” was trained on {} (file hash {}), not on the model loaded now ({}, {}). \
-                 An adapter only fits the model it was made for: load {} first.",
-                base.name, base.hash, m.base.name, m.base.hash, base.name
-            ));
+        // By the file's hash: the same file under another menu name ("stories260K (2)") is the same model.
+        if base.hash != m.base.hash {
+            return Err(words::adapter_not_for(Some(&name), Some(&base.name), Some(&m.base.name)));
         }
         let hash = adapter_hash(&p);
-        Ok((a.id, Some((name, hash, read_adapter(&p, m.model.config())?))))
+        Ok((a.id, Some((name, hash, read_adapter_on(&p, m.model.config(), Some(&m.base.name))?))))
     })();
     let (id, chosen) = match checked {
         Ok(c) => c,
