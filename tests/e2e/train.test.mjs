@@ -264,6 +264,58 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.close();
   });
 
+  test('an adapter is named after its text (a bundled one, a .txt file, pasted words); two runs on the same text stay apart in the library', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    await openTrain(page);
+    const name = () => page.inputValue('[data-testid=train-name]');
+    const counted = () => page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
+    assert.equal(await name(), 'Peter Rabbit style');
+    await page.selectOption('[data-testid=corpus]', 'alice');
+    assert.equal(await name(), 'Alice style');
+    const book = readFileSync(BOOK, 'utf8');
+    const text = book.slice(book.indexOf('Once upon a time'), book.indexOf('Once upon a time') + 3000);
+    // A .txt file: named after the file.
+    await page.selectOption('[data-testid=corpus]', 'file');
+    await page.setInputFiles('[data-testid=text-upload]', { name: 'grimm_tales.txt', mimeType: 'text/plain', buffer: Buffer.from(text) });
+    await page.waitForFunction(() => document.querySelector('[data-testid=train-name]').value === 'grimm tales style', null, { timeout: 10_000 });
+    // Pasted text: its first words.
+    await page.selectOption('[data-testid=corpus]', 'paste');
+    await page.fill('[data-testid=paste]', text);
+    await page.locator('[data-testid=paste]').dispatchEvent('change');
+    await page.waitForFunction(() => document.querySelector('[data-testid=train-name]').value === '“Once upon a time…” style', null, { timeout: 10_000 });
+    await counted();
+    // Two short runs on the same text: two rows, told apart by a number.
+    await settings(page, { steps: 2, batch: 1, seq: 16, sampleEvery: 2, checkpointEvery: 2 });
+    for (let run = 0; run < 2; run++) {
+      const before = await rows(page);
+      await page.click('[data-testid=train-start]');
+      assert.equal(await waitPhase(page, ['finished', 'error']), 'finished', await page.textContent('[data-testid=train-status]'));
+      await waitRows(page, before);
+    }
+    const names = await page.$$eval('[data-testid=adapter-row]', (els) => els.map((e) => e.dataset.name));
+    assert.ok(names.includes('“Once upon a time…” style (2 steps)'), JSON.stringify(names));
+    assert.ok(names.includes('“Once upon a time…” style (2 steps) #2'), JSON.stringify(names));
+    // The name is what the row shows, whole and on screen, on a phone too.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const last = page.locator('[data-testid=adapter-row]').last();
+    await last.scrollIntoViewIfNeeded();
+    const shown = await last.locator('[data-testid=adapter-name]').evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return { text: el.textContent, left: r.left, right: r.right, width: document.documentElement.clientWidth, lines: r.height / parseFloat(getComputedStyle(el).lineHeight) };
+    });
+    assert.equal(shown.text, '“Once upon a time…” style (2 steps) #2');
+    assert.ok(shown.left >= 0 && shown.right <= shown.width && shown.lines <= 3.5, JSON.stringify(shown));
+    await screenshot(page, 'train-library-names-390');
+    await page.setViewportSize({ width: 1100, height: 900 });
+    // A name the reader typed stays when the text changes.
+    await page.fill('[data-testid=train-name]', 'my fables');
+    await page.selectOption('[data-testid=corpus]', 'aesop');
+    await counted();
+    assert.equal(await name(), 'my fables');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
   test('reload during training; the newest checkpoint damaged, a reload resumes from the one before; the final adapter equals an uninterrupted run exactly', async () => {
     const s = { ...RUN, steps: 30, sampleEvery: 15, checkpointEvery: 5, name: 'resume-check' };
     const { page, log } = await openApp(site.browser.context, site.server.url);

@@ -277,9 +277,55 @@ pub fn restore(s: &Snapshot, c: &Config) -> Result<(Adapter, tinylm_engine::lora
     Ok((adapter, state))
 }
 
+/// The adapter name the Train view suggests for a text from the file `file`: "grimm tales
+/// style" for "grimm_tales.txt".
+pub fn style_of_file(file: &str) -> String {
+    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let stem = base.rsplit_once('.').map_or(base, |(s, _)| s).replace(['_', '-'], " ");
+    match stem.trim() {
+        "" => "your text style".to_string(),
+        s => format!("{s} style"),
+    }
+}
+
+/// The adapter name the Train view suggests for pasted text: its first words,
+/// "“The cat sat on…” style".
+pub fn style_of_text(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words.len() {
+        0 => "your text style".to_string(),
+        1..=4 => format!("“{}” style", words.join(" ")),
+        _ => format!("“{}…” style", words[..4].join(" ")),
+    }
+}
+
+/// `name`, or "`name` #2", "#3"… when the library already holds an adapter of that name, so
+/// two runs on the same text stay apart in the library and in Generate.
+pub fn distinct_name(name: &str, taken: &[String]) -> String {
+    let free = |n: &str| !taken.iter().any(|t| t == n);
+    if free(name) {
+        return name.to_string();
+    }
+    (2..).map(|k| format!("{name} #{k}")).find(|n| free(n)).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adapters_are_named_after_their_text_and_kept_apart() {
+        assert_eq!(style_of_file("grimm_tales.txt"), "grimm tales style");
+        assert_eq!(style_of_file("my-story.TXT"), "my story style");
+        assert_eq!(style_of_file(".txt"), "your text style");
+        assert_eq!(style_of_text("The cat sat on the mat. It was happy."), "“The cat sat on…” style");
+        assert_eq!(style_of_text("  Hello there \n"), "“Hello there” style");
+        assert_eq!(style_of_text(" \n"), "your text style");
+        let taken = vec!["Alice style (20 steps)".to_string(), "Alice style (20 steps) #2".to_string()];
+        assert_eq!(distinct_name("Aesop style (20 steps)", &taken), "Aesop style (20 steps)");
+        assert_eq!(distinct_name("Alice style (20 steps)", &taken), "Alice style (20 steps) #3");
+        assert_eq!(distinct_name("Alice style (20 steps)", &taken[..1]), "Alice style (20 steps) #2");
+    }
 
     #[test]
     fn split_holds_out_the_last_tenth_at_a_paragraph() {

@@ -8,6 +8,7 @@ use web_sys::{File, HtmlInputElement, Response};
 
 use super::state::TrainCtx;
 use crate::protocol::train::TrainCmd;
+use crate::train::{style_of_file, style_of_text};
 
 /// A text shipped with the site (public/corpora/, see its LICENSE-NOTES.md).
 pub struct Corpus {
@@ -90,10 +91,7 @@ pub fn load_corpus(t: TrainCtx, key: String) {
     };
     t.data.source.set(key);
     t.form.prompt.set(c.prompt.to_string());
-    // The suggested name follows the text until the user names the adapter.
-    if t.form.name.with_untracked(|n| CORPORA.iter().any(|o| o.style == n)) {
-        t.form.name.set(c.style.to_string());
-    }
+    suggest(t, c.style.to_string());
     spawn_local(async move {
         let text = async {
             let w = web_sys::window()?;
@@ -107,13 +105,26 @@ pub fn load_corpus(t: TrainCtx, key: String) {
     });
 }
 
+/// The suggested adapter name follows the text until the reader names the adapter.
+fn suggest(t: TrainCtx, name: String) {
+    let f = t.form;
+    let untouched = f.name.with_untracked(|n| *n == f.suggested.get_untracked() || CORPORA.iter().any(|o| o.style == n));
+    if untouched {
+        f.name.set(name.clone());
+    }
+    f.suggested.set(name);
+}
+
 pub fn load_default(t: TrainCtx) {
     load_corpus(t, CORPORA[0].key.into());
 }
 
 async fn read_txt(t: TrainCtx, f: File) {
     match gloo::file::futures::read_as_text(&gloo::file::File::from(f.clone())).await.ok() {
-        Some(text) => set_text(t, text, format!("your file {}", f.name())),
+        Some(text) => {
+            suggest(t, style_of_file(&f.name()));
+            set_text(t, text, format!("your file {}", f.name()))
+        }
         None => t.note.set(format!("Could not read {} as text.", f.name())),
     }
 }
@@ -136,7 +147,9 @@ pub fn DataPanel(t: TrainCtx) -> impl IntoView {
         }
     };
     let pasted = move |ev: leptos::ev::Event| {
-        set_text(t, event_target_value(&ev), "pasted text".into());
+        let text = event_target_value(&ev);
+        suggest(t, style_of_text(&text));
+        set_text(t, text, "pasted text".into());
     };
     view! {
         <div class="data" data-testid="train-data">

@@ -8,6 +8,9 @@ use crate::train::{check, one_pass_steps, PRESETS};
 #[derive(Clone, Copy)]
 pub struct FormSignals {
     pub name: RwSignal<String>,
+    /// The name the view last suggested for the text: while the field still holds it, the
+    /// name follows the text (a name the reader typed stays).
+    pub suggested: RwSignal<String>,
     pub targets: RwSignal<String>,
     pub rank: RwSignal<String>,
     pub alpha: RwSignal<String>,
@@ -29,6 +32,7 @@ impl FormSignals {
         let s = TrainSettings::default();
         let f = FormSignals {
             name: RwSignal::new(name.into()),
+            suggested: RwSignal::new(name.into()),
             targets: RwSignal::new(String::new()),
             rank: RwSignal::new(String::new()),
             alpha: RwSignal::new(String::new()),

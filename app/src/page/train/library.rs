@@ -9,7 +9,7 @@ use super::state::{Item, TrainCtx};
 use crate::protocol::train::{AdapterInfo, BaseId, Peft, Snapshot, TrainCmd};
 use crate::protocol::Bytes;
 use crate::storage::{self, Data, Kind};
-use crate::train::{archive, AdapterMeta};
+use crate::train::{archive, distinct_name, AdapterMeta};
 use crate::words::size;
 
 const CONFIG: &str = "adapter_config.json";
@@ -51,6 +51,11 @@ async fn save(t: TrainCtx, name: &str, peft: &Peft, meta: AdapterMeta) -> bool {
     saved
 }
 
+/// The names in the library now.
+fn names(t: TrainCtx) -> Vec<String> {
+    t.library.with_untracked(|l| l.iter().map(|i| i.name.clone()).collect())
+}
+
 /// A finished (or stopped) run's adapter goes into the library; then the saved run is
 /// forgotten (if the library cannot take it, the last snapshot stays resumable).
 pub fn add_trained(t: TrainCtx, ck: &Snapshot) {
@@ -60,7 +65,8 @@ pub fn add_trained(t: TrainCtx, ck: &Snapshot) {
         loss: ck.losses.last().copied(),
         held: ck.held.last().map(|h| h.1),
     };
-    let (name, peft) = (format!("{} ({} steps)", ck.name, ck.step), ck.adapter.copy());
+    let name = distinct_name(&format!("{} ({} steps)", ck.name, ck.step), &names(t));
+    let peft = ck.adapter.copy();
     spawn_local(async move {
         if save(t, &name, &peft, meta).await {
             t.saver.clear();
@@ -73,7 +79,7 @@ pub fn add_best(t: TrainCtx) {
     let Some((step, loss, peft)) = t.best.with_untracked(|b| b.as_ref().map(|(s, l, p)| (*s, *l, p.copy()))) else { return };
     let Some((run, base, info)) = t.last_info.get_untracked() else { return };
     let meta = AdapterMeta { base, info, loss: t.losses.with_untracked(|l| l.get(step as usize).copied()), held: Some(loss) };
-    let name = format!("{run} (best: step {step})");
+    let name = distinct_name(&format!("{run} (best: step {step})"), &names(t));
     spawn_local(async move {
         save(t, &name, &peft, meta).await;
     });
@@ -119,6 +125,7 @@ pub fn checked(t: TrainCtx, req: u64, result: Result<(AdapterInfo, BaseId), Stri
     match result {
         Ok((info, base)) => {
             let meta = AdapterMeta { base, info, loss: None, held: None };
+            let name = distinct_name(&name, &names(t));
             spawn_local(async move {
                 save(t, &name, &peft, meta).await;
             });
@@ -289,10 +296,10 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>, dev: RwSignal<bool>) -
     let (a, b, c, d, e) = (item.clone(), item.clone(), item.clone(), item.clone(), item.clone());
     view! {
         <tr data-testid="adapter-row" data-name=item.name.clone()>
-            <td><strong>{item.name.clone()}</strong><br /><small>{detail}</small></td>
-            <td title=format!("file hash {}", m.base.hash)>{m.base.name.clone()}</td>
-            <td>{size(item.size)}</td>
-            <td>{loss}</td>
+            <td class="adapter-name-cell"><strong data-testid="adapter-name">{item.name.clone()}</strong><br /><small>{detail}</small></td>
+            <td title=format!("file hash {}", m.base.hash) data-label="base model">{m.base.name.clone()}</td>
+            <td data-label="size">{size(item.size)}</td>
+            <td data-label="loss">{loss}</td>
             <td class="row-actions">
                 <button type="button" data-testid="adapter-use" on:click=move |_| use_in_generate(t, a.clone())>"Use"</button>
                 <button type="button" class="secondary" data-testid="adapter-compare" on:click=move |_| compare(t, e.clone())>"Compare"</button>
