@@ -4,7 +4,8 @@
 // the zoomed head on screen together.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { openApp, screenshot, useSite, waitForState } from './helpers.mjs';
+import { join } from 'node:path';
+import { ARTIFACTS, openApp, screenshot, useSite, waitForState } from './helpers.mjs';
 import { show, skipTour, storyAndInspect } from './views.mjs';
 
 const TABS = ['generate', 'inspect', 'train', 'build', 'storage'];
@@ -62,6 +63,26 @@ describe('Layout', () => {
           await show(page, tab);
           await screenshot(page, `layout-390-${tab}`);
         }
+      }
+    }
+    // Every attention-head thumbnail whole on a phone: a layer's heads wrap onto more lines
+    // rather than run past the card's edge (at 390 px the fourth was cut in half).
+    for (const width of [360, 390, 430]) {
+      await page.setViewportSize({ width, height: 800 });
+      await show(page, 'inspect');
+      const cut = await page.evaluate(() => {
+        const box = document.querySelector('.heads').getBoundingClientRect();
+        return [...document.querySelectorAll('.heads .thumb')]
+          .map((t) => [t.dataset.testid, t.getBoundingClientRect()])
+          .filter(([, r]) => r.left < box.left - 0.5 || r.right > box.right + 0.5)
+          .map(([id, r]) => `${id} ${Math.round(r.left)}–${Math.round(r.right)} in ${Math.round(box.left)}–${Math.round(box.right)}`);
+      });
+      assert.deepEqual(cut, [], `${width} px: thumbnails cut off`);
+      // All of them can be seen without scrolling the heads sideways.
+      assert.equal(await page.$eval('.heads', (el) => el.scrollWidth <= el.clientWidth), true, `${width} px: the heads scroll sideways`);
+      if (width === 390) {
+        await page.locator('.overview').scrollIntoViewIfNeeded();
+        await page.screenshot({ path: join(ARTIFACTS, 'layout-390-heads.png') });
       }
     }
     // The logit lens table is wider than a phone: it scrolls inside its card.
