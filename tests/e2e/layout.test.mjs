@@ -93,6 +93,37 @@ describe('Layout', () => {
     await page.close();
   });
 
+  test('a laptop (1366×768) and a projector (1920×1080): no sideways scroll on any tab; no card wider than the header', async () => {
+    const { page } = await openApp(site.browser.context, site.server.url);
+    await page.setViewportSize({ width: 1366, height: 768 });
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await skipTour(page);
+    await storyAndInspect(page);
+    for (const [width, height] of [[1366, 768], [1920, 1080]]) {
+      await page.setViewportSize({ width, height });
+      for (const tab of TABS) {
+        await show(page, tab);
+        const o = await overflow(page);
+        assert.ok(o.scroll <= width, `${tab} at ${width} px: the page is ${o.scroll} px wide; poking out: ${o.wide.join(', ')}`);
+        assert.deepEqual(o.wide, [], `${tab} at ${width} px`);
+        // No card of the view is wider than the header (Inspect's were 80rem under a 68rem one).
+        const r = await page.evaluate(() => {
+          const top = document.querySelector('.top').getBoundingClientRect();
+          const cards = [...document.querySelectorAll('#tab-panel .card')].filter((c) => c.getBoundingClientRect().width > 0);
+          return {
+            left: top.left, right: top.right,
+            cards: cards.map((c) => { const b = c.getBoundingClientRect(); return [c.className, Math.round(b.left), Math.round(b.right)]; }),
+          };
+        });
+        const out = r.cards.filter(([, l, rr]) => l < r.left - 1 || rr > r.right + 1);
+        assert.deepEqual(out, [], `${tab} at ${width} px: cards outside the header's ${Math.round(r.left)}–${Math.round(r.right)}`);
+      }
+      await show(page, 'inspect');
+      await screenshot(page, `layout-${width}-inspect`);
+    }
+    await page.close();
+  });
+
   test('presentation mode at 1920×1080: the tokens and the zoomed head are on screen together', async () => {
     const { page } = await openApp(site.browser.context, site.server.url);
     await page.setViewportSize({ width: 1920, height: 1080 });

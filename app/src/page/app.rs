@@ -64,7 +64,8 @@ pub fn App() -> impl IntoView {
     let tab = RwSignal::new(TABS[0].key);
     let tour = TourState::load();
     provide_context(tour);
-    let class = move || if ctx.present.get() { "app present" } else { "app" };
+    // "view-inspect" and the like: the header and tabs take the shown view's width.
+    let class = move || format!("app view-{}{}", tab.get(), if ctx.present.get() { " present" } else { "" });
     view! {
         <div class=class data-testid="app" data-parses=move || ctx.parses.get().to_string()>
             <header class="top">
