@@ -1,7 +1,9 @@
 // Layout on phones and projectors (issue 17): no sideways page scroll on any tab from 360 to
 // 430 px wide (the tab bar wraps, wide tables scroll inside their card, the run's figures never
-// break into stacked letters), and Inspect in presentation mode at 1920×1080 with the tokens and
-// the zoomed head on screen together.
+// break into stacked letters, every attention-head thumbnail whole), nor at 1366 and 1920 px,
+// where no card is wider than the header; presentation mode at 1920×1080 uses the whole width
+// (Generate: the settings beside the story), and Inspect there has the tokens and the zoomed
+// head on screen together.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { join } from 'node:path';
@@ -121,6 +123,37 @@ describe('Layout', () => {
       await show(page, 'inspect');
       await screenshot(page, `layout-${width}-inspect`);
     }
+    await page.close();
+  });
+
+  test('presentation mode at 1920×1080 on Generate: the settings beside the story, the whole width used', async () => {
+    const { page } = await openApp(site.browser.context, site.server.url);
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    await storyAndInspect(page);
+    await page.click('[data-testid=present]');
+    await skipTour(page);
+    await show(page, 'generate');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const r = await page.evaluate(() => {
+      const box = (sel) => {
+        const b = document.querySelector(sel).getBoundingClientRect();
+        return { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
+      };
+      return { controls: box('.controls'), story: box('.story'), top: box('.top'), w: document.documentElement.clientWidth, h: innerHeight };
+    });
+    // No empty third on the right: the story reaches the right edge (less the page's margin).
+    assert.ok(r.story.right >= r.w - 40, `the story ends at ${r.story.right} of ${r.w} px`);
+    assert.ok(r.controls.left <= 40, `the settings start at ${r.controls.left} px`);
+    // Side by side, both on screen, the story the wider.
+    assert.ok(r.controls.right <= r.story.left && r.story.top < r.controls.bottom, JSON.stringify(r));
+    assert.ok(r.story.right - r.story.left > r.controls.right - r.controls.left, JSON.stringify(r));
+    assert.ok(r.story.bottom <= r.h && r.controls.bottom <= r.h, JSON.stringify(r));
+    // The header spans the same width.
+    assert.ok(Math.abs(r.top.right - r.w) <= 1 && r.top.left <= 1, JSON.stringify(r.top));
+    const o = await overflow(page);
+    assert.deepEqual(o.wide, []);
+    await screenshot(page, 'layout-present-1920-generate');
     await page.close();
   });
 
