@@ -45,9 +45,9 @@ const CASES = {
     gpuHeld: / Its Q8_0 weights stay Q8_0 on the graphics processor \((\d+) KB\)\.$/, gpuMost: 0.3 },
   q4k: { files: [join(FX, 'gguf/quant.q4_k_m.gguf')], ref: 'quant.q4_k_m.gguf', name: 'quant.q4_k_m', drop: 'files',
     format: /Q4_K ×\d+, Q6_K ×\d+/, held: /\(kept as Q4_K and Q6_K: \d+% of f32\)$/,
-    // On WebGPU as 8-bit integers in groups of 16 with mins (1.5 bytes a weight).
-    gpuHeld: / Its Q4_K and Q6_K weights stay quantized on the graphics processor, as 8-bit integers \((\d+) KB\)\.$/,
-    gpuMost: 0.4 },
+    // On WebGPU in the file's own blocks (4.5 and 6.6 bits a weight; norms and RoPE table in f32).
+    gpuHeld: / Its Q4_K and Q6_K weights stay Q4_K and Q6_K on the graphics processor \((\d+) KB\)\.$/,
+    gpuMost: 0.2 },
   // Named for its folder, as dropped whole (picked files come without a folder).
   hf: { files: [SNAPSHOT], ref: 'mha_tied_bf16', name: 'mha_tied_bf16', drop: 'folder', cli: join(FX, 'hf/mha_tied_bf16'),
     format: /^Hugging Face sharded safetensors, BF16 ×\d+/, held: /\(kept as BF16: 5\d% of f32\)$/,
