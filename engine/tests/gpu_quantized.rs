@@ -193,6 +193,55 @@ fn a_mix_of_held_q8_0_and_blocks_stays_in_its_types_on_the_gpu() {
     assert!(extra <= 6 * (13 * 4 + 3), "{extra}");
 }
 
+/// Segments whose end is not a multiple of 4 rows, and f32 segments: head size 2 and one KV
+/// head make q|k|v rows 32 (Q4_0) + 2 (f32) + 2 (Q4_0), so rows 32..35 read two segments at once.
+#[test]
+fn segments_that_end_inside_four_rows_and_f32_segments() {
+    use tinylm_engine::gpu::f16_bits;
+    use tinylm_engine::quant::DType;
+    use tinylm_engine::quant_weights::BlockMatrix;
+    use tinylm_engine::randmodel::{named_shape, random_weights};
+    use tinylm_engine::weights::{tensor_specs, Tensor};
+    let (micro, _) = named_shape("micro").unwrap();
+    let c = tinylm_engine::Config {
+        dim: 32,
+        hidden_dim: 64,
+        n_layers: 1,
+        n_heads: 16,
+        n_kv_heads: 1,
+        head_dim: 2,
+        vocab_size: 64,
+        seq_len: 16,
+        ..micro
+    };
+    let dense = random_weights(&c, 7).unwrap();
+    // Q4_0 blocks of `rows` rows 32 wide: d = 0.05 and pseudo-random nibbles.
+    let mut seed = 12345u32;
+    let mut q4 = |rows: usize| {
+        let mut out = Vec::new();
+        for _ in 0..rows {
+            out.extend_from_slice(&f16_bits(0.05).to_le_bytes());
+            out.extend((0..16).map(|_| {
+                seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                (seed >> 24) as u8
+            }));
+        }
+        Matrix::Blocks(BlockMatrix { dtype: DType::Q4_0, data: out })
+    };
+    // q|k|v: Q4_0, f32, Q4_0 (a misread of rows 34, 35 as f32 would be far off).
+    let tensors = tensor_specs(&c)
+        .iter()
+        .map(|s| match s.tensor {
+            Tensor::Wq => q4(32),
+            Tensor::Wv => q4(2),
+            t => Matrix::F32(dense.get(t).to_vec()),
+        })
+        .collect();
+    let mixed = QuantWeights::from_tensors(c, tensors);
+    let prompt: Vec<u32> = vec![1, 9, 33, 2, 60, 17, 5, 44];
+    check_weights("Q4_0 and f32 segments", &mixed, WeightFormat::Blocks, &prompt, &reference(&mixed.dequantize(), &prompt));
+}
+
 /// The CPU reference's logits on the dequantized weights.
 fn reference(w: &Weights, tokens: &[u32]) -> Vec<f32> {
     let mut s = State::new(&w.config);

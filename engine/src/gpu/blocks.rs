@@ -111,11 +111,7 @@ pub fn accessors(vec4: &[&str], scalar: &[&str]) -> String {
         }
     }
     for n in vec4 {
-        s += &format!(
-            "fn {n}_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {{\n    \
-             let j = 4u * j4;\n    \
-             return vec4<f32>({n}_at1(i, j, 0u, k), {n}_at1(i, j + 1u, 0u, k), {n}_at1(i, j + 2u, 0u, k), {n}_at1(i, j + 3u, 0u, k));\n}}\n"
-        );
+        s += &VEC4.replace("NAME", n);
     }
     s
 }
@@ -220,14 +216,37 @@ fn NAME_value(t: u32, row: u32, i: u32) -> f32 {
     }
     return v;
 }
-fn NAME_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {
+// The header words of row j's segment.
+fn NAME_segment(j: u32) -> u32 {
     var s = 0u;
     while s + 1u < NAME[0] && j >= NAME[1u + 4u * s] {
         s += 1u;
     }
-    let h = 1u + 4u * s;
-    let first = select(0u, NAME[h - 4u], s > 0u);
-    return NAME_value(NAME[h + 1u], NAME[h + 2u] + (j - first) * NAME[h + 3u], i);
+    return 1u + 4u * s;
+}
+// Where row j starts, in segment h.
+fn NAME_row(h: u32, j: u32) -> u32 {
+    let first = select(0u, NAME[h - 4u], h > 1u);
+    return NAME[h + 2u] + (j - first) * NAME[h + 3u];
+}
+fn NAME_at1(i: u32, j: u32, m: u32, k: u32) -> f32 {
+    let h = NAME_segment(j);
+    return NAME_value(NAME[h + 1u], NAME_row(h, j), i);
+}
+";
+
+/// The vec4 accessor: rows j .. j + 3 read through one segment lookup when they share it (they
+/// do but at the rare segment end that is not a multiple of 4).
+const VEC4: &str = "fn NAME_at(i: u32, j4: u32, m4: u32, k: u32) -> vec4<f32> {
+    let j = 4u * j4;
+    let h = NAME_segment(j);
+    if j + 3u >= NAME[h] {
+        return vec4<f32>(NAME_at1(i, j, 0u, k), NAME_at1(i, j + 1u, 0u, k), NAME_at1(i, j + 2u, 0u, k), NAME_at1(i, j + 3u, 0u, k));
+    }
+    let t = NAME[h + 1u];
+    let row = NAME_row(h, j);
+    let step = NAME[h + 3u];
+    return vec4<f32>(NAME_value(t, row, i), NAME_value(t, row + step, i), NAME_value(t, row + 2u * step, i), NAME_value(t, row + 3u * step, i));
 }
 ";
 
