@@ -1,7 +1,7 @@
 //! The inputs the fuzzers found (fuzz/, committed in tests/fixtures/fuzz_found), each now
 //! handled: a tokenizer.bin too short for run.c's byte fallback (it encoded to ids past its
 //! vocabulary and panicked; such bytes are now <unk>), a tokenizer.json whose template names an undefined special token
-//! (the tokenizers crate panicked when encoding), a GGUF whose metadata implies 6.4 GB of
+//! (the tokenizers crate panicked when encoding; again under a misspelt processor type), a GGUF whose metadata implies 6.4 GB of
 //! weights it does not hold (it was allocated before any tensor was looked up), and a GGUF
 //! claiming 65,535 layers (the check for room before loading looked up every layer's names).
 
@@ -49,6 +49,14 @@ fn a_tokenizer_bin_without_the_byte_pieces_encodes_unknown_bytes_as_unk() {
 #[test]
 fn a_tokenizer_json_whose_template_names_an_undefined_token_is_refused() {
     let e = Tokenizer::from_json(&found("tokenizer_template_gap.json"), "tokenizer.json").unwrap_err().to_string();
+    assert!(e.contains("does not define"), "{e}");
+}
+
+/// The same gap under a misspelt processor type ("]emplateProcessing"), which the tokenizers
+/// crate still reads as a template.
+#[test]
+fn a_template_gap_under_a_misspelt_type_is_refused_too() {
+    let e = Tokenizer::from_json(&found("tokenizer_template_misnamed.json"), "tokenizer.json").unwrap_err().to_string();
     assert!(e.contains("does not define"), "{e}");
 }
 

@@ -1,6 +1,11 @@
 //! A GGUF file: header, metadata, tensor infos, tensors (dequantized) and tokenizer metadata.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+
+mod capped_alloc;
+#[global_allocator]
+static ALLOC: capped_alloc::Capped = capped_alloc::Capped;
+
 use tinylm_engine::{LoadedModel, NamedFile};
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,11 @@
 //! tokenizer.json: read, encode a text with specials, decode.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+
+mod capped_alloc;
+#[global_allocator]
+static ALLOC: capped_alloc::Capped = capped_alloc::Capped;
+
 use tinylm_engine::Tokenizer;
 
 fuzz_target!(|data: &[u8]| {

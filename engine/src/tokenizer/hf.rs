@@ -132,11 +132,13 @@ fn post_processor_bos(spec: &Value, tok: &tokenizers::Tokenizer) -> Option<u32> 
 
 /// A special token that a TemplateProcessing post-processor's `single` or `pair` template names
 /// but its `special_tokens` lacks. The tokenizers crate reads such a file and then panics when it
-/// encodes (found by fuzzing), so it is refused here.
+/// encodes (found by fuzzing), so it is refused here. Every processor with templates is checked,
+/// whatever its `type` says: the crate also reads a template under a misspelt type (fuzzing
+/// found that too).
 fn template_gap(spec: &Value) -> Option<String> {
     let mut visit = vec![spec.get("post_processor")?];
     while let Some(v) = visit.pop() {
-        if v.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+        if v.get("single").is_some() || v.get("pair").is_some() {
             let defined = v.get("special_tokens").and_then(Value::as_object);
             for template in ["single", "pair"] {
                 for piece in v.get(template).and_then(Value::as_array).into_iter().flatten() {
