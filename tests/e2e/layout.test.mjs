@@ -153,7 +153,25 @@ describe('Layout', () => {
     assert.ok(Math.abs(r.top.right - r.w) <= 1 && r.top.left <= 1, JSON.stringify(r.top));
     const o = await overflow(page);
     assert.deepEqual(o.wide, []);
+    // Every setting's menu shows its choice whole ("Typewriter (15 tok…" was cut off).
+    await page.selectOption('[data-testid=pace]', 'typewriter');
+    const cut = await page.$$eval('.controls select', (els) => els
+      .filter((el) => el.getClientRects().length > 0)
+      .filter((el) => el.scrollWidth > el.clientWidth || (() => {
+        const probe = document.createElement('span');
+        probe.style.cssText = `font: ${getComputedStyle(el).font}; white-space: pre; position: absolute; visibility: hidden`;
+        probe.textContent = el.selectedOptions[0]?.textContent ?? '';
+        document.body.append(probe);
+        const w = probe.getBoundingClientRect().width;
+        probe.remove();
+        const cs = getComputedStyle(el);
+        // The text, the padding and room for the menu's arrow (about 1.5em).
+        return w + parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight) + 1.5 * parseFloat(cs.fontSize) > el.clientWidth;
+      })())
+      .map((el) => `${el.id}: ${el.selectedOptions[0]?.textContent} in ${el.clientWidth} px`));
     await screenshot(page, 'layout-present-1920-generate');
+    await page.selectOption('[data-testid=pace]', 'fast');
+    assert.deepEqual(cut, []);
     await page.close();
   });
 
