@@ -179,8 +179,15 @@ describe('the model shelf in the page (a local hub, its file host, OPFS)', () =>
     assert.equal(await offer(page, 'tiny260K'), 'download');
     assert.equal(await page.textContent(`${item('tiny260K')} [data-testid=shelf-download]`), `Download (${DOWNLOAD})`);
     assert.match(await page.textContent(item('stories110M')), /438\.82 MB download/);
-    assert.match(await page.textContent(`${item('stories110M')} [data-testid=shelf-big]`), /A big download: 438\.82 MB/);
+    // Not offered yet: a plain note in the muted colour, no red big-download warning.
     assert.equal(await offer(page, 'stories110M'), 'unverified');
+    assert.equal(await page.locator(`${item('stories110M')} [data-testid=shelf-big]`).count(), 0);
+    const later = await page.locator(`${item('stories110M')} [data-testid=shelf-later]`).evaluate((el) => ({
+      text: el.textContent, color: getComputedStyle(el).color, muted: getComputedStyle(el.closest('li').querySelector('.hint')).color,
+    }));
+    assert.equal(later.text, "Not offered yet: its download can't be checked.");
+    assert.equal(later.color, later.muted, JSON.stringify(later));
+    assert.doesNotMatch(await page.textContent(item('stories110M')), /SHA-256/);
     assert.equal(await page.locator(`${item('stories110M')} [data-testid=shelf-download]`).count(), 0);
     assert.equal(log.hub + log.cdn, 0, 'nothing is fetched from the hub before Download');
 

@@ -79,10 +79,12 @@ fn item(s: ShelfState, m: ShelfModel) -> impl IntoView {
             </div>
             <p class="hint">{m.facts()}</p>
             <p class="about">{m.about.clone()}</p>
-            {(offer.get_untracked() != Offer::WithTheSite).then(|| m.big_warning()).flatten()
+            // A model not offered yet gets a plain note, not the big-download warning in red: to a
+            // teacher that looked like an error (the list merely lacks its checksum).
+            {(!matches!(offer.get_untracked(), Offer::WithTheSite | Offer::Unverified)).then(|| m.big_warning()).flatten()
                 .map(|w| view! { <p class="warn" data-testid="shelf-big">{w}</p> })}
             <Show when=move || offer.get() == Offer::Unverified>
-                <p class="hint">"Not offered yet: the shelf list gives no SHA-256 for its file, so a damaged download could not be caught."</p>
+                <p class="later" data-testid="shelf-later">"Not offered yet: its download can't be checked."</p>
             </Show>
             <div class="buttons">
                 <Show when=move || matches!(offer.get(), Offer::WithTheSite | Offer::OnDevice)>

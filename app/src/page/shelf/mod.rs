@@ -210,7 +210,7 @@ fn download(s: ShelfState, name: &str) {
         return;
     };
     let Some(mut req) = req else {
-        return s.note.set(Some((true, format!("{name}: the shelf list gives no SHA-256 for a file, so it is not offered."))));
+        return s.note.set(Some((false, format!("{name} is not offered yet: its download can't be checked."))));
     };
     let job = s.jobs.get_value() + 1;
     s.jobs.set_value(job);
