@@ -316,6 +316,37 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.close();
   });
 
+  test('the sample prompt follows the text (a bundled one, a .txt file, pasted words) until the reader types one', async () => {
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    await openTrain(page);
+    const prompt = () => page.inputValue('[data-testid=train-prompt]');
+    const promptIs = (want) => page.waitForFunction((w) => document.querySelector('[data-testid=train-prompt]').value === w, want, { timeout: 10_000 });
+    assert.equal(await prompt(), 'Mr. McGregor');
+    await page.selectOption('[data-testid=corpus]', 'alice');
+    assert.equal(await prompt(), 'Alice');
+    // A .txt file: its first words, not "Alice" (which stayed before).
+    await page.selectOption('[data-testid=corpus]', 'file');
+    await page.setInputFiles('[data-testid=text-upload]', { name: 'sea.txt', mimeType: 'text/plain', buffer: Buffer.from('The old ship sailed far away over the grey sea.\n') });
+    await promptIs('The old ship');
+    // Pasted text: its first words.
+    await page.selectOption('[data-testid=corpus]', 'paste');
+    await page.fill('[data-testid=paste]', 'Once there lived a miller who was poor.');
+    await page.locator('[data-testid=paste]').dispatchEvent('change');
+    await promptIs('Once there lived');
+    // A prompt the reader typed stays, for a bundled text and for pasted text.
+    await page.fill('[data-testid=train-prompt]', 'The wolf');
+    await page.selectOption('[data-testid=corpus]', 'aesop');
+    await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
+    assert.equal(await prompt(), 'The wolf');
+    await page.selectOption('[data-testid=corpus]', 'paste');
+    await page.fill('[data-testid=paste]', 'A quite different story.');
+    await page.locator('[data-testid=paste]').dispatchEvent('change');
+    await page.waitForFunction(() => document.querySelector('[data-testid=data-source]').textContent === 'pasted text', null, { timeout: 10_000 });
+    assert.equal(await prompt(), 'The wolf');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
   test('reload during training; the newest checkpoint damaged, a reload resumes from the one before; the final adapter equals an uninterrupted run exactly', async () => {
     const s = { ...RUN, steps: 30, sampleEvery: 15, checkpointEvery: 5, name: 'resume-check' };
     const { page, log } = await openApp(site.browser.context, site.server.url);

@@ -299,6 +299,16 @@ pub fn style_of_text(text: &str) -> String {
     }
 }
 
+/// A sample prompt from the reader's own text: its first three words (or "Once upon a time"
+/// for an empty text), so the adapter's sample can go on in the text's style.
+pub fn prompt_of_text(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(3).collect();
+    if words.is_empty() {
+        return "Once upon a time".to_string();
+    }
+    words.join(" ")
+}
+
 /// `name`, or "`name` #2", "#3"… when the library already holds an adapter of that name, so
 /// two runs on the same text stay apart in the library and in Generate.
 pub fn distinct_name(name: &str, taken: &[String]) -> String {
@@ -312,6 +322,13 @@ pub fn distinct_name(name: &str, taken: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_text_prompts_with_its_first_words() {
+        assert_eq!(prompt_of_text("  The old  ship\nsailed far away."), "The old ship");
+        assert_eq!(prompt_of_text("Hello"), "Hello");
+        assert_eq!(prompt_of_text(" \n"), "Once upon a time");
+    }
 
     #[test]
     fn adapters_are_named_after_their_text_and_kept_apart() {

@@ -8,7 +8,7 @@ use web_sys::{File, HtmlInputElement, Response};
 
 use super::state::TrainCtx;
 use crate::protocol::train::TrainCmd;
-use crate::train::{style_of_file, style_of_text};
+use crate::train::{prompt_of_text, style_of_file, style_of_text};
 
 /// A text shipped with the site (public/corpora/, see its LICENSE-NOTES.md).
 pub struct Corpus {
@@ -90,7 +90,7 @@ pub fn load_corpus(t: TrainCtx, key: String) {
         return;
     };
     t.data.source.set(key);
-    t.form.prompt.set(c.prompt.to_string());
+    suggest_prompt(t, c.prompt.to_string());
     suggest(t, c.style.to_string());
     spawn_local(async move {
         let text = async {
@@ -115,6 +115,19 @@ fn suggest(t: TrainCtx, name: String) {
     f.suggested.set(name);
 }
 
+/// The sample prompt follows the text (a bundled text's own, or the first words of the reader's)
+/// until the reader types one: "Alice" stayed for a pasted story that has no Alice in it.
+fn suggest_prompt(t: TrainCtx, prompt: String) {
+    let f = t.form;
+    let untouched = f.prompt.with_untracked(|p| {
+        p.trim().is_empty() || *p == f.prompt_suggested.get_untracked() || CORPORA.iter().any(|o| o.prompt == p)
+    });
+    if untouched {
+        f.prompt.set(prompt.clone());
+    }
+    f.prompt_suggested.set(prompt);
+}
+
 pub fn load_default(t: TrainCtx) {
     load_corpus(t, CORPORA[0].key.into());
 }
@@ -123,6 +136,7 @@ async fn read_txt(t: TrainCtx, f: File) {
     match gloo::file::futures::read_as_text(&gloo::file::File::from(f.clone())).await.ok() {
         Some(text) => {
             suggest(t, style_of_file(&f.name()));
+            suggest_prompt(t, prompt_of_text(&text));
             set_text(t, text, format!("your file {}", f.name()))
         }
         None => t.note.set(format!("Could not read {} as text.", f.name())),
@@ -149,6 +163,7 @@ pub fn DataPanel(t: TrainCtx) -> impl IntoView {
     let pasted = move |ev: leptos::ev::Event| {
         let text = event_target_value(&ev);
         suggest(t, style_of_text(&text));
+        suggest_prompt(t, prompt_of_text(&text));
         set_text(t, text, "pasted text".into());
     };
     view! {

@@ -22,6 +22,9 @@ pub struct FormSignals {
     pub sample_every: RwSignal<String>,
     pub snapshot_every: RwSignal<String>,
     pub prompt: RwSignal<String>,
+    /// The sample prompt the view last suggested for the text: while the field still holds it,
+    /// a new text brings its own; a prompt the reader typed stays.
+    pub prompt_suggested: RwSignal<String>,
     /// The steps a one-pass preset last wrote, while the field still holds them: a new text or
     /// window size recounts them.
     pub pass_steps: RwSignal<Option<String>>,
@@ -44,6 +47,7 @@ impl FormSignals {
             sample_every: RwSignal::new(String::new()),
             snapshot_every: RwSignal::new(String::new()),
             prompt: RwSignal::new(String::new()),
+            prompt_suggested: RwSignal::new(s.prompt.clone()),
             pass_steps: RwSignal::new(None),
         };
         f.fill(&s);
