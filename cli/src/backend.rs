@@ -21,7 +21,7 @@ pub fn open(model: &LoadedModel, name: &str, opts: GpuOptions) -> Result<(Opened
         let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
         why += &match g.weight_format() {
             WeightFormat::Int8 { .. } => format!(" ({} weights kept quantized on the GPU, as int8)", types.join(", ")),
-            WeightFormat::Half { .. } | WeightFormat::Blocks => {
+            WeightFormat::Half { .. } | WeightFormat::F16 | WeightFormat::Blocks => {
                 format!(" ({} weights kept as read on the GPU)", types.join(", "))
             }
             _ => format!(" (an f32 copy of the {} weights on the GPU)", types.join(", ")),

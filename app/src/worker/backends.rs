@@ -151,7 +151,7 @@ pub fn gpu_weights(model: &LoadedModel, g: &GpuBackend) -> String {
     let held = words::size(g.weight_bytes());
     let types: Vec<&str> = q.kept_types().iter().map(|t| t.name()).collect();
     match (g.weight_format(), types.as_slice()) {
-        (WeightFormat::Int8 { .. }, ["Q8_0"]) | (WeightFormat::Half { .. } | WeightFormat::Blocks, _) => {
+        (WeightFormat::Int8 { .. }, ["Q8_0"]) | (WeightFormat::Half { .. } | WeightFormat::F16 | WeightFormat::Blocks, _) => {
             let t = words::and_list(&types);
             format!(" Its {t} weights stay {t} on the graphics processor ({held}).")
         }

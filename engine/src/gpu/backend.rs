@@ -128,7 +128,8 @@ impl GpuBackend {
     /// caller then uploads the f32 copy).
     pub async fn new_quantized_async(weights: &QuantWeights, opts: GpuOptions) -> Result<GpuBackend> {
         GpuSource::Quantized(weights).format()?;
-        let ctx = GpuContext::with_features_async(wgpu::Features::empty()).await?;
+        // shader-f16 where the adapter has it (F16 matrices are then read as f16), else none.
+        let ctx = GpuContext::with_features_async(wgpu::Features::SHADER_F16).await?;
         Self::upload_to(ctx, GpuSource::Quantized(weights), opts).await
     }
 
@@ -145,7 +146,7 @@ impl GpuBackend {
 
     async fn upload_to(ctx: GpuContext, weights: GpuSource<'_>, opts: GpuOptions) -> Result<GpuBackend> {
         let c = weights.config();
-        let format = weights.format()?;
+        let format = on_device(weights.format()?, &ctx);
         c.validate().map_err(Error::InvalidSetting)?;
         let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
         let max_weight = opts.max_weight_binding.map_or(limit, |m| m.min(limit));
@@ -561,4 +562,15 @@ fn block<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
 #[cfg(target_arch = "wasm32")]
 fn block<T>(_f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     Err(Error::Gpu("the browser cannot wait for the GPU synchronously: use the *_async methods".into()))
+}
+
+/// The format the kernels read on this device: F16 matrices kept two to a word (`Half`) are read
+/// as `f16` through shader-f16 where the device has it (the same words: element `i·m + j` either
+/// way); each value is widened to f32 exactly, so the sums are those of the unpacked path.
+fn on_device(kept: WeightFormat, ctx: &GpuContext) -> WeightFormat {
+    let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
+    match kept {
+        WeightFormat::Half { bf16: false } if f16 => WeightFormat::F16,
+        f => f,
+    }
 }

@@ -346,7 +346,8 @@ impl GpuWeights {
             let views: Vec<MatrixRef> = ts.iter().map(|&t| w.matrix(t, l)).collect();
             match format {
                 WeightFormat::Int8 { .. } => Chunked::upload_int8(ctx, label, &views, cols, format, max_bytes),
-                WeightFormat::Half { .. } => Chunked::upload_half(ctx, label, &views, cols, max_bytes),
+                // F16 here is a model's F16 matrices read through shader-f16 (`backend::on_device`).
+                WeightFormat::Half { .. } | WeightFormat::F16 => Chunked::upload_half(ctx, label, &views, cols, max_bytes),
                 WeightFormat::Blocks => Chunked::upload_blocks(ctx, label, &views, cols, max_bytes),
                 _ => Chunked::upload(ctx, label, &f32_rows(&views)?, cols, max_bytes),
             }

@@ -378,6 +378,7 @@ mod tests {
                 WeightFormat::Half { bf16: false },
                 WeightFormat::Half { bf16: true },
                 WeightFormat::Blocks,
+                WeightFormat::F16,
             ] {
                 check_bindings(spec, &(spec.source)(&Workgroups::default(), f));
             }
