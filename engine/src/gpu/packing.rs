@@ -33,7 +33,8 @@ use crate::quant_weights::MatrixRef;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
     F32,
-    /// IEEE half floats (the optional classifier; the device needs shader-f16).
+    /// IEEE half floats, read as `f16` (the device needs shader-f16): the optional classifier,
+    /// and a model's F16 matrices kept as read where the device has the feature (`Half`'s words).
     F16,
     /// Int8 values with a scale (and with `mins`, a min) per `group` inputs of a row.
     Int8 {
