@@ -173,8 +173,7 @@ impl Chunked {
 
 impl Chunked {
     /// Quantized matrices `views` stacked (their rows in order), `cols` wide, each chunk packed
-    /// by `packing::pack_int8` in `format`. Chunks are split as if f32 (conservative: int8 takes
-    /// under half of that), a multiple of 4 rows each.
+    /// by `packing::pack_int8` in `format`.
     pub fn upload_int8(
         ctx: &GpuContext,
         label: &str,
@@ -186,50 +185,47 @@ impl Chunked {
         let WeightFormat::Int8 { group, mins } = format else {
             return Err(Error::Gpu(format!("{label}: {format:?} is not an int8 format")));
         };
-        let rows = views.iter().map(|v| v.n_rows(cols)).sum();
-        let four_rows = 16 * cols as u64;
-        let parts = split_rows(rows, cols, max_bytes / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
-            .into_iter()
-            .map(|r| {
-                let words = pack_int8(views, cols, r.clone(), group as usize, mins)
-                    .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} cannot take the int8 form {format:?}")))?;
-                Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Chunked { parts, cols })
+        Self::upload_packed(ctx, label, views, cols, max_bytes, |r| {
+            pack_int8(views, cols, r.clone(), group as usize, mins)
+                .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} cannot take the int8 form {format:?}")))
+        })
     }
 
-    /// Matrices `views` stacked, `cols` wide, each chunk in their own blocks (`blocks::pack_blocks`;
-    /// split as if f32: no type takes more, and every chunk a multiple of 4 rows).
+    /// Matrices `views` stacked, `cols` wide, each chunk in their own blocks (`blocks::pack_blocks`).
     pub fn upload_blocks(ctx: &GpuContext, label: &str, views: &[MatrixRef], cols: usize, max_bytes: u64) -> Result<Chunked> {
-        let rows = views.iter().map(|v| v.n_rows(cols)).sum();
-        let four_rows = 16 * cols as u64;
-        // The segment table: at most one segment per view, 4 words each, and the count.
-        let table = 4 * (1 + 4 * views.len() as u64);
-        let room = max_bytes.saturating_sub(table + 4 * views.len() as u64);
-        let parts = split_rows(rows, cols, room / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
-            .into_iter()
-            .map(|r| {
-                let words = pack_blocks(views, cols, r.clone())
-                    .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} are not all in ggml blocks or f32")))?;
-                Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Chunked { parts, cols })
+        // Room for the segment table (at most one segment per view, 4 words each, and the count)
+        // and each segment's padding to a word.
+        let room = max_bytes.saturating_sub(4 * (1 + 4 * views.len() as u64) + 4 * views.len() as u64);
+        Self::upload_packed(ctx, label, views, cols, room, |r| {
+            pack_blocks(views, cols, r.clone())
+                .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} are not all in ggml blocks or f32")))
+        })
     }
 
     /// F16 or BF16 matrices `views` stacked, `cols` wide, each chunk packed by
-    /// `packing::pack_half` (a multiple of 4 rows; split as if f32, as `upload_int8` does).
+    /// `packing::pack_half`.
     pub fn upload_half(ctx: &GpuContext, label: &str, views: &[MatrixRef], cols: usize, max_bytes: u64) -> Result<Chunked> {
+        Self::upload_packed(ctx, label, views, cols, max_bytes, |r| {
+            pack_half(views, cols, r.clone()).ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} are not all F16 or BF16")))
+        })
+    }
+
+    /// The rows of `views` stacked, in chunks of a multiple of 4 rows (the packed formats share
+    /// words among 4 rows) split as if f32 to fit `max_bytes` (no packed form takes more), each
+    /// chunk's words made by `pack`.
+    fn upload_packed(
+        ctx: &GpuContext,
+        label: &str,
+        views: &[MatrixRef],
+        cols: usize,
+        max_bytes: u64,
+        pack: impl Fn(&Range<usize>) -> Result<Vec<u32>>,
+    ) -> Result<Chunked> {
         let rows = views.iter().map(|v| v.n_rows(cols)).sum();
         let four_rows = 16 * cols as u64;
         let parts = split_rows(rows, cols, max_bytes / four_rows.max(1) * four_rows, MAX_CHUNK_ROWS)?
             .into_iter()
-            .map(|r| {
-                let words = pack_half(views, cols, r.clone())
-                    .ok_or_else(|| Error::Gpu(format!("{label}: rows {r:?} are not all F16 or BF16")))?;
-                Ok((storage(ctx, label, &words, wgpu::BufferUsages::empty()), r))
-            })
+            .map(|r| Ok((storage(ctx, label, &pack(&r)?, wgpu::BufferUsages::empty()), r)))
             .collect::<Result<_>>()?;
         Ok(Chunked { parts, cols })
     }
