@@ -33,6 +33,30 @@ async function overflow(page) {
   });
 }
 
+/** The app at 1920×1080 with a story inspected, in presentation mode, on `tab`. */
+async function presenting(site, tab) {
+  const { page } = await openApp(site.browser.context, site.server.url);
+  await page.setViewportSize({ width: 1920, height: 1080 });
+  assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+  await storyAndInspect(page);
+  await page.click('[data-testid=present]');
+  await skipTour(page);
+  await show(page, tab);
+  return page;
+}
+
+/** The boxes of the elements `sels` names (by key), the viewport's size and the page's width. */
+async function boxes(page, sels) {
+  return page.evaluate((sels) => {
+    const out = { w: document.documentElement.clientWidth, h: innerHeight, scroll: document.documentElement.scrollWidth };
+    for (const [key, sel] of Object.entries(sels)) {
+      const b = document.querySelector(sel).getBoundingClientRect();
+      out[key] = { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
+    }
+    return out;
+  }, sels);
+}
+
 describe('Layout', () => {
   const site = useSite();
 
@@ -127,21 +151,9 @@ describe('Layout', () => {
   });
 
   test('presentation mode at 1920×1080 on Generate: the settings beside the story, the whole width used', async () => {
-    const { page } = await openApp(site.browser.context, site.server.url);
-    await page.setViewportSize({ width: 1920, height: 1080 });
-    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
-    await storyAndInspect(page);
-    await page.click('[data-testid=present]');
-    await skipTour(page);
-    await show(page, 'generate');
+    const page = await presenting(site, 'generate');
     await page.evaluate(() => window.scrollTo(0, 0));
-    const r = await page.evaluate(() => {
-      const box = (sel) => {
-        const b = document.querySelector(sel).getBoundingClientRect();
-        return { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
-      };
-      return { controls: box('.controls'), story: box('.story'), top: box('.top'), w: document.documentElement.clientWidth, h: innerHeight };
-    });
+    const r = await boxes(page, { controls: '.controls', story: '.story', top: '.top' });
     // No empty third on the right: the story reaches the right edge (less the page's margin).
     assert.ok(r.story.right >= r.w - 40, `the story ends at ${r.story.right} of ${r.w} px`);
     assert.ok(r.controls.left <= 40, `the settings start at ${r.controls.left} px`);
@@ -176,25 +188,10 @@ describe('Layout', () => {
   });
 
   test('presentation mode at 1920×1080: the tokens and the zoomed head are on screen together', async () => {
-    const { page } = await openApp(site.browser.context, site.server.url);
-    await page.setViewportSize({ width: 1920, height: 1080 });
-    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
-    await storyAndInspect(page);
-    await page.click('[data-testid=present]');
-    await skipTour(page);
-    await show(page, 'inspect');
+    const page = await presenting(site, 'inspect');
     // Scroll so the zoomed head is wholly in view, then the token strip must be in view too.
     await page.$eval('[data-testid=zoom]', (el) => el.scrollIntoView({ block: 'nearest' }));
-    const r = await page.evaluate(() => {
-      const box = (sel) => {
-        const b = document.querySelector(sel).getBoundingClientRect();
-        return { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
-      };
-      return {
-        zoom: box('[data-testid=zoom]'), tokens: box('[data-testid=tokens]'), heads: box('.heads'),
-        h: innerHeight, w: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth,
-      };
-    });
+    const r = await boxes(page, { zoom: '[data-testid=zoom]', tokens: '[data-testid=tokens]', heads: '.heads' });
     assert.ok(r.scroll <= 1920, `the page is ${r.scroll} px wide`);
     assert.ok(r.zoom.top >= 0 && r.zoom.bottom <= r.h, `zoomed head ${JSON.stringify(r.zoom)} in ${r.h}`);
     assert.ok(r.zoom.bottom - r.zoom.top >= 400, `the zoomed head is ${r.zoom.bottom - r.zoom.top} px: too small for a projector`);
