@@ -11,17 +11,20 @@ use tinylm_engine::pool;
 use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
 use tinylm_engine::{Sampler, Weights};
 
-/// Sequences of random tokens fed at staggered positions, batched and one by one.
+/// Sequences of random tokens fed at staggered positions, batched and one by one. Seven, so the
+/// batch goes through the kernels for four, two and one sequences while all are live, and other
+/// mixes while the late ones have not started.
 fn logits_equal_single_runs(w: &Weights, threads: usize) {
+    const N: usize = 7;
     let c = &w.config;
-    let seqs: Vec<Vec<u32>> = (0..3).map(|k| random_tokens(k + 7, 40, c.vocab_size)).collect();
+    let seqs: Vec<Vec<u32>> = (0..N).map(|k| random_tokens(k as u64 + 7, 40, c.vocab_size)).collect();
     // Sequence k starts 5·k positions late, so the batch holds different positions.
     let start = |k: usize| 5 * k;
     pool::install(pool::with_threads(threads), || {
-        let mut single: Vec<State> = (0..3).map(|_| State::new(c)).collect();
-        let mut batch: Vec<State> = (0..3).map(|_| State::new(c)).collect();
+        let mut single: Vec<State> = (0..N).map(|_| State::new(c)).collect();
+        let mut batch: Vec<State> = (0..N).map(|_| State::new(c)).collect();
         for step in 0..40 {
-            let live: Vec<usize> = (0..3).filter(|&k| step >= start(k)).collect();
+            let live: Vec<usize> = (0..N).filter(|&k| step >= start(k)).collect();
             let tokens: Vec<u32> = live.iter().map(|&k| seqs[k][step - start(k)]).collect();
             let pos: Vec<usize> = live.iter().map(|&k| step - start(k)).collect();
             let mut states: Vec<&mut State> =

@@ -9,13 +9,14 @@
 //!   cargo test -p tinylm-engine --no-default-features --target wasm32-unknown-unknown --test fast_kernels
 //! ```
 
-use tinylm_engine::cpu::{fast, ops, q8, CpuBackend, Kernels};
+use tinylm_engine::cpu::batch::forward_batch;
+use tinylm_engine::cpu::{fast, forward_with, ops, q8, CpuBackend, Kernels, State};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::lora::kernels::{self as k, AttnShape, IGNORE};
 use tinylm_engine::lora::{self, Adapter, Base, Batch, LoraConfig, Target};
-use tinylm_engine::randmodel::{det_uniform, random_tokens};
+use tinylm_engine::randmodel::{det_uniform, random_tokens, random_weights};
 use tinylm_engine::sampler::argmax;
-use tinylm_engine::{checkpoint, Weights};
+use tinylm_engine::{checkpoint, Config, Weights};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -397,5 +398,26 @@ fn random_models_equal_an_independent_implementation() {
         let file = checkpoint::write_v0(&w);
         assert_eq!(file.len() as u64, case["bytes"].as_u64().unwrap(), "{name}: file size");
         assert_eq!(sha256_without_rope_tables(&c, &file), case["sha256_without_rope_tables"].as_str().unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn batched_decode_equals_single_runs_bit_for_bit() {
+    // Rows of 296 and 328 floats (long rows natively; every remainder kind in wasm), six
+    // sequences: the kernels for four and for two vectors at once, against one at a time.
+    let c = Config::parse("296,328,2,4,2,96,16").unwrap();
+    let w = random_weights(&c, 5).unwrap();
+    let n = 6;
+    let (mut single, mut batch): (Vec<State>, Vec<State>) =
+        ((0..n).map(|_| State::new(&c)).collect(), (0..n).map(|_| State::new(&c)).collect());
+    for pos in 0..4 {
+        let tokens: Vec<u32> = (0..n).map(|k| random_tokens(k as u64, 4, c.vocab_size)[pos]).collect();
+        let mut states: Vec<&mut State> = batch.iter_mut().collect();
+        forward_batch(&w, &mut states, &tokens, &vec![pos; n]).unwrap();
+        for k in 0..n {
+            let one = forward_with(Kernels::Fast, &w, &mut single[k], tokens[k], pos, None).unwrap();
+            let same = one.iter().zip(states[k].logits()).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "sequence {k} at position {pos}");
+        }
     }
 }

@@ -6,16 +6,18 @@
 //!   cargo test -p tinylm-engine --no-default-features --release --target wasm32-unknown-unknown --test wasm_bench -- --nocapture
 //! ```
 //! Prints one `BENCH {json}` line per measure: medians of `RUNS` runs of greedy decode
-//! (stories260K, 256 tokens; a random s15m-shaped model, 64 tokens), an inspection
+//! (stories260K, 256 tokens; a random s15m-shaped model, 64 tokens, alone and four together), an inspection
 //! (`trace::inspect` + `logit_lens` of 256 stories260K tokens) and one LoRA training step of
-//! stories260K and of the s15m shape (the Train tab's defaults: q_proj,v_proj, rank 4, batch 4 × 64 tokens). Only APIs that predate the
-//! simd128 kernels are used, so the same file times an older checkout for before/after.
+//! stories260K and of the s15m shape (the Train tab's defaults: q_proj,v_proj, rank 4, batch 4 × 64 tokens). Apart from the
+//! batch of four, only APIs that predate the simd128 kernels are used, so the file times an older checkout for before/after.
 #![cfg(target_arch = "wasm32")]
 
-use tinylm_engine::cpu::CpuBackend;
+use tinylm_engine::cpu::batch::forward_batch;
+use tinylm_engine::cpu::{CpuBackend, State};
 use tinylm_engine::generate::Backend;
 use tinylm_engine::lora::{Adapter, Base, Batch, LoraConfig, Target, TrainConfig, Trainer};
 use tinylm_engine::randmodel::{named_shape, random_tokens, random_weights};
+use tinylm_engine::sampler::argmax;
 use tinylm_engine::trace::{inspect, logit_lens};
 use tinylm_engine::{checkpoint, Weights};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
@@ -78,6 +80,27 @@ fn decode_stories260k() {
 fn decode_s15m() {
     let (c, seed) = named_shape("s15m").unwrap();
     decode("s15m", random_weights(&c, seed).unwrap(), 64);
+}
+
+/// Four greedy sequences from BOS decoded together (`cpu::batch`, the Compare view's path),
+/// `steps` tokens each: tokens/s counts all four.
+#[wasm_bindgen_test]
+fn decode_s15m_batch_of_four() {
+    let (c, seed) = named_shape("s15m").unwrap();
+    let w = random_weights(&c, seed).unwrap();
+    let steps = 64;
+    let mut states: Vec<State> = (0..4).map(|_| State::new(&c)).collect();
+    let (ms, runs) = time(|| {
+        let mut tokens = vec![1u32; 4];
+        for pos in 0..steps {
+            let mut s: Vec<&mut State> = states.iter_mut().collect();
+            forward_batch(&w, &mut s, &tokens, &[pos; 4]).unwrap();
+            for (t, s) in tokens.iter_mut().zip(&s) {
+                *t = argmax(s.logits()) as u32;
+            }
+        }
+    });
+    report(&format!("decode s15m, batch of 4 ({steps} tokens each)"), "tok_s", 4.0 * steps as f64 * 1e3 / ms, &runs);
 }
 
 #[wasm_bindgen_test]

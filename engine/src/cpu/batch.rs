@@ -110,16 +110,27 @@ fn matmul_batch<'s>(
     let task = |b: usize, chunk: &mut [f32]| {
         let len = chunk.len() / n_seq;
         let wb = &w[b * block * cols..][..len * cols];
+        let mut outs: Vec<&mut [f32]> = chunk.chunks_exact_mut(len).collect();
         for r0 in (0..len).step_by(group) {
-            let (r1, mut outs) = ((r0 + group).min(len), chunk.chunks_exact_mut(len));
-            let wg = &wb[r0 * cols..r1 * cols];
-            // Sequences two at a time, sharing each weight load.
-            for x in xs.chunks(2) {
-                match (x, outs.next(), outs.next()) {
-                    ([xa, xb], Some(oa), Some(ob)) => fast::rows_pair(&mut oa[r0..r1], &mut ob[r0..r1], xa, xb, wg),
-                    (x, Some(o), _) => fast::rows(&mut o[r0..r1], x[0], wg),
+            let (r1, wg) = ((r0 + group).min(len), &wb[r0 * cols..((r0 + group).min(len)) * cols]);
+            // Sequences four at a time, then two, then one, sharing each weight load.
+            let mut s = 0;
+            while s < n_seq {
+                s += match (&mut outs[s..], &xs[s..]) {
+                    ([a, b, c, d, ..], &[xa, xb, xc, xd, ..]) => {
+                        fast::rows_quad([&mut a[r0..r1], &mut b[r0..r1], &mut c[r0..r1], &mut d[r0..r1]], [xa, xb, xc, xd], wg);
+                        4
+                    }
+                    ([a, b, ..], &[xa, xb, ..]) => {
+                        fast::rows_pair(&mut a[r0..r1], &mut b[r0..r1], xa, xb, wg);
+                        2
+                    }
+                    ([a, ..], &[x, ..]) => {
+                        fast::rows(&mut a[r0..r1], x, wg);
+                        1
+                    }
                     _ => unreachable!("one output per sequence"),
-                }
+                };
             }
         }
     };
@@ -206,9 +217,9 @@ mod tests {
     use crate::randmodel::det_uniform;
 
     #[test]
-    fn pairs_of_rows_equal_single_rows_bit_for_bit() {
+    fn pairs_and_fours_of_rows_equal_single_rows_bit_for_bit() {
         // Long rows (the shared-load kernel) with every remainder shape, and short ones.
-        for (rows, cols) in [(1, 256), (3, 257), (9, 263), (8, 288), (5, 300), (7, 768), (17, 64), (4, 255)] {
+        for (rows, cols) in [(1, 256), (3, 257), (9, 263), (8, 288), (5, 300), (7, 768), (17, 64), (4, 255), (2, 296), (6, 312)] {
             let w = det_uniform(1, "w", rows * cols, 1.0, 0.0);
             let (xa, xb) = (det_uniform(2, "a", cols, 1.0, 0.0), det_uniform(3, "b", cols, 1.0, 0.0));
             let (mut a, mut b, mut pa, mut pb) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
@@ -217,6 +228,16 @@ mod tests {
             fast::rows_pair(&mut pa, &mut pb, &xa, &xb, &w);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!((bits(&pa), bits(&pb)), (bits(&a), bits(&b)), "{rows}x{cols}");
+            // Four vectors (two of them again, reversed, so no two outputs are alike).
+            let (mut q, mut one) = ([vec![0.0; rows], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]], vec![0.0; rows]);
+            let xs = [&xa[..], &xb[..], &xa[..], &xb[..]].map(|x| x.iter().rev().copied().collect::<Vec<f32>>());
+            let xs = [&xa[..], &xb[..], &xs[2][..], &xs[3][..]];
+            let [q0, q1, q2, q3] = &mut q;
+            fast::rows_quad([q0, q1, q2, q3], xs, &w);
+            for (s, x) in xs.iter().enumerate() {
+                fast::rows(&mut one, x, &w);
+                assert_eq!(bits(&q[s]), bits(&one), "{rows}x{cols}, vector {s} of four");
+            }
         }
     }
 }

@@ -339,3 +339,85 @@ pub unsafe fn matvec_pair(out_a: &mut [f32], out_b: &mut [f32], xa: &[f32], xb: 
         *ob = sb;
     }
 }
+
+/// `outs[s] = W · xs[s]` for four vectors, rows of at least `SHORT_ROW` floats: two rows times
+/// four vectors at a time, so each weight load serves four FMAs and each activation load two
+/// (`matvec_pair` does one FMA a load and a half). Every sum is still `dot`'s, operation for
+/// operation: `dot`'s four accumulators (accumulator `k` takes the eight columns at `32c + 8k`)
+/// run one after another here instead of side by side, each over the same columns in the same
+/// order, and are then added as `dot` adds them, so each output equals `matvec`'s bit for bit.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matvec_quad(outs: [&mut [f32]; 4], xs: [&[f32]; 4], w: &[f32]) {
+    let (n, rows) = (xs[0].len(), outs[0].len());
+    assert!(n >= SHORT_ROW && xs.iter().all(|x| x.len() == n) && outs.iter().all(|o| o.len() == rows) && w.len() >= rows * n);
+    let x = xs.map(|x| x.as_ptr());
+    let put = |outs: &mut [&mut [f32]; 4], r: usize, sums: &[[f32; 4]]| {
+        for (i, row) in sums.iter().enumerate() {
+            for (o, &s) in outs.iter_mut().zip(row) {
+                o[r + i] = s;
+            }
+        }
+    };
+    let mut outs = outs;
+    let mut r = 0;
+    while r + 2 <= rows {
+        put(&mut outs, r, &rows_by_four::<2>(w.as_ptr().add(r * n), n, x));
+        r += 2;
+    }
+    if r < rows {
+        put(&mut outs, r, &rows_by_four::<1>(w.as_ptr().add(r * n), n, x));
+    }
+}
+
+/// How far ahead (in rows) `rows_by_four` asks for weights.
+const PREFETCH_ROWS: usize = 4;
+
+/// `R` consecutive rows (from `w`, each `n` long) times four vectors: `[row][vector]`, each sum
+/// as `dot` forms it (see `matvec_quad`).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_by_four<const R: usize>(w: *const f32, n: usize, x: [*const f32; 4]) -> [[f32; 4]; R] {
+    let full = n - n % 32;
+    // parts[row][vector][k]: accumulator k of that row's `dot` with that vector.
+    let mut parts = [[[_mm256_setzero_ps(); 4]; 4]; R];
+    for k in 0..4 {
+        let mut acc = [[_mm256_setzero_ps(); 4]; R];
+        // Accumulator 0 also takes the eight-column blocks after the last 32, as in `dot`.
+        let end = if k == 0 { n - n % 8 } else { full };
+        let mut j = 8 * k;
+        while j < end {
+            if k == 0 {
+                // Ask for the rows PREFETCH_ROWS ahead while these are summed: with four FMAs a
+                // weight load the hardware prefetcher alone fell behind (measured: about half the
+                // single-vector kernel's bytes/s, the loads stalling).
+                for i in 0..R {
+                    let ahead = w.wrapping_add((i + PREFETCH_ROWS) * n + j);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16) as *const i8);
+                }
+            }
+            let xv = x.map(|p| _mm256_loadu_ps(p.add(j)));
+            for (i, a) in acc.iter_mut().enumerate() {
+                let wv = _mm256_loadu_ps(w.add(i * n + j));
+                for (s, v) in a.iter_mut().enumerate() {
+                    *v = _mm256_fmadd_ps(wv, xv[s], *v);
+                }
+            }
+            j += if j < full { 32 } else { 8 };
+        }
+        for (p, a) in parts.iter_mut().zip(acc) {
+            for (ps, v) in p.iter_mut().zip(a) {
+                ps[k] = v;
+            }
+        }
+    }
+    let mut sums = [[0f32; 4]; R];
+    for (i, (sum, p)) in sums.iter_mut().zip(&parts).enumerate() {
+        for (s, (o, a)) in sum.iter_mut().zip(p).enumerate() {
+            *o = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+            for j in n - n % 8..n {
+                *o += *w.add(i * n + j) * *x[s].add(j);
+            }
+        }
+    }
+    sums
+}
