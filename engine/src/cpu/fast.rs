@@ -216,7 +216,7 @@ pub fn attend_bwd(
 ) {
     let hs = q.len();
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() && hs % 8 == 0 && (8..=64).contains(&hs) {
+    if has_avx2_fma() && hs.is_multiple_of(8) && (8..=64).contains(&hs) {
         let n = att.len();
         let keys = if n == 0 { 0 } else { (n - 1) * stride + hs };
         assert!(
@@ -377,6 +377,8 @@ pub(crate) use wasm::{touch_ahead, touch_here};
 mod tests {
     use crate::randmodel::det_uniform;
 
+    type AttendBwd = fn(&mut [f32], &mut [f32], &mut [f32], usize, &[f32], &[f32], &[f32], &[f32], &[f32], &mut [f32]);
+
     #[test]
     fn the_x86_attention_backward_equals_the_call_per_key_loop_bit_for_bit() {
         if !super::has_avx2_fma() {
@@ -391,12 +393,11 @@ mod tests {
                 let mut att = r(5, keys).iter().map(|x| x.abs()).collect::<Vec<f32>>();
                 let total: f32 = att.iter().sum();
                 att.iter_mut().for_each(|p| *p /= total);
-                let run =
-                    |f: fn(&mut [f32], &mut [f32], &mut [f32], usize, &[f32], &[f32], &[f32], &[f32], &[f32], &mut [f32])| {
-                        let (mut dq, mut dk, mut dv, mut ds) = (r(6, hs), r(7, len), r(8, len), vec![0.0; keys]);
-                        f(&mut dq, &mut dk, &mut dv, stride, &dout, &att, &q, &k, &v, &mut ds);
-                        [dq, dk, dv, ds].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
-                    };
+                let run = |f: AttendBwd| {
+                    let (mut dq, mut dk, mut dv, mut ds) = (r(6, hs), r(7, len), r(8, len), vec![0.0; keys]);
+                    f(&mut dq, &mut dk, &mut dv, stride, &dout, &att, &q, &k, &v, &mut ds);
+                    [dq, dk, dv, ds].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+                };
                 assert!(run(super::attend_bwd) == run(super::attend_bwd_by_calls), "head size {hs}, {keys} keys");
             }
         }

@@ -449,9 +449,9 @@ pub unsafe fn attend_bwd<const C: usize>(
         let at = t * stride;
         // `dot(dout, v_t)`: chunk 4m + i into accumulator i, chunks after the last four into 0.
         let mut acc = [_mm256_setzero_ps(); 4];
-        for c in 0..C {
+        for (c, o) in dov.iter().enumerate() {
             let i = if c < C / 4 * 4 { c % 4 } else { 0 };
-            acc[i] = _mm256_fmadd_ps(dov[c], _mm256_loadu_ps(v.add(at + 8 * c)), acc[i]);
+            acc[i] = _mm256_fmadd_ps(*o, _mm256_loadu_ps(v.add(at + 8 * c)), acc[i]);
         }
         *d = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
         let pv = _mm256_set1_ps(p);
