@@ -421,3 +421,26 @@ fn batched_decode_equals_single_runs_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn attention_backward_kernels_equal_the_call_per_key_loop_bit_for_bit() {
+    // Every head size the AVX2 (multiples of 8) and simd128 (multiples of 4) kernels take, and
+    // one neither takes; keys strided as in a KV cache.
+    type AttendBwd = fn(&mut [f32], &mut [f32], &mut [f32], usize, &[f32], &[f32], &[f32], &[f32], &[f32], &mut [f32]);
+    for hs in (4..=64).step_by(4).chain([6]) {
+        for keys in [1, 5, 33] {
+            let (stride, r) = (hs * 3 + 4, |seed: u64, n: usize| det_uniform(seed, "attend_bwd", n, 1.0, 0.0));
+            let len = (keys - 1) * stride + hs;
+            let (q, dout, k, v) = (r(1, hs), r(2, hs), r(3, len), r(4, len));
+            let mut att: Vec<f32> = r(5, keys).iter().map(|x| x.abs()).collect();
+            let total: f32 = att.iter().sum();
+            att.iter_mut().for_each(|p| *p /= total);
+            let run = |f: AttendBwd| {
+                let (mut dq, mut dk, mut dv, mut ds) = (r(6, hs), r(7, len), r(8, len), vec![0.0; keys]);
+                f(&mut dq, &mut dk, &mut dv, stride, &dout, &att, &q, &k, &v, &mut ds);
+                [dq, dk, dv, ds].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+            };
+            assert!(run(fast::attend_bwd) == run(fast::attend_bwd_by_calls), "head size {hs}, {keys} keys");
+        }
+    }
+}

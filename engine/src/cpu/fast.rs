@@ -237,13 +237,26 @@ pub fn attend_bwd(
         }
         by_chunks!(1 2 3 4 5 6 7 8)
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if hs.is_multiple_of(4) && (4..=64).contains(&hs) {
+        macro_rules! by_chunks {
+            ($($c:literal)*) => {
+                match hs / 4 {
+                    $($c => return wasm::attend_bwd::<$c>(dq, dk, dv, stride, dout, att, q, k, v, ds),)*
+                    _ => unreachable!("head sizes 4..=64 only"),
+                }
+            };
+        }
+        by_chunks!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    }
     attend_bwd_by_calls(dq, dk, dv, stride, dout, att, q, k, v, ds)
 }
 
 /// `attend_bwd` through a `dot` and `axpy` call per key: any head size, and the reference the
-/// x86 kernel is checked against bit for bit.
+/// AVX2 and simd128 kernels are checked against bit for bit (`tests/fast_kernels.rs`).
+#[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-fn attend_bwd_by_calls(
+pub fn attend_bwd_by_calls(
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
@@ -372,34 +385,3 @@ mod x86;
 mod wasm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) use wasm::{touch_ahead, touch_here};
-
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    use crate::randmodel::det_uniform;
-
-    type AttendBwd = fn(&mut [f32], &mut [f32], &mut [f32], usize, &[f32], &[f32], &[f32], &[f32], &[f32], &mut [f32]);
-
-    #[test]
-    fn the_x86_attention_backward_equals_the_call_per_key_loop_bit_for_bit() {
-        if !super::has_avx2_fma() {
-            return;
-        }
-        for hs in (8..=64).step_by(8) {
-            for keys in [1, 5, 33] {
-                let stride = hs * 3 + 8;
-                let len = (keys - 1) * stride + hs;
-                let r = |seed: u64, n: usize| det_uniform(seed, "attend_bwd", n, 1.0, 0.0);
-                let (q, dout, k, v) = (r(1, hs), r(2, hs), r(3, len), r(4, len));
-                let mut att = r(5, keys).iter().map(|x| x.abs()).collect::<Vec<f32>>();
-                let total: f32 = att.iter().sum();
-                att.iter_mut().for_each(|p| *p /= total);
-                let run = |f: AttendBwd| {
-                    let (mut dq, mut dk, mut dv, mut ds) = (r(6, hs), r(7, len), r(8, len), vec![0.0; keys]);
-                    f(&mut dq, &mut dk, &mut dv, stride, &dout, &att, &q, &k, &v, &mut ds);
-                    [dq, dk, dv, ds].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
-                };
-                assert!(run(super::attend_bwd) == run(super::attend_bwd_by_calls), "head size {hs}, {keys} keys");
-            }
-        }
-    }
-}
