@@ -19,6 +19,9 @@ use tinylm_engine::trace::{inspect, steering_direction, Ablation, CpuModel, Edit
 use tinylm_engine::{checkpoint, Sampler, Weights};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
+#[path = "common/mixed.rs"]
+mod mixed;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 const MODEL: &[u8] = include_bytes!("../../../shared/data/models/stories260K.bin");
@@ -214,28 +217,13 @@ async fn webgpu_keeps_quantized_weights_quantized() {
     // the dequantized weights, per token.
     {
         use tinylm_engine::generate::Backend;
-        use tinylm_engine::quant_weights::{Matrix, QuantWeights};
-        use tinylm_engine::weights::{tensor_specs, Tensor};
         let open = |name: &str, bytes: &[u8]| LoadedModel::open(&[NamedFile::new(name, bytes)]).unwrap();
         let q8 = open("quant.q8_0.gguf", include_bytes!("fixtures/formats/gguf/quant.q8_0.gguf"));
         let q4 = open("quant.q4_0.gguf", include_bytes!("fixtures/formats/gguf/quant.q4_0.gguf"));
         let km = open("quant.q4_k_m.gguf", include_bytes!("fixtures/formats/gguf/quant.q4_k_m.gguf"));
         let q5 = open("quant.q5_mix.gguf", include_bytes!("fixtures/formats/gguf/quant.q5_mix.gguf"));
-        let from = |m: &LoadedModel, t| m.quantized().unwrap().matrix(t).clone();
-        let base = q8.quantized().unwrap();
-        let tensors = tensor_specs(&base.config)
-            .iter()
-            .map(|s| match s.tensor {
-                Tensor::RmsAtt => Matrix::F32(base.rms_att.clone()),
-                Tensor::RmsFfn => Matrix::F32(base.rms_ffn.clone()),
-                Tensor::RmsFinal => Matrix::F32(base.rms_final.clone()),
-                Tensor::Wq => from(&q4, Tensor::Wq),
-                Tensor::Wk | Tensor::W2 => from(&km, s.tensor),
-                Tensor::W1 | Tensor::W3 | Tensor::Wo => from(&q5, s.tensor),
-                t => from(&q8, t),
-            })
-            .collect();
-        let mixed = QuantWeights::from_tensors(base.config, tensors);
+        let mixed = mixed::held_q8_among_blocks(&q8, &q4, &km, &q5);
+        let base = &mixed;
         let mut cpu = CpuBackend::new(mixed.dequantize());
         let mut g = GpuBackend::new_quantized_async(&mixed, GpuOptions::default()).await.unwrap();
         assert_eq!(g.weight_format(), WeightFormat::Blocks);

@@ -171,27 +171,12 @@ fn f16_and_bf16_files_stay_in_their_type_on_the_gpu() {
 /// chunks hold three and two types. Against the CPU reference on its dequantized weights.
 #[test]
 fn a_mix_of_held_q8_0_and_blocks_stays_in_its_types_on_the_gpu() {
-    use tinylm_engine::weights::{tensor_specs, Tensor};
     let q8 = open("quant.q8_0.gguf", &read_fixture("gguf/quant.q8_0.gguf"));
     let q4 = open("quant.q4_0.gguf", &read_fixture("gguf/quant.q4_0.gguf"));
     let km = open("quant.q4_k_m.gguf", &read_fixture("gguf/quant.q4_k_m.gguf"));
     let q5 = open("quant.q5_mix.gguf", &read_fixture("gguf/quant.q5_mix.gguf"));
-    let from = |m: &LoadedModel, t| m.quantized().unwrap().matrix(t).clone();
-    let base = q8.quantized().unwrap();
-    let tensors = tensor_specs(&base.config)
-        .iter()
-        .map(|s| match s.tensor {
-            Tensor::RmsAtt => Matrix::F32(base.rms_att.clone()),
-            Tensor::RmsFfn => Matrix::F32(base.rms_ffn.clone()),
-            Tensor::RmsFinal => Matrix::F32(base.rms_final.clone()),
-            Tensor::Wq => from(&q4, Tensor::Wq),
-            Tensor::Wk => from(&km, Tensor::Wk),
-            Tensor::W1 | Tensor::W3 | Tensor::Wo => from(&q5, s.tensor),
-            Tensor::W2 => from(&km, Tensor::W2),
-            t => from(&q8, t),
-        })
-        .collect();
-    let mixed = QuantWeights::from_tensors(base.config, tensors);
+    let mixed = common::mixed::held_q8_among_blocks(&q8, &q4, &km, &q5);
+    let base = &mixed;
     let types: Vec<&str> = mixed.kept_types().iter().map(|t| t.name()).collect();
     assert_eq!(types, ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q6_K"]);
     let prompt: Vec<u32> = (0..12).map(|i| (i * 37 + 5) % base.config.vocab_size as u32).collect();

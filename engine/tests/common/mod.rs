@@ -8,6 +8,7 @@ use tinylm_engine::{checkpoint, Tokenizer, Weights};
 mod fixtures;
 pub mod gradcheck;
 pub mod interp;
+pub mod mixed;
 pub mod pretrain;
 #[allow(unused_imports)] // not every test binary uses them
 pub use fixtures::*;
