@@ -2,8 +2,8 @@
 # One call measures everything on a lent GPU machine: `tinylm bench` (greedy decode from BOS and
 # a 256-position prefill, medians of 3 runs) for stories260K and the random s15m/s42m/s110m
 # shapes, on the GPU (three-dispatch layer, then the five-dispatch one for comparison) and on
-# the CPU (1 thread and every core), all in about 8 minutes at most (each bench has its own
-# time limit). Prints a table per model and, when $OUT is set, writes each bench's JSON there.
+# the CPU (1 thread and every core), and s15m as GGUF Q8_0 and Q4_0 on the GPU, all in about 8
+# minutes at most (each bench has its own time limit). Prints a table per model and, when $OUT is set, writes each bench's JSON there.
 #   bash scripts/device-bench.sh [TINYLM_BIN]
 # TINYLM_BIN (or TINYLM=): a release `tinylm` built elsewhere (the device machine has no Rust);
 # without either the script builds one with cargo when cargo is present, else uses
@@ -74,9 +74,9 @@ for m in "${MODELS[@]}"; do
   # core only (one thread would take minutes).
   case $name in
     stories260K) lim=20 clim=30 cpu=(-n "$STEPS" --prompt-len 256 --threads "1,$CORES") ;;
-    s15m) lim=30 clim=40 cpu=(-n "$STEPS" --prompt-len 256 --threads "1,$CORES") ;;
-    s42m) lim=40 clim=50 cpu=(-n 64 --prompt-len 64 --threads "$CORES") ;;
-    *) lim=60 clim=60 cpu=(-n 64 --prompt-len 64 --threads "$CORES") ;;
+    s15m) lim=30 clim=30 cpu=(-n "$STEPS" --prompt-len 256 --threads "1,$CORES") ;;
+    s42m) lim=40 clim=40 cpu=(-n 64 --prompt-len 64 --threads "$CORES") ;;
+    *) lim=60 clim=40 cpu=(-n 64 --prompt-len 64 --threads "$CORES") ;;
   esac
   # shellcheck disable=SC2086 # src is a path or "--shape NAME"
   bench "$name-gpu" "$lim" $src --backend gpu "${GPU[@]}"
@@ -85,4 +85,14 @@ for m in "${MODELS[@]}"; do
   # shellcheck disable=SC2086
   bench "$name-cpu" "$clim" $src --backend cpu "${cpu[@]}"
 done
+# Quantized weights on the GPU: the s15m model as GGUF Q8_0 (int8 words) and Q4_0 (the file's own
+# blocks, decoded where they lie), written here by `tinylm convert`, against the f32 rows above.
+QDIR=$(mktemp -d)
+if "$BIN" make-model --shape s15m -o "$QDIR/s15m.bin" >/dev/null; then
+  for t in q8_0 q4_0; do
+    "$BIN" convert "$QDIR/s15m.bin" --to gguf --type "$t" -o "$QDIR/s15m.$t.gguf" >/dev/null &&
+      bench "s15m-$t-gpu" 20 "$QDIR/s15m.$t.gguf" --backend gpu "${GPU[@]}"
+  done
+fi
+rm -rf "$QDIR"
 echo "total $(($(date +%s) - START)) s; JSON in $JSON_DIR"

@@ -112,6 +112,32 @@ fn convert_round_trips_keep_the_story() {
 }
 
 #[test]
+fn convert_writes_the_legacy_4_and_5_bit_types() {
+    // stories260K as GGUF Q4_0, Q4_1, Q5_0, Q5_1 (quantizers checked byte for byte against gguf-py
+    // in the engine's tests/formats.rs): every matrix whose rows are whole blocks of 32 in that
+    // type (w2's rows of 172 stay F16, as llama.cpp does), the file a model `generate` runs, and
+    // with 5 bits and a min the greedy story's first sentence is still f32's.
+    let dir = scratch("convert-4-5");
+    let (m, z) = (model(), tok512());
+    let story = |p: &std::path::Path| String::from_utf8(ok(&["generate", s(p), "-z", s(&z), "-t", "0", "-n", "60"])).unwrap();
+    let first = |t: &str| t.split('.').next().unwrap().to_string();
+    let want = story(&m);
+    for t in ["q4_0", "q4_1", "q5_0", "q5_1"] {
+        let f = dir.join(format!("s.{t}.gguf"));
+        ok(&["convert", s(&m), "--to", "gguf", "--type", t, "-o", s(&f)]);
+        let info = String::from_utf8(ok(&["info", s(&f)])).unwrap();
+        assert!(info.contains(&format!("GGUF v3, {} ×31, F32 ×11, F16 ×5", t.to_uppercase())), "{t}: {info}");
+        let got = story(&f);
+        assert!(got.starts_with("Once upon a time"), "{t}: {got}");
+        if t == "q5_1" {
+            assert_eq!(first(&got), first(&want), "{t}");
+        }
+    }
+    let e = fails(&["convert", s(&m), "--to", "llama2c", "--type", "q4_0", "-o", s(&dir.join("x.bin"))]);
+    assert!(e.contains("llama2.c files hold f32 (v0) or q8_0 (v2), not Q4_0"), "{e}");
+}
+
+#[test]
 fn refusals_are_in_words() {
     let dir = scratch("convert-refusals");
     let e = fails(&["convert", s(&fx("hf/llama3_headdim")), "--to", "llama2c", "-o", s(&dir.join("x.bin"))]);

@@ -267,9 +267,75 @@ pub fn quantize(t: DType, w: &[f32]) -> Option<Vec<u8>> {
                 out.extend(g.iter().map(|v| (v * id).round() as i8 as u8));
             }
         }
-        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q4K | DType::Q6K => return None,
+        DType::Q4_0 => w.chunks_exact(32).for_each(|g| q4_0_block(g, &mut out)),
+        DType::Q4_1 => w.chunks_exact(32).for_each(|g| q4_1_block(g, &mut out)),
+        DType::Q5_0 => w.chunks_exact(32).for_each(|g| q5_block(g, false, &mut out)),
+        DType::Q5_1 => w.chunks_exact(32).for_each(|g| q5_block(g, true, &mut out)),
+        DType::Q4K | DType::Q6K => return None,
     }
     Some(out)
+}
+
+// ggml's reference quantizers for the legacy 4- and 5-bit types (as gguf-py ports them): the
+// value of largest magnitude (the first, on a tie) sets d = max / -8 (or -16), or the block's min
+// and d = (max - min) / 15 (or 31) set the range; q = trunc(x·(1/d) + 8.5) (or (x − min)·(1/d)
+// + 0.5), clamped. Each product and sum rounds on its own, as there.
+
+/// The first value of largest magnitude, with its sign.
+fn signed_max(g: &[f32]) -> f32 {
+    g.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
+}
+
+fn inverse(d: f32) -> f32 {
+    if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
+    }
+}
+
+/// Nibble j of the block's 16 bytes holds value j (low) and value j + 16 (high).
+fn nibbles(q: &[u8; 32], out: &mut Vec<u8>) {
+    out.extend((0..16).map(|j| (q[j] & 15) | ((q[j + 16] & 15) << 4)));
+}
+
+fn q4_0_block(g: &[f32], out: &mut Vec<u8>) {
+    let d = signed_max(g) / -8.0;
+    let id = inverse(d);
+    let q: [u8; 32] = std::array::from_fn(|j| ((g[j] * id + 8.5) as u8).min(15));
+    out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    nibbles(&q, out);
+}
+
+fn q4_1_block(g: &[f32], out: &mut Vec<u8>) {
+    let (min, max) = g.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let d = (max - min) / 15.0;
+    let id = inverse(d);
+    let q: [u8; 32] = std::array::from_fn(|j| (((g[j] - min) * id + 0.5) as u8).min(15));
+    out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+    nibbles(&q, out);
+}
+
+/// Q5_0 (`with_min` false: d, 32 fifth bits, nibbles) or Q5_1 (d, min, then the same).
+fn q5_block(g: &[f32], with_min: bool, out: &mut Vec<u8>) {
+    let (min, max) = g.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (d, q): (f32, [u8; 32]) = if with_min {
+        let d = (max - min) / 31.0;
+        let id = inverse(d);
+        (d, std::array::from_fn(|j| (((g[j] - min) * id + 0.5) as u8).min(31)))
+    } else {
+        let d = signed_max(g) / -16.0;
+        let id = inverse(d);
+        (d, std::array::from_fn(|j| ((g[j] * id + 16.5) as u8).min(31)))
+    };
+    out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    if with_min {
+        out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+    }
+    let high = q.iter().enumerate().fold(0u32, |h, (j, &v)| h | (u32::from(v >> 4) << j));
+    out.extend_from_slice(&high.to_le_bytes());
+    nibbles(&q, out);
 }
 
 #[cfg(test)]

@@ -164,3 +164,28 @@ fn llama2c_v2_export_runs_to_the_transformers_logits() {
     let f32_logits = inspect(&mut CpuBackend::reference(v0), &tokens).unwrap().logits;
     assert!(max_diff(&f32_logits, &want) > 100.0 * tol);
 }
+
+/// tinylm's Q4_0, Q4_1, Q5_0 and Q5_1 quantizers (`tinylm convert --type`) against gguf-py's on
+/// the same input, byte for byte (fixtures/formats/quantize/make_quantize_ref.py: a zero block,
+/// equal values, spikes, |max| ties, rounding boundaries, tiny and large scales, random blocks).
+#[test]
+fn legacy_quantizers_match_gguf_py_byte_for_byte() {
+    use tinylm_engine::quant::{quantize, DType};
+    let dir = "fixtures/formats/quantize";
+    let read =
+        |name: &str| std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir).join(name)).unwrap();
+    let x: Vec<f32> = read("input.f32").chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(x.len(), 38 * 32);
+    for (name, t, block) in [
+        ("q4_0.bin", DType::Q4_0, 18),
+        ("q4_1.bin", DType::Q4_1, 20),
+        ("q5_0.bin", DType::Q5_0, 22),
+        ("q5_1.bin", DType::Q5_1, 24),
+    ] {
+        let (want, got) = (read(name), quantize(t, &x).unwrap());
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (b, (g, w)) in got.chunks(block).zip(want.chunks(block)).enumerate() {
+            assert_eq!(g, w, "{name}: block {b}");
+        }
+    }
+}

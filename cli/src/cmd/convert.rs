@@ -1,5 +1,5 @@
 //! `tinylm convert`: a model (llama2.c, GGUF or a Hugging Face folder) written as another:
-//! llama2.c (f32 v0, q8_0 v2), GGUF (f32, f16, bf16, q8_0) or a Hugging Face folder of
+//! llama2.c (f32 v0, q8_0 v2), GGUF (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1) or a Hugging Face folder of
 //! safetensors (f32, f16, bf16).
 
 use std::path::{Path, PathBuf};
@@ -26,6 +26,14 @@ pub enum Type {
     Bf16,
     #[value(name = "q8_0")]
     Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+    #[value(name = "q4_1")]
+    Q4_1,
+    #[value(name = "q5_0")]
+    Q5_0,
+    #[value(name = "q5_1")]
+    Q5_1,
 }
 
 #[derive(clap::Args)]
@@ -38,7 +46,9 @@ pub struct Args {
     /// What to write.
     #[arg(long, value_enum)]
     pub to: Target,
-    /// Weight type (norms stay f32). llama2c: f32 (v0) or q8_0 (v2); safetensors: f32, f16, bf16.
+    /// Weight type (norms stay f32). llama2c: f32 (v0) or q8_0 (v2); safetensors: f32, f16, bf16;
+    /// gguf: any (q4_0, q4_1, q5_0, q5_1 by ggml's reference quantizers; rows that are not whole
+    /// blocks of 32 stay F16, as llama.cpp does).
     #[arg(long = "type", value_enum, default_value = "f32")]
     pub dtype: Type,
     /// A tokenizer to write into the GGUF (llama2.c tokenizer.bin); default: none.
@@ -70,6 +80,10 @@ pub fn run(a: Args) -> Result<()> {
         Type::F16 => DType::F16,
         Type::Bf16 => DType::BF16,
         Type::Q8_0 => DType::Q8_0,
+        Type::Q4_0 => DType::Q4_0,
+        Type::Q4_1 => DType::Q4_1,
+        Type::Q5_0 => DType::Q5_0,
+        Type::Q5_1 => DType::Q5_1,
     };
     let written = match a.to {
         Target::Llama2c => {
