@@ -2,7 +2,8 @@
 # One call measures everything on a lent GPU machine: `tinylm bench` (greedy decode from BOS and
 # a 256-position prefill, medians of 3 runs) for stories260K and the random s15m/s42m/s110m
 # shapes, on the GPU (three-dispatch layer, then the five-dispatch one for comparison) and on
-# the CPU (1 thread and every core), and s15m as GGUF Q8_0 and Q4_0 on the GPU, all in about 8
+# the CPU (1 thread and every core), s15m as four sequences in one pass and as GGUF Q8_0 and Q4_0
+# on the GPU, all in about 8
 # minutes at most (each bench has its own time limit). Prints a table per model and, when $OUT is set, writes each bench's JSON there.
 #   bash scripts/device-bench.sh [TINYLM_BIN]
 # TINYLM_BIN (or TINYLM=): a release `tinylm` built elsewhere (the device machine has no Rust);
@@ -78,8 +79,11 @@ for m in "${MODELS[@]}"; do
     s42m) lim=40 clim=40 cpu=(-n 64 --prompt-len 64 --threads "$CORES") ;;
     *) lim=60 clim=40 cpu=(-n 64 --prompt-len 64 --threads "$CORES") ;;
   esac
+  # s15m also as four sequences decoded together (one batched pass a step, a KV cache each).
+  seqs=()
+  [ "$name" = s15m ] && seqs=(--sequences 4)
   # shellcheck disable=SC2086 # src is a path or "--shape NAME"
-  bench "$name-gpu" "$lim" $src --backend gpu "${GPU[@]}"
+  bench "$name-gpu" "$lim" $src --backend gpu "${GPU[@]}" "${seqs[@]}"
   # shellcheck disable=SC2086
   bench "$name-gpu-five" "$lim" $src --backend gpu --five-dispatch "${GPU[@]}"
   # shellcheck disable=SC2086

@@ -3,7 +3,8 @@
 // Bindings (group 0): 0 `q` [n_rows, q_dim] read (after RoPE); 1 `kv` [2, seq_len, kv_dim] read:
 // this layer's keys then values; 2 `att` [n_rows, n_heads, seq_len] read_write: the softmax
 // probabilities (kept: the trace capture copies them); 3 `o` [n_rows, q_dim] read_write; 4 `d`.
-// Row t sits at position p = pos0 + t and sees keys 0..=p. Head h reads kv head h / kv_mul.
+// Row t sits at position p = row_pos(t) (pos0 + t; pos0 when each row is its own sequence, whose
+// cache then starts at row_kv(t): common.wgsl) and sees keys 0..=p. Head h reads kv head h / kv_mul.
 // score_s = (q_h · k_s) / sqrt(head_size); probabilities = softmax(score) as run.c
 // (subtract the max, exp, sum in s order, divide); o_h = Σ_s p_s v_s, in s order like the CPU.
 
@@ -63,11 +64,11 @@ fn sequential_sum(ao: u32, n: u32, lane: u32) -> f32 {
 // attention_wo.wgsl runs it once per output block (slot = block), so no two workgroups share
 // scratch. Call from uniform control flow (it has barriers).
 fn attend(h: u32, t: u32, slot: u32, lane: u32) {
-    let n = step.pos0 + t + 1u;
+    let n = row_pos(t) + 1u;
     let hs = d.head_size;
     let qo = t * d.q_dim + h * hs;
     let oo = slot * d.q_dim + h * hs;
-    let ko = (h / d.kv_mul) * hs;
+    let ko = row_kv(t) + (h / d.kv_mul) * hs;
     let ao = (slot * d.n_heads + h) * d.seq_len;
 
     var mx = F32_LOWEST;

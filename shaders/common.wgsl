@@ -19,9 +19,24 @@ struct Step {
     topp: f32,
     // Top-p candidate cutoff (1 - topp) / (vocab - 1), computed on the CPU as run.c does.
     cutoff: f32,
+    // 1 when each row is its own sequence (several stories in one pass): every row is then at
+    // position pos0, reads its token from tokens[row], and keeps its KV cache `kv_stride` floats
+    // after the previous row's in each layer's cache buffer; 0 for the rows of one sequence.
+    seq_rows: u32,
+    kv_stride: u32,
+    _p0: u32,
+    _p1: u32,
 }
 
 @group(1) @binding(0) var<uniform> step: Step;
+
+// Row t's position, and where its KV cache starts in a layer's cache buffer.
+fn row_pos(t: u32) -> u32 {
+    return step.pos0 + select(t, 0u, step.seq_rows != 0u);
+}
+fn row_kv(t: u32) -> u32 {
+    return select(0u, t * step.kv_stride, step.seq_rows != 0u);
+}
 
 // The lowest finite f32: the start of a running maximum (inf cannot be written in WGSL).
 const F32_LOWEST: f32 = -0x1.fffffep+127f;

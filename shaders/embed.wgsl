@@ -4,7 +4,8 @@
 // transposed like every weight chunk (the tied classifier shares it), read through
 // `table_at1` in the weights' format (gpu::packing);
 // 1 `tokens` [seq_len + 1] u32 read: the token at each position; 2 `x` [n_rows, dim] read_write;
-// 3 `d` uniform. Computes x[t, :] = table[tokens[pos0 + t] - row0, :] for the rows whose token
+// 3 `d` uniform. Computes x[t, :] = table[tokens[pos0 + t] - row0, :] (tokens[t] when each row is
+// its own sequence: common.wgsl) for the rows whose token
 // falls in this chunk; the table is split in chunks that fit a storage binding, and the token
 // may only be known on the GPU (it was sampled there), so every chunk is dispatched.
 
@@ -22,7 +23,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= d.dim || t >= step.n_rows) {
         return;
     }
-    let tok = tokens[step.pos0 + t];
+    // Several sequences in one pass: row t's token is tokens[t].
+    let tok = tokens[select(step.pos0 + t, t, step.seq_rows != 0u)];
     if (tok < d.row0 || tok >= d.row0 + d.rows) {
         return;
     }

@@ -3,7 +3,8 @@
 //
 // Bindings (group 0): 0 `qkv` [n_rows, q_dim + 2 kv_dim] read: wq·x | wk·x | wv·x per row;
 // 1 `rope` read and 3 `kv` read_write: as rope_pair.wgsl; 2 `q` [n_rows, q_dim] read_write: the
-// turned q rows; 4 `d` uniform RopeDims. Row t is at position pos0 + t. One invocation per pair
+// turned q rows; 4 `d` uniform RopeDims. Row t is at position row_pos(t) (pos0 + t, or pos0 for
+// every row when each row is its own sequence: common.wgsl). One invocation per pair
 // (x) and row (y).
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
@@ -25,5 +26,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= width || t >= step.n_rows) {
         return;
     }
-    rope_pair(d, t, step.pos0 + t, i, qkv[t * width + i], qkv[t * width + i + 1u]);
+    rope_pair(d, t, row_pos(t), i, qkv[t * width + i], qkv[t * width + i + 1u]);
 }

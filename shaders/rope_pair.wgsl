@@ -9,8 +9,10 @@
 struct RopeDims { q_dim: u32, kv_dim: u32, head_size: u32, seq_len: u32 }
 
 fn rope_pair(rd: RopeDims, t: u32, pos: u32, i: u32, v0: f32, v1: f32) {
+    // Row t's own cache (several sequences in one pass; 0 for one sequence).
+    let base = row_kv(t);
     if (i >= rd.q_dim + rd.kv_dim) {
-        let at = (rd.seq_len + pos) * rd.kv_dim + i - rd.q_dim - rd.kv_dim;
+        let at = base + (rd.seq_len + pos) * rd.kv_dim + i - rd.q_dim - rd.kv_dim;
         kv[at] = v0;
         kv[at + 1u] = v1;
         return;
@@ -24,7 +26,7 @@ fn rope_pair(rd: RopeDims, t: u32, pos: u32, i: u32, v0: f32, v1: f32) {
     if (i < rd.q_dim) {
         store_q(t, i, r0, r1);
     } else {
-        let at = pos * rd.kv_dim + i - rd.q_dim;
+        let at = base + pos * rd.kv_dim + i - rd.q_dim;
         kv[at] = r0;
         kv[at + 1u] = r1;
     }

@@ -112,6 +112,31 @@ async fn generate(g: &mut GpuBackend, steps: usize, s: &mut Sampler) -> Vec<u32>
     g.generate_async(&[1], steps, s, |_: Step| true).await.unwrap()
 }
 
+/// Three sequences in one pass (`forward_sequences_async`), each with its own KV cache, through
+/// Chromium's WGSL compiler: each row's logits against that sequence alone on the CPU path.
+#[wasm_bindgen_test]
+async fn webgpu_sequences_in_one_pass_match_single_runs() {
+    use tinylm_engine::generate::Backend;
+    let w = weights();
+    let mut g = gpu(&w).await;
+    g.set_sequences(3).unwrap();
+    let seqs: Vec<Vec<u32>> = (0..3).map(|k| random_tokens(k + 21, 16, 512)).collect();
+    let mut cpus: Vec<CpuBackend> = (0..3).map(|_| CpuBackend::new(w.clone())).collect();
+    let mut worst = 0f32;
+    for pos in 0..16 {
+        let tokens: Vec<u32> = seqs.iter().map(|s| s[pos]).collect();
+        let got = g.forward_sequences_async(&tokens, pos).await.unwrap();
+        for (k, cpu) in cpus.iter_mut().enumerate() {
+            let want = cpu.forward(tokens[k], pos).unwrap();
+            let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let err = max_diff(&got[k * 512..(k + 1) * 512], want) / scale;
+            assert!(err <= 1e-4, "sequence {k} at position {pos}: {err}");
+            worst = nan_max(worst, err);
+        }
+    }
+    console_log!("three sequences in one pass: worst error {worst:.2e} of the largest logit");
+}
+
 #[wasm_bindgen_test]
 async fn webgpu_greedy_generation_matches_the_reference() {
     let mut g = gpu(&weights()).await;

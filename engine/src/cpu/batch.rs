@@ -190,10 +190,11 @@ impl BatchGeneration {
     }
 }
 
-/// The logits `forward_batch` left in a state, as the `Backend` that `Generation::step` samples from.
-struct Ready<'a> {
-    config: &'a Config,
-    logits: &'a mut [f32],
+/// Logits already computed (by `forward_batch`, or a row of the GPU's batch), as the `Backend`
+/// that `Generation::step` samples from.
+pub(crate) struct Ready<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) logits: &'a mut [f32],
 }
 
 impl Backend for Ready<'_> {

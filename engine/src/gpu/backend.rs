@@ -102,7 +102,7 @@ pub struct GpuBackend {
     /// Knock-outs and steering in force (`set_edits`).
     edits: Option<GpuEdits>,
     host_logits: Vec<f32>,
-    weights: GpuWeights,
+    pub(super) weights: GpuWeights,
 }
 
 /// Capture buffers are kept under this size; inspection chunks shrink to fit.
@@ -164,7 +164,7 @@ impl GpuBackend {
             .scoped("loading the model onto the GPU", || -> Result<_> {
                 let kernels = DecodeKernels::new(&ctx, wg, format);
                 let gw = GpuWeights::upload(&ctx, weights, format, max_weight, opts.f16_classifier)?;
-                let acts = Acts::new(&ctx, &kernels, &c, batch);
+                let acts = Acts::new(&ctx, &kernels, &c, batch, 1);
                 let plan = Plan::new(&ctx, &kernels, &c, &gw, &acts, opts.fused, opts.three_dispatch);
                 let rb = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
                 let logits_rb = buffer(&ctx, "logits readback", (batch * c.vocab_size * 4) as u64, rb);

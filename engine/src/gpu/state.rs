@@ -25,8 +25,10 @@ pub struct Acts {
     /// `[batch, vocab]`.
     pub logits: wgpu::Buffer,
     pub probs: wgpu::Buffer,
-    /// Per layer `[2, seq_len, kv_dim]`: keys then values.
+    /// Per layer `[sequences, 2, seq_len, kv_dim]`: each sequence's keys then values.
     pub kv: Vec<wgpu::Buffer>,
+    /// Sequences with a KV cache of their own (several stories in one pass; normally 1).
+    pub sequences: usize,
     pub step: wgpu::Buffer,
     pub step_bg: wgpu::BindGroup,
 }
@@ -43,6 +45,27 @@ fn row_bytes(c: &Config) -> [u64; 7] {
         f(c.vocab_size),
         0,
     ]
+}
+
+/// Floats of one sequence's KV cache in a layer: keys then values, `[2, seq_len, kv_dim]`.
+pub fn kv_stride(c: &Config) -> usize {
+    2 * c.seq_len * c.kv_dim()
+}
+
+/// Refuses `n` sequences (each with its own KV cache) unless they fit one batch of rows and each
+/// layer's caches fit one storage binding.
+pub fn check_sequences(c: &Config, limits: &wgpu::Limits, batch: usize, n: usize) -> Result<()> {
+    let max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let bytes = n as u64 * kv_stride(c) as u64 * 4;
+    if n == 0 || n > batch {
+        return Err(Error::InvalidSetting(format!("this GPU backend decodes 1 to {batch} sequences together, not {n}")));
+    }
+    if bytes > max {
+        return Err(Error::Gpu(format!(
+            "{n} sequences' KV caches take {bytes} bytes a layer, more than this device's {max}-byte storage binding"
+        )));
+    }
+    Ok(())
 }
 
 /// The largest batch ≤ `want` whose activations each fit a storage binding.
@@ -63,14 +86,14 @@ pub fn choose_batch(c: &Config, limits: &wgpu::Limits, want: usize) -> Result<us
 }
 
 impl Acts {
-    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, batch: usize) -> Acts {
+    pub fn new(ctx: &GpuContext, k: &DecodeKernels, c: &Config, batch: usize, sequences: usize) -> Acts {
         use wgpu::BufferUsages as U;
         let act = U::STORAGE | U::COPY_SRC | U::COPY_DST;
         let b = batch as u64;
         let f = |label: &str, floats: u64| buffer(ctx, label, floats * 4, act);
         let slots = c.seq_len.div_ceil(batch) + 1;
         let (step, step_bg) = step_buffer(ctx, k, slots);
-        let kv_floats = 2 * c.seq_len as u64 * c.kv_dim() as u64;
+        let kv_floats = sequences as u64 * kv_stride(c) as u64;
         Acts {
             batch,
             slots,
@@ -86,6 +109,7 @@ impl Acts {
             logits: f("logits", b * c.vocab_size as u64),
             probs: f("probs", c.vocab_size as u64),
             kv: (0..c.n_layers).map(|_| f("kv", kv_floats)).collect(),
+            sequences,
             step,
             step_bg,
         }

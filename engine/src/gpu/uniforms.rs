@@ -16,6 +16,12 @@ pub struct Step {
     pub temperature: f32,
     pub topp: f32,
     pub cutoff: f32,
+    /// 1: each row is its own sequence at `pos0` (`GpuBackend::forward_sequences_async`).
+    pub seq_rows: u32,
+    /// Floats between one sequence's KV cache and the next in a layer's cache buffer.
+    pub kv_stride: u32,
+    pub _p0: u32,
+    pub _p1: u32,
 }
 
 /// embed.wgsl `Dims`: rows `row0 .. row0 + rows` of the table live in this chunk.

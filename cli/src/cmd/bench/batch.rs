@@ -1,11 +1,13 @@
 //! `bench --sequences N`: greedy decode of N sequences from BOS together on the CPU
-//! (`cpu::batch`), a row beside each CPU row of one sequence; tokens/s counts every sequence's.
+//! (`cpu::batch`) or the GPU (`gpu::GpuBatchGeneration`), a row beside each row of one
+//! sequence; tokens/s counts every sequence's.
 
 use std::time::Instant;
 
 use tinylm_engine::cpu::batch::BatchGeneration;
 use tinylm_engine::cpu::fast;
-use tinylm_engine::{pool, Result, Sampler, Weights, BOS};
+use tinylm_engine::gpu::{AnyBackend, GpuBatchGeneration, GpuOptions};
+use tinylm_engine::{pool, Error, LoadedModel, Result, Sampler, Weights, BOS};
 
 use super::{median, peak_rss_mb, reset_peak_rss, Args, Row};
 
@@ -56,5 +58,47 @@ pub(super) fn measure(w: &Weights, n: usize, threads: Option<usize>, a: &Args) -
         bytes_per_token: 0.0,
         peak_rss_mb: peak_rss_mb(),
         weight_mb: Some(w.size_bytes() as f64 / 1e6),
+    })
+}
+
+/// The GPU's decode tokens/s of `n` greedy sequences decoded together; median of `--runs`, after
+/// a short warm-up (pipelines compile on first use). Loading is not timed.
+pub(super) fn measure_gpu(m: &LoadedModel, n: usize, opts: GpuOptions, a: &Args) -> Result<Row> {
+    let (opened, why) = crate::backend::open(m, "gpu", opts)?;
+    let AnyBackend::Gpu(mut g) = opened.backend else {
+        return Err(Error::InvalidSetting(format!("--sequences on the GPU needs a GPU backend ({why})")));
+    };
+    let steps = a.steps.clamp(1, m.config().seq_len);
+    let greedy = || (0..n).map(|_| Sampler::new(0.0, 0.9, 1)).collect::<Result<Vec<_>>>();
+    let mut run = |steps: usize| -> Result<(usize, f64)> {
+        let mut b = GpuBatchGeneration::new(&mut g, &[BOS], steps, greedy()?)?;
+        let t = Instant::now();
+        while !b.is_done() {
+            b.step(&mut g)?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let tokens: usize = b.generations.iter().map(|gen| gen.tokens.len() - 1).sum();
+        Ok((tokens, tokens as f64 / secs))
+    };
+    run(3)?;
+    let runs = (0..a.runs).map(|_| run(steps)).collect::<Result<Vec<_>>>()?;
+    Ok(Row {
+        backend: format!("{} batch of {n}", g.name()),
+        reason: format!("gpu: {n} sequences decoded together, a row each"),
+        threads: None,
+        sequences: n,
+        f16_classifier: false,
+        workgroups: None,
+        runs: a.runs,
+        load_ms: 0.0,
+        prefill_tokens: 0,
+        prefill_tok_s: 0.0,
+        decode_tokens: runs[0].0,
+        decode_tok_s: median(runs.iter().map(|r| r.1).collect()),
+        submits_per_token: 0.0,
+        dispatches_per_token: 0.0,
+        bytes_per_token: 0.0,
+        peak_rss_mb: peak_rss_mb(),
+        weight_mb: Some(g.weight_bytes() as f64 / 1e6),
     })
 }

@@ -90,8 +90,9 @@ pub struct Args {
     /// GPU rows decode with the workgroup shapes of this tuning JSON (from --tune).
     #[arg(long)]
     pub tuning: Option<PathBuf>,
-    /// CPU: also time this many greedy sequences decoded together (`cpu::batch`), a row beside
-    /// each CPU thread count's; tokens/s counts every sequence's tokens.
+    /// Also time this many greedy sequences decoded together, a row beside each CPU thread
+    /// count's (`cpu::batch`) and the GPU's (`gpu::GpuBatchGeneration`); tokens/s counts every
+    /// sequence's tokens.
     #[arg(long, conflicts_with_all = ["finetune", "tune", "adapter"])]
     pub sequences: Option<usize>,
 }
@@ -139,8 +140,10 @@ pub fn run(a: Args) -> Result<()> {
     let mut rows = Vec::new();
     for (choice, threads) in plan(&a)? {
         rows.push(measure(&m, choice, threads, &a, wg)?);
-        if let (Some(n), BackendChoice::Cpu) = (a.sequences, choice) {
-            rows.push(batch::measure(m.weights(), n, threads, &a)?);
+        match (a.sequences, choice) {
+            (Some(n), BackendChoice::Cpu) => rows.push(batch::measure(m.weights(), n, threads, &a)?),
+            (Some(n), BackendChoice::Gpu) => rows.push(batch::measure_gpu(&m, n, gpu_options(&a, wg), &a)?),
+            _ => {}
         }
     }
     report(&m, &label, &a, &rows, None)
@@ -231,12 +234,7 @@ fn plan(a: &Args) -> Result<Vec<(BackendChoice, Option<usize>)>> {
 }
 
 fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &Args, wg: Option<Workgroups>) -> Result<Row> {
-    let gpu_opts = GpuOptions {
-        f16_classifier: a.f16_classifier,
-        workgroups: wg,
-        three_dispatch: !a.five_dispatch,
-        ..GpuOptions::default()
-    };
+    let gpu_opts = gpu_options(a, wg);
     reset_peak_rss();
     let weight_mb = std::cell::Cell::new(None);
     let once = || {
@@ -284,6 +282,11 @@ fn measure(m: &LoadedModel, choice: BackendChoice, threads: Option<usize>, a: &A
         peak_rss_mb: peak_rss_mb(),
         weight_mb: weight_mb.get(),
     })
+}
+
+/// The GPU options the flags ask for.
+fn gpu_options(a: &Args, wg: Option<Workgroups>) -> GpuOptions {
+    GpuOptions { f16_classifier: a.f16_classifier, workgroups: wg, three_dispatch: !a.five_dispatch, ..GpuOptions::default() }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
