@@ -233,7 +233,8 @@ describe('TinyLM Lab page (CPU path)', () => {
       assert.equal(await waitForState(page, ['ready', 'error']), 'error');
       assert.equal(
         await statusText(page),
-        'Could not download models/stories260K.bin: the server answered 404 Not Found.',
+        'Could not download models/stories260K.bin: the server answered 404 Not Found. No model is loaded yet: '
+          + 'load one with “Choose files”, or reload the page to try stories260K again.',
       );
       assert.equal(await page.isEnabled('[data-testid=generate]'), false);
       await page.close();

@@ -3,11 +3,12 @@
 // break into stacked letters, every attention-head thumbnail whole), nor at 1366 and 1920 px,
 // where no card is wider than the header; presentation mode at 1920×1080 uses the whole width
 // (Generate: the settings beside the story), and Inspect there has the tokens and the zoomed
-// head on screen together.
+// head on screen together. A first visit on a phone folds the tour to one line, so the prompt
+// and the Generate button are in the first screen.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { join } from 'node:path';
-import { ARTIFACTS, openApp, screenshot, useSite, waitForState } from './helpers.mjs';
+import { ARTIFACTS, assertClean, openApp, screenshot, useSite, waitForState, withSite } from './helpers.mjs';
 import { show, skipTour, storyAndInspect } from './views.mjs';
 
 const TABS = ['generate', 'inspect', 'train', 'build', 'storage'];
@@ -117,6 +118,56 @@ describe('Layout', () => {
     const lens = await page.$eval('.lens .scroll', (el) => [el.scrollWidth, el.clientWidth]);
     assert.ok(lens[0] > lens[1], `the lens table (${lens[0]} px) should scroll inside its card (${lens[1]} px)`);
     await page.close();
+  });
+
+  test('a first visit on a phone (390×844): the tour folds to one line, the prompt and Generate in the first screen; it still opens', async () => {
+    // A fresh profile: nothing remembers the tour as seen.
+    await withSite({}, async ({ server, browser }) => {
+      // A laptop's first visit keeps the whole tour (the steps, not the folded line).
+      const laptop = await browser.context.newPage();
+      await laptop.setViewportSize({ width: 1366, height: 768 });
+      await laptop.goto(server.url);
+      assert.equal(await waitForState(laptop, ['ready', 'error']), 'ready');
+      assert.match(await laptop.textContent('[data-testid=tour]'), /step 1 of \d/);
+      assert.equal(await laptop.locator('[data-testid=tour-open]').count(), 0);
+      await laptop.close();
+
+      const { page, log } = await openApp(browser.context, 'about:blank');
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(server.url);
+      assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+      const tour = page.locator('[data-testid=tour]');
+      assert.equal(await tour.count(), 1, 'a first visit still offers the tour');
+      const b = await boxes(page, { tour: '[data-testid=tour]', prompt: '#prompt', generate: '[data-testid=generate]' });
+      for (const key of ['tour', 'prompt', 'generate']) {
+        const r = b[key];
+        assert.ok(r.top >= 0 && r.bottom <= b.h && r.left >= 0 && r.right <= b.w, `${key} at ${JSON.stringify(r)}: outside the ${b.w}×${b.h} first screen`);
+      }
+      assert.ok(b.tour.bottom - b.tour.top < 80, `the folded tour is ${b.tour.bottom - b.tour.top} px tall`);
+      await page.screenshot({ path: join(ARTIFACTS, 'layout-390-first-visit.png') });
+      // The settings' hints wait for a setting to be used, then stay.
+      assert.equal(await page.isVisible('#temperature-hint'), false);
+      await page.focus('#temperature');
+      await page.focus('#prompt');
+      assert.ok(await page.isVisible('#temperature-hint') && await page.isVisible('#pace-hint'));
+      // "Show the tour" opens its first step, readable and in view, the focus on Next.
+      await page.click('[data-testid=tour-open]');
+      await page.waitForFunction(() => /step 1 of \d/.test(document.querySelector('[data-testid=tour]')?.textContent ?? ''));
+      assert.match(await tour.locator('h2').textContent(), /\S/);
+      assert.ok(await tour.locator('h2 + p').isVisible());
+      assert.ok((await tour.locator('h2 + p').textContent()).length > 40);
+      assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'tour-next');
+      await page.click('[data-testid=tour-next]');
+      await page.waitForFunction(() => /step 2 of/.test(document.querySelector('[data-testid=tour]')?.textContent ?? ''));
+      await page.screenshot({ path: join(ARTIFACTS, 'layout-390-tour-open.png') });
+      // Skipping is remembered as on a laptop.
+      await page.click('[data-testid=tour-skip]');
+      await page.reload();
+      assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+      assert.equal(await tour.count(), 0);
+      await assertClean(page, log, server.url);
+      await page.close();
+    });
   });
 
   test('a laptop (1366×768) and a projector (1920×1080): no sideways scroll on any tab; no card wider than the header', async () => {

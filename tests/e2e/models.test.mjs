@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   assertClean, bundledPath, generate, openApp, readSafetensors, readShared, responsiveness, screenshot, sharedPath,
-  statusText, tinylm, useSite, waitForState, watchResponsiveness,
+  startServer, statusText, tinylm, useSite, waitForState, watchResponsiveness,
 } from './helpers.mjs';
 
 const greedy256 = readShared('reference/stories260K_greedy_256.txt').replace(/\n$/, '');
@@ -156,6 +156,38 @@ describe('TinyLM Lab models, errors, links and presentation (CPU path)', () => {
     // A model that loads clears the words under the controls.
     assert.equal(await loadFromSite(page, 'models/stories260K.bin', 'models/tok512.bin'), 'ready', await statusText(page));
     assert.equal(await page.textContent('[data-testid=load-error-site]'), '');
+    await stillWorks(page);
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
+  test('a refused file names the model in use only when one is: none before any has loaded, stories260K after', async () => {
+    // No model has loaded (the bundled one cannot be downloaded here): the refusal names none.
+    const broken = await startServer('/', {
+      'models/stories260K.bin': (req, res) => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('gone'),
+    });
+    try {
+      const { page } = await openApp(site.browser.context, broken.url);
+      assert.equal(await waitForState(page, ['ready', 'error']), 'error');
+      const first = await statusText(page);
+      assert.match(first, /^Could not download models\/stories260K\.bin: .* No model is loaded yet: /);
+      await page.setInputFiles('[data-testid=files]', [join(tmp, 'photo.bin'), bundledPath('tok512.bin')]);
+      await page.waitForFunction((t) => document.querySelector('[data-testid=status]')?.textContent !== t, first);
+      assert.equal(await waitForState(page, ['ready', 'error']), 'error');
+      const refused = await statusText(page);
+      assert.match(refused, /^“photo\.bin” is not a model file: it looks like a picture\./);
+      assert.doesNotMatch(refused, /in use|still/, 'no model is in use to name');
+      assert.match(refused, / No model is loaded yet: load one with “Choose files”, or reload the page to try stories260K again\.$/);
+      assert.equal(await page.isEnabled('[data-testid=generate]'), false);
+      await page.close();
+    } finally {
+      await broken.close();
+    }
+    // Once stories260K has loaded, the same refusal says it is still the model in use.
+    const { page, log } = await openApp(site.browser.context, site.server.url);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    assert.equal(await pick(page, [join(tmp, 'photo.bin'), bundledPath('tok512.bin')]), 'error');
+    assert.match(await statusText(page), /^“photo\.bin” is not a model file: it looks like a picture\..* The model in use is still stories260K\.$/);
     await stillWorks(page);
     await assertClean(page, log, site.server.url);
     await page.close();

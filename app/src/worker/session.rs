@@ -113,15 +113,24 @@ impl Session {
                 return;
             }
             (Ok(()), None) => FromWorker::LoadFailed { message: "No model is active.".into(), active: None },
-            // Say which model Generate still uses, so a refused file is not mistaken for a
-            // loaded one.
-            (Err(message), Some(a)) => {
-                let still =
-                    self.store.get(a.id).map(|m| format!(" The model in use is still {}.", m.entry.name)).unwrap_or_default();
-                FromWorker::LoadFailed { message: message + &still, active: Some(a.id) }
+            // Say which model Generate still uses, or that none is, so a refused file is not
+            // mistaken for a loaded one (nor a model named that never loaded).
+            (Err(message), active) => {
+                let id = active.as_ref().map(|a| a.id);
+                FromWorker::LoadFailed { message: message + " " + &self.in_use_now(), active: id }
             }
-            (Err(message), None) => FromWorker::LoadFailed { message, active: None },
         };
         post(&msg);
+    }
+
+    /// After a refused load: the model Generate still uses, or that there is none, and what to do.
+    fn in_use_now(&self) -> String {
+        match self.active.as_ref().map(|a| self.store.get(a.id)) {
+            Some(Ok(m)) => format!("The model in use is still {}.", m.entry.name),
+            _ if self.store.is_empty() => {
+                "No model is loaded yet: load one with “Choose files”, or reload the page to try stories260K again.".into()
+            }
+            _ => "No model is in use now: choose one in the “Model in use” menu, or load another.".into(),
+        }
     }
 }

@@ -97,6 +97,10 @@ impl Store {
         self.models.iter_mut().filter(move |m| m.entry.id != id)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
     pub fn entries(&self) -> Vec<ModelEntry> {
         self.models.iter().map(|m| ModelEntry { weight_bytes: m.model.held_bytes(), ..m.entry.clone() }).collect()
     }

@@ -11,6 +11,10 @@ use crate::protocol::BackendKind;
 pub fn Controls(ctx: Ctx) -> impl IntoView {
     let f = ctx.form;
     let link_runs = RwSignal::new(false);
+    // On a phone the settings' hints wait until a setting is first used (see style.css), so the
+    // first screen holds the prompt and Generate; once shown they stay, so nothing moves under
+    // a finger on its way to Generate.
+    let explained = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         actions::generate(ctx);
@@ -27,7 +31,7 @@ pub fn Controls(ctx: Ctx) -> impl IntoView {
                     prop:value=move || f.prompt.get()
                     on:input=move |ev| f.prompt.set(event_target_value(&ev))
                 ></textarea>
-                <div class="fields">
+                <div class="fields" class:explained=move || explained.get() on:focusin=move |_| explained.set(true)>
                     <Field id="temperature" label="Temperature" value=f.temperature step="0.1"
                         hint="0 always takes the likeliest next piece; 1 follows the model's own odds; higher is wilder." />
                     <Field id="topp" label="Top-p" value=f.topp step="0.05"

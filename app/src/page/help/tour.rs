@@ -1,12 +1,16 @@
 //! The guided tour: a few steps through Generate → Inspect → Train, shown on a first visit (and
 //! again from the Help button). It sits in the page's flow above the tabs, so it never covers
 //! what it talks about; each step switches to its tab and outlines the part it describes.
-//! Skipping or finishing it is remembered on this device (localStorage).
+//! Skipping or finishing it is remembered on this device (localStorage). On a phone's narrow
+//! screen a first visit shows only a one-line offer ("Show the tour"), so the story box and the
+//! Generate button stay in the first screen; Help always opens the steps themselves.
 
 use crate::page::browser;
 use leptos::prelude::*;
 
 const SEEN_KEY: &str = "tinylm-tour-seen";
+/// Below this width (CSS pixels, the stylesheet's 40rem) a first visit's tour starts folded.
+const NARROW_PX: f64 = 640.0;
 
 struct Step {
     tab: &'static str,
@@ -66,6 +70,9 @@ const STEPS: &[Step] = &[
 pub struct TourState {
     /// The step shown, or None when the tour is closed.
     pub step: RwSignal<Option<usize>>,
+    /// Whether the step itself is shown; false: only the one-line offer to show it (a first
+    /// visit on a narrow screen).
+    pub open: RwSignal<bool>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -73,13 +80,20 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 impl TourState {
-    /// Open on a first visit (nothing remembered), closed otherwise.
+    /// Open on a first visit (nothing remembered), closed otherwise; folded to one line on a
+    /// narrow screen.
     pub fn load() -> TourState {
         let seen = storage().and_then(|s| s.get_item(SEEN_KEY).ok().flatten()).is_some();
-        TourState { step: RwSignal::new((!seen).then_some(0)) }
+        let narrow = browser::window().inner_width().ok().and_then(|w| w.as_f64()).is_some_and(|w| w < NARROW_PX);
+        TourState { step: RwSignal::new((!seen).then_some(0)), open: RwSignal::new(!narrow) }
     }
     pub fn start(&self) {
+        self.open.set(true);
         self.step.set(Some(0));
+    }
+    /// The step shown in full, if any (untracked).
+    fn shown(&self) -> Option<usize> {
+        self.step.get_untracked().filter(|_| self.open.get_untracked())
     }
     /// Closes the tour and remembers that it was seen.
     pub fn close(&self) {
@@ -94,7 +108,7 @@ impl TourState {
 /// few seconds (Inspect draws its views when the inspection arrives), while the step is shown.
 fn outline(tour: TourState, at: Option<usize>, tries: u32) {
     let run = move || {
-        if tour.step.get_untracked() != at {
+        if tour.shown() != at {
             return;
         }
         let Some(doc) = browser::window().document() else { return };
@@ -112,10 +126,25 @@ fn outline(tour: TourState, at: Option<usize>, tries: u32) {
     set_timeout(run, std::time::Duration::from_millis(100));
 }
 
+/// Shows the folded tour's first step, and moves the focus to its Next button (the button
+/// pressed is gone).
+fn unfold(tour: TourState) {
+    tour.open.set(true);
+    set_timeout(
+        || {
+            let next = browser::window().document().and_then(|d| d.query_selector("[data-testid=tour-next]").ok().flatten());
+            if let Some(el) = next {
+                let _ = wasm_bindgen::JsCast::unchecked_into::<web_sys::HtmlElement>(el).focus();
+            }
+        },
+        std::time::Duration::ZERO,
+    );
+}
+
 #[component]
 pub fn Tour(tour: TourState, tab: RwSignal<&'static str>) -> impl IntoView {
     Effect::new(move |_| {
-        let at = tour.step.get();
+        let at = tour.step.get().filter(|_| tour.open.get());
         if let Some(i) = at {
             tab.set(STEPS[i].tab);
         }
@@ -124,7 +153,17 @@ pub fn Tour(tour: TourState, tab: RwSignal<&'static str>) -> impl IntoView {
     let last = STEPS.len() - 1;
     let at = move || tour.step.get().unwrap_or(0);
     view! {
-        <Show when=move || tour.step.with(Option::is_some)>
+        // Folded: one line that offers the tour (a first visit on a phone).
+        <Show when=move || tour.step.with(Option::is_some) && !tour.open.get()>
+            <aside class="tour tour-folded" data-testid="tour" data-folded="true" aria-label="Tour">
+                <p>"New here?"</p>
+                <div class="actions">
+                    <button type="button" data-testid="tour-open" on:click=move |_| unfold(tour)>"Show the tour"</button>
+                    <button type="button" class="secondary" data-testid="tour-skip" on:click=move |_| tour.close()>"Skip"</button>
+                </div>
+            </aside>
+        </Show>
+        <Show when=move || tour.step.with(Option::is_some) && tour.open.get()>
             <aside class="tour" data-testid="tour" aria-labelledby="tour-title" data-step=move || at().to_string()
                 data-tab=move || STEPS[at()].tab>
                 <p class="tour-count">{move || format!("Tour · step {} of {}", at() + 1, STEPS.len())}</p>
