@@ -1,12 +1,16 @@
 //! `tinylm generate --compare "t=0.8,s=1;t=1.0,s=2"`: the same prompt under several sampling
-//! settings, decoded together on the CPU (`cpu::batch`, each weight read once a step for all),
-//! each story equal to its own `generate` run; printed one after another, each after a header.
+//! settings, decoded together on the CPU (`cpu::batch`, each weight read once a step for all;
+//! each story equal to its own `generate` run) or, with `--backend gpu`, the GPU
+//! (`gpu::GpuBatchGeneration`, one batched pass a step); printed one after another, each after a
+//! header.
 
 use std::io::Write;
 use std::time::Instant;
 
 use tinylm_engine::cpu::batch::{BatchGeneration, MAX_BATCH};
-use tinylm_engine::{Error, Result, Sampler, Tokenizer, Weights};
+use tinylm_engine::generate::Generation;
+use tinylm_engine::gpu::{AnyBackend, GpuBatchGeneration, GpuOptions};
+use tinylm_engine::{Error, LoadedModel, Result, Sampler, Tokenizer};
 
 use super::generate::{resolve_seed, Args};
 use crate::out;
@@ -45,24 +49,20 @@ pub fn parse(spec: &str, default: Setting) -> Result<Vec<Setting>> {
 }
 
 /// Decodes every setting's story together, then prints them in order.
-pub fn run(a: &Args, spec: &str, weights: &Weights, tok: &Tokenizer, prompt: &[u32], steps: usize) -> Result<()> {
-    if a.backend != "cpu" || a.adapter.is_some() {
-        return Err(Error::InvalidSetting("--compare runs on the CPU without an adapter (--backend cpu)".into()));
+pub fn run(a: &Args, spec: &str, model: &LoadedModel, tok: &Tokenizer, prompt: &[u32], steps: usize) -> Result<()> {
+    if !matches!(a.backend.as_str(), "cpu" | "gpu") || a.adapter.is_some() {
+        return Err(Error::InvalidSetting("--compare runs without an adapter on --backend cpu or gpu".into()));
     }
     if a.json || !a.edit.is_none() {
         return Err(Error::InvalidSetting("--compare takes neither --json nor knock-outs or steering".into()));
     }
     let settings = parse(spec, Setting { t: a.temperature, p: a.topp, s: a.seed })?;
     let samplers = settings.iter().map(|s| Sampler::from_cli(s.t, s.p, resolve_seed(s.s))).collect::<Result<Vec<_>>>()?;
-    tinylm_engine::cpu::hugepages::advise(weights);
-    let mut batch = BatchGeneration::new(&weights.config, prompt, steps, samplers)?;
     let start = Instant::now();
-    while !batch.is_done() {
-        batch.step(weights)?;
-    }
+    let generations = if a.backend == "gpu" { on_gpu(model, prompt, steps, samplers)? } else { on_cpu(model, prompt, steps, samplers)? };
     let secs = start.elapsed().as_secs_f64();
     let mut tokens = 0;
-    for (s, g) in settings.iter().zip(&batch.generations) {
+    for (s, g) in settings.iter().zip(&generations) {
         out::write(format!("[t={} p={} s={}]\n", s.t, s.p, s.s).as_bytes())?;
         for w in g.tokens.windows(2) {
             if !out::write(tok.decode(w[0], w[1])?.printable())? {
@@ -74,6 +74,28 @@ pub fn run(a: &Args, spec: &str, weights: &Weights, tok: &Tokenizer, prompt: &[u
     }
     let _ = writeln!(std::io::stderr(), "{} stories, {tokens} tokens in all: {:.6} tok/s", settings.len(), tokens as f64 / secs);
     Ok(())
+}
+
+fn on_cpu(model: &LoadedModel, prompt: &[u32], steps: usize, samplers: Vec<Sampler>) -> Result<Vec<Generation>> {
+    let weights = model.weights();
+    tinylm_engine::cpu::hugepages::advise(weights);
+    let mut batch = BatchGeneration::new(&weights.config, prompt, steps, samplers)?;
+    while !batch.is_done() {
+        batch.step(weights)?;
+    }
+    Ok(batch.generations)
+}
+
+fn on_gpu(model: &LoadedModel, prompt: &[u32], steps: usize, samplers: Vec<Sampler>) -> Result<Vec<Generation>> {
+    let (opened, why) = crate::backend::open(model, "gpu", GpuOptions::default())?;
+    let AnyBackend::Gpu(mut g) = opened.backend else {
+        return Err(Error::InvalidSetting(format!("--compare on the GPU needs a GPU backend ({why})")));
+    };
+    let mut batch = GpuBatchGeneration::new(&mut g, prompt, steps, samplers)?;
+    while !batch.is_done() {
+        batch.step(&mut g)?;
+    }
+    Ok(batch.generations)
 }
 
 #[cfg(test)]

@@ -61,8 +61,9 @@ pub struct Args {
     /// Knock-outs and steering: the story is regenerated with them (same seed) beside the original.
     #[command(flatten)]
     pub edit: intervene::Flags,
-    /// Several stories of the prompt decoded together on the CPU, one per setting:
-    /// "t=0.8,s=1;t=1.0,p=0.5,s=2" (keys left out take -t/-p/-s); each equals its own run.
+    /// Several stories of the prompt decoded together (--backend cpu, or gpu: one batched pass a
+    /// step), one per setting: "t=0.8,s=1;t=1.0,p=0.5,s=2" (keys left out take -t/-p/-s); each
+    /// equals its own run.
     #[arg(long, conflicts_with_all = ["tuning", "tune"])]
     pub compare: Option<String>,
 }
@@ -84,7 +85,7 @@ pub fn run(a: Args) -> Result<()> {
     // Checks the prompt against the model before any backend is opened.
     Generation::new(prompt.clone(), steps, model.config())?;
     if let Some(spec) = &a.compare {
-        return super::batch_stories::run(&a, spec, model.weights(), model.need_tokenizer()?, &prompt, steps);
+        return super::batch_stories::run(&a, spec, &model, model.need_tokenizer()?, &prompt, steps);
     }
     load::use_adapter(&mut model, a.adapter.as_deref())?;
     let tok = model.need_tokenizer()?;
