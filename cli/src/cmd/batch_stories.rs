@@ -59,7 +59,8 @@ pub fn run(a: &Args, spec: &str, model: &LoadedModel, tok: &Tokenizer, prompt: &
     let settings = parse(spec, Setting { t: a.temperature, p: a.topp, s: a.seed })?;
     let samplers = settings.iter().map(|s| Sampler::from_cli(s.t, s.p, resolve_seed(s.s))).collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
-    let generations = if a.backend == "gpu" { on_gpu(model, prompt, steps, samplers)? } else { on_cpu(model, prompt, steps, samplers)? };
+    let generations =
+        if a.backend == "gpu" { on_gpu(model, prompt, steps, samplers)? } else { on_cpu(model, prompt, steps, samplers)? };
     let secs = start.elapsed().as_secs_f64();
     let mut tokens = 0;
     for (s, g) in settings.iter().zip(&generations) {
