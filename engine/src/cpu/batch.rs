@@ -112,7 +112,8 @@ fn matmul_batch<'s>(
         let wb = &w[b * block * cols..][..len * cols];
         let mut outs: Vec<&mut [f32]> = chunk.chunks_exact_mut(len).collect();
         for r0 in (0..len).step_by(group) {
-            let (r1, wg) = ((r0 + group).min(len), &wb[r0 * cols..((r0 + group).min(len)) * cols]);
+            let r1 = (r0 + group).min(len);
+            let wg = &wb[r0 * cols..r1 * cols];
             // Sequences four at a time, then two, then one, sharing each weight load.
             let mut s = 0;
             while s < n_seq {
@@ -157,20 +158,15 @@ pub struct BatchGeneration {
 impl BatchGeneration {
     /// One generation of `prompt` (BOS first) for `steps` forward passes per sampler.
     pub fn new(c: &Config, prompt: &[u32], steps: usize, samplers: Vec<Sampler>) -> Result<BatchGeneration> {
-        if samplers.is_empty() || samplers.len() > MAX_BATCH {
-            return Err(Error::InvalidSetting(format!("a batch holds 1 to {MAX_BATCH} sequences, not {}", samplers.len())));
-        }
-        let generations = samplers.iter().map(|_| Generation::new(prompt.to_vec(), steps, c)).collect::<Result<Vec<_>>>()?;
+        let (generations, steps) = generations(c, prompt, steps, samplers.len())?;
         let states = samplers.iter().map(|_| State::new(c)).collect();
-        Ok(BatchGeneration { generations, samplers, states, steps: clamp_steps(steps, c.seq_len) })
+        Ok(BatchGeneration { generations, samplers, states, steps })
     }
 
     /// One forward pass for every generation still running, then each one's next token (`None`
     /// for those finished, now or before).
     pub fn step(&mut self, w: &Weights) -> Result<Vec<Option<Step>>> {
-        let live: Vec<usize> = (0..self.generations.len())
-            .filter(|&i| self.generations[i].positions() < self.steps && !self.generations[i].is_done())
-            .collect();
+        let live: Vec<usize> = (0..self.generations.len()).filter(|&i| running(&self.generations[i], self.steps)).collect();
         let tokens: Vec<u32> = live.iter().map(|&i| *self.generations[i].tokens.last().expect("BOS first")).collect();
         let pos: Vec<usize> = live.iter().map(|&i| self.generations[i].positions()).collect();
         let mut states: Vec<&mut State> =
@@ -186,8 +182,24 @@ impl BatchGeneration {
 
     /// True when every generation has finished.
     pub fn is_done(&self) -> bool {
-        self.generations.iter().all(|g| g.is_done() || g.positions() >= self.steps)
+        !self.generations.iter().any(|g| running(g, self.steps))
     }
+}
+
+/// One generation of `prompt` per sequence of a batch of `n` (refused in words outside 1 to
+/// `MAX_BATCH`), and the forward passes each may take: `BatchGeneration`'s and the GPU's
+/// `GpuBatchGeneration`'s start.
+pub(crate) fn generations(c: &Config, prompt: &[u32], steps: usize, n: usize) -> Result<(Vec<Generation>, usize)> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(Error::InvalidSetting(format!("a batch holds 1 to {MAX_BATCH} sequences, not {n}")));
+    }
+    let generations = (0..n).map(|_| Generation::new(prompt.to_vec(), steps, c)).collect::<Result<Vec<_>>>()?;
+    Ok((generations, clamp_steps(steps, c.seq_len)))
+}
+
+/// Whether a batch's generation still takes forward passes (not stopped, under `steps`).
+pub(crate) fn running(g: &Generation, steps: usize) -> bool {
+    g.positions() < steps && !g.is_done()
 }
 
 /// Logits already computed (by `forward_batch`, or a row of the GPU's batch), as the `Backend`

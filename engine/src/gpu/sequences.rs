@@ -14,11 +14,10 @@ use super::plan::Plan;
 use super::readback::floats;
 use super::state::{check_sequences, kv_stride, Acts};
 use super::uniforms::Step as GpuStep;
-use crate::config::Config;
-use crate::cpu::batch::{Ready, MAX_BATCH};
+use crate::cpu::batch::{generations, running, Ready};
 use crate::cpu::check_step;
 use crate::error::{Error, Result};
-use crate::generate::{clamp_steps, Generation, Step};
+use crate::generate::{Generation, Step};
 use crate::sampler::Sampler;
 
 impl GpuBackend {
@@ -97,17 +96,13 @@ impl GpuBatchGeneration {
     /// One generation of `prompt` (BOS first) for `steps` forward passes per sampler; sets the
     /// backend's sequences to match.
     pub fn new(g: &mut GpuBackend, prompt: &[u32], steps: usize, samplers: Vec<Sampler>) -> Result<GpuBatchGeneration> {
-        if samplers.is_empty() || samplers.len() > MAX_BATCH {
-            return Err(Error::InvalidSetting(format!("a batch holds 1 to {MAX_BATCH} sequences, not {}", samplers.len())));
-        }
-        let c: Config = *g.config();
-        let generations = samplers.iter().map(|_| Generation::new(prompt.to_vec(), steps, &c)).collect::<Result<Vec<_>>>()?;
+        let (generations, steps) = generations(g.config(), prompt, steps, samplers.len())?;
         g.set_sequences(samplers.len())?;
-        Ok(GpuBatchGeneration { generations, samplers, steps: clamp_steps(steps, c.seq_len) })
+        Ok(GpuBatchGeneration { generations, samplers, steps })
     }
 
     fn live(&self, i: usize) -> bool {
-        self.generations[i].positions() < self.steps && !self.generations[i].is_done()
+        running(&self.generations[i], self.steps)
     }
 
     /// One pass for every sequence (a finished one's row repeats its last token; its logits are
