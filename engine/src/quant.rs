@@ -286,6 +286,10 @@ fn signed_max(g: &[f32]) -> f32 {
     g.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
 }
 
+fn min_max(g: &[f32]) -> (f32, f32) {
+    g.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+}
+
 fn inverse(d: f32) -> f32 {
     if d != 0.0 {
         1.0 / d
@@ -308,7 +312,7 @@ fn q4_0_block(g: &[f32], out: &mut Vec<u8>) {
 }
 
 fn q4_1_block(g: &[f32], out: &mut Vec<u8>) {
-    let (min, max) = g.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = min_max(g);
     let d = (max - min) / 15.0;
     let id = inverse(d);
     let q: [u8; 32] = std::array::from_fn(|j| (((g[j] - min) * id + 0.5) as u8).min(15));
@@ -319,7 +323,7 @@ fn q4_1_block(g: &[f32], out: &mut Vec<u8>) {
 
 /// Q5_0 (`with_min` false: d, 32 fifth bits, nibbles) or Q5_1 (d, min, then the same).
 fn q5_block(g: &[f32], with_min: bool, out: &mut Vec<u8>) {
-    let (min, max) = g.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = min_max(g);
     let (d, q): (f32, [u8; 32]) = if with_min {
         let d = (max - min) / 31.0;
         let id = inverse(d);

@@ -347,7 +347,7 @@ pub unsafe fn matvec_pair(out_a: &mut [f32], out_b: &mut [f32], xa: &[f32], xb: 
 /// run one after another here instead of side by side, each over the same columns in the same
 /// order, and are then added as `dot` adds them, so each output equals `matvec`'s bit for bit.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn matvec_quad(outs: [&mut [f32]; 4], xs: [&[f32]; 4], w: &[f32]) {
+pub unsafe fn matvec_quad(mut outs: [&mut [f32]; 4], xs: [&[f32]; 4], w: &[f32]) {
     let (n, rows) = (xs[0].len(), outs[0].len());
     assert!(n >= SHORT_ROW && xs.iter().all(|x| x.len() == n) && outs.iter().all(|o| o.len() == rows) && w.len() >= rows * n);
     let x = xs.map(|x| x.as_ptr());
@@ -358,7 +358,6 @@ pub unsafe fn matvec_quad(outs: [&mut [f32]; 4], xs: [&[f32]; 4], w: &[f32]) {
             }
         }
     };
-    let mut outs = outs;
     let mut r = 0;
     while r + 2 <= rows {
         put(&mut outs, r, &rows_by_four::<2>(w.as_ptr().add(r * n), n, x));
