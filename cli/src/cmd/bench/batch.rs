@@ -40,14 +40,21 @@ pub(super) fn measure(w: &Weights, n: usize, threads: Option<usize>, a: &Args) -
             None => once(),
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Row {
-        backend: format!("cpu ({}) batch of {n}", fast::kernel_name()),
-        reason: format!("cpu: {n} sequences decoded together"),
+    let backend = format!("cpu ({}) batch of {n}", fast::kernel_name());
+    Ok(row(backend, format!("cpu: {n} sequences decoded together"), threads, n, &runs, w.size_bytes()))
+}
+
+/// A batch row: `runs` are each run's (tokens, tokens/s); decode only, so the prefill and
+/// per-token GPU columns stay 0.
+fn row(backend: String, reason: String, threads: Option<usize>, n: usize, runs: &[(usize, f64)], weight_bytes: u64) -> Row {
+    Row {
+        backend,
+        reason,
         threads,
         sequences: n,
         f16_classifier: false,
         workgroups: None,
-        runs: a.runs,
+        runs: runs.len(),
         load_ms: 0.0,
         prefill_tokens: 0,
         prefill_tok_s: 0.0,
@@ -57,8 +64,8 @@ pub(super) fn measure(w: &Weights, n: usize, threads: Option<usize>, a: &Args) -
         dispatches_per_token: 0.0,
         bytes_per_token: 0.0,
         peak_rss_mb: peak_rss_mb(),
-        weight_mb: Some(w.size_bytes() as f64 / 1e6),
-    })
+        weight_mb: Some(weight_bytes as f64 / 1e6),
+    }
 }
 
 /// The GPU's decode tokens/s of `n` greedy sequences decoded together; median of `--runs`, after
@@ -82,23 +89,6 @@ pub(super) fn measure_gpu(m: &LoadedModel, n: usize, opts: GpuOptions, a: &Args)
     };
     run(3)?;
     let runs = (0..a.runs).map(|_| run(steps)).collect::<Result<Vec<_>>>()?;
-    Ok(Row {
-        backend: format!("{} batch of {n}", g.name()),
-        reason: format!("gpu: {n} sequences decoded together, a row each"),
-        threads: None,
-        sequences: n,
-        f16_classifier: false,
-        workgroups: None,
-        runs: a.runs,
-        load_ms: 0.0,
-        prefill_tokens: 0,
-        prefill_tok_s: 0.0,
-        decode_tokens: runs[0].0,
-        decode_tok_s: median(runs.iter().map(|r| r.1).collect()),
-        submits_per_token: 0.0,
-        dispatches_per_token: 0.0,
-        bytes_per_token: 0.0,
-        peak_rss_mb: peak_rss_mb(),
-        weight_mb: Some(g.weight_bytes() as f64 / 1e6),
-    })
+    let backend = format!("{} batch of {n}", g.name());
+    Ok(row(backend, format!("gpu: {n} sequences decoded together, a row each"), None, n, &runs, g.weight_bytes()))
 }
