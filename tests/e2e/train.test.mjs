@@ -75,6 +75,19 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
   }
 
+  /** The Train view's text from a .txt file picked as a reader would. */
+  async function uploadText(page, name, text) {
+    await page.selectOption('[data-testid=corpus]', 'file');
+    await page.setInputFiles('[data-testid=text-upload]', { name, mimeType: 'text/plain', buffer: Buffer.from(text) });
+  }
+
+  /** The Train view's text pasted. */
+  async function pasteText(page, text) {
+    await page.selectOption('[data-testid=corpus]', 'paste');
+    await page.fill('[data-testid=paste]', text);
+    await page.locator('[data-testid=paste]').dispatchEvent('change');
+  }
+
   async function settings(page, s) {
     for (const [k, v] of Object.entries(s)) {
       const id = `train-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -275,13 +288,10 @@ describe('Train view (CPU training in the engine worker)', () => {
     const book = readFileSync(BOOK, 'utf8');
     const text = book.slice(book.indexOf('Once upon a time'), book.indexOf('Once upon a time') + 3000);
     // A .txt file: named after the file.
-    await page.selectOption('[data-testid=corpus]', 'file');
-    await page.setInputFiles('[data-testid=text-upload]', { name: 'grimm_tales.txt', mimeType: 'text/plain', buffer: Buffer.from(text) });
+    await uploadText(page, 'grimm_tales.txt', text);
     await page.waitForFunction(() => document.querySelector('[data-testid=train-name]').value === 'grimm tales style', null, { timeout: 10_000 });
     // Pasted text: its first words.
-    await page.selectOption('[data-testid=corpus]', 'paste');
-    await page.fill('[data-testid=paste]', text);
-    await page.locator('[data-testid=paste]').dispatchEvent('change');
+    await pasteText(page, text);
     await page.waitForFunction(() => document.querySelector('[data-testid=train-name]').value === '“Once upon a time…” style', null, { timeout: 10_000 });
     await counted();
     // Two short runs on the same text: two rows, told apart by a number.
@@ -325,22 +335,17 @@ describe('Train view (CPU training in the engine worker)', () => {
     await page.selectOption('[data-testid=corpus]', 'alice');
     assert.equal(await prompt(), 'Alice');
     // A .txt file: its first words, not "Alice" (which stayed before).
-    await page.selectOption('[data-testid=corpus]', 'file');
-    await page.setInputFiles('[data-testid=text-upload]', { name: 'sea.txt', mimeType: 'text/plain', buffer: Buffer.from('The old ship sailed far away over the grey sea.\n') });
+    await uploadText(page, 'sea.txt', 'The old ship sailed far away over the grey sea.\n');
     await promptIs('The old ship');
     // Pasted text: its first words.
-    await page.selectOption('[data-testid=corpus]', 'paste');
-    await page.fill('[data-testid=paste]', 'Once there lived a miller who was poor.');
-    await page.locator('[data-testid=paste]').dispatchEvent('change');
+    await pasteText(page, 'Once there lived a miller who was poor.');
     await promptIs('Once there lived');
     // A prompt the reader typed stays, for a bundled text and for pasted text.
     await page.fill('[data-testid=train-prompt]', 'The wolf');
     await page.selectOption('[data-testid=corpus]', 'aesop');
     await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
     assert.equal(await prompt(), 'The wolf');
-    await page.selectOption('[data-testid=corpus]', 'paste');
-    await page.fill('[data-testid=paste]', 'A quite different story.');
-    await page.locator('[data-testid=paste]').dispatchEvent('change');
+    await pasteText(page, 'A quite different story.');
     await page.waitForFunction(() => document.querySelector('[data-testid=data-source]').textContent === 'pasted text', null, { timeout: 10_000 });
     assert.equal(await prompt(), 'The wolf');
     await assertClean(page, log, site.server.url);
