@@ -210,7 +210,12 @@ describe('TinyLM Lab page (CPU path)', () => {
       const { page, log } = await openApp(site.browser.context, flaky.url);
       await page.waitForFunction(() => document.querySelectorAll('[data-testid=model-select] option').length === 1);
       assert.equal(await waitForState(page, ['error', 'ready']), 'error');
-      assert.match(await statusText(page), /^The engine stopped unexpectedly \(.*simulated engine crash\).*It was restarted with stories260K\.$/);
+      // Said while the new engine loads, then (the message staying up) once its model is ready.
+      assert.match(await statusText(page), /^The engine stopped unexpectedly \(.*simulated engine crash\).*(Restarting it with stories260K…|It was restarted with stories260K\. Press Generate\.)$/);
+      await page.waitForFunction(() => document.querySelector('[data-testid=status]').textContent.endsWith('It was restarted with stories260K. Press Generate.'), null, { timeout: 60_000 });
+      assert.match(await statusText(page), /^The engine stopped unexpectedly \(.*simulated engine crash\); the model may be too large for this device\. It was restarted/);
+      // The new engine loaded stories260K once (not also the first engine's queued load).
+      assert.deepEqual(await page.$$eval('[data-testid=model-select] option', (os) => os.map((o) => o.textContent.split(' — ')[0])), ['stories260K']);
       await screenshot(page, 'error-engine-restarted');
       const r = await generate(page, { temperature: 0, topp: 0.9, seed: 1, steps: 30 });
       assert.equal(r.state, 'done', r.status);

@@ -90,7 +90,12 @@ impl Client {
 
     /// Starts a fresh worker after a crash (messages wait for it); returns the restarts so far.
     pub fn restart(&self) -> Result<u32, String> {
-        self.0.update_value(|c| c.restarts += 1);
+        // What waited for the dead worker (the page's first load, when it died as it started) is
+        // not sent to the new one: the caller asks it for what the page needs now.
+        self.0.update_value(|c| {
+            c.restarts += 1;
+            c.queue.clear();
+        });
         self.start()?;
         Ok(self.0.with_value(|c| c.restarts))
     }

@@ -45,6 +45,7 @@ pub fn receive(ctx: Ctx, msg: &FromWorker) {
             if ctx.loading() || ctx.status.with_untracked(|s| matches!(s, Status::Ready(_))) {
                 ctx.status.set(Status::Ready(format!("Ready: {name}. Press Generate.")));
             }
+            restarted(ctx);
             super::memory::save(models, *active);
             continue_restore(ctx);
         }
@@ -81,9 +82,24 @@ pub fn crashed(ctx: Ctx, what: String) {
     })
     .forget();
     ctx.status.set(Status::Error(format!(
-        "The engine stopped unexpectedly ({what}); the model may be too large for this device. It was \
-         restarted with stories260K."
+        "The engine stopped unexpectedly ({what}); the model may be too large for this device. {RESTARTING}"
     )));
+}
+
+/// The end of the crash message while the new engine loads stories260K, and what replaces it
+/// once that model is ready (the message stays up: the reader should know what happened).
+const RESTARTING: &str = "Restarting it with stories260K…";
+const RESTARTED: &str = "It was restarted with stories260K. Press Generate.";
+
+/// The crash message, told that the restarted engine's model has loaded.
+fn restarted(ctx: Ctx) {
+    let now = ctx.status.with_untracked(|s| match s {
+        Status::Error(m) => m.strip_suffix(RESTARTING).map(|head| format!("{head}{RESTARTED}")),
+        _ => None,
+    });
+    if let Some(message) = now {
+        ctx.status.set(Status::Error(message));
+    }
 }
 
 /// After each load, the next model to restore; at the end, the one to use. A file named by the
