@@ -159,6 +159,15 @@ describe('Layout', () => {
       assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'tour-next');
       await page.click('[data-testid=tour-next]');
       await page.waitForFunction(() => /step 2 of/.test(document.querySelector('[data-testid=tour]')?.textContent ?? ''));
+      // The step's subject (Generate, below the tall tour box) is outlined and scrolled into the
+      // screen, with the tour's text and Next button still on it.
+      await page.waitForSelector('[data-testid=generate].tour-spot');
+      await page.waitForFunction(() => document.querySelector('.tour-spot').getBoundingClientRect().bottom <= innerHeight);
+      const s = await boxes(page, { spot: '.tour-spot', tour: '[data-testid=tour] h2', next: '[data-testid=tour-next]' });
+      for (const key of ['spot', 'tour', 'next']) {
+        const r = s[key];
+        assert.ok(r.top >= 0 && r.bottom <= s.h, `step 2's ${key} at ${JSON.stringify(r)}: outside the ${s.w}×${s.h} screen`);
+      }
       await page.screenshot({ path: join(ARTIFACTS, 'layout-390-tour-open.png') });
       // Skipping is remembered as on a laptop.
       await page.click('[data-testid=tour-skip]');

@@ -118,12 +118,36 @@ fn outline(tour: TourState, at: Option<usize>, tries: u32) {
         match at.and_then(|i| doc.query_selector(STEPS[i].spot).ok().flatten()) {
             Some(el) => {
                 let _ = el.class_list().add_1("tour-spot");
+                bring_into_view(&doc, &el);
             }
             None if at.is_some() && tries > 0 => outline(tour, at, tries - 1),
             None => {}
         }
     };
     set_timeout(run, std::time::Duration::from_millis(100));
+}
+
+/// Scrolls the page so the outlined element is in view where it is not (on a phone the tour box
+/// fills much of the screen and the step's subject lies below it), but never so far that the tour
+/// box's top leaves the screen: its text and buttons stay readable, and the element shows below
+/// them as far as the screen allows.
+fn bring_into_view(doc: &web_sys::Document, el: &web_sys::Element) {
+    let win = browser::window();
+    let Some(height) = win.inner_height().ok().and_then(|h| h.as_f64()) else { return };
+    let (spot, margin) = (el.get_bounding_client_rect(), 12.0);
+    let tour_top = doc.query_selector("[data-testid=tour]").ok().flatten().map(|t| t.get_bounding_client_rect().top());
+    let by = if spot.bottom() + margin > height {
+        // Below the screen: down by what shows its bottom, at most to the tour's top.
+        (spot.bottom() + margin - height).min(tour_top.map_or(f64::INFINITY, |t| t - margin))
+    } else if spot.top() < margin {
+        // Above it (the last step's Help button after scrolling down): up to show it.
+        spot.top() - margin
+    } else {
+        0.0
+    };
+    if by.abs() >= 1.0 {
+        win.scroll_by_with_x_and_y(0.0, by);
+    }
 }
 
 /// Shows the folded tour's first step, and moves the focus to its Next button (the button
