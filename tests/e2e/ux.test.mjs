@@ -167,7 +167,18 @@ describe('Reading pace and the adapter in use (CPU path)', () => {
     const rows = await page.locator('[data-testid=adapter-row]').count();
     await page.setInputFiles('[data-testid=adapter-upload]', [join(FIXTURE, 'adapter_config.json'), join(FIXTURE, 'adapter_model.safetensors')]);
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=adapter-row]').length > n, rows, { timeout: 30_000 });
-    await page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]').click();
+    // Before any run, the figures show the Steps field's count (the quick demo's 80), not "0 / 0".
+    await page.waitForFunction(() => document.querySelector('[data-testid=counts]')?.dataset.trainChars, null, { timeout: 60_000 });
+    assert.equal(await page.inputValue('[data-testid=train-steps]'), '80');
+    assert.equal(await page.textContent('[data-testid=train-step]'), '0 / 80');
+    const use = page.locator('[data-testid=adapter-row]').last().locator('[data-testid=adapter-use]');
+    await use.click();
+    // Once it is in, the row says "In use" (no second "Use") and the note no longer reads as
+    // still at work ("Putting … into the model for Generate…").
+    await page.waitForFunction(() => document.querySelector('[data-testid=using]').textContent.includes('adapter “'), null, { timeout: 60_000 });
+    assert.equal((await use.textContent()).trim(), 'In use');
+    assert.ok(await use.isDisabled());
+    assert.doesNotMatch(await page.textContent('[data-testid=library-note]'), /Putting/);
     await page.click('[data-testid=tab-generate]');
     await page.waitForSelector('[data-testid=adapter-badge-story]', { timeout: 60_000 });
     for (const place of ['model', 'story']) {
@@ -215,6 +226,10 @@ describe('Reading pace and the adapter in use (CPU path)', () => {
     assert.equal(await page.locator('[data-testid=adapter-badge-model]').count(), 0);
     const plain = await generate(page, greedy);
     assert.ok(greedy256.startsWith(plain.text) && plain.text.length > 100, plain.text);
+    // The library's row offers "Use" again.
+    await page.click('[data-testid=tab-train]');
+    assert.equal((await use.textContent()).trim(), 'Use');
+    assert.ok(await use.isEnabled());
     await assertClean(page, log, site.server.url);
     await page.close();
   });

@@ -134,11 +134,14 @@ pub fn checked(t: TrainCtx, req: u64, result: Result<(AdapterInfo, BaseId), Stri
     }
 }
 
+/// How the note starts while an adapter goes into the model; cleared once it is in.
+pub const PUTTING: &str = "Putting ";
+
 fn use_in_generate(t: TrainCtx, item: Item) {
     spawn_local(async move {
         match peft_of(&item.id).await {
             Ok(p) => {
-                t.note.set(format!("Putting “{}” into the model for Generate…", item.name));
+                t.note.set(format!("{PUTTING}“{}” into the model for Generate…", item.name));
                 t.send(TrainCmd::Use { adapter: Some((item.name, item.meta.base, p)) });
             }
             Err(e) => t.note.set(e),
@@ -294,6 +297,9 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>, dev: RwSignal<bool>) -
     let loss = m.loss.map_or("uploaded".to_string(), |l| format!("{l:.3}"));
     let detail = format!("r{} α{} on {}", m.info.rank, m.info.alpha, m.info.targets.join(", "));
     let (a, b, c, d, e) = (item.clone(), item.clone(), item.clone(), item.clone(), item.clone());
+    let name = item.name.clone();
+    // The row of the adapter in use says so, instead of offering "Use" again.
+    let in_use = Memo::new(move |_| t.using.with(|u| u.as_deref() == Some(name.as_str())));
     view! {
         <tr data-testid="adapter-row" data-name=item.name.clone()>
             <td class="adapter-name-cell"><strong data-testid="adapter-name">{item.name.clone()}</strong><br /><small>{detail}</small></td>
@@ -301,7 +307,9 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>, dev: RwSignal<bool>) -
             <td data-label="size">{size(item.size)}</td>
             <td data-label="loss">{loss}</td>
             <td class="row-actions">
-                <button type="button" data-testid="adapter-use" on:click=move |_| use_in_generate(t, a.clone())>"Use"</button>
+                <button type="button" data-testid="adapter-use" disabled=in_use on:click=move |_| use_in_generate(t, a.clone())>
+                    {move || if in_use.get() { "In use" } else { "Use" }}
+                </button>
                 <button type="button" class="secondary" data-testid="adapter-compare" on:click=move |_| compare(t, e.clone())>"Compare"</button>
                 <button type="button" class="secondary" data-testid="adapter-download" on:click=move |_| download(t, b.clone())>"Download"</button>
                 <Show when=move || dev.get()>

@@ -81,8 +81,14 @@ fn receive(t: TrainCtx, ev: TrainEvent) {
         TrainEvent::Checked { req, result } => library::checked(t, req, result),
         TrainEvent::Using { name, error, .. } => {
             t.using.set(name);
-            if let Some(e) = error {
-                t.note.set(e);
+            match error {
+                Some(e) => t.note.set(e),
+                // Done: the "Putting … into the model…" note would read as still at work.
+                None => t.note.update(|n| {
+                    if n.starts_with(library::PUTTING) {
+                        n.clear();
+                    }
+                }),
             }
         }
         TrainEvent::Logits { req, result } => library::logits_ready(t, req, result),
