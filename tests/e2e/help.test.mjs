@@ -149,6 +149,10 @@ describe('Help and readability', () => {
     await page.$eval('[data-testid=next-topp]', (el) => { el.value = '1'; el.dispatchEvent(new Event('input', { bubbles: true })); });
     const many = (await page.textContent('[data-testid=kept-note]')).match(/^(\d+) tokens survive the top-p cut/);
     assert.ok(many && Number(many[1]) > 1, String(many));
+    // The kept share is the reshaped distribution's, so the note names the temperature.
+    await page.$eval('[data-testid=next-topp]', (el) => { el.value = '0.9'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+    await page.$eval('[data-testid=next-temperature]', (el) => { el.value = '0.8'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+    assert.match(await page.textContent('[data-testid=kept-note]'), /survives? the top-p cut \(\d+\.\d% of the probability at temperature 0\.80, before renormalising\)/);
     await assertClean(page, log, site.server.url);
     await page.close();
   });

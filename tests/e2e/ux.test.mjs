@@ -179,6 +179,15 @@ describe('Reading pace and the adapter in use (CPU path)', () => {
     assert.equal((await use.textContent()).trim(), 'In use');
     assert.ok(await use.isDisabled());
     assert.doesNotMatch(await page.textContent('[data-testid=library-note]'), /Putting/);
+    // "Use no adapter" stands apart from the sentence before it, not against its full stop.
+    const gap = await page.$eval('[data-testid=using]', (p) => {
+      const text = [...p.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+      const range = document.createRange();
+      range.selectNodeContents(text);
+      const rects = range.getClientRects();
+      return p.querySelector('button').getBoundingClientRect().left - rects[rects.length - 1].right;
+    });
+    assert.ok(gap >= 6, `"Use no adapter" is ${gap} px after the sentence`);
     await page.click('[data-testid=tab-generate]');
     await page.waitForSelector('[data-testid=adapter-badge-story]', { timeout: 60_000 });
     for (const place of ['model', 'story']) {
@@ -388,7 +397,7 @@ describe('Training that teaches (CPU path)', () => {
     const cli = JSON.parse(readFileSync(join(work, 'cli/held_out.json'), 'utf8')).loss;
     rmSync(work, { recursive: true, force: true });
     assert.ok(Math.abs(low[1] - cli) <= 1e-5 * cli, `best ${low[1]} vs CLI ${cli}`);
-    assert.match(await page.textContent('[data-testid=best]'), new RegExp(`^The held-out loss was lowest at step 25 \\(${cli.toFixed(3)};`));
+    assert.match(await page.textContent('[data-testid=best]'), new RegExp(`^The held-out loss was lowest at step 25 \\(${cli.toFixed(3)}; \\d+\\.\\d{3} at step 100, where the run ended\\)`));
     const rows = await page.locator('[data-testid=adapter-row]').count();
     await page.click('[data-testid=keep-best]');
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=adapter-row]').length > n, rows, { timeout: 30_000 });

@@ -30,11 +30,17 @@ pub fn NextTokens(s: State) -> impl IntoView {
             None => "Next token".into(),
         })
     };
+    // The kept share is measured after the temperature, so the note names it: at t = 1 the
+    // "model" column of the same rows can add up to a different share.
     let kept_note = move || {
+        let temp = s.temperature.get();
         view_data.with(|v| match v {
             Some((.., kept, mass, _)) => {
                 let (noun, verb) = if *kept == 1 { ("token", "survives") } else { ("tokens", "survive") };
-                format!("{kept} {noun} {verb} the top-p cut ({:.1}% of the probability before renormalising).", mass * 100.0)
+                format!(
+                    "{kept} {noun} {verb} the top-p cut ({:.1}% of the probability at temperature {temp:.2}, before renormalising).",
+                    mass * 100.0
+                )
             }
             None => String::new(),
         })

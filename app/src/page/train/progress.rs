@@ -202,13 +202,13 @@ fn BestOffer(t: TrainCtx) -> impl IntoView {
         {move || offer().map(|((step, loss), (end_step, end_loss))| if step == end_step {
             view! {
                 <p class="best" data-testid="best" data-step=step.to_string()>
-                    {format!("The adapter at the end has the run's lowest held-out loss ({loss:.3}): it is the one in the library.")}
+                    {format!("The adapter at step {end_step}, where the run ended, has its lowest held-out loss ({loss:.3}): it is the one in the library.")}
                 </p>
             }.into_any()
         } else {
             view! {
                 <p class="best" data-testid="best" data-step=step.to_string()>
-                    {format!("The held-out loss was lowest at step {step} ({loss:.3}; {end_loss:.3} at the end). ")}
+                    {format!("The held-out loss was lowest at step {step} ({loss:.3}; {end_loss:.3} at step {end_step}, where the run ended). ")}
                     <button type="button" data-testid="keep-best" on:click=move |_| library::add_best(t)>
                         {format!("Keep the adapter from step {step}")}
                     </button>
