@@ -46,7 +46,7 @@ pub fn LossChart(t: TrainCtx) -> impl IntoView {
         let train: Vec<(f64, f64)> = t.losses.with(|l| l.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect());
         let held: Vec<(f64, f64)> = t.held.with(|h| h.iter().map(|&(s, v)| (s as f64, v)).collect());
         let (lo, hi) = y_range(train.iter().chain(&held).map(|p| p.1));
-        let x_max = super::progress::planned_steps(t).max(1) as f64;
+        let x_max = t.planned_steps().max(1) as f64;
         let overfit = t.held.with(|h| crate::train::overfit_from(h)).map(|(s, ..)| s);
         (path(&train, x_max, lo, hi), path(&held, x_max, lo, hi), lo, hi, x_max, overfit)
     };

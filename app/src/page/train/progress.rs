@@ -107,14 +107,6 @@ fn control(t: TrainCtx, pause: bool) {
     t.send(if pause { TrainCmd::Pause { job } } else { TrainCmd::Stop { job } });
 }
 
-/// The run's steps; before the first run, the Steps field's (not "0 / 0" next to "Steps 80").
-pub fn planned_steps(t: TrainCtx) -> u32 {
-    match t.total.get() {
-        0 => t.form.steps.with(|s| s.trim().parse().unwrap_or(0)),
-        n => n,
-    }
-}
-
 #[component]
 pub fn RunPanel(t: TrainCtx) -> impl IntoView {
     watch_estimate(t);
@@ -149,9 +141,9 @@ pub fn RunPanel(t: TrainCtx) -> impl IntoView {
             </Show>
             // Numbers for tests and tools only: `hidden`, so screen readers skip them.
             <span hidden data-testid="train-saved-step">{move || t.saved_step.get().map(|s| s.to_string()).unwrap_or_default()}</span>
-            <progress data-testid="train-progress" max=move || planned_steps(t).max(1) value=move || t.step.get()></progress>
+            <progress data-testid="train-progress" max=move || t.planned_steps().max(1) value=move || t.step.get()></progress>
             <dl class="figures">
-                <div><dt>"step"</dt><dd data-testid="train-step">{move || format!("{} / {}", t.step.get(), planned_steps(t))}</dd></div>
+                <div><dt>"step"</dt><dd data-testid="train-step">{move || format!("{} / {}", t.step.get(), t.planned_steps())}</dd></div>
                 <div><dt>"tokens/s"</dt><dd data-testid="train-tok-s">{move || format!("{:.0}", t.tokens_per_s.get())}</dd></div>
                 <div><dt>"time left"</dt><dd data-testid="train-eta">{move || time_left(t)}</dd></div>
                 <div><dt>"checkpoints"</dt><dd data-testid="train-checkpoints">{move || t.snapshots.get()}</dd></div>

@@ -78,6 +78,14 @@ pub struct TrainCtx {
 }
 
 impl TrainCtx {
+    /// The run's steps; before the first run, the Steps field's (not "0 / 0" next to "Steps 80").
+    pub fn planned_steps(&self) -> u32 {
+        match self.total.get() {
+            0 => self.form.steps.with(|s| s.trim().parse().unwrap_or(0)),
+            n => n,
+        }
+    }
+
     /// The state of a view whose text starts as the corpus of key `corpus`.
     /// `corpus`: the text chosen first; `name`: the adapter name suggested for it.
     pub fn new(ctx: Ctx, corpus: &str, name: &str) -> TrainCtx {
