@@ -88,13 +88,17 @@ describe('GPU tuning', () => {
 
     // Shapes other than the ones kept (valid on any WebGPU device: at most 256 lanes), written
     // into the kept file: the next load must decode with them and say so.
+    // Each differs from the kept one whichever the tuning chose (a faster machine measures more
+    // candidates and may keep any of them), and layers ≠ classifier, so a swap would show.
+    const layers = MATVEC.find((s) => !same(s, t.workgroups.layers) && s.x * s.y <= 128);
     const other = {
       ...t.workgroups,
-      layers: MATVEC.find((s) => !same(s, t.workgroups.layers) && s.x * s.y === 64),
-      classifier: MATVEC.find((s) => !same(s, t.workgroups.classifier) && s.x === 64),
-      attention: ATTENTION.find((a) => a !== t.workgroups.attention && a < 64),
+      layers,
+      classifier: MATVEC.find((s) => !same(s, t.workgroups.classifier) && !same(s, layers) && s.x >= 32),
+      attention: ATTENTION.find((a) => a !== t.workgroups.attention),
     };
-    assert.notDeepEqual(other, t.workgroups);
+    for (const k of ['layers', 'classifier', 'attention']) assert.ok(other[k], `another ${k} shape than ${JSON.stringify(t.workgroups[k])}`);
+    assert.ok(!same(other.layers, t.workgroups.layers) && !same(other.classifier, t.workgroups.classifier) && other.attention !== t.workgroups.attention);
     await writeStored(first.page, files[0].name, JSON.stringify({ ...stored, tuning: { ...t, workgroups: other } }));
     await first.page.close();
 
