@@ -237,6 +237,23 @@ pub fn run_error(err: &Error) -> String {
     }
 }
 
+/// What the Storage panel says of the browser's usage figure, which counts more than its list:
+/// `listed` is the bytes of the models, adapters and unfinished downloads it lists; the rest is
+/// the lab's offline copy of itself (program, built-in models) and small notes such as GPU
+/// tunings. Without this, "15 MB used" next to one 117 KB adapter reads as a leak.
+pub fn storage_use(usage: u64, quota: u64, listed: u64) -> String {
+    let share = if quota > 0 { usage as f64 * 100.0 / quota as f64 } else { 0.0 };
+    let total = format!("This site uses {} of the {} the browser allows it ({share:.1}%)", size(usage), size(quota));
+    let own = "the lab's own files (its program and built-in models), kept so it works offline";
+    if listed == 0 {
+        format!("{total}: {own}.")
+    } else if listed < usage {
+        format!("{total}: {} for what is listed below, and about {} for {own}.", size(listed), size(usage - listed))
+    } else {
+        format!("{total}, almost all of it for what is listed below.")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +325,22 @@ mod tests {
         assert!(bad_model("notes.txt", b"Once upon a time\n", &e).contains("a text file"));
         let odd = bad_model("m.bin", &[0, 1, 2, 250, 3], &e);
         assert!(odd.contains("length mismatch") && odd.contains("damaged"), "{odd}");
+    }
+
+    #[test]
+    fn storage_use_says_what_the_figure_holds() {
+        assert_eq!(
+            storage_use(15_470_000, 10_000_000_000, 117_000),
+            "This site uses 15.47 MB of the 10.0 GB the browser allows it (0.2%): 117 KB for what is listed \
+             below, and about 15.35 MB for the lab's own files (its program and built-in models), kept so it works offline."
+        );
+        assert!(storage_use(15_470_000, 10_000_000_000, 0)
+            .ends_with("(0.2%): the lab's own files (its program and built-in models), kept so it works offline."));
+        // The estimate may round below the listed bytes: no negative remainder.
+        assert_eq!(
+            storage_use(1_000_000, 0, 1_056_540),
+            "This site uses 1.00 MB of the 0.0 KB the browser allows it (0.0%), almost all of it for what is listed below."
+        );
     }
 
     #[test]

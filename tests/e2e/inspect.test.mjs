@@ -226,6 +226,11 @@ for (const mode of ['cpu', 'webgpu']) {
       await page.click('[data-testid=step-forward]');
       assert.match(await page.textContent('[data-testid=step-about]'),
         /^Step 1 of 15: the model chose “Once” \(id 403\) with probability [\d.]+%, rank 1 of 512\.$/);
+      // From "Show all" (the whole story already shown), one step back is the step before the last.
+      await page.click('[data-testid=step-all]');
+      await page.click('[data-testid=step-back]');
+      assert.match(await page.textContent('[data-testid=step-about]'), /^Step 14 of 15: the model chose /);
+      assert.equal(await page.inputValue('[data-testid=scrub]'), '14');
 
       await page.click('[data-testid=present]');
       await screenshot(page, `inspect-${mode}-present`);

@@ -145,7 +145,12 @@ describe('offline app (service worker, manifest, storage)', () => {
         ['model', 'mystory.bin'],
         ['adapter', 'adapter_config.json + adapter_model.safetensors'],
       ]);
-      assert.match(await page.textContent('[data-testid=storage-estimate]'), /^This site uses .+ of the .+ the browser allows it/);
+      // The usage figure says what the list holds (the stored files' bytes, in words::size's
+      // form) and what the rest is.
+      const listed = stored.entries.flatMap((e) => e.files).reduce((a, f) => a + f.size, 0);
+      const mb = `${(listed / 1e6).toFixed(2)} MB`;
+      assert.match(await page.textContent('[data-testid=storage-estimate]'),
+        new RegExp(`^This site uses .+ of the .+ the browser allows it \\(.+%\\): ${mb.replace('.', '\\.')} for what is listed below, and about .+ for the lab's own files \\(its program and built-in models\\), kept so it works offline\\.$`));
       // "Keep offline" says what the browser answered: first its own answer (read back with
       // navigator.storage.persisted()), then, from a stubbed persist(), the other answer and a
       // refusal, each in its own words.

@@ -14,7 +14,7 @@ use crate::protocol::MAX_FILE_BYTES;
 use crate::protocol::{FromWorker, ModelEntry, Source};
 use crate::storage::partial::{self, Unfinished};
 use crate::storage::{self, bundle, Data, Entry, Estimate, Kind};
-use crate::words::size;
+use crate::words::{size, storage_use};
 
 /// The panel's state, provided as context.
 #[derive(Clone, Copy)]
@@ -145,7 +145,7 @@ fn StoragePanel(p: Panel) -> impl IntoView {
                 </p>
             </About>
             <p class="hint">"Models you pick are saved here once they load; adapters too. They stay after a restart and work offline."</p>
-            <p data-testid="storage-estimate">{move || p.estimate.get().map(describe_estimate)}</p>
+            <p data-testid="storage-estimate">{move || p.estimate.get().map(|e| storage_use(e.usage, e.quota, listed(p)))}</p>
             <div class="actions">
                 <button type="button" class="secondary" data-testid="persist" on:click=keep>"Keep offline"</button>
                 <AdapterUpload p />
@@ -166,9 +166,10 @@ fn StoragePanel(p: Panel) -> impl IntoView {
     }
 }
 
-fn describe_estimate(e: Estimate) -> String {
-    let share = if e.quota > 0 { e.usage as f64 * 100.0 / e.quota as f64 } else { 0.0 };
-    format!("This site uses {} of the {} the browser allows it ({share:.1}%).", size(e.usage), size(e.quota))
+/// The bytes of what the panel lists: stored models and adapters, and unfinished downloads.
+fn listed(p: Panel) -> u64 {
+    p.items.with(|items| items.iter().map(Entry::size).sum::<u64>())
+        + p.unfinished.with(|u| u.iter().map(|u| u.have).sum::<u64>())
 }
 
 fn item(p: Panel, e: Entry) -> impl IntoView {

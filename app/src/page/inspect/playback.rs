@@ -29,6 +29,12 @@ fn go(s: State, t: usize) {
     s.pos.set(t - 1);
 }
 
+/// The step "Step back" goes to. From "Show all" (no step), which already shows the whole
+/// story, that is the step before the last: going to the last step would change nothing seen.
+fn back_from(step: Option<usize>, last: usize) -> usize {
+    step.unwrap_or(last).saturating_sub(1)
+}
+
 #[component]
 pub fn Playback(s: State) -> impl IntoView {
     let handle = StoredValue::new(None::<IntervalHandle>);
@@ -99,7 +105,7 @@ pub fn Playback(s: State) -> impl IntoView {
             </About>
             <div class="actions">
                 <button type="button" class="secondary" data-testid="step-back"
-                    on:click=move |_| { stop(); go(s, s.step.get_untracked().map_or(hi(), |t| t.saturating_sub(1))) }>
+                    on:click=move |_| { stop(); go(s, back_from(s.step.get_untracked(), hi())) }>
                     <span aria-hidden="true">"◀ "</span>"Step back"</button>
                 <button type="button" data-testid="play" aria-pressed=move || s.playing.get().to_string()
                     on:click=move |_| if s.playing.get_untracked() { stop() } else { play() }>
