@@ -165,6 +165,12 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.ok(worst <= tol, `odds differ from the CLI by ${worst} (tolerance ${tol})`);
       console.log(`# ${mode}: knock-out odds max |Δ| vs CLI = ${worst.toExponential(2)}`);
       assert.ok(json.changes.some((c) => c.kl > 1e-3), 'the odds should move somewhere');
+      // The readout opens on the token before the first different one: the odds there moved and
+      // made the story part (it opened on the different token itself, whose odds barely moved).
+      const parted = ref.runs[0].first_difference - 1;
+      assert.equal(await page.inputValue('[data-testid=ko-pos]'), String(parted));
+      assert.match(await page.textContent('[data-testid=ko-readout]'), new RegExp(`^After token ${parted} \\(`));
+      assert.ok(shown[parted].kl > 0, `the odds after token ${parted} should have moved`);
       // The readout says it in words.
       await setRange(page, 'ko-pos', 3);
       assert.match(await page.textContent('[data-testid=ko-readout]'), /^After token 3 \(“.*”\): The token that came next, “.*”, had [\d.]+% \(rank \d+\) before/);

@@ -50,7 +50,10 @@ fn receive(s: State, news: &ExperimentNews) {
             return;
         }
         ExperimentNews::KnockedOut(k) => {
-            s.ko_pos.set(k.first_difference.unwrap_or(0).min(k.changes.len().saturating_sub(1)));
+            // The readout opens where the guess moved that made the first different token: at
+            // the token before it (row t holds the odds of the token after t).
+            let moved = k.first_difference.map_or(0, |i| i.saturating_sub(1));
+            s.ko_pos.set(moved.min(k.changes.len().saturating_sub(1)));
             s.knocked.set(Some(Arc::new((**k).clone())));
             phase.set(Phase::Done);
         }
