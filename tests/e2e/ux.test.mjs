@@ -402,6 +402,13 @@ describe('Training that teaches (CPU path)', () => {
     await page.click('[data-testid=keep-best]');
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=adapter-row]').length > n, rows, { timeout: 30_000 });
     assert.match(await page.locator('[data-testid=adapter-row]').last().getAttribute('data-name'), /\(best: step 25\)$/);
+    // The library shows each adapter's held-out loss: the best one's is the CLI's, and the final
+    // adapter's is the higher one the run ended with (its training loss alone looked better).
+    const best = page.locator('[data-testid=adapter-row]').last();
+    assert.equal(await best.locator('[data-testid=adapter-held]').textContent(), cli.toFixed(3));
+    const ended = (await page.textContent('[data-testid=best]')).match(/; (\d+\.\d{3}) at step 100/)[1];
+    const helds = await page.$$eval('[data-testid=adapter-held]', (els) => els.map((e) => e.textContent));
+    assert.ok(helds.includes(ended), `the final adapter's held-out loss ${ended} is in the library: ${helds}`);
     await assertClean(page, log, site.server.url);
     await page.close();
   });

@@ -264,7 +264,7 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
             </p>
             <div class="scroll">
             <table class="adapters">
-                <thead><tr><th>"name"</th><th>"base model"</th><th>"size"</th><th>"loss"</th><th><span class="visually-hidden">"actions"</span></th></tr></thead>
+                <thead><tr><th>"name"</th><th>"base model"</th><th>"size"</th><th>"training loss"</th><th>"held-out loss"</th><th><span class="visually-hidden">"actions"</span></th></tr></thead>
                 <tbody>
                     {move || t.library.get().into_iter().map(|item| row(t, item, tokens, dev)).collect_view()}
                 </tbody>
@@ -295,6 +295,9 @@ pub fn LibraryPanel(t: TrainCtx) -> impl IntoView {
 fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>, dev: RwSignal<bool>) -> impl IntoView {
     let m = &item.meta;
     let loss = m.loss.map_or("uploaded".to_string(), |l| format!("{l:.3}"));
+    // The held-out loss is the one that ranks adapters: the training loss of a run that memorised
+    // its text is lower than that of its best (earlier) adapter.
+    let held = m.held.map_or("–".to_string(), |l| format!("{l:.3}"));
     let detail = format!("r{} α{} on {}", m.info.rank, m.info.alpha, m.info.targets.join(", "));
     let (a, b, c, d, e) = (item.clone(), item.clone(), item.clone(), item.clone(), item.clone());
     let name = item.name.clone();
@@ -305,7 +308,8 @@ fn row(t: TrainCtx, item: Item, tokens: RwSignal<String>, dev: RwSignal<bool>) -
             <td class="adapter-name-cell"><strong data-testid="adapter-name">{item.name.clone()}</strong><br /><small>{detail}</small></td>
             <td title=format!("file hash {}", m.base.hash) data-label="base model">{m.base.name.clone()}</td>
             <td data-label="size">{size(item.size)}</td>
-            <td data-label="loss">{loss}</td>
+            <td data-label="training loss">{loss}</td>
+            <td data-label="held-out loss" data-testid="adapter-held">{held}</td>
             <td class="row-actions">
                 <button type="button" data-testid="adapter-use" disabled=in_use on:click=move |_| use_in_generate(t, a.clone())>
                     {move || if in_use.get() { "In use" } else { "Use" }}
