@@ -179,6 +179,40 @@ describe('Layout', () => {
     });
   });
 
+  test('every tour step shows its subject under the step\'s text on a laptop, a projector and a phone', async () => {
+    // Steps 5 and 6 (the next-token table, Train's Start) lie far down their views: the tour box
+    // stays at the screen's top and the subject comes up to just under it (it stayed below the
+    // screen, 800 px and more, with the box unmoved).
+    for (const [w, h] of [[1366, 768], [1920, 1080], [390, 844]]) {
+      const { page, log } = await openApp(site.browser.context, site.server.url);
+      await page.setViewportSize({ width: w, height: h });
+      assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+      await skipTour(page);
+      await page.click('[data-testid=help]');
+      const steps = Number((await page.textContent('.tour-count')).match(/of (\d+)/)[1]);
+      for (let i = 0; i < steps; i++) {
+        await page.waitForFunction((i) => document.querySelector('[data-testid=tour]')?.dataset.step === String(i), i);
+        // In view once the step's tab has drawn it: its top under the box (and on the screen),
+        // the step's title and Next whole on the screen.
+        const inView = () => {
+          const box = (sel) => document.querySelector(sel)?.getBoundingClientRect();
+          const [spot, tour, title, next] = ['.tour-spot', '[data-testid=tour]', '#tour-title', '[data-testid=tour-next]'].map(box);
+          if (!spot) return false;
+          const whole = (r) => r.top >= 0 && r.bottom <= innerHeight;
+          const under = spot.bottom <= tour.top || spot.top >= tour.bottom;
+          return under && spot.top >= 0 && spot.top <= innerHeight - 40 && whole(title) && whole(next);
+        };
+        const shown = await page.waitForFunction(inView, null, { timeout: 10_000 }).then(() => true, () => false);
+        if (!shown) await page.screenshot({ path: join(ARTIFACTS, `layout-tour-${w}-step-${i + 1}.png`) });
+        const where = await boxes(page, { spot: '.tour-spot', tour: '[data-testid=tour]' }).catch(() => 'no outlined subject');
+        assert.ok(shown, `${w}×${h}, tour step ${i + 1}: its subject is not on the screen under the tour: ${JSON.stringify(where)}`);
+        await page.click('[data-testid=tour-next]');
+      }
+      await assertClean(page, log, site.server.url);
+      await page.close();
+    }
+  });
+
   test('a laptop (1366×768) and a projector (1920×1080): no sideways scroll on any tab; no card wider than the header', async () => {
     const { page } = await openApp(site.browser.context, site.server.url);
     await page.setViewportSize({ width: 1366, height: 768 });

@@ -127,21 +127,33 @@ fn outline(tour: TourState, at: Option<usize>, tries: u32) {
     set_timeout(run, std::time::Duration::from_millis(100));
 }
 
-/// Scrolls the page so the outlined element is in view where it is not (on a phone the tour box
-/// fills much of the screen and the step's subject lies below it), but never so far that the tour
-/// box's top leaves the screen: its text and buttons stay readable, and the element shows below
-/// them as far as the screen allows.
+/// The open tour box's distance from the screen's top while the page scrolls under it (the
+/// stylesheet's `top: 0.5rem` of `.tour`).
+const PINNED_TOP_PX: f64 = 8.0;
+
+/// Scrolls the page so the outlined element shows below the tour box where it does not. The box
+/// stays pinned to the screen's top as the page scrolls (style.css), so a subject far down the
+/// page (the next-token table, Train's Start) comes up to just under it: the step's text and its
+/// subject are on the screen together, on a phone, a laptop and a projector alike.
 fn bring_into_view(doc: &web_sys::Document, el: &web_sys::Element) {
     let win = browser::window();
     let Some(height) = win.inner_height().ok().and_then(|h| h.as_f64()) else { return };
     let (spot, margin) = (el.get_bounding_client_rect(), 12.0);
-    let tour_top = doc.query_selector("[data-testid=tour]").ok().flatten().map(|t| t.get_bounding_client_rect().top());
-    let by = if spot.bottom() + margin > height {
-        // Below the screen: down by what shows its bottom, at most to the tour's top.
-        (spot.bottom() + margin - height).min(tour_top.map_or(f64::INFINITY, |t| t - margin))
-    } else if spot.top() < margin {
-        // Above it (the last step's Help button after scrolling down): up to show it.
-        spot.top() - margin
+    let Some(tour_el) = doc.query_selector("[data-testid=tour]").ok().flatten() else { return };
+    let tour = tour_el.get_bounding_client_rect();
+    // Where the spot's top may go at the highest: just under the box once it is pinned.
+    let under_pinned = PINNED_TOP_PX + tour.height() + margin;
+    // Before the box in the page (the last step's Help button), whatever the pinned box covers.
+    let before = tour_el.compare_document_position(el) & web_sys::Node::DOCUMENT_POSITION_PRECEDING != 0;
+    let by = if before {
+        // Up to show it (the box goes back to its place under the header).
+        (spot.top() - margin).min(0.0)
+    } else if spot.top() < tour.bottom() + margin {
+        // Hidden under the box (scrolled past): down to just under it.
+        spot.top() - under_pinned
+    } else if spot.bottom() + margin > height {
+        // Below the screen: up by what shows its bottom, at most to just under the box.
+        (spot.bottom() + margin - height).min(spot.top() - under_pinned)
     } else {
         0.0
     };
