@@ -276,6 +276,8 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.deepEqual((await rowNames('patch-heads')).slice(0, 2), ['1.1', '1.2']);
       // The tokens label the columns, the changed word showing both versions.
       assert.ok(await page.locator('[data-testid=patch-resid] thead th.differs').count() > 0, 'the changed word is marked');
+      // The first column is the start marker, named as the Tokens view names it.
+      assert.equal(await page.textContent('[data-testid=patch-resid] thead th:nth-child(2)'), '<s>');
 
       // Identical prompts: nothing to recover, and every patched run gives the clean difference.
       await page.fill('[data-testid=patch-corrupt]', ref.clean.text);

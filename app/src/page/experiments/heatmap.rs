@@ -36,8 +36,10 @@ pub fn Map(
         .zip(&p.corrupt_pieces)
         .enumerate()
         .map(|(t, (a, b))| {
+            // Position 0 is the start marker, written as the Tokens view writes it ("BOS" was
+            // a word the page explains nowhere).
             let label = if t == 0 {
-                "BOS".to_string()
+                "<s>".to_string()
             } else if a == b {
                 a.clone()
             } else {
