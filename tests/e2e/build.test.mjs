@@ -51,6 +51,9 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     // Before Start: a hint, not an empty chart; and the time the run would take, measured here.
     assert.equal(await page.$('[data-testid=build-loss-chart]'), null);
     assert.match(await page.textContent('[data-testid=build-loss-empty]'), /once training starts/);
+    // A shape and a text are already chosen: the status says what Start does, not to pick them.
+    assert.equal(await page.textContent('[data-testid=build-status]'),
+      'Ready: press Start to train the shape chosen above from random weights.');
     for (const [k, v] of Object.entries(RUN)) await page.fill(`[data-testid=build-${k}]`, String(v));
     await page.waitForFunction(() => document.querySelector('[data-testid=build-estimate]')?.dataset.seconds, null, { timeout: SLOW });
     const est = await page.$eval('[data-testid=build-estimate]', (e) => ({ ...e.dataset, text: e.textContent }));

@@ -171,6 +171,7 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.equal(await page.inputValue('[data-testid=ko-pos]'), String(parted));
       assert.match(await page.textContent('[data-testid=ko-readout]'), new RegExp(`^After token ${parted} \\(`));
       assert.ok(shown[parted].kl > 0, `the odds after token ${parted} should have moved`);
+      assert.equal(await page.textContent('[data-testid=ko-odds-0]'), '<s>', 'the start marker as in the Tokens view');
       // The readout says it in words.
       await setRange(page, 'ko-pos', 3);
       assert.match(await page.textContent('[data-testid=ko-readout]'), /^After token 3 \(“.*”\): The token that came next, “.*”, had [\d.]+% \(rank \d+\) before/);

@@ -145,7 +145,7 @@ pub fn Controls(b: BuildCtx) -> impl IntoView {
     let step = move || last().map_or(0, |m| m.step);
     let total = move || b.run.with(|r| r.as_ref().map_or(0, |r| r.0.steps));
     let status = move || match phase() {
-        Phase::Idle => "Pick a shape and a text, then Start.".to_string(),
+        Phase::Idle => "Ready: press Start to train the shape chosen above from random weights.".to_string(),
         Phase::Running => match last() {
             Some(m) => format!(
                 "Training: step {} of {} · loss {:.3} · {:.0} ms per step (measured here)",

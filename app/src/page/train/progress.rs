@@ -14,13 +14,14 @@ fn status(t: TrainCtx) -> String {
     let (step, total) = (t.step.get(), t.total.get());
     let loss = t.losses.with(|l| l.last().copied());
     let held = t.held.with(|h| h.last().map(|x| x.1));
+    // Three decimals, as the library and the best-adapter note below write losses.
     let figures = || {
         let mut s = format!("step {step} of {total}");
         if let Some(l) = loss {
-            s += &format!(" · loss {l:.4}");
+            s += &format!(" · loss {l:.3}");
         }
         if let Some(h) = held {
-            s += &format!(" · held-out {h:.4}");
+            s += &format!(" · held-out {h:.3}");
         }
         s
     };
