@@ -36,15 +36,9 @@ pub fn Map(
         .zip(&p.corrupt_pieces)
         .enumerate()
         .map(|(t, (a, b))| {
-            // Position 0 is the start marker, written as the Tokens view writes it ("BOS" was
-            // a word the page explains nowhere).
-            let label = if t == 0 {
-                "<s>".to_string()
-            } else if a == b {
-                a.clone()
-            } else {
-                format!("{}/{}", a.trim(), b.trim())
-            };
+            // Pieces as the Tokens view writes them (`trace::pieces`): the start marker, which
+            // both prompts share, reads <s> for llama2.c's tokenizer, the model's own for others.
+            let label = if a == b { a.clone() } else { format!("{}/{}", a.trim(), b.trim()) };
             view! { <th scope="col" class:differs={a != b} title=format!("position {t}")>{label}</th> }
         })
         .collect_view();

@@ -143,9 +143,9 @@ fn Odds(s: State, rows: Vec<ChangeRow>, pieces: Vec<String>) -> impl IntoView {
         .map(|(t, r)| {
             let c = &r.change;
             let shade = if most > 0.0 { (c.kl / most).sqrt() } else { 0.0 };
-            // The start marker reads <s>, as in the Tokens view; the rest as the story's pieces.
-            let piece =
-                if t == 0 { "<s>".to_string() } else { pieces.get(t).cloned().unwrap_or_default().replace("<0x0A>", "↵") };
+            // The story's pieces as the Tokens view writes them (`trace::pieces`), the start
+            // marker included: <s> for llama2.c's tokenizer, the model's own for others.
+            let piece = pieces.get(t).cloned().unwrap_or_default().replace("<0x0A>", "↵");
             view! {
                 <span class="ko-tok" class:picked=move || s.ko_pos.get() == t
                     style:background-color=format!("rgba(214, 96, 77, {shade:.3})")
