@@ -21,14 +21,42 @@ function notice({ id, testid, text, button, buttonTestid }) {
 const banner = () => document.getElementById('update')
   ?? notice({ id: 'update', testid: 'update', text: 'New version — reload', button: 'Reload', buttonTestid: 'update-reload' });
 
+/** Set when this page's Reload asked the waiting worker to take over. */
+let accepted = false;
+
 function offer(reg) {
   const waiting = reg.waiting;
   if (!waiting || !navigator.serviceWorker.controller) return;
   const el = banner();
   el.querySelector('button').onclick = () => {
     el.querySelector('button').disabled = true;
+    accepted = true;
     waiting.postMessage({ type: 'skip-waiting' });
   };
+}
+
+/**
+ * Another worker took this page without its Reload (another tab accepted a new version, or the
+ * browser replaced the worker, as Chromium did once when this site's storage filled up): the
+ * page keeps running what it loaded, since a reload now would drop a story, a training run or
+ * a download in progress; it says so and reloads when the person chooses.
+ */
+function changedElsewhere() {
+  document.getElementById('update')?.remove(); // its worker is the one that took over
+  if (document.querySelector('[data-testid=changed-elsewhere]')) return;
+  const el = notice({
+    testid: 'changed-elsewhere',
+    text: 'This site’s offline copy changed while the page was open (a new version, or another tab). Reload when you are ready.',
+    button: 'Reload',
+    buttonTestid: 'changed-reload',
+  });
+  el.querySelector('button').onclick = () => location.reload();
+}
+
+/** Whether the person has pressed a key or pointed at anything on this page yet. */
+let used = false;
+for (const kind of ['pointerdown', 'keydown']) {
+  window.addEventListener(kind, () => { used = true; }, { capture: true, once: true });
 }
 
 /** The one reload of a first visit that turns on the engine's threads (see below). */
@@ -41,7 +69,18 @@ function isolateOnce() {
   } catch {
     return; // Without session storage a reload could repeat: stay on one thread.
   }
-  location.reload();
+  if (!used) {
+    location.reload();
+    return;
+  }
+  // Someone already started (a story, a download): a reload now would drop it, so offer it.
+  const el = notice({
+    testid: 'isolate-offer',
+    text: `Reload when you are ready: the engine then uses all ${navigator.hardwareConcurrency} CPU cores (it runs on one until then), and the site works offline.`,
+    button: 'Reload',
+    buttonTestid: 'isolate-reload',
+  });
+  el.querySelector('button').onclick = () => location.reload();
 }
 
 /** After that reload: a line saying why the page reloaded itself. */
@@ -74,6 +113,10 @@ if ('serviceWorker' in navigator) {
     if (!hadController) {
       hadController = true;
       isolateOnce();
+      return;
+    }
+    if (!accepted) {
+      changedElsewhere();
       return;
     }
     if (!reloading) {

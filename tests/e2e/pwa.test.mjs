@@ -272,6 +272,65 @@ describe('offline app (service worker, manifest, storage)', () => {
     }
   });
 
+  test('a page in use is never reloaded under the person: the first visit offers its reload; a version taken in another tab is announced', async () => {
+    const site = mkdtempSync(join(tmpdir(), 'tinylm-pwa-site-'));
+    cpSync(DIST, site, { recursive: true });
+    const server = await serve(site, 0, '127.0.0.1', '/');
+    const browser = await launchBrowser({ isolateReload: true });
+    const loads = (page) => {
+      const n = { count: 0 };
+      page.on('load', () => { n.count += 1; });
+      return n;
+    };
+    try {
+      // A key pressed as soon as the page loaded (someone already typing a prompt): when the
+      // worker first takes the page, it offers the reload instead of doing it.
+      await browser.context.addInitScript(() => window.addEventListener('load', () => window.dispatchEvent(new KeyboardEvent('keydown', { key: 'a' }))));
+      const { page: a } = await openApp(browser.context, server.url);
+      const aLoads = loads(a);
+      await waitForSw(a);
+      await a.waitForSelector('[data-testid=isolate-offer]', { timeout: 10_000 });
+      const cores = await a.evaluate(() => navigator.hardwareConcurrency);
+      assert.equal(await a.textContent('[data-testid=isolate-offer] span'),
+        `Reload when you are ready: the engine then uses all ${cores} CPU cores (it runs on one until then), and the site works offline.`);
+      assert.equal(aLoads.count, 0, 'not reloaded');
+      assert.equal(await a.evaluate(() => self.crossOriginIsolated), false);
+      assert.equal(await waitForState(a, ['ready', 'error']), 'ready');
+      // The person's Reload: then isolated, as the automatic reload would have made it.
+      await Promise.all([a.waitForEvent('load'), a.click('[data-testid=isolate-reload]')]);
+      await a.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 30_000 });
+      assert.equal(await waitForState(a, ['ready', 'error']), 'ready');
+      await a.click('[data-testid=isolated-reload] button');
+
+      // A second tab; a new build; the second tab accepts it. The first keeps running what it
+      // loaded (no reload), drops its own update offer and says what happened.
+      const { page: b } = await openApp(browser.context, server.url);
+      assert.equal(await waitForState(b, ['ready', 'error']), 'ready');
+      const index = join(site, 'index.html');
+      writeFileSync(index, readFileSync(index, 'utf8').replace('<title>TinyLM Lab</title>', '<title>TinyLM Lab v2</title>'));
+      execFileSync('bash', [join(REPO, 'scripts/pwa-hook.sh'), site]);
+      await b.reload();
+      await b.waitForSelector('[data-testid=update]', { timeout: 60_000 });
+      const before = aLoads.count;
+      await Promise.all([b.waitForEvent('load'), b.click('[data-testid=update-reload]')]);
+      await b.waitForFunction(() => document.title === 'TinyLM Lab v2');
+      await a.waitForSelector('[data-testid=changed-elsewhere]', { timeout: 30_000 });
+      assert.equal(await a.textContent('[data-testid=changed-elsewhere] span'),
+        'This site’s offline copy changed while the page was open (a new version, or another tab). Reload when you are ready.');
+      assert.equal(aLoads.count, before, 'the first tab was not reloaded');
+      assert.equal(await a.title(), 'TinyLM Lab');
+      assert.equal(await a.locator('[data-testid=update]').count(), 0, 'no offer of a version that already took over');
+      await screenshot(a, 'changed-elsewhere');
+      await Promise.all([a.waitForEvent('load'), a.click('[data-testid=changed-reload]')]);
+      await a.waitForFunction(() => document.title === 'TinyLM Lab v2');
+      assert.equal(await waitForState(a, ['ready', 'error']), 'ready');
+    } finally {
+      await browser.close();
+      await server.close();
+      rmSync(site, { recursive: true, force: true });
+    }
+  });
+
   test('the manifest is valid and Chromium finds the page installable', async () => {
     await withSite({ prefix: '/some/sub/path/' }, async ({ server, browser }) => {
       const { page, log } = await openApp(browser.context, server.url);
