@@ -254,6 +254,26 @@ pub fn storage_use(usage: u64, quota: u64, listed: u64) -> String {
     }
 }
 
+/// A sample as shown beside another: runs of empty lines (a book's paragraph breaks, which a
+/// model trained on it writes many of) kept as one, and no trailing blank lines, so two
+/// stories stay side by side on a screen. The text itself is unchanged.
+pub fn one_blank_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut newlines = 0;
+    for ch in text.trim_end().chars() {
+        if ch == '\n' {
+            newlines += 1;
+            if newlines > 2 {
+                continue;
+            }
+        } else {
+            newlines = 0;
+        }
+        out.push(ch);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +375,12 @@ mod tests {
     fn a_mismatch_names_both_sizes() {
         let m = mismatch("tokenizer.bin", 32000, "stories260K.bin", 512);
         assert!(m.contains("32000") && m.contains("512") && m.contains("does not match"), "{m}");
+    }
+
+    #[test]
+    fn runs_of_empty_lines_are_kept_as_one() {
+        assert_eq!(one_blank_line("Peter\n\n\n\n\nran.\nHe hid.\n\n\n"), "Peter\n\nran.\nHe hid.");
+        assert_eq!(one_blank_line("a\n\nb"), "a\n\nb");
+        assert_eq!(one_blank_line(""), "");
     }
 }

@@ -334,6 +334,8 @@ describe('Training that teaches (CPU path)', () => {
         const off = await page.textContent('[data-testid=sample-off]');
         const on = await page.textContent('[data-testid=sample-on]');
         assert.ok(off.startsWith(prompt) && on.startsWith(prompt), `${text}: samples start with “${prompt}”`);
+        // A book's paragraph breaks come out as runs of empty lines, shown as one.
+        assert.ok(![off, on].some((s) => /\n\n\n/.test(s) || s !== s.trimEnd()), `${text}: a run of empty lines in “${on}”`);
         const [plain, adapted] = [countDistinctive(off, prompt, distinct), countDistinctive(on, prompt, distinct)];
         words.push(`${preset} ${text}: distinctive words plain ${plain}, adapter ${adapted}: “${on}”`);
         // Measured (scripts/measure-presets.mjs): both presets take the words of the three books;

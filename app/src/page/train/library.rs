@@ -10,7 +10,7 @@ use crate::protocol::train::{AdapterInfo, BaseId, Peft, Snapshot, TrainCmd};
 use crate::protocol::Bytes;
 use crate::storage::{self, Data, Kind};
 use crate::train::{archive, distinct_name, AdapterMeta};
-use crate::words::size;
+use crate::words::{one_blank_line, size};
 
 const CONFIG: &str = "adapter_config.json";
 const WEIGHTS: &str = "adapter_model.safetensors";
@@ -172,8 +172,8 @@ fn Comparison(t: TrainCtx) -> impl IntoView {
                 <div class="samples" data-testid="compare">
                     <h4>{format!("“{name}”: same prompt, same seed, without and with the adapter")}</h4>
                     <div class="pair">
-                        <figure><figcaption>"Without the adapter"</figcaption><pre data-testid="compare-off">{off}</pre></figure>
-                        <figure><figcaption>"With the adapter"</figcaption><pre data-testid="compare-on">{on}</pre></figure>
+                        <figure><figcaption>"Without the adapter"</figcaption><pre data-testid="compare-off">{one_blank_line(&off)}</pre></figure>
+                        <figure><figcaption>"With the adapter"</figcaption><pre data-testid="compare-on">{one_blank_line(&on)}</pre></figure>
                     </div>
                 </div>
             }

@@ -9,6 +9,7 @@ use super::run::{ended, start};
 use super::state::{Phase, TrainCtx};
 use crate::protocol::train::{Ending, TrainCmd};
 use crate::train::overfit_from;
+use crate::words::one_blank_line;
 
 fn status(t: TrainCtx) -> String {
     let (step, total) = (t.step.get(), t.total.get());
@@ -219,8 +220,8 @@ fn Samples(t: TrainCtx) -> impl IntoView {
                 <div class="samples" data-testid="samples" data-step=step.to_string()>
                     <h4>{format!("Samples after step {step}: same prompt, same seed")}</h4>
                     <div class="pair">
-                        <figure><figcaption>"Adapter off (the model as it was)"</figcaption><pre data-testid="sample-off">{off}</pre></figure>
-                        <figure><figcaption>"Adapter on"</figcaption><pre data-testid="sample-on">{on}</pre></figure>
+                        <figure><figcaption>"Adapter off (the model as it was)"</figcaption><pre data-testid="sample-off">{one_blank_line(&off)}</pre></figure>
+                        <figure><figcaption>"Adapter on"</figcaption><pre data-testid="sample-on">{one_blank_line(&on)}</pre></figure>
                     </div>
                 </div>
             })}
