@@ -110,6 +110,14 @@ describe('Build view (a model grown from nothing, CPU)', () => {
     assert.ok(held < first - 3, `held-out loss ${held} at the end, from a first training loss ${first}`);
     const chart = await page.$$eval('[data-testid=build-loss-chart] path', (p) => p.map((x) => x.getAttribute('d')));
     assert.equal(chart.length, 2);
+    // The falling loss starts at the top left, so the top label sits at the right, off the curve;
+    // the learning rate climbs from 0 (warm-up), so its top label stays at the left.
+    const topAnchor = (sel) => page.$eval(`${sel} [data-testid=curves-top]`, (e) => e.getAttribute('text-anchor'));
+    assert.deepEqual([await topAnchor('[data-testid=build-loss-chart]'), await topAnchor('[data-testid=gauge-lr]')], ['end', 'start']);
+    // A first loss above even guessing's (ln 512) is explained under the chart, with its value.
+    assert.ok(first > Math.log(512) + 0.5, `random init starts at ${first}`);
+    assert.match(await page.textContent('[data-testid=build-loss] figcaption'),
+      new RegExp(`ln 512 ≈ 6\\.2\\)\\. It starts higher, at ${first.toFixed(1).replace('.', '\\.')}: its random weights make confident guesses`));
     const s = await samples(page);
     assert.deepEqual(s.map((x) => x[0]), [0, 50, 100, 150, 200, 250, 300]);
     assert.notEqual(s[0][1], s[s.length - 1][1], 'the samples change as it trains');

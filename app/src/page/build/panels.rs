@@ -275,6 +275,17 @@ fn x_max(b: BuildCtx) -> Signal<f64> {
     Signal::derive(move || b.run.with(|r| r.as_ref().map_or(1, |r| r.0.steps)) as f64)
 }
 
+/// Why a fresh model's first loss is above even guessing's, when it is: said where it shows.
+fn start_note(b: BuildCtx) -> Option<String> {
+    let first = b.history.with(|h| h.steps.first().map(|m| m.loss))?;
+    (first > 512f64.ln() + 0.5).then(|| {
+        format!(
+            ". It starts higher, at {first:.1}: its random weights make confident guesses, and a confident wrong guess \
+             costs more than an even one, so the first steps teach it to doubt."
+        )
+    })
+}
+
 #[component]
 pub fn Curves(b: BuildCtx) -> impl IntoView {
     let series = Signal::derive(move || {
@@ -300,6 +311,7 @@ pub fn Curves(b: BuildCtx) -> impl IntoView {
                     <span class="key train-key">"training loss"</span>
                     <span class="key held-key">"held-out loss"</span>
                     " (how surprised the model is by the next token; a model guessing uniformly among the 512 tokens scores ln 512 ≈ 6.2)"
+                    {move || start_note(b)}
                 </figcaption>
             </figure>
         </Show>

@@ -121,7 +121,13 @@ pub fn Curves(
                     {all.iter().enumerate().map(|(i, s)| view! { <path class=class(i) d=path(s, x_max, lo, hi) /> }).collect_view()}
                     // The range inside the plot, so a long label is never cut at the edge; drawn
                     // after the lines, with a halo (`.tick`'s stroke), so no line crosses them.
-                    <text class="tick" x=PAD + 4.0 y=24.0 text-anchor="start">{short(hi)}</text>
+                    // A curve that starts at the top (a loss) would run under the label at the
+                    // left, so the top label then sits at the right, where such a curve has fallen.
+                    {
+                        let starts_high = all.first().and_then(|s| s.first()).is_some_and(|p| p.1 > lo + 0.75 * (hi - lo));
+                        let (x, anchor) = if starts_high { (W - 12.0, "end") } else { (PAD + 4.0, "start") };
+                        view! { <text class="tick" data-testid="curves-top" x=x y=24.0 text-anchor=anchor>{short(hi)}</text> }
+                    }
                     <text class="tick" x=PAD + 4.0 y=H - PAD - 6.0 text-anchor="start">{short(lo)}</text>
                     <text class="tick" x=PAD y=H - PAD + 16.0 text-anchor="start">"step 0"</text>
                     <text class="tick" x=W - 8.0 y=H - PAD + 16.0 text-anchor="end">{format!("step {x_max:.0}")}</text>
