@@ -102,6 +102,8 @@ async function inspectReference(page) {
   );
   assert.equal(await page.getAttribute('[data-testid=inspect-status]', 'data-state'), 'ready',
     await page.textContent('[data-testid=inspect-status]'));
+  // The 15 tokens Generate wrote, and the start marker before them: 16 positions.
+  assert.match(await page.textContent('[data-testid=inspect-status]'), /^16 positions: <s> and 15 tokens · 5 layers × 8 heads · /);
 }
 
 function checkExport(json, label) {
@@ -221,6 +223,14 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.match(await page.textContent('[data-testid=kept-note]'), /^1 token survives the top-p cut/);
       await setRange(page, 'next-topp', 1);
       assert.equal(await page.locator('[data-testid=candidate][data-kept=false]').count(), 0);
+      // A greedy story: the sliders start at 1 and say so; at 0 the dice take the top row only.
+      assert.equal(await page.textContent('[data-testid=greedy-note]'), 'This story was written at temperature 0, so its dice always took '
+        + 'the top row. The sliders start at 1.00 to show how the dice would draw; set Temperature to 0 to see the story\'s own choice.');
+      await setRange(page, 'next-temperature', 0);
+      assert.equal(await page.locator('[data-testid=greedy-note]').count(), 0);
+      const drawn = await page.$$eval('[data-testid=candidate] td:nth-of-type(2) .num', (els) => els.map((e) => e.textContent));
+      assert.deepEqual([drawn[0], new Set(drawn.slice(1)).size, drawn[1]], ['100.0%', 1, '0.0%']);
+      await setRange(page, 'next-temperature', 1);
 
       // Step by step: the first generated token, its probability and rank 1 (greedy).
       await page.click('[data-testid=step-forward]');
@@ -233,6 +243,10 @@ for (const mode of ['cpu', 'webgpu']) {
       assert.equal(await page.inputValue('[data-testid=scrub]'), '14');
 
       await page.click('[data-testid=present]');
+      // The zoomed head's axis captions grow with presentation mode's type (they stayed 11 px).
+      const px = (sel) => page.$eval(sel, (e) => parseFloat(getComputedStyle(e).fontSize));
+      assert.ok(await px('.zoom .axis-corner') >= 16 && await px('.zoom .axis-keys') >= 14,
+        `axis captions ${await px('.zoom .axis-corner')} px, labels ${await px('.zoom .axis-keys')} px`);
       await screenshot(page, `inspect-${mode}-present`);
       await assertClean(page, log, site.server.url);
       await page.close();
@@ -257,7 +271,7 @@ for (const mode of ['cpu', 'webgpu']) {
           null, { timeout: SLOW });
         const ready = Date.now() - t0;
         const status = await page.textContent('[data-testid=inspect-status]');
-        assert.match(status, /^512 tokens \(the first 512 of \d+\) · 5 layers × 8 heads/);
+        assert.match(status, /^512 positions: <s> and 511 tokens \(the first 512 of \d+\) · 5 layers × 8 heads/);
         await new Promise((ok) => setTimeout(ok, 400)); // long-task entries are delivered late
         const inspecting = await page.evaluate(() => window.__long.length);
         const t1 = Date.now();
@@ -497,7 +511,7 @@ describe('Inspect view on bigger models (CPU path)', () => {
     await page.click('[data-testid=tab-inspect]');
     assert.equal(await waitInspect(page, ['ready', 'error']), 'ready', await page.textContent('[data-testid=inspect-status]'));
     const status = await page.textContent('[data-testid=inspect-status]');
-    const m = status.match(/^(\d+) tokens \(the first \1 of (\d+)\) · 12 layers × 16 heads/);
+    const m = status.match(/^(\d+) positions: <s> and \d+ tokens \(the first \1 of (\d+)\) · 12 layers × 16 heads/);
     assert.ok(m, status);
     const [kept, all] = [Number(m[1]), Number(m[2])];
     assert.ok(kept < 1024 && all > kept, status);

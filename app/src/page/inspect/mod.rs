@@ -116,10 +116,13 @@ fn inspected(s: State, i: &Inspected) {
 fn accept(s: State, d: Data) {
     let n = d.len();
     let InspectInfo { settings, prompt_len, .. } = &d.info;
+    // At temperature 0 the sampler columns would show 100% for the likeliest and nothing for
+    // top-p to cut, so the sliders start at 1 and a note says the story's dice were greedy.
     if let Some(st) = settings {
         s.temperature.set(if st.temperature > 0.0 { st.temperature } else { 1.0 });
         s.topp.set(st.topp);
     }
+    s.greedy_story.set(settings.as_ref().is_some_and(|st| st.temperature == 0.0));
     let (l, h) = s.locked.get_untracked();
     if l >= d.layers() || h >= d.heads() {
         s.locked.set((0, 0));
@@ -244,5 +247,10 @@ fn summary(d: &Data) -> String {
     let i = &d.info;
     let cut = i.truncated_from.map_or(String::new(), |n| format!(" (the first {} of {n})", d.len()));
     let shape = format!("{} × {}", words::count(i.n_layers, "layer"), words::count(i.n_heads, "head"));
-    format!("{} tokens{cut} · {shape} · {} in {:.0} ms", d.len(), i.backend, i.ms)
+    // Generate counts the tokens it wrote; the view has one position more, the start marker.
+    let what = match i.pieces.first().map(String::as_str) {
+        Some("<s>") => format!("{} positions: <s> and {}", d.len(), words::count(d.len() - 1, "token")),
+        _ => words::count(d.len(), "token"),
+    };
+    format!("{what}{cut} · {shape} · {} in {:.0} ms", i.backend, i.ms)
 }

@@ -45,6 +45,7 @@ pub fn NextTokens(s: State) -> impl IntoView {
             None => String::new(),
         })
     };
+    let greedy_note = move || s.greedy_story.get() && s.temperature.get() != 0.0;
     let rows = move || {
         view_data.with(|v| {
             let Some((_, _, rows, _, _, actual)) = v else { return Vec::new() };
@@ -86,6 +87,15 @@ pub fn NextTokens(s: State) -> impl IntoView {
                 <tbody>{rows}</tbody>
             </table>
             <p class="hint" data-testid="kept-note">{kept_note}" ★ marks the token that came next in the text. Temperature 0 always takes the likeliest."</p>
+            <Show when=greedy_note>
+                <p class="hint" data-testid="greedy-note">
+                    {move || format!(
+                        "This story was written at temperature 0, so its dice always took the top row. The sliders start at {:.2} to \
+                         show how the dice would draw; set Temperature to 0 to see the story's own choice.",
+                        s.temperature.get()
+                    )}
+                </p>
+            </Show>
         </section>
     }
 }
