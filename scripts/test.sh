@@ -59,19 +59,22 @@ step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
 step "engine CPU kernels (wasm simd128, Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p tinylm-engine --target wasm32-unknown-unknown --test fast_kernels --test pretrain_wasm --test gemm
 # Lints deny warnings. TINYLM_CLIPPY=0 skips them (they cost a cold check build each).
-lint=()
+lint=""
 if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
     step "clippy (engine, cli)" cargo clippy --workspace --exclude tinylm-app --all-targets -- -D warnings
     # The app (its page code is wasm32 only) and the engine for wasm32 are linted inside the
     # release build below: clippy-driver as the workspace's rustc, as `cargo clippy` runs it,
     # with -D warnings. A separate `cargo clippy --target wasm32-unknown-unknown` would check
-    # every dependency for wasm32 once more (5 minutes on a 2-core machine).
-    lint=(env RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
-          CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
+    # every dependency for wasm32 once more (5 minutes on a 2-core machine). Exported, so that
+    # deploy.test.mjs's second build of the same code finds cargo's build under the same rustc.
+    RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
+    CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+    export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+    lint=" (with clippy, wasm32)"
 fi
 
 rm -rf dist
-step "trunk build --release${lint:+ (with clippy, wasm32)}" "${lint[@]}" trunk build --release --offline
+step "trunk build --release$lint" trunk build --release --offline
 if [[ -f dist/index.html ]]; then
     # The CLI the browser tests compare with is the one `cargo test` just built (a separate
     # dev-profile build would recompile every dependency).
