@@ -122,7 +122,6 @@ fn accept(s: State, d: Data) {
         s.temperature.set(if st.temperature > 0.0 { st.temperature } else { 1.0 });
         s.topp.set(st.topp);
     }
-    s.greedy_story.set(settings.as_ref().is_some_and(|st| st.temperature == 0.0));
     let (l, h) = s.locked.get_untracked();
     if l >= d.layers() || h >= d.heads() {
         s.locked.set((0, 0));

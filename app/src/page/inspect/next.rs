@@ -45,7 +45,10 @@ pub fn NextTokens(s: State) -> impl IntoView {
             None => String::new(),
         })
     };
-    let greedy_note = move || s.greedy_story.get() && s.temperature.get() != 0.0;
+    // The inspected story was written at temperature 0 and the slider is not there now.
+    let greedy_story =
+        move || s.data.with(|d| d.as_ref().and_then(|d| d.info.settings.as_ref()).is_some_and(|st| st.temperature == 0.0));
+    let greedy_note = move || greedy_story() && s.temperature.get() != 0.0;
     let rows = move || {
         view_data.with(|v| {
             let Some((_, _, rows, _, _, actual)) = v else { return Vec::new() };

@@ -61,8 +61,6 @@ pub struct State {
     pub sqrt: RwSignal<bool>,
     pub temperature: RwSignal<f32>,
     pub topp: RwSignal<f32>,
-    /// The inspected story was written at temperature 0 (the slider starts at 1 anyway).
-    pub greedy_story: RwSignal<bool>,
     /// Playback: the generated token being shown (tokens after it are faded).
     pub step: RwSignal<Option<usize>>,
     pub playing: RwSignal<bool>,
@@ -91,7 +89,6 @@ impl State {
             sqrt: RwSignal::new(false),
             temperature: RwSignal::new(1.0),
             topp: RwSignal::new(0.9),
-            greedy_story: RwSignal::new(false),
             step: RwSignal::new(None),
             playing: RwSignal::new(false),
             lens: RwSignal::new(HashMap::new()),
