@@ -1,7 +1,10 @@
 // Registers the service worker (sw.js) and offers a new version when one is waiting. An
 // external file, so the page's CSP needs no inline script.
-/** A notice at the foot of the page: its words and one button (role status, so it is read out). */
-function notice({ id, testid, text, button, buttonTestid }) {
+/**
+ * A notice at the foot of the page: its words and one button (role status, so it is read out);
+ * the button runs `onClick`, or by default reloads the page.
+ */
+function notice({ id, testid, text, button, buttonTestid, onClick = () => location.reload() }) {
   const el = document.createElement('div');
   if (id) el.id = id;
   el.className = 'update';
@@ -13,6 +16,7 @@ function notice({ id, testid, text, button, buttonTestid }) {
   b.type = 'button';
   if (buttonTestid) b.dataset.testid = buttonTestid;
   b.textContent = button;
+  b.onclick = onClick;
   el.append(words, b);
   document.body.append(el);
   return el;
@@ -44,13 +48,12 @@ function offer(reg) {
 function changedElsewhere() {
   document.getElementById('update')?.remove(); // its worker is the one that took over
   if (document.querySelector('[data-testid=changed-elsewhere]')) return;
-  const el = notice({
+  notice({
     testid: 'changed-elsewhere',
     text: 'This site’s offline copy changed while the page was open (a new version, or another tab). Reload when you are ready.',
     button: 'Reload',
     buttonTestid: 'changed-reload',
   });
-  el.querySelector('button').onclick = () => location.reload();
 }
 
 /** Whether the person has pressed a key or pointed at anything on this page yet. */
@@ -74,13 +77,12 @@ function isolateOnce() {
     return;
   }
   // Someone already started (a story, a download): a reload now would drop it, so offer it.
-  const el = notice({
+  notice({
     testid: 'isolate-offer',
     text: `Reload when you are ready: the engine then uses all ${navigator.hardwareConcurrency} CPU cores (it runs on one until then), and the site works offline.`,
     button: 'Reload',
     buttonTestid: 'isolate-reload',
   });
-  el.querySelector('button').onclick = () => location.reload();
 }
 
 /** After that reload: a line saying why the page reloaded itself. */
@@ -93,12 +95,12 @@ function explainReload() {
     return;
   }
   if (!reloaded) return;
-  const el = notice({
+  notice({
     testid: 'isolated-reload',
     text: 'The page reloaded once, on this first visit, so the engine can use several CPU cores. It works offline now too.',
     button: 'OK',
+    onClick: (e) => e.currentTarget.parentElement.remove(),
   });
-  el.querySelector('button').onclick = () => el.remove();
 }
 
 if ('serviceWorker' in navigator) {

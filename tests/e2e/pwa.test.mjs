@@ -301,6 +301,7 @@ describe('offline app (service worker, manifest, storage)', () => {
       await a.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 30_000 });
       assert.equal(await waitForState(a, ['ready', 'error']), 'ready');
       await a.click('[data-testid=isolated-reload] button');
+      assert.equal(await a.locator('[data-testid=isolated-reload]').count(), 0, 'OK closes the line');
 
       // A second tab; a new build; the second tab accepts it. The first keeps running what it
       // loaded (no reload), drops its own update offer and says what happened.
