@@ -61,6 +61,45 @@ describe('Help and readability', () => {
     await page.close();
   });
 
+  test('the tour pauses to one line when the tabs leave its step, and resumes there', async () => {
+    // A first visit on a laptop (the test above remembered the tour as seen in this profile).
+    const { page, log } = await openApp(site.browser.context, 'about:blank');
+    await page.setViewportSize({ width: 1366, height: 768 });
+    await page.goto(site.server.url);
+    await page.evaluate(() => localStorage.removeItem('tinylm-tour-seen'));
+    await page.reload();
+    assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
+    const tour = page.locator('[data-testid=tour]');
+    assert.match(await tour.textContent(), /step 1 of/, 'a first visit opens the tour');
+    // The person ignores it and opens Inspect: no box about the Prompt box pinned over the heads.
+    await page.click('[data-testid=tab-inspect]');
+    await page.waitForSelector('[data-testid=tour][data-folded=true]');
+    assert.equal(await page.locator('[data-testid=tour]:not(.tour-folded)').count(), 0);
+    assert.match(await tour.textContent(), /Tour paused\./);
+    assert.equal(await tour.evaluate((el) => getComputedStyle(el).position), 'static', 'the line is not pinned');
+    assert.equal(await page.locator('.tour-spot').count(), 0, 'nothing outlined on Inspect');
+    assert.equal(await page.getAttribute('[data-testid=tab-inspect]', 'aria-selected'), 'true', 'Inspect stays shown');
+    assert.equal(await page.evaluate(() => localStorage.getItem('tinylm-tour-seen')), null, 'not remembered as seen');
+    // Resume: back to step 1 on its tab, the focus on Next.
+    await page.click('[data-testid=tour-open]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=tour]:not(.tour-folded)')?.dataset.step === '0');
+    assert.equal(await page.getAttribute('[data-testid=tab-generate]', 'aria-selected'), 'true');
+    await page.waitForSelector('#prompt.tour-spot');
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'tour-next');
+    // Next still switches tabs itself without pausing; Skip from the paused line remembers.
+    await page.click('[data-testid=tour-next]');
+    await page.click('[data-testid=tour-next]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=tour]')?.dataset.step === '2');
+    assert.equal(await page.getAttribute('[data-testid=tab-inspect]', 'aria-selected'), 'true');
+    await page.click('[data-testid=tab-train]');
+    await page.waitForSelector('[data-testid=tour][data-folded=true]');
+    await page.click('[data-testid=tour-skip]');
+    assert.equal(await tour.count(), 0);
+    assert.equal(await page.evaluate(() => localStorage.getItem('tinylm-tour-seen')), '1');
+    await assertClean(page, log, site.server.url);
+    await page.close();
+  });
+
   test('"What am I looking at?" on every view; glossary words explain themselves; the glossary has them all', async () => {
     const { page, log } = await openApp(site.browser.context, site.server.url);
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');

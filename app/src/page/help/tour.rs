@@ -3,7 +3,9 @@
 //! what it talks about; each step switches to its tab and outlines the part it describes.
 //! Skipping or finishing it is remembered on this device (localStorage). On a phone's narrow
 //! screen a first visit shows only a one-line offer ("Show the tour"), so the story box and the
-//! Generate button stay in the first screen; Help always opens the steps themselves.
+//! Generate button stay in the first screen; Help always opens the steps themselves. Leaving the
+//! step's tab by the tabs folds the tour to one line too ("Tour paused", "Resume the tour"), so a
+//! step's box is never pinned over another view.
 
 use crate::page::browser;
 use leptos::prelude::*;
@@ -65,14 +67,24 @@ const STEPS: &[Step] = &[
     },
 ];
 
+/// How the tour shows its step.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Fold {
+    /// The step itself, in the box pinned at the screen's top.
+    Open,
+    /// One line that offers the tour (a first visit on a narrow screen).
+    Offer,
+    /// One line that offers to go on (the person left the step's tab by the tabs).
+    Paused,
+}
+
 /// The tour's state, provided as context so the Help button can start it again.
 #[derive(Clone, Copy)]
 pub struct TourState {
     /// The step shown, or None when the tour is closed.
     pub step: RwSignal<Option<usize>>,
-    /// Whether the step itself is shown; false: only the one-line offer to show it (a first
-    /// visit on a narrow screen).
-    pub open: RwSignal<bool>,
+    /// Whether the step itself is shown, or only a line that offers it.
+    pub fold: RwSignal<Fold>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -85,15 +97,16 @@ impl TourState {
     pub fn load() -> TourState {
         let seen = storage().and_then(|s| s.get_item(SEEN_KEY).ok().flatten()).is_some();
         let narrow = browser::window().inner_width().ok().and_then(|w| w.as_f64()).is_some_and(|w| w < NARROW_PX);
-        TourState { step: RwSignal::new((!seen).then_some(0)), open: RwSignal::new(!narrow) }
+        let fold = if narrow { Fold::Offer } else { Fold::Open };
+        TourState { step: RwSignal::new((!seen).then_some(0)), fold: RwSignal::new(fold) }
     }
     pub fn start(&self) {
-        self.open.set(true);
+        self.fold.set(Fold::Open);
         self.step.set(Some(0));
     }
     /// The step shown in full, if any (untracked).
     fn shown(&self) -> Option<usize> {
-        self.step.get_untracked().filter(|_| self.open.get_untracked())
+        self.step.get_untracked().filter(|_| self.fold.get_untracked() == Fold::Open)
     }
     /// Closes the tour and remembers that it was seen.
     pub fn close(&self) {
@@ -127,10 +140,6 @@ fn outline(tour: TourState, at: Option<usize>, tries: u32) {
     set_timeout(run, std::time::Duration::from_millis(100));
 }
 
-/// The open tour box's distance from the screen's top while the page scrolls under it (the
-/// stylesheet's `top: 0.5rem` of `.tour`).
-const PINNED_TOP_PX: f64 = 8.0;
-
 /// Scrolls the page so the outlined element shows below the tour box where it does not. The box
 /// stays pinned to the screen's top as the page scrolls (style.css), so a subject far down the
 /// page (the next-token table, Train's Start) comes up to just under it: the step's text and its
@@ -142,7 +151,7 @@ fn bring_into_view(doc: &web_sys::Document, el: &web_sys::Element) {
     let Some(tour_el) = doc.query_selector("[data-testid=tour]").ok().flatten() else { return };
     let tour = tour_el.get_bounding_client_rect();
     // Where the spot's top may go at the highest: just under the box once it is pinned.
-    let under_pinned = PINNED_TOP_PX + tour.height() + margin;
+    let under_pinned = pinned_top(&tour_el) + tour.height() + margin;
     // Before the box in the page (the last step's Help button), whatever the pinned box covers.
     let before = tour_el.compare_document_position(el) & web_sys::Node::DOCUMENT_POSITION_PRECEDING != 0;
     let by = if before {
@@ -162,10 +171,23 @@ fn bring_into_view(doc: &web_sys::Document, el: &web_sys::Element) {
     }
 }
 
-/// Shows the folded tour's first step, and moves the focus to its Next button (the button
+/// The open box's distance from the screen's top while the page scrolls under it: its computed
+/// `top` (style.css says how far).
+fn pinned_top(el: &web_sys::Element) -> f64 {
+    use js_sys::{Function, Reflect};
+    let win = browser::window();
+    let style = Reflect::get(&win, &"getComputedStyle".into())
+        .ok()
+        .and_then(|f| wasm_bindgen::JsCast::dyn_into::<Function>(f).ok())
+        .and_then(|f| f.call1(&win, el).ok());
+    let top = style.and_then(|s| Reflect::get(&s, &"top".into()).ok()).and_then(|t| t.as_string());
+    top.and_then(|t| t.trim_end_matches("px").parse().ok()).unwrap_or(0.0)
+}
+
+/// Shows the folded tour's step, and moves the focus to its Next button (the button
 /// pressed is gone).
 fn unfold(tour: TourState) {
-    tour.open.set(true);
+    tour.fold.set(Fold::Open);
     set_timeout(
         || {
             let next = browser::window().document().and_then(|d| d.query_selector("[data-testid=tour-next]").ok().flatten());
@@ -180,26 +202,38 @@ fn unfold(tour: TourState) {
 #[component]
 pub fn Tour(tour: TourState, tab: RwSignal<&'static str>) -> impl IntoView {
     Effect::new(move |_| {
-        let at = tour.step.get().filter(|_| tour.open.get());
+        let at = tour.step.get().filter(|_| tour.fold.get() == Fold::Open);
         if let Some(i) = at {
             tab.set(STEPS[i].tab);
         }
         outline(tour, at, 50);
     });
+    // The person switched tabs away from the step (Next and Back switch to it just above): fold
+    // to one line rather than stay pinned over the other view. Only the tab is tracked, so a new
+    // step is never seen with the old step's tab.
+    Effect::new(move |_| {
+        let shown = tab.get();
+        if tour.shown().is_some_and(|i| STEPS[i].tab != shown) {
+            tour.fold.set(Fold::Paused);
+        }
+    });
     let last = STEPS.len() - 1;
     let at = move || tour.step.get().unwrap_or(0);
+    let paused = move || tour.fold.get() == Fold::Paused;
     view! {
-        // Folded: one line that offers the tour (a first visit on a phone).
-        <Show when=move || tour.step.with(Option::is_some) && !tour.open.get()>
+        // Folded: one line that offers the tour (a first visit on a phone) or to go on with it.
+        <Show when=move || tour.step.with(Option::is_some) && tour.fold.get() != Fold::Open>
             <aside class="tour tour-folded" data-testid="tour" data-folded="true" aria-label="Tour">
-                <p>"New here?"</p>
+                <p>{move || if paused() { "Tour paused." } else { "New here?" }}</p>
                 <div class="actions">
-                    <button type="button" data-testid="tour-open" on:click=move |_| unfold(tour)>"Show the tour"</button>
+                    <button type="button" data-testid="tour-open" on:click=move |_| unfold(tour)>
+                        {move || if paused() { "Resume the tour" } else { "Show the tour" }}
+                    </button>
                     <button type="button" class="secondary" data-testid="tour-skip" on:click=move |_| tour.close()>"Skip"</button>
                 </div>
             </aside>
         </Show>
-        <Show when=move || tour.step.with(Option::is_some) && tour.open.get()>
+        <Show when=move || tour.step.with(Option::is_some) && tour.fold.get() == Fold::Open>
             <aside class="tour" data-testid="tour" aria-labelledby="tour-title" data-step=move || at().to_string()
                 data-tab=move || STEPS[at()].tab>
                 <p class="tour-count">{move || format!("Tour · step {} of {}", at() + 1, STEPS.len())}</p>
