@@ -62,7 +62,7 @@ fn q8_matvec_matches_the_dequantized_product() {
         ops::matmul(&mut want, &x, &w);
         let mut got = vec![0f32; rows];
         q8::matvec(&mut got, &x, q8::Q8Rows { cols, group, offset: 0, q: &q, scales: &scales });
-        // Measured natively ≤ 9.4e-7 of max(1, max|y|) (tests/q8_cpu.rs).
+        // Measured natively ≤ 9.4e-7 of max(1, max|y|) (tests/suite/q8_cpu.rs).
         let err = max_diff(&got, &want) / max_abs(&want).max(1.0);
         assert!(err <= 1e-5, "{rows}×{cols}/{group}: {err:e}");
     }
@@ -181,7 +181,7 @@ fn q8_stories260k_matches_the_dequantized_reference() {
     for pos in 0..64 {
         want.copy_from_slice(want_b.forward(tokens.0[pos], pos).unwrap());
         got.copy_from_slice(got_b.forward(tokens.1[pos], pos).unwrap());
-        // Measured natively ≤ 8.5e-7 (tests/q8_cpu.rs).
+        // Measured natively ≤ 8.5e-7 (tests/suite/q8_cpu.rs).
         let err = max_diff(&got, &want) / max_abs(&want).max(1.0);
         assert!(err <= 1e-5, "position {pos}: {err:e}");
         tokens.0.push(argmax(&want) as u32);

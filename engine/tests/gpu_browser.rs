@@ -70,7 +70,7 @@ async fn webgpu_inspection_matches_the_cpu_path() {
 
 /// Knock-outs (mean ablation), skipped blocks and steering in one change, on WebGPU's batched
 /// and one-token paths against the CPU path with the same change (itself checked against
-/// transformers in tests/interp.rs); nothing changed is the unchanged model exactly.
+/// transformers in tests/suite/interp.rs); nothing changed is the unchanged model exactly.
 #[wasm_bindgen_test]
 async fn webgpu_knockouts_and_steering_match_the_cpu_path() {
     use tinylm_engine::generate::Backend;
@@ -163,7 +163,7 @@ async fn webgpu_sampling_equals_the_cpu_path() {
 /// blocks for Q4_K_M and the Q5 mix; Chromium's own WGSL compiler, stricter than naga's): the
 /// GGUF Q8_0, Q4_K_M, Q5 mix, F16 and BF16 fixtures' logits against
 /// transformers on gguf's dequantized weights, batched and per token, and a llama2.c v2 Q8_0
-/// file's greedy story against the CPU path on its dequantized weights. (tests/gpu_quantized.rs
+/// file's greedy story against the CPU path on its dequantized weights. (tests/suite/gpu_quantized.rs
 /// checks every decode path on lavapipe.)
 #[wasm_bindgen_test]
 async fn webgpu_keeps_quantized_weights_quantized() {
@@ -238,7 +238,7 @@ async fn webgpu_keeps_quantized_weights_quantized() {
     }
 
     // Held Q8_0 (int8 values, f32 scales) beside Q4_0, Q4_K, Q6_K and Q5_0 blocks, as in a real
-    // SmolLM2 Q4_K_M file (tests/gpu_quantized.rs builds the same mix): against the CPU path on
+    // SmolLM2 Q4_K_M file (tests/suite/gpu_quantized.rs builds the same mix): against the CPU path on
     // the dequantized weights, per token.
     {
         use tinylm_engine::generate::Backend;

@@ -8,7 +8,7 @@ this file's own implementation of the random-model recipe (shared/docs/reference
 checked against shared/data/reference/random_models_sha256.json); texts are encoded by
 SentencePiece's tok512.model. Patching reruns every patched prompt from scratch.
 
-Run by hand, from the repository root (outputs are committed; see engine/tests/interp.rs):
+Run by hand, from the repository root (outputs are committed; see engine/tests/suite/interp.rs):
 
     python3 -m venv /work/venv-interp
     /work/venv-interp/bin/pip install -r scripts/reference/requirements-interp.txt

@@ -66,7 +66,7 @@ describe('GPU tuning', () => {
     for (const m of t.matvec) console.log(`  ${m.shape.x}x${m.shape.y}: classifier ${m.classifier_us} µs, layer ${m.layer_us} µs (${m.samples})`);
     for (const a of t.attention) console.log(`  attention ${a.lanes}: ${a.us} µs (${a.samples})`);
     // Cut exactly when the tuner's clock passed the budget (the budget logic itself is tested
-    // on a virtual clock in engine/tests/gpu_tune.rs; no wall-clock limit here).
+    // on a virtual clock in engine/tests/suite/gpu_tune.rs; no wall-clock limit here).
     assert.equal(t.cut, t.matvec.some((m) => m.samples < 5) || t.attention.some((a) => a.samples < 5), 'cut iff a round is missing');
     if (t.cut) assert.ok(t.elapsed_ms >= t.budget_ms, `cut at ${t.elapsed_ms} of ${t.budget_ms} ms`);
     // Measured in order, the default first: the measured candidates are a prefix of the list.

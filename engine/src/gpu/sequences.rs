@@ -4,7 +4,7 @@
 //! layer's cache buffer (`Step::seq_rows`, `row_pos`/`row_kv` in common.wgsl). Every row is at
 //! the same position, as the sequences of one prompt are. A sequence's logits equal its single
 //! run's within the GPU's tolerance (the batched kernels sum in another order than the fused
-//! one-row ones); `tests/gpu_sequences.rs` holds them against the CPU path.
+//! one-row ones); `tests/suite/gpu_sequences.rs` holds them against the CPU path.
 //!
 //! `GpuBatchGeneration` drives one `Generation` per sampler as `cpu::batch::BatchGeneration`
 //! does, sampling on the CPU from each row's logits.

@@ -34,7 +34,7 @@ pub struct PatchExample {
 }
 
 /// Examples measured on stories260K (tok512): equal token counts and clean and corrupted
-/// logit differences of opposite sign, several logits apart (figures in tests/interp.rs).
+/// logit differences of opposite sign, several logits apart (figures in tests/suite/interp.rs).
 pub const PATCH_EXAMPLES: &[PatchExample] = &[
     PatchExample {
         name: "she-or-he",
