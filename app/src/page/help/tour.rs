@@ -174,13 +174,8 @@ fn bring_into_view(doc: &web_sys::Document, el: &web_sys::Element) {
 /// The open box's distance from the screen's top while the page scrolls under it: its computed
 /// `top` (style.css says how far).
 fn pinned_top(el: &web_sys::Element) -> f64 {
-    use js_sys::{Function, Reflect};
-    let win = browser::window();
-    let style = Reflect::get(&win, &"getComputedStyle".into())
-        .ok()
-        .and_then(|f| wasm_bindgen::JsCast::dyn_into::<Function>(f).ok())
-        .and_then(|f| f.call1(&win, el).ok());
-    let top = style.and_then(|s| Reflect::get(&s, &"top".into()).ok()).and_then(|t| t.as_string());
+    let style = browser::window().get_computed_style(el).ok().flatten();
+    let top = style.and_then(|s| s.get_property_value("top").ok());
     top.and_then(|t| t.trim_end_matches("px").parse().ok()).unwrap_or(0.0)
 }
 
