@@ -1,7 +1,8 @@
 // Benchmark of the built site's CPU threads (issue 20; not a test): s15m decode in headless
 // Chromium on one thread (the plain worker) and on every thread (the threaded worker), side by
 // side in alternating rounds, and with L2C=DIR (a llama2.c checkout's run.c) llama2.c's
-// `run.c -Ofast -fopenmp -march=native` on as many threads natively, in the same rounds. Then
+// `run.c -Ofast -fopenmp -march=native` on as many threads natively, in the same rounds (and the
+// same run.c with its weights copied into anonymous memory, as a wasm memory holds them). Then
 // one LoRA step on the s15m shape at the Train view's default settings (its own estimate before a
 // run, "ms per step", and the steady step of a run started there), on one thread and on every
 // thread, in alternating rounds.
@@ -12,7 +13,7 @@
 // The page is opened once first, so its service worker makes bench.html cross-origin isolated.
 // Prints a table of medians and ratios, then JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser, openApp, sharedPath, startServer, tinylm } from './helpers.mjs';
@@ -93,9 +94,11 @@ const browser = await launchBrowser({ isolateReload: true });
 const load = () => execFileSync('cut', ['-d', ' ', '-f1-3', '/proc/loadavg']).toString().trim();
 try {
   let runc = null;
+  let runcAnon = null;
   if (L2C) {
     runc = join(tmp, 'run_omp');
     execFileSync('cc', ['-Ofast', '-fopenmp', '-march=native', join(L2C, 'run.c'), '-lm', '-o', runc]);
+    runcAnon = buildRunCAnon(join(L2C, 'run.c'), join(tmp, 'run_omp_anon'));
     tinylm(['make-model', '--shape', 's15m', '-o', join(tmp, 's15m.bin')]);
   }
   const sites = [[server, '']];
@@ -108,7 +111,7 @@ try {
     await page.close();
   }
   const loadBefore = load();
-  const rows = { cpu1: [], cpu: [], other_cpu1: [], other_cpu: [], runc: [] };
+  const rows = { cpu1: [], cpu: [], other_cpu1: [], other_cpu: [], runc: [], runc_anon: [] };
   let machine = null;
   for (let r = 0; r < (DECODE ? ROUNDS : 0); r++) {
     for (const [site, name] of sites) {
@@ -122,6 +125,7 @@ try {
       for (const x of out.results) rows[name + x.requested].push(x.decode_tok_s);
     }
     if (runc) rows.runc.push(runC(runc, join(tmp, 's15m.bin'), threads));
+    if (runcAnon) rows.runc_anon.push(runC(runcAnon, join(tmp, 's15m.bin'), threads));
   }
   // One LoRA step: the Train view's estimate on s15m, threads set by the address.
   if (LORA) await loraRows(rows, threads);
@@ -132,9 +136,10 @@ try {
   for (const [, name] of DECODE ? sites : []) {
     const who = name ? `OTHER build (${OTHER}) ` : '';
     console.log(`  ${who}wasm CPU, 1 thread        ${m[name + 'cpu1'].toFixed(1)} tok/s  (${list(rows[name + 'cpu1'])})`);
-    console.log(`  ${who}wasm CPU, ${threads} threads       ${m[name + 'cpu'].toFixed(1)} tok/s  (${list(rows[name + 'cpu'])})  ${(m[name + 'cpu'] / m[name + 'cpu1']).toFixed(2)}× one thread` + (m.runc ? `, ${(m[name + 'cpu'] / m.runc).toFixed(2)}× run.c` : ''));
+    console.log(`  ${who}wasm CPU, ${threads} threads       ${m[name + 'cpu'].toFixed(1)} tok/s  (${list(rows[name + 'cpu'])})  ${(m[name + 'cpu'] / m[name + 'cpu1']).toFixed(2)}× one thread` + (m.runc ? `, ${(m[name + 'cpu'] / m.runc).toFixed(2)}× run.c, ${(m[name + 'cpu'] / m.runc_anon).toFixed(2)}× run.c on anonymous memory` : ''));
   }
   if (m.runc) console.log(`  run.c -fopenmp, ${threads} threads ${m.runc.toFixed(1)} tok/s  (${list(rows.runc)})`);
+  if (m.runc_anon) console.log(`  the same, its weights copied to anonymous memory ${m.runc_anon.toFixed(1)} tok/s  (${list(rows.runc_anon)})`);
   if (LORA) {
     console.log(`One LoRA step, s15m shape, the Train view's default settings (ms, lower is better):`);
     for (const [kind, what] of [['lora_ms', 'estimate before a run'], ['lora_run_ms', `a run's steps ${RUN_FROM}+ (${RUN_STEPS} or more)`]]) {
@@ -151,6 +156,26 @@ try {
   await server.close();
   await other?.close();
   rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * run.c built as above, but with its weights copied from the mapped checkpoint into anonymous
+ * memory, which is what a wasm memory is: run.c reads them where the file is mapped, the page
+ * cache, which Linux may hold in large folios (ext4 does since 6.x) while anonymous memory stays
+ * on 4 KiB pages unless a program asks for huge ones (V8 does not). The same work on the same
+ * kind of memory as the page; the plain run.c stays the issue's named peer.
+ */
+function buildRunCAnon(src, out) {
+  const from = 'float* weights_ptr = *data + sizeof(Config)/sizeof(float);';
+  const to = 'float* copy = mmap(NULL, *file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);' +
+    ' if (copy == MAP_FAILED) { exit(EXIT_FAILURE); } memcpy(copy, *data, *file_size);' +
+    ' float* weights_ptr = copy + sizeof(Config)/sizeof(float);';
+  const code = readFileSync(src, 'utf8');
+  if (!code.includes(from)) throw new Error(`${src}: read_checkpoint's weights line not found; cannot build the anonymous-memory run.c`);
+  const patched = join(tmp, 'run_anon.c');
+  writeFileSync(patched, code.replace(from, to));
+  execFileSync('cc', ['-Ofast', '-fopenmp', '-march=native', patched, '-lm', '-o', out]);
+  return out;
 }
 
 /** Adds `lora_ms_1`/`_all` (the Train view's estimate) and `lora_run_ms_1`/`_all` (a run's steady
