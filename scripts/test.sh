@@ -50,10 +50,22 @@ step "cargo fmt --check" cargo fmt --all -- --check
 # No module of engine/src, app/src/page or app/src/worker imports another in a circle.
 step "import cycles" python3 scripts/check-imports.py
 
+# Lints deny warnings, and run inside the builds: clippy-driver as the workspace's rustc, as
+# `cargo clippy` runs it, with -D warnings. A separate `cargo clippy` would check every dependency
+# once more (2 minutes natively, 5 for wasm32 on a 2-core machine). TINYLM_CLIPPY=0 skips them.
+lint=""
+clippy=()
+if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
+    clippy=(env RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
+        CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
+    lint=" with clippy"
+fi
+
 # Engine, CLI and the app's pure parts (protocol, links, form checks, the worker's model store)
-# natively, in one build so shared crates compile once. The page itself is wasm-only and is
-# tested in the browser below.
-step "cargo test (engine, cli, app)" cargo test --workspace --no-fail-fast
+# natively, in one build so shared crates compile once; linted as they compile (every target:
+# libraries, binaries, unit and integration tests). The page itself is wasm-only and is tested
+# in the browser below.
+step "cargo test (engine, cli, app)$lint" "${clippy[@]}" cargo test --workspace --no-fail-fast
 # The engine's GPU path on WebGPU in headless Chromium (SwiftShader), compared with the CPU path.
 step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
     CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -62,19 +74,11 @@ step "engine on WebGPU (wasm, Chromium)" env WASM_BINDGEN_TEST_TIMEOUT=600 \
 # PyTorch run, compiled to wasm and run in Node (reuses the engine build of the step above).
 step "engine CPU kernels (wasm simd128, Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p tinylm-engine --target wasm32-unknown-unknown --test fast_kernels --test pretrain_wasm --test gemm
-# Lints deny warnings. TINYLM_CLIPPY=0 skips them (they cost a cold check build each).
-lint=""
-if [[ "${TINYLM_CLIPPY:-1}" != 0 ]]; then
-    step "clippy (engine, cli)" cargo clippy --workspace --exclude tinylm-app --all-targets -- -D warnings
-    # The app (its page code is wasm32 only) and the engine for wasm32 are linted inside the
-    # release build below: clippy-driver as the workspace's rustc, as `cargo clippy` runs it,
-    # with -D warnings. A separate `cargo clippy --target wasm32-unknown-unknown` would check
-    # every dependency for wasm32 once more (5 minutes on a 2-core machine). Exported, so that
-    # deploy.test.mjs's second build of the same code finds cargo's build under the same rustc.
-    RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
-    CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-    export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
-    lint=" (with clippy, wasm32)"
+# The app's page code and the engine for wasm32 are linted inside the release build, the same
+# way. Exported, so that deploy.test.mjs's second build of the same code finds cargo's build
+# under the same rustc.
+if ((${#clippy[@]})); then
+    export "${clippy[@]:1}"
 fi
 
 rm -rf dist

@@ -208,6 +208,12 @@ pub fn file_name(path: &str) -> String {
     clean.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(clean).to_string()
 }
 
+/// "Q4_K and Q6_K": the types `model`'s matrices are kept in; "" when all are f32.
+fn kept_as(model: &LoadedModel) -> String {
+    let types: Vec<&str> = model.quantized().map(|q| q.kept_types().iter().map(|t| t.name()).collect()).unwrap_or_default();
+    words::and_list(&types)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,10 +349,4 @@ mod tests {
         assert_eq!(file_name("models/s15m.bin?x=1"), "s15m.bin");
         assert_eq!(file_name("plain.bin"), "plain.bin");
     }
-}
-
-/// "Q4_K and Q6_K": the types `model`'s matrices are kept in; "" when all are f32.
-fn kept_as(model: &LoadedModel) -> String {
-    let types: Vec<&str> = model.quantized().map(|q| q.kept_types().iter().map(|t| t.name()).collect()).unwrap_or_default();
-    words::and_list(&types)
 }
