@@ -9,12 +9,13 @@
 //   /tmp/analog THREADS TOUCH      (TOUCH 1: one load 16 KiB ahead where a page begins, as the
 //                                   engine's one-thread path does)
 #define _GNU_SOURCE
-#include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+
+#include "kernel_bench/row_sse.h"
 
 #define COLS 288
 #define AHEAD 16384
@@ -29,17 +30,7 @@ static void rows(float *out, const float *x, const float *w, int n) {
       size_t page = ((at + 4095) & ~(uintptr_t)4095) - (uintptr_t)base;
       if (page < (size_t)(r + 1) * COLS * 4 + AHEAD && page < span) (void)*(volatile const char *)(base + page);
     }
-    const float *row = w + (size_t)r * COLS;
-    __m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int j = 0; j < COLS; j += 16) {
-      a0 = _mm_add_ps(a0, _mm_mul_ps(_mm_loadu_ps(row + j), _mm_loadu_ps(x + j)));
-      a1 = _mm_add_ps(a1, _mm_mul_ps(_mm_loadu_ps(row + j + 4), _mm_loadu_ps(x + j + 4)));
-      a2 = _mm_add_ps(a2, _mm_mul_ps(_mm_loadu_ps(row + j + 8), _mm_loadu_ps(x + j + 8)));
-      a3 = _mm_add_ps(a3, _mm_mul_ps(_mm_loadu_ps(row + j + 12), _mm_loadu_ps(x + j + 12)));
-    }
-    float l[4];
-    _mm_storeu_ps(l, _mm_add_ps(_mm_add_ps(a0, a1), _mm_add_ps(a2, a3)));
-    out[r] = (l[0] + l[1]) + (l[2] + l[3]);
+    out[r] = row_dot(w + (size_t)r * COLS, x, COLS);
   }
 }
 

@@ -4,32 +4,17 @@
 // page cache, which ext4 may hold in large folios) or `huge` (anonymous, MADV_HUGEPAGE). Built
 // with -fopenmp the rows split over OMP_NUM_THREADS threads. Prints ms per product and GB/s.
 #include <fcntl.h>
-#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "row_sse.h"
+
 __attribute__((noinline)) static void rows(float *out, int nrows, const float *x, const float *w, int n) {
-    int body = n - n % 16;
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < nrows; r++) {
-        const float *row = w + (size_t)r * n;
-        __m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int j = 0; j < body; j += 16) {
-            a0 = _mm_add_ps(a0, _mm_mul_ps(_mm_loadu_ps(row + j), _mm_loadu_ps(x + j)));
-            a1 = _mm_add_ps(a1, _mm_mul_ps(_mm_loadu_ps(row + j + 4), _mm_loadu_ps(x + j + 4)));
-            a2 = _mm_add_ps(a2, _mm_mul_ps(_mm_loadu_ps(row + j + 8), _mm_loadu_ps(x + j + 8)));
-            a3 = _mm_add_ps(a3, _mm_mul_ps(_mm_loadu_ps(row + j + 12), _mm_loadu_ps(x + j + 12)));
-        }
-        __m128 a = _mm_add_ps(_mm_add_ps(a0, a1), _mm_add_ps(a2, a3));
-        float t[4];
-        _mm_storeu_ps(t, a);
-        float s = (t[0] + t[1]) + (t[2] + t[3]);
-        for (int j = body; j < n; j++) s += row[j] * x[j];
-        out[r] = s;
-    }
+    for (int r = 0; r < nrows; r++) out[r] = row_dot(w + (size_t)r * n, x, n);
 }
 
 int main(int argc, char **argv) {
@@ -43,7 +28,8 @@ int main(int argc, char **argv) {
         w = mmap(0, sz, PROT_READ, MAP_PRIVATE, fd, 0);
     } else {
         w = mmap(0, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (kind[0] == 'h') madvise(w, sz, MADV_HUGEPAGE);
+        // Small pages unless asked, whatever the system's transparent-huge-page default.
+        madvise(w, sz, kind[0] == 'h' ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
         for (size_t i = 0; i < (size_t)n * nr; i++) w[i] = (i % 7) * 0.1f;
     }
     if (w == MAP_FAILED) return 1;
