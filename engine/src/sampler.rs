@@ -80,8 +80,16 @@ impl Sampler {
     }
 }
 
-/// Index of the first maximum.
+/// Index of the first maximum (NaNs never win; a NaN first element does).
 pub fn argmax(x: &[f32]) -> usize {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return crate::cpu::fast::wasm_argmax(x);
+    #[allow(unreachable_code)]
+    argmax_scalar(x)
+}
+
+/// `argmax` one element at a time: the reference the SIMD form is tested against.
+pub fn argmax_scalar(x: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate().skip(1) {
         if v > x[best] {

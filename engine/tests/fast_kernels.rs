@@ -15,7 +15,7 @@ use tinylm_engine::generate::Backend;
 use tinylm_engine::lora::kernels::{self as k, AttnShape, IGNORE};
 use tinylm_engine::lora::{self, Adapter, Base, Batch, LoraConfig, Target};
 use tinylm_engine::randmodel::{det_uniform, random_tokens, random_weights};
-use tinylm_engine::sampler::argmax;
+use tinylm_engine::sampler::{argmax, argmax_scalar};
 use tinylm_engine::{checkpoint, Config, Weights};
 
 #[cfg(target_arch = "wasm32")]
@@ -235,6 +235,41 @@ fn dot_and_axpy_match_the_scalar_loops() {
         }
         assert_eq!(y, z, "axpy {n}");
     }
+}
+
+/// `argmax` (simd128 lanes in wasm) returns the scalar loop's index: the first of equal maxima
+/// (ties, -0 against 0, the winner in the SIMD body, the tail or first), NaNs that never win, a
+/// NaN first element that does, and a vocabulary's length.
+#[test]
+fn argmax_equals_the_scalar_loop() {
+    let mut cases: Vec<Vec<f32>> = vec![vec![], vec![1.0], vec![0.0; 9], vec![f32::NAN; 11]];
+    for n in [2, 7, 8, 9, 15, 16, 17, 33, 32000] {
+        let x = rand(21, "argmax", n);
+        cases.push(x.clone());
+        // Every element a small integer, so ties are everywhere.
+        cases.push(x.iter().map(|v| (v * 3.0).round()).collect());
+        for at in [0, n / 2, n - 1] {
+            let mut y = x.clone();
+            y[at] = 5.0;
+            cases.push(y.clone());
+            // A NaN beside the winner, and in its SIMD lane after it.
+            y[(at + 1) % n] = f32::NAN;
+            y[(at + 4) % n] = f32::NAN;
+            cases.push(y.clone());
+            y[0] = f32::NAN;
+            cases.push(y);
+        }
+        let mut z = vec![-0.0; n];
+        z[n - 1] = 0.0;
+        cases.push(z);
+        cases.push(vec![f32::NEG_INFINITY; n]);
+        cases.push(x.iter().enumerate().map(|(i, &v)| if i % 5 == 3 { f32::NAN } else { v }).collect());
+    }
+    for x in &cases {
+        assert_eq!(argmax(x), argmax_scalar(x), "{x:?}");
+    }
+    let x = rand(22, "argmax", 32000);
+    assert_eq!(argmax(&x), argmax_scalar(&x));
 }
 
 #[test]

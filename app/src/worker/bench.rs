@@ -43,6 +43,7 @@ async fn run(req: &BenchRequest) -> Result<BenchResult, String> {
     let backends::Opened { mut backend, info, .. } = backends::open(&loaded, req.choice).await?;
     let workgroups = backend.gpu().map(|g| g.workgroups());
     let steps = req.steps.min(backend.config().seq_len);
+    wait_for_threads().await;
     decode(&mut backend, WARM_UP.min(steps)).await?;
     let mut runs = Vec::with_capacity(req.runs);
     for i in 0..req.runs {
@@ -68,6 +69,20 @@ async fn run(req: &BenchRequest) -> Result<BenchResult, String> {
         workgroups,
         tuning,
     })
+}
+
+/// Longest wait for the CPU pool's threads before timing.
+const THREADS_WAIT_MS: f64 = 10_000.0;
+
+/// Waits, yielding, until every CPU pool thread takes tasks (at most `THREADS_WAIT_MS`). Their
+/// Web Workers start beside this one and come up only while it yields, and a bench page makes its
+/// model first without yielding, so its first run would otherwise time one thread.
+async fn wait_for_threads() {
+    let pool = tinylm_engine::pool::current();
+    let t = now_ms();
+    while pool.running() < pool.threads() && now_ms() - t < THREADS_WAIT_MS {
+        yield_now().await;
+    }
 }
 
 /// Most time the page's tuning run may take (SwiftShader needs seconds; see README).

@@ -30,6 +30,11 @@ pub trait Pool: Send + Sync {
     /// (the caller's included), and returns when every call has returned. A panicking task
     /// panics here, after the others have finished.
     fn run(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync));
+    /// Threads taking tasks now, the caller's included: fewer than `threads` while a host's
+    /// workers are still starting.
+    fn running(&self) -> usize {
+        self.threads()
+    }
 }
 
 /// One thread: the tasks in order on the caller's thread.
@@ -326,6 +331,7 @@ mod tests {
         };
         let serial = sums(&Serial);
         assert_eq!(sums(&*pool), serial, "no thread started yet: the caller runs every task");
+        assert_eq!((pool.threads(), pool.running()), (3, 1));
         let hosts: Vec<_> = (0..2)
             .map(|_| {
                 let p = pool.clone();
@@ -335,7 +341,7 @@ mod tests {
         while pool.started() < 2 {
             std::thread::yield_now();
         }
-        assert_eq!(pool.threads(), 3);
+        assert_eq!((pool.threads(), pool.running()), (3, 3));
         let seen = Mutex::new(std::collections::HashSet::new());
         for _ in 0..200 {
             assert_eq!(sums(&*pool), serial);

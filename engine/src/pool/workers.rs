@@ -29,8 +29,11 @@ const MAX_TASKS: usize = 0xffff;
 /// clock in std, so there a count of polls of about that length).
 #[cfg(not(target_arch = "wasm32"))]
 const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+/// In V8 a poll is a plain load (wasm has no pause instruction), so 2^16 of them lasted only
+/// tens of microseconds: the worker slept about once per s15m token and the next product waited
+/// for its wake-up (a futex wake, slow in a VM). 2^20 keeps it polling through a token's gaps.
 #[cfg(target_arch = "wasm32")]
-const SPIN_POLLS: u32 = 1 << 16;
+const SPIN_POLLS: u32 = 1 << 20;
 
 type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
@@ -188,6 +191,10 @@ impl Workers {
 impl Pool for Workers {
     fn threads(&self) -> usize {
         self.size
+    }
+
+    fn running(&self) -> usize {
+        self.started() + 1
     }
 
     fn run(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
