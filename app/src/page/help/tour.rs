@@ -4,7 +4,7 @@
 //! Skipping or finishing it is remembered on this device (localStorage). On a phone's narrow
 //! screen a first visit shows only a one-line offer ("Show the tour"), so the story box and the
 //! Generate button stay in the first screen; Help always opens the steps themselves. Leaving the
-//! step's tab by the tabs folds the tour to one line too ("Tour paused", "Resume the tour"), so a
+//! step's tab by the tabs folds the tour to one line too ("Tour paused.", "Resume"), so a
 //! step's box is never pinned over another view.
 
 use crate::page::browser;
@@ -221,8 +221,10 @@ pub fn Tour(tour: TourState, tab: RwSignal<&'static str>) -> impl IntoView {
             <aside class="tour tour-folded" data-testid="tour" data-folded="true" aria-label="Tour">
                 <p>{move || if paused() { "Tour paused." } else { "New here?" }}</p>
                 <div class="actions">
-                    <button type="button" data-testid="tour-open" on:click=move |_| unfold(tour)>
-                        {move || if paused() { "Resume the tour" } else { "Show the tour" }}
+                    // "Resume" alone keeps the paused line to one line on a phone.
+                    <button type="button" data-testid="tour-open" on:click=move |_| unfold(tour)
+                        aria-label=move || if paused() { "Resume the tour" } else { "Show the tour" }>
+                        {move || if paused() { "Resume" } else { "Show the tour" }}
                     </button>
                     <button type="button" class="secondary" data-testid="tour-skip" on:click=move |_| tour.close()>"Skip"</button>
                 </div>
