@@ -1,8 +1,8 @@
 // Registers the service worker (sw.js) and offers a new version when one is waiting. An
 // external file, so the page's CSP needs no inline script.
 /**
- * A notice at the foot of the page: its words and one button (role status, so it is read out);
- * the button runs `onClick`, or by default reloads the page.
+ * A notice at the foot of the page, under any already there: its words and one button (role
+ * status, so it is read out); the button runs `onClick`, or by default reloads the page.
  */
 function notice({ id, testid, text, button, buttonTestid, onClick = () => location.reload() }) {
   const el = document.createElement('div');
@@ -18,8 +18,20 @@ function notice({ id, testid, text, button, buttonTestid, onClick = () => locati
   b.textContent = button;
   b.onclick = onClick;
   el.append(words, b);
-  document.body.append(el);
+  notices().append(el);
   return el;
+}
+
+/** The stack the notices sit in at the page's foot, so two never cover each other. */
+function notices() {
+  let stack = document.getElementById('notices');
+  if (!stack) {
+    stack = document.createElement('div');
+    stack.id = 'notices';
+    stack.className = 'notices';
+    document.body.append(stack);
+  }
+  return stack;
 }
 
 const banner = () => document.getElementById('update')

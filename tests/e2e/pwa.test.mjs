@@ -300,8 +300,8 @@ describe('offline app (service worker, manifest, storage)', () => {
       await Promise.all([a.waitForEvent('load'), a.click('[data-testid=isolate-reload]')]);
       await a.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 30_000 });
       assert.equal(await waitForState(a, ['ready', 'error']), 'ready');
-      await a.click('[data-testid=isolated-reload] button');
-      assert.equal(await a.locator('[data-testid=isolated-reload]').count(), 0, 'OK closes the line');
+      // Its "reloaded once" line stays open until the next notice below joins it.
+      await a.waitForSelector('[data-testid=isolated-reload]');
 
       // A second tab; a new build; the second tab accepts it. The first keeps running what it
       // loaded (no reload), drops its own update offer and says what happened.
@@ -321,7 +321,13 @@ describe('offline app (service worker, manifest, storage)', () => {
       assert.equal(aLoads.count, before, 'the first tab was not reloaded');
       assert.equal(await a.title(), 'TinyLM Lab');
       assert.equal(await a.locator('[data-testid=update]').count(), 0, 'no offer of a version that already took over');
+      // Two notices at once stack at the foot, neither covering the other.
+      const [first, next] = await Promise.all(['isolated-reload', 'changed-elsewhere'].map((t) => a.locator(`[data-testid=${t}]`).boundingBox()));
+      assert.ok(first.y + first.height <= next.y, `the notices overlap: ${JSON.stringify([first, next])}`);
+      assert.ok(next.y + next.height <= a.viewportSize().height, 'the newest notice is on the screen');
       await screenshot(a, 'changed-elsewhere');
+      await a.click('[data-testid=isolated-reload] button');
+      assert.equal(await a.locator('[data-testid=isolated-reload]').count(), 0, 'OK closes the line');
       await Promise.all([a.waitForEvent('load'), a.click('[data-testid=changed-reload]')]);
       await a.waitForFunction(() => document.title === 'TinyLM Lab v2');
       assert.equal(await waitForState(a, ['ready', 'error']), 'ready');
