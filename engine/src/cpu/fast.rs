@@ -384,6 +384,4 @@ mod x86;
 #[path = "fast_wasm.rs"]
 mod wasm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub(crate) use wasm::argmax as wasm_argmax;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) use wasm::{touch_ahead, touch_here};

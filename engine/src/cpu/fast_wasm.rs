@@ -217,43 +217,6 @@ pub fn matmul_dx(dx: &mut [f32], dy: &[f32], w: &[f32], n_in: usize, s: f32) {
     }
 }
 
-/// `sampler::argmax_scalar`'s index, four lanes at a time: each lane keeps the largest of its
-/// elements that beat the first (a NaN never compares greater, so never wins), then the first
-/// element equal to the largest of the lanes is the answer. The scalar loop's dependent reload
-/// of `x[best]` took ≈0.1 ms of a token on a 32,000-word vocabulary in V8 (2-core VM), ≈5% of a
-/// two-thread s15m step.
-pub fn argmax(x: &[f32]) -> usize {
-    let n = x.len();
-    if n < 8 || x[0].is_nan() {
-        return crate::sampler::argmax_scalar(x);
-    }
-    let body = n - n % 4;
-    let mut m = splat(x[0]);
-    for j in (0..body).step_by(4) {
-        let v = load(x, j);
-        m = v128_bitselect(v, m, f32x4_gt(v, m));
-    }
-    let mut max = x[0];
-    for v in [f32x4_extract_lane::<0>(m), f32x4_extract_lane::<1>(m), f32x4_extract_lane::<2>(m), f32x4_extract_lane::<3>(m)] {
-        if v > max {
-            max = v;
-        }
-    }
-    for &v in &x[body..] {
-        if v > max {
-            max = v;
-        }
-    }
-    let mv = splat(max);
-    for j in (0..body).step_by(4) {
-        let hit = i32x4_bitmask(f32x4_eq(load(x, j), mv));
-        if hit != 0 {
-            return j + hit.trailing_zeros() as usize;
-        }
-    }
-    body + x[body..].iter().position(|&v| v == max).unwrap_or(0)
-}
-
 /// `e^x` per lane: Cephes' range reduction and degree-5 polynomial (as the AVX2 `exp`, with
 /// separate multiplies and adds), inputs clamped to ±87.3 so the result stays a normal float.
 #[inline(always)]
