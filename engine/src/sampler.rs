@@ -127,18 +127,9 @@ mod simd {
             let v = load(x, j);
             m = v128_bitselect(v, m, f32x4_gt(v, m));
         }
-        let mut max = x[0];
-        for v in [f32x4_extract_lane::<0>(m), f32x4_extract_lane::<1>(m), f32x4_extract_lane::<2>(m), f32x4_extract_lane::<3>(m)]
-        {
-            if v > max {
-                max = v;
-            }
-        }
-        for &v in &x[body..] {
-            if v > max {
-                max = v;
-            }
-        }
+        let lanes =
+            [f32x4_extract_lane::<0>(m), f32x4_extract_lane::<1>(m), f32x4_extract_lane::<2>(m), f32x4_extract_lane::<3>(m)];
+        let max = lanes.into_iter().chain(x[body..].iter().copied()).fold(x[0], |m, v| if v > m { v } else { m });
         let mv = f32x4_splat(max);
         for j in (0..body).step_by(4) {
             let hit = i32x4_bitmask(f32x4_eq(load(x, j), mv));
