@@ -3,6 +3,8 @@
 //! (`gpu::lora`'s `TrainKernels`). Every kernel takes its buffers and its uniform (a `uniforms`
 //! struct) in bind group 0; the decode kernels take the per-submit `Step` in group 1.
 
+use std::sync::OnceLock;
+
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
@@ -16,11 +18,18 @@ use crate::error::{Error, Result};
 pub const STEP_SLOT: u64 = 256;
 
 /// A compiled kernel family: the bind group layout of its `Spec`'s slots and one pipeline per
-/// entry point.
+/// entry point, each made the first time it is asked for. A backend holds every decode kernel,
+/// but a run uses about half of their entry points (the fused decode path or the unfused one,
+/// knock-outs only when set); making a pipeline is the slow part of loading a model onto a GPU
+/// (its driver compiles the shader; ≈0.6 s each on SwiftShader), so the unused ones cost nothing.
+/// The shader module is still made at once, so WGSL errors surface while the model loads.
 pub struct Kernel {
     pub name: &'static str,
     pub layout: wgpu::BindGroupLayout,
-    entries: Vec<(&'static str, wgpu::ComputePipeline)>,
+    device: wgpu::Device,
+    module: wgpu::ShaderModule,
+    pipeline_layout: wgpu::PipelineLayout,
+    entries: Vec<(&'static str, OnceLock<wgpu::ComputePipeline>)>,
 }
 
 impl Kernel {
@@ -65,22 +74,8 @@ impl Kernel {
             bind_group_layouts: &groups,
             immediate_size: 0,
         });
-        let entries = spec
-            .entries
-            .iter()
-            .map(|&e| {
-                let p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(e),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(e),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                (e, p)
-            })
-            .collect();
-        Kernel { name: spec.name, layout, entries }
+        let entries = spec.entries.iter().map(|&e| (e, OnceLock::new())).collect();
+        Kernel { name: spec.name, layout, device: dev.clone(), module, pipeline_layout: pl, entries }
     }
 
     /// `spec` at the decode shapes `wg`, reading f32 weights.
@@ -99,13 +94,24 @@ impl Kernel {
         Kernel::new(ctx, spec, &(spec.source)(wg, f), step_layout)
     }
 
-    /// The pipeline of entry point `entry`; an entry point the kernel lacks is an error.
+    /// The pipeline of entry point `entry`, made on first use; an entry point the kernel lacks
+    /// is an error.
     pub fn pipeline(&self, entry: &str) -> Result<&wgpu::ComputePipeline> {
-        self.entries
+        let (e, slot) = self
+            .entries
             .iter()
             .find(|(e, _)| *e == entry)
-            .map(|(_, p)| p)
-            .ok_or_else(|| Error::Gpu(format!("the {} kernel has no entry point `{entry}`", self.name)))
+            .ok_or_else(|| Error::Gpu(format!("the {} kernel has no entry point `{entry}`", self.name)))?;
+        Ok(slot.get_or_init(|| {
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(e),
+                layout: Some(&self.pipeline_layout),
+                module: &self.module,
+                entry_point: Some(e),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        }))
     }
 
     /// A bind group with `buffers` bound whole, in binding order.
