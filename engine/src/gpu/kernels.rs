@@ -308,4 +308,44 @@ mod tests {
             assert_eq!(e, format!("GPU: the sample kernel has no entry point `{bad}`"));
         }
     }
+
+    /// Pipelines are made on first use, so one no run dispatches would never be checked: make
+    /// every entry point of every kernel, in every weight format whose source differs, and
+    /// expect no error from the device.
+    #[test]
+    fn every_entry_point_of_every_kernel_makes_a_pipeline() {
+        let ctx = match GpuContext::with_shader_f16(true) {
+            Ok(c) => c,
+            Err(Error::NoGpu(e)) => return println!("skipped: {e}"),
+            Err(e) => panic!("{e}"),
+        };
+        let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
+        let formats = [
+            WeightFormat::F32,
+            WeightFormat::Int8 { group: 32, mins: false },
+            WeightFormat::Int8 { group: 16, mins: true },
+            WeightFormat::Half { bf16: false },
+            WeightFormat::Half { bf16: true },
+            WeightFormat::Blocks,
+            WeightFormat::F16,
+        ];
+        let layout = step_layout(&ctx);
+        let wg = Workgroups::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut made = 0;
+        for spec in registry::ALL {
+            for f in formats {
+                let src = (spec.source)(&wg, f);
+                if (src.contains("enable f16") && !f16) || !seen.insert(src.clone()) {
+                    continue;
+                }
+                let k = Kernel::new(&ctx, spec, &src, Some(&layout));
+                let all = ctx.scoped(spec.name, || spec.entries.iter().try_for_each(|e| k.pipeline(e).map(drop)));
+                pollster::block_on(all).and_then(|r| r).unwrap_or_else(|e| panic!("{} in {f:?}: {e}", spec.name));
+                made += spec.entries.len();
+            }
+        }
+        println!("{made} pipelines made (shader-f16: {f16})");
+        assert!(made >= registry::ALL.iter().map(|s| s.entries.len()).sum::<usize>());
+    }
 }
