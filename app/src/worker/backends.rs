@@ -5,14 +5,13 @@
 //! kept measurement says the CPU is faster, asks for WebGPU to be started beside it (`speed`).
 
 use js_sys::{Function, Reflect};
-use tinylm_engine::generate::{Backend, Generator};
 use tinylm_engine::gpu::{AnyBackend, BackendChoice, GpuBackend, GpuOptions, Reason, WeightFormat};
-use tinylm_engine::{Error, LoadedModel, NoGpu, Sampler, BOS};
+use tinylm_engine::{Error, LoadedModel, NoGpu};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::bridge::{now_ms, scope};
-use super::warmup::Warmup;
+use super::warmup::{compile_story_path, Warmup};
 use crate::protocol::{BackendInfo, BackendKind, Choice};
 use crate::speed::{fallback_reason, When, WARMING};
 use crate::words;
@@ -53,21 +52,11 @@ pub async fn open(model: &LoadedModel, choice: Choice) -> Result<Opened, String>
     };
     let mut backend = backend;
     if matches!(backend, AnyBackend::Gpu(_)) {
-        compile_story_path(&mut backend).await?;
+        compile_story_path(&mut backend).await.map_err(|e| words::run_error(&e))?;
     }
     let start_ms = now_ms() - t0;
     let info = describe(model, &backend, choice, missing.or(failure.map(|f| plain(&f)))).await;
     Ok(Opened { backend, info: BackendInfo { start_ms, ..info }, warmup: None })
-}
-
-/// A two-token prompt and one token more on a GPU just opened: its pipelines are made on first
-/// use, so a story's (the batched prompt pass, decode, sampling) compile here, while the page
-/// says the backend is starting and inside its "Started in", not in the first story's wait.
-async fn compile_story_path(b: &mut AnyBackend) -> Result<(), String> {
-    let mut sampler = Sampler::new(0.0, 0.9, 1).map_err(|e| words::run_error(&e))?;
-    let steps = b.config().seq_len.min(3);
-    let prompt = if steps == 3 { &[BOS, BOS][..] } else { &[BOS][..] };
-    b.generate_async(prompt, steps, &mut sampler, |_| true).await.map(drop).map_err(|e| words::run_error(&e))
 }
 
 /// Auto: the CPU at once, with WebGPU to be started beside it when it may be faster.
