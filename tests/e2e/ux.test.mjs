@@ -61,6 +61,12 @@ describe('Auto chooses the backend by measurement (WebGPU on SwiftShader)', () =
     assert.ok(worker, 'the engine worker');
     await worker.evaluate(() => {
       Object.defineProperty(GPUAdapterInfo.prototype, 'isFallbackAdapter', { get: () => false, configurable: true });
+      // A GPU that takes seconds to start, whatever Chromium's pipeline cache already holds from
+      // earlier tests (pipelines are made on first use, so a warm cache starts WebGPU quickly).
+      const requestDevice = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = function (...args) {
+        return new Promise((ok) => setTimeout(ok, 3000)).then(() => requestDevice.apply(this, args));
+      };
     });
     await page.selectOption('[data-testid=backend-choice]', 'cpu');
     assert.equal(await waitForState(page, ['ready', 'error']), 'ready');
