@@ -320,21 +320,12 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let f16 = ctx.device.features().contains(wgpu::Features::SHADER_F16);
-        let formats = [
-            WeightFormat::F32,
-            WeightFormat::Int8 { group: 32, mins: false },
-            WeightFormat::Int8 { group: 16, mins: true },
-            WeightFormat::Half { bf16: false },
-            WeightFormat::Half { bf16: true },
-            WeightFormat::Blocks,
-            WeightFormat::F16,
-        ];
         let layout = step_layout(&ctx);
         let wg = Workgroups::default();
         let mut seen = std::collections::HashSet::new();
         let mut made = 0;
         for spec in registry::ALL {
-            for f in formats {
+            for f in registry::FORMATS {
                 let src = (spec.source)(&wg, f);
                 if (src.contains("enable f16") && !f16) || !seen.insert(src.clone()) {
                     continue;

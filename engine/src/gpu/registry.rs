@@ -278,6 +278,18 @@ pub const PRETRAIN: Spec = Spec {
     source: |_, _| format!("{COMMON}{}", wgsl!("pretrain.wgsl")),
 };
 
+/// Every weight format a kernel's source is written for, for the checks on every kernel.
+#[cfg(test)]
+pub const FORMATS: [WeightFormat; 7] = [
+    WeightFormat::F32,
+    WeightFormat::Int8 { group: 32, mins: false },
+    WeightFormat::Int8 { group: 16, mins: true },
+    WeightFormat::Half { bf16: false },
+    WeightFormat::Half { bf16: true },
+    WeightFormat::Blocks,
+    WeightFormat::F16,
+];
+
 /// Every kernel, for the checks below.
 #[cfg(test)]
 pub const ALL: [&Spec; 22] = [
@@ -371,15 +383,7 @@ mod tests {
     #[test]
     fn every_kernel_declares_the_bindings_its_spec_lists() {
         for spec in ALL {
-            for f in [
-                WeightFormat::F32,
-                WeightFormat::Int8 { group: 32, mins: false },
-                WeightFormat::Int8 { group: 16, mins: true },
-                WeightFormat::Half { bf16: false },
-                WeightFormat::Half { bf16: true },
-                WeightFormat::Blocks,
-                WeightFormat::F16,
-            ] {
+            for f in FORMATS {
                 check_bindings(spec, &(spec.source)(&Workgroups::default(), f));
             }
         }
